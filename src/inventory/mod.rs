@@ -1,0 +1,127 @@
+//! Inventory: which machines exist, how to reach them, and their variables.
+//!
+//! API CONTRACT (filled in by the inventory work): types below are fixed; loading,
+//! pattern selection and variable merging are implemented in this module tree.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::location::Location;
+use crate::transport::known_hosts::HostKeyPolicy;
+
+/// Variables as parsed from YAML. JSON values because minijinja, reports and
+/// `--json` output all consume serde values.
+pub type Vars = serde_json::Map<String, serde_json::Value>;
+
+/// How parc reaches a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionKind {
+    #[default]
+    Ssh,
+    /// Run on the controller itself (no SSH), e.g. for imaging a local file.
+    Local,
+}
+
+/// Privilege escalation for non-root users.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Become {
+    /// Target user, `root` unless set.
+    pub user: String,
+    /// Environment variable holding the sudo password; `None` means sudo must not ask
+    /// (NOPASSWD) or the CLI prompts for it.
+    pub password_env: Option<String>,
+}
+
+/// Connection settings of a host after defaults were applied. Every field left
+/// `None` falls back to `~/.ssh/config` (via `ssh -G`) and then to OpenSSH defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ConnectionParams {
+    pub kind: ConnectionKind,
+    pub address: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub identity_file: Option<PathBuf>,
+    /// Jump host: an inventory host name or `[user@]host[:port]`.
+    pub jump: Option<String>,
+    pub known_hosts: Option<PathBuf>,
+    pub host_key_policy: Option<HostKeyPolicy>,
+    pub become_: Option<Become>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Host {
+    pub name: String,
+    pub connection: ConnectionParams,
+    /// The host's own variables (not merged with groups; see `Inventory::vars_for`).
+    pub vars: Vars,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Group {
+    pub name: String,
+    pub hosts: Vec<String>,
+    pub children: Vec<String>,
+    pub vars: Vars,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("cannot read inventory {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{location}: {message}")]
+    Invalid { location: Location, message: String },
+    #[error("{path}: {message}")]
+    InvalidNoLocation { path: PathBuf, message: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PatternError {
+    #[error("empty host pattern: give `all`, a group, a host name or a glob such as `ws-*`")]
+    Empty,
+    #[error("host pattern `{pattern}`: `{term}` matches no host or group in {inventory}")]
+    NoMatch {
+        pattern: String,
+        term: String,
+        inventory: PathBuf,
+    },
+    #[error("host pattern `{pattern}` selects no host (its exclusions/intersections removed them all)")]
+    EmptyResult { pattern: String },
+    #[error("host pattern `{pattern}`: bad term `{term}`: {reason}")]
+    BadTerm {
+        pattern: String,
+        term: String,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub path: PathBuf,
+    hosts: BTreeMap<String, Host>,
+    groups: BTreeMap<String, Group>,
+}
+
+impl Inventory {
+    pub fn load(_path: &Path) -> Result<Self, InventoryError> {
+        unimplemented!()
+    }
+    pub fn select(&self, _pattern: &str) -> Result<Vec<&Host>, PatternError> {
+        unimplemented!()
+    }
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.get(name)
+    }
+    pub fn hosts(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.values()
+    }
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.groups.values()
+    }
+    pub fn vars_for(&self, _host: &str) -> Vars {
+        unimplemented!()
+    }
+}

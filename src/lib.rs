@@ -1,0 +1,8 @@
+//! parc: agentless deployment, verification and imaging for fleets of workstations.
+//!
+//! The library holds all logic; `src/main.rs` only calls [`cli::main`]. See the
+//! README's architecture section for how the modules fit together.
+
+pub mod inventory;
+pub mod location;
+pub mod transport;
