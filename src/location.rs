@@ -30,3 +30,157 @@ impl fmt::Display for Location {
         write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
     }
 }
+
+/// Where each value of a YAML document starts, by path (`resources.3.file.content`).
+///
+/// serde gives locations only for parse errors; errors found later (an undefined
+/// template variable in a field, a bad `when` expression, a missing template file)
+/// look their field up here so they can still point at `file:line:column`.
+#[derive(Debug, Clone, Default)]
+pub struct PositionMap {
+    file: PathBuf,
+    positions: std::collections::HashMap<String, (usize, usize)>,
+}
+
+impl PositionMap {
+    /// Index `text`. A document that does not parse yields an empty map: the
+    /// serde parse of the same text reports that error with its own location.
+    pub fn build(file: &std::path::Path, text: &str) -> Self {
+        let mut builder = PathBuilder::default();
+        let mut parser = yaml_rust2::parser::Parser::new_from_str(text);
+        let _ = parser.load(&mut builder, false);
+        PositionMap {
+            file: file.to_path_buf(),
+            positions: builder.positions,
+        }
+    }
+
+    /// The location of the value at `path`, or of its nearest recorded ancestor.
+    pub fn locate(&self, path: &str) -> Location {
+        let mut p = path;
+        loop {
+            if let Some(&(line, column)) = self.positions.get(p) {
+                return Location {
+                    file: self.file.clone(),
+                    line,
+                    column,
+                };
+            }
+            match p.rfind('.') {
+                Some(i) => p = &p[..i],
+                None => {
+                    return Location {
+                        file: self.file.clone(),
+                        line: 1,
+                        column: 1,
+                    };
+                }
+            }
+        }
+    }
+}
+
+enum Frame {
+    Map { key: Option<String> },
+    Seq { index: usize },
+}
+
+#[derive(Default)]
+struct PathBuilder {
+    stack: Vec<Frame>,
+    positions: std::collections::HashMap<String, (usize, usize)>,
+}
+
+impl PathBuilder {
+    fn current_path(&self) -> String {
+        let mut parts = Vec::new();
+        for f in &self.stack {
+            match f {
+                Frame::Map { key: Some(k) } => parts.push(k.clone()),
+                Frame::Map { key: None } => {}
+                Frame::Seq { index } => parts.push(index.to_string()),
+            }
+        }
+        parts.join(".")
+    }
+
+    /// Called for a node in value position: records it, then advances the parent.
+    fn value_at(&mut self, mark: yaml_rust2::scanner::Marker) {
+        let path = self.current_path();
+        self.positions
+            .entry(path)
+            .or_insert((mark.line(), mark.col() + 1));
+    }
+
+    fn after_value(&mut self) {
+        match self.stack.last_mut() {
+            Some(Frame::Map { key }) => *key = None,
+            Some(Frame::Seq { index }) => *index += 1,
+            None => {}
+        }
+    }
+
+    fn expecting_key(&self) -> bool {
+        matches!(self.stack.last(), Some(Frame::Map { key: None }))
+    }
+}
+
+impl yaml_rust2::parser::MarkedEventReceiver for PathBuilder {
+    fn on_event(&mut self, ev: yaml_rust2::parser::Event, mark: yaml_rust2::scanner::Marker) {
+        use yaml_rust2::parser::Event;
+        match ev {
+            Event::Scalar(value, ..) => {
+                if self.expecting_key() {
+                    if let Some(Frame::Map { key }) = self.stack.last_mut() {
+                        *key = Some(value);
+                    }
+                } else {
+                    self.value_at(mark);
+                    self.after_value();
+                }
+            }
+            Event::Alias(_) => {
+                if !self.expecting_key() {
+                    self.value_at(mark);
+                    self.after_value();
+                }
+            }
+            Event::MappingStart(..) => {
+                if !self.stack.is_empty() || self.positions.is_empty() {
+                    self.value_at(mark);
+                }
+                self.stack.push(Frame::Map { key: None });
+            }
+            Event::SequenceStart(..) => {
+                self.value_at(mark);
+                self.stack.push(Frame::Seq { index: 0 });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+                self.after_value();
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_nested_values() {
+        let text = "vars:\n  a: 1\nresources:\n  - file:\n      path: /etc/x\n      content: \"{{ y }}\"\n  - dir: {path: /d}\n";
+        let m = PositionMap::build(std::path::Path::new("p.yml"), text);
+        assert_eq!(
+            m.locate("resources.0.file.content").to_string(),
+            "p.yml:6:16"
+        );
+        assert_eq!(m.locate("resources.1.dir.path").to_string(), "p.yml:7:17");
+        assert_eq!(
+            m.locate("resources.1.dir.nothing").to_string(),
+            "p.yml:7:10"
+        );
+        assert_eq!(m.locate("vars.a").to_string(), "p.yml:2:6");
+    }
+}

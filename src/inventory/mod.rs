@@ -88,7 +88,9 @@ pub enum PatternError {
         term: String,
         inventory: PathBuf,
     },
-    #[error("host pattern `{pattern}` selects no host (its exclusions/intersections removed them all)")]
+    #[error(
+        "host pattern `{pattern}` selects no host (its exclusions/intersections removed them all)"
+    )]
     EmptyResult { pattern: String },
     #[error("host pattern `{pattern}`: bad term `{term}`: {reason}")]
     BadTerm {
@@ -120,6 +122,9 @@ impl Inventory {
     }
     pub fn groups(&self) -> impl Iterator<Item = &Group> {
         self.groups.values()
+    }
+    pub fn groups_of(&self, _host: &str) -> Vec<&str> {
+        unimplemented!()
     }
     pub fn vars_for(&self, _host: &str) -> Vars {
         unimplemented!()

@@ -2,7 +2,17 @@
 use std::path::PathBuf;
 
 /// What to do with a host key that known_hosts does not vouch for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum HostKeyPolicy {
     /// Refuse unknown keys (OpenSSH `StrictHostKeyChecking yes`).

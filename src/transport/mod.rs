@@ -6,10 +6,12 @@
 //! small is what lets the SSH and local implementations (and later a Windows one)
 //! stay interchangeable, and what lets tests count round trips per host.
 
+pub mod counting;
 pub mod known_hosts;
 pub mod local;
 pub mod ssh;
 pub mod ssh_config;
+pub mod sudo;
 
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};

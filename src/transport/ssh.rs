@@ -170,9 +170,10 @@ impl SshTransport {
         };
         let (handle, jump) = match &target.jump {
             None => {
-                let h = client::connect(config(), (target.hostname.as_str(), target.port), verifier)
-                    .await
-                    .map_err(map_err)?;
+                let h =
+                    client::connect(config(), (target.hostname.as_str(), target.port), verifier)
+                        .await
+                        .map_err(map_err)?;
                 (h, None)
             }
             Some(jump) => {
@@ -328,7 +329,9 @@ impl Transport for SshTransport {
                 match msg {
                     ChannelMsg::Data { data } => stdout.write_all(&data).await?,
                     ChannelMsg::ExtendedData { data, ext: 1 } => stderr.write_all(&data).await?,
-                    ChannelMsg::ExitStatus { exit_status } => status = ExitStatus::Code(exit_status),
+                    ChannelMsg::ExitStatus { exit_status } => {
+                        status = ExitStatus::Code(exit_status)
+                    }
                     ChannelMsg::ExitSignal { signal_name, .. } => {
                         status = ExitStatus::Signal(format!("{signal_name:?}"))
                     }

@@ -1,0 +1,210 @@
+//! From an inventory host to an open transport.
+//!
+//! Precedence for every connection setting: what the inventory says, then
+//! `~/.ssh/config` (through `ssh -G`, the exact source of truth where an OpenSSH
+//! client exists), then OpenSSH's defaults. Doing it here keeps both the inventory
+//! and the transports ignorant of each other.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::inventory::{ConnectionKind, Host, Inventory};
+use crate::transport::known_hosts::HostKeyPolicy;
+use crate::transport::local::LocalTransport;
+use crate::transport::ssh::{SshTarget, SshTransport};
+use crate::transport::ssh_config::{self, SshResolved};
+use crate::transport::sudo::Sudo;
+use crate::transport::{Transport, TransportError};
+
+/// Run-wide connection settings from the command line.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Overrides every host's policy when set (`--host-key-policy`).
+    pub host_key_policy: Option<HostKeyPolicy>,
+    pub connect_timeout: Duration,
+    /// sudo password for hosts with `become` (from a prompt or the environment).
+    pub become_password: Option<String>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            host_key_policy: None,
+            connect_timeout: Duration::from_secs(10),
+            become_password: None,
+        }
+    }
+}
+
+/// Open a transport to `host`, wrapped in sudo when the host says `become`.
+pub async fn connect(
+    inventory: &Inventory,
+    host: &Host,
+    options: &ConnectOptions,
+) -> Result<Arc<dyn Transport>, TransportError> {
+    let base: Arc<dyn Transport> = match host.connection.kind {
+        ConnectionKind::Local => Arc::new(LocalTransport),
+        ConnectionKind::Ssh => {
+            let target = ssh_target(inventory, host, options, 0).await?;
+            Arc::new(SshTransport::connect(&target).await?)
+        }
+    };
+    Ok(match &host.connection.become_ {
+        None => base,
+        Some(b) => {
+            let password = b
+                .password_env
+                .as_ref()
+                .and_then(|var| std::env::var(var).ok())
+                .or_else(|| options.become_password.clone());
+            Arc::new(Sudo::new(base, b.user.clone(), password))
+        }
+    })
+}
+
+/// Jump chains longer than this are a configuration loop, not a network.
+const MAX_JUMPS: usize = 8;
+
+async fn ssh_target(
+    inventory: &Inventory,
+    host: &Host,
+    options: &ConnectOptions,
+    depth: usize,
+) -> Result<SshTarget, TransportError> {
+    let c = &host.connection;
+    let alias = c.address.clone().unwrap_or_else(|| host.name.clone());
+    let resolved = resolve(&host.name, &alias).await?;
+    let jump_spec = c.jump.clone().or(resolved.proxy_jump.clone());
+    let jump = match jump_spec {
+        None => None,
+        Some(_) if depth >= MAX_JUMPS => {
+            return Err(TransportError::Connect {
+                host: host.name.clone(),
+                addr: alias,
+                reason: format!("more than {MAX_JUMPS} jump hosts: is there a ProxyJump loop?"),
+            });
+        }
+        Some(spec) => Some(Box::new(
+            Box::pin(jump_target(
+                inventory,
+                &host.name,
+                &spec,
+                options,
+                depth + 1,
+            ))
+            .await?,
+        )),
+    };
+    Ok(SshTarget {
+        name: host.name.clone(),
+        hostname: resolved.hostname,
+        port: c.port.unwrap_or(resolved.port),
+        user: c
+            .user
+            .clone()
+            .or(resolved.user)
+            .unwrap_or_else(current_user),
+        identity_files: match &c.identity_file {
+            Some(f) => vec![f.clone()],
+            None => resolved.identity_files,
+        },
+        known_hosts: match &c.known_hosts {
+            Some(f) => vec![f.clone()],
+            None => known_hosts_default(resolved.user_known_hosts_files),
+        },
+        policy: options
+            .host_key_policy
+            .or(c.host_key_policy)
+            .unwrap_or_default(),
+        jump,
+        connect_timeout: resolved
+            .connect_timeout
+            .map(Duration::from_secs)
+            .unwrap_or(options.connect_timeout),
+    })
+}
+
+/// A jump host named in the inventory uses its inventory settings; anything else
+/// is `[user@]host[:port]` (the last hop of a comma list is the nearest).
+async fn jump_target(
+    inventory: &Inventory,
+    via_of: &str,
+    spec: &str,
+    options: &ConnectOptions,
+    depth: usize,
+) -> Result<SshTarget, TransportError> {
+    let mut hops: Vec<&str> = spec.split(',').map(str::trim).collect();
+    let last = hops.pop().unwrap_or(spec);
+    if let Some(h) = inventory.host(last) {
+        let mut t = Box::pin(ssh_target(inventory, h, options, depth)).await?;
+        if !hops.is_empty() && t.jump.is_none() {
+            let rest = hops.join(",");
+            t.jump = Some(Box::new(
+                Box::pin(jump_target(inventory, via_of, &rest, options, depth + 1)).await?,
+            ));
+        }
+        return Ok(t);
+    }
+    let (user, rest) = match last.split_once('@') {
+        Some((u, r)) => (Some(u.to_string()), r),
+        None => (None, last),
+    };
+    let (name, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => (h, p.parse::<u16>().ok()),
+        _ => (rest, None),
+    };
+    let resolved = resolve(via_of, name).await?;
+    let jump = if hops.is_empty() {
+        None
+    } else {
+        Some(Box::new(
+            Box::pin(jump_target(
+                inventory,
+                via_of,
+                &hops.join(","),
+                options,
+                depth + 1,
+            ))
+            .await?,
+        ))
+    };
+    Ok(SshTarget {
+        name: format!("{name} (jump host of {via_of})"),
+        hostname: resolved.hostname,
+        port: port.unwrap_or(resolved.port),
+        user: user.or(resolved.user).unwrap_or_else(current_user),
+        identity_files: resolved.identity_files,
+        known_hosts: known_hosts_default(resolved.user_known_hosts_files),
+        policy: options.host_key_policy.unwrap_or_default(),
+        jump,
+        connect_timeout: options.connect_timeout,
+    })
+}
+
+async fn resolve(host: &str, alias: &str) -> Result<SshResolved, TransportError> {
+    let alias_owned = alias.to_string();
+    tokio::task::spawn_blocking(move || ssh_config::resolve(&alias_owned, None))
+        .await
+        .map_err(|e| TransportError::Io(std::io::Error::other(e)))?
+        .map_err(|e| TransportError::Connect {
+            host: host.to_string(),
+            addr: alias.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+fn known_hosts_default(from_config: Vec<PathBuf>) -> Vec<PathBuf> {
+    if !from_config.is_empty() {
+        return from_config;
+    }
+    std::env::var_os("HOME")
+        .map(|h| vec![PathBuf::from(h).join(".ssh/known_hosts")])
+        .unwrap_or_default()
+}
+
+fn current_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "root".into())
+}

@@ -1,0 +1,216 @@
+//! The only contract between the engine and whatever shows its progress.
+//!
+//! The engine never prints: it sends [`Event`]s. The terminal (indicatif or plain
+//! lines), the `--json` stream and the run reports are all consumers of this enum,
+//! so adding a reporter never touches orchestration code.
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::facts::Facts;
+use crate::transport::ExitStatus;
+
+/// Where a host ended up. Shown everywhere, counted in summaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum HostState {
+    /// Everything already as declared (or the command succeeded).
+    Ok,
+    /// parc changed something on the host.
+    Changed,
+    Failed,
+    Unreachable,
+    /// Not attempted: its play was aborted past the failure budget.
+    Skipped,
+}
+
+impl HostState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostState::Ok => "ok",
+            HostState::Changed => "changed",
+            HostState::Failed => "failed",
+            HostState::Unreachable => "unreachable",
+            HostState::Skipped => "skipped",
+        }
+    }
+}
+
+/// What a host produced, by kind of run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Outcome {
+    /// `parc run`: the command ran; success is decided by its exit status.
+    Command {
+        status: ExitStatus,
+        stdout: String,
+        stderr: String,
+    },
+    /// `parc facts`.
+    Facts { facts: Box<Facts> },
+    /// The host could not be reached or authenticated: nothing ran on it.
+    Unreachable { error: String },
+    /// Something ran but parc could not finish its work on the host.
+    Failed { error: String },
+    /// `parc apply` / `parc plan`: what happened to each resource.
+    Applied {
+        /// Check mode (`parc plan`): nothing was changed.
+        check: bool,
+        resources: Vec<ResourceReport>,
+        /// Set when the host failed: the first error, already redacted.
+        error: Option<String>,
+    },
+    /// Not attempted.
+    Skipped { reason: String },
+}
+
+/// One resource on one host, as reporters and reports show it. Every text in
+/// here went through the run's redactor.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceReport {
+    pub resource: String,
+    pub status: ResourceStatus,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceStatus {
+    /// Already as declared.
+    NoChange,
+    /// Check mode: would change.
+    WillChange,
+    /// Check mode: runs on apply, effect unknown beforehand.
+    Unknown,
+    Changed,
+    /// `when:` was false.
+    Skipped,
+    Failed,
+    /// An earlier resource failed, so this one was not attempted.
+    NotRun,
+}
+
+impl Outcome {
+    pub fn state(&self) -> HostState {
+        match self {
+            Outcome::Command { status, .. } if status.success() => HostState::Ok,
+            Outcome::Command { .. } | Outcome::Failed { .. } => HostState::Failed,
+            Outcome::Facts { .. } => HostState::Ok,
+            Outcome::Unreachable { .. } => HostState::Unreachable,
+            Outcome::Skipped { .. } => HostState::Skipped,
+            Outcome::Applied { error: Some(_), .. } => HostState::Failed,
+            Outcome::Applied {
+                check: false,
+                resources,
+                ..
+            } if resources
+                .iter()
+                .any(|r| r.status == ResourceStatus::Changed) =>
+            {
+                HostState::Changed
+            }
+            Outcome::Applied { .. } => HostState::Ok,
+        }
+    }
+}
+
+/// Per-state host counts at the end of a run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub ok: usize,
+    pub changed: usize,
+    pub failed: usize,
+    pub unreachable: usize,
+    pub skipped: usize,
+}
+
+impl Summary {
+    pub fn add(&mut self, state: HostState) {
+        match state {
+            HostState::Ok => self.ok += 1,
+            HostState::Changed => self.changed += 1,
+            HostState::Failed => self.failed += 1,
+            HostState::Unreachable => self.unreachable += 1,
+            HostState::Skipped => self.skipped += 1,
+        }
+    }
+    pub fn total(&self) -> usize {
+        self.ok + self.changed + self.failed + self.unreachable + self.skipped
+    }
+    pub fn merge(&mut self, other: &Summary) {
+        self.ok += other.ok;
+        self.changed += other.changed;
+        self.failed += other.failed;
+        self.unreachable += other.unreachable;
+        self.skipped += other.skipped;
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        action: String,
+        hosts: Vec<String>,
+    },
+    /// A host entered a phase (connecting, running, probing, ...).
+    HostPhase { host: String, phase: String },
+    HostFinished {
+        host: String,
+        state: HostState,
+        elapsed_ms: u64,
+        /// Remote commands run on the host (round trips), for the record.
+        execs: u32,
+        outcome: Outcome,
+    },
+    PlayStarted {
+        play: String,
+        hosts: Vec<String>,
+        batches: Vec<Vec<String>>,
+    },
+    BatchStarted {
+        play: String,
+        index: usize,
+        hosts: Vec<String>,
+    },
+    /// The play's failure budget was exceeded: later batches are not started.
+    PlayAborted {
+        play: String,
+        reason: String,
+        skipped: Vec<String>,
+    },
+    RunFinished {
+        run_id: String,
+        summary: Summary,
+        elapsed_ms: u64,
+    },
+}
+
+/// Sending side handed to the engine. Sending never fails from the engine's view:
+/// a reporter that went away must not abort a rollout.
+#[derive(Debug, Clone)]
+pub struct Events(mpsc::UnboundedSender<Event>);
+
+impl Events {
+    pub fn channel() -> (Events, mpsc::UnboundedReceiver<Event>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Events(tx), rx)
+    }
+    pub fn send(&self, event: Event) {
+        let _ = self.0.send(event);
+    }
+    pub fn phase(&self, host: &str, phase: &str) {
+        self.send(Event::HostPhase {
+            host: host.to_string(),
+            phase: phase.to_string(),
+        });
+    }
+}

@@ -1,0 +1,129 @@
+//! Run one action on many hosts at once.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::connect::{ConnectOptions, connect};
+use super::events::{Event, Events, Outcome, Summary};
+use crate::inventory::Inventory;
+use crate::transport::Transport;
+use crate::transport::counting::Counting;
+
+/// What every fleet action needs besides the action itself.
+#[derive(Clone)]
+pub struct FleetContext {
+    pub inventory: Arc<Inventory>,
+    pub options: ConnectOptions,
+    pub events: Events,
+    /// Hosts worked on at once (`--parallel`).
+    pub parallel: usize,
+}
+
+/// A whole run of one action: `RunStarted`, every host, `RunFinished`.
+pub async fn run<F, Fut>(
+    ctx: &FleetContext,
+    run_id: &str,
+    action_name: &str,
+    hosts: Vec<String>,
+    action: F,
+) -> (Vec<(String, Outcome)>, Summary)
+where
+    F: Fn(String, Arc<dyn Transport>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let started = Instant::now();
+    ctx.events.send(Event::RunStarted {
+        run_id: run_id.to_string(),
+        action: action_name.to_string(),
+        hosts: hosts.clone(),
+    });
+    let results = each(ctx, hosts, ctx.parallel, action).await;
+    let summary = summarize(&results);
+    ctx.events.send(Event::RunFinished {
+        run_id: run_id.to_string(),
+        summary: summary.clone(),
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    });
+    (results, summary)
+}
+
+pub fn summarize(results: &[(String, Outcome)]) -> Summary {
+    let mut summary = Summary::default();
+    for (_, o) in results {
+        summary.add(o.state());
+    }
+    summary
+}
+
+/// Connect to each host (at most `parallel` at once), run `action` on it, and
+/// report each host as it finishes. Returns outcomes in the order of `hosts`.
+pub async fn each<F, Fut>(
+    ctx: &FleetContext,
+    hosts: Vec<String>,
+    parallel: usize,
+    action: F,
+) -> Vec<(String, Outcome)>
+where
+    F: Fn(String, Arc<dyn Transport>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(parallel.max(1)));
+    let mut set = JoinSet::new();
+    for (index, name) in hosts.iter().cloned().enumerate() {
+        let ctx = ctx.clone();
+        let action = action.clone();
+        let permits = permits.clone();
+        set.spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("never closed");
+            let t0 = Instant::now();
+            let (outcome, execs) = on_host(&ctx, &name, action).await;
+            ctx.events.send(Event::HostFinished {
+                host: name.clone(),
+                state: outcome.state(),
+                elapsed_ms: t0.elapsed().as_millis() as u64,
+                execs,
+                outcome: outcome.clone(),
+            });
+            (index, name, outcome)
+        });
+    }
+    let mut results: Vec<(usize, String, Outcome)> = Vec::with_capacity(hosts.len());
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(r) => results.push(r),
+            // A panicking action is a parc bug; keep the rest of the fleet going.
+            Err(e) => tracing::error!("a host task failed: {e}"),
+        }
+    }
+    results.sort_by_key(|(i, _, _)| *i);
+    results.into_iter().map(|(_, n, o)| (n, o)).collect()
+}
+
+async fn on_host<F, Fut>(ctx: &FleetContext, name: &str, action: F) -> (Outcome, u32)
+where
+    F: Fn(String, Arc<dyn Transport>) -> Fut,
+    Fut: Future<Output = Outcome>,
+{
+    let Some(host) = ctx.inventory.host(name) else {
+        let error = format!("{name} is not in the inventory");
+        return (Outcome::Failed { error }, 0);
+    };
+    ctx.events.phase(name, "connecting");
+    match connect(&ctx.inventory, host, &ctx.options).await {
+        Err(e) => (
+            Outcome::Unreachable {
+                error: e.to_string(),
+            },
+            0,
+        ),
+        Ok(transport) => {
+            let counted = Arc::new(Counting::new(transport));
+            let outcome = action(name.to_string(), counted.clone()).await;
+            (outcome, counted.execs())
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! `parc facts`: the asset register, one exec per host.
+
+use std::sync::Arc;
+
+use super::events::{Outcome, Summary};
+use super::fleet::{self, FleetContext};
+use crate::facts;
+use crate::transport::Transport;
+
+/// Gather facts from one host over an open transport (also used by apply, which
+/// needs facts for templates and `when:` conditions).
+pub async fn facts_of(t: &dyn Transport) -> Result<facts::Facts, String> {
+    let out = t
+        .exec_capture(facts::PROBE, b"")
+        .await
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "the facts probe failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    facts::parse(&String::from_utf8_lossy(&out.stdout)).map_err(|e| e.to_string())
+}
+
+pub async fn run(
+    ctx: &FleetContext,
+    run_id: &str,
+    hosts: Vec<String>,
+) -> (Vec<(String, Outcome)>, Summary) {
+    let events = ctx.events.clone();
+    fleet::run(
+        ctx,
+        run_id,
+        "facts",
+        hosts,
+        move |host, t: Arc<dyn Transport>| {
+            let events = events.clone();
+            async move {
+                events.phase(&host, "probing");
+                match facts_of(t.as_ref()).await {
+                    Ok(f) => Outcome::Facts { facts: Box::new(f) },
+                    Err(error) => Outcome::Failed { error },
+                }
+            }
+        },
+    )
+    .await
+}

@@ -1,0 +1,151 @@
+//! `parc apply` / `parc plan`: plays, batches (canary first, then waves) and the
+//! failure budget that stops a bad rollout before it reaches everyone.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::apply::{ApplyJob, apply_host};
+use super::events::{Event, HostState, Outcome, Summary};
+use super::fleet::{self, FleetContext};
+use crate::inventory::{PatternError, Vars};
+use crate::playbook::{Playbook, batches};
+
+#[derive(Debug, Clone, Default)]
+pub struct RolloutOptions {
+    /// `--limit`: only hosts also matching this pattern.
+    pub limit: Option<String>,
+    pub check: bool,
+    pub diff: bool,
+    pub extra_vars: Vars,
+}
+
+/// Hosts of each play, resolved before anything connects so a bad pattern fails
+/// the run up front.
+pub fn select_hosts(
+    ctx: &FleetContext,
+    playbook: &Playbook,
+    limit: Option<&str>,
+) -> Result<Vec<Vec<String>>, PatternError> {
+    let limit: Option<Vec<String>> = match limit {
+        Some(p) => Some(
+            ctx.inventory
+                .select(p)?
+                .into_iter()
+                .map(|h| h.name.clone())
+                .collect(),
+        ),
+        None => None,
+    };
+    playbook
+        .plays
+        .iter()
+        .map(|play| {
+            let hosts = ctx.inventory.select(&play.spec.hosts)?;
+            Ok(hosts
+                .into_iter()
+                .map(|h| h.name.clone())
+                .filter(|h| limit.as_ref().is_none_or(|l| l.contains(h)))
+                .collect())
+        })
+        .collect()
+}
+
+pub async fn run(
+    ctx: &FleetContext,
+    run_id: &str,
+    playbook: &Playbook,
+    play_hosts: Vec<Vec<String>>,
+    options: &RolloutOptions,
+) -> (Vec<(String, Outcome)>, Summary) {
+    let started = Instant::now();
+    let action = if options.check { "plan" } else { "apply" };
+    ctx.events.send(Event::RunStarted {
+        run_id: run_id.to_string(),
+        action: action.to_string(),
+        hosts: play_hosts.iter().flatten().cloned().collect(),
+    });
+    let mut all = Vec::new();
+    let mut aborted = false;
+    for (play, hosts) in playbook.plays.iter().zip(play_hosts) {
+        if aborted {
+            all.extend(skip(ctx, &hosts, "an earlier play was aborted"));
+            continue;
+        }
+        let waves = batches(&hosts, &play.spec.batches);
+        ctx.events.send(Event::PlayStarted {
+            play: play.name.clone(),
+            hosts: hosts.clone(),
+            batches: waves.clone(),
+        });
+        let job = Arc::new(ApplyJob {
+            profile: play.profile.clone(),
+            play_vars: play.spec.vars.clone(),
+            extra_vars: options.extra_vars.clone(),
+            secret_vars: play.spec.secret_vars.clone(),
+            check: options.check,
+            diff: options.diff,
+        });
+        let budget = play.spec.max_failures.map(|m| m.budget(hosts.len()));
+        let parallel = play.spec.parallel.unwrap_or(ctx.parallel);
+        let mut failures = 0;
+        for (index, wave) in waves.iter().enumerate() {
+            if let Some(budget) = budget
+                && failures > budget
+            {
+                let rest: Vec<String> = waves[index..].iter().flatten().cloned().collect();
+                ctx.events.send(Event::PlayAborted {
+                    play: play.name.clone(),
+                    reason: format!(
+                        "{failures} hosts failed or were unreachable, more than max_failures ({budget})"
+                    ),
+                    skipped: rest.clone(),
+                });
+                all.extend(skip(ctx, &rest, "play aborted: failure budget exceeded"));
+                aborted = true;
+                break;
+            }
+            ctx.events.send(Event::BatchStarted {
+                play: play.name.clone(),
+                index,
+                hosts: wave.clone(),
+            });
+            let (job, inventory, events) = (job.clone(), ctx.inventory.clone(), ctx.events.clone());
+            let results = fleet::each(ctx, wave.clone(), parallel, move |host, t| {
+                apply_host(job.clone(), inventory.clone(), host, t, events.clone())
+            })
+            .await;
+            failures += results
+                .iter()
+                .filter(|(_, o)| matches!(o.state(), HostState::Failed | HostState::Unreachable))
+                .count();
+            all.extend(results);
+        }
+    }
+    let summary = fleet::summarize(&all);
+    ctx.events.send(Event::RunFinished {
+        run_id: run_id.to_string(),
+        summary: summary.clone(),
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    });
+    (all, summary)
+}
+
+/// Report hosts that will not be attempted, so every host appears in the recap.
+fn skip(ctx: &FleetContext, hosts: &[String], reason: &str) -> Vec<(String, Outcome)> {
+    hosts
+        .iter()
+        .map(|h| {
+            let outcome = Outcome::Skipped {
+                reason: reason.to_string(),
+            };
+            ctx.events.send(Event::HostFinished {
+                host: h.clone(),
+                state: HostState::Skipped,
+                elapsed_ms: 0,
+                execs: 0,
+                outcome: outcome.clone(),
+            });
+            (h.clone(), outcome)
+        })
+        .collect()
+}

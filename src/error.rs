@@ -1,0 +1,68 @@
+//! The top-level error of a parc command, and the one place exit codes are decided.
+
+use crate::engine::events::Summary;
+use crate::inventory::{InventoryError, PatternError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParcError {
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    #[error(transparent)]
+    Playbook(#[from] crate::playbook::PlaybookError),
+    #[error("-e `{item}`: expected KEY=VALUE")]
+    ExtraVar { item: String },
+    #[error(transparent)]
+    Lab(#[from] crate::lab::LabError),
+    #[error(
+        "no inventory given and none found: pass -i FILE, set PARC_INVENTORY, or create inventory.yml (`parc lab up` writes lab/inventory.yml)"
+    )]
+    NoInventory,
+    #[error("cannot write {what}: {source}")]
+    Output {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// Exit codes, documented in the README. Kept in one table so every command agrees.
+pub mod exit {
+    /// Every host ended ok.
+    pub const OK: u8 = 0;
+    /// parc itself failed (I/O on the controller, an internal error).
+    pub const INTERNAL: u8 = 1;
+    /// Bad input: command line, inventory, pattern, profile, playbook, template.
+    pub const USAGE: u8 = 2;
+    /// At least one host failed.
+    pub const HOSTS_FAILED: u8 = 3;
+    /// No host failed, but at least one was unreachable.
+    pub const HOSTS_UNREACHABLE: u8 = 4;
+    /// The environment lacks something (root, sshd, ...) for `parc lab`.
+    pub const ENVIRONMENT: u8 = 5;
+}
+
+impl ParcError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ParcError::Inventory(_)
+            | ParcError::Pattern(_)
+            | ParcError::NoInventory
+            | ParcError::Playbook(_)
+            | ParcError::ExtraVar { .. } => exit::USAGE,
+            ParcError::Lab(e) if e.is_environment() => exit::ENVIRONMENT,
+            ParcError::Lab(_) | ParcError::Output { .. } => exit::INTERNAL,
+        }
+    }
+}
+
+/// Exit code for a finished run: failures outrank unreachable hosts.
+pub fn exit_for(summary: &Summary) -> u8 {
+    if summary.failed > 0 {
+        exit::HOSTS_FAILED
+    } else if summary.unreachable > 0 {
+        exit::HOSTS_UNREACHABLE
+    } else {
+        exit::OK
+    }
+}

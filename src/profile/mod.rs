@@ -1,0 +1,231 @@
+//! Profiles: the declared state of a workstation, composed with `include`.
+//!
+//! A profile file is YAML with `vars`, `include`, `secret_vars`, `resources` and
+//! `handlers`. Loading resolves includes depth-first (an included profile's
+//! resources come first, each profile at most once; the includer's vars win) and
+//! keeps, for every resource, where it came from so later errors (templates,
+//! `when`) can point at `file:line:column`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use crate::inventory::Vars;
+use crate::location::{Location, PositionMap};
+use crate::resources::Resource;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    vars: Vars,
+    #[serde(default)]
+    secret_vars: Vec<String>,
+    #[serde(default)]
+    resources: Vec<Resource>,
+    #[serde(default)]
+    handlers: IndexMap<String, Resource>,
+}
+
+/// Where a declared item was written, for error messages.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub profile: String,
+    /// YAML path of the item, e.g. `resources.3` or `handlers.restart ssh`.
+    pub yaml_path: String,
+    pub positions: Arc<PositionMap>,
+}
+
+impl Origin {
+    /// Location of a field of this item (`field` like `file.content`).
+    pub fn locate(&self, field: &str) -> Location {
+        if field.is_empty() {
+            self.positions.locate(&self.yaml_path)
+        } else {
+            self.positions
+                .locate(&format!("{}.{field}", self.yaml_path))
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Declared {
+    pub resource: Resource,
+    pub origin: Origin,
+}
+
+/// A profile with its includes resolved.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub description: Option<String>,
+    /// Directory holding the profile files, `templates/` and `files/`.
+    pub dir: PathBuf,
+    pub vars: Vars,
+    pub secret_vars: BTreeSet<String>,
+    pub resources: Vec<Declared>,
+    pub handlers: IndexMap<String, Declared>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("profile `{name}` not found: no file {path}")]
+    NotFound { name: String, path: PathBuf },
+    #[error("cannot read profile {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{location}: {message}")]
+    Invalid { location: Location, message: String },
+    #[error("{path}: {message}")]
+    InvalidNoLocation { path: PathBuf, message: String },
+    #[error("profile include cycle: {chain}")]
+    Cycle { chain: String },
+    #[error(
+        "{location}: handler `{handler}` is notified but not defined in this profile or its includes"
+    )]
+    UnknownHandler { location: Location, handler: String },
+}
+
+/// The file of profile `name` in `dir` (`name` may also be a path to a .yml file).
+pub fn profile_path(dir: &Path, name: &str) -> PathBuf {
+    if name.ends_with(".yml") || name.ends_with(".yaml") {
+        dir.join(name)
+    } else {
+        dir.join(format!("{name}.yml"))
+    }
+}
+
+/// Load profile `name` from `dir`, with its includes.
+pub fn load(dir: &Path, name: &str) -> Result<Profile, ProfileError> {
+    load_many(dir, &[name.to_string()])
+}
+
+/// Load several profiles as one (a play's `profiles:` list): resources in
+/// order, each file once, later profiles' vars winning.
+pub fn load_many(dir: &Path, names: &[String]) -> Result<Profile, ProfileError> {
+    let mut profile = Profile {
+        name: names.join("+"),
+        description: None,
+        dir: dir.to_path_buf(),
+        vars: Vars::new(),
+        secret_vars: BTreeSet::new(),
+        resources: Vec::new(),
+        handlers: IndexMap::new(),
+    };
+    let mut seen = BTreeSet::new();
+    for name in names {
+        load_into(dir, name, &mut profile, &mut seen, &mut Vec::new())?;
+    }
+    check_notify(&profile)?;
+    Ok(profile)
+}
+
+fn load_into(
+    dir: &Path,
+    name: &str,
+    into: &mut Profile,
+    seen: &mut BTreeSet<PathBuf>,
+    chain: &mut Vec<String>,
+) -> Result<(), ProfileError> {
+    let path = profile_path(dir, name);
+    if chain.iter().any(|c| c == name) {
+        chain.push(name.to_string());
+        return Err(ProfileError::Cycle {
+            chain: chain.join(" -> "),
+        });
+    }
+    if !seen.insert(path.clone()) {
+        return Ok(()); // already included through another path
+    }
+    if !path.exists() {
+        return Err(ProfileError::NotFound {
+            name: name.to_string(),
+            path,
+        });
+    }
+    let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let file: ProfileFile = serde_norway::from_str(&text).map_err(|e| yaml_error(&path, e))?;
+    chain.push(name.to_string());
+    for inc in &file.include {
+        load_into(dir, inc, into, seen, chain)?;
+    }
+    chain.pop();
+    let positions = Arc::new(PositionMap::build(&path, &text));
+    if into.description.is_none() || chain.is_empty() {
+        into.description = file.description.or(into.description.take());
+    }
+    // Shallow merge: the includer's value replaces an included default.
+    for (k, v) in file.vars {
+        into.vars.insert(k, v);
+    }
+    into.secret_vars.extend(file.secret_vars);
+    for (i, resource) in file.resources.into_iter().enumerate() {
+        into.resources.push(Declared {
+            resource,
+            origin: Origin {
+                profile: name.to_string(),
+                yaml_path: format!("resources.{i}"),
+                positions: positions.clone(),
+            },
+        });
+    }
+    for (hname, resource) in file.handlers {
+        let origin = Origin {
+            profile: name.to_string(),
+            yaml_path: format!("handlers.{hname}"),
+            positions: positions.clone(),
+        };
+        into.handlers.insert(hname, Declared { resource, origin });
+    }
+    Ok(())
+}
+
+fn check_notify(p: &Profile) -> Result<(), ProfileError> {
+    for d in &p.resources {
+        for h in d.resource.kind().notify() {
+            if !p.handlers.contains_key(h) {
+                return Err(ProfileError::UnknownHandler {
+                    location: d
+                        .origin
+                        .locate(&format!("{}.notify", d.resource.kind_name())),
+                    handler: h.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A YAML/serde error with its location when the parser knows it.
+pub fn yaml_error(path: &Path, e: serde_norway::Error) -> ProfileError {
+    match Location::from_yaml(path, &e) {
+        Some(location) => ProfileError::Invalid {
+            location,
+            message: strip_location(&e.to_string()),
+        },
+        None => ProfileError::InvalidNoLocation {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        },
+    }
+}
+
+/// serde_norway appends " at line L column C" to messages; we print it up front.
+pub fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}

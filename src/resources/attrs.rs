@@ -1,0 +1,106 @@
+//! Attribute types shared by file-like resources.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::script::Record;
+
+/// `present` (default) or `absent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    #[default]
+    Present,
+    Absent,
+}
+
+/// Permission bits. Written as a string `"0644"` (recommended) or, as people do,
+/// an unquoted `0644`/`644` which YAML reads as a number: its decimal digits are
+/// taken as the octal digits the author meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode(pub u32);
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(u64),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Text(s) => s,
+            Raw::Number(n) => n.to_string(),
+        };
+        let digits = text.trim_start_matches("0o");
+        match u32::from_str_radix(digits, 8) {
+            Ok(m) if m <= 0o7777 => Ok(Mode(m)),
+            _ => Err(serde::de::Error::custom(format!(
+                "mode `{text}` is not an octal permission such as \"0644\" or \"0755\""
+            ))),
+        }
+    }
+}
+
+impl Serialize for Mode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:04o}", self.0))
+    }
+}
+
+/// Differences between declared and probed mode/owner/group, as human lines,
+/// plus the sh that fixes them (applied to `path`).
+pub fn attr_changes(
+    probed: &Record,
+    mode: Option<Mode>,
+    owner: Option<&str>,
+    group: Option<&str>,
+    path_quoted: &str,
+) -> (Vec<String>, Vec<String>) {
+    let mut what = Vec::new();
+    let mut sh = Vec::new();
+    if let Some(Mode(m)) = mode {
+        let current = probed
+            .get("mode")
+            .and_then(|v| u32::from_str_radix(v, 8).ok());
+        if current != Some(m) {
+            what.push(format!(
+                "mode {} -> {:04o}",
+                current.map_or("?".into(), |c| format!("{c:04o}")),
+                m
+            ));
+            sh.push(format!("chmod {m:o} {path_quoted}"));
+        }
+    }
+    for (key, want, cmd) in [("owner", owner, "chown"), ("group", group, "chgrp")] {
+        if let Some(want) = want
+            && probed.get(key) != Some(want)
+        {
+            what.push(format!(
+                "{key} {} -> {want}",
+                probed.get(key).unwrap_or("?")
+            ));
+            sh.push(format!(
+                "{cmd} {} {path_quoted}",
+                crate::transport::quote(want)
+            ));
+        }
+    }
+    (what, sh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_from_strings_and_numbers() {
+        let m: Mode = serde_norway::from_str("\"0644\"").unwrap();
+        assert_eq!(m, Mode(0o644));
+        let m: Mode = serde_norway::from_str("755").unwrap();
+        assert_eq!(m, Mode(0o755));
+        let m: Mode = serde_norway::from_str("\"1777\"").unwrap();
+        assert_eq!(m, Mode(0o1777));
+        let e = serde_norway::from_str::<Mode>("\"0689\"").unwrap_err();
+        assert!(e.to_string().contains("not an octal permission"), "{e}");
+    }
+}

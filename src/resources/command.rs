@@ -1,0 +1,188 @@
+//! `command`: run a shell command, guarded so that re-runs are idempotent.
+//!
+//! Guards are checked by the probe (so `parc plan` knows whether the command
+//! will run): `creates` (skip if the path exists), `removes` (skip unless it
+//! exists), `unless` (skip if this command succeeds), `only_if` (run only if
+//! it succeeds). Guard commands must not change the host: they also run in
+//! check mode.
+//!
+//! `changed_when` decides whether a run counts as a change: omitted, a run that
+//! exits 0 is a change; `false` never reports a change (informational
+//! commands, still run on every apply); a minijinja expression over `rc` and
+//! `output` (stdout and stderr together), e.g. `"'updated' in output"`. A
+//! non-zero exit status fails the resource whatever `changed_when` says.
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::{Change, Plan, PlanContext, Step};
+use super::script::{Record, Script};
+use super::{Kind, ResourceError};
+use crate::transport::quote;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Command {
+    /// The command, run with `sh -c`.
+    pub run: String,
+    pub creates: Option<String>,
+    pub removes: Option<String>,
+    pub unless: Option<String>,
+    pub only_if: Option<String>,
+    pub changed_when: Option<ChangedWhen>,
+    /// Working directory.
+    pub chdir: Option<String>,
+    pub when: Option<String>,
+    #[serde(default)]
+    pub notify: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ChangedWhen {
+    Always(bool),
+    Expression(String),
+}
+
+impl Command {
+    fn guarded(&self) -> bool {
+        self.creates.is_some()
+            || self.removes.is_some()
+            || self.unless.is_some()
+            || self.only_if.is_some()
+    }
+
+    /// Whether a successful run changed something, per `changed_when`.
+    pub fn changed(&self, rc: i32, output: &str) -> Result<bool, String> {
+        match &self.changed_when {
+            None => Ok(true),
+            Some(ChangedWhen::Always(b)) => Ok(*b),
+            Some(ChangedWhen::Expression(e)) => {
+                let env = minijinja::Environment::new();
+                let expr = env
+                    .compile_expression(e)
+                    .map_err(|err| format!("bad changed_when `{e}`: {err}"))?;
+                expr.eval(minijinja::context! { rc => rc, output => output })
+                    .map(|v| v.is_true())
+                    .map_err(|err| format!("changed_when `{e}`: {err}"))
+            }
+        }
+    }
+}
+
+impl Kind for Command {
+    fn label(&self) -> String {
+        let first = self.run.lines().next().unwrap_or("");
+        let short: String = first.chars().take(60).collect();
+        format!(
+            "command {short}{}",
+            if short.len() < self.run.len() {
+                "…"
+            } else {
+                ""
+            }
+        )
+    }
+    fn when(&self) -> Option<&str> {
+        self.when.as_deref()
+    }
+    fn notify(&self) -> &[String] {
+        &self.notify
+    }
+    fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
+        s.sh(&format!("echo '@@r {id}'"));
+        if let Some(p) = &self.creates {
+            s.sh(&format!("[ -e {} ] && echo creates=exists", quote(p)));
+        }
+        if let Some(p) = &self.removes {
+            s.sh(&format!("[ -e {} ] || echo removes=absent", quote(p)));
+        }
+        if let Some(c) = &self.unless {
+            s.sh(&format!(
+                "sh -c {} </dev/null >/dev/null 2>&1 && echo unless=succeeded",
+                quote(c)
+            ));
+        }
+        if let Some(c) = &self.only_if {
+            s.sh(&format!(
+                "sh -c {} </dev/null >/dev/null 2>&1 || echo only_if=failed",
+                quote(c)
+            ));
+        }
+    }
+    fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
+        for (key, value) in [
+            ("creates", "exists"),
+            ("removes", "absent"),
+            ("unless", "succeeded"),
+            ("only_if", "failed"),
+        ] {
+            if probed.get(key) == Some(value) {
+                return Ok(Plan::NoChange);
+            }
+        }
+        let mut sh = String::new();
+        if let Some(dir) = &self.chdir {
+            sh.push_str(&format!("cd {}\n", quote(dir)));
+        }
+        sh.push_str(&format!("sh -c {} </dev/null", quote(&self.run)));
+        let change = Change {
+            what: vec!["run".into()],
+            diff: None,
+            step: Step::sh(sh),
+        };
+        // Guards that let it through mean it will run and (by convention) change
+        // something; without guards, or with changed_when, nobody can know.
+        Ok(if self.guarded() && self.changed_when.is_none() {
+            Plan::Change(change)
+        } else {
+            Plan::Unknown(change)
+        })
+    }
+    fn changed_after(&self, rc: i32, output: &str) -> Result<bool, String> {
+        self.changed(rc, output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(yaml: &str) -> Command {
+        serde_norway::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn guards_decide_the_plan() {
+        let c = cmd("{run: 'make install', creates: /opt/x}");
+        let mut r = Record::default();
+        assert!(matches!(
+            c.plan(&r, &PlanContext::default()).unwrap(),
+            Plan::Change(_)
+        ));
+        r.fields.insert("creates".into(), "exists".into());
+        assert!(matches!(
+            c.plan(&r, &PlanContext::default()).unwrap(),
+            Plan::NoChange
+        ));
+        let bare = cmd("{run: 'date'}");
+        assert!(matches!(
+            bare.plan(&Record::default(), &PlanContext::default())
+                .unwrap(),
+            Plan::Unknown(_)
+        ));
+    }
+
+    #[test]
+    fn changed_when() {
+        assert!(cmd("{run: x}").changed(0, "").unwrap());
+        assert!(!cmd("{run: x, changed_when: false}").changed(0, "").unwrap());
+        let e = cmd("{run: x, changed_when: \"'updated' in output\"}");
+        assert!(e.changed(0, "1 updated").unwrap());
+        assert!(!e.changed(0, "nothing").unwrap());
+        assert!(
+            cmd("{run: x, changed_when: \"rc ==\"}")
+                .changed(0, "")
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! `dir`: a directory with mode and ownership.
+
+use serde::{Deserialize, Serialize};
+
+use super::attrs::{Mode, State, attr_changes};
+use super::plan::{Change, Plan, PlanContext, Step};
+use super::script::{Record, Script};
+use super::{Kind, ResourceError};
+use crate::transport::quote;
+
+/// Directories parc refuses to delete whatever a profile says.
+const PROTECTED: &[&str] = &[
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/proc", "/root", "/sbin", "/sys",
+    "/usr", "/var",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dir {
+    pub path: String,
+    #[serde(default)]
+    pub state: State,
+    pub mode: Option<Mode>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub when: Option<String>,
+    #[serde(default)]
+    pub notify: Vec<String>,
+}
+
+impl Kind for Dir {
+    fn label(&self) -> String {
+        format!("dir {}", self.path)
+    }
+    fn when(&self) -> Option<&str> {
+        self.when.as_deref()
+    }
+    fn notify(&self) -> &[String] {
+        &self.notify
+    }
+    fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
+        s.sh(&format!("echo '@@r {id}'; parc_stat {}", quote(&self.path)));
+    }
+    fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
+        let p = quote(&self.path);
+        let kind = probed.get("type").unwrap_or("none");
+        match (self.state, kind) {
+            (State::Absent, "none") => Ok(Plan::NoChange),
+            (State::Absent, "dir") => {
+                let normalized = self.path.trim_end_matches('/');
+                if PROTECTED.contains(&normalized) || normalized.is_empty() {
+                    return Err(ResourceError::Invalid {
+                        resource: self.label(),
+                        reason: "refusing to remove a system directory".into(),
+                    });
+                }
+                Ok(Plan::Change(Change {
+                    what: vec!["remove (recursively)".into()],
+                    diff: None,
+                    step: Step::sh(format!("rm -rf {p}")),
+                }))
+            }
+            (_, "none") => {
+                let mut sh = vec![format!("mkdir -p {p}")];
+                let (_, fixes) = attr_changes(
+                    probed,
+                    self.mode,
+                    self.owner.as_deref(),
+                    self.group.as_deref(),
+                    &p,
+                );
+                sh.extend(fixes);
+                Ok(Plan::Change(Change {
+                    what: vec!["create".into()],
+                    diff: None,
+                    step: Step::sh(sh.join("\n")),
+                }))
+            }
+            (State::Present, "dir") => {
+                let (what, fixes) = attr_changes(
+                    probed,
+                    self.mode,
+                    self.owner.as_deref(),
+                    self.group.as_deref(),
+                    &p,
+                );
+                Ok(if what.is_empty() {
+                    Plan::NoChange
+                } else {
+                    Plan::Change(Change {
+                        what,
+                        diff: None,
+                        step: Step::sh(fixes.join("\n")),
+                    })
+                })
+            }
+            (_, other) => Err(ResourceError::Conflict {
+                resource: self.label(),
+                reason: format!("exists but is a {other}, not a directory; remove it first"),
+            }),
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! `file`: a regular file with exact content, mode and ownership.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::attrs::{Mode, State, attr_changes};
+use super::plan::{Change, Op, Plan, PlanContext, Step, need_parent, unified_diff};
+use super::script::{Record, Script};
+use super::{Kind, ResourceError};
+use crate::transport::quote;
+
+/// Largest current content fetched for `--diff`; bigger files show a summary.
+const DIFF_LIMIT: u64 = 256 * 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    pub path: String,
+    #[serde(default)]
+    pub state: State,
+    /// Inline content (templated like every string field).
+    pub content: Option<String>,
+    /// A file copied byte for byte from the profile's `files/` directory.
+    pub src: Option<String>,
+    /// A minijinja template from the profile's `templates/` directory.
+    pub template: Option<String>,
+    pub mode: Option<Mode>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    /// Keep the previous version beside the file as `PATH.parc-backup`.
+    #[serde(default)]
+    pub backup: bool,
+    /// Never show this file's content (diffs, reports): it holds secrets.
+    #[serde(default)]
+    pub secret: bool,
+    pub when: Option<String>,
+    #[serde(default)]
+    pub notify: Vec<String>,
+    /// The bytes to install, filled in by rendering from content/src/template.
+    #[serde(skip)]
+    pub resolved: Option<Arc<Vec<u8>>>,
+}
+
+impl File {
+    fn new_text(&self, data: &[u8], ctx: &PlanContext) -> Option<String> {
+        if self.secret || !ctx.diff {
+            return None;
+        }
+        std::str::from_utf8(data).ok().map(str::to_string)
+    }
+}
+
+impl Kind for File {
+    fn label(&self) -> String {
+        format!("file {}", self.path)
+    }
+    fn when(&self) -> Option<&str> {
+        self.when.as_deref()
+    }
+    fn notify(&self) -> &[String] {
+        &self.notify
+    }
+
+    fn probe(&self, id: &str, s: &mut Script, ctx: &PlanContext) {
+        let p = quote(&self.path);
+        s.sh(&format!("echo '@@r {id}'; parc_stat {p}"));
+        if ctx.diff && !self.secret {
+            s.sh(&format!(
+                "[ -f {p} ] && [ \"$(wc -c < {p})\" -le {DIFF_LIMIT} ] && parc_blob content {p}"
+            ));
+        }
+    }
+
+    fn plan(&self, probed: &Record, ctx: &PlanContext) -> Result<Plan, ResourceError> {
+        let label = self.label();
+        let p = quote(&self.path);
+        let kind = probed.get("type").unwrap_or("none");
+        if self.state == State::Absent {
+            return Ok(match kind {
+                "none" => Plan::NoChange,
+                "dir" => {
+                    return Err(ResourceError::Conflict {
+                        resource: label,
+                        reason:
+                            "is a directory; use a `dir` resource with state: absent to remove it"
+                                .into(),
+                    });
+                }
+                _ => Plan::Change(Change {
+                    what: vec!["remove".into()],
+                    diff: None,
+                    step: Step::sh(format!("rm -f {p}")),
+                }),
+            });
+        }
+        let Some(data) = self.resolved.clone() else {
+            return Err(ResourceError::Invalid {
+                resource: label,
+                reason: "declares no content: give one of content, src or template".into(),
+            });
+        };
+        let want_sha = sha256_hex(&data);
+        match kind {
+            "none" => Ok(Plan::Change(Change {
+                what: vec![format!("create ({} bytes)", data.len())],
+                diff: self
+                    .new_text(&data, ctx)
+                    .map(|new| unified_diff(&self.path, "", &new)),
+                step: Step(vec![
+                    Op::Sh(need_parent(&self.path)),
+                    Op::Put {
+                        data,
+                        dest: self.path.clone(),
+                        mode: Some(self.mode.map_or(0o644, |m| m.0)),
+                        owner: self.owner.clone(),
+                        group: self.group.clone(),
+                    },
+                ]),
+            })),
+            "file" => {
+                let (mut what, fixes) = attr_changes(
+                    probed,
+                    self.mode,
+                    self.owner.as_deref(),
+                    self.group.as_deref(),
+                    &p,
+                );
+                if probed.get("sha256") == Some(want_sha.as_str()) {
+                    return Ok(if what.is_empty() {
+                        Plan::NoChange
+                    } else {
+                        Plan::Change(Change {
+                            what,
+                            diff: None,
+                            step: Step::sh(fixes.join("\n")),
+                        })
+                    });
+                }
+                what.insert(0, format!("content ({} bytes)", data.len()));
+                let diff = match (self.new_text(&data, ctx), probed.blobs.get("content")) {
+                    (Some(new), Some(old)) => Some(unified_diff(
+                        &self.path,
+                        &String::from_utf8_lossy(old),
+                        &new,
+                    )),
+                    _ => None,
+                };
+                let mut ops = Vec::new();
+                if self.backup {
+                    ops.push(Op::Sh(format!(
+                        "cp -p {p} {}",
+                        quote(&format!("{}.parc-backup", self.path))
+                    )));
+                }
+                // Keep what the declaration leaves unspecified as it is on the host.
+                let keep_mode = probed
+                    .get("mode")
+                    .and_then(|m| u32::from_str_radix(m, 8).ok());
+                ops.push(Op::Put {
+                    data,
+                    dest: self.path.clone(),
+                    mode: self.mode.map(|m| m.0).or(keep_mode),
+                    owner: self
+                        .owner
+                        .clone()
+                        .or(probed.get("owner").map(str::to_string)),
+                    group: self
+                        .group
+                        .clone()
+                        .or(probed.get("group").map(str::to_string)),
+                });
+                Ok(Plan::Change(Change {
+                    what,
+                    diff,
+                    step: Step(ops),
+                }))
+            }
+            other => Err(ResourceError::Conflict {
+                resource: label,
+                reason: format!(
+                    "exists as a {} and parc only replaces regular files; remove it first",
+                    if other == "link" { "symlink" } else { other }
+                ),
+            }),
+        }
+    }
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(data);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,200 @@
+//! `line`: ensure one line in a text file (or replace the line matching a
+//! regexp, or remove it).
+//!
+//! The file is fetched by the probe and edited on the controller with Rust's
+//! regex, so what the plan shows is exactly what lands; the result is written
+//! back atomically like any file, keeping its mode and owner.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::attrs::{Mode, State};
+use super::file::sha256_hex;
+use super::plan::{Change, Op, Plan, PlanContext, Step, need_parent, unified_diff};
+use super::script::{Record, Script};
+use super::{Kind, ResourceError};
+use crate::transport::quote;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Line {
+    pub path: String,
+    /// The exact line wanted (without newline). Optional with `state: absent` + `regexp`.
+    pub line: Option<String>,
+    /// Lines matching this are replaced (present: the last match) or removed (absent).
+    pub regexp: Option<String>,
+    #[serde(default)]
+    pub state: State,
+    /// Create the file when missing (with `mode`, default 0644).
+    #[serde(default = "yes")]
+    pub create: bool,
+    pub mode: Option<Mode>,
+    pub when: Option<String>,
+    #[serde(default)]
+    pub notify: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Line {
+    fn invalid(&self, reason: impl Into<String>) -> ResourceError {
+        ResourceError::Invalid {
+            resource: self.label(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The edited text, from the current one.
+    pub fn edit(&self, current: &str) -> Result<String, ResourceError> {
+        let regex = match &self.regexp {
+            Some(r) => Some(
+                regex::Regex::new(r).map_err(|e| self.invalid(format!("bad regexp `{r}`: {e}")))?,
+            ),
+            None => None,
+        };
+        let matches = |l: &str| match (&regex, &self.line) {
+            (Some(re), _) => re.is_match(l),
+            (None, Some(want)) => l == want,
+            (None, None) => false,
+        };
+        let mut lines: Vec<String> = current.lines().map(str::to_string).collect();
+        match self.state {
+            State::Absent => {
+                if regex.is_none() && self.line.is_none() {
+                    return Err(self.invalid("state: absent needs `line` or `regexp`"));
+                }
+                lines.retain(|l| !matches(l));
+            }
+            State::Present => {
+                let Some(want) = &self.line else {
+                    return Err(self.invalid("state: present needs `line`"));
+                };
+                if want.contains('\n') {
+                    return Err(self.invalid("`line` must be a single line"));
+                }
+                if regex.is_none() && lines.iter().any(|l| l == want) {
+                    return Ok(current.to_string());
+                }
+                match lines.iter().rposition(|l| matches(l)) {
+                    Some(i) => lines[i] = want.clone(),
+                    None => lines.push(want.clone()),
+                }
+            }
+        }
+        let mut text = lines.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        // An unchanged file keeps its exact bytes (e.g. a missing final newline).
+        if text.trim_end_matches('\n') == current.trim_end_matches('\n') {
+            return Ok(current.to_string());
+        }
+        Ok(text)
+    }
+}
+
+impl Kind for Line {
+    fn label(&self) -> String {
+        format!("line in {}", self.path)
+    }
+    fn when(&self) -> Option<&str> {
+        self.when.as_deref()
+    }
+    fn notify(&self) -> &[String] {
+        &self.notify
+    }
+    fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
+        let p = quote(&self.path);
+        s.sh(&format!(
+            "echo '@@r {id}'; parc_stat {p}; parc_blob content {p}"
+        ));
+    }
+    fn plan(&self, probed: &Record, ctx: &PlanContext) -> Result<Plan, ResourceError> {
+        let kind = probed.get("type").unwrap_or("none");
+        let exists = match kind {
+            "file" => true,
+            "none" => false,
+            other => {
+                return Err(ResourceError::Conflict {
+                    resource: self.label(),
+                    reason: format!("is a {other}, not a regular file"),
+                });
+            }
+        };
+        if !exists && (self.state == State::Absent || !self.create) {
+            return if self.state == State::Absent {
+                Ok(Plan::NoChange)
+            } else {
+                Err(self.invalid("the file does not exist and `create: false`"))
+            };
+        }
+        let current = probed.text("content");
+        let new = self.edit(&current)?;
+        if exists && sha256_hex(new.as_bytes()) == probed.get("sha256").unwrap_or("") {
+            return Ok(Plan::NoChange);
+        }
+        let mode = self
+            .mode
+            .map(|m| m.0)
+            .or_else(|| {
+                probed
+                    .get("mode")
+                    .and_then(|m| u32::from_str_radix(m, 8).ok())
+            })
+            .unwrap_or(0o644);
+        let mut ops = Vec::new();
+        if !exists {
+            ops.push(Op::Sh(need_parent(&self.path)));
+        }
+        ops.push(Op::Put {
+            data: Arc::new(new.clone().into_bytes()),
+            dest: self.path.clone(),
+            mode: Some(mode),
+            owner: probed.get("owner").map(str::to_string),
+            group: probed.get("group").map(str::to_string),
+        });
+        let what = match (exists, self.state) {
+            (false, _) => "create file with the line".to_string(),
+            (true, State::Present) => "set line".to_string(),
+            (true, State::Absent) => "remove matching lines".to_string(),
+        };
+        Ok(Plan::Change(Change {
+            what: vec![what],
+            diff: ctx.diff.then(|| unified_diff(&self.path, &current, &new)),
+            step: Step(ops),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(yaml: &str) -> Line {
+        serde_norway::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn appends_replaces_and_removes() {
+        let l = line("{path: /e, line: 'http_proxy=b'}");
+        assert_eq!(l.edit("a\n").unwrap(), "a\nhttp_proxy=b\n");
+        assert_eq!(l.edit("a\nhttp_proxy=b\n").unwrap(), "a\nhttp_proxy=b\n");
+        let r = line("{path: /e, line: 'http_proxy=b', regexp: '^http_proxy='}");
+        assert_eq!(
+            r.edit("http_proxy=a\nx\nhttp_proxy=c\n").unwrap(),
+            "http_proxy=a\nx\nhttp_proxy=b\n"
+        );
+        let a = line("{path: /e, regexp: '^#?PermitRootLogin', state: absent}");
+        assert_eq!(a.edit("x\n#PermitRootLogin yes\ny").unwrap(), "x\ny\n");
+        assert_eq!(
+            a.edit("x\ny").unwrap(),
+            "x\ny",
+            "unchanged keeps exact bytes"
+        );
+        let bad = line("{path: /e, line: x, regexp: '('}");
+        assert!(bad.edit("").unwrap_err().to_string().contains("bad regexp"));
+    }
+}

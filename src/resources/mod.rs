@@ -1,0 +1,93 @@
+//! Resource kinds: what a profile can declare about a workstation.
+//!
+//! Architecture note: each kind (one file each) knows three things: the sh that
+//! prints its current state (*probe*), how to compare that state with the
+//! declaration (*plan*, run locally on the controller), and the sh step that
+//! converges it (part of the plan). The engine concatenates all probes into one
+//! script and all steps into another (see `script.rs`), so a host costs a fixed
+//! number of round trips however many resources its profiles declare. Check mode
+//! (`parc plan`) simply stops after planning.
+
+mod attrs;
+mod command;
+mod dir;
+mod file;
+mod line;
+mod plan;
+pub mod script;
+mod symlink;
+
+use serde::{Deserialize, Serialize};
+
+pub use attrs::{Mode, State};
+pub use command::{ChangedWhen, Command};
+pub use dir::Dir;
+pub use file::File;
+pub use line::Line;
+pub use plan::{Change, Op, Plan, PlanContext, Step};
+pub use symlink::Symlink;
+
+use script::{Record, Script};
+
+/// One declared resource. YAML: `- file: {path: /etc/motd, content: "..."}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resource {
+    Dir(Dir),
+    File(File),
+    Symlink(Symlink),
+    Line(Line),
+    Command(Command),
+}
+
+/// Behaviour shared by every kind.
+pub trait Kind {
+    /// Short human label: `file /etc/motd`.
+    fn label(&self) -> String;
+    /// `when:` condition, if any (evaluated before probing).
+    fn when(&self) -> Option<&str>;
+    /// Handlers to notify when this resource changes.
+    fn notify(&self) -> &[String];
+    /// Append sh that prints this resource's state as record `id`.
+    fn probe(&self, id: &str, script: &mut Script, ctx: &PlanContext);
+    /// Compare the probed state with the declaration.
+    fn plan(&self, probed: &Record, ctx: &PlanContext) -> Result<Plan, ResourceError>;
+    /// Whether a step that exited 0 changed the host. Only commands can say no.
+    fn changed_after(&self, _rc: i32, _output: &str) -> Result<bool, String> {
+        Ok(true)
+    }
+}
+
+impl Resource {
+    /// The YAML key of this kind (`file`, `dir`, ...).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Resource::Dir(_) => "dir",
+            Resource::File(_) => "file",
+            Resource::Symlink(_) => "symlink",
+            Resource::Line(_) => "line",
+            Resource::Command(_) => "command",
+        }
+    }
+
+    pub fn kind(&self) -> &dyn Kind {
+        match self {
+            Resource::Dir(r) => r,
+            Resource::File(r) => r,
+            Resource::Symlink(r) => r,
+            Resource::Line(r) => r,
+            Resource::Command(r) => r,
+        }
+    }
+}
+
+/// A resource that cannot be planned on this host. The host fails; others go on.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ResourceError {
+    #[error("{resource}: {reason}")]
+    Conflict { resource: String, reason: String },
+    #[error("{resource}: the probe returned no state for it (the probe script failed: {stderr})")]
+    NotProbed { resource: String, stderr: String },
+    #[error("{resource}: {reason}")]
+    Invalid { resource: String, reason: String },
+}

@@ -1,0 +1,92 @@
+//! `symlink`: a symbolic link pointing at `target`.
+
+use serde::{Deserialize, Serialize};
+
+use super::attrs::State;
+use super::plan::{Change, Plan, PlanContext, Step, need_parent};
+use super::script::{Record, Script};
+use super::{Kind, ResourceError};
+use crate::transport::quote;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Symlink {
+    pub path: String,
+    /// What the link points at (required when present).
+    pub target: Option<String>,
+    #[serde(default)]
+    pub state: State,
+    /// Replace a regular file standing where the link should be.
+    #[serde(default)]
+    pub force: bool,
+    pub when: Option<String>,
+    #[serde(default)]
+    pub notify: Vec<String>,
+}
+
+impl Kind for Symlink {
+    fn label(&self) -> String {
+        format!("symlink {}", self.path)
+    }
+    fn when(&self) -> Option<&str> {
+        self.when.as_deref()
+    }
+    fn notify(&self) -> &[String] {
+        &self.notify
+    }
+    fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
+        s.sh(&format!("echo '@@r {id}'; parc_stat {}", quote(&self.path)));
+    }
+    fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
+        let p = quote(&self.path);
+        let kind = probed.get("type").unwrap_or("none");
+        if self.state == State::Absent {
+            return match kind {
+                "none" => Ok(Plan::NoChange),
+                "link" => Ok(Plan::Change(Change {
+                    what: vec!["remove".into()],
+                    diff: None,
+                    step: Step::sh(format!("rm -f {p}")),
+                })),
+                other => Err(ResourceError::Conflict {
+                    resource: self.label(),
+                    reason: format!("is a {other}, not a symlink: parc leaves it alone"),
+                }),
+            };
+        }
+        let Some(target) = &self.target else {
+            return Err(ResourceError::Invalid {
+                resource: self.label(),
+                reason: "a present symlink needs `target`".into(),
+            });
+        };
+        let link = format!("{}\nln -sfn {} {p}", need_parent(&self.path), quote(target));
+        match kind {
+            "link" if probed.get("target") == Some(target.as_str()) => Ok(Plan::NoChange),
+            "link" => Ok(Plan::Change(Change {
+                what: vec![format!(
+                    "target {} -> {target}",
+                    probed.get("target").unwrap_or("?")
+                )],
+                diff: None,
+                step: Step::sh(link),
+            })),
+            "none" => Ok(Plan::Change(Change {
+                what: vec![format!("create -> {target}")],
+                diff: None,
+                step: Step::sh(link),
+            })),
+            "file" if self.force => Ok(Plan::Change(Change {
+                what: vec![format!("replace regular file with link -> {target}")],
+                diff: None,
+                step: Step::sh(format!("rm -f {p}\n{link}")),
+            })),
+            other => Err(ResourceError::Conflict {
+                resource: self.label(),
+                reason: format!(
+                    "a {other} stands there; set `force: true` to replace a regular file"
+                ),
+            }),
+        }
+    }
+}

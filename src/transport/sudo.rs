@@ -1,0 +1,111 @@
+//! Privilege escalation as a decorator over any transport.
+//!
+//! Wrapping rather than teaching each transport about sudo keeps the trait to
+//! one method, and makes `become` work the same over SSH and locally.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+
+use super::{ExitStatus, Transport, TransportError, quote};
+
+pub struct Sudo {
+    inner: Arc<dyn Transport>,
+    user: String,
+    /// Sent on stdin ahead of the command's own input; `None` means sudo must not
+    /// ask (NOPASSWD): it then fails at once instead of hanging on a prompt.
+    password: Option<String>,
+}
+
+impl Sudo {
+    pub fn new(inner: Arc<dyn Transport>, user: String, password: Option<String>) -> Self {
+        Sudo {
+            inner,
+            user,
+            password,
+        }
+    }
+
+    /// The command line sent to the host for `command`.
+    fn wrap(&self, command: &str) -> String {
+        let ask = if self.password.is_some() {
+            "-S -p ''"
+        } else {
+            "-n"
+        };
+        format!(
+            "sudo {ask} -H -u {} -- sh -c {}",
+            quote(&self.user),
+            quote(command)
+        )
+    }
+}
+
+#[async_trait]
+impl Transport for Sudo {
+    async fn exec(
+        &self,
+        command: &str,
+        stdin: &mut (dyn AsyncRead + Send + Unpin),
+        stdout: &mut (dyn AsyncWrite + Send + Unpin),
+        stderr: &mut (dyn AsyncWrite + Send + Unpin),
+    ) -> Result<ExitStatus, TransportError> {
+        let wrapped = self.wrap(command);
+        match &self.password {
+            None => self.inner.exec(&wrapped, stdin, stdout, stderr).await,
+            Some(password) => {
+                let line = format!("{password}\n");
+                let mut chained = line.as_bytes().chain(stdin);
+                self.inner
+                    .exec(&wrapped, &mut chained, stdout, stderr)
+                    .await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::local::LocalTransport;
+
+    #[test]
+    fn command_is_quoted_once_as_a_whole() {
+        let s = Sudo::new(Arc::new(LocalTransport), "root".into(), None);
+        assert_eq!(
+            s.wrap("echo 'a b' $(id)"),
+            r#"sudo -n -H -u root -- sh -c 'echo '"'"'a b'"'"' $(id)'"#
+        );
+    }
+
+    /// Records what reached the inner transport.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<(String, Vec<u8>)>);
+
+    #[async_trait]
+    impl Transport for Recorder {
+        async fn exec(
+            &self,
+            command: &str,
+            stdin: &mut (dyn AsyncRead + Send + Unpin),
+            _stdout: &mut (dyn AsyncWrite + Send + Unpin),
+            _stderr: &mut (dyn AsyncWrite + Send + Unpin),
+        ) -> Result<ExitStatus, TransportError> {
+            let mut input = Vec::new();
+            stdin.read_to_end(&mut input).await?;
+            *self.0.lock().unwrap() = (command.to_string(), input);
+            Ok(ExitStatus::Code(0))
+        }
+    }
+
+    #[tokio::test]
+    async fn password_precedes_the_commands_own_stdin() {
+        let rec = Arc::new(Recorder::default());
+        let s = Sudo::new(rec.clone(), "admin".into(), Some("s3cret".into()));
+        s.exec_capture("cat > /etc/x", b"payload").await.unwrap();
+        let (cmd, input) = rec.0.lock().unwrap().clone();
+        assert_eq!(cmd, "sudo -S -p '' -H -u admin -- sh -c 'cat > /etc/x'");
+        assert_eq!(input, b"s3cret\npayload");
+    }
+}

@@ -1,0 +1,219 @@
+//! Text shared by the plain and TTY reporters, so both say the same thing.
+
+use crate::engine::events::{Event, HostState, Outcome, ResourceStatus, Summary};
+
+/// The human text for an event, if it prints anything.
+pub fn event(ev: &Event, action: &str, show_output: bool) -> Option<String> {
+    match ev {
+        Event::RunStarted { .. } | Event::HostPhase { .. } => None,
+        Event::HostFinished {
+            host,
+            state,
+            elapsed_ms,
+            outcome,
+            ..
+        } => Some(host_finished(
+            host,
+            *state,
+            *elapsed_ms,
+            outcome,
+            show_output,
+        )),
+        Event::PlayStarted {
+            play,
+            hosts,
+            batches,
+        } => Some(format!(
+            "== play {play}: {} hosts in {} batch{} ({})",
+            hosts.len(),
+            batches.len(),
+            if batches.len() == 1 { "" } else { "es" },
+            batches
+                .iter()
+                .map(|b| b.len().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Event::BatchStarted { index, hosts, .. } => {
+            Some(format!("-- batch {}: {} hosts", index + 1, hosts.len()))
+        }
+        Event::PlayAborted {
+            play,
+            reason,
+            skipped,
+        } => Some(format!(
+            "!! play {play} aborted: {reason}; {} hosts not started",
+            skipped.len()
+        )),
+        Event::RunFinished {
+            summary,
+            elapsed_ms,
+            ..
+        } => Some(self::summary(action, summary, *elapsed_ms)),
+    }
+}
+
+fn label(state: HostState) -> String {
+    match state {
+        HostState::Ok | HostState::Changed => state.as_str().to_string(),
+        other => other.as_str().to_uppercase(),
+    }
+}
+
+pub fn host_finished(
+    host: &str,
+    state: HostState,
+    elapsed_ms: u64,
+    outcome: &Outcome,
+    show_output: bool,
+) -> String {
+    let secs = elapsed_ms as f64 / 1000.0;
+    let label = label(state);
+    let mut out = match outcome {
+        Outcome::Command { status, .. } => format!("{host} | {label} | {status} | {secs:.2}s"),
+        Outcome::Facts { .. } => format!("{host} | {label} | {secs:.2}s"),
+        Outcome::Unreachable { error } | Outcome::Failed { error } => {
+            format!("{host} | {label} | {error}")
+        }
+        Outcome::Skipped { reason } => format!("{host} | {label} | {reason}"),
+        Outcome::Applied {
+            check, resources, ..
+        } => {
+            let count = |s: ResourceStatus| resources.iter().filter(|r| r.status == s).count();
+            let head = if *check {
+                format!(
+                    "{} will change, {} unknown, {} no change",
+                    count(ResourceStatus::WillChange),
+                    count(ResourceStatus::Unknown),
+                    count(ResourceStatus::NoChange)
+                )
+            } else {
+                format!(
+                    "{} changed, {} unchanged",
+                    count(ResourceStatus::Changed),
+                    count(ResourceStatus::NoChange)
+                )
+            };
+            format!("{host} | {label} | {head} | {secs:.2}s")
+        }
+    };
+    match outcome {
+        Outcome::Command { stdout, stderr, .. } if show_output => {
+            for text in [stdout, stderr] {
+                for l in text.lines() {
+                    out.push_str("\n    ");
+                    out.push_str(l);
+                }
+            }
+        }
+        Outcome::Applied {
+            resources, error, ..
+        } => {
+            for r in resources {
+                let tag = match r.status {
+                    ResourceStatus::NoChange | ResourceStatus::Skipped => continue,
+                    ResourceStatus::WillChange => "will change",
+                    ResourceStatus::Unknown => "unknown",
+                    ResourceStatus::Changed => "changed",
+                    ResourceStatus::Failed => "FAILED",
+                    ResourceStatus::NotRun => "not run",
+                };
+                out.push_str(&format!("\n    {tag:<11} {}", r.resource));
+                if !r.changes.is_empty() {
+                    out.push_str(&format!(": {}", r.changes.join(", ")));
+                }
+                for text in [&r.error, &r.output].into_iter().flatten() {
+                    for l in text.lines() {
+                        out.push_str("\n        ");
+                        out.push_str(l);
+                    }
+                }
+                if let Some(d) = &r.diff {
+                    for l in d.lines() {
+                        out.push_str("\n      ");
+                        out.push_str(l);
+                    }
+                }
+            }
+            if let (Some(e), false) = (
+                error,
+                resources.iter().any(|r| r.status == ResourceStatus::Failed),
+            ) {
+                out.push_str(&format!("\n    error: {e}"));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+pub fn summary(action: &str, s: &Summary, elapsed_ms: u64) -> String {
+    let mut parts = vec![format!("{} ok", s.ok)];
+    if s.changed > 0 || action == "apply" {
+        parts.push(format!("{} changed", s.changed));
+    }
+    parts.push(format!("{} failed", s.failed));
+    parts.push(format!("{} unreachable", s.unreachable));
+    if s.skipped > 0 {
+        parts.push(format!("{} skipped", s.skipped));
+    }
+    format!(
+        "{action}: {} ({} hosts, {:.2}s)",
+        parts.join(", "),
+        s.total(),
+        elapsed_ms as f64 / 1000.0
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::events::ResourceReport;
+    use crate::transport::ExitStatus;
+
+    #[test]
+    fn command_lines() {
+        let o = Outcome::Command {
+            status: ExitStatus::Code(2),
+            stdout: "a\nb\n".into(),
+            stderr: "oops\n".into(),
+        };
+        insta::assert_snapshot!(host_finished("ws-001", HostState::Failed, 1234, &o, true));
+        let u = Outcome::Unreachable {
+            error: "connection refused".into(),
+        };
+        insta::assert_snapshot!(host_finished("ws-002", HostState::Unreachable, 5, &u, true));
+        let s = Summary {
+            ok: 49,
+            unreachable: 1,
+            ..Summary::default()
+        };
+        insta::assert_snapshot!(summary("run", &s, 2500));
+    }
+
+    #[test]
+    fn apply_lines() {
+        let r = |resource: &str, status, changes: &[&str]| ResourceReport {
+            resource: resource.into(),
+            status,
+            changes: changes.iter().map(|c| c.to_string()).collect(),
+            diff: None,
+            output: None,
+            error: None,
+        };
+        let o = Outcome::Applied {
+            check: true,
+            resources: vec![
+                r(
+                    "file /etc/motd",
+                    ResourceStatus::WillChange,
+                    &["create (12 bytes)"],
+                ),
+                r("dir /srv", ResourceStatus::NoChange, &[]),
+                r("command update-ca", ResourceStatus::Unknown, &["run"]),
+            ],
+            error: None,
+        };
+        insta::assert_snapshot!(host_finished("ws-003", HostState::Ok, 300, &o, false));
+    }
+}

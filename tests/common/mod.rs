@@ -1,0 +1,1 @@
+//! PLACEHOLDER until the lab branch lands.

@@ -1,0 +1,264 @@
+//! Foundation on a real lab: ad-hoc runs, facts, unreachable hosts, host keys.
+//! Needs root and openssh-server (`.ci/run` installs it).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Output;
+
+use common::TestLab;
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn events(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+fn finished(events: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "host_finished")
+        .collect()
+}
+
+#[test]
+fn run_prints_every_hostname_and_facts_gives_one_record_per_host() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(20);
+
+    let out = lab
+        .parc()
+        .args(["run", "all", "--", "hostname"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    let names: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("    "))
+        .collect();
+    assert_eq!(
+        names.len(),
+        20,
+        "20 distinct hostnames expected in:\n{text}"
+    );
+    for h in &lab.lab.hosts {
+        assert!(
+            names.contains(h.name.as_str()),
+            "{} missing in:\n{text}",
+            h.name
+        );
+    }
+
+    let out = lab
+        .parc()
+        .args(["facts", "all", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let records: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(records.len(), 20);
+    let hosts: BTreeSet<&str> = records
+        .iter()
+        .map(|r| r["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts.len(), 20);
+    for r in &records {
+        assert_eq!(
+            r["facts"]["hostname"], r["host"],
+            "each host reports its own hostname"
+        );
+        assert!(r["facts"]["memory"]["total_bytes"].as_u64().unwrap() > 0);
+        assert!(!r["facts"]["kernel"].as_str().unwrap().is_empty());
+    }
+
+    let out = lab
+        .parc()
+        .args(["facts", "ws-00*", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        stdout(&out).lines().count(),
+        1 + 9,
+        "header + ws-001..ws-009"
+    );
+}
+
+#[test]
+fn a_stopped_host_is_unreachable_not_failed() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(50);
+    let stopped = lab.lab.hosts[17].name.clone();
+    let st = lab
+        .parc()
+        .args(["lab", "stop", &stopped])
+        .arg("--dir")
+        .arg(&lab.lab.dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+
+    let out = lab
+        .parc()
+        .args(["--json", "run", "all", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "unreachable hosts give exit code 4"
+    );
+    let ev = events(&out);
+    let done = finished(&ev);
+    assert_eq!(done.len(), 50);
+    let ok = done.iter().filter(|e| e["state"] == "ok").count();
+    let unreachable: Vec<_> = done
+        .iter()
+        .filter(|e| e["state"] == "unreachable")
+        .collect();
+    assert_eq!(ok, 49);
+    assert_eq!(unreachable.len(), 1);
+    assert_eq!(unreachable[0]["host"], stopped.as_str());
+    let summary = ev.iter().find(|e| e["event"] == "run_finished").unwrap();
+    assert_eq!(summary["summary"]["unreachable"], 1);
+    assert_eq!(summary["summary"]["failed"], 0);
+
+    // A command failing on a reachable host is a failure, and outranks unreachable.
+    let out = lab
+        .parc()
+        .args(["run", "all", "--", "test $(hostname) != ws-003"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+}
+
+fn key_line(lab: &TestLab, host: usize) -> String {
+    let addr = lab.lab.hosts[host].address.to_string();
+    std::fs::read_to_string(&lab.lab.known_hosts)
+        .unwrap()
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(addr.as_str()))
+        .unwrap_or_else(|| panic!("{addr} not in known_hosts"))
+        .to_string()
+}
+
+#[test]
+fn changed_and_revoked_host_keys_are_refused_and_accept_new_learns() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(3);
+    let kh = lab.lab.known_hosts.clone();
+    let original = std::fs::read_to_string(&kh).unwrap();
+    let h0 = lab.lab.hosts[0].name.clone();
+    let h1 = lab.lab.hosts[1].name.clone();
+
+    // Changed: host 0's line now carries host 1's key.
+    let line0 = key_line(&lab, 0);
+    let line1 = key_line(&lab, 1);
+    let addr0 = lab.lab.hosts[0].address.to_string();
+    let forged = line1.replacen(&lab.lab.hosts[1].address.to_string(), &addr0, 1);
+    std::fs::write(&kh, original.replace(&line0, &forged)).unwrap();
+    let out = lab
+        .parc()
+        .args(["run", &h0, "--", "touch /root/should-not-exist"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("CHANGED"), "{err}");
+    assert!(
+        err.contains(&format!("{}:", kh.display())),
+        "names the known_hosts line: {err}"
+    );
+    assert!(
+        lab.host_file(0, "/root/should-not-exist").is_none(),
+        "nothing ran"
+    );
+
+    // Revoked: refused even with accept-new.
+    let key1 = line1
+        .split_whitespace()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join(" ");
+    std::fs::write(&kh, format!("{original}@revoked * {key1}\n")).unwrap();
+    let out = lab
+        .parc()
+        .args(["--host-key-policy", "accept-new", "run", &h1, "--", "true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("revoked"), "{err}");
+
+    // Unknown: strict refuses, accept-new learns and appends, then strict accepts.
+    std::fs::write(&kh, "").unwrap();
+    let out = lab
+        .parc()
+        .args(["run", &h0, "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let out = lab
+        .parc()
+        .args(["--host-key-policy", "accept-new", "run", &h0, "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read_to_string(&kh).unwrap().contains(&addr0));
+    let out = lab
+        .parc()
+        .args(["run", &h0, "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the learned key is trusted afterwards"
+    );
+}
+
+#[test]
+fn bad_inventory_and_pattern_are_usage_errors() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let out = lab
+        .parc()
+        .args(["run", "nosuch-*", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch-*"));
+
+    let bad = lab.lab.dir.join("bad.yml");
+    std::fs::write(&bad, "hosts:\n  ws-001:\n    adress: 127.0.0.1\n").unwrap();
+    let out = lab
+        .parc()
+        .arg("-i")
+        .arg(&bad)
+        .args(["run", "all", "--", "true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}:3:", bad.display())),
+        "file:line:col in: {err}"
+    );
+    assert!(err.contains("adress"), "{err}");
+}
