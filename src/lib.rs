@@ -3,6 +3,7 @@
 //! The library holds all logic; `src/main.rs` only calls [`cli::main`]. See the
 //! README's architecture section for how the modules fit together.
 
+pub mod facts;
 pub mod inventory;
 pub mod location;
 pub mod transport;
