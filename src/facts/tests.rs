@@ -1,0 +1,239 @@
+use std::process::Command;
+
+use super::*;
+
+/// A laptop as the probe would describe it, after bash login noise, with a disk
+/// model containing spaces, a two-address interface, the default route on the
+/// second interface and no DMI lines at all (a host where /sys/class/dmi is absent).
+const LAPTOP: &str = "\
+Welcome to the lab, remember to lock your screen
+parc-facts=1
+hostname=lab-pc-07
+os_pretty_name=\"Ubuntu 24.04.1 LTS\"
+os_version_id=\"24.04\"
+os_id=ubuntu
+os_id_like=debian
+kernel=6.8.0-45-generic
+arch=x86_64
+cpu_model=Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz
+cpu_count=8
+mem_total_kb=16226452
+mem_available_kb=9876543
+disk=nvme0n1 1000215216 0 Samsung SSD 970 EVO Plus 500GB
+disk=sda 3907029168 1 WDC WD20EZRZ-00Z5HB0
+iface=enp0s31f6 8c:16:45:aa:bb:cc
+iface=wlp2s0 f8:59:71:dd:ee:ff
+default_route=wlp2s0
+addr=enp0s31f6 10.20.30.40/24
+addr=wlp2s0 192.168.1.23/255.255.255.0
+inet6=enp0s31f6 20010db8000000000000000000000040 40
+inet6=wlp2s0 fe80000000000000fa5971fffedeeeff 40
+
+uptime=93784.12
+";
+
+/// A small ARM board with device-tree identity and a readable serial.
+const BOARD: &str = "\
+parc-facts=1
+hostname=kiosk-2
+os_pretty_name=\"Debian GNU/Linux 12 (bookworm)\"
+os_version_id=\"12\"
+os_id=debian
+kernel=6.6.51+rpt-rpi-v8
+arch=aarch64
+cpu_model=
+cpu_count=4
+mem_total_kb=3885420
+mem_available_kb=3000000
+disk=mmcblk0 62333952 0 SD64G
+iface=eth0 d8:3a:dd:01:02:03
+default_route=eth0
+addr=eth0 172.16.5.9/16
+dmi_product=Raspberry Pi 4 Model B Rev 1.5
+dmi_serial=10000000abcdef12
+uptime=5
+";
+
+fn rows() -> Vec<(String, Facts)> {
+    vec![
+        ("lab-pc-07.example.org".into(), parse(LAPTOP).unwrap()),
+        ("kiosk-2".into(), parse(BOARD).unwrap()),
+    ]
+}
+
+#[test]
+fn parses_the_laptop_sample() {
+    let f = parse(LAPTOP).unwrap();
+    assert_eq!(f.hostname, "lab-pc-07");
+    assert_eq!(
+        f.os,
+        Os {
+            id: "ubuntu".into(),
+            version_id: "24.04".into(),
+            pretty_name: "Ubuntu 24.04.1 LTS".into(),
+            family: "debian".into(),
+        }
+    );
+    assert_eq!(f.cpu.count, 8);
+    assert_eq!(f.memory.total_bytes, 16226452 * 1024);
+    assert_eq!(
+        f.disks[0],
+        Disk {
+            name: "nvme0n1".into(),
+            size_bytes: 1000215216 * 512,
+            rotational: false,
+            model: "Samsung SSD 970 EVO Plus 500GB".into(),
+        }
+    );
+    assert!(f.disks[1].rotational);
+    // Default-route interface first; netmask and hex forms normalised to CIDR.
+    assert_eq!(f.interfaces[0].name, "wlp2s0");
+    assert_eq!(
+        f.interfaces[0].addresses,
+        ["192.168.1.23/24", "fe80::fa59:71ff:fede:eeff/64"]
+    );
+    assert_eq!(
+        f.interfaces[1],
+        Interface {
+            name: "enp0s31f6".into(),
+            mac: "8c:16:45:aa:bb:cc".into(),
+            addresses: vec!["10.20.30.40/24".into(), "2001:db8::40/64".into()],
+        }
+    );
+    assert_eq!(f.dmi, Dmi::default());
+    assert_eq!(f.uptime_seconds, 93784);
+}
+
+#[test]
+fn family_falls_back_to_id() {
+    assert_eq!(parse(BOARD).unwrap().os.family, "debian");
+}
+
+#[test]
+fn json_has_the_paths_templates_use() {
+    let json = serde_json::to_value(parse(LAPTOP).unwrap()).unwrap();
+    assert_eq!(json["os"]["id"], "ubuntu");
+    assert_eq!(json["interfaces"][0]["addresses"][0], "192.168.1.23/24");
+    assert_eq!(json["dmi"]["serial"], "");
+}
+
+#[test]
+fn a_bad_line_is_named() {
+    let err = parse("parc-facts=1\nhostname=x\ncpu_count=eight\n").unwrap_err();
+    assert_eq!(
+        err,
+        FactsError::BadLine {
+            line: 3,
+            text: "cpu_count=eight".into(),
+            problem: LineProblem::NotANumber("cpu_count"),
+        }
+    );
+    assert!(err.to_string().contains("line 3"));
+    assert!(err.to_string().contains("`cpu_count=eight`"));
+}
+
+#[test]
+fn malformed_structured_lines_are_rejected() {
+    for (line, problem) in [
+        ("just text", LineProblem::NotKeyValue),
+        ("colour=blue", LineProblem::UnknownKey("colour".into())),
+        ("disk=sda lots 0 X", LineProblem::BadDisk),
+        ("disk=sda 10 maybe X", LineProblem::BadDisk),
+        ("addr=eth0 10.0.0.300/24", LineProblem::BadAddress),
+        ("addr=eth0 10.0.0.3/255.0.255.0", LineProblem::BadAddress),
+        ("inet6=eth0 fe80 40", LineProblem::BadInet6),
+    ] {
+        let err = parse(&format!("parc-facts=1\n{line}\n")).unwrap_err();
+        assert_eq!(
+            err,
+            FactsError::BadLine {
+                line: 2,
+                text: line.into(),
+                problem
+            }
+        );
+    }
+}
+
+#[test]
+fn output_without_header_is_refused() {
+    let err = parse("fish: Unknown command\n").unwrap_err();
+    assert_eq!(err, FactsError::MissingHeader);
+    assert!(err.to_string().contains("`parc-facts=1`"));
+}
+
+#[test]
+fn table_snapshot() {
+    insta::assert_snapshot!(render_table(&rows()));
+}
+
+#[test]
+fn csv_snapshot() {
+    insta::assert_snapshot!(render_csv(&rows()));
+}
+
+/// Run `program args...` and parse its output, checking the probe stayed quiet.
+fn run_probe(cmd: &mut Command) -> Facts {
+    let out = cmd.output().expect("run the probe");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "probe failed: {stderr}");
+    assert!(stderr.is_empty(), "probe wrote to stderr: {stderr}");
+    let facts = parse(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert!(!facts.hostname.is_empty());
+    assert!(facts.memory.total_bytes > 0);
+    assert!(facts.cpu.count > 0);
+    assert!(!facts.kernel.is_empty());
+    facts
+}
+
+#[test]
+fn probe_runs_under_local_sh() {
+    run_probe(Command::new("sh").arg("-c").arg(PROBE));
+}
+
+/// With PATH holding only busybox applets, this is what a minimal target offers;
+/// the results must match the full userland's, proving no tool was silently missing.
+#[test]
+fn probe_runs_under_busybox_only() {
+    let list = match Command::new("busybox").arg("--list").output() {
+        Ok(out) if out.status.success() => out.stdout,
+        _ => {
+            eprintln!("busybox not installed: skipping the busybox probe test");
+            return;
+        }
+    };
+    let bin = tempfile::tempdir().unwrap();
+    let busybox = which("busybox").unwrap();
+    for applet in String::from_utf8_lossy(&list).lines() {
+        std::os::unix::fs::symlink(&busybox, bin.path().join(applet)).unwrap();
+    }
+    let busybox_probe = || {
+        run_probe(
+            Command::new(bin.path().join("sh"))
+                .arg("-c")
+                .arg(probe_command())
+                .env_clear()
+                .env("PATH", bin.path()),
+        )
+    };
+    let facts = busybox_probe();
+    let full = run_probe(Command::new("sh").arg("-c").arg(PROBE));
+    assert_eq!(facts.hostname, full.hostname);
+    assert_eq!(facts.os, full.os);
+    assert_eq!(facts.cpu, full.cpu);
+    assert_eq!(facts.disks, full.disks);
+    assert_eq!(facts.interfaces, full.interfaces);
+    assert_eq!(facts.dmi, full.dmi);
+
+    // Without `ip`, IPv4 addresses come from ifconfig's netmask layout instead.
+    std::fs::remove_file(bin.path().join("ip")).unwrap();
+    assert_eq!(busybox_probe().interfaces, full.interfaces);
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
