@@ -3,6 +3,9 @@
 //! The library holds all logic; `src/main.rs` only calls [`cli::main`]. See the
 //! README's architecture section for how the modules fit together.
 
+pub mod cli;
+pub mod engine;
+pub mod error;
 pub mod facts;
 pub mod inventory;
 pub mod lab;

@@ -20,7 +20,9 @@ fn events(o: &Output) -> Vec<serde_json::Value> {
 }
 
 fn finished(ev: &[serde_json::Value]) -> Vec<&serde_json::Value> {
-    ev.iter().filter(|e| e["event"] == "host_finished").collect()
+    ev.iter()
+        .filter(|e| e["event"] == "host_finished")
+        .collect()
 }
 
 /// Every path under a host's overlay upper dir with its mtime, size and mode:
@@ -63,7 +65,12 @@ fn rollout_converges_20_hosts_and_a_second_run_writes_nothing() {
     let pb = playbook.to_str().unwrap();
     let (out, ev) = apply_json(&lab, &["apply", pb]);
     let done = finished(&ev);
-    assert_eq!(out.status.code(), Some(0), "stderr: {}\n{done:#?}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}\n{done:#?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(done.len(), 20);
     assert!(done.iter().all(|e| e["state"] == "changed"), "{done:#?}");
     // Canary first, then 10%, then the rest.
@@ -76,20 +83,28 @@ fn rollout_converges_20_hosts_and_a_second_run_writes_nothing() {
     for (i, h) in lab.lab.hosts.iter().enumerate() {
         let managed = String::from_utf8(lab.host_file(i, "/etc/parc/managed").unwrap()).unwrap();
         assert!(managed.contains(&format!("host={}", h.name)), "{managed}");
-        let printers = String::from_utf8(lab.host_file(i, "/etc/cups/printers.conf").unwrap()).unwrap();
+        let printers =
+            String::from_utf8(lab.host_file(i, "/etc/cups/printers.conf").unwrap()).unwrap();
         assert!(printers.contains("<Printer hp-2nd-floor>"));
-        let creds = String::from_utf8(lab.host_file(i, "/etc/parc/share-credentials").unwrap()).unwrap();
+        let creds =
+            String::from_utf8(lab.host_file(i, "/etc/parc/share-credentials").unwrap()).unwrap();
         assert!(creds.contains("password=change-me-in-the-inventory"));
         assert!(lab.host_file(i, "/etc/profile.d/parc-proxy.sh").is_some());
     }
     let all_output = String::from_utf8_lossy(&out.stdout);
-    assert!(!all_output.contains("change-me-in-the-inventory"), "the secret leaked into events");
+    assert!(
+        !all_output.contains("change-me-in-the-inventory"),
+        "the secret leaked into events"
+    );
 
     let before = trees(&lab);
     let (out, ev) = apply_json(&lab, &["apply", pb]);
     assert_eq!(out.status.code(), Some(0));
     let done = finished(&ev);
-    assert!(done.iter().all(|e| e["state"] == "ok"), "second run changes nothing: {done:#?}");
+    assert!(
+        done.iter().all(|e| e["state"] == "ok"),
+        "second run changes nothing: {done:#?}"
+    );
     let summary = ev.iter().find(|e| e["event"] == "run_finished").unwrap();
     assert_eq!(summary["summary"]["changed"], 0);
     assert_eq!(before, trees(&lab), "the second run wrote on some host");
@@ -118,12 +133,27 @@ fn remote_execs_per_host_do_not_grow_with_resources() {
     for n in [5, 50] {
         let pb = numbered_profile(dir.path(), n);
         let (out, ev) = apply_json(&lab, &["apply", pb.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-        let execs: Vec<u64> = finished(&ev).iter().map(|e| e["execs"].as_u64().unwrap()).collect();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let execs: Vec<u64> = finished(&ev)
+            .iter()
+            .map(|e| e["execs"].as_u64().unwrap())
+            .collect();
         counts.push(execs);
-        assert_eq!(lab.host_file(1, &format!("/srv/many/f{}", n - 1)).unwrap(), format!("file {} on {}\n", n - 1, lab.lab.hosts[1].name).as_bytes());
+        assert_eq!(
+            lab.host_file(1, &format!("/srv/many/f{}", n - 1)).unwrap(),
+            format!("file {} on {}\n", n - 1, lab.lab.hosts[1].name).as_bytes()
+        );
     }
-    assert_eq!(counts[0], counts[1], "execs per host: 5 resources {:?} vs 50 resources {:?}", counts[0], counts[1]);
+    assert_eq!(
+        counts[0], counts[1],
+        "execs per host: 5 resources {:?} vs 50 resources {:?}",
+        counts[0], counts[1]
+    );
     assert_eq!(counts[0], vec![3, 3], "facts + probe + apply");
 }
 
@@ -132,12 +162,26 @@ fn plan_changes_nothing_and_lists_exactly_what_apply_changes() {
     common::require_root_and_sshd();
     let lab = TestLab::start(3);
     // One host already has part of the state.
-    let st = lab.parc().args(["run", &lab.lab.hosts[0].name, "--", "mkdir -p /etc/parc && echo 'Europe/Paris' > /etc/timezone"]).status().unwrap();
+    let st = lab
+        .parc()
+        .args([
+            "run",
+            &lab.lab.hosts[0].name,
+            "--",
+            "mkdir -p /etc/parc && echo 'Europe/Paris' > /etc/timezone",
+        ])
+        .status()
+        .unwrap();
     assert!(st.success());
     let pb = repo("playbooks/rollout.yml");
     let before = trees(&lab);
     let (out, plan) = apply_json(&lab, &["plan", "--diff", pb.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(before, trees(&lab), "plan wrote on a host");
     let (out, applied) = apply_json(&lab, &["apply", pb.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
@@ -161,17 +205,34 @@ fn plan_changes_nothing_and_lists_exactly_what_apply_changes() {
     // Handlers appear in apply only; resources otherwise match one for one.
     let changed_resources: BTreeMap<String, Vec<String>> = changed
         .into_iter()
-        .map(|(h, v)| (h, v.into_iter().filter(|r| !r.starts_with("handler")).collect()))
+        .map(|(h, v)| {
+            (
+                h,
+                v.into_iter()
+                    .filter(|r| !r.starts_with("handler"))
+                    .collect(),
+            )
+        })
         .collect();
     assert_eq!(planned, changed_resources);
     let host0 = &planned[&lab.lab.hosts[0].name];
-    assert!(!host0.iter().any(|r| r == "file /etc/timezone"), "already in place on host 0: {host0:?}");
-    assert!(planned[&lab.lab.hosts[1].name].iter().any(|r| r == "file /etc/timezone"));
+    assert!(
+        !host0.iter().any(|r| r == "file /etc/timezone"),
+        "already in place on host 0: {host0:?}"
+    );
+    assert!(
+        planned[&lab.lab.hosts[1].name]
+            .iter()
+            .any(|r| r == "file /etc/timezone")
+    );
     // --diff shows content, but never the secret.
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("change-me-in-the-inventory"));
     let plan_text = serde_json::to_string(&plan).unwrap();
-    assert!(plan_text.contains("+Europe/Paris"), "diff of /etc/timezone expected");
+    assert!(
+        plan_text.contains("+Europe/Paris"),
+        "diff of /etc/timezone expected"
+    );
     assert!(!plan_text.contains("change-me-in-the-inventory"));
 }
 
@@ -191,11 +252,20 @@ fn failure_budget_stops_the_rollout_before_the_last_batch() {
     std::fs::write(&pb, "- name: waves\n  hosts: all\n  profiles: [conf]\n  batches: [1, 50%, 100%]\n  max_failures: 1\n").unwrap();
     // Two broken hosts in the second batch: a directory stands where the file goes.
     let broken = format!("{},{}", lab.lab.hosts[2].name, lab.lab.hosts[4].name);
-    assert!(lab.parc().args(["run", &broken, "--", "mkdir /etc/parc-test.conf"]).status().unwrap().success());
+    assert!(
+        lab.parc()
+            .args(["run", &broken, "--", "mkdir /etc/parc-test.conf"])
+            .status()
+            .unwrap()
+            .success()
+    );
 
     let (out, ev) = apply_json(&lab, &["apply", pb.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3));
-    let aborted = ev.iter().find(|e| e["event"] == "play_aborted").expect("play aborted");
+    let aborted = ev
+        .iter()
+        .find(|e| e["event"] == "play_aborted")
+        .expect("play aborted");
     assert!(aborted["reason"].as_str().unwrap().contains("max_failures"));
     let state = |i: usize| {
         finished(&ev)
@@ -211,7 +281,11 @@ fn failure_budget_stops_the_rollout_before_the_last_batch() {
         assert_eq!(state(i), "skipped", "host {i} is in the last batch");
         assert!(lab.host_file(i, "/etc/parc-test.conf").is_none());
     }
-    let plain = lab.parc().args(["apply", pb.to_str().unwrap()]).output().unwrap();
+    let plain = lab
+        .parc()
+        .args(["apply", pb.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&plain.stderr).contains("aborted"));
 }
 
@@ -247,11 +321,20 @@ resources:
     assert_eq!(out.status.code(), Some(0), "{:#?}", finished(&ev));
     let evil = "a'b\"c $(touch /tmp/pwned1) `touch /tmp/pwned2`; touch /tmp/pwned3";
     let base = "/srv/sp ace $(touch /tmp/pwned4)";
-    assert_eq!(lab.host_file(0, &format!("{base}/{evil}")).unwrap(), format!("{evil}\n").as_bytes());
+    assert_eq!(
+        lab.host_file(0, &format!("{base}/{evil}")).unwrap(),
+        format!("{evil}\n").as_bytes()
+    );
     assert_eq!(lab.host_file(0, "/srv/new\nline").unwrap(), b"x\n");
-    assert_eq!(lab.host_file(0, &format!("{base}/l'ines")).unwrap(), b"value=$(touch /tmp/pwned5)\n");
+    assert_eq!(
+        lab.host_file(0, &format!("{base}/l'ines")).unwrap(),
+        b"value=$(touch /tmp/pwned5)\n"
+    );
     for i in 1..=6 {
-        assert!(lab.host_file(0, &format!("/tmp/pwned{i}")).is_none(), "pwned{i} exists: injection");
+        assert!(
+            lab.host_file(0, &format!("/tmp/pwned{i}")).is_none(),
+            "pwned{i} exists: injection"
+        );
     }
     // Idempotent with hostile names too.
     let (_, ev) = apply_json(&lab, &["apply", pb.to_str().unwrap()]);
@@ -262,7 +345,11 @@ resources:
         .filter(|r| r["status"] == "changed")
         .map(|r| r["resource"].clone())
         .collect();
-    assert_eq!(changed, vec![serde_json::json!("command printf '%s' \"$0\" > /srv/arg")], "only the unguarded-by-file command reruns");
+    assert_eq!(
+        changed,
+        vec![serde_json::json!("command printf '%s' \"$0\" > /srv/arg")],
+        "only the unguarded-by-file command reruns"
+    );
 }
 
 fn apply_profile(lab: &TestLab, dir: &Path, profile_yaml: &str, files: &[(&str, &str)]) -> Output {
@@ -285,20 +372,68 @@ fn bad_inputs_point_at_file_line_and_column() {
     let p = dir.path().join("profiles/p.yml");
     let p = p.display();
     let cases: Vec<(&str, Vec<(&str, &str)>, i32, String, &str)> = vec![
-        ("resources:\n  - fiel: {path: /x}\n", vec![], 2, format!("{p}:2:"), "unknown variant `fiel`"),
-        ("resources:\n  - file: {path: /x, content: a, colour: red}\n", vec![], 2, format!("{p}:2:"), "unknown field `colour`"),
-        ("resources:\n  - file: {path: /x\n", vec![], 2, format!("{p}:"), ""),
-        ("resources:\n  - file:\n      path: /x\n      content: \"v={{ ntp_srver }}\"\n", vec![], 3, format!("{p}:4:"), "ntp_srver"),
-        ("resources:\n  - file: {path: /x, template: t.j2}\n", vec![("t.j2", "line1\nline2 {{ foo.bar }}\n")], 3, "templates/t.j2:2:".to_string(), "foo"),
-        ("resources:\n  - file: {path: /x, template: nope.j2}\n", vec![], 3, format!("{p}:2:"), "nope.j2"),
-        ("resources:\n  - file: {path: /x, content: a, when: \"facts.os.id ==\"}\n", vec![], 3, format!("{p}:2:"), "when"),
+        (
+            "resources:\n  - fiel: {path: /x}\n",
+            vec![],
+            2,
+            format!("{p}:2:"),
+            "unknown variant `fiel`",
+        ),
+        (
+            "resources:\n  - file: {path: /x, content: a, colour: red}\n",
+            vec![],
+            2,
+            format!("{p}:2:"),
+            "unknown field `colour`",
+        ),
+        (
+            "resources:\n  - file: {path: /x\n",
+            vec![],
+            2,
+            format!("{p}:"),
+            "",
+        ),
+        (
+            "resources:\n  - file:\n      path: /x\n      content: \"v={{ ntp_srver }}\"\n",
+            vec![],
+            3,
+            format!("{p}:4:"),
+            "ntp_srver",
+        ),
+        (
+            "resources:\n  - file: {path: /x, template: t.j2}\n",
+            vec![("t.j2", "line1\nline2 {{ foo.bar }}\n")],
+            3,
+            "templates/t.j2:2:".to_string(),
+            "foo",
+        ),
+        (
+            "resources:\n  - file: {path: /x, template: nope.j2}\n",
+            vec![],
+            3,
+            format!("{p}:2:"),
+            "nope.j2",
+        ),
+        (
+            "resources:\n  - file: {path: /x, content: a, when: \"facts.os.id ==\"}\n",
+            vec![],
+            3,
+            format!("{p}:2:"),
+            "when",
+        ),
     ];
     for (yaml, files, code, location, needle) in cases {
         let out = apply_profile(&lab, dir.path(), yaml, &files);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{yaml}\n{err}");
-        assert!(err.contains(&location), "expected {location} for:\n{yaml}\ngot: {err}");
-        assert!(err.contains(needle), "expected {needle:?} for:\n{yaml}\ngot: {err}");
+        assert!(
+            err.contains(&location),
+            "expected {location} for:\n{yaml}\ngot: {err}"
+        );
+        assert!(
+            err.contains(needle),
+            "expected {needle:?} for:\n{yaml}\ngot: {err}"
+        );
         assert!(!err.contains("panicked"), "{err}");
     }
 }

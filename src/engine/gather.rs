@@ -11,7 +11,7 @@ use crate::transport::Transport;
 /// needs facts for templates and `when:` conditions).
 pub async fn facts_of(t: &dyn Transport) -> Result<facts::Facts, String> {
     let out = t
-        .exec_capture(facts::PROBE, b"")
+        .exec_capture(&facts::probe_command(), b"")
         .await
         .map_err(|e| e.to_string())?;
     if !out.status.success() {

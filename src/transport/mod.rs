@@ -121,3 +121,31 @@ pub fn quote(word: &str) -> String {
         .map(|q| q.into_owned())
         .unwrap_or_else(|_| format!("'{}'", word.replace('\0', "").replace('\'', "'\\''")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn quoted_words_reach_the_command_unchanged() {
+        let hostile = [
+            "plain",
+            "with space",
+            "it's",
+            "\"double\"",
+            "$(touch /tmp/parc-pwned) `id` ; rm -rf x && y | z",
+            "new\nline",
+            "",
+            "-n",
+            "*",
+        ];
+        for word in hostile {
+            let out = local::LocalTransport
+                .exec_capture(&format!("printf '%s' {}", quote(word)), b"")
+                .await
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), word);
+        }
+        assert!(!std::path::Path::new("/tmp/parc-pwned").exists());
+    }
+}

@@ -73,9 +73,10 @@ mod tests {
     #[test]
     fn command_is_quoted_once_as_a_whole() {
         let s = Sudo::new(Arc::new(LocalTransport), "root".into(), None);
+        let cmd = "echo 'a b' $(id)";
         assert_eq!(
-            s.wrap("echo 'a b' $(id)"),
-            r#"sudo -n -H -u root -- sh -c 'echo '"'"'a b'"'"' $(id)'"#
+            s.wrap(cmd),
+            format!("sudo -n -H -u root -- sh -c {}", quote(cmd))
         );
     }
 
@@ -105,7 +106,13 @@ mod tests {
         let s = Sudo::new(rec.clone(), "admin".into(), Some("s3cret".into()));
         s.exec_capture("cat > /etc/x", b"payload").await.unwrap();
         let (cmd, input) = rec.0.lock().unwrap().clone();
-        assert_eq!(cmd, "sudo -S -p '' -H -u admin -- sh -c 'cat > /etc/x'");
+        assert_eq!(
+            cmd,
+            format!(
+                "sudo -S -p '' -H -u admin -- sh -c {}",
+                quote("cat > /etc/x")
+            )
+        );
         assert_eq!(input, b"s3cret\npayload");
     }
 }
