@@ -4,5 +4,6 @@
 //! README's architecture section for how the modules fit together.
 
 pub mod inventory;
+pub mod lab;
 pub mod location;
 pub mod transport;
