@@ -1,1 +1,205 @@
-//! PLACEHOLDER until the lab branch lands.
+//! Shared by every integration test: a real `parc lab` started through the real
+//! binary, on a subnet no other concurrently running test process uses.
+
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// Lock files for subnets handed to test labs. Shared by all test processes on the
+/// machine (cargo nextest runs every test in its own process).
+const LOCK_DIR: &str = "/tmp/parc-test-subnets";
+const SUBNETS: std::ops::RangeInclusive<u8> = 150..=250;
+
+pub struct TestLab {
+    pub lab: parc::lab::Lab,
+    dir: tempfile::TempDir,
+    is_down: bool,
+    // Declared last so the subnet is released only after the lab is down.
+    _subnet: SubnetLock,
+}
+
+impl TestLab {
+    /// Starts `hosts` hosts with `parc lab up`.
+    pub fn start(hosts: usize) -> TestLab {
+        Self::start_with(hosts, &[])
+    }
+
+    /// Like [`TestLab::start`], with extra `parc lab up` arguments such as
+    /// `["--disk-size", "1MiB"]`.
+    pub fn start_with(hosts: usize, extra_args: &[&str]) -> TestLab {
+        require_root_and_sshd();
+        let subnet = SubnetLock::acquire();
+        let dir = tempfile::Builder::new()
+            .prefix("parc-lab-")
+            .tempdir()
+            .expect("create a temporary directory for the lab");
+        let lab_dir = dir.path().join("lab");
+        let output = Command::new(env!("CARGO_BIN_EXE_parc"))
+            .args(["lab", "up", "--hosts", &hosts.to_string(), "--subnet"])
+            .arg(subnet.subnet.to_string())
+            .arg("--dir")
+            .arg(&lab_dir)
+            .args(extra_args)
+            .output()
+            .expect("run parc lab up");
+        assert!(
+            output.status.success(),
+            "parc lab up failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let lab = parc::lab::load(&lab_dir).expect("read the state of the lab just started");
+        TestLab {
+            lab,
+            dir,
+            is_down: false,
+            _subnet: subnet,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.lab.dir
+    }
+
+    pub fn inventory(&self) -> &Path {
+        &self.lab.inventory
+    }
+
+    /// The parc binary, run from the lab directory's parent with the lab inventory.
+    pub fn parc(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_parc"));
+        command
+            .current_dir(self.dir.path())
+            .env("PARC_INVENTORY", self.inventory());
+        command
+    }
+
+    /// The real OpenSSH client, pinned to the lab's key and known_hosts, ignoring
+    /// the user's ~/.ssh/config.
+    pub fn ssh(&self, host: usize, command: &str) -> Output {
+        self.ssh_with(host, &[], command)
+    }
+
+    /// [`TestLab::ssh`] with extra client options, such as `["-tt"]`.
+    pub fn ssh_with(&self, host: usize, options: &[&str], command: &str) -> Output {
+        Command::new("ssh")
+            .arg("-F")
+            .arg("/dev/null")
+            .arg("-i")
+            .arg(&self.lab.key)
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.lab.known_hosts.display()
+            ))
+            .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
+            .args(options)
+            .arg(format!("root@{}", self.lab.hosts[host].address))
+            .arg(command)
+            .output()
+            .expect("run ssh")
+    }
+
+    /// A file as host `host` (0-based) sees it, read without SSH; `None` if absent.
+    /// Re-reads the lab state, so it follows hosts restarted with `start_host`.
+    pub fn host_file(&self, host: usize, path: &str) -> Option<Vec<u8>> {
+        let lab = parc::lab::load(&self.lab.dir).ok()?;
+        let root = lab.hosts.get(host)?.root();
+        std::fs::read(root.join(path.trim_start_matches('/'))).ok()
+    }
+
+    /// Runs `parc lab down` now instead of on drop, for tests of `down` itself.
+    pub fn down(mut self) -> Output {
+        self.is_down = true;
+        self.run_down()
+    }
+
+    fn run_down(&self) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_parc"))
+            .args(["lab", "down", "--dir"])
+            .arg(&self.lab.dir)
+            .output()
+            .expect("run parc lab down")
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        if self.is_down {
+            return;
+        }
+        let output = self.run_down();
+        if !output.status.success() {
+            eprintln!(
+                "parc lab down --dir {} failed: {}",
+                self.lab.dir.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}
+
+/// Panics unless the machine can run a lab, with the fix in the message.
+pub fn require_root_and_sshd() {
+    let root = nix::unistd::geteuid().is_root();
+    let sshd = Path::new("/usr/sbin/sshd").exists();
+    assert!(
+        root && sshd,
+        "this integration test needs root and openssh-server (apt-get install \
+         openssh-server); .ci/run installs it (root: {root}, /usr/sbin/sshd: {sshd})"
+    );
+}
+
+/// An exclusive lock on one subnet, held for the life of a test lab.
+///
+/// flock rather than lock directories: the kernel releases it when the owning
+/// process dies, however it dies, so there is no stale lock to reclaim and no race
+/// between two processes reclaiming the same one.
+struct SubnetLock {
+    subnet: u8,
+    _file: File,
+}
+
+impl SubnetLock {
+    fn acquire() -> SubnetLock {
+        std::fs::create_dir_all(LOCK_DIR).expect("create the subnet lock directory");
+        for subnet in SUBNETS {
+            let path = PathBuf::from(format!("{LOCK_DIR}/{subnet}.lock"));
+            let mut file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => continue,
+                Err(TryLockError::Error(e)) => panic!("lock {}: {e}", path.display()),
+            }
+            // A lab leaked by a killed test process keeps its addresses although
+            // its lock is gone: skip the subnet rather than fail to start.
+            let first = SocketAddr::from((Ipv4Addr::new(127, subnet, 0, 1), 22));
+            if TcpStream::connect_timeout(&first, Duration::from_millis(200)).is_ok() {
+                continue;
+            }
+            // For people looking at the directory; the lock itself is what counts.
+            let _ = file.set_len(0);
+            let _ = writeln!(file, "{}", std::process::id());
+            return SubnetLock {
+                subnet,
+                _file: file,
+            };
+        }
+        panic!(
+            "every test subnet ({}..={}) is in use; stale labs may be running \
+             (look for `sshd -D -e -f /run/parc-lab/sshd_config` processes)",
+            SUBNETS.start(),
+            SUBNETS.end()
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! The shell script that boots one host, and the files it installs.
+//!
+//! Booting is a shell script rather than Rust because it must run *inside* the new
+//! mount and UTS namespaces created by `unshare`, then `exec` into sshd so the pid
+//! the script records is sshd's. Keeping it on disk also lets `start_host` reboot a
+//! host exactly as `up` booted it, and lets a person read what a host is.
+
+use std::net::Ipv4Addr;
+
+use super::layout::HostDir;
+use super::require::{SSHD, SYSTEM_PATH};
+use crate::transport::quote;
+
+/// Login records that sshd writes on every terminal session (`wtmp`, `lastlog`)
+/// or failed login (`btmp`). Inside the host they are covered by empty files on
+/// the host's /run tmpfs, so that "a second run changes nothing" checks see only
+/// what a deployment changed. Regular files rather than /dev/null, because sshd
+/// refuses a lastlog that is not a regular file and tells the SSH client so.
+const SILENCED_LOGS: [&str; 3] = ["wtmp", "lastlog", "btmp"];
+
+pub(crate) fn start_script(host: &HostDir, name: &str, with_disk: bool) -> String {
+    let host_dir = quote(&host.0.to_string_lossy());
+    let name_q = quote(name);
+    let logs = SILENCED_LOGS.join(" ");
+    let disk = if with_disk {
+        "# The disk image appears as /dev/parc-disk, in this host's private /dev only.\n\
+         : > \"$M/dev/parc-disk\"\n\
+         mount --bind \"$H/disk.img\" \"$M/dev/parc-disk\"\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"#!/bin/sh
+# Boots lab host {name}; written by `parc lab up`, run inside `unshare --mount --uts`.
+set -eu
+PATH={SYSTEM_PATH}
+export PATH
+H={host_dir}
+M="$H/merged"
+# exec keeps this pid, so it becomes sshd's pid.
+echo $$ > "$H/pid"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$H/upper,workdir=$H/work" "$M"
+mount --rbind /proc "$M/proc"
+mount --rbind /sys "$M/sys"
+# /dev is an overlay of the real /dev so that files created in it stay private to
+# this host instead of appearing in the real /dev.
+mount -t tmpfs -o mode=0755 tmpfs "$H/devfs"
+mkdir "$H/devfs/upper" "$H/devfs/work"
+mount -t overlay overlay -o "lowerdir=/dev,upperdir=$H/devfs/upper,workdir=$H/devfs/work" "$M/dev"
+mount --rbind /dev/pts "$M/dev/pts"
+mount -t tmpfs -o mode=1777 tmpfs "$M/dev/shm"
+mount -t tmpfs -o mode=0755 tmpfs "$M/run"
+mount -t tmpfs -o mode=1777 tmpfs "$M/tmp"
+mkdir -p "$M/run/sshd" "$M/run/parc-lab"
+cp "$H/config/sshd_config" "$H/config/host_key" "$H/config/authorized_keys" "$M/run/parc-lab/"
+mkdir "$M/run/parc-lab/log"
+for f in {logs}; do
+  [ -e "$M/var/log/$f" ] || : > "$M/var/log/$f"
+  : > "$M/run/parc-lab/log/$f"
+  mount --bind "$M/run/parc-lab/log/$f" "$M/var/log/$f"
+done
+# Plain shell rc files on first boot only: later boots keep what deployments wrote.
+for f in bashrc profile; do
+  [ -e "$H/upper/root/.$f" ] || cp "$H/config/$f" "$M/root/.$f"
+done
+{disk}hostname {name_q}
+exec chroot "$M" {SSHD} -D -e -f /run/parc-lab/sshd_config
+"#
+    )
+}
+
+/// sshd settings for a lab host. Limits are raised because tests and benchmarks
+/// open many sessions at once against a single host, and the defaults would make
+/// sshd drop connections at random (MaxStartups) or refuse channels (MaxSessions).
+pub(crate) fn sshd_config(address: Ipv4Addr) -> String {
+    format!(
+        "# sshd of a parc lab host; written by `parc lab up`.\n\
+         ListenAddress {address}:22\n\
+         HostKey /run/parc-lab/host_key\n\
+         AuthorizedKeysFile /run/parc-lab/authorized_keys\n\
+         UsePAM no\n\
+         PidFile none\n\
+         StrictModes no\n\
+         PermitRootLogin prohibit-password\n\
+         PasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\n\
+         UseDNS no\n\
+         PrintMotd no\n\
+         PrintLastLog no\n\
+         MaxStartups 200\n\
+         MaxSessions 100\n\
+         Subsystem sftp internal-sftp\n"
+    )
+}
+
+/// Replaces the controller's own `/root/.bashrc` in every host: the one on this
+/// machine runs `pyenv init`, which costs ~80 ms per command and rewrites files
+/// under /root on every login.
+pub(crate) const BASHRC: &str = "# ~/.bashrc of a parc lab host (written by `parc lab up`).\n";
+
+pub(crate) const PROFILE: &str = "# ~/.profile of a parc lab host (written by `parc lab up`).\n\
+if [ -n \"${BASH:-}\" ] && [ -f ~/.bashrc ]; then . ~/.bashrc; fi\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn script_quotes_the_host_dir_once_and_uses_it_everywhere() {
+        let dir = "/tmp/it's a \"lab\" $HOME/hosts/ws-001";
+        let script = start_script(&HostDir(PathBuf::from(dir)), "ws-001", false);
+        let assignment = script.lines().find(|l| l.starts_with("H=")).unwrap();
+        let echoed = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{assignment}; printf %s \"$H\""))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&echoed.stdout), dir);
+        assert_eq!(script.matches("ws-001").count(), 3, "{script}");
+        assert!(!script.contains("parc-disk"));
+        assert!(script.ends_with(
+            "hostname ws-001\nexec chroot \"$M\" /usr/sbin/sshd -D -e -f /run/parc-lab/sshd_config\n"
+        ));
+    }
+
+    #[test]
+    fn script_binds_the_disk_only_when_asked() {
+        let host = HostDir(PathBuf::from("/lab/hosts/ws-002"));
+        let script = start_script(&host, "ws-002", true);
+        assert!(script.contains("mount --bind \"$H/disk.img\" \"$M/dev/parc-disk\"\n"));
+    }
+
+    #[test]
+    fn script_is_valid_sh() {
+        let host = HostDir(PathBuf::from("/lab/hosts/ws-001"));
+        let status = std::process::Command::new("sh")
+            .arg("-n")
+            .arg("-c")
+            .arg(start_script(&host, "ws-001", true))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    #[test]
+    fn sshd_listens_only_on_the_host_address() {
+        let config = sshd_config(Ipv4Addr::new(127, 100, 0, 7));
+        assert!(config.contains("ListenAddress 127.100.0.7:22\n"));
+        assert!(config.contains("PasswordAuthentication no\n"));
+    }
+}
