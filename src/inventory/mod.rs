@@ -1,10 +1,25 @@
 //! Inventory: which machines exist, how to reach them, and their variables.
 //!
-//! API CONTRACT (filled in by the inventory work): types below are fixed; loading,
-//! pattern selection and variable merging are implemented in this module tree.
+//! Two YAML layouts are read: parc's own (strict: every unknown key is an error
+//! with its location) and Ansible's YAML inventory, unchanged, so a team can
+//! bring what it has. Both produce the same [`Inventory`].
+//!
+//! Variable precedence, lowest first (shallow merge: a key replaces the whole
+//! value, as in Ansible):
+//! 1. inventory-wide `vars` (Ansible: `all.vars`);
+//! 2. group vars, outer groups before the groups nested in them; groups at the
+//!    same depth in alphabetical order;
+//! 3. the host's own vars.
+//!
+//! A play then layers profile defaults below and playbook vars and `-e` above.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod ansible;
+mod model;
+mod native;
+mod paths;
+mod pattern;
+
+use std::path::PathBuf;
 
 use crate::location::Location;
 use crate::transport::known_hosts::HostKeyPolicy;
@@ -100,33 +115,4 @@ pub enum PatternError {
     },
 }
 
-#[derive(Debug, Clone)]
-pub struct Inventory {
-    pub path: PathBuf,
-    hosts: BTreeMap<String, Host>,
-    groups: BTreeMap<String, Group>,
-}
-
-impl Inventory {
-    pub fn load(_path: &Path) -> Result<Self, InventoryError> {
-        unimplemented!()
-    }
-    pub fn select(&self, _pattern: &str) -> Result<Vec<&Host>, PatternError> {
-        unimplemented!()
-    }
-    pub fn host(&self, name: &str) -> Option<&Host> {
-        self.hosts.get(name)
-    }
-    pub fn hosts(&self) -> impl Iterator<Item = &Host> {
-        self.hosts.values()
-    }
-    pub fn groups(&self) -> impl Iterator<Item = &Group> {
-        self.groups.values()
-    }
-    pub fn groups_of(&self, _host: &str) -> Vec<&str> {
-        unimplemented!()
-    }
-    pub fn vars_for(&self, _host: &str) -> Vars {
-        unimplemented!()
-    }
-}
+pub use model::Inventory;

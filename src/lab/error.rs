@@ -180,6 +180,9 @@ impl LabError {
     /// Errors that mean "this machine lacks something", as opposed to a failure
     /// of parc or of the lab itself: they get their own exit code.
     pub fn is_environment(&self) -> bool {
-        matches!(self, LabError::NotRoot { .. } | LabError::MissingTool { .. })
+        matches!(
+            self,
+            LabError::NotRoot { .. } | LabError::MissingTool { .. }
+        )
     }
 }

@@ -156,7 +156,7 @@ fn load_into(
         path: path.clone(),
         source,
     })?;
-    let file: ProfileFile = serde_norway::from_str(&text).map_err(|e| yaml_error(&path, e))?;
+    let file: ProfileFile = from_yaml(&text).map_err(|e| yaml_error(&path, e))?;
     chain.push(name.to_string());
     for inc in &file.include {
         load_into(dir, inc, into, seen, chain)?;
@@ -206,6 +206,14 @@ fn check_notify(p: &Profile) -> Result<(), ProfileError> {
         }
     }
     Ok(())
+}
+
+/// Parse YAML where enums (resource kinds) are written as one-key maps,
+/// `- file: {...}`, the way people write YAML, rather than as `!file` tags.
+pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_norway::Error> {
+    serde_norway::with::singleton_map_recursive::deserialize(serde_norway::Deserializer::from_str(
+        text,
+    ))
 }
 
 /// A YAML/serde error with its location when the parser knows it.

@@ -1,0 +1,260 @@
+//! Ansible's YAML inventory layout, read unchanged:
+//! `all: {hosts: {name: {vars...}}, children: {group: {...}}, vars: {...}}`.
+//!
+//! Connection settings come from Ansible's own variables (`ansible_host`,
+//! `ansible_port`, `ansible_user`, `ansible_ssh_private_key_file`,
+//! `ansible_connection`, `ansible_become`, `ansible_become_user`, and
+//! `-o UserKnownHostsFile=` / `-o StrictHostKeyChecking=` inside
+//! `ansible_ssh_common_args`), with the usual variable precedence.
+
+use std::path::Path;
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use super::model::Inventory;
+use super::native::yaml_error;
+use super::{Become, ConnectionKind, ConnectionParams, Group, Host, InventoryError, Vars, paths};
+use crate::location::PositionMap;
+use crate::transport::known_hosts::HostKeyPolicy;
+
+struct Builder<'a> {
+    path: &'a Path,
+    positions: PositionMap,
+    hosts: IndexMap<String, Vars>,
+    groups: IndexMap<String, Group>,
+    all_vars: Vars,
+}
+
+pub fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError> {
+    let root: Value = serde_norway::from_str(text).map_err(|e| yaml_error(path, e))?;
+    let mut b = Builder {
+        path,
+        positions: PositionMap::build(path, text),
+        hosts: IndexMap::new(),
+        groups: IndexMap::new(),
+        all_vars: Vars::new(),
+    };
+    match root {
+        Value::Null => {}
+        Value::Object(top) => {
+            for (name, def) in top {
+                let ypath = name.clone();
+                b.group(&name, &def, &ypath)?;
+            }
+        }
+        _ => {
+            return Err(b.invalid("", "an inventory is a mapping of groups (`all:` with `hosts`, `children`, `vars`), or parc's layout (`hosts:`, `groups:`)".into()));
+        }
+    }
+    let mut inventory = Inventory {
+        path: path.to_path_buf(),
+        hosts: b
+            .hosts
+            .into_iter()
+            .map(|(name, vars)| {
+                let host = Host {
+                    name: name.clone(),
+                    connection: ConnectionParams::default(),
+                    vars,
+                };
+                (name, host)
+            })
+            .collect(),
+        groups: b.groups,
+        vars: b.all_vars,
+    };
+    inventory
+        .check_cycles()
+        .map_err(|chain| InventoryError::InvalidNoLocation {
+            path: path.to_path_buf(),
+            message: format!("groups nest in a cycle: {chain}"),
+        })?;
+    let names: Vec<String> = inventory.hosts.keys().cloned().collect();
+    for name in names {
+        let vars = inventory.vars_for(&name);
+        let connection = connection_from_vars(&vars, path);
+        if let Some(h) = inventory.hosts.get_mut(&name) {
+            h.connection = connection;
+        }
+    }
+    Ok(inventory)
+}
+
+impl Builder<'_> {
+    fn invalid(&self, yaml_path: &str, message: String) -> InventoryError {
+        InventoryError::Invalid {
+            location: self.positions.locate(yaml_path),
+            message,
+        }
+    }
+
+    fn group(&mut self, name: &str, def: &Value, ypath: &str) -> Result<(), InventoryError> {
+        let is_all = name == "all";
+        if !is_all && !self.groups.contains_key(name) {
+            self.groups.insert(
+                name.to_string(),
+                Group {
+                    name: name.to_string(),
+                    hosts: vec![],
+                    children: vec![],
+                    vars: Vars::new(),
+                },
+            );
+        }
+        let map = match def {
+            Value::Null => return Ok(()),
+            Value::Object(m) => m,
+            _ => {
+                return Err(self.invalid(
+                    ypath,
+                    format!("group `{name}` must be a mapping with `hosts`, `children` or `vars`"),
+                ));
+            }
+        };
+        for (key, value) in map {
+            let kpath = format!("{ypath}.{key}");
+            match key.as_str() {
+                "vars" => {
+                    let Value::Object(vars) = value else {
+                        return Err(self.invalid(
+                            &kpath,
+                            format!("`vars` of group `{name}` must be a mapping"),
+                        ));
+                    };
+                    let target = if is_all {
+                        &mut self.all_vars
+                    } else {
+                        &mut self.groups[name].vars
+                    };
+                    target.extend(vars.clone());
+                }
+                "hosts" => {
+                    let hosts = match value {
+                        Value::Null => continue,
+                        Value::Object(h) => h,
+                        _ => {
+                            return Err(self.invalid(
+                                &kpath,
+                                format!(
+                                    "`hosts` of group `{name}` must be a mapping of host names"
+                                ),
+                            ));
+                        }
+                    };
+                    for (host, hvars) in hosts {
+                        let entry = self.hosts.entry(host.clone()).or_default();
+                        match hvars {
+                            Value::Null => {}
+                            Value::Object(v) => entry.extend(v.clone()),
+                            _ => {
+                                return Err(self.invalid(
+                                    &format!("{kpath}.{host}"),
+                                    format!("host `{host}` must map to its variables (or nothing)"),
+                                ));
+                            }
+                        }
+                        if !is_all {
+                            let g = &mut self.groups[name];
+                            if !g.hosts.contains(host) {
+                                g.hosts.push(host.clone());
+                            }
+                        }
+                    }
+                }
+                "children" => {
+                    let children = match value {
+                        Value::Null => continue,
+                        Value::Object(c) => c,
+                        _ => {
+                            return Err(self.invalid(
+                                &kpath,
+                                format!("`children` of group `{name}` must be a mapping of groups"),
+                            ));
+                        }
+                    };
+                    for (child, cdef) in children {
+                        self.group(child, cdef, &format!("{kpath}.{child}"))?;
+                        if !is_all {
+                            let g = &mut self.groups[name];
+                            if !g.children.contains(child) {
+                                g.children.push(child.clone());
+                            }
+                        }
+                    }
+                }
+                other => {
+                    return Err(self.invalid(&kpath, format!(
+                        "unknown key `{other}` in group `{name}`: a group has only `hosts`, `children` and `vars` (in {})",
+                        self.path.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::String(s) => matches!(s.to_lowercase().as_str(), "yes" | "true" | "on" | "1"),
+        Value::Number(n) => n.as_i64() == Some(1),
+        _ => false,
+    }
+}
+
+fn connection_from_vars(vars: &Vars, inventory: &Path) -> ConnectionParams {
+    let get = |k: &str| vars.get(k).and_then(text);
+    let mut known_hosts = None;
+    let mut policy = None;
+    if let Some(args) = get("ansible_ssh_common_args") {
+        let words = shlex::split(&args).unwrap_or_default();
+        for w in words.iter().filter(|w| *w != "-o") {
+            let opt = w.strip_prefix("-o").unwrap_or(w);
+            if let Some((k, v)) = opt.split_once('=') {
+                match k.to_lowercase().as_str() {
+                    "userknownhostsfile" => known_hosts = Some(paths::resolve(inventory, v)),
+                    "stricthostkeychecking" => {
+                        policy = match v.to_lowercase().as_str() {
+                            "yes" => Some(HostKeyPolicy::Strict),
+                            "accept-new" => Some(HostKeyPolicy::AcceptNew),
+                            // `no`/`off` are never taken from a file: only an explicit flag disables checks.
+                            _ => None,
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    ConnectionParams {
+        kind: match get("ansible_connection").as_deref() {
+            Some("local") => ConnectionKind::Local,
+            _ => ConnectionKind::Ssh,
+        },
+        address: get("ansible_host"),
+        port: get("ansible_port").and_then(|p| p.parse().ok()),
+        user: get("ansible_user"),
+        identity_file: get("ansible_ssh_private_key_file").map(|p| paths::resolve(inventory, &p)),
+        jump: None,
+        known_hosts,
+        host_key_policy: policy,
+        become_: vars
+            .get("ansible_become")
+            .filter(|v| truthy(v))
+            .map(|_| Become {
+                user: get("ansible_become_user").unwrap_or_else(|| "root".into()),
+                password_env: None,
+            }),
+    }
+}

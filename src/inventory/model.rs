@@ -1,0 +1,150 @@
+//! The loaded inventory and the queries the rest of parc makes of it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+
+use super::{Group, Host, InventoryError, PatternError, Vars};
+
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub path: PathBuf,
+    pub(super) hosts: IndexMap<String, Host>,
+    pub(super) groups: IndexMap<String, Group>,
+    /// Inventory-wide variables (the implicit group `all`).
+    pub(super) vars: Vars,
+}
+
+impl Inventory {
+    /// Read and parse an inventory file, detecting its layout.
+    pub fn load(path: &Path) -> Result<Self, InventoryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_str(&text, path)
+    }
+
+    /// Parse inventory text; `path` is used for messages and relative paths.
+    pub fn from_str(text: &str, path: &Path) -> Result<Self, InventoryError> {
+        if super::native::is_native(text) {
+            super::native::parse(text, path)
+        } else {
+            super::ansible::parse(text, path)
+        }
+    }
+
+    pub fn select(&self, pattern: &str) -> Result<Vec<&Host>, PatternError> {
+        super::pattern::select(self, pattern)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.get(name)
+    }
+
+    pub fn hosts(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.values()
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.groups.values()
+    }
+
+    /// Hosts of a group, including those of its nested children.
+    pub fn group_hosts(&self, group: &str) -> BTreeSet<&str> {
+        let mut out = BTreeSet::new();
+        let mut stack = vec![group];
+        let mut seen = BTreeSet::new();
+        while let Some(g) = stack.pop() {
+            if !seen.insert(g) {
+                continue;
+            }
+            if let Some(group) = self.groups.get(g) {
+                out.extend(group.hosts.iter().map(String::as_str));
+                stack.extend(group.children.iter().map(String::as_str));
+            }
+        }
+        out
+    }
+
+    /// Groups `host` belongs to, directly or through nesting (not `all`), sorted.
+    pub fn groups_of(&self, host: &str) -> Vec<&str> {
+        self.groups
+            .keys()
+            .filter(|g| self.group_hosts(g).contains(host))
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    /// Group depths: groups nested in no other are at depth 1 (`all` is 0);
+    /// a child is one deeper than its deepest parent.
+    fn depths(&self) -> BTreeMap<&str, usize> {
+        let mut depth: BTreeMap<&str, usize> =
+            self.groups.keys().map(|g| (g.as_str(), 1)).collect();
+        // Cycles are rejected at load time, so this settles within |groups| rounds.
+        for _ in 0..self.groups.len() {
+            let mut changed = false;
+            for g in self.groups.values() {
+                let d = depth[g.name.as_str()];
+                for c in &g.children {
+                    if let Some(cd) = depth.get_mut(c.as_str())
+                        && *cd < d + 1
+                    {
+                        *cd = d + 1;
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        depth
+    }
+
+    /// The host's variables merged by precedence (see the module doc).
+    pub fn vars_for(&self, host: &str) -> Vars {
+        let mut vars = self.vars.clone();
+        let depths = self.depths();
+        let mut groups: Vec<&str> = self.groups_of(host);
+        groups.sort_by_key(|g| (depths.get(g).copied().unwrap_or(1), *g));
+        for g in groups {
+            if let Some(group) = self.groups.get(g) {
+                vars.extend(group.vars.clone());
+            }
+        }
+        if let Some(h) = self.hosts.get(host) {
+            vars.extend(h.vars.clone());
+        }
+        vars
+    }
+
+    /// Reject groups whose children lead back to themselves.
+    pub(super) fn check_cycles(&self) -> Result<(), String> {
+        fn visit<'a>(
+            inv: &'a Inventory,
+            g: &'a str,
+            path: &mut Vec<&'a str>,
+        ) -> Result<(), String> {
+            if path.contains(&g) {
+                path.push(g);
+                return Err(path.join(" -> "));
+            }
+            path.push(g);
+            if let Some(group) = inv.groups.get(g) {
+                for c in &group.children {
+                    visit(inv, c, path)?;
+                }
+            }
+            path.pop();
+            Ok(())
+        }
+        for g in self.groups.keys() {
+            visit(self, g, &mut Vec::new())?;
+        }
+        Ok(())
+    }
+}
