@@ -116,3 +116,6 @@ pub enum PatternError {
 }
 
 pub use model::Inventory;
+
+#[cfg(test)]
+mod tests;
