@@ -12,6 +12,11 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Per-host lines of `parc run` go to stdout, the summary to stderr.
+fn all_output(o: &Output) -> String {
+    format!("{}{}", stdout(o), String::from_utf8_lossy(&o.stderr))
+}
+
 fn events(o: &Output) -> Vec<serde_json::Value> {
     stdout(o)
         .lines()
@@ -173,7 +178,7 @@ fn changed_and_revoked_host_keys_are_refused_and_accept_new_learns() {
         .args(["run", &h0, "--", "touch /root/should-not-exist"])
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = all_output(&out);
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("CHANGED"), "{err}");
     assert!(
@@ -197,7 +202,7 @@ fn changed_and_revoked_host_keys_are_refused_and_accept_new_learns() {
         .args(["--host-key-policy", "accept-new", "run", &h1, "--", "true"])
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = all_output(&out);
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("revoked"), "{err}");
 
