@@ -139,11 +139,9 @@ impl yaml_rust2::parser::MarkedEventReceiver for PathBuilder {
                     self.after_value();
                 }
             }
-            Event::Alias(_) => {
-                if !self.expecting_key() {
-                    self.value_at(mark);
-                    self.after_value();
-                }
+            Event::Alias(_) if !self.expecting_key() => {
+                self.value_at(mark);
+                self.after_value();
             }
             Event::MappingStart(..) => {
                 if !self.stack.is_empty() || self.positions.is_empty() {

@@ -299,10 +299,11 @@ fn hostile_names_are_never_interpreted_by_the_shell() {
     let profile = r#"
 vars:
   evil: "a'b\"c $(touch /tmp/pwned1) `touch /tmp/pwned2`; touch /tmp/pwned3"
+  evil_name: "a'b\"c $(id>pwned7) `id>pwned8`; id>pwned9 *"
 resources:
   - dir: {path: "/srv/sp ace $(touch /tmp/pwned4)"}
   - file:
-      path: "/srv/sp ace $(touch /tmp/pwned4)/{{ evil }}"
+      path: "/srv/sp ace $(touch /tmp/pwned4)/{{ evil_name }}"
       content: "{{ evil }}\n"
   - file:
       path: "/srv/new\nline"
@@ -320,9 +321,10 @@ resources:
     let (out, ev) = apply_json(&lab, &["apply", pb.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{:#?}", finished(&ev));
     let evil = "a'b\"c $(touch /tmp/pwned1) `touch /tmp/pwned2`; touch /tmp/pwned3";
+    let evil_name = "a'b\"c $(id>pwned7) `id>pwned8`; id>pwned9 *";
     let base = "/srv/sp ace $(touch /tmp/pwned4)";
     assert_eq!(
-        lab.host_file(0, &format!("{base}/{evil}")).unwrap(),
+        lab.host_file(0, &format!("{base}/{evil_name}")).unwrap(),
         format!("{evil}\n").as_bytes()
     );
     assert_eq!(lab.host_file(0, "/srv/new\nline").unwrap(), b"x\n");
@@ -330,6 +332,14 @@ resources:
         lab.host_file(0, &format!("{base}/l'ines")).unwrap(),
         b"value=$(touch /tmp/pwned5)\n"
     );
+    for i in 7..=9 {
+        for dir in ["/", "/root", "/srv", "/tmp"] {
+            assert!(
+                lab.host_file(0, &format!("{dir}/pwned{i}")).is_none(),
+                "{dir}/pwned{i} exists: injection"
+            );
+        }
+    }
     for i in 1..=6 {
         assert!(
             lab.host_file(0, &format!("/tmp/pwned{i}")).is_none(),
@@ -371,7 +381,9 @@ fn bad_inputs_point_at_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("profiles/p.yml");
     let p = p.display();
-    let cases: Vec<(&str, Vec<(&str, &str)>, i32, String, &str)> = vec![
+    // (profile, template files, exit code, expected location prefix, expected words)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, i32, String, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "resources:\n  - fiel: {path: /x}\n",
             vec![],

@@ -8,7 +8,9 @@ fn inv(text: &str) -> Inventory {
 }
 
 fn err(text: &str) -> String {
-    Inventory::from_str(text, Path::new("inv.yml")).unwrap_err().to_string()
+    Inventory::from_str(text, Path::new("inv.yml"))
+        .unwrap_err()
+        .to_string()
 }
 
 fn names(i: &Inventory, pattern: &str) -> Vec<String> {
@@ -52,8 +54,14 @@ fn native_fields_and_defaults() {
     assert_eq!(h1.address.as_deref(), Some("10.0.0.1"));
     assert_eq!(h1.user.as_deref(), Some("root"));
     assert_eq!(h1.port, Some(22));
-    assert_eq!(h1.identity_file.as_deref(), Some(Path::new("/etc/parc/keys/id_ed25519")));
-    assert_eq!(h1.known_hosts.as_deref(), Some(Path::new("/abs/known_hosts")));
+    assert_eq!(
+        h1.identity_file.as_deref(),
+        Some(Path::new("/etc/parc/keys/id_ed25519"))
+    );
+    assert_eq!(
+        h1.known_hosts.as_deref(),
+        Some(Path::new("/abs/known_hosts"))
+    );
     assert_eq!(h1.host_key_policy, Some(HostKeyPolicy::AcceptNew));
     let h2 = &i.host("ws-002").unwrap().connection;
     assert_eq!(h2.port, Some(2222));
@@ -68,7 +76,11 @@ fn native_fields_and_defaults() {
             password_env: Some("PW".into())
         })
     );
-    assert_eq!(i.host("ws-003").unwrap().connection.address, None, "name is the address");
+    assert_eq!(
+        i.host("ws-003").unwrap().connection.address,
+        None,
+        "name is the address"
+    );
     let b = &i.host("bastion").unwrap().connection;
     assert_eq!(b.kind, ConnectionKind::Local);
     assert_eq!(b.become_.as_ref().unwrap().user, "root");
@@ -81,7 +93,11 @@ fn precedence_all_then_outer_then_inner_group_then_host() {
     assert_eq!(i.vars_for("ws-002")["level"], "office");
     // ws-003 is in accounting, nested in office: the inner group wins.
     assert_eq!(i.vars_for("ws-003")["level"], "accounting");
-    assert_eq!(i.vars_for("ws-003")["printer"], "p1", "inherited from the outer group");
+    assert_eq!(
+        i.vars_for("ws-003")["printer"],
+        "p1",
+        "inherited from the outer group"
+    );
     assert_eq!(i.vars_for("bastion")["level"], "all");
     assert_eq!(i.groups_of("ws-003"), vec!["accounting", "linux", "office"]);
 }
@@ -90,12 +106,18 @@ fn precedence_all_then_outer_then_inner_group_then_host() {
 fn native_errors_have_locations() {
     let e = err("hosts:\n  ws-001:\n    adress: 10.0.0.1\n");
     assert!(e.starts_with("inv.yml:3:5: "), "{e}");
-    assert!(e.contains("unknown field `adress`") && e.contains("address"), "{e}");
+    assert!(
+        e.contains("unknown field `adress`") && e.contains("address"),
+        "{e}"
+    );
     insta::assert_snapshot!(e);
     let e = err("defaults:\n  usr: root\nhosts: {}\n");
     assert!(e.starts_with("inv.yml:2:3: "), "{e}");
     let e = err("hosts: {a: {}}\ngroups:\n  g:\n    hosts: [a]\n    colour: red\n");
-    assert!(e.starts_with("inv.yml:5:5: ") && e.contains("colour"), "{e}");
+    assert!(
+        e.starts_with("inv.yml:5:5: ") && e.contains("colour"),
+        "{e}"
+    );
     let e = err("hosts:\n  a: {port: abc}\n");
     assert!(e.starts_with("inv.yml:2:") && e.contains("invalid"), "{e}");
     let e = err("hosts:\n  a: {address: [1\n");
@@ -138,16 +160,26 @@ fn ansible_layout_unchanged() {
     assert_eq!(w1.address.as_deref(), Some("10.0.0.1"));
     assert_eq!(w1.port, Some(2222));
     assert_eq!(w1.user.as_deref(), Some("deploy"));
-    assert_eq!(w1.known_hosts.as_deref(), Some(Path::new("/lab/known_hosts")));
+    assert_eq!(
+        w1.known_hosts.as_deref(),
+        Some(Path::new("/lab/known_hosts"))
+    );
     assert_eq!(w1.host_key_policy, Some(HostKeyPolicy::Strict));
     let w2 = &i.host("ws-002").unwrap().connection;
-    assert_eq!(w2.identity_file.as_deref(), Some(Path::new("/etc/parc/keys/acct")));
+    assert_eq!(
+        w2.identity_file.as_deref(),
+        Some(Path::new("/etc/parc/keys/acct"))
+    );
     assert_eq!(w2.become_.as_ref().unwrap().user, "root");
     assert_eq!(i.vars_for("ws-001")["desk"], "A1");
     assert_eq!(i.vars_for("ws-001")["level"], "office");
     assert_eq!(i.vars_for("ws-002")["level"], "accounting");
     assert_eq!(i.vars_for("lone")["level"], "all");
-    assert_eq!(names(&i, "office"), vec!["ws-001", "ws-002"], "children included");
+    assert_eq!(
+        names(&i, "office"),
+        vec!["ws-001", "ws-002"],
+        "children included"
+    );
     let e = err("all:\n  hosts: {a: }\n  childs: {}\n");
     assert!(e.starts_with("inv.yml:3:") && e.contains("childs"), "{e}");
 }
@@ -155,25 +187,48 @@ fn ansible_layout_unchanged() {
 #[test]
 fn patterns() {
     let i = inv(NATIVE);
-    assert_eq!(names(&i, "all"), vec!["ws-001", "ws-002", "ws-003", "bastion"]);
+    assert_eq!(
+        names(&i, "all"),
+        vec!["ws-001", "ws-002", "ws-003", "bastion"]
+    );
     assert_eq!(names(&i, "*"), names(&i, "all"));
     assert_eq!(names(&i, "office"), vec!["ws-001", "ws-002", "ws-003"]);
     assert_eq!(names(&i, "accounting"), vec!["ws-003"]);
     assert_eq!(names(&i, "ws-00*"), vec!["ws-001", "ws-002", "ws-003"]);
     assert_eq!(names(&i, "ws-00[12]"), vec!["ws-001", "ws-002"]);
-    assert_eq!(names(&i, "acc*"), vec!["ws-003"], "globs match group names too");
+    assert_eq!(
+        names(&i, "acc*"),
+        vec!["ws-003"],
+        "globs match group names too"
+    );
     assert_eq!(names(&i, "ws-001,bastion"), vec!["ws-001", "bastion"]);
     assert_eq!(names(&i, "ws-001:bastion"), vec!["ws-001", "bastion"]);
     assert_eq!(names(&i, "all:!office"), vec!["bastion"]);
     assert_eq!(names(&i, "office:&linux"), vec!["ws-001", "ws-003"]);
     assert_eq!(names(&i, "office,bastion:!ws-003:&linux"), vec!["ws-001"]);
-    assert_eq!(names(&i, "!office"), vec!["bastion"], "only exclusions start from all");
+    assert_eq!(
+        names(&i, "!office"),
+        vec!["bastion"],
+        "only exclusions start from all"
+    );
     assert!(matches!(i.select(""), Err(PatternError::Empty)));
     assert!(matches!(i.select(" , "), Err(PatternError::Empty)));
     let e = i.select("office,nosuch").unwrap_err();
-    assert!(matches!(&e, PatternError::NoMatch { term, .. } if term == "nosuch"), "{e}");
+    assert!(
+        matches!(&e, PatternError::NoMatch { term, .. } if term == "nosuch"),
+        "{e}"
+    );
     insta::assert_snapshot!(e.to_string().replace("/etc/parc/", ""));
-    assert!(matches!(i.select("ws-001:!ws-001"), Err(PatternError::EmptyResult { .. })));
-    assert!(matches!(i.select("ws-[1"), Err(PatternError::BadTerm { .. })));
-    assert!(matches!(i.select("office:&"), Err(PatternError::BadTerm { .. })));
+    assert!(matches!(
+        i.select("ws-001:!ws-001"),
+        Err(PatternError::EmptyResult { .. })
+    ));
+    assert!(matches!(
+        i.select("ws-[1"),
+        Err(PatternError::BadTerm { .. })
+    ));
+    assert!(matches!(
+        i.select("office:&"),
+        Err(PatternError::BadTerm { .. })
+    ));
 }

@@ -91,10 +91,16 @@ impl Kind for Command {
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
         s.sh(&format!("echo '@@r {id}'"));
         if let Some(p) = &self.creates {
-            s.sh(&format!("[ -e {} ] && echo creates=exists", quote(p)));
+            s.sh(&format!(
+                "if [ -e {} ]; then echo creates=exists; fi",
+                quote(p)
+            ));
         }
         if let Some(p) = &self.removes {
-            s.sh(&format!("[ -e {} ] || echo removes=absent", quote(p)));
+            s.sh(&format!(
+                "if [ ! -e {} ]; then echo removes=absent; fi",
+                quote(p)
+            ));
         }
         if let Some(c) = &self.unless {
             s.sh(&format!(

@@ -67,7 +67,7 @@ impl Kind for File {
         s.sh(&format!("echo '@@r {id}'; parc_stat {p}"));
         if ctx.diff && !self.secret {
             s.sh(&format!(
-                "[ -f {p} ] && [ \"$(wc -c < {p})\" -le {DIFF_LIMIT} ] && parc_blob content {p}"
+                "if [ -f {p} ] && [ \"$(wc -c < {p})\" -le {DIFF_LIMIT} ]; then parc_blob content {p}; fi"
             ));
         }
     }

@@ -91,3 +91,30 @@ pub enum ResourceError {
     #[error("{resource}: {reason}")]
     Invalid { resource: String, reason: String },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::local::LocalTransport;
+
+    /// A probe reports state; whatever it finds, the probe script itself succeeds
+    /// (its exit status is how parc tells "probe broken" from "state found").
+    #[tokio::test]
+    async fn probes_succeed_whatever_they_find() {
+        let yaml = "
+- file: {path: /nonexistent/parc/x, content: a}
+- dir: {path: /nonexistent/parc}
+- symlink: {path: /nonexistent/parc/l, target: /x}
+- line: {path: /nonexistent/parc/f, line: a}
+- command: {run: 'true', creates: /nonexistent/parc/c, removes: /, unless: 'false', only_if: 'true'}
+";
+        let resources: Vec<Resource> = crate::profile::from_yaml(yaml).unwrap();
+        for r in &resources {
+            let mut s = Script::new();
+            r.kind().probe("0", &mut s, &PlanContext { diff: true });
+            let out = s.run(&LocalTransport).await.unwrap();
+            assert!(out.status.success(), "{}: {}", r.kind().label(), out.stderr);
+            assert!(out.records.contains_key("0"));
+        }
+    }
+}

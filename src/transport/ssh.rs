@@ -246,27 +246,27 @@ impl SshTransport {
             }
             tried.push(path.display().to_string());
         }
-        if std::env::var_os("SSH_AUTH_SOCK").is_some() {
-            if let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await {
-                let identities = agent.request_identities().await.unwrap_or_default();
-                for identity in identities {
-                    let key = identity.public_key().into_owned();
-                    let hash = self
-                        .handle
-                        .best_supported_rsa_hash()
-                        .await
-                        .map_err(protocol)?
-                        .flatten();
-                    let result = self
-                        .handle
-                        .authenticate_publickey_with(target.user.clone(), key, hash, &mut agent)
-                        .await;
-                    if matches!(result, Ok(r) if r.success()) {
-                        return Ok(());
-                    }
+        if std::env::var_os("SSH_AUTH_SOCK").is_some()
+            && let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await
+        {
+            let identities = agent.request_identities().await.unwrap_or_default();
+            for identity in identities {
+                let key = identity.public_key().into_owned();
+                let hash = self
+                    .handle
+                    .best_supported_rsa_hash()
+                    .await
+                    .map_err(protocol)?
+                    .flatten();
+                let result = self
+                    .handle
+                    .authenticate_publickey_with(target.user.clone(), key, hash, &mut agent)
+                    .await;
+                if matches!(result, Ok(r) if r.success()) {
+                    return Ok(());
                 }
-                tried.push("ssh-agent".into());
             }
+            tried.push("ssh-agent".into());
         }
         Err(TransportError::Auth {
             host: target.name.clone(),

@@ -161,12 +161,10 @@ pub fn parse_config(text: &str, alias: &str) -> SshResolved {
             "include" => {
                 tracing::warn!("ssh config Include is not followed without an OpenSSH client")
             }
-            _ if active => {
-                // First obtained value wins, except IdentityFile which accumulates.
-                if key == "identityfile" || !seen.contains(&key) {
-                    apply(&mut r, &key, value, alias);
-                    seen.push(key);
-                }
+            // First obtained value wins, except IdentityFile which accumulates.
+            _ if active && (key == "identityfile" || !seen.contains(&key)) => {
+                apply(&mut r, &key, value, alias);
+                seen.push(key);
             }
             _ => {}
         }
