@@ -147,6 +147,50 @@ pub fn host_finished(
     out
 }
 
+/// One row of the end-of-run recap, for runs that converge hosts.
+pub fn recap_row(host: &str, state: HostState, outcome: &Outcome) -> Option<String> {
+    let Outcome::Applied { resources, .. } = outcome else {
+        return match outcome {
+            Outcome::Skipped { .. } | Outcome::Unreachable { .. } => {
+                Some(format!("  {host:<16} {:<12}", state.as_str()))
+            }
+            _ => None,
+        };
+    };
+    let count = |s: ResourceStatus| resources.iter().filter(|r| r.status == s).count();
+    Some(format!(
+        "  {host:<16} {:<12} changed={} unchanged={} failed={} skipped={}",
+        state.as_str(),
+        count(ResourceStatus::Changed) + count(ResourceStatus::WillChange),
+        count(ResourceStatus::NoChange),
+        count(ResourceStatus::Failed),
+        count(ResourceStatus::Skipped),
+    ))
+}
+
+/// The recap printed before the summary line: every host, failures first.
+pub fn recap(rows: &mut [(HostState, String)]) -> Option<String> {
+    if rows.is_empty() {
+        return None;
+    }
+    rows.sort_by_key(|(state, row)| {
+        let rank = match state {
+            HostState::Failed => 0,
+            HostState::Unreachable => 1,
+            HostState::Skipped => 2,
+            HostState::Changed => 3,
+            HostState::Ok => 4,
+        };
+        (rank, row.clone())
+    });
+    let mut out = String::from("RECAP");
+    for (_, row) in rows.iter() {
+        out.push('\n');
+        out.push_str(row);
+    }
+    Some(out)
+}
+
 pub fn summary(action: &str, s: &Summary, elapsed_ms: u64) -> String {
     let mut parts = vec![format!("{} ok", s.ok)];
     if s.changed > 0 || action == "apply" {
