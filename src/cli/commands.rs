@@ -26,7 +26,14 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
             parallel,
             command,
         } => {
-            let (ctx, monitor) = prepare(&cli, *parallel, true)?;
+            let (ctx, monitor) = prepare(
+                &cli,
+                *parallel,
+                ui::Options {
+                    show_output: true,
+                    show_changes: false,
+                },
+            )?;
             let hosts = select(&ctx, pattern)?;
             let (_, summary) = adhoc::run(&ctx, &new_run_id(), hosts, command.join(" ")).await;
             finish(ctx, monitor).await;
@@ -39,7 +46,14 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
             format,
             parallel,
         } => {
-            let (ctx, monitor) = prepare(&cli, *parallel, false)?;
+            let (ctx, monitor) = prepare(
+                &cli,
+                *parallel,
+                ui::Options {
+                    show_output: false,
+                    show_changes: false,
+                },
+            )?;
             let hosts = select(&ctx, pattern)?;
             let (results, summary) = gather::run(&ctx, &new_run_id(), hosts).await;
             finish(ctx, monitor).await;
@@ -82,7 +96,15 @@ async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<u8, ParcError
         diff: args.diff,
         extra_vars: parse_extra_vars(&args.extra_vars)?,
     };
-    let (ctx, monitor) = prepare(cli, args.parallel, false)?;
+    let details = check || args.diff || cli.verbose > 0;
+    let (ctx, monitor) = prepare(
+        cli,
+        args.parallel,
+        ui::Options {
+            show_output: false,
+            show_changes: details,
+        },
+    )?;
     let play_hosts = rollout::select_hosts(&ctx, &playbook, options.limit.as_deref())?;
     let (_, summary) = rollout::run(&ctx, &new_run_id(), &playbook, play_hosts, &options).await;
     finish(ctx, monitor).await;
@@ -119,11 +141,11 @@ fn select(ctx: &FleetContext, pattern: &str) -> Result<Vec<String>, ParcError> {
 fn prepare(
     cli: &Cli,
     parallel: usize,
-    show_output: bool,
+    display: ui::Options,
 ) -> Result<(FleetContext, Monitor), ParcError> {
     let inventory = Inventory::load(&inventory_path(cli)?)?;
     let (events, rx) = Events::channel();
-    let monitor = ui::spawn(ui::Mode::detect(cli.json), ui::Options { show_output }, rx);
+    let monitor = ui::spawn(ui::Mode::detect(cli.json), display, rx);
     let options = ConnectOptions {
         host_key_policy: cli.host_key_policy,
         connect_timeout: Duration::from_secs(cli.connect_timeout),

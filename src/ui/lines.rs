@@ -1,9 +1,10 @@
 //! Text shared by the plain and TTY reporters, so both say the same thing.
 
+use super::Options;
 use crate::engine::events::{Event, HostState, Outcome, ResourceStatus, Summary};
 
 /// The human text for an event, if it prints anything.
-pub fn event(ev: &Event, action: &str, show_output: bool) -> Option<String> {
+pub fn event(ev: &Event, action: &str, options: Options) -> Option<String> {
     match ev {
         Event::RunStarted { .. } | Event::HostPhase { .. } => None,
         Event::HostFinished {
@@ -12,13 +13,7 @@ pub fn event(ev: &Event, action: &str, show_output: bool) -> Option<String> {
             elapsed_ms,
             outcome,
             ..
-        } => Some(host_finished(
-            host,
-            *state,
-            *elapsed_ms,
-            outcome,
-            show_output,
-        )),
+        } => Some(host_finished(host, *state, *elapsed_ms, outcome, options)),
         Event::PlayStarted {
             play,
             hosts,
@@ -65,7 +60,7 @@ pub fn host_finished(
     state: HostState,
     elapsed_ms: u64,
     outcome: &Outcome,
-    show_output: bool,
+    options: Options,
 ) -> String {
     let secs = elapsed_ms as f64 / 1000.0;
     let label = label(state);
@@ -98,7 +93,7 @@ pub fn host_finished(
         }
     };
     match outcome {
-        Outcome::Command { stdout, stderr, .. } if show_output => {
+        Outcome::Command { stdout, stderr, .. } if options.show_output => {
             for text in [stdout, stderr] {
                 for l in text.lines() {
                     out.push_str("\n    ");
@@ -110,6 +105,9 @@ pub fn host_finished(
             resources, error, ..
         } => {
             for r in resources {
+                if !options.show_changes && r.status != ResourceStatus::Failed {
+                    continue;
+                }
                 let tag = match r.status {
                     ResourceStatus::NoChange | ResourceStatus::Skipped => continue,
                     ResourceStatus::WillChange => "will change",
@@ -215,6 +213,11 @@ mod tests {
     use crate::engine::events::ResourceReport;
     use crate::transport::ExitStatus;
 
+    const ALL: Options = Options {
+        show_output: true,
+        show_changes: true,
+    };
+
     #[test]
     fn command_lines() {
         let o = Outcome::Command {
@@ -222,11 +225,11 @@ mod tests {
             stdout: "a\nb\n".into(),
             stderr: "oops\n".into(),
         };
-        insta::assert_snapshot!(host_finished("ws-001", HostState::Failed, 1234, &o, true));
+        insta::assert_snapshot!(host_finished("ws-001", HostState::Failed, 1234, &o, ALL));
         let u = Outcome::Unreachable {
             error: "connection refused".into(),
         };
-        insta::assert_snapshot!(host_finished("ws-002", HostState::Unreachable, 5, &u, true));
+        insta::assert_snapshot!(host_finished("ws-002", HostState::Unreachable, 5, &u, ALL));
         let s = Summary {
             ok: 49,
             unreachable: 1,
@@ -258,6 +261,6 @@ mod tests {
             ],
             error: None,
         };
-        insta::assert_snapshot!(host_finished("ws-003", HostState::Ok, 300, &o, false));
+        insta::assert_snapshot!(host_finished("ws-003", HostState::Ok, 300, &o, ALL));
     }
 }

@@ -40,7 +40,7 @@ impl Reporter for Plain {
             }
             _ => {}
         }
-        if let Some(text) = lines::event(event, &self.action, self.options.show_output) {
+        if let Some(text) = lines::event(event, &self.action, self.options) {
             // Command output is the product of `parc run`: stdout. Otherwise
             // lines are progress, and stdout stays for the result (tables).
             if self.options.show_output && matches!(event, Event::HostFinished { .. }) {

@@ -73,7 +73,7 @@ impl Reporter for Tty {
                     bar.finish_and_clear();
                     self.multi.remove(&bar);
                 }
-                if let Some(text) = lines::event(event, &self.action, self.options.show_output) {
+                if let Some(text) = lines::event(event, &self.action, self.options) {
                     let _ = self.multi.println(text);
                 }
                 if let Some(bar) = &self.overall {
@@ -87,12 +87,12 @@ impl Reporter for Tty {
                 if let Some(text) = lines::recap(&mut self.recap) {
                     let _ = self.multi.println(text);
                 }
-                if let Some(text) = lines::event(event, &self.action, false) {
+                if let Some(text) = lines::event(event, &self.action, self.options) {
                     let _ = self.multi.println(text);
                 }
             }
             other => {
-                if let Some(text) = lines::event(other, &self.action, false) {
+                if let Some(text) = lines::event(other, &self.action, self.options) {
                     let _ = self.multi.println(text);
                 }
             }
