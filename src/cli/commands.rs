@@ -10,7 +10,7 @@ use crate::engine::connect::ConnectOptions;
 use crate::engine::events::{Events, Outcome};
 use crate::engine::fleet::FleetContext;
 use crate::engine::rollout::{self, RolloutOptions};
-use crate::engine::{adhoc, gather, new_run_id};
+use crate::engine::{adhoc, gather, new_run_id, rollback};
 use crate::error::{ParcError, exit_for};
 use crate::inventory::{Inventory, Vars};
 use crate::ui;
@@ -38,6 +38,31 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
             let (_, summary) = adhoc::run(&ctx, &new_run_id(), hosts, command.join(" ")).await;
             finish(ctx, monitor).await;
             Ok(exit_for(&summary))
+        }
+        Command::Rollback {
+            run_id,
+            limit,
+            parallel,
+        } => {
+            let (ctx, monitor) = prepare(
+                &cli,
+                *parallel,
+                ui::Options {
+                    show_output: false,
+                    show_changes: true,
+                },
+            )?;
+            let hosts = select(&ctx, limit)?;
+            let (_, summary) = rollback::run(&ctx, &new_run_id(), hosts, run_id.clone()).await;
+            finish(ctx, monitor).await;
+            Ok(if summary.failed + summary.unreachable > 0 {
+                exit_for(&summary)
+            } else if summary.rolled_back == 0 {
+                // No host had that journal: most likely a mistyped run id.
+                crate::error::exit::HOSTS_FAILED
+            } else {
+                crate::error::exit::OK
+            })
         }
         Command::Apply(args) => apply(&cli, args, args.check).await,
         Command::Plan(args) => apply(&cli, args, true).await,

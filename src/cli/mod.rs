@@ -77,6 +77,16 @@ enum Command {
     Apply(ApplyArgs),
     /// What `apply` would change, host by host; changes nothing (= apply --check).
     Plan(ApplyArgs),
+    /// Restore hosts from the journals a run left on them (also after a crash).
+    Rollback {
+        /// The run id (shown at the start of every run, and in reports).
+        run_id: String,
+        /// Only these hosts (default: every host of the inventory).
+        #[arg(long, default_value = "all")]
+        limit: String,
+        #[arg(long, default_value_t = 64)]
+        parallel: usize,
+    },
     /// Sandboxed workstations on this machine (real sshd in namespaces) for trying parc.
     #[command(subcommand)]
     Lab(crate::lab::cli::LabCommand),

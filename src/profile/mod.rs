@@ -32,6 +32,9 @@ struct ProfileFile {
     resources: Vec<Resource>,
     #[serde(default)]
     handlers: IndexMap<String, Resource>,
+    /// Profile converged when this one fails (degraded mode).
+    #[serde(default)]
+    fallback: Option<String>,
 }
 
 /// Where a declared item was written, for error messages.
@@ -72,6 +75,8 @@ pub struct Profile {
     pub secret_vars: BTreeSet<String>,
     pub resources: Vec<Declared>,
     pub handlers: IndexMap<String, Declared>,
+    /// The degraded-mode profile to converge when this one fails.
+    pub fallback: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +125,7 @@ pub fn load_many(dir: &Path, names: &[String]) -> Result<Profile, ProfileError> 
         secret_vars: BTreeSet::new(),
         resources: Vec::new(),
         handlers: IndexMap::new(),
+        fallback: None,
     };
     let mut seen = BTreeSet::new();
     for name in names {
@@ -171,6 +177,9 @@ fn load_into(
         into.vars.insert(k, v);
     }
     into.secret_vars.extend(file.secret_vars);
+    if file.fallback.is_some() {
+        into.fallback = file.fallback;
+    }
     for (i, resource) in file.resources.into_iter().enumerate() {
         into.resources.push(Declared {
             resource,

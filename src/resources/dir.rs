@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::attrs::{Mode, State, attr_changes};
-use super::plan::{Change, Plan, PlanContext, Step};
+use super::plan::{Change, Plan, PlanContext, Step, Touch};
 use super::script::{Record, Script};
 use super::{Kind, ResourceError};
 use crate::transport::quote;
@@ -55,6 +55,7 @@ impl Kind for Dir {
                     });
                 }
                 Ok(Plan::Change(Change {
+                    touches: vec![Touch::Path(self.path.clone())],
                     what: vec!["remove (recursively)".into()],
                     diff: None,
                     step: Step::sh(format!("rm -rf {p}")),
@@ -71,6 +72,7 @@ impl Kind for Dir {
                 );
                 sh.extend(fixes);
                 Ok(Plan::Change(Change {
+                    touches: vec![Touch::Path(self.path.clone())],
                     what: vec!["create".into()],
                     diff: None,
                     step: Step::sh(sh.join("\n")),
@@ -88,6 +90,7 @@ impl Kind for Dir {
                     Plan::NoChange
                 } else {
                     Plan::Change(Change {
+                        touches: vec![Touch::Attrs(self.path.clone())],
                         what,
                         diff: None,
                         step: Step::sh(fixes.join("\n")),

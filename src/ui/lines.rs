@@ -6,7 +6,12 @@ use crate::engine::events::{Event, HostState, Outcome, ResourceStatus, Summary};
 /// The human text for an event, if it prints anything.
 pub fn event(ev: &Event, action: &str, options: Options) -> Option<String> {
     match ev {
-        Event::RunStarted { .. } | Event::HostPhase { .. } => None,
+        Event::RunStarted {
+            run_id,
+            action,
+            hosts,
+        } => Some(format!("{action}: run {run_id} on {} hosts", hosts.len())),
+        Event::HostPhase { .. } => None,
         Event::HostFinished {
             host,
             state,
@@ -71,6 +76,13 @@ pub fn host_finished(
             format!("{host} | {label} | {error}")
         }
         Outcome::Skipped { reason } => format!("{host} | {label} | {reason}"),
+        Outcome::Restored { journals, problems } => {
+            let mut line = format!("{host} | {label} | restored {}", journals.join(", "));
+            for p in problems {
+                line.push_str(&format!("\n    restore mismatch: {p}"));
+            }
+            line
+        }
         Outcome::Applied {
             check, resources, ..
         } => {
@@ -102,7 +114,10 @@ pub fn host_finished(
             }
         }
         Outcome::Applied {
-            resources, error, ..
+            resources,
+            error,
+            recovery,
+            ..
         } => {
             for r in resources {
                 if !options.show_changes && r.status != ResourceStatus::Failed {
@@ -131,6 +146,15 @@ pub fn host_finished(
                         out.push_str("\n      ");
                         out.push_str(l);
                     }
+                }
+            }
+            if let Some(r) = recovery {
+                out.push_str(&format!("\n    {}: {}", r.action_label(), r.reason));
+                for p in &r.restore_problems {
+                    out.push_str(&format!("\n        restore mismatch: {p}"));
+                }
+                if let Some(e) = &r.error {
+                    out.push_str(&format!("\n        {e}"));
                 }
             }
             if let (Some(e), false) = (
@@ -178,6 +202,8 @@ pub fn recap(rows: &mut [(HostState, String)]) -> Option<String> {
             HostState::Skipped => 2,
             HostState::Changed => 3,
             HostState::Ok => 4,
+            HostState::RolledBack => 0,
+            HostState::Degraded => 1,
         };
         (rank, row.clone())
     });
@@ -196,8 +222,14 @@ pub fn summary(action: &str, s: &Summary, elapsed_ms: u64) -> String {
     }
     parts.push(format!("{} failed", s.failed));
     parts.push(format!("{} unreachable", s.unreachable));
-    if s.skipped > 0 {
-        parts.push(format!("{} skipped", s.skipped));
+    for (n, what) in [
+        (s.degraded, "degraded"),
+        (s.rolled_back, "rolled back"),
+        (s.skipped, "skipped"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
     }
     format!(
         "{action}: {} ({} hosts, {:.2}s)",
