@@ -225,7 +225,8 @@ fn parc_rollback_restores_every_host_after_the_controller_was_killed() {
     assert_eq!(
         out.status.code(),
         Some(0),
-        "{}",
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     let ev = events(&out);
@@ -268,4 +269,59 @@ fn parc_rollback_restores_every_host_after_the_controller_was_killed() {
             );
         }
     }
+}
+
+#[test]
+fn a_second_concurrent_rollout_is_refused_by_the_lock() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let pb = playbook(
+        dir.path(),
+        "resources:\n  - file: {path: /etc/parc-lock-test, content: \"1\\n\"}\n  - command: {run: \"sleep 2\"}\n",
+        "",
+    );
+    let mut first = lab
+        .parc()
+        .arg("apply")
+        .arg(&pb)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while lab.host_file(0, "/var/lib/parc/lock/pid").is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = lab.parc().arg("apply").arg(&pb).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&second.stdout),
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(second.status.code(), Some(3), "{text}");
+    assert!(text.contains("locked by another rollout"), "{text}");
+    assert!(
+        first.wait().unwrap().success(),
+        "the first run is not disturbed"
+    );
+    assert!(
+        lab.host_file(0, "/var/lib/parc/lock").is_none(),
+        "released at the end"
+    );
+    let history =
+        String::from_utf8(lab.host_file(0, "/var/lib/parc/history.log").unwrap()).unwrap();
+    assert_eq!(
+        history.lines().count(),
+        1,
+        "one line per run that held the lock: {history}"
+    );
+    assert!(
+        history.contains("action=apply") && history.contains("state=changed"),
+        "{history}"
+    );
 }

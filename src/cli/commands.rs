@@ -120,6 +120,7 @@ async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<u8, ParcError
         check,
         diff: args.diff,
         extra_vars: parse_extra_vars(&args.extra_vars)?,
+        break_lock: args.break_lock,
     };
     let details = check || args.diff || cli.verbose > 0;
     let (ctx, monitor) = prepare(

@@ -111,6 +111,9 @@ struct ApplyArgs {
     /// Show unified diffs of text files (secrets redacted).
     #[arg(long)]
     diff: bool,
+    /// Break a stale host lock left by an interrupted run (its process is gone).
+    #[arg(long)]
+    break_lock: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::apply::{ApplyJob, apply_host};
 use super::events::{Event, HostState, Outcome, Summary};
 use super::fleet::{self, FleetContext};
+use super::lock::Operator;
 use crate::inventory::{PatternError, Vars};
 use crate::journal;
 use crate::playbook::{OnFailure, Playbook, batches};
@@ -18,6 +19,7 @@ pub struct RolloutOptions {
     pub check: bool,
     pub diff: bool,
     pub extra_vars: Vars,
+    pub break_lock: bool,
 }
 
 /// Hosts of each play, resolved before anything connects so a bad pattern fails
@@ -65,6 +67,7 @@ pub async fn run(
         action: action.to_string(),
         hosts: play_hosts.iter().flatten().cloned().collect(),
     });
+    let operator = Operator::current(run_id);
     let mut all = Vec::new();
     let mut aborted = false;
     for (play, hosts) in playbook.plays.iter().zip(play_hosts) {
@@ -92,6 +95,8 @@ pub async fn run(
                 on_failure: OnFailure::Rollback,
                 fallback: None,
                 keep_journals,
+                operator: operator.clone(),
+                break_lock: options.break_lock,
             })
         });
         let job = Arc::new(ApplyJob {
@@ -105,6 +110,8 @@ pub async fn run(
             on_failure: play.on_failure(),
             fallback,
             keep_journals,
+            operator: operator.clone(),
+            break_lock: options.break_lock,
         });
         let budget = play.spec.max_failures.map(|m| m.budget(hosts.len()));
         let parallel = play.spec.parallel.unwrap_or(ctx.parallel);

@@ -13,6 +13,7 @@ mod steps;
 use std::sync::Arc;
 
 use super::events::{Events, Outcome, Recovery, RecoveryAction};
+use super::lock::{HostLock, Operator, history_line};
 use crate::inventory::{Inventory, Vars};
 use crate::journal;
 use crate::playbook::OnFailure;
@@ -37,6 +38,10 @@ pub struct ApplyJob {
     /// The job converging the profile's fallback, for `on_failure: fallback`.
     pub fallback: Option<Arc<ApplyJob>>,
     pub keep_journals: usize,
+    /// Who runs this, for the host lock and history.
+    pub operator: Operator,
+    /// Break a stale lock left by an interrupted run (`--break-lock`).
+    pub break_lock: bool,
 }
 
 impl ApplyJob {
@@ -77,7 +82,36 @@ pub async fn apply_host(
     t: Arc<dyn Transport>,
     events: Events,
 ) -> Outcome {
-    let done = converge::converge(&job, &inventory, &host, t.as_ref(), &events).await;
+    if job.check {
+        // Planning changes nothing: no lock, no journal, no history.
+        return converged_outcome(&job, &inventory, &host, t.as_ref(), &events).await;
+    }
+    events.phase(&host, "locking");
+    let lock = match HostLock::acquire(t.clone(), &job.operator, job.break_lock, None).await {
+        Ok(lock) => lock,
+        Err(e) => {
+            return Outcome::Applied {
+                check: false,
+                resources: vec![],
+                error: Some(e.to_string()),
+                recovery: None,
+            };
+        }
+    };
+    let outcome = converged_outcome(&job, &inventory, &host, t.as_ref(), &events).await;
+    let history = history_line(&job.operator, "apply", outcome.state().as_str());
+    lock.release(&history).await;
+    outcome
+}
+
+async fn converged_outcome(
+    job: &ApplyJob,
+    inventory: &Inventory,
+    host: &str,
+    t: &dyn Transport,
+    events: &Events,
+) -> Outcome {
+    let done = converge::converge(job, inventory, host, t, events).await;
     let Some(reason) = done.error.clone() else {
         return Outcome::Applied {
             check: job.check,
@@ -94,7 +128,7 @@ pub async fn apply_host(
             recovery: None,
         };
     }
-    let recovery = recover(&job, &inventory, &host, t.as_ref(), &events, &done, &reason).await;
+    let recovery = recover(job, inventory, host, t, events, &done, &reason).await;
     Outcome::Applied {
         check: false,
         resources: done.resources,
