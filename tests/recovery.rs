@@ -325,3 +325,92 @@ fn a_second_concurrent_rollout_is_refused_by_the_lock() {
         "{history}"
     );
 }
+
+#[test]
+fn dead_man_switch_restores_a_host_that_cut_off_ssh() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    // Move the host's sshd from port 22 to 2222 and restart it: remote access
+    // on the usual port is gone. The lab's sshd reads /run/parc-lab/sshd_config.
+    let profile = r#"
+resources:
+  - line:
+      path: /run/parc-lab/sshd_config
+      regexp: "^ListenAddress "
+      line: "ListenAddress {{ listen }}"
+      notify: [restart sshd]
+  - file: {path: /etc/parc-deadman, content: "moved\n"}
+handlers:
+  restart sshd:
+    command: {run: "kill -HUP $(cat /run/parc-lab/sshd.pid)"}
+"#;
+    let pb = playbook(dir.path(), profile, "  confirm: 20s\n");
+    // One host with a harmless address change (same port): it must confirm fine.
+    let inv = std::fs::read_to_string(lab.inventory()).unwrap();
+    let a0 = lab.lab.hosts[0].address.to_string();
+    let a1 = lab.lab.hosts[1].address.to_string();
+    let inv = inv
+        .replace(
+            &format!("address: {a0}"),
+            &format!("address: {a0}\n    vars: {{listen: \"{a0}:2222\"}}"),
+        )
+        .replace(
+            &format!("address: {a1}"),
+            &format!("address: {a1}\n    vars: {{listen: \"{a1}:22\"}}"),
+        );
+    let inventory = dir.path().join("inventory.yml");
+    std::fs::write(&inventory, inv).unwrap();
+
+    let started = std::time::Instant::now();
+    let out = lab
+        .parc()
+        .arg("-i")
+        .arg(&inventory)
+        .arg("--json")
+        .arg("apply")
+        .arg(&pb)
+        .output()
+        .unwrap();
+    let ev = events(&out);
+    let done = finished(&ev);
+    let state = |host: &str| done.iter().find(|e| e["host"] == host).unwrap().clone();
+    let h0 = state(&lab.lab.hosts[0].name);
+    assert_eq!(h0["state"], "rolled_back", "never success: {h0:#}");
+    let reason = h0["outcome"]["recovery"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("not confirmed") && reason.contains("dead-man"),
+        "{reason}"
+    );
+    assert!(
+        h0["outcome"]["recovery"].get("restore_problems").is_none(),
+        "{h0:#}"
+    );
+    // The host restored itself and is reachable on port 22 again.
+    assert!(lab.ssh(0, "true").status.success(), "port 22 is back");
+    assert!(lab.host_file(0, "/etc/parc-deadman").is_none());
+    let config = String::from_utf8(lab.host_file(0, "/run/parc-lab/sshd_config").unwrap()).unwrap();
+    assert!(
+        config.contains(&format!("ListenAddress {a0}:22")),
+        "{config}"
+    );
+    let restored_by = lab.host_file(
+        0,
+        &format!(
+            "/var/lib/parc/journal/{}/restored_by",
+            ev[0]["run_id"].as_str().unwrap()
+        ),
+    );
+    assert_eq!(
+        restored_by.as_deref(),
+        Some(&b"watchdog\n"[..]),
+        "the host, not the controller, restored itself"
+    );
+    // The other host keeps port 22 (its line is already as declared),
+    // confirmed over a new connection and keeps its change.
+    let h1 = state(&lab.lab.hosts[1].name);
+    assert_eq!(h1["state"], "changed", "{h1:#}");
+    assert!(lab.host_file(1, "/etc/parc-deadman").is_some());
+    assert_eq!(out.status.code(), Some(3));
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

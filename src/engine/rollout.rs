@@ -97,6 +97,10 @@ pub async fn run(
                 keep_journals,
                 operator: operator.clone(),
                 break_lock: options.break_lock,
+                // The fallback keeps remote access by design; confirming it
+                // would only repeat the check that already failed.
+                confirm: None,
+                connect: ctx.options.clone(),
             })
         });
         let job = Arc::new(ApplyJob {
@@ -112,6 +116,8 @@ pub async fn run(
             keep_journals,
             operator: operator.clone(),
             break_lock: options.break_lock,
+            confirm: play.spec.confirm,
+            connect: ctx.options.clone(),
         });
         let budget = play.spec.max_failures.map(|m| m.budget(hosts.len()));
         let parallel = play.spec.parallel.unwrap_or(ctx.parallel);

@@ -105,3 +105,18 @@ parc_journal_prune() { # KEEP
     _drop=$((_drop - 1))
   done
 }
+
+# Dead-man switch: unless the controller marks the journal `confirmed` within
+# SECONDS, restore it. Detached (own session, no terminal, no inherited pipes)
+# so it outlives the SSH session that armed it.
+parc_watchdog_arm() { # SECONDS
+  printf '%s\n' "sleep $1" \
+    'J=$(cd "$(dirname "$0")" && pwd)' \
+    'case $(cat "$J/state") in applying|applied) echo watchdog > "$J/restored_by"; sh "$J/restore.sh" > "$J/watchdog.log" 2>&1 ;; esac' \
+    > "$PARC_JOURNAL/watchdog.sh"
+  if command -v setsid >/dev/null 2>&1; then
+    setsid sh "$PARC_JOURNAL/watchdog.sh" </dev/null >/dev/null 2>&1 &
+  else
+    nohup sh "$PARC_JOURNAL/watchdog.sh" </dev/null >/dev/null 2>&1 &
+  fi
+}

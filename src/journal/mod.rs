@@ -37,7 +37,13 @@ fn restore_sh() -> String {
 /// Append to `script` the sh that opens journal `run_id` and saves every
 /// touched path, synced, before any change. Fails the script (before any
 /// change) if the journal cannot be written.
-pub fn begin(script: &mut Script, run_id: &str, touches: &[Touch], keep: usize) {
+pub fn begin(
+    script: &mut Script,
+    run_id: &str,
+    touches: &[Touch],
+    keep: usize,
+    confirm: Option<std::time::Duration>,
+) {
     let quoted = quote_path(&dir(run_id));
     script.sh(JOURNAL_SH);
     script.sh(&format!(
@@ -69,6 +75,30 @@ pub fn begin(script: &mut Script, run_id: &str, touches: &[Touch], keep: usize) 
         ));
     }
     script.sh("parc_sync");
+    if let Some(window) = confirm {
+        script.sh(&format!("parc_watchdog_arm {}", window.as_secs().max(1)));
+    }
+}
+
+/// sh run over a NEW connection after apply and verify: confirm the run so the
+/// watchdog stands down. Prints `confirmed`, or the journal's state otherwise.
+pub fn confirm_command(run_id: &str) -> String {
+    let d = quote_path(&dir(run_id));
+    format!(
+        "case $(cat {d}/state 2>/dev/null) in applied) echo confirmed > {d}/state && echo confirmed ;; *) cat {d}/state 2>/dev/null || echo missing ;; esac"
+    )
+}
+
+/// A script reporting the journal's state and re-checking it (after the
+/// watchdog restored a host the controller could not reach).
+pub fn inspect_script(run_id: &str) -> Script {
+    let mut s = Script::new();
+    let d = quote_path(&dir(run_id));
+    s.sh(JOURNAL_SH);
+    s.sh(&format!(
+        "echo '@@r journal'; echo \"state=$(cat {d}/state 2>/dev/null)\"; echo \"restored_by=$(cat {d}/restored_by 2>/dev/null)\"\nparc_restore_check {d}"
+    ));
+    s
 }
 
 /// sh marking the journal's apply as finished.

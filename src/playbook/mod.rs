@@ -45,6 +45,10 @@ pub struct PlaySpec {
     pub on_failure: Option<OnFailure>,
     /// Journals kept on each host (older ones are pruned).
     pub keep_journals: Option<usize>,
+    /// Dead-man switch (`90s`, `2m`): each host restores itself unless parc
+    /// confirms the change over a new connection within this time.
+    #[serde(default, deserialize_with = "batches::duration")]
+    pub confirm: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]

@@ -23,6 +23,8 @@ pub struct Converged {
     pub error: Option<String>,
     /// A journal was written: there is something to roll back.
     pub journaled: bool,
+    /// The journal was already restored (by the host's dead-man watchdog).
+    pub restored: bool,
 }
 
 impl Converged {
@@ -31,6 +33,7 @@ impl Converged {
             resources,
             error: Some(error),
             journaled,
+            restored: false,
         }
     }
 }
@@ -125,6 +128,7 @@ pub async fn converge(
             resources,
             error: first_error,
             journaled: false,
+            restored: false,
         };
     }
 
@@ -138,6 +142,7 @@ pub async fn converge(
             resources: items.into_iter().map(|i| i.report).collect(),
             error: None,
             journaled: false,
+            restored: false,
         };
     }
     events.phase(host, "applying");
@@ -147,6 +152,7 @@ pub async fn converge(
         &job.run_id,
         &touches(&items, &pending),
         job.keep_journals,
+        job.confirm,
     );
     let applied = run_steps(
         t,
@@ -201,6 +207,7 @@ pub async fn converge(
         resources,
         error,
         journaled: true,
+        restored: false,
     }
 }
 

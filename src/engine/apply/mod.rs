@@ -7,6 +7,7 @@
 //! restores then converges the profile's fallback, `keep` leaves the host as
 //! it is. Each phase is announced as an event; nothing here prints.
 
+mod confirm;
 mod converge;
 mod steps;
 
@@ -42,6 +43,10 @@ pub struct ApplyJob {
     pub operator: Operator,
     /// Break a stale lock left by an interrupted run (`--break-lock`).
     pub break_lock: bool,
+    /// Dead-man switch: the host restores itself unless confirmed within this.
+    pub confirm: Option<std::time::Duration>,
+    /// How to reach hosts again (the confirmation uses a new connection).
+    pub connect: crate::engine::connect::ConnectOptions,
 }
 
 impl ApplyJob {
@@ -84,7 +89,9 @@ pub async fn apply_host(
 ) -> Outcome {
     if job.check {
         // Planning changes nothing: no lock, no journal, no history.
-        return converged_outcome(&job, &inventory, &host, t.as_ref(), &events).await;
+        return converged_outcome(&job, &inventory, &host, t.as_ref(), &events)
+            .await
+            .0;
     }
     events.phase(&host, "locking");
     let lock = match HostLock::acquire(t.clone(), &job.operator, job.break_lock, None).await {
@@ -98,47 +105,62 @@ pub async fn apply_host(
             };
         }
     };
-    let outcome = converged_outcome(&job, &inventory, &host, t.as_ref(), &events).await;
+    let armed = std::time::Instant::now();
+    let (mut outcome, journaled) =
+        converged_outcome(&job, &inventory, &host, t.as_ref(), &events).await;
+    if let (Some(window), true, Outcome::Applied { error: None, .. }) =
+        (job.confirm, journaled, &outcome)
+    {
+        outcome =
+            confirm::confirm_or_recover(&job, &inventory, &host, &events, outcome, armed, window)
+                .await;
+    }
     let history = history_line(&job.operator, "apply", outcome.state().as_str());
     lock.release(&history).await;
     outcome
 }
 
+/// Converge, then apply `on_failure` if it failed. Also says whether a
+/// journal was written (there is something the dead-man switch guards).
 async fn converged_outcome(
     job: &ApplyJob,
     inventory: &Inventory,
     host: &str,
     t: &dyn Transport,
     events: &Events,
-) -> Outcome {
+) -> (Outcome, bool) {
     let done = converge::converge(job, inventory, host, t, events).await;
+    let journaled = done.journaled;
     let Some(reason) = done.error.clone() else {
-        return Outcome::Applied {
+        let outcome = Outcome::Applied {
             check: job.check,
             resources: done.resources,
             error: None,
             recovery: None,
         };
+        return (outcome, journaled);
     };
     if job.check {
-        return Outcome::Applied {
+        let outcome = Outcome::Applied {
             check: true,
             resources: done.resources,
             error: Some(reason),
             recovery: None,
         };
+        return (outcome, journaled);
     }
     let recovery = recover(job, inventory, host, t, events, &done, &reason).await;
-    Outcome::Applied {
+    let outcome = Outcome::Applied {
         check: false,
         resources: done.resources,
         error: Some(reason),
         recovery: Some(recovery),
-    }
+    };
+    (outcome, journaled)
 }
 
 /// Apply the play's `on_failure` to a host whose converge failed.
-async fn recover(
+pub(super) async fn recover(
     job: &ApplyJob,
     inventory: &Inventory,
     host: &str,
@@ -157,7 +179,7 @@ async fn recover(
     if job.on_failure == OnFailure::Keep {
         return recovery;
     }
-    if done.journaled {
+    if done.journaled && !done.restored {
         events.phase(host, "rolling back");
         match restore(t, &job.run_id).await {
             Ok(problems) if problems.is_empty() => {}
