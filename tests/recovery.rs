@@ -374,7 +374,7 @@ handlers:
         .unwrap();
     let ev = events(&out);
     let done = finished(&ev);
-    let state = |host: &str| done.iter().find(|e| e["host"] == host).unwrap().clone();
+    let state = |host: &str| done.iter().find(|e| e["host"] == host).copied().unwrap();
     let h0 = state(&lab.lab.hosts[0].name);
     assert_eq!(h0["state"], "rolled_back", "never success: {h0:#}");
     let reason = h0["outcome"]["recovery"]["reason"].as_str().unwrap();
