@@ -48,6 +48,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     ask_become_pass: bool,
 
+    /// Where each run leaves its report (runs/<run id>/report.json and report.html).
+    #[arg(long, global = true, env = "PARC_RUNS_DIR", default_value = "runs")]
+    runs_dir: PathBuf,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -77,6 +81,16 @@ enum Command {
     Apply(ApplyArgs),
     /// What `apply` would change, host by host; changes nothing (= apply --check).
     Plan(ApplyArgs),
+    /// Show a past run from its report: the latest one, or RUN_ID.
+    Report {
+        /// Run id, or a unique start or end of one (such as its last 4 characters).
+        run_id: Option<String>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+        /// Print the path of the run's report.html (to open or attach to a ticket).
+        #[arg(long, conflicts_with = "format")]
+        html: bool,
+    },
     /// Sandboxed workstations on this machine (real sshd in namespaces) for trying parc.
     #[command(subcommand)]
     Lab(crate::lab::cli::LabCommand),
@@ -101,6 +115,14 @@ struct ApplyArgs {
     /// Show unified diffs of text files (secrets redacted).
     #[arg(long)]
     diff: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    /// The recap, as the run printed it, failed hosts first.
+    Text,
+    /// report.json as written.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
