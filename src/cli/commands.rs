@@ -108,7 +108,8 @@ fn show_report(
 ) -> Result<u8, ParcError> {
     let dir = RunsDir::new(&cli.runs_dir).find(run_id)?;
     let text = if html {
-        let path = dir.join(report::REPORT_HTML);
+        // Absolute: it is pasted into tickets and browsers, not used from here.
+        let path = absolute(&dir.join(report::REPORT_HTML));
         if !path.is_file() {
             let source = std::io::Error::from(std::io::ErrorKind::NotFound);
             return Err(ReportError::Read { path, source }.into());

@@ -49,6 +49,16 @@ impl RunsDir {
             .filter_map(|e| e.file_name().into_string().ok())
             .collect();
         ids.sort();
+        // Ids start with the start time to the second, then a random tail: runs
+        // started in the same second are put in order by their recorded start.
+        let second = |id: &String| id.split('-').next().map(str::to_string);
+        for group in ids.chunk_by_mut(|a, b| second(a) == second(b)) {
+            if group.len() > 1 {
+                group.sort_by_cached_key(|id| {
+                    Self::load(&self.path.join(id)).ok().map(|r| r.started)
+                });
+            }
+        }
         Ok(ids)
     }
 

@@ -316,6 +316,23 @@ fn writer_saves_at_checkpoints_and_runs_are_found_by_id() {
 }
 
 #[test]
+fn the_latest_of_runs_started_in_the_same_second_is_the_one_started_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = RunsDir::new(dir.path());
+    for id in ["20261128T231502-ffff", "20261128T231502-0000"] {
+        ReportWriter::create(&runs, id, meta())
+            .unwrap()
+            .finish()
+            .unwrap();
+    }
+    assert_eq!(
+        runs.runs().unwrap(),
+        ["20261128T231502-ffff", "20261128T231502-0000"]
+    );
+    assert!(runs.find(None).unwrap().ends_with("20261128T231502-0000"));
+}
+
+#[test]
 fn a_damaged_report_points_at_the_spot() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(REPORT_JSON), "{\n  \"run_id\": 3\n}").unwrap();
