@@ -230,8 +230,32 @@ fn host_body(h: &HostRecord) -> Markup {
     }
 }
 
+/// Changes and failures first; resources already as declared are folded
+/// away, as they are most of a converged profile and bury what happened.
 fn resources(list: &[Value]) -> Markup {
-    let field = |r: &'_ Value, k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
+    let quiet = |r: &&Value| {
+        matches!(
+            r.get("status").and_then(Value::as_str),
+            Some("no_change" | "skipped")
+        )
+    };
+    let (calm, notable): (Vec<&Value>, Vec<&Value>) = list.iter().partition(quiet);
+    html! {
+        @if !notable.is_empty() { (resource_table(&notable)) }
+        @if !calm.is_empty() {
+            details.calm {
+                summary {
+                    (calm.len()) @if calm.len() == 1 { " resource" } @else { " resources" }
+                    " unchanged or skipped"
+                }
+                (resource_table(&calm))
+            }
+        }
+    }
+}
+
+fn resource_table(list: &[&Value]) -> Markup {
+    let field = |r: &Value, k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
     html! {
         table {
             thead { tr { th { "Status" } th { "Resource" } th { "Changes" } } }
