@@ -27,10 +27,6 @@ impl RunsDir {
         RunsDir { path: path.into() }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Ids of the runs that left a report, oldest first.
     pub fn runs(&self) -> Result<Vec<String>, ReportError> {
         let entries = match std::fs::read_dir(&self.path) {
