@@ -103,6 +103,7 @@ fn rollout_events() -> Vec<Event> {
                 check: false,
                 resources: vec![motd.clone(), resource("dir /srv", ResourceStatus::NoChange)],
                 error: None,
+                recovery: None,
             },
         ),
         Event::BatchStarted {
@@ -130,6 +131,7 @@ fn rollout_events() -> Vec<Event> {
                     resource("line /etc/hosts", ResourceStatus::NotRun),
                 ],
                 error: Some("exit 1: update-ca-certificates: not found".into()),
+                recovery: None,
             },
         ),
         Event::PlayAborted {
