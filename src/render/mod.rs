@@ -15,7 +15,7 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 
 use crate::location::Location;
 use crate::profile::Origin;
-use crate::resources::Resource;
+use crate::resources::{DebFile, Resource};
 
 pub struct Renderer {
     env: Environment<'static>,
@@ -120,7 +120,8 @@ impl Renderer {
     }
 
     /// Render every string field of a declared resource (not `when`, which is an
-    /// expression) and resolve file content from content/src/template.
+    /// expression), resolve file content from content/src/template, and load
+    /// and read a package's `.deb`.
     pub fn resource(
         &self,
         decl: &Resource,
@@ -153,6 +154,17 @@ impl Renderer {
                 None
             };
             f.resolved = bytes.map(std::sync::Arc::new);
+        }
+        if let Resource::Package(p) = &mut rendered
+            && let Some(deb) = &p.deb
+        {
+            let at = origin.locate("package.deb");
+            let bytes = self.read_file(deb, &at)?;
+            let parsed = DebFile::parse(bytes).map_err(|e| RenderError::At {
+                location: at,
+                message: format!("package {deb}: {e}"),
+            })?;
+            p.resolved = Some(parsed);
         }
         Ok(rendered)
     }
