@@ -21,7 +21,7 @@ pub mod script;
 mod service;
 mod symlink;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod user;
 
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,5 @@
-//! Helpers for the plan tests of every kind: hand-made probe records and a
-//! readable view of the planned step.
+//! Helpers for the plan tests of every kind: hand-made probe records, a
+//! readable view of the planned step, and real .deb files.
 
 use super::plan::{Change, Op, Plan};
 use super::script::Record;
@@ -46,4 +46,29 @@ pub fn put_data(c: &Change, dest: &str) -> Option<String> {
         }
         _ => None,
     })
+}
+
+/// A tiny .deb (version `1:2.0-1`) built by `dpkg-deb` with the given
+/// compression: parc is developed and tested on Debian, which has it.
+pub fn build_deb(dir: &std::path::Path, package: &str, compression: &str) -> Vec<u8> {
+    let root = dir.join(format!("{package}-{compression}"));
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: {package}\nVersion: 1:2.0-1\nArchitecture: all\nMaintainer: parc <parc@example.org>\nDescription: parc test package\n  spanning two lines\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.join(format!("{package}-{compression}.deb"));
+    let status = std::process::Command::new("dpkg-deb")
+        .arg(format!("-Z{compression}"))
+        .arg("--build")
+        .arg(&root)
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("dpkg-deb runs");
+    assert!(status.success());
+    std::fs::read(out).unwrap()
 }

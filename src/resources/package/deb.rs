@@ -134,33 +134,9 @@ fn field(control: &str, name: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// A .deb built by `dpkg-deb` with the given compression, if this machine
-    /// has dpkg-deb (every test machine is Debian; elsewhere they are skipped).
-    pub(crate) fn build_deb(dir: &std::path::Path, package: &str, compression: &str) -> Vec<u8> {
-        let root = dir.join(format!("{package}-{compression}"));
-        std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
-        std::fs::write(
-            root.join("DEBIAN/control"),
-            format!(
-                "Package: {package}\nVersion: 1:2.0-1\nArchitecture: all\nMaintainer: parc <parc@example.org>\nDescription: parc test package\n  spanning two lines\n"
-            ),
-        )
-        .unwrap();
-        let out = dir.join(format!("{package}-{compression}.deb"));
-        let status = std::process::Command::new("dpkg-deb")
-            .arg(format!("-Z{compression}"))
-            .arg("--build")
-            .arg(&root)
-            .arg(&out)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("dpkg-deb runs");
-        assert!(status.success());
-        std::fs::read(out).unwrap()
-    }
+    use crate::resources::testing::build_deb;
 
     #[test]
     fn reads_name_and_version_whatever_the_compression() {

@@ -126,7 +126,7 @@ fn declarations_are_checked() {
 fn deb_package(yaml: &str) -> Package {
     let dir = tempfile::tempdir().unwrap();
     let mut p = package(yaml);
-    let bytes = super::deb::tests::build_deb(dir.path(), "parc-tool", "xz");
+    let bytes = crate::resources::testing::build_deb(dir.path(), "parc-tool", "xz");
     p.resolved = Some(DebFile::parse(bytes).unwrap());
     p
 }

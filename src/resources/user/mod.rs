@@ -72,14 +72,19 @@ impl PasswordHash {
         };
         let valid = (h.starts_with('$') && !h.contains([':', '\n', ' ']))
             || (h.len() == 13 && crypt_chars(h))
-            || h.is_empty()
+            || (h.is_empty() && !self.0.is_empty())
             || h == "*";
+        let reason = if self.0.is_empty() {
+            "an empty `password` hash would let anyone log in without a password; use \"!\" to lock the password instead"
+        } else {
+            "`password` must be a crypt hash (e.g. from `mkpasswd -m sha-512` or `openssl passwd -6`), not the password itself"
+        };
         if valid {
             Ok(())
         } else {
             Err(ResourceError::Invalid {
                 resource: resource.to_string(),
-                reason: "`password` must be a crypt hash (e.g. from `mkpasswd -m sha-512` or `openssl passwd -6`), not the password itself; the account is left unchanged".into(),
+                reason: format!("{reason}; the account is left unchanged"),
             })
         }
     }

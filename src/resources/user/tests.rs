@@ -259,6 +259,8 @@ fn password_hashes_are_compared_never_shown() {
     .unwrap_err();
     assert!(e.to_string().contains("must be a crypt hash"), "{e}");
     assert!(!e.to_string().contains("hunter22"));
+    let e = plan(&user("{name: localadmin, password: ''}"), &converged()).unwrap_err();
+    assert!(e.to_string().contains("without a password"), "{e}");
     for locked in ["'!'", "'*'", "'!$6$x$y'", "abJnggxhB/yWI"] {
         let u = user(&format!("{{name: localadmin, password: {locked}}}"));
         assert!(plan(&u, &converged()).is_ok(), "{locked}");
