@@ -414,3 +414,95 @@ handlers:
     assert_eq!(out.status.code(), Some(3));
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+#[test]
+fn failed_verification_degrades_hosts_to_their_verified_fallback() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(10);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("profiles")).unwrap();
+    std::fs::write(
+        dir.path().join("profiles/lite-fallback.yml"),
+        r#"
+resources:
+  - file: {path: /etc/parc-degraded, content: "degraded\n"}
+verify:
+  - file: {path: /etc/parc-degraded, contains: "degraded"}
+"#,
+    )
+    .unwrap();
+    let pb = playbook(
+        dir.path(),
+        r#"
+fallback: lite-fallback
+resources:
+  - file: {path: /etc/parc-app.conf, content: "mode={{ app_mode }}\n"}
+  - file: {path: /etc/motd, content: "managed\n"}
+verify:
+  - file: {path: /etc/parc-app.conf, contains: "mode=good"}
+"#,
+        "  vars: {}\n",
+    );
+    // Three hosts get a value that fails verification.
+    let mut inv = std::fs::read_to_string(lab.inventory()).unwrap();
+    for (i, h) in lab.lab.hosts.iter().enumerate() {
+        let mode = if [2, 5, 8].contains(&i) { "bad" } else { "good" };
+        inv = inv.replace(
+            &format!("address: {}\n", h.address),
+            &format!("address: {}\n    vars: {{app_mode: {mode}}}\n", h.address),
+        );
+    }
+    let inventory = dir.path().join("inventory.yml");
+    std::fs::write(&inventory, inv).unwrap();
+    let before = views(&lab, &[]);
+    let runs = dir.path().join("runs");
+    let out = lab
+        .parc()
+        .arg("-i")
+        .arg(&inventory)
+        .arg("--runs-dir")
+        .arg(&runs)
+        .arg("--json")
+        .arg("apply")
+        .arg(&pb)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let ev = events(&out);
+    let run_id = ev[0]["run_id"].as_str().unwrap().to_string();
+    for e in finished(&ev) {
+        let i: usize = e["host"].as_str().unwrap()[3..].parse::<usize>().unwrap() - 1;
+        if [2, 5, 8].contains(&i) {
+            assert_eq!(e["state"], "degraded", "{e:#}");
+            let r = &e["outcome"]["recovery"];
+            assert!(r["reason"].as_str().unwrap().contains("mode=good"), "{r}");
+            // Pre-run state plus exactly the fallback's change.
+            assert!(lab.host_file(i, "/etc/parc-app.conf").is_none());
+            assert_eq!(lab.host_file(i, "/etc/parc-degraded").unwrap(), b"degraded\n");
+            let after = host_view(&lab.lab.hosts[i].upper, &lab.lab.hosts[i].root(), &[]);
+            for (path, entry) in &before[i] {
+                assert_eq!(after.get(path), Some(entry), "host {i}: {} changed", path.display());
+            }
+            let motd = lab.host_file(i, "/etc/motd").unwrap();
+            assert_ne!(motd, b"managed\n", "the failed profile's motd was rolled back");
+        } else {
+            assert_eq!(e["state"], "changed", "{e:#}");
+            assert_eq!(lab.host_file(i, "/etc/parc-app.conf").unwrap(), b"mode=good\n");
+            assert!(lab.host_file(i, "/etc/parc-degraded").is_none());
+        }
+    }
+    // The intervention record says so per host.
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(runs.join(&run_id).join("report.json")).unwrap(),
+    )
+    .unwrap();
+    let degraded: Vec<&str> = report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["state"] == "degraded")
+        .map(|h| h["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(degraded.len(), 3, "{report:#}");
+    assert_eq!(report["summary"]["changed"], 7);
+}
