@@ -16,3 +16,4 @@ pub mod render;
 pub mod resources;
 pub mod transport;
 pub mod ui;
+pub mod verify;
