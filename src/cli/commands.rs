@@ -34,6 +34,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
         }
         Command::Apply(args) => apply(&cli, args, args.check).await,
         Command::Plan(args) => apply(&cli, args, true).await,
+        Command::Verify(args) => super::verify::verify(&cli, args).await,
         Command::Facts {
             pattern,
             format,
@@ -91,7 +92,7 @@ async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<u8, ParcError
 
 /// `-e key=value`: the value is YAML, so `-e port=2222` is a number and
 /// `-e debug=true` a boolean, as in Ansible.
-fn parse_extra_vars(items: &[String]) -> Result<Vars, ParcError> {
+pub(super) fn parse_extra_vars(items: &[String]) -> Result<Vars, ParcError> {
     let mut vars = Vars::new();
     for item in items {
         let Some((k, v)) = item.split_once('=') else {
@@ -104,7 +105,7 @@ fn parse_extra_vars(items: &[String]) -> Result<Vars, ParcError> {
     Ok(vars)
 }
 
-type Monitor = tokio::task::JoinHandle<()>;
+pub(super) type Monitor = tokio::task::JoinHandle<()>;
 
 fn select(ctx: &FleetContext, pattern: &str) -> Result<Vec<String>, ParcError> {
     Ok(ctx
@@ -116,7 +117,7 @@ fn select(ctx: &FleetContext, pattern: &str) -> Result<Vec<String>, ParcError> {
 }
 
 /// Load the inventory and start the display.
-fn prepare(
+pub(super) fn prepare(
     cli: &Cli,
     parallel: usize,
     show_output: bool,
@@ -139,7 +140,7 @@ fn prepare(
 }
 
 /// Let the monitor drain every event before the command prints its result.
-async fn finish(ctx: FleetContext, monitor: Monitor) {
+pub(super) async fn finish(ctx: FleetContext, monitor: Monitor) {
     drop(ctx);
     let _ = monitor.await;
 }

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::facts::Facts;
 use crate::transport::ExitStatus;
+use crate::verify::TestResult;
 
 /// Where a host ended up. Shown everywhere, counted in summaries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -60,6 +61,8 @@ pub enum Outcome {
         /// Set when the host failed: the first error, already redacted.
         error: Option<String>,
     },
+    /// `parc verify`: every test of the host, each with its checks.
+    Verified { results: Vec<TestResult> },
     /// Not attempted.
     Skipped { reason: String },
 }
@@ -117,6 +120,8 @@ impl Outcome {
                 HostState::Changed
             }
             Outcome::Applied { .. } => HostState::Ok,
+            Outcome::Verified { results } if results.iter().all(|r| r.passed) => HostState::Ok,
+            Outcome::Verified { .. } => HostState::Failed,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod events;
 pub mod fleet;
 pub mod gather;
 pub mod rollout;
+pub mod verify;
 
 /// A run identifier that sorts by time and is unique enough across operators:
 /// `20261128T231502-3f9a`.

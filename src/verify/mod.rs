@@ -14,6 +14,7 @@ mod command;
 mod file;
 mod net;
 mod probe;
+pub mod report;
 mod spec;
 mod system;
 mod users;
@@ -189,6 +190,33 @@ pub(crate) mod tests {
         );
         let text = serde_json::to_string(&results).unwrap();
         assert!(!text.contains("hunter22"), "a secret leaked: {text}");
+    }
+
+    /// A real HTTP exchange through whichever of curl or wget this machine has.
+    #[tokio::test]
+    async fn http_status_and_body_from_a_local_server() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\n\r\nparc-verified")
+                    .await;
+            }
+        });
+        let yaml = format!(
+            "- http: {{url: 'http://{addr}/', body_contains: verified}}\n- http: {{url: 'http://{addr}/', status: 404}}\n"
+        );
+        let tests: Vec<Test> = crate::profile::from_yaml(&yaml).unwrap();
+        let results = run_tests(&LocalTransport, &tests, &Redactor::default())
+            .await
+            .unwrap();
+        assert!(results[0].passed, "{results:#?}");
+        assert_eq!(results[1].checks[0].actual, "200");
+        assert!(!results[1].passed);
     }
 
     #[tokio::test]
