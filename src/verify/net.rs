@@ -161,12 +161,14 @@ impl Probe for HttpTest {
             );
             let body = format!("\"$PARC_DIR/pv_body_{id}\"");
             let err = format!("\"$PARC_DIR/pv_err_{id}\"");
+            // busybox wget often lacks -T: `timeout` bounds it instead.
+            let wget = format!("wget -q -S -O {body} {url} 2>{err} </dev/null");
             s.sh(&format!(
                 "if pv_have curl; then echo tool=curl
   pv_code=$(curl -sS -L -o {body} -w '%{{http_code}}' --max-time {secs} {url} 2>{err} </dev/null)
   case $pv_code in [0-9][0-9][0-9]) echo \"status=$pv_code\" ;; esac
 elif pv_have wget; then echo tool=wget
-  wget -q -S -O {body} -T {secs} {url} 2>{err} </dev/null
+  if pv_have timeout; then timeout {secs} {wget}; else {wget}; fi
 else echo tool=none; fi
 pv_blob body {body} {CONTENT_LIMIT}; pv_blob err {err} 65536; rm -f {body} {err}"
             ));

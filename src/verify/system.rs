@@ -156,13 +156,20 @@ impl Probe for DnsTest {
     }
 
     fn probe(&self, id: &str, s: &mut Script) {
+        // Without getent (busybox): /etc/hosts, then the DNS through nslookup,
+        // whose output is "Address: IP" or, in old versions, "Address 1: IP NAME".
         s.sh(&format!(
-            "pv_start {id}
-if pv_have getent; then echo getent=yes
-  getent hosts {} | awk '{{ a = a (NR > 1 ? \" \" : \"\") $1 }} END {{ print \"addresses=\" a }}'
+            "pv_start {id}; pv_n={n}
+if pv_have getent; then pv_a=$(getent hosts \"$pv_n\" | awk '{{ print $1 }}')
+else
+  pv_a=$(pv_n=\"$pv_n\" awk '!/^[ \t]*#/ {{ for (i = 2; i <= NF; i++) if ($i == ENVIRON[\"pv_n\"]) print $1 }}' /etc/hosts 2>/dev/null)
+  if [ -z \"$pv_a\" ] && pv_have nslookup; then
+    pv_a=$(nslookup \"$pv_n\" 2>/dev/null | awk '/^Name:/ {{ n = 1; next }} n && /^Address/ {{ sub(/^Address( [0-9]+)?:[ \t]*/, \"\"); print $1 }}')
+  fi
 fi
+printf '%s\\n' \"$pv_a\" | awk 'NF {{ a = a (a == \"\" ? \"\" : \" \") $1 }} END {{ print \"addresses=\" a }}'
 pv_end",
-            quote(&self.name)
+            n = quote(&self.name)
         ));
     }
 
@@ -172,13 +179,6 @@ pv_end",
         } else {
             "does not resolve"
         };
-        if !probed.yes("getent") {
-            return vec![Check::impossible(
-                "resolves",
-                expected,
-                "unknown: `getent` is not installed on the host",
-            )];
-        }
         let addresses: Vec<&str> = probed
             .get("addresses")
             .unwrap_or("")
