@@ -47,6 +47,7 @@ async fn run_every_kind(t: &dyn Transport) {
         // Without systemd a service test fails, saying why.
         ("service: {name: parc-no-such-service, running: false}".into(), systemd),
         ("port: {port: 1, listening: false}".into(), true),
+        (format!("port: {{port: {}}}", web.port()), true),
         ("http: {url: 'http://127.0.0.1:1/', timeout: 2}".into(), false),
         (format!("http: {{url: 'http://{web}/', body_contains: verified}}"), true),
         (format!("http: {{url: 'http://{web}/', status: 404}}"), false),
@@ -71,11 +72,11 @@ async fn run_every_kind(t: &dyn Transport) {
         results[3]
     );
     assert!(
-        results[11].checks[0].actual.starts_with("no response"),
+        results[12].checks[0].actual.starts_with("no response"),
         "{:?}",
-        results[11]
+        results[12]
     );
-    assert_eq!(results[13].checks[0].actual, "200");
+    assert_eq!(results[14].checks[0].actual, "200");
     let text = serde_json::to_string(&results).unwrap();
     assert!(!text.contains("hunter22"), "a secret leaked: {text}");
 }

@@ -1,8 +1,8 @@
 //! `port` and `http`: what the host serves.
 //!
-//! Listening sockets are read from /proc/net/{tcp,tcp6,udp,udp6} and parsed
-//! here on the controller, so a busybox host without `ss` or `netstat` works
-//! the same. HTTP goes through curl, else wget, on the host itself: a service
+//! Listening sockets are read from /proc/net/{tcp,tcp6,udp,udp6} (cut down to
+//! listening lines by awk) and parsed here on the controller, so a busybox
+//! host without `ss` or `netstat` works the same. HTTP goes through curl, else wget, on the host itself: a service
 //! reachable from the controller may still be broken from the workstation.
 
 use serde::{Deserialize, Serialize};
@@ -71,9 +71,17 @@ impl Probe for PortTest {
     }
 
     fn probe(&self, id: &str, s: &mut Script) {
-        let p = self.protocol.as_str();
+        // Only the header and the sockets in the listening state travel: a
+        // busy server's full table is megabytes of established connections.
+        let (p, state) = (self.protocol.as_str(), listening_state(self.protocol));
         s.sh(&format!(
-            "pv_start {id}; for pv_t in {p} {p}6; do pv_blob \"$pv_t\" \"/proc/net/$pv_t\" {CONTENT_LIMIT}; done; pv_end"
+            "pv_start {id}
+for pv_t in {p} {p}6; do
+  [ -r \"/proc/net/$pv_t\" ] || continue
+  awk 'NR == 1 || $4 == \"{state}\"' \"/proc/net/$pv_t\" > \"$PARC_DIR/pv_net\"
+  pv_blob \"$pv_t\" \"$PARC_DIR/pv_net\" {CONTENT_LIMIT}
+done
+pv_end"
         ));
     }
 
