@@ -267,3 +267,65 @@ fn bad_inventory_and_pattern_are_usage_errors() {
     );
     assert!(err.contains("adress"), "{err}");
 }
+
+#[test]
+fn jump_hosts_and_ssh_config_are_honoured() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(2);
+    // ws-002 is reached through ws-001 (ProxyJump), named by inventory host.
+    let inv = std::fs::read_to_string(lab.inventory()).unwrap();
+    let a1 = lab.lab.hosts[1].address.to_string();
+    let jumped = inv.replace(
+        &format!("address: {a1}"),
+        &format!("address: {a1}\n    jump: {}", lab.lab.hosts[0].name),
+    );
+    let path = lab.lab.dir.join("jump.yml");
+    std::fs::write(&path, jumped).unwrap();
+    // Every login to ws-001 shows in its sshd log; the run targets ws-002 only.
+    let log = lab
+        .lab
+        .dir
+        .join("hosts")
+        .join(&lab.lab.hosts[0].name)
+        .join("log");
+    let logins = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("Accepted publickey")
+            .count()
+    };
+    let before = logins();
+    let out = lab
+        .parc()
+        .arg("-i")
+        .arg(&path)
+        .args([
+            "--json",
+            "run",
+            &lab.lab.hosts[1].name,
+            "--",
+            "echo $SSH_CONNECTION",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ev = events(&out);
+    let done = finished(&ev);
+    assert_eq!(done[0]["state"], "ok");
+    assert!(
+        done[0]["outcome"]["stdout"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{a1} 22"))
+    );
+    assert_eq!(
+        logins(),
+        before + 1,
+        "parc logged in to the jump host once, to reach ws-002"
+    );
+}

@@ -154,7 +154,7 @@ fn remote_execs_per_host_do_not_grow_with_resources() {
         "execs per host: 5 resources {:?} vs 50 resources {:?}",
         counts[0], counts[1]
     );
-    assert_eq!(counts[0], vec![3, 3], "facts + probe + apply");
+    assert_eq!(counts[0], vec![4, 4], "facts + lock + probe + apply");
 }
 
 #[test]

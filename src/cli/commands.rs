@@ -10,7 +10,7 @@ use crate::engine::connect::ConnectOptions;
 use crate::engine::events::{Events, Outcome};
 use crate::engine::fleet::FleetContext;
 use crate::engine::rollout::{self, RolloutOptions};
-use crate::engine::{adhoc, gather, new_run_id};
+use crate::engine::{adhoc, gather, new_run_id, rollback};
 use crate::error::{ParcError, exit_for};
 use crate::inventory::{Inventory, Vars};
 use crate::ui;
@@ -26,11 +26,43 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
             parallel,
             command,
         } => {
-            let (ctx, monitor) = prepare(&cli, *parallel, true)?;
+            let (ctx, monitor) = prepare(
+                &cli,
+                *parallel,
+                ui::Options {
+                    show_output: true,
+                    show_changes: false,
+                },
+            )?;
             let hosts = select(&ctx, pattern)?;
             let (_, summary) = adhoc::run(&ctx, &new_run_id(), hosts, command.join(" ")).await;
             finish(ctx, monitor).await;
             Ok(exit_for(&summary))
+        }
+        Command::Rollback {
+            run_id,
+            limit,
+            parallel,
+        } => {
+            let (ctx, monitor) = prepare(
+                &cli,
+                *parallel,
+                ui::Options {
+                    show_output: false,
+                    show_changes: true,
+                },
+            )?;
+            let hosts = select(&ctx, limit)?;
+            let (_, summary) = rollback::run(&ctx, &new_run_id(), hosts, run_id.clone()).await;
+            finish(ctx, monitor).await;
+            Ok(if summary.failed + summary.unreachable > 0 {
+                exit_for(&summary)
+            } else if summary.rolled_back == 0 {
+                // No host had that journal: most likely a mistyped run id.
+                crate::error::exit::HOSTS_FAILED
+            } else {
+                crate::error::exit::OK
+            })
         }
         Command::Apply(args) => apply(&cli, args, args.check).await,
         Command::Plan(args) => apply(&cli, args, true).await,
@@ -40,7 +72,14 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
             format,
             parallel,
         } => {
-            let (ctx, monitor) = prepare(&cli, *parallel, false)?;
+            let (ctx, monitor) = prepare(
+                &cli,
+                *parallel,
+                ui::Options {
+                    show_output: false,
+                    show_changes: false,
+                },
+            )?;
             let hosts = select(&ctx, pattern)?;
             let (results, summary) = gather::run(&ctx, &new_run_id(), hosts).await;
             finish(ctx, monitor).await;
@@ -82,8 +121,17 @@ async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<u8, ParcError
         check,
         diff: args.diff,
         extra_vars: parse_extra_vars(&args.extra_vars)?,
+        break_lock: args.break_lock,
     };
-    let (ctx, monitor) = prepare(cli, args.parallel, false)?;
+    let details = check || args.diff || cli.verbose > 0;
+    let (ctx, monitor) = prepare(
+        cli,
+        args.parallel,
+        ui::Options {
+            show_output: false,
+            show_changes: details,
+        },
+    )?;
     let play_hosts = rollout::select_hosts(&ctx, &playbook, options.limit.as_deref())?;
     let (_, summary) = rollout::run(&ctx, &new_run_id(), &playbook, play_hosts, &options).await;
     finish(ctx, monitor).await;
@@ -120,11 +168,11 @@ fn select(ctx: &FleetContext, pattern: &str) -> Result<Vec<String>, ParcError> {
 pub(super) fn prepare(
     cli: &Cli,
     parallel: usize,
-    show_output: bool,
+    display: ui::Options,
 ) -> Result<(FleetContext, Monitor), ParcError> {
     let inventory = Inventory::load(&inventory_path(cli)?)?;
     let (events, rx) = Events::channel();
-    let monitor = ui::spawn(ui::Mode::detect(cli.json), ui::Options { show_output }, rx);
+    let monitor = ui::spawn(ui::Mode::detect(cli.json), display, rx);
     let options = ConnectOptions {
         host_key_policy: cli.host_key_policy,
         connect_timeout: Duration::from_secs(cli.connect_timeout),

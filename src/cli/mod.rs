@@ -81,6 +81,16 @@ enum Command {
     /// Check hosts against the `verify:` tests of a playbook's or a profile's
     /// profiles (changes nothing; exit 3 when a test fails).
     Verify(VerifyArgs),
+    /// Restore hosts from the journals a run left on them (also after a crash).
+    Rollback {
+        /// The run id (shown at the start of every run, and in reports).
+        run_id: String,
+        /// Only these hosts (default: every host of the inventory).
+        #[arg(long, default_value = "all")]
+        limit: String,
+        #[arg(long, default_value_t = 64)]
+        parallel: usize,
+    },
     /// Sandboxed workstations on this machine (real sshd in namespaces) for trying parc.
     #[command(subcommand)]
     Lab(crate::lab::cli::LabCommand),
@@ -105,6 +115,9 @@ struct ApplyArgs {
     /// Show unified diffs of text files (secrets redacted).
     #[arg(long)]
     diff: bool,
+    /// Break a stale host lock left by an interrupted run (its process is gone).
+    #[arg(long)]
+    break_lock: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -22,7 +22,11 @@ pub async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, ParcError> {
         });
     }
     let extra_vars = parse_extra_vars(&args.extra_vars)?;
-    let (ctx, monitor) = prepare(cli, args.parallel, false)?;
+    let display = crate::ui::Options {
+        show_output: false,
+        show_changes: false,
+    };
+    let (ctx, monitor) = prepare(cli, args.parallel, display)?;
     let play_hosts = select_hosts(&ctx, &playbook, args.on.as_deref())?;
     let plays = playbook
         .plays
@@ -99,6 +103,7 @@ fn load_target(target: &str, on: Option<&str>) -> Result<Playbook, ParcError> {
             ..PlaySpec::default()
         },
         profile,
+        fallback: None,
     };
     Ok(Playbook {
         path: path.to_path_buf(),

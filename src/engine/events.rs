@@ -23,6 +23,11 @@ pub enum HostState {
     Unreachable,
     /// Not attempted: its play was aborted past the failure budget.
     Skipped,
+    /// Failed, rolled back, and converged to the profile's fallback, which
+    /// passed its own verification: usable and reachable, not as designed.
+    Degraded,
+    /// Failed and restored to its state before the run.
+    RolledBack,
 }
 
 impl HostState {
@@ -33,7 +38,20 @@ impl HostState {
             HostState::Failed => "failed",
             HostState::Unreachable => "unreachable",
             HostState::Skipped => "skipped",
+            HostState::Degraded => "degraded",
+            HostState::RolledBack => "rolled_back",
         }
+    }
+
+    /// Counts against a play's failure budget.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            HostState::Failed
+                | HostState::Unreachable
+                | HostState::Degraded
+                | HostState::RolledBack
+        )
     }
 }
 
@@ -60,11 +78,59 @@ pub enum Outcome {
         resources: Vec<ResourceReport>,
         /// Set when the host failed: the first error, already redacted.
         error: Option<String>,
+        /// What parc did about a failure (`on_failure`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recovery: Option<Recovery>,
     },
     /// `parc verify`: every test of the host, each with its checks.
     Verified { results: Vec<TestResult> },
     /// Not attempted.
     Skipped { reason: String },
+    /// `parc rollback`: journals restored, and what did not match them after.
+    Restored {
+        journals: Vec<String>,
+        problems: Vec<String>,
+    },
+}
+
+/// What parc did after a host failed its apply or its verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recovery {
+    /// Why: the apply error, failed tests, or a missing confirmation.
+    pub reason: String,
+    pub action: RecoveryAction,
+    /// Entries that did not match the journal after the restore.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restore_problems: Vec<String>,
+    /// The fallback profile's resources, when one was applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Vec<ResourceReport>>,
+    /// Why the recovery itself failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryAction {
+    /// `on_failure: keep`: left as applied.
+    Kept,
+    RolledBack,
+    /// Rolled back, then the fallback profile applied and verified.
+    Degraded,
+    /// The rollback or fallback did not complete: the host needs a technician.
+    Failed,
+}
+
+impl Recovery {
+    pub fn action_label(&self) -> &'static str {
+        match self.action {
+            RecoveryAction::Kept => "kept as applied after failure",
+            RecoveryAction::RolledBack => "rolled back",
+            RecoveryAction::Degraded => "degraded (rolled back, fallback applied)",
+            RecoveryAction::Failed => "RECOVERY FAILED",
+        }
+    }
 }
 
 /// One resource on one host, as reporters and reports show it. Every text in
@@ -108,6 +174,15 @@ impl Outcome {
             Outcome::Facts { .. } => HostState::Ok,
             Outcome::Unreachable { .. } => HostState::Unreachable,
             Outcome::Skipped { .. } => HostState::Skipped,
+            Outcome::Restored { problems, .. } if problems.is_empty() => HostState::RolledBack,
+            Outcome::Restored { .. } => HostState::Failed,
+            Outcome::Applied {
+                recovery: Some(r), ..
+            } => match r.action {
+                RecoveryAction::Kept | RecoveryAction::Failed => HostState::Failed,
+                RecoveryAction::RolledBack => HostState::RolledBack,
+                RecoveryAction::Degraded => HostState::Degraded,
+            },
             Outcome::Applied { error: Some(_), .. } => HostState::Failed,
             Outcome::Applied {
                 check: false,
@@ -134,6 +209,8 @@ pub struct Summary {
     pub failed: usize,
     pub unreachable: usize,
     pub skipped: usize,
+    pub degraded: usize,
+    pub rolled_back: usize,
 }
 
 impl Summary {
@@ -144,10 +221,18 @@ impl Summary {
             HostState::Failed => self.failed += 1,
             HostState::Unreachable => self.unreachable += 1,
             HostState::Skipped => self.skipped += 1,
+            HostState::Degraded => self.degraded += 1,
+            HostState::RolledBack => self.rolled_back += 1,
         }
     }
     pub fn total(&self) -> usize {
-        self.ok + self.changed + self.failed + self.unreachable + self.skipped
+        self.ok
+            + self.changed
+            + self.failed
+            + self.unreachable
+            + self.skipped
+            + self.degraded
+            + self.rolled_back
     }
     pub fn merge(&mut self, other: &Summary) {
         self.ok += other.ok;
@@ -155,6 +240,8 @@ impl Summary {
         self.failed += other.failed;
         self.unreachable += other.unreachable;
         self.skipped += other.skipped;
+        self.degraded += other.degraded;
+        self.rolled_back += other.rolled_back;
     }
 }
 

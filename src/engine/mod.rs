@@ -12,6 +12,8 @@ pub mod connect;
 pub mod events;
 pub mod fleet;
 pub mod gather;
+pub mod lock;
+pub mod rollback;
 pub mod rollout;
 pub mod verify;
 

@@ -7,8 +7,10 @@ use std::time::Instant;
 use super::apply::{ApplyJob, apply_host};
 use super::events::{Event, HostState, Outcome, Summary};
 use super::fleet::{self, FleetContext};
+use super::lock::Operator;
 use crate::inventory::{PatternError, Vars};
-use crate::playbook::{Playbook, batches};
+use crate::journal;
+use crate::playbook::{OnFailure, Playbook, batches};
 
 #[derive(Debug, Clone, Default)]
 pub struct RolloutOptions {
@@ -17,6 +19,7 @@ pub struct RolloutOptions {
     pub check: bool,
     pub diff: bool,
     pub extra_vars: Vars,
+    pub break_lock: bool,
 }
 
 /// Hosts of each play, resolved before anything connects so a bad pattern fails
@@ -64,6 +67,7 @@ pub async fn run(
         action: action.to_string(),
         hosts: play_hosts.iter().flatten().cloned().collect(),
     });
+    let operator = Operator::current(run_id);
     let mut all = Vec::new();
     let mut aborted = false;
     for (play, hosts) in playbook.plays.iter().zip(play_hosts) {
@@ -77,6 +81,28 @@ pub async fn run(
             hosts: hosts.clone(),
             batches: waves.clone(),
         });
+        let keep_journals = play.spec.keep_journals.unwrap_or(journal::DEFAULT_KEEP);
+        let fallback = play.fallback.as_ref().map(|profile| {
+            Arc::new(ApplyJob {
+                profile: profile.clone(),
+                play_vars: play.spec.vars.clone(),
+                extra_vars: options.extra_vars.clone(),
+                secret_vars: play.spec.secret_vars.clone(),
+                check: options.check,
+                diff: options.diff,
+                run_id: format!("{run_id}-fallback"),
+                // A failing fallback is undone; there is nothing behind it.
+                on_failure: OnFailure::Rollback,
+                fallback: None,
+                keep_journals,
+                operator: operator.clone(),
+                break_lock: options.break_lock,
+                // The fallback keeps remote access by design; confirming it
+                // would only repeat the check that already failed.
+                confirm: None,
+                connect: ctx.options.clone(),
+            })
+        });
         let job = Arc::new(ApplyJob {
             profile: play.profile.clone(),
             play_vars: play.spec.vars.clone(),
@@ -84,6 +110,14 @@ pub async fn run(
             secret_vars: play.spec.secret_vars.clone(),
             check: options.check,
             diff: options.diff,
+            run_id: run_id.to_string(),
+            on_failure: play.on_failure(),
+            fallback,
+            keep_journals,
+            operator: operator.clone(),
+            break_lock: options.break_lock,
+            confirm: play.spec.confirm,
+            connect: ctx.options.clone(),
         });
         let budget = play.spec.max_failures.map(|m| m.budget(hosts.len()));
         let parallel = play.spec.parallel.unwrap_or(ctx.parallel);
@@ -96,7 +130,7 @@ pub async fn run(
                 ctx.events.send(Event::PlayAborted {
                     play: play.name.clone(),
                     reason: format!(
-                        "{failures} hosts failed or were unreachable, more than max_failures ({budget})"
+                        "{failures} hosts failed, were rolled back or degraded, or were unreachable: more than max_failures ({budget})"
                     ),
                     skipped: rest.clone(),
                 });
@@ -116,7 +150,7 @@ pub async fn run(
             .await;
             failures += results
                 .iter()
-                .filter(|(_, o)| matches!(o.state(), HostState::Failed | HostState::Unreachable))
+                .filter(|(_, o)| o.state().is_failure())
                 .count();
             all.extend(results);
         }

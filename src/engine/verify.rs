@@ -9,35 +9,35 @@ use std::sync::Arc;
 
 use minijinja::Value;
 
-use super::apply::ApplyJob;
+use super::apply::host_vars;
 use super::events::{Events, Outcome, Summary};
 use super::fleet::{self, FleetContext};
 use super::gather::facts_of;
 use crate::inventory::{Inventory, Vars};
 use crate::playbook::Play;
+use crate::profile::Profile;
 use crate::render::{Redactor, Renderer};
 use crate::transport::Transport;
 use crate::verify::{Test, run_tests};
 
-/// One play's tests and the hosts they are for.
+/// One play's tests, the variables they are rendered with, and their hosts.
 pub struct VerifyPlay {
-    /// Profile, play vars and `-e`: the same variables `apply` would use.
-    pub job: ApplyJob,
+    pub profile: Profile,
+    pub play_vars: Vars,
+    pub extra_vars: Vars,
+    pub secret_vars: Vec<String>,
     pub hosts: Vec<String>,
 }
 
 impl VerifyPlay {
-    /// The tests of `play` for `hosts`, with `-e` variables.
+    /// The tests of `play` for `hosts`, with `-e` variables: the same
+    /// variables `apply` gives the play's resources.
     pub fn new(play: &Play, hosts: Vec<String>, extra_vars: &Vars) -> VerifyPlay {
         VerifyPlay {
-            job: ApplyJob {
-                profile: play.profile.clone(),
-                play_vars: play.spec.vars.clone(),
-                extra_vars: extra_vars.clone(),
-                secret_vars: play.spec.secret_vars.clone(),
-                check: true,
-                diff: false,
-            },
+            profile: play.profile.clone(),
+            play_vars: play.spec.vars.clone(),
+            extra_vars: extra_vars.clone(),
+            secret_vars: play.spec.secret_vars.clone(),
             hosts,
         }
     }
@@ -84,13 +84,19 @@ pub async fn verify_host(
     let mut tests = Vec::new();
     let mut redactor = Redactor::default();
     for play in plays.iter().filter(|p| p.hosts.contains(&host)) {
-        let job = &play.job;
-        let vars = job.vars_for(&inventory, &host, &facts);
+        let vars = host_vars(
+            &play.profile,
+            &play.play_vars,
+            &play.extra_vars,
+            &inventory,
+            &host,
+            &facts,
+        );
         let play_redactor = Redactor::from_vars(
             &vars,
-            job.profile.secret_vars.iter().chain(&job.secret_vars),
+            play.profile.secret_vars.iter().chain(&play.secret_vars),
         );
-        match render_tests(job, &vars) {
+        match render_tests(&play.profile, &vars) {
             Ok(rendered) => tests.extend(rendered),
             Err(error) => {
                 return Outcome::Failed {
@@ -110,11 +116,11 @@ pub async fn verify_host(
 }
 
 /// The play's tests for one host: `when` evaluated, string fields rendered.
-fn render_tests(job: &ApplyJob, vars: &Vars) -> Result<Vec<Test>, String> {
+fn render_tests(profile: &Profile, vars: &Vars) -> Result<Vec<Test>, String> {
     let ctx = Value::from_serialize(vars);
-    let renderer = Renderer::new(&job.profile.dir);
+    let renderer = Renderer::new(&profile.dir);
     let mut tests = Vec::new();
-    for d in &job.profile.verify {
+    for d in &profile.verify {
         if let Some(expr) = &d.test.when {
             let keep = renderer
                 .when(expr, &ctx, &d.origin.locate("when"))

@@ -69,7 +69,8 @@ exec chroot "$M" {SSHD} -D -e -f /run/parc-lab/sshd_config
     )
 }
 
-/// sshd settings for a lab host. Limits are raised because tests and benchmarks
+/// sshd settings for a lab host. The pid file lets a profile restart this
+/// sshd (`kill -HUP`) the way a real host restarts its service. Limits are raised because tests and benchmarks
 /// open many sessions at once against a single host, and the defaults would make
 /// sshd drop connections at random (MaxStartups) or refuse channels (MaxSessions).
 pub(crate) fn sshd_config(address: Ipv4Addr) -> String {
@@ -79,7 +80,7 @@ pub(crate) fn sshd_config(address: Ipv4Addr) -> String {
          HostKey /run/parc-lab/host_key\n\
          AuthorizedKeysFile /run/parc-lab/authorized_keys\n\
          UsePAM no\n\
-         PidFile none\n\
+         PidFile /run/parc-lab/sshd.pid\n\
          StrictModes no\n\
          PermitRootLogin prohibit-password\n\
          PasswordAuthentication no\n\

@@ -58,6 +58,29 @@ impl<'de> Deserialize<'de> for Amount {
     }
 }
 
+/// A duration written `90s`, `2m`, `1m 30s` or as a number of seconds.
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<std::time::Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Seconds(u64),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Seconds(s)) => Ok(Some(std::time::Duration::from_secs(s))),
+        Some(Raw::Text(t)) => t
+            .parse::<jiff::SignedDuration>()
+            .ok()
+            .and_then(|d| std::time::Duration::try_from(d).ok())
+            .filter(|d| !d.is_zero())
+            .map(Some)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("`{t}` is not a duration such as 90s or 2m"))
+            }),
+    }
+}
+
 /// Split `hosts` into batches of the given sizes; the last size repeats.
 pub fn batches(hosts: &[String], sizes: &[Amount]) -> Vec<Vec<String>> {
     if sizes.is_empty() {
@@ -101,6 +124,21 @@ mod tests {
         let sizes: Vec<Amount> = serde_norway::from_str("[3]").unwrap();
         assert_eq!(batches(&hosts(7), &sizes).len(), 3);
         assert_eq!(batches(&hosts(4), &[]).len(), 1);
+    }
+
+    #[test]
+    fn durations() {
+        #[derive(Deserialize)]
+        struct W {
+            #[serde(default, deserialize_with = "duration")]
+            d: Option<std::time::Duration>,
+        }
+        let secs = |y: &str| serde_norway::from_str::<W>(y).map(|w| w.d.map(|d| d.as_secs()));
+        assert_eq!(secs("d: 90s").unwrap(), Some(90));
+        assert_eq!(secs("d: 2m").unwrap(), Some(120));
+        assert_eq!(secs("d: 45").unwrap(), Some(45));
+        assert_eq!(secs("{}").unwrap(), None);
+        assert!(secs("d: soon").is_err());
     }
 
     #[test]

@@ -40,6 +40,26 @@ pub struct PlaySpec {
     pub parallel: Option<usize>,
     /// Failed + unreachable hosts tolerated before later batches are cancelled.
     pub max_failures: Option<Amount>,
+    /// What to do with a host whose apply or verification fails. Default:
+    /// `fallback` when the profile names one, else `rollback`.
+    pub on_failure: Option<OnFailure>,
+    /// Journals kept on each host (older ones are pruned).
+    pub keep_journals: Option<usize>,
+    /// Dead-man switch (`90s`, `2m`): each host restores itself unless parc
+    /// confirms the change over a new connection within this time.
+    #[serde(default, deserialize_with = "batches::duration")]
+    pub confirm: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Restore the host exactly to its state before the run.
+    Rollback,
+    /// Roll back, then converge the profile's `fallback:` profile (degraded mode).
+    Fallback,
+    /// Leave the host as applied and report it failed.
+    Keep,
 }
 
 /// A play ready to run: its profiles loaded and merged.
@@ -48,6 +68,19 @@ pub struct Play {
     pub name: String,
     pub spec: PlaySpec,
     pub profile: Profile,
+    /// The fallback profile named by the play's profiles, loaded.
+    pub fallback: Option<Profile>,
+}
+
+impl Play {
+    /// `on_failure` as it applies: explicit, else fallback when there is one.
+    pub fn on_failure(&self) -> OnFailure {
+        self.spec.on_failure.unwrap_or(if self.fallback.is_some() {
+            OnFailure::Fallback
+        } else {
+            OnFailure::Rollback
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -103,10 +136,15 @@ pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
             });
         }
         let profile = profile::load_many(&dir, &spec.profiles)?;
+        let fallback = match &profile.fallback {
+            Some(name) => Some(profile::load(&dir, name)?),
+            None => None,
+        };
         plays.push(Play {
             name,
             spec,
             profile,
+            fallback,
         });
     }
     Ok(Playbook {

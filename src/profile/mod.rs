@@ -36,6 +36,9 @@ struct ProfileFile {
     handlers: IndexMap<String, Resource>,
     #[serde(default)]
     verify: Vec<Test>,
+    /// Profile converged when this one fails (degraded mode).
+    #[serde(default)]
+    fallback: Option<String>,
 }
 
 /// Where a declared item was written, for error messages.
@@ -84,6 +87,8 @@ pub struct Profile {
     pub resources: Vec<Declared>,
     pub handlers: IndexMap<String, Declared>,
     pub verify: Vec<DeclaredTest>,
+    /// The degraded-mode profile to converge when this one fails.
+    pub fallback: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +138,7 @@ pub fn load_many(dir: &Path, names: &[String]) -> Result<Profile, ProfileError> 
         resources: Vec::new(),
         handlers: IndexMap::new(),
         verify: Vec::new(),
+        fallback: None,
     };
     let mut seen = BTreeSet::new();
     for name in names {
@@ -184,6 +190,9 @@ fn load_into(
         into.vars.insert(k, v);
     }
     into.secret_vars.extend(file.secret_vars);
+    if file.fallback.is_some() {
+        into.fallback = file.fallback;
+    }
     for (i, resource) in file.resources.into_iter().enumerate() {
         into.resources.push(Declared {
             resource,

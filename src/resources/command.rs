@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::{Change, Plan, PlanContext, Step};
+use super::plan::{Change, Plan, PlanContext, Step, Touch};
 use super::script::{Record, Script};
 use super::{Kind, ResourceError};
 use crate::transport::quote;
@@ -31,6 +31,8 @@ pub struct Command {
     pub changed_when: Option<ChangedWhen>,
     /// Working directory.
     pub chdir: Option<String>,
+    /// sh that reverses the command, run when the host is rolled back.
+    pub undo: Option<String>,
     pub when: Option<String>,
     #[serde(default)]
     pub notify: Vec<String>,
@@ -131,7 +133,12 @@ impl Kind for Command {
             sh.push_str(&format!("cd {}\n", quote(dir)));
         }
         sh.push_str(&format!("sh -c {} </dev/null", quote(&self.run)));
+        // A command is only reversible as far as it says: its `undo`, and the
+        // path it `creates`.
+        let mut touches: Vec<Touch> = self.undo.iter().map(|u| Touch::Undo(u.clone())).collect();
+        touches.extend(self.creates.iter().map(|p| Touch::Path(p.clone())));
         let change = Change {
+            touches,
             what: vec!["run".into()],
             diff: None,
             step: Step::sh(sh),

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::attrs::{Mode, State, attr_changes};
-use super::plan::{Change, Plan, PlanContext, Step};
+use super::plan::{Change, Plan, PlanContext, Step, Touch};
 use super::script::{Record, Script};
 use super::{Kind, ResourceError};
 use crate::transport::quote;
@@ -39,7 +39,13 @@ impl Kind for Dir {
         &self.notify
     }
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
-        s.sh(&format!("echo '@@r {id}'; parc_stat {}", quote(&self.path)));
+        let p = quote(&self.path);
+        s.sh(&format!("echo '@@r {id}'; parc_stat {p}"));
+        // `mkdir -p` may create missing parents too: the journal must know the
+        // highest one it creates, to remove it on rollback.
+        s.sh(&format!(
+            "_p={p}; _top=; while [ ! -e \"$_p\" ] && [ \"$_p\" != / ]; do _top=$_p; _p=$(dirname \"$_p\"); done; echo \"created_from=$_top\""
+        ));
     }
     fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
         let p = quote(&self.path);
@@ -55,12 +61,18 @@ impl Kind for Dir {
                     });
                 }
                 Ok(Plan::Change(Change {
+                    touches: vec![Touch::Path(self.path.clone())],
                     what: vec!["remove (recursively)".into()],
                     diff: None,
                     step: Step::sh(format!("rm -rf {p}")),
                 }))
             }
             (_, "none") => {
+                let top = probed
+                    .get("created_from")
+                    .filter(|t| !t.is_empty() && self.path.starts_with(*t))
+                    .unwrap_or(&self.path)
+                    .to_string();
                 let mut sh = vec![format!("mkdir -p {p}")];
                 let (_, fixes) = attr_changes(
                     probed,
@@ -71,6 +83,7 @@ impl Kind for Dir {
                 );
                 sh.extend(fixes);
                 Ok(Plan::Change(Change {
+                    touches: vec![Touch::Path(top)],
                     what: vec!["create".into()],
                     diff: None,
                     step: Step::sh(sh.join("\n")),
@@ -88,6 +101,7 @@ impl Kind for Dir {
                     Plan::NoChange
                 } else {
                     Plan::Change(Change {
+                        touches: vec![Touch::Attrs(self.path.clone())],
                         what,
                         diff: None,
                         step: Step::sh(fixes.join("\n")),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::attrs::{Mode, State, attr_changes};
-use super::plan::{Change, Op, Plan, PlanContext, Step, need_parent, unified_diff};
+use super::plan::{Change, Op, Plan, PlanContext, Step, Touch, need_parent, unified_diff};
 use super::script::{Record, Script};
 use super::{Kind, ResourceError};
 use crate::transport::quote;
@@ -88,6 +88,7 @@ impl Kind for File {
                     });
                 }
                 _ => Plan::Change(Change {
+                    touches: vec![Touch::Path(self.path.clone())],
                     what: vec!["remove".into()],
                     diff: None,
                     step: Step::sh(format!("rm -f {p}")),
@@ -103,6 +104,7 @@ impl Kind for File {
         let want_sha = sha256_hex(&data);
         match kind {
             "none" => Ok(Plan::Change(Change {
+                touches: vec![Touch::Path(self.path.clone())],
                 what: vec![format!("create ({} bytes)", data.len())],
                 diff: self
                     .new_text(&data, ctx)
@@ -131,6 +133,7 @@ impl Kind for File {
                         Plan::NoChange
                     } else {
                         Plan::Change(Change {
+                            touches: vec![Touch::Path(self.path.clone())],
                             what,
                             diff: None,
                             step: Step::sh(fixes.join("\n")),
@@ -171,6 +174,7 @@ impl Kind for File {
                         .or(probed.get("group").map(str::to_string)),
                 });
                 Ok(Plan::Change(Change {
+                    touches: vec![Touch::Path(self.path.clone())],
                     what,
                     diff,
                     step: Step(ops),

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::attrs::{Mode, State};
 use super::file::sha256_hex;
-use super::plan::{Change, Op, Plan, PlanContext, Step, need_parent, unified_diff};
+use super::plan::{Change, Op, Plan, PlanContext, Step, Touch, need_parent, unified_diff};
 use super::script::{Record, Script};
 use super::{Kind, ResourceError};
 use crate::transport::quote;
@@ -162,6 +162,7 @@ impl Kind for Line {
             (true, State::Absent) => "remove matching lines".to_string(),
         };
         Ok(Plan::Change(Change {
+            touches: vec![Touch::Path(self.path.clone())],
             what: vec![what],
             diff: ctx.diff.then(|| unified_diff(&self.path, &current, &new)),
             step: Step(ops),

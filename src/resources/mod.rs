@@ -24,7 +24,7 @@ pub use command::{ChangedWhen, Command};
 pub use dir::Dir;
 pub use file::File;
 pub use line::Line;
-pub use plan::{Change, Op, Plan, PlanContext, Step};
+pub use plan::{Change, Op, Plan, PlanContext, Step, Touch};
 pub use symlink::Symlink;
 
 use script::{Record, Script};

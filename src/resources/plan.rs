@@ -31,6 +31,19 @@ pub struct Change {
     /// Unified diff of text content, when asked for and meaningful.
     pub diff: Option<String>,
     pub step: Step,
+    /// What the journal must save before this change, so it can be undone.
+    pub touches: Vec<Touch>,
+}
+
+/// Something a change alters, as the journal records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Touch {
+    /// The path's whole state (content, mode, owner; "absent" if missing).
+    Path(String),
+    /// Only mode and owner (a directory whose contents are not ours).
+    Attrs(String),
+    /// A command to run on rollback (for changes no path captures).
+    Undo(String),
 }
 
 /// The sh that converges one resource: run in a subshell with `set -e`.

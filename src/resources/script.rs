@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use crate::transport::{ExitStatus, Transport, TransportError, quote};
 
 /// The sh library every script starts with.
-const LIB: &str = include_str!("lib.sh");
+pub const LIB: &str = include_str!("lib.sh");
 
 /// A script under construction, with the bytes it will install.
 #[derive(Debug, Default)]

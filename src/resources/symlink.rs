@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::attrs::State;
-use super::plan::{Change, Plan, PlanContext, Step, need_parent};
+use super::plan::{Change, Plan, PlanContext, Step, Touch, need_parent};
 use super::script::{Record, Script};
 use super::{Kind, ResourceError};
 use crate::transport::quote;
@@ -44,6 +44,7 @@ impl Kind for Symlink {
             return match kind {
                 "none" => Ok(Plan::NoChange),
                 "link" => Ok(Plan::Change(Change {
+                    touches: vec![Touch::Path(self.path.clone())],
                     what: vec!["remove".into()],
                     diff: None,
                     step: Step::sh(format!("rm -f {p}")),
@@ -64,6 +65,7 @@ impl Kind for Symlink {
         match kind {
             "link" if probed.get("target") == Some(target.as_str()) => Ok(Plan::NoChange),
             "link" => Ok(Plan::Change(Change {
+                touches: vec![Touch::Path(self.path.clone())],
                 what: vec![format!(
                     "target {} -> {target}",
                     probed.get("target").unwrap_or("?")
@@ -72,11 +74,13 @@ impl Kind for Symlink {
                 step: Step::sh(link),
             })),
             "none" => Ok(Plan::Change(Change {
+                touches: vec![Touch::Path(self.path.clone())],
                 what: vec![format!("create -> {target}")],
                 diff: None,
                 step: Step::sh(link),
             })),
             "file" if self.force => Ok(Plan::Change(Change {
+                touches: vec![Touch::Path(self.path.clone())],
                 what: vec![format!("replace regular file with link -> {target}")],
                 diff: None,
                 step: Step::sh(format!("rm -f {p}\n{link}")),

@@ -153,6 +153,10 @@ fn normalize(key: &str) -> String {
     key.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
 }
 
+fn algorithm(key: &str) -> &str {
+    key.split_whitespace().next().unwrap_or("")
+}
+
 /// `SHA256:...` as `ssh-keygen -l` prints it.
 pub fn fingerprint(key: &str) -> Option<String> {
     use sha2::Digest;
@@ -279,6 +283,23 @@ impl KnownHosts {
         KnownHosts { entries }
     }
 
+    /// Key types known_hosts holds for this host, so the client can ask the
+    /// server for one of those first (as OpenSSH does). Without this, a host
+    /// recorded with only its ECDSA key would present Ed25519 and look changed.
+    pub fn known_algorithms(&self, host: &str, port: u16) -> Vec<String> {
+        let name = lookup_name(host, port);
+        let mut out: Vec<String> = Vec::new();
+        for e in &self.entries {
+            if e.marker == Marker::None && host_matches(&e.patterns, &name) {
+                let algo = algorithm(&e.key).to_string();
+                if !out.contains(&algo) {
+                    out.push(algo);
+                }
+            }
+        }
+        out
+    }
+
     pub fn check(&self, host: &str, port: u16, key: &str) -> Verdict {
         let key = normalize(key);
         let name = lookup_name(host, port);
@@ -303,7 +324,12 @@ impl KnownHosts {
                 line: t.line,
             };
         }
-        match matching.first() {
+        // Only a different key of the SAME type means "changed": another
+        // type is simply not known yet (OpenSSH treats it so too).
+        match matching
+            .iter()
+            .find(|e| algorithm(&e.key) == algorithm(&key))
+        {
             Some(other) => Verdict::Changed {
                 file: other.file.clone(),
                 line: other.line,

@@ -108,8 +108,18 @@ pub struct SshTransport {
     _jump: Option<Box<SshTransport>>,
 }
 
-fn config() -> Arc<client::Config> {
+/// Client settings; `known_types` (from known_hosts) go first in the host-key
+/// algorithm list so the server presents a key we can actually check.
+fn config(known_types: &[String]) -> Arc<client::Config> {
     let mut preferred = russh::Preferred::default();
+    let matches = |a: &russh::keys::Algorithm| {
+        let name = a.as_str();
+        known_types.iter().any(|k| {
+            k == name || (k == "ssh-rsa" && (name.starts_with("rsa-sha2-") || name == "ssh-rsa"))
+        })
+    };
+    let (first, rest): (Vec<_>, Vec<_>) = preferred.key.iter().cloned().partition(|a| matches(a));
+    preferred.key = first.into_iter().chain(rest).collect::<Vec<_>>().into();
     // aes256-gcm first: about 1.6x the throughput of chacha20-poly1305 here (AES-NI).
     let mut ciphers = vec![russh::cipher::AES_256_GCM];
     ciphers.extend(
@@ -160,6 +170,9 @@ impl SshTransport {
             policy: target.policy,
         };
         let addr = format!("{}:{}", target.hostname, target.port);
+        let known_types = known_hosts::KnownHosts::load(&target.known_hosts)
+            .map(|k| k.known_algorithms(&target.hostname, target.port))
+            .unwrap_or_default();
         let map_err = |e: HandlerError| match e {
             HandlerError::HostKey(k) => TransportError::HostKey(k),
             HandlerError::Ssh(e) => TransportError::Connect {
@@ -170,10 +183,13 @@ impl SshTransport {
         };
         let (handle, jump) = match &target.jump {
             None => {
-                let h =
-                    client::connect(config(), (target.hostname.as_str(), target.port), verifier)
-                        .await
-                        .map_err(map_err)?;
+                let h = client::connect(
+                    config(&known_types),
+                    (target.hostname.as_str(), target.port),
+                    verifier,
+                )
+                .await
+                .map_err(map_err)?;
                 (h, None)
             }
             Some(jump) => {
@@ -192,9 +208,10 @@ impl SshTransport {
                         addr: format!("{addr} via {}", jump.name),
                         reason: describe(&e),
                     })?;
-                let h = client::connect_stream(config(), channel.into_stream(), verifier)
-                    .await
-                    .map_err(map_err)?;
+                let h =
+                    client::connect_stream(config(&known_types), channel.into_stream(), verifier)
+                        .await
+                        .map_err(map_err)?;
                 (h, Some(Box::new(via)))
             }
         };

@@ -1,25 +1,25 @@
 //! Text shared by the plain and TTY reporters, so both say the same thing.
 
+use super::Options;
 use crate::engine::events::{Event, HostState, Outcome, ResourceStatus, Summary};
 use crate::verify::TestResult;
 
 /// The human text for an event, if it prints anything.
-pub fn event(ev: &Event, action: &str, show_output: bool) -> Option<String> {
+pub fn event(ev: &Event, action: &str, options: Options) -> Option<String> {
     match ev {
-        Event::RunStarted { .. } | Event::HostPhase { .. } => None,
+        Event::RunStarted {
+            run_id,
+            action,
+            hosts,
+        } => Some(format!("{action}: run {run_id} on {} hosts", hosts.len())),
+        Event::HostPhase { .. } => None,
         Event::HostFinished {
             host,
             state,
             elapsed_ms,
             outcome,
             ..
-        } => Some(host_finished(
-            host,
-            *state,
-            *elapsed_ms,
-            outcome,
-            show_output,
-        )),
+        } => Some(host_finished(host, *state, *elapsed_ms, outcome, options)),
         Event::PlayStarted {
             play,
             hosts,
@@ -66,7 +66,7 @@ pub fn host_finished(
     state: HostState,
     elapsed_ms: u64,
     outcome: &Outcome,
-    show_output: bool,
+    options: Options,
 ) -> String {
     let secs = elapsed_ms as f64 / 1000.0;
     let label = label(state);
@@ -77,6 +77,13 @@ pub fn host_finished(
             format!("{host} | {label} | {error}")
         }
         Outcome::Skipped { reason } => format!("{host} | {label} | {reason}"),
+        Outcome::Restored { journals, problems } => {
+            let mut line = format!("{host} | {label} | restored {}", journals.join(", "));
+            for p in problems {
+                line.push_str(&format!("\n    restore mismatch: {p}"));
+            }
+            line
+        }
         Outcome::Applied {
             check, resources, ..
         } => {
@@ -106,7 +113,7 @@ pub fn host_finished(
         }
     };
     match outcome {
-        Outcome::Command { stdout, stderr, .. } if show_output => {
+        Outcome::Command { stdout, stderr, .. } if options.show_output => {
             for text in [stdout, stderr] {
                 for l in text.lines() {
                     out.push_str("\n    ");
@@ -115,9 +122,15 @@ pub fn host_finished(
             }
         }
         Outcome::Applied {
-            resources, error, ..
+            resources,
+            error,
+            recovery,
+            ..
         } => {
             for r in resources {
+                if !options.show_changes && r.status != ResourceStatus::Failed {
+                    continue;
+                }
                 let tag = match r.status {
                     ResourceStatus::NoChange | ResourceStatus::Skipped => continue,
                     ResourceStatus::WillChange => "will change",
@@ -141,6 +154,15 @@ pub fn host_finished(
                         out.push_str("\n      ");
                         out.push_str(l);
                     }
+                }
+            }
+            if let Some(r) = recovery {
+                out.push_str(&format!("\n    {}: {}", r.action_label(), r.reason));
+                for p in &r.restore_problems {
+                    out.push_str(&format!("\n        restore mismatch: {p}"));
+                }
+                if let Some(e) = &r.error {
+                    out.push_str(&format!("\n        {e}"));
                 }
             }
             if let (Some(e), false) = (
@@ -174,6 +196,52 @@ fn verified_lines(out: &mut String, results: &[TestResult]) {
     }
 }
 
+/// One row of the end-of-run recap, for runs that converge hosts.
+pub fn recap_row(host: &str, state: HostState, outcome: &Outcome) -> Option<String> {
+    let Outcome::Applied { resources, .. } = outcome else {
+        return match outcome {
+            Outcome::Skipped { .. } | Outcome::Unreachable { .. } => {
+                Some(format!("  {host:<16} {:<12}", state.as_str()))
+            }
+            _ => None,
+        };
+    };
+    let count = |s: ResourceStatus| resources.iter().filter(|r| r.status == s).count();
+    Some(format!(
+        "  {host:<16} {:<12} changed={} unchanged={} failed={} skipped={}",
+        state.as_str(),
+        count(ResourceStatus::Changed) + count(ResourceStatus::WillChange),
+        count(ResourceStatus::NoChange),
+        count(ResourceStatus::Failed),
+        count(ResourceStatus::Skipped),
+    ))
+}
+
+/// The recap printed before the summary line: every host, failures first.
+pub fn recap(rows: &mut [(HostState, String)]) -> Option<String> {
+    if rows.is_empty() {
+        return None;
+    }
+    rows.sort_by_key(|(state, row)| {
+        let rank = match state {
+            HostState::Failed => 0,
+            HostState::Unreachable => 1,
+            HostState::Skipped => 2,
+            HostState::Changed => 3,
+            HostState::Ok => 4,
+            HostState::RolledBack => 0,
+            HostState::Degraded => 1,
+        };
+        (rank, row.clone())
+    });
+    let mut out = String::from("RECAP");
+    for (_, row) in rows.iter() {
+        out.push('\n');
+        out.push_str(row);
+    }
+    Some(out)
+}
+
 pub fn summary(action: &str, s: &Summary, elapsed_ms: u64) -> String {
     let mut parts = vec![format!("{} ok", s.ok)];
     if s.changed > 0 || action == "apply" {
@@ -181,8 +249,14 @@ pub fn summary(action: &str, s: &Summary, elapsed_ms: u64) -> String {
     }
     parts.push(format!("{} failed", s.failed));
     parts.push(format!("{} unreachable", s.unreachable));
-    if s.skipped > 0 {
-        parts.push(format!("{} skipped", s.skipped));
+    for (n, what) in [
+        (s.degraded, "degraded"),
+        (s.rolled_back, "rolled back"),
+        (s.skipped, "skipped"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
     }
     format!(
         "{action}: {} ({} hosts, {:.2}s)",
@@ -198,6 +272,11 @@ mod tests {
     use crate::engine::events::ResourceReport;
     use crate::transport::ExitStatus;
 
+    const ALL: Options = Options {
+        show_output: true,
+        show_changes: true,
+    };
+
     #[test]
     fn command_lines() {
         let o = Outcome::Command {
@@ -205,11 +284,11 @@ mod tests {
             stdout: "a\nb\n".into(),
             stderr: "oops\n".into(),
         };
-        insta::assert_snapshot!(host_finished("ws-001", HostState::Failed, 1234, &o, true));
+        insta::assert_snapshot!(host_finished("ws-001", HostState::Failed, 1234, &o, ALL));
         let u = Outcome::Unreachable {
             error: "connection refused".into(),
         };
-        insta::assert_snapshot!(host_finished("ws-002", HostState::Unreachable, 5, &u, true));
+        insta::assert_snapshot!(host_finished("ws-002", HostState::Unreachable, 5, &u, ALL));
         let s = Summary {
             ok: 49,
             unreachable: 1,
@@ -240,8 +319,9 @@ mod tests {
                 r("command update-ca", ResourceStatus::Unknown, &["run"]),
             ],
             error: None,
+            recovery: None,
         };
-        insta::assert_snapshot!(host_finished("ws-003", HostState::Ok, 300, &o, false));
+        insta::assert_snapshot!(host_finished("ws-003", HostState::Ok, 300, &o, ALL));
     }
 
     #[test]
@@ -269,6 +349,6 @@ mod tests {
         let o = Outcome::Verified {
             results: vec![ok, bad],
         };
-        insta::assert_snapshot!(host_finished("ws-004", o.state(), 820, &o, false));
+        insta::assert_snapshot!(host_finished("ws-004", o.state(), 820, &o, ALL));
     }
 }

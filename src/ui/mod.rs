@@ -41,6 +41,9 @@ impl Mode {
 pub struct Options {
     /// Print each host's command output (`parc run`), not just its state.
     pub show_output: bool,
+    /// Print each host's resource changes and diffs (`parc plan`, `--diff`,
+    /// `-v`). Failed resources are always shown.
+    pub show_changes: bool,
 }
 
 /// Consume events until the engine drops its sender.

@@ -1,11 +1,12 @@
 //! Off-TTY output: one line per finished host, then a summary. Stable for logs.
 
 use super::{Options, Reporter, lines};
-use crate::engine::events::Event;
+use crate::engine::events::{Event, HostState};
 
 pub struct Plain {
     options: Options,
     action: String,
+    recap: Vec<(HostState, String)>,
 }
 
 impl Plain {
@@ -13,16 +14,33 @@ impl Plain {
         Plain {
             options,
             action: String::new(),
+            recap: Vec::new(),
         }
     }
 }
 
 impl Reporter for Plain {
     fn event(&mut self, event: &Event) {
-        if let Event::RunStarted { action, .. } = event {
-            self.action = action.clone();
+        match event {
+            Event::RunStarted { action, .. } => self.action = action.clone(),
+            Event::HostFinished {
+                host,
+                state,
+                outcome,
+                ..
+            } => {
+                if let Some(row) = lines::recap_row(host, *state, outcome) {
+                    self.recap.push((*state, row));
+                }
+            }
+            Event::RunFinished { .. } => {
+                if let Some(text) = lines::recap(&mut self.recap) {
+                    eprintln!("{text}");
+                }
+            }
+            _ => {}
         }
-        if let Some(text) = lines::event(event, &self.action, self.options.show_output) {
+        if let Some(text) = lines::event(event, &self.action, self.options) {
             // Command output is the product of `parc run`: stdout. Otherwise
             // lines are progress, and stdout stays for the result (tables).
             if self.options.show_output && matches!(event, Event::HostFinished { .. }) {

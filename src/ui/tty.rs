@@ -7,7 +7,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::{Options, Reporter, lines};
-use crate::engine::events::Event;
+use crate::engine::events::{Event, HostState};
 
 pub struct Tty {
     options: Options,
@@ -15,6 +15,7 @@ pub struct Tty {
     overall: Option<ProgressBar>,
     active: HashMap<String, ProgressBar>,
     action: String,
+    recap: Vec<(HostState, String)>,
 }
 
 impl Tty {
@@ -25,6 +26,7 @@ impl Tty {
             overall: None,
             active: HashMap::new(),
             action: String::new(),
+            recap: Vec::new(),
         }
     }
 
@@ -58,12 +60,20 @@ impl Reporter for Tty {
                 self.overall = Some(bar);
             }
             Event::HostPhase { host, phase } => self.host_bar(host).set_message(phase.clone()),
-            Event::HostFinished { host, .. } => {
+            Event::HostFinished {
+                host,
+                state,
+                outcome,
+                ..
+            } => {
+                if let Some(row) = lines::recap_row(host, *state, outcome) {
+                    self.recap.push((*state, row));
+                }
                 if let Some(bar) = self.active.remove(host) {
                     bar.finish_and_clear();
                     self.multi.remove(&bar);
                 }
-                if let Some(text) = lines::event(event, &self.action, self.options.show_output) {
+                if let Some(text) = lines::event(event, &self.action, self.options) {
                     let _ = self.multi.println(text);
                 }
                 if let Some(bar) = &self.overall {
@@ -74,12 +84,15 @@ impl Reporter for Tty {
                 if let Some(bar) = self.overall.take() {
                     bar.finish_and_clear();
                 }
-                if let Some(text) = lines::event(event, &self.action, false) {
+                if let Some(text) = lines::recap(&mut self.recap) {
+                    let _ = self.multi.println(text);
+                }
+                if let Some(text) = lines::event(event, &self.action, self.options) {
                     let _ = self.multi.println(text);
                 }
             }
             other => {
-                if let Some(text) = lines::event(other, &self.action, false) {
+                if let Some(text) = lines::event(other, &self.action, self.options) {
                     let _ = self.multi.println(text);
                 }
             }

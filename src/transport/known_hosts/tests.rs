@@ -215,3 +215,15 @@ fn cert_authority_lines_do_not_trust_plain_keys_and_files_combine() {
         Verdict::Trusted { line: 1, .. }
     ));
 }
+
+#[test]
+fn another_key_type_is_unknown_not_changed() {
+    let ecdsa = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBPkIHKTXk9pDpPd6ZGnScGmT6gE1Ywvbyhnyw1kPnGSo+/uFhVpZJHmsu4oM2Cr5v9DUsfJMzmBQ7SzfCNA56fo=";
+    let k = kh(&format!("ws-1 {ecdsa}\n"));
+    assert_eq!(k.check("ws-1", 22, K1), Verdict::Unknown);
+    assert_eq!(
+        k.known_algorithms("ws-1", 22),
+        vec!["ecdsa-sha2-nistp256".to_string()]
+    );
+    assert!(k.known_algorithms("ws-2", 22).is_empty());
+}

@@ -1,0 +1,137 @@
+//! The dead-man switch, controller side.
+//!
+//! The apply exec armed a watchdog on the host that restores the journal
+//! unless the journal is marked `confirmed` in time. Confirming over a NEW
+//! connection proves the change did not cut off remote access (sshd config,
+//! firewall, network): if that connection cannot be made, parc does not
+//! pretend; it waits for the watchdog, reconnects, checks what the host did,
+//! and reports the host rolled back (or degraded, after converging the
+//! fallback), with the reason.
+
+use std::time::{Duration, Instant};
+
+use super::converge::Converged;
+use super::{ApplyJob, recover};
+use crate::engine::connect::connect;
+use crate::engine::events::{Events, Outcome, Recovery, RecoveryAction};
+use crate::inventory::Inventory;
+use crate::journal;
+
+/// Extra time given to the watchdog to restore and restart services.
+const GRACE: Duration = Duration::from_secs(5);
+/// How long to keep trying to reach a host after its watchdog should have fired.
+const RECONNECT_FOR: Duration = Duration::from_secs(30);
+
+pub(super) async fn confirm_or_recover(
+    job: &ApplyJob,
+    inventory: &Inventory,
+    host: &str,
+    events: &Events,
+    outcome: Outcome,
+    armed: Instant,
+    window: Duration,
+) -> Outcome {
+    events.phase(host, "confirming over a new connection");
+    let reason = match confirm(job, inventory, host).await {
+        Ok(()) => return outcome,
+        Err(reason) => reason,
+    };
+    let Outcome::Applied { resources, .. } = outcome else {
+        return outcome;
+    };
+    events.phase(host, "waiting for the host's dead-man switch");
+    let wake = armed + window + GRACE;
+    tokio::time::sleep_until(wake.into()).await;
+    let reason = format!("the change was not confirmed: {reason}");
+    let mut recovery = Recovery {
+        reason: reason.clone(),
+        action: RecoveryAction::Failed,
+        restore_problems: vec![],
+        fallback: None,
+        error: None,
+    };
+    let Some(host_entry) = inventory.host(host) else {
+        return applied(resources, reason, recovery);
+    };
+    let deadline = Instant::now() + RECONNECT_FOR;
+    let t = loop {
+        match connect(inventory, host_entry, &job.connect).await {
+            Ok(t) => break t,
+            Err(e) if Instant::now() > deadline => {
+                recovery.error = Some(format!(
+                    "still unreachable after its dead-man switch should have restored it ({e}): \
+                     the host needs a technician on site"
+                ));
+                return applied(resources, reason, recovery);
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(2)).await,
+        }
+    };
+    let inspected = match journal::inspect_script(&job.run_id).run(t.as_ref()).await {
+        Ok(out) => out,
+        Err(e) => {
+            recovery.error = Some(format!("reconnected but could not read the journal: {e}"));
+            return applied(resources, reason, recovery);
+        }
+    };
+    let state = inspected
+        .records
+        .get("journal")
+        .and_then(|r| r.get("state"))
+        .unwrap_or("")
+        .to_string();
+    if state != "rolled_back" {
+        recovery.error = Some(format!(
+            "reachable again, but its journal says `{state}`, not rolled back: check the host"
+        ));
+        return applied(resources, reason, recovery);
+    }
+    // The watchdog restored the host; go on as for any failure (fallback...).
+    let done = Converged {
+        resources: resources.clone(),
+        error: Some(reason.clone()),
+        journaled: true,
+        restored: true,
+    };
+    let mut recovery = recover(job, inventory, host, t.as_ref(), events, &done, &reason).await;
+    if let Ok(problems) = journal::restore_problems(&inspected.records) {
+        recovery.restore_problems = problems;
+    }
+    recovery.reason = format!("{reason}; the host restored itself (dead-man switch)");
+    applied(resources, recovery.reason.clone(), recovery)
+}
+
+fn applied(
+    resources: Vec<crate::engine::events::ResourceReport>,
+    reason: String,
+    recovery: Recovery,
+) -> Outcome {
+    Outcome::Applied {
+        check: false,
+        resources,
+        error: Some(reason),
+        recovery: Some(recovery),
+    }
+}
+
+/// Open a new connection and mark the journal confirmed.
+async fn confirm(job: &ApplyJob, inventory: &Inventory, host: &str) -> Result<(), String> {
+    let entry = inventory
+        .host(host)
+        .ok_or_else(|| format!("{host} left the inventory"))?;
+    let t = connect(inventory, entry, &job.connect)
+        .await
+        .map_err(|e| format!("cannot open a new connection: {e}"))?;
+    let out = t
+        .exec_capture(&journal::confirm_command(&job.run_id), b"")
+        .await
+        .map_err(|e| format!("the new connection broke: {e}"))?;
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if said == "confirmed" {
+        Ok(())
+    } else {
+        Err(format!(
+            "the journal was `{said}` when confirming (the watchdog may have fired: the window is too short?)"
+        ))
+    }
+}

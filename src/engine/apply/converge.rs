@@ -1,0 +1,254 @@
+//! One converge of one host: facts, render, ONE probe exec, local plan, ONE
+//! apply exec (journal first), and at most one more exec for handlers.
+
+use std::collections::BTreeSet;
+
+use minijinja::Value;
+
+use super::ApplyJob;
+use super::steps::{Item, decide, render_all, run_steps};
+use crate::engine::events::{Events, ResourceReport, ResourceStatus};
+use crate::engine::gather::facts_of;
+use crate::inventory::Inventory;
+use crate::journal;
+use crate::render::Renderer;
+use crate::resources::script::{Record, Script};
+use crate::resources::{Op, Plan, PlanContext, Touch};
+use crate::transport::Transport;
+
+/// What a converge did.
+pub struct Converged {
+    pub resources: Vec<ResourceReport>,
+    /// The first error (redacted), if the host failed.
+    pub error: Option<String>,
+    /// A journal was written: there is something to roll back.
+    pub journaled: bool,
+    /// The journal was already restored (by the host's dead-man watchdog).
+    pub restored: bool,
+}
+
+impl Converged {
+    fn failed(error: String, resources: Vec<ResourceReport>, journaled: bool) -> Self {
+        Converged {
+            resources,
+            error: Some(error),
+            journaled,
+            restored: false,
+        }
+    }
+}
+
+pub async fn converge(
+    job: &ApplyJob,
+    inventory: &Inventory,
+    host: &str,
+    t: &dyn Transport,
+    events: &Events,
+) -> Converged {
+    events.phase(host, "facts");
+    let facts = match facts_of(t).await {
+        Ok(f) => serde_json::to_value(f).expect("facts serialize"),
+        Err(e) => return Converged::failed(format!("gathering facts: {e}"), vec![], false),
+    };
+    let vars = job.vars_for(inventory, host, &facts);
+    let redactor = job.redactor(&vars);
+    let ctx = Value::from_serialize(&vars);
+    let renderer = Renderer::new(&job.profile.dir);
+
+    events.phase(host, "rendering");
+    let mut items = match render_all(&renderer, &job.profile.resources, &ctx) {
+        Ok(items) => items,
+        Err(e) => return Converged::failed(redactor.redact(&e), vec![], false),
+    };
+    let mut handlers: Vec<(String, Item)> = Vec::new();
+    for (name, d) in &job.profile.handlers {
+        match render_all(&renderer, std::slice::from_ref(d), &ctx) {
+            Ok(mut v) => handlers.push((name.clone(), v.remove(0))),
+            Err(e) => return Converged::failed(redactor.redact(&e), vec![], false),
+        }
+    }
+
+    // ONE exec: the state of every resource and handler.
+    events.phase(host, "probing");
+    let plan_ctx = PlanContext { diff: job.diff };
+    let mut probe = Script::new();
+    for (i, item) in items.iter().enumerate() {
+        if item.report.status != ResourceStatus::Skipped {
+            item.resource
+                .kind()
+                .probe(&i.to_string(), &mut probe, &plan_ctx);
+        }
+    }
+    for (i, (_, item)) in handlers.iter().enumerate() {
+        item.resource
+            .kind()
+            .probe(&format!("h{i}"), &mut probe, &plan_ctx);
+    }
+    let probed = match probe.run(t).await {
+        Ok(out) if out.status.success() => out.records,
+        Ok(out) => {
+            return Converged::failed(
+                format!(
+                    "the probe script failed ({}): {}",
+                    out.status,
+                    redactor.redact(out.stderr.trim())
+                ),
+                vec![],
+                false,
+            );
+        }
+        Err(e) => {
+            return Converged::failed(format!("connection lost while probing: {e}"), vec![], false);
+        }
+    };
+
+    let empty = Record::default();
+    let mut first_error = None;
+    for (i, item) in items.iter_mut().enumerate() {
+        if item.report.status == ResourceStatus::Skipped {
+            continue;
+        }
+        let record = probed.get(&i.to_string()).unwrap_or(&empty);
+        decide(
+            item,
+            record,
+            &plan_ctx,
+            job.check,
+            &redactor,
+            &mut first_error,
+        );
+    }
+    for (i, (_, item)) in handlers.iter_mut().enumerate() {
+        let record = probed.get(&format!("h{i}")).unwrap_or(&empty);
+        decide(item, record, &plan_ctx, true, &redactor, &mut None);
+    }
+    if job.check || first_error.is_some() {
+        let resources = items.into_iter().map(|i| i.report).collect();
+        return Converged {
+            resources,
+            error: first_error,
+            journaled: false,
+            restored: false,
+        };
+    }
+
+    // ONE exec: the journal, then every change in declaration order, stopping
+    // at the first failure.
+    let pending: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].plan.is_some())
+        .collect();
+    if pending.is_empty() {
+        return Converged {
+            resources: items.into_iter().map(|i| i.report).collect(),
+            error: None,
+            journaled: false,
+            restored: false,
+        };
+    }
+    events.phase(host, "applying");
+    let mut script = Script::new();
+    journal::begin(
+        &mut script,
+        &job.run_id,
+        &touches(&items, &pending),
+        job.keep_journals,
+        job.confirm,
+    );
+    let applied = run_steps(
+        t,
+        &mut items,
+        &pending,
+        "",
+        &redactor,
+        script,
+        &[journal::finish_line().to_string()],
+    )
+    .await;
+    if let Err(e) = applied {
+        return Converged::failed(e, items.into_iter().map(|i| i.report).collect(), true);
+    }
+
+    // Handlers notified by changed resources: at most one more exec. What they
+    // run is also recorded in the journal, to re-run after a restore.
+    let notified: BTreeSet<&str> = items
+        .iter()
+        .filter(|i| i.report.status == ResourceStatus::Changed)
+        .flat_map(|i| i.notify.iter().map(String::as_str))
+        .collect();
+    let wanted: Vec<usize> = handlers
+        .iter()
+        .enumerate()
+        .filter(|(_, (name, item))| notified.contains(name.as_str()) && item.plan.is_some())
+        .map(|(i, _)| i)
+        .collect();
+    let mut resources: Vec<ResourceReport> = items.into_iter().map(|i| i.report).collect();
+    let mut error = None;
+    if !wanted.is_empty() {
+        events.phase(host, "handlers");
+        let mut hitems: Vec<Item> = handlers
+            .into_iter()
+            .map(|(name, mut item)| {
+                item.report.resource = format!("handler `{name}`: {}", item.label);
+                item
+            })
+            .collect();
+        let mut script = Script::new();
+        journal::post_restore(
+            &mut script,
+            &job.run_id,
+            &handler_commands(&hitems, &wanted),
+        );
+        if let Err(e) = run_steps(t, &mut hitems, &wanted, "h", &redactor, script, &[]).await {
+            error = Some(e);
+        }
+        resources.extend(wanted.into_iter().map(|i| hitems[i].report.clone()));
+    }
+    Converged {
+        resources,
+        error,
+        journaled: true,
+        restored: false,
+    }
+}
+
+/// Everything the pending changes alter, each path once, in order.
+fn touches(items: &[Item], pending: &[usize]) -> Vec<Touch> {
+    let mut out: Vec<Touch> = Vec::new();
+    for &i in pending {
+        let Some(Plan::Change(c) | Plan::Unknown(c)) = &items[i].plan else {
+            continue;
+        };
+        for t in &c.touches {
+            let dup = out.iter().position(|o| match (o, t) {
+                (Touch::Path(a) | Touch::Attrs(a), Touch::Path(b) | Touch::Attrs(b)) => a == b,
+                _ => false,
+            });
+            match (dup, t) {
+                // A full save beats an attributes-only one for the same path.
+                (Some(k), Touch::Path(_)) if matches!(out[k], Touch::Attrs(_)) => {
+                    out[k] = t.clone()
+                }
+                (Some(_), _) => {}
+                (None, _) => out.push(t.clone()),
+            }
+        }
+    }
+    out
+}
+
+/// The sh lines of the handlers that will run (re-run after a restore).
+fn handler_commands(items: &[Item], wanted: &[usize]) -> Vec<String> {
+    wanted
+        .iter()
+        .filter_map(|&i| match &items[i].plan {
+            Some(Plan::Change(c) | Plan::Unknown(c)) => Some(&c.step),
+            _ => None,
+        })
+        .flat_map(|step| {
+            step.0.iter().filter_map(|op| match op {
+                Op::Sh(s) => Some(s.clone()),
+                Op::Put { .. } => None,
+            })
+        })
+        .collect()
+}

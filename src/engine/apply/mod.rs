@@ -1,0 +1,265 @@
+//! Converging one host, and what happens when that fails.
+//!
+//! Architecture note: [`apply_host`] is the per-host state machine:
+//! `converge` (facts, render, ONE probe exec, local plan, ONE apply exec that
+//! first writes the journal, at most one more exec for handlers), then, on any
+//! failure, the play's `on_failure`: `rollback` restores the journal, `fallback`
+//! restores then converges the profile's fallback, `keep` leaves the host as
+//! it is. Each phase is announced as an event; nothing here prints.
+
+mod confirm;
+mod converge;
+mod steps;
+
+use std::sync::Arc;
+
+use super::events::{Events, Outcome, Recovery, RecoveryAction};
+use super::lock::{HostLock, Operator, history_line};
+use crate::inventory::{Inventory, Vars};
+use crate::journal;
+use crate::playbook::OnFailure;
+use crate::profile::Profile;
+use crate::render::Redactor;
+use crate::transport::Transport;
+
+pub use converge::Converged;
+
+/// Everything one play needs to converge any of its hosts.
+pub struct ApplyJob {
+    pub profile: Profile,
+    pub play_vars: Vars,
+    pub extra_vars: Vars,
+    pub secret_vars: Vec<String>,
+    /// `parc plan`: stop after planning.
+    pub check: bool,
+    pub diff: bool,
+    /// Names the journal on every host (`/var/lib/parc/journal/<run_id>`).
+    pub run_id: String,
+    pub on_failure: OnFailure,
+    /// The job converging the profile's fallback, for `on_failure: fallback`.
+    pub fallback: Option<Arc<ApplyJob>>,
+    pub keep_journals: usize,
+    /// Who runs this, for the host lock and history.
+    pub operator: Operator,
+    /// Break a stale lock left by an interrupted run (`--break-lock`).
+    pub break_lock: bool,
+    /// Dead-man switch: the host restores itself unless confirmed within this.
+    pub confirm: Option<std::time::Duration>,
+    /// How to reach hosts again (the confirmation uses a new connection).
+    pub connect: crate::engine::connect::ConnectOptions,
+}
+
+impl ApplyJob {
+    /// Variables for `host`, see [`host_vars`].
+    pub fn vars_for(&self, inventory: &Inventory, host: &str, facts: &serde_json::Value) -> Vars {
+        host_vars(
+            &self.profile,
+            &self.play_vars,
+            &self.extra_vars,
+            inventory,
+            host,
+            facts,
+        )
+    }
+
+    fn redactor(&self, vars: &Vars) -> Redactor {
+        Redactor::from_vars(
+            vars,
+            self.profile.secret_vars.iter().chain(&self.secret_vars),
+        )
+    }
+}
+
+/// Variables for `host`: profile defaults < inventory (groups, then host) <
+/// play vars < `-e`, plus `facts`, `inventory_hostname` and `group_names`.
+/// Shared with `parc verify`, whose tests must see what apply's resources saw.
+pub fn host_vars(
+    profile: &Profile,
+    play_vars: &Vars,
+    extra_vars: &Vars,
+    inventory: &Inventory,
+    host: &str,
+    facts: &serde_json::Value,
+) -> Vars {
+    let mut vars = profile.vars.clone();
+    for layer in [
+        inventory.vars_for(host),
+        play_vars.clone(),
+        extra_vars.clone(),
+    ] {
+        vars.extend(layer);
+    }
+    vars.insert("facts".into(), facts.clone());
+    vars.insert("inventory_hostname".into(), host.into());
+    let groups: Vec<serde_json::Value> = inventory
+        .groups_of(host)
+        .into_iter()
+        .map(serde_json::Value::from)
+        .collect();
+    vars.insert("group_names".into(), groups.into());
+    vars
+}
+
+pub async fn apply_host(
+    job: Arc<ApplyJob>,
+    inventory: Arc<Inventory>,
+    host: String,
+    t: Arc<dyn Transport>,
+    events: Events,
+) -> Outcome {
+    if job.check {
+        // Planning changes nothing: no lock, no journal, no history.
+        return converged_outcome(&job, &inventory, &host, t.as_ref(), &events)
+            .await
+            .0;
+    }
+    events.phase(&host, "locking");
+    let lock = match HostLock::acquire(t.clone(), &job.operator, job.break_lock, None).await {
+        Ok(lock) => lock,
+        Err(e) => {
+            return Outcome::Applied {
+                check: false,
+                resources: vec![],
+                error: Some(e.to_string()),
+                recovery: None,
+            };
+        }
+    };
+    let armed = std::time::Instant::now();
+    let (mut outcome, journaled) =
+        converged_outcome(&job, &inventory, &host, t.as_ref(), &events).await;
+    if let (Some(window), true, Outcome::Applied { error: None, .. }) =
+        (job.confirm, journaled, &outcome)
+    {
+        outcome =
+            confirm::confirm_or_recover(&job, &inventory, &host, &events, outcome, armed, window)
+                .await;
+    }
+    let history = history_line(&job.operator, "apply", outcome.state().as_str());
+    lock.release(&history).await;
+    outcome
+}
+
+/// Converge, then apply `on_failure` if it failed. Also says whether a
+/// journal was written (there is something the dead-man switch guards).
+async fn converged_outcome(
+    job: &ApplyJob,
+    inventory: &Inventory,
+    host: &str,
+    t: &dyn Transport,
+    events: &Events,
+) -> (Outcome, bool) {
+    let done = converge::converge(job, inventory, host, t, events).await;
+    let journaled = done.journaled;
+    let Some(reason) = done.error.clone() else {
+        let outcome = Outcome::Applied {
+            check: job.check,
+            resources: done.resources,
+            error: None,
+            recovery: None,
+        };
+        return (outcome, journaled);
+    };
+    if job.check {
+        let outcome = Outcome::Applied {
+            check: true,
+            resources: done.resources,
+            error: Some(reason),
+            recovery: None,
+        };
+        return (outcome, journaled);
+    }
+    let recovery = recover(job, inventory, host, t, events, &done, &reason).await;
+    let outcome = Outcome::Applied {
+        check: false,
+        resources: done.resources,
+        error: Some(reason),
+        recovery: Some(recovery),
+    };
+    (outcome, journaled)
+}
+
+/// Apply the play's `on_failure` to a host whose converge failed.
+pub(super) async fn recover(
+    job: &ApplyJob,
+    inventory: &Inventory,
+    host: &str,
+    t: &dyn Transport,
+    events: &Events,
+    done: &Converged,
+    reason: &str,
+) -> Recovery {
+    let mut recovery = Recovery {
+        reason: reason.to_string(),
+        action: RecoveryAction::Kept,
+        restore_problems: vec![],
+        fallback: None,
+        error: None,
+    };
+    if job.on_failure == OnFailure::Keep {
+        return recovery;
+    }
+    if done.journaled && !done.restored {
+        events.phase(host, "rolling back");
+        match restore(t, &job.run_id).await {
+            Ok(problems) if problems.is_empty() => {}
+            Ok(problems) => {
+                recovery.action = RecoveryAction::Failed;
+                recovery.error = Some(format!(
+                    "the restore left {} path(s) different from the journal: the host needs a technician",
+                    problems.len()
+                ));
+                recovery.restore_problems = problems;
+                return recovery;
+            }
+            Err(e) => {
+                recovery.action = RecoveryAction::Failed;
+                recovery.error = Some(format!(
+                    "rollback failed: {e}. The journal stays on the host: run `parc rollback {}` once it is reachable",
+                    job.run_id
+                ));
+                return recovery;
+            }
+        }
+    }
+    recovery.action = RecoveryAction::RolledBack;
+    let (OnFailure::Fallback, Some(fallback)) = (job.on_failure, &job.fallback) else {
+        return recovery;
+    };
+    events.phase(host, "applying fallback");
+    let fb = converge::converge(fallback, inventory, host, t, events).await;
+    recovery.fallback = Some(fb.resources.clone());
+    match &fb.error {
+        None => recovery.action = RecoveryAction::Degraded,
+        Some(e) => {
+            recovery.action = RecoveryAction::Failed;
+            let undone = if fb.journaled {
+                match restore(t, &fallback.run_id).await {
+                    Ok(p) if p.is_empty() => "its changes were rolled back".to_string(),
+                    Ok(p) => format!("rolling it back left {} mismatches", p.len()),
+                    Err(e) => format!("rolling it back failed: {e}"),
+                }
+            } else {
+                "it changed nothing".to_string()
+            };
+            recovery.error = Some(format!("the fallback profile failed too ({e}); {undone}"));
+        }
+    }
+    recovery
+}
+
+/// Restore journal `run_id` on the host; the mismatches its check found.
+pub async fn restore(t: &dyn Transport, run_id: &str) -> Result<Vec<String>, String> {
+    let out = journal::restore_script(run_id)
+        .run(t)
+        .await
+        .map_err(|e| format!("connection lost while restoring: {e}"))?;
+    if !out.status.success() && !out.records.contains_key("restore") {
+        return Err(format!(
+            "restore script {}: {}",
+            out.status,
+            out.stderr.trim()
+        ));
+    }
+    journal::restore_problems(&out.records)
+}

@@ -1,0 +1,202 @@
+//! The pieces of a converge: render, decide, and run steps in one exec.
+
+use minijinja::Value;
+
+use crate::engine::events::{ResourceReport, ResourceStatus};
+use crate::profile::Declared;
+use crate::render::{Redactor, Renderer};
+use crate::resources::script::{Record, Script};
+use crate::resources::{Plan, PlanContext, Resource};
+use crate::transport::Transport;
+
+/// A resource of this host after rendering, with its decision.
+pub(super) struct Item {
+    pub label: String,
+    pub resource: Resource,
+    pub notify: Vec<String>,
+    pub plan: Option<Plan>,
+    pub report: ResourceReport,
+}
+
+/// Render every declared resource, evaluating `when:` first.
+pub(super) fn render_all(
+    renderer: &Renderer,
+    declared: &[Declared],
+    ctx: &Value,
+) -> Result<Vec<Item>, String> {
+    declared
+        .iter()
+        .map(|d| {
+            let kind = d.resource.kind();
+            let label = kind.label();
+            let notify = kind.notify().to_vec();
+            let skipped = match kind.when() {
+                Some(expr) => {
+                    let at = d.origin.locate(&format!("{}.when", d.resource.kind_name()));
+                    !renderer.when(expr, ctx, &at).map_err(|e| e.to_string())?
+                }
+                None => false,
+            };
+            let resource = if skipped {
+                d.resource.clone()
+            } else {
+                renderer
+                    .resource(&d.resource, &d.origin, ctx)
+                    .map_err(|e| e.to_string())?
+            };
+            let label = if skipped {
+                label
+            } else {
+                resource.kind().label()
+            };
+            Ok(Item {
+                report: ResourceReport {
+                    resource: label.clone(),
+                    status: if skipped {
+                        ResourceStatus::Skipped
+                    } else {
+                        ResourceStatus::NoChange
+                    },
+                    changes: vec![],
+                    diff: None,
+                    output: None,
+                    error: None,
+                },
+                label,
+                resource,
+                notify,
+                plan: None,
+            })
+        })
+        .collect()
+}
+
+pub(super) fn decide(
+    item: &mut Item,
+    record: &Record,
+    ctx: &PlanContext,
+    check: bool,
+    redactor: &Redactor,
+    first_error: &mut Option<String>,
+) {
+    match item.resource.kind().plan(record, ctx) {
+        Ok(Plan::NoChange) => item.report.status = ResourceStatus::NoChange,
+        Ok(plan @ (Plan::Change(_) | Plan::Unknown(_))) => {
+            let (change, status) = match &plan {
+                Plan::Change(c) => (c, ResourceStatus::WillChange),
+                Plan::Unknown(c) => (c, ResourceStatus::Unknown),
+                Plan::NoChange => unreachable!("matched above"),
+            };
+            item.report.changes = change.what.iter().map(|w| redactor.redact(w)).collect();
+            item.report.diff = change.diff.as_deref().map(|d| redactor.redact(d));
+            if check {
+                item.report.status = status;
+            }
+            item.plan = Some(plan);
+        }
+        Err(e) => {
+            let msg = redactor.redact(&e.to_string());
+            item.report.status = ResourceStatus::Failed;
+            item.report.error = Some(msg.clone());
+            first_error.get_or_insert(msg);
+        }
+    }
+}
+
+/// Apply the steps of `which` items in one exec and record each result.
+/// `script` may already hold a preamble (the journal); `trailer` runs after
+/// every step succeeded.
+pub(super) async fn run_steps(
+    t: &dyn Transport,
+    items: &mut [Item],
+    which: &[usize],
+    prefix: &str,
+    redactor: &Redactor,
+    mut script: Script,
+    trailer: &[String],
+) -> Result<(), String> {
+    for &i in which {
+        let step = match &items[i].plan {
+            Some(Plan::Change(c) | Plan::Unknown(c)) => &c.step,
+            _ => continue,
+        };
+        step.write(&format!("step_{prefix}{i}"), &mut script);
+    }
+    for &i in which {
+        script.sh(&format!("parc_step {prefix}{i} step_{prefix}{i}"));
+    }
+    for line in trailer {
+        script.sh(line);
+    }
+    let out = script
+        .run(t)
+        .await
+        .map_err(|e| format!("connection lost while applying: {e}"))?;
+    let mut error = None;
+    for &i in which {
+        let item = &mut items[i];
+        match out
+            .records
+            .get(&format!("{prefix}{i}"))
+            .and_then(|r| r.rc.map(|rc| (rc, r)))
+        {
+            Some((0, r)) => {
+                let output = redactor.redact(r.text("out").trim_end());
+                item.report.output = (!output.is_empty()).then(|| truncate(&output));
+                match item.resource.kind().changed_after(0, &r.text("out")) {
+                    Ok(true) => item.report.status = ResourceStatus::Changed,
+                    Ok(false) => item.report.status = ResourceStatus::NoChange,
+                    Err(e) => {
+                        item.report.status = ResourceStatus::Failed;
+                        item.report.error = Some(e.clone());
+                        error.get_or_insert(format!("{}: {e}", item.label));
+                    }
+                }
+            }
+            Some((rc, r)) => {
+                let output = redactor.redact(r.text("out").trim());
+                item.report.status = ResourceStatus::Failed;
+                item.report.error = Some(format!("step failed (exit {rc})"));
+                item.report.output = (!output.is_empty()).then(|| truncate(&output));
+                error.get_or_insert(format!(
+                    "{} failed: {}",
+                    item.label,
+                    if output.is_empty() {
+                        format!("exit {rc}")
+                    } else {
+                        output
+                    }
+                ));
+            }
+            None if error.is_some() => item.report.status = ResourceStatus::NotRun,
+            None => {
+                item.report.status = ResourceStatus::Failed;
+                let msg = format!(
+                    "{}: the apply script stopped before this step ({}): {}",
+                    item.label,
+                    out.status,
+                    redactor.redact(out.stderr.trim())
+                );
+                item.report.error = Some(msg.clone());
+                error = Some(msg);
+            }
+        }
+    }
+    match error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Output kept in reports: the end of it, where errors usually are.
+fn truncate(text: &str) -> String {
+    const KEEP: usize = 4096;
+    if text.len() <= KEEP {
+        return text.to_string();
+    }
+    let mut start = text.len() - KEEP;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("[... {start} bytes cut ...]\n{}", &text[start..])
+}

@@ -1,0 +1,170 @@
+//! The per-host lock: one operator rolls out to a machine at a time.
+//!
+//! Architecture note: the lock is a directory `/var/lib/parc/lock` created
+//! atomically with `mkdir`, owned by a small sh process that stays on the
+//! host for the whole run, blocked reading its stdin over one SSH channel.
+//! While that process lives the lock is held; if the controller dies, the
+//! connection drops, the process exits without releasing, and the lock is
+//! *stale*: reported to the next operator with who held it, and breakable
+//! with `--break-lock`. A clean release also appends the run's line to
+//! `/var/lib/parc/history.log`, so neither costs an extra round trip.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
+use tokio::task::JoinHandle;
+
+use crate::journal::STATE_DIR;
+use crate::transport::{ExitStatus, Transport, TransportError, quote};
+
+/// Exit codes of the lock script.
+const HELD: u32 = 75;
+const STALE: u32 = 76;
+
+/// Who is rolling out, recorded in the lock and in the history.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    pub run_id: String,
+    pub user: String,
+    pub controller: String,
+    pub started: String,
+}
+
+impl Operator {
+    pub fn current(run_id: &str) -> Self {
+        let user = std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .ok()
+            .or_else(|| {
+                nix::unistd::User::from_uid(nix::unistd::geteuid())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+            })
+            .unwrap_or_else(|| "unknown".into());
+        let controller = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "unknown".into());
+        Operator {
+            run_id: run_id.to_string(),
+            user,
+            controller,
+            started: jiff::Timestamp::now().to_string(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "locked by another rollout ({holder}); parc changed nothing on this host and will not roll out concurrently"
+    )]
+    Held { holder: String },
+    #[error(
+        "a previous run left a stale lock ({holder}): its process is gone, so that run was interrupted. \
+         Check the host (its journal can be restored with `parc rollback RUN_ID`), then run again with \
+         --break-lock. parc changed nothing on this host"
+    )]
+    Stale { holder: String },
+    #[error("cannot take the lock: {0}")]
+    Failed(String),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+/// A held lock; release it with [`HostLock::release`].
+pub struct HostLock {
+    control: DuplexStream,
+    task: JoinHandle<Result<ExitStatus, TransportError>>,
+}
+
+fn script(op: &Operator, break_stale: bool, takeover_run: Option<&str>) -> String {
+    let l = format!("{STATE_DIR}/lock");
+    format!(
+        r#"L={l}; mkdir -p {STATE_DIR} && chmod 700 {STATE_DIR} || exit 1
+if ! mkdir "$L" 2>/dev/null; then
+  # Alive, and not a zombie nobody reaped (kill -0 succeeds on those).
+  _p=$(cat "$L/pid" 2>/dev/null)
+  if [ -n "$_p" ] && kill -0 "$_p" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$_p/status" 2>/dev/null; then
+    cat "$L/info" 2>/dev/null; exit {HELD}
+  fi
+  if [ {brk} = 1 ] || [ "$(cat "$L/run" 2>/dev/null)" = {takeover} ]; then rm -rf "$L"; mkdir "$L" || exit {HELD}
+  else cat "$L/info" 2>/dev/null; exit {STALE}; fi
+fi
+printf '%s\n' {run} > "$L/run"
+printf 'run %s by %s from %s since %s\n' {run} {user} {controller} {started} > "$L/info"
+echo $$ > "$L/pid"
+echo locked
+IFS= read -r cmd
+if [ "$cmd" = release ]; then
+  IFS= read -r hist && printf '%s\n' "$hist" >> {STATE_DIR}/history.log
+  rm -rf "$L"
+fi
+"#,
+        brk = u8::from(break_stale),
+        takeover = quote(takeover_run.unwrap_or("")),
+        run = quote(&op.run_id),
+        user = quote(&op.user),
+        controller = quote(&op.controller),
+        started = quote(&op.started),
+    )
+}
+
+impl HostLock {
+    /// Take the lock, or say who holds it. `takeover_run` lets `parc rollback`
+    /// take over the stale lock of the run it is undoing.
+    pub async fn acquire(
+        t: Arc<dyn Transport>,
+        op: &Operator,
+        break_stale: bool,
+        takeover_run: Option<&str>,
+    ) -> Result<HostLock, LockError> {
+        let command = script(op, break_stale, takeover_run);
+        let (control, mut remote_stdin) = tokio::io::duplex(4096);
+        let (mut remote_stdout, out_reader) = tokio::io::duplex(4096);
+        let task = tokio::spawn(async move {
+            let mut sink = tokio::io::sink();
+            t.exec(&command, &mut remote_stdin, &mut remote_stdout, &mut sink)
+                .await
+        });
+        let mut lines = BufReader::new(out_reader).lines();
+        let mut said = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line == "locked" {
+                return Ok(HostLock { control, task });
+            }
+            said.push(line);
+        }
+        let holder = said.join(" ");
+        match task.await {
+            Ok(Ok(ExitStatus::Code(HELD))) => Err(LockError::Held { holder }),
+            Ok(Ok(ExitStatus::Code(STALE))) => Err(LockError::Stale { holder }),
+            Ok(Ok(status)) => Err(LockError::Failed(format!("lock script {status}: {holder}"))),
+            Ok(Err(e)) => Err(LockError::Transport(e)),
+            Err(e) => Err(LockError::Failed(e.to_string())),
+        }
+    }
+
+    /// Release the lock and append `history` to the host's history log.
+    pub async fn release(mut self, history: &str) {
+        let line = history.replace(['\n', '\r'], " ");
+        let _ = self
+            .control
+            .write_all(format!("release\n{line}\n").as_bytes())
+            .await;
+        let _ = self.control.shutdown().await;
+        drop(self.control);
+        let _ = self.task.await;
+    }
+}
+
+/// One line of `/var/lib/parc/history.log`.
+pub fn history_line(op: &Operator, action: &str, state: &str) -> String {
+    format!(
+        "{} run={} action={action} operator={}@{} state={state}",
+        jiff::Timestamp::now(),
+        op.run_id,
+        op.user,
+        op.controller
+    )
+}

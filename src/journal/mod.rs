@@ -1,0 +1,150 @@
+//! The journal: what a host looked like before parc changed it, kept on the
+//! host itself.
+//!
+//! Architecture note: the apply exec first saves every path it is about to
+//! touch (a copy with mode and owner, or "absent" for paths it will create)
+//! under `/var/lib/parc/journal/<run-id>/`, syncs, and only then changes
+//! anything. The journal carries its own `restore.sh`, so restoring needs
+//! nothing from the controller: `parc rollback RUN_ID` runs it, and so does the
+//! dead-man watchdog when no confirmation arrives. After restoring, the script
+//! checks every entry against what it saved and reports mismatches.
+
+use crate::resources::Touch;
+use crate::resources::script::{Record, Script};
+use crate::transport::quote as quote_path;
+
+/// Target-side journal functions (POSIX sh).
+pub const JOURNAL_SH: &str = include_str!("journal.sh");
+
+/// Where parc keeps its state on a target.
+pub const STATE_DIR: &str = "/var/lib/parc";
+
+/// Journals kept per host; older ones are pruned when a new one starts.
+pub const DEFAULT_KEEP: usize = 10;
+
+pub fn dir(run_id: &str) -> String {
+    format!("{STATE_DIR}/journal/{run_id}")
+}
+
+/// The standalone restore script stored in each journal.
+fn restore_sh() -> String {
+    format!(
+        "{}\n{JOURNAL_SH}\nparc_restore \"$(cd \"$(dirname \"$0\")\" && pwd)\"\n",
+        crate::resources::script::LIB
+    )
+}
+
+/// Append to `script` the sh that opens journal `run_id` and saves every
+/// touched path, synced, before any change. Fails the script (before any
+/// change) if the journal cannot be written.
+pub fn begin(
+    script: &mut Script,
+    run_id: &str,
+    touches: &[Touch],
+    keep: usize,
+    confirm: Option<std::time::Duration>,
+) {
+    let quoted = quote_path(&dir(run_id));
+    script.sh(JOURNAL_SH);
+    script.sh(&format!(
+        "PARC_JOURNAL={quoted}; export PARC_JOURNAL\n\
+         mkdir -p {state}/journal && chmod 700 {state} {state}/journal || exit 1\n\
+         parc_journal_prune {keep}\n\
+         if [ -e \"$PARC_JOURNAL\" ]; then echo \"journal $PARC_JOURNAL already exists: run ids are used once per host\" >&2; exit 1; fi\n\
+         mkdir -m 700 \"$PARC_JOURNAL\" || exit 1\n\
+         echo applying > \"$PARC_JOURNAL/state\"",
+        state = STATE_DIR,
+        keep = keep.saturating_sub(1),
+    ));
+    let put = script.put(
+        restore_sh().as_bytes(),
+        &format!("{}/restore.sh", dir(run_id)),
+        Some(0o700),
+        None,
+        None,
+    );
+    script.sh(&format!("{put} || exit 1"));
+    for (n, touch) in touches.iter().enumerate() {
+        let line = match touch {
+            Touch::Path(p) => format!("parc_journal_save {n} {}", quote_path(p)),
+            Touch::Attrs(p) => format!("parc_journal_save {n} {} attrs", quote_path(p)),
+            Touch::Undo(sh) => format!("parc_journal_undo {n} {}", quote_path(sh)),
+        };
+        script.sh(&format!(
+            "{line} || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}"
+        ));
+    }
+    script.sh("parc_sync");
+    if let Some(window) = confirm {
+        script.sh(&format!("parc_watchdog_arm {}", window.as_secs().max(1)));
+    }
+}
+
+/// sh run over a NEW connection after apply and verify: confirm the run so the
+/// watchdog stands down. Prints `confirmed`, or the journal's state otherwise.
+pub fn confirm_command(run_id: &str) -> String {
+    let d = quote_path(&dir(run_id));
+    format!(
+        "case $(cat {d}/state 2>/dev/null) in applied) echo confirmed > {d}/state && echo confirmed ;; *) cat {d}/state 2>/dev/null || echo missing ;; esac"
+    )
+}
+
+/// A script reporting the journal's state and re-checking it (after the
+/// watchdog restored a host the controller could not reach).
+pub fn inspect_script(run_id: &str) -> Script {
+    let mut s = Script::new();
+    let d = quote_path(&dir(run_id));
+    s.sh(JOURNAL_SH);
+    s.sh(&format!(
+        "echo '@@r journal'; echo \"state=$(cat {d}/state 2>/dev/null)\"; echo \"restored_by=$(cat {d}/restored_by 2>/dev/null)\"\nparc_restore_check {d}"
+    ));
+    s
+}
+
+/// sh marking the journal's apply as finished.
+pub fn finish_line() -> &'static str {
+    "echo applied > \"$PARC_JOURNAL/state\""
+}
+
+/// sh that records handler commands to re-run after a restore, so services
+/// reload the restored configuration.
+pub fn post_restore(script: &mut Script, run_id: &str, commands: &[String]) {
+    if commands.is_empty() {
+        return;
+    }
+    let text: String = commands.iter().map(|c| format!("( {c} )\n")).collect();
+    let (off, len) = script.stash(text.as_bytes());
+    script.sh(&format!(
+        "tail -c +{} \"$PARC_PAYLOAD\" | head -c {len} >> {}/post-restore",
+        off + 1,
+        quote_path(&dir(run_id))
+    ));
+}
+
+/// A script restoring `run_id` from its journal on the host.
+pub fn restore_script(run_id: &str) -> Script {
+    let mut s = Script::new();
+    let d = quote_path(&dir(run_id));
+    s.sh(&format!(
+        "if [ ! -f {d}/restore.sh ]; then echo \"no journal for run {run} on this host ({d})\" >&2; exit 3; fi\nsh {d}/restore.sh",
+        run = run_id.replace(['\'', '"', '$', '`', '\\'], "_"),
+    ));
+    s
+}
+
+/// Mismatches the restore check reported (empty: the host matches its journal).
+pub fn restore_problems(
+    records: &std::collections::BTreeMap<String, Record>,
+) -> Result<Vec<String>, String> {
+    let Some(r) = records.get("restore") else {
+        return Err("the restore script did not report its check".into());
+    };
+    if r.get("checked") != Some("done") {
+        return Err("the restore check did not finish".into());
+    }
+    Ok(r.fields
+        .iter()
+        .filter(|(k, _)| k.starts_with("bad_"))
+        .map(|(_, v)| v.clone())
+        .collect())
+}

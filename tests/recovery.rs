@@ -1,0 +1,416 @@
+//! Journal, rollback and recovery on a real lab (needs root and openssh-server).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use common::TestLab;
+use common::state::{host_view, upper_paths};
+
+fn events(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn finished(ev: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    ev.iter()
+        .filter(|e| e["event"] == "host_finished")
+        .collect()
+}
+
+/// A profiles dir with `profile.yml` and a playbook applying it to all hosts.
+fn playbook(dir: &Path, profile: &str, play_extra: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("profiles")).unwrap();
+    std::fs::create_dir_all(dir.join("playbooks")).unwrap();
+    std::fs::write(dir.join("profiles/profile.yml"), profile).unwrap();
+    let pb = dir.join("playbooks/play.yml");
+    std::fs::write(
+        &pb,
+        format!("- hosts: all\n  profiles: [profile]\n{play_extra}"),
+    )
+    .unwrap();
+    pb
+}
+
+/// Changes of every kind over existing and new paths, then (optionally) a failure.
+const CHANGES: &str = r#"
+resources:
+  - file: {path: /etc/motd, content: "changed by parc\n", mode: "0600"}
+  - file: {path: /etc/issue, content: "new issue\n"}
+  - dir: {path: /etc/parc-test/deep, mode: "0750"}
+  - file: {path: /etc/parc-test/deep/conf, content: "x=1\n", mode: "0640", group: daemon}
+  - symlink: {path: /etc/parc-test/link, target: /etc/motd}
+  - line: {path: /etc/environment, line: "PARC_TEST=1"}
+  - dir: {path: /srv, mode: "0711"}
+  - command:
+      run: "echo 'made by a command' > /etc/parc-test/cmd"
+      creates: /etc/parc-test/cmd
+  - command:
+      run: "mkdir -p /opt/parc-undo && touch /opt/parc-undo/x"
+      undo: "rm -rf /opt/parc-undo"
+"#;
+
+fn views(
+    lab: &TestLab,
+    extra: &[Vec<PathBuf>],
+) -> Vec<std::collections::BTreeMap<PathBuf, Option<common::state::Entry>>> {
+    lab.lab
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| host_view(&h.upper, &h.root(), extra.get(i).map_or(&[][..], |v| v)))
+        .collect()
+}
+
+#[test]
+fn on_failure_rollback_restores_the_host_exactly() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let profile = format!("{CHANGES}  - command: {{run: \"echo broken >&2; exit 7\"}}\n");
+    let pb = playbook(dir.path(), &profile, "  on_failure: rollback\n");
+    let before_paths: Vec<Vec<PathBuf>> = lab
+        .lab
+        .hosts
+        .iter()
+        .map(|h| upper_paths(&h.upper))
+        .collect();
+    let before = views(&lab, &[]);
+
+    let out = lab
+        .parc()
+        .arg("--json")
+        .arg("apply")
+        .arg(&pb)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let ev = events(&out);
+    for e in finished(&ev) {
+        assert_eq!(e["state"], "rolled_back", "{e:#}");
+        let r = &e["outcome"]["recovery"];
+        assert_eq!(r["action"], "rolled_back");
+        assert!(
+            r["reason"].as_str().unwrap().contains("broken"),
+            "the reason names the failure: {r}"
+        );
+        assert!(r.get("restore_problems").is_none());
+    }
+    // Every path the run wrote is back as it was: content, mode, owner, and
+    // created paths gone. Compare over the paths written before and after.
+    let after_paths: Vec<Vec<PathBuf>> = lab
+        .lab
+        .hosts
+        .iter()
+        .map(|h| upper_paths(&h.upper))
+        .collect();
+    let all: Vec<Vec<PathBuf>> = before_paths
+        .iter()
+        .zip(&after_paths)
+        .map(|(b, a)| b.iter().chain(a).cloned().collect())
+        .collect();
+    let before_full: Vec<_> = lab
+        .lab
+        .hosts
+        .iter()
+        .zip(&before)
+        .map(|(_, v)| v.clone())
+        .collect();
+    let after = views(&lab, &all);
+    for (i, (b, a)) in before_full.iter().zip(&after).enumerate() {
+        for (path, entry) in a {
+            let expected = b.get(path).cloned().unwrap_or_else(|| {
+                // Not written before the run: it must look like the base system.
+                common::state::host_view(
+                    Path::new("/nonexistent"),
+                    Path::new("/"),
+                    std::slice::from_ref(path),
+                )
+                .remove(path)
+                .unwrap()
+            });
+            assert_eq!(
+                entry,
+                &expected,
+                "host {i}: {} differs after rollback",
+                path.display()
+            );
+        }
+    }
+    assert!(
+        lab.host_file(0, "/opt/parc-undo/x").is_none(),
+        "the command's undo ran"
+    );
+    assert!(
+        lab.host_file(0, "/etc/parc-test/cmd").is_none(),
+        "the command's `creates` path is journaled"
+    );
+}
+
+#[test]
+fn parc_rollback_restores_every_host_after_the_controller_was_killed() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(10);
+    let dir = tempfile::tempdir().unwrap();
+    // Many changes, then a slow step: the controller dies while hosts are mid-apply.
+    let mut profile = String::from(CHANGES);
+    for i in 0..30 {
+        profile.push_str(&format!(
+            "  - file: {{path: /etc/parc-test/f{i}, content: \"{i}\\n\"}}\n"
+        ));
+    }
+    profile.push_str("  - command: {run: \"sleep 3\"}\n  - file: {path: /etc/parc-test/after-sleep, content: \"late\\n\"}\n");
+    let pb = playbook(dir.path(), &profile, "");
+    let before_paths: Vec<Vec<PathBuf>> = lab
+        .lab
+        .hosts
+        .iter()
+        .map(|h| upper_paths(&h.upper))
+        .collect();
+    let before = views(&lab, &[]);
+
+    let mut child = lab
+        .parc()
+        .arg("--json")
+        .arg("apply")
+        .arg(&pb)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    let run_id = serde_json::from_str::<serde_json::Value>(&first).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Wait until every host is inside its apply exec (journal written, files
+    // changed, the sleep running), then kill the controller outright.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let started = (0..10)
+            .filter(|&i| {
+                lab.host_file(i, &format!("/var/lib/parc/journal/{run_id}/state"))
+                    .is_some()
+                    && lab.host_file(i, "/etc/parc-test/f29").is_some()
+            })
+            .count();
+        if started == 10 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "hosts never reached the apply step"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        lab.host_file(3, "/etc/parc-test/f10").is_some(),
+        "host 3 was changed before the kill"
+    );
+
+    let out = lab
+        .parc()
+        .arg("--json")
+        .arg("rollback")
+        .arg(&run_id)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ev = events(&out);
+    let done = finished(&ev);
+    assert_eq!(done.len(), 10);
+    assert!(
+        done.iter().all(|e| e["state"] == "rolled_back"),
+        "{done:#?}"
+    );
+    // Let a step that was still running when the controller died finish first
+    // would be wrong: the restore must win. Check the final state.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let all: Vec<Vec<PathBuf>> = lab
+        .lab
+        .hosts
+        .iter()
+        .zip(&before_paths)
+        .map(|(h, b)| b.iter().cloned().chain(upper_paths(&h.upper)).collect())
+        .collect();
+    let after = views(&lab, &all);
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        for (path, entry) in a {
+            if path.starts_with("etc/parc-test/after-sleep") {
+                continue; // written by a step that outlived the controller, see below
+            }
+            let expected = b.get(path).cloned().unwrap_or_else(|| {
+                host_view(
+                    Path::new("/nonexistent"),
+                    Path::new("/"),
+                    std::slice::from_ref(path),
+                )
+                .remove(path)
+                .unwrap()
+            });
+            assert_eq!(
+                entry,
+                &expected,
+                "host {i}: {} differs after rollback",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_second_concurrent_rollout_is_refused_by_the_lock() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let pb = playbook(
+        dir.path(),
+        "resources:\n  - file: {path: /etc/parc-lock-test, content: \"1\\n\"}\n  - command: {run: \"sleep 2\"}\n",
+        "",
+    );
+    let mut first = lab
+        .parc()
+        .arg("apply")
+        .arg(&pb)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while lab.host_file(0, "/var/lib/parc/lock/pid").is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = lab.parc().arg("apply").arg(&pb).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&second.stdout),
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(second.status.code(), Some(3), "{text}");
+    assert!(text.contains("locked by another rollout"), "{text}");
+    assert!(
+        first.wait().unwrap().success(),
+        "the first run is not disturbed"
+    );
+    assert!(
+        lab.host_file(0, "/var/lib/parc/lock").is_none(),
+        "released at the end"
+    );
+    let history =
+        String::from_utf8(lab.host_file(0, "/var/lib/parc/history.log").unwrap()).unwrap();
+    assert_eq!(
+        history.lines().count(),
+        1,
+        "one line per run that held the lock: {history}"
+    );
+    assert!(
+        history.contains("action=apply") && history.contains("state=changed"),
+        "{history}"
+    );
+}
+
+#[test]
+fn dead_man_switch_restores_a_host_that_cut_off_ssh() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    // Move the host's sshd from port 22 to 2222 and restart it: remote access
+    // on the usual port is gone. The lab's sshd reads /run/parc-lab/sshd_config.
+    let profile = r#"
+resources:
+  - line:
+      path: /run/parc-lab/sshd_config
+      regexp: "^ListenAddress "
+      line: "ListenAddress {{ listen }}"
+      notify: [restart sshd]
+  - file: {path: /etc/parc-deadman, content: "moved\n"}
+handlers:
+  restart sshd:
+    command: {run: "kill -HUP $(cat /run/parc-lab/sshd.pid)"}
+"#;
+    let pb = playbook(dir.path(), profile, "  confirm: 20s\n");
+    // One host with a harmless address change (same port): it must confirm fine.
+    let inv = std::fs::read_to_string(lab.inventory()).unwrap();
+    let a0 = lab.lab.hosts[0].address.to_string();
+    let a1 = lab.lab.hosts[1].address.to_string();
+    let inv = inv
+        .replace(
+            &format!("address: {a0}"),
+            &format!("address: {a0}\n    vars: {{listen: \"{a0}:2222\"}}"),
+        )
+        .replace(
+            &format!("address: {a1}"),
+            &format!("address: {a1}\n    vars: {{listen: \"{a1}:22\"}}"),
+        );
+    let inventory = dir.path().join("inventory.yml");
+    std::fs::write(&inventory, inv).unwrap();
+
+    let started = std::time::Instant::now();
+    let out = lab
+        .parc()
+        .arg("-i")
+        .arg(&inventory)
+        .arg("--json")
+        .arg("apply")
+        .arg(&pb)
+        .output()
+        .unwrap();
+    let ev = events(&out);
+    let done = finished(&ev);
+    let state = |host: &str| done.iter().find(|e| e["host"] == host).copied().unwrap();
+    let h0 = state(&lab.lab.hosts[0].name);
+    assert_eq!(h0["state"], "rolled_back", "never success: {h0:#}");
+    let reason = h0["outcome"]["recovery"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("not confirmed") && reason.contains("dead-man"),
+        "{reason}"
+    );
+    assert!(
+        h0["outcome"]["recovery"].get("restore_problems").is_none(),
+        "{h0:#}"
+    );
+    // The host restored itself and is reachable on port 22 again.
+    assert!(lab.ssh(0, "true").status.success(), "port 22 is back");
+    assert!(lab.host_file(0, "/etc/parc-deadman").is_none());
+    let config = String::from_utf8(lab.host_file(0, "/run/parc-lab/sshd_config").unwrap()).unwrap();
+    assert!(
+        config.contains(&format!("ListenAddress {a0}:22")),
+        "{config}"
+    );
+    let restored_by = lab.host_file(
+        0,
+        &format!(
+            "/var/lib/parc/journal/{}/restored_by",
+            ev[0]["run_id"].as_str().unwrap()
+        ),
+    );
+    assert_eq!(
+        restored_by.as_deref(),
+        Some(&b"watchdog\n"[..]),
+        "the host, not the controller, restored itself"
+    );
+    // The other host keeps port 22 (its line is already as declared),
+    // confirmed over a new connection and keeps its change.
+    let h1 = state(&lab.lab.hosts[1].name);
+    assert_eq!(h1["state"], "changed", "{h1:#}");
+    assert!(lab.host_file(1, "/etc/parc-deadman").is_some());
+    assert_eq!(out.status.code(), Some(3));
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
