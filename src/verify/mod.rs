@@ -47,12 +47,7 @@ pub async fn run_tests(
     tests: &[Test],
     redactor: &Redactor,
 ) -> Result<Vec<TestResult>, TransportError> {
-    let mut script = Script::new();
-    script.sh(LIB);
-    for (i, test) in tests.iter().enumerate() {
-        test.spec.probe().probe(&i.to_string(), &mut script);
-    }
-    let out = script.run(t).await?;
+    let out = probe_script(tests).run(t).await?;
     Ok(tests
         .iter()
         .enumerate()
@@ -80,6 +75,16 @@ pub async fn run_tests(
             )
         })
         .collect())
+}
+
+/// The one script that prints the state of every test, record `i` for `tests[i]`.
+fn probe_script(tests: &[Test]) -> Script {
+    let mut script = Script::new();
+    script.sh(LIB);
+    for (i, test) in tests.iter().enumerate() {
+        test.spec.probe().probe(&i.to_string(), &mut script);
+    }
+    script
 }
 
 /// Expected values come from rendered templates and actual ones from the host:
