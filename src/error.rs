@@ -2,6 +2,7 @@
 
 use crate::engine::events::Summary;
 use crate::inventory::{InventoryError, PatternError};
+use crate::report::ReportError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ParcError {
@@ -34,6 +35,8 @@ pub enum ParcError {
     },
     #[error(transparent)]
     Lab(#[from] crate::lab::LabError),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
     #[error(
         "no inventory given and none found: pass -i FILE, set PARC_INVENTORY, or create inventory.yml (`parc lab up` writes lab/inventory.yml)"
     )]
@@ -74,6 +77,12 @@ impl ParcError {
             | ParcError::NothingToVerify { .. }
             | ParcError::ExtraVar { .. } => exit::USAGE,
             ParcError::Lab(e) if e.is_environment() => exit::ENVIRONMENT,
+            ParcError::Report(
+                ReportError::NoRuns { .. }
+                | ReportError::UnknownRun { .. }
+                | ReportError::AmbiguousRun { .. },
+            ) => exit::USAGE,
+            ParcError::Report(_) => exit::INTERNAL,
             ParcError::Lab(_) | ParcError::Output { .. } | ParcError::WriteFile { .. } => {
                 exit::INTERNAL
             }

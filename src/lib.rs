@@ -14,6 +14,7 @@ pub mod location;
 pub mod playbook;
 pub mod profile;
 pub mod render;
+pub mod report;
 pub mod resources;
 pub mod transport;
 pub mod ui;

@@ -1,18 +1,22 @@
 //! One function per subcommand: inputs in, engine call, rendering out.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ApplyArgs, Cli, Command, FactsFormat};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::{ApplyArgs, Cli, Command, FactsFormat, ReportFormat};
 use crate::engine::connect::ConnectOptions;
-use crate::engine::events::{Events, Outcome};
+use crate::engine::events::{Event, Events, Outcome};
 use crate::engine::fleet::FleetContext;
 use crate::engine::rollout::{self, RolloutOptions};
 use crate::engine::{adhoc, gather, new_run_id, rollback};
-use crate::error::{ParcError, exit_for};
+use crate::error::{ParcError, exit, exit_for};
 use crate::inventory::{Inventory, Vars};
+use crate::playbook::Playbook;
+use crate::report::{self, ReportError, ReportWriter, RunMeta, RunsDir};
 use crate::ui;
 
 pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
@@ -26,7 +30,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
             parallel,
             command,
         } => {
-            let (ctx, monitor) = prepare(
+            let (ctx, monitor, report_rx) = prepare(
                 &cli,
                 *parallel,
                 ui::Options {
@@ -35,8 +39,10 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
                 },
             )?;
             let hosts = select(&ctx, pattern)?;
-            let (_, summary) = adhoc::run(&ctx, &new_run_id(), hosts, command.join(" ")).await;
-            finish(ctx, monitor).await;
+            let run_id = new_run_id();
+            let report = record(&cli, report_rx, &run_id, None)?;
+            let (_, summary) = adhoc::run(&ctx, &run_id, hosts, command.join(" ")).await;
+            finish(&cli, ctx, monitor, report).await;
             Ok(exit_for(&summary))
         }
         Command::Rollback {
@@ -44,7 +50,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
             limit,
             parallel,
         } => {
-            let (ctx, monitor) = prepare(
+            let (ctx, monitor, report_rx) = prepare(
                 &cli,
                 *parallel,
                 ui::Options {
@@ -53,26 +59,33 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
                 },
             )?;
             let hosts = select(&ctx, limit)?;
-            let (_, summary) = rollback::run(&ctx, &new_run_id(), hosts, run_id.clone()).await;
-            finish(ctx, monitor).await;
+            let this_run = new_run_id();
+            let report = record(&cli, report_rx, &this_run, None)?;
+            let (_, summary) = rollback::run(&ctx, &this_run, hosts, run_id.clone()).await;
+            finish(&cli, ctx, monitor, report).await;
             Ok(if summary.failed + summary.unreachable > 0 {
                 exit_for(&summary)
             } else if summary.rolled_back == 0 {
                 // No host had that journal: most likely a mistyped run id.
-                crate::error::exit::HOSTS_FAILED
+                exit::HOSTS_FAILED
             } else {
-                crate::error::exit::OK
+                exit::OK
             })
         }
         Command::Apply(args) => apply(&cli, args, args.check).await,
         Command::Plan(args) => apply(&cli, args, true).await,
         Command::Verify(args) => super::verify::verify(&cli, args).await,
+        Command::Report {
+            run_id,
+            format,
+            html,
+        } => show_report(&cli, run_id.as_deref(), *format, *html),
         Command::Facts {
             pattern,
             format,
             parallel,
         } => {
-            let (ctx, monitor) = prepare(
+            let (ctx, monitor, report_rx) = prepare(
                 &cli,
                 *parallel,
                 ui::Options {
@@ -81,8 +94,10 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
                 },
             )?;
             let hosts = select(&ctx, pattern)?;
-            let (results, summary) = gather::run(&ctx, &new_run_id(), hosts).await;
-            finish(ctx, monitor).await;
+            let run_id = new_run_id();
+            let report = record(&cli, report_rx, &run_id, None)?;
+            let (results, summary) = gather::run(&ctx, &run_id, hosts).await;
+            finish(&cli, ctx, monitor, report).await;
             if !cli.json {
                 let rows: Vec<(String, crate::facts::Facts)> = results
                     .into_iter()
@@ -102,12 +117,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
                         serde_json::to_string_pretty(&records).expect("facts serialize") + "\n"
                     }
                 };
-                std::io::stdout()
-                    .write_all(text.as_bytes())
-                    .map_err(|source| ParcError::Output {
-                        what: "facts",
-                        source,
-                    })?;
+                print(&text, "facts")?;
             }
             Ok(exit_for(&summary))
         }
@@ -124,7 +134,7 @@ async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<u8, ParcError
         break_lock: args.break_lock,
     };
     let details = check || args.diff || cli.verbose > 0;
-    let (ctx, monitor) = prepare(
+    let (ctx, monitor, report_rx) = prepare(
         cli,
         args.parallel,
         ui::Options {
@@ -133,9 +143,50 @@ async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<u8, ParcError
         },
     )?;
     let play_hosts = rollout::select_hosts(&ctx, &playbook, options.limit.as_deref())?;
-    let (_, summary) = rollout::run(&ctx, &new_run_id(), &playbook, play_hosts, &options).await;
-    finish(ctx, monitor).await;
+    let run_id = new_run_id();
+    let report = record(cli, report_rx, &run_id, Some(&playbook))?;
+    let (_, summary) = rollout::run(&ctx, &run_id, &playbook, play_hosts, &options).await;
+    finish(cli, ctx, monitor, report).await;
     Ok(exit_for(&summary))
+}
+
+/// `parc report`: a past run, read back from its report.
+fn show_report(
+    cli: &Cli,
+    run_id: Option<&str>,
+    format: ReportFormat,
+    html: bool,
+) -> Result<u8, ParcError> {
+    let dir = RunsDir::new(&cli.runs_dir).find(run_id)?;
+    let text = if html {
+        // Absolute: it is pasted into tickets and browsers, not used from here.
+        let path = absolute(&dir.join(report::REPORT_HTML));
+        if !path.is_file() {
+            let source = std::io::Error::from(std::io::ErrorKind::NotFound);
+            return Err(ReportError::Read { path, source }.into());
+        }
+        format!("{}\n", path.display())
+    } else {
+        match format {
+            // As written: fields this parc does not know survive.
+            ReportFormat::Json => {
+                let path = dir.join(report::REPORT_JSON);
+                std::fs::read_to_string(&path)
+                    .map_err(|source| ReportError::Read { path, source })?
+            }
+            ReportFormat::Text => {
+                report::render_recap(&RunsDir::load(&dir)?, &jiff::tz::TimeZone::system())
+            }
+        }
+    };
+    print(&text, "the report")?;
+    Ok(exit::OK)
+}
+
+fn print(text: &str, what: &'static str) -> Result<(), ParcError> {
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(|source| ParcError::Output { what, source })
 }
 
 /// `-e key=value`: the value is YAML, so `-e port=2222` is a number and
@@ -154,6 +205,7 @@ pub(super) fn parse_extra_vars(items: &[String]) -> Result<Vars, ParcError> {
 }
 
 pub(super) type Monitor = tokio::task::JoinHandle<()>;
+pub(super) type ReportTask = tokio::task::JoinHandle<Result<PathBuf, ReportError>>;
 
 fn select(ctx: &FleetContext, pattern: &str) -> Result<Vec<String>, ParcError> {
     Ok(ctx
@@ -164,15 +216,17 @@ fn select(ctx: &FleetContext, pattern: &str) -> Result<Vec<String>, ParcError> {
         .collect())
 }
 
-/// Load the inventory and start the display.
+/// Load the inventory and start the display. The second receiver gets the
+/// same events for the run report, started by [`record`] once the hosts are
+/// known, so a bad pattern leaves no empty run behind.
 pub(super) fn prepare(
     cli: &Cli,
     parallel: usize,
     display: ui::Options,
-) -> Result<(FleetContext, Monitor), ParcError> {
+) -> Result<(FleetContext, Monitor, UnboundedReceiver<Event>), ParcError> {
     let inventory = Inventory::load(&inventory_path(cli)?)?;
-    let (events, rx) = Events::channel();
-    let monitor = ui::spawn(ui::Mode::detect(cli.json), display, rx);
+    let (events, [display_rx, report_rx]) = Events::fan_out();
+    let monitor = ui::spawn(ui::Mode::detect(cli.json), display, display_rx);
     let options = ConnectOptions {
         host_key_policy: cli.host_key_policy,
         connect_timeout: Duration::from_secs(cli.connect_timeout),
@@ -184,13 +238,57 @@ pub(super) fn prepare(
         events,
         parallel,
     };
-    Ok((ctx, monitor))
+    Ok((ctx, monitor, report_rx))
 }
 
-/// Let the monitor drain every event before the command prints its result.
-pub(super) async fn finish(ctx: FleetContext, monitor: Monitor) {
+/// Start the run's report: its directory is created here, before any host
+/// is contacted.
+pub(super) fn record(
+    cli: &Cli,
+    rx: UnboundedReceiver<Event>,
+    run_id: &str,
+    playbook: Option<&Playbook>,
+) -> Result<ReportTask, ParcError> {
+    let secret_names: Vec<String> = playbook
+        .map(|pb| {
+            pb.plays
+                .iter()
+                .flat_map(|p| p.spec.secret_vars.iter().chain(&p.profile.secret_vars))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let meta = RunMeta {
+        command_line: report::redact_command_line(&args, &secret_names),
+        operator: report::Operator::current(),
+        controller: report::controller_hostname(),
+        inventory: inventory_path(cli).ok().map(|p| absolute(&p)),
+        playbook: playbook.map(|pb| absolute(&pb.path)),
+    };
+    let writer = ReportWriter::create(&RunsDir::new(&cli.runs_dir), run_id, meta)?;
+    Ok(report::spawn(writer, rx))
+}
+
+/// Paths in the record must still mean something when read from elsewhere.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Let the display and the report drain every event before the command
+/// prints its result. A report that could not be written does not change
+/// the exit code, which says how the hosts ended, but is said loudly.
+pub(super) async fn finish(cli: &Cli, ctx: FleetContext, monitor: Monitor, report: ReportTask) {
     drop(ctx);
     let _ = monitor.await;
+    match report.await {
+        Ok(Ok(html)) if !cli.json => eprintln!("report: {}", html.display()),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => eprintln!("parc: warning: {e}"),
+        Err(e) => eprintln!("parc: warning: the run report was not finished: {e}"),
+    }
 }
 
 fn inventory_path(cli: &Cli) -> Result<PathBuf, ParcError> {

@@ -49,6 +49,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     ask_become_pass: bool,
 
+    /// Where each run leaves its report (runs/<run id>/report.json and report.html).
+    #[arg(long, global = true, env = "PARC_RUNS_DIR", default_value = "runs")]
+    runs_dir: PathBuf,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -90,6 +94,16 @@ enum Command {
         limit: String,
         #[arg(long, default_value_t = 64)]
         parallel: usize,
+    },
+    /// Show a past run from its report: the latest one, or RUN_ID.
+    Report {
+        /// Run id, or a unique start or end of one (such as its last 4 characters).
+        run_id: Option<String>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+        /// Print the path of the run's report.html (to open or attach to a ticket).
+        #[arg(long, conflicts_with = "format")]
+        html: bool,
     },
     /// Sandboxed workstations on this machine (real sshd in namespaces) for trying parc.
     #[command(subcommand)]
@@ -150,6 +164,14 @@ enum VerifyFormat {
     Json,
     /// JUnit XML, for CI systems.
     Junit,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    /// The recap, as the run printed it, failed hosts first.
+    Text,
+    /// report.json as written.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::commands::{finish, parse_extra_vars, prepare};
+use super::commands::{finish, parse_extra_vars, prepare, record};
 use super::{Cli, VerifyArgs, VerifyFormat};
 use crate::engine::new_run_id;
 use crate::engine::rollout::select_hosts;
@@ -26,16 +26,18 @@ pub async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, ParcError> {
         show_output: false,
         show_changes: false,
     };
-    let (ctx, monitor) = prepare(cli, args.parallel, display)?;
+    let (ctx, monitor, report_rx) = prepare(cli, args.parallel, display)?;
     let play_hosts = select_hosts(&ctx, &playbook, args.on.as_deref())?;
+    let run_id = new_run_id();
+    let report = record(cli, report_rx, &run_id, Some(&playbook))?;
     let plays = playbook
         .plays
         .iter()
         .zip(play_hosts)
         .map(|(play, hosts)| VerifyPlay::new(play, hosts, &extra_vars))
         .collect();
-    let (results, summary) = verify::run(&ctx, &new_run_id(), plays).await;
-    finish(ctx, monitor).await;
+    let (results, summary) = verify::run(&ctx, &run_id, plays).await;
+    finish(cli, ctx, monitor, report).await;
 
     let text = match args.format {
         VerifyFormat::Table => report::table(&results),
@@ -106,7 +108,7 @@ fn load_target(target: &str, on: Option<&str>) -> Result<Playbook, ParcError> {
         fallback: None,
     };
     Ok(Playbook {
-        path: path.to_path_buf(),
+        path: profile::profile_path(&dir, &play.spec.profiles[0]),
         plays: vec![play],
     })
 }

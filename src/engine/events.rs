@@ -4,7 +4,7 @@
 //! lines), the `--json` stream and the run reports are all consumers of this enum,
 //! so adding a reporter never touches orchestration code.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::facts::Facts;
@@ -201,8 +201,10 @@ impl Outcome {
     }
 }
 
-/// Per-state host counts at the end of a run.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+/// Per-state host counts at the end of a run. Deserialized from past run
+/// reports, where a count added since the report was written reads as zero.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct Summary {
     pub ok: usize,
     pub changed: usize,
@@ -289,15 +291,35 @@ pub enum Event {
 /// Sending side handed to the engine. Sending never fails from the engine's view:
 /// a reporter that went away must not abort a rollout.
 #[derive(Debug, Clone)]
-pub struct Events(mpsc::UnboundedSender<Event>);
+pub struct Events(std::sync::Arc<[mpsc::UnboundedSender<Event>]>);
 
 impl Events {
     pub fn channel() -> (Events, mpsc::UnboundedReceiver<Event>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Events(tx), rx)
+        let (events, [rx]) = Events::fan_out();
+        (events, rx)
     }
+
+    /// One receiver per consumer (display, run report, ...), each getting every
+    /// event in order. Separate queues rather than a consumer forwarding to the
+    /// next, so a slow report write never delays the display, and the engine
+    /// still only emits.
+    pub fn fan_out<const N: usize>() -> (Events, [mpsc::UnboundedReceiver<Event>; N]) {
+        let mut senders = Vec::with_capacity(N);
+        let receivers = std::array::from_fn(|_| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            senders.push(tx);
+            rx
+        });
+        (Events(senders.into()), receivers)
+    }
+
     pub fn send(&self, event: Event) {
-        let _ = self.0.send(event);
+        if let Some((last, rest)) = self.0.split_last() {
+            for tx in rest {
+                let _ = tx.send(event.clone());
+            }
+            let _ = last.send(event);
+        }
     }
     pub fn phase(&self, host: &str, phase: &str) {
         self.send(Event::HostPhase {

@@ -7,7 +7,7 @@
 
 mod redact;
 
-pub use redact::Redactor;
+pub use redact::{REDACTED, Redactor};
 
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,7 @@
 //! prints one JSON object per event for machines.
 
 mod json;
-mod lines;
+pub(crate) mod lines;
 mod plain;
 mod tty;
 

@@ -123,6 +123,12 @@ pub async fn converge(
         decide(item, record, &plan_ctx, true, &redactor, &mut None);
     }
     if job.check || first_error.is_some() {
+        if !job.check {
+            // Nothing is applied when planning failed: say so for every change.
+            for item in items.iter_mut().filter(|i| i.plan.is_some()) {
+                item.report.status = ResourceStatus::NotRun;
+            }
+        }
         let resources = items.into_iter().map(|i| i.report).collect();
         return Converged {
             resources,

@@ -1,0 +1,286 @@
+//! What a report holds, folded from the engine's events as they arrive.
+
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::meta::Operator;
+use crate::engine::events::{Event, Outcome, ResourceStatus, Summary};
+
+/// Bumped when a field changes meaning, so tools reading old reports can tell.
+pub const FORMAT: u32 = 1;
+
+/// What the command line knows about a run before the engine starts it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunMeta {
+    /// As typed, with the values of secret-looking `-e` variables redacted.
+    pub command_line: Vec<String>,
+    pub operator: Operator,
+    /// Hostname of the machine parc ran on.
+    pub controller: String,
+    pub inventory: Option<PathBuf>,
+    pub playbook: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub format: u32,
+    pub run_id: String,
+    /// `apply`, `plan`, `run`, `facts`, ... as the engine named the run.
+    pub action: String,
+    #[serde(flatten)]
+    pub meta: RunMeta,
+    pub started: Timestamp,
+    /// Unset while the run goes on, and for good if the controller stopped
+    /// mid-run: the report then still says who started what, on which hosts.
+    pub finished: Option<Timestamp>,
+    pub elapsed_ms: Option<u64>,
+    pub summary: Option<Summary>,
+    /// Every host the run set out to work on.
+    pub targets: Vec<String>,
+    pub plays: Vec<PlayRecord>,
+    /// One record per host and play, in play then target order once finished.
+    pub hosts: Vec<HostRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlayRecord {
+    pub name: String,
+    pub hosts: Vec<String>,
+    pub batches: Vec<Vec<String>>,
+    /// How many of `batches` were started: fewer than all when aborted.
+    pub batches_started: usize,
+    pub aborted: Option<Abort>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Abort {
+    pub reason: String,
+    pub skipped: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostRecord {
+    pub host: String,
+    /// The play this result belongs to; unset outside playbooks, and for hosts
+    /// skipped in plays that never started because an earlier one was aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub play: Option<String>,
+    /// The engine's host state as serialized (`ok`, `changed`, `failed`, ...):
+    /// a string so states added later need no change here.
+    pub state: String,
+    pub elapsed_ms: u64,
+    /// Remote commands run on the host.
+    pub execs: u32,
+    /// Resources changed (or, in a plan, that would change); unset when the
+    /// outcome has no resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<usize>,
+    /// The event's outcome as serialized, whatever fields it grows.
+    pub outcome: serde_json::Value,
+}
+
+impl HostRecord {
+    /// Sort key putting the hosts a technician must look at first: failed,
+    /// then every other state that is not plainly fine (unreachable, and any
+    /// state added later such as degraded), then changed, ok, skipped.
+    pub fn attention(&self) -> u8 {
+        match self.state.as_str() {
+            "failed" => 0,
+            "changed" => 2,
+            "ok" => 3,
+            "skipped" => 4,
+            _ => 1,
+        }
+    }
+
+    /// The reason the host is not fine, when its outcome gives one.
+    pub fn error(&self) -> Option<&str> {
+        ["error", "reason"]
+            .iter()
+            .find_map(|k| self.outcome.get(k).and_then(|v| v.as_str()))
+    }
+}
+
+impl Report {
+    pub fn new(run_id: &str, meta: RunMeta, now: Timestamp) -> Report {
+        Report {
+            format: FORMAT,
+            run_id: run_id.to_string(),
+            action: String::new(),
+            meta,
+            started: now,
+            finished: None,
+            elapsed_ms: None,
+            summary: None,
+            targets: Vec::new(),
+            plays: Vec::new(),
+            hosts: Vec::new(),
+        }
+    }
+
+    /// Fold one event in. True when the event marks a point worth saving
+    /// (start, plays, batches, aborts, end), so that a controller killed
+    /// mid-run still leaves a record of everything up to its last batch.
+    pub fn record(&mut self, event: &Event, now: Timestamp) -> bool {
+        match event {
+            Event::RunStarted { action, hosts, .. } => {
+                self.action = action.clone();
+                self.targets = hosts.clone();
+                self.started = now;
+                true
+            }
+            Event::HostPhase { .. } => false,
+            Event::HostFinished {
+                host,
+                state,
+                elapsed_ms,
+                execs,
+                outcome,
+            } => {
+                let play = self.current_play_of(host);
+                let (changed, failed) = resource_counts(outcome);
+                self.hosts.push(HostRecord {
+                    host: host.clone(),
+                    play,
+                    state: state.as_str().to_string(),
+                    elapsed_ms: *elapsed_ms,
+                    execs: *execs,
+                    changed,
+                    failed,
+                    outcome: serde_json::to_value(outcome).unwrap_or_else(
+                        |e| serde_json::json!({ "error": format!("outcome not recordable: {e}") }),
+                    ),
+                });
+                false
+            }
+            Event::PlayStarted {
+                play,
+                hosts,
+                batches,
+            } => {
+                self.plays.push(PlayRecord {
+                    name: play.clone(),
+                    hosts: hosts.clone(),
+                    batches: batches.clone(),
+                    batches_started: 0,
+                    aborted: None,
+                });
+                true
+            }
+            Event::BatchStarted { play, index, .. } => {
+                if let Some(p) = self.plays.last_mut().filter(|p| &p.name == play) {
+                    p.batches_started = p.batches_started.max(index + 1);
+                }
+                true
+            }
+            Event::PlayAborted {
+                play,
+                reason,
+                skipped,
+            } => {
+                if let Some(p) = self.plays.last_mut().filter(|p| &p.name == play) {
+                    p.aborted = Some(Abort {
+                        reason: reason.clone(),
+                        skipped: skipped.clone(),
+                    });
+                }
+                true
+            }
+            Event::RunFinished {
+                summary,
+                elapsed_ms,
+                ..
+            } => {
+                self.finished = Some(now);
+                self.elapsed_ms = Some(*elapsed_ms);
+                self.summary = Some(summary.clone());
+                self.sort_hosts();
+                true
+            }
+        }
+    }
+
+    /// Host counts by state, in the engine's summary order when the run
+    /// finished, else tallied from the hosts reported so far.
+    pub fn counts(&self) -> Vec<(String, usize)> {
+        if let Some(serde_json::Value::Object(map)) = self
+            .summary
+            .as_ref()
+            .and_then(|s| serde_json::to_value(s).ok())
+        {
+            return map
+                .into_iter()
+                .map(|(k, v)| (k, v.as_u64().unwrap_or(0) as usize))
+                .collect();
+        }
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for h in &self.hosts {
+            match counts.iter_mut().find(|(s, _)| *s == h.state) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((h.state.clone(), 1)),
+            }
+        }
+        counts
+    }
+
+    /// Hosts the run set out to work on that never reported (the controller
+    /// stopped first).
+    pub fn unreported(&self) -> Vec<&str> {
+        self.targets
+            .iter()
+            .filter(|t| !self.hosts.iter().any(|h| &h.host == *t))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Plays run one after another, so a finished host belongs to the play
+    /// started last, unless that play does not list it or already has its
+    /// result (a skip reported for a later play that never started).
+    fn current_play_of(&self, host: &str) -> Option<String> {
+        let play = self.plays.last()?;
+        let listed = play.hosts.iter().any(|h| h == host);
+        let done = self
+            .hosts
+            .iter()
+            .any(|h| h.host == host && h.play.as_deref() == Some(&play.name));
+        (listed && !done).then(|| play.name.clone())
+    }
+
+    /// Results arrive in finishing order; the record reads better (and diffs
+    /// between runs stay small) in play, then target, order.
+    fn sort_hosts(&mut self) {
+        let play_index = |p: &Option<String>| {
+            p.as_ref()
+                .and_then(|name| self.plays.iter().position(|x| &x.name == name))
+                .unwrap_or(usize::MAX)
+        };
+        let target_index = |h: &str| {
+            self.targets
+                .iter()
+                .position(|t| t == h)
+                .unwrap_or(usize::MAX)
+        };
+        let mut hosts = std::mem::take(&mut self.hosts);
+        hosts.sort_by_key(|h| (play_index(&h.play), target_index(&h.host)));
+        self.hosts = hosts;
+    }
+}
+
+fn resource_counts(outcome: &Outcome) -> (Option<usize>, Option<usize>) {
+    match outcome {
+        Outcome::Applied { resources, .. } => {
+            let count = |f: &dyn Fn(ResourceStatus) -> bool| {
+                Some(resources.iter().filter(|r| f(r.status)).count())
+            };
+            (
+                count(&|s| matches!(s, ResourceStatus::Changed | ResourceStatus::WillChange)),
+                count(&|s| s == ResourceStatus::Failed),
+            )
+        }
+        _ => (None, None),
+    }
+}
