@@ -26,7 +26,10 @@ fn finished(ev: &[serde_json::Value]) -> Vec<&serde_json::Value> {
 }
 
 /// Every path under a host's overlay upper dir with its mtime, size and mode:
-/// if this does not change, parc wrote nothing on the host.
+/// if this does not change, parc wrote nothing on the host. parc's own
+/// bookkeeping under /var/lib/parc (the lock taken for the run, one line per
+/// run in history.log) is left out: it records the run, it is not the host's
+/// managed state.
 fn tree(root: &Path) -> BTreeMap<PathBuf, (i64, i64, u64, u32)> {
     use std::os::unix::fs::MetadataExt;
     let mut out = BTreeMap::new();
@@ -34,6 +37,9 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, (i64, i64, u64, u32)> {
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let entry = entry.unwrap();
+            if entry.path().starts_with(root.join("var/lib/parc")) {
+                continue;
+            }
             let meta = std::fs::symlink_metadata(entry.path()).unwrap();
             if meta.is_dir() {
                 stack.push(entry.path());

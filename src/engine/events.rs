@@ -125,7 +125,7 @@ pub enum RecoveryAction {
 impl Recovery {
     pub fn action_label(&self) -> &'static str {
         match self.action {
-            RecoveryAction::Kept => "kept as applied after failure",
+            RecoveryAction::Kept => "failed, host left as it is",
             RecoveryAction::RolledBack => "rolled back",
             RecoveryAction::Degraded => "degraded (rolled back, fallback applied)",
             RecoveryAction::Failed => "RECOVERY FAILED",

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 
 use crate::location::Location;
 use crate::profile::Origin;
-use crate::resources::Resource;
+use crate::resources::{DebFile, Resource};
 
 pub struct Renderer {
     env: Environment<'static>,
@@ -139,8 +139,8 @@ impl Renderer {
         })
     }
 
-    /// Render every string field of a declared resource and resolve file
-    /// content from content/src/template.
+    /// Render every string field of a declared resource, resolve file content
+    /// from content/src/template, and load and read a package's `.deb`.
     pub fn resource(
         &self,
         decl: &Resource,
@@ -170,6 +170,17 @@ impl Renderer {
                 None
             };
             f.resolved = bytes.map(std::sync::Arc::new);
+        }
+        if let Resource::Package(p) = &mut rendered
+            && let Some(deb) = &p.deb
+        {
+            let at = origin.locate("package.deb");
+            let bytes = self.read_file(deb, &at)?;
+            let parsed = DebFile::parse(bytes).map_err(|e| RenderError::At {
+                location: at,
+                message: format!("package {deb}: {e}"),
+            })?;
+            p.resolved = Some(parsed);
         }
         Ok(rendered)
     }
@@ -265,5 +276,60 @@ fn location_in(
         file: file.to_path_buf(),
         line: base_line + line,
         column: if line == 0 { base_col + col } else { col + 1 },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Render every resource of a one-profile dir holding `yaml` and `files`.
+    fn render(yaml: &str, files: &[(&str, &[u8])]) -> Vec<Result<Resource, String>> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("files")).unwrap();
+        for (name, data) in files {
+            std::fs::write(dir.path().join("files").join(name), data).unwrap();
+        }
+        std::fs::write(dir.path().join("p.yml"), yaml).unwrap();
+        let profile = crate::profile::load(dir.path(), "p").unwrap();
+        let renderer = Renderer::new(dir.path());
+        profile
+            .resources
+            .iter()
+            .map(|d| {
+                renderer
+                    .resource(&d.resource, &d.origin, &Value::from(()))
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_package_deb_is_loaded_and_read_or_the_error_points_at_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let deb = crate::resources::testing::build_deb(dir.path(), "parc-tool", "gzip");
+        let yaml = "resources:\n  - package: {deb: tool.deb}\n  - package:\n      deb: missing.deb\n  - package: {deb: script.sh}\n";
+        let out = render(yaml, &[("tool.deb", &deb), ("script.sh", b"#!/bin/sh\n")]);
+        match &out[0] {
+            Ok(Resource::Package(p)) => {
+                let r = p.resolved.as_ref().unwrap();
+                assert_eq!(
+                    (r.package.as_str(), r.version.as_str()),
+                    ("parc-tool", "1:2.0-1")
+                );
+                assert_eq!(*r.data, deb);
+            }
+            other => panic!("{other:?}"),
+        }
+        let missing = out[1].as_ref().unwrap_err();
+        assert!(
+            missing.contains("p.yml:4:12: cannot read source file"),
+            "{missing}"
+        );
+        let bad = out[2].as_ref().unwrap_err();
+        assert!(
+            bad.contains("p.yml:5:20: package script.sh: it is not a Debian package"),
+            "{bad}"
+        );
     }
 }

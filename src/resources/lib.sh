@@ -58,3 +58,71 @@ parc_step() {
   parc_blob out "$PARC_DIR/out"
   [ "$_rc" -eq 0 ] || exit 1
 }
+
+# One passwd/group/shadow entry by name; busybox systems may have no getent.
+parc_getent() { # DB NAME
+  if command -v getent >/dev/null 2>&1; then getent "$1" "$2"
+  else awk -F: -v n="$2" '$1 == n { print; f = 1 } END { exit !f }' "/etc/$1"; fi
+}
+
+# Which account tools the host has: the shadow utilities (TOOL, e.g. useradd),
+# busybox's applet (APPLET, e.g. adduser), or none.
+parc_account_tools() { # TOOL APPLET
+  if command -v "$1" >/dev/null 2>&1; then echo tools=shadow
+  elif command -v "$2" >/dev/null 2>&1 && readlink -f "$(command -v "$2")" | grep -q busybox; then echo tools=busybox
+  else echo tools=none; fi
+}
+
+# apt-get install/upgrade; when it fails (missing or stale package lists), run
+# `apt-get update` once per apply and retry.
+parc_apt_install() { # ARGS...
+  parc_apt install "$@" && return 0
+  [ ! -e "$PARC_DIR/apt-updated" ] || return 1
+  : > "$PARC_DIR/apt-updated"
+  parc_apt update && parc_apt install "$@"
+}
+
+parc_apt() {
+  DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
+}
+
+# The package manager of this host.
+parc_pkg_manager() {
+  if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then echo apt
+  elif command -v dnf >/dev/null 2>&1; then echo dnf
+  elif command -v yum >/dev/null 2>&1; then echo yum
+  elif command -v apk >/dev/null 2>&1; then echo apk
+  elif command -v pacman >/dev/null 2>&1; then echo pacman
+  elif command -v zypper >/dev/null 2>&1; then echo zypper
+  else echo none; fi
+}
+
+# Print "iN=yes" and "vN=VERSION" when package NAME is installed.
+parc_pkg_query() { # MANAGER NAME N
+  case $1 in
+    apt) _v=$(dpkg-query -W -f '${db:Status-Status} ${Version}\n' "$2" 2>/dev/null | sed -n 's/^installed //p' | head -n 1)
+      [ -n "$_v" ] || return 0 ;;
+    dnf|yum|zypper) _v=$(rpm -q --qf '%{VERSION}-%{RELEASE}\n' "$2" 2>/dev/null) || return 0
+      _v=$(printf '%s\n' "$_v" | head -n 1) ;;
+    apk) apk info -e "$2" >/dev/null 2>&1 || return 0
+      _v=$(apk info -e -v "$2" 2>/dev/null); _v=${_v#"$2"-} ;;
+    pacman) _v=$(pacman -Q "$2" 2>/dev/null) || return 0; _v=${_v#* } ;;
+    *) return 0 ;;
+  esac
+  echo "i$3=yes"; echo "v$3=$_v"
+}
+
+# Print "uN=CANDIDATE" (or "uN=newer") when the host's package metadata offers
+# an upgrade of installed package NAME. Nothing is downloaded by apt and apk.
+parc_pkg_upgradable() { # MANAGER NAME N
+  case $1 in
+    apt) _i=$(apt-cache policy "$2" 2>/dev/null | sed -n 's/^ *Installed: //p')
+      _c=$(apt-cache policy "$2" 2>/dev/null | sed -n 's/^ *Candidate: //p')
+      if [ -n "$_c" ] && [ "$_c" != "(none)" ] && [ "$_c" != "$_i" ]; then echo "u$3=$_c"; fi ;;
+    dnf) if dnf -q list --upgrades "$2" >/dev/null 2>&1; then echo "u$3=newer"; fi ;;
+    yum) if yum -q list updates "$2" >/dev/null 2>&1; then echo "u$3=newer"; fi ;;
+    apk) if [ -n "$(apk list -u "$2" 2>/dev/null)" ]; then echo "u$3=newer"; fi ;;
+    pacman) if pacman -Qu "$2" >/dev/null 2>&1; then echo "u$3=newer"; fi ;;
+    zypper) if zypper -n -q list-updates 2>/dev/null | awk -F'|' -v n="$2" '{ gsub(/ /, "", $3) } $3 == n { f = 1 } END { exit !f }'; then echo "u$3=newer"; fi ;;
+  esac
+}

@@ -8,14 +8,21 @@
 //! number of round trips however many resources its profiles declare. Check mode
 //! (`parc plan`) simply stops after planning.
 
+mod accounts;
 mod attrs;
 mod command;
 mod dir;
 mod file;
+mod group;
 mod line;
+mod package;
 mod plan;
 pub mod script;
+mod service;
 mod symlink;
+#[cfg(test)]
+pub(crate) mod testing;
+mod user;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,9 +30,13 @@ pub use attrs::{Mode, State};
 pub use command::{ChangedWhen, Command};
 pub use dir::Dir;
 pub use file::File;
+pub use group::Group;
 pub use line::Line;
+pub use package::{DebError, DebFile, Package, PackageState};
 pub use plan::{Change, Op, Plan, PlanContext, Step, Touch};
+pub use service::{Service, ServiceState};
 pub use symlink::Symlink;
+pub use user::{PasswordHash, User};
 
 use script::{Record, Script};
 
@@ -38,6 +49,10 @@ pub enum Resource {
     Symlink(Symlink),
     Line(Line),
     Command(Command),
+    User(User),
+    Group(Group),
+    Package(Package),
+    Service(Service),
 }
 
 /// Behaviour shared by every kind.
@@ -67,6 +82,10 @@ impl Resource {
             Resource::Symlink(_) => "symlink",
             Resource::Line(_) => "line",
             Resource::Command(_) => "command",
+            Resource::User(_) => "user",
+            Resource::Group(_) => "group",
+            Resource::Package(_) => "package",
+            Resource::Service(_) => "service",
         }
     }
 
@@ -77,6 +96,10 @@ impl Resource {
             Resource::Symlink(r) => r,
             Resource::Line(r) => r,
             Resource::Command(r) => r,
+            Resource::User(r) => r,
+            Resource::Group(r) => r,
+            Resource::Package(r) => r,
+            Resource::Service(r) => r,
         }
     }
 }
@@ -90,6 +113,13 @@ pub enum ResourceError {
     NotProbed { resource: String, stderr: String },
     #[error("{resource}: {reason}")]
     Invalid { resource: String, reason: String },
+    /// The host lacks the tools this resource needs.
+    #[error("{resource}: {reason}; parc cannot converge this resource on this host")]
+    Unsupported { resource: String, reason: String },
+    #[error(
+        "{resource}: this host has no running service manager (systemd); parc cannot manage services here"
+    )]
+    NoServiceManager { resource: String },
 }
 
 #[cfg(test)]
@@ -107,6 +137,11 @@ mod tests {
 - symlink: {path: /nonexistent/parc/l, target: /x}
 - line: {path: /nonexistent/parc/f, line: a}
 - command: {run: 'true', creates: /nonexistent/parc/c, removes: /, unless: 'false', only_if: 'true'}
+- user: {name: parc-nobody-here, home: /nonexistent/parc/h, authorized_keys: [k]}
+- user: {name: root, authorized_keys: [k]}
+- group: {name: parc-nobody-here}
+- package: {names: [coreutils, parc-not-a-package], state: latest}
+- service: {name: ssh, state: started}
 ";
         let resources: Vec<Resource> = crate::profile::from_yaml(yaml).unwrap();
         for r in &resources {

@@ -224,6 +224,11 @@ pub(super) async fn recover(
     }
     recovery.action = RecoveryAction::RolledBack;
     let (OnFailure::Fallback, Some(fallback)) = (job.on_failure, &job.fallback) else {
+        if !done.journaled {
+            // Nothing had changed, so nothing was rolled back: the host simply failed.
+            recovery.action = RecoveryAction::Kept;
+            recovery.error = Some("nothing had been changed on the host".into());
+        }
         return recovery;
     };
     events.phase(host, "applying fallback");

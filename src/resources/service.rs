@@ -1,0 +1,258 @@
+//! `service`: whether a systemd unit is enabled at boot and running now.
+//!
+//! Only systemd for now. `restarted` and `reloaded` are actions rather than
+//! states: they always act, which is what handlers want (`notify: [restart ssh]`).
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::{Change, Plan, PlanContext, Step, Touch};
+use super::script::{Record, Script};
+use super::{Kind, ResourceError};
+use crate::transport::quote;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: String,
+    /// Started at boot; omitted: left as it is.
+    pub enabled: Option<bool>,
+    /// Omitted: left as it is.
+    pub state: Option<ServiceState>,
+    pub when: Option<String>,
+    #[serde(default)]
+    pub notify: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceState {
+    Started,
+    Stopped,
+    Restarted,
+    /// Reload when running, start otherwise (a reload of a stopped unit fails).
+    Reloaded,
+}
+
+/// `systemctl is-active` answers meaning the unit runs or is about to.
+const RUNNING: &[&str] = &["active", "activating", "reloading"];
+/// `systemctl is-enabled` answers meaning it starts at boot.
+const ENABLED: &[&str] = &["enabled", "enabled-runtime"];
+/// Answers for units that cannot be enabled or disabled (no `[Install]`
+/// section, or enabled through another unit): `enabled` leaves them alone.
+const FIXED: &[&str] = &["static", "indirect", "generated", "transient", "alias"];
+
+impl Kind for Service {
+    fn label(&self) -> String {
+        format!("service {}", self.name)
+    }
+    fn when(&self) -> Option<&str> {
+        self.when.as_deref()
+    }
+    fn notify(&self) -> &[String] {
+        &self.notify
+    }
+
+    fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
+        let n = quote(&self.name);
+        s.sh(&format!(
+            "echo '@@r {id}'\n\
+             if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then\n\
+             echo manager=systemd\n\
+             echo \"load=$(systemctl show -p LoadState --value -- {n} 2>/dev/null)\"\n\
+             echo \"active=$(systemctl is-active -- {n} 2>/dev/null)\"\n\
+             echo \"enabled=$(systemctl is-enabled -- {n} 2>/dev/null)\"\n\
+             fi"
+        ));
+    }
+
+    fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
+        let label = self.label();
+        if probed.get("manager") != Some("systemd") {
+            return Err(ResourceError::NoServiceManager { resource: label });
+        }
+        if self.enabled.is_none() && self.state.is_none() {
+            return Err(ResourceError::Invalid {
+                resource: label,
+                reason: "declares neither `enabled` nor `state`, so there is nothing to manage"
+                    .into(),
+            });
+        }
+        let load = probed.get("load").unwrap_or("");
+        if load != "loaded" {
+            return Err(ResourceError::Conflict {
+                resource: label,
+                reason: match load {
+                    "masked" => {
+                        "the unit is masked; unmask it (systemctl unmask) before parc can manage it"
+                            .into()
+                    }
+                    "not-found" | "" => {
+                        "no such unit on this host (is its package installed?)".into()
+                    }
+                    other => format!("the unit could not be loaded (LoadState={other})"),
+                },
+            });
+        }
+        let n = quote(&self.name);
+        let (mut what, mut sh, mut undo) = (Vec::new(), Vec::new(), Vec::new());
+        let enabled_now = probed.get("enabled").unwrap_or("");
+        match self.enabled {
+            Some(true) if !ENABLED.contains(&enabled_now) && !FIXED.contains(&enabled_now) => {
+                what.push("enable".to_string());
+                sh.push(format!("systemctl enable -- {n}"));
+                undo.push(format!("systemctl disable -- {n}"));
+            }
+            Some(false) if ENABLED.contains(&enabled_now) => {
+                what.push("disable".to_string());
+                sh.push(format!("systemctl disable -- {n}"));
+                undo.push(format!("systemctl enable -- {n}"));
+            }
+            _ => {}
+        }
+        let running = RUNNING.contains(&probed.get("active").unwrap_or(""));
+        match self.state {
+            Some(ServiceState::Started) if !running => {
+                what.push("start".into());
+                sh.push(format!("systemctl start -- {n}"));
+                undo.push(format!("systemctl stop -- {n}"));
+            }
+            Some(ServiceState::Stopped) if running => {
+                what.push("stop".into());
+                sh.push(format!("systemctl stop -- {n}"));
+                undo.push(format!("systemctl start -- {n}"));
+            }
+            Some(ServiceState::Restarted) => {
+                what.push("restart".into());
+                sh.push(format!("systemctl restart -- {n}"));
+            }
+            Some(ServiceState::Reloaded) => {
+                what.push("reload".into());
+                sh.push(format!(
+                    "if systemctl is-active --quiet -- {n}; then systemctl reload -- {n}; else systemctl start -- {n}; fi"
+                ));
+            }
+            _ => {}
+        }
+        if what.is_empty() {
+            return Ok(Plan::NoChange);
+        }
+        // Undone newest first, so stop before disable (and start after enable).
+        undo.reverse();
+        Ok(Plan::Change(Change {
+            what,
+            diff: None,
+            step: Step::sh(sh.join("\n")),
+            touches: if undo.is_empty() {
+                vec![]
+            } else {
+                vec![Touch::Undo(undo.join("\n"))]
+            },
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{change, record, step_sh};
+
+    fn service(yaml: &str) -> Service {
+        crate::profile::from_yaml(yaml).unwrap()
+    }
+
+    fn systemd(active: &str, enabled: &str) -> Record {
+        record(&[
+            ("manager", "systemd"),
+            ("load", "loaded"),
+            ("active", active),
+            ("enabled", enabled),
+        ])
+    }
+
+    #[test]
+    fn no_service_manager_is_a_clear_error() {
+        let e = service("{name: ssh, state: started}")
+            .plan(&record(&[]), &PlanContext::default())
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "service ssh: this host has no running service manager (systemd); parc cannot manage services here"
+        );
+    }
+
+    #[test]
+    fn enables_and_starts_only_what_differs() {
+        let ctx = PlanContext::default();
+        let s = service("{name: ssh, enabled: true, state: started}");
+        assert!(matches!(
+            s.plan(&systemd("active", "enabled"), &ctx).unwrap(),
+            Plan::NoChange
+        ));
+        assert!(matches!(
+            s.plan(&systemd("active", "static"), &ctx).unwrap(),
+            Plan::NoChange
+        ));
+        let c = change(s.plan(&systemd("inactive", "disabled"), &ctx).unwrap());
+        assert_eq!(c.what, ["enable", "start"]);
+        assert_eq!(
+            step_sh(&c),
+            "systemctl enable -- ssh\nsystemctl start -- ssh"
+        );
+        assert_eq!(
+            c.touches,
+            [Touch::Undo(
+                "systemctl stop -- ssh\nsystemctl disable -- ssh".into()
+            )]
+        );
+        let c = change(s.plan(&systemd("failed", "enabled"), &ctx).unwrap());
+        assert_eq!(c.what, ["start"]);
+    }
+
+    #[test]
+    fn disables_and_stops() {
+        let ctx = PlanContext::default();
+        let s = service("{name: cups, enabled: false, state: stopped}");
+        assert!(matches!(
+            s.plan(&systemd("inactive", "disabled"), &ctx).unwrap(),
+            Plan::NoChange
+        ));
+        let c = change(s.plan(&systemd("active", "enabled"), &ctx).unwrap());
+        assert_eq!(c.what, ["disable", "stop"]);
+    }
+
+    #[test]
+    fn restarted_and_reloaded_always_act() {
+        let ctx = PlanContext::default();
+        let c = change(
+            service("{name: ssh, state: restarted}")
+                .plan(&systemd("active", "enabled"), &ctx)
+                .unwrap(),
+        );
+        assert_eq!(step_sh(&c), "systemctl restart -- ssh");
+        assert!(c.touches.is_empty());
+        let c = change(
+            service("{name: ssh, state: reloaded}")
+                .plan(&systemd("active", "enabled"), &ctx)
+                .unwrap(),
+        );
+        assert!(step_sh(&c).contains("systemctl reload -- ssh"));
+    }
+
+    #[test]
+    fn missing_or_masked_units_are_errors() {
+        let ctx = PlanContext::default();
+        let s = service("{name: nope, state: started}");
+        let mut r = systemd("inactive", "");
+        r.fields.insert("load".into(), "not-found".into());
+        assert!(
+            s.plan(&r, &ctx)
+                .unwrap_err()
+                .to_string()
+                .contains("no such unit")
+        );
+        r.fields.insert("load".into(), "masked".into());
+        assert!(s.plan(&r, &ctx).unwrap_err().to_string().contains("masked"));
+        let e = service("{name: ssh}").plan(&systemd("active", "enabled"), &ctx);
+        assert!(matches!(e, Err(ResourceError::Invalid { .. })));
+    }
+}
