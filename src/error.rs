@@ -15,6 +15,25 @@ pub enum ParcError {
     #[error("-e `{item}`: expected KEY=VALUE")]
     ExtraVar { item: String },
     #[error(transparent)]
+    Profile(#[from] crate::profile::ProfileError),
+    #[error(
+        "cannot verify `{target}`: {reason}. Give a playbook file, a profile file, or the name of a profile in ./profiles; nothing was verified"
+    )]
+    VerifyTarget { target: String, reason: String },
+    #[error(
+        "verifying profile `{profile}` needs --on PATTERN to say which hosts (a profile, unlike a playbook, names none); nothing was verified"
+    )]
+    VerifyNeedsHosts { profile: String },
+    #[error(
+        "`{target}` declares no tests: none of its profiles (or their includes) has a `verify:` list, so there is nothing to verify"
+    )]
+    NothingToVerify { target: String },
+    #[error("cannot write {}: {source}", path.display())]
+    WriteFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
     Lab(#[from] crate::lab::LabError),
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
@@ -52,6 +71,10 @@ impl ParcError {
             | ParcError::Pattern(_)
             | ParcError::NoInventory
             | ParcError::Playbook(_)
+            | ParcError::Profile(_)
+            | ParcError::VerifyTarget { .. }
+            | ParcError::VerifyNeedsHosts { .. }
+            | ParcError::NothingToVerify { .. }
             | ParcError::ExtraVar { .. } => exit::USAGE,
             ParcError::Lab(e) if e.is_environment() => exit::ENVIRONMENT,
             ParcError::Report(
@@ -60,7 +83,9 @@ impl ParcError {
                 | ReportError::AmbiguousRun { .. },
             ) => exit::USAGE,
             ParcError::Report(_) => exit::INTERNAL,
-            ParcError::Lab(_) | ParcError::Output { .. } => exit::INTERNAL,
+            ParcError::Lab(_) | ParcError::Output { .. } | ParcError::WriteFile { .. } => {
+                exit::INTERNAL
+            }
         }
     }
 }

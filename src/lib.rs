@@ -18,3 +18,4 @@ pub mod report;
 pub mod resources;
 pub mod transport;
 pub mod ui;
+pub mod verify;

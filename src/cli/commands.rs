@@ -74,6 +74,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
         }
         Command::Apply(args) => apply(&cli, args, args.check).await,
         Command::Plan(args) => apply(&cli, args, true).await,
+        Command::Verify(args) => super::verify::verify(&cli, args).await,
         Command::Report {
             run_id,
             format,
@@ -190,7 +191,7 @@ fn print(text: &str, what: &'static str) -> Result<(), ParcError> {
 
 /// `-e key=value`: the value is YAML, so `-e port=2222` is a number and
 /// `-e debug=true` a boolean, as in Ansible.
-fn parse_extra_vars(items: &[String]) -> Result<Vars, ParcError> {
+pub(super) fn parse_extra_vars(items: &[String]) -> Result<Vars, ParcError> {
     let mut vars = Vars::new();
     for item in items {
         let Some((k, v)) = item.split_once('=') else {
@@ -203,8 +204,8 @@ fn parse_extra_vars(items: &[String]) -> Result<Vars, ParcError> {
     Ok(vars)
 }
 
-type Monitor = tokio::task::JoinHandle<()>;
-type ReportTask = tokio::task::JoinHandle<Result<PathBuf, ReportError>>;
+pub(super) type Monitor = tokio::task::JoinHandle<()>;
+pub(super) type ReportTask = tokio::task::JoinHandle<Result<PathBuf, ReportError>>;
 
 fn select(ctx: &FleetContext, pattern: &str) -> Result<Vec<String>, ParcError> {
     Ok(ctx
@@ -218,7 +219,7 @@ fn select(ctx: &FleetContext, pattern: &str) -> Result<Vec<String>, ParcError> {
 /// Load the inventory and start the display. The second receiver gets the
 /// same events for the run report, started by [`record`] once the hosts are
 /// known, so a bad pattern leaves no empty run behind.
-fn prepare(
+pub(super) fn prepare(
     cli: &Cli,
     parallel: usize,
     display: ui::Options,
@@ -242,7 +243,7 @@ fn prepare(
 
 /// Start the run's report: its directory is created here, before any host
 /// is contacted.
-fn record(
+pub(super) fn record(
     cli: &Cli,
     rx: UnboundedReceiver<Event>,
     run_id: &str,
@@ -279,7 +280,7 @@ fn absolute(path: &Path) -> PathBuf {
 /// Let the display and the report drain every event before the command
 /// prints its result. A report that could not be written does not change
 /// the exit code, which says how the hosts ended, but is said loudly.
-async fn finish(cli: &Cli, ctx: FleetContext, monitor: Monitor, report: ReportTask) {
+pub(super) async fn finish(cli: &Cli, ctx: FleetContext, monitor: Monitor, report: ReportTask) {
     drop(ctx);
     let _ = monitor.await;
     match report.await {

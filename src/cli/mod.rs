@@ -4,6 +4,7 @@
 //! `engine` and `ui`. Errors are rendered once, in [`main`], with their exit code.
 
 mod commands;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,6 +82,9 @@ enum Command {
     Apply(ApplyArgs),
     /// What `apply` would change, host by host; changes nothing (= apply --check).
     Plan(ApplyArgs),
+    /// Check hosts against the `verify:` tests of a playbook's or a profile's
+    /// profiles (changes nothing; exit 3 when a test fails).
+    Verify(VerifyArgs),
     /// Restore hosts from the journals a run left on them (also after a crash).
     Rollback {
         /// The run id (shown at the start of every run, and in reports).
@@ -128,6 +132,38 @@ struct ApplyArgs {
     /// Break a stale host lock left by an interrupted run (its process is gone).
     #[arg(long)]
     break_lock: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// A playbook file (its plays' profiles and hosts), a profile file, or the
+    /// name of a profile in ./profiles.
+    target: String,
+    /// Hosts to verify. With a playbook: only play hosts also matching it.
+    /// With a profile: required, as a profile names no hosts.
+    #[arg(long, value_name = "PATTERN")]
+    on: Option<String>,
+    #[arg(long, value_enum, default_value_t = VerifyFormat::Table)]
+    format: VerifyFormat,
+    /// Write the result here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Extra variable, highest precedence (repeatable); VALUE is read as YAML.
+    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
+    extra_vars: Vec<String>,
+    /// Hosts verified at once.
+    #[arg(long, default_value_t = 64)]
+    parallel: usize,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum VerifyFormat {
+    /// A row per host, then every failed check.
+    Table,
+    /// One record per host with every result.
+    Json,
+    /// JUnit XML, for CI systems.
+    Junit,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::facts::Facts;
 use crate::transport::ExitStatus;
+use crate::verify::TestResult;
 
 /// Where a host ended up. Shown everywhere, counted in summaries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -81,6 +82,8 @@ pub enum Outcome {
         #[serde(skip_serializing_if = "Option::is_none")]
         recovery: Option<Recovery>,
     },
+    /// `parc verify`: every test of the host, each with its checks.
+    Verified { results: Vec<TestResult> },
     /// Not attempted.
     Skipped { reason: String },
     /// `parc rollback`: journals restored, and what did not match them after.
@@ -192,6 +195,8 @@ impl Outcome {
                 HostState::Changed
             }
             Outcome::Applied { .. } => HostState::Ok,
+            Outcome::Verified { results } if results.iter().all(|r| r.passed) => HostState::Ok,
+            Outcome::Verified { .. } => HostState::Failed,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod gather;
 pub mod lock;
 pub mod rollback;
 pub mod rollout;
+pub mod verify;
 
 /// A run identifier that sorts by time and is unique enough across operators:
 /// `20261128T231502-3f9a`.

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use crate::inventory::Vars;
 use crate::profile::{self, Profile, ProfileError};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlaySpec {
     pub name: Option<String>,

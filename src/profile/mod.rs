@@ -1,10 +1,11 @@
 //! Profiles: the declared state of a workstation, composed with `include`.
 //!
-//! A profile file is YAML with `vars`, `include`, `secret_vars`, `resources` and
-//! `handlers`. Loading resolves includes depth-first (an included profile's
-//! resources come first, each profile at most once; the includer's vars win) and
-//! keeps, for every resource, where it came from so later errors (templates,
-//! `when`) can point at `file:line:column`.
+//! A profile file is YAML with `vars`, `include`, `secret_vars`, `resources`,
+//! `handlers` and `verify` (tests, see `crate::verify`). Loading resolves
+//! includes depth-first (an included profile's resources and tests come first,
+//! each profile at most once; the includer's vars win) and keeps, for every
+//! resource and test, where it came from so later errors (templates, `when`)
+//! can point at `file:line:column`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use serde::Deserialize;
 use crate::inventory::Vars;
 use crate::location::{Location, PositionMap};
 use crate::resources::Resource;
+use crate::verify::Test;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +34,8 @@ struct ProfileFile {
     resources: Vec<Resource>,
     #[serde(default)]
     handlers: IndexMap<String, Resource>,
+    #[serde(default)]
+    verify: Vec<Test>,
     /// Profile converged when this one fails (degraded mode).
     #[serde(default)]
     fallback: Option<String>,
@@ -64,6 +68,13 @@ pub struct Declared {
     pub origin: Origin,
 }
 
+/// A verification test with where it was written.
+#[derive(Debug, Clone)]
+pub struct DeclaredTest {
+    pub test: Test,
+    pub origin: Origin,
+}
+
 /// A profile with its includes resolved.
 #[derive(Debug, Clone)]
 pub struct Profile {
@@ -75,6 +86,7 @@ pub struct Profile {
     pub secret_vars: BTreeSet<String>,
     pub resources: Vec<Declared>,
     pub handlers: IndexMap<String, Declared>,
+    pub verify: Vec<DeclaredTest>,
     /// The degraded-mode profile to converge when this one fails.
     pub fallback: Option<String>,
 }
@@ -125,6 +137,7 @@ pub fn load_many(dir: &Path, names: &[String]) -> Result<Profile, ProfileError> 
         secret_vars: BTreeSet::new(),
         resources: Vec::new(),
         handlers: IndexMap::new(),
+        verify: Vec::new(),
         fallback: None,
     };
     let mut seen = BTreeSet::new();
@@ -197,6 +210,16 @@ fn load_into(
             positions: positions.clone(),
         };
         into.handlers.insert(hname, Declared { resource, origin });
+    }
+    for (i, test) in file.verify.into_iter().enumerate() {
+        into.verify.push(DeclaredTest {
+            test,
+            origin: Origin {
+                profile: name.to_string(),
+                yaml_path: format!("verify.{i}"),
+                positions: positions.clone(),
+            },
+        });
     }
     Ok(())
 }

@@ -12,6 +12,8 @@ pub use redact::{REDACTED, Redactor};
 use std::path::{Path, PathBuf};
 
 use minijinja::{Environment, UndefinedBehavior, Value};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::location::Location;
 use crate::profile::Origin;
@@ -119,19 +121,33 @@ impl Renderer {
             })
     }
 
-    /// Render every string field of a declared resource (not `when`, which is an
-    /// expression), resolve file content from content/src/template, and load
-    /// and read a package's `.deb`.
+    /// Render every string field of a declared item (a resource, a test; not
+    /// `when`, which is an expression) through its serde form, so each kind
+    /// needs no rendering code of its own. A field whose rendered text no longer
+    /// fits its type (a `uid` template that renders to `abc`) is refused here.
+    pub fn fields<T: Serialize + DeserializeOwned>(
+        &self,
+        decl: &T,
+        origin: &Origin,
+        ctx: &Value,
+    ) -> Result<T, RenderError> {
+        let mut value = serde_json::to_value(decl).expect("declared items serialize");
+        self.walk(&mut value, "", origin, ctx)?;
+        serde_json::from_value(value).map_err(|e| RenderError::At {
+            location: origin.locate(""),
+            message: format!("after rendering its templates: {e}"),
+        })
+    }
+
+    /// Render every string field of a declared resource, resolve file content
+    /// from content/src/template, and load and read a package's `.deb`.
     pub fn resource(
         &self,
         decl: &Resource,
         origin: &Origin,
         ctx: &Value,
     ) -> Result<Resource, RenderError> {
-        let mut value = serde_json::to_value(decl).expect("resources serialize");
-        self.walk(&mut value, "", origin, ctx)?;
-        let mut rendered: Resource =
-            serde_json::from_value(value).expect("rendering keeps resource types");
+        let mut rendered = self.fields(decl, origin, ctx)?;
         if let Resource::File(f) = &mut rendered {
             let at = |field: &str| origin.locate(&format!("file.{field}"));
             let chosen = [f.content.is_some(), f.src.is_some(), f.template.is_some()]

@@ -14,7 +14,7 @@ impl Redactor {
         vars: &serde_json::Map<String, serde_json::Value>,
         names: impl IntoIterator<Item = &'a String>,
     ) -> Self {
-        let mut secrets: Vec<String> = names
+        let secrets: Vec<String> = names
             .into_iter()
             .filter_map(|n| vars.get(n))
             .map(|v| match v {
@@ -24,8 +24,20 @@ impl Redactor {
             // Very short values would redact half of every text; treat them as a config mistake.
             .filter(|s| s.len() >= 3)
             .collect();
+        Redactor::of(secrets)
+    }
+
+    /// The secrets of both: a host verified for several plays shows texts
+    /// rendered with each play's variables.
+    pub fn union(self, other: Redactor) -> Redactor {
+        let mut secrets = self.secrets;
+        secrets.extend(other.secrets);
+        Redactor::of(secrets)
+    }
+
+    fn of(mut secrets: Vec<String>) -> Redactor {
         // Longest first, so a secret containing another is replaced whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         secrets.dedup();
         Redactor { secrets }
     }
@@ -57,6 +69,18 @@ mod tests {
         assert_eq!(
             r.redact("bob:hunter22 pin=123456"),
             "bob:<redacted> pin=<redacted>"
+        );
+    }
+
+    #[test]
+    fn union_redacts_both_longest_first() {
+        let vars: serde_json::Map<_, _> =
+            serde_json::from_str(r#"{"a": "secret", "b": "secret-longer"}"#).unwrap();
+        let a = Redactor::from_vars(&vars, &["a".to_string()]);
+        let b = Redactor::from_vars(&vars, &["b".to_string(), "a".to_string()]);
+        assert_eq!(
+            a.union(b).redact("secret-longer secret"),
+            "<redacted> <redacted>"
         );
     }
 }

@@ -23,6 +23,7 @@ const SHOWN: &[&str] = &[
     "error",
     "reason",
     "resources",
+    "results",
     "status",
     "stdout",
     "stderr",
@@ -219,6 +220,7 @@ fn host_body(h: &HostRecord) -> Markup {
         @if let Some(e) = text("error") { p.error { (e) } }
         @if let Some(r) = text("reason") { p { (r) } }
         @if let Some(rs) = o.get("resources").and_then(Value::as_array) { (resources(rs)) }
+        @if let Some(ts) = o.get("results").and_then(Value::as_array) { (tests(ts)) }
         @if let Some(s) = o.get("status") { p { "Command ended: " (exit_status(s)) "." } }
         @if let Some(t) = text("stdout") { h4 { "Output" } pre { (t) } }
         @if let Some(t) = text("stderr") { h4 { "Errors" } pre { (t) } }
@@ -278,6 +280,49 @@ fn resource_table(list: &[&Value]) -> Markup {
                                     @else { pre class=(key) { (t) } }
                                 }
                             }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Verification results: failed tests first with every check's expected and
+/// actual value; passed tests folded away like unchanged resources.
+fn tests(list: &[Value]) -> Markup {
+    let passed = |t: &&Value| t.get("passed").and_then(Value::as_bool) == Some(true);
+    let (ok, failed): (Vec<&Value>, Vec<&Value>) = list.iter().partition(passed);
+    html! {
+        @if !failed.is_empty() { (test_table(&failed)) }
+        @if !ok.is_empty() {
+            details.calm {
+                summary { (ok.len()) @if ok.len() == 1 { " test passed" } @else { " tests passed" } }
+                (test_table(&ok))
+            }
+        }
+    }
+}
+
+fn test_table(list: &[&Value]) -> Markup {
+    let field = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    html! {
+        table {
+            thead { tr { th { "Check" } th { "Test" } th { "Expected" } th { "Actual" } } }
+            tbody {
+                @for t in list {
+                    @for c in t.get("checks").and_then(Value::as_array).into_iter().flatten() {
+                        @let ok = c.get("passed").and_then(Value::as_bool) == Some(true);
+                        tr class=(if ok { "passed" } else { "failed" }) {
+                            td.status { (if ok { "passed" } else { "failed" }) " " (field(c, "what")) }
+                            td { code { (field(t, "name")) } }
+                            td { pre { (field(c, "expected")) } }
+                            td { pre { (field(c, "actual")) } }
                         }
                     }
                 }

@@ -85,6 +85,23 @@ fn host(out: &mut String, h: &HostRecord, plan: bool) {
             let _ = writeln!(out, "        {l}");
         }
     }
+    // Verification: each failed check with what was expected and found.
+    let results = h.outcome.get("results").and_then(Value::as_array);
+    for t in results.into_iter().flatten() {
+        if t.get("passed").and_then(Value::as_bool) != Some(false) {
+            continue;
+        }
+        let name = t.get("name").and_then(Value::as_str).unwrap_or_default();
+        let _ = writeln!(out, "    FAILED      {name}");
+        let checks = t.get("checks").and_then(Value::as_array);
+        for c in checks.into_iter().flatten() {
+            let get = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or_default();
+            if c.get("passed").and_then(Value::as_bool) == Some(false) {
+                let (what, expected, actual) = (get("what"), get("expected"), get("actual"));
+                let _ = writeln!(out, "        {what}: expected {expected}, got {actual}");
+            }
+        }
+    }
     let resource_failed = resources
         .into_iter()
         .flatten()

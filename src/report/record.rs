@@ -281,6 +281,8 @@ fn resource_counts(outcome: &Outcome) -> (Option<usize>, Option<usize>) {
                 count(&|s| s == ResourceStatus::Failed),
             )
         }
+        // A verification changes nothing; its failures are failed tests.
+        Outcome::Verified { results } => (None, Some(results.iter().filter(|r| !r.passed).count())),
         _ => (None, None),
     }
 }

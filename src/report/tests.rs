@@ -343,3 +343,53 @@ fn a_damaged_report_points_at_the_spot() {
     let err = RunsDir::load(dir.path()).unwrap_err();
     assert!(err.to_string().contains("report.json:2:"), "{err}");
 }
+
+#[test]
+fn verification_results_show_failed_checks_first_with_expected_and_actual() {
+    use crate::verify::{Check, TestResult};
+    let test = |name: &str, checks: Vec<Check>| TestResult {
+        name: name.into(),
+        kind: "file",
+        passed: checks.iter().all(|c| c.passed),
+        checks,
+    };
+    let outcome = Outcome::Verified {
+        results: vec![
+            test(
+                "file /etc/motd",
+                vec![Check::equal("exists", "present", "present")],
+            ),
+            test(
+                "file /etc/cups/lpoptions",
+                vec![Check::equal("exists", "present", "absent")],
+            ),
+        ],
+    };
+    let events = vec![
+        Event::RunStarted {
+            run_id: "r".into(),
+            action: "verify".into(),
+            hosts: vec!["ws-001".into()],
+        },
+        finished("ws-001", outcome.state(), 700, outcome),
+    ];
+    let report = folded(&events);
+    let recap = render_recap(&report, &TimeZone::UTC);
+    assert!(
+        recap.contains(
+            "FAILED      file /etc/cups/lpoptions\n        exists: expected present, got absent"
+        ),
+        "{recap}"
+    );
+    assert!(
+        !recap.contains("/etc/motd"),
+        "passed tests are not listed: {recap}"
+    );
+    let html = render_html(&report, &TimeZone::UTC);
+    let failed = html
+        .find("<code>file /etc/cups/lpoptions</code>")
+        .expect("failed test shown");
+    let passed = html.find("1 test passed").expect("passed tests folded");
+    assert!(failed < passed, "failed tests come first");
+    assert!(html.contains("<pre>absent</pre>"), "actual value shown");
+}

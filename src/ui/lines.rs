@@ -2,6 +2,7 @@
 
 use super::Options;
 use crate::engine::events::{Event, HostState, Outcome, ResourceStatus, Summary};
+use crate::verify::TestResult;
 
 /// The human text for an event, if it prints anything.
 pub fn event(ev: &Event, action: &str, options: Options) -> Option<String> {
@@ -103,6 +104,13 @@ pub fn host_finished(
             };
             format!("{host} | {label} | {head} | {secs:.2}s")
         }
+        Outcome::Verified { results } => {
+            let failed = results.iter().filter(|r| !r.passed).count();
+            format!(
+                "{host} | {label} | {} passed, {failed} failed | {secs:.2}s",
+                results.len() - failed
+            )
+        }
     };
     match outcome {
         Outcome::Command { stdout, stderr, .. } if options.show_output => {
@@ -164,9 +172,28 @@ pub fn host_finished(
                 out.push_str(&format!("\n    error: {e}"));
             }
         }
+        Outcome::Verified { results } => verified_lines(&mut out, results),
         _ => {}
     }
     out
+}
+
+/// Failed tests, each failed check with what was expected and what was found.
+/// Passed tests are only counted (in the host line): with hundreds of hosts,
+/// listing them would bury the failures.
+fn verified_lines(out: &mut String, results: &[TestResult]) {
+    for r in results.iter().filter(|r| !r.passed) {
+        out.push_str(&format!("\n    FAILED  {}", r.name));
+        for c in r.checks.iter().filter(|c| !c.passed) {
+            out.push_str(&format!("\n        {}: expected {}", c.what, c.expected));
+            let mut actual = c.actual.lines();
+            out.push_str(&format!(", got {}", actual.next().unwrap_or("")));
+            for l in actual {
+                out.push_str("\n          ");
+                out.push_str(l);
+            }
+        }
+    }
 }
 
 /// One row of the end-of-run recap, for runs that converge hosts.
@@ -295,5 +322,33 @@ mod tests {
             recovery: None,
         };
         insta::assert_snapshot!(host_finished("ws-003", HostState::Ok, 300, &o, ALL));
+    }
+
+    #[test]
+    fn verify_lines_show_failed_checks_only() {
+        use crate::verify::Check;
+        let ok = TestResult {
+            name: "file /etc/motd".into(),
+            kind: "file",
+            passed: true,
+            checks: vec![Check::equal("exists", "present", "present")],
+        };
+        let bad = TestResult {
+            name: "sshd config is valid".into(),
+            kind: "command",
+            passed: false,
+            checks: vec![
+                Check::equal(
+                    "exit status",
+                    "0",
+                    "255 (stderr: line 3: Bad option\nline 9: x)",
+                ),
+                Check::equal("stdout", "a", "a"),
+            ],
+        };
+        let o = Outcome::Verified {
+            results: vec![ok, bad],
+        };
+        insta::assert_snapshot!(host_finished("ws-004", o.state(), 820, &o, ALL));
     }
 }

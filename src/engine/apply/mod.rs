@@ -50,26 +50,16 @@ pub struct ApplyJob {
 }
 
 impl ApplyJob {
-    /// Variables for `host`: profile defaults < inventory (groups, then host) <
-    /// play vars < `-e`, plus `facts`, `inventory_hostname` and `group_names`.
+    /// Variables for `host`, see [`host_vars`].
     pub fn vars_for(&self, inventory: &Inventory, host: &str, facts: &serde_json::Value) -> Vars {
-        let mut vars = self.profile.vars.clone();
-        for layer in [
-            inventory.vars_for(host),
-            self.play_vars.clone(),
-            self.extra_vars.clone(),
-        ] {
-            vars.extend(layer);
-        }
-        vars.insert("facts".into(), facts.clone());
-        vars.insert("inventory_hostname".into(), host.into());
-        let groups: Vec<serde_json::Value> = inventory
-            .groups_of(host)
-            .into_iter()
-            .map(serde_json::Value::from)
-            .collect();
-        vars.insert("group_names".into(), groups.into());
-        vars
+        host_vars(
+            &self.profile,
+            &self.play_vars,
+            &self.extra_vars,
+            inventory,
+            host,
+            facts,
+        )
     }
 
     fn redactor(&self, vars: &Vars) -> Redactor {
@@ -78,6 +68,36 @@ impl ApplyJob {
             self.profile.secret_vars.iter().chain(&self.secret_vars),
         )
     }
+}
+
+/// Variables for `host`: profile defaults < inventory (groups, then host) <
+/// play vars < `-e`, plus `facts`, `inventory_hostname` and `group_names`.
+/// Shared with `parc verify`, whose tests must see what apply's resources saw.
+pub fn host_vars(
+    profile: &Profile,
+    play_vars: &Vars,
+    extra_vars: &Vars,
+    inventory: &Inventory,
+    host: &str,
+    facts: &serde_json::Value,
+) -> Vars {
+    let mut vars = profile.vars.clone();
+    for layer in [
+        inventory.vars_for(host),
+        play_vars.clone(),
+        extra_vars.clone(),
+    ] {
+        vars.extend(layer);
+    }
+    vars.insert("facts".into(), facts.clone());
+    vars.insert("inventory_hostname".into(), host.into());
+    let groups: Vec<serde_json::Value> = inventory
+        .groups_of(host)
+        .into_iter()
+        .map(serde_json::Value::from)
+        .collect();
+    vars.insert("group_names".into(), groups.into());
+    vars
 }
 
 pub async fn apply_host(

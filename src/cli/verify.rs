@@ -1,0 +1,114 @@
+//! `parc verify TARGET [--on PATTERN]`: which plays and hosts, then the result
+//! in the format asked for.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::commands::{finish, parse_extra_vars, prepare, record};
+use super::{Cli, VerifyArgs, VerifyFormat};
+use crate::engine::new_run_id;
+use crate::engine::rollout::select_hosts;
+use crate::engine::verify::{self, VerifyPlay};
+use crate::error::{ParcError, exit_for};
+use crate::playbook::{self, Play, PlaySpec, Playbook};
+use crate::profile;
+use crate::verify::report;
+
+pub async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, ParcError> {
+    let playbook = load_target(&args.target, args.on.as_deref())?;
+    if playbook.plays.iter().all(|p| p.profile.verify.is_empty()) {
+        return Err(ParcError::NothingToVerify {
+            target: args.target.clone(),
+        });
+    }
+    let extra_vars = parse_extra_vars(&args.extra_vars)?;
+    let display = crate::ui::Options {
+        show_output: false,
+        show_changes: false,
+    };
+    let (ctx, monitor, report_rx) = prepare(cli, args.parallel, display)?;
+    let play_hosts = select_hosts(&ctx, &playbook, args.on.as_deref())?;
+    let run_id = new_run_id();
+    let report = record(cli, report_rx, &run_id, Some(&playbook))?;
+    let plays = playbook
+        .plays
+        .iter()
+        .zip(play_hosts)
+        .map(|(play, hosts)| VerifyPlay::new(play, hosts, &extra_vars))
+        .collect();
+    let (results, summary) = verify::run(&ctx, &run_id, plays).await;
+    finish(cli, ctx, monitor, report).await;
+
+    let text = match args.format {
+        VerifyFormat::Table => report::table(&results),
+        VerifyFormat::Json => report::json(&results),
+        VerifyFormat::Junit => report::junit(&results).map_err(|e| ParcError::Output {
+            what: "the JUnit report",
+            source: std::io::Error::other(e),
+        })?,
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, text).map_err(|source| ParcError::WriteFile {
+            path: path.clone(),
+            source,
+        })?,
+        // With --json, stdout carries the event stream; the result is in its events.
+        None if cli.json => {}
+        None => std::io::stdout()
+            .write_all(text.as_bytes())
+            .map_err(|source| ParcError::Output {
+                what: "the verification result",
+                source,
+            })?,
+    }
+    Ok(exit_for(&summary))
+}
+
+/// A playbook is a YAML list of plays, a profile a map: the file says which it
+/// is. A bare name is a profile in ./profiles, the directory playbooks use
+/// when none sits beside them.
+fn load_target(target: &str, on: Option<&str>) -> Result<Playbook, ParcError> {
+    let path = Path::new(target);
+    let bad = |reason: String| ParcError::VerifyTarget {
+        target: target.to_string(),
+        reason,
+    };
+    let (dir, name) = if path.is_file() {
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let doc: serde_norway::Value =
+            serde_norway::from_str(&text).map_err(|e| profile::yaml_error(path, e))?;
+        if doc.is_sequence() {
+            return Ok(playbook::load(path)?);
+        }
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        (dir, name)
+    } else if target.contains('/') || target.ends_with(".yml") || target.ends_with(".yaml") {
+        return Err(bad("no such file".into()));
+    } else {
+        (std::path::PathBuf::from("profiles"), target.to_string())
+    };
+    let profile = profile::load(&dir, &name)?;
+    let Some(on) = on else {
+        return Err(ParcError::VerifyNeedsHosts {
+            profile: profile.name,
+        });
+    };
+    let play = Play {
+        name: profile.name.clone(),
+        spec: PlaySpec {
+            hosts: on.to_string(),
+            profiles: vec![name],
+            ..PlaySpec::default()
+        },
+        profile,
+        fallback: None,
+    };
+    Ok(Playbook {
+        path: profile::profile_path(&dir, &play.spec.profiles[0]),
+        plays: vec![play],
+    })
+}

@@ -1,0 +1,125 @@
+//! Verification tests: what a profile promises about a workstation, checked
+//! after the fact (post-install checks, drift detection).
+//!
+//! Architecture note: like resources, each test kind (`file`, `command`,
+//! `user`, ...) is a probe fragment plus a local judgement. All the tests of a
+//! host are appended to ONE script, so verifying a host costs one exec however
+//! many tests its profiles declare; the script prints raw state (stat fields,
+//! file bytes, /proc tables, command output) and every comparison happens here,
+//! on the controller, where regexes and parsing behave the same for every
+//! target (GNU or busybox). Each result carries the expected and actual value
+//! of every check, because "failed" alone sends a technician on a hunt.
+
+mod command;
+mod file;
+mod net;
+mod probe;
+pub mod report;
+mod spec;
+mod system;
+mod users;
+
+#[cfg(test)]
+mod local_tests;
+
+pub use command::CommandTest;
+pub use file::FileTest;
+pub use net::{HttpTest, PortTest, Protocol};
+pub use probe::{Check, Probe, Probed, TestResult};
+pub use spec::{Number, Spec, Test};
+pub use system::{DnsTest, KernelParamTest, MountTest, PackageTest, ServiceTest};
+pub use users::{GroupTest, UserTest};
+
+use crate::render::Redactor;
+use crate::resources::script::Script;
+use crate::transport::{Transport, TransportError};
+
+/// The sh helpers every verification script carries after the resources library.
+const LIB: &str = include_str!("lib.sh");
+
+/// Run `tests` on the host behind `t` in exactly one exec and judge them.
+///
+/// A test whose record is missing or cut short (the script died, the connection
+/// dropped mid-output) fails with the script's status and stderr instead of
+/// passing silently. Only a transport failure is an error.
+pub async fn run_tests(
+    t: &dyn Transport,
+    tests: &[Test],
+    redactor: &Redactor,
+) -> Result<Vec<TestResult>, TransportError> {
+    let out = probe_script(tests).run(t).await?;
+    Ok(tests
+        .iter()
+        .enumerate()
+        .map(|(i, test)| {
+            let checks = match out.records.get(&i.to_string()) {
+                Some(r) if r.get("end") == Some("yes") => test.spec.probe().evaluate(&Probed(r)),
+                _ => vec![Check::impossible(
+                    "probe",
+                    "the test's state, reported by the verification script",
+                    format!(
+                        "nothing: the script stopped before this test ({}): {}",
+                        out.status,
+                        probe::clip(out.stderr.trim())
+                    ),
+                )],
+            };
+            redact(
+                TestResult {
+                    name: test.label(),
+                    kind: test.spec.kind_name(),
+                    passed: checks.iter().all(|c| c.passed),
+                    checks,
+                },
+                redactor,
+            )
+        })
+        .collect())
+}
+
+/// The one script that prints the state of every test, record `i` for `tests[i]`.
+fn probe_script(tests: &[Test]) -> Script {
+    let mut script = Script::new();
+    script.sh(LIB);
+    for (i, test) in tests.iter().enumerate() {
+        test.spec.probe().probe(&i.to_string(), &mut script);
+    }
+    script
+}
+
+/// Expected values come from rendered templates and actual ones from the host:
+/// either can hold a secret.
+fn redact(mut result: TestResult, redactor: &Redactor) -> TestResult {
+    result.name = redactor.redact(&result.name);
+    for c in &mut result.checks {
+        for text in [&mut c.what, &mut c.expected, &mut c.actual] {
+            *text = redactor.redact(text);
+        }
+    }
+    result
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::resources::script::Record;
+
+    /// A probed record made by hand: fields and blobs.
+    pub fn record(fields: &[(&str, &str)], blobs: &[(&str, &str)]) -> Record {
+        Record {
+            fields: fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            blobs: blobs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+            rc: None,
+        }
+    }
+
+    pub fn passed(checks: &[Check]) -> bool {
+        !checks.is_empty() && checks.iter().all(|c| c.passed)
+    }
+}

@@ -1,0 +1,256 @@
+//! `port` and `http`: what the host serves.
+//!
+//! Listening sockets are read from /proc/net/{tcp,tcp6,udp,udp6} (cut down to
+//! listening lines by awk) and parsed here on the controller, so a busybox
+//! host without `ss` or `netstat` works the same. HTTP goes through curl, else wget, on the host itself: a service
+//! reachable from the controller may still be broken from the workstation.
+
+use serde::{Deserialize, Serialize};
+
+use super::probe::{CONTENT_LIMIT, Check, Probe, Probed, contains_check};
+use super::spec::Number;
+use crate::resources::script::Script;
+use crate::transport::quote;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortTest {
+    pub port: Number,
+    #[serde(default)]
+    pub protocol: Protocol,
+    #[serde(default = "yes")]
+    pub listening: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The kernel's socket states that mean "accepting": TCP LISTEN; an unconnected
+/// (bound) UDP socket shows as CLOSE.
+fn listening_state(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Tcp => "0A",
+        Protocol::Udp => "07",
+    }
+}
+
+/// Whether a /proc/net table lists a socket on `port` in `state`.
+fn table_has(table: &str, port: u16, state: &str) -> bool {
+    table.lines().skip(1).any(|line| {
+        let mut fields = line.split_whitespace();
+        let local = fields.nth(1);
+        let st = fields.nth(1);
+        let local_port = local
+            .and_then(|l| l.rsplit_once(':'))
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+        local_port == Some(port) && st == Some(state)
+    })
+}
+
+impl Probe for PortTest {
+    fn label(&self) -> String {
+        format!("port {}/{}", self.port, self.protocol.as_str())
+    }
+
+    fn probe(&self, id: &str, s: &mut Script) {
+        // Only the header and the sockets in the listening state travel: a
+        // busy server's full table is megabytes of established connections.
+        let (p, state) = (self.protocol.as_str(), listening_state(self.protocol));
+        s.sh(&format!(
+            "pv_start {id}
+for pv_t in {p} {p}6; do
+  [ -r \"/proc/net/$pv_t\" ] || continue
+  awk 'NR == 1 || $4 == \"{state}\"' \"/proc/net/$pv_t\" > \"$PARC_DIR/pv_net\"
+  pv_blob \"$pv_t\" \"$PARC_DIR/pv_net\" {CONTENT_LIMIT}
+done
+pv_end"
+        ));
+    }
+
+    fn evaluate(&self, probed: &Probed) -> Vec<Check> {
+        let expected = if self.listening {
+            "listening"
+        } else {
+            "not listening"
+        };
+        let Some(port) = self.port.value().and_then(|p| u16::try_from(p).ok()) else {
+            return vec![Check::impossible(
+                "listening",
+                expected,
+                format!("`{}` is not a port number (1-65535)", self.port),
+            )];
+        };
+        let p = self.protocol.as_str();
+        let tables = [p.to_string(), format!("{p}6")];
+        let state = listening_state(self.protocol);
+        let read: Vec<(&String, String)> = tables
+            .iter()
+            .filter_map(|t| probed.content(t).map(|(text, _)| (t, text)))
+            .collect();
+        if read.is_empty() {
+            return vec![Check::impossible(
+                "listening",
+                expected,
+                format!("unknown: /proc/net/{p} is not readable on the host"),
+            )];
+        }
+        let on: Vec<&str> = read
+            .iter()
+            .filter(|(_, text)| table_has(text, port, state))
+            .map(|(t, _)| t.as_str())
+            .collect();
+        let actual = if on.is_empty() {
+            "not listening".to_string()
+        } else {
+            format!("listening ({})", on.join(", "))
+        };
+        vec![Check::new(
+            "listening",
+            expected,
+            actual,
+            on.is_empty() != self.listening,
+        )]
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpTest {
+    /// Fetched from the host, redirects followed.
+    pub url: String,
+    /// Expected final status (default 200).
+    pub status: Option<Number>,
+    pub body_contains: Option<String>,
+    /// Seconds for the whole request (default 10).
+    pub timeout: Option<Number>,
+}
+
+impl HttpTest {
+    /// Only web URLs: anything else could be read by curl/wget as an option or a file.
+    fn web_url(&self) -> bool {
+        let lower = self.url.to_ascii_lowercase();
+        lower.starts_with("http://") || lower.starts_with("https://")
+    }
+}
+
+impl Probe for HttpTest {
+    fn label(&self) -> String {
+        format!("http {}", self.url)
+    }
+
+    fn probe(&self, id: &str, s: &mut Script) {
+        s.sh(&format!("pv_start {id}"));
+        if self.web_url() {
+            let url = quote(&self.url);
+            let secs = quote(
+                &self
+                    .timeout
+                    .clone()
+                    .unwrap_or(Number::Value(10))
+                    .to_string(),
+            );
+            let body = format!("\"$PARC_DIR/pv_body_{id}\"");
+            let err = format!("\"$PARC_DIR/pv_err_{id}\"");
+            // busybox wget often lacks -T: `timeout` bounds it instead.
+            let wget = format!("wget -q -S -O {body} {url} 2>{err} </dev/null");
+            s.sh(&format!(
+                "if pv_have curl; then echo tool=curl
+  pv_code=$(curl -sS -L -o {body} -w '%{{http_code}}' --max-time {secs} {url} 2>{err} </dev/null)
+  case $pv_code in [0-9][0-9][0-9]) echo \"status=$pv_code\" ;; esac
+elif pv_have wget; then echo tool=wget
+  if pv_have timeout; then timeout {secs} {wget}; else {wget}; fi
+else echo tool=none; fi
+pv_blob body {body} {CONTENT_LIMIT}; pv_blob err {err} 65536; rm -f {body} {err}"
+            ));
+        }
+        s.sh("pv_end");
+    }
+
+    fn evaluate(&self, probed: &Probed) -> Vec<Check> {
+        let want = self
+            .status
+            .clone()
+            .unwrap_or(Number::Value(200))
+            .to_string();
+        if !self.web_url() {
+            return vec![Check::impossible(
+                "status",
+                want,
+                "not fetched: the url must start with http:// or https://",
+            )];
+        }
+        let err = probed.content("err").map(|(t, _)| t).unwrap_or_default();
+        let status = match probed.get("tool") {
+            Some("curl") => probed.get("status").map(str::to_string),
+            Some("wget") => wget_status(&err),
+            _ => {
+                return vec![Check::impossible(
+                    "status",
+                    want,
+                    "unknown: neither curl nor wget is installed on the host",
+                )];
+            }
+        };
+        // curl reports 000 when no response came at all.
+        let status = status.filter(|s| s != "000");
+        let actual = match &status {
+            Some(s) => s.clone(),
+            None => format!("no response ({})", squash(&err)),
+        };
+        let mut checks = vec![Check::new(
+            "status",
+            want.clone(),
+            actual,
+            status.as_deref() == Some(want.as_str()),
+        )];
+        if let Some(needle) = &self.body_contains {
+            let (body, cut) = probed.content("body").unwrap_or_default();
+            checks.push(contains_check("body", needle, &body, cut, true));
+        }
+        checks
+    }
+}
+
+/// The last status line wget printed (`-S` shows every response of a redirect
+/// chain; busybox prints it in its error message).
+fn wget_status(err: &str) -> Option<String> {
+    err.match_indices("HTTP/")
+        .filter_map(|(i, _)| {
+            let rest = &err[i..];
+            let code = rest.split_whitespace().nth(1)?;
+            (code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit())).then(|| code.to_string())
+        })
+        .last()
+}
+
+/// A tool's error output as one short line.
+fn squash(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.is_empty() {
+        "no error message".into()
+    } else {
+        line.chars().take(300).collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "net_tests.rs"]
+mod tests;

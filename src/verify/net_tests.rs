@@ -1,0 +1,88 @@
+use super::super::tests::{passed, record};
+use super::*;
+
+const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100F17F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:0277 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 100 0 0 10 0
+";
+const TCP6: &str = "  sl  local_address                         remote_address                        st
+   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000
+";
+
+fn port(yaml: &str) -> PortTest {
+    serde_norway::from_str(yaml).unwrap()
+}
+
+#[test]
+fn listening_ports_from_proc_net() {
+    let r = record(&[], &[("tcp", TCP), ("tcp6", TCP6)]);
+    let checks = port("{port: 22}").evaluate(&Probed(&r));
+    assert!(passed(&checks));
+    assert_eq!(checks[0].actual, "listening (tcp)");
+    assert!(passed(&port("{port: 8080}").evaluate(&Probed(&r))));
+    // 631 only has an established connection, not a listener.
+    let checks = port("{port: 631}").evaluate(&Probed(&r));
+    assert_eq!(
+        (checks[0].expected.as_str(), checks[0].actual.as_str()),
+        ("listening", "not listening")
+    );
+    assert!(passed(
+        &port("{port: 23, listening: false}").evaluate(&Probed(&r))
+    ));
+    let udp = "  sl  local_address rem_address   st\n 1: 00000000:0202 00000000:0000 07 x\n";
+    let r = record(&[], &[("udp", udp)]);
+    assert!(passed(
+        &port("{port: 514, protocol: udp}").evaluate(&Probed(&r))
+    ));
+    assert!(!passed(&port("{port: 70000}").evaluate(&Probed(&r))));
+    assert!(!passed(
+        &port("{port: 22}").evaluate(&Probed(&record(&[], &[])))
+    ));
+}
+
+fn http(yaml: &str) -> HttpTest {
+    serde_norway::from_str(yaml).unwrap()
+}
+
+#[test]
+fn http_with_curl_or_wget() {
+    let t = http("{url: 'http://intranet/', body_contains: Welcome}");
+    let r = record(
+        &[("tool", "curl"), ("status", "200")],
+        &[("body", "<h1>Welcome</h1>")],
+    );
+    assert!(passed(&t.evaluate(&Probed(&r))));
+    let r = record(
+        &[("tool", "curl"), ("status", "000")],
+        &[("err", "curl: (7) Failed to connect\n")],
+    );
+    let checks = t.evaluate(&Probed(&r));
+    assert_eq!(
+        checks[0].actual,
+        "no response (curl: (7) Failed to connect)"
+    );
+    assert_eq!(checks[1].actual, "not found in 0 bytes: ");
+
+    let redirected = "  HTTP/1.1 301 Moved\n  Location: /x\n  HTTP/1.1 404 Not Found\n";
+    let r = record(&[("tool", "wget")], &[("err", redirected)]);
+    let t = http("{url: 'https://intranet/x', status: 404}");
+    assert!(passed(&t.evaluate(&Probed(&r))));
+    let busybox = "wget: server returned error: HTTP/1.1 503 Service Unavailable\n";
+    assert_eq!(wget_status(busybox).as_deref(), Some("503"));
+    let none = record(&[("tool", "none")], &[]);
+    assert!(
+        t.evaluate(&Probed(&none))[0]
+            .actual
+            .contains("neither curl nor wget")
+    );
+}
+
+#[test]
+fn only_web_urls_are_fetched() {
+    let t = http("{url: 'file:///etc/shadow'}");
+    let mut s = Script::new();
+    t.probe("0", &mut s);
+    let (_, stdin) = s.finish();
+    assert!(!String::from_utf8_lossy(&stdin).contains("/etc/shadow"));
+    assert!(!passed(&t.evaluate(&Probed(&record(&[], &[])))));
+}
