@@ -446,7 +446,11 @@ verify:
     // Three hosts get a value that fails verification.
     let mut inv = std::fs::read_to_string(lab.inventory()).unwrap();
     for (i, h) in lab.lab.hosts.iter().enumerate() {
-        let mode = if [2, 5, 8].contains(&i) { "bad" } else { "good" };
+        let mode = if [2, 5, 8].contains(&i) {
+            "bad"
+        } else {
+            "good"
+        };
         inv = inv.replace(
             &format!("address: {}\n", h.address),
             &format!("address: {}\n    vars: {{app_mode: {mode}}}\n", h.address),
@@ -478,24 +482,37 @@ verify:
             assert!(r["reason"].as_str().unwrap().contains("mode=good"), "{r}");
             // Pre-run state plus exactly the fallback's change.
             assert!(lab.host_file(i, "/etc/parc-app.conf").is_none());
-            assert_eq!(lab.host_file(i, "/etc/parc-degraded").unwrap(), b"degraded\n");
+            assert_eq!(
+                lab.host_file(i, "/etc/parc-degraded").unwrap(),
+                b"degraded\n"
+            );
             let after = host_view(&lab.lab.hosts[i].upper, &lab.lab.hosts[i].root(), &[]);
             for (path, entry) in &before[i] {
-                assert_eq!(after.get(path), Some(entry), "host {i}: {} changed", path.display());
+                assert_eq!(
+                    after.get(path),
+                    Some(entry),
+                    "host {i}: {} changed",
+                    path.display()
+                );
             }
             let motd = lab.host_file(i, "/etc/motd").unwrap();
-            assert_ne!(motd, b"managed\n", "the failed profile's motd was rolled back");
+            assert_ne!(
+                motd, b"managed\n",
+                "the failed profile's motd was rolled back"
+            );
         } else {
             assert_eq!(e["state"], "changed", "{e:#}");
-            assert_eq!(lab.host_file(i, "/etc/parc-app.conf").unwrap(), b"mode=good\n");
+            assert_eq!(
+                lab.host_file(i, "/etc/parc-app.conf").unwrap(),
+                b"mode=good\n"
+            );
             assert!(lab.host_file(i, "/etc/parc-degraded").is_none());
         }
     }
     // The intervention record says so per host.
-    let report: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(runs.join(&run_id).join("report.json")).unwrap(),
-    )
-    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(runs.join(&run_id).join("report.json")).unwrap())
+            .unwrap();
     let degraded: Vec<&str> = report["hosts"]
         .as_array()
         .unwrap()

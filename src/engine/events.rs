@@ -78,6 +78,9 @@ pub enum Outcome {
         resources: Vec<ResourceReport>,
         /// Set when the host failed: the first error, already redacted.
         error: Option<String>,
+        /// The profile's verification tests, run after the changes.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        verification: Vec<TestResult>,
         /// What parc did about a failure (`on_failure`).
         #[serde(skip_serializing_if = "Option::is_none")]
         recovery: Option<Recovery>,
@@ -105,6 +108,9 @@ pub struct Recovery {
     /// The fallback profile's resources, when one was applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback: Option<Vec<ResourceReport>>,
+    /// The fallback profile's own verification.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallback_verification: Vec<TestResult>,
     /// Why the recovery itself failed, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -116,7 +116,7 @@ pub async fn verify_host(
 }
 
 /// The play's tests for one host: `when` evaluated, string fields rendered.
-fn render_tests(profile: &Profile, vars: &Vars) -> Result<Vec<Test>, String> {
+pub(crate) fn render_tests(profile: &Profile, vars: &Vars) -> Result<Vec<Test>, String> {
     let ctx = Value::from_serialize(vars);
     let renderer = Renderer::new(&profile.dir);
     let mut tests = Vec::new();

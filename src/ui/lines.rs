@@ -319,6 +319,7 @@ mod tests {
                 r("command update-ca", ResourceStatus::Unknown, &["run"]),
             ],
             error: None,
+            verification: vec![],
             recovery: None,
         };
         insta::assert_snapshot!(host_finished("ws-003", HostState::Ok, 300, &o, ALL));

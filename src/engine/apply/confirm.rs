@@ -36,7 +36,12 @@ pub(super) async fn confirm_or_recover(
         Ok(()) => return outcome,
         Err(reason) => reason,
     };
-    let Outcome::Applied { resources, .. } = outcome else {
+    let Outcome::Applied {
+        resources,
+        verification,
+        ..
+    } = outcome
+    else {
         return outcome;
     };
     events.phase(host, "waiting for the host's dead-man switch");
@@ -48,6 +53,7 @@ pub(super) async fn confirm_or_recover(
         action: RecoveryAction::Failed,
         restore_problems: vec![],
         fallback: None,
+        fallback_verification: vec![],
         error: None,
     };
     let Some(host_entry) = inventory.host(host) else {
@@ -92,6 +98,7 @@ pub(super) async fn confirm_or_recover(
         error: Some(reason.clone()),
         journaled: true,
         restored: true,
+        verification: verification.clone(),
     };
     let mut recovery = recover(job, inventory, host, t.as_ref(), events, &done, &reason).await;
     if let Ok(problems) = journal::restore_problems(&inspected.records) {
@@ -110,6 +117,7 @@ fn applied(
         check: false,
         resources,
         error: Some(reason),
+        verification: vec![],
         recovery: Some(recovery),
     }
 }

@@ -9,12 +9,14 @@ use super::ApplyJob;
 use super::steps::{Item, decide, render_all, run_steps};
 use crate::engine::events::{Events, ResourceReport, ResourceStatus};
 use crate::engine::gather::facts_of;
+use crate::engine::verify::render_tests;
 use crate::inventory::Inventory;
 use crate::journal;
 use crate::render::Renderer;
 use crate::resources::script::{Record, Script};
 use crate::resources::{Op, Plan, PlanContext, Touch};
 use crate::transport::Transport;
+use crate::verify::{TestResult, run_tests};
 
 /// What a converge did.
 pub struct Converged {
@@ -25,6 +27,8 @@ pub struct Converged {
     pub journaled: bool,
     /// The journal was already restored (by the host's dead-man watchdog).
     pub restored: bool,
+    /// Results of the profile's verification tests (run when the apply worked).
+    pub verification: Vec<TestResult>,
 }
 
 impl Converged {
@@ -34,6 +38,7 @@ impl Converged {
             error: Some(error),
             journaled,
             restored: false,
+            verification: vec![],
         }
     }
 }
@@ -135,6 +140,7 @@ pub async fn converge(
             error: first_error,
             journaled: false,
             restored: false,
+            verification: vec![],
         };
     }
 
@@ -144,12 +150,8 @@ pub async fn converge(
         .filter(|&i| items[i].plan.is_some())
         .collect();
     if pending.is_empty() {
-        return Converged {
-            resources: items.into_iter().map(|i| i.report).collect(),
-            error: None,
-            journaled: false,
-            restored: false,
-        };
+        let resources = items.into_iter().map(|i| i.report).collect();
+        return verified(job, t, events, host, &vars, &redactor, resources, false).await;
     }
     events.phase(host, "applying");
     let mut script = Script::new();
@@ -209,12 +211,65 @@ pub async fn converge(
         }
         resources.extend(wanted.into_iter().map(|i| hitems[i].report.clone()));
     }
-    Converged {
-        resources,
-        error,
-        journaled: true,
-        restored: false,
+    if let Some(error) = error {
+        return Converged::failed(error, resources, true);
     }
+    verified(job, t, events, host, &vars, &redactor, resources, true).await
+}
+
+/// Run the profile's verification tests (ONE exec); failed tests fail the host.
+#[allow(clippy::too_many_arguments)]
+async fn verified(
+    job: &ApplyJob,
+    t: &dyn Transport,
+    events: &Events,
+    host: &str,
+    vars: &crate::inventory::Vars,
+    redactor: &crate::render::Redactor,
+    resources: Vec<ResourceReport>,
+    journaled: bool,
+) -> Converged {
+    let mut done = Converged {
+        resources,
+        error: None,
+        journaled,
+        restored: false,
+        verification: vec![],
+    };
+    if job.profile.verify.is_empty() {
+        return done;
+    }
+    events.phase(host, "verifying");
+    let tests = match render_tests(&job.profile, vars) {
+        Ok(tests) => tests,
+        Err(e) => {
+            done.error = Some(redactor.redact(&e));
+            return done;
+        }
+    };
+    match run_tests(t, &tests, redactor).await {
+        Ok(results) => {
+            let failed: Vec<String> = results
+                .iter()
+                .filter(|r| !r.passed)
+                .map(|r| {
+                    let checks: Vec<String> = r
+                        .checks
+                        .iter()
+                        .filter(|c| !c.passed)
+                        .map(|c| format!("{}: expected {}, got {}", c.what, c.expected, c.actual))
+                        .collect();
+                    format!("{} ({})", r.name, checks.join("; "))
+                })
+                .collect();
+            if !failed.is_empty() {
+                done.error = Some(format!("verification failed: {}", failed.join(" | ")));
+            }
+            done.verification = results;
+        }
+        Err(e) => done.error = Some(format!("connection lost while verifying: {e}")),
+    }
+    done
 }
 
 /// Everything the pending changes alter, each path once, in order.

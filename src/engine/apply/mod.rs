@@ -121,6 +121,7 @@ pub async fn apply_host(
                 check: false,
                 resources: vec![],
                 error: Some(e.to_string()),
+                verification: vec![],
                 recovery: None,
             };
         }
@@ -156,6 +157,7 @@ async fn converged_outcome(
             check: job.check,
             resources: done.resources,
             error: None,
+            verification: done.verification,
             recovery: None,
         };
         return (outcome, journaled);
@@ -165,6 +167,7 @@ async fn converged_outcome(
             check: true,
             resources: done.resources,
             error: Some(reason),
+            verification: done.verification,
             recovery: None,
         };
         return (outcome, journaled);
@@ -174,6 +177,7 @@ async fn converged_outcome(
         check: false,
         resources: done.resources,
         error: Some(reason),
+        verification: done.verification,
         recovery: Some(recovery),
     };
     (outcome, journaled)
@@ -194,6 +198,7 @@ pub(super) async fn recover(
         action: RecoveryAction::Kept,
         restore_problems: vec![],
         fallback: None,
+        fallback_verification: vec![],
         error: None,
     };
     if job.on_failure == OnFailure::Keep {
@@ -234,6 +239,7 @@ pub(super) async fn recover(
     events.phase(host, "applying fallback");
     let fb = converge::converge(fallback, inventory, host, t, events).await;
     recovery.fallback = Some(fb.resources.clone());
+    recovery.fallback_verification = fb.verification.clone();
     match &fb.error {
         None => recovery.action = RecoveryAction::Degraded,
         Some(e) => {
