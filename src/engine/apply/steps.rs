@@ -8,6 +8,7 @@ use crate::render::{Redactor, Renderer};
 use crate::resources::script::{Record, Script};
 use crate::resources::{Plan, PlanContext, Resource};
 use crate::transport::Transport;
+use crate::verify::clip;
 
 /// A resource of this host after rendering, with its decision.
 pub(super) struct Item {
@@ -142,7 +143,7 @@ pub(super) async fn run_steps(
         {
             Some((0, r)) => {
                 let output = redactor.redact(r.text("out").trim_end());
-                item.report.output = (!output.is_empty()).then(|| truncate(&output));
+                item.report.output = (!output.is_empty()).then(|| clip(&output));
                 match item.resource.kind().changed_after(0, &r.text("out")) {
                     Ok(true) => item.report.status = ResourceStatus::Changed,
                     Ok(false) => item.report.status = ResourceStatus::NoChange,
@@ -157,7 +158,7 @@ pub(super) async fn run_steps(
                 let output = redactor.redact(r.text("out").trim());
                 item.report.status = ResourceStatus::Failed;
                 item.report.error = Some(format!("step failed (exit {rc})"));
-                item.report.output = (!output.is_empty()).then(|| truncate(&output));
+                item.report.output = (!output.is_empty()).then(|| clip(&output));
                 error.get_or_insert(format!(
                     "{} failed: {}",
                     item.label,
@@ -186,17 +187,4 @@ pub(super) async fn run_steps(
         Some(e) => Err(e),
         None => Ok(()),
     }
-}
-
-/// Output kept in reports: the end of it, where errors usually are.
-fn truncate(text: &str) -> String {
-    const KEEP: usize = 4096;
-    if text.len() <= KEEP {
-        return text.to_string();
-    }
-    let mut start = text.len() - KEEP;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("[... {start} bytes cut ...]\n{}", &text[start..])
 }
