@@ -32,6 +32,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
             finish(ctx, monitor).await;
             Ok(exit_for(&summary))
         }
+        Command::Image(cmd) => super::image::run(&cli, cmd).await,
         Command::Apply(args) => apply(&cli, args, args.check).await,
         Command::Plan(args) => apply(&cli, args, true).await,
         Command::Facts {
@@ -104,9 +105,9 @@ fn parse_extra_vars(items: &[String]) -> Result<Vars, ParcError> {
     Ok(vars)
 }
 
-type Monitor = tokio::task::JoinHandle<()>;
+pub(super) type Monitor = tokio::task::JoinHandle<()>;
 
-fn select(ctx: &FleetContext, pattern: &str) -> Result<Vec<String>, ParcError> {
+pub(super) fn select(ctx: &FleetContext, pattern: &str) -> Result<Vec<String>, ParcError> {
     Ok(ctx
         .inventory
         .select(pattern)?
@@ -116,7 +117,7 @@ fn select(ctx: &FleetContext, pattern: &str) -> Result<Vec<String>, ParcError> {
 }
 
 /// Load the inventory and start the display.
-fn prepare(
+pub(super) fn prepare(
     cli: &Cli,
     parallel: usize,
     show_output: bool,
@@ -139,7 +140,7 @@ fn prepare(
 }
 
 /// Let the monitor drain every event before the command prints its result.
-async fn finish(ctx: FleetContext, monitor: Monitor) {
+pub(super) async fn finish(ctx: FleetContext, monitor: Monitor) {
     drop(ctx);
     let _ = monitor.await;
 }

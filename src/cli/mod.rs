@@ -4,6 +4,7 @@
 //! `engine` and `ui`. Errors are rendered once, in [`main`], with their exit code.
 
 mod commands;
+mod image;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,6 +78,9 @@ enum Command {
     Apply(ApplyArgs),
     /// What `apply` would change, host by host; changes nothing (= apply --check).
     Plan(ApplyArgs),
+    /// Disk images: build and verify manifests, deploy to many hosts, capture.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Sandboxed workstations on this machine (real sshd in namespaces) for trying parc.
     #[command(subcommand)]
     Lab(crate::lab::cli::LabCommand),

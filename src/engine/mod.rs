@@ -12,6 +12,7 @@ pub mod connect;
 pub mod events;
 pub mod fleet;
 pub mod gather;
+pub mod imaging;
 pub mod rollout;
 
 /// A run identifier that sorts by time and is unique enough across operators:

@@ -1,11 +1,11 @@
 //! Text shared by the plain and TTY reporters, so both say the same thing.
 
-use crate::engine::events::{Event, HostState, Outcome, ResourceStatus, Summary};
+use crate::engine::events::{Event, HostState, ImageReport, Outcome, ResourceStatus, Summary};
 
 /// The human text for an event, if it prints anything.
 pub fn event(ev: &Event, action: &str, show_output: bool) -> Option<String> {
     match ev {
-        Event::RunStarted { .. } | Event::HostPhase { .. } => None,
+        Event::RunStarted { .. } | Event::HostPhase { .. } | Event::HostProgress { .. } => None,
         Event::HostFinished {
             host,
             state,
@@ -76,6 +76,16 @@ pub fn host_finished(
             format!("{host} | {label} | {error}")
         }
         Outcome::Skipped { reason } => format!("{host} | {label} | {reason}"),
+        Outcome::Image(r) => image_line(host, &label, r, secs),
+        Outcome::Captured(c) => format!(
+            "{host} | {label} | {} from {} into {} ({} zero chunks of {}), manifest {} | {secs:.2}s",
+            bytes(c.bytes),
+            c.source,
+            c.image,
+            c.zero_chunks,
+            c.chunks,
+            c.manifest
+        ),
         Outcome::Applied {
             check, resources, ..
         } => {
@@ -147,6 +157,33 @@ pub fn host_finished(
     out
 }
 
+fn bytes(n: u64) -> String {
+    bytesize::ByteSize(n).display().iec().to_string()
+}
+
+fn image_line(host: &str, label: &str, r: &ImageReport, secs: f64) -> String {
+    let moved = format!(
+        "{} sent, {} zeroed, {} already there",
+        bytes(r.bytes_sent),
+        bytes(r.bytes_zeroed),
+        bytes(r.bytes_matched)
+    );
+    let rewrites = match r.rewrites {
+        0 => String::new(),
+        n => format!(", {n} chunk(s) rewritten"),
+    };
+    match &r.error {
+        Some(e) if r.bytes_sent + r.bytes_zeroed > 0 => {
+            format!("{host} | {label} | {} | {moved} before: {e}", r.target)
+        }
+        Some(e) => format!("{host} | {label} | {} | {e}", r.target),
+        None => format!(
+            "{host} | {label} | {} | {moved}{rewrites}; read back ({}) and verified | {secs:.2}s",
+            r.target, r.readback
+        ),
+    }
+}
+
 pub fn summary(action: &str, s: &Summary, elapsed_ms: u64) -> String {
     let mut parts = vec![format!("{} ok", s.ok)];
     if s.changed > 0 || action == "apply" {
@@ -215,5 +252,27 @@ mod tests {
             error: None,
         };
         insta::assert_snapshot!(host_finished("ws-003", HostState::Ok, 300, &o, false));
+    }
+
+    #[test]
+    fn image_lines() {
+        let mut r = ImageReport {
+            target: "/dev/sda".into(),
+            image_bytes: 256 << 20,
+            bytes_sent: 4 << 20,
+            bytes_matched: 252 << 20,
+            chunks_sent: 1,
+            rewrites: 1,
+            readback: "direct".into(),
+            verified: true,
+            ..ImageReport::default()
+        };
+        let o = Outcome::Image(r.clone());
+        insta::assert_snapshot!(host_finished("ws-004", HostState::Changed, 2100, &o, false));
+        r.verified = false;
+        r.error = Some("/dev/sda is mounted (at /mnt): ...".into());
+        r.bytes_sent = 0;
+        let o = Outcome::Image(r);
+        insta::assert_snapshot!(host_finished("ws-005", HostState::Failed, 40, &o, false));
     }
 }
