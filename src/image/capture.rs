@@ -195,7 +195,7 @@ async fn receive(
         .strip_prefix("size ")
         .and_then(|s| s.trim().parse().ok())
         .ok_or_else(|| Received::Protocol("the host did not report the source's size".into()))?;
-    if size % SECTOR != 0 {
+    if !size.is_multiple_of(SECTOR) {
         return Err(Received::Protocol(format!(
             "{} is {size} bytes, not whole 512-byte sectors, so it is not a disk",
             job.source

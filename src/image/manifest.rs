@@ -146,7 +146,7 @@ impl Manifest {
     /// Internal consistency: everything a deploy relies on without re-checking.
     fn check(&self) -> Result<(), String> {
         check_chunk_size(self.chunk_size)?;
-        if self.size % SECTOR != 0 {
+        if !self.size.is_multiple_of(SECTOR) {
             return Err(format!(
                 "size {} is not a multiple of {SECTOR}-byte sectors",
                 self.size

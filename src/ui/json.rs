@@ -1,5 +1,7 @@
 //! `--json`: one event per line on stdout, for machines.
 
+use std::io::Write;
+
 use super::Reporter;
 use crate::engine::events::Event;
 
@@ -8,7 +10,10 @@ pub struct Json;
 impl Reporter for Json {
     fn event(&mut self, event: &Event) {
         match serde_json::to_string(event) {
-            Ok(line) => println!("{line}"),
+            // A reader that went away (`| head`) must not crash the run.
+            Ok(line) => {
+                let _ = writeln!(std::io::stdout().lock(), "{line}");
+            }
             Err(e) => tracing::error!("cannot encode event: {e}"),
         }
     }

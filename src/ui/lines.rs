@@ -178,7 +178,7 @@ fn image_line(host: &str, label: &str, r: &ImageReport, secs: f64) -> String {
         }
         Some(e) => format!("{host} | {label} | {} | {e}", r.target),
         None => format!(
-            "{host} | {label} | {} | {moved}{rewrites}; read back ({}) and verified | {secs:.2}s",
+            "{host} | {label} | {} | {moved}{rewrites}; every chunk verified on the storage ({} reads) | {secs:.2}s",
             r.target, r.readback
         ),
     }

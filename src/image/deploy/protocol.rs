@@ -3,8 +3,6 @@
 //! The script only reports facts (what the target is, where it is mounted); the
 //! decision to refuse is made here, in Rust, where it is unit-tested.
 
-use super::super::manifest::SECTOR;
-
 /// One line of the target script's output. Unknown lines (a noisy login shell)
 /// are ignored by the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,9 +206,17 @@ pub fn check(target: &str, info: &TargetInfo, image_size: u64, force: bool) -> R
         } else {
             format!(" through {}", info.loops.join(", "))
         };
+        let mut shown: Vec<&str> = info.mounts.iter().take(3).map(String::as_str).collect();
+        let more = info.mounts.len().saturating_sub(shown.len());
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        shown.dedup();
         return Err(Refusal::Mounted {
             target,
-            mounts: format!("at {}{via}", info.mounts.join(", ")),
+            mounts: format!("at {}{more}{via}", shown.join(", ")),
         });
     }
     if info.size < image_size {
@@ -226,7 +232,6 @@ pub fn check(target: &str, info: &TargetInfo, image_size: u64, force: bool) -> R
     if !info.fullblock {
         return Err(Refusal::NoFullblock);
     }
-    debug_assert!(image_size % SECTOR == 0);
     Ok(())
 }
 
