@@ -85,18 +85,35 @@ read -r go || exit 0
 [ "$go" = go ] || exit 0
 
 D=$(mktemp -d "${TMPDIR:-/tmp}/parc-image.XXXXXX") || { say "fail cannot create a temporary directory"; exit 3; }
-trap 'rm -rf "$D"' EXIT
+DONE=0
+# If the controller goes away, take every worker down with this script.
+cleanup() {
+  rm -rf "$D"
+  if [ "$DONE" != 1 ]; then trap '' TERM; kill 0 2>/dev/null; fi
+}
+trap cleanup EXIT
 trap 'exit 129' HUP INT TERM PIPE
 
 W=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 [ "$W" -gt 4 ] && W=4
 [ "$W" -lt 1 ] && W=1
+# Chunks hashed by one hash process: its start-up costs as much as hashing a
+# 4 MiB chunk, so each reads K chunks through K fifos.
+K=8
+# Writes in blocks of 128 KiB: a 4 MiB dd block would stop draining the pipe
+# while it is written, and stall the stream.
+WBS=$CS; [ "$WBS" -gt 131072 ] && WBS=131072
+TBS=$LBS; [ "$TBS" -gt 131072 ] && TBS=131072
+# Reads in blocks of 1 MiB: large enough for direct I/O to stream, small enough
+# that each dd does not fault in (and zero) a whole chunk-sized buffer.
+RBS=$CS; [ "$RBS" -gt 1048576 ] && RBS=1048576
+TRS=$LBS; [ "$TRS" -gt 1048576 ] && TRS=1048576
 
 chunk() { # INDEX [DD FLAG]: the chunk's bytes on stdout
   if [ "$1" -eq "$LAST" ]; then
-    dd if="$T" bs="$LBS" skip=$((LAST * (CS / LBS))) count=$((LLEN / LBS)) ${2:-} 2>/dev/null
+    dd if="$T" bs="$TRS" skip=$((LAST * (CS / TRS))) count=$((LLEN / TRS)) ${2:-} 2>/dev/null
   else
-    dd if="$T" bs="$CS" skip="$1" count=1 ${2:-} 2>/dev/null
+    dd if="$T" bs="$RBS" skip=$(($1 * (CS / RBS))) count=$((CS / RBS)) ${2:-} 2>/dev/null
   fi
 }
 stored() { # INDEX: the chunk as the storage holds it
@@ -110,18 +127,33 @@ stored() { # INDEX: the chunk as the storage holds it
     *) chunk "$1" ;;
   esac
 }
-digest() { h=$(stored "$1" | $HASH) && printf '%s %s\n' "$1" "${h%% *}"; }
-probe() { i=$1; while [ "$i" -lt "$2" ]; do say "h $(digest "$i")"; i=$((i + 1)); done; }
-readback() { while read -r i; do say "v $(digest "$i")"; done; }
+hashrun() { # TAG FIRST COUNT SLOT: print "TAG I SHA" for each chunk of the run
+  tag=$1 first=$2 left=$3 slot=$4
+  while [ "$left" -gt 0 ]; do
+    k=$left; [ "$k" -gt "$K" ] && k=$K
+    set --
+    j=0
+    while [ "$j" -lt "$k" ]; do
+      stored $((first + j)) > "$D/$slot.$j" &
+      set -- "$@" "$D/$slot.$j"
+      j=$((j + 1))
+    done
+    $HASH "$@" | { i=$first; while read -r h _; do say "$tag $i $h"; i=$((i + 1)); done; }
+    wait
+    first=$((first + k)); left=$((left - k))
+  done
+}
+probe() { hashrun h "$1" $(($2 - $1)) "p$3"; }
+readback() { while read -r a b; do hashrun v "$a" "$b" "r$1"; done; }
 put() { # SOURCE FIRST COUNT: write chunks from SOURCE (empty: stdin)
   src=${1:+if=$1}
   if [ $(($2 + $3 - 1)) -eq "$LAST" ] && [ "$LLEN" -ne "$CS" ]; then
     if [ "$3" -gt 1 ]; then
-      dd $src of="$T" bs="$CS" seek="$2" count=$(($3 - 1)) iflag=fullblock conv=notrunc 2>"$D/err" || return 1
+      dd $src of="$T" bs="$WBS" seek=$(($2 * (CS / WBS))) count=$((($3 - 1) * (CS / WBS))) iflag=fullblock conv=notrunc 2>"$D/err" || return 1
     fi
-    dd $src of="$T" bs="$LBS" seek=$((LAST * (CS / LBS))) count=$((LLEN / LBS)) iflag=fullblock conv=notrunc 2>"$D/err"
+    dd $src of="$T" bs="$TBS" seek=$((LAST * (CS / TBS))) count=$((LLEN / TBS)) iflag=fullblock conv=notrunc 2>"$D/err"
   else
-    dd $src of="$T" bs="$CS" seek="$2" count="$3" iflag=fullblock conv=notrunc 2>"$D/err"
+    dd $src of="$T" bs="$WBS" seek=$(($2 * (CS / WBS))) count=$(($3 * (CS / WBS))) iflag=fullblock conv=notrunc 2>"$D/err"
   fi
 }
 zero() { # FIRST COUNT: holes in a file where possible, else written zeros
@@ -131,31 +163,35 @@ zero() { # FIRST COUNT: holes in a file where possible, else written zeros
   put /dev/zero "$1" "$2"
 }
 
-k=0
-while [ "$k" -lt "$W" ]; do
-  probe $((N * k / W)) $((N * (k + 1) / W)) &
-  mkfifo "$D/rb$k"
-  readback < "$D/rb$k" &
-  eval "exec $((k + 3))>\"\$D/rb$k\""
-  k=$((k + 1))
+w=0
+while [ "$w" -lt "$W" ]; do
+  j=0
+  while [ "$j" -lt "$K" ]; do mkfifo "$D/p$w.$j" "$D/r$w.$j"; j=$((j + 1)); done
+  probe $((N * w / W)) $((N * (w + 1) / W)) "$w" &
+  mkfifo "$D/rb$w"
+  readback "$w" < "$D/rb$w" &
+  eval "exec $((w + 3))>\"\$D/rb$w\""
+  w=$((w + 1))
 done
 
+rr=0
+quit=0
 while read -r cmd a b; do
   case $cmd in
     w) put "" "$a" "$b" || { say "fail writing chunks $a-$((a + b - 1)) failed: $(head -n 1 "$D/err")"; exit 3; } ;;
     z) zero "$a" "$b" || { say "fail zeroing chunks $a-$((a + b - 1)) failed: $(head -n 1 "$D/err")"; exit 3; } ;;
-    q) break ;;
+    q) quit=1; break ;;
     *) say "fail unknown command $cmd"; exit 3 ;;
   esac
-  i=$a
-  while [ "$i" -lt $((a + b)) ]; do
-    printf '%s\n' "$i" >&$((i % W + 3))
-    i=$((i + 1))
-  done
+  printf '%s %s\n' "$a" "$b" >&$((rr + 3))
+  rr=$(((rr + 1) % W))
 done
-k=0
-while [ "$k" -lt "$W" ]; do eval "exec $((k + 3))>&-"; k=$((k + 1)); done
+# Stdin closed without "q": the controller is gone, stop everything.
+[ "$quit" = 1 ] || exit 130
+w=0
+while [ "$w" -lt "$W" ]; do eval "exec $((w + 3))>&-"; w=$((w + 1)); done
 wait
 # Ask the storage to make what was written durable (a disk's volatile cache too).
 dd if=/dev/null of="$T" conv=notrunc,fsync count=0 2>/dev/null || sync
+DONE=1
 say end
