@@ -5,17 +5,22 @@
 //! 1. The script prints what the target is (`info`, `mount`, `loop`, `holder`,
 //!    `swap`) and `ready`. The controller decides on the safety refusals
 //!    ([`protocol::check`]) and answers `go`, or closes stdin (nothing written).
-//! 2. Background workers hash every chunk of the target (`h I SHA`), reading
-//!    the storage with direct I/O. As soon as a chunk is known to differ the
-//!    controller queues it; runs of consecutive differing chunks are sent as
-//!    `w FIRST COUNT` followed by their bytes (cut by `dd iflag=fullblock`), runs
-//!    of all-zero chunks as `z FIRST COUNT` with no data: the target punches
-//!    holes in a disk file (`fallocate -p`) or writes zeros on a device.
+//! 2. Background workers hash every chunk of the target (`h I SHA`), reading it
+//!    as any program would: through the page cache, which the kernel keeps
+//!    coherent with every write, and which makes re-deploys fast when warm. As
+//!    soon as a chunk is known to differ the controller queues it; runs of
+//!    consecutive differing chunks are sent as `w FIRST COUNT` followed by their
+//!    bytes (cut by `dd iflag=fullblock`), runs of all-zero chunks as
+//!    `z FIRST COUNT` with no data: the target punches holes in a disk file
+//!    (`fallocate -p`) or writes zeros on a device.
 //! 3. Each written chunk goes to a read-back worker that re-reads it from the
-//!    storage and hashes it (`v I SHA`); a mismatch is queued again, at most
+//!    storage, bypassing the page cache (direct I/O where the target supports
+//!    it), and hashes it (`v I SHA`); a mismatch is queued again, at most
 //!    [`plan::MAX_WRITES`] writes in all.
 //! 4. When every chunk matches, the controller sends `q`; the script flushes the
-//!    target (`fsync`, which also empties a disk's volatile cache) and prints `end`.
+//!    target (`fsync`, which also empties a disk's volatile cache and reports a
+//!    failed write-back, e.g. of chunks an interrupted deploy left in the page
+//!    cache and the first pass accepted from there) and prints `end`.
 //!
 //! An interrupted deploy leaves whole and partial chunks behind; the next one
 //! hashes them like any other and sends only what does not match.
@@ -23,6 +28,8 @@
 mod plan;
 mod protocol;
 mod session;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -86,10 +86,12 @@ read -r go || exit 0
 
 D=$(mktemp -d "${TMPDIR:-/tmp}/parc-image.XXXXXX") || { say "fail cannot create a temporary directory"; exit 3; }
 DONE=0
-# If the controller goes away, take every worker down with this script.
+WORKERS=
+# If the controller goes away, take every worker down with this script (each
+# worker stops its own readers in turn).
 cleanup() {
+  [ "$DONE" = 1 ] || kill $WORKERS 2>/dev/null
   rm -rf "$D"
-  if [ "$DONE" != 1 ]; then trap '' TERM; kill 0 2>/dev/null; fi
 }
 trap cleanup EXIT
 trap 'exit 129' HUP INT TERM PIPE
@@ -127,14 +129,16 @@ stored() { # INDEX: the chunk as the storage holds it
     *) chunk "$1" ;;
   esac
 }
-hashrun() { # TAG FIRST COUNT SLOT: print "TAG I SHA" for each chunk of the run
-  tag=$1 first=$2 left=$3 slot=$4
+hashrun() { # TAG FIRST COUNT SLOT READER: print "TAG I SHA" for each chunk of the run
+  tag=$1 first=$2 left=$3 slot=$4 reader=$5
   while [ "$left" -gt 0 ]; do
     k=$left; [ "$k" -gt "$K" ] && k=$K
     set --
+    readers=
     j=0
     while [ "$j" -lt "$k" ]; do
-      stored $((first + j)) > "$D/$slot.$j" &
+      $reader $((first + j)) > "$D/$slot.$j" &
+      readers="$readers $!"
       set -- "$@" "$D/$slot.$j"
       j=$((j + 1))
     done
@@ -143,8 +147,14 @@ hashrun() { # TAG FIRST COUNT SLOT: print "TAG I SHA" for each chunk of the run
     first=$((first + k)); left=$((left - k))
   done
 }
-probe() { hashrun h "$1" $(($2 - $1)) "p$3"; }
-readback() { while read -r a b; do hashrun v "$a" "$b" "r$1"; done; }
+# The first pass reads like any reader of the target (through the page cache,
+# which the kernel keeps coherent with every write to the target); only the
+# read-back of what this deploy wrote must bypass it.
+# A reader whose fifo the hash tool never opened (it died with the connection)
+# would wait forever: a stopped worker stops its readers.
+worker() { readers=; trap 'kill $readers 2>/dev/null; exit 143' TERM; "$@"; }
+probe() { hashrun h "$1" $(($2 - $1)) "p$3" chunk; }
+readback() { while read -r a b; do hashrun v "$a" "$b" "r$1" stored; done; }
 put() { # SOURCE FIRST COUNT: write chunks from SOURCE (empty: stdin)
   src=${1:+if=$1}
   if [ $(($2 + $3 - 1)) -eq "$LAST" ] && [ "$LLEN" -ne "$CS" ]; then
@@ -167,9 +177,11 @@ w=0
 while [ "$w" -lt "$W" ]; do
   j=0
   while [ "$j" -lt "$K" ]; do mkfifo "$D/p$w.$j" "$D/r$w.$j"; j=$((j + 1)); done
-  probe $((N * w / W)) $((N * (w + 1) / W)) "$w" &
+  worker probe $((N * w / W)) $((N * (w + 1) / W)) "$w" &
+  WORKERS="$WORKERS $!"
   mkfifo "$D/rb$w"
-  readback "$w" < "$D/rb$w" &
+  worker readback "$w" < "$D/rb$w" &
+  WORKERS="$WORKERS $!"
   eval "exec $((w + 3))>\"\$D/rb$w\""
   w=$((w + 1))
 done
@@ -191,7 +203,12 @@ done
 w=0
 while [ "$w" -lt "$W" ]; do eval "exec $((w + 3))>&-"; w=$((w + 1)); done
 wait
-# Ask the storage to make what was written durable (a disk's volatile cache too).
-dd if=/dev/null of="$T" conv=notrunc,fsync count=0 2>/dev/null || sync
+# Make what was written durable (a disk's volatile cache too). This also writes
+# back chunks an interrupted deploy left in the page cache, which the first pass
+# accepted from there; a write-back failure surfaces here.
+if ! dd if=/dev/null of="$T" conv=notrunc,fsync count=0 2>"$D/err"; then
+  say "fail flushing $T failed: $(head -n 1 "$D/err")"
+  exit 3
+fi
 DONE=1
 say end
