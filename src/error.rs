@@ -1,6 +1,7 @@
 //! The top-level error of a parc command, and the one place exit codes are decided.
 
 use crate::engine::events::Summary;
+use crate::image::ImageError;
 use crate::inventory::{InventoryError, PatternError};
 use crate::report::ReportError;
 
@@ -37,6 +38,8 @@ pub enum ParcError {
     Lab(#[from] crate::lab::LabError),
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
     #[error(
         "no inventory given and none found: pass -i FILE, set PARC_INVENTORY, or create inventory.yml (`parc lab up` writes lab/inventory.yml)"
     )]
@@ -62,6 +65,9 @@ pub mod exit {
     pub const HOSTS_UNREACHABLE: u8 = 4;
     /// The environment lacks something (root, sshd, ...) for `parc lab`.
     pub const ENVIRONMENT: u8 = 5;
+    /// An image does not match its manifest (`parc image verify`, or a deploy
+    /// refused before connecting).
+    pub const IMAGE_MISMATCH: u8 = 6;
 }
 
 impl ParcError {
@@ -86,6 +92,17 @@ impl ParcError {
             ParcError::Lab(_) | ParcError::Output { .. } | ParcError::WriteFile { .. } => {
                 exit::INTERNAL
             }
+            ParcError::Image(e) => match e {
+                ImageError::Mismatch { .. } => exit::IMAGE_MISMATCH,
+                ImageError::Io { .. } | ImageError::Capture { .. } => exit::INTERNAL,
+                ImageError::NoManifest { .. }
+                | ImageError::ManifestSyntax { .. }
+                | ImageError::ManifestVersion { .. }
+                | ImageError::ManifestInvalid { .. }
+                | ImageError::Unaligned { .. }
+                | ImageError::ChunkSize { .. }
+                | ImageError::Exists { .. } => exit::USAGE,
+            },
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod facts;
+pub mod image;
 pub mod inventory;
 pub mod journal;
 pub mod lab;

@@ -72,6 +72,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
                 exit::OK
             })
         }
+        Command::Image(cmd) => super::image::run(&cli, cmd).await,
         Command::Apply(args) => apply(&cli, args, args.check).await,
         Command::Plan(args) => apply(&cli, args, true).await,
         Command::Verify(args) => super::verify::verify(&cli, args).await,
@@ -207,7 +208,7 @@ pub(super) fn parse_extra_vars(items: &[String]) -> Result<Vars, ParcError> {
 pub(super) type Monitor = tokio::task::JoinHandle<()>;
 pub(super) type ReportTask = tokio::task::JoinHandle<Result<PathBuf, ReportError>>;
 
-fn select(ctx: &FleetContext, pattern: &str) -> Result<Vec<String>, ParcError> {
+pub(super) fn select(ctx: &FleetContext, pattern: &str) -> Result<Vec<String>, ParcError> {
     Ok(ctx
         .inventory
         .select(pattern)?
@@ -219,6 +220,7 @@ fn select(ctx: &FleetContext, pattern: &str) -> Result<Vec<String>, ParcError> {
 /// Load the inventory and start the display. The second receiver gets the
 /// same events for the run report, started by [`record`] once the hosts are
 /// known, so a bad pattern leaves no empty run behind.
+/// Load the inventory and start the display.
 pub(super) fn prepare(
     cli: &Cli,
     parallel: usize,

@@ -4,6 +4,7 @@
 //! `engine` and `ui`. Errors are rendered once, in [`main`], with their exit code.
 
 mod commands;
+mod image;
 mod verify;
 
 use std::path::PathBuf;
@@ -105,6 +106,9 @@ enum Command {
         #[arg(long, conflicts_with = "format")]
         html: bool,
     },
+    /// Disk images: build and verify manifests, deploy to many hosts, capture.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Sandboxed workstations on this machine (real sshd in namespaces) for trying parc.
     #[command(subcommand)]
     Lab(crate::lab::cli::LabCommand),

@@ -94,6 +94,10 @@ pub enum Outcome {
         journals: Vec<String>,
         problems: Vec<String>,
     },
+    /// `parc image deploy`: what one target received and how it was checked.
+    Image(ImageReport),
+    /// `parc image capture`: the image written from the host's disk.
+    Captured(CaptureReport),
 }
 
 /// What parc did after a host failed its apply or its verification.
@@ -112,6 +116,38 @@ pub struct Recovery {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fallback_verification: Vec<TestResult>,
     /// Why the recovery itself failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One target of an image deploy. Byte counts are image bytes (the wire also
+/// carries SSH framing and a few bytes of commands per run).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImageReport {
+    pub target: String,
+    pub image_bytes: u64,
+    /// Chunk bytes streamed to the target.
+    pub bytes_sent: u64,
+    /// All-zero chunks zeroed (or hole-punched) by the target itself: not sent.
+    pub bytes_zeroed: u64,
+    /// Chunks the target already held: not sent.
+    pub bytes_matched: u64,
+    pub chunks_sent: usize,
+    pub chunks_zeroed: usize,
+    /// Chunk writes repeated because the read-back differed.
+    pub rewrites: usize,
+    /// How written chunks were read back: direct, nocache, drop_caches or cache.
+    pub readback: String,
+    /// Every chunk of the target matched the manifest at the end.
+    pub verified: bool,
+    /// When (ms after the host's start) the target had hashed every chunk.
+    pub probe_ms: u64,
+    /// When the first chunk byte was sent, and how long sending lasted.
+    pub transfer_start_ms: u64,
+    pub transfer_ms: u64,
+    /// Until the target confirmed the last read-back and flushed its storage.
+    pub total_ms: u64,
+    /// Set when the host failed (refusal, write error, lost connection).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -137,6 +173,18 @@ impl Recovery {
             RecoveryAction::Failed => "RECOVERY FAILED",
         }
     }
+}
+
+/// The image a capture wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaptureReport {
+    pub source: String,
+    pub image: String,
+    pub manifest: String,
+    pub bytes: u64,
+    pub zero_chunks: usize,
+    pub chunks: usize,
+    pub sha256: String,
 }
 
 /// One resource on one host, as reporters and reports show it. Every text in
@@ -203,6 +251,10 @@ impl Outcome {
             Outcome::Applied { .. } => HostState::Ok,
             Outcome::Verified { results } if results.iter().all(|r| r.passed) => HostState::Ok,
             Outcome::Verified { .. } => HostState::Failed,
+            Outcome::Image(r) if r.error.is_some() || !r.verified => HostState::Failed,
+            Outcome::Image(r) if r.chunks_sent + r.chunks_zeroed > 0 => HostState::Changed,
+            Outcome::Image(_) => HostState::Ok,
+            Outcome::Captured(_) => HostState::Ok,
         }
     }
 }
@@ -263,6 +315,13 @@ pub enum Event {
     },
     /// A host entered a phase (connecting, running, probing, ...).
     HostPhase { host: String, phase: String },
+    /// Bytes of a long transfer that are done on a host (image deploy: chunks
+    /// that match on the target's storage; capture: bytes received).
+    HostProgress {
+        host: String,
+        done_bytes: u64,
+        total_bytes: u64,
+    },
     HostFinished {
         host: String,
         state: HostState,

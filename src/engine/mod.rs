@@ -12,6 +12,7 @@ pub mod connect;
 pub mod events;
 pub mod fleet;
 pub mod gather;
+pub mod imaging;
 pub mod lock;
 pub mod rollback;
 pub mod rollout;

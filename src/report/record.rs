@@ -133,7 +133,7 @@ impl Report {
                 self.started = now;
                 true
             }
-            Event::HostPhase { .. } => false,
+            Event::HostPhase { .. } | Event::HostProgress { .. } => false,
             Event::HostFinished {
                 host,
                 state,

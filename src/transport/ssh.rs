@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
 use russh::{ChannelMsg, Disconnect, client, kex};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
 use super::known_hosts::{self, Accepted, HostKeyError, HostKeyPolicy};
@@ -21,6 +21,8 @@ use super::{ExitStatus, Transport, TransportError};
 
 /// Channels opened at once on one connection: below OpenSSH's `MaxSessions 10`.
 const MAX_CHANNELS: usize = 8;
+/// Bytes of a command's stdin read at once and handed to russh.
+const STDIN_READ: usize = 256 * 1024;
 
 /// Everything needed to open a connection, after inventory, `~/.ssh/config` and
 /// defaults were merged (see `engine::connect`).
@@ -335,7 +337,21 @@ impl Transport for SshTransport {
         let (mut read, write) = channel.split();
 
         let writer = async {
-            let sent = write.data(stdin).await;
+            // `data(reader)` would copy through an 8 KiB buffer and so send 8 KiB
+            // SSH packets; large reads let russh fill packets up to the server's
+            // maximum (32 KiB for OpenSSH), which matters for multi-GiB streams.
+            let mut buf = vec![0u8; STDIN_READ];
+            let sent = loop {
+                match stdin.read(&mut buf).await {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => {
+                        if let Err(e) = write.data_bytes(buf[..n].to_vec()).await {
+                            break Err(e);
+                        }
+                    }
+                    Err(e) => break Err(russh::Error::IO(e)),
+                }
+            };
             let _ = write.eof().await;
             sent
         };

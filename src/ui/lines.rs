@@ -1,7 +1,7 @@
 //! Text shared by the plain and TTY reporters, so both say the same thing.
 
 use super::Options;
-use crate::engine::events::{Event, HostState, Outcome, ResourceStatus, Summary};
+use crate::engine::events::{Event, HostState, ImageReport, Outcome, ResourceStatus, Summary};
 use crate::verify::TestResult;
 
 /// The human text for an event, if it prints anything.
@@ -12,7 +12,7 @@ pub fn event(ev: &Event, action: &str, options: Options) -> Option<String> {
             action,
             hosts,
         } => Some(format!("{action}: run {run_id} on {} hosts", hosts.len())),
-        Event::HostPhase { .. } => None,
+        Event::HostPhase { .. } | Event::HostProgress { .. } => None,
         Event::HostFinished {
             host,
             state,
@@ -84,6 +84,16 @@ pub fn host_finished(
             }
             line
         }
+        Outcome::Image(r) => image_line(host, &label, r, secs),
+        Outcome::Captured(c) => format!(
+            "{host} | {label} | {} from {} into {} ({} zero chunks of {}), manifest {} | {secs:.2}s",
+            bytes(c.bytes),
+            c.source,
+            c.image,
+            c.zero_chunks,
+            c.chunks,
+            c.manifest
+        ),
         Outcome::Applied {
             check, resources, ..
         } => {
@@ -242,6 +252,33 @@ pub fn recap(rows: &mut [(HostState, String)]) -> Option<String> {
     Some(out)
 }
 
+fn bytes(n: u64) -> String {
+    bytesize::ByteSize(n).display().iec().to_string()
+}
+
+fn image_line(host: &str, label: &str, r: &ImageReport, secs: f64) -> String {
+    let moved = format!(
+        "{} sent, {} zeroed, {} already there",
+        bytes(r.bytes_sent),
+        bytes(r.bytes_zeroed),
+        bytes(r.bytes_matched)
+    );
+    let rewrites = match r.rewrites {
+        0 => String::new(),
+        n => format!(", {n} chunk(s) rewritten"),
+    };
+    match &r.error {
+        Some(e) if r.bytes_sent + r.bytes_zeroed > 0 => {
+            format!("{host} | {label} | {} | {moved} before: {e}", r.target)
+        }
+        Some(e) => format!("{host} | {label} | {} | {e}", r.target),
+        None => format!(
+            "{host} | {label} | {} | {moved}{rewrites}; every chunk verified on the storage ({} reads) | {secs:.2}s",
+            r.target, r.readback
+        ),
+    }
+}
+
 pub fn summary(action: &str, s: &Summary, elapsed_ms: u64) -> String {
     let mut parts = vec![format!("{} ok", s.ok)];
     if s.changed > 0 || action == "apply" {
@@ -351,5 +388,27 @@ mod tests {
             results: vec![ok, bad],
         };
         insta::assert_snapshot!(host_finished("ws-004", o.state(), 820, &o, ALL));
+    }
+
+    #[test]
+    fn image_lines() {
+        let mut r = ImageReport {
+            target: "/dev/sda".into(),
+            image_bytes: 256 << 20,
+            bytes_sent: 4 << 20,
+            bytes_matched: 252 << 20,
+            chunks_sent: 1,
+            rewrites: 1,
+            readback: "direct".into(),
+            verified: true,
+            ..ImageReport::default()
+        };
+        let o = Outcome::Image(r.clone());
+        insta::assert_snapshot!(host_finished("ws-004", HostState::Changed, 2100, &o, ALL));
+        r.verified = false;
+        r.error = Some("/dev/sda is mounted (at /mnt): ...".into());
+        r.bytes_sent = 0;
+        let o = Outcome::Image(r);
+        insta::assert_snapshot!(host_finished("ws-005", HostState::Failed, 40, &o, ALL));
     }
 }

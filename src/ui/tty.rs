@@ -60,6 +60,26 @@ impl Reporter for Tty {
                 self.overall = Some(bar);
             }
             Event::HostPhase { host, phase } => self.host_bar(host).set_message(phase.clone()),
+            Event::HostProgress {
+                host,
+                done_bytes,
+                total_bytes,
+            } => {
+                let bar = self.host_bar(host);
+                if bar.length() != Some(*total_bytes) {
+                    // From spinner to a byte bar the first time a host reports bytes.
+                    bar.set_length(*total_bytes);
+                    bar.reset_elapsed();
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "  {spinner} {prefix:12} [{bar:24}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+                        )
+                        .expect("static template")
+                        .progress_chars("=> "),
+                    );
+                }
+                bar.set_position(*done_bytes);
+            }
             Event::HostFinished {
                 host,
                 state,

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Imaging figures, side by side in one run (not run by CI; needs root and
+# openssh-server, like `parc lab`):
+#   - full deploy of a 1 GiB image to 1 and to 10 lab hosts, against the
+#     baseline `ssh HOST 'cat > TARGET' < IMAGE` (OpenSSH, same hosts, same run);
+#   - a delta re-deploy after 1% of the image's chunks changed.
+# The image is 3/4 random chunks and 1/4 zero chunks (every fourth), like a disk
+# with free space. Every disk is reset to empty (sparse) before each full deploy.
+#
+# Usage: bench/imaging.sh            (builds the release binary)
+#        PARC=/path/to/parc SUBNET=240 bench/imaging.sh
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SUBNET=${SUBNET:-240}
+HOSTS=10
+SIZE=$((1024 * 1024 * 1024))
+CHUNK=$((4 * 1024 * 1024))
+if [ -z "${PARC:-}" ]; then
+  (cd "$ROOT" && cargo build --release --quiet)
+  PARC=${CARGO_TARGET_DIR:-$ROOT/target}/release/parc
+fi
+
+WORK=$(mktemp -d /tmp/parc-bench-imaging.XXXXXX)
+LAB=$WORK/lab
+cleanup() {
+  "$PARC" lab down --dir "$LAB" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+"$PARC" lab up --hosts "$HOSTS" --subnet "$SUBNET" --dir "$LAB" --disk-size 1GiB >/dev/null
+export PARC_INVENTORY=$LAB/inventory.yml
+mapfile -t NAMES < <(python3 -c 'import json,sys; [print(h["name"]) for h in json.load(open(sys.argv[1]))["hosts"]]' "$LAB/state.json")
+mapfile -t ADDRS < <(python3 -c 'import json,sys; [print(h["address"]) for h in json.load(open(sys.argv[1]))["hosts"]]' "$LAB/state.json")
+SSH=(ssh -F /dev/null -i "$LAB/id_ed25519" -o "UserKnownHostsFile=$LAB/known_hosts" -o BatchMode=yes)
+
+IMAGE=$WORK/golden.img
+echo "making a 1 GiB image (3/4 random, 1/4 zero chunks)..." >&2
+truncate -s "$SIZE" "$IMAGE"
+for ((i = 0; i < SIZE / CHUNK; i++)); do
+  if ((i % 4 != 3)); then
+    head -c "$CHUNK" /dev/urandom | dd of="$IMAGE" bs="$CHUNK" seek="$i" conv=notrunc status=none
+  fi
+done
+
+now() { date +%s.%N; }
+secs() { python3 -c "print(f'{$2 - $1:.2f}')"; }
+
+t0=$(now); "$PARC" image build "$IMAGE" >/dev/null; t1=$(now)
+BUILD=$(secs "$t0" "$t1")
+
+reset_disks() { # N: empty (sparse) disks on the first N hosts
+  for ((h = 0; h < $1; h++)); do
+    truncate -s 0 "$LAB/hosts/${NAMES[h]}/disk.img"
+    truncate -s "$SIZE" "$LAB/hosts/${NAMES[h]}/disk.img"
+  done
+  sync
+}
+
+baseline() { # N: seconds for `ssh HOST 'cat > /dev/parc-disk' < IMAGE` on N hosts at once
+  reset_disks "$1"
+  local t0 t1
+  t0=$(now)
+  for ((h = 0; h < $1; h++)); do
+    "${SSH[@]}" "root@${ADDRS[h]}" 'cat > /dev/parc-disk' < "$IMAGE" &
+  done
+  wait
+  t1=$(now)
+  secs "$t0" "$t1"
+}
+
+deploy() { # PATTERN OUT: parc deploy, JSON events in OUT; prints wall seconds
+  local t0 t1
+  t0=$(now)
+  "$PARC" --json image deploy "$IMAGE" --to "$1" --target /dev/parc-disk > "$2"
+  t1=$(now)
+  secs "$t0" "$t1"
+}
+
+# Transfer window across hosts (first byte sent to last byte sent, hosts start
+# together) and the bytes sent in it, from the run's host_finished events.
+transfer() { # OUT -> "seconds bytes"
+  python3 - "$1" <<'PY'
+import json, sys
+done = [json.loads(l) for l in open(sys.argv[1]) if '"host_finished"' in l]
+outs = [d["outcome"] for d in done]
+assert all(o.get("verified") for o in outs), outs
+start = min(o["transfer_start_ms"] for o in outs)
+end = max(o["transfer_start_ms"] + o["transfer_ms"] for o in outs)
+print(f"{(end - start) / 1000:.2f} {sum(o['bytes_sent'] for o in outs)}")
+PY
+}
+
+declare -A R
+for n in 1 "$HOSTS"; do
+  pattern=$([ "$n" = 1 ] && echo "${NAMES[0]}" || echo all)
+  echo "full deploy to $n host(s)..." >&2
+  R[base_$n]=$(baseline "$n")
+  reset_disks "$n"
+  R[full_$n]=$(deploy "$pattern" "$WORK/full_$n.json")
+  R[xfer_$n]=$(transfer "$WORK/full_$n.json")
+done
+
+# 1% of the chunks (3 of 256, all data chunks) change; the targets hold the old image.
+for i in 10 100 200; do
+  head -c "$CHUNK" /dev/urandom | dd of="$IMAGE" bs="$CHUNK" seek="$i" conv=notrunc status=none
+done
+"$PARC" image build "$IMAGE" >/dev/null
+for n in 1 "$HOSTS"; do
+  pattern=$([ "$n" = 1 ] && echo "${NAMES[0]}" || echo all)
+  echo "delta re-deploy to $n host(s)..." >&2
+  R[delta_$n]=$(deploy "$pattern" "$WORK/delta_$n.json")
+  R[dsent_$n]=$(transfer "$WORK/delta_$n.json")
+done
+
+python3 - "$SIZE" "$HOSTS" "$BUILD" <<PY
+import sys
+size, hosts, build = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+R = {$(for k in "${!R[@]}"; do printf '"%s": "%s", ' "$k" "${R[$k]}"; done)}
+mib = lambda b: b / 2**20
+print(f"manifest build of the 1 GiB image: {build:.2f}s ({mib(size) / build:.0f} MiB/s)")
+print()
+print(f"{'':34} {'baseline':>10} {'parc':>10} {'ratio':>8}")
+for n in (1, hosts):
+    base, full = float(R[f"base_{n}"]), float(R[f"full_{n}"])
+    xs, xb = R[f"xfer_{n}"].split(); xs, xb = float(xs), int(xb)
+    base_rate = mib(size * n) / base          # MiB/s through ssh | cat
+    xfer_rate = mib(xb) / xs                  # MiB/s of chunk bytes in the transfer window
+    print(f"{n:>2} host(s), transfer phase (MiB/s) {base_rate:>10.0f} {xfer_rate:>10.0f} {xfer_rate / base_rate:>7.2f}x")
+    print(f"{n:>2} host(s), whole deploy (s)       {base:>10.2f} {full:>10.2f} {base / full:>7.2f}x")
+for n in (1, hosts):
+    full, delta = float(R[f"full_{n}"]), float(R[f"delta_{n}"])
+    sent = int(R[f"dsent_{n}"].split()[1])
+    print(f"{n:>2} host(s), delta 1% (s)           {full:>10.2f} {delta:>10.2f} {full / delta:>7.2f}x  ({mib(sent):.0f} MiB sent)")
+print()
+print("transfer phase: baseline = image bytes / wall time of ssh|cat; parc = chunk bytes sent /")
+print("  time from the first to the last chunk byte sent (probe and read-back run meanwhile).")
+print("whole deploy: wall time, parc including the target's hashing pass and read-back.")
+print("delta: 'baseline' column is parc's full deploy; ratio = how many times faster the delta is.")
+PY

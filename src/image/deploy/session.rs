@@ -1,0 +1,74 @@
+//! Plumbing between one exec and the deploy logic: the target's stdin is a pipe
+//! the controller writes commands and chunks into while it is running, and its
+//! stdout arrives as lines on a channel.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::AsyncWrite;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Splits what the target prints into lines as it arrives. Never blocks: the
+/// target must never stall on its stdout while the controller is busy sending.
+pub struct LineSink {
+    tx: UnboundedSender<String>,
+    partial: Vec<u8>,
+}
+
+impl LineSink {
+    pub fn new(tx: UnboundedSender<String>) -> Self {
+        LineSink {
+            tx,
+            partial: Vec::new(),
+        }
+    }
+}
+
+impl AsyncWrite for LineSink {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let me = self.get_mut();
+        for &byte in buf {
+            if byte == b'\n' {
+                let line = String::from_utf8_lossy(&me.partial).into_owned();
+                me.partial.clear();
+                // The receiver is gone only once the deploy gave up on this host.
+                let _ = me.tx.send(line);
+            } else {
+                me.partial.push(byte);
+            }
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn lines_split_across_writes_arrive_whole() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut sink = LineSink::new(tx);
+        sink.write_all(b"h 1 ab").await.unwrap();
+        sink.write_all(b"cd\nready\npart").await.unwrap();
+        drop(sink);
+        let mut got = Vec::new();
+        while let Some(l) = rx.recv().await {
+            got.push(l);
+        }
+        assert_eq!(got, ["h 1 abcd", "ready"]);
+    }
+}

@@ -1,0 +1,386 @@
+//! Disk imaging on a real lab (needs root and openssh-server): full deploy to 10
+//! hosts, delta repair of a corrupted chunk, resume after the controller is
+//! killed, capture, and the safety refusals. Every "the target holds the image"
+//! check hashes on the host with its own sha256sum, independently of parc.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use common::TestLab;
+use sha2::{Digest, Sha256};
+
+const MIB: u64 = 1 << 20;
+const CHUNK: u64 = 4 * MIB;
+const SIZE: u64 = 256 * MIB;
+const CHUNKS: u64 = SIZE / CHUNK;
+
+fn events(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+fn finished(ev: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    ev.iter()
+        .filter(|e| e["event"] == "host_finished")
+        .collect()
+}
+
+/// Chunks that are all zeros in the test image: every fourth, and 20..30.
+fn is_zero_chunk(i: u64) -> bool {
+    i % 4 == 3 || (20..30).contains(&i)
+}
+
+/// A 256 MiB image: random chunks, zero chunks, and one half-zero chunk (6).
+fn make_image(dir: &Path) -> (PathBuf, Vec<u8>) {
+    let path = dir.join("golden.img");
+    let mut data = vec![0u8; SIZE as usize];
+    let mut random = std::fs::File::open("/dev/urandom").unwrap();
+    for i in 0..CHUNKS {
+        if is_zero_chunk(i) {
+            continue;
+        }
+        let start = (i * CHUNK) as usize;
+        let len = if i == 6 { CHUNK / 2 } else { CHUNK } as usize;
+        random.read_exact(&mut data[start..start + len]).unwrap();
+    }
+    std::fs::write(&path, &data).unwrap();
+    (path, data)
+}
+
+fn data_bytes() -> u64 {
+    (0..CHUNKS).filter(|&i| !is_zero_chunk(i)).count() as u64 * CHUNK
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// sha256 of the first `SIZE` bytes of the host's disk, computed on the host.
+fn host_hash(lab: &TestLab, host: usize) -> String {
+    let out = lab.ssh(host, &format!("head -c {SIZE} /dev/parc-disk | sha256sum"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Per-chunk sha256 of the host's disk, computed on the host.
+fn host_chunk_hashes(lab: &TestLab, host: usize) -> Vec<String> {
+    let script = format!(
+        "i=0; while [ $i -lt {CHUNKS} ]; do dd if=/dev/parc-disk bs={CHUNK} skip=$i count=1 2>/dev/null | sha256sum; i=$((i+1)); done"
+    );
+    let out = lab.ssh(host, &script);
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect()
+}
+
+fn build(lab: &TestLab, image: &Path) {
+    let out = lab
+        .parc()
+        .args(["image", "build"])
+        .arg(image)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn deploy(
+    lab: &TestLab,
+    image: &Path,
+    to: &str,
+    extra: &[&str],
+) -> (Output, Vec<serde_json::Value>) {
+    let out = lab
+        .parc()
+        .args(["--json", "image", "deploy"])
+        .arg(image)
+        .args(["--to", to, "--target", "/dev/parc-disk"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let ev = events(&out);
+    (out, ev)
+}
+
+#[test]
+fn deploy_to_10_hosts_repair_one_chunk_and_capture() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start_with(10, &["--disk-size", "256MiB"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (image, data) = make_image(dir.path());
+    let image_hash = sha256_hex(&data);
+    build(&lab, &image);
+
+    let (out, ev) = deploy(&lab, &image, "all", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = finished(&ev);
+    assert_eq!(done.len(), 10);
+    for e in &done {
+        let o = &e["outcome"];
+        assert_eq!(e["state"], "changed", "{e}");
+        assert_eq!(e["execs"], 1, "one exec per host: {e}");
+        assert_eq!(o["verified"], true);
+        // A fresh sparse disk already holds the zero chunks: only data is sent.
+        assert_eq!(o["bytes_sent"], data_bytes(), "{e}");
+        assert_eq!(o["bytes_matched"], SIZE - data_bytes());
+        assert_eq!(o["readback"], "direct");
+    }
+    assert!(ev.iter().any(|e| e["event"] == "host_progress"));
+    std::thread::scope(|s| {
+        let lab = &lab;
+        let handles: Vec<_> = (0..10)
+            .map(|i| s.spawn(move || host_hash(lab, i)))
+            .collect();
+        for (i, h) in handles.into_iter().enumerate() {
+            assert_eq!(
+                h.join().unwrap(),
+                image_hash,
+                "host {i} differs from the image"
+            );
+        }
+    });
+
+    // One data chunk corrupted on one host: only that chunk goes out again.
+    let corrupt = lab.ssh(
+        3,
+        &format!("dd if=/dev/urandom of=/dev/parc-disk bs={CHUNK} seek=9 count=1 conv=notrunc 2>/dev/null"),
+    );
+    assert!(corrupt.status.success());
+    assert_ne!(host_hash(&lab, 3), image_hash);
+    let (out, ev) = deploy(&lab, &image, "all", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for e in finished(&ev) {
+        let o = &e["outcome"];
+        if e["host"] == lab.lab.hosts[3].name {
+            assert_eq!(e["state"], "changed");
+            assert_eq!(o["bytes_sent"], CHUNK, "{e}");
+            assert_eq!(o["chunks_sent"], 1);
+        } else {
+            assert_eq!(e["state"], "ok", "{e}");
+            assert_eq!(o["bytes_sent"], 0);
+        }
+        assert_eq!(o["bytes_zeroed"], 0);
+    }
+    assert_eq!(host_hash(&lab, 3), image_hash);
+
+    // Capture host 3 back: same bytes, zero chunks left as holes.
+    let captured = dir.path().join("captured.img");
+    let out = lab
+        .parc()
+        .args([
+            "image",
+            "capture",
+            &lab.lab.hosts[3].name,
+            "--source",
+            "/dev/parc-disk",
+            "-o",
+        ])
+        .arg(&captured)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sha256_hex(&std::fs::read(&captured).unwrap()), image_hash);
+    use std::os::unix::fs::MetadataExt;
+    let allocated = std::fs::metadata(&captured).unwrap().blocks() * 512;
+    // Data chunks plus a block of file-system slack; no zero chunk was written.
+    assert!(
+        allocated < data_bytes() + CHUNK,
+        "zero chunks were written: {allocated} bytes allocated"
+    );
+    let manifest = |p: &Path| -> serde_json::Value {
+        let mut m = p.as_os_str().to_owned();
+        m.push(".parc-manifest.json");
+        serde_json::from_str(&std::fs::read_to_string(PathBuf::from(m)).unwrap()).unwrap()
+    };
+    assert_eq!(manifest(&captured)["chunks"], manifest(&image)["chunks"]);
+    let out = lab
+        .parc()
+        .args(["image", "verify"])
+        .arg(&captured)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn a_killed_deploy_resumes_sending_only_what_is_missing() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start_with(1, &["--disk-size", "256MiB"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (image, data) = make_image(dir.path());
+    build(&lab, &image);
+    let host = lab.lab.hosts[0].name.clone();
+
+    // Paced so that the kill lands mid-transfer whatever the machine's speed.
+    let mut child = lab
+        .parc()
+        .args(["--json", "image", "deploy"])
+        .arg(&image)
+        .args([
+            "--to",
+            &host,
+            "--target",
+            "/dev/parc-disk",
+            "--max-rate",
+            "40MiB",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed once more than half the image is verified on the target (the zero
+    // chunks, 37.5%, count from the start): a good part of the data is still to come.
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in stdout.lines() {
+            let Ok(line) = line else { break };
+            let ev: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if ev["event"] == "host_progress" && ev["done_bytes"].as_u64().unwrap() > SIZE / 2 {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the deploy never got past half of the image");
+    child.kill().unwrap(); // SIGKILL: no chance to clean up anything.
+    child.wait().unwrap();
+    reader.join().unwrap();
+
+    // What the target holds now, as the target itself hashes it.
+    let wanted: Vec<String> = data.chunks(CHUNK as usize).map(sha256_hex).collect();
+    let held = host_chunk_hashes(&lab, 0);
+    let missing_data: u64 = (0..CHUNKS as usize)
+        .filter(|&i| !is_zero_chunk(i as u64) && held[i] != wanted[i])
+        .count() as u64
+        * CHUNK;
+    assert!(missing_data > 0, "the deploy finished before it was killed");
+    assert!(
+        missing_data < data_bytes(),
+        "nothing reached the target before the kill"
+    );
+
+    let (out, ev) = deploy(&lab, &image, &host, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let o = &finished(&ev)[0]["outcome"];
+    assert_eq!(o["bytes_sent"], missing_data, "{o}");
+    assert_eq!(o["verified"], true);
+    assert_eq!(host_hash(&lab, 0), sha256_hex(&data));
+
+    // The killed run's temporary directory did not outlive it.
+    let leftover = lab.ssh(0, "ls -d /tmp/parc-image.* 2>/dev/null | wc -l");
+    assert_eq!(String::from_utf8_lossy(&leftover.stdout).trim(), "0");
+}
+
+#[test]
+fn mounted_and_too_small_targets_are_refused() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start_with(1, &["--disk-size", "256MiB"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (image, _) = make_image(dir.path());
+    build(&lab, &image);
+    let host = lab.lab.hosts[0].name.clone();
+
+    let mount = lab.ssh(
+        0,
+        // Read-only, so that the file system itself never changes the disk.
+        "mkfs.ext4 -q -F /dev/parc-disk && mkdir -p /mnt/golden \\
+         && mount -o loop,ro /dev/parc-disk /mnt/golden",
+    );
+    assert!(
+        mount.status.success(),
+        "{}",
+        String::from_utf8_lossy(&mount.stderr)
+    );
+    let before = host_hash(&lab, 0);
+    let (out, ev) = deploy(&lab, &image, &host, &[]);
+    let after = host_hash(&lab, 0);
+    let umount = lab.ssh(0, "umount /mnt/golden");
+    assert_eq!(out.status.code(), Some(3));
+    let e = finished(&ev)[0];
+    assert_eq!(e["state"], "failed");
+    let error = e["outcome"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("is mounted (at /mnt/golden through loop"),
+        "{error}"
+    );
+    assert!(error.contains("--force"), "{error}");
+    assert_eq!(e["outcome"]["bytes_sent"], 0);
+    assert!(umount.status.success());
+    assert_eq!(after, before, "a refused deploy wrote to the disk");
+
+    let small = lab.ssh(0, "truncate -s 1M /root/small.img");
+    assert!(small.status.success());
+    let out = lab
+        .parc()
+        .args(["image", "deploy"])
+        .arg(&image)
+        .args(["--to", &host, "--target", "/root/small.img"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("holds 1048576 bytes but the image is 268435456 bytes"),
+        "{text}"
+    );
+
+    // An image changed after its manifest is refused before any host is touched.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&image)
+        .unwrap()
+        .set_len(SIZE + 512)
+        .unwrap();
+    let out = lab
+        .parc()
+        .args(["image", "deploy"])
+        .arg(&image)
+        .args(["--to", &host, "--target", "/dev/parc-disk"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no longer matches its manifest"), "{err}");
+}
