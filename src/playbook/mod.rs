@@ -97,7 +97,7 @@ pub enum PlaybookError {
     Image {
         location: Location,
         play: String,
-        source: ImageError,
+        source: Box<ImageError>,
     },
 }
 
@@ -142,7 +142,7 @@ pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
                 let source = ImageSource::open(&file).map_err(|source| PlaybookError::Image {
                     location: PositionMap::build(path, &text).locate(&format!("{i}.image.file")),
                     play: name.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
                 Some(Arc::new(source))
             }
