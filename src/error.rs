@@ -73,6 +73,11 @@ pub mod exit {
 impl ParcError {
     pub fn exit_code(&self) -> u8 {
         match self {
+            ParcError::Playbook(crate::playbook::PlaybookError::Image { source, .. })
+                if matches!(**source, ImageError::Mismatch { .. }) =>
+            {
+                exit::IMAGE_MISMATCH
+            }
             ParcError::Inventory(_)
             | ParcError::Pattern(_)
             | ParcError::NoInventory

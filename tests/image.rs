@@ -307,6 +307,45 @@ fn a_killed_deploy_resumes_sending_only_what_is_missing() {
     assert_eq!(o["verified"], true);
     assert_eq!(host_hash(&lab, 0), sha256_hex(&data));
 
+    // The same image as the `image:` stage of a play: only a damaged chunk goes out.
+    let damage = lab.ssh(
+        0,
+        &format!("dd if=/dev/urandom of=/dev/parc-disk bs={CHUNK} seek=2 count=1 conv=notrunc 2>/dev/null"),
+    );
+    assert!(damage.status.success());
+    std::fs::create_dir(dir.path().join("playbooks")).unwrap();
+    let playbook = dir.path().join("playbooks/reimage.yml");
+    std::fs::write(
+        &playbook,
+        "- name: reimage\n  hosts: all\n  image: {file: ../golden.img, target: /dev/parc-disk}\n",
+    )
+    .unwrap();
+    let out = lab
+        .parc()
+        .args(["--json", "apply"])
+        .arg(&playbook)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ev = events(&out);
+    let e = finished(&ev)[0];
+    assert_eq!(e["state"], "changed", "{e}");
+    let stage = &e["outcome"]["resources"][0];
+    assert_eq!(stage["status"], "changed", "{stage}");
+    assert!(
+        stage["changes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("4.0 MiB sent"),
+        "{stage}"
+    );
+    assert_eq!(host_hash(&lab, 0), sha256_hex(&data));
+
     // The killed run's temporary directory did not outlive it.
     let leftover = lab.ssh(0, "ls -d /tmp/parc-image.* 2>/dev/null | wc -l");
     assert_eq!(String::from_utf8_lossy(&leftover.stdout).trim(), "0");

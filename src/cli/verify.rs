@@ -106,6 +106,7 @@ fn load_target(target: &str, on: Option<&str>) -> Result<Playbook, ParcError> {
         },
         profile,
         fallback: None,
+        image: None,
     };
     Ok(Playbook {
         path: profile::profile_path(&dir, &play.spec.profiles[0]),

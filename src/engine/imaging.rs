@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use super::events::{Outcome, Summary};
+use super::events::{Events, HostState, Outcome, ResourceReport, ResourceStatus, Summary};
 use super::fleet::{self, FleetContext};
 use crate::image::capture::{CaptureJob, capture_host};
 use crate::image::deploy::{DeployJob, deploy_host};
+use crate::transport::Transport;
 
 pub async fn deploy(
     ctx: &FleetContext,
@@ -32,4 +33,54 @@ pub async fn capture(
         capture_host(job.clone(), host, t, events.clone())
     })
     .await
+}
+
+/// The `image:` stage of a play on one host, reported like a resource so that
+/// the play's recap shows it first, before the profile's resources.
+pub async fn play_stage(
+    job: Arc<DeployJob>,
+    check: bool,
+    host: String,
+    t: Arc<dyn Transport>,
+    events: Events,
+) -> ResourceReport {
+    let resource = format!("image {} -> {}", job.source.path().display(), job.target);
+    if check {
+        return ResourceReport {
+            resource,
+            status: ResourceStatus::Unknown,
+            changes: vec!["deploy (what differs is known once the target is hashed)".into()],
+            diff: None,
+            output: None,
+            error: None,
+        };
+    }
+    let outcome = deploy_host(job, host, t, events).await;
+    let state = outcome.state();
+    let Outcome::Image(r) = outcome else {
+        unreachable!("deploy_host always reports an image outcome")
+    };
+    let size = |n: u64| bytesize::ByteSize(n).display().iec().to_string();
+    ResourceReport {
+        resource,
+        status: match state {
+            HostState::Changed => ResourceStatus::Changed,
+            HostState::Ok => ResourceStatus::NoChange,
+            _ => ResourceStatus::Failed,
+        },
+        changes: if state == HostState::Changed {
+            vec![format!(
+                "{} sent, {} zeroed, {} already there, verified ({} reads)",
+                size(r.bytes_sent),
+                size(r.bytes_zeroed),
+                size(r.bytes_matched),
+                r.readback
+            )]
+        } else {
+            Vec::new()
+        },
+        diff: None,
+        output: None,
+        error: r.error,
+    }
 }

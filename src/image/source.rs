@@ -22,6 +22,15 @@ pub struct ImageSource {
     checked: Vec<AtomicBool>,
 }
 
+impl std::fmt::Debug for ImageSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageSource")
+            .field("path", &self.path)
+            .field("size", &self.manifest.size)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ImageSource {
     /// Load the manifest and refuse an image that no longer matches it.
     pub fn open(image: &Path) -> Result<ImageSource, ImageError> {

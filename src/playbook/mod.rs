@@ -9,6 +9,9 @@
 //!   batches: [1, 10%, 100%]   # canary, then waves; the last size repeats
 //!   parallel: 20
 //!   max_failures: 10%         # count or percentage of the play's hosts
+//!   image:                    # optional, deployed to each host before its profiles
+//!     file: ../images/golden.img   # relative to the playbook
+//!     target: /dev/sda
 //! ```
 
 mod batches;
@@ -16,8 +19,12 @@ mod batches;
 pub use batches::{Amount, batches};
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
+
+use crate::image::{ImageError, ImageSource};
+use crate::location::{Location, PositionMap};
 
 use crate::inventory::Vars;
 use crate::profile::{self, Profile, ProfileError};
@@ -49,6 +56,8 @@ pub struct PlaySpec {
     /// confirms the change over a new connection within this time.
     #[serde(default, deserialize_with = "batches::duration")]
     pub confirm: Option<std::time::Duration>,
+    /// A disk image written to each host before its profiles are applied.
+    pub image: Option<ImageStage>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -62,6 +71,21 @@ pub enum OnFailure {
     Keep,
 }
 
+/// The `image:` stage of a play: a fresh machine gets the golden image, then
+/// the profiles make it its user's workstation, in one rollout.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageStage {
+    /// The image file, relative to the playbook's directory; its manifest must
+    /// be beside it (`parc image build`).
+    pub file: PathBuf,
+    /// Device or disk file on each host.
+    pub target: String,
+    /// Write even if the target is mounted (never if it backs the running system).
+    #[serde(default)]
+    pub force: bool,
+}
+
 /// A play ready to run: its profiles loaded and merged.
 #[derive(Debug, Clone)]
 pub struct Play {
@@ -70,6 +94,8 @@ pub struct Play {
     pub profile: Profile,
     /// The fallback profile named by the play's profiles, loaded.
     pub fallback: Option<Profile>,
+    /// The `image:` stage's image, already checked against its manifest.
+    pub image: Option<Arc<ImageSource>>,
 }
 
 impl Play {
@@ -98,8 +124,14 @@ pub enum PlaybookError {
     },
     #[error(transparent)]
     Profile(#[from] ProfileError),
-    #[error("{path}: play `{play}` lists no profiles")]
+    #[error("{path}: play `{play}` lists no profiles and no image, so it would do nothing")]
     NoProfiles { path: PathBuf, play: String },
+    #[error("{location}: play `{play}`: {source}")]
+    Image {
+        location: Location,
+        play: String,
+        source: Box<ImageError>,
+    },
 }
 
 /// Where a playbook's profiles live: `../profiles` beside the playbooks
@@ -129,7 +161,7 @@ pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
             .name
             .clone()
             .unwrap_or_else(|| format!("play {}", i + 1));
-        if spec.profiles.is_empty() {
+        if spec.profiles.is_empty() && spec.image.is_none() {
             return Err(PlaybookError::NoProfiles {
                 path: path.to_path_buf(),
                 play: name,
@@ -140,15 +172,66 @@ pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
             Some(name) => Some(profile::load(&dir, name)?),
             None => None,
         };
+        let image = match &spec.image {
+            None => None,
+            Some(stage) => {
+                let file = path.parent().unwrap_or(Path::new(".")).join(&stage.file);
+                let source = ImageSource::open(&file).map_err(|source| PlaybookError::Image {
+                    location: PositionMap::build(path, &text).locate(&format!("{i}.image.file")),
+                    play: name.clone(),
+                    source: Box::new(source),
+                })?;
+                Some(Arc::new(source))
+            }
+        };
         plays.push(Play {
             name,
             spec,
             profile,
             fallback,
+            image,
         });
     }
     Ok(Playbook {
         path: path.to_path_buf(),
         plays,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_stage_alone_is_a_play_and_a_bad_image_points_at_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("golden.img");
+        std::fs::write(&image, vec![1u8; 65536]).unwrap();
+        crate::image::build(&image, 65536, &|_| {}).unwrap();
+        let book = dir.path().join("site.yml");
+        std::fs::write(
+            &book,
+            "- hosts: all\n  image: {file: golden.img, target: /dev/sda}\n",
+        )
+        .unwrap();
+        let loaded = load(&book).unwrap();
+        assert!(loaded.plays[0].image.is_some());
+        assert!(loaded.plays[0].profile.resources.is_empty());
+
+        std::fs::write(
+            &book,
+            "- hosts: all\n  image:\n    file: missing.img\n    target: /dev/sda\n",
+        )
+        .unwrap();
+        let err = load(&book).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{}:3:11: play `play 1`", book.display())),
+            "{err}"
+        );
+        assert!(err.contains("parc image build"), "{err}");
+
+        std::fs::write(&book, "- hosts: all\n").unwrap();
+        let err = load(&book).unwrap_err().to_string();
+        assert!(err.contains("no profiles and no image"), "{err}");
+    }
 }
