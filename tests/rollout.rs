@@ -317,6 +317,11 @@ resources:
   - line:
       path: "/srv/sp ace $(touch /tmp/pwned4)/l'ines"
       line: "value=$(touch /tmp/pwned5)"
+  # A second line in the same file adds to the first instead of undoing it.
+  - line:
+      path: "/srv/sp ace $(touch /tmp/pwned4)/l'ines"
+      regexp: "^second="
+      line: "second='2'"
   - command:
       run: "printf '%s' \"$0\" > /srv/arg"
       creates: "/srv/it's $(touch /tmp/pwned6)"
@@ -336,7 +341,7 @@ resources:
     assert_eq!(lab.host_file(0, "/srv/new\nline").unwrap(), b"x\n");
     assert_eq!(
         lab.host_file(0, &format!("{base}/l'ines")).unwrap(),
-        b"value=$(touch /tmp/pwned5)\n"
+        b"value=$(touch /tmp/pwned5)\nsecond='2'\n"
     );
     for i in 7..=9 {
         for dir in ["/", "/root", "/srv", "/tmp"] {

@@ -30,6 +30,7 @@ pub use attrs::{Mode, State};
 pub use command::{ChangedWhen, Command};
 pub use dir::Dir;
 pub use file::File;
+pub use file::sha256_hex;
 pub use group::Group;
 pub use line::Line;
 pub use package::{DebError, DebFile, Package, PackageState};

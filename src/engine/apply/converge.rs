@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use minijinja::Value;
 
 use super::ApplyJob;
-use super::steps::{Item, decide, render_all, run_steps};
+use super::steps::{Item, Written, decide, render_all, run_steps};
 use crate::engine::events::{Events, ResourceReport, ResourceStatus};
 use crate::engine::gather::facts_of;
 use crate::engine::verify::render_tests;
@@ -109,11 +109,13 @@ pub async fn converge(
 
     let empty = Record::default();
     let mut first_error = None;
+    let mut written = Written::default();
     for (i, item) in items.iter_mut().enumerate() {
         if item.report.status == ResourceStatus::Skipped {
             continue;
         }
-        let record = probed.get(&i.to_string()).unwrap_or(&empty);
+        let probed = probed.get(&i.to_string()).unwrap_or(&empty);
+        let record = written.view(item, probed);
         decide(
             item,
             record,
@@ -122,6 +124,7 @@ pub async fn converge(
             &redactor,
             &mut first_error,
         );
+        written.note(item, probed);
     }
     for (i, (_, item)) in handlers.iter_mut().enumerate() {
         let record = probed.get(&format!("h{i}")).unwrap_or(&empty);

@@ -1,12 +1,14 @@
 //! The pieces of a converge: render, decide, and run steps in one exec.
 
+use std::collections::HashMap;
+
 use minijinja::Value;
 
 use crate::engine::events::{ResourceReport, ResourceStatus};
 use crate::profile::Declared;
 use crate::render::{Redactor, Renderer};
 use crate::resources::script::{Record, Script};
-use crate::resources::{Plan, PlanContext, Resource};
+use crate::resources::{Op, Plan, PlanContext, Resource, sha256_hex};
 use crate::transport::Transport;
 use crate::verify::clip;
 
@@ -70,6 +72,73 @@ pub(super) fn render_all(
             })
         })
         .collect()
+}
+
+/// What earlier resources of this run will have written, so that a later
+/// `line` on the same file edits that, not the bytes probed before the run:
+/// several `line`s on one file (or a `file` then a `line`) compose instead of
+/// each undoing the previous one.
+#[derive(Default)]
+pub(super) struct Written(HashMap<String, Record>);
+
+impl Written {
+    /// The state `item` must be planned against.
+    pub fn view<'a>(&'a self, item: &Item, probed: &'a Record) -> &'a Record {
+        match &item.resource {
+            Resource::Line(l) => self.0.get(&l.path).unwrap_or(probed),
+            _ => probed,
+        }
+    }
+
+    /// Remember the files `item`'s decided step writes, as a probe would
+    /// show them after it ran.
+    pub fn note(&mut self, item: &Item, probed: &Record) {
+        let Some(Plan::Change(c) | Plan::Unknown(c)) = &item.plan else {
+            return;
+        };
+        for op in &c.step.0 {
+            let Op::Put {
+                data,
+                dest,
+                mode,
+                owner,
+                group,
+            } = op
+            else {
+                continue;
+            };
+            let before = self.0.get(dest).unwrap_or(probed);
+            let mut after = Record::default();
+            let field = |k: &str, v: Option<String>| v.map(|v| (k.to_string(), v));
+            after.fields.extend(
+                [
+                    field("type", Some("file".into())),
+                    field("sha256", Some(sha256_hex(data))),
+                    field(
+                        "mode",
+                        mode.map(|m| format!("{m:o}"))
+                            .or_else(|| before.get("mode").map(str::to_string)),
+                    ),
+                    field(
+                        "owner",
+                        owner
+                            .clone()
+                            .or_else(|| before.get("owner").map(str::to_string)),
+                    ),
+                    field(
+                        "group",
+                        group
+                            .clone()
+                            .or_else(|| before.get("group").map(str::to_string)),
+                    ),
+                ]
+                .into_iter()
+                .flatten(),
+            );
+            after.blobs.insert("content".into(), data.to_vec());
+            self.0.insert(dest.clone(), after);
+        }
+    }
 }
 
 pub(super) fn decide(
