@@ -16,7 +16,7 @@
 
 parc_journal_save() { # N PATH [attrs]: record PATH as it is now
   _e="$PARC_JOURNAL/entries/$1"
-  mkdir -p "$_e"
+  [ -d "$_e" ] || mkdir -p "$_e"
   printf '%s' "$2" > "$_e/path"
   if [ -L "$2" ] || [ -e "$2" ]; then
     stat -c '%a %U %G' "$2" > "$_e/attrs"
@@ -37,7 +37,7 @@ parc_journal_save() { # N PATH [attrs]: record PATH as it is now
 }
 
 parc_journal_undo() { # N SH: run SH on restore
-  mkdir -p "$PARC_JOURNAL/entries/$1"
+  [ -d "$PARC_JOURNAL/entries/$1" ] || mkdir -p "$PARC_JOURNAL/entries/$1"
   printf '%s\n' "$2" > "$PARC_JOURNAL/entries/$1/undo"
 }
 

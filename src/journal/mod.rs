@@ -64,6 +64,13 @@ pub fn begin(
         None,
     );
     script.sh(&format!("{put} || exit 1"));
+    // Every entry's directory in one process rather than one per entry.
+    let entries: String = (0..touches.len())
+        .map(|n| format!(" \"$PARC_JOURNAL/entries/{n}\""))
+        .collect();
+    script.sh(&format!(
+        "mkdir \"$PARC_JOURNAL/entries\"{entries} || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}"
+    ));
     for (n, touch) in touches.iter().enumerate() {
         let line = match touch {
             Touch::Path(p) => format!("parc_journal_save {n} {}", quote_path(p)),

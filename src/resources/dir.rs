@@ -44,7 +44,7 @@ impl Kind for Dir {
         // `mkdir -p` may create missing parents too: the journal must know the
         // highest one it creates, to remove it on rollback.
         s.sh(&format!(
-            "_p={p}; _top=; while [ ! -e \"$_p\" ] && [ \"$_p\" != / ]; do _top=$_p; _p=$(dirname \"$_p\"); done; echo \"created_from=$_top\""
+            "_p={p}; _top=; while [ ! -e \"$_p\" ] && [ \"$_p\" != / ]; do _top=$_p; parc_dirname \"$_p\"; _p=$_d; done; echo \"created_from=$_top\""
         ));
     }
     fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {

@@ -8,10 +8,23 @@ LC_ALL=C
 export PATH LC_ALL
 
 # Hash through stdin: GNU sha256sum escapes odd file names in its output.
+# Parameter expansion rather than `cut`: one process less per file (probes and
+# journals hash every file they meet, and process start-up is most of their cost).
 parc_sha() {
-  if command -v sha256sum >/dev/null 2>&1; then sha256sum < "$1" | cut -d' ' -f1
-  elif command -v shasum >/dev/null 2>&1; then shasum -a 256 < "$1" | cut -d' ' -f1
-  else openssl dgst -sha256 -r < "$1" | cut -d' ' -f1; fi
+  if command -v sha256sum >/dev/null 2>&1; then _h=$(sha256sum < "$1")
+  elif command -v shasum >/dev/null 2>&1; then _h=$(shasum -a 256 < "$1")
+  else _h=$(openssl dgst -sha256 -r < "$1"); fi || return 1
+  echo "${_h%% *}"
+}
+
+# Set _d to the directory part of $1, as dirname(1) would print it, without
+# starting a process.
+parc_dirname() {
+  _d=$1
+  while [ "$_d" != / ] && [ "${_d%/}" != "$_d" ]; do _d=${_d%/}; done
+  case $_d in */*) _d=${_d%/*} ;; *) _d=. ;; esac
+  while [ "$_d" != / ] && [ "${_d%/}" != "$_d" ]; do _d=${_d%/}; done
+  [ -n "$_d" ] || _d=/
 }
 
 # Print type/mode/owner/group/size/target of a path, and sha256 of a regular file.
@@ -28,7 +41,7 @@ parc_stat() {
 # Emit a file's bytes as a blob (absent file: no blob).
 parc_blob() {
   if [ -f "$2" ]; then
-    echo "@@blob $1 $(wc -c < "$2" | tr -d ' ')"; cat "$2"; echo
+    _n=$(wc -c < "$2"); echo "@@blob $1 $((_n))"; cat "$2"; echo
   fi
 }
 
@@ -36,9 +49,11 @@ parc_blob() {
 # temp file in DEST's directory, attributes set, synced, then renamed over DEST.
 parc_put() {
   _off=$1 _len=$2 _dest=$3 _mode=$4 _owner=$5 _group=$6
-  _tmp="$(dirname "$_dest")/.parc-tmp.$$.$(basename "$_dest")"
+  parc_dirname "$_dest"
+  _tmp="$_d/.parc-tmp.$$.${_dest##*/}"
   tail -c +"$((_off + 1))" "$PARC_PAYLOAD" | head -c "$_len" > "$_tmp" || { rm -f "$_tmp"; return 1; }
-  [ -z "$_mode" ] || chmod "$_mode" "$_tmp" || { rm -f "$_tmp"; return 1; }
+  # The temp file was just created under umask 022: it is 644 already.
+  [ -z "$_mode" ] || [ "$_mode" = 644 ] || chmod "$_mode" "$_tmp" || { rm -f "$_tmp"; return 1; }
   [ -z "$_owner$_group" ] || chown "$_owner${_group:+:$_group}" "$_tmp" || { rm -f "$_tmp"; return 1; }
   parc_sync "$_tmp"
   mv -f "$_tmp" "$_dest"
@@ -55,7 +70,7 @@ parc_step() {
   ( set -e; "$@" ) > "$PARC_DIR/out" 2>&1
   _rc=$?
   echo "@@done $_idx $_rc"
-  parc_blob out "$PARC_DIR/out"
+  [ ! -s "$PARC_DIR/out" ] || parc_blob out "$PARC_DIR/out"
   [ "$_rc" -eq 0 ] || exit 1
 }
 

@@ -171,6 +171,39 @@ pub fn parse(out: &[u8]) -> BTreeMap<String, Record> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parc_dirname_agrees_with_dirname() {
+        let paths = [
+            "/a/b",
+            "/a",
+            "/",
+            "a",
+            "a/b",
+            "/a/b/",
+            "//a//b//",
+            "a//b",
+            "./x",
+            "/srv/sp ace/l'ines",
+        ];
+        for path in paths {
+            let run = |script: &str| {
+                let out = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(format!("{LIB}\n{script}"))
+                    .arg("sh")
+                    .arg(path)
+                    .output()
+                    .unwrap();
+                String::from_utf8(out.stdout).unwrap()
+            };
+            assert_eq!(
+                run("parc_dirname \"$1\"; echo \"$_d\""),
+                run("dirname \"$1\""),
+                "{path}"
+            );
+        }
+    }
     use crate::transport::local::LocalTransport;
 
     #[test]
