@@ -53,7 +53,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--times", required=True)
     ap.add_argument("--execs", required=True)
-    ap.add_argument("--hosts", type=int, required=True)
+    ap.add_argument("--sizes", required=True)
     ap.add_argument("--rounds", type=int, required=True)
     ap.add_argument("--load-before", required=True)
     ap.add_argument("--load-after", required=True)
@@ -63,29 +63,55 @@ def main():
     args = ap.parse_args()
 
     samples = collections.defaultdict(list)
-    tools = []
-    for tool, scenario, _round, secs in read_tsv(args.times):
-        samples[(tool, scenario)].append(float(secs))
-        if tool not in tools:
-            tools.append(tool)
+    peaks = collections.defaultdict(list)
+    tools, sizes, scenarios = [], [], []
+    for tool, hosts, scenario, _round, secs, peak in read_tsv(args.times):
+        key = (tool, int(hosts), scenario)
+        samples[key].append(float(secs))
+        peaks[key].append(int(peak))
+        for seen, v in ((tools, tool), (sizes, int(hosts)), (scenarios, scenario)):
+            if v not in seen:
+                seen.append(v)
     execs = {(tool, scenario): n for tool, scenario, n in read_tsv(args.execs)}
     medians = {key: statistics.median(v) for key, v in samples.items()}
+    others = [t for t in tools if t != "parc"]
 
-    header = "| tool | scenario | median s | ratio vs parc | round trips per host | runs (s) |"
-    rows = [header, "| --- | --- | ---: | ---: | ---: | --- |"]
-    for scenario in SCENARIOS:
-        parc = medians.get(("parc", scenario))
-        for tool in tools:
-            key = (tool, scenario)
-            if key not in medians:
-                continue
-            ratio = f"{medians[key] / parc:.1f}x" if parc else "-"
-            runs = " ".join(f"{s:.2f}" for s in samples[key])
-            rows.append(
-                f"| {tool} | {SCENARIOS[scenario]} | {medians[key]:.2f} | {ratio} "
-                f"| {execs.get(key, '-')} | {runs} |"
+    # Side by side: one row per fleet size and scenario, ratios against parc.
+    head = ["hosts", "scenario"] + [f"{t} s" for t in tools] + [f"{t} / parc" for t in others]
+    rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * 2 + " ---: |" * (len(head) - 2)]
+    for hosts in sizes:
+        for scenario in scenarios:
+            parc = medians.get(("parc", hosts, scenario))
+            cells = [str(hosts), SCENARIOS[scenario]]
+            cells += [f"{medians[(t, hosts, scenario)]:.2f}" if (t, hosts, scenario) in medians else "-" for t in tools]
+            cells += [
+                f"{medians[(t, hosts, scenario)] / parc:.1f}x" if parc and (t, hosts, scenario) in medians else "-"
+                for t in others
+            ]
+            rows.append("| " + " | ".join(cells) + " |")
+    ratios = "\n".join(rows)
+
+    # Per tool: round trips per host and the controller's peak memory.
+    rows = ["| tool | scenario | round trips per host | " + " | ".join(f"peak MiB, {h} hosts" for h in sizes) + " | runs (s) |"]
+    rows.append("| --- | --- | ---: |" + " ---: |" * len(sizes) + " --- |")
+    for tool in tools:
+        for scenario in scenarios:
+            mem = [
+                f"{max(peaks[(tool, h, scenario)]) / 1024:.0f}" if (tool, h, scenario) in peaks else "-"
+                for h in sizes
+            ]
+            runs = "; ".join(
+                f"{h}: " + " ".join(f"{x:.2f}" for x in samples[(tool, h, scenario)])
+                for h in sizes
+                if (tool, h, scenario) in samples
             )
-    table = "\n".join(rows)
+            rows.append(
+                f"| {tool} | {SCENARIOS[scenario]} | {execs.get((tool, scenario), '-')} | "
+                + " | ".join(mem)
+                + f" | {runs} |"
+            )
+    details = "\n".join(rows)
+    table = ratios + "\n\n" + details
     print(table)
 
     m = machine()
@@ -99,13 +125,15 @@ def main():
     today = datetime.date.today().isoformat()
     text = f"""# Rollout benchmark, {today}
 
-{args.hosts} lab hosts, {args.rounds} rounds, medians. Workload: `bench/profiles/bench.yml`
-(33 resources) and its Ansible and pyinfra equivalents. Ratio = median of the tool /
-median of parc for the same scenario (higher is slower than parc).
+Fleets of {args.sizes.replace(" ", " and ")} lab hosts, {args.rounds} round(s), medians. Workload:
+`bench/profiles/bench.yml` (40 resources) and its Ansible and pyinfra equivalents, every
+host of the fleet at once. Ratio = median wall time of the tool / median of parc for the
+same fleet and scenario (higher is slower than parc).
 
 {table}
 
-Round trips per host: remote commands (and file uploads) one host saw in one run,
+Peak MiB: largest sum of resident memory over the tool's process tree on the controller
+(`measure.py`, sampled every 50 ms). Round trips per host: remote commands (and file uploads) one host saw in one run,
 counted on ws-001 outside the timed runs (`execs` for parc, `SSH: EXEC` lines of
 `ansible-playbook -vvv`, commands and uploads of `pyinfra --debug`).
 

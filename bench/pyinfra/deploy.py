@@ -1,4 +1,4 @@
-# The pyinfra side of the benchmark: the same 33 resources as
+# The pyinfra side of the benchmark: the same 40 resources as
 # ../profiles/bench.yml, with the same templates and files, under /srv/bench-pyinfra.
 # The "one file changed" run passes --data revision=2.
 import os
@@ -37,7 +37,7 @@ facts = {
     "os": {"pretty_name": distro["release_meta"].get("PRETTY_NAME", distro["name"])},
 }
 
-# Directory layout (14)
+# Directory layout (16)
 for path, mode in [
     ("etc/corp", "0755"),
     ("etc/profile.d", "0755"),
@@ -53,6 +53,8 @@ for path, mode in [
     ("srv", "0755"),
     ("srv/scratch", "1777"),
     ("usr/local/share/ca-certificates", "0755"),
+    ("etc/apt/apt.conf.d", "0755"),
+    ("etc/xdg/autostart", "0755"),
 ]:
     files.directory(name=f"dir {path}", path=f"{prefix}/{path}", mode=mode)
 
@@ -75,13 +77,19 @@ for src, dest in [
         **data,
     )
 
-# Files with inline content (5)
+# Files with inline content (7)
 for dest, content, mode in [
     ("etc/timezone", f"{data['timezone']}\n", "0644"),
     ("etc/systemd/timesyncd.conf.d/50-ntp.conf", f"[Time]\nNTP={' '.join(data['ntp_servers'])}\n", "0644"),
     ("etc/systemd/journald.conf.d/50-size.conf", f"[Journal]\nSystemMaxUse={data['journald_max_use']}\n", "0644"),
     ("etc/sudoers.d/50-admin", f"{data['admin_user']} ALL=(ALL:ALL) NOPASSWD: ALL\n", "0440"),
     ("etc/sysctl.d/60-inotify.conf", "fs.inotify.max_user_watches = 524288\n", "0644"),
+    ("etc/apt/apt.conf.d/95proxy", f'Acquire::http::Proxy "{data["proxy_url"]}";\n', "0644"),
+    (
+        "etc/xdg/autostart/corp-support.desktop",
+        f"[Desktop Entry]\nType=Application\nName=Corp support\nExec={prefix}/opt/corp/bin/support.sh --tray\n",
+        "0644",
+    ),
 ]:
     files.put(name=f"file {dest}", src=StringIO(content), dest=f"{prefix}/{dest}", mode=mode)
 
@@ -99,20 +107,27 @@ files.put(
     mode="0755",
 )
 
-# Line edits (4)
+# Line edits (6)
 for path, match, line in [
     ("etc/environment", "^no_proxy=", f"no_proxy={data['no_proxy']}"),
+    ("etc/environment", "^http_proxy=", f"http_proxy={data['proxy_url']}"),
+    ("etc/environment", "^https_proxy=", f"https_proxy={data['proxy_url']}"),
     ("etc/hosts", r"proxy\.corp\.example$", "10.0.0.8 proxy.corp.example"),
     ("etc/fstab", r"^//files\.corp\.example/", "//files.corp.example/office /mnt/shared cifs _netdev,noauto,x-systemd.automount 0 0"),
     ("etc/locale.gen", r"^#\? *en_US\.UTF-8 ", "en_US.UTF-8 UTF-8"),
 ]:
     files.line(name=f"line in {path}", path=f"{prefix}/{path}", line=match, replace=line)
 
-# Time zone link (1)
+# Links: time zone, and the CA where corp tools look for it (2)
 files.link(
     name="symlink localtime",
     path=f"{prefix}/etc/localtime",
     target=f"/usr/share/zoneinfo/{data['timezone']}",
+)
+files.link(
+    name="symlink ca.crt",
+    path=f"{prefix}/etc/corp/ca.crt",
+    target=f"{prefix}/usr/local/share/ca-certificates/corp-root-ca.crt",
 )
 
 # One-time enrolment: a host identity key, generated once (1). server.shell has
