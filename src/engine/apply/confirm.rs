@@ -57,7 +57,7 @@ pub(super) async fn confirm_or_recover(
         error: None,
     };
     let Some(host_entry) = inventory.host(host) else {
-        return applied(resources, reason, recovery);
+        return applied(resources, verification, reason, recovery);
     };
     let deadline = Instant::now() + RECONNECT_FOR;
     let t = loop {
@@ -68,7 +68,7 @@ pub(super) async fn confirm_or_recover(
                     "still unreachable after its dead-man switch should have restored it ({e}): \
                      the host needs a technician on site"
                 ));
-                return applied(resources, reason, recovery);
+                return applied(resources, verification, reason, recovery);
             }
             Err(_) => tokio::time::sleep(Duration::from_secs(2)).await,
         }
@@ -77,7 +77,7 @@ pub(super) async fn confirm_or_recover(
         Ok(out) => out,
         Err(e) => {
             recovery.error = Some(format!("reconnected but could not read the journal: {e}"));
-            return applied(resources, reason, recovery);
+            return applied(resources, verification, reason, recovery);
         }
     };
     let state = inspected
@@ -90,7 +90,7 @@ pub(super) async fn confirm_or_recover(
         recovery.error = Some(format!(
             "reachable again, but its journal says `{state}`, not rolled back: check the host"
         ));
-        return applied(resources, reason, recovery);
+        return applied(resources, verification, reason, recovery);
     }
     // The watchdog restored the host; go on as for any failure (fallback...).
     let done = Converged {
@@ -105,11 +105,14 @@ pub(super) async fn confirm_or_recover(
         recovery.restore_problems = problems;
     }
     recovery.reason = format!("{reason}; the host restored itself (dead-man switch)");
-    applied(resources, recovery.reason.clone(), recovery)
+    applied(resources, verification, recovery.reason.clone(), recovery)
 }
 
+/// The outcome of an unconfirmed change: what was applied and verified
+/// before the host was cut off stays in the report, with what happened next.
 fn applied(
     resources: Vec<crate::engine::events::ResourceReport>,
+    verification: Vec<crate::verify::TestResult>,
     reason: String,
     recovery: Recovery,
 ) -> Outcome {
@@ -117,7 +120,7 @@ fn applied(
         check: false,
         resources,
         error: Some(reason),
-        verification: vec![],
+        verification,
         recovery: Some(recovery),
     }
 }
