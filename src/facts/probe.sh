@@ -1,50 +1,35 @@
 # parc facts probe. Runs under any POSIX sh, including busybox ash with only
-# busybox applets (which lack tr and getconf), so it leans on /proc, /sys, sed and awk.
+# busybox applets (which lack tr and getconf), so it leans on /proc, /sys and awk.
 # Output is one "key=value" per line; every value is squeezed onto one line by
-# `emit` or by awk, so nothing read from the host can forge or break a line.
+# awk, so nothing read from the host can forge or break a line.
 # Parsed by src/facts/parse.rs: keep both sides in step.
+#
+# Every file is read by ONE awk, which prints all lines at its end in a fixed
+# order (interfaces before their addresses): starting a process costs more than
+# reading a /proc file, and this probe runs on every host of every apply.
 export LC_ALL=C
-
-# Print the prefix, then stdin joined into one line without control characters.
-emit() {
-    awk -v p="$1" '{ gsub(/[[:cntrl:]]/, " "); s = s (NR > 1 ? " " : "") $0 }
-        END { gsub(/^ +| +$/, "", s); print p s }'
-}
 
 echo parc-facts=1
 
-{ cat /proc/sys/kernel/hostname || hostname || uname -n; } 2>/dev/null | emit hostname=
+# Single-value files, as "KEY<tab>FILE" lines, in output order; awk prints
+# KEY=VALUE for each, VALUE empty when the file is missing or unreadable.
+tab=$(printf '\t')
+values=
+value() { values="$values$1$tab$2
+"; }
 
-f=/etc/os-release
-[ -r "$f" ] || f=/usr/lib/os-release
-awk '/^(ID|VERSION_ID|PRETTY_NAME|ID_LIKE)=/ {
-    k = $0; sub(/=.*/, "", k); v = $0; sub(/^[^=]*=/, "", v); gsub(/[[:cntrl:]]/, " ", v)
-    print "os_" tolower(k) "=" v }' "$f" 2>/dev/null
-
-uname -r 2>/dev/null | emit kernel=
-uname -m 2>/dev/null | emit arch=
-
-awk '{ v = $0; sub(/^[^:]*:[ \t]*/, "", v); gsub(/[[:cntrl:]]/, " ", v) }
-    /^model name[ \t]*:/ && m == "" { m = v }
-    /^Hardware[ \t]*:/ && h == "" { h = v }
-    /^Processor[ \t]*:/ && p == "" { p = v }
-    END { if (m == "") m = h; if (m == "") m = p; print "cpu_model=" m }' /proc/cpuinfo 2>/dev/null
-n=$(grep -c '^processor' /proc/cpuinfo 2>/dev/null)
-[ "${n:-0}" -gt 0 ] 2>/dev/null || n=$(nproc 2>/dev/null)
-echo "cpu_count=$n"
-
-# Kernels before 3.14 lack MemAvailable; MemFree is the closest they offer.
-awk '/^MemTotal:/ { t = $2 } /^MemAvailable:/ { a = $2 } /^MemFree:/ { f = $2 }
-    END { if (a == "") a = f; print "mem_total_kb=" t; print "mem_available_kb=" a }' /proc/meminfo 2>/dev/null
+if [ -r /proc/sys/kernel/hostname ]; then value hostname= /proc/sys/kernel/hostname
+else h=$({ hostname || uname -n; } 2>/dev/null); fi
+value kernel= /proc/sys/kernel/osrelease
 
 # disk=NAME SECTORS(512 bytes) ROTATIONAL MODEL...  (the model may contain spaces, so it is last)
 for d in /sys/block/*; do
     [ -e "$d" ] || continue
     name=${d##*/}
     case $name in loop* | ram* | zram*) continue ;; esac
-    size=$(cat "$d/size" 2>/dev/null)
-    rot=$(cat "$d/queue/rotational" 2>/dev/null)
-    { cat "$d/device/model" || cat "$d/device/name"; } 2>/dev/null | emit "disk=$name ${size:-0} ${rot:-0} "
+    model=$d/device/model
+    [ -r "$model" ] || model=$d/device/name
+    value "disk=$name " "$d/size $d/queue/rotational $model"
 done
 
 # iface=NAME MAC; kernel interface names never contain whitespace.
@@ -52,36 +37,127 @@ for d in /sys/class/net/*; do
     [ -e "$d" ] || continue
     name=${d##*/}
     [ "$name" = lo ] && continue
-    cat "$d/address" 2>/dev/null | emit "iface=$name "
+    value "iface=$name " "$d/address"
 done
-awk '$2 == "00000000" && $8 == "00000000" { print "default_route=" $1; exit }' /proc/net/route 2>/dev/null
-
-# IPv4 has no per-interface prefix in /proc, so it needs a tool: addr=NAME ADDRESS[/PREFIX|/NETMASK]
-if command -v ip >/dev/null 2>&1; then
-    ip -o -f inet addr show 2>/dev/null | awk '{ n = $2; sub(/@.*/, "", n); sub(/:$/, "", n)
-        if (n != "lo" && $3 == "inet") print "addr=" n " " $4 }'
-elif command -v ifconfig >/dev/null 2>&1; then
-    # Both the net-tools ("inet 10.0.0.5  netmask ...") and the busybox/old
-    # ("inet addr:10.0.0.5  Mask:...") layouts; "eth0:1" aliases belong to eth0.
-    ifconfig -a 2>/dev/null | awk '/^[^ \t]/ { n = $1; sub(/:.*/, "", n) }
-        $1 == "inet" { a = $2; sub(/^addr:/, "", a); m = ""
-            for (i = 3; i <= NF; i++) {
-                if ($i ~ /^Mask:/) { m = $i; sub(/^Mask:/, "", m) }
-                else if ($i == "netmask") m = $(i + 1)
-            }
-            if (n != "lo") print "addr=" n " " a (m == "" ? "" : "/" m) }'
-fi
-# inet6=NAME HEX_ADDRESS HEX_PREFIX_LENGTH, straight from the kernel's table.
-awk '$6 != "lo" && NF >= 6 { print "inet6=" $6 " " $1 " " $3 }' /proc/net/if_inet6 2>/dev/null
 
 # DMI is absent on most ARM boards; their device tree carries model and serial instead.
 if [ -e /sys/class/dmi/id ]; then
-    cat /sys/class/dmi/id/sys_vendor 2>/dev/null | emit dmi_vendor=
-    cat /sys/class/dmi/id/product_name 2>/dev/null | emit dmi_product=
-    cat /sys/class/dmi/id/product_serial 2>/dev/null | emit dmi_serial=
+    value dmi_vendor= /sys/class/dmi/id/sys_vendor
+    value dmi_product= /sys/class/dmi/id/product_name
+    value dmi_serial= /sys/class/dmi/id/product_serial
 else
-    cat /sys/firmware/devicetree/base/model 2>/dev/null | emit dmi_product=
-    cat /sys/firmware/devicetree/base/serial-number 2>/dev/null | emit dmi_serial=
+    value dmi_product= /sys/firmware/devicetree/base/model
+    value dmi_serial= /sys/firmware/devicetree/base/serial-number
 fi
 
-awk '{ print "uptime=" $1; exit }' /proc/uptime 2>/dev/null
+f=/etc/os-release
+[ -r "$f" ] || f=/usr/lib/os-release
+
+# The files awk reads: only readable ones (a missing one would stop it).
+set --
+for x in "$f" /proc/cpuinfo /proc/meminfo /proc/net/route /proc/net/if_inet6 /proc/uptime $(
+    printf '%s' "$values" | while IFS="$tab" read -r _ files; do echo "$files"; done); do
+    [ -r "$x" ] && [ ! -d "$x" ] && set -- "$@" "$x"
+done
+
+# IPv4 has no per-interface prefix in /proc, so it needs a tool, read on stdin.
+if command -v ip >/dev/null 2>&1; then tool=ip
+elif command -v ifconfig >/dev/null 2>&1; then tool=ifconfig
+else tool=none; fi
+
+{
+    case $tool in
+        ip) ip -o -f inet addr show ;;
+        ifconfig) ifconfig -a ;;
+    esac 2>/dev/null
+} | PARC_VALUES=$values PARC_HOST=${h:-} PARC_ARCH=$(uname -m 2>/dev/null) awk -v osfile="$f" -v tool="$tool" '
+function squeeze(s) { gsub(/[[:cntrl:]]/, " ", s); gsub(/^ +| +$/, "", s); return s }
+BEGIN {
+    host = ENVIRON["PARC_HOST"]; arch = ENVIRON["PARC_ARCH"]
+    n = split(ENVIRON["PARC_VALUES"], lines, "\n")
+    for (i = 1; i <= n; i++) {
+        if (lines[i] == "") continue
+        t = index(lines[i], "\t")
+        key[++k] = substr(lines[i], 1, t - 1)
+        file[k] = substr(lines[i], t + 1)
+    }
+}
+(FILENAME == "-" || FILENAME == "") && tool == "ip" {
+    nm = $2; sub(/@.*/, "", nm); sub(/:$/, "", nm)
+    if (nm != "lo" && $3 == "inet") addr = addr "addr=" nm " " $4 "\n"
+    next
+}
+# Both the net-tools ("inet 10.0.0.5  netmask ...") and the busybox/old
+# ("inet addr:10.0.0.5  Mask:...") layouts; "eth0:1" aliases belong to eth0.
+(FILENAME == "-" || FILENAME == "") && tool == "ifconfig" {
+    if ($0 ~ /^[^ \t]/) { ifn = $1; sub(/:.*/, "", ifn) }
+    if ($1 == "inet") {
+        a = $2; sub(/^addr:/, "", a); m = ""
+        for (i = 3; i <= NF; i++) {
+            if ($i ~ /^Mask:/) { m = $i; sub(/^Mask:/, "", m) }
+            else if ($i == "netmask") m = $(i + 1)
+        }
+        if (ifn != "lo") addr = addr "addr=" ifn " " a (m == "" ? "" : "/" m) "\n"
+    }
+    next
+}
+FILENAME == "-" || FILENAME == "" { next }
+FILENAME == osfile {
+    if ($0 ~ /^(ID|VERSION_ID|PRETTY_NAME|ID_LIKE)=/) {
+        kk = $0; sub(/=.*/, "", kk); v = $0; sub(/^[^=]*=/, "", v); gsub(/[[:cntrl:]]/, " ", v)
+        os = os "os_" tolower(kk) "=" v "\n"
+    }
+    next
+}
+FILENAME == "/proc/cpuinfo" {
+    v = $0; sub(/^[^:]*:[ \t]*/, "", v); gsub(/[[:cntrl:]]/, " ", v)
+    if ($0 ~ /^model name[ \t]*:/ && model == "") model = v
+    if ($0 ~ /^Hardware[ \t]*:/ && hw == "") hw = v
+    if ($0 ~ /^Processor[ \t]*:/ && proc == "") proc = v
+    if ($0 ~ /^processor/) cpus++
+    next
+}
+# Kernels before 3.14 lack MemAvailable; MemFree is the closest they offer.
+FILENAME == "/proc/meminfo" {
+    if ($1 == "MemTotal:") total = $2
+    if ($1 == "MemAvailable:") avail = $2
+    if ($1 == "MemFree:") free = $2
+    next
+}
+FILENAME == "/proc/net/route" {
+    if ($2 == "00000000" && $8 == "00000000" && route == "") route = $1
+    next
+}
+# inet6=NAME HEX_ADDRESS HEX_PREFIX_LENGTH, straight from the kernel table.
+FILENAME == "/proc/net/if_inet6" {
+    if ($6 != "lo" && NF >= 6) inet6 = inet6 "inet6=" $6 " " $1 " " $3 "\n"
+    next
+}
+FILENAME == "/proc/uptime" { if (up == "") up = $1; next }
+{ val[FILENAME] = (FILENAME in val) ? val[FILENAME] " " $0 : $0 }
+function one(f) { return squeeze(val[f]) }
+END {
+    for (i = 1; i <= k; i++) if (key[i] == "hostname=") print "hostname=" one(file[i])
+    if (host != "") print "hostname=" squeeze(host)
+    printf "%s", os
+    for (i = 1; i <= k; i++) if (key[i] == "kernel=") print "kernel=" one(file[i])
+    print "arch=" squeeze(arch)
+    if (model == "") model = hw; if (model == "") model = proc
+    print "cpu_model=" model
+    if (cpus == 0) { "nproc 2>/dev/null" | getline cpus }
+    print "cpu_count=" cpus
+    if (avail == "") avail = free
+    print "mem_total_kb=" total
+    print "mem_available_kb=" avail
+    for (i = 1; i <= k; i++) {
+        if (key[i] !~ /^disk=/) continue
+        split(file[i], parts, " ")
+        size = one(parts[1]); rot = one(parts[2])
+        print key[i] (size == "" ? 0 : size) " " (rot == "" ? 0 : rot) " " one(parts[3])
+    }
+    for (i = 1; i <= k; i++) if (key[i] ~ /^iface=/) print key[i] one(file[i])
+    print "default_route=" route
+    printf "%s%s", addr, inet6
+    for (i = 1; i <= k; i++) if (key[i] ~ /^dmi_/) print key[i] one(file[i])
+    print "uptime=" up
+}' "$@" -
