@@ -40,7 +40,8 @@ impl Kind for Dir {
     }
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
         let p = quote(&self.path);
-        s.sh(&format!("echo '@@r {id}'; parc_stat {p}"));
+        let stat = s.stat(&self.path);
+        s.sh(&format!("echo '@@r {id}'; {stat}"));
         // `mkdir -p` may create missing parents too: the journal must know the
         // highest one it creates, to remove it on rollback.
         s.sh(&format!(
@@ -73,10 +74,15 @@ impl Kind for Dir {
                     .filter(|t| !t.is_empty() && self.path.starts_with(*t))
                     .unwrap_or(&self.path)
                     .to_string();
-                let mut sh = vec![format!("mkdir -p {p}")];
+                // `-m` gives the new directory its mode (exactly, whatever the
+                // umask) without a chmod process; parents get the default.
+                let mut sh = vec![match self.mode {
+                    Some(Mode(m)) => format!("mkdir -p -m {m:o} {p}"),
+                    None => format!("mkdir -p {p}"),
+                }];
                 let (_, fixes) = attr_changes(
                     probed,
-                    self.mode,
+                    None,
                     self.owner.as_deref(),
                     self.group.as_deref(),
                     &p,

@@ -64,7 +64,8 @@ impl Kind for File {
 
     fn probe(&self, id: &str, s: &mut Script, ctx: &PlanContext) {
         let p = quote(&self.path);
-        s.sh(&format!("echo '@@r {id}'; parc_stat {p}"));
+        let stat = s.stat(&self.path);
+        s.sh(&format!("echo '@@r {id}'; {stat}"));
         if ctx.diff && !self.secret {
             s.sh(&format!(
                 "if [ -f {p} ] && [ \"$(wc -c < {p})\" -le {DIFF_LIMIT} ]; then parc_blob content {p}; fi"

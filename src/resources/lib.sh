@@ -38,6 +38,47 @@ parc_stat() {
   echo "mode=$1"; echo "owner=$2"; echo "group=$3"; echo "size=$4"
 }
 
+# Stat every existing PATH and hash every regular one, in one process each,
+# for parc_stat_next to read back in the same order. The lines carry no names
+# (odd names cannot break them); when a count does not match (a tool failed, or
+# busybox printed a name with a newline), parc_stat_next falls back to
+# parc_stat, path by path.
+parc_prestat() { # PATH...
+  PARC_PRESTAT=
+  for _p; do shift; if [ -L "$_p" ] || [ -e "$_p" ]; then set -- "$@" "$_p"; fi; done
+  if [ $# -gt 0 ]; then
+    stat -c '%a %U %G %s' -- "$@" > "$PARC_DIR/stat" 2>/dev/null || return 0
+    [ "$(parc_lines "$PARC_DIR/stat")" -eq $# ] || return 0
+  else : > "$PARC_DIR/stat"; fi
+  for _p; do shift; if [ -f "$_p" ] && [ ! -L "$_p" ]; then set -- "$@" "$_p"; fi; done
+  if [ $# -gt 0 ]; then
+    if command -v sha256sum >/dev/null 2>&1; then sha256sum -- "$@"
+    elif command -v shasum >/dev/null 2>&1; then shasum -a 256 -- "$@"
+    else openssl dgst -sha256 -r "$@"; fi > "$PARC_DIR/sha" 2>/dev/null || return 0
+    [ "$(parc_lines "$PARC_DIR/sha")" -eq $# ] || return 0
+  else : > "$PARC_DIR/sha"; fi
+  exec 7< "$PARC_DIR/stat" 8< "$PARC_DIR/sha"
+  PARC_PRESTAT=1
+}
+
+parc_lines() { # FILE: its number of lines, counted by the shell
+  _n=0
+  while IFS= read -r _l; do _n=$((_n + 1)); done < "$1"
+  echo "$_n"
+}
+
+# parc_stat, from what parc_prestat gathered.
+parc_stat_next() { # PATH
+  [ "${PARC_PRESTAT:-}" = 1 ] || { parc_stat "$1"; return; }
+  if [ -L "$1" ]; then echo "type=link"; echo "target=$(readlink "$1")"
+  elif [ -d "$1" ]; then echo "type=dir"
+  elif [ -f "$1" ]; then read -r _h _l <&8; echo "type=file"; echo "sha256=${_h#\\}"
+  elif [ -e "$1" ]; then echo "type=other"
+  else echo "type=none"; return 0; fi
+  read -r _a _u _g _s <&7
+  echo "mode=$_a"; echo "owner=$_u"; echo "group=$_g"; echo "size=$_s"
+}
+
 # Emit a file's bytes as a blob (absent file: no blob).
 parc_blob() {
   if [ -f "$2" ]; then
@@ -51,12 +92,24 @@ parc_put() {
   _off=$1 _len=$2 _dest=$3 _mode=$4 _owner=$5 _group=$6
   parc_dirname "$_dest"
   _tmp="$_d/.parc-tmp.$$.${_dest##*/}"
-  tail -c +"$((_off + 1))" "$PARC_PAYLOAD" | head -c "$_len" > "$_tmp" || { rm -f "$_tmp"; return 1; }
+  if [ "${PARC_DD:-}" = 1 ]; then
+    dd if="$PARC_PAYLOAD" of="$_tmp" bs=65536 skip="$_off" count="$_len" iflag=skip_bytes,count_bytes 2>/dev/null
+  else
+    tail -c +"$((_off + 1))" "$PARC_PAYLOAD" | head -c "$_len" > "$_tmp"
+  fi || { rm -f "$_tmp"; return 1; }
   # The temp file was just created under umask 022: it is 644 already.
   [ -z "$_mode" ] || [ "$_mode" = 644 ] || chmod "$_mode" "$_tmp" || { rm -f "$_tmp"; return 1; }
   [ -z "$_owner$_group" ] || chown "$_owner${_group:+:$_group}" "$_tmp" || { rm -f "$_tmp"; return 1; }
   parc_sync "$_tmp"
   mv -f "$_tmp" "$_dest"
+}
+
+# Whether this dd slices by bytes (GNU does, busybox does not): one process per
+# file installed instead of two. Run once, before the steps.
+parc_dd_probe() {
+  PARC_DD=0
+  dd if=/dev/null of=/dev/null iflag=skip_bytes,count_bytes 2>/dev/null && PARC_DD=1
+  export PARC_DD
 }
 
 parc_sync() {

@@ -108,9 +108,8 @@ impl Kind for Line {
     }
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
         let p = quote(&self.path);
-        s.sh(&format!(
-            "echo '@@r {id}'; parc_stat {p}; parc_blob content {p}"
-        ));
+        let stat = s.stat(&self.path);
+        s.sh(&format!("echo '@@r {id}'; {stat}; parc_blob content {p}"));
     }
     fn plan(&self, probed: &Record, ctx: &PlanContext) -> Result<Plan, ResourceError> {
         let kind = probed.get("type").unwrap_or("none");

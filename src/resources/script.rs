@@ -20,6 +20,10 @@ pub const LIB: &str = include_str!("lib.sh");
 pub struct Script {
     body: String,
     payload: Vec<u8>,
+    /// Paths given to [`Script::stat`], in the order the body reads them.
+    stats: Vec<String>,
+    /// Whether the script installs files (`parc_put`).
+    puts: bool,
 }
 
 impl Script {
@@ -27,7 +31,19 @@ impl Script {
         Script {
             body: LIB.to_string(),
             payload: Vec::new(),
+            stats: Vec::new(),
+            puts: false,
         }
+    }
+
+    /// sh printing `path`'s state as `parc_stat` does, from a `stat` and a
+    /// `sha256sum` run once for every path of the script before its body:
+    /// process start-up is most of what a probe costs on the target, and this
+    /// makes it two processes instead of two per path. Every returned line must
+    /// run exactly once, in the order the calls were made (probes do).
+    pub fn stat(&mut self, path: &str) -> String {
+        self.stats.push(path.to_string());
+        format!("parc_stat_next {}", quote(path))
     }
 
     /// Append sh source (a newline is added).
@@ -53,6 +69,7 @@ impl Script {
         group: Option<&str>,
     ) -> String {
         let (off, len) = self.stash(data);
+        self.puts = true;
         format!(
             "parc_put {off} {len} {} {} {} {}",
             quote(dest),
@@ -63,7 +80,15 @@ impl Script {
     }
 
     /// The command line and stdin to send.
-    pub fn finish(self) -> (String, Vec<u8>) {
+    pub fn finish(mut self) -> (String, Vec<u8>) {
+        if !self.stats.is_empty() {
+            let paths: Vec<String> = self.stats.iter().map(|p| quote(p)).collect();
+            self.body
+                .insert_str(LIB.len(), &format!("parc_prestat {}\n", paths.join(" ")));
+        }
+        if self.puts {
+            self.body.insert_str(LIB.len(), "parc_dd_probe\n");
+        }
         let data_len = self.payload.len();
         let command = format!(
             "PARC_DIR=$(mktemp -d \"${{TMPDIR:-/tmp}}/parc.XXXXXX\") || exit 111; \
@@ -219,13 +244,67 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn batched_stat_reads_back_what_parc_stat_prints() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("plain"), b"x\n").unwrap();
+        std::fs::write(d.join("new\nline"), b"y").unwrap();
+        std::fs::write(d.join("back\\slash"), b"").unwrap();
+        std::fs::create_dir(d.join("sub dir")).unwrap();
+        std::os::unix::fs::symlink("plain", d.join("link")).unwrap();
+        let names = [
+            "plain",
+            "missing",
+            "new\nline",
+            "sub dir",
+            "back\\slash",
+            "link",
+            "plain",
+        ];
+        let mut s = Script::new();
+        for (i, name) in names.iter().enumerate() {
+            let path = d.join(name).to_str().unwrap().to_string();
+            let batched = s.stat(&path);
+            s.sh(&format!(
+                "echo '@@r a{i}'; {batched}; echo '@@r b{i}'; parc_stat {}",
+                quote(&path)
+            ));
+        }
+        s.sh("echo \"@@r mode\"; echo \"batched=$PARC_PRESTAT\"");
+        let out = s.run(&LocalTransport).await.unwrap();
+        assert!(out.status.success(), "{}", out.stderr);
+        assert_eq!(out.records["mode"].get("batched"), Some("1"));
+        for (i, name) in names.iter().enumerate() {
+            let (a, b) = (
+                &out.records[&format!("a{i}")],
+                &out.records[&format!("b{i}")],
+            );
+            assert_eq!(a, b, "{name}");
+            assert!(a.get("type").is_some(), "{name}");
+        }
+        assert_eq!(out.records["a2"].get("sha256"), Some(&*sha(b"y")));
+    }
+
+    fn sha(data: &[u8]) -> String {
+        crate::resources::sha256_hex(data)
+    }
+
+    #[tokio::test]
     async fn put_installs_payload_slices_atomically() {
+        // With GNU dd's byte slicing, and with tail | head as busybox does it.
+        for dd in ["", "PARC_DD=0"] {
+            put_once(dd).await;
+        }
+    }
+
+    async fn put_once(dd: &str) {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a file");
         let b = dir.path().join("b$(touch pwned)");
         let mut s = Script::new();
         let put_a = s.put(b"first\n", a.to_str().unwrap(), Some(0o600), None, None);
         let put_b = s.put(b"\x00binary\xff", b.to_str().unwrap(), None, None, None);
+        s.sh(dd);
         s.sh(&format!("step_0() {{ {put_a}; }}\nstep_1() {{ {put_b}; }}"));
         s.sh("echo '@@r 0'; parc_stat \"$1\" >/dev/null; parc_step 0 step_0; parc_step 1 step_1");
         let out = s.run(&LocalTransport).await.unwrap();

@@ -35,7 +35,8 @@ impl Kind for Symlink {
         &self.notify
     }
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
-        s.sh(&format!("echo '@@r {id}'; parc_stat {}", quote(&self.path)));
+        let stat = s.stat(&self.path);
+        s.sh(&format!("echo '@@r {id}'; {stat}"));
     }
     fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
         let p = quote(&self.path);
