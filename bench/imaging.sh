@@ -114,11 +114,15 @@ for n in 1 "$HOSTS"; do
   R[dsent_$n]=$(transfer "$WORK/delta_$n.json")
 done
 
-python3 - "$SIZE" "$HOSTS" "$BUILD" <<PY
+mkdir -p "$ROOT/bench/results"
+RESULTS=$ROOT/bench/results/imaging-$(date +%F).txt
+python3 - "$SIZE" "$HOSTS" "$BUILD" "$(cut -d" " -f1-3 /proc/loadavg)" > "$RESULTS" <<PY
 import sys
-size, hosts, build = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+size, hosts, build, load = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 R = {$(for k in "${!R[@]}"; do printf '"%s": "%s", ' "$k" "${R[$k]}"; done)}
 mib = lambda b: b / 2**20
+print(f"# bench/imaging.sh, release build; load average at the end: {load}")
+print()
 print(f"manifest build of the 1 GiB image: {build:.2f}s ({mib(size) / build:.0f} MiB/s)")
 print()
 print(f"{'':34} {'baseline':>10} {'parc':>10} {'ratio':>8}")
@@ -139,3 +143,5 @@ print("  time from the first to the last chunk byte sent (probe and read-back ru
 print("whole deploy: wall time, parc including the target's hashing pass and read-back.")
 print("delta: 'baseline' column is parc's full deploy; ratio = how many times faster the delta is.")
 PY
+cat "$RESULTS"
+echo "written to $RESULTS" >&2
