@@ -87,20 +87,22 @@ parc_blob() {
 }
 
 # Atomically install payload bytes [OFF, OFF+LEN) as DEST with MODE OWNER GROUP:
-# temp file in DEST's directory, attributes set, synced, then renamed over DEST.
+# temp file in DEST's directory, synced, attributes set, then renamed over DEST
+# (the rename is journaled after the attribute changes, so it never lands
+# without them).
 parc_put() {
   _off=$1 _len=$2 _dest=$3 _mode=$4 _owner=$5 _group=$6
   parc_dirname "$_dest"
   _tmp="$_d/.parc-tmp.$$.${_dest##*/}"
+  # GNU dd writes and fsyncs the slice in one process (conv=fsync).
   if [ "${PARC_DD:-}" = 1 ]; then
-    dd if="$PARC_PAYLOAD" of="$_tmp" bs=65536 skip="$_off" count="$_len" iflag=skip_bytes,count_bytes 2>/dev/null
+    dd if="$PARC_PAYLOAD" of="$_tmp" bs=65536 skip="$_off" count="$_len" iflag=skip_bytes,count_bytes conv=fsync 2>/dev/null
   else
-    tail -c +"$((_off + 1))" "$PARC_PAYLOAD" | head -c "$_len" > "$_tmp"
+    tail -c +"$((_off + 1))" "$PARC_PAYLOAD" | head -c "$_len" > "$_tmp" && parc_sync "$_tmp"
   fi || { rm -f "$_tmp"; return 1; }
   # The temp file was just created under umask 022: it is 644 already.
   [ -z "$_mode" ] || [ "$_mode" = 644 ] || chmod "$_mode" "$_tmp" || { rm -f "$_tmp"; return 1; }
   [ -z "$_owner$_group" ] || chown "$_owner${_group:+:$_group}" "$_tmp" || { rm -f "$_tmp"; return 1; }
-  parc_sync "$_tmp"
   mv -f "$_tmp" "$_dest"
 }
 

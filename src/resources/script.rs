@@ -292,7 +292,7 @@ mod tests {
     #[tokio::test]
     async fn put_installs_payload_slices_atomically() {
         // With GNU dd's byte slicing, and with tail | head as busybox does it.
-        for dd in ["", "PARC_DD=0"] {
+        for dd in ["[ \"$PARC_DD\" = 1 ] || exit 9", "PARC_DD=0"] {
             put_once(dd).await;
         }
     }
