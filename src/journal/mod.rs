@@ -81,7 +81,7 @@ pub fn begin(
             "{line} || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}"
         ));
     }
-    script.sh("parc_sync");
+    script.sh("parc_sync_tree \"$PARC_JOURNAL\" || exit 1");
     if let Some(window) = confirm {
         script.sh(&format!("parc_watchdog_arm {}", window.as_secs().max(1)));
     }

@@ -118,6 +118,14 @@ parc_sync() {
   sync "$@" 2>/dev/null || sync
 }
 
+# Make every file and directory under DIR durable, and DIR's own entry: fsync
+# of each (one process for all) rather than a system-wide sync, whose cost
+# depends on whatever else the host has dirty (a download, a build).
+parc_sync_tree() { # DIR
+  parc_dirname "$1"
+  find "$1" -exec sync -- {} + 2>/dev/null && sync -- "$_d" 2>/dev/null || sync
+}
+
 # Run resource IDX's step (a function) with its output captured; report and stop
 # the whole apply at the first failure.
 parc_step() {
