@@ -263,8 +263,9 @@ fn a_killed_deploy_resumes_sending_only_what_is_missing() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    // Killed once more than half the image is verified on the target (the zero
-    // chunks, 37.5%, count from the start): a good part of the data is still to come.
+    // Killed once more than half the image is handled (zeroed, or sent at the
+    // paced rate; the zero chunks, 37.5%, go at once): a good part of the data
+    // is still to come, and nothing has been read back yet.
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {

@@ -316,7 +316,8 @@ pub enum Event {
     /// A host entered a phase (connecting, running, probing, ...).
     HostPhase { host: String, phase: String },
     /// Bytes of a long transfer that are done on a host (image deploy: chunks
-    /// that match on the target's storage; capture: bytes received).
+    /// found matching, zeroed or sent; the read-back that follows is its own
+    /// phase; capture: bytes received).
     HostProgress {
         host: String,
         done_bytes: u64,

@@ -13,10 +13,12 @@
 //!    bytes (cut by `dd iflag=fullblock`), runs of all-zero chunks as
 //!    `z FIRST COUNT` with no data: the target punches holes in a disk file
 //!    (`fallocate -p`) or writes zeros on a device.
-//! 3. Each written chunk goes to a read-back worker that re-reads it from the
-//!    storage, bypassing the page cache (direct I/O where the target supports
-//!    it), and hashes it (`v I SHA`); a mismatch is queued again, at most
-//!    [`plan::MAX_WRITES`] writes in all.
+//! 3. Once every differing chunk is sent (`r`), each written chunk goes to a
+//!    read-back worker that re-reads it from the storage, bypassing the page
+//!    cache (direct I/O where the target supports it), and hashes it
+//!    (`v I SHA`); a mismatch is queued again (and checked at once), at most
+//!    [`plan::MAX_WRITES`] writes in all. Reading back only after the
+//!    transfer keeps the reads from competing with the writes for the disk.
 //! 4. When every chunk matches, the controller sends `q`; the script flushes the
 //!    target (`fsync`, which also empties a disk's volatile cache and reports a
 //!    failed write-back, e.g. of chunks an interrupted deploy left in the page
@@ -205,6 +207,7 @@ impl HostRun<'_> {
         let mut plan = Plan::new(manifest);
         let max_run = (MAX_RUN_BYTES / manifest.chunk_size).max(1) as usize;
         let mut transfer_start: Option<Instant> = None;
+        let mut reading_back = false;
         loop {
             self.drain(&mut plan)?;
             if plan.done() {
@@ -213,6 +216,13 @@ impl HostRun<'_> {
             if let Some(run) = plan.next_run(max_run) {
                 self.write_run(&mut to_target, &mut plan, run, &mut transfer_start)
                     .await?;
+                continue;
+            }
+            if !reading_back && plan.probe_done() {
+                // Everything that differed is sent: the target may read back.
+                send(&mut to_target, b"r\n").await?;
+                self.events.phase(self.host, "reading back");
+                reading_back = true;
                 continue;
             }
             let line = self.next_line().await?;
@@ -283,7 +293,7 @@ impl HostRun<'_> {
         self.last_progress = Some(now);
         self.events.send(Event::HostProgress {
             host: self.host.to_string(),
-            done_bytes: plan.settled_bytes(),
+            done_bytes: plan.handled_bytes(),
             total_bytes: self.job.source.manifest.size,
         });
     }

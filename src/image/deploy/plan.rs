@@ -58,7 +58,6 @@ pub struct Plan<'a> {
     queue: BTreeSet<usize>,
     probed: usize,
     settled: usize,
-    settled_bytes: u64,
     pub counters: Counters,
 }
 
@@ -72,7 +71,6 @@ impl<'a> Plan<'a> {
             queue: BTreeSet::new(),
             probed: 0,
             settled: 0,
-            settled_bytes: 0,
             counters: Counters::default(),
         }
     }
@@ -88,7 +86,6 @@ impl<'a> Plan<'a> {
     fn settle(&mut self, index: usize) {
         self.state[index] = State::Settled;
         self.settled += 1;
-        self.settled_bytes += self.manifest.chunk_len(index);
     }
 
     /// The target's hash of a chunk before any write.
@@ -164,8 +161,11 @@ impl<'a> Plan<'a> {
         self.settled == self.state.len()
     }
 
-    pub fn settled_bytes(&self) -> u64 {
-        self.settled_bytes
+    /// Bytes found matching, zeroed or sent at least once: the transfer's
+    /// progress (read-back comes after it).
+    pub fn handled_bytes(&self) -> u64 {
+        let c = &self.counters;
+        (c.bytes_matched + c.bytes_zeroed + c.bytes_sent).min(self.manifest.size)
     }
 }
 
@@ -237,7 +237,7 @@ mod tests {
         p.read_back(2, &zero_hash(CS)).unwrap();
         p.read_back(3, &zero_hash(CS)).unwrap();
         assert!(p.done());
-        assert_eq!(p.settled_bytes(), m.size);
+        assert_eq!(p.handled_bytes(), m.size);
     }
 
     #[test]

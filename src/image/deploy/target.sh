@@ -2,8 +2,9 @@
 # Driven by the controller over stdin/stdout (see src/image/deploy/mod.rs):
 #   prints facts, "ready"; waits for "go"; then hashes every chunk in the
 #   background ("h I SHA") while it reads commands: "w FIRST COUNT" + the chunks'
-#   bytes, "z FIRST COUNT" (write zeros), "q" (finish). Every written chunk is
-#   re-read from the storage and hashed again ("v I SHA"). Ends with "end".
+#   bytes, "z FIRST COUNT" (write zeros), "r" (start reading back), "q"
+#   (finish). Every written chunk is re-read from the storage and hashed again
+#   ("v I SHA"), once the controller said "r". Ends with "end".
 # Arguments: TARGET CHUNK_SIZE IMAGE_SIZE CHUNKS
 set -u
 T=$1 CS=$2 SIZE=$3 N=$4
@@ -187,19 +188,38 @@ while [ "$w" -lt "$W" ]; do
 done
 
 rr=0
+check() { # FIRST COUNT: hand the run to the next read-back worker
+  printf '%s %s\n' "$1" "$2" >&$((rr + 3))
+  rr=$(((rr + 1) % W))
+}
+# Read-back waits until the controller has sent everything it found different
+# ("r"): reading the disk back while it is still being written would compete
+# with the writes for the disk and slow the transfer; chunks rewritten after a
+# mismatch are checked at once.
+DEFER=1
+PENDING=
+release() {
+  DEFER=0
+  while read -r a b; do [ -n "$a" ] && check "$a" "$b"; done <<END
+$PENDING
+END
+  PENDING=
+}
 quit=0
 while read -r cmd a b; do
   case $cmd in
     w) put "" "$a" "$b" || { say "fail writing chunks $a-$((a + b - 1)) failed: $(head -n 1 "$D/err")"; exit 3; } ;;
     z) zero "$a" "$b" || { say "fail zeroing chunks $a-$((a + b - 1)) failed: $(head -n 1 "$D/err")"; exit 3; } ;;
+    r) release; continue ;;
     q) quit=1; break ;;
     *) say "fail unknown command $cmd"; exit 3 ;;
   esac
-  printf '%s %s\n' "$a" "$b" >&$((rr + 3))
-  rr=$(((rr + 1) % W))
+  if [ "$DEFER" = 1 ]; then PENDING="$PENDING$a $b
+"; else check "$a" "$b"; fi
 done
 # Stdin closed without "q": the controller is gone, stop everything.
 [ "$quit" = 1 ] || exit 130
+[ "$DEFER" = 0 ] || release
 w=0
 while [ "$w" -lt "$W" ]; do eval "exec $((w + 3))>&-"; w=$((w + 1)); done
 wait
