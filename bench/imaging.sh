@@ -139,7 +139,7 @@ for n in (1, hosts):
     print(f"{n:>2} host(s), delta 1% (s)           {full:>10.2f} {delta:>10.2f} {full / delta:>7.2f}x  ({mib(sent):.0f} MiB sent)")
 print()
 print("transfer phase: baseline = image bytes / wall time of ssh|cat; parc = chunk bytes sent /")
-print("  time from the first to the last chunk byte sent (probe and read-back run meanwhile).")
+print("  time from the first to the last chunk byte sent (the probe runs meanwhile; read-back follows).")
 print("whole deploy: wall time, parc including the target's hashing pass and read-back.")
 print("delta: 'baseline' column is parc's full deploy; ratio = how many times faster the delta is.")
 PY
