@@ -5,15 +5,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::apply::{ApplyJob, apply_host};
-use super::events::{Event, Events, HostState, Outcome, Summary};
+use super::events::{Event, HostState, Outcome, Summary};
 use super::fleet::{self, FleetContext};
-use super::imaging;
 use super::lock::Operator;
 use crate::image::deploy::DeployJob;
-use crate::inventory::{Inventory, PatternError, Vars};
+use crate::inventory::{PatternError, Vars};
 use crate::journal;
 use crate::playbook::{OnFailure, Playbook, batches};
-use crate::transport::Transport;
 
 #[derive(Debug, Clone, Default)]
 pub struct RolloutOptions {
@@ -104,8 +102,21 @@ pub async fn run(
                 // would only repeat the check that already failed.
                 confirm: None,
                 connect: ctx.options.clone(),
+                image: None,
             })
         });
+        let image = play
+            .image
+            .clone()
+            .zip(play.spec.image.as_ref())
+            .map(|(source, stage)| {
+                Arc::new(DeployJob {
+                    source,
+                    target: stage.target.clone(),
+                    force: stage.force,
+                    max_rate: None,
+                })
+            });
         let job = Arc::new(ApplyJob {
             profile: play.profile.clone(),
             play_vars: play.spec.vars.clone(),
@@ -121,19 +132,8 @@ pub async fn run(
             break_lock: options.break_lock,
             confirm: play.spec.confirm,
             connect: ctx.options.clone(),
+            image,
         });
-        let image = play
-            .image
-            .clone()
-            .zip(play.spec.image.as_ref())
-            .map(|(source, stage)| {
-                Arc::new(DeployJob {
-                    source,
-                    target: stage.target.clone(),
-                    force: stage.force,
-                    max_rate: None,
-                })
-            });
         let budget = play.spec.max_failures.map(|m| m.budget(hosts.len()));
         let parallel = play.spec.parallel.unwrap_or(ctx.parallel);
         let mut failures = 0;
@@ -159,16 +159,8 @@ pub async fn run(
                 hosts: wave.clone(),
             });
             let (job, inventory, events) = (job.clone(), ctx.inventory.clone(), ctx.events.clone());
-            let image = image.clone();
             let results = fleet::each(ctx, wave.clone(), parallel, move |host, t| {
-                host_action(
-                    job.clone(),
-                    image.clone(),
-                    inventory.clone(),
-                    host,
-                    t,
-                    events.clone(),
-                )
+                apply_host(job.clone(), inventory.clone(), host, t, events.clone())
             })
             .await;
             failures += results
@@ -185,48 +177,6 @@ pub async fn run(
         elapsed_ms: started.elapsed().as_millis() as u64,
     });
     (all, summary)
-}
-
-/// One host of a play: its image first (if the play has one), then its
-/// profiles, unless the image failed.
-async fn host_action(
-    job: Arc<ApplyJob>,
-    image: Option<Arc<DeployJob>>,
-    inventory: Arc<Inventory>,
-    host: String,
-    t: Arc<dyn Transport>,
-    events: Events,
-) -> Outcome {
-    let Some(image) = image else {
-        return apply_host(job, inventory, host, t, events).await;
-    };
-    let check = job.check;
-    let stage = imaging::play_stage(image, check, host.clone(), t.clone(), events.clone()).await;
-    if let Some(error) = &stage.error {
-        return Outcome::Applied {
-            check,
-            error: Some(format!(
-                "the image stage failed, so the profiles were not applied: {error}"
-            )),
-            resources: vec![stage],
-            verification: Vec::new(),
-            recovery: None,
-        };
-    }
-    if job.profile.resources.is_empty() && job.profile.verify.is_empty() {
-        return Outcome::Applied {
-            check,
-            resources: vec![stage],
-            error: None,
-            verification: Vec::new(),
-            recovery: None,
-        };
-    }
-    let mut outcome = apply_host(job, inventory, host, t, events).await;
-    if let Outcome::Applied { resources, .. } = &mut outcome {
-        resources.insert(0, stage);
-    }
-    outcome
 }
 
 /// Report hosts that will not be attempted, so every host appears in the recap.

@@ -1,7 +1,7 @@
 //! Converging one host, and what happens when that fails.
 //!
-//! Architecture note: [`apply_host`] is the per-host state machine:
-//! `converge` (facts, render, ONE probe exec, local plan, ONE apply exec that
+//! Architecture note: [`apply_host`] is the per-host state machine: the host
+//! lock, the play's `image:` stage if any, then `converge` (facts, render, ONE probe exec, local plan, ONE apply exec that
 //! first writes the journal, at most one more exec for handlers), then, on any
 //! failure, the play's `on_failure`: `rollback` restores the journal, `fallback`
 //! restores then converges the profile's fallback, `keep` leaves the host as
@@ -13,8 +13,10 @@ mod steps;
 
 use std::sync::Arc;
 
-use super::events::{Events, Outcome, Recovery, RecoveryAction};
+use super::events::{Events, Outcome, Recovery, RecoveryAction, ResourceReport};
+use super::imaging;
 use super::lock::{HostLock, Operator, history_line};
+use crate::image::deploy::DeployJob;
 use crate::inventory::{Inventory, Vars};
 use crate::journal;
 use crate::playbook::OnFailure;
@@ -47,6 +49,9 @@ pub struct ApplyJob {
     pub confirm: Option<std::time::Duration>,
     /// How to reach hosts again (the confirmation uses a new connection).
     pub connect: crate::engine::connect::ConnectOptions,
+    /// The play's `image:` stage, written under the host lock before the
+    /// profile (a failed image skips the profile).
+    pub image: Option<Arc<DeployJob>>,
 }
 
 impl ApplyJob {
@@ -109,9 +114,17 @@ pub async fn apply_host(
 ) -> Outcome {
     if job.check {
         // Planning changes nothing: no lock, no journal, no history.
-        return converged_outcome(&job, &inventory, &host, t.as_ref(), &events)
+        let stage = match &job.image {
+            Some(image) => Some(
+                imaging::play_stage(image.clone(), true, host.clone(), t.clone(), events.clone())
+                    .await,
+            ),
+            None => None,
+        };
+        let outcome = converged_outcome(&job, &inventory, &host, t.as_ref(), &events)
             .await
             .0;
+        return with_stage(stage, outcome);
     }
     events.phase(&host, "locking");
     let lock = match HostLock::acquire(t.clone(), &job.operator, job.break_lock, None).await {
@@ -126,6 +139,34 @@ pub async fn apply_host(
             };
         }
     };
+    let mut stage = None;
+    if let Some(image) = &job.image {
+        let report = imaging::play_stage(
+            image.clone(),
+            false,
+            host.clone(),
+            t.clone(),
+            events.clone(),
+        )
+        .await;
+        let failed = report.error.clone();
+        let nothing_else = job.profile.resources.is_empty() && job.profile.verify.is_empty();
+        if failed.is_some() || nothing_else {
+            let outcome = Outcome::Applied {
+                check: false,
+                resources: vec![report],
+                error: failed.map(|e| {
+                    format!("the image stage failed, so the profiles were not applied: {e}")
+                }),
+                verification: vec![],
+                recovery: None,
+            };
+            let history = history_line(&job.operator, "apply", outcome.state().as_str());
+            lock.release(&history).await;
+            return outcome;
+        }
+        stage = Some(report);
+    }
     let armed = std::time::Instant::now();
     let (mut outcome, journaled) =
         converged_outcome(&job, &inventory, &host, t.as_ref(), &events).await;
@@ -136,8 +177,17 @@ pub async fn apply_host(
             confirm::confirm_or_recover(&job, &inventory, &host, &events, outcome, armed, window)
                 .await;
     }
+    let outcome = with_stage(stage, outcome);
     let history = history_line(&job.operator, "apply", outcome.state().as_str());
     lock.release(&history).await;
+    outcome
+}
+
+/// The image stage's line first among the host's changes.
+fn with_stage(stage: Option<ResourceReport>, mut outcome: Outcome) -> Outcome {
+    if let (Some(stage), Outcome::Applied { resources, .. }) = (stage, &mut outcome) {
+        resources.insert(0, stage);
+    }
     outcome
 }
 
