@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::process::Output;
 
-use common::TestLab;
+use common::{TestLab, events, finished};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -15,20 +15,6 @@ fn stdout(o: &Output) -> String {
 /// Per-host lines of `parc run` go to stdout, the summary to stderr.
 fn all_output(o: &Output) -> String {
     format!("{}{}", stdout(o), String::from_utf8_lossy(&o.stderr))
-}
-
-fn events(o: &Output) -> Vec<serde_json::Value> {
-    stdout(o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect()
-}
-
-fn finished(events: &[serde_json::Value]) -> Vec<&serde_json::Value> {
-    events
-        .iter()
-        .filter(|e| e["event"] == "host_finished")
-        .collect()
 }
 
 #[test]

@@ -10,26 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use common::TestLab;
+use common::{TestLab, events, finished};
 use sha2::{Digest, Sha256};
 
 const MIB: u64 = 1 << 20;
 const CHUNK: u64 = 4 * MIB;
 const SIZE: u64 = 256 * MIB;
 const CHUNKS: u64 = SIZE / CHUNK;
-
-fn events(o: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect()
-}
-
-fn finished(ev: &[serde_json::Value]) -> Vec<&serde_json::Value> {
-    ev.iter()
-        .filter(|e| e["event"] == "host_finished")
-        .collect()
-}
 
 /// Chunks that are all zeros in the test image: every fourth, and 20..30.
 fn is_zero_chunk(i: u64) -> bool {

@@ -3,23 +3,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
-use common::TestLab;
 use common::state::{host_view, upper_paths};
-
-fn events(o: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-fn finished(ev: &[serde_json::Value]) -> Vec<&serde_json::Value> {
-    ev.iter()
-        .filter(|e| e["event"] == "host_finished")
-        .collect()
-}
+use common::{TestLab, events, finished};
 
 /// A profiles dir with `profile.yml` and a playbook applying it to all hosts.
 fn playbook(dir: &Path, profile: &str, play_extra: &str) -> PathBuf {

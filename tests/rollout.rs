@@ -6,23 +6,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::TestLab;
+use common::{TestLab, events, finished};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-fn events(o: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect()
-}
-
-fn finished(ev: &[serde_json::Value]) -> Vec<&serde_json::Value> {
-    ev.iter()
-        .filter(|e| e["event"] == "host_finished")
-        .collect()
 }
 
 /// Every path under a host's overlay upper dir with its mtime, size and mode:

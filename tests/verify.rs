@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::TestLab;
+use common::{TestLab, events, finished};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -13,19 +13,6 @@ fn repo(path: &str) -> PathBuf {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn events(o: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect()
-}
-
-fn finished(ev: &[serde_json::Value]) -> Vec<&serde_json::Value> {
-    ev.iter()
-        .filter(|e| e["event"] == "host_finished")
-        .collect()
 }
 
 /// Remote execs of each host in a `--json` run.

@@ -205,3 +205,19 @@ impl SubnetLock {
         );
     }
 }
+
+/// The JSON events of a `parc --json` run, one per stdout line; a line that is
+/// not JSON fails the test.
+pub fn events(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+/// The `host_finished` events among `ev`.
+pub fn finished(ev: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    ev.iter()
+        .filter(|e| e["event"] == "host_finished")
+        .collect()
+}
