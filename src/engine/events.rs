@@ -152,6 +152,20 @@ pub struct ImageReport {
     pub error: Option<String>,
 }
 
+impl ImageReport {
+    /// Failed unless the whole target was verified; changed if anything was
+    /// written.
+    pub fn state(&self) -> HostState {
+        if self.error.is_some() || !self.verified {
+            HostState::Failed
+        } else if self.chunks_sent + self.chunks_zeroed > 0 {
+            HostState::Changed
+        } else {
+            HostState::Ok
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RecoveryAction {
@@ -251,9 +265,7 @@ impl Outcome {
             Outcome::Applied { .. } => HostState::Ok,
             Outcome::Verified { results } if results.iter().all(|r| r.passed) => HostState::Ok,
             Outcome::Verified { .. } => HostState::Failed,
-            Outcome::Image(r) if r.error.is_some() || !r.verified => HostState::Failed,
-            Outcome::Image(r) if r.chunks_sent + r.chunks_zeroed > 0 => HostState::Changed,
-            Outcome::Image(_) => HostState::Ok,
+            Outcome::Image(r) => r.state(),
             Outcome::Captured(_) => HostState::Ok,
         }
     }

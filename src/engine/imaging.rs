@@ -17,7 +17,8 @@ pub async fn deploy(
 ) -> (Vec<(String, Outcome)>, Summary) {
     let events = ctx.events.clone();
     fleet::run(ctx, run_id, "image deploy", hosts, move |host, t| {
-        deploy_host(job.clone(), host, t, events.clone())
+        let (job, events) = (job.clone(), events.clone());
+        async move { Outcome::Image(deploy_host(job, host, t, events).await) }
     })
     .await
 }
@@ -55,11 +56,8 @@ pub async fn play_stage(
             error: None,
         };
     }
-    let outcome = deploy_host(job, host, t, events).await;
-    let state = outcome.state();
-    let Outcome::Image(r) = outcome else {
-        unreachable!("deploy_host always reports an image outcome")
-    };
+    let r = deploy_host(job, host, t, events).await;
+    let state = r.state();
     let size = |n: u64| bytesize::ByteSize(n).display().iec().to_string();
     ResourceReport {
         resource,

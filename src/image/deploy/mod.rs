@@ -40,7 +40,7 @@ use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::{ImageError, ImageSource};
-use crate::engine::events::{Event, Events, ImageReport, Outcome};
+use crate::engine::events::{Event, Events, ImageReport};
 use crate::transport::{ExitStatus, Transport, TransportError, quote};
 use plan::{Plan, PlanError, Run};
 use protocol::{Line, Refusal, TargetInfo, parse_line};
@@ -87,13 +87,13 @@ pub enum DeployError {
 }
 
 /// Deploy `job` to the host behind `t`; never fails as a function: everything
-/// that happened is in the returned outcome.
+/// that happened is in the returned report.
 pub async fn deploy_host(
     job: Arc<DeployJob>,
     host: String,
     t: Arc<dyn Transport>,
     events: Events,
-) -> Outcome {
+) -> ImageReport {
     let started = Instant::now();
     let manifest = &job.source.manifest;
     let mut report = ImageReport {
@@ -143,7 +143,7 @@ pub async fn deploy_host(
     };
     report.verified = error.is_none();
     report.error = error;
-    Outcome::Image(report)
+    report
 }
 
 fn ended(status: &ExitStatus, stderr: &[u8]) -> String {
