@@ -109,7 +109,7 @@ pub async fn converge(
 
     let empty = Record::default();
     let mut first_error = None;
-    let mut written = Written::default();
+    let mut written = Written::new(&items);
     for (i, item) in items.iter_mut().enumerate() {
         if item.report.status == ResourceStatus::Skipped {
             continue;

@@ -1,6 +1,6 @@
 //! The pieces of a converge: render, decide, and run steps in one exec.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use minijinja::Value;
 
@@ -78,14 +78,32 @@ pub(super) fn render_all(
 /// `line` on the same file edits that, not the bytes probed before the run:
 /// several `line`s on one file (or a `file` then a `line`) compose instead of
 /// each undoing the previous one.
-#[derive(Default)]
-pub(super) struct Written(HashMap<String, Record>);
+pub(super) struct Written {
+    /// Files some `line` resource edits: only their writes are remembered
+    /// (copying and hashing every installed file would be wasted).
+    edited: HashSet<String>,
+    files: HashMap<String, Record>,
+}
 
 impl Written {
+    pub fn new(items: &[Item]) -> Self {
+        let edited = items
+            .iter()
+            .filter_map(|i| match &i.resource {
+                Resource::Line(l) => Some(l.path.clone()),
+                _ => None,
+            })
+            .collect();
+        Written {
+            edited,
+            files: HashMap::new(),
+        }
+    }
+
     /// The state `item` must be planned against.
     pub fn view<'a>(&'a self, item: &Item, probed: &'a Record) -> &'a Record {
         match &item.resource {
-            Resource::Line(l) => self.0.get(&l.path).unwrap_or(probed),
+            Resource::Line(l) => self.files.get(&l.path).unwrap_or(probed),
             _ => probed,
         }
     }
@@ -107,7 +125,10 @@ impl Written {
             else {
                 continue;
             };
-            let before = self.0.get(dest).unwrap_or(probed);
+            if !self.edited.contains(dest) {
+                continue;
+            }
+            let before = self.files.get(dest).unwrap_or(probed);
             let mut after = Record::default();
             let field = |k: &str, v: Option<String>| v.map(|v| (k.to_string(), v));
             after.fields.extend(
@@ -136,7 +157,7 @@ impl Written {
                 .flatten(),
             );
             after.blobs.insert("content".into(), data.to_vec());
-            self.0.insert(dest.clone(), after);
+            self.files.insert(dest.clone(), after);
         }
     }
 }
