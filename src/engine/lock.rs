@@ -81,7 +81,7 @@ pub struct HostLock {
 fn script(op: &Operator, break_stale: bool, takeover_run: Option<&str>) -> String {
     let l = format!("{STATE_DIR}/lock");
     format!(
-        r#"L={l}; mkdir -p {STATE_DIR} && chmod 700 {STATE_DIR} || exit 1
+        r#"L={l}; [ -d {STATE_DIR} ] || mkdir -p -m 700 {STATE_DIR} || exit 1
 if ! mkdir "$L" 2>/dev/null; then
   # Alive, and not a zombie nobody reaped (kill -0 succeeds on those).
   _p=$(cat "$L/pid" 2>/dev/null)

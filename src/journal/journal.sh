@@ -13,6 +13,8 @@
 #   entries/N/undo      sh to run on restore (command resources' `undo:`)
 #   post-restore        sh run after a restore (handlers that ran, so services
 #                       reload the restored configuration)
+#   unstage             sh removing the run's staged temp files (first thing a
+#                       restore does)
 
 parc_journal_save() { # N PATH [attrs]: record PATH as it is now
   _e="$PARC_JOURNAL/entries/$1"
@@ -26,7 +28,7 @@ parc_journal_save() { # N PATH [attrs]: record PATH as it is now
   elif [ -L "$2" ]; then
     echo link > "$_e/type"; cp -a "$2" "$_e/data"
   elif [ -d "$2" ]; then
-    echo dir > "$_e/type"; cp -a "$2" "$_e/data"
+    echo dir > "$_e/type"; cp -a "$2" "$_e/data" && parc_sync_tree "$_e/data"
   elif [ -f "$2" ]; then
     echo file > "$_e/type"; cp -a "$2" "$_e/data"; parc_sha "$2" > "$_e/sha256"
   elif [ -e "$2" ]; then
@@ -46,6 +48,8 @@ parc_journal_undo() { # N SH: run SH on restore
 parc_restore() { # JOURNAL_DIR
   _j=$1
   echo rolling_back > "$_j/state"
+  # Temp files of a run that died before renaming them all.
+  if [ -f "$_j/unstage" ]; then sh "$_j/unstage" || echo "could not remove staged temp files" >&2; fi
   for _n in $(ls "$_j/entries" 2>/dev/null | sort -n -r); do
     _e="$_j/entries/$_n"
     if [ -f "$_e/undo" ]; then sh "$_e/undo" || echo "undo of entry $_n failed" >&2; continue; fi
@@ -94,14 +98,16 @@ parc_restore_check() { # JOURNAL_DIR
   echo "checked=done"
 }
 
-# Keep the newest KEEP journals (run ids sort by time).
+# Keep the newest KEEP journals (run ids sort by time; the shell's glob sorts
+# them under LC_ALL=C, without an ls, sort and grep to start).
 parc_journal_prune() { # KEEP
-  _all=$(ls -1 /var/lib/parc/journal 2>/dev/null | sort)
-  _count=$(printf '%s\n' "$_all" | grep -c .)
-  _drop=$((_count - $1))
-  for _old in $_all; do
-    [ "$_drop" -gt 0 ] || break
-    rm -rf "/var/lib/parc/journal/$_old"
+  _keep=$1
+  set -- /var/lib/parc/journal/*
+  [ -e "$1" ] || return 0
+  _drop=$(($# - _keep))
+  while [ "$_drop" -gt 0 ]; do
+    rm -rf "$1"
+    shift
     _drop=$((_drop - 1))
   done
 }

@@ -46,30 +46,26 @@ pub fn begin(
 ) {
     let quoted = quote_path(&dir(run_id));
     script.sh(JOURNAL_SH);
-    script.sh(&format!(
-        "PARC_JOURNAL={quoted}; export PARC_JOURNAL\n\
-         mkdir -p {state}/journal && chmod 700 {state} {state}/journal || exit 1\n\
-         parc_journal_prune {keep}\n\
-         if [ -e \"$PARC_JOURNAL\" ]; then echo \"journal $PARC_JOURNAL already exists: run ids are used once per host\" >&2; exit 1; fi\n\
-         mkdir -m 700 \"$PARC_JOURNAL\" || exit 1\n\
-         echo applying > \"$PARC_JOURNAL/state\"",
-        state = STATE_DIR,
-        keep = keep.saturating_sub(1),
-    ));
-    let put = script.put(
-        restore_sh().as_bytes(),
-        &format!("{}/restore.sh", dir(run_id)),
-        Some(0o700),
-        None,
-        None,
-    );
-    script.sh(&format!("{put} || exit 1"));
-    // Every entry's directory in one process rather than one per entry.
+    // The state directory is created (and made private) once per host; each
+    // run then creates its journal and all entry directories in one `mkdir`.
     let entries: String = (0..touches.len())
         .map(|n| format!(" \"$PARC_JOURNAL/entries/{n}\""))
         .collect();
     script.sh(&format!(
-        "mkdir \"$PARC_JOURNAL/entries\"{entries} || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}"
+        "PARC_JOURNAL={quoted}; export PARC_JOURNAL\n\
+         [ -d {state}/journal ] || {{ mkdir -p -m 700 {state} && mkdir -m 700 {state}/journal; }} || exit 1\n\
+         parc_journal_prune {keep}\n\
+         if [ -e \"$PARC_JOURNAL\" ]; then echo \"journal $PARC_JOURNAL already exists: run ids are used once per host\" >&2; exit 1; fi\n\
+         mkdir -m 700 \"$PARC_JOURNAL\" \"$PARC_JOURNAL/entries\"{entries} || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}\n\
+         echo applying > \"$PARC_JOURNAL/state\"",
+        state = STATE_DIR,
+        keep = keep.saturating_sub(1),
+    ));
+    // Written by the shell's own printf: the script is text already, and a
+    // slice of the payload would cost a dd, a chmod and a mv.
+    script.sh(&format!(
+        "printf '%s' {} > \"$PARC_JOURNAL/restore.sh\" || exit 1",
+        quote_path(&restore_sh())
     ));
     for (n, touch) in touches.iter().enumerate() {
         let line = match touch {
@@ -81,7 +77,22 @@ pub fn begin(
             "{line} || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}"
         ));
     }
-    script.sh("parc_sync_tree \"$PARC_JOURNAL\" || exit 1");
+    // Synced with the staged files, before the first change: every file and
+    // directory of the journal (directory copies sync their own trees), and
+    // the journal's entry in its parent.
+    // (A glob that matches nothing makes `sync` fail, and fall back to a
+    // system-wide sync: entries are globbed only when there are some.)
+    let entries = if touches.is_empty() {
+        ""
+    } else {
+        " \"$PARC_JOURNAL\"/entries/* \"$PARC_JOURNAL\"/entries/*/*"
+    };
+    script.durable(&format!(
+        "\"$PARC_JOURNAL\" \"$PARC_JOURNAL\"/*{entries} {}",
+        quote_path(&format!("{STATE_DIR}/journal"))
+    ));
+    script.record_unstage("\"$PARC_JOURNAL/unstage\"");
+    script.stage_here();
     if let Some(window) = confirm {
         script.sh(&format!("parc_watchdog_arm {}", window.as_secs().max(1)));
     }
@@ -122,7 +133,7 @@ pub fn post_restore(script: &mut Script, run_id: &str, commands: &[String]) {
     let text: String = commands.iter().map(|c| format!("( {c} )\n")).collect();
     let (off, len) = script.stash(text.as_bytes());
     script.sh(&format!(
-        "tail -c +{} \"$PARC_PAYLOAD\" | head -c {len} >> {}/post-restore",
+        "tail -c +$((PARC_STASH + {})) \"$PARC_PAYLOAD\" | head -c {len} >> {}/post-restore",
         off + 1,
         quote_path(&dir(run_id))
     ));

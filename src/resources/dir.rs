@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::attrs::{Mode, State, attr_changes};
-use super::plan::{Change, Plan, PlanContext, Step, Touch};
+use super::plan::{Change, Op, Plan, PlanContext, Step, Touch};
 use super::script::{Record, Script};
 use super::{Kind, ResourceError};
 use crate::transport::quote;
@@ -74,11 +74,9 @@ impl Kind for Dir {
                     .filter(|t| !t.is_empty() && self.path.starts_with(*t))
                     .unwrap_or(&self.path)
                     .to_string();
-                // `-m` gives the new directory its mode (exactly, whatever the
-                // umask) without a chmod process; parents get the default.
-                let mut sh = vec![match self.mode {
-                    Some(Mode(m)) => format!("mkdir -p -m {m:o} {p}"),
-                    None => format!("mkdir -p {p}"),
+                let mut ops = vec![Op::Mkdir {
+                    path: self.path.clone(),
+                    mode: self.mode.map(|Mode(m)| m),
                 }];
                 let (_, fixes) = attr_changes(
                     probed,
@@ -87,12 +85,14 @@ impl Kind for Dir {
                     self.group.as_deref(),
                     &p,
                 );
-                sh.extend(fixes);
+                if !fixes.is_empty() {
+                    ops.push(Op::Sh(fixes.join("\n")));
+                }
                 Ok(Plan::Change(Change {
                     touches: vec![Touch::Path(top)],
                     what: vec!["create".into()],
                     diff: None,
-                    step: Step::sh(sh.join("\n")),
+                    step: Step(ops),
                 }))
             }
             (State::Present, "dir") => {

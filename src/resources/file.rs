@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::attrs::{Mode, State, attr_changes};
-use super::plan::{Change, Op, Plan, PlanContext, Step, Touch, need_parent, unified_diff};
+use super::plan::{Change, Op, Plan, PlanContext, Step, Touch, unified_diff};
 use super::script::{Record, Script};
 use super::{Kind, ResourceError};
 use crate::transport::quote;
@@ -63,13 +63,11 @@ impl Kind for File {
     }
 
     fn probe(&self, id: &str, s: &mut Script, ctx: &PlanContext) {
-        let p = quote(&self.path);
         let stat = s.stat(&self.path);
         s.sh(&format!("echo '@@r {id}'; {stat}"));
         if ctx.diff && !self.secret {
-            s.sh(&format!(
-                "if [ -f {p} ] && [ \"$(wc -c < {p})\" -le {DIFF_LIMIT} ]; then parc_blob content {p}; fi"
-            ));
+            let blob = s.blob(id, "content", &self.path, Some(DIFF_LIMIT));
+            s.sh(&blob);
         }
     }
 
@@ -111,13 +109,14 @@ impl Kind for File {
                     .new_text(&data, ctx)
                     .map(|new| unified_diff(&self.path, "", &new)),
                 step: Step(vec![
-                    Op::Sh(need_parent(&self.path)),
+                    Op::NeedParent(self.path.clone()),
                     Op::Put {
                         data,
                         dest: self.path.clone(),
                         mode: Some(self.mode.map_or(0o644, |m| m.0)),
                         owner: self.owner.clone(),
                         group: self.group.clone(),
+                        stage: probed.get("stage").map(str::to_string),
                     },
                 ]),
             })),
@@ -173,6 +172,7 @@ impl Kind for File {
                         .group
                         .clone()
                         .or(probed.get("group").map(str::to_string)),
+                    stage: probed.get("stage").map(str::to_string),
                 });
                 Ok(Plan::Change(Change {
                     touches: vec![Touch::Path(self.path.clone())],

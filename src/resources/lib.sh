@@ -27,14 +27,27 @@ parc_dirname() {
   [ -n "$_d" ] || _d=/
 }
 
-# Print type/mode/owner/group/size/target of a path, and sha256 of a regular file.
+# The nearest directory above PATH that exists now: a file installed at PATH
+# is staged there, on the filesystem it will be renamed on, even when this run
+# creates PATH's directory. No process is started.
+parc_stage_dir() { # PATH
+  parc_dirname "$1"
+  while [ ! -d "$_d" ] && [ "$_d" != / ] && [ "$_d" != . ]; do parc_dirname "$_d"; done
+  echo "stage=$_d"
+}
+
+# Print type/mode/owner/group/size/target of a path, sha256 of a regular file,
+# and where a temp file for it can be staged (parc_stage_dir).
 parc_stat() {
+  parc_stage_dir "$1"
   if [ -L "$1" ]; then echo "type=link"; echo "target=$(readlink "$1")"
   elif [ -d "$1" ]; then echo "type=dir"
   elif [ -f "$1" ]; then echo "type=file"; echo "sha256=$(parc_sha "$1")"
   elif [ -e "$1" ]; then echo "type=other"
   else echo "type=none"; return 0; fi
+  _sp=$1
   set -- $(stat -c '%a %U %G %s' "$1")
+  _s=$4
   echo "mode=$1"; echo "owner=$2"; echo "group=$3"; echo "size=$4"
 }
 
@@ -70,13 +83,36 @@ parc_lines() { # FILE: its number of lines, counted by the shell
 # parc_stat, from what parc_prestat gathered.
 parc_stat_next() { # PATH
   [ "${PARC_PRESTAT:-}" = 1 ] || { parc_stat "$1"; return; }
+  parc_stage_dir "$1"
   if [ -L "$1" ]; then echo "type=link"; echo "target=$(readlink "$1")"
   elif [ -d "$1" ]; then echo "type=dir"
   elif [ -f "$1" ]; then read -r _h _l <&8; echo "type=file"; echo "sha256=${_h#\\}"
   elif [ -e "$1" ]; then echo "type=other"
   else echo "type=none"; return 0; fi
   read -r _a _u _g _s <&7
+  _sp=$1
   echo "mode=$_a"; echo "owner=$_u"; echo "group=$_g"; echo "size=$_s"
+}
+
+# Ask for regular file PATH's content (at most MAX bytes) in the probe's
+# closing tar: sets PARC_WANT_N. The size comes from the stat just made of
+# PATH when there was one.
+parc_want() { # N PATH [MAX]
+  [ -f "$2" ] || return 0
+  if [ -n "${3:-}" ]; then
+    if [ "${_sp:-}" = "$2" ]; then _n=$_s; else _n=$(wc -c < "$2"); fi
+    [ "$_n" -le "$3" ] || return 0
+  fi
+  eval "PARC_WANT_$1=1"
+}
+
+# The contents asked for, as one tar after an "@@tar" line: the last output
+# of a probe. Names lose their leading "/"; a file tar cannot read is left out.
+parc_fetch() { # PATH...
+  [ $# -gt 0 ] || return 0
+  echo "@@tar"
+  tar -c -f - "$@" 2>/dev/null
+  return 0
 }
 
 # Emit a file's bytes as a blob (absent file: no blob).
@@ -86,33 +122,61 @@ parc_blob() {
   fi
 }
 
-# Atomically install payload bytes [OFF, OFF+LEN) as DEST with MODE OWNER GROUP:
+# Atomically install stash bytes [OFF, OFF+LEN) as DEST with MODE OWNER GROUP:
 # temp file in DEST's directory, synced, attributes set, then renamed over DEST
 # (the rename is journaled after the attribute changes, so it never lands
-# without them).
+# without them). Files the probe located are staged instead (parc_mv).
 parc_put() {
   _off=$1 _len=$2 _dest=$3 _mode=$4 _owner=$5 _group=$6
   parc_dirname "$_dest"
   _tmp="$_d/.parc-tmp.$$.${_dest##*/}"
-  # GNU dd writes and fsyncs the slice in one process (conv=fsync).
-  if [ "${PARC_DD:-}" = 1 ]; then
-    dd if="$PARC_PAYLOAD" of="$_tmp" bs=65536 skip="$_off" count="$_len" iflag=skip_bytes,count_bytes conv=fsync 2>/dev/null
-  else
-    tail -c +"$((_off + 1))" "$PARC_PAYLOAD" | head -c "$_len" > "$_tmp" && parc_sync "$_tmp"
-  fi || { rm -f "$_tmp"; return 1; }
+  parc_slice "$((PARC_STASH + _off))" "$_len" "$_tmp" || { rm -f "$_tmp"; return 1; }
   # The temp file was just created under umask 022: it is 644 already.
   [ -z "$_mode" ] || [ "$_mode" = 644 ] || chmod "$_mode" "$_tmp" || { rm -f "$_tmp"; return 1; }
   [ -z "$_owner$_group" ] || chown "$_owner${_group:+:$_group}" "$_tmp" || { rm -f "$_tmp"; return 1; }
   mv -f "$_tmp" "$_dest"
 }
 
+# Write payload bytes [OFF, OFF+LEN) to FILE, synced.
+parc_slice() { # OFF LEN FILE
+  [ -n "${PARC_DD:-}" ] || parc_dd_probe
+  # GNU dd writes and fsyncs the slice in one process (conv=fsync).
+  if [ "$PARC_DD" = 1 ]; then
+    dd if="$PARC_PAYLOAD" of="$3" bs=65536 skip="$1" count="$2" iflag=skip_bytes,count_bytes conv=fsync 2>/dev/null
+  else
+    tail -c +"$(($1 + 1))" "$PARC_PAYLOAD" | head -c "$2" > "$3" && parc_sync "$3"
+  fi
+}
+
+# Install staged file N (parc_stage wrote it, with its mode) as DEST: set its
+# owner (unless it is root's and we are root: tar made it so), then rename.
+# A file its run's parc_batch_* already renamed is in place.
+parc_mv() { # N DEST OWNER GROUP
+  eval "_t=\$PARC_T$1 _m=\${PARC_MOVED_$1:-}"
+  if [ -n "$_m" ] && [ ! -e "$_t" ]; then return 0; fi
+  case ${PARC_EUID:-}:${3:-root}:${4:-root} in
+    0:root:root) ;;
+    *) [ -z "$3$4" ] || chown "$3${4:+:$4}" "$_t" || return 1 ;;
+  esac
+  mv -f "$_t" "$2"
+}
+
 # Whether this dd slices by bytes (GNU does, busybox does not): one process per
-# file installed instead of two. Run once, before the steps.
+# file installed instead of two. Run once, on the first slice.
 parc_dd_probe() {
   PARC_DD=0
   dd if=/dev/null of=/dev/null iflag=skip_bytes,count_bytes 2>/dev/null && PARC_DD=1
   export PARC_DD
 }
+
+# The effective uid, read without starting `id` (Linux; elsewhere unknown, and
+# parc_mv then always sets the owner).
+PARC_EUID=
+if [ -r /proc/self/status ]; then
+  while read -r _k _r _e _; do
+    if [ "$_k" = Uid: ]; then PARC_EUID=$_e; break; fi
+  done < /proc/self/status
+fi
 
 parc_sync() {
   sync "$@" 2>/dev/null || sync
@@ -131,10 +195,21 @@ parc_sync_tree() { # DIR
 parc_step() {
   _idx=$1; shift
   ( set -e; "$@" ) > "$PARC_DIR/out" 2>&1
-  _rc=$?
-  echo "@@done $_idx $_rc"
+  parc_step_done $?
+}
+
+# parc_step for a step of plain ops (Step::is_plain): its commands are chained
+# with && and return their status, so it runs without a subshell.
+parc_step_plain() {
+  _idx=$1; shift
+  "$@" > "$PARC_DIR/out" 2>&1
+  parc_step_done $?
+}
+
+parc_step_done() { # RC
+  echo "@@done $_idx $1"
   [ ! -s "$PARC_DIR/out" ] || parc_blob out "$PARC_DIR/out"
-  [ "$_rc" -eq 0 ] || exit 1
+  [ "$1" -eq 0 ] || exit 1
 }
 
 # One passwd/group/shadow entry by name; busybox systems may have no getent.

@@ -11,10 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::attrs::{Mode, State};
 use super::file::sha256_hex;
-use super::plan::{Change, Op, Plan, PlanContext, Step, Touch, need_parent, unified_diff};
+use super::plan::{Change, Op, Plan, PlanContext, Step, Touch, unified_diff};
 use super::script::{Record, Script};
 use super::{Kind, ResourceError};
-use crate::transport::quote;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,9 +106,9 @@ impl Kind for Line {
         &self.notify
     }
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
-        let p = quote(&self.path);
         let stat = s.stat(&self.path);
-        s.sh(&format!("echo '@@r {id}'; {stat}; parc_blob content {p}"));
+        let blob = s.blob(id, "content", &self.path, None);
+        s.sh(&format!("echo '@@r {id}'; {stat}; {blob}"));
     }
     fn plan(&self, probed: &Record, ctx: &PlanContext) -> Result<Plan, ResourceError> {
         let kind = probed.get("type").unwrap_or("none");
@@ -130,6 +129,20 @@ impl Kind for Line {
                 Err(self.invalid("the file does not exist and `create: false`"))
             };
         }
+        // The content comes back apart from the stat: editing anything but
+        // the bytes that were hashed could lose the rest of the file.
+        if exists
+            && probed
+                .blobs
+                .get("content")
+                .map(|b| sha256_hex(b))
+                .as_deref()
+                != probed.get("sha256")
+        {
+            return Err(self.invalid(
+                "its content could not be read whole (is it being written right now?); it was left as it is",
+            ));
+        }
         let current = probed.text("content");
         let new = self.edit(&current)?;
         if exists && sha256_hex(new.as_bytes()) == probed.get("sha256").unwrap_or("") {
@@ -146,7 +159,7 @@ impl Kind for Line {
             .unwrap_or(0o644);
         let mut ops = Vec::new();
         if !exists {
-            ops.push(Op::Sh(need_parent(&self.path)));
+            ops.push(Op::NeedParent(self.path.clone()));
         }
         ops.push(Op::Put {
             data: Arc::new(new.clone().into_bytes()),
@@ -154,6 +167,7 @@ impl Kind for Line {
             mode: Some(mode),
             owner: probed.get("owner").map(str::to_string),
             group: probed.get("group").map(str::to_string),
+            stage: probed.get("stage").map(str::to_string),
         });
         let what = match (exists, self.state) {
             (false, _) => "create file with the line".to_string(),

@@ -19,6 +19,7 @@ mod package;
 mod plan;
 pub mod script;
 mod service;
+mod stage;
 mod symlink;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -34,7 +35,7 @@ pub use file::sha256_hex;
 pub use group::Group;
 pub use line::Line;
 pub use package::{DebError, DebFile, Package, PackageState};
-pub use plan::{Change, Op, Plan, PlanContext, Step, Touch};
+pub use plan::{Change, Op, Plan, PlanContext, Step, Touch, mkdir_batches};
 pub use service::{Service, ServiceState};
 pub use symlink::Symlink;
 pub use user::{PasswordHash, User};

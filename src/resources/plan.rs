@@ -53,6 +53,16 @@ pub struct Step(pub Vec<Op>);
 #[derive(Debug, Clone)]
 pub enum Op {
     Sh(String),
+    /// Create a directory and its missing parents, the directory itself with
+    /// `mode`. Kept apart from `Sh` so that the apply can create the
+    /// directories of consecutive steps with one `mkdir` (see
+    /// [`mkdir_batches`]); the step then finds its directory there.
+    Mkdir {
+        path: String,
+        mode: Option<u32>,
+    },
+    /// Fail, saying so, unless the parent directory of the path exists.
+    NeedParent(String),
     /// Install bytes atomically (temp file + fsync + rename).
     Put {
         data: Arc<Vec<u8>>,
@@ -60,6 +70,10 @@ pub enum Op {
         mode: Option<u32>,
         owner: Option<String>,
         group: Option<String>,
+        /// Where to stage the temp file: the nearest directory above `dest`
+        /// that the probe found (its `stage` field); `None` writes it in the
+        /// step itself.
+        stage: Option<String>,
     },
 }
 
@@ -68,26 +82,98 @@ impl Step {
         Step(vec![Op::Sh(line.into())])
     }
 
+    /// Whether the step is only ops parc writes itself, each one command
+    /// that returns its status: then it runs in the apply's own shell, its
+    /// ops chained with `&&`, instead of a `set -e` subshell (a fork per step,
+    /// and a profile is mostly such steps).
+    pub fn is_plain(&self) -> bool {
+        self.0
+            .iter()
+            .all(|op| matches!(op, Op::Mkdir { .. } | Op::Put { .. } | Op::NeedParent(_)))
+    }
+
     /// Write this step as sh function `name` into `script`.
     pub fn write(&self, name: &str, script: &mut Script) {
         let mut body = Vec::new();
         for op in &self.0 {
             match op {
                 Op::Sh(s) => body.push(s.clone()),
+                Op::NeedParent(path) => body.push(need_parent(path)),
+                Op::Mkdir { path, mode } => body.push(format!(
+                    "[ -d {p} ] || {}",
+                    mkdir_line(*mode, &[path]),
+                    p = quote(path)
+                )),
                 Op::Put {
                     data,
                     dest,
                     mode,
                     owner,
                     group,
-                } => body.push(script.put(data, dest, *mode, owner.as_deref(), group.as_deref())),
+                    stage,
+                } => body.push(script.put(
+                    data,
+                    dest,
+                    *mode,
+                    owner.as_deref(),
+                    group.as_deref(),
+                    stage.as_deref(),
+                )),
             }
         }
         if body.is_empty() {
             body.push(":".into());
         }
-        script.sh(&format!("{name}() {{\n{}\n}}", body.join("\n")));
+        let join = if self.is_plain() { " &&\n" } else { "\n" };
+        script.sh(&format!("{name}() {{\n{}\n}}", body.join(join)));
     }
+}
+
+/// `mkdir -p [-m MODE] PATH...`: `-m` gives each new directory its mode
+/// exactly, whatever the umask, without a chmod process; parents it creates
+/// get the default.
+pub fn mkdir_line(mode: Option<u32>, paths: &[&String]) -> String {
+    let paths: Vec<String> = paths.iter().map(|p| quote(p)).collect();
+    match mode {
+        Some(m) => format!("mkdir -p -m {m:o} {}", paths.join(" ")),
+        None => format!("mkdir -p {}", paths.join(" ")),
+    }
+}
+
+/// The `mkdir` lines creating, in as few processes as is safe, the
+/// directories of a run of consecutive steps, each given as its `Mkdir` op's
+/// (path, mode) in order.
+///
+/// Why: process start-up is most of an apply's cost, and a workstation
+/// profile declares its directory layout as one block. Directories of one
+/// mode share a `mkdir`, which creates them in the declared order. A
+/// directory may join an earlier group of its mode only if no directory it
+/// would overtake is above it: `mkdir -p` would otherwise create that parent
+/// first with the default mode. Each step still runs `[ -d P ] || mkdir …`,
+/// so a failure here is reported by the step it belongs to.
+pub fn mkdir_batches(dirs: &[(&String, Option<u32>)]) -> Vec<String> {
+    let mut groups: Vec<(Option<u32>, Vec<&String>)> = Vec::new();
+    for &(path, mode) in dirs {
+        let is_above = |other: &String| {
+            let other = other.trim_end_matches('/');
+            path.strip_prefix(other)
+                .is_some_and(|rest| rest.starts_with('/'))
+                || other.is_empty()
+        };
+        let join = groups.iter().rposition(|(m, _)| *m == mode).filter(|&g| {
+            groups[g + 1..]
+                .iter()
+                .all(|(_, paths)| !paths.iter().any(|p| is_above(p)))
+        });
+        match join {
+            Some(g) => groups[g].1.push(path),
+            None => groups.push((mode, vec![path])),
+        }
+    }
+    groups
+        .iter()
+        .map(|(mode, paths)| format!("{} 2>/dev/null", mkdir_line(*mode, paths)))
+        .collect()
 }
 
 /// Unified diff between two texts, labelled with the path.
@@ -107,8 +193,62 @@ pub fn need_parent(path: &str) -> String {
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "/".into());
     format!(
-        "[ -d {q} ] || {{ echo \"parent directory {p} does not exist (declare a dir resource for it)\" >&2; exit 1; }}",
+        "[ -d {q} ] || {{ echo \"parent directory {p} does not exist (declare a dir resource for it)\" >&2; false; }}",
         q = quote(&parent),
         p = parent.replace(['"', '$', '`', '\\'], "_")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mkdir_batches;
+
+    fn batches(dirs: &[(&str, Option<u32>)]) -> Vec<String> {
+        let owned: Vec<(String, Option<u32>)> =
+            dirs.iter().map(|(p, m)| (p.to_string(), *m)).collect();
+        let refs: Vec<(&String, Option<u32>)> = owned.iter().map(|(p, m)| (p, *m)).collect();
+        mkdir_batches(&refs)
+            .into_iter()
+            .map(|l| l.trim_end_matches(" 2>/dev/null").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn directories_of_one_mode_share_a_mkdir_unless_that_would_skip_a_parent() {
+        assert_eq!(
+            batches(&[
+                ("/a", Some(0o755)),
+                ("/b", Some(0o750)),
+                ("/c", Some(0o755)),
+                ("/d d", None),
+            ]),
+            [
+                "mkdir -p -m 755 /a /c",
+                "mkdir -p -m 750 /b",
+                "mkdir -p '/d d'"
+            ]
+        );
+        // /b/c cannot go before /b: `mkdir -p` would make /b 755.
+        assert_eq!(
+            batches(&[
+                ("/a", Some(0o755)),
+                ("/b", Some(0o700)),
+                ("/b/c", Some(0o755)),
+            ]),
+            [
+                "mkdir -p -m 755 /a",
+                "mkdir -p -m 700 /b",
+                "mkdir -p -m 755 /b/c"
+            ]
+        );
+        // /bc is not below /b.
+        assert_eq!(
+            batches(&[
+                ("/a", Some(0o755)),
+                ("/b", Some(0o700)),
+                ("/bc", Some(0o755))
+            ]),
+            ["mkdir -p -m 755 /a /bc", "mkdir -p -m 700 /b"]
+        );
+    }
 }

@@ -1,38 +1,62 @@
 //! Building the one probe script and the one apply script a host receives, and
 //! parsing what they print back.
 //!
-//! Architecture note: a script is sent on the command's stdin, after the file
-//! contents it installs (the *payload*), so the exec command line stays tiny and
-//! constant whatever the number of resources. On the target a fixed bootstrap
-//! saves stdin to a private temp dir, cuts the script off the end and runs it;
-//! `parc_put` then slices each file out of the payload by offset. Output comes
-//! back framed (`@@r`, `@@blob`, `@@done`), binary-safe by explicit lengths.
+//! Architecture note: a script is sent on the command's stdin, after the bytes
+//! it installs (the *payload*: the staging archive of `super::stage`, then
+//! slices read by offset), so the exec command line stays tiny and constant
+//! whatever the number of resources. On the target a fixed bootstrap saves
+//! stdin to a private temp dir, cuts the script off the end and runs it.
+//! Output comes back framed (`@@r`, `@@blob`, `@@done`), binary-safe by
+//! explicit lengths; file contents a probe asks for come last, as one tar
+//! after an `@@tar` line.
 
 use std::collections::BTreeMap;
 
+use super::stage::Stage;
 use crate::transport::{ExitStatus, Transport, TransportError, quote};
 
 /// The sh library every script starts with.
 pub const LIB: &str = include_str!("lib.sh");
 
 /// A script under construction, with the bytes it will install.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Script {
     body: String,
+    /// Bytes the script reads by offset (`stash`), after the staging archive.
     payload: Vec<u8>,
     /// Paths given to [`Script::stat`], in the order the body reads them.
     stats: Vec<String>,
-    /// Whether the script installs files (`parc_put`).
-    puts: bool,
+    /// Files installed through staging (see [`super::stage`]).
+    stage: Stage,
+    /// Where in `body` the staging runs (the start, unless marked).
+    stage_at: Option<usize>,
+    /// sh words (paths, globs) that must be durable before the first change.
+    durable: Vec<String>,
+    /// Where to record how to remove the staged files (a sh word), so that a
+    /// restore can clean up after a run that died before renaming them.
+    unstage_record: Option<String>,
+    /// Files whose content the probe returns, in one `tar -c` at its end.
+    fetch: Vec<String>,
+    /// (record id, blob key, index in `fetch`, size limit) of each content
+    /// asked for.
+    wants: Vec<(String, String, usize, Option<u64>)>,
+}
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Script")
+            .field("body", &self.body)
+            .field("payload", &self.payload.len())
+            .field("staged", &self.stage.len())
+            .finish()
+    }
 }
 
 impl Script {
     pub fn new() -> Self {
         Script {
             body: LIB.to_string(),
-            payload: Vec::new(),
-            stats: Vec::new(),
-            puts: false,
+            ..Script::default()
         }
     }
 
@@ -46,20 +70,46 @@ impl Script {
         format!("parc_stat_next {}", quote(path))
     }
 
+    /// sh asking for regular file `path`'s content as blob `key` of record
+    /// `id` (none when `path` is not a regular file, or is larger than `max`
+    /// bytes). Every content asked for comes back in one `tar -c` at the end
+    /// of the script, read by one process rather than a `wc` and a `cat` per
+    /// file; a file asked for by several resources is read once.
+    pub fn blob(&mut self, id: &str, key: &str, path: &str, max: Option<u64>) -> String {
+        let n = match self.fetch.iter().position(|p| p == path) {
+            Some(n) => n,
+            None => {
+                self.fetch.push(path.to_string());
+                self.fetch.len() - 1
+            }
+        };
+        self.wants.push((id.to_string(), key.to_string(), n, max));
+        format!(
+            "parc_want {n} {}{}",
+            quote(path),
+            max.map(|m| format!(" {m}")).unwrap_or_default()
+        )
+    }
+
     /// Append sh source (a newline is added).
     pub fn sh(&mut self, line: &str) {
         self.body.push_str(line);
         self.body.push('\n');
     }
 
-    /// Store `data` in the payload; returns its (offset, length) for `parc_put`.
+    /// Store `data` in the payload; returns its (offset, length) for
+    /// `parc_put`. Offsets count from `$PARC_STASH`.
     pub fn stash(&mut self, data: &[u8]) -> (usize, usize) {
         let off = self.payload.len();
         self.payload.extend_from_slice(data);
         (off, data.len())
     }
 
-    /// `parc_put` invocation installing `data` atomically at `dest`.
+    /// sh installing `data` atomically at `dest` (temp file, fsync, rename).
+    /// With `stage` (the nearest existing directory above `dest`, as the probe
+    /// saw it), the temp file is written by the staging before the first step
+    /// and the returned line only sets the owner and renames; without, the line
+    /// writes the temp file itself.
     pub fn put(
         &mut self,
         data: &[u8],
@@ -67,48 +117,157 @@ impl Script {
         mode: Option<u32>,
         owner: Option<&str>,
         group: Option<&str>,
+        stage: Option<&str>,
     ) -> String {
+        let (o, g) = (owner.unwrap_or(""), group.unwrap_or(""));
+        if let Some(line) =
+            stage.and_then(|dir| self.stage.add(data, dir, dest, mode.unwrap_or(0o644), o, g))
+        {
+            return line;
+        }
+        let (owner, group) = (quote(o), quote(g));
         let (off, len) = self.stash(data);
-        self.puts = true;
         format!(
-            "parc_put {off} {len} {} {} {} {}",
+            "parc_put {off} {len} {} {} {owner} {group}",
             quote(dest),
             quote(&mode.map(|m| format!("{m:o}")).unwrap_or_default()),
-            quote(owner.unwrap_or("")),
-            quote(group.unwrap_or(""))
         )
+    }
+
+    /// Run the staging here (after the journal, before the steps) rather than
+    /// at the start of the script. The last call wins.
+    pub fn stage_here(&mut self) {
+        self.stage_at = Some(self.body.len());
+    }
+
+    /// How many files are staged so far (see [`Script::rename_together`]).
+    pub fn staged(&self) -> usize {
+        self.stage.len()
+    }
+
+    /// The files staged since `from` belong to one run of consecutive steps
+    /// that only install files: the line renaming them together, to run
+    /// before the run's first step.
+    pub fn rename_together(&mut self, from: usize) -> Option<String> {
+        self.stage.run_from(from)
+    }
+
+    /// Before staging, write to `path` (a sh word) the sh that removes every
+    /// staged temp file: a run killed before its renames (SIGKILL, a host
+    /// crash) leaves them behind, and its restore runs this.
+    pub fn record_unstage(&mut self, path: &str) {
+        self.unstage_record = Some(path.to_string());
+    }
+
+    /// Make `words` (sh words: quoted paths or globs) durable where the
+    /// staging runs, with the same `sync` as the staged files: the journal
+    /// and the temp files are fsynced by one process.
+    pub fn durable(&mut self, words: &str) {
+        self.durable.push(words.to_string());
     }
 
     /// The command line and stdin to send.
     pub fn finish(mut self) -> (String, Vec<u8>) {
+        if !self.fetch.is_empty() {
+            let mut tail = String::from("set --\n");
+            for (n, path) in self.fetch.iter().enumerate() {
+                tail.push_str(&format!(
+                    "[ -z \"${{PARC_WANT_{n}:-}}\" ] || set -- \"$@\" {}\n",
+                    quote(path)
+                ));
+            }
+            tail.push_str("parc_fetch \"$@\"\n");
+            self.sh(&tail);
+        }
+        let at = self.stage_at.unwrap_or(LIB.len());
+        let mut sync: Vec<String> = self.durable.clone();
+        let staged = std::mem::take(&mut self.stage).finish();
+        if let Some(Ok(staged)) = &staged {
+            sync.extend(staged.temps.iter().cloned());
+            if let Some(path) = &self.unstage_record {
+                sync.push(path.clone());
+            }
+        }
+        if !sync.is_empty() {
+            self.body.insert_str(
+                at,
+                &format!(
+                    "sync -- {} 2>/dev/null || sync || {{ echo 'cannot sync: nothing was changed' >&2; exit 1; }}\n",
+                    sync.join(" ")
+                ),
+            );
+        }
+        let archive = match staged {
+            Some(Ok(staged)) => {
+                self.body.insert_str(at, "parc_stage || { echo 'cannot write the files to install: nothing was changed' >&2; exit 1; }\n");
+                if let Some(path) = &self.unstage_record {
+                    self.body.insert_str(
+                        at,
+                        &format!(
+                            "printf '%s\\n' {} > {path} || exit 1\n",
+                            quote(&staged.remove)
+                        ),
+                    );
+                }
+                self.body.insert_str(LIB.len(), &staged.functions);
+                staged.archive
+            }
+            Some(Err(e)) => {
+                self.body.insert_str(
+                    at,
+                    &format!(
+                        "echo {} >&2; exit 1\n",
+                        quote(&format!(
+                            "parc could not stage the files to install ({e}): nothing was changed"
+                        ))
+                    ),
+                );
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
         if !self.stats.is_empty() {
             let paths: Vec<String> = self.stats.iter().map(|p| quote(p)).collect();
             self.body
                 .insert_str(LIB.len(), &format!("parc_prestat {}\n", paths.join(" ")));
         }
-        if self.puts {
-            self.body.insert_str(LIB.len(), "parc_dd_probe\n");
-        }
-        let data_len = self.payload.len();
+        let data_len = archive.len() + self.payload.len();
         let command = format!(
             "PARC_DIR=$(mktemp -d \"${{TMPDIR:-/tmp}}/parc.XXXXXX\") || exit 111; \
-             PARC_PAYLOAD=\"$PARC_DIR/payload\"; export PARC_DIR PARC_PAYLOAD; \
+             PARC_PAYLOAD=\"$PARC_DIR/payload\"; PARC_STASH={}; export PARC_DIR PARC_PAYLOAD PARC_STASH; \
              cat > \"$PARC_PAYLOAD\" && tail -c +{} \"$PARC_PAYLOAD\" > \"$PARC_DIR/script\" && sh \"$PARC_DIR/script\"; \
              parc_rc=$?; rm -rf \"$PARC_DIR\"; exit $parc_rc",
+            archive.len(),
             data_len + 1
         );
-        let mut stdin = self.payload;
+        let mut stdin = archive;
+        stdin.extend_from_slice(&self.payload);
         stdin.extend_from_slice(self.body.as_bytes());
         (command, stdin)
     }
 
     /// Send the script in ONE exec and parse its framed output.
     pub async fn run(self, t: &dyn Transport) -> Result<ScriptOutput, TransportError> {
+        let (fetch, wants) = (self.fetch.clone(), self.wants.clone());
         let (command, stdin) = self.finish();
         let out = t.exec_capture(&command, &stdin).await?;
+        let (mut records, archive) = parse_all(&out.stdout);
+        let files = archive.map(read_fetched).unwrap_or_default();
+        for (id, key, n, max) in wants {
+            let name = fetch[n].trim_start_matches('/');
+            // Another resource may have fetched a file too large for this one.
+            let fits = |d: &Vec<u8>| max.is_none_or(|m| d.len() as u64 <= m);
+            if let Some(data) = files.get(name).filter(|d| fits(d)) {
+                records
+                    .entry(id)
+                    .or_default()
+                    .blobs
+                    .insert(key, data.clone());
+            }
+        }
         Ok(ScriptOutput {
             status: out.status,
-            records: parse(&out.stdout),
+            records,
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
     }
@@ -145,6 +304,51 @@ pub struct ScriptOutput {
 /// Parse framed output. Unframed lines are ignored: a noisy login shell must not
 /// break parc.
 pub fn parse(out: &[u8]) -> BTreeMap<String, Record> {
+    parse_all(out).0
+}
+
+/// The contents `parc_fetch` sent, by member name (the path without its
+/// leading `/`). Hard links (tar stores a second name of one file as a link to
+/// the first) get the first one's bytes.
+fn read_fetched(archive: &[u8]) -> std::collections::HashMap<String, Vec<u8>> {
+    use std::io::Read;
+    let mut files = std::collections::HashMap::new();
+    let mut links = Vec::new();
+    let mut ar = tar::Archive::new(archive);
+    let Ok(entries) = ar.entries() else {
+        return files;
+    };
+    for entry in entries {
+        let Ok(mut entry) = entry else { break };
+        let Ok(name) = entry.path().map(|p| p.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        match entry.header().entry_type() {
+            tar::EntryType::Regular => {
+                let mut data = Vec::new();
+                if entry.read_to_end(&mut data).is_ok() {
+                    files.insert(name, data);
+                }
+            }
+            tar::EntryType::Link => {
+                if let Ok(Some(target)) = entry.link_name() {
+                    links.push((name, target.to_string_lossy().into_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (name, target) in links {
+        if let Some(data) = files.get(&target).cloned() {
+            files.insert(name, data);
+        }
+    }
+    files
+}
+
+/// Records, and the tar archive that follows an `@@tar` line (the rest of
+/// the output).
+fn parse_all(out: &[u8]) -> (BTreeMap<String, Record>, Option<&[u8]>) {
     let mut records: BTreeMap<String, Record> = BTreeMap::new();
     let mut current: Option<String> = None;
     let mut pos = 0;
@@ -155,6 +359,9 @@ pub fn parse(out: &[u8]) -> BTreeMap<String, Record> {
             .map_or(out.len(), |i| pos + i);
         let line = String::from_utf8_lossy(&out[pos..end]).into_owned();
         pos = end + 1;
+        if line == "@@tar" {
+            return (records, Some(&out[pos.min(out.len())..]));
+        }
         if let Some(id) = line.strip_prefix("@@r ") {
             current = Some(id.to_string());
             records.entry(id.to_string()).or_default();
@@ -190,7 +397,7 @@ pub fn parse(out: &[u8]) -> BTreeMap<String, Record> {
                 .insert(k.to_string(), v.to_string());
         }
     }
-    records
+    (records, None)
 }
 
 #[cfg(test)]
@@ -292,7 +499,10 @@ mod tests {
     #[tokio::test]
     async fn put_installs_payload_slices_atomically() {
         // With GNU dd's byte slicing, and with tail | head as busybox does it.
-        for dd in ["[ \"$PARC_DD\" = 1 ] || exit 9", "PARC_DD=0"] {
+        for dd in [
+            "parc_dd_probe; [ \"$PARC_DD\" = 1 ] || exit 9",
+            "parc_dd_probe() { PARC_DD=0; }",
+        ] {
             put_once(dd).await;
         }
     }
@@ -302,8 +512,22 @@ mod tests {
         let a = dir.path().join("a file");
         let b = dir.path().join("b$(touch pwned)");
         let mut s = Script::new();
-        let put_a = s.put(b"first\n", a.to_str().unwrap(), Some(0o600), None, None);
-        let put_b = s.put(b"\x00binary\xff", b.to_str().unwrap(), None, None, None);
+        let put_a = s.put(
+            b"first\n",
+            a.to_str().unwrap(),
+            Some(0o600),
+            None,
+            None,
+            None,
+        );
+        let put_b = s.put(
+            b"\x00binary\xff",
+            b.to_str().unwrap(),
+            None,
+            None,
+            None,
+            None,
+        );
         s.sh(dd);
         s.sh(&format!("step_0() {{ {put_a}; }}\nstep_1() {{ {put_b}; }}"));
         s.sh("echo '@@r 0'; parc_stat \"$1\" >/dev/null; parc_step 0 step_0; parc_step 1 step_1");
@@ -323,6 +547,144 @@ mod tests {
             2,
             "no temp file left"
         );
+    }
+
+    /// Files staged by one tar (or one dd each, on a host without tar) land
+    /// with their mode, in the nearest existing directory above them, and are
+    /// renamed by their step; the staged copy of a step that never ran is
+    /// removed on exit.
+    #[tokio::test]
+    async fn staged_puts_install_through_the_nearest_existing_directory() {
+        for no_tar in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_str().unwrap();
+            let made = format!("{root}/new dir/sub");
+            let a = format!("{made}/a$(touch pwned)");
+            let b = format!("{root}/b\nline");
+            let c = format!("{root}/never");
+            let mut s = Script::new();
+            let put_a = s.put(b"\x00a\xff", &a, Some(0o640), None, None, Some(root));
+            let put_b = s.put(b"b", &b, Some(0o4755), Some("root"), None, Some(root));
+            let put_c = s.put(b"c", &c, None, None, None, Some(root));
+            for put in [&put_a, &put_b, &put_c] {
+                assert!(put.starts_with("parc_mv "), "{put}");
+            }
+            if no_tar {
+                s.sh("tar() { return 1; }");
+            }
+            s.stage_here();
+            s.sh(&format!(
+                "step_0() {{ mkdir -p {m}; {put_a}; }}\nstep_1() {{ {put_b}; }}\nstep_2() {{ false; }}\nstep_3() {{ {put_c}; }}",
+                m = quote(&made)
+            ));
+            s.sh("parc_step 0 step_0; parc_step 1 step_1; parc_step 2 step_2; parc_step 3 step_3");
+            let out = s.run(&LocalTransport).await.unwrap();
+            assert_eq!(out.records["1"].rc, Some(0), "{}", out.stderr);
+            assert_eq!(out.records["2"].rc, Some(1));
+            assert_eq!(std::fs::read(&a).unwrap(), b"\x00a\xff");
+            assert_eq!(std::fs::read(&b).unwrap(), b"b");
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &str| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode(&a), 0o640);
+            assert_eq!(mode(&b), 0o4755);
+            assert!(!std::path::Path::new(&c).exists());
+            assert_no_temps(root);
+            assert!(!dir.path().join("pwned").exists());
+        }
+    }
+
+    /// A run of file-installing steps renames the files bound for one
+    /// directory with one `mv`; a file written twice keeps the last write,
+    /// and a missing directory is reported by its own step.
+    #[tokio::test]
+    async fn a_run_renames_files_of_one_directory_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        let d = format!("{root}/d");
+        std::fs::create_dir(&d).unwrap();
+        let mut s = Script::new();
+        let from = s.staged();
+        let puts = [
+            (format!("{d}/a"), "a"),
+            (format!("{d}/b 'q'"), "b"),
+            (format!("{d}/c"), "c1"),
+            (format!("{d}/c"), "c2"),
+            (format!("{root}/missing/x"), "x"),
+        ];
+        let mut steps = String::new();
+        for (n, (dest, data)) in puts.iter().enumerate() {
+            let stage = if dest.contains("missing") { root } else { &d };
+            let put = s.put(data.as_bytes(), dest, None, None, None, Some(stage));
+            steps.push_str(&format!("step_{n}() {{\n{put}\n}}\n"));
+        }
+        let batch = s.rename_together(from).unwrap();
+        s.sh(&steps);
+        s.stage_here();
+        s.sh(&batch);
+        for n in 0..puts.len() {
+            s.sh(&format!("parc_step_plain {n} step_{n}"));
+        }
+        let out = s.run(&LocalTransport).await.unwrap();
+        for n in 0..4 {
+            assert_eq!(out.records[&n.to_string()].rc, Some(0), "{}", out.stderr);
+        }
+        assert_eq!(out.records["4"].rc, Some(1));
+        assert_eq!(std::fs::read_to_string(format!("{d}/a")).unwrap(), "a");
+        assert_eq!(std::fs::read_to_string(format!("{d}/b 'q'")).unwrap(), "b");
+        assert_eq!(std::fs::read_to_string(format!("{d}/c")).unwrap(), "c2");
+        assert_no_temps(root);
+        assert_no_temps(&d);
+    }
+
+    fn assert_no_temps(dir: &str) {
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".parc-tmp"))
+            .collect();
+        assert!(left.is_empty(), "temp files left in {dir}: {left:?}");
+    }
+
+    /// Contents asked for come back in one tar, each file once, hard links
+    /// and odd names included; absent, special and too large files give no
+    /// blob.
+    #[tokio::test]
+    async fn blobs_come_back_in_one_tar() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("plain"), b"x\n").unwrap();
+        std::fs::write(d.join("new\nline 'q'"), b"\x00y").unwrap();
+        std::fs::write(d.join("big"), vec![b'z'; 100]).unwrap();
+        std::fs::hard_link(d.join("plain"), d.join("hard")).unwrap();
+        let p = |n: &str| d.join(n).to_str().unwrap().to_string();
+        let mut s = Script::new();
+        let asks = [
+            ("0", p("plain"), None),
+            ("1", p("new\nline 'q'"), None),
+            ("2", p("plain"), None),
+            ("3", p("hard"), None),
+            ("4", p("missing"), None),
+            ("5", p("big"), Some(99)),
+            ("6", p("big"), Some(100)),
+            ("7", "/dev/null".to_string(), None),
+        ];
+        for (id, path, max) in &asks {
+            let stat = s.stat(path);
+            let blob = s.blob(id, "content", path, *max);
+            s.sh(&format!("echo '@@r {id}'; {stat}; {blob}"));
+        }
+        let out = s.run(&LocalTransport).await.unwrap();
+        assert!(out.status.success(), "{}", out.stderr);
+        let blob = |id: &str| out.records[id].blobs.get("content").cloned();
+        assert_eq!(blob("0").as_deref(), Some(&b"x\n"[..]));
+        assert_eq!(blob("1").as_deref(), Some(&b"\x00y"[..]));
+        assert_eq!(blob("2"), blob("0"));
+        assert_eq!(blob("3"), blob("0"));
+        assert_eq!(blob("4"), None);
+        assert_eq!(blob("5"), None);
+        assert_eq!(blob("6").map(|b| b.len()), Some(100));
+        assert_eq!(blob("7"), None);
+        assert_eq!(out.records["6"].get("type"), Some("file"));
     }
 
     #[tokio::test]

@@ -26,6 +26,8 @@ pub fn step_sh(c: &Change) -> String {
         .iter()
         .map(|op| match op {
             Op::Sh(s) => s.clone(),
+            Op::Mkdir { path, mode } => super::plan::mkdir_line(*mode, &[path]),
+            Op::NeedParent(path) => super::plan::need_parent(path),
             Op::Put {
                 dest, mode, owner, ..
             } => format!(

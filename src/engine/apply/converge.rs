@@ -311,7 +311,7 @@ fn handler_commands(items: &[Item], wanted: &[usize]) -> Vec<String> {
         .flat_map(|step| {
             step.0.iter().filter_map(|op| match op {
                 Op::Sh(s) => Some(s.clone()),
-                Op::Put { .. } => None,
+                Op::Put { .. } | Op::Mkdir { .. } | Op::NeedParent(_) => None,
             })
         })
         .collect()

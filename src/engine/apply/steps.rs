@@ -8,7 +8,7 @@ use crate::engine::events::{ResourceReport, ResourceStatus};
 use crate::profile::Declared;
 use crate::render::{Redactor, Renderer};
 use crate::resources::script::{Record, Script};
-use crate::resources::{Op, Plan, PlanContext, Resource, sha256_hex};
+use crate::resources::{Op, Plan, PlanContext, Resource, mkdir_batches, sha256_hex};
 use crate::transport::Transport;
 use crate::verify::clip;
 
@@ -121,6 +121,7 @@ impl Written {
                 mode,
                 owner,
                 group,
+                ..
             } = op
             else {
                 continue;
@@ -152,6 +153,7 @@ impl Written {
                             .clone()
                             .or_else(|| before.get("group").map(str::to_string)),
                     ),
+                    field("stage", before.get("stage").map(str::to_string)),
                 ]
                 .into_iter()
                 .flatten(),
@@ -206,15 +208,61 @@ pub(super) async fn run_steps(
     mut script: Script,
     trailer: &[String],
 ) -> Result<(), String> {
-    for &i in which {
+    // Runs of consecutive steps that only install files rename them together
+    // (see resources::stage): the line to run before each run's first step.
+    let mut renames: HashMap<usize, String> = HashMap::new();
+    let mut run: Option<(usize, usize)> = None;
+    for (n, &i) in which.iter().enumerate() {
         let step = match &items[i].plan {
             Some(Plan::Change(c) | Plan::Unknown(c)) => &c.step,
             _ => continue,
         };
+        let installs = step.is_plain()
+            && step.0.iter().any(|op| matches!(op, Op::Put { .. }))
+            && !step.0.iter().any(|op| matches!(op, Op::Mkdir { .. }));
+        if !installs && let Some((first, from)) = run.take() {
+            renames.extend(script.rename_together(from).map(|line| (first, line)));
+        }
+        if installs && run.is_none() {
+            run = Some((n, script.staged()));
+        }
         step.write(&format!("step_{prefix}{i}"), &mut script);
     }
-    for &i in which {
-        script.sh(&format!("parc_step {prefix}{i} step_{prefix}{i}"));
+    if let Some((first, from)) = run {
+        renames.extend(script.rename_together(from).map(|line| (first, line)));
+    }
+    script.stage_here();
+    let mkdir_of = |i: usize| match &items[i].plan {
+        Some(Plan::Change(c) | Plan::Unknown(c)) => match c.step.0.first() {
+            Some(Op::Mkdir { path, mode }) => Some((path, *mode)),
+            _ => None,
+        },
+        _ => None,
+    };
+    let mut batched_until = 0;
+    for (n, &i) in which.iter().enumerate() {
+        // At the first of consecutive steps that create directories, create
+        // all of theirs.
+        if n >= batched_until {
+            let dirs: Vec<_> = which[n..].iter().map_while(|&j| mkdir_of(j)).collect();
+            if dirs.len() > 1 {
+                for line in mkdir_batches(&dirs) {
+                    script.sh(&line);
+                }
+            }
+            batched_until = n + dirs.len().max(1);
+        }
+        if let Some(line) = renames.get(&n) {
+            script.sh(line);
+        }
+        let plain =
+            matches!(&items[i].plan, Some(Plan::Change(c) | Plan::Unknown(c)) if c.step.is_plain());
+        let runner = if plain {
+            "parc_step_plain"
+        } else {
+            "parc_step"
+        };
+        script.sh(&format!("{runner} {prefix}{i} step_{prefix}{i}"));
     }
     for line in trailer {
         script.sh(line);

@@ -200,6 +200,8 @@ impl Package {
                         mode: Some(0o600),
                         owner: None,
                         group: None,
+                        // Its directory is made by this very step.
+                        stage: None,
                     },
                     Op::Sh(format!(
                         "DEBIAN_FRONTEND=noninteractive dpkg -i --force-confdef --force-confold {t} || {{ parc_rc=$?; rm -f {t}; exit $parc_rc; }}\nrm -f {t}"

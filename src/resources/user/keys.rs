@@ -122,6 +122,7 @@ pub(super) fn plan(
             mode: Some(0o600),
             owner: Some(owner),
             group: None,
+            stage: key_file.get("stage").map(str::to_string),
         });
     } else {
         let (what, fixes) = attr_changes(

@@ -1,0 +1,346 @@
+//! Staging: the files an apply script installs, written to temp files by one
+//! `tar -x` before the first step, so that each step is left with its rename.
+//!
+//! Architecture note: writing a file costs processes on the target (a `dd`,
+//! a `chmod` for most modes, a `mv`), and process start-up is most of what an
+//! apply costs. The script's stdin starts with a tar archive of every file it
+//! installs; `parc_stage` extracts it (modes included), the script's one
+//! `sync` makes the temp files durable with the journal, and each step renames
+//! its temp file over its destination (`parc_mv`). A temp file is created in
+//! the nearest directory above its destination that existed when the host was
+//! probed (its own directory, unless this run creates it), so the rename stays
+//! on one filesystem. A host without tar gets one `dd` per file, cut out of
+//! the same archive.
+//!
+//! Consecutive steps that only install files (a run) go further: the files of
+//! a run bound for one directory are extracted under their final names into a
+//! private directory, and one `mv … DIR/` renames them all before the run's
+//! first step; each step then finds its file already in place. A file whose
+//! destination is written twice in a run is left to its own step, so the last
+//! write wins as declared.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use crate::transport::quote;
+
+struct File {
+    data: Vec<u8>,
+    /// The directory the temp file is created in.
+    dir: String,
+    dest: String,
+    mode: u32,
+    /// Owner and group are root's (or unspecified): no chown before the
+    /// rename, so the rename may be batched.
+    root_owned: bool,
+}
+
+#[derive(Default)]
+pub(super) struct Stage {
+    files: Vec<File>,
+    /// Runs of consecutive steps that only install files: ranges of `files`.
+    runs: Vec<Range<usize>>,
+    /// Unpredictable part of the temp names (they may land in shared
+    /// directories).
+    token: String,
+}
+
+/// Where the staged files go.
+struct Names {
+    temps: Vec<String>,
+    /// Renamed by a batch (its temp is in one of `dirs`).
+    batched: Vec<bool>,
+    /// Batch directories.
+    dirs: Vec<String>,
+    /// sh: the `parc_batch_N` functions.
+    batches: String,
+}
+
+/// A finished stage, for [`super::script::Script::finish`].
+pub(super) struct Staged {
+    /// The tar archive, first on the script's stdin.
+    pub archive: Vec<u8>,
+    /// sh: the temp path variables and the functions `parc_stage`,
+    /// `parc_unstage` and `parc_batch_N`.
+    pub functions: String,
+    /// Quoted temp files, to sync before the first change.
+    pub temps: Vec<String>,
+    /// sh removing every temp file and batch directory.
+    pub remove: String,
+}
+
+impl Stage {
+    /// Stage `data` for `dest`, in directory `dir`; returns the sh line that
+    /// installs it (its step's part). `None`: `dir` is not absolute, and tar
+    /// extracting under `/` would not put the file where the step looks.
+    pub fn add(
+        &mut self,
+        data: &[u8],
+        dir: &str,
+        dest: &str,
+        mode: u32,
+        owner: &str,
+        group: &str,
+    ) -> Option<String> {
+        if !dir.starts_with('/') {
+            return None;
+        }
+        let n = self.files.len();
+        self.files.push(File {
+            data: data.to_vec(),
+            dir: dir.trim_end_matches('/').to_string(),
+            dest: dest.to_string(),
+            mode,
+            root_owned: matches!(owner, "" | "root") && matches!(group, "" | "root"),
+        });
+        Some(format!(
+            "parc_mv {n} {} {} {}",
+            quote(dest),
+            quote(owner),
+            quote(group)
+        ))
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Files `from..` were staged by one run of consecutive steps that only
+    /// install files: the line to run before the run's first step.
+    pub fn run_from(&mut self, from: usize) -> Option<String> {
+        if self.files.len() < from + 2 {
+            return None;
+        }
+        self.runs.push(from..self.files.len());
+        Some(format!("parc_batch_{}", self.runs.len() - 1))
+    }
+
+    /// `None` when nothing is staged; an error only if tar refuses a name.
+    pub fn finish(mut self) -> Option<Result<Staged, std::io::Error>> {
+        if self.files.is_empty() {
+            return None;
+        }
+        Some(self.build())
+    }
+
+    fn build(&mut self) -> Result<Staged, std::io::Error> {
+        self.token = token();
+        let names = self.names();
+        let (archive, offsets) = self.archive(&names)?;
+        let quoted: Vec<String> = names.temps.iter().map(|t| quote(t)).collect();
+        let dirs: Vec<String> = names.dirs.iter().map(|d| quote(d)).collect();
+        let dirs = dirs.join(" ");
+        let vars: String = quoted
+            .iter()
+            .enumerate()
+            .map(|(n, q)| format!("PARC_T{n}={q}\n"))
+            .collect();
+        // Without tar: the batch directories, then one dd (and chmod) a file.
+        let mut by_dd = String::new();
+        if !dirs.is_empty() {
+            by_dd.push_str(&format!("\n    mkdir -m 700 {dirs} || return 1"));
+        }
+        for ((f, q), off) in self.files.iter().zip(&quoted).zip(&offsets) {
+            by_dd.push_str(&format!(
+                "\n    parc_slice {off} {} {q} && chmod {:o} {q} || return 1",
+                f.data.len(),
+                f.mode
+            ));
+        }
+        // On exit: what no step renamed (batch directories are always left).
+        let flat: Vec<&str> = quoted
+            .iter()
+            .zip(&names.batched)
+            .filter(|(_, b)| !**b)
+            .map(|(q, _)| q.as_str())
+            .collect();
+        let mut unstage = String::from("  :");
+        if !flat.is_empty() {
+            unstage.push_str(&format!(
+                "\n  for _t in {}; do [ ! -e \"$_t\" ] || rm -f \"$_t\"; done",
+                flat.join(" ")
+            ));
+        }
+        if !dirs.is_empty() {
+            unstage.push_str(&format!("\n  rm -rf {dirs}"));
+        }
+        let functions = format!(
+            "{vars}{batches}\
+             parc_unstage() {{\n{unstage}\n}}\n\
+             parc_stage() {{\n  trap parc_unstage EXIT\n  trap 'exit 129' HUP INT TERM PIPE\n  umask 0\n  \
+             if command -v tar >/dev/null 2>&1 && tar -x -o -m -f \"$PARC_PAYLOAD\" -C / 2>\"$PARC_DIR/tar.err\"; then umask 022\n  \
+             else\n    umask 022{by_dd}\n  fi\n}}\n",
+            batches = names.batches
+        );
+        Ok(Staged {
+            archive,
+            functions,
+            remove: format!("rm -rf -- {} {dirs}", quoted.join(" ")),
+            temps: quoted,
+        })
+    }
+
+    /// Every file's temp path: under its final name in a batch directory
+    /// when its run renames it together with others, flat otherwise.
+    fn names(&self) -> Names {
+        let mut names = Names {
+            temps: (0..self.files.len())
+                .map(|n| format!("{}/.parc-tmp.{}.{n}", self.files[n].dir, self.token))
+                .collect(),
+            batched: vec![false; self.files.len()],
+            dirs: Vec::new(),
+            batches: String::new(),
+        };
+        for (r, run) in self.runs.iter().enumerate() {
+            let mut lines = Vec::new();
+            for (dest_dir, members) in self.groups(run.clone()) {
+                let g = format!(
+                    "{}/.parc-tmp.{}.g{}",
+                    self.files[members[0]].dir,
+                    self.token,
+                    names.dirs.len()
+                );
+                let mut words = Vec::new();
+                let mut moved = String::new();
+                for &m in &members {
+                    let base = self.files[m].dest.rsplit('/').next().unwrap_or_default();
+                    names.temps[m] = format!("{g}/{base}");
+                    names.batched[m] = true;
+                    words.push(quote(&names.temps[m]));
+                    moved.push_str(&format!(" PARC_MOVED_{m}=1"));
+                }
+                lines.push(format!(
+                    "  mv -f {} {}/ 2>/dev/null;{moved}",
+                    words.join(" "),
+                    quote(&dest_dir)
+                ));
+                names.dirs.push(g);
+            }
+            if lines.is_empty() {
+                lines.push("  :".into());
+            }
+            names
+                .batches
+                .push_str(&format!("parc_batch_{r}() {{\n{}\n}}\n", lines.join("\n")));
+        }
+        names
+    }
+
+    /// The archive (batch directories first, mode 0700), and the offset of
+    /// each file's data in it (for the dd fallback).
+    fn archive(&self, names: &Names) -> Result<(Vec<u8>, Vec<usize>), std::io::Error> {
+        let mut archive = tar::Builder::new(Vec::new());
+        for dir in &names.dirs {
+            let mut header = header(0o700, 0, tar::EntryType::Directory)?;
+            archive.append_data(&mut header, dir.trim_start_matches('/'), std::io::empty())?;
+        }
+        let mut offsets = Vec::new();
+        for (file, tmp) in self.files.iter().zip(&names.temps) {
+            let mut header = header(file.mode, file.data.len(), tar::EntryType::Regular)?;
+            archive.append_data(&mut header, tmp.trim_start_matches('/'), &file.data[..])?;
+            let end = archive.get_ref().len();
+            offsets.push(end - file.data.len().div_ceil(512) * 512);
+        }
+        Ok((archive.into_inner()?, offsets))
+    }
+
+    /// The files of `run` whose renames can share one `mv`: root's, written
+    /// once in the run, grouped by (temp directory, destination directory),
+    /// in groups of two or more.
+    fn groups(&self, run: Range<usize>) -> Vec<(String, Vec<usize>)> {
+        let mut writes: HashMap<&str, usize> = HashMap::new();
+        for f in &self.files[run.clone()] {
+            *writes.entry(f.dest.as_str()).or_default() += 1;
+        }
+        let mut groups: Vec<((String, String), Vec<usize>)> = Vec::new();
+        for n in run {
+            let f = &self.files[n];
+            let Some((dest_dir, base)) = f.dest.rsplit_once('/') else {
+                continue;
+            };
+            if !f.root_owned || writes[f.dest.as_str()] > 1 || base.is_empty() {
+                continue;
+            }
+            let dest_dir = if dest_dir.is_empty() { "/" } else { dest_dir };
+            let key = (f.dir.clone(), dest_dir.to_string());
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(n),
+                None => groups.push((key, vec![n])),
+            }
+        }
+        groups
+            .into_iter()
+            .filter(|(_, members)| members.len() > 1)
+            .map(|((_, dest_dir), members)| (dest_dir, members))
+            .collect()
+    }
+}
+
+fn header(mode: u32, size: usize, kind: tar::EntryType) -> Result<tar::Header, std::io::Error> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size as u64);
+    header.set_mode(mode);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_entry_type(kind);
+    header.set_username("root")?;
+    header.set_groupname("root")?;
+    Ok(header)
+}
+
+/// 64 random bits, hex.
+fn token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    format!("{:016x}", h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stage;
+
+    #[test]
+    fn one_mv_renames_a_runs_files_bound_for_one_directory() {
+        let mut stage = Stage::default();
+        let add = |s: &mut Stage, dest: &str, owner: &str| {
+            s.add(b"x", "/d", dest, 0o644, owner, "").unwrap()
+        };
+        assert_eq!(
+            add(&mut stage, "/d/before", ""),
+            "parc_mv 0 /d/before '' ''"
+        );
+        assert_eq!(stage.run_from(1), None, "a run of one file renames nothing");
+        let from = stage.len();
+        add(&mut stage, "/d/a", "");
+        add(&mut stage, "/d/b", "root");
+        add(&mut stage, "/d/twice", "");
+        add(&mut stage, "/d/twice", "");
+        add(&mut stage, "/d/theirs", "alice");
+        add(&mut stage, "/e/alone", "");
+        assert_eq!(stage.run_from(from).as_deref(), Some("parc_batch_0"));
+        let staged = stage.finish().unwrap().unwrap();
+        let mvs: Vec<&str> = staged
+            .functions
+            .lines()
+            .filter(|l| l.trim_start().starts_with("mv -f"))
+            .collect();
+        assert_eq!(mvs.len(), 1, "{}", staged.functions);
+        let batch = mvs[0];
+        assert!(batch.contains("/a ") && batch.contains("/b "), "{batch}");
+        assert!(batch.contains(" /d/ "), "{batch}");
+        for flat in ["twice", "theirs", "alone", "before"] {
+            assert!(
+                !batch.contains(flat),
+                "{flat} must be renamed by its step: {batch}"
+            );
+        }
+        assert!(batch.ends_with("PARC_MOVED_1=1 PARC_MOVED_2=1"), "{batch}");
+    }
+}
