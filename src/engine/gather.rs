@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::events::{Outcome, Summary};
 use super::fleet::{self, FleetContext};
+use super::lock::ThenOutput;
 use crate::facts;
 use crate::transport::Transport;
 
@@ -22,6 +23,19 @@ pub async fn facts_of(t: &dyn Transport) -> Result<facts::Facts, String> {
         ));
     }
     facts::parse(&String::from_utf8_lossy(&out.stdout)).map_err(|e| e.to_string())
+}
+
+/// Facts from the probe run inside the lock's exec (see
+/// `HostLock::acquire_then`).
+pub fn facts_from_lock(out: Option<ThenOutput>) -> Result<facts::Facts, String> {
+    match out {
+        Some(ThenOutput {
+            code: Some(0),
+            stdout,
+        }) => facts::parse(&stdout).map_err(|e| e.to_string()),
+        Some(ThenOutput { code: Some(c), .. }) => Err(format!("the facts probe failed (exit {c})")),
+        _ => Err("the facts probe did not finish (connection lost?)".into()),
+    }
 }
 
 pub async fn run(

@@ -78,7 +78,26 @@ pub struct HostLock {
     task: JoinHandle<Result<ExitStatus, TransportError>>,
 }
 
-fn script(op: &Operator, break_stale: bool, takeover_run: Option<&str>) -> String {
+/// What [`HostLock::acquire_then`] ran once the lock was held.
+#[derive(Debug)]
+pub struct ThenOutput {
+    pub code: Option<u32>,
+    pub stdout: String,
+}
+
+/// Printed after the `then` command's output, with its exit status.
+const THEN_DONE: &str = "@@parc-then-done";
+
+fn script(
+    op: &Operator,
+    break_stale: bool,
+    takeover_run: Option<&str>,
+    then: Option<&str>,
+) -> String {
+    // Its stdin is the release channel: the command must not read it.
+    let then = then
+        .map(|cmd| format!("{cmd} </dev/null\necho \"{THEN_DONE} $?\"\n"))
+        .unwrap_or_default();
     let l = format!("{STATE_DIR}/lock");
     format!(
         r#"L={l}; [ -d {STATE_DIR} ] || mkdir -p -m 700 {STATE_DIR} || exit 1
@@ -95,7 +114,7 @@ printf '%s\n' {run} > "$L/run"
 printf 'run %s by %s from %s since %s\n' {run} {user} {controller} {started} > "$L/info"
 echo $$ > "$L/pid"
 echo locked
-IFS= read -r cmd
+{then}IFS= read -r cmd
 if [ "$cmd" = release ]; then
   IFS= read -r hist && printf '%s\n' "$hist" >> {STATE_DIR}/history.log
   rm -rf "$L"
@@ -119,7 +138,22 @@ impl HostLock {
         break_stale: bool,
         takeover_run: Option<&str>,
     ) -> Result<HostLock, LockError> {
-        let command = script(op, break_stale, takeover_run);
+        Self::acquire_then(t, op, break_stale, takeover_run, None)
+            .await
+            .map(|(lock, _)| lock)
+    }
+
+    /// Take the lock, then run `then` (a command line) in the lock's own
+    /// exec and return its output: the facts probe rides along, which saves
+    /// a session (a fork of sshd and two shells on the host) per host.
+    pub async fn acquire_then(
+        t: Arc<dyn Transport>,
+        op: &Operator,
+        break_stale: bool,
+        takeover_run: Option<&str>,
+        then: Option<&str>,
+    ) -> Result<(HostLock, Option<ThenOutput>), LockError> {
+        let command = script(op, break_stale, takeover_run, then);
         let (control, mut remote_stdin) = tokio::io::duplex(4096);
         let (mut remote_stdout, out_reader) = tokio::io::duplex(4096);
         let task = tokio::spawn(async move {
@@ -130,10 +164,27 @@ impl HostLock {
         let mut lines = BufReader::new(out_reader).lines();
         let mut said = Vec::new();
         while let Ok(Some(line)) = lines.next_line().await {
-            if line == "locked" {
-                return Ok(HostLock { control, task });
+            if line != "locked" {
+                said.push(line);
+                continue;
             }
-            said.push(line);
+            let Some(_) = then else {
+                return Ok((HostLock { control, task }, None));
+            };
+            let mut stdout = String::new();
+            let mut code = None;
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rc) = line.strip_prefix(THEN_DONE) {
+                    code = rc.trim().parse().ok();
+                    break;
+                }
+                stdout.push_str(&line);
+                stdout.push('\n');
+            }
+            return Ok((
+                HostLock { control, task },
+                Some(ThenOutput { code, stdout }),
+            ));
         }
         let holder = said.join(" ");
         match task.await {

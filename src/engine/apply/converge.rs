@@ -10,6 +10,7 @@ use super::steps::{Item, Written, decide, render_all, run_steps};
 use crate::engine::events::{Events, ResourceReport, ResourceStatus};
 use crate::engine::gather::facts_of;
 use crate::engine::verify::render_tests;
+use crate::facts::Facts;
 use crate::inventory::Inventory;
 use crate::journal;
 use crate::render::Renderer;
@@ -43,15 +44,21 @@ impl Converged {
     }
 }
 
+/// `facts`: already gathered (with the lock), or `None` to gather them here.
 pub async fn converge(
     job: &ApplyJob,
     inventory: &Inventory,
     host: &str,
     t: &dyn Transport,
     events: &Events,
+    facts: Option<Result<Facts, String>>,
 ) -> Converged {
     events.phase(host, "facts");
-    let facts = match facts_of(t).await {
+    let facts = match facts {
+        Some(f) => f,
+        None => facts_of(t).await,
+    };
+    let facts = match facts {
         Ok(f) => serde_json::to_value(f).expect("facts serialize"),
         Err(e) => return Converged::failed(format!("gathering facts: {e}"), vec![], false),
     };

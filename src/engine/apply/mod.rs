@@ -14,8 +14,10 @@ mod steps;
 use std::sync::Arc;
 
 use super::events::{Events, Outcome, Recovery, RecoveryAction, ResourceReport};
+use super::gather::facts_from_lock;
 use super::imaging;
 use super::lock::{HostLock, Operator, history_line};
+use crate::facts::Facts;
 use crate::image::deploy::DeployJob;
 use crate::inventory::{Inventory, Vars};
 use crate::journal;
@@ -121,24 +123,28 @@ pub async fn apply_host(
             ),
             None => None,
         };
-        let outcome = converged_outcome(&job, &inventory, &host, t.as_ref(), &events)
+        let outcome = converged_outcome(&job, &inventory, &host, t.as_ref(), &events, None)
             .await
             .0;
         return with_stage(stage, outcome);
     }
     events.phase(&host, "locking");
-    let lock = match HostLock::acquire(t.clone(), &job.operator, job.break_lock, None).await {
-        Ok(lock) => lock,
-        Err(e) => {
-            return Outcome::Applied {
-                check: false,
-                resources: vec![],
-                error: Some(e.to_string()),
-                verification: vec![],
-                recovery: None,
-            };
-        }
-    };
+    let probe = crate::facts::probe_command();
+    let (lock, facts) =
+        match HostLock::acquire_then(t.clone(), &job.operator, job.break_lock, None, Some(&probe))
+            .await
+        {
+            Ok((lock, facts)) => (lock, facts_from_lock(facts)),
+            Err(e) => {
+                return Outcome::Applied {
+                    check: false,
+                    resources: vec![],
+                    error: Some(e.to_string()),
+                    verification: vec![],
+                    recovery: None,
+                };
+            }
+        };
     let mut stage = None;
     if let Some(image) = &job.image {
         let report = imaging::play_stage(
@@ -169,7 +175,7 @@ pub async fn apply_host(
     }
     let armed = std::time::Instant::now();
     let (mut outcome, journaled) =
-        converged_outcome(&job, &inventory, &host, t.as_ref(), &events).await;
+        converged_outcome(&job, &inventory, &host, t.as_ref(), &events, Some(facts)).await;
     if let (Some(window), true, Outcome::Applied { error: None, .. }) =
         (job.confirm, journaled, &outcome)
     {
@@ -199,8 +205,9 @@ async fn converged_outcome(
     host: &str,
     t: &dyn Transport,
     events: &Events,
+    facts: Option<Result<Facts, String>>,
 ) -> (Outcome, bool) {
-    let done = converge::converge(job, inventory, host, t, events).await;
+    let done = converge::converge(job, inventory, host, t, events, facts).await;
     let journaled = done.journaled;
     let Some(reason) = done.error.clone() else {
         let outcome = Outcome::Applied {
@@ -287,7 +294,9 @@ pub(super) async fn recover(
         return recovery;
     };
     events.phase(host, "applying fallback");
-    let fb = converge::converge(fallback, inventory, host, t, events).await;
+    // Facts are gathered again: the host may be reached over a new
+    // connection here (after the dead-man switch), and this path is rare.
+    let fb = converge::converge(fallback, inventory, host, t, events, None).await;
     recovery.fallback = Some(fb.resources.clone());
     recovery.fallback_verification = fb.verification.clone();
     match &fb.error {
