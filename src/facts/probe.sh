@@ -50,6 +50,11 @@ else
     value dmi_serial= /sys/firmware/devicetree/base/serial-number
 fi
 
+# The machine type, from /proc when the kernel has it (one process less).
+arch=
+if [ -r /proc/sys/kernel/arch ]; then read -r arch < /proc/sys/kernel/arch; fi
+[ -n "$arch" ] || arch=$(uname -m 2>/dev/null)
+
 f=/etc/os-release
 [ -r "$f" ] || f=/usr/lib/os-release
 
@@ -70,7 +75,7 @@ else tool=none; fi
         ip) ip -o -f inet addr show ;;
         ifconfig) ifconfig -a ;;
     esac 2>/dev/null
-} | PARC_VALUES=$values PARC_HOST=${h:-} PARC_ARCH=$(uname -m 2>/dev/null) awk -v osfile="$f" -v tool="$tool" '
+} | PARC_VALUES=$values PARC_HOST=${h:-} PARC_ARCH=$arch awk -v osfile="$f" -v tool="$tool" '
 function squeeze(s) { gsub(/[[:cntrl:]]/, " ", s); gsub(/^ +| +$/, "", s); return s }
 BEGIN {
     host = ENVIRON["PARC_HOST"]; arch = ENVIRON["PARC_ARCH"]

@@ -63,6 +63,8 @@ parc_prestat() { # PATH...
     stat -c '%a %U %G %s' -- "$@" > "$PARC_DIR/stat" 2>/dev/null || return 0
     [ "$(parc_lines "$PARC_DIR/stat")" -eq $# ] || return 0
   else : > "$PARC_DIR/stat"; fi
+  PARC_LINKS=1
+  parc_prestat_links "$@" || PARC_LINKS=0
   for _p; do shift; if [ -f "$_p" ] && [ ! -L "$_p" ]; then set -- "$@" "$_p"; fi; done
   if [ $# -gt 0 ]; then
     if command -v sha256sum >/dev/null 2>&1; then sha256sum -- "$@"
@@ -70,8 +72,19 @@ parc_prestat() { # PATH...
     else openssl dgst -sha256 -r "$@"; fi > "$PARC_DIR/sha" 2>/dev/null || return 0
     [ "$(parc_lines "$PARC_DIR/sha")" -eq $# ] || return 0
   else : > "$PARC_DIR/sha"; fi
-  exec 7< "$PARC_DIR/stat" 8< "$PARC_DIR/sha"
+  exec 6< "$PARC_DIR/link" 7< "$PARC_DIR/stat" 8< "$PARC_DIR/sha"
   PARC_PRESTAT=1
+}
+
+# The targets of the symlinks among PATHs, one per line, from one readlink
+# (GNU's takes several; busybox's, one: its count fails, and parc_stat_next
+# falls back to one readlink per link).
+parc_prestat_links() { # PATH...
+  for _p; do shift; if [ -L "$_p" ]; then set -- "$@" "$_p"; fi; done
+  if [ $# -gt 0 ]; then
+    readlink -- "$@" > "$PARC_DIR/link" 2>/dev/null || return 1
+    [ "$(parc_lines "$PARC_DIR/link")" -eq $# ] || return 1
+  else : > "$PARC_DIR/link"; fi
 }
 
 parc_lines() { # FILE: its number of lines, counted by the shell
@@ -84,7 +97,9 @@ parc_lines() { # FILE: its number of lines, counted by the shell
 parc_stat_next() { # PATH
   [ "${PARC_PRESTAT:-}" = 1 ] || { parc_stat "$1"; return; }
   parc_stage_dir "$1"
-  if [ -L "$1" ]; then echo "type=link"; echo "target=$(readlink "$1")"
+  if [ -L "$1" ]; then
+    if [ "$PARC_LINKS" = 1 ]; then IFS= read -r _t <&6; else _t=$(readlink "$1"); fi
+    echo "type=link"; echo "target=$_t"
   elif [ -d "$1" ]; then echo "type=dir"
   elif [ -f "$1" ]; then read -r _h _l <&8; echo "type=file"; echo "sha256=${_h#\\}"
   elif [ -e "$1" ]; then echo "type=other"

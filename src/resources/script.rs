@@ -232,13 +232,21 @@ impl Script {
                 .insert_str(LIB.len(), &format!("parc_prestat {}\n", paths.join(" ")));
         }
         let data_len = archive.len() + self.payload.len();
+        // Without a payload, stdin is the script itself: no `tail` to cut it.
+        let save = if data_len == 0 {
+            "cat > \"$PARC_DIR/script\"".to_string()
+        } else {
+            format!(
+                "cat > \"$PARC_PAYLOAD\" && tail -c +{} \"$PARC_PAYLOAD\" > \"$PARC_DIR/script\"",
+                data_len + 1
+            )
+        };
         let command = format!(
             "PARC_DIR=$(mktemp -d \"${{TMPDIR:-/tmp}}/parc.XXXXXX\") || exit 111; \
              PARC_PAYLOAD=\"$PARC_DIR/payload\"; PARC_STASH={}; export PARC_DIR PARC_PAYLOAD PARC_STASH; \
-             cat > \"$PARC_PAYLOAD\" && tail -c +{} \"$PARC_PAYLOAD\" > \"$PARC_DIR/script\" && sh \"$PARC_DIR/script\"; \
+             {save} && sh \"$PARC_DIR/script\"; \
              parc_rc=$?; rm -rf \"$PARC_DIR\"; exit $parc_rc",
             archive.len(),
-            data_len + 1
         );
         let mut stdin = archive;
         stdin.extend_from_slice(&self.payload);
@@ -459,6 +467,7 @@ mod tests {
         std::fs::write(d.join("back\\slash"), b"").unwrap();
         std::fs::create_dir(d.join("sub dir")).unwrap();
         std::os::unix::fs::symlink("plain", d.join("link")).unwrap();
+        std::os::unix::fs::symlink(" two\nlines ", d.join("odd link")).unwrap();
         let names = [
             "plain",
             "missing",
@@ -467,6 +476,7 @@ mod tests {
             "back\\slash",
             "link",
             "plain",
+            "odd link",
         ];
         let mut s = Script::new();
         for (i, name) in names.iter().enumerate() {
