@@ -168,9 +168,9 @@ impl HostLock {
                 said.push(line);
                 continue;
             }
-            let Some(_) = then else {
+            if then.is_none() {
                 return Ok((HostLock { control, task }, None));
-            };
+            }
             let mut stdout = String::new();
             let mut code = None;
             while let Ok(Some(line)) = lines.next_line().await {

@@ -184,14 +184,16 @@ parc_dd_probe() {
   export PARC_DD
 }
 
-# The effective uid, read without starting `id` (Linux; elsewhere unknown, and
-# parc_mv then always sets the owner).
-PARC_EUID=
-if [ -r /proc/self/status ]; then
+# Set PARC_EUID, the effective uid, read without starting `id` (Linux;
+# elsewhere unknown, and parc_mv then always sets the owner). Run by
+# parc_stage: only scripts that install staged files need it.
+parc_euid() {
+  PARC_EUID=
+  [ -r /proc/self/status ] || return 0
   while read -r _k _r _e _; do
     if [ "$_k" = Uid: ]; then PARC_EUID=$_e; break; fi
   done < /proc/self/status
-fi
+}
 
 parc_sync() {
   sync "$@" 2>/dev/null || sync

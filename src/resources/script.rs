@@ -145,11 +145,11 @@ impl Script {
         self.stage.len()
     }
 
-    /// The files staged since `from` belong to one run of consecutive steps
-    /// that only install files: the line renaming them together, to run
-    /// before the run's first step.
-    pub fn rename_together(&mut self, from: usize) -> Option<String> {
-        self.stage.run_from(from)
+    /// The staged files `files` (as counted by [`Script::staged`]) belong to
+    /// one run of consecutive steps that only install files: the line
+    /// renaming them together, to run before the run's first step.
+    pub fn rename_together(&mut self, files: std::ops::Range<usize>) -> Option<String> {
+        self.stage.run(files)
     }
 
     /// Before staging, write to `path` (a sh word) the sh that removes every
@@ -179,53 +179,44 @@ impl Script {
             tail.push_str("parc_fetch \"$@\"\n");
             self.sh(&tail);
         }
-        let at = self.stage_at.unwrap_or(LIB.len());
+        // What runs before the first change, in this order: the record of
+        // how to remove the staged files, the staging, one sync.
+        let mut barrier = String::new();
         let mut sync: Vec<String> = self.durable.clone();
-        let staged = std::mem::take(&mut self.stage).finish();
-        if let Some(Ok(staged)) = &staged {
-            sync.extend(staged.temps.iter().cloned());
-            if let Some(path) = &self.unstage_record {
-                sync.push(path.clone());
+        let mut archive = Vec::new();
+        let mut functions = String::new();
+        match std::mem::take(&mut self.stage).finish() {
+            Some(Ok(staged)) => {
+                if let Some(path) = &self.unstage_record {
+                    barrier.push_str(&format!(
+                        "printf '%s\\n' {} > {path} || exit 1\n",
+                        quote(&staged.remove)
+                    ));
+                    sync.push(path.clone());
+                }
+                barrier.push_str("parc_stage || { echo 'cannot write the files to install: nothing was changed' >&2; exit 1; }\n");
+                sync.extend(staged.temps);
+                archive = staged.archive;
+                functions = staged.functions;
             }
+            Some(Err(e)) => barrier.push_str(&format!(
+                "echo {} >&2; exit 1\n",
+                quote(&format!(
+                    "parc could not stage the files to install ({e}): nothing was changed"
+                ))
+            )),
+            None => {}
         }
         if !sync.is_empty() {
-            self.body.insert_str(
-                at,
-                &format!(
-                    "sync -- {} 2>/dev/null || sync || {{ echo 'cannot sync: nothing was changed' >&2; exit 1; }}\n",
-                    sync.join(" ")
-                ),
-            );
+            barrier.push_str(&format!(
+                "sync -- {} 2>/dev/null || sync || {{ echo 'cannot sync: nothing was changed' >&2; exit 1; }}\n",
+                sync.join(" ")
+            ));
         }
-        let archive = match staged {
-            Some(Ok(staged)) => {
-                self.body.insert_str(at, "parc_stage || { echo 'cannot write the files to install: nothing was changed' >&2; exit 1; }\n");
-                if let Some(path) = &self.unstage_record {
-                    self.body.insert_str(
-                        at,
-                        &format!(
-                            "printf '%s\\n' {} > {path} || exit 1\n",
-                            quote(&staged.remove)
-                        ),
-                    );
-                }
-                self.body.insert_str(LIB.len(), &staged.functions);
-                staged.archive
-            }
-            Some(Err(e)) => {
-                self.body.insert_str(
-                    at,
-                    &format!(
-                        "echo {} >&2; exit 1\n",
-                        quote(&format!(
-                            "parc could not stage the files to install ({e}): nothing was changed"
-                        ))
-                    ),
-                );
-                Vec::new()
-            }
-            None => Vec::new(),
-        };
+        // `at` lies at or after LIB.len(): insert there first.
+        self.body
+            .insert_str(self.stage_at.unwrap_or(LIB.len()), &barrier);
+        self.body.insert_str(LIB.len(), &functions);
         if !self.stats.is_empty() {
             let paths: Vec<String> = self.stats.iter().map(|p| quote(p)).collect();
             self.body
@@ -259,7 +250,7 @@ impl Script {
         let (fetch, wants) = (self.fetch.clone(), self.wants.clone());
         let (command, stdin) = self.finish();
         let out = t.exec_capture(&command, &stdin).await?;
-        let (mut records, archive) = parse_all(&out.stdout);
+        let (mut records, archive) = parse(&out.stdout);
         let files = archive.map(read_fetched).unwrap_or_default();
         for (id, key, n, max) in wants {
             let name = fetch[n].trim_start_matches('/');
@@ -309,12 +300,6 @@ pub struct ScriptOutput {
     pub stderr: String,
 }
 
-/// Parse framed output. Unframed lines are ignored: a noisy login shell must not
-/// break parc.
-pub fn parse(out: &[u8]) -> BTreeMap<String, Record> {
-    parse_all(out).0
-}
-
 /// The contents `parc_fetch` sent, by member name (the path without its
 /// leading `/`). Hard links (tar stores a second name of one file as a link to
 /// the first) get the first one's bytes.
@@ -354,9 +339,10 @@ fn read_fetched(archive: &[u8]) -> std::collections::HashMap<String, Vec<u8>> {
     files
 }
 
-/// Records, and the tar archive that follows an `@@tar` line (the rest of
-/// the output).
-fn parse_all(out: &[u8]) -> (BTreeMap<String, Record>, Option<&[u8]>) {
+/// Parse framed output: the records, and the tar archive that follows an
+/// `@@tar` line (the rest of the output). Unframed lines are ignored: a noisy
+/// login shell must not break parc.
+pub fn parse(out: &[u8]) -> (BTreeMap<String, Record>, Option<&[u8]>) {
     let mut records: BTreeMap<String, Record> = BTreeMap::new();
     let mut current: Option<String> = None;
     let mut pos = 0;
@@ -449,7 +435,8 @@ mod tests {
     #[test]
     fn parses_fields_blobs_and_results() {
         let out = b"noise\n@@r 0\ntype=file\nmode=644\n@@blob content 5\na\nb=c\n@@r 1\ntype=none\n@@done 0 0\n@@blob out 3\nok\n\n";
-        let r = parse(out);
+        let (r, archive) = parse(out);
+        assert_eq!(archive, None);
         assert_eq!(r["0"].get("type"), Some("file"));
         assert_eq!(r["0"].blobs["content"], b"a\nb=c");
         assert_eq!(r["0"].rc, Some(0));
@@ -627,7 +614,7 @@ mod tests {
             let put = s.put(data.as_bytes(), dest, None, None, None, Some(stage));
             steps.push_str(&format!("step_{n}() {{\n{put}\n}}\n"));
         }
-        let batch = s.rename_together(from).unwrap();
+        let batch = s.rename_together(from..s.staged()).unwrap();
         s.sh(&steps);
         s.stage_here();
         s.sh(&batch);

@@ -40,9 +40,6 @@ pub(super) struct Stage {
     files: Vec<File>,
     /// Runs of consecutive steps that only install files: ranges of `files`.
     runs: Vec<Range<usize>>,
-    /// Unpredictable part of the temp names (they may land in shared
-    /// directories).
-    token: String,
 }
 
 /// Where the staged files go.
@@ -105,27 +102,27 @@ impl Stage {
         self.files.len()
     }
 
-    /// Files `from..` were staged by one run of consecutive steps that only
-    /// install files: the line to run before the run's first step.
-    pub fn run_from(&mut self, from: usize) -> Option<String> {
-        if self.files.len() < from + 2 {
+    /// `files` (indices) were staged by one run of consecutive steps that
+    /// only install files: the line to run before the run's first step.
+    pub fn run(&mut self, files: Range<usize>) -> Option<String> {
+        if files.len() < 2 {
             return None;
         }
-        self.runs.push(from..self.files.len());
+        self.runs.push(files);
         Some(format!("parc_batch_{}", self.runs.len() - 1))
     }
 
     /// `None` when nothing is staged; an error only if tar refuses a name.
-    pub fn finish(mut self) -> Option<Result<Staged, std::io::Error>> {
+    pub fn finish(self) -> Option<Result<Staged, std::io::Error>> {
         if self.files.is_empty() {
             return None;
         }
         Some(self.build())
     }
 
-    fn build(&mut self) -> Result<Staged, std::io::Error> {
-        self.token = token();
-        let names = self.names();
+    fn build(&self) -> Result<Staged, std::io::Error> {
+        // Unpredictable: temp names may land in shared directories.
+        let names = self.names(&token());
         let (archive, offsets) = self.archive(&names)?;
         let quoted: Vec<String> = names.temps.iter().map(|t| quote(t)).collect();
         let dirs: Vec<String> = names.dirs.iter().map(|d| quote(d)).collect();
@@ -167,7 +164,7 @@ impl Stage {
         let functions = format!(
             "{vars}{batches}\
              parc_unstage() {{\n{unstage}\n}}\n\
-             parc_stage() {{\n  trap parc_unstage EXIT\n  trap 'exit 129' HUP INT TERM PIPE\n  umask 0\n  \
+             parc_stage() {{\n  parc_euid\n  trap parc_unstage EXIT\n  trap 'exit 129' HUP INT TERM PIPE\n  umask 0\n  \
              if command -v tar >/dev/null 2>&1 && tar -x -o -m -f \"$PARC_PAYLOAD\" -C / 2>\"$PARC_DIR/tar.err\"; then umask 022\n  \
              else\n    umask 022{by_dd}\n  fi\n}}\n",
             batches = names.batches
@@ -182,10 +179,10 @@ impl Stage {
 
     /// Every file's temp path: under its final name in a batch directory
     /// when its run renames it together with others, flat otherwise.
-    fn names(&self) -> Names {
+    fn names(&self, token: &str) -> Names {
         let mut names = Names {
             temps: (0..self.files.len())
-                .map(|n| format!("{}/.parc-tmp.{}.{n}", self.files[n].dir, self.token))
+                .map(|n| format!("{}/.parc-tmp.{token}.{n}", self.files[n].dir))
                 .collect(),
             batched: vec![false; self.files.len()],
             dirs: Vec::new(),
@@ -195,9 +192,8 @@ impl Stage {
             let mut lines = Vec::new();
             for (dest_dir, members) in self.groups(run.clone()) {
                 let g = format!(
-                    "{}/.parc-tmp.{}.g{}",
+                    "{}/.parc-tmp.{token}.g{}",
                     self.files[members[0]].dir,
-                    self.token,
                     names.dirs.len()
                 );
                 let mut words = Vec::new();
@@ -316,7 +312,7 @@ mod tests {
             add(&mut stage, "/d/before", ""),
             "parc_mv 0 /d/before '' ''"
         );
-        assert_eq!(stage.run_from(1), None, "a run of one file renames nothing");
+        assert_eq!(stage.run(0..1), None, "a run of one file renames nothing");
         let from = stage.len();
         add(&mut stage, "/d/a", "");
         add(&mut stage, "/d/b", "root");
@@ -324,7 +320,10 @@ mod tests {
         add(&mut stage, "/d/twice", "");
         add(&mut stage, "/d/theirs", "alice");
         add(&mut stage, "/e/alone", "");
-        assert_eq!(stage.run_from(from).as_deref(), Some("parc_batch_0"));
+        assert_eq!(
+            stage.run(from..stage.len()).as_deref(),
+            Some("parc_batch_0")
+        );
         let staged = stage.finish().unwrap().unwrap();
         let mvs: Vec<&str> = staged
             .functions

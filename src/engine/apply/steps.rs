@@ -1,6 +1,7 @@
 //! The pieces of a converge: render, decide, and run steps in one exec.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 
 use minijinja::Value;
 
@@ -8,7 +9,7 @@ use crate::engine::events::{ResourceReport, ResourceStatus};
 use crate::profile::Declared;
 use crate::render::{Redactor, Renderer};
 use crate::resources::script::{Record, Script};
-use crate::resources::{Op, Plan, PlanContext, Resource, mkdir_batches, sha256_hex};
+use crate::resources::{Op, Plan, PlanContext, Resource, Step, mkdir_batches, sha256_hex};
 use crate::transport::Transport;
 use crate::verify::clip;
 
@@ -196,6 +197,21 @@ pub(super) fn decide(
     }
 }
 
+/// The maximal runs of consecutive positions of `steps` whose step matches.
+fn runs(steps: &[(usize, &Step)], matches: impl Fn(&Step) -> bool) -> Vec<Range<usize>> {
+    let mut runs: Vec<Range<usize>> = Vec::new();
+    for (n, (_, step)) in steps.iter().enumerate() {
+        if !matches(step) {
+            continue;
+        }
+        match runs.last_mut() {
+            Some(run) if run.end == n => run.end = n + 1,
+            _ => runs.push(n..n + 1),
+        }
+    }
+    runs
+}
+
 /// Apply the steps of `which` items in one exec and record each result.
 /// `script` may already hold a preamble (the journal); `trailer` runs after
 /// every step succeeded.
@@ -208,56 +224,58 @@ pub(super) async fn run_steps(
     mut script: Script,
     trailer: &[String],
 ) -> Result<(), String> {
-    // Runs of consecutive steps that only install files rename them together
-    // (see resources::stage): the line to run before each run's first step.
-    let mut renames: HashMap<usize, String> = HashMap::new();
-    let mut run: Option<(usize, usize)> = None;
-    for (n, &i) in which.iter().enumerate() {
-        let step = match &items[i].plan {
-            Some(Plan::Change(c) | Plan::Unknown(c)) => &c.step,
-            _ => continue,
-        };
-        let installs = step.is_plain()
-            && step.0.iter().any(|op| matches!(op, Op::Put { .. }))
-            && !step.0.iter().any(|op| matches!(op, Op::Mkdir { .. }));
-        if !installs && let Some((first, from)) = run.take() {
-            renames.extend(script.rename_together(from).map(|line| (first, line)));
-        }
-        if installs && run.is_none() {
-            run = Some((n, script.staged()));
-        }
+    let steps: Vec<(usize, &Step)> = which
+        .iter()
+        .filter_map(|&i| match &items[i].plan {
+            Some(Plan::Change(c) | Plan::Unknown(c)) => Some((i, &c.step)),
+            _ => None,
+        })
+        .collect();
+    // How many files were staged before each step (and after the last).
+    let mut staged = Vec::with_capacity(steps.len() + 1);
+    for &(i, step) in &steps {
+        staged.push(script.staged());
         step.write(&format!("step_{prefix}{i}"), &mut script);
     }
-    if let Some((first, from)) = run {
-        renames.extend(script.rename_together(from).map(|line| (first, line)));
-    }
+    staged.push(script.staged());
     script.stage_here();
-    let mkdir_of = |i: usize| match &items[i].plan {
-        Some(Plan::Change(c) | Plan::Unknown(c)) => match c.step.0.first() {
+    // Lines to run before the step at a position: one `mkdir` per mode for
+    // consecutive steps creating directories, one `mv` per directory for
+    // consecutive steps only installing files (see resources::stage).
+    let mut before: HashMap<usize, Vec<String>> = HashMap::new();
+    fn mkdir_of(step: &Step) -> Option<(&String, Option<u32>)> {
+        match step.0.first() {
             Some(Op::Mkdir { path, mode }) => Some((path, *mode)),
             _ => None,
-        },
-        _ => None,
-    };
-    let mut batched_until = 0;
-    for (n, &i) in which.iter().enumerate() {
-        // At the first of consecutive steps that create directories, create
-        // all of theirs.
-        if n >= batched_until {
-            let dirs: Vec<_> = which[n..].iter().map_while(|&j| mkdir_of(j)).collect();
-            if dirs.len() > 1 {
-                for line in mkdir_batches(&dirs) {
-                    script.sh(&line);
-                }
-            }
-            batched_until = n + dirs.len().max(1);
         }
-        if let Some(line) = renames.get(&n) {
+    }
+    for run in runs(&steps, |s| mkdir_of(s).is_some()) {
+        if run.len() > 1 {
+            let dirs: Vec<_> = steps[run.clone()]
+                .iter()
+                .filter_map(|(_, s)| mkdir_of(s))
+                .collect();
+            before
+                .entry(run.start)
+                .or_default()
+                .extend(mkdir_batches(&dirs));
+        }
+    }
+    let installs = |s: &Step| {
+        s.is_plain()
+            && s.0.iter().any(|op| matches!(op, Op::Put { .. }))
+            && !s.0.iter().any(|op| matches!(op, Op::Mkdir { .. }))
+    };
+    for run in runs(&steps, installs) {
+        if let Some(line) = script.rename_together(staged[run.start]..staged[run.end]) {
+            before.entry(run.start).or_default().push(line);
+        }
+    }
+    for (n, &(i, step)) in steps.iter().enumerate() {
+        for line in before.get(&n).into_iter().flatten() {
             script.sh(line);
         }
-        let plain =
-            matches!(&items[i].plan, Some(Plan::Change(c) | Plan::Unknown(c)) if c.step.is_plain());
-        let runner = if plain {
+        let runner = if step.is_plain() {
             "parc_step_plain"
         } else {
             "parc_step"
