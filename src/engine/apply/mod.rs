@@ -129,12 +129,13 @@ pub async fn apply_host(
         return with_stage(stage, outcome);
     }
     events.phase(&host, "locking");
+    // The facts probe rides in the lock's exec, unless an image stage comes
+    // first: facts then describe the host as imaged, as they did before.
     let probe = crate::facts::probe_command();
+    let then = job.image.is_none().then_some(probe.as_str());
     let (lock, facts) =
-        match HostLock::acquire_then(t.clone(), &job.operator, job.break_lock, None, Some(&probe))
-            .await
-        {
-            Ok((lock, facts)) => (lock, facts_from_lock(facts)),
+        match HostLock::acquire_then(t.clone(), &job.operator, job.break_lock, None, then).await {
+            Ok((lock, facts)) => (lock, then.map(|_| facts_from_lock(facts))),
             Err(e) => {
                 return Outcome::Applied {
                     check: false,
@@ -175,7 +176,7 @@ pub async fn apply_host(
     }
     let armed = std::time::Instant::now();
     let (mut outcome, journaled) =
-        converged_outcome(&job, &inventory, &host, t.as_ref(), &events, Some(facts)).await;
+        converged_outcome(&job, &inventory, &host, t.as_ref(), &events, facts).await;
     if let (Some(window), true, Outcome::Applied { error: None, .. }) =
         (job.confirm, journaled, &outcome)
     {
