@@ -138,6 +138,7 @@ fn deploy_to_10_hosts_repair_one_chunk_and_capture() {
         assert_eq!(o["bytes_sent"], data_bytes(), "{e}");
         assert_eq!(o["bytes_matched"], SIZE - data_bytes());
         assert_eq!(o["readback"], "direct");
+        assert_eq!(o["helper"], true, "parc's helper did the writing: {e}");
     }
     assert!(ev.iter().any(|e| e["event"] == "host_progress"));
     std::thread::scope(|s| {
@@ -154,14 +155,15 @@ fn deploy_to_10_hosts_repair_one_chunk_and_capture() {
         }
     });
 
-    // One data chunk corrupted on one host: only that chunk goes out again.
+    // One data chunk corrupted on one host: only that chunk goes out again,
+    // this time with sh and core utilities alone on the targets.
     let corrupt = lab.ssh(
         3,
         &format!("dd if=/dev/urandom of=/dev/parc-disk bs={CHUNK} seek=9 count=1 conv=notrunc 2>/dev/null"),
     );
     assert!(corrupt.status.success());
     assert_ne!(host_hash(&lab, 3), image_hash);
-    let (out, ev) = deploy(&lab, &image, "all", &[]);
+    let (out, ev) = deploy(&lab, &image, "all", &["--no-helper"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -179,6 +181,7 @@ fn deploy_to_10_hosts_repair_one_chunk_and_capture() {
             assert_eq!(o["bytes_sent"], 0);
         }
         assert_eq!(o["bytes_zeroed"], 0);
+        assert_eq!(o["helper"], false, "{e}");
     }
     assert_eq!(host_hash(&lab, 3), image_hash);
 
@@ -293,6 +296,7 @@ fn a_killed_deploy_resumes_sending_only_what_is_missing() {
     let o = &finished(&ev)[0]["outcome"];
     assert_eq!(o["bytes_sent"], missing_data, "{o}");
     assert_eq!(o["verified"], true);
+    assert_eq!(o["helper"], true, "{o}");
     assert_eq!(host_hash(&lab, 0), sha256_hex(&data));
 
     // The same image as the `image:` stage of a play: only a damaged chunk goes out.
@@ -334,7 +338,8 @@ fn a_killed_deploy_resumes_sending_only_what_is_missing() {
     );
     assert_eq!(host_hash(&lab, 0), sha256_hex(&data));
 
-    // The killed run's temporary directory did not outlive it.
+    // The killed run's temporary directory (and the helper in it) did not
+    // outlive it.
     let leftover = lab.ssh(0, "ls -d /tmp/parc-image.* 2>/dev/null | wc -l");
     assert_eq!(String::from_utf8_lossy(&leftover.stdout).trim(), "0");
 }

@@ -14,6 +14,7 @@ use crate::engine::{imaging, new_run_id};
 use crate::error::{ParcError, exit, exit_for};
 use crate::image::capture::CaptureJob;
 use crate::image::deploy::DeployJob;
+use crate::image::deploy::helper::Helper;
 use crate::image::{self, ImageSource};
 
 #[derive(Debug, Clone, Subcommand)]
@@ -46,6 +47,10 @@ pub enum ImageCommand {
         /// Most bytes per second sent to each host (e.g. 50MiB), to spare a shared link.
         #[arg(long)]
         max_rate: Option<ByteSize>,
+        /// Drive every target with its sh and core utilities only: do not send
+        /// parc's image helper (sent by default where it runs, removed after).
+        #[arg(long)]
+        no_helper: bool,
     },
     /// Stream a host's disk into a local sparse image and write its manifest.
     Capture {
@@ -73,6 +78,7 @@ pub async fn run(cli: &Cli, command: &ImageCommand) -> Result<u8, ParcError> {
             parallel,
             force,
             max_rate,
+            no_helper,
         } => {
             // Refuse a bad image before connecting to anything.
             let source = Arc::new(ImageSource::open(image)?);
@@ -81,6 +87,11 @@ pub async fn run(cli: &Cli, command: &ImageCommand) -> Result<u8, ParcError> {
                 target: target.clone(),
                 force: *force,
                 max_rate: max_rate.map(|r| r.as_u64()).filter(|&r| r > 0),
+                helper: if *no_helper {
+                    None
+                } else {
+                    Helper::locate().map(Arc::new)
+                },
             });
             let (ctx, monitor, report_rx) = prepare(cli, *parallel, quiet())?;
             let hosts = super::commands::select(&ctx, to)?;

@@ -138,6 +138,8 @@ pub struct ImageReport {
     pub rewrites: usize,
     /// How written chunks were read back: direct, nocache, drop_caches or cache.
     pub readback: String,
+    /// The target ran parc's image helper (else its sh and core utilities).
+    pub helper: bool,
     /// Every chunk of the target matched the manifest at the end.
     pub verified: bool,
     /// When (ms after the host's start) the target had hashed every chunk.

@@ -9,6 +9,7 @@ use super::events::{Event, HostState, Outcome, Summary};
 use super::fleet::{self, FleetContext};
 use super::lock::Operator;
 use crate::image::deploy::DeployJob;
+use crate::image::deploy::helper::Helper;
 use crate::inventory::{PatternError, Vars};
 use crate::journal;
 use crate::playbook::{OnFailure, Playbook, batches};
@@ -115,6 +116,7 @@ pub async fn run(
                     target: stage.target.clone(),
                     force: stage.force,
                     max_rate: None,
+                    helper: Helper::locate().map(Arc::new),
                 })
             });
         let job = Arc::new(ApplyJob {

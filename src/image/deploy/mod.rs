@@ -5,6 +5,9 @@
 //! 1. The script prints what the target is (`info`, `mount`, `loop`, `holder`,
 //!    `swap`) and `ready`. The controller decides on the safety refusals
 //!    ([`protocol::check`]) and answers `go`, or closes stdin (nothing written).
+//!    To a target that can run it, `go BYTES` is followed by parc's image
+//!    helper ([`helper`]): the script runs it (`helper on`) for everything
+//!    below, or says `helper off` and goes on itself. Same lines either way.
 //! 2. Background workers hash every chunk of the target (`h I SHA`), reading it
 //!    as any program would: through the page cache, which the kernel keeps
 //!    coherent with every write, and which makes re-deploys fast when warm. As
@@ -27,6 +30,7 @@
 //! An interrupted deploy leaves whole and partial chunks behind; the next one
 //! hashes them like any other and sends only what does not match.
 
+pub mod helper;
 mod plan;
 mod protocol;
 mod session;
@@ -42,6 +46,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use super::{ImageError, ImageSource};
 use crate::engine::events::{Event, Events, ImageReport};
 use crate::transport::{ExitStatus, Transport, TransportError, quote};
+use helper::Helper;
 use plan::{Plan, PlanError, Run};
 use protocol::{Line, Refusal, TargetInfo, parse_line};
 use session::LineSink;
@@ -65,6 +70,8 @@ pub struct DeployJob {
     pub force: bool,
     /// Bytes per second sent to each host (`--max-rate`), to spare a shared link.
     pub max_rate: Option<u64>,
+    /// Sent to the targets that can run it (`None`: sh alone, `--no-helper`).
+    pub helper: Option<Arc<Helper>>,
 }
 
 /// Why one host's deploy stopped.
@@ -201,7 +208,17 @@ impl HostRun<'_> {
         self.report.readback = info.readback.clone();
         let manifest = &self.job.source.manifest;
         protocol::check(&self.job.target, &info, manifest.size, self.job.force)?;
-        send(&mut to_target, b"go\n").await?;
+        match self.job.helper.as_deref().filter(|h| h.suits(&info)) {
+            Some(helper) => {
+                send(
+                    &mut to_target,
+                    format!("go {}\n", helper.bytes.len()).as_bytes(),
+                )
+                .await?;
+                send(&mut to_target, &helper.bytes).await?;
+            }
+            None => send(&mut to_target, b"go\n").await?,
+        }
         self.events.phase(self.host, "deploying");
 
         let mut plan = Plan::new(manifest);
@@ -272,6 +289,7 @@ impl HostRun<'_> {
                 }
             }
             Line::ReadBack(i, sha) => plan.read_back(i, &sha)?,
+            Line::Helper(on) => self.report.helper = on,
             Line::Fail(m) => return Err(DeployError::Script(m)),
             Line::Unhashed(l) => return Err(DeployError::Unhashed(l)),
             _ => {}

@@ -13,6 +13,8 @@ pub enum Line {
     Loop(String),
     Swap(String),
     Ready,
+    /// Whether the target runs parc's helper (`helper on`) or goes on in sh.
+    Helper(bool),
     /// A chunk hashed before anything was written.
     Probed(usize, String),
     /// A chunk hashed again after it was written.
@@ -43,6 +45,7 @@ pub fn parse_line(line: &str) -> Option<Line> {
         "loop" => Line::Loop(rest.to_string()),
         "swap" => Line::Swap(rest.to_string()),
         "ready" => Line::Ready,
+        "helper" => Line::Helper(rest == "on"),
         "h" => match chunk(rest) {
             Some((i, h)) => Line::Probed(i, h),
             None => Line::Unhashed(line.to_string()),
@@ -76,6 +79,8 @@ pub struct TargetInfo {
     pub readback: String,
     /// `dd iflag=fullblock` works (needed to cut the stream into chunks).
     pub fullblock: bool,
+    /// `uname -sm`, with `/` for the space: which helper could run there.
+    pub machine: String,
     /// Mount points of the target, its partitions, or loop devices backed by it.
     pub mounts: Vec<String>,
     /// Devices stacked on it (device-mapper, md).
@@ -111,6 +116,7 @@ impl TargetInfo {
             hash_tool: get("hash").filter(|h| !h.is_empty()).map(str::to_string),
             readback: get("readback").unwrap_or("cache").to_string(),
             fullblock: get("fullblock") == Some("1"),
+            machine: get("machine").unwrap_or("").to_string(),
             mounts: collect(|l| match l {
                 Line::Mount(m) => Some(m),
                 _ => None,

@@ -28,11 +28,16 @@ fn image(dir: &Path) -> std::path::PathBuf {
 }
 
 async fn deploy(image: &Path, target: &Path) -> ImageReport {
+    deploy_with(image, target, None).await
+}
+
+async fn deploy_with(image: &Path, target: &Path, helper: Option<Helper>) -> ImageReport {
     let job = Arc::new(DeployJob {
         source: Arc::new(ImageSource::open(image).unwrap()),
         target: target.to_str().unwrap().to_string(),
         force: false,
         max_rate: None,
+        helper: helper.map(Arc::new),
     });
     let (events, _rx) = Events::channel();
     deploy_host(job, "local".into(), Arc::new(LocalTransport), events).await
@@ -90,6 +95,25 @@ async fn full_then_delta_then_zero_repair_on_a_disk_file() {
 }
 
 #[tokio::test]
+async fn a_helper_that_cannot_run_leaves_the_script_in_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = image(dir.path());
+    let target = dir.path().join("target");
+    std::fs::File::create(&target)
+        .unwrap()
+        .set_len(8 * CS)
+        .unwrap();
+    // Not a program: received (whole blocks and a remainder), tried, given up.
+    let junk = vec![0u8; 3 * 65536 + 1234];
+    let r = deploy_with(&image, &target, Some(Helper::fake(junk))).await;
+    assert_eq!(r.error, None);
+    assert!(!r.helper, "the junk helper cannot have run");
+    assert!(r.verified);
+    assert_eq!(r.bytes_sent, 3 * CS + 3 * 512);
+    assert!(same_prefix(&image, &target));
+}
+
+#[tokio::test]
 async fn refusals_leave_the_target_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let image = image(dir.path());
@@ -132,6 +156,7 @@ async fn an_image_changed_behind_its_manifest_is_caught_before_sending() {
         target: target.to_str().unwrap().to_string(),
         force: false,
         max_rate: None,
+        helper: None,
     });
     let (events, _rx) = Events::channel();
     let r = deploy_host(job, "local".into(), Arc::new(LocalTransport), events).await;

@@ -1,0 +1,372 @@
+//! parc's image helper: the target side of `parc image deploy`, as one small
+//! program instead of sh, dd and a hash tool.
+//!
+//! The deploy's sh script (src/image/deploy/target.sh) still runs first: it
+//! describes the target and decides the safety refusals with the controller.
+//! When the controller sends this helper along, the script stores it in its
+//! temporary directory, checks that it runs, and hands it the rest of the
+//! stream; it is deleted with that directory when the deploy ends. Where it
+//! cannot run (another architecture, a `noexec` /tmp, an older C library), the
+//! script goes on alone with the same protocol.
+//!
+//! Why a helper at all: with only sh, every chunk costs a `dd` process and its
+//! bytes cross a pipe into the hash tool. On small machines that costs more
+//! than hashing itself. Here every thread reads the target directly
+//! (`pread`), hashes with the CPU's SHA extensions, and writes with `pwrite`,
+//! so a re-deploy is bound by hashing, not by process start-up.
+//!
+//! Protocol (the same lines as the script, see src/image/deploy/mod.rs):
+//! prints `h I SHA` for every chunk as found before any write; reads
+//! `w FIRST COUNT` + bytes, `z FIRST COUNT`, `r` and `q`; prints `v I SHA` for
+//! every written chunk re-read from storage once `r` came; `fail MESSAGE` on
+//! an error; `end` once the target is flushed.
+//!
+//! Usage: `parc-image-helper check` | `parc-image-helper run TARGET CHUNK_SIZE
+//! IMAGE_SIZE CHUNKS READBACK KIND`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::process::ExitCode;
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use nix::fcntl::{FallocateFlags, OFlag, PosixFadviseAdvice, fallocate, posix_fadvise};
+use sha2::{Digest, Sha256};
+
+/// How written chunks are re-read: decided by the script, which tried them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReadBack {
+    /// `O_DIRECT`: straight from the storage.
+    Direct,
+    /// Flush, drop the range from the page cache, then read.
+    NoCache,
+    /// Flush, drop the whole page cache, then read.
+    DropCaches,
+    /// Nothing bypasses the cache here: read what the kernel has.
+    Cache,
+}
+
+struct Target {
+    path: String,
+    file: File,
+    /// Opened with `O_DIRECT` when read-back is direct.
+    direct: Option<File>,
+    readback: ReadBack,
+    is_file: bool,
+    chunk_size: u64,
+    size: u64,
+    chunks: usize,
+}
+
+impl Target {
+    fn chunk_len(&self, index: usize) -> usize {
+        let start = index as u64 * self.chunk_size;
+        (self.size - start).min(self.chunk_size) as usize
+    }
+
+    fn offset(&self, index: usize) -> u64 {
+        index as u64 * self.chunk_size
+    }
+
+    /// The chunk as any reader sees it (through the page cache).
+    fn read(&self, index: usize, buf: &mut [u8]) -> std::io::Result<()> {
+        let len = self.chunk_len(index);
+        self.file.read_exact_at(&mut buf[..len], self.offset(index))
+    }
+
+    /// The chunk as the storage holds it. `buf` is aligned for direct I/O.
+    fn read_stored(&self, index: usize, buf: &mut [u8]) -> std::io::Result<()> {
+        let (offset, len) = (self.offset(index), self.chunk_len(index));
+        match (self.readback, &self.direct) {
+            (ReadBack::Direct, Some(direct)) => {
+                return direct.read_exact_at(&mut buf[..len], offset);
+            }
+            (ReadBack::NoCache, _) => {
+                self.file.sync_data()?;
+                posix_fadvise(
+                    self.file.as_fd(),
+                    offset as i64,
+                    len as i64,
+                    PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+                )?;
+            }
+            (ReadBack::DropCaches, _) => {
+                self.file.sync_data()?;
+                std::fs::write("/proc/sys/vm/drop_caches", "1\n")?;
+            }
+            _ => {}
+        }
+        self.read(index, buf)
+    }
+
+    fn write(&self, index: usize, data: &[u8]) -> std::io::Result<()> {
+        self.file.write_all_at(data, self.offset(index))
+    }
+
+    /// Holes in a disk file where the filesystem can punch them, else zeros.
+    fn zero(&self, first: usize, count: usize, zeros: &[u8]) -> std::io::Result<()> {
+        let start = self.offset(first);
+        let end = (self.offset(first + count)).min(self.size);
+        if self.is_file
+            && fallocate(
+                self.file.as_fd(),
+                FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE,
+                start as i64,
+                (end - start) as i64,
+            )
+            .is_ok()
+        {
+            return Ok(());
+        }
+        (first..first + count).try_for_each(|i| self.write(i, &zeros[..self.chunk_len(i)]))
+    }
+}
+
+/// Lines out, whole, from every thread.
+#[derive(Clone)]
+struct Out(Arc<Mutex<std::io::Stdout>>);
+
+impl Out {
+    fn say(&self, line: std::fmt::Arguments) {
+        let mut out = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // The controller going away ends the deploy through stdin; a failed
+        // write here has nothing better to do.
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    }
+
+    fn hash(&self, tag: char, index: usize, data: &[u8]) {
+        // Free space on a disk is often zeros (new or discarded disks, holes in
+        // disk files): checking for them costs a fraction of hashing them.
+        let digest = if is_zero(data) {
+            zero_hash(data.len())
+        } else {
+            Sha256::digest(data)
+        };
+        let mut hex = String::with_capacity(64);
+        for b in digest {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        self.say(format_args!("{tag} {index} {hex}"));
+    }
+
+    fn fail(&self, what: std::fmt::Arguments) -> ExitCode {
+        self.say(format_args!("fail {what}"));
+        ExitCode::from(3)
+    }
+}
+
+/// Whether every byte is zero, a block at a time (which compilers vectorize).
+fn is_zero(data: &[u8]) -> bool {
+    data.chunks(4096)
+        .all(|block| block.iter().fold(0u8, |acc, &b| acc | b) == 0)
+}
+
+/// The sha256 of `len` zero bytes, computed once per length (a deploy has at
+/// most two: its chunk size and its last chunk's).
+fn zero_hash(len: usize) -> sha2::digest::Output<Sha256> {
+    static KNOWN: Mutex<Vec<(usize, sha2::digest::Output<Sha256>)>> = Mutex::new(Vec::new());
+    let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, h)) = known.iter().find(|(l, _)| *l == len) {
+        return *h;
+    }
+    let h = Sha256::digest(vec![0u8; len]);
+    known.push((len, h));
+    h
+}
+
+/// A zeroed buffer of `len` bytes starting on a 4 KiB boundary (direct I/O).
+fn aligned(len: usize) -> (Vec<u8>, usize) {
+    let buf = vec![0u8; len + 4096];
+    let start = buf.as_ptr().align_offset(4096);
+    (buf, start)
+}
+
+/// Hash chunks `first..end` as found, one after the other.
+fn probe(t: &Target, out: &Out, first: usize, end: usize) -> Result<(), String> {
+    let mut buf = vec![0u8; t.chunk_size as usize];
+    for i in first..end {
+        t.read(i, &mut buf)
+            .map_err(|e| format!("reading chunk {i} of {} failed: {e}", t.path))?;
+        out.hash('h', i, &buf[..t.chunk_len(i)]);
+    }
+    Ok(())
+}
+
+/// Re-read and hash every run handed over, until the sender is gone.
+fn read_back(t: &Target, out: &Out, runs: &Mutex<Receiver<(usize, usize)>>) -> Result<(), String> {
+    let (mut buf, start) = aligned(t.chunk_size as usize);
+    let buf = &mut buf[start..start + t.chunk_size as usize];
+    loop {
+        let run = runs.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let Ok((first, count)) = run else {
+            return Ok(());
+        };
+        for i in first..first + count {
+            t.read_stored(i, buf)
+                .map_err(|e| format!("reading back chunk {i} of {} failed: {e}", t.path))?;
+            out.hash('v', i, &buf[..t.chunk_len(i)]);
+        }
+    }
+}
+
+fn run(args: &[String], out: &Out) -> ExitCode {
+    let [path, chunk_size, size, chunks, readback, kind] = args else {
+        return out.fail(format_args!("the helper got the wrong arguments"));
+    };
+    let (Ok(chunk_size), Ok(size), Ok(chunks)) = (
+        chunk_size.parse::<u64>(),
+        size.parse::<u64>(),
+        chunks.parse::<usize>(),
+    ) else {
+        return out.fail(format_args!("the helper got the wrong arguments"));
+    };
+    let readback = match readback.as_str() {
+        "direct" => ReadBack::Direct,
+        "nocache" => ReadBack::NoCache,
+        "drop_caches" => ReadBack::DropCaches,
+        _ => ReadBack::Cache,
+    };
+    let file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) => return out.fail(format_args!("opening {path} failed: {e}")),
+    };
+    let direct = (readback == ReadBack::Direct)
+        .then(|| {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(OFlag::O_DIRECT.bits())
+                .open(path)
+        })
+        .transpose();
+    let direct = match direct {
+        Ok(d) => d,
+        Err(e) => return out.fail(format_args!("opening {path} for direct reads failed: {e}")),
+    };
+    let t = Arc::new(Target {
+        path: path.clone(),
+        file,
+        direct,
+        readback,
+        is_file: kind == "file",
+        chunk_size,
+        size,
+        chunks,
+    });
+    let workers = thread::available_parallelism().map_or(1, |n| n.get().min(4));
+
+    // A failing thread says why and ends the helper at once: the controller
+    // would otherwise wait for its hashes forever.
+    let spawn = |job: Box<dyn FnOnce() -> Result<(), String> + Send>| {
+        let out = out.clone();
+        thread::spawn(move || {
+            if let Err(e) = job() {
+                out.fail(format_args!("{e}"));
+                std::process::exit(3);
+            }
+        })
+    };
+    for w in 0..workers {
+        let (t, out) = (t.clone(), out.clone());
+        let (first, end) = (t.chunks * w / workers, t.chunks * (w + 1) / workers);
+        spawn(Box::new(move || probe(&t, &out, first, end)));
+    }
+    let (runs_tx, runs) = channel::<(usize, usize)>();
+    let runs = Arc::new(Mutex::new(runs));
+    let readers: Vec<_> = (0..workers)
+        .map(|_| {
+            let (t, out, runs) = (t.clone(), out.clone(), runs.clone());
+            spawn(Box::new(move || read_back(&t, &out, &runs)))
+        })
+        .collect();
+
+    // Read-back waits for `r`, as in the script: reading the disk while it is
+    // still being written would slow the transfer.
+    let mut pending = Some(Vec::new());
+    let check = |run: (usize, usize), pending: &mut Option<Vec<(usize, usize)>>| match pending {
+        Some(p) => p.push(run),
+        None => {
+            let _ = runs_tx.send(run);
+        }
+    };
+    let mut input = BufReader::with_capacity(1 << 20, std::io::stdin().lock());
+    let mut data = vec![0u8; chunk_size as usize];
+    let zeros = vec![0u8; chunk_size as usize];
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match input.read_line(&mut line) {
+            Ok(0) | Err(_) => return ExitCode::from(130), // the controller is gone
+            Ok(_) => {}
+        }
+        let mut words = line.split_whitespace();
+        let cmd = words.next().unwrap_or("");
+        let mut num = || words.next().and_then(|w| w.parse::<usize>().ok());
+        let run = (num(), num());
+        match (cmd, run) {
+            ("w", (Some(first), Some(count))) if first + count <= t.chunks => {
+                for i in first..first + count {
+                    let chunk = &mut data[..t.chunk_len(i)];
+                    if input.read_exact(chunk).is_err() {
+                        return ExitCode::from(130);
+                    }
+                    if let Err(e) = t.write(i, chunk) {
+                        let last = first + count - 1;
+                        return out.fail(format_args!("writing chunks {first}-{last} failed: {e}"));
+                    }
+                }
+                check((first, count), &mut pending);
+            }
+            ("z", (Some(first), Some(count))) if first + count <= t.chunks => {
+                if let Err(e) = t.zero(first, count, &zeros) {
+                    let last = first + count - 1;
+                    return out.fail(format_args!("zeroing chunks {first}-{last} failed: {e}"));
+                }
+                check((first, count), &mut pending);
+            }
+            ("r", _) => {
+                for run in pending.take().unwrap_or_default() {
+                    let _ = runs_tx.send(run);
+                }
+            }
+            ("q", _) => break,
+            _ => return out.fail(format_args!("unknown command {}", line.trim_end())),
+        }
+    }
+    for run in pending.take().unwrap_or_default() {
+        let _ = runs_tx.send(run);
+    }
+    drop(runs_tx);
+    for r in readers {
+        let _ = r.join();
+    }
+    // Durable, a disk's volatile cache included; also writes back chunks an
+    // interrupted deploy left in the page cache, which the probe accepted.
+    if let Err(e) = t.file.sync_all() {
+        return out.fail(format_args!("flushing {} failed: {e}", t.path));
+    }
+    out.say(format_args!("end"));
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let out = Out(Arc::new(Mutex::new(std::io::stdout())));
+    match args.first().map(String::as_str) {
+        Some("check") => {
+            out.say(format_args!("ok"));
+            ExitCode::SUCCESS
+        }
+        Some("run") => run(&args[1..], &out),
+        _ => {
+            eprintln!("{}", USAGE);
+            ExitCode::from(2)
+        }
+    }
+}
+
+const USAGE: &str = "parc-image-helper: run by `parc image deploy` on a target, not by hand.
+usage: parc-image-helper check
+       parc-image-helper run TARGET CHUNK_SIZE IMAGE_SIZE CHUNKS READBACK KIND";
