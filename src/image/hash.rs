@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 
 use super::ImageError;
-use super::manifest::{Chunk, SECTOR, hex, zero_hash};
+use super::aligned::Aligned;
+use super::digest::{chunk_sha256, hex};
+use super::manifest::{Chunk, SECTOR};
 
 /// What hashing an image found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,27 +29,10 @@ pub struct Hashed {
     pub chunks: Vec<Chunk>,
 }
 
-/// True when every byte is zero. Slice comparison is a `memcmp`, vectorized by
-/// libc whatever the build profile, and it stops at the first data byte.
-pub fn is_zero(buf: &[u8]) -> bool {
-    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
-    buf.chunks(ZEROS.len())
-        .all(|block| block == &ZEROS[..block.len()])
-}
-
 /// The manifest entry of one chunk's bytes.
 pub fn chunk_entry(buf: &[u8]) -> Chunk {
-    if is_zero(buf) {
-        Chunk {
-            sha256: zero_hash(buf.len() as u64),
-            zero: true,
-        }
-    } else {
-        Chunk {
-            sha256: hex(&Sha256::digest(buf)),
-            zero: false,
-        }
-    }
+    let (sha256, zero) = chunk_sha256(buf);
+    Chunk { sha256, zero }
 }
 
 /// Buffers in flight between the reader and the hashers.
@@ -77,16 +62,17 @@ pub fn hash_file(
         .saturating_sub(1)
         .max(1);
 
-    let (free_tx, free_rx) = sync_channel::<Vec<u8>>(DEPTH);
-    for _ in 0..DEPTH {
-        free_tx.send(Vec::new()).expect("the receiver is alive");
+    let (free_tx, free_rx) = sync_channel::<Aligned>(DEPTH);
+    for _ in 0..DEPTH.min(count) {
+        let buf = Aligned::new(chunk_size.min(size) as usize);
+        free_tx.send(buf).expect("the receiver is alive");
     }
-    let (whole_tx, whole_rx) = sync_channel::<Arc<Vec<u8>>>(DEPTH);
-    let (work_tx, work_rx) = sync_channel::<(usize, Arc<Vec<u8>>)>(DEPTH);
+    let (whole_tx, whole_rx) = sync_channel::<Arc<Aligned>>(DEPTH);
+    let (work_tx, work_rx) = sync_channel::<(usize, Arc<Aligned>)>(DEPTH);
     let work_rx = Mutex::new(work_rx);
     let (done_tx, done_rx) = std::sync::mpsc::channel::<(usize, Chunk)>();
 
-    let recycle = |buf: Arc<Vec<u8>>| {
+    let recycle = |buf: Arc<Aligned>| {
         // Exactly one of the two holders gets the buffer back, even when both
         // finish at the same time.
         if let Some(v) = Arc::into_inner(buf) {
@@ -98,7 +84,7 @@ pub fn hash_file(
         let whole = scope.spawn(|| {
             let mut hasher = Sha256::new();
             for buf in whole_rx {
-                hasher.update(buf.as_slice());
+                hasher.update(&buf[..]);
                 recycle(buf);
             }
             hex(&hasher.finalize())
@@ -118,8 +104,11 @@ pub fn hash_file(
             for index in 0..count {
                 let len = chunk_size.min(size - done) as usize;
                 let mut buf = free_rx.recv().expect("buffers come back while hashing");
-                buf.resize(len, 0);
-                file.read_exact(&mut buf).map_err(io)?;
+                if buf.len() != len {
+                    // The last, shorter chunk.
+                    buf = Aligned::new(len);
+                }
+                file.read_exact(buf.get(len)).map_err(io)?;
                 let buf = Arc::new(buf);
                 whole_tx
                     .send(buf.clone())
@@ -158,6 +147,7 @@ fn next_work<T>(rx: &Mutex<Receiver<T>>) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::digest::zero_hash;
     use std::io::Write;
 
     fn image(parts: &[(u8, usize)]) -> tempfile::NamedTempFile {
@@ -166,18 +156,6 @@ mod tests {
             f.write_all(&vec![byte; len]).unwrap();
         }
         f
-    }
-
-    #[test]
-    fn zero_detection_sees_a_single_byte() {
-        let mut buf = vec![0u8; 1 << 20];
-        assert!(is_zero(&buf));
-        buf[(1 << 20) - 1] = 1;
-        assert!(!is_zero(&buf));
-        buf[(1 << 20) - 1] = 0;
-        buf[4095] = 0x80;
-        assert!(!is_zero(&buf));
-        assert!(is_zero(&[]));
     }
 
     #[test]

@@ -9,9 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::Digest;
 
 use super::ImageError;
+pub use super::digest::{hex, zero_hash};
 use crate::location::Location;
 
 /// The only manifest layout this parc reads and writes.
@@ -213,37 +213,4 @@ pub fn check_chunk_size(chunk_size: u64) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// sha256 of `len` zero bytes, hex: what every all-zero chunk of that length hashes to.
-pub fn zero_hash(len: u64) -> String {
-    thread_local! {
-        static CACHE: std::cell::RefCell<Option<(u64, String)>> = const { std::cell::RefCell::new(None) };
-    }
-    CACHE.with(|cache| {
-        if let Some((l, h)) = &*cache.borrow()
-            && *l == len
-        {
-            return h.clone();
-        }
-        let zeros = vec![0u8; 1 << 20];
-        let mut hasher = sha2::Sha256::new();
-        let mut left = len;
-        while left > 0 {
-            let n = left.min(zeros.len() as u64) as usize;
-            hasher.update(&zeros[..n]);
-            left -= n as u64;
-        }
-        let h = hex(&hasher.finalize());
-        *cache.borrow_mut() = Some((len, h.clone()));
-        h
-    })
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }

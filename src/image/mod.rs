@@ -23,9 +23,11 @@
 //!
 //! Fleet orchestration (parallel hosts, events) lives in `engine::imaging`.
 
+pub mod aligned;
 pub mod build;
 pub mod capture;
 pub mod deploy;
+pub mod digest;
 pub mod hash;
 pub mod manifest;
 mod source;

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use sha2::{Digest, Sha256};
 
 use super::ImageError;
+use super::aligned::Aligned;
 use super::build::{Differences, check_unchanged};
 use super::manifest::{Manifest, hex};
 
@@ -56,17 +57,17 @@ impl ImageSource {
     }
 
     /// The bytes of chunk `index`, checked against the manifest.
-    pub fn read_chunk(&self, index: usize) -> Result<Vec<u8>, ImageError> {
+    pub fn read_chunk(&self, index: usize) -> Result<Aligned, ImageError> {
         let (start, end) = self.manifest.chunk_range(index);
-        let mut buf = vec![0u8; (end - start) as usize];
+        let mut buf = Aligned::new((end - start) as usize);
         self.file
-            .read_exact_at(&mut buf, start)
+            .read_exact_at(buf.get(usize::MAX), start)
             .map_err(|source| ImageError::Io {
                 path: self.path.clone(),
                 source,
             })?;
         if !self.checked[index].load(Ordering::Relaxed) {
-            if hex(&Sha256::digest(&buf)) != self.manifest.chunks[index].sha256 {
+            if hex(&Sha256::digest(&buf[..])) != self.manifest.chunks[index].sha256 {
                 return Err(ImageError::Mismatch {
                     image: self.path.clone(),
                     differences: Differences {
@@ -81,7 +82,7 @@ impl ImageSource {
     }
 
     /// [`Self::read_chunk`] off the async threads.
-    pub async fn chunk(self: &Arc<Self>, index: usize) -> Result<Vec<u8>, ImageError> {
+    pub async fn chunk(self: &Arc<Self>, index: usize) -> Result<Aligned, ImageError> {
         let me = self.clone();
         match tokio::task::spawn_blocking(move || me.read_chunk(index)).await {
             Ok(r) => r,

@@ -33,8 +33,13 @@ use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+#[path = "../../image/aligned.rs"]
+mod aligned;
+#[path = "../../image/digest.rs"]
+mod digest;
+
+use aligned::Aligned;
 use nix::fcntl::{FallocateFlags, OFlag, PosixFadviseAdvice, fallocate, posix_fadvise};
-use sha2::{Digest, Sha256};
 
 /// How written chunks are re-read: decided by the script, which tried them.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -71,18 +76,19 @@ impl Target {
         index as u64 * self.chunk_size
     }
 
-    /// The chunk as any reader sees it (through the page cache).
+    /// The chunk as any reader sees it (through the page cache); `buf` is
+    /// as long as the chunk.
     fn read(&self, index: usize, buf: &mut [u8]) -> std::io::Result<()> {
-        let len = self.chunk_len(index);
-        self.file.read_exact_at(&mut buf[..len], self.offset(index))
+        self.file.read_exact_at(buf, self.offset(index))
     }
 
-    /// The chunk as the storage holds it. `buf` is aligned for direct I/O.
+    /// The chunk as the storage holds it. `buf` is as long as the chunk, and
+    /// aligned for direct I/O.
     fn read_stored(&self, index: usize, buf: &mut [u8]) -> std::io::Result<()> {
-        let (offset, len) = (self.offset(index), self.chunk_len(index));
+        let (offset, len) = (self.offset(index), buf.len());
         match (self.readback, &self.direct) {
             (ReadBack::Direct, Some(direct)) => {
-                return direct.read_exact_at(&mut buf[..len], offset);
+                return direct.read_exact_at(buf, offset);
             }
             (ReadBack::NoCache, _) => {
                 self.file.sync_data()?;
@@ -137,19 +143,12 @@ impl Out {
         let _ = writeln!(out, "{line}").and_then(|()| out.flush());
     }
 
+    /// `TAG INDEX SHA`; zero chunks are recognised without hashing them, as
+    /// when the manifest is built (free space is often zeros: new or
+    /// discarded disks, holes in disk files).
     fn hash(&self, tag: char, index: usize, data: &[u8]) {
-        // Free space on a disk is often zeros (new or discarded disks, holes in
-        // disk files): checking for them costs a fraction of hashing them.
-        let digest = if is_zero(data) {
-            zero_hash(data.len())
-        } else {
-            Sha256::digest(data)
-        };
-        let mut hex = String::with_capacity(64);
-        for b in digest {
-            hex.push_str(&format!("{b:02x}"));
-        }
-        self.say(format_args!("{tag} {index} {hex}"));
+        let (sha, _) = digest::chunk_sha256(data);
+        self.say(format_args!("{tag} {index} {sha}"));
     }
 
     fn fail(&self, what: std::fmt::Arguments) -> ExitCode {
@@ -158,56 +157,31 @@ impl Out {
     }
 }
 
-/// Whether every byte is zero, a block at a time (which compilers vectorize).
-fn is_zero(data: &[u8]) -> bool {
-    data.chunks(4096)
-        .all(|block| block.iter().fold(0u8, |acc, &b| acc | b) == 0)
-}
-
-/// The sha256 of `len` zero bytes, computed once per length (a deploy has at
-/// most two: its chunk size and its last chunk's).
-fn zero_hash(len: usize) -> sha2::digest::Output<Sha256> {
-    static KNOWN: Mutex<Vec<(usize, sha2::digest::Output<Sha256>)>> = Mutex::new(Vec::new());
-    let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, h)) = known.iter().find(|(l, _)| *l == len) {
-        return *h;
-    }
-    let h = Sha256::digest(vec![0u8; len]);
-    known.push((len, h));
-    h
-}
-
-/// A zeroed buffer of `len` bytes starting on a 4 KiB boundary (direct I/O).
-fn aligned(len: usize) -> (Vec<u8>, usize) {
-    let buf = vec![0u8; len + 4096];
-    let start = buf.as_ptr().align_offset(4096);
-    (buf, start)
-}
-
 /// Hash chunks `first..end` as found, one after the other.
 fn probe(t: &Target, out: &Out, first: usize, end: usize) -> Result<(), String> {
-    let mut buf = vec![0u8; t.chunk_size as usize];
+    let mut buf = Aligned::new(t.chunk_size as usize);
     for i in first..end {
-        t.read(i, &mut buf)
+        let chunk = buf.get(t.chunk_len(i));
+        t.read(i, chunk)
             .map_err(|e| format!("reading chunk {i} of {} failed: {e}", t.path))?;
-        out.hash('h', i, &buf[..t.chunk_len(i)]);
+        out.hash('h', i, chunk);
     }
     Ok(())
 }
 
 /// Re-read and hash every run handed over, until the sender is gone.
 fn read_back(t: &Target, out: &Out, runs: &Mutex<Receiver<(usize, usize)>>) -> Result<(), String> {
-    let (mut buf, start) = aligned(t.chunk_size as usize);
-    let buf = &mut buf[start..start + t.chunk_size as usize];
+    let mut buf = Aligned::new(t.chunk_size as usize);
     loop {
         let run = runs.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok((first, count)) = run else {
             return Ok(());
         };
         for i in first..first + count {
-            t.read_stored(i, buf)
+            let chunk = buf.get(t.chunk_len(i));
+            t.read_stored(i, chunk)
                 .map_err(|e| format!("reading back chunk {i} of {} failed: {e}", t.path))?;
-            out.hash('v', i, &buf[..t.chunk_len(i)]);
+            out.hash('v', i, chunk);
         }
     }
 }
@@ -292,8 +266,8 @@ fn run(args: &[String], out: &Out) -> ExitCode {
         }
     };
     let mut input = BufReader::with_capacity(1 << 20, std::io::stdin().lock());
-    let mut data = vec![0u8; chunk_size as usize];
-    let zeros = vec![0u8; chunk_size as usize];
+    let mut data = Aligned::new(chunk_size as usize);
+    let mut zeros = Aligned::new(chunk_size as usize);
     let mut line = String::new();
     loop {
         line.clear();
@@ -308,7 +282,7 @@ fn run(args: &[String], out: &Out) -> ExitCode {
         match (cmd, run) {
             ("w", (Some(first), Some(count))) if first + count <= t.chunks => {
                 for i in first..first + count {
-                    let chunk = &mut data[..t.chunk_len(i)];
+                    let chunk = data.get(t.chunk_len(i));
                     if input.read_exact(chunk).is_err() {
                         return ExitCode::from(130);
                     }
@@ -320,7 +294,7 @@ fn run(args: &[String], out: &Out) -> ExitCode {
                 check((first, count), &mut pending);
             }
             ("z", (Some(first), Some(count))) if first + count <= t.chunks => {
-                if let Err(e) = t.zero(first, count, &zeros) {
+                if let Err(e) = t.zero(first, count, zeros.get(chunk_size as usize)) {
                     let last = first + count - 1;
                     return out.fail(format_args!("zeroing chunks {first}-{last} failed: {e}"));
                 }
