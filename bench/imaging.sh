@@ -70,10 +70,10 @@ baseline() { # N: seconds for `ssh HOST 'cat > /dev/parc-disk' < IMAGE` on N hos
   secs "$t0" "$t1"
 }
 
-deploy() { # PATTERN OUT: parc deploy, JSON events in OUT; prints wall seconds
+deploy() { # PATTERN OUT [FLAG...]: parc deploy, JSON events in OUT; prints wall seconds
   local t0 t1
   t0=$(now)
-  "$PARC" --json image deploy "$IMAGE" --to "$1" --target /dev/parc-disk > "$2"
+  "$PARC" --json image deploy "$IMAGE" --to "$1" --target /dev/parc-disk "${@:3}" > "$2"
   t1=$(now)
   secs "$t0" "$t1"
 }
@@ -114,6 +114,18 @@ for n in 1 "$HOSTS"; do
   R[dsent_$n]=$(transfer "$WORK/delta_$n.json")
 done
 
+# The same again with sh and core utilities alone on the targets (--no-helper):
+# another 1% of the chunks changes.
+for i in 50 150 250; do
+  head -c "$CHUNK" /dev/urandom | dd of="$IMAGE" bs="$CHUNK" seek="$i" conv=notrunc status=none
+done
+"$PARC" image build "$IMAGE" >/dev/null
+for n in 1 "$HOSTS"; do
+  pattern=$([ "$n" = 1 ] && echo "${NAMES[0]}" || echo all)
+  echo "delta re-deploy to $n host(s), sh only..." >&2
+  R[shdelta_$n]=$(deploy "$pattern" "$WORK/shdelta_$n.json" --no-helper)
+done
+
 mkdir -p "$ROOT/bench/results"
 RESULTS=$ROOT/bench/results/imaging-$(date +%F).txt
 python3 - "$SIZE" "$HOSTS" "$BUILD" "$(cut -d" " -f1-3 /proc/loadavg)" > "$RESULTS" <<PY
@@ -137,11 +149,15 @@ for n in (1, hosts):
     full, delta = float(R[f"full_{n}"]), float(R[f"delta_{n}"])
     sent = int(R[f"dsent_{n}"].split()[1])
     print(f"{n:>2} host(s), delta 1% (s)           {full:>10.2f} {delta:>10.2f} {full / delta:>7.2f}x  ({mib(sent):.0f} MiB sent)")
+for n in (1, hosts):
+    full, delta = float(R[f"full_{n}"]), float(R[f"shdelta_{n}"])
+    print(f"{n:>2} host(s), delta 1%, sh only (s)  {full:>10.2f} {delta:>10.2f} {full / delta:>7.2f}x")
 print()
 print("transfer phase: baseline = image bytes / wall time of ssh|cat; parc = chunk bytes sent /")
 print("  time from the first to the last chunk byte sent (the probe runs meanwhile; read-back follows).")
 print("whole deploy: wall time, parc including the target's hashing pass and read-back.")
 print("delta: 'baseline' column is parc's full deploy; ratio = how many times faster the delta is.")
+print("sh only: targets run the deploy script alone (--no-helper), as where parc's helper cannot run.")
 PY
 cat "$RESULTS"
 echo "written to $RESULTS" >&2

@@ -4,10 +4,11 @@
 
 use sha2::{Digest, Sha256};
 
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
 /// True when every byte is zero. Slice comparison is a `memcmp`, vectorized by
 /// libc whatever the build profile, and it stops at the first data byte.
 pub fn is_zero(buf: &[u8]) -> bool {
-    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
     buf.chunks(ZEROS.len())
         .all(|block| block == &ZEROS[..block.len()])
 }
@@ -23,6 +24,50 @@ pub fn chunk_sha256(buf: &[u8]) -> (String, bool) {
     }
 }
 
+/// [`chunk_sha256`] of a chunk fed in parts, so that a reader can hash each
+/// part while it is still in the CPU's cache instead of reading a whole chunk
+/// into memory first. Leading zero parts are only counted: a chunk that stays
+/// zero to its end is never hashed.
+#[derive(Default)]
+pub struct ChunkHasher {
+    hasher: Option<Sha256>,
+    zeros: u64,
+}
+
+impl ChunkHasher {
+    pub fn update(&mut self, part: &[u8]) {
+        if self.hasher.is_none() {
+            if is_zero(part) {
+                self.zeros += part.len() as u64;
+                return;
+            }
+            let mut hasher = Sha256::new();
+            feed_zeros(&mut hasher, self.zeros);
+            self.hasher = Some(hasher);
+        }
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(part);
+        }
+    }
+
+    /// The chunk's sha256 (hex) and whether it was all zeros.
+    pub fn finish(self) -> (String, bool) {
+        match self.hasher {
+            Some(hasher) => (hex(&hasher.finalize()), false),
+            None => (zero_hash(self.zeros), true),
+        }
+    }
+}
+
+fn feed_zeros(hasher: &mut Sha256, len: u64) {
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(ZEROS.len() as u64) as usize;
+        hasher.update(&ZEROS[..n]);
+        left -= n as u64;
+    }
+}
+
 /// sha256 of `len` zero bytes, hex: what every all-zero chunk of that length hashes to.
 pub fn zero_hash(len: u64) -> String {
     thread_local! {
@@ -34,14 +79,8 @@ pub fn zero_hash(len: u64) -> String {
         {
             return h.clone();
         }
-        let zeros = vec![0u8; 1 << 20];
-        let mut hasher = sha2::Sha256::new();
-        let mut left = len;
-        while left > 0 {
-            let n = left.min(zeros.len() as u64) as usize;
-            hasher.update(&zeros[..n]);
-            left -= n as u64;
-        }
+        let mut hasher = Sha256::new();
+        feed_zeros(&mut hasher, len);
         let h = hex(&hasher.finalize());
         *cache.borrow_mut() = Some((len, h.clone()));
         h
@@ -70,6 +109,23 @@ mod tests {
         buf[4095] = 0x80;
         assert!(!is_zero(&buf));
         assert!(is_zero(&[]));
+    }
+
+    #[test]
+    fn a_chunk_fed_in_parts_hashes_as_a_whole() {
+        let mut chunk = vec![0u8; 4 * 4096];
+        let whole = |c: &[u8]| chunk_sha256(c);
+        let parts = |c: &[u8]| {
+            let mut h = ChunkHasher::default();
+            c.chunks(4096).for_each(|p| h.update(p));
+            h.finish()
+        };
+        assert_eq!(parts(&chunk), whole(&chunk));
+        chunk[2 * 4096 + 5] = 9; // zero parts first, then data
+        assert_eq!(parts(&chunk), whole(&chunk));
+        chunk[7] = 1;
+        assert_eq!(parts(&chunk), whole(&chunk));
+        assert_eq!(ChunkHasher::default().finish(), whole(&[]));
     }
 
     #[test]
