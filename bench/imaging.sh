@@ -3,7 +3,8 @@
 # openssh-server, like `parc lab`):
 #   - full deploy of a 1 GiB image to 1 and to 10 lab hosts, against the
 #     baseline `ssh HOST 'cat > TARGET' < IMAGE` (OpenSSH, same hosts, same run);
-#   - a delta re-deploy after 1% of the image's chunks changed.
+#   - a delta re-deploy after 1% of the image's chunks changed, with parc's
+#     image helper on the targets and with sh alone (--no-helper).
 # The image is 3/4 random chunks and 1/4 zero chunks (every fourth), like a disk
 # with free space. Every disk is reset to empty (sparse) before each full deploy.
 #
@@ -102,29 +103,24 @@ for n in 1 "$HOSTS"; do
   R[xfer_$n]=$(transfer "$WORK/full_$n.json")
 done
 
-# 1% of the chunks (3 of 256, all data chunks) change; the targets hold the old image.
-for i in 10 100 200; do
-  head -c "$CHUNK" /dev/urandom | dd of="$IMAGE" bs="$CHUNK" seek="$i" conv=notrunc status=none
-done
-"$PARC" image build "$IMAGE" >/dev/null
-for n in 1 "$HOSTS"; do
-  pattern=$([ "$n" = 1 ] && echo "${NAMES[0]}" || echo all)
-  echo "delta re-deploy to $n host(s)..." >&2
-  R[delta_$n]=$(deploy "$pattern" "$WORK/delta_$n.json")
-  R[dsent_$n]=$(transfer "$WORK/delta_$n.json")
-done
-
-# The same again with sh and core utilities alone on the targets (--no-helper):
-# another 1% of the chunks changes.
-for i in 50 150 250; do
-  head -c "$CHUNK" /dev/urandom | dd of="$IMAGE" bs="$CHUNK" seek="$i" conv=notrunc status=none
-done
-"$PARC" image build "$IMAGE" >/dev/null
-for n in 1 "$HOSTS"; do
-  pattern=$([ "$n" = 1 ] && echo "${NAMES[0]}" || echo all)
-  echo "delta re-deploy to $n host(s), sh only..." >&2
-  R[shdelta_$n]=$(deploy "$pattern" "$WORK/shdelta_$n.json" --no-helper)
-done
+# 1% of the chunks (3 of 256, all data chunks) changes, the targets holding
+# the image as it was; then the same with sh and core utilities alone on the
+# targets (--no-helper), after another 1% changed.
+delta_runs() { # KEY "CHUNK..." [FLAG...]: R[KEY_n] (seconds), R[KEYsent_n]
+  local key=$1 i n pattern
+  for i in $2; do
+    head -c "$CHUNK" /dev/urandom | dd of="$IMAGE" bs="$CHUNK" seek="$i" conv=notrunc status=none
+  done
+  "$PARC" image build "$IMAGE" >/dev/null
+  for n in 1 "$HOSTS"; do
+    pattern=$([ "$n" = 1 ] && echo "${NAMES[0]}" || echo all)
+    echo "delta re-deploy to $n host(s) ${*:3}..." >&2
+    R[${key}_$n]=$(deploy "$pattern" "$WORK/${key}_$n.json" "${@:3}")
+    R[${key}sent_$n]=$(transfer "$WORK/${key}_$n.json")
+  done
+}
+delta_runs delta "10 100 200"
+delta_runs shdelta "50 150 250" --no-helper
 
 mkdir -p "$ROOT/bench/results"
 RESULTS=$ROOT/bench/results/imaging-$(date +%F).txt
@@ -147,7 +143,7 @@ for n in (1, hosts):
     print(f"{n:>2} host(s), whole deploy (s)       {base:>10.2f} {full:>10.2f} {base / full:>7.2f}x")
 for n in (1, hosts):
     full, delta = float(R[f"full_{n}"]), float(R[f"delta_{n}"])
-    sent = int(R[f"dsent_{n}"].split()[1])
+    sent = int(R[f"deltasent_{n}"].split()[1])
     print(f"{n:>2} host(s), delta 1% (s)           {full:>10.2f} {delta:>10.2f} {full / delta:>7.2f}x  ({mib(sent):.0f} MiB sent)")
 for n in (1, hosts):
     full, delta = float(R[f"full_{n}"]), float(R[f"shdelta_{n}"])
