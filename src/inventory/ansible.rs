@@ -1,5 +1,7 @@
 //! Ansible's YAML inventory layout, read unchanged:
-//! `all: {hosts: {name: {vars...}}, children: {group: {...}}, vars: {...}}`.
+//! `all: {hosts: {name: {vars...}}, children: {group: {...}}, vars: {...}}`,
+//! with host ranges (`ws-[001:050]`, [`ranges`]) and the `group_vars/` and
+//! `host_vars/` directories beside the file ([`var_dirs`]).
 //!
 //! Connection settings come from Ansible's own variables (`ansible_host`,
 //! `ansible_port`, `ansible_user`, `ansible_ssh_private_key_file`,
@@ -14,7 +16,10 @@ use serde_json::Value;
 
 use super::model::Inventory;
 use super::native::yaml_error;
-use super::{Become, ConnectionKind, ConnectionParams, Group, Host, InventoryError, Vars, paths};
+use super::{
+    Become, ConnectionKind, ConnectionParams, Group, Host, InventoryError, Vars, paths, ranges,
+    var_dirs,
+};
 use crate::location::PositionMap;
 use crate::transport::known_hosts::HostKeyPolicy;
 
@@ -47,6 +52,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError> {
             return Err(b.invalid("", "an inventory is a mapping of groups (`all:` with `hosts`, `children`, `vars`), or parc's layout (`hosts:`, `groups:`)".into()));
         }
     }
+    b.read_var_dirs()?;
     let mut inventory = Inventory {
         path: path.to_path_buf(),
         hosts: b
@@ -82,6 +88,25 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError> {
 }
 
 impl Builder<'_> {
+    /// `group_vars/` and `host_vars/` beside the inventory file, over what the
+    /// file itself sets.
+    fn read_var_dirs(&mut self) -> Result<(), InventoryError> {
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        let (groups, hosts) = (base.join("group_vars"), base.join("host_vars"));
+        if groups.is_dir() {
+            self.all_vars.extend(var_dirs::load(&groups, "all")?);
+            for (name, group) in &mut self.groups {
+                group.vars.extend(var_dirs::load(&groups, name)?);
+            }
+        }
+        if hosts.is_dir() {
+            for (name, vars) in &mut self.hosts {
+                vars.extend(var_dirs::load(&hosts, name)?);
+            }
+        }
+        Ok(())
+    }
+
     fn invalid(&self, yaml_path: &str, message: String) -> InventoryError {
         InventoryError::Invalid {
             location: self.positions.locate(yaml_path),
@@ -142,22 +167,32 @@ impl Builder<'_> {
                             ));
                         }
                     };
-                    for (host, hvars) in hosts {
-                        let entry = self.hosts.entry(host.clone()).or_default();
-                        match hvars {
-                            Value::Null => {}
-                            Value::Object(v) => entry.extend(v.clone()),
+                    for (entry_name, hvars) in hosts {
+                        let hpath = format!("{kpath}.{entry_name}");
+                        let hvars = match hvars {
+                            Value::Null => None,
+                            Value::Object(v) => Some(v),
                             _ => {
                                 return Err(self.invalid(
-                                    &format!("{kpath}.{host}"),
-                                    format!("host `{host}` must map to its variables (or nothing)"),
+                                    &hpath,
+                                    format!(
+                                        "host `{entry_name}` must map to its variables (or nothing)"
+                                    ),
                                 ));
                             }
-                        }
-                        if !is_all {
-                            let g = &mut self.groups[name];
-                            if !g.hosts.contains(host) {
-                                g.hosts.push(host.clone());
+                        };
+                        let names =
+                            ranges::expand(entry_name).map_err(|m| self.invalid(&hpath, m))?;
+                        for host in names {
+                            let entry = self.hosts.entry(host.clone()).or_default();
+                            if let Some(v) = hvars {
+                                entry.extend(v.clone());
+                            }
+                            if !is_all {
+                                let g = &mut self.groups[name];
+                                if !g.hosts.contains(&host) {
+                                    g.hosts.push(host);
+                                }
                             }
                         }
                     }

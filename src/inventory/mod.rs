@@ -18,6 +18,8 @@ mod model;
 mod native;
 mod paths;
 mod pattern;
+mod ranges;
+mod var_dirs;
 
 use std::path::PathBuf;
 

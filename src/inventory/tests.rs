@@ -232,3 +232,56 @@ fn patterns() {
         Err(PatternError::BadTerm { .. })
     ));
 }
+
+#[test]
+fn ansible_ranges_and_var_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hosts.yml");
+    std::fs::write(
+        &path,
+        "all:\n  vars: {level: all, site: hq}\n  children:\n    office:\n      vars: {level: office-inline}\n      hosts:\n        ws-[01:03]: {desk: open}\n",
+    )
+    .unwrap();
+    let write = |rel: &str, text: &str| {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("group_vars/office.yml", "level: office-file\nprinter: p1\n");
+    write("group_vars/all/10-base.yml", "site: branch\ntz: UTC\n");
+    write("group_vars/all/20-more.yaml", "tz: Europe/Paris\n");
+    write("group_vars/all/.20-more.yaml.swp", "not: read\n");
+    write("host_vars/ws-02.json", "{\"desk\": \"B4\"}");
+
+    let i = Inventory::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(names(&i, "office"), vec!["ws-01", "ws-02", "ws-03"]);
+    let v = i.vars_for("ws-02");
+    assert_eq!(v["level"], "office-file", "group_vars/ over the file");
+    assert_eq!(v["printer"], "p1");
+    assert_eq!(v["site"], "branch", "group_vars/all/ over all.vars");
+    assert_eq!(
+        v["tz"], "Europe/Paris",
+        "files of a directory in name order"
+    );
+    assert!(!v.contains_key("not"), "hidden files are not read");
+    assert_eq!(v["desk"], "B4", "host_vars/ over the host's own");
+    assert_eq!(i.vars_for("ws-01")["desk"], "open");
+
+    write("host_vars/ws-03.yml", "- a list\n");
+    let e = Inventory::load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("host_vars/ws-03.yml:1:1") && e.contains("mapping"),
+        "{e}"
+    );
+    write("host_vars/ws-03.yml", "desk: [unclosed\n");
+    let e = Inventory::load(&path).unwrap_err().to_string();
+    assert!(e.contains("host_vars/ws-03.yml:"), "{e}");
+    std::fs::remove_file(dir.path().join("host_vars/ws-03.yml")).unwrap();
+
+    std::fs::write(&path, "all:\n  hosts:\n    ws-[09:1]: {desk: x}\n").unwrap();
+    let e = Inventory::load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("hosts.yml:3:") && e.contains("same number of digits"),
+        "{e}"
+    );
+}
