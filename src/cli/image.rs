@@ -9,8 +9,8 @@ use bytesize::ByteSize;
 use clap::Subcommand;
 
 use super::Cli;
-use super::commands::{finish, prepare, record};
-use crate::engine::{imaging, new_run_id};
+use super::session::{Session, select};
+use crate::engine::imaging;
 use crate::error::{ParcError, exit, exit_for};
 use crate::image::capture::CaptureJob;
 use crate::image::deploy::DeployJob;
@@ -93,12 +93,9 @@ pub async fn run(cli: &Cli, command: &ImageCommand) -> Result<u8, ParcError> {
                     Helper::locate().map(Arc::new)
                 },
             });
-            let (ctx, monitor, report_rx) = prepare(cli, *parallel, quiet())?;
-            let hosts = super::commands::select(&ctx, to)?;
-            let run_id = new_run_id();
-            let report = record(cli, report_rx, &run_id, None)?;
-            let (_, summary) = imaging::deploy(&ctx, &run_id, hosts, job).await;
-            finish(cli, ctx, monitor, report).await;
+            let (s, hosts) = Session::start(cli, *parallel, quiet(), None, |ctx| select(ctx, to))?;
+            let (_, summary) = imaging::deploy(&s.ctx, &s.run_id, hosts, job).await;
+            s.finish(cli).await;
             Ok(exit_for(&summary))
         }
         ImageCommand::Capture {
@@ -114,11 +111,9 @@ pub async fn run(cli: &Cli, command: &ImageCommand) -> Result<u8, ParcError> {
                 output: output.clone(),
                 chunk_size: chunk_size.as_u64(),
             });
-            let (ctx, monitor, report_rx) = prepare(cli, 1, quiet())?;
-            let run_id = new_run_id();
-            let report = record(cli, report_rx, &run_id, None)?;
-            let (_, summary) = imaging::capture(&ctx, &run_id, host.clone(), job).await;
-            finish(cli, ctx, monitor, report).await;
+            let (s, ()) = Session::start(cli, 1, quiet(), None, |_| Ok(()))?;
+            let (_, summary) = imaging::capture(&s.ctx, &s.run_id, host.clone(), job).await;
+            s.finish(cli).await;
             Ok(exit_for(&summary))
         }
     }

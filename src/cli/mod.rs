@@ -5,6 +5,7 @@
 
 mod commands;
 mod image;
+mod session;
 mod verify;
 
 use std::path::PathBuf;

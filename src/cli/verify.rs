@@ -4,9 +4,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::commands::{finish, parse_extra_vars, prepare, record};
+use super::commands::parse_extra_vars;
+use super::session::Session;
 use super::{Cli, VerifyArgs, VerifyFormat};
-use crate::engine::new_run_id;
 use crate::engine::rollout::select_hosts;
 use crate::engine::verify::{self, VerifyPlay};
 use crate::error::{ParcError, exit_for};
@@ -26,18 +26,17 @@ pub async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, ParcError> {
         show_output: false,
         show_changes: false,
     };
-    let (ctx, monitor, report_rx) = prepare(cli, args.parallel, display)?;
-    let play_hosts = select_hosts(&ctx, &playbook, args.on.as_deref())?;
-    let run_id = new_run_id();
-    let report = record(cli, report_rx, &run_id, Some(&playbook))?;
+    let (s, play_hosts) = Session::start(cli, args.parallel, display, Some(&playbook), |ctx| {
+        Ok(select_hosts(ctx, &playbook, args.on.as_deref())?)
+    })?;
     let plays = playbook
         .plays
         .iter()
         .zip(play_hosts)
         .map(|(play, hosts)| VerifyPlay::new(play, hosts, &extra_vars))
         .collect();
-    let (results, summary) = verify::run(&ctx, &run_id, plays).await;
-    finish(cli, ctx, monitor, report).await;
+    let (results, summary) = verify::run(&s.ctx, &s.run_id, plays).await;
+    s.finish(cli).await;
 
     let text = match args.format {
         VerifyFormat::Table => report::table(&results),
