@@ -305,6 +305,24 @@ mod tests {
     }
 
     #[test]
+    fn uid_and_gid_may_be_templates() {
+        let yaml = "resources:\n  - user: {name: desk, uid: \"{{ 1000 + 500 }}\"}\n  - group: {name: staff, gid: \"{{ 1500 + 1 }}\"}\n";
+        let out = render(yaml, &[]);
+        match &out[0] {
+            Ok(Resource::User(u)) => {
+                assert_eq!(u.uid.as_ref().and_then(|i| i.number()), Some(1500))
+            }
+            other => panic!("{other:?}"),
+        }
+        match &out[1] {
+            Ok(Resource::Group(g)) => {
+                assert_eq!(g.gid.as_ref().and_then(|i| i.number()), Some(1501))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn a_package_deb_is_loaded_and_read_or_the_error_points_at_it() {
         let dir = tempfile::tempdir().unwrap();
         let deb = crate::resources::testing::build_deb(dir.path(), "parc-tool", "gzip");

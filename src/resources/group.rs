@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::accounts::{Tools, check_name, group_exists_sh};
+use super::accounts::{Id, Tools, check_name, group_exists_sh};
 use super::attrs::State;
 use super::plan::{Change, Plan, PlanContext, Step, Touch};
 use super::script::{Record, Script};
@@ -13,7 +13,8 @@ use crate::transport::quote;
 #[serde(deny_unknown_fields)]
 pub struct Group {
     pub name: String,
-    pub gid: Option<u32>,
+    /// A number, or a template that renders to one.
+    pub gid: Option<Id>,
     #[serde(default)]
     pub state: State,
     pub when: Option<String>,
@@ -101,6 +102,7 @@ impl Kind for Group {
     fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
         let label = self.label();
         check_name(&self.name, &label, "group name")?;
+        Id::check(self.gid.as_ref(), &label, "gid")?;
         let n = quote(&self.name);
         let entry = match probed.get("entry") {
             None => None,
@@ -121,7 +123,11 @@ impl Kind for Group {
             }
             (State::Present, None) => {
                 let tools = Tools::of(probed, &label, "groupadd")?;
-                let gid = self.gid.map(|g| format!(" -g {g}")).unwrap_or_default();
+                let gid = self
+                    .gid
+                    .as_ref()
+                    .map(|g| format!(" -g {g}"))
+                    .unwrap_or_default();
                 let create = match tools {
                     Tools::Shadow => format!("groupadd{gid} {n}"),
                     Tools::Busybox => format!("addgroup{gid} {n}"),
@@ -131,13 +137,13 @@ impl Kind for Group {
                     group_exists_sh(&self.name),
                     delete(tools)
                 );
-                let what = match self.gid {
+                let what = match &self.gid {
                     Some(g) => format!("create (gid {g})"),
                     None => "create".into(),
                 };
                 Ok(self.change(what, create, undo))
             }
-            (State::Present, Some(entry)) => match self.gid {
+            (State::Present, Some(entry)) => match self.gid.as_ref().and_then(Id::number) {
                 Some(want) if want != entry.gid => {
                     if Tools::of(probed, &label, "groupmod")? == Tools::Busybox {
                         return Err(ResourceError::Unsupported {

@@ -1,7 +1,7 @@
 //! The account itself: useradd / usermod / userdel (or busybox's closest
 //! equivalents), with the journal's undo for each.
 
-use super::super::accounts::{Tools, group_exists_sh, set_hash_sh, user_exists_sh};
+use super::super::accounts::{Id, Tools, group_exists_sh, set_hash_sh, user_exists_sh};
 use super::super::plan::{Op, Touch};
 use super::super::script::Record;
 use super::super::{Kind, ResourceError};
@@ -18,7 +18,7 @@ pub(super) fn create(u: &User, tools: Tools, probed: &Record) -> Part {
     let (mut flags, group_flag, own_group_flag) = match tools {
         Tools::Shadow => {
             let mut f = format!("useradd -m -d {}", quote(home));
-            push_opt(&mut f, "-u", u.uid.map(|v| v.to_string()));
+            push_opt(&mut f, "-u", u.uid.as_ref().map(Id::to_string));
             if !groups.is_empty() {
                 push_opt(&mut f, "-G", Some(groups.join(",")));
             }
@@ -31,7 +31,7 @@ pub(super) fn create(u: &User, tools: Tools, probed: &Record) -> Part {
                     .to_string(),
             );
             let mut f = format!("adduser -D -h {}", quote(home));
-            push_opt(&mut f, "-u", u.uid.map(|v| v.to_string()));
+            push_opt(&mut f, "-u", u.uid.as_ref().map(Id::to_string));
             (f, "-G", "")
         }
     };
@@ -53,7 +53,7 @@ pub(super) fn create(u: &User, tools: Tools, probed: &Record) -> Part {
     if tools == Tools::Busybox {
         sh.extend(groups.iter().map(|g| format!("addgroup {n} {}", quote(g))));
     }
-    let mut what = vec![match u.uid {
+    let mut what = vec![match &u.uid {
         Some(uid) => format!("create (uid {uid}, home {home})"),
         None => format!("create (home {home})"),
     }];
@@ -100,7 +100,7 @@ pub(super) fn modify(
             "uid",
             "-u",
             cur.uid.to_string(),
-            u.uid.map(|v| v.to_string()),
+            u.uid.as_ref().map(Id::to_string),
             "",
         ),
         ("shell", "-s", cur.shell.clone(), u.shell.clone(), ""),

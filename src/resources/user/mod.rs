@@ -11,7 +11,7 @@ mod keys;
 
 use serde::{Deserialize, Serialize};
 
-use super::accounts::{Tools, check_name};
+use super::accounts::{Id, Tools, check_name};
 use super::attrs::State;
 use super::plan::{Change, Op, Plan, PlanContext, Step};
 use super::script::{Record, Script};
@@ -24,7 +24,8 @@ pub struct User {
     pub name: String,
     #[serde(default)]
     pub state: State,
-    pub uid: Option<u32>,
+    /// A number, or a template that renders to one.
+    pub uid: Option<Id>,
     /// Primary group, by name or gid.
     pub group: Option<String>,
     /// Supplementary groups: ensured (added to) unless `groups_exclusive`.
@@ -193,6 +194,7 @@ impl Kind for User {
     fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
         let label = self.label();
         check_name(&self.name, &label, "user name")?;
+        Id::check(self.uid.as_ref(), &label, "uid")?;
         // The primary group may be given by gid; supplementary ones by name only.
         if let Some(g) = &self.group
             && g.parse::<u32>().is_err()
