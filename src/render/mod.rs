@@ -5,8 +5,10 @@
 //! expression. Any error points at the exact field or template line, naming the
 //! offending variable, because "undefined value" alone helps nobody at 2 a.m.
 
+mod number;
 mod redact;
 
+pub use number::Number;
 pub use redact::{REDACTED, Redactor};
 
 use std::path::{Path, PathBuf};
@@ -310,13 +312,13 @@ mod tests {
         let out = render(yaml, &[]);
         match &out[0] {
             Ok(Resource::User(u)) => {
-                assert_eq!(u.uid.as_ref().and_then(|i| i.number()), Some(1500))
+                assert_eq!(u.uid.as_ref().and_then(Number::value), Some(1500))
             }
             other => panic!("{other:?}"),
         }
         match &out[1] {
             Ok(Resource::Group(g)) => {
-                assert_eq!(g.gid.as_ref().and_then(|i| i.number()), Some(1501))
+                assert_eq!(g.gid.as_ref().and_then(Number::value), Some(1501))
             }
             other => panic!("{other:?}"),
         }

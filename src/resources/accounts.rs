@@ -7,6 +7,7 @@
 
 use super::ResourceError;
 use super::script::Record;
+use crate::render::Number;
 use crate::transport::quote;
 
 /// Which account tools the probe found (`parc_account_tools` in lib.sh).
@@ -32,46 +33,23 @@ impl Tools {
     }
 }
 
-/// A uid or gid as declared: a number, or a template that renders to one
-/// (`uid: "{{ 1000 + desk }}"`). A template stays text through rendering;
-/// [`Id::check`] refuses one that did not render to a number before any plan
-/// uses it, and an id then always displays as its number.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(untagged)]
-pub enum Id {
-    Number(u32),
-    Text(String),
-}
-
-impl Id {
-    pub fn number(&self) -> Option<u32> {
-        match self {
-            Id::Number(n) => Some(*n),
-            Id::Text(t) => t.trim().parse().ok(),
-        }
-    }
-
-    /// `id` (the resource's `what`, e.g. `uid`) must be a number once rendered.
-    pub fn check(id: Option<&Id>, resource: &str, what: &str) -> Result<(), ResourceError> {
-        match id {
-            Some(Id::Text(t)) if id.and_then(Id::number).is_none() => Err(ResourceError::Invalid {
+/// A uid or gid (a number, or a template that rendered to one) must fit the
+/// account tools: 0 to 4294967295.
+pub(super) fn check_id(
+    id: Option<&Number>,
+    resource: &str,
+    what: &str,
+) -> Result<(), ResourceError> {
+    match id {
+        Some(n) if n.value().is_none_or(|v| v > u64::from(u32::MAX)) => {
+            Err(ResourceError::Invalid {
                 resource: resource.to_string(),
                 reason: format!(
-                    "{what} `{t}` is not a number (0 to 4294967295); nothing is changed for it"
+                    "{what} `{n}` is not a number from 0 to 4294967295; nothing is changed for it"
                 ),
-            }),
-            _ => Ok(()),
+            })
         }
-    }
-}
-
-impl std::fmt::Display for Id {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.number(), self) {
-            (Some(n), _) => write!(f, "{n}"),
-            (None, Id::Text(t)) => f.write_str(t),
-            (None, Id::Number(n)) => write!(f, "{n}"),
-        }
+        _ => Ok(()),
     }
 }
 

@@ -2,11 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::accounts::{Id, Tools, check_name, group_exists_sh};
+use super::accounts::{Tools, check_id, check_name, group_exists_sh};
 use super::attrs::State;
 use super::plan::{Change, Plan, PlanContext, Step, Touch};
 use super::script::{Record, Script};
 use super::{Kind, ResourceError};
+use crate::render::Number;
 use crate::transport::quote;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -14,7 +15,7 @@ use crate::transport::quote;
 pub struct Group {
     pub name: String,
     /// A number, or a template that renders to one.
-    pub gid: Option<Id>,
+    pub gid: Option<Number>,
     #[serde(default)]
     pub state: State,
     pub when: Option<String>,
@@ -102,7 +103,7 @@ impl Kind for Group {
     fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
         let label = self.label();
         check_name(&self.name, &label, "group name")?;
-        Id::check(self.gid.as_ref(), &label, "gid")?;
+        check_id(self.gid.as_ref(), &label, "gid")?;
         let n = quote(&self.name);
         let entry = match probed.get("entry") {
             None => None,
@@ -143,8 +144,8 @@ impl Kind for Group {
                 };
                 Ok(self.change(what, create, undo))
             }
-            (State::Present, Some(entry)) => match self.gid.as_ref().and_then(Id::number) {
-                Some(want) if want != entry.gid => {
+            (State::Present, Some(entry)) => match self.gid.as_ref().and_then(Number::value) {
+                Some(want) if want != u64::from(entry.gid) => {
                     if Tools::of(probed, &label, "groupmod")? == Tools::Busybox {
                         return Err(ResourceError::Unsupported {
                             resource: label,

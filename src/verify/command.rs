@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::probe::{CONTENT_LIMIT, Check, Probe, Probed, clip, contains_check, matches_check};
-use super::spec::Number;
+use crate::render::Number;
 use crate::resources::script::Script;
 use crate::transport::quote;
 

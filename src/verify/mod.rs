@@ -26,7 +26,7 @@ pub use command::CommandTest;
 pub use file::FileTest;
 pub use net::{HttpTest, PortTest, Protocol};
 pub use probe::{Check, Probe, Probed, TestResult, clip};
-pub use spec::{Number, Spec, Test};
+pub use spec::{Spec, Test};
 pub use system::{DnsTest, KernelParamTest, MountTest, PackageTest, ServiceTest};
 pub use users::{GroupTest, UserTest};
 

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::probe::{CONTENT_LIMIT, Check, Probe, Probed, contains_check};
-use super::spec::Number;
+use crate::render::Number;
 use crate::resources::script::Script;
 use crate::transport::quote;
 

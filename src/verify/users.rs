@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::probe::{Check, Probe, Probed, presence};
-use super::spec::Number;
+use crate::render::Number;
 use crate::resources::script::Script;
 use crate::transport::quote;
 

@@ -1,11 +1,12 @@
 //! The account itself: useradd / usermod / userdel (or busybox's closest
 //! equivalents), with the journal's undo for each.
 
-use super::super::accounts::{Id, Tools, group_exists_sh, set_hash_sh, user_exists_sh};
+use super::super::accounts::{Tools, group_exists_sh, set_hash_sh, user_exists_sh};
 use super::super::plan::{Op, Touch};
 use super::super::script::Record;
 use super::super::{Kind, ResourceError};
 use super::{Current, Part, User};
+use crate::render::Number;
 use crate::transport::quote;
 
 /// `useradd`/`adduser` for a new account, then its groups and password.
@@ -18,7 +19,7 @@ pub(super) fn create(u: &User, tools: Tools, probed: &Record) -> Part {
     let (mut flags, group_flag, own_group_flag) = match tools {
         Tools::Shadow => {
             let mut f = format!("useradd -m -d {}", quote(home));
-            push_opt(&mut f, "-u", u.uid.as_ref().map(Id::to_string));
+            push_opt(&mut f, "-u", u.uid.as_ref().map(Number::to_string));
             if !groups.is_empty() {
                 push_opt(&mut f, "-G", Some(groups.join(",")));
             }
@@ -31,7 +32,7 @@ pub(super) fn create(u: &User, tools: Tools, probed: &Record) -> Part {
                     .to_string(),
             );
             let mut f = format!("adduser -D -h {}", quote(home));
-            push_opt(&mut f, "-u", u.uid.as_ref().map(Id::to_string));
+            push_opt(&mut f, "-u", u.uid.as_ref().map(Number::to_string));
             (f, "-G", "")
         }
     };
@@ -100,7 +101,7 @@ pub(super) fn modify(
             "uid",
             "-u",
             cur.uid.to_string(),
-            u.uid.as_ref().map(Id::to_string),
+            u.uid.as_ref().map(Number::to_string),
             "",
         ),
         ("shell", "-s", cur.shell.clone(), u.shell.clone(), ""),

@@ -11,11 +11,12 @@ mod keys;
 
 use serde::{Deserialize, Serialize};
 
-use super::accounts::{Id, Tools, check_name};
+use super::accounts::{Tools, check_id, check_name};
 use super::attrs::State;
 use super::plan::{Change, Op, Plan, PlanContext, Step};
 use super::script::{Record, Script};
 use super::{Kind, ResourceError};
+use crate::render::Number;
 use crate::transport::quote;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -25,7 +26,7 @@ pub struct User {
     #[serde(default)]
     pub state: State,
     /// A number, or a template that renders to one.
-    pub uid: Option<Id>,
+    pub uid: Option<Number>,
     /// Primary group, by name or gid.
     pub group: Option<String>,
     /// Supplementary groups: ensured (added to) unless `groups_exclusive`.
@@ -194,7 +195,7 @@ impl Kind for User {
     fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
         let label = self.label();
         check_name(&self.name, &label, "user name")?;
-        Id::check(self.uid.as_ref(), &label, "uid")?;
+        check_id(self.uid.as_ref(), &label, "uid")?;
         // The primary group may be given by gid; supplementary ones by name only.
         if let Some(g) = &self.group
             && g.parse::<u32>().is_err()

@@ -366,15 +366,17 @@ fn names_and_keys_are_checked() {
 }
 
 #[test]
-fn a_templated_uid_plans_as_its_number_and_a_non_number_is_refused() {
-    // What a `uid: "{{ 1000 + 500 }}"` template leaves after rendering.
-    let mut u = user(FULL);
-    u.uid = Some(Id::Text("01500".into()));
+fn a_uid_written_as_text_plans_as_its_number_and_a_non_number_is_refused() {
+    // What a `uid: "{{ 1000 + 500 }}"` template may leave after rendering.
+    let u = user(&FULL.replace("uid: 1500", "uid: \"01500\""));
     assert!(matches!(plan(&u, &converged()).unwrap(), Plan::NoChange));
     let c = change(plan(&u, &absent("shadow")).unwrap());
     assert_eq!(c.what[0], "create (uid 1500, home /home/localadmin)");
     assert!(step_sh(&c).contains("useradd -m -d /home/localadmin -u 1500 "));
-    u.uid = Some(Id::Text("desk; rm -rf /".into()));
-    let e = plan(&u, &absent("shadow")).unwrap_err().to_string();
-    assert!(e.contains("uid `desk; rm -rf /` is not a number"), "{e}");
+    for bad in [r#""{{ desk }}""#, "5000000000"] {
+        let u = user(&FULL.replace("uid: 1500", &format!("uid: {bad}")));
+        let e = plan(&u, &absent("shadow")).unwrap_err().to_string();
+        assert!(e.contains("is not a number from 0 to 4294967295"), "{e}");
+    }
+    assert!(crate::profile::from_yaml::<User>("{name: a, uid: desk}").is_err());
 }
