@@ -12,8 +12,8 @@
 //!   a sha256 tool needed on the target, nothing installed) that reports what the
 //!   target is (for the safety refusals), then (itself, or parc's small helper
 //!   sent along and removed after, see [`deploy::helper`]) hashes the target's
-//!   chunks in the background while the controller streams, on the same stdin, only the chunks
-//!   whose hash differs. Every written chunk is handed to a read-back worker that
+//!   chunks in the background while the controller streams, on the same stdin,
+//!   only the chunks whose hash differs. Every written chunk is handed to a read-back worker that
 //!   re-reads it with direct I/O and hashes it; mismatches are rewritten, a
 //!   bounded number of times. Probe, transfer and read-back overlap, so a full
 //!   deploy costs little more than its transfer, and a re-deploy costs one

@@ -43,10 +43,9 @@ use digest::ChunkHasher;
 use nix::fcntl::{FallocateFlags, OFlag, PosixFadviseAdvice, fallocate, posix_fadvise};
 
 /// How written chunks are re-read: decided by the script, which tried them.
-#[derive(Clone, Copy, PartialEq, Eq)]
 enum ReadBack {
-    /// `O_DIRECT`: straight from the storage.
-    Direct,
+    /// Through this `O_DIRECT` descriptor: straight from the storage.
+    Direct(File),
     /// Flush, drop the range from the page cache, then read.
     NoCache,
     /// Flush, drop the whole page cache, then read.
@@ -58,8 +57,6 @@ enum ReadBack {
 struct Target {
     path: String,
     file: File,
-    /// Opened with `O_DIRECT` when read-back is direct.
-    direct: Option<File>,
     readback: ReadBack,
     is_file: bool,
     chunk_size: u64,
@@ -81,11 +78,9 @@ impl Target {
     /// aligned for direct I/O.
     fn read_stored(&self, index: usize, buf: &mut [u8]) -> std::io::Result<()> {
         let (offset, len) = (self.offset(index), buf.len());
-        match (self.readback, &self.direct) {
-            (ReadBack::Direct, Some(direct)) => {
-                return direct.read_exact_at(buf, offset);
-            }
-            (ReadBack::NoCache, _) => {
+        match &self.readback {
+            ReadBack::Direct(direct) => return direct.read_exact_at(buf, offset),
+            ReadBack::NoCache => {
                 self.file.sync_data()?;
                 posix_fadvise(
                     self.file.as_fd(),
@@ -94,11 +89,11 @@ impl Target {
                     PosixFadviseAdvice::POSIX_FADV_DONTNEED,
                 )?;
             }
-            (ReadBack::DropCaches, _) => {
+            ReadBack::DropCaches => {
                 self.file.sync_data()?;
                 std::fs::write("/proc/sys/vm/drop_caches", "1\n")?;
             }
-            _ => {}
+            ReadBack::Cache => {}
         }
         self.file.read_exact_at(buf, offset)
     }
@@ -205,32 +200,26 @@ fn run(args: &[String], out: &Out) -> ExitCode {
     ) else {
         return out.fail(format_args!("the helper got the wrong arguments"));
     };
-    let readback = match readback.as_str() {
-        "direct" => ReadBack::Direct,
-        "nocache" => ReadBack::NoCache,
-        "drop_caches" => ReadBack::DropCaches,
-        _ => ReadBack::Cache,
-    };
     let file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(f) => f,
         Err(e) => return out.fail(format_args!("opening {path} failed: {e}")),
     };
-    let direct = (readback == ReadBack::Direct)
-        .then(|| {
-            OpenOptions::new()
-                .read(true)
-                .custom_flags(OFlag::O_DIRECT.bits())
-                .open(path)
-        })
-        .transpose();
-    let direct = match direct {
-        Ok(d) => d,
-        Err(e) => return out.fail(format_args!("opening {path} for direct reads failed: {e}")),
+    let readback = match readback.as_str() {
+        "direct" => match OpenOptions::new()
+            .read(true)
+            .custom_flags(OFlag::O_DIRECT.bits())
+            .open(path)
+        {
+            Ok(direct) => ReadBack::Direct(direct),
+            Err(e) => return out.fail(format_args!("opening {path} for direct reads failed: {e}")),
+        },
+        "nocache" => ReadBack::NoCache,
+        "drop_caches" => ReadBack::DropCaches,
+        _ => ReadBack::Cache,
     };
     let t = Arc::new(Target {
         path: path.clone(),
         file,
-        direct,
         readback,
         is_file: kind == "file",
         chunk_size,
@@ -265,11 +254,17 @@ fn run(args: &[String], out: &Out) -> ExitCode {
         .collect();
 
     // Read-back waits for `r`, as in the script: reading the disk while it is
-    // still being written would slow the transfer.
+    // still being written would slow the transfer. Until then, written runs
+    // wait in `pending`; after, they go to the readers at once.
     let mut pending = Some(Vec::new());
     let check = |run: (usize, usize), pending: &mut Option<Vec<(usize, usize)>>| match pending {
         Some(p) => p.push(run),
         None => {
+            let _ = runs_tx.send(run);
+        }
+    };
+    let release = |pending: &mut Option<Vec<(usize, usize)>>| {
+        for run in pending.take().unwrap_or_default() {
             let _ = runs_tx.send(run);
         }
     };
@@ -308,18 +303,12 @@ fn run(args: &[String], out: &Out) -> ExitCode {
                 }
                 check((first, count), &mut pending);
             }
-            ("r", _) => {
-                for run in pending.take().unwrap_or_default() {
-                    let _ = runs_tx.send(run);
-                }
-            }
+            ("r", _) => release(&mut pending),
             ("q", _) => break,
             _ => return out.fail(format_args!("unknown command {}", line.trim_end())),
         }
     }
-    for run in pending.take().unwrap_or_default() {
-        let _ = runs_tx.send(run);
-    }
+    release(&mut pending);
     drop(runs_tx);
     for r in readers {
         let _ = r.join();
