@@ -45,7 +45,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
             };
             let (s, hosts) =
                 Session::start(&cli, *parallel, display, None, |ctx| select(ctx, limit))?;
-            let (_, summary) = rollback::run(&s.ctx, &s.run_id, hosts, run_id.clone()).await;
+            let (_, summary) = rollback::run(&s.ctx, &s.run_id, hosts, run_id.to_string()).await;
             s.finish(&cli).await;
             Ok(if summary.failed + summary.unreachable > 0 {
                 exit_for(&summary)

@@ -90,7 +90,7 @@ enum Command {
     /// Restore hosts from the journals a run left on them (also after a crash).
     Rollback {
         /// The run id (shown at the start of every run, and in reports).
-        run_id: String,
+        run_id: crate::engine::RunId,
         /// Only these hosts (default: every host of the inventory).
         #[arg(long, default_value = "all")]
         limit: String,

@@ -26,3 +26,38 @@ pub fn new_run_id() -> String {
         (std::process::id() as u64) ^ u64::from(now.timestamp().subsec_nanosecond().unsigned_abs());
     format!("{}-{:04x}", now.strftime("%Y%m%dT%H%M%S"), salt & 0xffff)
 }
+
+/// A run id given on the command line (`parc rollback RUN_ID`), checked
+/// against the form [`new_run_id`] makes before it reaches any host: it names
+/// a directory in every target's journal store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunId(String);
+
+impl std::str::FromStr for RunId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let b = s.as_bytes();
+        let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+        let ok = b.len() == 20
+            && digits(0..8)
+            && b[8] == b'T'
+            && digits(9..15)
+            && b[15] == b'-'
+            && b[16..]
+                .iter()
+                .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+        if ok {
+            Ok(RunId(s.to_string()))
+        } else {
+            Err(format!(
+                "`{s}` is not a run id (such as 20261128T231502-3f9a: see `parc report`); nothing was sent to any host"
+            ))
+        }
+    }
+}
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -63,7 +63,7 @@ async fn restore_host(t: &dyn Transport, host: &str, target_run: &str, events: &
             Ok(out) => out,
             Err(e) => {
                 return Outcome::Failed {
-                    error: format!("connection lost while restoring {j}: {e}"),
+                    error: e.while_doing(&format!("restoring {j}")),
                 };
             }
         };

@@ -110,7 +110,7 @@ pub async fn verify_host(
     match run_tests(t.as_ref(), &tests, &redactor).await {
         Ok(results) => Outcome::Verified { results },
         Err(e) => Outcome::Failed {
-            error: format!("connection lost while verifying: {e}"),
+            error: e.while_doing("verifying"),
         },
     }
 }

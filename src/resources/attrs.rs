@@ -68,10 +68,11 @@ pub fn attr_changes(
                 current.map_or("?".into(), |c| format!("{c:04o}")),
                 m
             ));
-            sh.push(format!("chmod {m:o} {path_quoted}"));
+            sh.push(format!("parc_chmod {m:o} {path_quoted}"));
         }
     }
-    for (key, want, cmd) in [("owner", owner, "chown"), ("group", group, "chgrp")] {
+    // -h: the link itself, never what it points to.
+    for (key, want, cmd) in [("owner", owner, "chown -h"), ("group", group, "chgrp -h")] {
         if let Some(want) = want
             && probed.get(key) != Some(want)
         {
@@ -80,7 +81,7 @@ pub fn attr_changes(
                 probed.get(key).unwrap_or("?")
             ));
             sh.push(format!(
-                "{cmd} {} {path_quoted}",
+                "{cmd} -- {} {path_quoted}",
                 crate::transport::quote(want)
             ));
         }

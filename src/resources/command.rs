@@ -91,7 +91,7 @@ impl Kind for Command {
         &self.notify
     }
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
-        s.sh(&format!("echo '@@r {id}'"));
+        s.sh(&format!("parc_rec {id}"));
         if let Some(p) = &self.creates {
             s.sh(&format!(
                 "if [ -e {} ]; then echo creates=exists; fi",

@@ -23,6 +23,10 @@ pub struct Dir {
     pub mode: Option<Mode>,
     pub owner: Option<String>,
     pub group: Option<String>,
+    /// Reach `path` even through a symbolic link, or a directory another user
+    /// owns, above it (refused otherwise: a local user could redirect the change).
+    #[serde(default)]
+    pub follow: bool,
     pub when: Option<String>,
     #[serde(default)]
     pub notify: Vec<String>,
@@ -38,17 +42,29 @@ impl Kind for Dir {
     fn notify(&self) -> &[String] {
         &self.notify
     }
+    fn follows_links(&self) -> bool {
+        self.follow
+    }
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
         let p = quote(&self.path);
         let stat = s.stat(&self.path);
-        s.sh(&format!("echo '@@r {id}'; {stat}"));
+        s.sh(&format!("parc_rec {id}; {stat}"));
+        if !self.follow {
+            s.sh(&format!("parc_path_check {p}"));
+        }
         // `mkdir -p` may create missing parents too: the journal must know the
         // highest one it creates, to remove it on rollback.
         s.sh(&format!(
-            "_p={p}; _top=; while [ ! -e \"$_p\" ] && [ \"$_p\" != / ]; do _top=$_p; parc_dirname \"$_p\"; _p=$_d; done; echo \"created_from=$_top\""
+            "_p={p}; _top=; while [ ! -e \"$_p\" ] && [ \"$_p\" != / ]; do _top=$_p; parc_dirname \"$_p\"; _p=$_d; done; parc_kv created_from \"$_top\""
         ));
     }
     fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
+        super::check_path(
+            probed,
+            &self.label(),
+            self.follow,
+            super::file::user_owned(&self.owner),
+        )?;
         let p = quote(&self.path);
         let kind = probed.get("type").unwrap_or("none");
         match (self.state, kind) {

@@ -34,6 +34,10 @@ pub struct File {
     /// Never show this file's content (diffs, reports): it holds secrets.
     #[serde(default)]
     pub secret: bool,
+    /// Reach `path` even through a symbolic link, or a directory another user
+    /// owns, above it (refused otherwise: a local user could redirect the change).
+    #[serde(default)]
+    pub follow: bool,
     pub when: Option<String>,
     #[serde(default)]
     pub notify: Vec<String>,
@@ -61,10 +65,16 @@ impl Kind for File {
     fn notify(&self) -> &[String] {
         &self.notify
     }
+    fn follows_links(&self) -> bool {
+        self.follow
+    }
 
     fn probe(&self, id: &str, s: &mut Script, ctx: &PlanContext) {
         let stat = s.stat(&self.path);
-        s.sh(&format!("echo '@@r {id}'; {stat}"));
+        s.sh(&format!("parc_rec {id}; {stat}"));
+        if !self.follow {
+            s.sh(&format!("parc_path_check {}", quote(&self.path)));
+        }
         if ctx.diff && !self.secret {
             let blob = s.blob(id, "content", &self.path, Some(DIFF_LIMIT));
             s.sh(&blob);
@@ -73,6 +83,7 @@ impl Kind for File {
 
     fn plan(&self, probed: &Record, ctx: &PlanContext) -> Result<Plan, ResourceError> {
         let label = self.label();
+        super::check_path(probed, &label, self.follow, user_owned(&self.owner))?;
         let p = quote(&self.path);
         let kind = probed.get("type").unwrap_or("none");
         if self.state == State::Absent {
@@ -190,6 +201,12 @@ impl Kind for File {
             }),
         }
     }
+}
+
+/// Whether `owner` gives a file to a user other than root: such a file may
+/// sit in that user's own directory.
+pub(crate) fn user_owned(owner: &Option<String>) -> bool {
+    owner.as_deref().is_some_and(|o| o != "root" && o != "0")
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {

@@ -94,8 +94,8 @@ impl Kind for Group {
 
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
         s.sh(&format!(
-            "echo '@@r {id}'; parc_account_tools groupadd addgroup\n\
-             if parc_g=$(parc_getent group {}); then echo \"entry=$parc_g\"; fi",
+            "parc_rec {id}; parc_account_tools groupadd addgroup\n\
+             if parc_g=$(parc_getent group {}); then parc_kv entry \"$parc_g\"; fi",
             quote(&self.name)
         ));
     }

@@ -2,10 +2,53 @@
 # Sourced at the top of every probe and apply script parc sends. Output framing:
 #   "@@r IDX" starts the probe record of resource IDX, "k=v" lines follow,
 #   "@@blob KEY LEN" is followed by exactly LEN raw bytes then a newline.
+# Values read on the host (link targets, names, getent lines, versions) are
+# printed only by parc_kv, which escapes them: a local user who names a link
+# target "x<newline>type=dir" gets a link target, not a field. Never `echo`
+# such a value (dash's echo turns the two characters \n into a newline).
 umask 022
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 LC_ALL=C
 export PATH LC_ALL
+PARC_NL='
+'
+PARC_BS='\'
+
+# Start record ID.
+parc_rec() { printf '@@r %s\n' "$1"; }
+
+# Print KEY=VALUE on one line, VALUE escaped ("\" as "\\", newline as "\n"),
+# with shell builtins only: one loop turn per special character.
+parc_kv() { # KEY VALUE
+  _kv=$2
+  case $_kv in
+    *"$PARC_BS"*|*"$PARC_NL"*)
+      _ko=
+      while :; do
+        case $_kv in
+          *"$PARC_BS"*) _ko="$_ko${_kv%%"$PARC_BS"*}$PARC_BS$PARC_BS"; _kv=${_kv#*"$PARC_BS"} ;;
+          *) break ;;
+        esac
+      done
+      _kv=$_ko$_kv _ko=
+      while :; do
+        case $_kv in
+          *"$PARC_NL"*) _ko="$_ko${_kv%%"$PARC_NL"*}${PARC_BS}n"; _kv=${_kv#*"$PARC_NL"} ;;
+          *) break ;;
+        esac
+      done
+      _kv=$_ko$_kv ;;
+  esac
+  printf '%s=%s\n' "$1" "$_kv"
+}
+
+# The target of symlink PATH, exactly: command substitution would drop the
+# newlines a target ends with.
+parc_readlink() { # PATH
+  _t=$(readlink -- "$1"; echo .)
+  _t=${_t%.}
+  _t=${_t%"$PARC_NL"}
+}
 
 # Hash through stdin: GNU sha256sum escapes odd file names in its output.
 # Parameter expansion rather than `cut`: one process less per file (probes and
@@ -33,22 +76,65 @@ parc_dirname() {
 parc_stage_dir() { # PATH
   parc_dirname "$1"
   while [ ! -d "$_d" ] && [ "$_d" != / ] && [ "$_d" != . ]; do parc_dirname "$_d"; done
-  echo "stage=$_d"
+  parc_kv "${_pf:-}stage" "$_d"
 }
 
 # Print type/mode/owner/group/size/target of a path, sha256 of a regular file,
-# and where a temp file for it can be staged (parc_stage_dir).
-parc_stat() {
+# and where a temp file for it can be staged (parc_stage_dir). With PREFIX,
+# every key starts with it (several paths in one record).
+parc_stat() { # PATH [PREFIX]
+  _pf=${2:-}
   parc_stage_dir "$1"
-  if [ -L "$1" ]; then echo "type=link"; echo "target=$(readlink "$1")"
-  elif [ -d "$1" ]; then echo "type=dir"
-  elif [ -f "$1" ]; then echo "type=file"; echo "sha256=$(parc_sha "$1")"
-  elif [ -e "$1" ]; then echo "type=other"
-  else echo "type=none"; return 0; fi
+  if [ -L "$1" ]; then parc_kv "${_pf}type" link; parc_readlink "$1"; parc_kv "${_pf}target" "$_t"
+  elif [ -d "$1" ]; then parc_kv "${_pf}type" dir
+  elif [ -f "$1" ]; then parc_kv "${_pf}type" file; parc_kv "${_pf}sha256" "$(parc_sha "$1")"
+  elif [ -e "$1" ]; then parc_kv "${_pf}type" other
+  else parc_kv "${_pf}type" none; return 0; fi
   _sp=$1
-  set -- $(stat -c '%a %U %G %s' "$1")
+  set -- $(stat -c '%a %U %G %s %h' -- "$1")
+  parc_attrs "$1" "$2" "$3" "$4" "$5"
+}
+
+parc_attrs() { # MODE OWNER GROUP SIZE LINKS
   _s=$4
-  echo "mode=$1"; echo "owner=$2"; echo "group=$3"; echo "size=$4"
+  parc_kv "${_pf}mode" "$1"; parc_kv "${_pf}owner" "$2"; parc_kv "${_pf}group" "$3"
+  parc_kv "${_pf}size" "$4"; parc_kv "${_pf}links" "$5"
+}
+
+# A directory above PATH through which a local user could redirect a change
+# made as root (systemd-tmpfiles' "unsafe path transition"): the first
+# symbolic link (_why=link), else the first directory someone other than the
+# user running parc owns (_why=owner), who may swap what it holds. Sets _u
+# (empty: none). Shell builtins only: no process, whatever the number of paths.
+parc_unsafe() { # PATH
+  _u= _why= _uc=
+  case $1 in /*) _ur=${1#/} ;; *) return 0 ;; esac
+  while :; do
+    case $_ur in */*) ;; *) return 0 ;; esac
+    case ${_ur%%/*} in '') _ur=${_ur#/}; continue ;; esac
+    _uc=$_uc/${_ur%%/*}; _ur=${_ur#*/}
+    if [ -L "$_uc" ]; then _u=$_uc _why=link; return 0; fi
+    [ -d "$_uc" ] || return 0
+    [ -O "$_uc" ] || [ -n "$_u" ] || _u=$_uc _why=owner
+  done
+}
+
+# Print PATH's unsafe directory (parc_unsafe) in the current record, if any.
+parc_path_check() { # PATH
+  parc_unsafe "$1"
+  [ -z "$_u" ] || { parc_kv unsafe "$_u"; parc_kv unsafe_why "$_why"; }
+}
+
+# Before anything is written: no directory above PATHs is a symbolic link
+# (one may have been planted since the probe).
+parc_guard() { # PATH...
+  for _pg; do
+    parc_unsafe "$_pg"
+    if [ "$_why" = link ]; then
+      printf 'unsafe path: %s is now a symbolic link (it was not when parc looked); nothing was changed\n' "$_u" >&2
+      return 1
+    fi
+  done
 }
 
 # Stat every existing PATH and hash every regular one, in one process each,
@@ -60,7 +146,7 @@ parc_prestat() { # PATH...
   PARC_PRESTAT=
   for _p; do shift; if [ -L "$_p" ] || [ -e "$_p" ]; then set -- "$@" "$_p"; fi; done
   if [ $# -gt 0 ]; then
-    stat -c '%a %U %G %s' -- "$@" > "$PARC_DIR/stat" 2>/dev/null || return 0
+    stat -c '%a %U %G %s %h' -- "$@" > "$PARC_DIR/stat" 2>/dev/null || return 0
     [ "$(parc_lines "$PARC_DIR/stat")" -eq $# ] || return 0
   else : > "$PARC_DIR/stat"; fi
   PARC_LINKS=1
@@ -94,19 +180,20 @@ parc_lines() { # FILE: its number of lines, counted by the shell
 }
 
 # parc_stat, from what parc_prestat gathered.
-parc_stat_next() { # PATH
-  [ "${PARC_PRESTAT:-}" = 1 ] || { parc_stat "$1"; return; }
+parc_stat_next() { # PATH [PREFIX]
+  [ "${PARC_PRESTAT:-}" = 1 ] || { parc_stat "$@"; return; }
+  _pf=${2:-}
   parc_stage_dir "$1"
   if [ -L "$1" ]; then
-    if [ "$PARC_LINKS" = 1 ]; then IFS= read -r _t <&6; else _t=$(readlink "$1"); fi
-    echo "type=link"; echo "target=$_t"
-  elif [ -d "$1" ]; then echo "type=dir"
-  elif [ -f "$1" ]; then read -r _h _l <&8; echo "type=file"; echo "sha256=${_h#\\}"
-  elif [ -e "$1" ]; then echo "type=other"
-  else echo "type=none"; return 0; fi
-  read -r _a _u _g _s <&7
+    if [ "$PARC_LINKS" = 1 ]; then IFS= read -r _t <&6; else parc_readlink "$1"; fi
+    parc_kv "${_pf}type" link; parc_kv "${_pf}target" "$_t"
+  elif [ -d "$1" ]; then parc_kv "${_pf}type" dir
+  elif [ -f "$1" ]; then read -r _h _l <&8; parc_kv "${_pf}type" file; parc_kv "${_pf}sha256" "${_h#"$PARC_BS"}"
+  elif [ -e "$1" ]; then parc_kv "${_pf}type" other
+  else parc_kv "${_pf}type" none; return 0; fi
+  read -r _a _u _g _s _k <&7
   _sp=$1
-  echo "mode=$_a"; echo "owner=$_u"; echo "group=$_g"; echo "size=$_s"
+  parc_attrs "$_a" "$_u" "$_g" "$_s" "$_k"
 }
 
 # Ask for regular file PATH's content (at most MAX bytes) in the probe's
@@ -126,14 +213,36 @@ parc_want() { # N PATH [MAX]
 parc_fetch() { # PATH...
   [ $# -gt 0 ] || return 0
   echo "@@tar"
+  # GNU tar reads backslash escapes in the names it is given (a file named
+  # a\nb would be read as a<newline>b): not when a name holds a backslash.
+  case $* in
+    *"$PARC_BS"*) case $(tar --version 2>/dev/null) in *GNU*) set -- --no-unquote "$@" ;; esac ;;
+  esac
   tar -c -f - "$@" 2>/dev/null
   return 0
 }
 
-# Emit a file's bytes as a blob (absent file: no blob).
-parc_blob() {
+# Emit a file's bytes as a blob (absent file: no blob). Only for files in
+# $PARC_DIR, which no one else can change between the count and the copy: a
+# file a user can grow would add bytes after the stated length, read as frames.
+parc_blob() { # KEY FILE
   if [ -f "$2" ]; then
-    _n=$(wc -c < "$2"); echo "@@blob $1 $((_n))"; cat "$2"; echo
+    _n=$(wc -c < "$2"); printf '@@blob %s %d\n' "$1" "$_n"; cat "$2"; echo
+  fi
+}
+
+# Copy at most MAX bytes of regular file SRC (never through a symlink, not a
+# file with other names: a hard link to a root-only file reads as that file)
+# to FILE in $PARC_DIR, for parc_blob. GNU dd opens SRC with O_NOFOLLOW, so a
+# swap after the test reads nothing; elsewhere the test is the guard.
+parc_copy_plain() { # SRC FILE MAX
+  rm -f "$2"
+  [ -f "$1" ] && [ ! -L "$1" ] || return 1
+  [ -n "${PARC_DD:-}" ] || parc_dd_probe
+  if [ "$PARC_DD" = 1 ]; then
+    dd if="$1" of="$2" bs=65536 count="$3" iflag=nofollow,count_bytes 2>/dev/null
+  else
+    head -c "$3" "$1" > "$2"
   fi
 }
 
@@ -147,9 +256,9 @@ parc_put() {
   _tmp="$_d/.parc-tmp.$$.${_dest##*/}"
   parc_slice "$((PARC_STASH + _off))" "$_len" "$_tmp" || { rm -f "$_tmp"; return 1; }
   # The temp file was just created under umask 022: it is 644 already.
-  [ -z "$_mode" ] || [ "$_mode" = 644 ] || chmod "$_mode" "$_tmp" || { rm -f "$_tmp"; return 1; }
-  [ -z "$_owner$_group" ] || chown "$_owner${_group:+:$_group}" "$_tmp" || { rm -f "$_tmp"; return 1; }
-  mv -f "$_tmp" "$_dest"
+  [ -z "$_mode" ] || [ "$_mode" = 644 ] || chmod -- "$_mode" "$_tmp" || { rm -f "$_tmp"; return 1; }
+  [ -z "$_owner$_group" ] || chown -h -- "$_owner${_group:+:$_group}" "$_tmp" || { rm -f "$_tmp"; return 1; }
+  mv -f -- "$_tmp" "$_dest"
 }
 
 # Write payload bytes [OFF, OFF+LEN) to FILE, synced.
@@ -171,9 +280,9 @@ parc_mv() { # N DEST OWNER GROUP
   if [ -n "$_m" ] && [ ! -e "$_t" ]; then return 0; fi
   case ${PARC_EUID:-}:${3:-root}:${4:-root} in
     0:root:root) ;;
-    *) [ -z "$3$4" ] || chown "$3${4:+:$4}" "$_t" || return 1 ;;
+    *) [ -z "$3$4" ] || chown -h -- "$3${4:+:$4}" "$_t" || return 1 ;;
   esac
-  mv -f "$_t" "$2"
+  mv -f -- "$_t" "$2"
 }
 
 # Whether this dd slices by bytes (GNU does, busybox does not): one process per
@@ -193,6 +302,16 @@ parc_euid() {
   while read -r _k _r _e _; do
     if [ "$_k" = Uid: ]; then PARC_EUID=$_e; break; fi
   done < /proc/self/status
+}
+
+# chmod has no "do not follow" flag: a path that became a symbolic link since
+# the probe is refused rather than followed.
+parc_chmod() { # MODE PATH
+  if [ -L "$2" ]; then
+    printf '%s: a symbolic link stands there now; its target is left alone\n' "$2" >&2
+    return 1
+  fi
+  chmod -- "$1" "$2"
 }
 
 parc_sync() {
@@ -279,7 +398,7 @@ parc_pkg_query() { # MANAGER NAME N
     pacman) _v=$(pacman -Q "$2" 2>/dev/null) || return 0; _v=${_v#* } ;;
     *) return 0 ;;
   esac
-  echo "i$3=yes"; echo "v$3=$_v"
+  parc_kv "i$3" yes; parc_kv "v$3" "$_v"
 }
 
 # Print "uN=CANDIDATE" (or "uN=newer") when the host's package metadata offers
@@ -288,7 +407,7 @@ parc_pkg_upgradable() { # MANAGER NAME N
   case $1 in
     apt) _i=$(apt-cache policy "$2" 2>/dev/null | sed -n 's/^ *Installed: //p')
       _c=$(apt-cache policy "$2" 2>/dev/null | sed -n 's/^ *Candidate: //p')
-      if [ -n "$_c" ] && [ "$_c" != "(none)" ] && [ "$_c" != "$_i" ]; then echo "u$3=$_c"; fi ;;
+      if [ -n "$_c" ] && [ "$_c" != "(none)" ] && [ "$_c" != "$_i" ]; then parc_kv "u$3" "$_c"; fi ;;
     dnf) if dnf -q list --upgrades "$2" >/dev/null 2>&1; then echo "u$3=newer"; fi ;;
     yum) if yum -q list updates "$2" >/dev/null 2>&1; then echo "u$3=newer"; fi ;;
     apk) if [ -n "$(apk list -u "$2" 2>/dev/null)" ]; then echo "u$3=newer"; fi ;;

@@ -29,6 +29,10 @@ pub struct Line {
     #[serde(default = "yes")]
     pub create: bool,
     pub mode: Option<Mode>,
+    /// Reach `path` even through a symbolic link, or a directory another user
+    /// owns, above it (refused otherwise: a local user could redirect the change).
+    #[serde(default)]
+    pub follow: bool,
     pub when: Option<String>,
     #[serde(default)]
     pub notify: Vec<String>,
@@ -105,12 +109,22 @@ impl Kind for Line {
     fn notify(&self) -> &[String] {
         &self.notify
     }
+    fn follows_links(&self) -> bool {
+        self.follow
+    }
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
         let stat = s.stat(&self.path);
         let blob = s.blob(id, "content", &self.path, None);
-        s.sh(&format!("echo '@@r {id}'; {stat}; {blob}"));
+        s.sh(&format!("parc_rec {id}; {stat}; {blob}"));
+        if !self.follow {
+            s.sh(&format!(
+                "parc_path_check {}",
+                crate::transport::quote(&self.path)
+            ));
+        }
     }
     fn plan(&self, probed: &Record, ctx: &PlanContext) -> Result<Plan, ResourceError> {
+        super::check_path(probed, &self.label(), self.follow, false)?;
         let kind = probed.get("type").unwrap_or("none");
         let exists = match kind {
             "file" => true,

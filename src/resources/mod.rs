@@ -69,6 +69,12 @@ pub trait Kind {
     fn probe(&self, id: &str, script: &mut Script, ctx: &PlanContext);
     /// Compare the probed state with the declaration.
     fn plan(&self, probed: &Record, ctx: &PlanContext) -> Result<Plan, ResourceError>;
+    /// Whether the paths this resource touches may be reached through a
+    /// symbolic link or a directory another user owns (`follow: true`):
+    /// otherwise parc refuses them, as a local user could redirect the change.
+    fn follows_links(&self) -> bool {
+        false
+    }
     /// Whether a step that exited 0 changed the host. Only commands can say no.
     fn changed_after(&self, _rc: i32, _output: &str) -> Result<bool, String> {
         Ok(true)
@@ -104,6 +110,35 @@ impl Resource {
             Resource::Service(r) => r,
         }
     }
+}
+
+/// Refuse `path` when the probe found a directory above it through which a
+/// local user could redirect a change parc makes as root (see `parc_unsafe`
+/// in lib.sh): a symbolic link, or a directory another user owns, unless the
+/// resource gives the file to a user (`owner:`, who may as well have written
+/// it) or says `follow: true`.
+pub(crate) fn check_path(
+    probed: &Record,
+    label: &str,
+    follow: bool,
+    user_owned: bool,
+) -> Result<(), ResourceError> {
+    let (Some(dir), false) = (probed.get("unsafe"), follow) else {
+        return Ok(());
+    };
+    let why = match probed.get("unsafe_why") {
+        Some("owner") if user_owned => return Ok(()),
+        Some("owner") => {
+            "is owned by another user than root, who could replace what it holds while parc writes there"
+        }
+        _ => "is a symbolic link, which a local user may have planted to redirect the change",
+    };
+    Err(ResourceError::Conflict {
+        resource: label.to_string(),
+        reason: format!(
+            "unsafe path: {dir} {why}; nothing is done to it (set `follow: true` on the resource if this is intended)"
+        ),
+    })
 }
 
 /// A resource that cannot be planned on this host. The host fails; others go on.

@@ -40,6 +40,9 @@ pub struct Script {
     /// (record id, blob key, index in `fetch`, size limit) of each content
     /// asked for.
     wants: Vec<(String, String, usize, Option<u64>)>,
+    /// Paths that must have no symbolic link above them when the script
+    /// starts, before the journal or the staging writes anything.
+    guard: Vec<String>,
 }
 
 impl std::fmt::Debug for Script {
@@ -89,6 +92,15 @@ impl Script {
             quote(path),
             max.map(|m| format!(" {m}")).unwrap_or_default()
         )
+    }
+
+    /// Refuse to run (exit 1, nothing written) if a directory above `path` is
+    /// a symbolic link when the script starts: the probe saw none, but a local
+    /// user may have planted one since.
+    pub fn guard(&mut self, path: &str) {
+        if !self.guard.iter().any(|p| p == path) {
+            self.guard.push(path.to_string());
+        }
     }
 
     /// Append sh source (a newline is added).
@@ -222,6 +234,13 @@ impl Script {
             self.body
                 .insert_str(LIB.len(), &format!("parc_prestat {}\n", paths.join(" ")));
         }
+        if !self.guard.is_empty() {
+            let paths: Vec<String> = self.guard.iter().map(|p| quote(p)).collect();
+            self.body.insert_str(
+                LIB.len(),
+                &format!("parc_guard {} || exit 1\n", paths.join(" ")),
+            );
+        }
         let data_len = archive.len() + self.payload.len();
         // Without a payload, stdin is the script itself: no `tail` to cut it.
         let save = if data_len == 0 {
@@ -246,11 +265,11 @@ impl Script {
     }
 
     /// Send the script in ONE exec and parse its framed output.
-    pub async fn run(self, t: &dyn Transport) -> Result<ScriptOutput, TransportError> {
+    pub async fn run(self, t: &dyn Transport) -> Result<ScriptOutput, ScriptError> {
         let (fetch, wants) = (self.fetch.clone(), self.wants.clone());
         let (command, stdin) = self.finish();
         let out = t.exec_capture(&command, &stdin).await?;
-        let (mut records, archive) = parse(&out.stdout);
+        let (mut records, archive) = parse(&out.stdout)?;
         let files = archive.map(read_fetched).unwrap_or_default();
         for (id, key, n, max) in wants {
             let name = fetch[n].trim_start_matches('/');
@@ -271,6 +290,9 @@ impl Script {
         })
     }
 }
+
+/// The records of one script's output, by id.
+pub type Records = BTreeMap<String, Record>;
 
 /// One framed record: a resource's probe fields and blobs, or its apply result.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -339,10 +361,76 @@ fn read_fetched(archive: &[u8]) -> std::collections::HashMap<String, Vec<u8>> {
     files
 }
 
+/// Output parc cannot trust: a frame broken, repeated, or a value badly
+/// escaped. Targets are hostile (a local user names files and link targets,
+/// and writes the files parc reads), so such output is refused whole rather
+/// than read with "the last value wins".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("record {0} appears twice")]
+    DuplicateRecord(String),
+    #[error("record {record}: {key} appears twice")]
+    DuplicateKey { record: String, key: String },
+    #[error("record {record}: a line that is neither a field nor a frame")]
+    Unframed { record: String },
+    #[error("a frame line is malformed")]
+    BadFrame,
+    #[error("blob {key} is cut short")]
+    ShortBlob { key: String },
+}
+
+/// Why a script's output could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    /// The connection or the exec failed: the script may or may not have run.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The script ran but printed what parc cannot trust; nothing of it is used.
+    #[error(
+        "the host's output was refused ({0}): a value read on the host may have tried to pass for parc's own output"
+    )]
+    Frame(#[from] FrameError),
+}
+
+impl ScriptError {
+    /// The error as a host's report states it, `doing` naming the step
+    /// ("probing", "applying").
+    pub fn while_doing(&self, doing: &str) -> String {
+        match self {
+            ScriptError::Transport(e) => format!("connection lost while {doing}: {e}"),
+            ScriptError::Frame(_) => format!("{self}; parc stopped while {doing}"),
+        }
+    }
+}
+
+/// The value of a field line, unescaped (see `parc_kv` in lib.sh): `\\` is a
+/// backslash, `\n` a newline. A backslash before anything else is kept as it
+/// is: a few values (verification tests' `awk` prints of one line) are not
+/// escaped, and a lone backslash there is data. Lines are split before this
+/// runs, so no value can add a field or a record whatever it holds.
+fn unescape(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut it = v.iter();
+    while let Some(&b) = it.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match it.next() {
+            Some(b'\\') => out.push(b'\\'),
+            Some(b'n') => out.push(b'\n'),
+            Some(&other) => out.extend([b'\\', other]),
+            None => out.push(b'\\'),
+        }
+    }
+    out
+}
+
 /// Parse framed output: the records, and the tar archive that follows an
-/// `@@tar` line (the rest of the output). Unframed lines are ignored: a noisy
-/// login shell must not break parc.
-pub fn parse(out: &[u8]) -> (BTreeMap<String, Record>, Option<&[u8]>) {
+/// `@@tar` line (the rest of the output). Lines before the first frame are
+/// ignored (a noisy login shell must not break parc); once a record has
+/// started, every line must be a frame or a field, each key and record once.
+pub fn parse(out: &[u8]) -> Result<(Records, Option<&[u8]>), FrameError> {
     let mut records: BTreeMap<String, Record> = BTreeMap::new();
     let mut current: Option<String> = None;
     let mut pos = 0;
@@ -351,47 +439,61 @@ pub fn parse(out: &[u8]) -> (BTreeMap<String, Record>, Option<&[u8]>) {
             .iter()
             .position(|&b| b == b'\n')
             .map_or(out.len(), |i| pos + i);
-        let line = String::from_utf8_lossy(&out[pos..end]).into_owned();
+        let raw = &out[pos..end];
         pos = end + 1;
-        if line == "@@tar" {
-            return (records, Some(&out[pos.min(out.len())..]));
+        if raw == b"@@tar" {
+            return Ok((records, Some(&out[pos.min(out.len())..])));
         }
+        let line = String::from_utf8_lossy(raw);
         if let Some(id) = line.strip_prefix("@@r ") {
-            current = Some(id.to_string());
-            records.entry(id.to_string()).or_default();
-        } else if let Some(rest) = line.strip_prefix("@@done ") {
-            let mut parts = rest.split(' ');
-            let (Some(id), Some(rc)) = (parts.next(), parts.next()) else {
-                continue;
-            };
-            current = Some(id.to_string());
-            records.entry(id.to_string()).or_default().rc = rc.parse().ok();
-        } else if let Some(rest) = line.strip_prefix("@@blob ") {
-            let Some((key, len)) = rest.rsplit_once(' ') else {
-                continue;
-            };
-            let Ok(len) = len.parse::<usize>() else {
-                continue;
-            };
-            let data_end = (pos + len).min(out.len());
-            let data = out[pos..data_end].to_vec();
-            pos = data_end + 1; // the newline after the blob
-            if let Some(id) = &current {
-                records
-                    .entry(id.clone())
-                    .or_default()
-                    .blobs
-                    .insert(key.to_string(), data);
+            if records.contains_key(id) {
+                return Err(FrameError::DuplicateRecord(id.to_string()));
             }
-        } else if let (Some(id), Some((k, v))) = (&current, line.split_once('=')) {
-            records
-                .entry(id.clone())
-                .or_default()
-                .fields
-                .insert(k.to_string(), v.to_string());
+            records.insert(id.to_string(), Record::default());
+            current = Some(id.to_string());
+        } else if let Some(rest) = line.strip_prefix("@@done ") {
+            let (id, rc) = rest.split_once(' ').ok_or(FrameError::BadFrame)?;
+            let rc = rc.parse().map_err(|_| FrameError::BadFrame)?;
+            let record = records.entry(id.to_string()).or_default();
+            if record.rc.replace(rc).is_some() {
+                return Err(FrameError::DuplicateRecord(id.to_string()));
+            }
+            current = Some(id.to_string());
+        } else if let Some(rest) = line.strip_prefix("@@blob ") {
+            let (key, len) = rest.rsplit_once(' ').ok_or(FrameError::BadFrame)?;
+            let len: usize = len.parse().map_err(|_| FrameError::BadFrame)?;
+            let id = current.as_ref().ok_or(FrameError::BadFrame)?;
+            let data = out
+                .get(pos..pos.saturating_add(len))
+                .ok_or_else(|| FrameError::ShortBlob { key: key.into() })?;
+            pos += len + 1; // the newline after the blob
+            let blobs = &mut records.entry(id.clone()).or_default().blobs;
+            if blobs.insert(key.to_string(), data.to_vec()).is_some() {
+                return Err(FrameError::DuplicateKey {
+                    record: id.clone(),
+                    key: key.into(),
+                });
+            }
+        } else if let Some(id) = &current {
+            let eq = raw.iter().position(|&b| b == b'=');
+            let Some(eq) = eq.filter(|&i| i > 0 && !raw.starts_with(b"@@")) else {
+                return Err(FrameError::Unframed { record: id.clone() });
+            };
+            let key = String::from_utf8_lossy(&raw[..eq]).into_owned();
+            let value = unescape(&raw[eq + 1..]);
+            let fields = &mut records.entry(id.clone()).or_default().fields;
+            if fields
+                .insert(key.clone(), String::from_utf8_lossy(&value).into_owned())
+                .is_some()
+            {
+                return Err(FrameError::DuplicateKey {
+                    record: id.clone(),
+                    key,
+                });
+            }
         }
     }
-    (records, None)
+    Ok((records, None))
 }
 
 #[cfg(test)]
@@ -435,7 +537,7 @@ mod tests {
     #[test]
     fn parses_fields_blobs_and_results() {
         let out = b"noise\n@@r 0\ntype=file\nmode=644\n@@blob content 5\na\nb=c\n@@r 1\ntype=none\n@@done 0 0\n@@blob out 3\nok\n\n";
-        let (r, archive) = parse(out);
+        let (r, archive) = parse(out).unwrap();
         assert_eq!(archive, None);
         assert_eq!(r["0"].get("type"), Some("file"));
         assert_eq!(r["0"].blobs["content"], b"a\nb=c");

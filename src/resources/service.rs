@@ -55,12 +55,12 @@ impl Kind for Service {
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
         let n = quote(&self.name);
         s.sh(&format!(
-            "echo '@@r {id}'\n\
+            "parc_rec {id}\n\
              if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then\n\
-             echo manager=systemd\n\
-             echo \"load=$(systemctl show -p LoadState --value -- {n} 2>/dev/null)\"\n\
-             echo \"active=$(systemctl is-active -- {n} 2>/dev/null)\"\n\
-             echo \"enabled=$(systemctl is-enabled -- {n} 2>/dev/null)\"\n\
+             parc_kv manager systemd\n\
+             parc_kv load \"$(systemctl show -p LoadState --value -- {n} 2>/dev/null)\"\n\
+             parc_kv active \"$(systemctl is-active -- {n} 2>/dev/null)\"\n\
+             parc_kv enabled \"$(systemctl is-enabled -- {n} 2>/dev/null)\"\n\
              fi"
         ));
     }

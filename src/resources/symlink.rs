@@ -19,6 +19,10 @@ pub struct Symlink {
     /// Replace a regular file standing where the link should be.
     #[serde(default)]
     pub force: bool,
+    /// Reach `path` even through a symbolic link, or a directory another user
+    /// owns, above it (refused otherwise: a local user could redirect the change).
+    #[serde(default)]
+    pub follow: bool,
     pub when: Option<String>,
     #[serde(default)]
     pub notify: Vec<String>,
@@ -34,11 +38,18 @@ impl Kind for Symlink {
     fn notify(&self) -> &[String] {
         &self.notify
     }
+    fn follows_links(&self) -> bool {
+        self.follow
+    }
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
         let stat = s.stat(&self.path);
-        s.sh(&format!("echo '@@r {id}'; {stat}"));
+        s.sh(&format!("parc_rec {id}; {stat}"));
+        if !self.follow {
+            s.sh(&format!("parc_path_check {}", quote(&self.path)));
+        }
     }
     fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
+        super::check_path(probed, &self.label(), self.follow, false)?;
         let p = quote(&self.path);
         let kind = probed.get("type").unwrap_or("none");
         if self.state == State::Absent {
@@ -62,7 +73,11 @@ impl Kind for Symlink {
                 reason: "a present symlink needs `target`".into(),
             });
         };
-        let link = format!("{}\nln -sfn {} {p}", need_parent(&self.path), quote(target));
+        let link = format!(
+            "{}\nln -sfn -- {} {p}",
+            need_parent(&self.path),
+            quote(target)
+        );
         match kind {
             "link" if probed.get("target") == Some(target.as_str()) => Ok(Plan::NoChange),
             "link" => Ok(Plan::Change(Change {

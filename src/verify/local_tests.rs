@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::*;
+use crate::transport::TransportError;
 use crate::transport::local::LocalTransport;
 use crate::transport::{ExitStatus, quote};
 

@@ -31,8 +31,8 @@ pub use system::{DnsTest, KernelParamTest, MountTest, PackageTest, ServiceTest};
 pub use users::{GroupTest, UserTest};
 
 use crate::render::Redactor;
-use crate::resources::script::Script;
-use crate::transport::{Transport, TransportError};
+use crate::resources::script::{Script, ScriptError};
+use crate::transport::Transport;
 
 /// The sh helpers every verification script carries after the resources library.
 const LIB: &str = include_str!("lib.sh");
@@ -46,7 +46,7 @@ pub async fn run_tests(
     t: &dyn Transport,
     tests: &[Test],
     redactor: &Redactor,
-) -> Result<Vec<TestResult>, TransportError> {
+) -> Result<Vec<TestResult>, ScriptError> {
     let out = probe_script(tests).run(t).await?;
     Ok(tests
         .iter()

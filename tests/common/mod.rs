@@ -81,6 +81,19 @@ impl TestLab {
         command
     }
 
+    /// `parc --json apply PLAYBOOK`: its output and its events.
+    pub fn apply_json(&self, playbook: &Path) -> (Output, Vec<serde_json::Value>) {
+        let out = self
+            .parc()
+            .arg("--json")
+            .arg("apply")
+            .arg(playbook)
+            .output()
+            .expect("run parc apply");
+        let ev = events(&out);
+        (out, ev)
+    }
+
     /// The real OpenSSH client, pinned to the lab's key and known_hosts, ignoring
     /// the user's ~/.ssh/config.
     pub fn ssh(&self, host: usize, command: &str) -> Output {

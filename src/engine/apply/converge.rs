@@ -110,7 +110,7 @@ pub async fn converge(
             );
         }
         Err(e) => {
-            return Converged::failed(format!("connection lost while probing: {e}"), vec![], false);
+            return Converged::failed(e.while_doing("probing"), vec![], false);
         }
     };
 
@@ -277,7 +277,7 @@ async fn verified(
             }
             done.verification = results;
         }
-        Err(e) => done.error = Some(format!("connection lost while verifying: {e}")),
+        Err(e) => done.error = Some(e.while_doing("verifying")),
     }
     done
 }

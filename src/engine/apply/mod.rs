@@ -324,7 +324,7 @@ pub async fn restore(t: &dyn Transport, run_id: &str) -> Result<Vec<String>, Str
     let out = journal::restore_script(run_id)
         .run(t)
         .await
-        .map_err(|e| format!("connection lost while restoring: {e}"))?;
+        .map_err(|e| e.while_doing("restoring"))?;
     if !out.status.success() && !out.records.contains_key("restore") {
         return Err(format!(
             "restore script {}: {}",

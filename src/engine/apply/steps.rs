@@ -9,7 +9,7 @@ use crate::engine::events::{ResourceReport, ResourceStatus};
 use crate::profile::Declared;
 use crate::render::{Redactor, Renderer};
 use crate::resources::script::{Record, Script};
-use crate::resources::{Op, Plan, PlanContext, Resource, Step, mkdir_batches, sha256_hex};
+use crate::resources::{Op, Plan, PlanContext, Resource, Step, Touch, mkdir_batches, sha256_hex};
 use crate::transport::Transport;
 use crate::verify::clip;
 
@@ -231,6 +231,17 @@ pub(super) async fn run_steps(
             _ => None,
         })
         .collect();
+    for &i in which {
+        if let Some(Plan::Change(c) | Plan::Unknown(c)) = &items[i].plan
+            && !items[i].resource.kind().follows_links()
+        {
+            for touch in &c.touches {
+                if let Touch::Path(p) | Touch::Attrs(p) = touch {
+                    script.guard(p);
+                }
+            }
+        }
+    }
     // How many files were staged before each step (and after the last).
     let mut staged = Vec::with_capacity(steps.len() + 1);
     for &(i, step) in &steps {
@@ -285,10 +296,7 @@ pub(super) async fn run_steps(
     for line in trailer {
         script.sh(line);
     }
-    let out = script
-        .run(t)
-        .await
-        .map_err(|e| format!("connection lost while applying: {e}"))?;
+    let out = script.run(t).await.map_err(|e| e.while_doing("applying"))?;
     let mut error = None;
     for &i in which {
         let item = &mut items[i];

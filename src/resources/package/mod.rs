@@ -251,17 +251,17 @@ impl Kind for Package {
     }
 
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
-        s.sh(&format!("echo '@@r {id}'"));
+        s.sh(&format!("parc_rec {id}"));
         if self.deb.is_some() {
             if let Some(deb) = &self.resolved {
                 s.sh(&format!(
-                    "if command -v dpkg-query >/dev/null 2>&1; then echo manager=dpkg; parc_pkg_query apt {} 0; fi",
+                    "if command -v dpkg-query >/dev/null 2>&1; then parc_kv manager dpkg; parc_pkg_query apt {} 0; fi",
                     quote(&deb.package)
                 ));
             }
             return;
         }
-        s.sh("parc_pm=$(parc_pkg_manager); echo \"manager=$parc_pm\"");
+        s.sh("parc_pm=$(parc_pkg_manager); parc_kv manager \"$parc_pm\"");
         for (i, name) in self.names().iter().enumerate() {
             let n = quote(name);
             s.sh(&format!("parc_pkg_query \"$parc_pm\" {n} {i}"));

@@ -11,6 +11,10 @@ use super::super::{Kind, ResourceError};
 use super::{Current, Part, User};
 use crate::transport::quote;
 
+/// Largest key file parc reads: the user controls it, and a key file is a
+/// few KiB (a larger one is refused, not read into the controller's memory).
+pub(super) const KEYS_LIMIT: u64 = 1024 * 1024;
+
 pub(super) fn plan(
     u: &User,
     probed: &Record,
@@ -50,11 +54,14 @@ pub(super) fn plan(
     match dir.get("type").unwrap_or("none") {
         "none" => {
             sh.push(format!(
-                "[ -d {h} ] || {{ echo \"home directory {h} does not exist, so authorized_keys cannot be installed\" >&2; exit 1; }}",
-                h = quote(home)
+                "[ -d {h} ] || {{ printf '%s\\n' {msg} >&2; exit 1; }}",
+                h = quote(home),
+                msg = quote(&format!(
+                    "home directory {home} does not exist, so authorized_keys cannot be installed"
+                ))
             ));
             sh.push(format!("mkdir -m 700 {}", quote(&ssh)));
-            sh.push(format!("chown {} {}", quote(&owner), quote(&ssh)));
+            sh.push(format!("chown -h -- {} {}", quote(&owner), quote(&ssh)));
             part.what.push(format!("create {ssh}"));
             if probed.get("home_exists") == Some("yes") {
                 part.touches.push(Touch::Path(ssh.clone()));
@@ -84,7 +91,34 @@ pub(super) fn plan(
 
     let current = match kind {
         "none" => String::new(),
-        "file" => probed.text("keys"),
+        "file" if key_file.get("links").is_some_and(|n| n != "1") => {
+            return Err(ResourceError::Conflict {
+                resource: label,
+                reason: format!(
+                    "{file} has other names (hard links): it may be another user's file, and parc neither reads nor replaces it"
+                ),
+            });
+        }
+        "file" => match probed.blobs.get("keys") {
+            Some(keys) if keys.len() as u64 > KEYS_LIMIT => {
+                return Err(ResourceError::Conflict {
+                    resource: label,
+                    reason: format!(
+                        "{file} is larger than {} KiB; parc does not read it (the user controls it)",
+                        KEYS_LIMIT / 1024
+                    ),
+                });
+            }
+            Some(_) => probed.text("keys"),
+            // Not read: it was replaced (by a link?) between the stat and
+            // the read. What it holds now is unknown.
+            None => {
+                return Err(ResourceError::Conflict {
+                    resource: label,
+                    reason: format!("{file} changed while parc read it; nothing was done"),
+                });
+            }
+        },
         other => return Err(not_ours(&label, &file, other, "a regular file")),
     };
     let (wanted, what) = if u.exclusive_keys {

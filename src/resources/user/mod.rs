@@ -170,25 +170,30 @@ impl Kind for User {
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
         let n = quote(&self.name);
         s.sh(&format!(
-            "echo '@@r {id}'; parc_account_tools useradd adduser\n\
+            "parc_rec {id}; parc_account_tools useradd adduser\n\
              if parc_u=$(parc_getent passwd {n}); then\n\
-             echo present=yes; echo \"passwd=$parc_u\"\n\
-             echo \"group=$(id -gn {n} 2>/dev/null)\"; echo \"groups=$(id -Gn {n} 2>/dev/null)\"\n\
-             if parc_s=$(parc_getent shadow {n} 2>/dev/null); then echo \"shadow=$(printf '%s\\n' \"$parc_s\" | cut -d: -f2)\"; fi\n\
-             parc_h=$(printf '%s\\n' \"$parc_u\" | cut -d: -f6)\n\
+             parc_kv present yes; parc_kv passwd \"$parc_u\"\n\
+             parc_kv group \"$(id -gn -- {n} 2>/dev/null)\"; parc_kv groups \"$(id -Gn -- {n} 2>/dev/null)\"\n\
+             if parc_s=$(parc_getent shadow {n} 2>/dev/null); then parc_s=${{parc_s#*:}}; parc_kv shadow \"${{parc_s%%:*}}\"; fi\n\
+             parc_h=$parc_u; for _i in 1 2 3 4 5; do parc_h=${{parc_h#*:}}; done; parc_h=${{parc_h%%:*}}\n\
              else\n\
-             echo present=no\n\
+             parc_kv present no\n\
              parc_h=$(useradd -D 2>/dev/null | sed -n 's/^HOME=//p'); parc_h=\"${{parc_h:-/home}}/\"{n}\n\
              fi"
         ));
         if let Some(home) = &self.home {
             s.sh(&format!("parc_h={}", quote(home)));
         }
-        s.sh("echo \"home=$parc_h\"; if [ -d \"$parc_h\" ]; then echo home_exists=yes; fi");
+        s.sh("parc_kv home \"$parc_h\"; if [ -d \"$parc_h\" ]; then parc_kv home_exists yes; fi");
         if self.authorized_keys.is_some() {
-            s.sh("parc_stat \"$parc_h/.ssh\" | sed 's/^/ssh_/'\n\
-                 parc_stat \"$parc_h/.ssh/authorized_keys\" | sed 's/^/keys_/'\n\
-                 parc_blob keys \"$parc_h/.ssh/authorized_keys\"");
+            // Read as root from a directory the user owns: never through a
+            // link, at most KEYS_LIMIT bytes (one more tells it is larger).
+            s.sh(&format!(
+                "parc_stat \"$parc_h/.ssh\" ssh_\n\
+                 parc_stat \"$parc_h/.ssh/authorized_keys\" keys_\n\
+                 if parc_copy_plain \"$parc_h/.ssh/authorized_keys\" \"$PARC_DIR/keys\" {}; then parc_blob keys \"$PARC_DIR/keys\"; fi",
+                keys::KEYS_LIMIT + 1
+            ));
         }
     }
 

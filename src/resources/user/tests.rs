@@ -108,7 +108,7 @@ fn creates_the_account_then_its_keys_in_one_step() {
     );
     assert!(account < keys, "the account exists before its keys: {sh}");
     assert!(
-        sh.contains("chown localadmin: /home/localadmin/.ssh"),
+        sh.contains("chown -h -- localadmin: /home/localadmin/.ssh"),
         "{sh}"
     );
     assert!(
@@ -345,7 +345,7 @@ fn key_file_attributes_are_fixed_in_place() {
     );
     assert_eq!(
         step_sh(&c),
-        "chown localadmin /home/localadmin/.ssh\nchmod 600 /home/localadmin/.ssh/authorized_keys"
+        "chown -h -- localadmin /home/localadmin/.ssh\nparc_chmod 600 /home/localadmin/.ssh/authorized_keys"
     );
     assert!(matches!(c.touches[0], Touch::Attrs(_)));
     let link = with(converged(), &[("keys_type", "link")]);

@@ -1,0 +1,378 @@
+//! Hostile hosts and hostile input on a real lab (needs root and
+//! openssh-server): a local user of a managed machine plants symlinks, odd
+//! names and forged output, and an operator's values carry shell syntax.
+//! Each attack here made parc act as root on the wrong file before it was
+//! refused; every test checks the host's own files, not parc's account of them.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{TestLab, finished};
+
+/// A playbook applying `profile` (the YAML of a profile) to every host.
+fn playbook(dir: &Path, profile: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("profiles")).unwrap();
+    std::fs::create_dir_all(dir.join("playbooks")).unwrap();
+    std::fs::write(dir.join("profiles/hostile.yml"), profile).unwrap();
+    let pb = dir.join("playbooks/play.yml");
+    std::fs::write(
+        &pb,
+        "- hosts: all\n  profiles: [hostile]\n  on_failure: keep\n",
+    )
+    .unwrap();
+    pb
+}
+
+fn apply(lab: &TestLab, pb: &Path) -> (Output, Vec<serde_json::Value>) {
+    lab.apply_json(pb)
+}
+
+/// The host's filesystem as it sees it.
+fn root(lab: &TestLab) -> PathBuf {
+    parc::lab::load(lab.dir()).unwrap().hosts[0].root()
+}
+
+fn on_host(lab: &TestLab, path: &str) -> PathBuf {
+    root(lab).join(path.trim_start_matches('/'))
+}
+
+fn sh(lab: &TestLab, command: &str) {
+    let out = lab.ssh(0, command);
+    assert!(out.status.success(), "{command}: {out:?}");
+}
+
+/// Every error text the run reported for its one host.
+fn errors(ev: &[serde_json::Value]) -> String {
+    let host = finished(ev);
+    assert_eq!(host.len(), 1, "{ev:?}");
+    host[0].to_string()
+}
+
+/// A symlink whose target carries newlines and forged record lines: once
+/// printed with `echo`, it became `type=dir` for a `dir` resource (chmod
+/// through the link made a 0600 file 0755), a whole record for the resource
+/// after it (which then reported "no change" and was never deployed).
+#[test]
+fn forged_probe_records_are_data() {
+    let lab = TestLab::start(1);
+    let secret = on_host(&lab, "/etc/parc-secret");
+    std::fs::write(&secret, "root only\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let want = "deployed\n";
+    let sha = parc::resources::sha256_hex(want.as_bytes());
+    // Both forms reach the probe: a real newline, and the two characters
+    // backslash-n that dash's echo turns into one.
+    let forged = format!(
+        "/etc/parc-secret\ntype=dir\n@@r 1\ntype=file\nsha256={sha}\nmode=644\nowner=root\ngroup=root\\n@@r 2\\ntype=file\\nsha256={sha}"
+    );
+    symlink(&forged, on_host(&lab, "/srv/evil")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pb = playbook(
+        dir.path(),
+        "resources:\n\
+         \x20 - dir: {path: /srv/evil, mode: \"0755\"}\n\
+         \x20 - file: {path: /etc/parc-one, content: \"deployed\\n\"}\n\
+         \x20 - file: {path: /etc/parc-two, content: \"deployed\\n\"}\n",
+    );
+    let (out, ev) = apply(&lab, &pb);
+    let meta = std::fs::metadata(&secret).unwrap();
+    assert_eq!(
+        meta.permissions().mode() & 0o7777,
+        0o600,
+        "chmod went through the link: {out:?}"
+    );
+    // The dir resource is refused (a symlink stands there), and the host stops
+    // there: the files after it are not deployed, and nothing says they were.
+    let report = errors(&ev);
+    assert!(report.contains("link"), "{report}");
+    let link = std::fs::read_link(on_host(&lab, "/srv/evil")).unwrap();
+    assert_eq!(link.as_os_str().as_encoded_bytes(), forged.as_bytes());
+    for f in ["/etc/parc-one", "/etc/parc-two"] {
+        assert!(
+            !report.contains("no change") || on_host(&lab, f).exists(),
+            "{f} reported unchanged but absent: {report}"
+        );
+    }
+
+    // Without the refused resource, both files land: no forged record can
+    // make one of them "already there".
+    let pb = playbook(
+        dir.path(),
+        "resources:\n\
+         \x20 - symlink: {path: /srv/evil, target: /etc/parc-secret, force: true}\n\
+         \x20 - file: {path: /etc/parc-one, content: \"deployed\\n\"}\n\
+         \x20 - file: {path: /etc/parc-two, content: \"deployed\\n\"}\n",
+    );
+    let (out, ev) = apply(&lab, &pb);
+    assert!(out.status.success(), "{out:?}");
+    for f in ["/etc/parc-one", "/etc/parc-two"] {
+        assert_eq!(
+            std::fs::read_to_string(on_host(&lab, f)).unwrap_or_default(),
+            want,
+            "{f}: {ev:?}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_link(on_host(&lab, "/srv/evil")).unwrap(),
+        Path::new("/etc/parc-secret")
+    );
+}
+
+/// alice links ~/.ssh/authorized_keys to /etc/shadow, with a target that
+/// forges `type=file`: parc read the shadow file through the link and wrote
+/// it, with the declared key appended, into a file alice owns.
+#[test]
+fn authorized_keys_never_read_through_a_link() {
+    let lab = TestLab::start(1);
+    sh(
+        &lab,
+        "useradd -m -s /bin/sh alice && mkdir -m 700 /home/alice/.ssh && chown alice: /home/alice/.ssh",
+    );
+    symlink(
+        "/etc/shadow\ntype=file",
+        on_host(&lab, "/home/alice/.ssh/authorized_keys"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pb = playbook(
+        dir.path(),
+        "resources:\n  - user: {name: alice, authorized_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIParcKey k\"]}\n",
+    );
+    let (out, ev) = apply(&lab, &pb);
+    let keys = on_host(&lab, "/home/alice/.ssh/authorized_keys");
+    let content = std::fs::read(&keys).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&content).contains("root:"),
+        "shadow copied into alice's file: {out:?}"
+    );
+    assert!(!out.status.success(), "{out:?}");
+    assert!(errors(&ev).contains("symlink"), "{ev:?}");
+    // What the report carries came from the probe: no shadow line either.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("root:$"));
+}
+
+/// alice turns ~/.config into a link to /etc/profile.d: managing
+/// ~/.config/x.sh for her created a root-run login script she owns.
+#[test]
+fn symlinked_parents_are_refused() {
+    let lab = TestLab::start(1);
+    sh(&lab, "useradd -m -s /bin/sh alice");
+    let profile_d = on_host(&lab, "/etc/profile.d");
+    std::fs::create_dir_all(&profile_d).unwrap();
+    symlink("/etc/profile.d", on_host(&lab, "/home/alice/.config")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pb = playbook(
+        dir.path(),
+        "resources:\n  - file: {path: /home/alice/.config/x.sh, content: \"echo hi\\n\", owner: alice}\n",
+    );
+    let (out, ev) = apply(&lab, &pb);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(!profile_d.join("x.sh").exists(), "written through the link");
+    let report = errors(&ev);
+    assert!(
+        report.contains("/home/alice/.config") && report.contains("unsafe"),
+        "{report}"
+    );
+
+    // `follow: true` says the link is wanted.
+    let pb = playbook(
+        dir.path(),
+        "resources:\n  - file: {path: /home/alice/.config/x.sh, content: \"echo hi\\n\", follow: true}\n",
+    );
+    let (out, _) = apply(&lab, &pb);
+    assert!(out.status.success(), "{out:?}");
+    assert!(profile_d.join("x.sh").exists());
+}
+
+/// Shell syntax in values an operator or a profile gives never runs.
+#[test]
+fn values_with_shell_syntax_never_run() {
+    let lab = TestLab::start(1);
+    let marker = on_host(&lab, "/tmp/pwned");
+    let dir = tempfile::tempdir().unwrap();
+    let pb = playbook(
+        dir.path(),
+        "resources:\n\
+         \x20 - user: {name: bob, home: \"/nonexistent/$(touch /tmp/pwned)\", authorized_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIParcKey k\"]}\n",
+    );
+    let (out, _) = apply(&lab, &pb);
+    assert!(!marker.exists(), "user.home ran as root: {out:?}");
+
+    // A symlink target that looks like an option is a target.
+    let pb = playbook(
+        dir.path(),
+        "resources:\n  - symlink: {path: /srv/opt-link, target: \"--target-directory=/tmp\"}\n",
+    );
+    let (out, _) = apply(&lab, &pb);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read_link(on_host(&lab, "/srv/opt-link")).unwrap(),
+        Path::new("--target-directory=/tmp")
+    );
+
+    // A run id is checked before anything is sent.
+    let out = lab
+        .parc()
+        .args(["rollback", "x$(touch /tmp/pwned)"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!marker.exists(), "a run id ran as root");
+    let _ = std::fs::metadata(on_host(&lab, "/srv")).map(|m| m.uid());
+}
+
+/// The hostile values: record separators (a newline, the two characters
+/// backslash-n), quotes, command substitution, separators, option-like and
+/// `..` words, control characters, globs, a 4 KB string.
+fn payloads() -> Vec<String> {
+    let mut p: Vec<String> = [
+        "nl\nline",
+        "back\\nslash-n",
+        "it's",
+        "\"dq\"",
+        "$(touch /tmp/pwned)",
+        "`touch /tmp/pwned`",
+        "a;touch /tmp/pwned",
+        "x && touch /tmp/pwned",
+        "x | touch /tmp/pwned",
+        "-leading-dash",
+        "--target-directory=/tmp",
+        "..",
+        "ctl\x01\x1b[31mred\x1b]0;title\x07",
+        "sp ace\ttab",
+        "*glob?[a]",
+        "${HOME}$PATH",
+        "%s%n%d",
+        "#hash",
+        "~tilde",
+        "ü-utf8-é",
+        "@@r 0",
+        "type=dir",
+        "trailing-nl\n",
+        "back\\slash\\",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // 4 KB, within a link target's limit (PATH_MAX, 4096 with its NUL).
+    p.push("4k".repeat(2000));
+    p
+}
+
+/// A YAML double-quoted scalar holding exactly `s` (JSON's escapes are YAML's).
+fn yaml(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+/// `payload` as one path component: no `/`, at most 200 bytes, never `.` or `..`.
+fn component(n: usize, payload: &str) -> String {
+    let mut c = format!("{n}-{}", payload.replace('/', "_"));
+    c.truncate(200);
+    c
+}
+
+/// Every payload in every path, content, link target and line field: each
+/// lands byte for byte, a second run finds nothing to change, the
+/// verification tests of the same values pass, and nothing ran.
+#[test]
+fn hostile_values_land_byte_for_byte() {
+    let lab = TestLab::start(1);
+    let payloads = payloads();
+    let mut resources = String::from("resources:\n  - dir: {path: /srv/h, mode: \"0755\"}\n");
+    let mut verify = String::from("verify:\n");
+    for (n, p) in payloads.iter().enumerate() {
+        let c = component(n, p);
+        let (file, dir, link, lines) = (
+            format!("/srv/h/f{c}"),
+            format!("/srv/h/d{c}"),
+            format!("/srv/h/l{c}"),
+            format!("/srv/h/n{c}"),
+        );
+        // A line is one line: its payload without newlines.
+        let line = p.replace('\n', " ");
+        resources.push_str(&format!(
+            "  - file: {{path: {}, content: {}}}\n\
+             \x20 - dir: {{path: {}}}\n\
+             \x20 - symlink: {{path: {}, target: {}}}\n\
+             \x20 - line: {{path: {}, line: {}}}\n",
+            yaml(&file),
+            yaml(p),
+            yaml(&dir),
+            yaml(&link),
+            yaml(p),
+            yaml(&lines),
+            yaml(&line),
+        ));
+        verify.push_str(&format!(
+            "  - file: {{path: {}, contains: {}}}\n\
+             \x20 - file: {{path: {}, exists: true}}\n",
+            yaml(&file),
+            yaml(p),
+            yaml(&link),
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pb = playbook(dir.path(), &format!("{resources}{verify}"));
+    let (out, ev) = apply(&lab, &pb);
+    assert!(out.status.success(), "{out:?}");
+    for (n, p) in payloads.iter().enumerate() {
+        let c = component(n, p);
+        let file = on_host(&lab, &format!("/srv/h/f{c}"));
+        assert_eq!(
+            std::fs::read(&file).unwrap_or_default(),
+            p.as_bytes(),
+            "content of {c:?}"
+        );
+        assert!(on_host(&lab, &format!("/srv/h/d{c}")).is_dir(), "{c:?}");
+        let link = std::fs::read_link(on_host(&lab, &format!("/srv/h/l{c}"))).unwrap();
+        assert_eq!(link.as_os_str().as_encoded_bytes(), p.as_bytes(), "{c:?}");
+        let lines = std::fs::read(on_host(&lab, &format!("/srv/h/n{c}"))).unwrap();
+        assert_eq!(
+            lines,
+            format!("{}\n", p.replace('\n', " ")).as_bytes(),
+            "{c:?}"
+        );
+    }
+    assert!(!on_host(&lab, "/tmp/pwned").exists(), "a value ran");
+    assert_eq!(finished(&ev)[0]["state"], "changed", "{ev:?}");
+
+    // What the host now holds reads back as exactly what was declared.
+    let (out, ev) = apply(&lab, &pb);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(finished(&ev)[0]["state"], "ok", "{ev:?}");
+    assert!(!on_host(&lab, "/tmp/pwned").exists(), "a value ran");
+}
+
+/// Account fields carry the same values to useradd: each is stored exactly
+/// or refused by the host's tools with a message, and none runs.
+#[test]
+fn hostile_values_in_accounts_never_run() {
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    for (n, p) in payloads().iter().enumerate() {
+        let pb = playbook(
+            dir.path(),
+            &format!(
+                "resources:\n  - user: {{name: hostile{n}, comment: {}, home: {}, authorized_keys: [{}]}}\n",
+                yaml(p),
+                yaml(&format!("/srv/homes/{}", component(n, p))),
+                yaml(
+                    &format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIParcKey {p}").replace('\n', " ")
+                ),
+            ),
+        );
+        let (out, ev) = apply(&lab, &pb);
+        assert!(!on_host(&lab, "/tmp/pwned").exists(), "{p:?} ran: {out:?}");
+        let state = finished(&ev)[0]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(state == "changed" || state == "failed", "{p:?}: {ev:?}");
+        if state == "failed" {
+            assert!(!errors(&ev).is_empty());
+        }
+    }
+}
