@@ -376,3 +376,52 @@ fn hostile_values_in_accounts_never_run() {
         }
     }
 }
+
+/// The kinds whose values the host's tools judge (package and service
+/// names, command guards) and every verification kind: each payload is
+/// probed, planned and verified, and none runs. A value the host cannot take
+/// fails the host with a message; it never breaks the output parc reads.
+#[test]
+fn hostile_values_in_other_kinds_and_tests_never_run() {
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    for (n, p) in payloads().iter().enumerate() {
+        let y = yaml(p);
+        let c = yaml(&format!("/srv/c/{}", component(n, p)));
+        let pb = playbook(
+            dir.path(),
+            &format!(
+                "resources:\n\
+                 \x20 - command: {{run: \"true\", creates: {c}, removes: {c}, unless: \"false\"}}\n\
+                 \x20 - group: {{name: {y}}}\n\
+                 \x20 - package: {{names: [{y}]}}\n\
+                 \x20 - service: {{name: {y}}}\n\
+                 verify:\n\
+                 \x20 - file: {{path: {c}, exists: false}}\n\
+                 \x20 - command: {{run: \"printf '%s\\\\n' '@@r 0' end=yes '@@blob x 99'\", stdout_contains: {y}}}\n\
+                 \x20 - user: {{name: {y}, exists: false}}\n\
+                 \x20 - group: {{name: {y}, exists: false}}\n\
+                 \x20 - package: {{name: {y}, installed: false}}\n\
+                 \x20 - service: {{name: {y}, running: false}}\n\
+                 \x20 - http: {{url: {y}, timeout: 1}}\n\
+                 \x20 - dns: {{name: {y}, resolves: false}}\n\
+                 \x20 - mount: {{path: {c}}}\n\
+                 \x20 - kernel_param: {{name: {y}, value: {y}}}\n"
+            ),
+        );
+        let (out, ev) = apply(&lab, &pb);
+        assert!(!on_host(&lab, "/tmp/pwned").exists(), "{p:?} ran: {out:?}");
+        assert_eq!(finished(&ev).len(), 1, "{p:?}: {out:?}");
+        let out = lab
+            .parc()
+            .args(["--json", "verify"])
+            .arg(&pb)
+            .output()
+            .unwrap();
+        assert!(!on_host(&lab, "/tmp/pwned").exists(), "{p:?} ran: {out:?}");
+        // Tests fail (exit 3), they never break the run.
+        assert!(matches!(out.status.code(), Some(0 | 3)), "{p:?}: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("output was refused"), "{p:?}: {text}");
+    }
+}

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::script::Record;
+use super::path_state::Attrs;
 
 /// `present` (default) or `absent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -50,7 +50,7 @@ impl Serialize for Mode {
 /// Differences between declared and probed mode/owner/group, as human lines,
 /// plus the sh that fixes them (applied to `path`).
 pub fn attr_changes(
-    probed: &Record,
+    current: Option<&Attrs>,
     mode: Option<Mode>,
     owner: Option<&str>,
     group: Option<&str>,
@@ -59,27 +59,26 @@ pub fn attr_changes(
     let mut what = Vec::new();
     let mut sh = Vec::new();
     if let Some(Mode(m)) = mode {
-        let current = probed
-            .get("mode")
-            .and_then(|v| u32::from_str_radix(v, 8).ok());
-        if current != Some(m) {
+        let now = current.map(|a| a.mode);
+        if now != Some(m) {
             what.push(format!(
                 "mode {} -> {:04o}",
-                current.map_or("?".into(), |c| format!("{c:04o}")),
+                now.map_or("?".into(), |c| format!("{c:04o}")),
                 m
             ));
             sh.push(format!("parc_chmod {m:o} {path_quoted}"));
         }
     }
     // -h: the link itself, never what it points to.
-    for (key, want, cmd) in [("owner", owner, "chown -h"), ("group", group, "chgrp -h")] {
+    let (owner_now, group_now) = (current.map(|a| &*a.owner), current.map(|a| &*a.group));
+    for (key, want, now, cmd) in [
+        ("owner", owner, owner_now, "chown -h"),
+        ("group", group, group_now, "chgrp -h"),
+    ] {
         if let Some(want) = want
-            && probed.get(key) != Some(want)
+            && now != Some(want)
         {
-            what.push(format!(
-                "{key} {} -> {want}",
-                probed.get(key).unwrap_or("?")
-            ));
+            what.push(format!("{key} {} -> {want}", now.unwrap_or("?")));
             sh.push(format!(
                 "{cmd} -- {} {path_quoted}",
                 crate::transport::quote(want)

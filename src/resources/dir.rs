@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::attrs::{Mode, State, attr_changes};
 use super::plan::{Change, Op, Plan, PlanContext, Step, Touch};
 use super::script::{Record, Script};
-use super::{Kind, ResourceError};
+use super::{Kind, PathKind, PathState, ResourceError};
 use crate::transport::quote;
 
 /// Directories parc refuses to delete whatever a profile says.
@@ -66,10 +66,10 @@ impl Kind for Dir {
             super::file::user_owned(&self.owner),
         )?;
         let p = quote(&self.path);
-        let kind = probed.get("type").unwrap_or("none");
-        match (self.state, kind) {
-            (State::Absent, "none") => Ok(Plan::NoChange),
-            (State::Absent, "dir") => {
+        let now = PathState::read(probed, "", &self.label())?;
+        match (self.state, &now.kind) {
+            (State::Absent, PathKind::Absent) => Ok(Plan::NoChange),
+            (State::Absent, PathKind::Dir) => {
                 let normalized = self.path.trim_end_matches('/');
                 if PROTECTED.contains(&normalized) || normalized.is_empty() {
                     return Err(ResourceError::Invalid {
@@ -84,7 +84,7 @@ impl Kind for Dir {
                     step: Step::sh(format!("rm -rf {p}")),
                 }))
             }
-            (_, "none") => {
+            (_, PathKind::Absent) => {
                 let top = probed
                     .get("created_from")
                     .filter(|t| !t.is_empty() && self.path.starts_with(*t))
@@ -94,13 +94,8 @@ impl Kind for Dir {
                     path: self.path.clone(),
                     mode: self.mode.map(|Mode(m)| m),
                 }];
-                let (_, fixes) = attr_changes(
-                    probed,
-                    None,
-                    self.owner.as_deref(),
-                    self.group.as_deref(),
-                    &p,
-                );
+                let (_, fixes) =
+                    attr_changes(None, None, self.owner.as_deref(), self.group.as_deref(), &p);
                 if !fixes.is_empty() {
                     ops.push(Op::Sh(fixes.join("\n")));
                 }
@@ -111,9 +106,9 @@ impl Kind for Dir {
                     step: Step(ops),
                 }))
             }
-            (State::Present, "dir") => {
+            (State::Present, PathKind::Dir) => {
                 let (what, fixes) = attr_changes(
-                    probed,
+                    now.attrs.as_ref(),
                     self.mode,
                     self.owner.as_deref(),
                     self.group.as_deref(),
@@ -130,9 +125,12 @@ impl Kind for Dir {
                     })
                 })
             }
-            (_, other) => Err(ResourceError::Conflict {
+            _ => Err(ResourceError::Conflict {
                 resource: self.label(),
-                reason: format!("exists but is a {other}, not a directory; remove it first"),
+                reason: format!(
+                    "exists but is a {}, not a directory; remove it first",
+                    now.what()
+                ),
             }),
         }
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::attrs::{Mode, State, attr_changes};
 use super::plan::{Change, Op, Plan, PlanContext, Step, Touch, unified_diff};
 use super::script::{Record, Script};
-use super::{Kind, ResourceError};
+use super::{Kind, PathKind, PathState, ResourceError};
 use crate::transport::quote;
 
 /// Largest current content fetched for `--diff`; bigger files show a summary.
@@ -85,11 +85,11 @@ impl Kind for File {
         let label = self.label();
         super::check_path(probed, &label, self.follow, user_owned(&self.owner))?;
         let p = quote(&self.path);
-        let kind = probed.get("type").unwrap_or("none");
+        let now = PathState::read(probed, "", &label)?;
         if self.state == State::Absent {
-            return Ok(match kind {
-                "none" => Plan::NoChange,
-                "dir" => {
+            return Ok(match now.kind {
+                PathKind::Absent => Plan::NoChange,
+                PathKind::Dir => {
                     return Err(ResourceError::Conflict {
                         resource: label,
                         reason:
@@ -112,8 +112,8 @@ impl Kind for File {
             });
         };
         let want_sha = sha256_hex(&data);
-        match kind {
-            "none" => Ok(Plan::Change(Change {
+        match &now.kind {
+            PathKind::Absent => Ok(Plan::Change(Change {
                 touches: vec![Touch::Path(self.path.clone())],
                 what: vec![format!("create ({} bytes)", data.len())],
                 diff: self
@@ -127,19 +127,19 @@ impl Kind for File {
                         mode: Some(self.mode.map_or(0o644, |m| m.0)),
                         owner: self.owner.clone(),
                         group: self.group.clone(),
-                        stage: probed.get("stage").map(str::to_string),
+                        stage: now.stage.clone(),
                     },
                 ]),
             })),
-            "file" => {
+            PathKind::File { sha256 } => {
                 let (mut what, fixes) = attr_changes(
-                    probed,
+                    now.attrs.as_ref(),
                     self.mode,
                     self.owner.as_deref(),
                     self.group.as_deref(),
                     &p,
                 );
-                if probed.get("sha256") == Some(want_sha.as_str()) {
+                if *sha256 == want_sha {
                     return Ok(if what.is_empty() {
                         Plan::NoChange
                     } else {
@@ -168,22 +168,13 @@ impl Kind for File {
                     )));
                 }
                 // Keep what the declaration leaves unspecified as it is on the host.
-                let keep_mode = probed
-                    .get("mode")
-                    .and_then(|m| u32::from_str_radix(m, 8).ok());
                 ops.push(Op::Put {
                     data,
                     dest: self.path.clone(),
-                    mode: self.mode.map(|m| m.0).or(keep_mode),
-                    owner: self
-                        .owner
-                        .clone()
-                        .or(probed.get("owner").map(str::to_string)),
-                    group: self
-                        .group
-                        .clone()
-                        .or(probed.get("group").map(str::to_string)),
-                    stage: probed.get("stage").map(str::to_string),
+                    mode: self.mode.map(|m| m.0).or(now.mode()),
+                    owner: self.owner.clone().or(now.owner()),
+                    group: self.group.clone().or(now.group()),
+                    stage: now.stage.clone(),
                 });
                 Ok(Plan::Change(Change {
                     touches: vec![Touch::Path(self.path.clone())],
@@ -192,11 +183,11 @@ impl Kind for File {
                     step: Step(ops),
                 }))
             }
-            other => Err(ResourceError::Conflict {
+            _ => Err(ResourceError::Conflict {
                 resource: label,
                 reason: format!(
                     "exists as a {} and parc only replaces regular files; remove it first",
-                    if other == "link" { "symlink" } else { other }
+                    now.what()
                 ),
             }),
         }

@@ -13,7 +13,7 @@ use super::attrs::{Mode, State};
 use super::file::sha256_hex;
 use super::plan::{Change, Op, Plan, PlanContext, Step, Touch, unified_diff};
 use super::script::{Record, Script};
-use super::{Kind, ResourceError};
+use super::{Kind, PathKind, PathState, ResourceError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,17 +125,18 @@ impl Kind for Line {
     }
     fn plan(&self, probed: &Record, ctx: &PlanContext) -> Result<Plan, ResourceError> {
         super::check_path(probed, &self.label(), self.follow, false)?;
-        let kind = probed.get("type").unwrap_or("none");
-        let exists = match kind {
-            "file" => true,
-            "none" => false,
-            other => {
+        let now = PathState::read(probed, "", &self.label())?;
+        let sha256 = match &now.kind {
+            PathKind::File { sha256 } => Some(sha256.as_str()),
+            PathKind::Absent => None,
+            _ => {
                 return Err(ResourceError::Conflict {
                     resource: self.label(),
-                    reason: format!("is a {other}, not a regular file"),
+                    reason: format!("is a {}, not a regular file", now.what()),
                 });
             }
         };
+        let exists = sha256.is_some();
         if !exists && (self.state == State::Absent || !self.create) {
             return if self.state == State::Absent {
                 Ok(Plan::NoChange)
@@ -151,7 +152,7 @@ impl Kind for Line {
                 .get("content")
                 .map(|b| sha256_hex(b))
                 .as_deref()
-                != probed.get("sha256")
+                != sha256
         {
             return Err(self.invalid(
                 "its content could not be read whole (is it being written right now?); it was left as it is",
@@ -159,18 +160,10 @@ impl Kind for Line {
         }
         let current = probed.text("content");
         let new = self.edit(&current)?;
-        if exists && sha256_hex(new.as_bytes()) == probed.get("sha256").unwrap_or("") {
+        if sha256 == Some(sha256_hex(new.as_bytes()).as_str()) {
             return Ok(Plan::NoChange);
         }
-        let mode = self
-            .mode
-            .map(|m| m.0)
-            .or_else(|| {
-                probed
-                    .get("mode")
-                    .and_then(|m| u32::from_str_radix(m, 8).ok())
-            })
-            .unwrap_or(0o644);
+        let mode = self.mode.map(|m| m.0).or(now.mode()).unwrap_or(0o644);
         let mut ops = Vec::new();
         if !exists {
             ops.push(Op::NeedParent(self.path.clone()));
@@ -179,9 +172,9 @@ impl Kind for Line {
             data: Arc::new(new.clone().into_bytes()),
             dest: self.path.clone(),
             mode: Some(mode),
-            owner: probed.get("owner").map(str::to_string),
-            group: probed.get("group").map(str::to_string),
-            stage: probed.get("stage").map(str::to_string),
+            owner: now.owner(),
+            group: now.group(),
+            stage: now.stage.clone(),
         });
         let what = match (exists, self.state) {
             (false, _) => "create file with the line".to_string(),

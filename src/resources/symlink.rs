@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::attrs::State;
 use super::plan::{Change, Plan, PlanContext, Step, Touch, need_parent};
 use super::script::{Record, Script};
-use super::{Kind, ResourceError};
+use super::{Kind, PathKind, PathState, ResourceError};
 use crate::transport::quote;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,19 +51,19 @@ impl Kind for Symlink {
     fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
         super::check_path(probed, &self.label(), self.follow, false)?;
         let p = quote(&self.path);
-        let kind = probed.get("type").unwrap_or("none");
+        let now = PathState::read(probed, "", &self.label())?;
         if self.state == State::Absent {
-            return match kind {
-                "none" => Ok(Plan::NoChange),
-                "link" => Ok(Plan::Change(Change {
+            return match now.kind {
+                PathKind::Absent => Ok(Plan::NoChange),
+                PathKind::Link { .. } => Ok(Plan::Change(Change {
                     touches: vec![Touch::Path(self.path.clone())],
                     what: vec!["remove".into()],
                     diff: None,
                     step: Step::sh(format!("rm -f {p}")),
                 })),
-                other => Err(ResourceError::Conflict {
+                _ => Err(ResourceError::Conflict {
                     resource: self.label(),
-                    reason: format!("is a {other}, not a symlink: parc leaves it alone"),
+                    reason: format!("is a {}, not a symlink: parc leaves it alone", now.what()),
                 }),
             };
         }
@@ -78,33 +78,31 @@ impl Kind for Symlink {
             need_parent(&self.path),
             quote(target)
         );
-        match kind {
-            "link" if probed.get("target") == Some(target.as_str()) => Ok(Plan::NoChange),
-            "link" => Ok(Plan::Change(Change {
+        match &now.kind {
+            PathKind::Link { target: t } if t == target => Ok(Plan::NoChange),
+            PathKind::Link { target: t } => Ok(Plan::Change(Change {
                 touches: vec![Touch::Path(self.path.clone())],
-                what: vec![format!(
-                    "target {} -> {target}",
-                    probed.get("target").unwrap_or("?")
-                )],
+                what: vec![format!("target {t} -> {target}")],
                 diff: None,
                 step: Step::sh(link),
             })),
-            "none" => Ok(Plan::Change(Change {
+            PathKind::Absent => Ok(Plan::Change(Change {
                 touches: vec![Touch::Path(self.path.clone())],
                 what: vec![format!("create -> {target}")],
                 diff: None,
                 step: Step::sh(link),
             })),
-            "file" if self.force => Ok(Plan::Change(Change {
+            PathKind::File { .. } if self.force => Ok(Plan::Change(Change {
                 touches: vec![Touch::Path(self.path.clone())],
                 what: vec![format!("replace regular file with link -> {target}")],
                 diff: None,
                 step: Step::sh(format!("rm -f {p}\n{link}")),
             })),
-            other => Err(ResourceError::Conflict {
+            _ => Err(ResourceError::Conflict {
                 resource: self.label(),
                 reason: format!(
-                    "a {other} stands there; set `force: true` to replace a regular file"
+                    "a {} stands there; set `force: true` to replace a regular file",
+                    now.what()
                 ),
             }),
         }

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::probe::{CONTENT_LIMIT, Check, Probe, Probed, contains_check, matches_check, presence};
-use crate::resources::Mode;
 use crate::resources::script::Script;
+use crate::resources::{Mode, PathKind, PathState};
 use crate::transport::quote;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,21 +37,30 @@ impl Probe for FileTest {
         s.sh(&format!("pv_start {id}; parc_stat {p}"));
         if self.contains.is_some() || self.matches.is_some() {
             s.sh(&format!(
-                "[ -f {p} ] && pv_blob content {p} {CONTENT_LIMIT}"
+                "[ -f {p} ] && [ ! -L {p} ] && pv_blob content {p} {CONTENT_LIMIT}"
             ));
         }
         s.sh("pv_end");
     }
 
     fn evaluate(&self, probed: &Probed) -> Vec<Check> {
-        let kind = probed.get("type").unwrap_or("none");
-        let exists = kind != "none";
-        let actual = match kind {
-            "none" => "absent",
-            "file" => "present (regular file)",
-            "dir" => "present (directory)",
-            "link" => "present (symbolic link)",
-            _ => "present (special file)",
+        let now = match PathState::read(probed.0, "", &self.label()) {
+            Ok(now) => now,
+            Err(e) => {
+                return vec![Check::impossible(
+                    "probe",
+                    "the file's state",
+                    e.to_string(),
+                )];
+            }
+        };
+        let exists = now.kind != PathKind::Absent;
+        let actual = match now.kind {
+            PathKind::Absent => "absent",
+            PathKind::File { .. } => "present (regular file)",
+            PathKind::Dir => "present (directory)",
+            PathKind::Link { .. } => "present (symbolic link)",
+            PathKind::Other => "present (special file)",
         };
         let mut checks = vec![Check::new(
             "exists",
@@ -64,23 +73,28 @@ impl Probe for FileTest {
             return checks;
         }
         if let Some(Mode(m)) = self.mode {
-            let actual = probed
-                .get("mode")
-                .and_then(|v| u32::from_str_radix(v, 8).ok())
+            let actual = now
+                .mode()
                 .map_or_else(|| "unknown".to_string(), |a| format!("{a:04o}"));
             checks.push(Check::equal("mode", format!("{m:04o}"), actual));
         }
-        for (what, want) in [("owner", &self.owner), ("group", &self.group)] {
+        for (what, want, actual) in [
+            ("owner", &self.owner, now.owner()),
+            ("group", &self.group, now.group()),
+        ] {
             if let Some(want) = want {
                 checks.push(Check::equal(
                     what,
                     want.as_str(),
-                    probed.get(what).unwrap_or("unknown"),
+                    actual.unwrap_or_else(|| "unknown".into()),
                 ));
             }
         }
         if let Some(want) = &self.sha256 {
-            let actual = probed.get("sha256").unwrap_or("not a regular file");
+            let actual = match &now.kind {
+                PathKind::File { sha256 } => sha256.as_str(),
+                _ => "not a regular file",
+            };
             checks.push(Check::new(
                 "sha256",
                 want.as_str(),
@@ -107,6 +121,7 @@ impl Probe for FileTest {
 mod tests {
     use super::super::tests::{passed, record};
     use super::*;
+    use crate::resources::script::Record;
 
     fn test(yaml: &str) -> FileTest {
         serde_norway::from_str(yaml).unwrap()
@@ -122,6 +137,7 @@ mod tests {
                 ("type", "file"),
                 ("mode", "644"),
                 ("owner", "root"),
+                ("group", "root"),
                 ("sha256", "abc"),
             ],
             &[("content", "# parc\nhost=ws-001\n")],
@@ -135,6 +151,7 @@ mod tests {
                 ("type", "file"),
                 ("mode", "600"),
                 ("owner", "bob"),
+                ("group", "bob"),
                 ("sha256", "abd"),
             ],
             &[("content", "other\n")],
@@ -163,16 +180,29 @@ mod tests {
         );
         let absent = test("{path: /x, exists: false}");
         assert!(passed(&absent.evaluate(&Probed(&missing))));
-        let dir = record(&[("type", "dir"), ("mode", "755")], &[]);
+        let dir = root_dir();
         let checks = absent.evaluate(&Probed(&dir));
         assert!(!passed(&checks));
         assert_eq!(checks[0].actual, "present (directory)");
     }
 
+    /// A directory of root's, as the probe prints it.
+    fn root_dir() -> Record {
+        record(
+            &[
+                ("type", "dir"),
+                ("mode", "755"),
+                ("owner", "root"),
+                ("group", "root"),
+            ],
+            &[],
+        )
+    }
+
     #[test]
     fn content_of_a_directory_cannot_match() {
         let t = test("{path: /etc, contains: x}");
-        let dir = record(&[("type", "dir"), ("mode", "755")], &[]);
+        let dir = root_dir();
         let checks = t.evaluate(&Probed(&dir));
         assert!(!checks[1].passed);
         assert_eq!(checks[1].actual, "not a readable regular file");

@@ -131,34 +131,23 @@ impl Written {
                 continue;
             }
             let before = self.files.get(dest).unwrap_or(probed);
+            // As parc_stat prints it: what the put sets, else what stood
+            // there, else what a new file of root's gets (umask 022).
+            let keep = |k: &str, set: Option<String>, new: &str| {
+                let v = set.or_else(|| before.get(k).map(str::to_string));
+                (k.to_string(), v.unwrap_or_else(|| new.to_string()))
+            };
             let mut after = Record::default();
-            let field = |k: &str, v: Option<String>| v.map(|v| (k.to_string(), v));
-            after.fields.extend(
-                [
-                    field("type", Some("file".into())),
-                    field("sha256", Some(sha256_hex(data))),
-                    field(
-                        "mode",
-                        mode.map(|m| format!("{m:o}"))
-                            .or_else(|| before.get("mode").map(str::to_string)),
-                    ),
-                    field(
-                        "owner",
-                        owner
-                            .clone()
-                            .or_else(|| before.get("owner").map(str::to_string)),
-                    ),
-                    field(
-                        "group",
-                        group
-                            .clone()
-                            .or_else(|| before.get("group").map(str::to_string)),
-                    ),
-                    field("stage", before.get("stage").map(str::to_string)),
-                ]
-                .into_iter()
-                .flatten(),
-            );
+            after.fields.extend([
+                ("type".to_string(), "file".to_string()),
+                ("sha256".to_string(), sha256_hex(data)),
+                keep("mode", mode.map(|m| format!("{m:o}")), "644"),
+                keep("owner", owner.clone(), "root"),
+                keep("group", group.clone(), "root"),
+            ]);
+            if let Some(stage) = before.get("stage") {
+                after.fields.insert("stage".into(), stage.to_string());
+            }
             after.blobs.insert("content".into(), data.to_vec());
             self.files.insert(dest.clone(), after);
         }

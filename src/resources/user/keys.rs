@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::super::attrs::{Mode, attr_changes};
 use super::super::plan::{Op, Touch};
 use super::super::script::Record;
-use super::super::{Kind, ResourceError};
+use super::super::{Kind, PathKind, PathState, ResourceError};
 use super::{Current, Part, User};
 use crate::transport::quote;
 
@@ -44,15 +44,15 @@ pub(super) fn plan(
         Some(g) if g.parse::<u32>().is_err() => Some(g.clone()),
         _ => cur.map(|c| c.group.clone()),
     };
-    let (dir, key_file) = (sub(probed, "ssh_"), sub(probed, "keys_"));
-    let kind = key_file.get("type").unwrap_or("none");
-    if keys.is_empty() && (!u.exclusive_keys || kind == "none") {
+    let dir = PathState::read(probed, "ssh_", &label)?;
+    let key_file = PathState::read(probed, "keys_", &label)?;
+    if keys.is_empty() && (!u.exclusive_keys || key_file.kind == PathKind::Absent) {
         return Ok(Part::default());
     }
     let mut part = Part::default();
     let mut sh = Vec::new();
-    match dir.get("type").unwrap_or("none") {
-        "none" => {
+    match dir.kind {
+        PathKind::Absent => {
             sh.push(format!(
                 "[ -d {h} ] || {{ printf '%s\\n' {msg} >&2; exit 1; }}",
                 h = quote(home),
@@ -67,9 +67,9 @@ pub(super) fn plan(
                 part.touches.push(Touch::Path(ssh.clone()));
             }
         }
-        "dir" => {
+        PathKind::Dir => {
             let (what, fixes) = attr_changes(
-                &dir,
+                dir.attrs.as_ref(),
                 Some(Mode(0o700)),
                 Some(&u.name),
                 group.as_deref(),
@@ -81,17 +81,15 @@ pub(super) fn plan(
                 part.touches.push(Touch::Attrs(ssh.clone()));
             }
         }
-        other => {
-            return Err(not_ours(&label, &ssh, other, "a directory"));
-        }
+        _ => return Err(not_ours(&label, &ssh, &dir, "a directory")),
     }
     if !sh.is_empty() {
         part.ops.push(Op::Sh(sh.join("\n")));
     }
 
-    let current = match kind {
-        "none" => String::new(),
-        "file" if key_file.get("links").is_some_and(|n| n != "1") => {
+    let current = match key_file.kind {
+        PathKind::Absent => String::new(),
+        PathKind::File { .. } if key_file.attrs.as_ref().is_some_and(|a| a.links != 1) => {
             return Err(ResourceError::Conflict {
                 resource: label,
                 reason: format!(
@@ -99,7 +97,7 @@ pub(super) fn plan(
                 ),
             });
         }
-        "file" => match probed.blobs.get("keys") {
+        PathKind::File { .. } => match probed.blobs.get("keys") {
             Some(keys) if keys.len() as u64 > KEYS_LIMIT => {
                 return Err(ResourceError::Conflict {
                     resource: label,
@@ -119,7 +117,7 @@ pub(super) fn plan(
                 });
             }
         },
-        other => return Err(not_ours(&label, &file, other, "a regular file")),
+        _ => return Err(not_ours(&label, &file, &key_file, "a regular file")),
     };
     let (wanted, what) = if u.exclusive_keys {
         let mut text = keys.join("\n");
@@ -147,7 +145,7 @@ pub(super) fn plan(
             format!("authorized_keys: add {} key(s)", missing.len()),
         )
     };
-    if kind == "none" || wanted != current {
+    if key_file.kind == PathKind::Absent || wanted != current {
         part.what.push(what);
         part.touches.push(Touch::Path(file.clone()));
         part.ops.push(Op::Put {
@@ -156,11 +154,11 @@ pub(super) fn plan(
             mode: Some(0o600),
             owner: Some(owner),
             group: None,
-            stage: key_file.get("stage").map(str::to_string),
+            stage: key_file.stage.clone(),
         });
     } else {
         let (what, fixes) = attr_changes(
-            &key_file,
+            key_file.attrs.as_ref(),
             Some(Mode(0o600)),
             Some(&u.name),
             group.as_deref(),
@@ -176,23 +174,12 @@ pub(super) fn plan(
     Ok(part)
 }
 
-/// The fields of `probed` starting with `prefix`, without it.
-fn sub(probed: &Record, prefix: &str) -> Record {
-    let mut r = Record::default();
-    for (k, v) in &probed.fields {
-        if let Some(k) = k.strip_prefix(prefix) {
-            r.fields.insert(k.to_string(), v.clone());
-        }
-    }
-    r
-}
-
-fn not_ours(label: &str, path: &str, kind: &str, expected: &str) -> ResourceError {
+fn not_ours(label: &str, path: &str, now: &PathState, expected: &str) -> ResourceError {
     ResourceError::Conflict {
         resource: label.to_string(),
         reason: format!(
             "{path} is a {} where {expected} is expected; parc leaves it alone and installs no keys",
-            if kind == "link" { "symlink" } else { kind }
+            now.what()
         ),
     }
 }

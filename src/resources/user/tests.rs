@@ -48,6 +48,7 @@ fn converged() -> Record {
         ("keys_mode", "600"),
         ("keys_owner", "localadmin"),
         ("keys_group", "localadmin"),
+        ("keys_sha256", "0"),
     ]);
     r.blobs
         .insert("keys".into(), format!("{KEY}\n").into_bytes());
@@ -348,7 +349,10 @@ fn key_file_attributes_are_fixed_in_place() {
         "chown -h -- localadmin /home/localadmin/.ssh\nparc_chmod 600 /home/localadmin/.ssh/authorized_keys"
     );
     assert!(matches!(c.touches[0], Touch::Attrs(_)));
-    let link = with(converged(), &[("keys_type", "link")]);
+    let link = with(
+        converged(),
+        &[("keys_type", "link"), ("keys_target", "/etc/shadow")],
+    );
     let e = plan(&user(FULL), &link).unwrap_err();
     assert!(e.to_string().contains("is a symlink"), "{e}");
 }
