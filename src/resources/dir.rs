@@ -81,7 +81,7 @@ impl Kind for Dir {
                     touches: vec![Touch::Path(self.path.clone())],
                     what: vec!["remove (recursively)".into()],
                     diff: None,
-                    step: Step::sh(format!("rm -rf {p}")),
+                    step: Step::sh(format!("rm -rf -- {p}")),
                 }))
             }
             (_, PathKind::Absent) => {

@@ -101,7 +101,7 @@ impl Kind for File {
                     touches: vec![Touch::Path(self.path.clone())],
                     what: vec!["remove".into()],
                     diff: None,
-                    step: Step::sh(format!("rm -f {p}")),
+                    step: Step::sh(format!("rm -f -- {p}")),
                 }),
             });
         }
@@ -163,7 +163,7 @@ impl Kind for File {
                 let mut ops = Vec::new();
                 if self.backup {
                     ops.push(Op::Sh(format!(
-                        "cp -p {p} {}",
+                        "cp -p -- {p} {}",
                         quote(&format!("{}.parc-backup", self.path))
                     )));
                 }

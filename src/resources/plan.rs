@@ -135,8 +135,8 @@ impl Step {
 pub fn mkdir_line(mode: Option<u32>, paths: &[&String]) -> String {
     let paths: Vec<String> = paths.iter().map(|p| quote(p)).collect();
     match mode {
-        Some(m) => format!("mkdir -p -m {m:o} {}", paths.join(" ")),
-        None => format!("mkdir -p {}", paths.join(" ")),
+        Some(m) => format!("mkdir -p -m {m:o} -- {}", paths.join(" ")),
+        None => format!("mkdir -p -- {}", paths.join(" ")),
     }
 }
 
@@ -193,9 +193,11 @@ pub fn need_parent(path: &str) -> String {
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "/".into());
     format!(
-        "[ -d {q} ] || {{ echo \"parent directory {p} does not exist (declare a dir resource for it)\" >&2; false; }}",
+        "[ -d {q} ] || {{ printf '%s\\n' {m} >&2; false; }}",
         q = quote(&parent),
-        p = parent.replace(['"', '$', '`', '\\'], "_")
+        m = quote(&format!(
+            "parent directory {parent} does not exist (declare a dir resource for it)"
+        ))
     )
 }
 
@@ -223,9 +225,9 @@ mod tests {
                 ("/d d", None),
             ]),
             [
-                "mkdir -p -m 755 /a /c",
-                "mkdir -p -m 750 /b",
-                "mkdir -p '/d d'"
+                "mkdir -p -m 755 -- /a /c",
+                "mkdir -p -m 750 -- /b",
+                "mkdir -p -- '/d d'"
             ]
         );
         // /b/c cannot go before /b: `mkdir -p` would make /b 755.
@@ -236,9 +238,9 @@ mod tests {
                 ("/b/c", Some(0o755)),
             ]),
             [
-                "mkdir -p -m 755 /a",
-                "mkdir -p -m 700 /b",
-                "mkdir -p -m 755 /b/c"
+                "mkdir -p -m 755 -- /a",
+                "mkdir -p -m 700 -- /b",
+                "mkdir -p -m 755 -- /b/c"
             ]
         );
         // /bc is not below /b.
@@ -248,7 +250,7 @@ mod tests {
                 ("/b", Some(0o700)),
                 ("/bc", Some(0o755))
             ]),
-            ["mkdir -p -m 755 /a /bc", "mkdir -p -m 700 /b"]
+            ["mkdir -p -m 755 -- /a /bc", "mkdir -p -m 700 -- /b"]
         );
     }
 }

@@ -59,7 +59,7 @@ impl Kind for Symlink {
                     touches: vec![Touch::Path(self.path.clone())],
                     what: vec!["remove".into()],
                     diff: None,
-                    step: Step::sh(format!("rm -f {p}")),
+                    step: Step::sh(format!("rm -f -- {p}")),
                 })),
                 _ => Err(ResourceError::Conflict {
                     resource: self.label(),
@@ -96,7 +96,7 @@ impl Kind for Symlink {
                 touches: vec![Touch::Path(self.path.clone())],
                 what: vec![format!("replace regular file with link -> {target}")],
                 diff: None,
-                step: Step::sh(format!("rm -f {p}\n{link}")),
+                step: Step::sh(format!("rm -f -- {p}\n{link}")),
             })),
             _ => Err(ResourceError::Conflict {
                 resource: self.label(),

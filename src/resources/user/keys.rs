@@ -60,7 +60,7 @@ pub(super) fn plan(
                     "home directory {home} does not exist, so authorized_keys cannot be installed"
                 ))
             ));
-            sh.push(format!("mkdir -m 700 {}", quote(&ssh)));
+            sh.push(format!("mkdir -m 700 -- {}", quote(&ssh)));
             sh.push(format!("chown -h -- {} {}", quote(&owner), quote(&ssh)));
             part.what.push(format!("create {ssh}"));
             if probed.get("home_exists") == Some("yes") {
