@@ -27,7 +27,7 @@ use hmac::{Hmac, Mac};
 use common::{TestLab, events, finished};
 
 /// ssh processes run at once for the oracle.
-const ORACLE_PARALLEL: usize = 8;
+const ORACLE_PARALLEL: usize = 12;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Srv {
@@ -680,37 +680,40 @@ fn options(case: &Case, dir: &Path, policy: &str) -> Vec<String> {
     }
 }
 
-/// Whether OpenSSH connects: `ssh -F CFG -o BatchMode=yes [-o ...] case true`.
+/// Whether OpenSSH connects: `ssh -F CFG -o BatchMode=yes [-o ...] case true`,
+/// [`ORACLE_PARALLEL`] at a time.
 fn oracle(runs: &[(PathBuf, Vec<String>)]) -> Vec<(bool, String)> {
-    let mut results = Vec::with_capacity(runs.len());
-    for chunk in runs.chunks(ORACLE_PARALLEL) {
-        let children: Vec<Child> = chunk
-            .iter()
-            .map(|(dir, opts)| {
-                let mut c = Command::new("ssh");
-                c.arg("-F")
-                    .arg(dir.join("cfg"))
-                    .args(["-o", "BatchMode=yes"]);
-                for o in opts {
-                    c.arg("-o").arg(o);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(vec![(false, String::new()); runs.len()]);
+    std::thread::scope(|s| {
+        for _ in 0..ORACLE_PARALLEL {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((dir, opts)) = runs.get(i) else {
+                        break;
+                    };
+                    let mut c = Command::new("ssh");
+                    c.arg("-F")
+                        .arg(dir.join("cfg"))
+                        .args(["-o", "BatchMode=yes"]);
+                    for o in opts {
+                        c.arg("-o").arg(o);
+                    }
+                    let out = c
+                        .args(["case", "true"])
+                        .stdin(Stdio::null())
+                        .output()
+                        .expect("run ssh");
+                    results.lock().unwrap()[i] = (
+                        out.status.success(),
+                        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                    );
                 }
-                c.args(["case", "true"])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .expect("run ssh")
-            })
-            .collect();
-        for child in children {
-            let out = child.wait_with_output().unwrap();
-            results.push((
-                out.status.success(),
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
+            });
         }
-    }
-    results
+    });
+    results.into_inner().unwrap()
 }
 
 /// Whether parc connects, for every run at once: one Ansible inventory host per
