@@ -37,8 +37,9 @@ pub struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
-    /// Override every host's host-key policy. `off` disables verification and
-    /// is only ever used when given here explicitly.
+    /// Override every host's host-key policy (else the inventory's, else ssh
+    /// config's `StrictHostKeyChecking`). `off` accepts unknown and changed keys
+    /// with a warning; revoked keys are refused under every policy.
     #[arg(long, global = true, value_enum)]
     host_key_policy: Option<HostKeyPolicy>,
 
