@@ -123,3 +123,21 @@ pub fn exit_for(summary: &Summary) -> u8 {
         exit::OK
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::events::HostState;
+
+    #[test]
+    fn an_untrusted_host_is_a_failure_not_an_unreachable_one() {
+        assert!(HostState::Untrusted.is_failure());
+        let mut s = Summary {
+            unreachable: 3,
+            ..Summary::default()
+        };
+        assert_eq!(exit_for(&s), exit::HOSTS_UNREACHABLE);
+        s.add(HostState::Untrusted);
+        assert_eq!(exit_for(&s), exit::HOSTS_FAILED);
+    }
+}

@@ -338,6 +338,36 @@ mod tests {
     }
 
     #[test]
+    fn untrusted_hosts_stand_out() {
+        let u = Outcome::Untrusted {
+            error: "host key for ws-003 has CHANGED: ...".into(),
+        };
+        let line = host_finished("ws-003", u.state(), 5, &u, ALL);
+        assert_eq!(
+            line,
+            "ws-003 | UNTRUSTED | host key for ws-003 has CHANGED: ..."
+        );
+        let s = Summary {
+            ok: 49,
+            untrusted: 1,
+            ..Summary::default()
+        };
+        assert_eq!(
+            summary("run", &s, 2500),
+            "run: 49 ok, 0 failed, 0 unreachable, 1 UNTRUSTED (50 hosts, 2.50s)"
+        );
+        let mut rows = vec![
+            (HostState::Ok, "ok row".to_string()),
+            (HostState::Untrusted, "untrusted row".to_string()),
+        ];
+        assert_eq!(
+            recap(&mut rows).unwrap(),
+            "RECAP\nuntrusted row\nok row",
+            "failures first"
+        );
+    }
+
+    #[test]
     fn apply_lines() {
         let r = |resource: &str, status, changes: &[&str]| ResourceReport {
             resource: resource.into(),
