@@ -50,8 +50,9 @@ pub enum HostKeyPolicy {
     Strict,
     /// Trust an unknown key on first use and append it; still refuse changed or revoked keys.
     AcceptNew,
-    /// Accept unknown and changed keys without recording them; parc warns. Revoked keys
-    /// are still refused.
+    /// Accept unknown keys (recorded, as OpenSSH's `StrictHostKeyChecking no`
+    /// does) and changed keys (not recorded); parc warns. Revoked keys are still
+    /// refused.
     Off,
 }
 
@@ -158,12 +159,12 @@ pub enum Verdict {
 pub enum Accepted {
     /// known_hosts vouches for it.
     Known,
-    /// Unknown, trusted on first use (`accept-new`) and appended to `file`.
+    /// Unknown, trusted on first use (`accept-new`, or `off`) and appended to `file`.
     Learned { file: PathBuf },
-    /// Unknown, trusted on first use (`accept-new`), but it could not be recorded:
+    /// Unknown, trusted on first use, but it could not be recorded:
     /// OpenSSH connects anyway, and so does parc, with a warning.
     NotRecorded { file: PathBuf, reason: String },
-    /// Not checked (`off`): the caller warns.
+    /// Changed, accepted anyway (`off`): the caller warns.
     Unchecked,
 }
 
@@ -659,16 +660,19 @@ pub fn verify(
             let Some(file) = check.user_files.first().filter(|_| recordable(host)) else {
                 return Err(unknown());
             };
+            // `off` records a new key just as accept-new does (OpenSSH's
+            // `StrictHostKeyChecking no` adds it too).
             match check.policy {
                 HostKeyPolicy::Strict => Err(unknown()),
-                HostKeyPolicy::Off => Ok(Accepted::Unchecked),
-                HostKeyPolicy::AcceptNew => match append(file, &name, key, check.hash) {
-                    Ok(()) => Ok(Accepted::Learned { file: file.clone() }),
-                    Err(e) => Ok(Accepted::NotRecorded {
-                        file: file.clone(),
-                        reason: e.to_string(),
-                    }),
-                },
+                HostKeyPolicy::AcceptNew | HostKeyPolicy::Off => {
+                    match append(file, &name, key, check.hash) {
+                        Ok(()) => Ok(Accepted::Learned { file: file.clone() }),
+                        Err(e) => Ok(Accepted::NotRecorded {
+                            file: file.clone(),
+                            reason: e.to_string(),
+                        }),
+                    }
+                }
             }
         }
     }

@@ -80,15 +80,15 @@ impl client::Handler for Verifier {
         match known_hosts::verify(&self.host_keys, &self.hostname, self.port, key.key_data()) {
             Ok(Accepted::Known) => Ok(true),
             Ok(Accepted::Learned { file }) => {
-                tracing::warn!(host = %self.name, file = %file.display(), "learned a new host key (accept-new)");
+                tracing::warn!(host = %self.name, file = %file.display(), "learned a new host key (trusted on first use)");
                 Ok(true)
             }
             Ok(Accepted::NotRecorded { file, reason }) => {
-                tracing::warn!(host = %self.name, file = %file.display(), "trusted a new host key (accept-new) but could not record it: {reason}");
+                tracing::warn!(host = %self.name, file = %file.display(), "trusted a new host key on first use but could not record it: {reason}");
                 Ok(true)
             }
             Ok(Accepted::Unchecked) => {
-                tracing::warn!(host = %self.name, "host key NOT verified (host-key policy off)");
+                tracing::warn!(host = %self.name, "host key CHANGED and accepted anyway (host-key policy off)");
                 Ok(true)
             }
             Err(e) => Err(HandlerError::HostKey(e)),

@@ -339,12 +339,6 @@ fn unknown_keys_strict_accept_new_and_off() {
         .to_string()
         .replace(&dir.path().display().to_string(), "DIR");
     insta::assert_snapshot!(msg);
-    c.policy = HostKeyPolicy::Off;
-    assert_eq!(
-        verify(&c, "10.1.1.1", 2222, &data(K1)).unwrap(),
-        Accepted::Unchecked
-    );
-    assert!(!f.exists(), "off never writes");
     c.policy = HostKeyPolicy::AcceptNew;
     assert_eq!(
         verify(&c, "10.1.1.1", 2222, &data(K1)).unwrap(),
@@ -372,12 +366,24 @@ fn unknown_keys_strict_accept_new_and_off() {
         verify(&c, "10.1.1.1", 2222, &data(K1)).unwrap(),
         Accepted::Known
     );
-    // A learned key still protects against a later change.
+    // A learned key still protects against a later change, but for `off`.
     c.policy = HostKeyPolicy::AcceptNew;
     assert!(matches!(
         verify(&c, "10.1.1.1", 2222, &data(K2)),
         Err(HostKeyError::Changed(_))
     ));
+    c.policy = HostKeyPolicy::Off;
+    assert_eq!(
+        verify(&c, "10.1.1.1", 2222, &data(K2)).unwrap(),
+        Accepted::Unchecked
+    );
+    // `off` records a new key as OpenSSH's `StrictHostKeyChecking no` does.
+    assert_eq!(
+        verify(&c, "10.1.1.2", 22, &data(K2)).unwrap(),
+        Accepted::Learned { file: f.clone() }
+    );
+    let text = std::fs::read_to_string(&f).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
 }
 
 #[test]
