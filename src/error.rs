@@ -59,7 +59,8 @@ pub mod exit {
     pub const INTERNAL: u8 = 1;
     /// Bad input: command line, inventory, pattern, profile, playbook, template.
     pub const USAGE: u8 = 2;
-    /// At least one host failed (including hosts rolled back or degraded).
+    /// At least one host failed (including hosts rolled back or degraded, and
+    /// hosts refused for a changed or revoked host key).
     pub const HOSTS_FAILED: u8 = 3;
     /// No host failed, but at least one was unreachable.
     pub const HOSTS_UNREACHABLE: u8 = 4;
@@ -114,11 +115,29 @@ impl ParcError {
 
 /// Exit code for a finished run: failures outrank unreachable hosts.
 pub fn exit_for(summary: &Summary) -> u8 {
-    if summary.failed + summary.degraded + summary.rolled_back > 0 {
+    if summary.failed + summary.untrusted + summary.degraded + summary.rolled_back > 0 {
         exit::HOSTS_FAILED
     } else if summary.unreachable > 0 {
         exit::HOSTS_UNREACHABLE
     } else {
         exit::OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::events::HostState;
+
+    #[test]
+    fn an_untrusted_host_is_a_failure_not_an_unreachable_one() {
+        assert!(HostState::Untrusted.is_failure());
+        let mut s = Summary {
+            unreachable: 3,
+            ..Summary::default()
+        };
+        assert_eq!(exit_for(&s), exit::HOSTS_UNREACHABLE);
+        s.add(HostState::Untrusted);
+        assert_eq!(exit_for(&s), exit::HOSTS_FAILED);
     }
 }

@@ -144,8 +144,63 @@ fn key_line(lab: &TestLab, host: usize) -> String {
         .to_string()
 }
 
+/// The newest run's report.json and report.html.
+fn last_report(lab: &TestLab) -> (serde_json::Value, String) {
+    let runs = lab.dir().parent().unwrap().join("runs");
+    let mut dirs: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    let last = dirs.last().expect("a run directory");
+    let json = std::fs::read_to_string(last.join("report.json")).unwrap();
+    let html = std::fs::read_to_string(last.join("report.html")).unwrap();
+    (serde_json::from_str(&json).unwrap(), html)
+}
+
+/// A refused host key is an alarm: the host ends `untrusted` everywhere (JSON
+/// events, terminal, report.json and report.html), the run exits 3, and the
+/// message says what it means and how to fix it.
+fn assert_untrusted(lab: &TestLab, out: &Output, host: &str, must_contain: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "no colour codes when stderr is not a terminal: {err}"
+    );
+    let ev = events(out);
+    let done = finished(&ev);
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["host"], host);
+    assert_eq!(done[0]["state"], "untrusted");
+    let message = done[0]["outcome"]["error"].as_str().unwrap();
+    for m in must_contain.iter().chain(&[
+        "nothing was sent to this host",
+        "someone may be impersonating it",
+    ]) {
+        assert!(message.contains(m), "{m:?} not in {message}");
+    }
+    let summary = ev.iter().find(|e| e["event"] == "run_finished").unwrap();
+    assert_eq!(summary["summary"]["untrusted"], 1);
+    let (json, html) = last_report(lab);
+    assert_eq!(json["hosts"][0]["state"], "untrusted", "{json}");
+    assert!(html.contains("state-untrusted"));
+    // The terminal shows it too.
+    let plain = lab
+        .parc()
+        .args(["run", host, "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(plain.status.code(), Some(3));
+    assert!(
+        all_output(&plain).contains("UNTRUSTED"),
+        "{}",
+        all_output(&plain)
+    );
+}
+
 #[test]
-fn changed_and_revoked_host_keys_are_refused_and_accept_new_learns() {
+fn changed_and_revoked_host_keys_are_untrusted_and_accept_new_learns() {
     common::require_root_and_sshd();
     let lab = TestLab::start(3);
     let kh = lab.lab.known_hosts.clone();
@@ -159,17 +214,36 @@ fn changed_and_revoked_host_keys_are_refused_and_accept_new_learns() {
     let addr0 = lab.lab.hosts[0].address.to_string();
     let forged = line1.replacen(&lab.lab.hosts[1].address.to_string(), &addr0, 1);
     std::fs::write(&kh, original.replace(&line0, &forged)).unwrap();
+    let fp = |line: &str| {
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-l", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(line.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
     let out = lab
         .parc()
-        .args(["run", &h0, "--", "touch /root/should-not-exist"])
+        .args(["--json", "run", &h0, "--", "touch /root/should-not-exist"])
         .output()
         .unwrap();
-    let err = all_output(&out);
-    assert_eq!(out.status.code(), Some(4), "{err}");
-    assert!(err.contains("CHANGED"), "{err}");
-    assert!(
-        err.contains(&format!("{}:", kh.display())),
-        "names the known_hosts line: {err}"
+    let changed_at = format!("{}:", kh.display());
+    let removal = format!("ssh-keygen -R {addr0} -f {}", kh.display());
+    assert_untrusted(
+        &lab,
+        &out,
+        &h0,
+        &["CHANGED", &changed_at, &removal, &fp(&line0), &fp(&line1)],
     );
     assert!(
         lab.host_file(0, "/root/should-not-exist").is_none(),
@@ -185,14 +259,22 @@ fn changed_and_revoked_host_keys_are_refused_and_accept_new_learns() {
     std::fs::write(&kh, format!("{original}@revoked * {key1}\n")).unwrap();
     let out = lab
         .parc()
-        .args(["--host-key-policy", "accept-new", "run", &h1, "--", "true"])
+        .args([
+            "--json",
+            "--host-key-policy",
+            "accept-new",
+            "run",
+            &h1,
+            "--",
+            "true",
+        ])
         .output()
         .unwrap();
-    let err = all_output(&out);
-    assert_eq!(out.status.code(), Some(4), "{err}");
-    assert!(err.contains("revoked"), "{err}");
+    let revoked_at = format!("{}:{}", kh.display(), original.lines().count() + 1);
+    assert_untrusted(&lab, &out, &h1, &["REVOKED", &revoked_at, &fp(&line1)]);
 
-    // Unknown: strict refuses, accept-new learns and appends, then strict accepts.
+    // Unknown: strict refuses (unreachable: not an alarm), accept-new learns and
+    // appends, then strict accepts.
     std::fs::write(&kh, "").unwrap();
     let out = lab
         .parc()
@@ -211,7 +293,17 @@ fn changed_and_revoked_host_keys_are_refused_and_accept_new_learns() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(std::fs::read_to_string(&kh).unwrap().contains(&addr0));
+    // ssh-keygen finds it, hashed or not (Debian's ssh_config hashes).
+    let found = std::process::Command::new("ssh-keygen")
+        .args(["-F", &addr0, "-f"])
+        .arg(&kh)
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "{}",
+        std::fs::read_to_string(&kh).unwrap()
+    );
     let out = lab
         .parc()
         .args(["run", &h0, "--", "true"])

@@ -47,14 +47,16 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
                 Session::start(&cli, *parallel, display, None, |ctx| select(ctx, limit))?;
             let (_, summary) = rollback::run(&s.ctx, &s.run_id, hosts, run_id.to_string()).await;
             s.finish(&cli).await;
-            Ok(if summary.failed + summary.unreachable > 0 {
-                exit_for(&summary)
-            } else if summary.rolled_back == 0 {
-                // No host had that journal: most likely a mistyped run id.
-                exit::HOSTS_FAILED
-            } else {
-                exit::OK
-            })
+            Ok(
+                if summary.failed + summary.untrusted + summary.unreachable > 0 {
+                    exit_for(&summary)
+                } else if summary.rolled_back == 0 {
+                    // No host had that journal: most likely a mistyped run id.
+                    exit::HOSTS_FAILED
+                } else {
+                    exit::OK
+                },
+            )
         }
         Command::Image(cmd) => super::image::run(&cli, cmd).await,
         Command::Apply(args) => apply(&cli, args, args.check).await,

@@ -37,8 +37,9 @@ pub struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
-    /// Override every host's host-key policy. `off` disables verification and
-    /// is only ever used when given here explicitly.
+    /// Override every host's host-key policy (else the inventory's, else ssh
+    /// config's `StrictHostKeyChecking`). `off` accepts unknown and changed keys
+    /// with a warning; revoked keys are refused under every policy.
     #[arg(long, global = true, value_enum)]
     host_key_policy: Option<HostKeyPolicy>,
 
@@ -225,6 +226,8 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in a log file or a pipe.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }

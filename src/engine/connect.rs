@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::inventory::{ConnectionKind, Host, Inventory};
-use crate::transport::known_hosts::HostKeyPolicy;
+use crate::transport::known_hosts::{HostKeyCheck, HostKeyPolicy};
 use crate::transport::local::LocalTransport;
 use crate::transport::ssh::{SshTarget, SshTransport};
-use crate::transport::ssh_config::{self, SshResolved};
+use crate::transport::ssh_config::{self, SshArgs, SshResolved};
 use crate::transport::sudo::Sudo;
 use crate::transport::{Transport, TransportError};
 
@@ -74,7 +74,7 @@ async fn ssh_target(
 ) -> Result<SshTarget, TransportError> {
     let c = &host.connection;
     let alias = c.address.clone().unwrap_or_else(|| host.name.clone());
-    let resolved = resolve(&host.name, &alias).await?;
+    let resolved = resolve(&host.name, &alias, &c.ssh_args).await?;
     let jump_spec = c.jump.clone().or(resolved.proxy_jump.clone());
     let jump = match jump_spec {
         None => None,
@@ -90,12 +90,18 @@ async fn ssh_target(
                 inventory,
                 &host.name,
                 &spec,
+                &c.ssh_args,
                 options,
                 depth + 1,
             ))
             .await?,
         )),
     };
+    let policy = options
+        .host_key_policy
+        .or(c.host_key_policy)
+        .unwrap_or(resolved.host_key_policy);
+    let host_keys = host_key_check(policy, c.known_hosts.clone(), &resolved);
     Ok(SshTarget {
         name: host.name.clone(),
         hostname: resolved.hostname,
@@ -109,14 +115,8 @@ async fn ssh_target(
             Some(f) => vec![f.clone()],
             None => resolved.identity_files,
         },
-        known_hosts: match &c.known_hosts {
-            Some(f) => vec![f.clone()],
-            None => known_hosts_default(resolved.user_known_hosts_files),
-        },
-        policy: options
-            .host_key_policy
-            .or(c.host_key_policy)
-            .unwrap_or_default(),
+        host_keys,
+        host_key_algorithms: resolved.host_key_algorithms,
         jump,
         connect_timeout: resolved
             .connect_timeout
@@ -131,6 +131,7 @@ async fn jump_target(
     inventory: &Inventory,
     via_of: &str,
     spec: &str,
+    args: &SshArgs,
     options: &ConnectOptions,
     depth: usize,
 ) -> Result<SshTarget, TransportError> {
@@ -141,7 +142,15 @@ async fn jump_target(
         if !hops.is_empty() && t.jump.is_none() {
             let rest = hops.join(",");
             t.jump = Some(Box::new(
-                Box::pin(jump_target(inventory, via_of, &rest, options, depth + 1)).await?,
+                Box::pin(jump_target(
+                    inventory,
+                    via_of,
+                    &rest,
+                    args,
+                    options,
+                    depth + 1,
+                ))
+                .await?,
             ));
         }
         return Ok(t);
@@ -154,7 +163,7 @@ async fn jump_target(
         Some((h, p)) if p.parse::<u16>().is_ok() => (h, p.parse::<u16>().ok()),
         _ => (rest, None),
     };
-    let resolved = resolve(via_of, name).await?;
+    let resolved = resolve(via_of, name, args).await?;
     let jump = if hops.is_empty() {
         None
     } else {
@@ -163,28 +172,35 @@ async fn jump_target(
                 inventory,
                 via_of,
                 &hops.join(","),
+                args,
                 options,
                 depth + 1,
             ))
             .await?,
         ))
     };
+    let host_keys = host_key_check(
+        options.host_key_policy.unwrap_or(resolved.host_key_policy),
+        None,
+        &resolved,
+    );
     Ok(SshTarget {
         name: format!("{name} (jump host of {via_of})"),
         hostname: resolved.hostname,
         port: port.unwrap_or(resolved.port),
         user: user.or(resolved.user).unwrap_or_else(current_user),
         identity_files: resolved.identity_files,
-        known_hosts: known_hosts_default(resolved.user_known_hosts_files),
-        policy: options.host_key_policy.unwrap_or_default(),
+        host_keys,
+        host_key_algorithms: resolved.host_key_algorithms,
         jump,
         connect_timeout: options.connect_timeout,
     })
 }
 
-async fn resolve(host: &str, alias: &str) -> Result<SshResolved, TransportError> {
+async fn resolve(host: &str, alias: &str, args: &SshArgs) -> Result<SshResolved, TransportError> {
     let alias_owned = alias.to_string();
-    tokio::task::spawn_blocking(move || ssh_config::resolve(&alias_owned, None))
+    let args = args.clone();
+    tokio::task::spawn_blocking(move || ssh_config::resolve(&alias_owned, &args))
         .await
         .map_err(|e| TransportError::Io(std::io::Error::other(e)))?
         .map_err(|e| TransportError::Connect {
@@ -194,13 +210,23 @@ async fn resolve(host: &str, alias: &str) -> Result<SshResolved, TransportError>
         })
 }
 
-fn known_hosts_default(from_config: Vec<PathBuf>) -> Vec<PathBuf> {
-    if !from_config.is_empty() {
-        return from_config;
+/// The host-key settings ssh config gave, with the inventory's `known_hosts`
+/// file (parc's own key) in place of `UserKnownHostsFile` when set.
+fn host_key_check(
+    policy: HostKeyPolicy,
+    known_hosts: Option<PathBuf>,
+    resolved: &SshResolved,
+) -> HostKeyCheck {
+    HostKeyCheck {
+        policy,
+        user_files: match known_hosts {
+            Some(f) => vec![f],
+            None => resolved.user_known_hosts_files.clone(),
+        },
+        global_files: resolved.global_known_hosts_files.clone(),
+        alias: resolved.host_key_alias.clone(),
+        hash: resolved.hash_known_hosts,
     }
-    std::env::var_os("HOME")
-        .map(|h| vec![PathBuf::from(h).join(".ssh/known_hosts")])
-        .unwrap_or_default()
 }
 
 fn current_user() -> String {

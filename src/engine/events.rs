@@ -21,6 +21,9 @@ pub enum HostState {
     Changed,
     Failed,
     Unreachable,
+    /// Refused before anything was sent: its host key is changed or revoked, so
+    /// someone may be impersonating it. An alarm, not a network failure.
+    Untrusted,
     /// Not attempted: its play was aborted past the failure budget.
     Skipped,
     /// Failed, rolled back, and converged to the profile's fallback, which
@@ -37,6 +40,7 @@ impl HostState {
             HostState::Changed => "changed",
             HostState::Failed => "failed",
             HostState::Unreachable => "unreachable",
+            HostState::Untrusted => "untrusted",
             HostState::Skipped => "skipped",
             HostState::Degraded => "degraded",
             HostState::RolledBack => "rolled_back",
@@ -49,6 +53,7 @@ impl HostState {
             self,
             HostState::Failed
                 | HostState::Unreachable
+                | HostState::Untrusted
                 | HostState::Degraded
                 | HostState::RolledBack
         )
@@ -69,6 +74,8 @@ pub enum Outcome {
     Facts { facts: Box<Facts> },
     /// The host could not be reached or authenticated: nothing ran on it.
     Unreachable { error: String },
+    /// The host's key is changed or revoked: parc refused it, nothing was sent.
+    Untrusted { error: String },
     /// Something ran but parc could not finish its work on the host.
     Failed { error: String },
     /// `parc apply` / `parc plan`: what happened to each resource.
@@ -243,6 +250,7 @@ impl Outcome {
             Outcome::Command { .. } | Outcome::Failed { .. } => HostState::Failed,
             Outcome::Facts { .. } => HostState::Ok,
             Outcome::Unreachable { .. } => HostState::Unreachable,
+            Outcome::Untrusted { .. } => HostState::Untrusted,
             Outcome::Skipped { .. } => HostState::Skipped,
             Outcome::Restored { problems, .. } if problems.is_empty() => HostState::RolledBack,
             Outcome::Restored { .. } => HostState::Failed,
@@ -282,6 +290,7 @@ pub struct Summary {
     pub changed: usize,
     pub failed: usize,
     pub unreachable: usize,
+    pub untrusted: usize,
     pub skipped: usize,
     pub degraded: usize,
     pub rolled_back: usize,
@@ -294,6 +303,7 @@ impl Summary {
             HostState::Changed => self.changed += 1,
             HostState::Failed => self.failed += 1,
             HostState::Unreachable => self.unreachable += 1,
+            HostState::Untrusted => self.untrusted += 1,
             HostState::Skipped => self.skipped += 1,
             HostState::Degraded => self.degraded += 1,
             HostState::RolledBack => self.rolled_back += 1,
@@ -304,6 +314,7 @@ impl Summary {
             + self.changed
             + self.failed
             + self.unreachable
+            + self.untrusted
             + self.skipped
             + self.degraded
             + self.rolled_back
@@ -313,6 +324,7 @@ impl Summary {
         self.changed += other.changed;
         self.failed += other.failed;
         self.unreachable += other.unreachable;
+        self.untrusted += other.untrusted;
         self.skipped += other.skipped;
         self.degraded += other.degraded;
         self.rolled_back += other.rolled_back;

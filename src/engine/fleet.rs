@@ -114,6 +114,12 @@ where
     };
     ctx.events.phase(name, "connecting");
     match connect(&ctx.inventory, host, &ctx.options).await {
+        Err(e) if e.is_host_key_alarm() => (
+            Outcome::Untrusted {
+                error: e.to_string(),
+            },
+            0,
+        ),
         Err(e) => (
             Outcome::Unreachable {
                 error: e.to_string(),

@@ -147,7 +147,7 @@ pub async fn run(
                 ctx.events.send(Event::PlayAborted {
                     play: play.name.clone(),
                     reason: format!(
-                        "{failures} hosts failed, were rolled back or degraded, or were unreachable: more than max_failures ({budget})"
+                        "{failures} hosts failed, were rolled back or degraded, or were untrusted or unreachable: more than max_failures ({budget})"
                     ),
                     skipped: rest.clone(),
                 });

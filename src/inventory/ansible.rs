@@ -5,9 +5,10 @@
 //!
 //! Connection settings come from Ansible's own variables (`ansible_host`,
 //! `ansible_port`, `ansible_user`, `ansible_ssh_private_key_file`,
-//! `ansible_connection`, `ansible_become`, `ansible_become_user`, and
-//! `-o UserKnownHostsFile=` / `-o StrictHostKeyChecking=` inside
-//! `ansible_ssh_common_args`), with the usual variable precedence.
+//! `ansible_connection`, `ansible_become`, `ansible_become_user`, and the `-F`
+//! and `-o` options inside `ansible_ssh_common_args` / `ansible_ssh_extra_args`,
+//! which go to `ssh -G` as they would go to ssh), with the usual variable
+//! precedence.
 
 use std::path::Path;
 
@@ -21,7 +22,7 @@ use super::{
     var_dirs,
 };
 use crate::location::PositionMap;
-use crate::transport::known_hosts::HostKeyPolicy;
+use crate::transport::ssh_config::SshArgs;
 
 struct Builder<'a> {
     path: &'a Path,
@@ -248,30 +249,42 @@ fn truthy(v: &Value) -> bool {
     }
 }
 
-fn connection_from_vars(vars: &Vars, inventory: &Path) -> ConnectionParams {
-    let get = |k: &str| vars.get(k).and_then(text);
-    let mut known_hosts = None;
-    let mut policy = None;
-    if let Some(args) = get("ansible_ssh_common_args") {
-        let words = shlex::split(&args).unwrap_or_default();
-        for w in words.iter().filter(|w| *w != "-o") {
-            let opt = w.strip_prefix("-o").unwrap_or(w);
-            if let Some((k, v)) = opt.split_once('=') {
-                match k.to_lowercase().as_str() {
-                    "userknownhostsfile" => known_hosts = Some(paths::resolve(inventory, v)),
-                    "stricthostkeychecking" => {
-                        policy = match v.to_lowercase().as_str() {
-                            "yes" => Some(HostKeyPolicy::Strict),
-                            "accept-new" => Some(HostKeyPolicy::AcceptNew),
-                            // `no`/`off` are never taken from a file: only an explicit flag disables checks.
-                            _ => None,
-                        }
-                    }
-                    _ => {}
-                }
+/// The `-F FILE` and `-o OPTION` arguments Ansible gives ssh, in the order ssh
+/// sees them (common, then extra: the first value of an option wins). Other
+/// arguments are not about how a host is reached and verified.
+fn ssh_args(args: impl Iterator<Item = String>) -> SshArgs {
+    let mut out = SshArgs::default();
+    for line in args {
+        let words = shlex::split(&line).unwrap_or_default();
+        let mut words = words.into_iter();
+        while let Some(w) = words.next() {
+            let (flag, attached) = match w.strip_prefix("-o").or_else(|| w.strip_prefix("-F")) {
+                Some(rest) => (&w[..2], rest.to_string()),
+                None => continue,
+            };
+            let Some(value) = Some(attached)
+                .filter(|a| !a.is_empty())
+                .or_else(|| words.next())
+            else {
+                continue;
+            };
+            if flag == "-o" {
+                out.options.push(value);
+            } else if out.config_file.is_none() {
+                out.config_file = Some(value.into());
             }
         }
     }
+    out
+}
+
+fn connection_from_vars(vars: &Vars, inventory: &Path) -> ConnectionParams {
+    let get = |k: &str| vars.get(k).and_then(text);
+    let ssh_args = ssh_args(
+        ["ansible_ssh_common_args", "ansible_ssh_extra_args"]
+            .iter()
+            .filter_map(|k| get(k)),
+    );
     ConnectionParams {
         kind: match get("ansible_connection").as_deref() {
             Some("local") => ConnectionKind::Local,
@@ -282,8 +295,9 @@ fn connection_from_vars(vars: &Vars, inventory: &Path) -> ConnectionParams {
         user: get("ansible_user"),
         identity_file: get("ansible_ssh_private_key_file").map(|p| paths::resolve(inventory, &p)),
         jump: None,
-        known_hosts,
-        host_key_policy: policy,
+        known_hosts: None,
+        host_key_policy: None,
+        ssh_args,
         become_: vars
             .get("ansible_become")
             .filter(|v| truthy(v))

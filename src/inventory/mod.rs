@@ -25,6 +25,7 @@ use std::path::PathBuf;
 
 use crate::location::Location;
 use crate::transport::known_hosts::HostKeyPolicy;
+use crate::transport::ssh_config::SshArgs;
 
 /// Variables as parsed from YAML. JSON values because minijinja, reports and
 /// `--json` output all consume serde values.
@@ -63,6 +64,10 @@ pub struct ConnectionParams {
     pub jump: Option<String>,
     pub known_hosts: Option<PathBuf>,
     pub host_key_policy: Option<HostKeyPolicy>,
+    /// `-F` and `-o` options for OpenSSH (Ansible's `ansible_ssh_common_args` and
+    /// `ansible_ssh_extra_args`): given to `ssh -G`, so they mean what they mean
+    /// to ssh.
+    pub ssh_args: SshArgs,
     pub become_: Option<Become>,
 }
 

@@ -127,6 +127,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError> {
             jump: h.jump.or_else(|| d.jump.clone()),
             known_hosts: resolve(&h.known_hosts).or_else(|| resolve(&d.known_hosts)),
             host_key_policy: h.host_key_policy.or(d.host_key_policy),
+            ssh_args: Default::default(),
             become_: h
                 .become_
                 .or_else(|| d.become_.clone())

@@ -149,7 +149,8 @@ all:
       hosts:
         ws-001:
       vars:
-        ansible_ssh_common_args: '-o UserKnownHostsFile=/lab/known_hosts -o StrictHostKeyChecking=yes'
+        ansible_ssh_common_args: '-o UserKnownHostsFile=/lab/known_hosts -o StrictHostKeyChecking=yes -F cfg'
+        ansible_ssh_extra_args: '-o\"UserKnownHostsFile=/a /b\" -oHostKeyAlias=x -v'
 ";
 
 #[test]
@@ -161,10 +162,15 @@ fn ansible_layout_unchanged() {
     assert_eq!(w1.port, Some(2222));
     assert_eq!(w1.user.as_deref(), Some("deploy"));
     assert_eq!(
-        w1.known_hosts.as_deref(),
-        Some(Path::new("/lab/known_hosts"))
+        w1.ssh_args.options,
+        [
+            "UserKnownHostsFile=/lab/known_hosts",
+            "StrictHostKeyChecking=yes",
+            "UserKnownHostsFile=/a /b",
+            "HostKeyAlias=x"
+        ]
     );
-    assert_eq!(w1.host_key_policy, Some(HostKeyPolicy::Strict));
+    assert_eq!(w1.ssh_args.config_file.as_deref(), Some(Path::new("cfg")));
     let w2 = &i.host("ws-002").unwrap().connection;
     assert_eq!(
         w2.identity_file.as_deref(),

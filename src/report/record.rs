@@ -84,12 +84,12 @@ pub struct HostRecord {
 }
 
 impl HostRecord {
-    /// Sort key putting the hosts a technician must look at first: failed,
-    /// then every other state that is not plainly fine (unreachable, and any
+    /// Sort key putting the hosts a technician must look at first: failed and
+    /// untrusted (a host key that may mean an impostor), then every other state that is not plainly fine (unreachable, and any
     /// state added later such as degraded), then changed, ok, skipped.
     pub fn attention(&self) -> u8 {
         match self.state.as_str() {
-            "failed" => 0,
+            "failed" | "untrusted" => 0,
             "changed" => 2,
             "ok" => 3,
             "skipped" => 4,

@@ -221,6 +221,7 @@ fn records_plays_batches_and_hosts_in_target_order() {
             ("changed", 1),
             ("failed", 1),
             ("unreachable", 1),
+            ("untrusted", 0),
             ("skipped", 1),
             ("degraded", 0),
             ("rolled_back", 0)

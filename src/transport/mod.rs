@@ -80,6 +80,14 @@ pub enum TransportError {
     Io(#[from] std::io::Error),
 }
 
+impl TransportError {
+    /// The host was refused for a changed or revoked host key: someone may be
+    /// impersonating it (see [`known_hosts::HostKeyError::is_alarm`]).
+    pub fn is_host_key_alarm(&self) -> bool {
+        matches!(self, TransportError::HostKey(k) if k.is_alarm())
+    }
+}
+
 /// Execute commands on one host.
 ///
 /// Implementations must read stdout/stderr until the command's channel closes:

@@ -16,7 +16,7 @@ use russh::{ChannelMsg, Disconnect, client, kex};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
-use super::known_hosts::{self, Accepted, HostKeyError, HostKeyPolicy};
+use super::known_hosts::{self, Accepted, HostKeyCheck, HostKeyError};
 use super::{ExitStatus, Transport, TransportError};
 
 /// Channels opened at once on one connection: below OpenSSH's `MaxSessions 10`.
@@ -34,8 +34,9 @@ pub struct SshTarget {
     pub port: u16,
     pub user: String,
     pub identity_files: Vec<PathBuf>,
-    pub known_hosts: Vec<PathBuf>,
-    pub policy: HostKeyPolicy,
+    pub host_keys: HostKeyCheck,
+    /// `HostKeyAlgorithms` from ssh config, in preference order.
+    pub host_key_algorithms: Vec<String>,
     pub jump: Option<Box<SshTarget>>,
     pub connect_timeout: Duration,
 }
@@ -58,8 +59,7 @@ struct Verifier {
     name: String,
     hostname: String,
     port: u16,
-    known_hosts: Vec<PathBuf>,
-    policy: HostKeyPolicy,
+    host_keys: HostKeyCheck,
 }
 
 impl client::Handler for Verifier {
@@ -77,23 +77,18 @@ impl client::Handler for Verifier {
                 PublicKey::new(cert.public_key().clone(), "")
             }
         };
-        let text = key
-            .to_openssh()
-            .map_err(|e| HandlerError::Ssh(russh::Error::from(e)))?;
-        match known_hosts::verify(
-            self.policy,
-            &self.known_hosts,
-            &self.hostname,
-            self.port,
-            &text,
-        ) {
+        match known_hosts::verify(&self.host_keys, &self.hostname, self.port, key.key_data()) {
             Ok(Accepted::Known) => Ok(true),
             Ok(Accepted::Learned { file }) => {
-                tracing::warn!(host = %self.name, file = %file.display(), "learned a new host key (accept-new)");
+                tracing::warn!(host = %self.name, file = %file.display(), "learned a new host key (trusted on first use)");
+                Ok(true)
+            }
+            Ok(Accepted::NotRecorded { file, reason }) => {
+                tracing::warn!(host = %self.name, file = %file.display(), "trusted a new host key on first use but could not record it: {reason}");
                 Ok(true)
             }
             Ok(Accepted::Unchecked) => {
-                tracing::warn!(host = %self.name, "host key NOT verified (--host-key-policy off)");
+                tracing::warn!(host = %self.name, "host key CHANGED and accepted anyway (host-key policy off)");
                 Ok(true)
             }
             Err(e) => Err(HandlerError::HostKey(e)),
@@ -110,18 +105,20 @@ pub struct SshTransport {
     _jump: Option<Box<SshTransport>>,
 }
 
-/// Client settings; `known_types` (from known_hosts) go first in the host-key
-/// algorithm list so the server presents a key we can actually check.
-fn config(known_types: &[String]) -> Arc<client::Config> {
+/// Client settings; `host_key_algorithms` are the names to offer, in order
+/// (see [`known_hosts::KnownHosts::algorithm_order`]); those russh cannot use are
+/// left out.
+fn config(host_key_algorithms: &[String]) -> Arc<client::Config> {
     let mut preferred = russh::Preferred::default();
-    let matches = |a: &russh::keys::Algorithm| {
-        let name = a.as_str();
-        known_types.iter().any(|k| {
-            k == name || (k == "ssh-rsa" && (name.starts_with("rsa-sha2-") || name == "ssh-rsa"))
-        })
-    };
-    let (first, rest): (Vec<_>, Vec<_>) = preferred.key.iter().cloned().partition(|a| matches(a));
-    preferred.key = first.into_iter().chain(rest).collect::<Vec<_>>().into();
+    let supported = preferred.key.clone();
+    let wanted: Vec<russh::keys::Algorithm> = host_key_algorithms
+        .iter()
+        .filter_map(|name| name.parse::<russh::keys::Algorithm>().ok())
+        .filter(|a| supported.contains(a))
+        .collect();
+    if !wanted.is_empty() {
+        preferred.key = wanted.into();
+    }
     // aes256-gcm first: about 1.6x the throughput of chacha20-poly1305 here (AES-NI).
     let mut ciphers = vec![russh::cipher::AES_256_GCM];
     ciphers.extend(
@@ -168,13 +165,13 @@ impl SshTransport {
             name: target.name.clone(),
             hostname: target.hostname.clone(),
             port: target.port,
-            known_hosts: target.known_hosts.clone(),
-            policy: target.policy,
+            host_keys: target.host_keys.clone(),
         };
         let addr = format!("{}:{}", target.hostname, target.port);
-        let known_types = known_hosts::KnownHosts::load(&target.known_hosts)
-            .map(|k| k.known_algorithms(&target.hostname, target.port))
-            .unwrap_or_default();
+        let algorithms = known_hosts::KnownHosts::load(target.host_keys.files()).algorithm_order(
+            &target.host_keys.lookup_name(&target.hostname, target.port),
+            &target.host_key_algorithms,
+        );
         let map_err = |e: HandlerError| match e {
             HandlerError::HostKey(k) => TransportError::HostKey(k),
             HandlerError::Ssh(e) => TransportError::Connect {
@@ -186,7 +183,7 @@ impl SshTransport {
         let (handle, jump) = match &target.jump {
             None => {
                 let h = client::connect(
-                    config(&known_types),
+                    config(&algorithms),
                     (target.hostname.as_str(), target.port),
                     verifier,
                 )
@@ -211,7 +208,7 @@ impl SshTransport {
                         reason: describe(&e),
                     })?;
                 let h =
-                    client::connect_stream(config(&known_types), channel.into_stream(), verifier)
+                    client::connect_stream(config(&algorithms), channel.into_stream(), verifier)
                         .await
                         .map_err(map_err)?;
                 (h, Some(Box::new(via)))

@@ -3,10 +3,26 @@
 //! Where an OpenSSH client exists, `ssh -G HOST` is asked: it applies `Match`,
 //! `Include` and first-match-wins exactly as `ssh` would, without connecting.
 //! Without a client, a small parser reads the config file for the keywords parc
-//! uses (Host, HostName, Port, User, IdentityFile, ProxyJump,
-//! UserKnownHostsFile, ConnectTimeout).
+//! uses (Host, HostName, Port, User, IdentityFile, ProxyJump, ConnectTimeout and
+//! the host-key options: UserKnownHostsFile, GlobalKnownHostsFile, HostKeyAlias,
+//! StrictHostKeyChecking, HashKnownHosts, HostKeyAlgorithms).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use super::known_hosts::HostKeyPolicy;
+
+/// OpenSSH 9.2's default `HostKeyAlgorithms`, for when no client is installed to
+/// say what it is (certificate types left out: parc does not use them).
+const DEFAULT_HOST_KEY_ALGORITHMS: &[&str] = &[
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshResolved {
@@ -16,8 +32,26 @@ pub struct SshResolved {
     /// Identity files that exist (ssh -G also lists defaults that usually don't).
     pub identity_files: Vec<PathBuf>,
     pub proxy_jump: Option<String>,
+    /// `UserKnownHostsFile`, expanded; empty for `none`.
     pub user_known_hosts_files: Vec<PathBuf>,
+    /// `GlobalKnownHostsFile`, expanded; empty for `none`.
+    pub global_known_hosts_files: Vec<PathBuf>,
+    pub host_key_alias: Option<String>,
+    /// `StrictHostKeyChecking`; OpenSSH's default `ask` is strict for parc.
+    pub host_key_policy: HostKeyPolicy,
+    pub hash_known_hosts: bool,
+    /// `HostKeyAlgorithms`, in preference order.
+    pub host_key_algorithms: Vec<String>,
     pub connect_timeout: Option<u64>,
+}
+
+/// How to ask about a host: the config file (`ssh -F`) and `-o` options, as
+/// given to OpenSSH (for example in Ansible's `ansible_ssh_common_args`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SshArgs {
+    pub config_file: Option<PathBuf>,
+    /// `Keyword=value` or `Keyword value`, as after `-o`.
+    pub options: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,11 +65,14 @@ pub enum SshConfigError {
     },
 }
 
-pub fn resolve(alias: &str, config_file: Option<&Path>) -> Result<SshResolved, SshConfigError> {
+pub fn resolve(alias: &str, args: &SshArgs) -> Result<SshResolved, SshConfigError> {
     let mut cmd = std::process::Command::new("ssh");
     cmd.arg("-G");
-    if let Some(f) = config_file {
+    if let Some(f) = &args.config_file {
         cmd.arg("-F").arg(f);
+    }
+    for o in &args.options {
+        cmd.arg("-o").arg(o);
     }
     // `--` keeps an alias starting with `-` from being read as an option.
     cmd.arg("--").arg(alias);
@@ -48,8 +85,9 @@ pub fn resolve(alias: &str, config_file: Option<&Path>) -> Result<SshResolved, S
             reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let path = config_file
-                .map(Path::to_path_buf)
+            let path = args
+                .config_file
+                .clone()
                 .or_else(|| home().map(|h| h.join(".ssh/config")));
             let text = match &path {
                 Some(p) => match std::fs::read_to_string(p) {
@@ -64,7 +102,7 @@ pub fn resolve(alias: &str, config_file: Option<&Path>) -> Result<SshResolved, S
                 },
                 None => String::new(),
             };
-            Ok(parse_config(&text, alias))
+            Ok(parse_config(&args.options, &text, alias))
         }
         Err(e) => Err(SshConfigError::SshG {
             alias: alias.to_string(),
@@ -84,6 +122,14 @@ fn expand(p: &str) -> PathBuf {
     }
 }
 
+fn files(value: &str) -> Vec<PathBuf> {
+    if value.eq_ignore_ascii_case("none") {
+        return vec![];
+    }
+    value.split_whitespace().map(expand).collect()
+}
+
+/// OpenSSH's defaults, as `ssh -G` prints them for an empty config.
 fn empty(alias: &str) -> SshResolved {
     SshResolved {
         hostname: alias.to_string(),
@@ -91,7 +137,15 @@ fn empty(alias: &str) -> SshResolved {
         user: None,
         identity_files: vec![],
         proxy_jump: None,
-        user_known_hosts_files: vec![],
+        user_known_hosts_files: files("~/.ssh/known_hosts ~/.ssh/known_hosts2"),
+        global_known_hosts_files: files("/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2"),
+        host_key_alias: None,
+        host_key_policy: HostKeyPolicy::Strict,
+        hash_known_hosts: false,
+        host_key_algorithms: DEFAULT_HOST_KEY_ALGORITHMS
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
         connect_timeout: None,
     }
 }
@@ -103,12 +157,18 @@ fn apply(r: &mut SshResolved, key: &str, value: &str, alias: &str) {
         "user" => r.user = Some(value.to_string()),
         "identityfile" => r.identity_files.push(expand(value)),
         "proxyjump" if value != "none" => r.proxy_jump = Some(value.to_string()),
-        "userknownhostsfile" => r.user_known_hosts_files.extend(
-            value
-                .split_whitespace()
-                .filter(|f| *f != "none")
-                .map(expand),
-        ),
+        "userknownhostsfile" => r.user_known_hosts_files = files(value),
+        "globalknownhostsfile" => r.global_known_hosts_files = files(value),
+        "hostkeyalias" => r.host_key_alias = Some(value.to_ascii_lowercase()),
+        "stricthostkeychecking" => {
+            if let Some(p) = HostKeyPolicy::from_ssh_option(value) {
+                r.host_key_policy = p
+            }
+        }
+        "hashknownhosts" => r.hash_known_hosts = matches!(value, "yes" | "true"),
+        "hostkeyalgorithms" => {
+            r.host_key_algorithms = value.split(',').map(str::to_string).collect()
+        }
         "connecttimeout" => r.connect_timeout = value.parse().ok().filter(|t| *t > 0),
         _ => {}
     }
@@ -126,26 +186,33 @@ fn from_ssh_g(out: &str, alias: &str) -> SshResolved {
     r
 }
 
-/// Minimal `ssh_config` reader: `Host` blocks with wildcard and `!` patterns,
-/// first value wins, `Match` blocks skipped (ssh -G handles them where present).
-pub fn parse_config(text: &str, alias: &str) -> SshResolved {
+/// `Keyword value`, `Keyword=value` or `Keyword = value`, keyword lowercase.
+fn keyword(line: &str) -> Option<(String, &str)> {
+    let (k, v) = line.split_once(|c: char| c.is_whitespace() || c == '=')?;
+    Some((
+        k.to_lowercase(),
+        v.trim().trim_start_matches('=').trim().trim_matches('"'),
+    ))
+}
+
+/// Minimal `ssh_config` reader: `-o` options first, then `Host` blocks with
+/// wildcard and `!` patterns, first value wins, `Match` blocks skipped (ssh -G
+/// handles them where present).
+pub fn parse_config(options: &[String], text: &str, alias: &str) -> SshResolved {
     let mut r = empty(alias);
     let mut seen: Vec<String> = Vec::new();
     let mut active = true;
-    for raw in text.lines() {
+    let lines = options.iter().map(|o| (true, o.as_str()));
+    for (is_option, raw) in lines.chain(text.lines().map(|l| (false, l))) {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (key, value) = match line.split_once(|c: char| c.is_whitespace() || c == '=') {
-            Some((k, v)) => (
-                k.to_lowercase(),
-                v.trim().trim_start_matches('=').trim().trim_matches('"'),
-            ),
-            None => continue,
+        let Some((key, value)) = keyword(line) else {
+            continue;
         };
         match key.as_str() {
-            "host" => {
+            "host" if !is_option => {
                 let mut matched = false;
                 let mut negated = false;
                 for pat in value.split_whitespace() {
@@ -157,12 +224,12 @@ pub fn parse_config(text: &str, alias: &str) -> SshResolved {
                 }
                 active = matched && !negated;
             }
-            "match" => active = false,
+            "match" if !is_option => active = false,
             "include" => {
                 tracing::warn!("ssh config Include is not followed without an OpenSSH client")
             }
             // First obtained value wins, except IdentityFile which accumulates.
-            _ if active && (key == "identityfile" || !seen.contains(&key)) => {
+            _ if (active || is_option) && (key == "identityfile" || !seen.contains(&key)) => {
                 apply(&mut r, &key, value, alias);
                 seen.push(key);
             }
@@ -199,15 +266,15 @@ Host *
 
     #[test]
     fn first_value_wins_with_wildcards_and_negation() {
-        let r = parse_config(CONFIG, "ws-12");
+        let r = parse_config(&[], CONFIG, "ws-12");
         assert_eq!(r.user.as_deref(), Some("tech"));
         assert_eq!(r.port, 2222);
         assert_eq!(r.proxy_jump.as_deref(), Some("bastion"));
         assert_eq!(r.hostname, "ws-12.corp.example");
-        let t = parse_config(CONFIG, "ws-test");
+        let t = parse_config(&[], CONFIG, "ws-test");
         assert_eq!(t.user.as_deref(), Some("fallback"));
         assert_eq!(t.proxy_jump, None);
-        let b = parse_config(CONFIG, "bastion");
+        let b = parse_config(&[], CONFIG, "bastion");
         assert_eq!(b.hostname, "192.0.2.10");
         assert_eq!(b.user.as_deref(), Some("jump"));
     }
@@ -223,7 +290,13 @@ Host *
             format!("Host ws-*\n  User tech\n  Port 2222\n  ProxyJump bastion\n  IdentityFile {}\n  UserKnownHostsFile {}/kh\n", key.display(), dir.path().display()),
         )
         .unwrap();
-        match resolve("ws-12", Some(&cfg)) {
+        match resolve(
+            "ws-12",
+            &SshArgs {
+                config_file: Some(cfg.clone()),
+                options: vec![],
+            },
+        ) {
             Ok(r) => {
                 assert_eq!(r.hostname, "ws-12");
                 assert_eq!(r.port, 2222);
@@ -234,5 +307,50 @@ Host *
             }
             Err(e) => panic!("{e}"),
         }
+    }
+
+    #[test]
+    fn host_key_options_from_config_and_o_options_with_ssh_g_or_without() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config");
+        let d = dir.path().display();
+        let text = format!(
+            "Host ws-*\n  HostName 10.0.0.7\n  Port 2222\n  UserKnownHostsFile {d}/a_%h {d}/b\n  GlobalKnownHostsFile {d}/g\n  HostKeyAlias Desk-7\n  StrictHostKeyChecking ask\n  HashKnownHosts yes\n  HostKeyAlgorithms ecdsa-sha2-nistp256,ssh-ed25519\n"
+        );
+        std::fs::write(&cfg, &text).unwrap();
+        let args = SshArgs {
+            config_file: Some(cfg),
+            options: vec!["StrictHostKeyChecking=accept-new".into()],
+        };
+        let r = resolve("ws-7", &args).unwrap();
+        assert_eq!(
+            r.user_known_hosts_files,
+            vec![dir.path().join("a_10.0.0.7"), dir.path().join("b")]
+        );
+        assert_eq!(r.global_known_hosts_files, vec![dir.path().join("g")]);
+        assert_eq!(r.host_key_alias.as_deref(), Some("desk-7"));
+        assert_eq!(r.host_key_policy, HostKeyPolicy::AcceptNew, "-o wins");
+        assert!(r.hash_known_hosts);
+        assert_eq!(
+            r.host_key_algorithms,
+            ["ecdsa-sha2-nistp256", "ssh-ed25519"]
+        );
+        // The reader used without a client agrees (but for %-tokens).
+        let f = parse_config(&args.options, &text, "ws-7");
+        assert_eq!(f.global_known_hosts_files, r.global_known_hosts_files);
+        assert_eq!(f.host_key_alias, r.host_key_alias);
+        assert_eq!(f.host_key_policy, r.host_key_policy);
+        assert_eq!(f.hash_known_hosts, r.hash_known_hosts);
+        // `none` reads nothing; the defaults are OpenSSH's.
+        let n = parse_config(&["UserKnownHostsFile=none".into()], "", "x");
+        assert!(n.user_known_hosts_files.is_empty());
+        assert_eq!(
+            n.global_known_hosts_files,
+            [
+                PathBuf::from("/etc/ssh/ssh_known_hosts"),
+                PathBuf::from("/etc/ssh/ssh_known_hosts2")
+            ]
+        );
+        assert_eq!(n.host_key_policy, HostKeyPolicy::Strict);
     }
 }

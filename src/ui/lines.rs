@@ -73,7 +73,9 @@ pub fn host_finished(
     let mut out = match outcome {
         Outcome::Command { status, .. } => format!("{host} | {label} | {status} | {secs:.2}s"),
         Outcome::Facts { .. } => format!("{host} | {label} | {secs:.2}s"),
-        Outcome::Unreachable { error } | Outcome::Failed { error } => {
+        Outcome::Unreachable { error }
+        | Outcome::Untrusted { error }
+        | Outcome::Failed { error } => {
             format!("{host} | {label} | {error}")
         }
         Outcome::Skipped { reason } => format!("{host} | {label} | {reason}"),
@@ -210,7 +212,7 @@ fn verified_lines(out: &mut String, results: &[TestResult]) {
 pub fn recap_row(host: &str, state: HostState, outcome: &Outcome) -> Option<String> {
     let Outcome::Applied { resources, .. } = outcome else {
         return match outcome {
-            Outcome::Skipped { .. } | Outcome::Unreachable { .. } => {
+            Outcome::Skipped { .. } | Outcome::Unreachable { .. } | Outcome::Untrusted { .. } => {
                 Some(format!("  {host:<16} {:<12}", state.as_str()))
             }
             _ => None,
@@ -234,7 +236,7 @@ pub fn recap(rows: &mut [(HostState, String)]) -> Option<String> {
     }
     rows.sort_by_key(|(state, row)| {
         let rank = match state {
-            HostState::Failed => 0,
+            HostState::Failed | HostState::Untrusted => 0,
             HostState::Unreachable => 1,
             HostState::Skipped => 2,
             HostState::Changed => 3,
@@ -287,6 +289,7 @@ pub fn summary(action: &str, s: &Summary, elapsed_ms: u64) -> String {
     parts.push(format!("{} failed", s.failed));
     parts.push(format!("{} unreachable", s.unreachable));
     for (n, what) in [
+        (s.untrusted, "UNTRUSTED"),
         (s.degraded, "degraded"),
         (s.rolled_back, "rolled back"),
         (s.skipped, "skipped"),
@@ -332,6 +335,36 @@ mod tests {
             ..Summary::default()
         };
         insta::assert_snapshot!(summary("run", &s, 2500));
+    }
+
+    #[test]
+    fn untrusted_hosts_stand_out() {
+        let u = Outcome::Untrusted {
+            error: "host key for ws-003 has CHANGED: ...".into(),
+        };
+        let line = host_finished("ws-003", u.state(), 5, &u, ALL);
+        assert_eq!(
+            line,
+            "ws-003 | UNTRUSTED | host key for ws-003 has CHANGED: ..."
+        );
+        let s = Summary {
+            ok: 49,
+            untrusted: 1,
+            ..Summary::default()
+        };
+        assert_eq!(
+            summary("run", &s, 2500),
+            "run: 49 ok, 0 failed, 0 unreachable, 1 UNTRUSTED (50 hosts, 2.50s)"
+        );
+        let mut rows = vec![
+            (HostState::Ok, "ok row".to_string()),
+            (HostState::Untrusted, "untrusted row".to_string()),
+        ];
+        assert_eq!(
+            recap(&mut rows).unwrap(),
+            "RECAP\nuntrusted row\nok row",
+            "failures first"
+        );
     }
 
     #[test]

@@ -22,7 +22,9 @@ fn counts(outcome: &Outcome) -> Option<(usize, usize)> {
 /// Why a host has no results (unreachable, facts or rendering failed, skipped).
 fn error(outcome: &Outcome) -> Option<&str> {
     match outcome {
-        Outcome::Failed { error } | Outcome::Unreachable { error } => Some(error),
+        Outcome::Failed { error }
+        | Outcome::Unreachable { error }
+        | Outcome::Untrusted { error } => Some(error),
         Outcome::Skipped { reason } => Some(reason),
         _ => None,
     }
