@@ -425,3 +425,33 @@ fn hostile_values_in_other_kinds_and_tests_never_run() {
         assert!(!text.contains("output was refused"), "{p:?}: {text}");
     }
 }
+
+/// Variables reach a host through templates: each payload given as a
+/// playbook variable lands exactly where a template puts it, and nothing runs.
+#[test]
+fn hostile_variables_land_through_templates() {
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    for (n, p) in payloads().iter().enumerate() {
+        let pb = playbook(
+            dir.path(),
+            "resources:\n\
+             \x20 - dir: {path: /srv/v}\n\
+             \x20 - file: {path: \"/srv/v/f{{ n }}\", content: \"{{ v }}\"}\n\
+             \x20 - symlink: {path: \"/srv/v/l{{ n }}\", target: \"{{ v }}\"}\n",
+        );
+        let mut play = std::fs::read_to_string(&pb).unwrap();
+        play.push_str(&format!("  vars: {{n: {n}, v: {}}}\n", yaml(p)));
+        std::fs::write(&pb, play).unwrap();
+        let (out, _) = apply(&lab, &pb);
+        assert!(out.status.success(), "{p:?}: {out:?}");
+        assert_eq!(
+            std::fs::read(on_host(&lab, &format!("/srv/v/f{n}"))).unwrap(),
+            p.as_bytes(),
+            "{p:?}"
+        );
+        let link = std::fs::read_link(on_host(&lab, &format!("/srv/v/l{n}"))).unwrap();
+        assert_eq!(link.as_os_str().as_encoded_bytes(), p.as_bytes(), "{p:?}");
+        assert!(!on_host(&lab, "/tmp/pwned").exists(), "{p:?} ran");
+    }
+}
