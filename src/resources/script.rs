@@ -786,6 +786,75 @@ mod tests {
         assert_eq!(out.records["6"].get("type"), Some("file"));
     }
 
+    /// A link planted above a guarded path after the probe stops the script
+    /// before its first line writes anything; `parc_unsafe` names the first
+    /// link, and a directory another user owns only when there is no link.
+    #[tokio::test]
+    async fn a_link_above_a_guarded_path_stops_the_script() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("real")).unwrap();
+        std::os::unix::fs::symlink(d.join("real"), d.join("link")).unwrap();
+        let mut s = Script::new();
+        s.guard(&format!("{}/plain/x", d.display()));
+        s.guard(&format!("{}//link/sub/x", d.display()));
+        s.sh(&format!(
+            "touch {}",
+            quote(&format!("{}/written", d.display()))
+        ));
+        let out = s.run(&LocalTransport).await.unwrap();
+        assert!(!out.status.success());
+        assert!(
+            out.stderr.contains(&format!(
+                "unsafe path: {}/link is now a symbolic link",
+                d.display()
+            )),
+            "{}",
+            out.stderr
+        );
+        assert!(!d.join("written").exists());
+
+        let mut s = Script::new();
+        s.guard(&format!("{}/real/x", d.display()));
+        s.sh(&format!(
+            "parc_rec 0; parc_path_check {}",
+            quote(&format!("{}/link/real/x", d.display()))
+        ));
+        let out = s.run(&LocalTransport).await.unwrap();
+        assert!(out.status.success(), "{}", out.stderr);
+        assert_eq!(out.records["0"].get("unsafe_why"), Some("link"));
+    }
+
+    /// A value read on the host cannot end its field or start a record.
+    #[tokio::test]
+    async fn values_are_escaped_and_frames_cannot_repeat() {
+        let mut s = Script::new();
+        let values = ["a\nb", "a\n@@r 1\ntype=dir", "back\\n\\", "trail\n\n", ""];
+        for (i, v) in values.iter().enumerate() {
+            s.sh(&format!("parc_kv v{i} {}", quote(v)));
+        }
+        s.body.insert_str(LIB.len(), "parc_rec 0\n");
+        let out = s.run(&LocalTransport).await.unwrap();
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(out.records["0"].get(&format!("v{i}")), Some(*v));
+        }
+        assert_eq!(out.records.len(), 1);
+        for forged in [
+            &b"@@r 0\nk=1\n@@r 0\n"[..],
+            b"@@r 0\nk=1\nk=2\n",
+            b"@@r 0\nnot a field\n",
+            b"@@r 0\n@@blob b 10\nshort\n",
+            b"@@done 0 0\n@@done 0 1\n",
+        ] {
+            assert!(
+                parse(forged).is_err(),
+                "{}",
+                String::from_utf8_lossy(forged)
+            );
+        }
+        assert!(parse(b"login banner\n@@r 0\nk=1\n").is_ok());
+    }
+
     #[tokio::test]
     async fn a_failing_step_stops_the_script() {
         let mut s = Script::new();
