@@ -9,7 +9,7 @@ mod number;
 mod redact;
 
 pub use number::Number;
-pub use redact::{REDACTED, Redactor};
+pub use redact::{REDACTED, Redactor, looks_secret};
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,18 @@ pub struct Renderer {
     env: Environment<'static>,
     templates: PathBuf,
     files: PathBuf,
+}
+
+/// A declared item after rendering, and what of it may be shown.
+pub struct Rendered<T> {
+    pub value: T,
+    /// `value` with every field rendered from a secret replaced by
+    /// [`REDACTED`], to make labels from; `None` when such a field no longer
+    /// fits its type (a `uid` rendered from a secret).
+    pub shown: Option<T>,
+    /// Some field (or the `template:`) read a secret: the item's content is
+    /// secret, so no diff of it is shown.
+    pub tainted: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,28 +60,57 @@ impl Renderer {
         }
     }
 
-    /// Render one string field; `at` is where the field's value starts.
-    pub fn render_field(
+    /// Render one string field; `at` is where the field's value starts. Says
+    /// whether it read a secret, after teaching `redactor` its rendered text
+    /// and the value of each of its expressions that reads a secret.
+    fn render_field(
         &self,
         source: &str,
         ctx: &Value,
         at: &Location,
-    ) -> Result<String, RenderError> {
+        redactor: &mut Redactor,
+    ) -> Result<(String, bool), RenderError> {
         if !source.contains("{{") && !source.contains("{%") {
-            return Ok(source.to_string());
+            return Ok((source.to_string(), false));
         }
-        self.env
+        let text = self
+            .env
             .render_named_str("field", source, ctx)
-            .map_err(|e| field_error(&e, source, at))
+            .map_err(|e| field_error(&e, source, at))?;
+        let secret = reads_secret(source, redactor);
+        if secret {
+            self.taint(source, &text, ctx, redactor);
+        }
+        Ok((text, secret))
     }
 
-    /// Render `templates/<name>`.
-    pub fn render_template(
+    /// Teach `redactor` a text rendered from a secret: the whole of it, and
+    /// the value of each `{{ }}` expression of its template that reads a
+    /// secret, as it was rendered (what a command run on the host may echo
+    /// back alone). Expressions over loop variables cannot be evaluated
+    /// alone: only the whole text covers them.
+    fn taint(&self, source: &str, rendered: &str, ctx: &Value, redactor: &mut Redactor) {
+        redactor.taint(rendered);
+        for code in blocks(source, "{{", "}}") {
+            let code = code.trim_matches(['-', '+']).trim();
+            if redactor.reads_secret(identifiers(code))
+                && let Ok(expr) = self.env.compile_expression(code)
+                && let Ok(value) = expr.eval(ctx)
+            {
+                redactor.taint(&value.to_string());
+            }
+        }
+    }
+
+    /// Render `templates/<name>`; says whether it read a secret, as
+    /// [`Renderer::render_field`] does.
+    fn render_template(
         &self,
         name: &str,
         ctx: &Value,
         at: &Location,
-    ) -> Result<String, RenderError> {
+        redactor: &mut Redactor,
+    ) -> Result<(String, bool), RenderError> {
         let tmpl = self.env.get_template(name).map_err(|e| RenderError::At {
             location: at.clone(),
             message: match e.kind() {
@@ -80,14 +121,19 @@ impl Renderer {
                 _ => template_error_message(&e, None),
             },
         })?;
-        tmpl.render(ctx).map_err(|e| {
+        let rendered = tmpl.render(ctx).map_err(|e| {
             let file = self.templates.join(name);
             let source = std::fs::read_to_string(&file).unwrap_or_default();
             RenderError::At {
                 location: location_in(&file, &source, &e, 1, 1),
                 message: template_error_message(&e, Some(&source)),
             }
-        })
+        })?;
+        let secret = reads_secret(tmpl.source(), redactor);
+        if secret {
+            self.taint(tmpl.source(), &rendered, ctx, redactor);
+        }
+        Ok((rendered, secret))
     }
 
     /// Bytes of `files/<name>`, copied verbatim.
@@ -127,17 +173,31 @@ impl Renderer {
     /// `when`, which is an expression) through its serde form, so each kind
     /// needs no rendering code of its own. A field whose rendered text no longer
     /// fits its type (a `uid` template that renders to `abc`) is refused here.
+    /// Fields reading a secret taint `redactor` and are hidden in `shown`.
     pub fn fields<T: Serialize + DeserializeOwned>(
         &self,
         decl: &T,
         origin: &Origin,
         ctx: &Value,
-    ) -> Result<T, RenderError> {
+        redactor: &mut Redactor,
+    ) -> Result<Rendered<T>, RenderError> {
         let mut value = serde_json::to_value(decl).expect("declared items serialize");
-        self.walk(&mut value, "", origin, ctx)?;
-        serde_json::from_value(value).map_err(|e| RenderError::At {
+        let mut secret = Vec::new();
+        self.walk(&mut value, "", "", origin, ctx, redactor, &mut secret)?;
+        let mut shown = value.clone();
+        for pointer in &secret {
+            if let Some(field) = shown.pointer_mut(pointer) {
+                *field = REDACTED.into();
+            }
+        }
+        let value = serde_json::from_value(value).map_err(|e| RenderError::At {
             location: origin.locate(""),
             message: format!("after rendering its templates: {e}"),
+        })?;
+        Ok(Rendered {
+            value,
+            shown: serde_json::from_value(shown).ok(),
+            tainted: !secret.is_empty(),
         })
     }
 
@@ -148,9 +208,11 @@ impl Renderer {
         decl: &Resource,
         origin: &Origin,
         ctx: &Value,
-    ) -> Result<Resource, RenderError> {
-        let mut rendered = self.fields(decl, origin, ctx)?;
-        if let Resource::File(f) = &mut rendered {
+        redactor: &mut Redactor,
+    ) -> Result<Rendered<Resource>, RenderError> {
+        let mut out = self.fields(decl, origin, ctx, redactor)?;
+        let rendered = &mut out.value;
+        if let Resource::File(f) = rendered {
             let at = |field: &str| origin.locate(&format!("file.{field}"));
             let chosen = [f.content.is_some(), f.src.is_some(), f.template.is_some()]
                 .iter()
@@ -167,13 +229,15 @@ impl Renderer {
             } else if let Some(src) = &f.src {
                 Some(self.read_file(src, &at("src"))?)
             } else if let Some(t) = &f.template {
-                Some(self.render_template(t, ctx, &at("template"))?.into_bytes())
+                let (text, secret) = self.render_template(t, ctx, &at("template"), redactor)?;
+                out.tainted |= secret;
+                Some(text.into_bytes())
             } else {
                 None
             };
             f.resolved = bytes.map(std::sync::Arc::new);
         }
-        if let Resource::Package(p) = &mut rendered
+        if let Resource::Package(p) = &mut out.value
             && let Some(deb) = &p.deb
         {
             let at = origin.locate("package.deb");
@@ -184,29 +248,47 @@ impl Renderer {
             })?;
             p.resolved = Some(parsed);
         }
-        Ok(rendered)
+        Ok(out)
     }
 
+    /// Render the strings under `v`; `path` locates them for errors,
+    /// `pointer` (a JSON pointer) is collected in `secret` for each field
+    /// that read a secret.
+    #[allow(clippy::too_many_arguments)]
     fn walk(
         &self,
         v: &mut serde_json::Value,
         path: &str,
+        pointer: &str,
         origin: &Origin,
         ctx: &Value,
+        redactor: &mut Redactor,
+        secret: &mut Vec<String>,
     ) -> Result<(), RenderError> {
         match v {
             serde_json::Value::String(s) => {
-                *s = self.render_field(s, ctx, &origin.locate(path))?;
+                let (text, read_secret) =
+                    self.render_field(s, ctx, &origin.locate(path), redactor)?;
+                *s = text;
+                if read_secret {
+                    secret.push(pointer.to_string());
+                }
             }
             serde_json::Value::Array(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
-                    self.walk(item, &join(path, &i.to_string()), origin, ctx)?;
+                    let key = i.to_string();
+                    let pointer = format!("{pointer}/{key}");
+                    let path = join(path, &key);
+                    self.walk(item, &path, &pointer, origin, ctx, redactor, secret)?;
                 }
             }
             serde_json::Value::Object(map) => {
                 for (k, item) in map.iter_mut() {
                     if k != "when" {
-                        self.walk(item, &join(path, k), origin, ctx)?;
+                        let pointer =
+                            format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1"));
+                        let path = join(path, k);
+                        self.walk(item, &path, &pointer, origin, ctx, redactor, secret)?;
                     }
                 }
             }
@@ -214,6 +296,41 @@ impl Renderer {
         }
         Ok(())
     }
+}
+
+/// Whether the template `source` reads a secret variable. Every identifier
+/// in its `{{ }}` and `{% %}` blocks counts, attribute names and loop
+/// variables included: reading too much as secret only hides more, and
+/// minijinja's `undeclared_variables` misses the variable of a slice
+/// (`{{ pw[1:] }}`), the very transformation that must not leak.
+fn reads_secret(source: &str, redactor: &Redactor) -> bool {
+    redactor.reads_secret(
+        blocks(source, "{{", "}}")
+            .chain(blocks(source, "{%", "%}"))
+            .flat_map(identifiers),
+    )
+}
+
+/// The code inside each `open … close` block of a template.
+fn blocks<'a>(
+    source: &'a str,
+    open: &'static str,
+    close: &'static str,
+) -> impl Iterator<Item = &'a str> {
+    let mut rest = source;
+    std::iter::from_fn(move || {
+        let start = rest.find(open)? + open.len();
+        let len = rest[start..].find(close)?;
+        let code = &rest[start..start + len];
+        rest = &rest[start + len + close.len()..];
+        Some(code)
+    })
+}
+
+/// The words of a piece of template code that could name a variable.
+fn identifiers(code: &str) -> impl Iterator<Item = &str> {
+    code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -300,10 +417,60 @@ mod tests {
             .iter()
             .map(|d| {
                 renderer
-                    .resource(&d.resource, &d.origin, &Value::from(()))
+                    .resource(
+                        &d.resource,
+                        &d.origin,
+                        &Value::from(()),
+                        &mut Redactor::default(),
+                    )
+                    .map(|r| r.value)
                     .map_err(|e| e.to_string())
             })
             .collect()
+    }
+
+    #[test]
+    fn a_field_reading_a_secret_is_secret_whole_and_each_of_its_expressions() {
+        let vars: crate::inventory::Vars = serde_json::from_str(
+            r#"{"pw": "Hunter-22x", "vault": {"db": ["tok-456"]}, "who": "alice"}"#,
+        )
+        .unwrap();
+        let mut redactor = Redactor::for_host(
+            &vars,
+            &["pw".to_string(), "vault".to_string()],
+            &Default::default(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("p.yml"),
+            "resources:\n  - command: {run: \"echo {{ who }} {{ pw | upper }} {{- pw[2:] }} {{ vault.db[0] | upper }}; exit 1\", chdir: \"/home/{{ who }}\"}\n",
+        )
+        .unwrap();
+        let profile = crate::profile::load(dir.path(), "p").unwrap();
+        let d = &profile.resources[0];
+        let r = Renderer::new(dir.path())
+            .resource(
+                &d.resource,
+                &d.origin,
+                &Value::from_serialize(&vars),
+                &mut redactor,
+            )
+            .unwrap();
+        assert!(r.tainted);
+        let shown = r.shown.unwrap();
+        assert_eq!(shown.kind().label(), "command <redacted>");
+        let Resource::Command(c) = &shown else {
+            panic!("{shown:?}")
+        };
+        assert_eq!(
+            c.chdir.as_deref(),
+            Some("/home/alice"),
+            "not read from a secret"
+        );
+        assert_eq!(
+            redactor.redact("HUNTER-22X nter-22x TOK-456 alice"),
+            "<redacted> <redacted> <redacted> alice"
+        );
     }
 
     #[test]
