@@ -19,6 +19,8 @@ const NESTED: &str = "Nested-9k2w-Token";
 const LISTED: &str = "Listed-5h1x-Item";
 /// Given as `-e '{"db_password": ...}'`: secret by its name alone.
 const EXTRA: &str = "Extra-4m8z-Json";
+/// The content of a `secret: true` file, printed by a command.
+const FILE: &str = "Fresh-3j7p-Line";
 
 const PROFILE: &str = r#"
 secret_vars: [vault]
@@ -31,10 +33,10 @@ resources:
   - file:
       path: /etc/app.conf
       content: "token={{ vault.db.token }}\nlisted={{ vault.list[0] }}\ndb={{ db_password }}\n"
-  - file: {path: /etc/secret.conf, secret: true, content: "fresh\n"}
+  - file: {path: /etc/secret.conf, secret: true, content: "Fresh-3j7p-Line\n"}
   - command: {run: "echo '{{ pw | upper }}' >/dev/null"}
   - command:
-      run: "echo {{ pw | upper }} {{ pw[1:] }} {{ vault.db.token | upper }} {{ db_password[2:] }}; echo {{ vault.list[0] | lower }} >&2; exit 3"
+      run: "cat /etc/secret.conf; echo {{ pw | upper }} {{ pw[1:] }} {{ vault.db.token | upper }} {{ db_password[2:] }}; echo {{ vault.list[0] | lower }} >&2; exit 3"
 verify:
   - command: {run: "echo {{ pw | upper }} {{ vault.db.token[3:] }}; exit 1"}
   - file: {path: "/srv/{{ pw }}/{{ db_password | upper }}"}
@@ -45,7 +47,7 @@ const PLAYBOOK: &str = "- hosts: all\n  profiles: [secrets]\n  on_failure: keep\
 /// Every spelling of every canary that must not appear.
 fn forbidden() -> Vec<String> {
     let mut out = Vec::new();
-    for c in [PW, NESTED, LISTED, EXTRA] {
+    for c in [PW, NESTED, LISTED, EXTRA, FILE] {
         out.extend([
             c.to_string(),
             c.to_uppercase(),
@@ -132,7 +134,10 @@ fn canary_secrets_appear_in_no_output() {
         conf.contains(&format!("token={NESTED}")) && conf.contains(&format!("db={EXTRA}")),
         "{conf}"
     );
-    assert!(lab.host_file(0, &format!("/srv/{PW}")).is_none()); // a dir: not a file
+    assert_eq!(
+        text(&lab.host_file(0, "/etc/secret.conf").unwrap()),
+        format!("{FILE}\n")
+    );
     assert!(lab.ssh(0, &format!("test -d /srv/{PW}")).status.success());
 
     let plain = lab

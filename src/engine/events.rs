@@ -3,6 +3,11 @@
 //! The engine never prints: it sends [`Event`]s. The terminal (indicatif or plain
 //! lines), the `--json` stream and the run reports are all consumers of this enum,
 //! so adding a reporter never touches orchestration code.
+//!
+//! Texts in events are already redacted: each host's task redacts its
+//! [`Outcome`] as a whole with the host's redactor before returning it
+//! ([`Outcome::redact`]). The consumers could not do it (they never see a
+//! host's variables), and a consumer added later has nothing to forget.
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;

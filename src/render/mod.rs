@@ -235,6 +235,13 @@ impl Renderer {
             } else {
                 None
             };
+            // A `secret: true` file's content is secret line by line: a
+            // command that prints it, or a test that greps it, shows none.
+            if f.secret
+                && let Some(text) = bytes.as_deref().and_then(|b| std::str::from_utf8(b).ok())
+            {
+                text.lines().for_each(|line| redactor.taint(line));
+            }
             f.resolved = bytes.map(std::sync::Arc::new);
         }
         if let Resource::Package(p) = &mut out.value

@@ -15,6 +15,9 @@ use crate::inventory::Vars;
 
 pub const REDACTED: &str = "<redacted>";
 
+/// How [`crate::verify::clip`] marks a text cut before what it shows.
+const CUT: &str = " bytes cut ...]";
+
 /// Shorter texts are not hidden: they would redact half of every text (treat
 /// them as a configuration mistake).
 const MIN_SECRET_LEN: usize = 3;
@@ -111,12 +114,40 @@ impl Redactor {
                 out = out.replace(s.as_str(), REDACTED);
             }
         }
+        if out.contains(CUT) {
+            out = self.redact_after_cuts(&out);
+        }
+        out
+    }
+
+    /// A text cut to its end ([`crate::verify::clip`]) may begin inside a
+    /// secret: hide the longest end of a secret found right after a cut.
+    fn redact_after_cuts(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find(CUT) {
+            let (head, tail) = rest.split_at(at + CUT.len());
+            out.push_str(head);
+            let end = self
+                .values
+                .iter()
+                .flat_map(|v| v.char_indices().skip(1).map(move |(i, _)| &v[i..]))
+                .filter(|end| end.len() >= MIN_SECRET_LEN && tail.starts_with(end))
+                .map(str::len)
+                .max()
+                .unwrap_or(0);
+            if end > 0 {
+                out.push_str(REDACTED);
+            }
+            rest = &tail[end..];
+        }
+        out.push_str(rest);
         out
     }
 
     /// [`Redactor::redact`] in place.
     pub fn redact_in(&self, text: &mut String) {
-        if self.values.iter().any(|s| text.contains(s.as_str())) {
+        if self.values.iter().any(|s| text.contains(s.as_str())) || text.contains(CUT) {
             *text = self.redact(text);
         }
     }
@@ -175,6 +206,23 @@ mod tests {
         );
         assert!(r.reads_secret(["api_token"]));
         assert!(!r.reads_secret(["site"]));
+    }
+
+    #[test]
+    fn a_secret_cut_by_clip_is_hidden_from_where_the_cut_is() {
+        let vars = vars(r#"{"pw": "Hunter-22x-Long"}"#);
+        let r = Redactor::for_host(&vars, &["pw".to_string()], &Vars::new());
+        // clip keeps the end of a long text, and marks where it cut.
+        assert!(crate::verify::clip(&"y".repeat(100_000)).contains(CUT));
+        let shown = r.redact("1 (stderr: [... 3 bytes cut ...]ter-22x-Long and more)");
+        assert_eq!(
+            shown,
+            "1 (stderr: [... 3 bytes cut ...]<redacted> and more)"
+        );
+        assert_eq!(
+            r.redact("[... 3 bytes cut ...]ng"),
+            "[... 3 bytes cut ...]ng"
+        );
     }
 
     #[test]
