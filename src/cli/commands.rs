@@ -199,3 +199,28 @@ pub(super) fn parse_extra_vars(items: &[String]) -> Result<Vars, ParcError> {
     }
     Ok(vars)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_vars_as_assignments_or_a_mapping_and_errors_never_quote_a_mapping() {
+        let items = [
+            "port=2222".to_string(),
+            r#" {"db": {"password": "x1", "port": 5432}, "port": 22}"#.to_string(),
+        ];
+        let vars = parse_extra_vars(&items).unwrap();
+        assert_eq!(
+            serde_json::Value::Object(vars),
+            serde_json::json!({"port": 22, "db": {"password": "x1", "port": 5432}})
+        );
+        for bad in [r#"{"db_password": "hunter22""#, "{hunter22}: [", "{"] {
+            let e = parse_extra_vars(&[bad.to_string()])
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("-e #1: cannot read this mapping"), "{e}");
+            assert!(!e.contains("hunter22"), "{e}");
+        }
+    }
+}
