@@ -22,7 +22,7 @@ use crate::verify::{TestResult, run_tests};
 /// What a converge did.
 pub struct Converged {
     pub resources: Vec<ResourceReport>,
-    /// The first error (redacted), if the host failed.
+    /// The first error, if the host failed.
     pub error: Option<String>,
     /// A journal was written: there is something to roll back.
     pub journaled: bool,
@@ -89,13 +89,13 @@ async fn converge_vars(
     events.phase(host, "rendering");
     let mut items = match render_all(&renderer, &job.profile.resources, &ctx, redactor) {
         Ok(items) => items,
-        Err(e) => return Converged::failed(redactor.redact(&e), vec![], false),
+        Err(e) => return Converged::failed(e, vec![], false),
     };
     let mut handlers: Vec<(String, Item)> = Vec::new();
     for (name, d) in &job.profile.handlers {
         match render_all(&renderer, std::slice::from_ref(d), &ctx, redactor) {
             Ok(mut v) => handlers.push((name.clone(), v.remove(0))),
-            Err(e) => return Converged::failed(redactor.redact(&e), vec![], false),
+            Err(e) => return Converged::failed(e, vec![], false),
         }
     }
 
@@ -122,7 +122,7 @@ async fn converge_vars(
                 format!(
                     "the probe script failed ({}): {}",
                     out.status,
-                    redactor.redact(out.stderr.trim())
+                    out.stderr.trim()
                 ),
                 vec![],
                 false,
@@ -142,19 +142,12 @@ async fn converge_vars(
         }
         let probed = probed.get(&i.to_string()).unwrap_or(&empty);
         let record = written.view(item, probed);
-        decide(
-            item,
-            record,
-            &plan_ctx,
-            job.check,
-            redactor,
-            &mut first_error,
-        );
+        decide(item, record, &plan_ctx, job.check, &mut first_error);
         written.note(item, probed);
     }
     for (i, (_, item)) in handlers.iter_mut().enumerate() {
         let record = probed.get(&format!("h{i}")).unwrap_or(&empty);
-        decide(item, record, &plan_ctx, true, redactor, &mut None);
+        decide(item, record, &plan_ctx, true, &mut None);
     }
     if job.check || first_error.is_some() {
         if !job.check {
@@ -274,7 +267,7 @@ async fn verified(
     let tests = match render_tests(&job.profile, vars, redactor) {
         Ok(tests) => tests,
         Err(e) => {
-            done.error = Some(redactor.redact(&e));
+            done.error = Some(e);
             return done;
         }
     };

@@ -53,7 +53,7 @@ pub(super) fn render_all(
                     .resource(&d.resource, &d.origin, ctx, redactor)
                     .map_err(|e| e.to_string())?;
                 let label = match &r.shown {
-                    Some(shown) => redactor.redact(&shown.kind().label()),
+                    Some(shown) => shown.kind().label(),
                     None => format!("{} {REDACTED}", d.resource.kind_name()),
                 };
                 (r.value, label, r.tainted)
@@ -176,7 +176,6 @@ pub(super) fn decide(
     record: &Record,
     ctx: &PlanContext,
     check: bool,
-    redactor: &Redactor,
     first_error: &mut Option<String>,
 ) {
     match item.resource.kind().plan(record, ctx) {
@@ -187,20 +186,17 @@ pub(super) fn decide(
                 Plan::Unknown(c) => (c, ResourceStatus::Unknown),
                 Plan::NoChange => unreachable!("matched above"),
             };
-            item.report.changes = change.what.iter().map(|w| redactor.redact(w)).collect();
+            item.report.changes = change.what.clone();
             // Both sides of a secret item's diff hold secrets, known or not
             // (the old content may hold a rotated password).
-            item.report.diff = (!item.secret)
-                .then_some(change.diff.as_deref())
-                .flatten()
-                .map(|d| redactor.redact(d));
+            item.report.diff = (!item.secret).then(|| change.diff.clone()).flatten();
             if check {
                 item.report.status = status;
             }
             item.plan = Some(plan);
         }
         Err(e) => {
-            let msg = redactor.redact(&e.to_string());
+            let msg = e.to_string();
             item.report.status = ResourceStatus::Failed;
             item.report.error = Some(msg.clone());
             first_error.get_or_insert(msg);
@@ -309,6 +305,7 @@ pub(super) async fn run_steps(
             .and_then(|r| r.rc.map(|rc| (rc, r)))
         {
             Some((0, r)) => {
+                // Redacted before it is clipped: a cut could leave part of a secret.
                 let output = redactor.redact(r.text("out").trim_end());
                 item.report.output = (!output.is_empty()).then(|| clip(&output));
                 match item.resource.kind().changed_after(0, &r.text("out")) {
@@ -343,7 +340,7 @@ pub(super) async fn run_steps(
                     "{}: the apply script stopped before this step ({}): {}",
                     item.label,
                     out.status,
-                    redactor.redact(out.stderr.trim())
+                    out.stderr.trim()
                 );
                 item.report.error = Some(msg.clone());
                 error = Some(msg);
