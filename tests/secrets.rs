@@ -36,7 +36,7 @@ resources:
   - file: {path: /etc/secret.conf, secret: true, content: "Fresh-3j7p-Line\n"}
   - command: {run: "echo '{{ pw | upper }}' >/dev/null"}
   - command:
-      run: "cat /etc/secret.conf; echo {{ pw | upper }} {{ pw[1:] }} {{ vault.db.token | upper }} {{ db_password[2:] }}; echo {{ vault.list[0] | lower }} >&2; exit 3"
+      run: "cat /etc/secret.conf; echo {{ pw | upper }} {{ pw[1:] }} {{ vault.db.token | upper }} {{ db_password[2:] }}; echo {{ vault.list[0] | lower }} >&2; {% for t in vault.list %}echo {{ t | upper }}; {% endfor %}exit 3"
 verify:
   - command: {run: "echo {{ pw | upper }} {{ vault.db.token[3:] }}; exit 1"}
   - file: {path: "/srv/{{ pw }}/{{ db_password | upper }}"}

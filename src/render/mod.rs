@@ -12,6 +12,7 @@ pub use number::Number;
 pub use redact::{REDACTED, Redactor, looks_secret};
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
@@ -25,7 +26,14 @@ pub struct Renderer {
     env: Environment<'static>,
     templates: PathBuf,
     files: PathBuf,
+    /// What the [`RECORD`] filter saw, in the last [`Renderer::taint`].
+    recorded: Arc<Mutex<Vec<String>>>,
 }
+
+/// A filter that passes its value through and notes it in
+/// [`Renderer::recorded`]: how a secret expression's value is seen as rendered,
+/// inside loops too.
+const RECORD: &str = "__parc_record";
 
 /// A declared item after rendering, and what of it may be shown.
 pub struct Rendered<T> {
@@ -53,10 +61,17 @@ impl Renderer {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
         env.set_loader(minijinja::path_loader(&templates));
+        let recorded = Arc::new(Mutex::new(Vec::new()));
+        let sink = recorded.clone();
+        env.add_filter(RECORD, move |v: Value| {
+            sink.lock().expect("not poisoned").push(v.to_string());
+            v
+        });
         Renderer {
             env,
             templates,
             files: profile_dir.join("files"),
+            recorded,
         }
     }
 
@@ -79,7 +94,7 @@ impl Renderer {
             .map_err(|e| field_error(&e, source, at))?;
         let secret = reads_secret(source, redactor);
         if secret {
-            self.taint(source, &text, ctx, redactor);
+            self.taint("field", source, &text, ctx, redactor);
         }
         Ok((text, secret))
     }
@@ -87,18 +102,24 @@ impl Renderer {
     /// Teach `redactor` a text rendered from a secret: the whole of it, and
     /// the value of each `{{ }}` expression of its template that reads a
     /// secret, as it was rendered (what a command run on the host may echo
-    /// back alone). Expressions over loop variables cannot be evaluated
-    /// alone: only the whole text covers them.
-    fn taint(&self, source: &str, rendered: &str, ctx: &Value, redactor: &mut Redactor) {
+    /// back alone): the template is rendered again with each such expression
+    /// passed through [`RECORD`].
+    fn taint(
+        &self,
+        name: &str,
+        source: &str,
+        rendered: &str,
+        ctx: &Value,
+        redactor: &mut Redactor,
+    ) {
         redactor.taint(rendered);
-        for code in blocks(source, "{{", "}}") {
-            let code = code.trim_matches(['-', '+']).trim();
-            if redactor.reads_secret(identifiers(code))
-                && let Ok(expr) = self.env.compile_expression(code)
-                && let Ok(value) = expr.eval(ctx)
-            {
-                redactor.taint(&value.to_string());
-            }
+        let recording = recording(source, redactor);
+        // It rendered once already: an error here can only come from the
+        // rewriting, and then the whole text is what covers the secrets.
+        let _ = self.env.render_named_str(name, &recording, ctx);
+        let seen = std::mem::take(&mut *self.recorded.lock().expect("not poisoned"));
+        for value in &seen {
+            redactor.taint(value);
         }
     }
 
@@ -131,7 +152,7 @@ impl Renderer {
         })?;
         let secret = reads_secret(tmpl.source(), redactor);
         if secret {
-            self.taint(tmpl.source(), &rendered, ctx, redactor);
+            self.taint(name, tmpl.source(), &rendered, ctx, redactor);
         }
         Ok((rendered, secret))
     }
@@ -318,6 +339,47 @@ fn reads_secret(source: &str, redactor: &Redactor) -> bool {
     )
 }
 
+/// `source` with each `{{ }}` expression that reads a secret passed through
+/// [`RECORD`]. Read as secret: the secret variables, and the variables a
+/// `{% for %}`, `{% set %}` or `{% with %}` binds from them (every word of
+/// such a block: reading too much only records more).
+fn recording(source: &str, redactor: &Redactor) -> String {
+    let mut derived: Vec<&str> = Vec::new();
+    for code in blocks(source, "{%", "%}") {
+        let code = code.trim_matches(['-', '+']).trim_start();
+        let binds = ["for ", "set ", "with "]
+            .iter()
+            .any(|k| code.starts_with(k));
+        let reads = |w: &str| redactor.reads_secret([w]) || derived.contains(&w);
+        if binds && identifiers(code).any(reads) {
+            derived.extend(identifiers(code));
+        }
+    }
+    let secret =
+        |code: &str| identifiers(code).any(|w| redactor.reads_secret([w]) || derived.contains(&w));
+    let mut out = String::with_capacity(source.len() + 64);
+    let mut rest = source;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start + 2..].find("}}") else {
+            break;
+        };
+        let code = &rest[start + 2..start + 2 + len];
+        out.push_str(&rest[..start]);
+        if secret(code) {
+            let inner = code.trim_start_matches(['-', '+']);
+            let open = &code[..code.len() - inner.len()];
+            let expr = inner.trim_end_matches(['-', '+']);
+            let close = &inner[expr.len()..];
+            out.push_str(&format!("{{{{{open} ({expr}) | {RECORD} {close}}}}}"));
+        } else {
+            out.push_str(&rest[start..start + 2 + len + 2]);
+        }
+        rest = &rest[start + 2 + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The code inside each `open … close` block of a template.
 fn blocks<'a>(
     source: &'a str,
@@ -450,7 +512,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("p.yml"),
-            "resources:\n  - command: {run: \"echo {{ who }} {{ pw | upper }} {{- pw[2:] }} {{ vault.db[0] | upper }}; exit 1\", chdir: \"/home/{{ who }}\"}\n",
+            "resources:\n  - command: {run: \"echo {{ who }} {{ pw | upper }} {{- pw[2:] }}; {% for t in vault.db %}echo {{ t | upper -}} {% endfor %}; exit 1\", chdir: \"/home/{{ who }}\"}\n",
         )
         .unwrap();
         let profile = crate::profile::load(dir.path(), "p").unwrap();
