@@ -26,14 +26,20 @@ pub struct Renderer {
     env: Environment<'static>,
     templates: PathBuf,
     files: PathBuf,
-    /// What the [`RECORD`] filter saw, in the last [`Renderer::taint`].
-    recorded: Arc<Mutex<Vec<String>>>,
 }
 
-/// A filter that passes its value through and notes it in
-/// [`Renderer::recorded`]: how a secret expression's value is seen as rendered,
-/// inside loops too.
+/// A filter that passes its value through and notes it (see
+/// [`Renderer::taint`]): how a secret expression's value is seen as
+/// rendered, inside loops too.
 const RECORD: &str = "__parc_record";
+
+/// Settings shared by rendering and the recording pass.
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    env
+}
 
 /// A declared item after rendering, and what of it may be shown.
 pub struct Rendered<T> {
@@ -57,21 +63,12 @@ impl Renderer {
     /// Templates come from `<profile dir>/templates`, raw files from `<profile dir>/files`.
     pub fn new(profile_dir: &Path) -> Self {
         let templates = profile_dir.join("templates");
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_keep_trailing_newline(true);
+        let mut env = environment();
         env.set_loader(minijinja::path_loader(&templates));
-        let recorded = Arc::new(Mutex::new(Vec::new()));
-        let sink = recorded.clone();
-        env.add_filter(RECORD, move |v: Value| {
-            sink.lock().expect("not poisoned").push(v.to_string());
-            v
-        });
         Renderer {
             env,
             templates,
             files: profile_dir.join("files"),
-            recorded,
         }
     }
 
@@ -103,7 +100,7 @@ impl Renderer {
     /// the value of each `{{ }}` expression of its template that reads a
     /// secret, as it was rendered (what a command run on the host may echo
     /// back alone): the template is rendered again with each such expression
-    /// passed through [`RECORD`].
+    /// passed through [`RECORD`], and so is every template it includes.
     fn taint(
         &self,
         name: &str,
@@ -113,11 +110,26 @@ impl Renderer {
         redactor: &mut Redactor,
     ) {
         redactor.taint(rendered);
-        let recording = recording(source, redactor);
+        let mut env = environment();
+        let recorded = Arc::new(Mutex::new(Vec::new()));
+        let sink = recorded.clone();
+        env.add_filter(RECORD, move |v: Value| {
+            sink.lock().expect("not poisoned").push(v.to_string());
+            v
+        });
+        // Sources come through the renderer's own loader (it refuses paths
+        // out of templates/), rewritten.
+        let (plain, names) = (self.env.clone(), redactor.clone());
+        env.set_loader(move |name| {
+            Ok(plain
+                .get_template(name)
+                .ok()
+                .map(|t| recording(t.source(), &names)))
+        });
         // It rendered once already: an error here can only come from the
         // rewriting, and then the whole text is what covers the secrets.
-        let _ = self.env.render_named_str(name, &recording, ctx);
-        let seen = std::mem::take(&mut *self.recorded.lock().expect("not poisoned"));
+        let _ = env.render_named_str(name, &recording(source, redactor), ctx);
+        let seen = std::mem::take(&mut *recorded.lock().expect("not poisoned"));
         for value in &seen {
             redactor.taint(value);
         }
@@ -150,11 +162,41 @@ impl Renderer {
                 message: template_error_message(&e, Some(&source)),
             }
         })?;
-        let secret = reads_secret(tmpl.source(), redactor);
+        let secret = self.template_reads_secret(name, redactor);
         if secret {
             self.taint(name, tmpl.source(), &rendered, ctx, redactor);
         }
         Ok((rendered, secret))
+    }
+
+    /// Whether template `name`, or a template it includes, imports or
+    /// extends (at any depth), reads a secret.
+    fn template_reads_secret(&self, name: &str, redactor: &Redactor) -> bool {
+        let mut names = vec![name.to_string()];
+        let mut next = 0;
+        while let Some(name) = names.get(next).cloned() {
+            next += 1;
+            let Ok(tmpl) = self.env.get_template(&name) else {
+                continue;
+            };
+            if reads_secret(tmpl.source(), redactor) {
+                return true;
+            }
+            for code in blocks(tmpl.source(), "{%", "%}") {
+                let code = code.trim_matches(['-', '+']).trim_start();
+                if ["include ", "import ", "from ", "extends "]
+                    .iter()
+                    .any(|k| code.starts_with(k))
+                {
+                    for other in string_literals(code) {
+                        if !names.iter().any(|n| n == other) {
+                            names.push(other.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        false
     }
 
     /// Bytes of `files/<name>`, copied verbatim.
@@ -396,6 +438,19 @@ fn blocks<'a>(
     })
 }
 
+/// The contents of the quoted strings of a piece of template code.
+fn string_literals(code: &str) -> impl Iterator<Item = &str> {
+    let mut rest = code;
+    std::iter::from_fn(move || {
+        let start = rest.find(['"', '\''])?;
+        let quote = rest[start..].chars().next()?;
+        let len = rest[start + 1..].find(quote)?;
+        let literal = &rest[start + 1..start + 1 + len];
+        rest = &rest[start + 1 + len + 1..];
+        Some(literal)
+    })
+}
+
 /// The words of a piece of template code that could name a variable.
 fn identifiers(code: &str) -> impl Iterator<Item = &str> {
     code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -540,6 +595,49 @@ mod tests {
             redactor.redact("HUNTER-22X nter-22x TOK-456 alice"),
             "<redacted> <redacted> <redacted> alice"
         );
+    }
+
+    #[test]
+    fn a_template_file_is_secret_when_a_template_it_includes_reads_a_secret() {
+        let vars: crate::inventory::Vars =
+            serde_json::from_str(r#"{"pw": "Hunter-22x", "who": "alice"}"#).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+        for (name, text) in [
+            ("plain.j2", "user={{ who }}\n"),
+            (
+                "outer.j2",
+                "{% include 'plain.j2' %}{% include \"inner.j2\" %}",
+            ),
+            ("inner.j2", "password={{ pw | upper }}\n"),
+        ] {
+            std::fs::write(dir.path().join("templates").join(name), text).unwrap();
+        }
+        std::fs::write(
+            dir.path().join("p.yml"),
+            "resources:\n  - file: {path: /a, template: plain.j2}\n  - file: {path: /b, template: outer.j2}\n",
+        )
+        .unwrap();
+        let profile = crate::profile::load(dir.path(), "p").unwrap();
+        let renderer = Renderer::new(dir.path());
+        let mut redactor = Redactor::for_host(&vars, &["pw".to_string()], &Default::default());
+        let tainted: Vec<bool> = profile
+            .resources
+            .iter()
+            .map(|d| {
+                let ctx = Value::from_serialize(&vars);
+                renderer
+                    .resource(&d.resource, &d.origin, &ctx, &mut redactor)
+                    .unwrap()
+                    .tainted
+            })
+            .collect();
+        assert_eq!(tainted, [false, true]);
+        assert_eq!(
+            redactor.redact("user=alice\npassword=HUNTER-22X\n"),
+            "<redacted>\n"
+        );
+        assert_eq!(redactor.redact("HUNTER-22X alice"), "<redacted> alice");
     }
 
     #[test]
