@@ -382,19 +382,27 @@ fn reads_secret(source: &str, redactor: &Redactor) -> bool {
 }
 
 /// `source` with each `{{ }}` expression that reads a secret passed through
-/// [`RECORD`]. Read as secret: the secret variables, and the variables a
-/// `{% for %}`, `{% set %}` or `{% with %}` binds from them (every word of
-/// such a block: reading too much only records more).
+/// [`RECORD`]. Read as secret: the secret variables, and the names a
+/// `{% for %}`, `{% set %}` or `{% with %}` binds from them.
 fn recording(source: &str, redactor: &Redactor) -> String {
     let mut derived: Vec<&str> = Vec::new();
     for code in blocks(source, "{%", "%}") {
-        let code = code.trim_matches(['-', '+']).trim_start();
-        let binds = ["for ", "set ", "with "]
-            .iter()
-            .any(|k| code.starts_with(k));
-        let reads = |w: &str| redactor.reads_secret([w]) || derived.contains(&w);
-        if binds && identifiers(code).any(reads) {
-            derived.extend(identifiers(code));
+        let code = code.trim_matches(['-', '+']).trim();
+        let bound = if let Some(rest) = code.strip_prefix("for ") {
+            rest.split_once(" in ")
+        } else if let Some(rest) = code
+            .strip_prefix("set ")
+            .or_else(|| code.strip_prefix("with "))
+        {
+            rest.split_once('=')
+        } else {
+            None
+        };
+        let Some((names, expr)) = bound else {
+            continue;
+        };
+        if identifiers(expr).any(|w| redactor.reads_secret([w]) || derived.contains(&w)) {
+            derived.extend(identifiers(names));
         }
     }
     let secret =
@@ -451,10 +459,33 @@ fn string_literals(code: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// Words of template syntax, never a variable.
+const KEYWORDS: &[&str] = &[
+    "for",
+    "in",
+    "if",
+    "else",
+    "elif",
+    "not",
+    "and",
+    "or",
+    "is",
+    "set",
+    "with",
+    "recursive",
+    "true",
+    "false",
+    "none",
+    "True",
+    "False",
+    "None",
+];
+
 /// The words of a piece of template code that could name a variable.
 fn identifiers(code: &str) -> impl Iterator<Item = &str> {
     code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
+        .filter(|w| !KEYWORDS.contains(w))
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -638,6 +669,17 @@ mod tests {
             "<redacted>\n"
         );
         assert_eq!(redactor.redact("HUNTER-22X alice"), "<redacted> alice");
+    }
+
+    #[test]
+    fn recording_wraps_only_expressions_over_secrets_or_names_bound_from_them() {
+        let vars: crate::inventory::Vars = serde_json::from_str(r#"{"pw": "x"}"#).unwrap();
+        let r = Redactor::for_host(&vars, &["pw".to_string()], &Default::default());
+        let source = "{{ host }} {{- pw[1:] -}} {% for c in pw if c in host %}{{ c }}{{ host if c }}{% endfor %}{{ other }}";
+        assert_eq!(
+            recording(source, &r),
+            "{{ host }} {{- ( pw[1:] ) | __parc_record -}} {% for c in pw if c in host %}{{ ( c ) | __parc_record }}{{ ( host if c ) | __parc_record }}{% endfor %}{{ other }}"
+        );
     }
 
     #[test]
