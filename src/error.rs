@@ -15,6 +15,8 @@ pub enum ParcError {
     Playbook(#[from] crate::playbook::PlaybookError),
     #[error("-e `{item}`: expected KEY=VALUE")]
     ExtraVar { item: String },
+    #[error("-e #{index}: cannot read this mapping of variables: {reason}")]
+    ExtraVarMapping { index: usize, reason: String },
     #[error(transparent)]
     Profile(#[from] crate::profile::ProfileError),
     #[error(
@@ -87,7 +89,8 @@ impl ParcError {
             | ParcError::VerifyTarget { .. }
             | ParcError::VerifyNeedsHosts { .. }
             | ParcError::NothingToVerify { .. }
-            | ParcError::ExtraVar { .. } => exit::USAGE,
+            | ParcError::ExtraVar { .. }
+            | ParcError::ExtraVarMapping { .. } => exit::USAGE,
             ParcError::Lab(e) if e.is_environment() => exit::ENVIRONMENT,
             ParcError::Report(
                 ReportError::NoRuns { .. }

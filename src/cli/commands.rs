@@ -171,10 +171,27 @@ fn print(text: &str, what: &'static str) -> Result<(), ParcError> {
 }
 
 /// `-e key=value`: the value is YAML, so `-e port=2222` is a number and
-/// `-e debug=true` a boolean, as in Ansible.
+/// `-e debug=true` a boolean, as in Ansible. `-e '{"key": value, ...}'` (JSON
+/// or YAML flow mapping, also as in Ansible) sets several at once, with any
+/// nesting.
 pub(super) fn parse_extra_vars(items: &[String]) -> Result<Vars, ParcError> {
     let mut vars = Vars::new();
-    for item in items {
+    for (i, item) in items.iter().enumerate() {
+        if item.trim_start().starts_with('{') {
+            // The error never quotes the text: it may hold secrets.
+            let mapping = serde_norway::from_str::<serde_json::Value>(item)
+                .map_err(|e| e.to_string())
+                .and_then(|v| match v {
+                    serde_json::Value::Object(map) => Ok(map),
+                    _ => Err("not a mapping".to_string()),
+                })
+                .map_err(|reason| ParcError::ExtraVarMapping {
+                    index: i + 1,
+                    reason,
+                })?;
+            vars.extend(mapping);
+            continue;
+        }
         let Some((k, v)) = item.split_once('=') else {
             return Err(ParcError::ExtraVar { item: item.clone() });
         };
@@ -183,4 +200,29 @@ pub(super) fn parse_extra_vars(items: &[String]) -> Result<Vars, ParcError> {
         vars.insert(k.trim().to_string(), value);
     }
     Ok(vars)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_vars_as_assignments_or_a_mapping_and_errors_never_quote_a_mapping() {
+        let items = [
+            "port=2222".to_string(),
+            r#" {"db": {"password": "x1", "port": 5432}, "port": 22}"#.to_string(),
+        ];
+        let vars = parse_extra_vars(&items).unwrap();
+        assert_eq!(
+            serde_json::Value::Object(vars),
+            serde_json::json!({"port": 22, "db": {"password": "x1", "port": 5432}})
+        );
+        for bad in [r#"{"db_password": "hunter22""#, "{hunter22}: [", "{"] {
+            let e = parse_extra_vars(&[bad.to_string()])
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("-e #1: cannot read this mapping"), "{e}");
+            assert!(!e.contains("hunter22"), "{e}");
+        }
+    }
 }

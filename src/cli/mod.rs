@@ -124,6 +124,7 @@ struct ApplyArgs {
     #[arg(long)]
     limit: Option<String>,
     /// Extra variable, highest precedence (repeatable); VALUE is read as YAML.
+    /// Several at once: a JSON mapping, `-e '{"key": "value"}'`.
     #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
     extra_vars: Vec<String>,
     /// Hosts worked on at once, unless the play sets `parallel`.
@@ -155,6 +156,7 @@ struct VerifyArgs {
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Extra variable, highest precedence (repeatable); VALUE is read as YAML.
+    /// Several at once: a JSON mapping, `-e '{"key": "value"}'`.
     #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
     extra_vars: Vec<String>,
     /// Hosts verified at once.

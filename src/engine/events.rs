@@ -3,11 +3,17 @@
 //! The engine never prints: it sends [`Event`]s. The terminal (indicatif or plain
 //! lines), the `--json` stream and the run reports are all consumers of this enum,
 //! so adding a reporter never touches orchestration code.
+//!
+//! Texts in events are already redacted: each host's task redacts its
+//! [`Outcome`] as a whole with the host's redactor before returning it
+//! ([`Outcome::redact`]). The consumers could not do it (they never see a
+//! host's variables), and a consumer added later has nothing to forget.
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::facts::Facts;
+use crate::render::Redactor;
 use crate::transport::ExitStatus;
 use crate::verify::TestResult;
 
@@ -211,7 +217,7 @@ pub struct CaptureReport {
 }
 
 /// One resource on one host, as reporters and reports show it. Every text in
-/// here went through the run's redactor.
+/// here went through the host's redactor (see [`Outcome::redact`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct ResourceReport {
     pub resource: String,
@@ -277,6 +283,65 @@ impl Outcome {
             Outcome::Verified { .. } => HostState::Failed,
             Outcome::Image(r) => r.state(),
             Outcome::Captured(_) => HostState::Ok,
+        }
+    }
+}
+
+impl Outcome {
+    /// Hide the host's secrets in every text of the outcome. Kinds whose texts
+    /// never come from the host's variables are listed, so that a new kind
+    /// must be decided on here.
+    pub fn redact(&mut self, r: &Redactor) {
+        match self {
+            Outcome::Applied {
+                resources,
+                error,
+                verification,
+                recovery,
+                ..
+            } => {
+                resources.iter_mut().for_each(|x| x.redact(r));
+                error.iter_mut().for_each(|e| r.redact_in(e));
+                verification.iter_mut().for_each(|t| t.redact(r));
+                recovery.iter_mut().for_each(|x| x.redact(r));
+            }
+            Outcome::Verified { results } => results.iter_mut().for_each(|t| t.redact(r)),
+            Outcome::Failed { error } | Outcome::Unreachable { error } => r.redact_in(error),
+            Outcome::Restored { problems, .. } => problems.iter_mut().for_each(|p| r.redact_in(p)),
+            Outcome::Command { .. }
+            | Outcome::Facts { .. }
+            | Outcome::Skipped { .. }
+            | Outcome::Image(_)
+            | Outcome::Captured(_) => {}
+        }
+    }
+}
+
+impl Recovery {
+    /// See [`Outcome::redact`].
+    pub fn redact(&mut self, r: &Redactor) {
+        r.redact_in(&mut self.reason);
+        self.restore_problems
+            .iter_mut()
+            .for_each(|p| r.redact_in(p));
+        self.fallback.iter_mut().flatten().for_each(|x| x.redact(r));
+        self.fallback_verification
+            .iter_mut()
+            .for_each(|t| t.redact(r));
+        self.error.iter_mut().for_each(|e| r.redact_in(e));
+    }
+}
+
+impl ResourceReport {
+    /// See [`Outcome::redact`].
+    pub fn redact(&mut self, r: &Redactor) {
+        r.redact_in(&mut self.resource);
+        self.changes.iter_mut().for_each(|c| r.redact_in(c));
+        for text in [&mut self.diff, &mut self.output, &mut self.error]
+            .into_iter()
+            .flatten()
+        {
+            r.redact_in(text);
         }
     }
 }

@@ -16,7 +16,7 @@ use super::gather::facts_of;
 use crate::inventory::{Inventory, Vars};
 use crate::playbook::Play;
 use crate::profile::Profile;
-use crate::render::{Redactor, Renderer};
+use crate::render::{REDACTED, Redactor, Renderer};
 use crate::transport::Transport;
 use crate::verify::{Test, run_tests};
 
@@ -64,12 +64,29 @@ pub async fn run(
     .await
 }
 
+/// Verify `host`; its outcome is redacted as a whole with the host's
+/// secrets, as [`crate::engine::apply::apply_host`]'s is.
 pub async fn verify_host(
     plays: Arc<Vec<VerifyPlay>>,
     inventory: Arc<Inventory>,
     host: String,
     t: Arc<dyn Transport>,
     events: Events,
+) -> Outcome {
+    let mut redactor = Redactor::default();
+    let mut outcome = verify_host_with(plays, inventory, host, t, events, &mut redactor).await;
+    outcome.redact(&redactor);
+    outcome
+}
+
+/// [`verify_host`], leaving the host's redactor in `redactor`.
+async fn verify_host_with(
+    plays: Arc<Vec<VerifyPlay>>,
+    inventory: Arc<Inventory>,
+    host: String,
+    t: Arc<dyn Transport>,
+    events: Events,
+    redactor: &mut Redactor,
 ) -> Outcome {
     events.phase(&host, "facts");
     let facts = match facts_of(t.as_ref()).await {
@@ -82,7 +99,6 @@ pub async fn verify_host(
     };
     events.phase(&host, "rendering");
     let mut tests = Vec::new();
-    let mut redactor = Redactor::default();
     for play in plays.iter().filter(|p| p.hosts.contains(&host)) {
         let vars = host_vars(
             &play.profile,
@@ -92,22 +108,20 @@ pub async fn verify_host(
             &host,
             &facts,
         );
-        let play_redactor = Redactor::from_vars(
+        let mut play_redactor = Redactor::for_host(
             &vars,
             play.profile.secret_vars.iter().chain(&play.secret_vars),
+            &play.extra_vars,
         );
-        match render_tests(&play.profile, &vars) {
+        let rendered = render_tests(&play.profile, &vars, &mut play_redactor);
+        *redactor = std::mem::take(redactor).union(play_redactor);
+        match rendered {
             Ok(rendered) => tests.extend(rendered),
-            Err(error) => {
-                return Outcome::Failed {
-                    error: play_redactor.redact(&error),
-                };
-            }
+            Err(error) => return Outcome::Failed { error },
         }
-        redactor = redactor.union(play_redactor);
     }
     events.phase(&host, "verifying");
-    match run_tests(t.as_ref(), &tests, &redactor).await {
+    match run_tests(t.as_ref(), &tests, redactor).await {
         Ok(results) => Outcome::Verified { results },
         Err(e) => Outcome::Failed {
             error: e.while_doing("verifying"),
@@ -115,8 +129,14 @@ pub async fn verify_host(
     }
 }
 
-/// The play's tests for one host: `when` evaluated, string fields rendered.
-pub(crate) fn render_tests(profile: &Profile, vars: &Vars) -> Result<Vec<Test>, String> {
+/// The play's tests for one host: `when` evaluated, string fields rendered,
+/// each named as it may be shown (fields read from secrets hidden); fields
+/// read from secrets taint `redactor`.
+pub(crate) fn render_tests(
+    profile: &Profile,
+    vars: &Vars,
+    redactor: &mut Redactor,
+) -> Result<Vec<Test>, String> {
     let ctx = Value::from_serialize(vars);
     let renderer = Renderer::new(&profile.dir);
     let mut tests = Vec::new();
@@ -129,11 +149,16 @@ pub(crate) fn render_tests(profile: &Profile, vars: &Vars) -> Result<Vec<Test>, 
                 continue;
             }
         }
-        tests.push(
-            renderer
-                .fields(&d.test, &d.origin, &ctx)
-                .map_err(|e| e.to_string())?,
-        );
+        let rendered = renderer
+            .fields(&d.test, &d.origin, &ctx, redactor)
+            .map_err(|e| e.to_string())?;
+        let name = match &rendered.shown {
+            Some(shown) => shown.label(),
+            None => format!("{} {REDACTED}", d.test.spec.kind_name()),
+        };
+        let mut test = rendered.value;
+        test.name = Some(redactor.redact(&name));
+        tests.push(test);
     }
     Ok(tests)
 }

@@ -9,9 +9,10 @@ mod number;
 mod redact;
 
 pub use number::Number;
-pub use redact::{REDACTED, Redactor};
+pub use redact::{REDACTED, Redactor, looks_secret};
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
@@ -27,6 +28,31 @@ pub struct Renderer {
     files: PathBuf,
 }
 
+/// A filter that passes its value through and notes it (see
+/// [`Renderer::taint`]): how a secret expression's value is seen as
+/// rendered, inside loops too.
+const RECORD: &str = "__parc_record";
+
+/// Settings shared by rendering and the recording pass.
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    env
+}
+
+/// A declared item after rendering, and what of it may be shown.
+pub struct Rendered<T> {
+    pub value: T,
+    /// `value` with every field rendered from a secret replaced by
+    /// [`REDACTED`], to make labels from; `None` when such a field no longer
+    /// fits its type (a `uid` rendered from a secret).
+    pub shown: Option<T>,
+    /// Some field (or the `template:`) read a secret: the item's content is
+    /// secret, so no diff of it is shown.
+    pub tainted: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("{location}: {message}")]
@@ -37,9 +63,7 @@ impl Renderer {
     /// Templates come from `<profile dir>/templates`, raw files from `<profile dir>/files`.
     pub fn new(profile_dir: &Path) -> Self {
         let templates = profile_dir.join("templates");
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_keep_trailing_newline(true);
+        let mut env = environment();
         env.set_loader(minijinja::path_loader(&templates));
         Renderer {
             env,
@@ -48,28 +72,78 @@ impl Renderer {
         }
     }
 
-    /// Render one string field; `at` is where the field's value starts.
-    pub fn render_field(
+    /// Render one string field; `at` is where the field's value starts. Says
+    /// whether it read a secret, after teaching `redactor` its rendered text
+    /// and the value of each of its expressions that reads a secret.
+    fn render_field(
         &self,
         source: &str,
         ctx: &Value,
         at: &Location,
-    ) -> Result<String, RenderError> {
+        redactor: &mut Redactor,
+    ) -> Result<(String, bool), RenderError> {
         if !source.contains("{{") && !source.contains("{%") {
-            return Ok(source.to_string());
+            return Ok((source.to_string(), false));
         }
-        self.env
+        let text = self
+            .env
             .render_named_str("field", source, ctx)
-            .map_err(|e| field_error(&e, source, at))
+            .map_err(|e| field_error(&e, source, at))?;
+        let secret = reads_secret(source, redactor);
+        if secret {
+            self.taint("field", source, &text, ctx, redactor);
+        }
+        Ok((text, secret))
     }
 
-    /// Render `templates/<name>`.
-    pub fn render_template(
+    /// Teach `redactor` a text rendered from a secret: the whole of it, and
+    /// the value of each `{{ }}` expression of its template that reads a
+    /// secret, as it was rendered (what a command run on the host may echo
+    /// back alone): the template is rendered again with each such expression
+    /// passed through [`RECORD`], and so is every template it includes.
+    fn taint(
+        &self,
+        name: &str,
+        source: &str,
+        rendered: &str,
+        ctx: &Value,
+        redactor: &mut Redactor,
+    ) {
+        redactor.taint(rendered);
+        let mut env = environment();
+        let recorded = Arc::new(Mutex::new(Vec::new()));
+        let sink = recorded.clone();
+        env.add_filter(RECORD, move |v: Value| {
+            sink.lock().expect("not poisoned").push(v.to_string());
+            v
+        });
+        // Sources come through the renderer's own loader (it refuses paths
+        // out of templates/), rewritten.
+        let (plain, names) = (self.env.clone(), redactor.clone());
+        env.set_loader(move |name| {
+            Ok(plain
+                .get_template(name)
+                .ok()
+                .map(|t| recording(t.source(), &names)))
+        });
+        // It rendered once already: an error here can only come from the
+        // rewriting, and then the whole text is what covers the secrets.
+        let _ = env.render_named_str(name, &recording(source, redactor), ctx);
+        let seen = std::mem::take(&mut *recorded.lock().expect("not poisoned"));
+        for value in &seen {
+            redactor.taint(value);
+        }
+    }
+
+    /// Render `templates/<name>`; says whether it read a secret, as
+    /// [`Renderer::render_field`] does.
+    fn render_template(
         &self,
         name: &str,
         ctx: &Value,
         at: &Location,
-    ) -> Result<String, RenderError> {
+        redactor: &mut Redactor,
+    ) -> Result<(String, bool), RenderError> {
         let tmpl = self.env.get_template(name).map_err(|e| RenderError::At {
             location: at.clone(),
             message: match e.kind() {
@@ -80,14 +154,49 @@ impl Renderer {
                 _ => template_error_message(&e, None),
             },
         })?;
-        tmpl.render(ctx).map_err(|e| {
+        let rendered = tmpl.render(ctx).map_err(|e| {
             let file = self.templates.join(name);
             let source = std::fs::read_to_string(&file).unwrap_or_default();
             RenderError::At {
                 location: location_in(&file, &source, &e, 1, 1),
                 message: template_error_message(&e, Some(&source)),
             }
-        })
+        })?;
+        let secret = self.template_reads_secret(name, redactor);
+        if secret {
+            self.taint(name, tmpl.source(), &rendered, ctx, redactor);
+        }
+        Ok((rendered, secret))
+    }
+
+    /// Whether template `name`, or a template it includes, imports or
+    /// extends (at any depth), reads a secret.
+    fn template_reads_secret(&self, name: &str, redactor: &Redactor) -> bool {
+        let mut names = vec![name.to_string()];
+        let mut next = 0;
+        while let Some(name) = names.get(next).cloned() {
+            next += 1;
+            let Ok(tmpl) = self.env.get_template(&name) else {
+                continue;
+            };
+            if reads_secret(tmpl.source(), redactor) {
+                return true;
+            }
+            for code in blocks(tmpl.source(), "{%", "%}") {
+                let code = code.trim_matches(['-', '+']).trim_start();
+                if ["include ", "import ", "from ", "extends "]
+                    .iter()
+                    .any(|k| code.starts_with(k))
+                {
+                    for other in string_literals(code) {
+                        if !names.iter().any(|n| n == other) {
+                            names.push(other.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        false
     }
 
     /// Bytes of `files/<name>`, copied verbatim.
@@ -127,17 +236,31 @@ impl Renderer {
     /// `when`, which is an expression) through its serde form, so each kind
     /// needs no rendering code of its own. A field whose rendered text no longer
     /// fits its type (a `uid` template that renders to `abc`) is refused here.
+    /// Fields reading a secret taint `redactor` and are hidden in `shown`.
     pub fn fields<T: Serialize + DeserializeOwned>(
         &self,
         decl: &T,
         origin: &Origin,
         ctx: &Value,
-    ) -> Result<T, RenderError> {
+        redactor: &mut Redactor,
+    ) -> Result<Rendered<T>, RenderError> {
         let mut value = serde_json::to_value(decl).expect("declared items serialize");
-        self.walk(&mut value, "", origin, ctx)?;
-        serde_json::from_value(value).map_err(|e| RenderError::At {
+        let mut secret = Vec::new();
+        self.walk(&mut value, "", "", origin, ctx, redactor, &mut secret)?;
+        let mut shown = value.clone();
+        for pointer in &secret {
+            if let Some(field) = shown.pointer_mut(pointer) {
+                *field = REDACTED.into();
+            }
+        }
+        let value = serde_json::from_value(value).map_err(|e| RenderError::At {
             location: origin.locate(""),
             message: format!("after rendering its templates: {e}"),
+        })?;
+        Ok(Rendered {
+            value,
+            shown: serde_json::from_value(shown).ok(),
+            tainted: !secret.is_empty(),
         })
     }
 
@@ -148,9 +271,11 @@ impl Renderer {
         decl: &Resource,
         origin: &Origin,
         ctx: &Value,
-    ) -> Result<Resource, RenderError> {
-        let mut rendered = self.fields(decl, origin, ctx)?;
-        if let Resource::File(f) = &mut rendered {
+        redactor: &mut Redactor,
+    ) -> Result<Rendered<Resource>, RenderError> {
+        let mut out = self.fields(decl, origin, ctx, redactor)?;
+        let rendered = &mut out.value;
+        if let Resource::File(f) = rendered {
             let at = |field: &str| origin.locate(&format!("file.{field}"));
             let chosen = [f.content.is_some(), f.src.is_some(), f.template.is_some()]
                 .iter()
@@ -167,13 +292,22 @@ impl Renderer {
             } else if let Some(src) = &f.src {
                 Some(self.read_file(src, &at("src"))?)
             } else if let Some(t) = &f.template {
-                Some(self.render_template(t, ctx, &at("template"))?.into_bytes())
+                let (text, secret) = self.render_template(t, ctx, &at("template"), redactor)?;
+                out.tainted |= secret;
+                Some(text.into_bytes())
             } else {
                 None
             };
+            // A `secret: true` file's content is secret line by line: a
+            // command that prints it, or a test that greps it, shows none.
+            if f.secret
+                && let Some(text) = bytes.as_deref().and_then(|b| std::str::from_utf8(b).ok())
+            {
+                text.lines().for_each(|line| redactor.taint(line));
+            }
             f.resolved = bytes.map(std::sync::Arc::new);
         }
-        if let Resource::Package(p) = &mut rendered
+        if let Resource::Package(p) = &mut out.value
             && let Some(deb) = &p.deb
         {
             let at = origin.locate("package.deb");
@@ -184,29 +318,47 @@ impl Renderer {
             })?;
             p.resolved = Some(parsed);
         }
-        Ok(rendered)
+        Ok(out)
     }
 
+    /// Render the strings under `v`; `path` locates them for errors,
+    /// `pointer` (a JSON pointer) is collected in `secret` for each field
+    /// that read a secret.
+    #[allow(clippy::too_many_arguments)]
     fn walk(
         &self,
         v: &mut serde_json::Value,
         path: &str,
+        pointer: &str,
         origin: &Origin,
         ctx: &Value,
+        redactor: &mut Redactor,
+        secret: &mut Vec<String>,
     ) -> Result<(), RenderError> {
         match v {
             serde_json::Value::String(s) => {
-                *s = self.render_field(s, ctx, &origin.locate(path))?;
+                let (text, read_secret) =
+                    self.render_field(s, ctx, &origin.locate(path), redactor)?;
+                *s = text;
+                if read_secret {
+                    secret.push(pointer.to_string());
+                }
             }
             serde_json::Value::Array(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
-                    self.walk(item, &join(path, &i.to_string()), origin, ctx)?;
+                    let key = i.to_string();
+                    let pointer = format!("{pointer}/{key}");
+                    let path = join(path, &key);
+                    self.walk(item, &path, &pointer, origin, ctx, redactor, secret)?;
                 }
             }
             serde_json::Value::Object(map) => {
                 for (k, item) in map.iter_mut() {
                     if k != "when" {
-                        self.walk(item, &join(path, k), origin, ctx)?;
+                        let pointer =
+                            format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1"));
+                        let path = join(path, k);
+                        self.walk(item, &path, &pointer, origin, ctx, redactor, secret)?;
                     }
                 }
             }
@@ -214,6 +366,126 @@ impl Renderer {
         }
         Ok(())
     }
+}
+
+/// Whether the template `source` reads a secret variable. Every identifier
+/// in its `{{ }}` and `{% %}` blocks counts, attribute names and loop
+/// variables included: reading too much as secret only hides more, and
+/// minijinja's `undeclared_variables` misses the variable of a slice
+/// (`{{ pw[1:] }}`), the very transformation that must not leak.
+fn reads_secret(source: &str, redactor: &Redactor) -> bool {
+    redactor.reads_secret(
+        blocks(source, "{{", "}}")
+            .chain(blocks(source, "{%", "%}"))
+            .flat_map(identifiers),
+    )
+}
+
+/// `source` with each `{{ }}` expression that reads a secret passed through
+/// [`RECORD`]. Read as secret: the secret variables, and the names a
+/// `{% for %}`, `{% set %}` or `{% with %}` binds from them.
+fn recording(source: &str, redactor: &Redactor) -> String {
+    let mut derived: Vec<&str> = Vec::new();
+    for code in blocks(source, "{%", "%}") {
+        let code = code.trim_matches(['-', '+']).trim();
+        let bound = if let Some(rest) = code.strip_prefix("for ") {
+            rest.split_once(" in ")
+        } else if let Some(rest) = code
+            .strip_prefix("set ")
+            .or_else(|| code.strip_prefix("with "))
+        {
+            rest.split_once('=')
+        } else {
+            None
+        };
+        let Some((names, expr)) = bound else {
+            continue;
+        };
+        if identifiers(expr).any(|w| redactor.reads_secret([w]) || derived.contains(&w)) {
+            derived.extend(identifiers(names));
+        }
+    }
+    let secret =
+        |code: &str| identifiers(code).any(|w| redactor.reads_secret([w]) || derived.contains(&w));
+    let mut out = String::with_capacity(source.len() + 64);
+    let mut rest = source;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start + 2..].find("}}") else {
+            break;
+        };
+        let code = &rest[start + 2..start + 2 + len];
+        out.push_str(&rest[..start]);
+        if secret(code) {
+            let inner = code.trim_start_matches(['-', '+']);
+            let open = &code[..code.len() - inner.len()];
+            let expr = inner.trim_end_matches(['-', '+']);
+            let close = &inner[expr.len()..];
+            out.push_str(&format!("{{{{{open} ({expr}) | {RECORD} {close}}}}}"));
+        } else {
+            out.push_str(&rest[start..start + 2 + len + 2]);
+        }
+        rest = &rest[start + 2 + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The code inside each `open … close` block of a template.
+fn blocks<'a>(
+    source: &'a str,
+    open: &'static str,
+    close: &'static str,
+) -> impl Iterator<Item = &'a str> {
+    let mut rest = source;
+    std::iter::from_fn(move || {
+        let start = rest.find(open)? + open.len();
+        let len = rest[start..].find(close)?;
+        let code = &rest[start..start + len];
+        rest = &rest[start + len + close.len()..];
+        Some(code)
+    })
+}
+
+/// The contents of the quoted strings of a piece of template code.
+fn string_literals(code: &str) -> impl Iterator<Item = &str> {
+    let mut rest = code;
+    std::iter::from_fn(move || {
+        let start = rest.find(['"', '\''])?;
+        let quote = rest[start..].chars().next()?;
+        let len = rest[start + 1..].find(quote)?;
+        let literal = &rest[start + 1..start + 1 + len];
+        rest = &rest[start + 1 + len + 1..];
+        Some(literal)
+    })
+}
+
+/// Words of template syntax, never a variable.
+const KEYWORDS: &[&str] = &[
+    "for",
+    "in",
+    "if",
+    "else",
+    "elif",
+    "not",
+    "and",
+    "or",
+    "is",
+    "set",
+    "with",
+    "recursive",
+    "true",
+    "false",
+    "none",
+    "True",
+    "False",
+    "None",
+];
+
+/// The words of a piece of template code that could name a variable.
+fn identifiers(code: &str) -> impl Iterator<Item = &str> {
+    code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
+        .filter(|w| !KEYWORDS.contains(w))
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -300,10 +572,114 @@ mod tests {
             .iter()
             .map(|d| {
                 renderer
-                    .resource(&d.resource, &d.origin, &Value::from(()))
+                    .resource(
+                        &d.resource,
+                        &d.origin,
+                        &Value::from(()),
+                        &mut Redactor::default(),
+                    )
+                    .map(|r| r.value)
                     .map_err(|e| e.to_string())
             })
             .collect()
+    }
+
+    #[test]
+    fn a_field_reading_a_secret_is_secret_whole_and_each_of_its_expressions() {
+        let vars: crate::inventory::Vars = serde_json::from_str(
+            r#"{"pw": "Hunter-22x", "vault": {"db": ["tok-456"]}, "who": "alice"}"#,
+        )
+        .unwrap();
+        let mut redactor = Redactor::for_host(
+            &vars,
+            &["pw".to_string(), "vault".to_string()],
+            &Default::default(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("p.yml"),
+            "resources:\n  - command: {run: \"echo {{ who }} {{ pw | upper }} {{- pw[2:] }}; {% for t in vault.db %}echo {{ t | upper -}} {% endfor %}; exit 1\", chdir: \"/home/{{ who }}\"}\n",
+        )
+        .unwrap();
+        let profile = crate::profile::load(dir.path(), "p").unwrap();
+        let d = &profile.resources[0];
+        let r = Renderer::new(dir.path())
+            .resource(
+                &d.resource,
+                &d.origin,
+                &Value::from_serialize(&vars),
+                &mut redactor,
+            )
+            .unwrap();
+        assert!(r.tainted);
+        let shown = r.shown.unwrap();
+        assert_eq!(shown.kind().label(), "command <redacted>");
+        let Resource::Command(c) = &shown else {
+            panic!("{shown:?}")
+        };
+        assert_eq!(
+            c.chdir.as_deref(),
+            Some("/home/alice"),
+            "not read from a secret"
+        );
+        assert_eq!(
+            redactor.redact("HUNTER-22X nter-22x TOK-456 alice"),
+            "<redacted> <redacted> <redacted> alice"
+        );
+    }
+
+    #[test]
+    fn a_template_file_is_secret_when_a_template_it_includes_reads_a_secret() {
+        let vars: crate::inventory::Vars =
+            serde_json::from_str(r#"{"pw": "Hunter-22x", "who": "alice"}"#).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+        for (name, text) in [
+            ("plain.j2", "user={{ who }}\n"),
+            (
+                "outer.j2",
+                "{% include 'plain.j2' %}{% include \"inner.j2\" %}",
+            ),
+            ("inner.j2", "password={{ pw | upper }}\n"),
+        ] {
+            std::fs::write(dir.path().join("templates").join(name), text).unwrap();
+        }
+        std::fs::write(
+            dir.path().join("p.yml"),
+            "resources:\n  - file: {path: /a, template: plain.j2}\n  - file: {path: /b, template: outer.j2}\n",
+        )
+        .unwrap();
+        let profile = crate::profile::load(dir.path(), "p").unwrap();
+        let renderer = Renderer::new(dir.path());
+        let mut redactor = Redactor::for_host(&vars, &["pw".to_string()], &Default::default());
+        let tainted: Vec<bool> = profile
+            .resources
+            .iter()
+            .map(|d| {
+                let ctx = Value::from_serialize(&vars);
+                renderer
+                    .resource(&d.resource, &d.origin, &ctx, &mut redactor)
+                    .unwrap()
+                    .tainted
+            })
+            .collect();
+        assert_eq!(tainted, [false, true]);
+        assert_eq!(
+            redactor.redact("user=alice\npassword=HUNTER-22X\n"),
+            "<redacted>\n"
+        );
+        assert_eq!(redactor.redact("HUNTER-22X alice"), "<redacted> alice");
+    }
+
+    #[test]
+    fn recording_wraps_only_expressions_over_secrets_or_names_bound_from_them() {
+        let vars: crate::inventory::Vars = serde_json::from_str(r#"{"pw": "x"}"#).unwrap();
+        let r = Redactor::for_host(&vars, &["pw".to_string()], &Default::default());
+        let source = "{{ host }} {{- pw[1:] -}} {% for c in pw if c in host %}{{ c }}{{ host if c }}{% endfor %}{{ other }}";
+        assert_eq!(
+            recording(source, &r),
+            "{{ host }} {{- ( pw[1:] ) | __parc_record -}} {% for c in pw if c in host %}{{ ( c ) | __parc_record }}{{ ( host if c ) | __parc_record }}{% endfor %}{{ other }}"
+        );
     }
 
     #[test]

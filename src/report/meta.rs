@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::render::REDACTED;
+use crate::render::{REDACTED, looks_secret};
 
 /// The person behind a run, for the record and the targets' history.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -62,20 +62,16 @@ pub fn controller_hostname() -> String {
         .unwrap_or_else(|_| "(unknown host)".to_string())
 }
 
-/// Words in a variable name that suggest its value is a secret.
-const SECRET_WORDS: &[&str] = &[
-    "pass", "pwd", "secret", "token", "key", "cred", "auth", "private",
-];
-
-fn looks_secret(name: &str, secret_names: &[String]) -> bool {
-    let lower = name.to_ascii_lowercase();
-    secret_names.iter().any(|s| s == name) || SECRET_WORDS.iter().any(|w| lower.contains(w))
+fn is_secret(name: &str, secret_names: &[String]) -> bool {
+    secret_names.iter().any(|s| s == name) || looks_secret(name)
 }
 
 /// The command line with the value of every `-e KEY=VALUE` whose key looks
 /// secret (or is one of `secret_names`, the playbook's `secret_vars`)
 /// replaced, in every spelling clap accepts: `-e K=V`, `-eK=V`, `-e=K=V`,
-/// `-ve K=V`, `--extra-var K=V`, `--extra-var=K=V`. Arguments after `--`
+/// `-ve K=V`, `--extra-var K=V`, `--extra-var=K=V`. In a mapping
+/// (`-e '{"db_password": "x"}'`, or a mapping VALUE) the value of every such
+/// key is replaced, at any depth. Arguments after `--`
 /// (a `parc run` command) are kept: nothing says which of them are secret.
 pub fn redact_command_line(args: &[String], secret_names: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
@@ -125,9 +121,43 @@ pub fn redact_command_line(args: &[String], secret_names: &[String]) -> Vec<Stri
 }
 
 fn redact_assignment(item: &str, secret_names: &[String]) -> String {
+    if item.trim_start().starts_with('{') {
+        return redact_mapping(item, secret_names);
+    }
     match item.split_once('=') {
-        Some((key, _)) if looks_secret(key.trim(), secret_names) => format!("{key}={REDACTED}"),
+        Some((key, _)) if is_secret(key.trim(), secret_names) => format!("{key}={REDACTED}"),
+        Some((key, value)) if value.trim_start().starts_with('{') => {
+            format!("{key}={}", redact_mapping(value, secret_names))
+        }
         _ => item.to_string(),
+    }
+}
+
+/// A mapping of `-e` variables, as compact JSON with the values of secret
+/// keys replaced; wholly replaced if it cannot be read (nothing says which
+/// part of it is secret).
+fn redact_mapping(text: &str, secret_names: &[String]) -> String {
+    fn walk(v: &mut serde_json::Value, secret_names: &[String]) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, item) in map.iter_mut() {
+                    if is_secret(k, secret_names) {
+                        *item = REDACTED.into();
+                    } else {
+                        walk(item, secret_names);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|i| walk(i, secret_names)),
+            _ => {}
+        }
+    }
+    match serde_norway::from_str::<serde_json::Value>(text) {
+        Ok(mut v) => {
+            walk(&mut v, secret_names);
+            v.to_string()
+        }
+        Err(_) => REDACTED.to_string(),
     }
 }
 
@@ -151,6 +181,25 @@ mod tests {
             "parc -v apply pb.yml -e share_password=<redacted> -eAPI_TOKEN=<redacted> \
              -e=db_pass=<redacted> -ve ssh_key=<redacted> --extra-var wifi_psk=<redacted> \
              --extra-var=proxy=http://p:3128 -e port=2222"
+        );
+    }
+
+    #[test]
+    fn redacts_secret_keys_of_mappings_at_any_depth() {
+        let line = vec![
+            "parc".to_string(),
+            "apply".into(),
+            "-e".into(),
+            r#"{"db_password": "x1", "site": {"api_token": "x2", "name": "hq"}, "vault": [1]}"#
+                .into(),
+            r#"-e=db={"admin_pass": "x3", "port": 5432}"#.into(),
+            "-e".into(),
+            r#"{"broken": "x4""#.into(),
+        ];
+        let got = redact_command_line(&line, &["vault".to_string()]).join(" ");
+        assert_eq!(
+            got,
+            r#"parc apply -e {"db_password":"<redacted>","site":{"api_token":"<redacted>","name":"hq"},"vault":"<redacted>"} -e=db={"admin_pass":"<redacted>","port":5432} -e <redacted>"#
         );
     }
 

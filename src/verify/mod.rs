@@ -60,19 +60,18 @@ pub async fn run_tests(
                     format!(
                         "nothing: the script stopped before this test ({}): {}",
                         out.status,
-                        probe::clip(out.stderr.trim())
+                        probe::clip(&redactor.redact(out.stderr.trim()))
                     ),
                 )],
             };
-            redact(
-                TestResult {
-                    name: test.label(),
-                    kind: test.spec.kind_name(),
-                    passed: checks.iter().all(|c| c.passed),
-                    checks,
-                },
-                redactor,
-            )
+            let mut result = TestResult {
+                name: test.label(),
+                kind: test.spec.kind_name(),
+                passed: checks.iter().all(|c| c.passed),
+                checks,
+            };
+            result.redact(redactor);
+            result
         })
         .collect())
 }
@@ -87,16 +86,17 @@ fn probe_script(tests: &[Test]) -> Script {
     script
 }
 
-/// Expected values come from rendered templates and actual ones from the host:
-/// either can hold a secret.
-fn redact(mut result: TestResult, redactor: &Redactor) -> TestResult {
-    result.name = redactor.redact(&result.name);
-    for c in &mut result.checks {
-        for text in [&mut c.what, &mut c.expected, &mut c.actual] {
-            *text = redactor.redact(text);
+impl TestResult {
+    /// Expected values come from rendered templates and actual ones from the
+    /// host: either can hold a secret.
+    pub fn redact(&mut self, redactor: &Redactor) {
+        redactor.redact_in(&mut self.name);
+        for c in &mut self.checks {
+            for text in [&mut c.what, &mut c.expected, &mut c.actual] {
+                redactor.redact_in(text);
+            }
         }
     }
-    result
 }
 
 #[cfg(test)]

@@ -99,6 +99,7 @@ pub(super) async fn confirm_or_recover(
         journaled: true,
         restored: true,
         verification: verification.clone(),
+        redactor: Default::default(),
     };
     let mut recovery = recover(job, inventory, host, t.as_ref(), events, &done, &reason).await;
     if let Ok(problems) = journal::restore_problems(&inspected.records) {

@@ -11,9 +11,9 @@ use crate::engine::events::{Events, ResourceReport, ResourceStatus};
 use crate::engine::gather::facts_of;
 use crate::engine::verify::render_tests;
 use crate::facts::Facts;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Vars};
 use crate::journal;
-use crate::render::Renderer;
+use crate::render::{Redactor, Renderer};
 use crate::resources::script::{Record, Script};
 use crate::resources::{Op, Plan, PlanContext, Touch};
 use crate::transport::Transport;
@@ -22,7 +22,7 @@ use crate::verify::{TestResult, run_tests};
 /// What a converge did.
 pub struct Converged {
     pub resources: Vec<ResourceReport>,
-    /// The first error (redacted), if the host failed.
+    /// The first error, if the host failed.
     pub error: Option<String>,
     /// A journal was written: there is something to roll back.
     pub journaled: bool,
@@ -30,6 +30,9 @@ pub struct Converged {
     pub restored: bool,
     /// Results of the profile's verification tests (run when the apply worked).
     pub verification: Vec<TestResult>,
+    /// The host's secrets, as tainted by rendering its resources and tests:
+    /// what the host's outcome is redacted with.
+    pub redactor: Redactor,
 }
 
 impl Converged {
@@ -40,6 +43,7 @@ impl Converged {
             journaled,
             restored: false,
             verification: vec![],
+            redactor: Redactor::default(),
         }
     }
 }
@@ -63,20 +67,35 @@ pub async fn converge(
         Err(e) => return Converged::failed(format!("gathering facts: {e}"), vec![], false),
     };
     let vars = job.vars_for(inventory, host, &facts);
-    let redactor = job.redactor(&vars);
-    let ctx = Value::from_serialize(&vars);
+    let mut redactor = job.redactor(&vars);
+    let mut done = converge_vars(job, host, t, events, &vars, &mut redactor).await;
+    done.redactor = redactor;
+    done
+}
+
+/// [`converge`] once the host's variables are known; rendering taints
+/// `redactor`.
+async fn converge_vars(
+    job: &ApplyJob,
+    host: &str,
+    t: &dyn Transport,
+    events: &Events,
+    vars: &Vars,
+    redactor: &mut Redactor,
+) -> Converged {
+    let ctx = Value::from_serialize(vars);
     let renderer = Renderer::new(&job.profile.dir);
 
     events.phase(host, "rendering");
-    let mut items = match render_all(&renderer, &job.profile.resources, &ctx) {
+    let mut items = match render_all(&renderer, &job.profile.resources, &ctx, redactor) {
         Ok(items) => items,
-        Err(e) => return Converged::failed(redactor.redact(&e), vec![], false),
+        Err(e) => return Converged::failed(e, vec![], false),
     };
     let mut handlers: Vec<(String, Item)> = Vec::new();
     for (name, d) in &job.profile.handlers {
-        match render_all(&renderer, std::slice::from_ref(d), &ctx) {
+        match render_all(&renderer, std::slice::from_ref(d), &ctx, redactor) {
             Ok(mut v) => handlers.push((name.clone(), v.remove(0))),
-            Err(e) => return Converged::failed(redactor.redact(&e), vec![], false),
+            Err(e) => return Converged::failed(e, vec![], false),
         }
     }
 
@@ -103,7 +122,7 @@ pub async fn converge(
                 format!(
                     "the probe script failed ({}): {}",
                     out.status,
-                    redactor.redact(out.stderr.trim())
+                    out.stderr.trim()
                 ),
                 vec![],
                 false,
@@ -123,19 +142,12 @@ pub async fn converge(
         }
         let probed = probed.get(&i.to_string()).unwrap_or(&empty);
         let record = written.view(item, probed);
-        decide(
-            item,
-            record,
-            &plan_ctx,
-            job.check,
-            &redactor,
-            &mut first_error,
-        );
+        decide(item, record, &plan_ctx, job.check, &mut first_error);
         written.note(item, probed);
     }
     for (i, (_, item)) in handlers.iter_mut().enumerate() {
         let record = probed.get(&format!("h{i}")).unwrap_or(&empty);
-        decide(item, record, &plan_ctx, true, &redactor, &mut None);
+        decide(item, record, &plan_ctx, true, &mut None);
     }
     if job.check || first_error.is_some() {
         if !job.check {
@@ -151,6 +163,7 @@ pub async fn converge(
             journaled: false,
             restored: false,
             verification: vec![],
+            redactor: Redactor::default(),
         };
     }
 
@@ -161,7 +174,7 @@ pub async fn converge(
         .collect();
     if pending.is_empty() {
         let resources = items.into_iter().map(|i| i.report).collect();
-        return verified(job, t, events, host, &vars, &redactor, resources, false).await;
+        return verified(job, t, events, host, vars, redactor, resources, false).await;
     }
     events.phase(host, "applying");
     let mut script = Script::new();
@@ -177,7 +190,7 @@ pub async fn converge(
         &mut items,
         &pending,
         "",
-        &redactor,
+        redactor,
         script,
         &[journal::finish_line().to_string()],
     )
@@ -216,7 +229,7 @@ pub async fn converge(
             &job.run_id,
             &handler_commands(&hitems, &wanted),
         );
-        if let Err(e) = run_steps(t, &mut hitems, &wanted, "h", &redactor, script, &[]).await {
+        if let Err(e) = run_steps(t, &mut hitems, &wanted, "h", redactor, script, &[]).await {
             error = Some(e);
         }
         resources.extend(wanted.into_iter().map(|i| hitems[i].report.clone()));
@@ -224,7 +237,7 @@ pub async fn converge(
     if let Some(error) = error {
         return Converged::failed(error, resources, true);
     }
-    verified(job, t, events, host, &vars, &redactor, resources, true).await
+    verified(job, t, events, host, vars, redactor, resources, true).await
 }
 
 /// Run the profile's verification tests (ONE exec); failed tests fail the host.
@@ -234,8 +247,8 @@ async fn verified(
     t: &dyn Transport,
     events: &Events,
     host: &str,
-    vars: &crate::inventory::Vars,
-    redactor: &crate::render::Redactor,
+    vars: &Vars,
+    redactor: &mut Redactor,
     resources: Vec<ResourceReport>,
     journaled: bool,
 ) -> Converged {
@@ -245,15 +258,16 @@ async fn verified(
         journaled,
         restored: false,
         verification: vec![],
+        redactor: Redactor::default(),
     };
     if job.profile.verify.is_empty() {
         return done;
     }
     events.phase(host, "verifying");
-    let tests = match render_tests(&job.profile, vars) {
+    let tests = match render_tests(&job.profile, vars, redactor) {
         Ok(tests) => tests,
         Err(e) => {
-            done.error = Some(redactor.redact(&e));
+            done.error = Some(e);
             return done;
         }
     };

@@ -70,9 +70,10 @@ impl ApplyJob {
     }
 
     fn redactor(&self, vars: &Vars) -> Redactor {
-        Redactor::from_vars(
+        Redactor::for_host(
             vars,
             self.profile.secret_vars.iter().chain(&self.secret_vars),
+            &self.extra_vars,
         )
     }
 }
@@ -107,12 +108,33 @@ pub fn host_vars(
     vars
 }
 
+/// Converge `host`. The outcome returned is redacted as a whole, here, with
+/// the host's redactor: the events and reports made from it carry no secret,
+/// and their consumers (terminal, `--json`, report files) never need the
+/// host's variables. Redacting the whole outcome at the one place it leaves
+/// the host's task, rather than each text where it is made, means a text
+/// added to the outcome later cannot be forgotten.
 pub async fn apply_host(
     job: Arc<ApplyJob>,
     inventory: Arc<Inventory>,
     host: String,
     t: Arc<dyn Transport>,
     events: Events,
+) -> Outcome {
+    let mut redactor = Redactor::default();
+    let mut outcome = apply_host_with(job, inventory, host, t, events, &mut redactor).await;
+    outcome.redact(&redactor);
+    outcome
+}
+
+/// [`apply_host`], leaving the host's redactor in `redactor`.
+async fn apply_host_with(
+    job: Arc<ApplyJob>,
+    inventory: Arc<Inventory>,
+    host: String,
+    t: Arc<dyn Transport>,
+    events: Events,
+    redactor: &mut Redactor,
 ) -> Outcome {
     if job.check {
         // Planning changes nothing: no lock, no journal, no history.
@@ -123,9 +145,9 @@ pub async fn apply_host(
             ),
             None => None,
         };
-        let outcome = converged_outcome(&job, &inventory, &host, t.as_ref(), &events, None)
-            .await
-            .0;
+        let (outcome, _, secrets) =
+            converged_outcome(&job, &inventory, &host, t.as_ref(), &events, None).await;
+        *redactor = secrets;
         return with_stage(stage, outcome);
     }
     events.phase(&host, "locking");
@@ -175,8 +197,9 @@ pub async fn apply_host(
         stage = Some(report);
     }
     let armed = std::time::Instant::now();
-    let (mut outcome, journaled) =
+    let (mut outcome, journaled, secrets) =
         converged_outcome(&job, &inventory, &host, t.as_ref(), &events, facts).await;
+    *redactor = secrets;
     if let (Some(window), true, Outcome::Applied { error: None, .. }) =
         (job.confirm, journaled, &outcome)
     {
@@ -199,7 +222,8 @@ fn with_stage(stage: Option<ResourceReport>, mut outcome: Outcome) -> Outcome {
 }
 
 /// Converge, then apply `on_failure` if it failed. Also says whether a
-/// journal was written (there is something the dead-man switch guards).
+/// journal was written (there is something the dead-man switch guards), and
+/// the host's redactor.
 async fn converged_outcome(
     job: &ApplyJob,
     inventory: &Inventory,
@@ -207,8 +231,9 @@ async fn converged_outcome(
     t: &dyn Transport,
     events: &Events,
     facts: Option<Result<Facts, String>>,
-) -> (Outcome, bool) {
-    let done = converge::converge(job, inventory, host, t, events, facts).await;
+) -> (Outcome, bool, Redactor) {
+    let mut done = converge::converge(job, inventory, host, t, events, facts).await;
+    let redactor = std::mem::take(&mut done.redactor);
     let journaled = done.journaled;
     let Some(reason) = done.error.clone() else {
         let outcome = Outcome::Applied {
@@ -218,7 +243,7 @@ async fn converged_outcome(
             verification: done.verification,
             recovery: None,
         };
-        return (outcome, journaled);
+        return (outcome, journaled, redactor);
     };
     if job.check {
         let outcome = Outcome::Applied {
@@ -228,7 +253,7 @@ async fn converged_outcome(
             verification: done.verification,
             recovery: None,
         };
-        return (outcome, journaled);
+        return (outcome, journaled, redactor);
     }
     let recovery = recover(job, inventory, host, t, events, &done, &reason).await;
     let outcome = Outcome::Applied {
@@ -238,7 +263,7 @@ async fn converged_outcome(
         verification: done.verification,
         recovery: Some(recovery),
     };
-    (outcome, journaled)
+    (outcome, journaled, redactor)
 }
 
 /// Apply the play's `on_failure` to a host whose converge failed.
@@ -316,6 +341,8 @@ pub(super) async fn recover(
             recovery.error = Some(format!("the fallback profile failed too ({e}); {undone}"));
         }
     }
+    // The fallback profile has secrets of its own.
+    recovery.redact(&fb.redactor);
     recovery
 }
 

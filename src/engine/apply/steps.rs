@@ -7,7 +7,7 @@ use minijinja::Value;
 
 use crate::engine::events::{ResourceReport, ResourceStatus};
 use crate::profile::Declared;
-use crate::render::{Redactor, Renderer};
+use crate::render::{REDACTED, Redactor, Renderer};
 use crate::resources::script::{Record, Script};
 use crate::resources::{Op, Plan, PlanContext, Resource, Step, Touch, mkdir_batches, sha256_hex};
 use crate::transport::Transport;
@@ -15,18 +15,23 @@ use crate::verify::clip;
 
 /// A resource of this host after rendering, with its decision.
 pub(super) struct Item {
+    /// How the resource is shown: fields rendered from a secret hidden.
     pub label: String,
+    /// Some field read a secret: no diff of its content is shown.
+    pub secret: bool,
     pub resource: Resource,
     pub notify: Vec<String>,
     pub plan: Option<Plan>,
     pub report: ResourceReport,
 }
 
-/// Render every declared resource, evaluating `when:` first.
+/// Render every declared resource, evaluating `when:` first; fields read
+/// from secrets taint `redactor`.
 pub(super) fn render_all(
     renderer: &Renderer,
     declared: &[Declared],
     ctx: &Value,
+    redactor: &mut Redactor,
 ) -> Result<Vec<Item>, String> {
     declared
         .iter()
@@ -41,17 +46,17 @@ pub(super) fn render_all(
                 }
                 None => false,
             };
-            let resource = if skipped {
-                d.resource.clone()
+            let (resource, label, secret) = if skipped {
+                (d.resource.clone(), label, false)
             } else {
-                renderer
-                    .resource(&d.resource, &d.origin, ctx)
-                    .map_err(|e| e.to_string())?
-            };
-            let label = if skipped {
-                label
-            } else {
-                resource.kind().label()
+                let r = renderer
+                    .resource(&d.resource, &d.origin, ctx, redactor)
+                    .map_err(|e| e.to_string())?;
+                let label = match &r.shown {
+                    Some(shown) => shown.kind().label(),
+                    None => format!("{} {REDACTED}", d.resource.kind_name()),
+                };
+                (r.value, label, r.tainted)
             };
             Ok(Item {
                 report: ResourceReport {
@@ -67,6 +72,7 @@ pub(super) fn render_all(
                     error: None,
                 },
                 label,
+                secret,
                 resource,
                 notify,
                 plan: None,
@@ -159,7 +165,6 @@ pub(super) fn decide(
     record: &Record,
     ctx: &PlanContext,
     check: bool,
-    redactor: &Redactor,
     first_error: &mut Option<String>,
 ) {
     match item.resource.kind().plan(record, ctx) {
@@ -170,15 +175,17 @@ pub(super) fn decide(
                 Plan::Unknown(c) => (c, ResourceStatus::Unknown),
                 Plan::NoChange => unreachable!("matched above"),
             };
-            item.report.changes = change.what.iter().map(|w| redactor.redact(w)).collect();
-            item.report.diff = change.diff.as_deref().map(|d| redactor.redact(d));
+            item.report.changes = change.what.clone();
+            // Both sides of a secret item's diff hold secrets, known or not
+            // (the old content may hold a rotated password).
+            item.report.diff = (!item.secret).then(|| change.diff.clone()).flatten();
             if check {
                 item.report.status = status;
             }
             item.plan = Some(plan);
         }
         Err(e) => {
-            let msg = redactor.redact(&e.to_string());
+            let msg = e.to_string();
             item.report.status = ResourceStatus::Failed;
             item.report.error = Some(msg.clone());
             first_error.get_or_insert(msg);
@@ -295,6 +302,7 @@ pub(super) async fn run_steps(
             .and_then(|r| r.rc.map(|rc| (rc, r)))
         {
             Some((0, r)) => {
+                // Redacted before it is clipped: a cut could leave part of a secret.
                 let output = redactor.redact(r.text("out").trim_end());
                 item.report.output = (!output.is_empty()).then(|| clip(&output));
                 match item.resource.kind().changed_after(0, &r.text("out")) {
@@ -329,7 +337,7 @@ pub(super) async fn run_steps(
                     "{}: the apply script stopped before this step ({}): {}",
                     item.label,
                     out.status,
-                    redactor.redact(out.stderr.trim())
+                    out.stderr.trim()
                 );
                 item.report.error = Some(msg.clone());
                 error = Some(msg);
