@@ -306,7 +306,9 @@ impl Outcome {
                 recovery.iter_mut().for_each(|x| x.redact(r));
             }
             Outcome::Verified { results } => results.iter_mut().for_each(|t| t.redact(r)),
-            Outcome::Failed { error } | Outcome::Unreachable { error } => r.redact_in(error),
+            Outcome::Failed { error }
+            | Outcome::Unreachable { error }
+            | Outcome::Untrusted { error } => r.redact_in(error),
             Outcome::Restored { problems, .. } => problems.iter_mut().for_each(|p| r.redact_in(p)),
             Outcome::Command { .. }
             | Outcome::Facts { .. }
