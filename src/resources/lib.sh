@@ -12,6 +12,7 @@ LC_ALL=C
 export PATH LC_ALL
 PARC_NL='
 '
+# shellcheck disable=SC1003 # one backslash, not an escaped quote
 PARC_BS='\'
 
 # Start record ID.
@@ -91,6 +92,7 @@ parc_stat() { # PATH [PREFIX]
   elif [ -e "$1" ]; then parc_kv "${_pf}type" other
   else parc_kv "${_pf}type" none; return 0; fi
   _sp=$1
+  # shellcheck disable=SC2046 # the fields are words: a mode, two names, numbers
   set -- $(stat -c '%a %U %G %s %h' -- "$1")
   parc_attrs "$1" "$2" "$3" "$4" "$5"
 }
@@ -107,7 +109,7 @@ parc_attrs() { # MODE OWNER GROUP SIZE LINKS
 # user running parc owns (_why=owner), who may swap what it holds. Sets _u
 # (empty: none). Shell builtins only: no process, whatever the number of paths.
 parc_unsafe() { # PATH
-  _u= _why= _uc=
+  _u='' _why='' _uc=''
   case $1 in /*) _ur=${1#/} ;; *) return 0 ;; esac
   while :; do
     case $_ur in */*) ;; *) return 0 ;; esac
@@ -323,7 +325,7 @@ parc_sync() {
 # depends on whatever else the host has dirty (a download, a build).
 parc_sync_tree() { # DIR
   parc_dirname "$1"
-  find "$1" -exec sync -- {} + 2>/dev/null && sync -- "$_d" 2>/dev/null || sync
+  if ! { find "$1" -exec sync -- {} + && sync -- "$_d"; } 2>/dev/null; then sync; fi
 }
 
 # Run resource IDX's step (a function) with its output captured; report and stop
