@@ -105,7 +105,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
 }
 
 async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<u8, ParcError> {
-    let playbook = crate::playbook::load(&args.playbook)?;
+    let playbook = crate::playbook::load(&args.playbook, &cli.allow_outside)?;
     let options = RolloutOptions {
         limit: args.limit.clone(),
         check,

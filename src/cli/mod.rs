@@ -55,6 +55,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "PARC_RUNS_DIR", default_value = "runs")]
     runs_dir: PathBuf,
 
+    /// Let profiles, templates and their files be read from DIR although it
+    /// lies outside the profile tree (repeatable). Without it, a `src`,
+    /// `include`, template or symlink that resolves out of the tree is refused.
+    /// Recorded in the run's report.
+    #[arg(long, global = true, value_name = "DIR")]
+    allow_outside: Vec<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }

@@ -118,7 +118,7 @@ pub async fn verify_host(
 /// The play's tests for one host: `when` evaluated, string fields rendered.
 pub(crate) fn render_tests(profile: &Profile, vars: &Vars) -> Result<Vec<Test>, String> {
     let ctx = Value::from_serialize(vars);
-    let renderer = Renderer::new(&profile.dir);
+    let renderer = Renderer::new(&profile.tree);
     let mut tests = Vec::new();
     for d in &profile.verify {
         if let Some(expr) = &d.test.when {

@@ -11,20 +11,24 @@ mod redact;
 pub use number::Number;
 pub use redact::{REDACTED, Redactor};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::confine::Tree;
 use crate::location::Location;
 use crate::profile::Origin;
 use crate::resources::{DebFile, Resource};
 
+/// Where a profile tree keeps templates and verbatim files.
+pub const TEMPLATES: &str = "templates";
+pub const FILES: &str = "files";
+
 pub struct Renderer {
     env: Environment<'static>,
-    templates: PathBuf,
-    files: PathBuf,
+    tree: Tree,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,17 +38,27 @@ pub enum RenderError {
 }
 
 impl Renderer {
-    /// Templates come from `<profile dir>/templates`, raw files from `<profile dir>/files`.
-    pub fn new(profile_dir: &Path) -> Self {
-        let templates = profile_dir.join("templates");
+    /// Templates come from `<profile dir>/templates`, raw files from
+    /// `<profile dir>/files`; neither may lead out of the profile tree, even
+    /// through `{% include %}`, `{% import %}` or a symlink.
+    pub fn new(tree: &Tree) -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
-        env.set_loader(minijinja::path_loader(&templates));
+        let loader_tree = tree.clone();
+        env.set_loader(move |name| {
+            match loader_tree.read_to_string(&Path::new(TEMPLATES).join(name)) {
+                Ok(text) => Ok(Some(text)),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    e.to_string(),
+                )),
+            }
+        });
         Renderer {
             env,
-            templates,
-            files: profile_dir.join("files"),
+            tree: tree.clone(),
         }
     }
 
@@ -75,14 +89,17 @@ impl Renderer {
             message: match e.kind() {
                 minijinja::ErrorKind::TemplateNotFound => format!(
                     "template `{name}` not found (looked in {})",
-                    self.templates.display()
+                    self.tree.dir().join(TEMPLATES).display()
                 ),
                 _ => template_error_message(&e, None),
             },
         })?;
         tmpl.render(ctx).map_err(|e| {
-            let file = self.templates.join(name);
-            let source = std::fs::read_to_string(&file).unwrap_or_default();
+            let file = self.tree.dir().join(TEMPLATES).join(name);
+            let source = self
+                .tree
+                .read_to_string(&Path::new(TEMPLATES).join(name))
+                .unwrap_or_default();
             RenderError::At {
                 location: location_in(&file, &source, &e, 1, 1),
                 message: template_error_message(&e, Some(&source)),
@@ -92,11 +109,12 @@ impl Renderer {
 
     /// Bytes of `files/<name>`, copied verbatim.
     pub fn read_file(&self, name: &str, at: &Location) -> Result<Vec<u8>, RenderError> {
-        let path = self.files.join(name);
-        std::fs::read(&path).map_err(|e| RenderError::At {
-            location: at.clone(),
-            message: format!("cannot read source file {}: {e}", path.display()),
-        })
+        self.tree
+            .read(&Path::new(FILES).join(name))
+            .map_err(|e| RenderError::At {
+                location: at.clone(),
+                message: format!("source file: {e}"),
+            })
     }
 
     /// Evaluate a `when:` expression.
@@ -293,8 +311,8 @@ mod tests {
             std::fs::write(dir.path().join("files").join(name), data).unwrap();
         }
         std::fs::write(dir.path().join("p.yml"), yaml).unwrap();
-        let profile = crate::profile::load(dir.path(), "p").unwrap();
-        let renderer = Renderer::new(dir.path());
+        let profile = crate::profile::load(&Tree::new(dir.path(), &[]), "p").unwrap();
+        let renderer = Renderer::new(&profile.tree);
         profile
             .resources
             .iter()
@@ -343,7 +361,7 @@ mod tests {
         }
         let missing = out[1].as_ref().unwrap_err();
         assert!(
-            missing.contains("p.yml:4:12: cannot read source file"),
+            missing.contains("p.yml:4:12: source file: cannot read"),
             "{missing}"
         );
         let bad = out[2].as_ref().unwrap_err();
@@ -351,5 +369,96 @@ mod tests {
             bad.contains("p.yml:5:20: package script.sh: it is not a Debian package"),
             "{bad}"
         );
+    }
+
+    /// The attacks of issue 14: each would have copied a controller file
+    /// (here a stand-in for /etc/shadow beside the profile tree) to targets.
+    #[test]
+    fn profiles_cannot_read_controller_files_outside_their_tree() {
+        let base = tempfile::tempdir().unwrap();
+        let secret = base.path().join("shadow");
+        std::fs::write(&secret, "root:$6$secret:::\n").unwrap();
+        let dir = base.path().join("profiles");
+        for sub in ["files", "templates"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        std::os::unix::fs::symlink(&secret, dir.join("files/link")).unwrap();
+        std::os::unix::fs::symlink(&secret, dir.join("templates/link.j2")).unwrap();
+        std::fs::write(dir.join("templates/inc.j2"), "{% include '../../shadow' %}").unwrap();
+        std::fs::write(
+            dir.join("templates/abs.j2"),
+            "{% import '/etc/passwd' as x %}",
+        )
+        .unwrap();
+        std::fs::write(dir.join("files/ok"), "fine").unwrap();
+        let tree = Tree::new(&dir, &[]);
+        let renderer = Renderer::new(&tree);
+        let cases = [
+            ("src: ../../etc/passwd", "etc/passwd"),
+            ("src: /etc/passwd", "/etc/passwd"),
+            ("src: ../../shadow", "shadow"),
+            ("src: link", "shadow"),
+            ("template: link.j2", "shadow"),
+            ("src: '{{ \"../../shadow\" }}'", "shadow"),
+        ];
+        for (field, resolved) in cases {
+            let yaml = format!("resources:\n  - file:\n      path: /x\n      {field}\n");
+            std::fs::write(dir.join("p.yml"), &yaml).unwrap();
+            let err = match crate::profile::load(&tree, "p") {
+                Err(e) => e.to_string(),
+                Ok(p) => renderer
+                    .resource(
+                        &p.resources[0].resource,
+                        &p.resources[0].origin,
+                        &Value::from(()),
+                    )
+                    .map(|_| ())
+                    .unwrap_err()
+                    .to_string(),
+            };
+            assert!(err.contains(":4:"), "{field}: {err}");
+            assert!(err.contains("outside"), "{field}: {err}");
+            assert!(err.contains(resolved), "{field}: {err}");
+        }
+        for template in ["inc.j2", "abs.j2"] {
+            let yaml = format!("resources:\n  - file: {{path: /x, template: {template}}}\n");
+            std::fs::write(dir.join("p.yml"), &yaml).unwrap();
+            let p = crate::profile::load(&tree, "p").unwrap();
+            let err = renderer
+                .resource(
+                    &p.resources[0].resource,
+                    &p.resources[0].origin,
+                    &Value::from(()),
+                )
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("outside"), "{template}: {err}");
+            assert!(!err.contains("root:"), "{template}: {err}");
+        }
+        std::fs::write(dir.join("p.yml"), "include: [../x]\nresources: []\n").unwrap();
+        std::fs::write(base.path().join("x.yml"), "resources: []\n").unwrap();
+        let err = crate::profile::load(&tree, "p").unwrap_err().to_string();
+        assert!(
+            err.contains("p.yml:1:11: ") && err.contains("outside"),
+            "{err}"
+        );
+
+        // The operator may allow a directory explicitly.
+        std::fs::write(
+            dir.join("p.yml"),
+            "resources:\n  - file: {path: /x, src: link}\n",
+        )
+        .unwrap();
+        let allowed = Tree::new(&dir, &[base.path().to_path_buf()]);
+        let p = crate::profile::load(&allowed, "p").unwrap();
+        let r = Renderer::new(&allowed)
+            .resource(
+                &p.resources[0].resource,
+                &p.resources[0].origin,
+                &Value::from(()),
+            )
+            .unwrap();
+        let Resource::File(f) = r else { panic!() };
+        assert_eq!(f.resolved.unwrap().as_slice(), b"root:$6$secret:::\n");
     }
 }

@@ -21,6 +21,13 @@ pub fn render(report: &Report, tz: &TimeZone) -> String {
         let _ = write!(out, " {}", p.display());
     }
     let _ = writeln!(out, " by {} on {}", m.operator, m.controller);
+    for d in &m.allow_outside {
+        let _ = writeln!(
+            out,
+            "profiles were allowed to read files outside their tree, from {}",
+            d.display()
+        );
+    }
     let _ = write!(out, "started {}", local(report.started));
     match report.finished {
         Some(end) => {

@@ -27,6 +27,7 @@ fn meta() -> RunMeta {
         controller: "helpdesk-01".into(),
         inventory: Some("/srv/parc/inventory.yml".into()),
         playbook: Some("/srv/parc/playbooks/rollout.yml".into()),
+        allow_outside: vec![],
     }
 }
 

@@ -65,7 +65,7 @@ pub async fn converge(
     let vars = job.vars_for(inventory, host, &facts);
     let redactor = job.redactor(&vars);
     let ctx = Value::from_serialize(&vars);
-    let renderer = Renderer::new(&job.profile.dir);
+    let renderer = Renderer::new(&job.profile.tree);
 
     events.phase(host, "rendering");
     let mut items = match render_all(&renderer, &job.profile.resources, &ctx) {
