@@ -22,6 +22,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
         Command::Run {
             pattern,
             parallel,
+            max_output,
             command,
         } => {
             let display = ui::Options {
@@ -30,7 +31,9 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
             };
             let (s, hosts) =
                 Session::start(&cli, *parallel, display, None, |ctx| select(ctx, pattern))?;
-            let (_, summary) = adhoc::run(&s.ctx, &s.run_id, hosts, command.join(" ")).await;
+            let max_output = usize::try_from(max_output.as_u64()).unwrap_or(usize::MAX);
+            let (_, summary) =
+                adhoc::run(&s.ctx, &s.run_id, hosts, command.join(" "), max_output).await;
             s.finish(&cli).await;
             Ok(exit_for(&summary))
         }

@@ -75,6 +75,10 @@ enum Command {
         /// Hosts worked on at once.
         #[arg(long, default_value_t = 64)]
         parallel: usize,
+        /// Output kept per host and stream (`64KiB`, `1MiB`, ...); the rest is
+        /// read, counted and dropped, and the output shown as cut.
+        #[arg(long, value_name = "SIZE", default_value = "1MiB")]
+        max_output: bytesize::ByteSize,
         /// The command (after `--`), run with sh -c on each host.
         #[arg(last = true, required = true)]
         command: Vec<String>,

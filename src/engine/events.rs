@@ -62,8 +62,14 @@ pub enum Outcome {
     /// `parc run`: the command ran; success is decided by its exit status.
     Command {
         status: ExitStatus,
+        /// The start of the output, at most `--max-output` bytes of it.
         stdout: String,
         stderr: String,
+        /// The stream's full size, when it was longer than what was kept.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stdout_cut_from: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stderr_cut_from: Option<u64>,
     },
     /// `parc facts`.
     Facts { facts: Box<Facts> },

@@ -53,7 +53,8 @@ pub fn render(report: &Report, tz: &TimeZone) -> String {
         }
     }
     out.push('\n');
-    out
+    // Host names, errors and output in the record came from hosts.
+    lines::escape_controls(&out)
 }
 
 fn host(out: &mut String, h: &HostRecord, plan: bool) {

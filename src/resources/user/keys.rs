@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::super::attrs::{Mode, attr_changes};
 use super::super::plan::{Op, Touch};
 use super::super::script::Record;
-use super::super::{Kind, ResourceError};
+use super::super::{Kind, ResourceError, too_large};
 use super::{Current, Part, User};
 use crate::transport::quote;
 
@@ -84,7 +84,10 @@ pub(super) fn plan(
 
     let current = match kind {
         "none" => String::new(),
-        "file" => probed.text("keys"),
+        "file" => match too_large(label.clone(), &file, key_file.get("size")) {
+            Some(e) => return Err(e),
+            None => probed.text("keys"),
+        },
         other => return Err(not_ours(&label, &file, other, "a regular file")),
     };
     let (wanted, what) = if u.exclusive_keys {

@@ -15,7 +15,7 @@ use super::accounts::{Tools, check_id, check_name};
 use super::attrs::State;
 use super::plan::{Change, Op, Plan, PlanContext, Step};
 use super::script::{Record, Script};
-use super::{Kind, ResourceError};
+use super::{EDIT_LIMIT, Kind, ResourceError};
 use crate::render::Number;
 use crate::transport::quote;
 
@@ -186,9 +186,14 @@ impl Kind for User {
         }
         s.sh("echo \"home=$parc_h\"; if [ -d \"$parc_h\" ]; then echo home_exists=yes; fi");
         if self.authorized_keys.is_some() {
-            s.sh("parc_stat \"$parc_h/.ssh\" | sed 's/^/ssh_/'\n\
-                 parc_stat \"$parc_h/.ssh/authorized_keys\" | sed 's/^/keys_/'\n\
-                 parc_blob keys \"$parc_h/.ssh/authorized_keys\"");
+            // The file is the user's: read only when within the edit limit
+            // (the size is parc_stat's last line), and never through a link.
+            s.sh(&format!(
+                "parc_stat \"$parc_h/.ssh\" | sed 's/^/ssh_/'\n\
+                 parc_ks=$(parc_stat \"$parc_h/.ssh/authorized_keys\"); printf '%s\\n' \"$parc_ks\" | sed 's/^/keys_/'\n\
+                 if [ -f \"$parc_h/.ssh/authorized_keys\" ] && [ ! -L \"$parc_h/.ssh/authorized_keys\" ]; then\n\
+                 parc_kn=${{parc_ks##*size=}}; [ \"${{parc_kn%%[!0-9]*}}\" -le {EDIT_LIMIT} ] && parc_blob keys \"$parc_h/.ssh/authorized_keys\" || :; fi"
+            ));
         }
     }
 
