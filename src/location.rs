@@ -80,6 +80,79 @@ impl PositionMap {
     }
 }
 
+/// The deepest nesting parc accepts in a YAML file it reads. Real profiles,
+/// playbooks and inventories nest a handful of levels; a file nested tens of
+/// thousands deep makes YAML parsers take minutes or overflow their stack.
+pub const MAX_YAML_DEPTH: usize = 100;
+
+/// A YAML text nested deeper than [`MAX_YAML_DEPTH`]: where the limit was
+/// passed. Checked before any parser sees the text, in one linear pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooDeep(pub Location);
+
+impl TooDeep {
+    /// What is wrong, without the location (errors print it up front).
+    pub fn message(&self) -> String {
+        format!("nested more than {MAX_YAML_DEPTH} levels deep; parc does not read YAML this deep")
+    }
+}
+
+/// Refuse `text` if its nesting, by indentation, `- ` items and `[`/`{`,
+/// goes past [`MAX_YAML_DEPTH`]. An over-estimate (an indented block
+/// scalar counts its indentation) is fine: the limit is far above real files.
+pub fn check_yaml_depth(file: &std::path::Path, text: &str) -> Result<(), TooDeep> {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    for (n, line) in text.lines().enumerate() {
+        let body = line.trim_start_matches(' ');
+        if flow == 0 && !body.is_empty() && !body.starts_with('#') {
+            // Block nesting: enclosing indentations, plus `- - x` items.
+            let mut indent = line.len() - body.len();
+            let mut rest = body;
+            loop {
+                while indents.last().is_some_and(|&top| top >= indent) {
+                    indents.pop();
+                }
+                indents.push(indent);
+                match rest.strip_prefix("- ").or_else(|| rest.strip_prefix("-\t")) {
+                    Some(after) => {
+                        let after_trimmed = after.trim_start();
+                        indent += 2 + after.len() - after_trimmed.len();
+                        rest = after_trimmed;
+                    }
+                    None => break,
+                }
+            }
+        }
+        let mut quote = None;
+        for (col, c) in line.char_indices() {
+            match (quote, c) {
+                (None, '#') if col == 0 || line[..col].ends_with([' ', '\t']) => break,
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '[' | '{') => flow += 1,
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                (Some(q), c) if c == q => quote = None,
+                _ => {}
+            }
+            if indents.len() + flow > MAX_YAML_DEPTH {
+                return Err(TooDeep(Location {
+                    file: file.to_path_buf(),
+                    line: n + 1,
+                    column: line[..col].chars().count() + 1,
+                }));
+            }
+        }
+        if indents.len() + flow > MAX_YAML_DEPTH {
+            return Err(TooDeep(Location {
+                file: file.to_path_buf(),
+                line: n + 1,
+                column: 1,
+            }));
+        }
+    }
+    Ok(())
+}
+
 enum Frame {
     Map { key: Option<String> },
     Seq { index: usize },
@@ -165,6 +238,33 @@ impl yaml_rust2::parser::MarkedEventReceiver for PathBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_yaml_is_refused_quickly_with_its_place() {
+        let path = std::path::Path::new("p.yml");
+        let n = 100_000;
+        let flow = format!("a: {}{}\n", "[".repeat(n), "]".repeat(n));
+        let e = check_yaml_depth(path, &flow).unwrap_err();
+        assert_eq!(e.0.to_string(), "p.yml:1:103");
+        let block: String = (0..1000)
+            .map(|i| format!("{}k:\n", " ".repeat(i)))
+            .collect();
+        assert_eq!(check_yaml_depth(path, &block).unwrap_err().0.line, 101);
+        let items = format!("{}x\n", "- ".repeat(n));
+        assert_eq!(check_yaml_depth(path, &items).unwrap_err().0.line, 1);
+        // Brackets in strings and comments, and real files, are fine.
+        let fine = "a: '[[[['\nb: \"{{{\" # [[[[\nc:\n  - d: [1, {e: 2}]\n    f: |\n        x\n";
+        assert_eq!(check_yaml_depth(path, fine), Ok(()));
+        for dir in ["profiles", "playbooks"] {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let p = entry.unwrap().path();
+                if p.extension().is_some_and(|e| e == "yml") {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    assert_eq!(check_yaml_depth(&p, &text), Ok(()), "{}", p.display());
+                }
+            }
+        }
+    }
 
     #[test]
     fn finds_nested_values() {

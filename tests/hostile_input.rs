@@ -108,3 +108,52 @@ fn a_fifo_named_as_a_playbook_or_profile_does_not_hang() {
         assert!(stderr(&out).contains("is a FIFO"), "{}", stderr(&out));
     }
 }
+
+#[test]
+fn yaml_nested_100000_deep_is_refused_at_once_with_exit_2() {
+    let n = 100_000;
+    let deep = format!("resources: {}{}\n", "[".repeat(n), "]".repeat(n));
+    let dir = layout(&deep);
+    let out = parc(dir.path(), &["plan", "playbooks/site.yml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("profiles/p.yml:1:"), "{err}");
+    assert!(err.contains("nested more than 100 levels deep"), "{err}");
+
+    // The same for a playbook and an inventory.
+    let items = format!("{}x\n", "- ".repeat(n));
+    std::fs::write(dir.path().join("playbooks/site.yml"), &items).unwrap();
+    let out = parc(dir.path(), &["plan", "playbooks/site.yml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("playbooks/site.yml:1:"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(
+        dir.path().join("inventory.yml"),
+        format!("hosts:\n  ws1: {deep}"),
+    )
+    .unwrap();
+    let out = parc(dir.path(), &["run", "all", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("inventory.yml:2:"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_fifo_as_inventory_does_not_hang() {
+    let dir = layout("resources: []\n");
+    std::fs::remove_file(dir.path().join("inventory.yml")).unwrap();
+    nix::unistd::mkfifo(
+        &dir.path().join("inventory.yml"),
+        nix::sys::stat::Mode::S_IRWXU,
+    )
+    .unwrap();
+    let out = parc(dir.path(), &["run", "all", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is a FIFO"), "{}", stderr(&out));
+}

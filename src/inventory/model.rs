@@ -19,15 +19,14 @@ pub struct Inventory {
 impl Inventory {
     /// Read and parse an inventory file, detecting its layout.
     pub fn load(path: &Path) -> Result<Self, InventoryError> {
-        let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::confine::read_regular_to_string(path)
+            .map_err(|source| InventoryError::Read { source })?;
         Self::from_str(&text, path)
     }
 
     /// Parse inventory text; `path` is used for messages and relative paths.
     pub fn from_str(text: &str, path: &Path) -> Result<Self, InventoryError> {
+        super::native::check_depth(path, text)?;
         if super::native::is_native(text) {
             super::native::parse(text, path)
         } else {

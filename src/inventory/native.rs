@@ -196,6 +196,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError> {
     Ok(inventory)
 }
 
+/// Refuse YAML nested too deep to parse in reasonable time, before parsing.
+pub(super) fn check_depth(path: &Path, text: &str) -> Result<(), InventoryError> {
+    crate::location::check_yaml_depth(path, text).map_err(|e| InventoryError::Invalid {
+        message: e.message(),
+        location: e.0,
+    })
+}
+
 pub(super) fn yaml_error(path: &Path, e: serde_norway::Error) -> InventoryError {
     match Location::from_yaml(path, &e) {
         Some(location) => InventoryError::Invalid {

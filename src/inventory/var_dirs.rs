@@ -22,10 +22,9 @@ use crate::location::Location;
 pub fn load(dir: &Path, name: &str) -> Result<Vars, InventoryError> {
     let mut vars = Vars::new();
     for file in files(dir, name) {
-        let text = std::fs::read_to_string(&file).map_err(|source| InventoryError::Read {
-            path: file.clone(),
-            source,
-        })?;
+        let text = crate::confine::read_regular_to_string(&file)
+            .map_err(|source| InventoryError::Read { source })?;
+        super::native::check_depth(&file, &text)?;
         match serde_norway::from_str::<Value>(&text).map_err(|e| yaml_error(&file, e))? {
             Value::Null => {}
             Value::Object(v) => vars.extend(v),

@@ -149,6 +149,7 @@ pub fn profiles_dir(playbook: &Path) -> PathBuf {
 /// stay inside the profiles directory, or in one of `allow_outside`.
 pub fn load(path: &Path, allow_outside: &[PathBuf]) -> Result<Playbook, PlaybookError> {
     let text = read_regular_to_string(path).map_err(|source| PlaybookError::Read { source })?;
+    profile::check_depth(path, &text)?;
     let specs: Vec<PlaySpec> =
         serde_norway::from_str(&text).map_err(|e| profile::yaml_error(path, e))?;
     let tree = Tree::new(&profiles_dir(path), allow_outside);

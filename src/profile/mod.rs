@@ -207,6 +207,7 @@ fn load_into(
             },
             (None, _) => ProfileError::Read { source },
         })?;
+    check_depth(&path, &text)?;
     let file: ProfileFile = from_yaml(&text).map_err(|e| yaml_error(&path, e))?;
     let positions = Arc::new(PositionMap::build(&path, &text));
     chain.push(name.to_string());
@@ -312,6 +313,14 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_
     serde_norway::with::singleton_map_recursive::deserialize(serde_norway::Deserializer::from_str(
         text,
     ))
+}
+
+/// Refuse YAML nested too deep to parse in reasonable time, before parsing.
+pub fn check_depth(path: &Path, text: &str) -> Result<(), ProfileError> {
+    crate::location::check_yaml_depth(path, text).map_err(|e| ProfileError::Invalid {
+        message: e.message(),
+        location: e.0,
+    })
 }
 
 /// A YAML/serde error with its location when the parser knows it.

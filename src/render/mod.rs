@@ -26,6 +26,11 @@ use crate::resources::{DebFile, Resource};
 pub const TEMPLATES: &str = "templates";
 pub const FILES: &str = "files";
 
+/// Template instructions one render may run. Real templates (a config file
+/// looping over a few thousand items) use tens of thousands; a loop meant to
+/// exhaust the controller's memory or time stops here, with its location.
+pub const FUEL: u64 = 250_000;
+
 pub struct Renderer {
     env: Environment<'static>,
     tree: Tree,
@@ -45,6 +50,7 @@ impl Renderer {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
+        env.set_fuel(Some(FUEL));
         let loader_tree = tree.clone();
         env.set_loader(move |name| {
             match loader_tree.read_to_string(&Path::new(TEMPLATES).join(name)) {
@@ -460,5 +466,39 @@ mod tests {
             .unwrap();
         let Resource::File(f) = r else { panic!() };
         assert_eq!(f.resolved.unwrap().as_slice(), b"root:$6$secret:::\n");
+    }
+
+    #[test]
+    fn a_runaway_template_loop_runs_out_of_fuel_at_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+        std::fs::write(
+            dir.path().join("templates/loop.j2"),
+            "ok\n{% for i in range(100000) %}{{ s }}{% endfor %}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("p.yml"),
+            "resources:\n  - file: {path: /x, template: loop.j2}\n  - file: {path: /y, content: \"{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}\"}\n",
+        )
+        .unwrap();
+        let tree = Tree::new(dir.path(), &[]);
+        let profile = crate::profile::load(&tree, "p").unwrap();
+        let renderer = Renderer::new(&tree);
+        let ctx = minijinja::context! { s => "x".repeat(1000) };
+        let errors: Vec<String> = profile
+            .resources
+            .iter()
+            .map(|d| {
+                renderer
+                    .resource(&d.resource, &d.origin, &ctx)
+                    .unwrap_err()
+                    .to_string()
+            })
+            .collect();
+        assert!(errors[0].contains("templates/loop.j2:2:"), "{}", errors[0]);
+        assert!(errors[0].contains("fuel"), "{}", errors[0]);
+        assert!(errors[1].contains("p.yml:3:"), "{}", errors[1]);
+        assert!(errors[1].contains("fuel"), "{}", errors[1]);
     }
 }
