@@ -16,6 +16,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::location::Location;
+
 /// Why a controller file was not read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -30,6 +32,8 @@ pub enum ReadError {
     },
     #[error("{} is a {kind}, not a regular file; parc reads only regular files", path.display())]
     NotRegular { path: PathBuf, kind: &'static str },
+    #[error("{location}: not UTF-8 text; parc reads YAML and templates as UTF-8")]
+    NotUtf8 { location: Location },
     #[error("cannot read {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -202,9 +206,17 @@ pub fn read_regular_to_string(path: &Path) -> Result<String, ReadError> {
 }
 
 fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String, ReadError> {
-    String::from_utf8(bytes).map_err(|e| ReadError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let before = String::from_utf8_lossy(&valid[line_start..]);
+        ReadError::NotUtf8 {
+            location: Location {
+                file: path.to_path_buf(),
+                line: valid.iter().filter(|b| **b == b'\n').count() + 1,
+                column: before.chars().count() + 1,
+            },
+        }
     })
 }
 
@@ -265,5 +277,12 @@ mod tests {
         assert!(err.to_string().contains("is a FIFO"), "{err}");
         let err = read_regular(dir.path()).unwrap_err();
         assert!(err.to_string().contains("is a directory"), "{err}");
+        let latin1 = dir.path().join("p.yml");
+        std::fs::write(&latin1, b"a: 1\nb: caf\xe9\n").unwrap();
+        let err = read_regular_to_string(&latin1).unwrap_err().to_string();
+        assert!(
+            err.ends_with("p.yml:2:7: not UTF-8 text; parc reads YAML and templates as UTF-8"),
+            "{err}"
+        );
     }
 }

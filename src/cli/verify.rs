@@ -79,9 +79,9 @@ fn load_target(
     };
     let (dir, name) = if path.is_file() {
         let text = crate::confine::read_regular_to_string(path).map_err(|e| bad(e.to_string()))?;
-        profile::check_depth(path, &text)?;
+        profile::prescan(path, &text)?;
         let doc: serde_norway::Value =
-            serde_norway::from_str(&text).map_err(|e| profile::yaml_error(path, e))?;
+            serde_norway::from_str(&text).map_err(|e| profile::yaml_error(path, &text, e))?;
         if doc.is_sequence() {
             return Ok(playbook::load(path, allow_outside)?);
         }

@@ -26,7 +26,7 @@ impl Inventory {
 
     /// Parse inventory text; `path` is used for messages and relative paths.
     pub fn from_str(text: &str, path: &Path) -> Result<Self, InventoryError> {
-        super::native::check_depth(path, text)?;
+        super::native::prescan(path, text)?;
         let inventory = if super::native::is_native(text) {
             super::native::parse(text, path)?
         } else {

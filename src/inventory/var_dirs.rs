@@ -24,8 +24,8 @@ pub fn load(dir: &Path, name: &str) -> Result<Vars, InventoryError> {
     for file in files(dir, name) {
         let text = crate::confine::read_regular_to_string(&file)
             .map_err(|source| InventoryError::Read { source })?;
-        super::native::check_depth(&file, &text)?;
-        match serde_norway::from_str::<Value>(&text).map_err(|e| yaml_error(&file, e))? {
+        super::native::prescan(&file, &text)?;
+        match serde_norway::from_str::<Value>(&text).map_err(|e| yaml_error(&file, &text, e))? {
             Value::Null => {}
             Value::Object(v) => vars.extend(v),
             _ => {

@@ -122,8 +122,8 @@ pub enum PlaybookError {
     Read { source: ReadError },
     #[error(transparent)]
     Profile(#[from] ProfileError),
-    #[error("{path}: play `{play}` lists no profiles and no image, so it would do nothing")]
-    NoProfiles { path: PathBuf, play: String },
+    #[error("{location}: play `{play}` lists no profiles and no image, so it would do nothing")]
+    NoProfiles { location: Location, play: String },
     #[error("{location}: play `{play}`: {source}")]
     Image {
         location: Location,
@@ -149,9 +149,9 @@ pub fn profiles_dir(playbook: &Path) -> PathBuf {
 /// stay inside the profiles directory, or in one of `allow_outside`.
 pub fn load(path: &Path, allow_outside: &[PathBuf]) -> Result<Playbook, PlaybookError> {
     let text = read_regular_to_string(path).map_err(|source| PlaybookError::Read { source })?;
-    profile::check_depth(path, &text)?;
+    profile::prescan(path, &text)?;
     let specs: Vec<PlaySpec> =
-        serde_norway::from_str(&text).map_err(|e| profile::yaml_error(path, e))?;
+        serde_norway::from_str(&text).map_err(|e| profile::yaml_error(path, &text, e))?;
     let tree = Tree::new(&profiles_dir(path), allow_outside);
     let positions = PositionMap::build(path, &text);
     let mut plays = Vec::new();
@@ -162,7 +162,7 @@ pub fn load(path: &Path, allow_outside: &[PathBuf]) -> Result<Playbook, Playbook
             .unwrap_or_else(|| format!("play {}", i + 1));
         if spec.profiles.is_empty() && spec.image.is_none() {
             return Err(PlaybookError::NoProfiles {
-                path: path.to_path_buf(),
+                location: positions.locate(&i.to_string()),
                 play: name,
             });
         }

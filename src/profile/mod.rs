@@ -98,6 +98,12 @@ pub struct Profile {
 pub enum ProfileError {
     #[error("profile `{name}` not found: no file {path}")]
     NotFound { name: String, path: PathBuf },
+    #[error("{location}: profile `{name}` not found: no file {}", path.display())]
+    NotFoundAt {
+        location: Location,
+        name: String,
+        path: PathBuf,
+    },
     #[error("cannot read profile: {source}")]
     Read { source: ReadError },
     /// A profile named where it was written (an `include:`, a play's
@@ -197,7 +203,12 @@ fn load_into(
     let text = tree
         .read_to_string(&profile_file(name))
         .map_err(|source| match (at, &source) {
-            (_, e) if e.is_not_found() => ProfileError::NotFound {
+            (Some(location), e) if e.is_not_found() => ProfileError::NotFoundAt {
+                location: location.clone(),
+                name: name.to_string(),
+                path: path.clone(),
+            },
+            (None, e) if e.is_not_found() => ProfileError::NotFound {
                 name: name.to_string(),
                 path: path.clone(),
             },
@@ -207,8 +218,8 @@ fn load_into(
             },
             (None, _) => ProfileError::Read { source },
         })?;
-    check_depth(&path, &text)?;
-    let file: ProfileFile = from_yaml(&text).map_err(|e| yaml_error(&path, e))?;
+    prescan(&path, &text)?;
+    let file: ProfileFile = from_yaml(&text).map_err(|e| yaml_error(&path, &text, e))?;
     let positions = Arc::new(PositionMap::build(&path, &text));
     chain.push(name.to_string());
     for (i, inc) in file.include.iter().enumerate() {
@@ -315,17 +326,18 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_
     ))
 }
 
-/// Refuse YAML nested too deep to parse in reasonable time, before parsing.
-pub fn check_depth(path: &Path, text: &str) -> Result<(), ProfileError> {
-    crate::location::check_yaml_depth(path, text).map_err(|e| ProfileError::Invalid {
+/// Refuse, before parsing, YAML nested too deep to parse in reasonable time
+/// or holding several documents (see `location::check_yaml_text`).
+pub fn prescan(path: &Path, text: &str) -> Result<(), ProfileError> {
+    crate::location::check_yaml_text(path, text).map_err(|e| ProfileError::Invalid {
         message: e.message(),
-        location: e.0,
+        location: e.location().clone(),
     })
 }
 
 /// A YAML/serde error with its location when the parser knows it.
-pub fn yaml_error(path: &Path, e: serde_norway::Error) -> ProfileError {
-    match Location::from_yaml(path, &e) {
+pub fn yaml_error(path: &Path, text: &str, e: serde_norway::Error) -> ProfileError {
+    match Location::from_yaml(path, text, &e) {
         Some(location) => ProfileError::Invalid {
             location,
             message: strip_location(&e.to_string()),
