@@ -129,3 +129,54 @@ fn huge_files_a_host_user_controls_are_refused_unread() {
         );
     }
 }
+
+/// A template that does not render for a host is bad input: exit 2, as the
+/// README says, with the template's location, and nothing sent to the host.
+#[test]
+fn a_runaway_or_broken_template_exits_2_with_its_location() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("profiles/templates")).unwrap();
+    std::fs::create_dir_all(dir.path().join("playbooks")).unwrap();
+    std::fs::write(
+        dir.path().join("profiles/templates/loop.j2"),
+        "# managed\n{% for i in range(100000) %}{{ s }}{% endfor %}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("profiles/templates/undefined.j2"),
+        "a={{ nowhere_defined }}\n",
+    )
+    .unwrap();
+    for template in ["loop", "undefined"] {
+        std::fs::write(
+            dir.path().join("profiles/t.yml"),
+            format!(
+                "vars: {{s: '{}'}}\nresources:\n  - file: {{path: /tmp/t, template: {template}.j2}}\n",
+                "x".repeat(100)
+            ),
+        )
+        .unwrap();
+        let pb = dir.path().join("playbooks/t.yml");
+        std::fs::write(&pb, "- hosts: all\n  profiles: [t]\n").unwrap();
+        let out = lab
+            .parc()
+            .env("PARC_RUNS_DIR", dir.path().join("runs"))
+            .arg("apply")
+            .arg(&pb)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(2), "{template}: {text}");
+        assert!(
+            text.contains(&format!("templates/{template}.j2:")),
+            "{text}"
+        );
+        assert!(lab.host_file(0, "/tmp/t").is_none());
+    }
+}

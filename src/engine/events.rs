@@ -84,6 +84,11 @@ pub enum Outcome {
         resources: Vec<ResourceReport>,
         /// Set when the host failed: the first error, already redacted.
         error: Option<String>,
+        /// The failure is in the input, not on the host: a template or field
+        /// that does not render for this host. Nothing was sent to the host,
+        /// and the run exits 2 (bad input) rather than 3.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        invalid_input: bool,
         /// The profile's verification tests, run after the changes.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         verification: Vec<TestResult>,
@@ -291,6 +296,13 @@ pub struct Summary {
     pub skipped: usize,
     pub degraded: usize,
     pub rolled_back: usize,
+    /// Of the failed hosts, those failed by bad input (see `Outcome::Applied`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub invalid_input: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Summary {
@@ -322,6 +334,7 @@ impl Summary {
         self.skipped += other.skipped;
         self.degraded += other.degraded;
         self.rolled_back += other.rolled_back;
+        self.invalid_input += other.invalid_input;
     }
 }
 

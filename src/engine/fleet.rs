@@ -55,6 +55,15 @@ pub fn summarize(results: &[(String, Outcome)]) -> Summary {
     let mut summary = Summary::default();
     for (_, o) in results {
         summary.add(o.state());
+        if matches!(
+            o,
+            Outcome::Applied {
+                invalid_input: true,
+                ..
+            }
+        ) {
+            summary.invalid_input += 1;
+        }
     }
     summary
 }

@@ -421,6 +421,7 @@ mod tests {
                 r("command update-ca", ResourceStatus::Unknown, &["run"]),
             ],
             error: None,
+            invalid_input: false,
             verification: vec![],
             recovery: None,
         };

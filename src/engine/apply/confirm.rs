@@ -96,6 +96,7 @@ pub(super) async fn confirm_or_recover(
     let done = Converged {
         resources: resources.clone(),
         error: Some(reason.clone()),
+        invalid_input: false,
         journaled: true,
         restored: true,
         verification: verification.clone(),
@@ -120,6 +121,7 @@ fn applied(
         check: false,
         resources,
         error: Some(reason),
+        invalid_input: false,
         verification,
         recovery: Some(recovery),
     }

@@ -24,6 +24,8 @@ pub struct Converged {
     pub resources: Vec<ResourceReport>,
     /// The first error (redacted), if the host failed.
     pub error: Option<String>,
+    /// The error is in the input (rendering), not on the host.
+    pub invalid_input: bool,
     /// A journal was written: there is something to roll back.
     pub journaled: bool,
     /// The journal was already restored (by the host's dead-man watchdog).
@@ -33,10 +35,20 @@ pub struct Converged {
 }
 
 impl Converged {
+    /// A template or field that does not render for this host: nothing was
+    /// sent to it.
+    fn invalid(error: String) -> Self {
+        Converged {
+            invalid_input: true,
+            ..Converged::failed(error, vec![], false)
+        }
+    }
+
     fn failed(error: String, resources: Vec<ResourceReport>, journaled: bool) -> Self {
         Converged {
             resources,
             error: Some(error),
+            invalid_input: false,
             journaled,
             restored: false,
             verification: vec![],
@@ -70,13 +82,13 @@ pub async fn converge(
     events.phase(host, "rendering");
     let mut items = match render_all(&renderer, &job.profile.resources, &ctx) {
         Ok(items) => items,
-        Err(e) => return Converged::failed(redactor.redact(&e), vec![], false),
+        Err(e) => return Converged::invalid(redactor.redact(&e)),
     };
     let mut handlers: Vec<(String, Item)> = Vec::new();
     for (name, d) in &job.profile.handlers {
         match render_all(&renderer, std::slice::from_ref(d), &ctx) {
             Ok(mut v) => handlers.push((name.clone(), v.remove(0))),
-            Err(e) => return Converged::failed(redactor.redact(&e), vec![], false),
+            Err(e) => return Converged::invalid(redactor.redact(&e)),
         }
     }
 
@@ -148,6 +160,7 @@ pub async fn converge(
         return Converged {
             resources,
             error: first_error,
+            invalid_input: false,
             journaled: false,
             restored: false,
             verification: vec![],
@@ -242,6 +255,7 @@ async fn verified(
     let mut done = Converged {
         resources,
         error: None,
+        invalid_input: false,
         journaled,
         restored: false,
         verification: vec![],

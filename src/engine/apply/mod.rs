@@ -141,6 +141,7 @@ pub async fn apply_host(
                     check: false,
                     resources: vec![],
                     error: Some(e.to_string()),
+                    invalid_input: false,
                     verification: vec![],
                     recovery: None,
                 };
@@ -165,6 +166,7 @@ pub async fn apply_host(
                 error: failed.map(|e| {
                     format!("the image stage failed, so the profiles were not applied: {e}")
                 }),
+                invalid_input: false,
                 verification: vec![],
                 recovery: None,
             };
@@ -215,6 +217,7 @@ async fn converged_outcome(
             check: job.check,
             resources: done.resources,
             error: None,
+            invalid_input: false,
             verification: done.verification,
             recovery: None,
         };
@@ -225,6 +228,7 @@ async fn converged_outcome(
             check: true,
             resources: done.resources,
             error: Some(reason),
+            invalid_input: done.invalid_input,
             verification: done.verification,
             recovery: None,
         };
@@ -235,6 +239,7 @@ async fn converged_outcome(
         check: false,
         resources: done.resources,
         error: Some(reason),
+        invalid_input: done.invalid_input,
         verification: done.verification,
         recovery: Some(recovery),
     };
