@@ -165,8 +165,17 @@ fn show_report(
     Ok(exit::OK)
 }
 
-fn print(text: &str, what: &'static str) -> Result<(), ParcError> {
-    std::io::stdout()
+/// A command's result on stdout. Tables and CSV carry what hosts reported
+/// (hostnames, serials, test output): on a terminal their control
+/// characters are escaped; piped, the data stays as it is.
+pub(super) fn print(text: &str, what: &'static str) -> Result<(), ParcError> {
+    let mut stdout = std::io::stdout();
+    let text = if std::io::IsTerminal::is_terminal(&stdout) {
+        std::borrow::Cow::Owned(crate::ui::lines::escape_controls(text))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
+    stdout
         .write_all(text.as_bytes())
         .map_err(|source| ParcError::Output { what, source })
 }

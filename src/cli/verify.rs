@@ -1,7 +1,6 @@
 //! `parc verify TARGET [--on PATTERN]`: which plays and hosts, then the result
 //! in the format asked for.
 
-use std::io::Write;
 use std::path::Path;
 
 use super::commands::parse_extra_vars;
@@ -54,12 +53,7 @@ pub async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, ParcError> {
         })?,
         // With --json, stdout carries the event stream; the result is in its events.
         None if cli.json => {}
-        None => std::io::stdout()
-            .write_all(text.as_bytes())
-            .map_err(|source| ParcError::Output {
-                what: "the verification result",
-                source,
-            })?,
+        None => super::commands::print(&text, "the verification result")?,
     }
     Ok(exit_for(&summary))
 }
