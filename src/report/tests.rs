@@ -233,6 +233,30 @@ fn records_plays_batches_and_hosts_in_target_order() {
 }
 
 #[test]
+fn a_run_allowed_to_read_outside_the_profiles_says_so_everywhere() {
+    let mut report = folded(&rollout_events());
+    report.meta.allow_outside = vec!["/srv/shared".into()];
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(
+        json.contains(r#""allow_outside":["/srv/shared"]"#),
+        "{json}"
+    );
+    assert!(
+        render_recap(&report, &TimeZone::UTC)
+            .contains("profiles were allowed to read files outside their tree, from /srv/shared")
+    );
+    let html = render_html(&report, &TimeZone::UTC);
+    assert!(html.contains("Read outside the profiles"), "{html}");
+    // A confined run's record says nothing of it.
+    report.meta.allow_outside.clear();
+    assert!(
+        !serde_json::to_string(&report)
+            .unwrap()
+            .contains("allow_outside")
+    );
+}
+
+#[test]
 fn a_run_cut_short_still_says_who_started_what_and_what_is_missing() {
     let events = rollout_events();
     let report = folded(&events[..7]);
