@@ -62,21 +62,17 @@ pub struct Tree {
 
 impl Tree {
     /// `dir` need not exist: every read from it then fails as not found.
+    /// An empty `dir` (the parent of a bare file name) is the current one.
     pub fn new(dir: &Path, allow_outside: &[PathBuf]) -> Tree {
-        let resolve = |d: &Path| std::fs::canonicalize(d).unwrap_or_else(|_| d.to_path_buf());
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         Tree {
             dir: dir.to_path_buf(),
-            root: resolve(dir),
-            allowed: allow_outside.iter().map(|d| resolve(d)).collect(),
-        }
-    }
-
-    /// The same permissions for another directory (a playbook's profiles).
-    pub fn with_dir(&self, dir: &Path) -> Tree {
-        Tree {
-            dir: dir.to_path_buf(),
-            root: std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()),
-            allowed: self.allowed.clone(),
+            root: resolved_dir(dir),
+            allowed: allow_outside.iter().map(|d| resolved_dir(d)).collect(),
         }
     }
 
@@ -157,6 +153,15 @@ impl Tree {
         let bytes = self.read(path)?;
         utf8(&self.dir.join(path), bytes)
     }
+}
+
+/// `dir` absolute, with its symlinks resolved when it exists: a relative or
+/// empty root would be a prefix of nothing, or of everything.
+fn resolved_dir(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir)
+        .or_else(|_| std::path::absolute(dir))
+        .map(|d| normalize(&d))
+        .unwrap_or_else(|_| PathBuf::from("/nonexistent-parc-tree"))
 }
 
 /// `path` with `.` and `..` taken away without looking at the file system.
@@ -266,6 +271,10 @@ mod tests {
         }
         let allowed = Tree::new(&tree_dir, &[base.path().to_path_buf()]);
         assert_eq!(allowed.read(Path::new("files/link")).unwrap(), b"secret");
+        // The directory of a bare file name (`parc verify p.yml`) is "".
+        let here = Tree::new(Path::new(""), &[]);
+        let err = here.read(Path::new("/etc/passwd")).unwrap_err();
+        assert!(matches!(err, ReadError::Outside { .. }), "{err}");
     }
 
     #[test]
