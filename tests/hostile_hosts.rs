@@ -179,4 +179,23 @@ fn a_runaway_or_broken_template_exits_2_with_its_location() {
         );
         assert!(lab.host_file(0, "/tmp/t").is_none());
     }
+    // The same for a verification test's field.
+    std::fs::write(
+        dir.path().join("profiles/t.yml"),
+        "verify:\n  - command: {run: 'echo {{ nowhere_defined }}'}\n",
+    )
+    .unwrap();
+    let out = lab
+        .parc()
+        .env("PARC_RUNS_DIR", dir.path().join("runs"))
+        .arg("verify")
+        .arg(dir.path().join("playbooks/t.yml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("profiles/t.yml:2:") && text.contains("nowhere_defined"),
+        "{text}"
+    );
 }

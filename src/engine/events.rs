@@ -77,6 +77,10 @@ pub enum Outcome {
     Unreachable { error: String },
     /// Something ran but parc could not finish its work on the host.
     Failed { error: String },
+    /// The input does not render for this host (a template, a field, a
+    /// `when`): the fault is in the profile, not on the host, and nothing was
+    /// sent to it. The run exits 2, bad input, rather than 3.
+    Invalid { error: String },
     /// `parc apply` / `parc plan`: what happened to each resource.
     Applied {
         /// Check mode (`parc plan`): nothing was changed.
@@ -84,11 +88,6 @@ pub enum Outcome {
         resources: Vec<ResourceReport>,
         /// Set when the host failed: the first error, already redacted.
         error: Option<String>,
-        /// The failure is in the input, not on the host: a template or field
-        /// that does not render for this host. Nothing was sent to the host,
-        /// and the run exits 2 (bad input) rather than 3.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        invalid_input: bool,
         /// The profile's verification tests, run after the changes.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         verification: Vec<TestResult>,
@@ -251,7 +250,9 @@ impl Outcome {
     pub fn state(&self) -> HostState {
         match self {
             Outcome::Command { status, .. } if status.success() => HostState::Ok,
-            Outcome::Command { .. } | Outcome::Failed { .. } => HostState::Failed,
+            Outcome::Command { .. } | Outcome::Failed { .. } | Outcome::Invalid { .. } => {
+                HostState::Failed
+            }
             Outcome::Facts { .. } => HostState::Ok,
             Outcome::Unreachable { .. } => HostState::Unreachable,
             Outcome::Skipped { .. } => HostState::Skipped,
@@ -296,7 +297,7 @@ pub struct Summary {
     pub skipped: usize,
     pub degraded: usize,
     pub rolled_back: usize,
-    /// Of the failed hosts, those failed by bad input (see `Outcome::Applied`).
+    /// Of the failed hosts, those failed by bad input (`Outcome::Invalid`).
     #[serde(skip_serializing_if = "is_zero")]
     pub invalid_input: usize,
 }

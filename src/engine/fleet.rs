@@ -55,13 +55,7 @@ pub fn summarize(results: &[(String, Outcome)]) -> Summary {
     let mut summary = Summary::default();
     for (_, o) in results {
         summary.add(o.state());
-        if matches!(
-            o,
-            Outcome::Applied {
-                invalid_input: true,
-                ..
-            }
-        ) {
+        if matches!(o, Outcome::Invalid { .. }) {
             summary.invalid_input += 1;
         }
     }

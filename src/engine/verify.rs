@@ -99,7 +99,7 @@ pub async fn verify_host(
         match render_tests(&play.profile, &vars) {
             Ok(rendered) => tests.extend(rendered),
             Err(error) => {
-                return Outcome::Failed {
+                return Outcome::Invalid {
                     error: play_redactor.redact(&error),
                 };
             }

@@ -94,7 +94,7 @@ pub fn host_finished(
     let mut out = match outcome {
         Outcome::Command { status, .. } => format!("{host} | {label} | {status} | {secs:.2}s"),
         Outcome::Facts { .. } => format!("{host} | {label} | {secs:.2}s"),
-        Outcome::Unreachable { error } | Outcome::Failed { error } => {
+        Outcome::Unreachable { error } | Outcome::Failed { error } | Outcome::Invalid { error } => {
             format!("{host} | {label} | {error}")
         }
         Outcome::Skipped { reason } => format!("{host} | {label} | {reason}"),
@@ -421,7 +421,6 @@ mod tests {
                 r("command update-ca", ResourceStatus::Unknown, &["run"]),
             ],
             error: None,
-            invalid_input: false,
             verification: vec![],
             recovery: None,
         };

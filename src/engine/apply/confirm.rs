@@ -121,7 +121,6 @@ fn applied(
         check: false,
         resources,
         error: Some(reason),
-        invalid_input: false,
         verification,
         recovery: Some(recovery),
     }

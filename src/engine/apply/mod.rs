@@ -141,7 +141,6 @@ pub async fn apply_host(
                     check: false,
                     resources: vec![],
                     error: Some(e.to_string()),
-                    invalid_input: false,
                     verification: vec![],
                     recovery: None,
                 };
@@ -166,7 +165,6 @@ pub async fn apply_host(
                 error: failed.map(|e| {
                     format!("the image stage failed, so the profiles were not applied: {e}")
                 }),
-                invalid_input: false,
                 verification: vec![],
                 recovery: None,
             };
@@ -217,18 +215,19 @@ async fn converged_outcome(
             check: job.check,
             resources: done.resources,
             error: None,
-            invalid_input: false,
             verification: done.verification,
             recovery: None,
         };
         return (outcome, journaled);
     };
+    if done.invalid_input {
+        return (Outcome::Invalid { error: reason }, journaled);
+    }
     if job.check {
         let outcome = Outcome::Applied {
             check: true,
             resources: done.resources,
             error: Some(reason),
-            invalid_input: done.invalid_input,
             verification: done.verification,
             recovery: None,
         };
@@ -239,7 +238,6 @@ async fn converged_outcome(
         check: false,
         resources: done.resources,
         error: Some(reason),
-        invalid_input: done.invalid_input,
         verification: done.verification,
         recovery: Some(recovery),
     };
