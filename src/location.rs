@@ -327,7 +327,7 @@ mod tests {
         for one in ["---\na: 1\n", "---\na: 1\n...\n", "%YAML 1.2\n---\na: 1\n"] {
             assert_eq!(check_yaml_text(path, one), Ok(()), "{one:?}");
         }
-        for dir in ["profiles", "playbooks"] {
+        for dir in ["profiles", "playbooks", "bench/profiles", "bench/playbooks"] {
             for entry in std::fs::read_dir(dir).unwrap() {
                 let p = entry.unwrap().path();
                 if p.extension().is_some_and(|e| e == "yml") {
