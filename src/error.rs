@@ -116,9 +116,12 @@ impl ParcError {
     }
 }
 
-/// Exit code for a finished run: failures outrank unreachable hosts.
+/// Exit code for a finished run: bad input (a template that does not render
+/// for some host) outranks host failures, which outrank unreachable hosts.
 pub fn exit_for(summary: &Summary) -> u8 {
-    if summary.failed + summary.untrusted + summary.degraded + summary.rolled_back > 0 {
+    if summary.invalid_input > 0 {
+        exit::USAGE
+    } else if summary.failed + summary.untrusted + summary.degraded + summary.rolled_back > 0 {
         exit::HOSTS_FAILED
     } else if summary.unreachable > 0 {
         exit::HOSTS_UNREACHABLE

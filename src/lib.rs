@@ -4,6 +4,7 @@
 //! README's architecture section for how the modules fit together.
 
 pub mod cli;
+pub mod confine;
 pub mod engine;
 pub mod error;
 pub mod facts;

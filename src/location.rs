@@ -15,13 +15,37 @@ pub struct Location {
 }
 
 impl Location {
-    /// Location from a YAML parser error, when the parser knows where it stopped.
-    pub fn from_yaml(file: &std::path::Path, err: &serde_norway::Error) -> Option<Self> {
-        err.location().map(|l| Location {
+    /// Location of a YAML parser error in `text`: where the parser stopped
+    /// when it says; else (a second document, which it refuses without a
+    /// place) where a second parser sees the second document start or fails.
+    pub fn from_yaml(
+        file: &std::path::Path,
+        text: &str,
+        err: &serde_norway::Error,
+    ) -> Option<Self> {
+        let at = |line, column| Location {
             file: file.to_path_buf(),
-            line: l.line(),
-            column: l.column(),
-        })
+            line,
+            column,
+        };
+        if let Some(l) = err.location() {
+            return Some(at(l.line(), l.column()));
+        }
+        let mut parser = yaml_rust2::parser::Parser::new_from_str(text);
+        let mut documents = 0;
+        loop {
+            match parser.next_token() {
+                Ok((yaml_rust2::parser::Event::DocumentStart, mark)) => {
+                    documents += 1;
+                    if documents == 2 {
+                        return Some(at(mark.line(), mark.col() + 1));
+                    }
+                }
+                Ok((yaml_rust2::parser::Event::StreamEnd, _)) => return None,
+                Ok(_) => {}
+                Err(e) => return Some(at(e.marker().line(), e.marker().col() + 1)),
+            }
+        }
     }
 }
 
@@ -78,6 +102,114 @@ impl PositionMap {
             }
         }
     }
+}
+
+/// The deepest nesting parc accepts in a YAML file it reads. Real profiles,
+/// playbooks and inventories nest a handful of levels; a file nested tens of
+/// thousands deep makes YAML parsers take minutes or overflow their stack.
+pub const MAX_YAML_DEPTH: usize = 100;
+
+/// What the pre-scan of a YAML text refuses, before any parser sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// Nested deeper than [`MAX_YAML_DEPTH`]; where the limit was passed.
+    TooDeep(Location),
+    /// A second document, which the parser would refuse without saying where.
+    SecondDocument(Location),
+}
+
+impl Refused {
+    pub fn location(&self) -> &Location {
+        match self {
+            Refused::TooDeep(l) | Refused::SecondDocument(l) => l,
+        }
+    }
+
+    /// What is wrong, without the location (errors print it up front).
+    pub fn message(&self) -> String {
+        match self {
+            Refused::TooDeep(_) => format!(
+                "nested more than {MAX_YAML_DEPTH} levels deep; parc does not read YAML this deep"
+            ),
+            Refused::SecondDocument(_) => {
+                "a second YAML document starts here; parc reads one document per file".to_string()
+            }
+        }
+    }
+}
+
+/// Refuse `text` if its nesting, by indentation, `- ` items and `[`/`{`,
+/// goes past [`MAX_YAML_DEPTH`], or if it holds more than one document. One
+/// linear pass. An over-estimate of depth (an indented block scalar counts
+/// its indentation) is fine: the limit is far above real files.
+pub fn check_yaml_text(file: &std::path::Path, text: &str) -> Result<(), Refused> {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    // Whether a document has content yet, and whether `...` ended it.
+    let (mut content, mut ended) = (false, false);
+    let at = |line: usize, column: usize| Location {
+        file: file.to_path_buf(),
+        line,
+        column,
+    };
+    for (n, line) in text.lines().enumerate() {
+        let marker = |m: &str| line == m || line.starts_with(&format!("{m} "));
+        if marker("---") {
+            if content || ended {
+                return Err(Refused::SecondDocument(at(n + 1, 1)));
+            }
+            content = true; // `--- value` or a document's start
+            continue;
+        }
+        if marker("...") {
+            ended = true;
+            continue;
+        }
+        let body = line.trim_start_matches(' ');
+        if !body.is_empty() && !body.starts_with('#') && !body.starts_with('%') {
+            if ended {
+                return Err(Refused::SecondDocument(at(n + 1, 1)));
+            }
+            content = true;
+        }
+        if flow == 0 && !body.is_empty() && !body.starts_with('#') {
+            // Block nesting: enclosing indentations, plus `- - x` items.
+            let mut indent = line.len() - body.len();
+            let mut rest = body;
+            loop {
+                while indents.last().is_some_and(|&top| top >= indent) {
+                    indents.pop();
+                }
+                indents.push(indent);
+                match rest.strip_prefix("- ").or_else(|| rest.strip_prefix("-\t")) {
+                    Some(after) => {
+                        let after_trimmed = after.trim_start();
+                        indent += 2 + after.len() - after_trimmed.len();
+                        rest = after_trimmed;
+                    }
+                    None => break,
+                }
+            }
+        }
+        let mut quote = None;
+        for (col, c) in line.char_indices() {
+            match (quote, c) {
+                (None, '#') if col == 0 || line[..col].ends_with([' ', '\t']) => break,
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '[' | '{') => flow += 1,
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                (Some(q), c) if c == q => quote = None,
+                _ => {}
+            }
+            if indents.len() + flow > MAX_YAML_DEPTH {
+                return Err(Refused::TooDeep(at(n + 1, line[..col].chars().count() + 1)));
+            }
+        }
+        if indents.len() + flow > MAX_YAML_DEPTH {
+            return Err(Refused::TooDeep(at(n + 1, 1)));
+        }
+    }
+    Ok(())
 }
 
 enum Frame {
@@ -165,6 +297,46 @@ impl yaml_rust2::parser::MarkedEventReceiver for PathBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_yaml_is_refused_quickly_with_its_place() {
+        let path = std::path::Path::new("p.yml");
+        let n = 100_000;
+        let flow = format!("a: {}{}\n", "[".repeat(n), "]".repeat(n));
+        let e = check_yaml_text(path, &flow).unwrap_err();
+        assert_eq!(e.location().to_string(), "p.yml:1:103");
+        let block: String = (0..1000)
+            .map(|i| format!("{}k:\n", " ".repeat(i)))
+            .collect();
+        assert_eq!(
+            check_yaml_text(path, &block).unwrap_err().location().line,
+            101
+        );
+        let items = format!("{}x\n", "- ".repeat(n));
+        assert_eq!(
+            check_yaml_text(path, &items).unwrap_err().location().line,
+            1
+        );
+        // Brackets in strings and comments, and real files, are fine.
+        let fine = "a: '[[[['\nb: \"{{{\" # [[[[\nc:\n  - d: [1, {e: 2}]\n    f: |\n        x\n";
+        assert_eq!(check_yaml_text(path, fine), Ok(()));
+        for two in ["a: 1\n---\nb: 2\n", "a: 1\n...\nb: 2\n", "--- 1\n--- 2\n"] {
+            let e = check_yaml_text(path, two).unwrap_err();
+            assert!(matches!(e, Refused::SecondDocument(_)), "{two:?}");
+        }
+        for one in ["---\na: 1\n", "---\na: 1\n...\n", "%YAML 1.2\n---\na: 1\n"] {
+            assert_eq!(check_yaml_text(path, one), Ok(()), "{one:?}");
+        }
+        for dir in ["profiles", "playbooks", "bench/profiles", "bench/playbooks"] {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let p = entry.unwrap().path();
+                if p.extension().is_some_and(|e| e == "yml") {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    assert_eq!(check_yaml_text(&p, &text), Ok(()), "{}", p.display());
+                }
+            }
+        }
+    }
 
     #[test]
     fn finds_nested_values() {

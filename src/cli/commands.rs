@@ -22,6 +22,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
         Command::Run {
             pattern,
             parallel,
+            max_output,
             command,
         } => {
             let display = ui::Options {
@@ -30,7 +31,9 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
             };
             let (s, hosts) =
                 Session::start(&cli, *parallel, display, None, |ctx| select(ctx, pattern))?;
-            let (_, summary) = adhoc::run(&s.ctx, &s.run_id, hosts, command.join(" ")).await;
+            let max_output = usize::try_from(max_output.as_u64()).unwrap_or(usize::MAX);
+            let (_, summary) =
+                adhoc::run(&s.ctx, &s.run_id, hosts, command.join(" "), max_output).await;
             s.finish(&cli).await;
             Ok(exit_for(&summary))
         }
@@ -107,7 +110,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
 }
 
 async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<u8, ParcError> {
-    let playbook = crate::playbook::load(&args.playbook)?;
+    let playbook = crate::playbook::load(&args.playbook, &cli.allow_outside)?;
     let options = RolloutOptions {
         limit: args.limit.clone(),
         check,
@@ -164,8 +167,17 @@ fn show_report(
     Ok(exit::OK)
 }
 
-fn print(text: &str, what: &'static str) -> Result<(), ParcError> {
-    std::io::stdout()
+/// A command's result on stdout. Tables and CSV carry what hosts reported
+/// (hostnames, serials, test output): on a terminal their control
+/// characters are escaped; piped, the data stays as it is.
+pub(super) fn print(text: &str, what: &'static str) -> Result<(), ParcError> {
+    let mut stdout = std::io::stdout();
+    let text = if std::io::IsTerminal::is_terminal(&stdout) {
+        std::borrow::Cow::Owned(crate::ui::lines::escape_controls(text))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
+    stdout
         .write_all(text.as_bytes())
         .map_err(|source| ParcError::Output { what, source })
 }

@@ -56,6 +56,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "PARC_RUNS_DIR", default_value = "runs")]
     runs_dir: PathBuf,
 
+    /// Let profiles, templates and their files be read from DIR although it
+    /// lies outside the profile tree (repeatable). Without it, a `src`,
+    /// `include`, template or symlink that resolves out of the tree is refused.
+    /// Recorded in the run's report.
+    #[arg(long, global = true, value_name = "DIR")]
+    allow_outside: Vec<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -69,6 +76,10 @@ enum Command {
         /// Hosts worked on at once.
         #[arg(long, default_value_t = 64)]
         parallel: usize,
+        /// Output kept per host and stream (`64KiB`, `1MiB`, ...); the rest is
+        /// read, counted and dropped, and the output shown as cut.
+        #[arg(long, value_name = "SIZE", default_value = "1MiB")]
+        max_output: bytesize::ByteSize,
         /// The command (after `--`), run with sh -c on each host.
         #[arg(last = true, required = true)]
         command: Vec<String>,

@@ -130,6 +130,7 @@ fn record(
         controller: report::controller_hostname(),
         inventory: inventory_path(cli).ok().map(|p| absolute(&p)),
         playbook: playbook.map(|pb| absolute(&pb.path)),
+        allow_outside: cli.allow_outside.iter().map(|d| absolute(d)).collect(),
     };
     let writer = ReportWriter::create(&RunsDir::new(&cli.runs_dir), run_id, meta)?;
     Ok(report::spawn(writer, rx))

@@ -1,12 +1,12 @@
 //! `parc verify TARGET [--on PATTERN]`: which plays and hosts, then the result
 //! in the format asked for.
 
-use std::io::Write;
 use std::path::Path;
 
 use super::commands::parse_extra_vars;
 use super::session::Session;
 use super::{Cli, VerifyArgs, VerifyFormat};
+use crate::confine::Tree;
 use crate::engine::rollout::select_hosts;
 use crate::engine::verify::{self, VerifyPlay};
 use crate::error::{ParcError, exit_for};
@@ -15,7 +15,7 @@ use crate::profile;
 use crate::verify::report;
 
 pub async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, ParcError> {
-    let playbook = load_target(&args.target, args.on.as_deref())?;
+    let playbook = load_target(&args.target, args.on.as_deref(), &cli.allow_outside)?;
     if playbook.plays.iter().all(|p| p.profile.verify.is_empty()) {
         return Err(ParcError::NothingToVerify {
             target: args.target.clone(),
@@ -53,12 +53,7 @@ pub async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, ParcError> {
         })?,
         // With --json, stdout carries the event stream; the result is in its events.
         None if cli.json => {}
-        None => std::io::stdout()
-            .write_all(text.as_bytes())
-            .map_err(|source| ParcError::Output {
-                what: "the verification result",
-                source,
-            })?,
+        None => super::commands::print(&text, "the verification result")?,
     }
     Ok(exit_for(&summary))
 }
@@ -66,18 +61,23 @@ pub async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, ParcError> {
 /// A playbook is a YAML list of plays, a profile a map: the file says which it
 /// is. A bare name is a profile in ./profiles, the directory playbooks use
 /// when none sits beside them.
-fn load_target(target: &str, on: Option<&str>) -> Result<Playbook, ParcError> {
+fn load_target(
+    target: &str,
+    on: Option<&str>,
+    allow_outside: &[std::path::PathBuf],
+) -> Result<Playbook, ParcError> {
     let path = Path::new(target);
     let bad = |reason: String| ParcError::VerifyTarget {
         target: target.to_string(),
         reason,
     };
     let (dir, name) = if path.is_file() {
-        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let text = crate::confine::read_regular_to_string(path).map_err(|e| bad(e.to_string()))?;
+        profile::prescan(path, &text)?;
         let doc: serde_norway::Value =
-            serde_norway::from_str(&text).map_err(|e| profile::yaml_error(path, e))?;
+            serde_norway::from_str(&text).map_err(|e| profile::yaml_error(path, &text, e))?;
         if doc.is_sequence() {
-            return Ok(playbook::load(path)?);
+            return Ok(playbook::load(path, allow_outside)?);
         }
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let name = path
@@ -90,7 +90,7 @@ fn load_target(target: &str, on: Option<&str>) -> Result<Playbook, ParcError> {
     } else {
         (std::path::PathBuf::from("profiles"), target.to_string())
     };
-    let profile = profile::load(&dir, &name)?;
+    let profile = profile::load(&Tree::new(&dir, allow_outside), &name)?;
     let Some(on) = on else {
         return Err(ParcError::VerifyNeedsHosts {
             profile: profile.name,

@@ -6,11 +6,14 @@ use super::events::{Outcome, Summary};
 use super::fleet::{self, FleetContext};
 use crate::transport::Transport;
 
+/// Each host's output is kept up to `max_output` bytes per stream: a host
+/// printing gigabytes costs the controller that much memory, not gigabytes.
 pub async fn run(
     ctx: &FleetContext,
     run_id: &str,
     hosts: Vec<String>,
     command: String,
+    max_output: usize,
 ) -> (Vec<(String, Outcome)>, Summary) {
     let command = Arc::new(command);
     let events = ctx.events.clone();
@@ -24,11 +27,13 @@ pub async fn run(
             let events = events.clone();
             async move {
                 events.phase(&host, "running");
-                match t.exec_capture(&command, b"").await {
-                    Ok(out) => Outcome::Command {
-                        status: out.status,
-                        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                match t.exec_capped(&command, max_output).await {
+                    Ok((status, stdout, stderr)) => Outcome::Command {
+                        status,
+                        stdout: String::from_utf8_lossy(&stdout.bytes).into_owned(),
+                        stderr: String::from_utf8_lossy(&stderr.bytes).into_owned(),
+                        stdout_cut_from: stdout.cut_from(),
+                        stderr_cut_from: stderr.cut_from(),
                     },
                     Err(e) => Outcome::Failed {
                         error: format!("connection lost while running the command: {e}"),

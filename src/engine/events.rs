@@ -73,8 +73,14 @@ pub enum Outcome {
     /// `parc run`: the command ran; success is decided by its exit status.
     Command {
         status: ExitStatus,
+        /// The start of the output, at most `--max-output` bytes of it.
         stdout: String,
         stderr: String,
+        /// The stream's full size, when it was longer than what was kept.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stdout_cut_from: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stderr_cut_from: Option<u64>,
     },
     /// `parc facts`.
     Facts { facts: Box<Facts> },
@@ -84,6 +90,10 @@ pub enum Outcome {
     Untrusted { error: String },
     /// Something ran but parc could not finish its work on the host.
     Failed { error: String },
+    /// The input does not render for this host (a template, a field, a
+    /// `when`): the fault is in the profile, not on the host, and nothing was
+    /// sent to it. The run exits 2, bad input, rather than 3.
+    Invalid { error: String },
     /// `parc apply` / `parc plan`: what happened to each resource.
     Applied {
         /// Check mode (`parc plan`): nothing was changed.
@@ -253,7 +263,9 @@ impl Outcome {
     pub fn state(&self) -> HostState {
         match self {
             Outcome::Command { status, .. } if status.success() => HostState::Ok,
-            Outcome::Command { .. } | Outcome::Failed { .. } => HostState::Failed,
+            Outcome::Command { .. } | Outcome::Failed { .. } | Outcome::Invalid { .. } => {
+                HostState::Failed
+            }
             Outcome::Facts { .. } => HostState::Ok,
             Outcome::Unreachable { .. } => HostState::Unreachable,
             Outcome::Untrusted { .. } => HostState::Untrusted,
@@ -308,7 +320,8 @@ impl Outcome {
             Outcome::Verified { results } => results.iter_mut().for_each(|t| t.redact(r)),
             Outcome::Failed { error }
             | Outcome::Unreachable { error }
-            | Outcome::Untrusted { error } => r.redact_in(error),
+            | Outcome::Untrusted { error }
+            | Outcome::Invalid { error } => r.redact_in(error),
             Outcome::Restored { problems, .. } => problems.iter_mut().for_each(|p| r.redact_in(p)),
             Outcome::Command { .. }
             | Outcome::Facts { .. }
@@ -361,6 +374,13 @@ pub struct Summary {
     pub skipped: usize,
     pub degraded: usize,
     pub rolled_back: usize,
+    /// Of the failed hosts, those failed by bad input (`Outcome::Invalid`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub invalid_input: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Summary {
@@ -395,6 +415,7 @@ impl Summary {
         self.skipped += other.skipped;
         self.degraded += other.degraded;
         self.rolled_back += other.rolled_back;
+        self.invalid_input += other.invalid_input;
     }
 }
 

@@ -55,6 +55,9 @@ pub fn summarize(results: &[(String, Outcome)]) -> Summary {
     let mut summary = Summary::default();
     for (_, o) in results {
         summary.add(o.state());
+        if matches!(o, Outcome::Invalid { .. }) {
+            summary.invalid_input += 1;
+        }
     }
     summary
 }

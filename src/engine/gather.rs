@@ -11,19 +11,27 @@ use crate::transport::Transport;
 /// Gather facts from one host over an open transport (also used by apply, which
 /// needs facts for templates and `when:` conditions).
 pub async fn facts_of(t: &dyn Transport) -> Result<facts::Facts, String> {
-    let out = t
-        .exec_capture(&facts::probe_command(), b"")
+    let (status, stdout, stderr) = t
+        .exec_capped(&facts::probe_command(), FACTS_LIMIT)
         .await
         .map_err(|e| e.to_string())?;
-    if !out.status.success() {
+    if !status.success() {
         return Err(format!(
-            "the facts probe failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            "the facts probe failed ({status}): {}",
+            String::from_utf8_lossy(&stderr.bytes).trim()
         ));
     }
-    facts::parse(&String::from_utf8_lossy(&out.stdout)).map_err(|e| e.to_string())
+    if let Some(total) = stdout.cut_from() {
+        return Err(format!(
+            "the facts probe printed {total} bytes, more than the {FACTS_LIMIT} real facts take; they were not read"
+        ));
+    }
+    facts::parse(&String::from_utf8_lossy(&stdout.bytes)).map_err(|e| e.to_string())
 }
+
+/// Far above what the facts probe prints (a few KiB), far below what would
+/// strain the controller: a host cannot flood it through its facts.
+const FACTS_LIMIT: usize = 1 << 20;
 
 /// Facts from the probe run inside the lock's exec (see
 /// `HostLock::acquire_then`).

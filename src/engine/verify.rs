@@ -117,7 +117,7 @@ async fn verify_host_with(
         *redactor = std::mem::take(redactor).union(play_redactor);
         match rendered {
             Ok(rendered) => tests.extend(rendered),
-            Err(error) => return Outcome::Failed { error },
+            Err(error) => return Outcome::Invalid { error },
         }
     }
     events.phase(&host, "verifying");
@@ -138,7 +138,7 @@ pub(crate) fn render_tests(
     redactor: &mut Redactor,
 ) -> Result<Vec<Test>, String> {
     let ctx = Value::from_serialize(vars);
-    let renderer = Renderer::new(&profile.dir);
+    let renderer = Renderer::new(&profile.tree);
     let mut tests = Vec::new();
     for d in &profile.verify {
         if let Some(expr) = &d.test.when {

@@ -33,7 +33,7 @@ struct Builder<'a> {
 }
 
 pub fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError> {
-    let root: Value = serde_norway::from_str(text).map_err(|e| yaml_error(path, e))?;
+    let root: Value = serde_norway::from_str(text).map_err(|e| yaml_error(path, text, e))?;
     let mut b = Builder {
         path,
         positions: PositionMap::build(path, text),

@@ -89,11 +89,8 @@ pub struct Group {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
-    #[error("cannot read inventory {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read inventory: {source}")]
+    Read { source: crate::confine::ReadError },
     #[error("{location}: {message}")]
     Invalid { location: Location, message: String },
     #[error("{path}: {message}")]

@@ -19,20 +19,21 @@ pub struct Inventory {
 impl Inventory {
     /// Read and parse an inventory file, detecting its layout.
     pub fn load(path: &Path) -> Result<Self, InventoryError> {
-        let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::confine::read_regular_to_string(path)
+            .map_err(|source| InventoryError::Read { source })?;
         Self::from_str(&text, path)
     }
 
     /// Parse inventory text; `path` is used for messages and relative paths.
     pub fn from_str(text: &str, path: &Path) -> Result<Self, InventoryError> {
-        if super::native::is_native(text) {
-            super::native::parse(text, path)
+        super::native::prescan(path, text)?;
+        let inventory = if super::native::is_native(text) {
+            super::native::parse(text, path)?
         } else {
-            super::ansible::parse(text, path)
-        }
+            super::ansible::parse(text, path)?
+        };
+        inventory.check_one_name_per_machine(text)?;
+        Ok(inventory)
     }
 
     pub fn select(&self, pattern: &str) -> Result<Vec<&Host>, PatternError> {
@@ -120,6 +121,43 @@ impl Inventory {
             vars.extend(h.vars.clone());
         }
         vars
+    }
+
+    /// Reject two names for one machine: two SSH hosts with the same address,
+    /// port and jump host. Worked on at once, each would take the other's
+    /// lock and journal for its own. Names without an address are compared
+    /// as the name itself, as OpenSSH would resolve them; a `~/.ssh/config`
+    /// alias pointing at another host's address is not seen here.
+    fn check_one_name_per_machine(&self, text: &str) -> Result<(), InventoryError> {
+        let mut seen: BTreeMap<(String, u16, Option<&str>), &str> = BTreeMap::new();
+        for h in self.hosts.values() {
+            let c = &h.connection;
+            if c.kind != super::ConnectionKind::Ssh {
+                continue;
+            }
+            let address = c.address.as_deref().unwrap_or(&h.name);
+            let key = (
+                address.to_ascii_lowercase(),
+                c.port.unwrap_or(22),
+                c.jump.as_deref(),
+            );
+            if let Some(first) = seen.insert(key, &h.name) {
+                let positions = crate::location::PositionMap::build(&self.path, text);
+                return Err(InventoryError::Invalid {
+                    location: positions.locate(&format!("hosts.{}", h.name)),
+                    message: format!(
+                        "hosts `{first}` and `{}` both reach {address} port {}{}: one machine must have one name, or runs would work on it twice at once and mix up its journals",
+                        h.name,
+                        c.port.unwrap_or(22),
+                        c.jump
+                            .as_deref()
+                            .map(|j| format!(" through {j}"))
+                            .unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Reject groups whose children lead back to themselves.

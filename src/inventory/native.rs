@@ -107,7 +107,7 @@ impl BecomeSpec {
 }
 
 pub fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError> {
-    let file: File = serde_norway::from_str(text).map_err(|e| yaml_error(path, e))?;
+    let file: File = serde_norway::from_str(text).map_err(|e| yaml_error(path, text, e))?;
     let positions = PositionMap::build(path, text);
     let invalid = |yaml_path: &str, message: String| InventoryError::Invalid {
         location: positions.locate(yaml_path),
@@ -197,8 +197,17 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError> {
     Ok(inventory)
 }
 
-pub(super) fn yaml_error(path: &Path, e: serde_norway::Error) -> InventoryError {
-    match Location::from_yaml(path, &e) {
+/// Refuse, before parsing, YAML nested too deep to parse in reasonable time
+/// or holding several documents (see `location::check_yaml_text`).
+pub(super) fn prescan(path: &Path, text: &str) -> Result<(), InventoryError> {
+    crate::location::check_yaml_text(path, text).map_err(|e| InventoryError::Invalid {
+        message: e.message(),
+        location: e.location().clone(),
+    })
+}
+
+pub(super) fn yaml_error(path: &Path, text: &str, e: serde_norway::Error) -> InventoryError {
+    match Location::from_yaml(path, text, &e) {
         Some(location) => InventoryError::Invalid {
             location,
             message: crate::profile::strip_location(&e.to_string()),

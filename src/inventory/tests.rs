@@ -291,3 +291,19 @@ fn ansible_ranges_and_var_directories() {
         "{e}"
     );
 }
+
+#[test]
+fn two_names_for_one_machine_are_refused_with_both_names() {
+    let e = err("hosts:\n  a: {address: 10.0.0.1}\n  b: {address: 10.0.0.1, port: 22}\n");
+    assert!(e.starts_with("inv.yml:3:6: "), "{e}");
+    assert!(e.contains("`a` and `b` both reach 10.0.0.1 port 22"), "{e}");
+    let e = err("hosts:\n  ws1: {}\n  b: {address: WS1}\n");
+    assert!(e.contains("`ws1` and `b`"), "{e}");
+    let e =
+        err("all:\n  hosts:\n    a: {ansible_host: 10.0.0.1}\n    b: {ansible_host: 10.0.0.1}\n");
+    assert!(e.contains("`a` and `b`"), "{e}");
+    // Another port, or the same address behind another jump host, is another machine.
+    inv(
+        "hosts:\n  a: {address: 10.0.0.1}\n  b: {address: 10.0.0.1, port: 2222}\n  c: {address: 10.0.0.1, jump: gw}\n  gw: {}\n",
+    );
+}

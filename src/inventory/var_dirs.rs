@@ -22,11 +22,10 @@ use crate::location::Location;
 pub fn load(dir: &Path, name: &str) -> Result<Vars, InventoryError> {
     let mut vars = Vars::new();
     for file in files(dir, name) {
-        let text = std::fs::read_to_string(&file).map_err(|source| InventoryError::Read {
-            path: file.clone(),
-            source,
-        })?;
-        match serde_norway::from_str::<Value>(&text).map_err(|e| yaml_error(&file, e))? {
+        let text = crate::confine::read_regular_to_string(&file)
+            .map_err(|source| InventoryError::Read { source })?;
+        super::native::prescan(&file, &text)?;
+        match serde_norway::from_str::<Value>(&text).map_err(|e| yaml_error(&file, &text, e))? {
             Value::Null => {}
             Value::Object(v) => vars.extend(v),
             _ => {

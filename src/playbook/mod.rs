@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use crate::confine::{ReadError, Tree, read_regular_to_string};
 use crate::image::{ImageError, ImageSource};
 use crate::location::{Location, PositionMap};
 
@@ -117,15 +118,12 @@ pub struct Playbook {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlaybookError {
-    #[error("cannot read playbook {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read playbook: {source}")]
+    Read { source: ReadError },
     #[error(transparent)]
     Profile(#[from] ProfileError),
-    #[error("{path}: play `{play}` lists no profiles and no image, so it would do nothing")]
-    NoProfiles { path: PathBuf, play: String },
+    #[error("{location}: play `{play}` lists no profiles and no image, so it would do nothing")]
+    NoProfiles { location: Location, play: String },
     #[error("{location}: play `{play}`: {source}")]
     Image {
         location: Location,
@@ -147,14 +145,15 @@ pub fn profiles_dir(playbook: &Path) -> PathBuf {
     }
 }
 
-pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PlaybookError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+/// Load a playbook and its profiles. Profiles and the files they name must
+/// stay inside the profiles directory, or in one of `allow_outside`.
+pub fn load(path: &Path, allow_outside: &[PathBuf]) -> Result<Playbook, PlaybookError> {
+    let text = read_regular_to_string(path).map_err(|source| PlaybookError::Read { source })?;
+    profile::prescan(path, &text)?;
     let specs: Vec<PlaySpec> =
-        serde_norway::from_str(&text).map_err(|e| profile::yaml_error(path, e))?;
-    let dir = profiles_dir(path);
+        serde_norway::from_str(&text).map_err(|e| profile::yaml_error(path, &text, e))?;
+    let tree = Tree::new(&profiles_dir(path), allow_outside);
+    let positions = PositionMap::build(path, &text);
     let mut plays = Vec::new();
     for (i, spec) in specs.into_iter().enumerate() {
         let name = spec
@@ -163,13 +162,21 @@ pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
             .unwrap_or_else(|| format!("play {}", i + 1));
         if spec.profiles.is_empty() && spec.image.is_none() {
             return Err(PlaybookError::NoProfiles {
-                path: path.to_path_buf(),
+                location: positions.locate(&i.to_string()),
                 play: name,
             });
         }
-        let profile = profile::load_many(&dir, &spec.profiles)?;
+        let names: Vec<_> = (spec.profiles.iter().enumerate())
+            .map(|(j, n)| {
+                (
+                    n.clone(),
+                    Some(positions.locate(&format!("{i}.profiles.{j}"))),
+                )
+            })
+            .collect();
+        let profile = profile::load_many(&tree, &names)?;
         let fallback = match &profile.fallback {
-            Some(name) => Some(profile::load(&dir, name)?),
+            Some(name) => Some(profile::load(&tree, name)?),
             None => None,
         };
         let image = match &spec.image {
@@ -177,7 +184,7 @@ pub fn load(path: &Path) -> Result<Playbook, PlaybookError> {
             Some(stage) => {
                 let file = path.parent().unwrap_or(Path::new(".")).join(&stage.file);
                 let source = ImageSource::open(&file).map_err(|source| PlaybookError::Image {
-                    location: PositionMap::build(path, &text).locate(&format!("{i}.image.file")),
+                    location: positions.locate(&format!("{i}.image.file")),
                     play: name.clone(),
                     source: Box::new(source),
                 })?;
@@ -214,7 +221,7 @@ mod tests {
             "- hosts: all\n  image: {file: golden.img, target: /dev/sda}\n",
         )
         .unwrap();
-        let loaded = load(&book).unwrap();
+        let loaded = load(&book, &[]).unwrap();
         assert!(loaded.plays[0].image.is_some());
         assert!(loaded.plays[0].profile.resources.is_empty());
 
@@ -223,7 +230,7 @@ mod tests {
             "- hosts: all\n  image:\n    file: missing.img\n    target: /dev/sda\n",
         )
         .unwrap();
-        let err = load(&book).unwrap_err().to_string();
+        let err = load(&book, &[]).unwrap_err().to_string();
         assert!(
             err.starts_with(&format!("{}:3:11: play `play 1`", book.display())),
             "{err}"
@@ -231,7 +238,7 @@ mod tests {
         assert!(err.contains("parc image build"), "{err}");
 
         std::fs::write(&book, "- hosts: all\n").unwrap();
-        let err = load(&book).unwrap_err().to_string();
+        let err = load(&book, &[]).unwrap_err().to_string();
         assert!(err.contains("no profiles and no image"), "{err}");
     }
 }

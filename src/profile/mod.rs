@@ -14,8 +14,10 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 use serde::Deserialize;
 
+use crate::confine::{ReadError, Tree};
 use crate::inventory::Vars;
 use crate::location::{Location, PositionMap};
+use crate::render::{FILES, TEMPLATES};
 use crate::resources::Resource;
 use crate::verify::Test;
 
@@ -80,8 +82,9 @@ pub struct DeclaredTest {
 pub struct Profile {
     pub name: String,
     pub description: Option<String>,
-    /// Directory holding the profile files, `templates/` and `files/`.
-    pub dir: PathBuf,
+    /// Directory holding the profile files, `templates/` and `files/`: the
+    /// tree its files, templates and includes must stay in.
+    pub tree: Tree,
     pub vars: Vars,
     pub secret_vars: BTreeSet<String>,
     pub resources: Vec<Declared>,
@@ -95,10 +98,20 @@ pub struct Profile {
 pub enum ProfileError {
     #[error("profile `{name}` not found: no file {path}")]
     NotFound { name: String, path: PathBuf },
-    #[error("cannot read profile {path}: {source}")]
-    Read {
+    #[error("{location}: profile `{name}` not found: no file {}", path.display())]
+    NotFoundAt {
+        location: Location,
+        name: String,
         path: PathBuf,
-        source: std::io::Error,
+    },
+    #[error("cannot read profile: {source}")]
+    Read { source: ReadError },
+    /// A profile named where it was written (an `include:`, a play's
+    /// `profiles:`) that cannot be read or lies outside the tree.
+    #[error("{location}: {source}")]
+    Refused {
+        location: Location,
+        source: ReadError,
     },
     #[error("{location}: {message}")]
     Invalid { location: Location, message: String },
@@ -114,25 +127,38 @@ pub enum ProfileError {
 
 /// The file of profile `name` in `dir` (`name` may also be a path to a .yml file).
 pub fn profile_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(profile_file(name))
+}
+
+/// The file of profile `name`, relative to its directory.
+fn profile_file(name: &str) -> PathBuf {
     if name.ends_with(".yml") || name.ends_with(".yaml") {
-        dir.join(name)
+        PathBuf::from(name)
     } else {
-        dir.join(format!("{name}.yml"))
+        PathBuf::from(format!("{name}.yml"))
     }
 }
 
-/// Load profile `name` from `dir`, with its includes.
-pub fn load(dir: &Path, name: &str) -> Result<Profile, ProfileError> {
-    load_many(dir, &[name.to_string()])
+/// Load profile `name` from `tree`, with its includes.
+pub fn load(tree: &Tree, name: &str) -> Result<Profile, ProfileError> {
+    load_many(tree, &[(name.to_string(), None)])
 }
 
 /// Load several profiles as one (a play's `profiles:` list): resources in
-/// order, each file once, later profiles' vars winning.
-pub fn load_many(dir: &Path, names: &[String]) -> Result<Profile, ProfileError> {
+/// order, each file once, later profiles' vars winning. Each name comes with
+/// where it was written, if it was.
+pub fn load_many(
+    tree: &Tree,
+    names: &[(String, Option<Location>)],
+) -> Result<Profile, ProfileError> {
     let mut profile = Profile {
-        name: names.join("+"),
+        name: names
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join("+"),
         description: None,
-        dir: dir.to_path_buf(),
+        tree: tree.clone(),
         vars: Vars::new(),
         secret_vars: BTreeSet::new(),
         resources: Vec::new(),
@@ -141,21 +167,30 @@ pub fn load_many(dir: &Path, names: &[String]) -> Result<Profile, ProfileError> 
         fallback: None,
     };
     let mut seen = BTreeSet::new();
-    for name in names {
-        load_into(dir, name, &mut profile, &mut seen, &mut Vec::new())?;
+    for (name, at) in names {
+        load_into(
+            tree,
+            name,
+            at.as_ref(),
+            &mut profile,
+            &mut seen,
+            &mut Vec::new(),
+        )?;
     }
     check_notify(&profile)?;
+    check_sources(&profile)?;
     Ok(profile)
 }
 
 fn load_into(
-    dir: &Path,
+    tree: &Tree,
     name: &str,
+    at: Option<&Location>,
     into: &mut Profile,
     seen: &mut BTreeSet<PathBuf>,
     chain: &mut Vec<String>,
 ) -> Result<(), ProfileError> {
-    let path = profile_path(dir, name);
+    let path = profile_path(tree.dir(), name);
     if chain.iter().any(|c| c == name) {
         chain.push(name.to_string());
         return Err(ProfileError::Cycle {
@@ -165,23 +200,33 @@ fn load_into(
     if !seen.insert(path.clone()) {
         return Ok(()); // already included through another path
     }
-    if !path.exists() {
-        return Err(ProfileError::NotFound {
-            name: name.to_string(),
-            path,
-        });
-    }
-    let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let file: ProfileFile = from_yaml(&text).map_err(|e| yaml_error(&path, e))?;
+    let text = tree
+        .read_to_string(&profile_file(name))
+        .map_err(|source| match (at, &source) {
+            (Some(location), e) if e.is_not_found() => ProfileError::NotFoundAt {
+                location: location.clone(),
+                name: name.to_string(),
+                path: path.clone(),
+            },
+            (None, e) if e.is_not_found() => ProfileError::NotFound {
+                name: name.to_string(),
+                path: path.clone(),
+            },
+            (Some(location), _) => ProfileError::Refused {
+                location: location.clone(),
+                source,
+            },
+            (None, _) => ProfileError::Read { source },
+        })?;
+    prescan(&path, &text)?;
+    let file: ProfileFile = from_yaml(&text).map_err(|e| yaml_error(&path, &text, e))?;
+    let positions = Arc::new(PositionMap::build(&path, &text));
     chain.push(name.to_string());
-    for inc in &file.include {
-        load_into(dir, inc, into, seen, chain)?;
+    for (i, inc) in file.include.iter().enumerate() {
+        let at = positions.locate(&format!("include.{i}"));
+        load_into(tree, inc, Some(&at), into, seen, chain)?;
     }
     chain.pop();
-    let positions = Arc::new(PositionMap::build(&path, &text));
     if into.description.is_none() || chain.is_empty() {
         into.description = file.description.or(into.description.take());
     }
@@ -224,6 +269,39 @@ fn load_into(
     Ok(())
 }
 
+/// Refuse, before any host is contacted, a `src`, `template` or `deb` that
+/// leads out of the profile tree or is not a regular file. Names built by a
+/// template are checked when rendered, as are files that do not exist yet.
+fn check_sources(p: &Profile) -> Result<(), ProfileError> {
+    for d in &p.resources {
+        let named = match &d.resource {
+            Resource::File(f) => [
+                (FILES, "file.src", f.src.as_deref()),
+                (TEMPLATES, "file.template", f.template.as_deref()),
+            ],
+            Resource::Package(pkg) => [
+                (FILES, "package.deb", pkg.deb.as_deref()),
+                (FILES, "", None),
+            ],
+            _ => continue,
+        };
+        for (sub, field, name) in named {
+            let Some(name) = name.filter(|n| !n.contains("{{") && !n.contains("{%")) else {
+                continue;
+            };
+            if let Err(e) = p.tree.check(&Path::new(sub).join(name))
+                && !e.is_not_found()
+            {
+                return Err(ProfileError::Refused {
+                    location: d.origin.locate(field),
+                    source: e,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_notify(p: &Profile) -> Result<(), ProfileError> {
     for d in &p.resources {
         for h in d.resource.kind().notify() {
@@ -248,9 +326,18 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_
     ))
 }
 
+/// Refuse, before parsing, YAML nested too deep to parse in reasonable time
+/// or holding several documents (see `location::check_yaml_text`).
+pub fn prescan(path: &Path, text: &str) -> Result<(), ProfileError> {
+    crate::location::check_yaml_text(path, text).map_err(|e| ProfileError::Invalid {
+        message: e.message(),
+        location: e.location().clone(),
+    })
+}
+
 /// A YAML/serde error with its location when the parser knows it.
-pub fn yaml_error(path: &Path, e: serde_norway::Error) -> ProfileError {
-    match Location::from_yaml(path, &e) {
+pub fn yaml_error(path: &Path, text: &str, e: serde_norway::Error) -> ProfileError {
+    match Location::from_yaml(path, text, &e) {
         Some(location) => ProfileError::Invalid {
             location,
             message: strip_location(&e.to_string()),

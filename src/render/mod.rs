@@ -11,21 +11,30 @@ mod redact;
 pub use number::Number;
 pub use redact::{REDACTED, Redactor, looks_secret};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::confine::Tree;
 use crate::location::Location;
 use crate::profile::Origin;
 use crate::resources::{DebFile, Resource};
 
+/// Where a profile tree keeps templates and verbatim files.
+pub const TEMPLATES: &str = "templates";
+pub const FILES: &str = "files";
+
+/// Template instructions one render may run. Real templates (a config file
+/// looping over a few thousand items) use tens of thousands; a loop meant to
+/// exhaust the controller's memory or time stops here, with its location.
+pub const FUEL: u64 = 250_000;
+
 pub struct Renderer {
     env: Environment<'static>,
-    templates: PathBuf,
-    files: PathBuf,
+    tree: Tree,
 }
 
 /// A filter that passes its value through and notes it (see
@@ -38,6 +47,7 @@ fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
+    env.set_fuel(Some(FUEL));
     env
 }
 
@@ -60,15 +70,25 @@ pub enum RenderError {
 }
 
 impl Renderer {
-    /// Templates come from `<profile dir>/templates`, raw files from `<profile dir>/files`.
-    pub fn new(profile_dir: &Path) -> Self {
-        let templates = profile_dir.join("templates");
+    /// Templates come from `<profile dir>/templates`, raw files from
+    /// `<profile dir>/files`; neither may lead out of the profile tree, even
+    /// through `{% include %}`, `{% import %}` or a symlink.
+    pub fn new(tree: &Tree) -> Self {
         let mut env = environment();
-        env.set_loader(minijinja::path_loader(&templates));
+        let loader_tree = tree.clone();
+        env.set_loader(move |name| {
+            match loader_tree.read_to_string(&Path::new(TEMPLATES).join(name)) {
+                Ok(text) => Ok(Some(text)),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    e.to_string(),
+                )),
+            }
+        });
         Renderer {
             env,
-            templates,
-            files: profile_dir.join("files"),
+            tree: tree.clone(),
         }
     }
 
@@ -149,14 +169,17 @@ impl Renderer {
             message: match e.kind() {
                 minijinja::ErrorKind::TemplateNotFound => format!(
                     "template `{name}` not found (looked in {})",
-                    self.templates.display()
+                    self.tree.dir().join(TEMPLATES).display()
                 ),
                 _ => template_error_message(&e, None),
             },
         })?;
         let rendered = tmpl.render(ctx).map_err(|e| {
-            let file = self.templates.join(name);
-            let source = std::fs::read_to_string(&file).unwrap_or_default();
+            let file = self.tree.dir().join(TEMPLATES).join(name);
+            let source = self
+                .tree
+                .read_to_string(&Path::new(TEMPLATES).join(name))
+                .unwrap_or_default();
             RenderError::At {
                 location: location_in(&file, &source, &e, 1, 1),
                 message: template_error_message(&e, Some(&source)),
@@ -201,11 +224,12 @@ impl Renderer {
 
     /// Bytes of `files/<name>`, copied verbatim.
     pub fn read_file(&self, name: &str, at: &Location) -> Result<Vec<u8>, RenderError> {
-        let path = self.files.join(name);
-        std::fs::read(&path).map_err(|e| RenderError::At {
-            location: at.clone(),
-            message: format!("cannot read source file {}: {e}", path.display()),
-        })
+        self.tree
+            .read(&Path::new(FILES).join(name))
+            .map_err(|e| RenderError::At {
+                location: at.clone(),
+                message: format!("source file: {e}"),
+            })
     }
 
     /// Evaluate a `when:` expression.
@@ -565,8 +589,8 @@ mod tests {
             std::fs::write(dir.path().join("files").join(name), data).unwrap();
         }
         std::fs::write(dir.path().join("p.yml"), yaml).unwrap();
-        let profile = crate::profile::load(dir.path(), "p").unwrap();
-        let renderer = Renderer::new(dir.path());
+        let profile = crate::profile::load(&Tree::new(dir.path(), &[]), "p").unwrap();
+        let renderer = Renderer::new(&profile.tree);
         profile
             .resources
             .iter()
@@ -601,9 +625,10 @@ mod tests {
             "resources:\n  - command: {run: \"echo {{ who }} {{ pw | upper }} {{- pw[2:] }}; {% for t in vault.db %}echo {{ t | upper -}} {% endfor %}; exit 1\", chdir: \"/home/{{ who }}\"}\n",
         )
         .unwrap();
-        let profile = crate::profile::load(dir.path(), "p").unwrap();
+        let tree = Tree::new(dir.path(), &[]);
+        let profile = crate::profile::load(&tree, "p").unwrap();
         let d = &profile.resources[0];
-        let r = Renderer::new(dir.path())
+        let r = Renderer::new(&tree)
             .resource(
                 &d.resource,
                 &d.origin,
@@ -649,8 +674,9 @@ mod tests {
             "resources:\n  - file: {path: /a, template: plain.j2}\n  - file: {path: /b, template: outer.j2}\n",
         )
         .unwrap();
-        let profile = crate::profile::load(dir.path(), "p").unwrap();
-        let renderer = Renderer::new(dir.path());
+        let tree = Tree::new(dir.path(), &[]);
+        let profile = crate::profile::load(&tree, "p").unwrap();
+        let renderer = Renderer::new(&tree);
         let mut redactor = Redactor::for_host(&vars, &["pw".to_string()], &Default::default());
         let tainted: Vec<bool> = profile
             .resources
@@ -719,7 +745,7 @@ mod tests {
         }
         let missing = out[1].as_ref().unwrap_err();
         assert!(
-            missing.contains("p.yml:4:12: cannot read source file"),
+            missing.contains("p.yml:4:12: source file: cannot read"),
             "{missing}"
         );
         let bad = out[2].as_ref().unwrap_err();
@@ -727,5 +753,135 @@ mod tests {
             bad.contains("p.yml:5:20: package script.sh: it is not a Debian package"),
             "{bad}"
         );
+    }
+
+    /// The attacks of issue 14: each would have copied a controller file
+    /// (here a stand-in for /etc/shadow beside the profile tree) to targets.
+    #[test]
+    fn profiles_cannot_read_controller_files_outside_their_tree() {
+        let base = tempfile::tempdir().unwrap();
+        let secret = base.path().join("shadow");
+        std::fs::write(&secret, "root:$6$secret:::\n").unwrap();
+        let dir = base.path().join("profiles");
+        for sub in ["files", "templates"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        std::os::unix::fs::symlink(&secret, dir.join("files/link")).unwrap();
+        std::os::unix::fs::symlink(&secret, dir.join("templates/link.j2")).unwrap();
+        std::fs::write(dir.join("templates/inc.j2"), "{% include '../../shadow' %}").unwrap();
+        std::fs::write(
+            dir.join("templates/abs.j2"),
+            "{% import '/etc/passwd' as x %}",
+        )
+        .unwrap();
+        std::fs::write(dir.join("files/ok"), "fine").unwrap();
+        let tree = Tree::new(&dir, &[]);
+        let renderer = Renderer::new(&tree);
+        let cases = [
+            ("src: ../../etc/passwd", "etc/passwd"),
+            ("src: /etc/passwd", "/etc/passwd"),
+            ("src: ../../shadow", "shadow"),
+            ("src: link", "shadow"),
+            ("template: link.j2", "shadow"),
+            ("src: '{{ \"../../shadow\" }}'", "shadow"),
+        ];
+        for (field, resolved) in cases {
+            let yaml = format!("resources:\n  - file:\n      path: /x\n      {field}\n");
+            std::fs::write(dir.join("p.yml"), &yaml).unwrap();
+            let err = match crate::profile::load(&tree, "p") {
+                Err(e) => e.to_string(),
+                Ok(p) => renderer
+                    .resource(
+                        &p.resources[0].resource,
+                        &p.resources[0].origin,
+                        &Value::from(()),
+                        &mut Redactor::default(),
+                    )
+                    .map(|_| ())
+                    .unwrap_err()
+                    .to_string(),
+            };
+            assert!(err.contains(":4:"), "{field}: {err}");
+            assert!(err.contains("outside"), "{field}: {err}");
+            assert!(err.contains(resolved), "{field}: {err}");
+        }
+        for template in ["inc.j2", "abs.j2"] {
+            let yaml = format!("resources:\n  - file: {{path: /x, template: {template}}}\n");
+            std::fs::write(dir.join("p.yml"), &yaml).unwrap();
+            let p = crate::profile::load(&tree, "p").unwrap();
+            let err = renderer
+                .resource(
+                    &p.resources[0].resource,
+                    &p.resources[0].origin,
+                    &Value::from(()),
+                    &mut Redactor::default(),
+                )
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("outside"), "{template}: {err}");
+            assert!(!err.contains("root:"), "{template}: {err}");
+        }
+        std::fs::write(dir.join("p.yml"), "include: [../x]\nresources: []\n").unwrap();
+        std::fs::write(base.path().join("x.yml"), "resources: []\n").unwrap();
+        let err = crate::profile::load(&tree, "p").unwrap_err().to_string();
+        assert!(
+            err.contains("p.yml:1:11: ") && err.contains("outside"),
+            "{err}"
+        );
+
+        // The operator may allow a directory explicitly.
+        std::fs::write(
+            dir.join("p.yml"),
+            "resources:\n  - file: {path: /x, src: link}\n",
+        )
+        .unwrap();
+        let allowed = Tree::new(&dir, &[base.path().to_path_buf()]);
+        let p = crate::profile::load(&allowed, "p").unwrap();
+        let r = Renderer::new(&allowed)
+            .resource(
+                &p.resources[0].resource,
+                &p.resources[0].origin,
+                &Value::from(()),
+                &mut Redactor::default(),
+            )
+            .unwrap();
+        let Resource::File(f) = r.value else { panic!() };
+        assert_eq!(f.resolved.unwrap().as_slice(), b"root:$6$secret:::\n");
+    }
+
+    #[test]
+    fn a_runaway_template_loop_runs_out_of_fuel_at_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+        std::fs::write(
+            dir.path().join("templates/loop.j2"),
+            "ok\n{% for i in range(100000) %}{{ s }}{% endfor %}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("p.yml"),
+            "resources:\n  - file: {path: /x, template: loop.j2}\n  - file: {path: /y, content: \"{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}\"}\n",
+        )
+        .unwrap();
+        let tree = Tree::new(dir.path(), &[]);
+        let profile = crate::profile::load(&tree, "p").unwrap();
+        let renderer = Renderer::new(&tree);
+        let ctx = minijinja::context! { s => "x".repeat(1000) };
+        let errors: Vec<String> = profile
+            .resources
+            .iter()
+            .map(|d| {
+                renderer
+                    .resource(&d.resource, &d.origin, &ctx, &mut Redactor::default())
+                    .map(|_| ())
+                    .unwrap_err()
+                    .to_string()
+            })
+            .collect();
+        assert!(errors[0].contains("templates/loop.j2:2:"), "{}", errors[0]);
+        assert!(errors[0].contains("fuel"), "{}", errors[0]);
+        assert!(errors[1].contains("p.yml:3:"), "{}", errors[1]);
+        assert!(errors[1].contains("fuel"), "{}", errors[1]);
     }
 }

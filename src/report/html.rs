@@ -108,6 +108,9 @@ fn meta(report: &Report, tz: &TimeZone) -> Markup {
             }
             @if let Some(p) = &m.inventory { dt { "Inventory" } dd { code { (p.display()) } } }
             @if let Some(p) = &m.playbook { dt { "Playbook" } dd { code { (p.display()) } } }
+            @for d in &m.allow_outside {
+                dt { "Read outside the profiles" } dd { code { (d.display()) } }
+            }
             dt { "Command" } dd { code { (command) } }
         }
     }

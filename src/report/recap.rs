@@ -21,6 +21,13 @@ pub fn render(report: &Report, tz: &TimeZone) -> String {
         let _ = write!(out, " {}", p.display());
     }
     let _ = writeln!(out, " by {} on {}", m.operator, m.controller);
+    for d in &m.allow_outside {
+        let _ = writeln!(
+            out,
+            "profiles were allowed to read files outside their tree, from {}",
+            d.display()
+        );
+    }
     let _ = write!(out, "started {}", local(report.started));
     match report.finished {
         Some(end) => {
@@ -46,7 +53,8 @@ pub fn render(report: &Report, tz: &TimeZone) -> String {
         }
     }
     out.push('\n');
-    out
+    // Host names, errors and output in the record came from hosts.
+    lines::escape_controls(&out)
 }
 
 fn host(out: &mut String, h: &HostRecord, plan: bool) {

@@ -21,6 +21,10 @@ pub struct RunMeta {
     pub controller: String,
     pub inventory: Option<PathBuf>,
     pub playbook: Option<PathBuf>,
+    /// Directories outside the profile tree the operator let profiles read
+    /// (`--allow-outside`): confinement was relaxed for this run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_outside: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

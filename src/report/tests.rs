@@ -27,6 +27,7 @@ fn meta() -> RunMeta {
         controller: "helpdesk-01".into(),
         inventory: Some("/srv/parc/inventory.yml".into()),
         playbook: Some("/srv/parc/playbooks/rollout.yml".into()),
+        allow_outside: vec![],
     }
 }
 
@@ -227,6 +228,30 @@ fn records_plays_batches_and_hosts_in_target_order() {
             ("rolled_back", 0)
         ]
         .map(|(s, n)| (s.to_string(), n))
+    );
+}
+
+#[test]
+fn a_run_allowed_to_read_outside_the_profiles_says_so_everywhere() {
+    let mut report = folded(&rollout_events());
+    report.meta.allow_outside = vec!["/srv/shared".into()];
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(
+        json.contains(r#""allow_outside":["/srv/shared"]"#),
+        "{json}"
+    );
+    assert!(
+        render_recap(&report, &TimeZone::UTC)
+            .contains("profiles were allowed to read files outside their tree, from /srv/shared")
+    );
+    let html = render_html(&report, &TimeZone::UTC);
+    assert!(html.contains("Read outside the profiles"), "{html}");
+    // A confined run's record says nothing of it.
+    report.meta.allow_outside.clear();
+    assert!(
+        !serde_json::to_string(&report)
+            .unwrap()
+            .contains("allow_outside")
     );
 }
 

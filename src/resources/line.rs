@@ -13,7 +13,7 @@ use super::attrs::{Mode, State};
 use super::file::sha256_hex;
 use super::plan::{Change, Op, Plan, PlanContext, Step, Touch, unified_diff};
 use super::script::{Record, Script};
-use super::{Kind, PathKind, PathState, ResourceError};
+use super::{EDIT_LIMIT, Kind, PathKind, PathState, ResourceError, too_large};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,7 +114,7 @@ impl Kind for Line {
     }
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
         let stat = s.stat(&self.path);
-        let blob = s.blob(id, "content", &self.path, None);
+        let blob = s.blob(id, "content", &self.path, Some(EDIT_LIMIT));
         s.sh(&format!("parc_rec {id}; {stat}; {blob}"));
         if !self.follow {
             s.sh(&format!(
@@ -143,6 +143,9 @@ impl Kind for Line {
             } else {
                 Err(self.invalid("the file does not exist and `create: false`"))
             };
+        }
+        if exists && let Some(e) = too_large(self.label(), &self.path, probed.get("size")) {
+            return Err(e);
         }
         // The content comes back apart from the stat: editing anything but
         // the bytes that were hashed could lose the rest of the file.

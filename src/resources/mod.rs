@@ -44,6 +44,26 @@ pub use user::{PasswordHash, User};
 
 use script::{Record, Script};
 
+/// The most parc reads of a file it edits in place (a `line`'s file, a
+/// user's authorized_keys): such files are often written by the host's
+/// users, who must not be able to make the controller hold gigabytes.
+pub(crate) const EDIT_LIMIT: u64 = 8 << 20;
+
+/// The refusal of a file over [`EDIT_LIMIT`], from its probed `size`; `None`
+/// when the size is within it (or unknown: the read then says what went wrong).
+pub(crate) fn too_large(resource: String, path: &str, size: Option<&str>) -> Option<ResourceError> {
+    let size = size?.parse::<u64>().ok().filter(|s| *s > EDIT_LIMIT)?;
+    let iec = |n: u64| bytesize::ByteSize(n).display().iec().to_string();
+    Some(ResourceError::Invalid {
+        resource,
+        reason: format!(
+            "{path} is {}, more than the {} parc reads of a file it edits; it was not read and was left as it is",
+            iec(size),
+            iec(EDIT_LIMIT)
+        ),
+    })
+}
+
 /// One declared resource. YAML: `- file: {path: /etc/motd, content: "..."}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -52,6 +52,74 @@ pub struct Output {
     pub stderr: Vec<u8>,
 }
 
+/// One output stream of a command, of which parc kept only the start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Kept {
+    /// The first bytes of the stream, at most the cap.
+    pub bytes: Vec<u8>,
+    /// How many bytes the stream had in all.
+    pub total: u64,
+}
+
+impl Kept {
+    /// The size of the whole stream when not all of it was kept.
+    pub fn cut_from(&self) -> Option<u64> {
+        (self.total > self.bytes.len() as u64).then_some(self.total)
+    }
+}
+
+/// A writer that keeps the first `max` bytes written to it and counts the
+/// rest: a chatty (or hostile) host's output costs the controller at most
+/// `max` bytes however much it sends.
+#[derive(Debug)]
+pub struct Capped {
+    kept: Kept,
+    max: usize,
+}
+
+impl Capped {
+    pub fn new(max: usize) -> Capped {
+        Capped {
+            kept: Kept::default(),
+            max,
+        }
+    }
+
+    pub fn into_kept(self) -> Kept {
+        self.kept
+    }
+}
+
+impl AsyncWrite for Capped {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let room = this.max.saturating_sub(this.kept.bytes.len());
+        this.kept
+            .bytes
+            .extend_from_slice(&buf[..buf.len().min(room)]);
+        this.kept.total += buf.len() as u64;
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
 /// Why talking to a host failed. These are *transport* failures: the host could not
 /// be reached or authenticated, as opposed to a command that ran and failed.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +187,20 @@ pub trait Transport: Send + Sync {
             stderr,
         })
     }
+
+    /// Run a command with no input, keeping at most `max` bytes of each of
+    /// its output streams (and their full sizes); the rest is read and dropped.
+    async fn exec_capped(
+        &self,
+        command: &str,
+        max: usize,
+    ) -> Result<(ExitStatus, Kept, Kept), TransportError> {
+        let (mut stdout, mut stderr) = (Capped::new(max), Capped::new(max));
+        let status = self
+            .exec(command, &mut &b""[..], &mut stdout, &mut stderr)
+            .await?;
+        Ok((status, stdout.into_kept(), stderr.into_kept()))
+    }
 }
 
 /// Quote one word for a POSIX shell. Every path, user name and argument that parc
@@ -155,5 +237,20 @@ mod tests {
             assert_eq!(String::from_utf8(out.stdout).unwrap(), word);
         }
         assert!(!std::path::Path::new("/tmp/parc-pwned").exists());
+    }
+
+    #[tokio::test]
+    async fn capped_output_keeps_its_start_and_counts_the_rest() {
+        let (status, out, err) = local::LocalTransport
+            .exec_capped("head -c 100000 /dev/zero; echo oops >&2", 1000)
+            .await
+            .unwrap();
+        assert!(status.success());
+        assert_eq!((out.bytes.len(), out.total), (1000, 100000));
+        assert_eq!(out.cut_from(), Some(100000));
+        assert_eq!(
+            (err.bytes.as_slice(), err.cut_from()),
+            (&b"oops\n"[..], None)
+        );
     }
 }

@@ -4,8 +4,29 @@ use super::Options;
 use crate::engine::events::{Event, HostState, ImageReport, Outcome, ResourceStatus, Summary};
 use crate::verify::TestResult;
 
-/// The human text for an event, if it prints anything.
+/// The human text for an event, if it prints anything, safe for a terminal.
 pub fn event(ev: &Event, action: &str, options: Options) -> Option<String> {
+    event_text(ev, action, options).map(|t| escape_controls(&t))
+}
+
+/// `text` with every control character but newline and tab written as a
+/// visible escape (`\x1b`). Output, file names and errors come from hosts,
+/// whose users are not trusted: an ESC or OSC sequence in them must not
+/// recolour, retitle or rewrite the operator's terminal. parc's own text
+/// holds no control characters, so whole lines are escaped.
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn event_text(ev: &Event, action: &str, options: Options) -> Option<String> {
     match ev {
         Event::RunStarted {
             run_id,
@@ -75,7 +96,8 @@ pub fn host_finished(
         Outcome::Facts { .. } => format!("{host} | {label} | {secs:.2}s"),
         Outcome::Unreachable { error }
         | Outcome::Untrusted { error }
-        | Outcome::Failed { error } => {
+        | Outcome::Failed { error }
+        | Outcome::Invalid { error } => {
             format!("{host} | {label} | {error}")
         }
         Outcome::Skipped { reason } => format!("{host} | {label} | {reason}"),
@@ -125,11 +147,26 @@ pub fn host_finished(
         }
     };
     match outcome {
-        Outcome::Command { stdout, stderr, .. } if options.show_output => {
-            for text in [stdout, stderr] {
+        Outcome::Command {
+            stdout,
+            stderr,
+            stdout_cut_from,
+            stderr_cut_from,
+            ..
+        } if options.show_output => {
+            for (name, text, cut) in [
+                ("stdout", stdout, stdout_cut_from),
+                ("stderr", stderr, stderr_cut_from),
+            ] {
                 for l in text.lines() {
                     out.push_str("\n    ");
                     out.push_str(l);
+                }
+                if let Some(total) = cut {
+                    out.push_str(&format!(
+                        "\n    [{name} cut at --max-output: {} in all, only its start kept]",
+                        bytes(*total)
+                    ));
                 }
             }
         }
@@ -231,6 +268,10 @@ pub fn recap_row(host: &str, state: HostState, outcome: &Outcome) -> Option<Stri
 
 /// The recap printed before the summary line: every host, failures first.
 pub fn recap(rows: &mut [(HostState, String)]) -> Option<String> {
+    recap_text(rows).map(|t| escape_controls(&t))
+}
+
+fn recap_text(rows: &mut [(HostState, String)]) -> Option<String> {
     if rows.is_empty() {
         return None;
     }
@@ -318,11 +359,36 @@ mod tests {
     };
 
     #[test]
+    fn control_characters_from_hosts_reach_the_terminal_as_text() {
+        let o = Outcome::Command {
+            status: ExitStatus::Code(0),
+            stdout: "\u{1b}]0;pwned\u{7}\u{1b}[2Jtab\there\r\u{9b}31m\n".into(),
+            stderr: String::new(),
+            stdout_cut_from: Some(5 << 30),
+            stderr_cut_from: None,
+        };
+        let ev = Event::HostFinished {
+            host: "ws-\u{1b}[31m".into(),
+            state: HostState::Ok,
+            elapsed_ms: 1,
+            execs: 1,
+            outcome: o,
+        };
+        let text = event(&ev, "run", ALL).unwrap();
+        assert_eq!(
+            text,
+            "ws-\\x1b[31m | ok | exit 0 | 0.00s\n    \\x1b]0;pwned\\x07\\x1b[2Jtab\there\\x0d\\x9b31m\n    [stdout cut at --max-output: 5.0 GiB in all, only its start kept]"
+        );
+    }
+
+    #[test]
     fn command_lines() {
         let o = Outcome::Command {
             status: ExitStatus::Code(2),
             stdout: "a\nb\n".into(),
             stderr: "oops\n".into(),
+            stdout_cut_from: None,
+            stderr_cut_from: None,
         };
         insta::assert_snapshot!(host_finished("ws-001", HostState::Failed, 1234, &o, ALL));
         let u = Outcome::Unreachable {

@@ -96,6 +96,7 @@ pub(super) async fn confirm_or_recover(
     let done = Converged {
         resources: resources.clone(),
         error: Some(reason.clone()),
+        invalid_input: false,
         journaled: true,
         restored: true,
         verification: verification.clone(),

@@ -24,6 +24,8 @@ pub struct Converged {
     pub resources: Vec<ResourceReport>,
     /// The first error, if the host failed.
     pub error: Option<String>,
+    /// The error is in the input (rendering), not on the host.
+    pub invalid_input: bool,
     /// A journal was written: there is something to roll back.
     pub journaled: bool,
     /// The journal was already restored (by the host's dead-man watchdog).
@@ -36,10 +38,20 @@ pub struct Converged {
 }
 
 impl Converged {
+    /// A template or field that does not render for this host: nothing was
+    /// sent to it.
+    fn invalid(error: String) -> Self {
+        Converged {
+            invalid_input: true,
+            ..Converged::failed(error, vec![], false)
+        }
+    }
+
     fn failed(error: String, resources: Vec<ResourceReport>, journaled: bool) -> Self {
         Converged {
             resources,
             error: Some(error),
+            invalid_input: false,
             journaled,
             restored: false,
             verification: vec![],
@@ -84,18 +96,18 @@ async fn converge_vars(
     redactor: &mut Redactor,
 ) -> Converged {
     let ctx = Value::from_serialize(vars);
-    let renderer = Renderer::new(&job.profile.dir);
+    let renderer = Renderer::new(&job.profile.tree);
 
     events.phase(host, "rendering");
     let mut items = match render_all(&renderer, &job.profile.resources, &ctx, redactor) {
         Ok(items) => items,
-        Err(e) => return Converged::failed(e, vec![], false),
+        Err(e) => return Converged::invalid(e),
     };
     let mut handlers: Vec<(String, Item)> = Vec::new();
     for (name, d) in &job.profile.handlers {
         match render_all(&renderer, std::slice::from_ref(d), &ctx, redactor) {
             Ok(mut v) => handlers.push((name.clone(), v.remove(0))),
-            Err(e) => return Converged::failed(e, vec![], false),
+            Err(e) => return Converged::invalid(e),
         }
     }
 
@@ -160,6 +172,7 @@ async fn converge_vars(
         return Converged {
             resources,
             error: first_error,
+            invalid_input: false,
             journaled: false,
             restored: false,
             verification: vec![],
@@ -255,6 +268,7 @@ async fn verified(
     let mut done = Converged {
         resources,
         error: None,
+        invalid_input: false,
         journaled,
         restored: false,
         verification: vec![],

@@ -245,6 +245,9 @@ async fn converged_outcome(
         };
         return (outcome, journaled, redactor);
     };
+    if done.invalid_input {
+        return (Outcome::Invalid { error: reason }, journaled, redactor);
+    }
     if job.check {
         let outcome = Outcome::Applied {
             check: true,

@@ -1,0 +1,297 @@
+//! Which controller files user-written input may make parc read.
+//!
+//! A profile tree (`profiles/` with its `templates/` and `files/`) is often
+//! someone else's work: a `src: ../../../../etc/shadow`, an `include:` of
+//! `../x`, a `{% include %}` of an absolute path or a symlink in `files/`
+//! would otherwise copy any controller file parc can read (it runs as root)
+//! to the targets. Every such read goes through a [`Tree`]: the path is
+//! resolved (symlinks included) and must land inside the tree's root, or in
+//! a directory the operator allowed explicitly (`--allow-outside DIR`).
+//!
+//! Only regular files are read ([`read_regular`]): a FIFO or a device named
+//! as a profile, template or inventory would block parc or feed it forever.
+
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::location::Location;
+
+/// Why a controller file was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(
+        "{} resolves to {}, outside {}: parc reads only files inside the profile tree (symlinks included); pass --allow-outside DIR to permit another directory",
+        path.display(), resolved.display(), root.display()
+    )]
+    Outside {
+        path: PathBuf,
+        resolved: PathBuf,
+        root: PathBuf,
+    },
+    #[error("{} is a {kind}, not a regular file; parc reads only regular files", path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("{location}: not UTF-8 text; parc reads YAML and templates as UTF-8")]
+    NotUtf8 { location: Location },
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ReadError {
+    /// The file does not exist (as opposed to existing and being refused).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ReadError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// A directory whose files user input may name, plus the directories the
+/// operator allowed beyond it.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    /// As given: paths in messages and lookups are built from it.
+    dir: PathBuf,
+    /// `dir` with its symlinks resolved: what a resolved path must start with.
+    root: PathBuf,
+    /// Resolved `--allow-outside` directories.
+    allowed: Arc<[PathBuf]>,
+}
+
+impl Tree {
+    /// `dir` need not exist: every read from it then fails as not found.
+    /// An empty `dir` (the parent of a bare file name) is the current one.
+    pub fn new(dir: &Path, allow_outside: &[PathBuf]) -> Tree {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        Tree {
+            dir: dir.to_path_buf(),
+            root: resolved_dir(dir),
+            allowed: allow_outside.iter().map(|d| resolved_dir(d)).collect(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The directories allowed beyond the tree.
+    pub fn allowed(&self) -> &[PathBuf] {
+        &self.allowed
+    }
+
+    /// `path` (relative paths are taken from the tree's directory) resolved,
+    /// if it lies inside the tree or an allowed directory.
+    pub fn resolve(&self, path: &Path) -> Result<PathBuf, ReadError> {
+        let joined = self.dir.join(path);
+        let outside = |resolved: PathBuf| ReadError::Outside {
+            path: joined.clone(),
+            resolved,
+            root: self.root.clone(),
+        };
+        // Said as such even when the file does not exist.
+        let lexical = normalize(&self.root.join(path));
+        if !self.contains(&lexical) {
+            return Err(outside(lexical));
+        }
+        let resolved = std::fs::canonicalize(&joined).map_err(|source| ReadError::Io {
+            path: joined.clone(),
+            source,
+        })?;
+        if self.contains(&resolved) {
+            Ok(resolved)
+        } else {
+            Err(outside(resolved))
+        }
+    }
+
+    fn contains(&self, path: &Path) -> bool {
+        std::iter::once(&self.root)
+            .chain(self.allowed.iter())
+            .any(|root| path.starts_with(root))
+    }
+
+    /// Whether `path` may be read: inside the tree and a regular file.
+    pub fn check(&self, path: &Path) -> Result<(), ReadError> {
+        let resolved = self.resolve(path)?;
+        let kind = std::fs::metadata(&resolved)
+            .map_err(|source| ReadError::Io {
+                path: resolved,
+                source,
+            })?
+            .file_type();
+        if kind.is_file() {
+            Ok(())
+        } else {
+            Err(ReadError::NotRegular {
+                path: self.dir.join(path),
+                kind: kind_name(kind),
+            })
+        }
+    }
+
+    /// The bytes of a regular file inside the tree.
+    pub fn read(&self, path: &Path) -> Result<Vec<u8>, ReadError> {
+        let resolved = self.resolve(path)?;
+        read_regular(&resolved).map_err(|e| match e {
+            // Name the file as the user wrote it, not as it resolved.
+            ReadError::NotRegular { kind, .. } => ReadError::NotRegular {
+                path: self.dir.join(path),
+                kind,
+            },
+            other => other,
+        })
+    }
+
+    /// The text of a regular file inside the tree.
+    pub fn read_to_string(&self, path: &Path) -> Result<String, ReadError> {
+        let bytes = self.read(path)?;
+        utf8(&self.dir.join(path), bytes)
+    }
+}
+
+/// `dir` absolute, with its symlinks resolved when it exists: a relative or
+/// empty root would be a prefix of nothing, or of everything.
+fn resolved_dir(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir)
+        .or_else(|_| std::path::absolute(dir))
+        .map(|d| normalize(&d))
+        .unwrap_or_else(|_| PathBuf::from("/nonexistent-parc-tree"))
+}
+
+/// `path` with `.` and `..` taken away without looking at the file system.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The bytes of `path` if it is a regular file. The file is opened without
+/// blocking and checked on the open descriptor, so a FIFO swapped in after
+/// a check cannot make parc wait for a writer.
+pub fn read_regular(path: &Path) -> Result<Vec<u8>, ReadError> {
+    let io = |source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(io)?;
+    let kind = file.metadata().map_err(io)?.file_type();
+    if !kind.is_file() {
+        return Err(ReadError::NotRegular {
+            path: path.to_path_buf(),
+            kind: kind_name(kind),
+        });
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes)
+}
+
+/// The text of `path` if it is a regular file holding UTF-8.
+pub fn read_regular_to_string(path: &Path) -> Result<String, ReadError> {
+    utf8(path, read_regular(path)?)
+}
+
+fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String, ReadError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let before = String::from_utf8_lossy(&valid[line_start..]);
+        ReadError::NotUtf8 {
+            location: Location {
+                file: path.to_path_buf(),
+                line: valid.iter().filter(|b| **b == b'\n').count() + 1,
+                column: before.chars().count() + 1,
+            },
+        }
+    })
+}
+
+fn kind_name(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "directory"
+    } else if kind.is_fifo() {
+        "FIFO"
+    } else if kind.is_socket() {
+        "socket"
+    } else if kind.is_char_device() {
+        "character device"
+    } else if kind.is_block_device() {
+        "block device"
+    } else {
+        "special file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_leaving_the_tree_are_refused_unless_allowed() {
+        let base = tempfile::tempdir().unwrap();
+        let tree_dir = base.path().join("profiles");
+        std::fs::create_dir_all(tree_dir.join("files")).unwrap();
+        std::fs::write(tree_dir.join("files/ok"), "ok").unwrap();
+        std::fs::write(base.path().join("secret"), "secret").unwrap();
+        std::os::unix::fs::symlink(base.path().join("secret"), tree_dir.join("files/link"))
+            .unwrap();
+        std::os::unix::fs::symlink("ok", tree_dir.join("files/inner")).unwrap();
+        let tree = Tree::new(&tree_dir, &[]);
+        assert_eq!(tree.read(Path::new("files/ok")).unwrap(), b"ok");
+        assert_eq!(tree.read(Path::new("files/inner")).unwrap(), b"ok");
+        for escape in [
+            "../secret",
+            "files/link",
+            "/etc/passwd",
+            "files/../../secret",
+        ] {
+            let err = tree.read(Path::new(escape)).unwrap_err();
+            assert!(matches!(err, ReadError::Outside { .. }), "{escape}: {err}");
+            assert!(err.to_string().contains("--allow-outside"), "{err}");
+        }
+        let allowed = Tree::new(&tree_dir, &[base.path().to_path_buf()]);
+        assert_eq!(allowed.read(Path::new("files/link")).unwrap(), b"secret");
+        // The directory of a bare file name (`parc verify p.yml`) is "".
+        let here = Tree::new(Path::new(""), &[]);
+        let err = here.read(Path::new("/etc/passwd")).unwrap_err();
+        assert!(matches!(err, ReadError::Outside { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("t.j2");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = read_regular(&fifo).unwrap_err();
+        assert!(err.to_string().contains("is a FIFO"), "{err}");
+        let err = read_regular(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("is a directory"), "{err}");
+        let latin1 = dir.path().join("p.yml");
+        std::fs::write(&latin1, b"a: 1\nb: caf\xe9\n").unwrap();
+        let err = read_regular_to_string(&latin1).unwrap_err().to_string();
+        assert!(
+            err.ends_with("p.yml:2:7: not UTF-8 text; parc reads YAML and templates as UTF-8"),
+            "{err}"
+        );
+    }
+}

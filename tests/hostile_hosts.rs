@@ -1,0 +1,201 @@
+//! Hostile hosts (issue 14): what a host sends back costs the controller a
+//! bounded amount of memory and report, and cannot drive the operator's
+//! terminal. Needs root and openssh-server.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitStatus, Stdio};
+
+use common::TestLab;
+
+/// Run `command` to its end; its exit status and peak resident memory in KiB,
+/// from the kernel's own accounting of that one child.
+// The child is reaped by wait4 here, which std cannot see.
+#[allow(clippy::zombie_processes)]
+fn run_measured(command: &mut Command) -> (ExitStatus, u64) {
+    let child = command.spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 fills it for this
+    // child only, which std has not reaped (its Child is never waited on).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
+    (ExitStatus::from_raw(status), usage.ru_maxrss as u64)
+}
+
+#[test]
+fn a_host_printing_500_mib_costs_the_controller_little_memory_and_report() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let out = tempfile::tempdir().unwrap();
+    let stdout = out.path().join("stdout");
+    let (status, peak_kib) = run_measured(
+        lab.parc()
+            .env("PARC_RUNS_DIR", out.path().join("runs"))
+            .args([
+                "run",
+                "all",
+                "--",
+                "head -c 500M /dev/zero; printf '\\033]0;pwned\\007\\033[2J' >&2",
+            ])
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(Stdio::piped()),
+    );
+    assert!(status.success(), "{status:?}");
+    eprintln!("controller peak RSS: {peak_kib} KiB");
+    assert!(peak_kib < 64 * 1024, "controller peak RSS {peak_kib} KiB");
+
+    let printed = std::fs::read_to_string(&stdout).unwrap();
+    let shown = printed.replace("\\x00", "");
+    assert!(
+        printed.contains("[stdout cut at --max-output: 500.0 MiB in all, only its start kept]"),
+        "{}",
+        shown
+    );
+    // The host's escape sequences reach the terminal as text.
+    assert!(!printed.contains('\u{1b}') && !printed.contains('\u{7}'));
+    assert!(printed.contains("\\x1b]0;pwned\\x07\\x1b[2J"), "{}", shown);
+
+    let reports: Vec<_> = walk(&out.path().join("runs"))
+        .into_iter()
+        .filter(|p| p.ends_with("report.json"))
+        .collect();
+    assert_eq!(reports.len(), 1);
+    let size = std::fs::metadata(&reports[0]).unwrap().len();
+    // The 1 MiB kept is NUL bytes, which JSON writes as `\u0000`: 6 MiB at
+    // worst, whatever the host sends (it was 786 MB before the cap).
+    assert!(size < 7 << 20, "report.json is {size} bytes");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// A 300 MiB file under a `line` and a 300 MiB authorized_keys (which the
+/// user owns) are refused by size, unread: the controller stays small.
+#[test]
+fn huge_files_a_host_user_controls_are_refused_unread() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let made = lab.ssh(
+        0,
+        "useradd -m parcbig && mkdir -p ~parcbig/.ssh && truncate -s 300M ~parcbig/.ssh/authorized_keys \
+         && chown -R parcbig: ~parcbig/.ssh && truncate -s 300M /tmp/big.conf",
+    );
+    assert!(made.status.success(), "{made:?}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("profiles")).unwrap();
+    std::fs::create_dir_all(dir.path().join("playbooks")).unwrap();
+    std::fs::write(
+        dir.path().join("profiles/big.yml"),
+        "resources:\n  - line: {path: /tmp/big.conf, line: 'a=1'}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("profiles/keys.yml"),
+        "resources:\n  - user: {name: parcbig, authorized_keys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIParcTestKeyOnlyForTheLab a@b']}\n",
+    )
+    .unwrap();
+    for profile in ["big", "keys"] {
+        let pb = dir.path().join(format!("playbooks/{profile}.yml"));
+        std::fs::write(&pb, format!("- hosts: all\n  profiles: [{profile}]\n")).unwrap();
+        let out = dir.path().join(format!("{profile}.json"));
+        let (status, peak_kib) = run_measured(
+            lab.parc()
+                .env("PARC_RUNS_DIR", dir.path().join("runs"))
+                .args(["--json", "apply"])
+                .arg(&pb)
+                .stdout(std::fs::File::create(&out).unwrap())
+                .stderr(Stdio::null()),
+        );
+        eprintln!("{profile}: controller peak RSS {peak_kib} KiB");
+        assert_eq!(status.code(), Some(3), "{profile}");
+        assert!(peak_kib < 64 * 1024, "{profile}: peak RSS {peak_kib} KiB");
+        let events = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            events.contains("is 300.0 MiB, more than the 8.0 MiB parc reads of a file it edits"),
+            "{profile}: {events}"
+        );
+    }
+}
+
+/// A template that does not render for a host is bad input: exit 2, as the
+/// README says, with the template's location, and nothing sent to the host.
+#[test]
+fn a_runaway_or_broken_template_exits_2_with_its_location() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("profiles/templates")).unwrap();
+    std::fs::create_dir_all(dir.path().join("playbooks")).unwrap();
+    std::fs::write(
+        dir.path().join("profiles/templates/loop.j2"),
+        "# managed\n{% for i in range(100000) %}{{ s }}{% endfor %}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("profiles/templates/undefined.j2"),
+        "a={{ nowhere_defined }}\n",
+    )
+    .unwrap();
+    for template in ["loop", "undefined"] {
+        std::fs::write(
+            dir.path().join("profiles/t.yml"),
+            format!(
+                "vars: {{s: '{}'}}\nresources:\n  - file: {{path: /tmp/t, template: {template}.j2}}\n",
+                "x".repeat(100)
+            ),
+        )
+        .unwrap();
+        let pb = dir.path().join("playbooks/t.yml");
+        std::fs::write(&pb, "- hosts: all\n  profiles: [t]\n").unwrap();
+        let out = lab
+            .parc()
+            .env("PARC_RUNS_DIR", dir.path().join("runs"))
+            .arg("apply")
+            .arg(&pb)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(2), "{template}: {text}");
+        assert!(
+            text.contains(&format!("templates/{template}.j2:")),
+            "{text}"
+        );
+        assert!(lab.host_file(0, "/tmp/t").is_none());
+    }
+    // The same for a verification test's field.
+    std::fs::write(
+        dir.path().join("profiles/t.yml"),
+        "verify:\n  - command: {run: 'echo {{ nowhere_defined }}'}\n",
+    )
+    .unwrap();
+    let out = lab
+        .parc()
+        .env("PARC_RUNS_DIR", dir.path().join("runs"))
+        .arg("verify")
+        .arg(dir.path().join("playbooks/t.yml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("profiles/t.yml:2:") && text.contains("nowhere_defined"),
+        "{text}"
+    );
+}
