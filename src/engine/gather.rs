@@ -22,16 +22,20 @@ pub async fn facts_of(t: &dyn Transport) -> Result<facts::Facts, String> {
         ));
     }
     if let Some(total) = stdout.cut_from() {
-        return Err(format!(
-            "the facts probe printed {total} bytes, more than the {FACTS_LIMIT} real facts take; they were not read"
-        ));
+        return Err(too_many_facts(total));
     }
     facts::parse(&String::from_utf8_lossy(&stdout.bytes)).map_err(|e| e.to_string())
 }
 
+fn too_many_facts(total: u64) -> String {
+    format!(
+        "the facts probe printed {total} bytes, more than the {FACTS_LIMIT} real facts take; they were not read"
+    )
+}
+
 /// Far above what the facts probe prints (a few KiB), far below what would
 /// strain the controller: a host cannot flood it through its facts.
-const FACTS_LIMIT: usize = 1 << 20;
+pub(super) const FACTS_LIMIT: usize = 1 << 20;
 
 /// Facts from the probe run inside the lock's exec (see
 /// `HostLock::acquire_then`).
@@ -40,7 +44,12 @@ pub fn facts_from_lock(out: Option<ThenOutput>) -> Result<facts::Facts, String> 
         Some(ThenOutput {
             code: Some(0),
             stdout,
-        }) => facts::parse(&stdout).map_err(|e| e.to_string()),
+        }) => match stdout.cut_from() {
+            Some(total) => Err(too_many_facts(total)),
+            None => {
+                facts::parse(&String::from_utf8_lossy(&stdout.bytes)).map_err(|e| e.to_string())
+            }
+        },
         Some(ThenOutput { code: Some(c), .. }) => Err(format!("the facts probe failed (exit {c})")),
         _ => Err("the facts probe did not finish (connection lost?)".into()),
     }

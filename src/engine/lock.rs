@@ -14,8 +14,9 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::task::JoinHandle;
 
+use super::gather::FACTS_LIMIT;
 use crate::journal::STATE_DIR;
-use crate::transport::{ExitStatus, Transport, TransportError, quote};
+use crate::transport::{Capped, ExitStatus, Kept, Transport, TransportError, quote};
 
 /// Exit codes of the lock script.
 const HELD: u32 = 75;
@@ -82,8 +83,43 @@ pub struct HostLock {
 #[derive(Debug)]
 pub struct ThenOutput {
     pub code: Option<u32>,
-    pub stdout: String,
+    /// Its output, kept up to [`FACTS_LIMIT`] bytes (the `then` command is
+    /// the facts probe): a host cannot flood the controller through it.
+    pub stdout: Kept,
 }
+
+/// The next line the lock's exec printed, without its newline: at most
+/// [`LINE_LIMIT`] bytes of it (the rest is read and dropped), so one endless
+/// line cannot fill the controller's memory. `None` at the end of the output.
+async fn next_line(r: &mut BufReader<DuplexStream>) -> Option<String> {
+    let mut line = Vec::new();
+    let mut read_any = false;
+    loop {
+        let (used, ended) = {
+            let buf = r.fill_buf().await.ok()?;
+            if buf.is_empty() {
+                break;
+            }
+            read_any = true;
+            let end = buf.iter().position(|b| *b == b'\n');
+            let chunk = &buf[..end.unwrap_or(buf.len())];
+            let room = LINE_LIMIT.saturating_sub(line.len());
+            line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            (end.map_or(buf.len(), |i| i + 1), end.is_some())
+        };
+        r.consume(used);
+        if ended {
+            break;
+        }
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    read_any.then(|| String::from_utf8_lossy(&line).into_owned())
+}
+
+/// Longer than any line the lock script or the facts probe prints.
+const LINE_LIMIT: usize = 64 * 1024;
 
 /// Printed after the `then` command's output, with its exit status.
 const THEN_DONE: &str = "@@parc-then-done";
@@ -161,9 +197,9 @@ impl HostLock {
             t.exec(&command, &mut remote_stdin, &mut remote_stdout, &mut sink)
                 .await
         });
-        let mut lines = BufReader::new(out_reader).lines();
+        let mut reader = BufReader::new(out_reader);
         let mut said = Vec::new();
-        while let Ok(Some(line)) = lines.next_line().await {
+        while let Some(line) = next_line(&mut reader).await {
             if line != "locked" {
                 said.push(line);
                 continue;
@@ -171,16 +207,17 @@ impl HostLock {
             if then.is_none() {
                 return Ok((HostLock { control, task }, None));
             }
-            let mut stdout = String::new();
+            let mut stdout = Capped::new(FACTS_LIMIT);
             let mut code = None;
-            while let Ok(Some(line)) = lines.next_line().await {
+            while let Some(line) = next_line(&mut reader).await {
                 if let Some(rc) = line.strip_prefix(THEN_DONE) {
                     code = rc.trim().parse().ok();
                     break;
                 }
-                stdout.push_str(&line);
-                stdout.push('\n');
+                let _ = stdout.write_all(line.as_bytes()).await;
+                let _ = stdout.write_all(b"\n").await;
             }
+            let stdout = stdout.into_kept();
             return Ok((
                 HostLock { control, task },
                 Some(ThenOutput { code, stdout }),
@@ -218,4 +255,28 @@ pub fn history_line(op: &Operator, action: &str, state: &str) -> String {
         op.user,
         op.controller
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_endless_line_is_read_through_but_kept_short() {
+        let (mut host, out) = tokio::io::duplex(4096);
+        let writer = tokio::spawn(async move {
+            let chunk = vec![b'x'; 1 << 16];
+            for _ in 0..64 {
+                host.write_all(&chunk).await.unwrap();
+            }
+            host.write_all(b"\r\nlocked\nlast").await.unwrap();
+        });
+        let mut reader = BufReader::new(out);
+        let long = next_line(&mut reader).await.unwrap();
+        assert_eq!(long.len(), LINE_LIMIT);
+        assert_eq!(next_line(&mut reader).await.as_deref(), Some("locked"));
+        writer.await.unwrap();
+        assert_eq!(next_line(&mut reader).await.as_deref(), Some("last"));
+        assert_eq!(next_line(&mut reader).await, None);
+    }
 }
