@@ -7,13 +7,9 @@ use std::sync::Arc;
 use super::super::attrs::{Mode, attr_changes};
 use super::super::plan::{Op, Touch};
 use super::super::script::Record;
-use super::super::{Kind, PathKind, PathState, ResourceError};
+use super::super::{Kind, PathKind, PathState, ResourceError, too_large};
 use super::{Current, Part, User};
 use crate::transport::quote;
-
-/// Largest key file parc reads: the user controls it, and a key file is a
-/// few KiB (a larger one is refused, not read into the controller's memory).
-pub(super) const KEYS_LIMIT: u64 = 1024 * 1024;
 
 pub(super) fn plan(
     u: &User,
@@ -97,26 +93,27 @@ pub(super) fn plan(
                 ),
             });
         }
-        PathKind::File { .. } => match probed.blobs.get("keys") {
-            Some(keys) if keys.len() as u64 > KEYS_LIMIT => {
-                return Err(ResourceError::Conflict {
-                    resource: label,
-                    reason: format!(
-                        "{file} is larger than {} KiB; parc does not read it (the user controls it)",
-                        KEYS_LIMIT / 1024
-                    ),
-                });
+        PathKind::File { .. } => {
+            // Too large as the probe saw its size, or as it grew while read
+            // (the read stops one byte past the limit).
+            let read = probed.blobs.get("keys").map(|k| k.len().to_string());
+            for size in [probed.get("keys_size"), read.as_deref()] {
+                if let Some(e) = too_large(label.clone(), &file, size) {
+                    return Err(e);
+                }
             }
-            Some(_) => probed.text("keys"),
-            // Not read: it was replaced (by a link?) between the stat and
-            // the read. What it holds now is unknown.
-            None => {
-                return Err(ResourceError::Conflict {
-                    resource: label,
-                    reason: format!("{file} changed while parc read it; nothing was done"),
-                });
+            match read {
+                Some(_) => probed.text("keys"),
+                // Not read: it was replaced (by a link?) between the stat and
+                // the read. What it holds now is unknown.
+                None => {
+                    return Err(ResourceError::Conflict {
+                        resource: label,
+                        reason: format!("{file} changed while parc read it; nothing was done"),
+                    });
+                }
             }
-        },
+        }
         _ => return Err(not_ours(&label, &file, &key_file, "a regular file")),
     };
     let (wanted, what) = if u.exclusive_keys {

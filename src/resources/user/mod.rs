@@ -187,12 +187,12 @@ impl Kind for User {
         s.sh("parc_kv home \"$parc_h\"; if [ -d \"$parc_h\" ]; then parc_kv home_exists yes; fi");
         if self.authorized_keys.is_some() {
             // Read as root from a directory the user owns: never through a
-            // link, at most KEYS_LIMIT bytes (one more tells it is larger).
+            // link, at most EDIT_LIMIT bytes (one more tells it is larger).
             s.sh(&format!(
                 "parc_stat \"$parc_h/.ssh\" ssh_\n\
                  parc_stat \"$parc_h/.ssh/authorized_keys\" keys_\n\
                  if parc_copy_plain \"$parc_h/.ssh/authorized_keys\" \"$PARC_DIR/keys\" {}; then parc_blob keys \"$PARC_DIR/keys\"; fi",
-                keys::KEYS_LIMIT + 1
+                super::EDIT_LIMIT + 1
             ));
         }
     }
