@@ -510,3 +510,69 @@ verify:
     assert_eq!(degraded.len(), 3, "{report:#}");
     assert_eq!(report["summary"]["changed"], 7);
 }
+
+/// `parc --json ARGS` on the lab; its output.
+fn parc_json<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(
+    lab: &TestLab,
+    args: I,
+) -> std::process::Output {
+    lab.parc().arg("--json").args(args).output().unwrap()
+}
+
+/// `cmd` on host `host` over the real OpenSSH client; its stdout, trimmed.
+fn on_host(lab: &TestLab, host: usize, cmd: &str) -> String {
+    let out = lab.ssh(host, cmd);
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn rollback_of_managed_symlinks_leaves_what_they_point_to_alone() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    // Links to a directory and to a file (like /etc/localtime), replaced by
+    // parc, then a failure: the restore puts the links back and must not
+    // chmod through them (a link's own mode is 0777).
+    on_host(
+        &lab,
+        0,
+        "mkdir -p /srv/parc-d1 && chmod 0755 /srv/parc-d1 && echo utc > /srv/parc-d1-zone \
+         && chmod 0644 /srv/parc-d1-zone && ln -s /srv/parc-d1 /etc/parc-d1-dir \
+         && ln -s /srv/parc-d1-zone /etc/parc-d1-zone",
+    );
+    let pb = playbook(
+        dir.path(),
+        r#"
+resources:
+  - symlink: {path: /etc/parc-d1-dir, target: /etc/motd}
+  - symlink: {path: /etc/parc-d1-zone, target: /etc/motd}
+  - command: {run: "echo broken >&2; exit 7"}
+"#,
+        "  on_failure: rollback\n",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let ev = events(&out);
+    let done = finished(&ev);
+    assert_eq!(done[0]["state"], "rolled_back", "{:#}", done[0]);
+    assert_eq!(
+        on_host(
+            &lab,
+            0,
+            "stat -c '%a %U' /srv/parc-d1 /srv/parc-d1-zone; readlink /etc/parc-d1-dir /etc/parc-d1-zone"
+        ),
+        "755 root\n644 root\n/srv/parc-d1\n/srv/parc-d1-zone"
+    );
+    // `parc rollback` of the same run later takes the same path.
+    let run_id = ev[0]["run_id"].as_str().unwrap();
+    let out = parc_json(&lab, ["rollback", run_id]);
+    assert_eq!(finished(&events(&out))[0]["state"], "rolled_back");
+    assert_eq!(
+        on_host(&lab, 0, "stat -c '%a' /srv/parc-d1 /srv/parc-d1-zone"),
+        "755\n644"
+    );
+}

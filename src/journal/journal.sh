@@ -9,6 +9,8 @@
 #   entries/N/type      absent | file | link | dir | attrs
 #   entries/N/data      a copy (cp -a) of what stood there (file, link, dir)
 #   entries/N/attrs     "mode owner group" (every type but absent)
+#   entries/N/target_attrs  "mode owner group" of what a link pointed to: the
+#                       restore check proves the restore did not change it
 #   entries/N/sha256    content hash of a regular file
 #   entries/N/undo      sh to run on restore (command resources' `undo:`)
 #   post-restore        sh run after a restore (handlers that ran, so services
@@ -27,6 +29,7 @@ parc_journal_save() { # N PATH [attrs]: record PATH as it is now
     echo attrs > "$_e/type"
   elif [ -L "$2" ]; then
     echo link > "$_e/type"; cp -a "$2" "$_e/data"
+    if [ -e "$2" ]; then stat -L -c '%a %U %G' "$2" > "$_e/target_attrs"; fi
   elif [ -d "$2" ]; then
     echo dir > "$_e/type"; cp -a "$2" "$_e/data" && parc_sync_tree "$_e/data"
   elif [ -f "$2" ]; then
@@ -68,9 +71,11 @@ parc_restore() { # JOURNAL_DIR
         mv -f "$_tmp" "$_p"
         ;;
     esac
+    # Never through a link: chmod follows one (a link's own mode means
+    # nothing on Linux, and its 0777 would land on what it points to).
     if [ -f "$_e/attrs" ] && [ "$_t" != absent ]; then
       set -- $(cat "$_e/attrs")
-      chmod "$1" "$_p" 2>/dev/null
+      if [ ! -L "$_p" ]; then chmod "$1" "$_p"; fi
       chown -h "$2:$3" "$_p"
     fi
   done
@@ -90,9 +95,13 @@ parc_restore_check() { # JOURNAL_DIR
     case $_t in
       absent) if [ -e "$_p" ] || [ -L "$_p" ]; then echo "bad_$_n=still present: $_p"; fi; continue ;;
       file) [ "$(parc_sha "$_p" 2>/dev/null)" = "$(cat "$_e/sha256")" ] || echo "bad_$_n=content differs: $_p" ;;
-      link) [ "$(readlink "$_p")" = "$(readlink "$_e/data")" ] || echo "bad_$_n=link target differs: $_p" ;;
+      link) [ "$(readlink "$_p")" = "$(readlink "$_e/data")" ] || echo "bad_$_n=link target differs: $_p"
+        if [ -f "$_e/target_attrs" ] && [ "$(stat -L -c '%a %U %G' "$_p" 2>/dev/null)" != "$(cat "$_e/target_attrs")" ]; then
+          echo "bad_$_n=mode or owner of what the link points to changed: $_p"
+        fi ;;
       *) [ -e "$_p" ] || echo "bad_$_n=missing: $_p" ;;
     esac
+    # The path's own attributes (stat without -L: a link is not followed).
     [ "$(stat -c '%a %U %G' "$_p" 2>/dev/null)" = "$(cat "$_e/attrs")" ] || echo "bad_$_n=mode or owner differs: $_p"
   done
   echo "checked=done"
