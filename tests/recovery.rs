@@ -576,3 +576,85 @@ resources:
         "755\n644"
     );
 }
+
+#[test]
+fn a_crash_while_saving_the_journal_never_deletes_what_it_was_saving() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    // A directory with files, whose attributes the run changes (like
+    // /etc/ssh), and a `stat` first in PATH that kills the whole apply exec
+    // at the moment the journal saves that directory (once).
+    on_host(
+        &lab,
+        0,
+        r#"mkdir -p /etc/parc-d5 && echo a > /etc/parc-d5/a && echo b > /etc/parc-d5/b && chmod 0755 /etc/parc-d5
+cat > /usr/local/bin/stat <<'W'
+#!/bin/sh
+for last; do :; done
+if [ "$last" = /etc/parc-d5 ] && ls -d /var/lib/parc/journal/*/entries >/dev/null 2>&1 && mkdir /root/parc-d5-fired 2>/dev/null; then kill -9 0; fi
+exec /usr/bin/stat "$@"
+W
+chmod 0755 /usr/local/bin/stat"#,
+    );
+    let pb = playbook(
+        dir.path(),
+        r#"
+resources:
+  - file: {path: /etc/parc-d5-before, content: "x\n"}
+  - dir: {path: /etc/parc-d5, mode: "0700"}
+  - file: {path: /etc/parc-d5-after, content: "y\n"}
+"#,
+        "  on_failure: rollback\n",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let ev = events(&out);
+    let run_id = ev[0]["run_id"].as_str().unwrap().to_string();
+    let host = finished(&ev)[0].clone();
+    assert_eq!(host["state"], "failed", "{host:#}");
+    let recovery = host["outcome"]["recovery"].to_string();
+    assert!(
+        recovery.contains("nothing had been changed") && recovery.contains("incomplete"),
+        "{recovery}"
+    );
+    let listing = "stat -c '%a' /etc/parc-d5; ls /etc/parc-d5; ls /etc/parc-d5-before /etc/parc-d5-after 2>&1 | wc -l";
+    let expected = "755\na\nb\n2";
+    assert_eq!(on_host(&lab, 0, listing), expected);
+    // `parc rollback` of that run later says so and deletes nothing either.
+    let out = parc_json(&lab, ["rollback", &run_id]);
+    let host = finished(&events(&out))[0].clone();
+    assert_eq!(host["state"], "skipped", "{host:#}");
+    assert!(
+        host["outcome"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("incomplete"),
+        "{host:#}"
+    );
+    assert_eq!(on_host(&lab, 0, listing), expected);
+
+    // A complete journal with an entry that lost its completion marker (a
+    // disk that lied): that entry is refused, by name, and nothing deleted.
+    on_host(&lab, 0, "rm /usr/local/bin/stat");
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let ev = events(&out);
+    assert_eq!(finished(&ev)[0]["state"], "changed");
+    let run_id = ev[0]["run_id"].as_str().unwrap().to_string();
+    on_host(
+        &lab,
+        0,
+        &format!("cd /var/lib/parc/journal/{run_id}/entries/1 && cat path && rm done type"),
+    );
+    let out = parc_json(&lab, ["rollback", &run_id]);
+    let host = finished(&events(&out))[0].clone();
+    assert_eq!(host["state"], "failed", "{host:#}");
+    let problems = host["outcome"]["problems"].to_string();
+    assert!(
+        problems.contains("/etc/parc-d5") && problems.contains("not restored"),
+        "{problems}"
+    );
+    assert_eq!(
+        on_host(&lab, 0, "stat -c '%a' /etc/parc-d5; ls /etc/parc-d5"),
+        "700\na\nb"
+    );
+}

@@ -4,7 +4,11 @@
 # dead-man watchdog when the controller never confirms.
 #
 # Layout of a journal (directory mode 0700):
-#   state               applying | applied | confirmed | rolled_back
+#   state               applying | applied | confirmed | rolling_back |
+#                       rolled_back | incomplete
+#   complete            written and synced after every entry and the staged
+#                       files, before the first change: a journal without it
+#                       belongs to an apply that changed nothing
 #   entries/N/path      the path, byte for byte
 #   entries/N/type      absent | file | link | dir | attrs
 #   entries/N/data      a copy (cp -a) of what stood there (file, link, dir)
@@ -13,6 +17,7 @@
 #                       restore check proves the restore did not change it
 #   entries/N/sha256    content hash of a regular file
 #   entries/N/undo      sh to run on restore (command resources' `undo:`)
+#   entries/N/done      written last: an entry without it is never acted on
 #   post-restore        sh run after a restore (handlers that ran, so services
 #                       reload the restored configuration)
 #   unstage             sh removing the run's staged temp files (first thing a
@@ -20,44 +25,72 @@
 
 parc_journal_save() { # N PATH [attrs]: record PATH as it is now
   _e="$PARC_JOURNAL/entries/$1"
-  [ -d "$_e" ] || mkdir -p "$_e"
-  printf '%s' "$2" > "$_e/path"
+  [ -d "$_e" ] || mkdir -p "$_e" || return 1
+  printf '%s' "$2" > "$_e/path" || return 1
   if [ -L "$2" ] || [ -e "$2" ]; then
-    stat -c '%a %U %G' "$2" > "$_e/attrs"
+    stat -c '%a %U %G' "$2" > "$_e/attrs" || return 1
   fi
   if [ "$3" = attrs ] && [ -e "$2" ]; then
-    echo attrs > "$_e/type"
+    _t=attrs
   elif [ -L "$2" ]; then
-    echo link > "$_e/type"; cp -a "$2" "$_e/data"
-    if [ -e "$2" ]; then stat -L -c '%a %U %G' "$2" > "$_e/target_attrs"; fi
+    _t=link; cp -a "$2" "$_e/data" || return 1
+    if [ -e "$2" ]; then stat -L -c '%a %U %G' "$2" > "$_e/target_attrs" || return 1; fi
   elif [ -d "$2" ]; then
-    echo dir > "$_e/type"; cp -a "$2" "$_e/data" && parc_sync_tree "$_e/data"
+    _t=dir; cp -a "$2" "$_e/data" && parc_sync_tree "$_e/data" || return 1
   elif [ -f "$2" ]; then
-    echo file > "$_e/type"; cp -a "$2" "$_e/data"; parc_sha "$2" > "$_e/sha256"
+    _t=file; cp -a "$2" "$_e/data" && parc_sha "$2" > "$_e/sha256" || return 1
   elif [ -e "$2" ]; then
     echo "cannot journal $2: not a file, directory or symlink" >&2; return 1
   else
-    echo absent > "$_e/type"
+    _t=absent
   fi
+  # The type, then the completion marker, last: an entry is whole or ignored.
+  echo "$_t" > "$_e/type" && : > "$_e/done"
 }
 
 parc_journal_undo() { # N SH: run SH on restore
-  [ -d "$PARC_JOURNAL/entries/$1" ] || mkdir -p "$PARC_JOURNAL/entries/$1"
-  printf '%s\n' "$2" > "$PARC_JOURNAL/entries/$1/undo"
+  [ -d "$PARC_JOURNAL/entries/$1" ] || mkdir -p "$PARC_JOURNAL/entries/$1" || return 1
+  printf '%s\n' "$2" > "$PARC_JOURNAL/entries/$1/undo" && : > "$PARC_JOURNAL/entries/$1/done"
+}
+
+# Whether entry directory E is whole: its completion marker, a known type and
+# what that type needs. Sets _t to the type.
+parc_entry_ok() { # E
+  _t=
+  [ -f "$1/done" ] || return 1
+  [ ! -f "$1/undo" ] || return 0
+  [ -f "$1/path" ] && [ -f "$1/type" ] || return 1
+  read -r _t < "$1/type" || return 1
+  case $_t in
+    absent) ;;
+    attrs) [ -f "$1/attrs" ] ;;
+    file) [ -f "$1/attrs" ] && [ -f "$1/sha256" ] && [ -f "$1/data" ] ;;
+    link) [ -f "$1/attrs" ] && [ -L "$1/data" ] ;;
+    dir) [ -f "$1/attrs" ] && [ -d "$1/data" ] ;;
+    *) return 1 ;;
+  esac
 }
 
 # Restore every entry, newest first, then check the result against the
 # journal. Prints "@@r restore" then bad=N lines for entries that do not match.
+# An entry that is not whole is never acted on (only an `absent` entry, whole,
+# removes a path: parc created it); a journal without its completion marker
+# belongs to an apply that changed nothing, and nothing is restored.
 parc_restore() { # JOURNAL_DIR
   _j=$1
-  echo rolling_back > "$_j/state"
   # Temp files of a run that died before renaming them all.
   if [ -f "$_j/unstage" ]; then sh "$_j/unstage" || echo "could not remove staged temp files" >&2; fi
+  if [ ! -f "$_j/complete" ]; then
+    echo incomplete > "$_j/state"
+    parc_restore_check "$_j"
+    return 0
+  fi
+  echo rolling_back > "$_j/state"
   for _n in $(ls "$_j/entries" 2>/dev/null | sort -n -r); do
     _e="$_j/entries/$_n"
+    parc_entry_ok "$_e" || continue
     if [ -f "$_e/undo" ]; then sh "$_e/undo" || echo "undo of entry $_n failed" >&2; continue; fi
     _p=$(cat "$_e/path")
-    _t=$(cat "$_e/type")
     case $_t in
       absent) rm -rf "$_p" ;;
       attrs) ;;
@@ -73,7 +106,7 @@ parc_restore() { # JOURNAL_DIR
     esac
     # Never through a link: chmod follows one (a link's own mode means
     # nothing on Linux, and its 0777 would land on what it points to).
-    if [ -f "$_e/attrs" ] && [ "$_t" != absent ]; then
+    if [ "$_t" != absent ]; then
       set -- $(cat "$_e/attrs")
       if [ ! -L "$_p" ]; then chmod "$1" "$_p"; fi
       chown -h "$2:$3" "$_p"
@@ -87,11 +120,20 @@ parc_restore() { # JOURNAL_DIR
 
 parc_restore_check() { # JOURNAL_DIR
   echo "@@r restore"
+  if [ ! -f "$1/complete" ]; then
+    echo "incomplete=the journal is incomplete: the apply stopped while saving it, before its first change"
+    echo "checked=done"
+    return 0
+  fi
   for _n in $(ls "$1/entries" 2>/dev/null | sort -n); do
     _e="$1/entries/$_n"
-    [ -f "$_e/path" ] || continue
+    if ! parc_entry_ok "$_e"; then
+      _p=$(cat "$_e/path" 2>/dev/null)
+      echo "bad_$_n=not restored: journal entry $_n is incomplete or unreadable, so parc did not act on it: ${_p:-its path is unknown} (check it by hand)"
+      continue
+    fi
+    [ ! -f "$_e/undo" ] || continue
     _p=$(cat "$_e/path")
-    _t=$(cat "$_e/type")
     case $_t in
       absent) if [ -e "$_p" ] || [ -L "$_p" ]; then echo "bad_$_n=still present: $_p"; fi; continue ;;
       file) [ "$(parc_sha "$_p" 2>/dev/null)" = "$(cat "$_e/sha256")" ] || echo "bad_$_n=content differs: $_p" ;;

@@ -12,6 +12,7 @@
 use crate::resources::Touch;
 use crate::resources::script::{Record, Script};
 use crate::transport::quote as quote_path;
+use crate::transport::{ExitStatus, Transport};
 
 /// Target-side journal functions (POSIX sh).
 pub const JOURNAL_SH: &str = include_str!("journal.sh");
@@ -93,6 +94,12 @@ pub fn begin(
     ));
     script.record_unstage("\"$PARC_JOURNAL/unstage\"");
     script.stage_here();
+    // The journal is whole only now, synced, before the first change: a
+    // restore acts on nothing else.
+    script.sh(
+        "echo complete > \"$PARC_JOURNAL/complete\" && parc_sync \"$PARC_JOURNAL/complete\" \"$PARC_JOURNAL\" \
+         || { echo 'cannot write the journal: nothing was changed' >&2; exit 1; }",
+    );
     if let Some(window) = confirm {
         script.sh(&format!("parc_watchdog_arm {}", window.as_secs().max(1)));
     }
@@ -139,30 +146,70 @@ pub fn post_restore(script: &mut Script, run_id: &str, commands: &[String]) {
     ));
 }
 
+/// Exit status of the restore script when the host has no such journal.
+const NO_JOURNAL: u32 = 3;
+
 /// A script restoring `run_id` from its journal on the host.
 pub fn restore_script(run_id: &str) -> Script {
     let mut s = Script::new();
     let d = quote_path(&dir(run_id));
     s.sh(&format!(
-        "if [ ! -f {d}/restore.sh ]; then echo \"no journal for run {run} on this host ({d})\" >&2; exit 3; fi\nsh {d}/restore.sh",
+        "if [ ! -f {d}/restore.sh ]; then echo \"no journal for run {run} on this host ({d})\" >&2; exit {NO_JOURNAL}; fi\nsh {d}/restore.sh",
         run = run_id.replace(['\'', '"', '$', '`', '\\'], "_"),
     ));
     s
 }
 
-/// Mismatches the restore check reported (empty: the host matches its journal).
-pub fn restore_problems(
+/// What restoring a journal found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Restore {
+    /// The journal was restored; the paths that do not match it after
+    /// (empty: the host matches its journal).
+    Checked(Vec<String>),
+    /// The run changed nothing on this host, so nothing was restored: why
+    /// (no journal there, or one never completed before a first change).
+    NothingChanged(String),
+}
+
+/// Restore journal `run_id` on the host, and check the result.
+pub async fn restore(t: &dyn Transport, run_id: &str) -> Result<Restore, String> {
+    let out = restore_script(run_id)
+        .run(t)
+        .await
+        .map_err(|e| format!("connection lost while restoring {run_id}: {e}"))?;
+    if out.status == ExitStatus::Code(NO_JOURNAL) {
+        return Ok(Restore::NothingChanged(format!(
+            "no journal of run {run_id} on this host"
+        )));
+    }
+    if !out.records.contains_key("restore") {
+        return Err(format!(
+            "the restore script of {run_id} stopped ({}): {}",
+            out.status,
+            out.stderr.trim()
+        ));
+    }
+    restore_result(&out.records).map_err(|e| format!("{e} ({})", out.stderr.trim()))
+}
+
+/// What the restore check (`parc_restore_check`) reported.
+pub fn restore_result(
     records: &std::collections::BTreeMap<String, Record>,
-) -> Result<Vec<String>, String> {
+) -> Result<Restore, String> {
     let Some(r) = records.get("restore") else {
         return Err("the restore script did not report its check".into());
     };
     if r.get("checked") != Some("done") {
         return Err("the restore check did not finish".into());
     }
-    Ok(r.fields
-        .iter()
-        .filter(|(k, _)| k.starts_with("bad_"))
-        .map(|(_, v)| v.clone())
-        .collect())
+    if let Some(why) = r.get("incomplete") {
+        return Ok(Restore::NothingChanged(why.to_string()));
+    }
+    Ok(Restore::Checked(
+        r.fields
+            .iter()
+            .filter(|(k, _)| k.starts_with("bad_"))
+            .map(|(_, v)| v.clone())
+            .collect(),
+    ))
 }

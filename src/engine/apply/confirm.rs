@@ -101,7 +101,7 @@ pub(super) async fn confirm_or_recover(
         verification: verification.clone(),
     };
     let mut recovery = recover(job, inventory, host, t.as_ref(), events, &done, &reason).await;
-    if let Ok(problems) = journal::restore_problems(&inspected.records) {
+    if let Ok(journal::Restore::Checked(problems)) = journal::restore_result(&inspected.records) {
         recovery.restore_problems = problems;
     }
     recovery.reason = format!("{reason}; the host restored itself (dead-man switch)");

@@ -20,7 +20,7 @@ use super::lock::{HostLock, Operator, history_line};
 use crate::facts::Facts;
 use crate::image::deploy::DeployJob;
 use crate::inventory::{Inventory, Vars};
-use crate::journal;
+use crate::journal::{self, Restore};
 use crate::playbook::OnFailure;
 use crate::profile::Profile;
 use crate::render::Redactor;
@@ -264,15 +264,20 @@ pub(super) async fn recover(
     }
     if done.journaled && !done.restored {
         events.phase(host, "rolling back");
-        match restore(t, &job.run_id).await {
-            Ok(problems) if problems.is_empty() => {}
-            Ok(problems) => {
+        match journal::restore(t, &job.run_id).await {
+            Ok(Restore::Checked(problems)) if problems.is_empty() => {}
+            Ok(Restore::Checked(problems)) => {
                 recovery.action = RecoveryAction::Failed;
                 recovery.error = Some(format!(
                     "the restore left {} path(s) different from the journal: the host needs a technician",
                     problems.len()
                 ));
                 recovery.restore_problems = problems;
+                return recovery;
+            }
+            Ok(Restore::NothingChanged(why)) => {
+                // Nothing had changed, so nothing was rolled back: the host simply failed.
+                recovery.error = Some(format!("nothing had been changed on the host ({why})"));
                 return recovery;
             }
             Err(e) => {
@@ -305,9 +310,14 @@ pub(super) async fn recover(
         Some(e) => {
             recovery.action = RecoveryAction::Failed;
             let undone = if fb.journaled {
-                match restore(t, &fallback.run_id).await {
-                    Ok(p) if p.is_empty() => "its changes were rolled back".to_string(),
-                    Ok(p) => format!("rolling it back left {} mismatches", p.len()),
+                match journal::restore(t, &fallback.run_id).await {
+                    Ok(Restore::Checked(p)) if p.is_empty() => {
+                        "its changes were rolled back".to_string()
+                    }
+                    Ok(Restore::Checked(p)) => {
+                        format!("rolling it back left {} mismatches", p.len())
+                    }
+                    Ok(Restore::NothingChanged(why)) => format!("it changed nothing ({why})"),
                     Err(e) => format!("rolling it back failed: {e}"),
                 }
             } else {
@@ -317,20 +327,4 @@ pub(super) async fn recover(
         }
     }
     recovery
-}
-
-/// Restore journal `run_id` on the host; the mismatches its check found.
-pub async fn restore(t: &dyn Transport, run_id: &str) -> Result<Vec<String>, String> {
-    let out = journal::restore_script(run_id)
-        .run(t)
-        .await
-        .map_err(|e| format!("connection lost while restoring: {e}"))?;
-    if !out.status.success() && !out.records.contains_key("restore") {
-        return Err(format!(
-            "restore script {}: {}",
-            out.status,
-            out.stderr.trim()
-        ));
-    }
-    journal::restore_problems(&out.records)
 }
