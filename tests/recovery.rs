@@ -511,6 +511,19 @@ verify:
     assert_eq!(report["summary"]["changed"], 7);
 }
 
+/// A lab of `hosts` hosts and a playbook applying `profile` to all of them.
+fn lab_and_playbook(
+    hosts: usize,
+    profile: &str,
+    play_extra: &str,
+) -> (TestLab, tempfile::TempDir, PathBuf) {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(hosts);
+    let dir = tempfile::tempdir().unwrap();
+    let pb = playbook(dir.path(), profile, play_extra);
+    (lab, dir, pb)
+}
+
 /// `parc --json ARGS` on the lab; its output.
 fn parc_json<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(
     lab: &TestLab,
@@ -657,4 +670,118 @@ resources:
         on_host(&lab, 0, "stat -c '%a' /etc/parc-d5; ls /etc/parc-d5"),
         "700\na\nb"
     );
+}
+
+/// Who decided the fate of run `run_id` on host `host` (the journal's `fate`
+/// link), read from the host's disk.
+fn fate(lab: &TestLab, host: usize, run_id: &str) -> Option<String> {
+    let link = lab.lab.hosts[host]
+        .root()
+        .join(format!("var/lib/parc/journal/{run_id}/fate"));
+    std::fs::read_link(link)
+        .ok()
+        .map(|t| t.to_string_lossy().into_owned())
+}
+
+/// The lab inventory with `vars` (a YAML flow mapping) for each host.
+fn inventory_with(lab: &TestLab, dir: &Path, vars: impl Fn(usize) -> String) -> PathBuf {
+    let mut inv = std::fs::read_to_string(lab.inventory()).unwrap();
+    for (i, h) in lab.lab.hosts.iter().enumerate() {
+        inv = inv.replace(
+            &format!("address: {}\n", h.address),
+            &format!("address: {}\n    vars: {}\n", h.address, vars(i)),
+        );
+    }
+    let path = dir.join("inventory.yml");
+    std::fs::write(&path, inv).unwrap();
+    path
+}
+
+#[test]
+fn a_confirmation_racing_the_dead_man_window_reports_what_the_host_ended_as() {
+    // A 2 s window and a handler that takes most of it: the confirmation
+    // lands around the moment the watchdog wakes, a little earlier or later
+    // on each host.
+    let (lab, dir, pb) = lab_and_playbook(
+        10,
+        r#"
+resources:
+  - file: {path: /etc/parc-race, content: "{{ round }}\n", notify: [settle]}
+handlers:
+  settle:
+    command: {run: "sleep {{ nap }}"}
+"#,
+        "  confirm: 2s\n",
+    );
+    let inventory = inventory_with(&lab, dir.path(), |i| {
+        format!("{{nap: \"1.{}\"}}", 55 + 5 * i)
+    });
+    let mut tries = 0;
+    for round in 0..3 {
+        let round_var = format!("round={round}");
+        let args: [&std::ffi::OsStr; 6] = [
+            "-i".as_ref(),
+            inventory.as_ref(),
+            "apply".as_ref(),
+            pb.as_ref(),
+            "-e".as_ref(),
+            round_var.as_ref(),
+        ];
+        let out = parc_json(&lab, args);
+        let ev = events(&out);
+        let run_id = ev[0]["run_id"].as_str().unwrap();
+        for e in finished(&ev) {
+            let i: usize = e["host"].as_str().unwrap()[3..].parse::<usize>().unwrap() - 1;
+            let content = lab.host_file(i, "/etc/parc-race");
+            let ours = content.as_deref() == Some(format!("{round}\n").as_bytes());
+            let fate = fate(&lab, i, run_id);
+            match e["state"].as_str().unwrap() {
+                "changed" => {
+                    assert_eq!(fate.as_deref(), Some("confirmed"), "host {i}: {e:#}");
+                    assert!(
+                        ours,
+                        "host {i} reported changed, but it was restored: {e:#}"
+                    );
+                }
+                "rolled_back" => {
+                    assert_eq!(fate.as_deref(), Some("watchdog"), "host {i}: {e:#}");
+                    assert!(!ours, "host {i} reported rolled back, but kept the change");
+                }
+                other => panic!("host {i} ended {other}: {e:#}"),
+            }
+            tries += 1;
+        }
+    }
+    assert_eq!(tries, 30);
+}
+
+#[test]
+fn on_failure_keep_disarms_the_dead_man_switch() {
+    let (lab, _dir, pb) = lab_and_playbook(
+        2,
+        r#"
+resources:
+  - file: {path: /etc/parc-kept, content: "kept\n"}
+  - command: {run: "echo broken >&2; exit 7"}
+"#,
+        "  on_failure: keep\n  confirm: 2s\n",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let ev = events(&out);
+    let run_id = ev[0]["run_id"].as_str().unwrap().to_string();
+    for e in finished(&ev) {
+        assert_eq!(e["state"], "failed", "{e:#}");
+        assert_eq!(e["outcome"]["recovery"]["action"], "kept", "{e:#}");
+    }
+    // Well past the window: the hosts are still as reported, and the
+    // journal records who decided.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    for i in 0..2 {
+        assert_eq!(
+            lab.host_file(i, "/etc/parc-kept").as_deref(),
+            Some(&b"kept\n"[..]),
+            "host {i} was restored after being reported kept"
+        );
+        assert_eq!(fate(&lab, i, &run_id).as_deref(), Some("keep"));
+    }
 }

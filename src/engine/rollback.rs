@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::events::{Events, Outcome, Summary};
 use super::fleet::{self, FleetContext};
 use super::lock::{HostLock, Operator, history_line};
-use crate::journal::{self, Restore};
+use crate::journal::{self, Fate, Restore};
 use crate::transport::Transport;
 
 pub async fn run(
@@ -57,7 +57,7 @@ async fn restore_host(t: &dyn Transport, host: &str, target_run: &str, events: &
     let mut problems = Vec::new();
     let mut untouched = format!("no journal of run {target_run} on this host");
     for j in [format!("{target_run}-fallback"), target_run.to_string()] {
-        match journal::restore(t, &j).await {
+        match journal::restore(t, &j, Fate::Rollback).await {
             Ok(Restore::Checked(p)) => {
                 problems.extend(p);
                 restored.push(j);

@@ -5,7 +5,11 @@
 #
 # Layout of a journal (directory mode 0700):
 #   state               applying | applied | confirmed | rolling_back |
-#                       rolled_back | incomplete
+#                       rolled_back | incomplete (what happened so far)
+#   fate                a symlink whose target names who decided the host's
+#                       fate, once (parc_decide): confirmed | watchdog | keep |
+#                       rollback | fallback
+#   watchdog.pid        the armed dead-man watchdog
 #   complete            written and synced after every entry and the staged
 #                       files, before the first change: a journal without it
 #                       belongs to an apply that changed nothing
@@ -71,13 +75,48 @@ parc_entry_ok() { # E
   esac
 }
 
+# Decide the host's fate as WHO, unless someone did already. Exactly one of
+# the controller's confirmation, the dead-man watchdog and the controller's
+# on_failure decision (keep, rollback, fallback) wins: `ln -s` creates the link
+# with its content in one step, and fails when it exists. So "confirmed" and
+# "rolled back by the watchdog" can never both happen.
+parc_decide() { # JOURNAL_DIR WHO
+  ln -s "$2" "$1/fate" 2>/dev/null
+}
+
+# Wait while the watchdog that won the journal restores it (bounded; a
+# watchdog that died midway, e.g. in a reboot, is not waited for).
+parc_watchdog_wait() { # JOURNAL_DIR
+  _w=0
+  while [ "$(cat "$1/state" 2>/dev/null)" != rolled_back ] && [ "$_w" -lt 600 ]; do
+    read -r _wp < "$1/watchdog.pid" 2>/dev/null && kill -0 "$_wp" 2>/dev/null || return 0
+    sleep 1
+    _w=$((_w + 1))
+  done
+}
+
 # Restore every entry, newest first, then check the result against the
 # journal. Prints "@@r restore" then bad=N lines for entries that do not match.
 # An entry that is not whole is never acted on (only an `absent` entry, whole,
 # removes a path: parc created it); a journal without its completion marker
 # belongs to an apply that changed nothing, and nothing is restored.
-parc_restore() { # JOURNAL_DIR
+#
+# WHO decides the fate first (see parc_decide). The watchdog restores only if
+# it won. Anyone else restores also after a confirmation or a `keep` (an
+# operator's later `parc rollback`), but never alongside the watchdog: when
+# the watchdog won, it waits for it and checks what it did.
+parc_restore() { # JOURNAL_DIR WHO
   _j=$1
+  if parc_decide "$_j" "$2"; then
+    [ "$2" != watchdog ] || echo watchdog > "$_j/restored_by"
+  else
+    _f=$(readlink "$_j/fate")
+    if [ "$2" = watchdog ]; then echo "the host's fate was decided already ($_f): the watchdog stands down"; return 0; fi
+    if [ "$_f" = watchdog ]; then
+      parc_watchdog_wait "$_j"
+      if [ "$(cat "$_j/state")" = rolled_back ]; then parc_restore_check "$_j"; return 0; fi
+    fi
+  fi
   # Temp files of a run that died before renaming them all.
   if [ -f "$_j/unstage" ]; then sh "$_j/unstage" || echo "could not remove staged temp files" >&2; fi
   if [ ! -f "$_j/complete" ]; then
@@ -163,17 +202,30 @@ parc_journal_prune() { # KEEP
   done
 }
 
-# Dead-man switch: unless the controller marks the journal `confirmed` within
-# SECONDS, restore it. Detached (own session, no terminal, no inherited pipes)
-# so it outlives the SSH session that armed it.
+# Dead-man switch: unless the controller decides the host's fate (a
+# confirmation, or its on_failure) within SECONDS, restore the journal.
+# Detached (own session, no terminal, no inherited pipes) so it outlives the
+# SSH session that armed it.
 parc_watchdog_arm() { # SECONDS
-  printf '%s\n' "sleep $1" \
-    'J=$(cd "$(dirname "$0")" && pwd)' \
-    'case $(cat "$J/state") in applying|applied) echo watchdog > "$J/restored_by"; sh "$J/restore.sh" > "$J/watchdog.log" 2>&1 ;; esac' \
+  printf '%s\n' 'J=$(cd "$(dirname "$0")" && pwd)' \
+    'echo $$ > "$J/watchdog.pid"' \
+    "sleep $1" \
+    'sh "$J/restore.sh" watchdog > "$J/watchdog.log" 2>&1' \
     > "$PARC_JOURNAL/watchdog.sh"
   if command -v setsid >/dev/null 2>&1; then
     setsid sh "$PARC_JOURNAL/watchdog.sh" </dev/null >/dev/null 2>&1 &
   else
     nohup sh "$PARC_JOURNAL/watchdog.sh" </dev/null >/dev/null 2>&1 &
   fi
+}
+
+# Decide the fate as WHO (the controller's on_failure) and say who decided:
+# "@@r fate" with fate=; when the watchdog had won, what it restored as well.
+parc_journal_decide() { # JOURNAL_DIR WHO
+  echo "@@r fate"
+  if [ ! -d "$1" ]; then echo "fate="; return 0; fi
+  parc_decide "$1" "$2"
+  _f=$(readlink "$1/fate")
+  echo "fate=$_f"
+  if [ "$_f" = watchdog ]; then parc_watchdog_wait "$1"; echo "state=$(cat "$1/state")"; parc_restore_check "$1"; fi
 }

@@ -30,7 +30,7 @@ pub fn dir(run_id: &str) -> String {
 /// The standalone restore script stored in each journal.
 fn restore_sh() -> String {
     format!(
-        "{}\n{JOURNAL_SH}\nparc_restore \"$(cd \"$(dirname \"$0\")\" && pwd)\"\n",
+        "{}\n{JOURNAL_SH}\nparc_restore \"$(cd \"$(dirname \"$0\")\" && pwd)\" \"${{1:-rollback}}\"\n",
         crate::resources::script::LIB
     )
 }
@@ -105,25 +105,106 @@ pub fn begin(
     }
 }
 
-/// sh run over a NEW connection after apply and verify: confirm the run so the
-/// watchdog stands down. Prints `confirmed`, or the journal's state otherwise.
+/// Who decided a host's fate (the journal's `fate` link, `parc_decide`):
+/// the first to decide wins, every later one is told who did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// The controller confirmed the change over a new connection.
+    Confirmed,
+    /// The host's dead-man watchdog restored the journal.
+    Watchdog,
+    /// `on_failure: keep`.
+    Keep,
+    /// `on_failure: rollback`, or `parc rollback`.
+    Rollback,
+    /// `on_failure: fallback`.
+    Fallback,
+}
+
+impl Fate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fate::Confirmed => "confirmed",
+            Fate::Watchdog => "watchdog",
+            Fate::Keep => "keep",
+            Fate::Rollback => "rollback",
+            Fate::Fallback => "fallback",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Fate> {
+        [
+            Fate::Confirmed,
+            Fate::Watchdog,
+            Fate::Keep,
+            Fate::Rollback,
+            Fate::Fallback,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == s)
+    }
+}
+
+/// sh run over a NEW connection after apply and verify: decide the fate
+/// `confirmed`, so the watchdog stands down. Prints `confirmed`, or who
+/// decided otherwise and the journal's state.
 pub fn confirm_command(run_id: &str) -> String {
     let d = quote_path(&dir(run_id));
     format!(
-        "case $(cat {d}/state 2>/dev/null) in applied) echo confirmed > {d}/state && echo confirmed ;; *) cat {d}/state 2>/dev/null || echo missing ;; esac"
+        "if [ \"$(cat {d}/state 2>/dev/null)\" = applied ] && ln -s confirmed {d}/fate 2>/dev/null; then echo confirmed > {d}/state; echo confirmed; \
+         else echo \"fate $(readlink {d}/fate 2>/dev/null), state $(cat {d}/state 2>/dev/null || echo missing)\"; fi"
     )
 }
 
-/// A script reporting the journal's state and re-checking it (after the
-/// watchdog restored a host the controller could not reach).
+/// A script reporting who decided the host's fate and the journal's state,
+/// once a watchdog that won has finished, and re-checking the journal.
 pub fn inspect_script(run_id: &str) -> Script {
     let mut s = Script::new();
     let d = quote_path(&dir(run_id));
     s.sh(JOURNAL_SH);
     s.sh(&format!(
-        "echo '@@r journal'; echo \"state=$(cat {d}/state 2>/dev/null)\"; echo \"restored_by=$(cat {d}/restored_by 2>/dev/null)\"\nparc_restore_check {d}"
+        "if [ \"$(readlink {d}/fate 2>/dev/null)\" = watchdog ]; then parc_watchdog_wait {d}; fi\n\
+         echo '@@r journal'; echo \"fate=$(readlink {d}/fate 2>/dev/null)\"; echo \"state=$(cat {d}/state 2>/dev/null)\"\n\
+         parc_restore_check {d}"
     ));
     s
+}
+
+/// Who decided a host's fate, as [`decide`] found it.
+#[derive(Debug)]
+pub struct Decided {
+    /// The winner (`None`: the host has no such journal).
+    pub fate: Option<Fate>,
+    /// When the watchdog had won: what its restore left.
+    pub restore: Option<Result<Restore, String>>,
+}
+
+/// Decide the host's fate as `fate` (disarming its dead-man watchdog), or
+/// learn who did first.
+pub async fn decide(t: &dyn Transport, run_id: &str, fate: Fate) -> Result<Decided, String> {
+    let mut s = Script::new();
+    s.sh(JOURNAL_SH);
+    s.sh(&format!(
+        "parc_journal_decide {} {}",
+        quote_path(&dir(run_id)),
+        fate.as_str()
+    ));
+    let out = s
+        .run(t)
+        .await
+        .map_err(|e| format!("connection lost while deciding the host's fate: {e}"))?;
+    let Some(r) = out.records.get("fate") else {
+        return Err(format!(
+            "could not record the decision ({}): {}",
+            out.status,
+            out.stderr.trim()
+        ));
+    };
+    let winner = Fate::parse(r.get("fate").unwrap_or(""));
+    Ok(Decided {
+        fate: winner,
+        restore: (winner == Some(Fate::Watchdog)).then(|| restore_result(&out.records)),
+    })
 }
 
 /// sh marking the journal's apply as finished.
@@ -149,12 +230,14 @@ pub fn post_restore(script: &mut Script, run_id: &str, commands: &[String]) {
 /// Exit status of the restore script when the host has no such journal.
 const NO_JOURNAL: u32 = 3;
 
-/// A script restoring `run_id` from its journal on the host.
-pub fn restore_script(run_id: &str) -> Script {
+/// A script restoring `run_id` from its journal on the host, deciding its
+/// fate as `fate` first (see [`Fate`]).
+pub fn restore_script(run_id: &str, fate: Fate) -> Script {
     let mut s = Script::new();
     let d = quote_path(&dir(run_id));
     s.sh(&format!(
-        "if [ ! -f {d}/restore.sh ]; then echo \"no journal for run {run} on this host ({d})\" >&2; exit {NO_JOURNAL}; fi\nsh {d}/restore.sh",
+        "if [ ! -f {d}/restore.sh ]; then echo \"no journal for run {run} on this host ({d})\" >&2; exit {NO_JOURNAL}; fi\nsh {d}/restore.sh {}",
+        fate.as_str(),
         run = run_id.replace(['\'', '"', '$', '`', '\\'], "_"),
     ));
     s
@@ -171,9 +254,9 @@ pub enum Restore {
     NothingChanged(String),
 }
 
-/// Restore journal `run_id` on the host, and check the result.
-pub async fn restore(t: &dyn Transport, run_id: &str) -> Result<Restore, String> {
-    let out = restore_script(run_id)
+/// Restore journal `run_id` on the host as `fate`, and check the result.
+pub async fn restore(t: &dyn Transport, run_id: &str, fate: Fate) -> Result<Restore, String> {
+    let out = restore_script(run_id, fate)
         .run(t)
         .await
         .map_err(|e| format!("connection lost while restoring {run_id}: {e}"))?;

@@ -20,7 +20,7 @@ use super::lock::{HostLock, Operator, history_line};
 use crate::facts::Facts;
 use crate::image::deploy::DeployJob;
 use crate::inventory::{Inventory, Vars};
-use crate::journal::{self, Restore};
+use crate::journal::{self, Fate, Restore};
 use crate::playbook::OnFailure;
 use crate::profile::Profile;
 use crate::render::Redactor;
@@ -260,11 +260,18 @@ pub(super) async fn recover(
         error: None,
     };
     if job.on_failure == OnFailure::Keep {
+        if done.journaled && !done.restored && job.confirm.is_some() {
+            keep(t, &job.run_id, &mut recovery).await;
+        }
         return recovery;
     }
     if done.journaled && !done.restored {
         events.phase(host, "rolling back");
-        match journal::restore(t, &job.run_id).await {
+        let fate = match job.on_failure {
+            OnFailure::Fallback => Fate::Fallback,
+            OnFailure::Rollback | OnFailure::Keep => Fate::Rollback,
+        };
+        match journal::restore(t, &job.run_id, fate).await {
             Ok(Restore::Checked(problems)) if problems.is_empty() => {}
             Ok(Restore::Checked(problems)) => {
                 recovery.action = RecoveryAction::Failed;
@@ -310,7 +317,7 @@ pub(super) async fn recover(
         Some(e) => {
             recovery.action = RecoveryAction::Failed;
             let undone = if fb.journaled {
-                match journal::restore(t, &fallback.run_id).await {
+                match journal::restore(t, &fallback.run_id, Fate::Rollback).await {
                     Ok(Restore::Checked(p)) if p.is_empty() => {
                         "its changes were rolled back".to_string()
                     }
@@ -327,4 +334,44 @@ pub(super) async fn recover(
         }
     }
     recovery
+}
+
+/// `on_failure: keep` with a dead-man switch: decide the host's fate `keep`,
+/// disarming its watchdog, so a host reported kept is not restored later. If
+/// the watchdog decided first, report what it did instead.
+async fn keep(t: &dyn Transport, run_id: &str, recovery: &mut Recovery) {
+    match journal::decide(t, run_id, Fate::Keep).await {
+        Ok(journal::Decided {
+            fate: Some(Fate::Watchdog),
+            restore,
+        }) => {
+            recovery.reason = format!(
+                "{}; the host's dead-man switch restored it before parc could keep it",
+                recovery.reason
+            );
+            match restore {
+                Some(Ok(Restore::Checked(problems))) if problems.is_empty() => {
+                    recovery.action = RecoveryAction::RolledBack;
+                }
+                Some(Ok(Restore::Checked(problems))) => {
+                    recovery.action = RecoveryAction::Failed;
+                    recovery.restore_problems = problems;
+                }
+                Some(Ok(Restore::NothingChanged(why))) => {
+                    recovery.error = Some(format!("nothing had been changed on the host ({why})"));
+                }
+                Some(Err(e)) => {
+                    recovery.action = RecoveryAction::Failed;
+                    recovery.error = Some(e);
+                }
+                None => {}
+            }
+        }
+        Ok(_) => {}
+        Err(e) => {
+            recovery.error = Some(format!(
+                "could not disarm the host's dead-man switch ({e}): it will restore the host when its window ends"
+            ))
+        }
+    }
 }
