@@ -223,9 +223,17 @@ fn parc_rollback_restores_every_host_after_the_controller_was_killed() {
         done.iter().all(|e| e["state"] == "rolled_back"),
         "{done:#?}"
     );
-    // Let a step that was still running when the controller died finish first
-    // would be wrong: the restore must win. Check the final state.
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // The apply the controller left running on each host (its `sleep 3`,
+    // then a file) was stopped before the restore, and the rollback said so.
+    let took_over: Vec<&str> = ev
+        .iter()
+        .filter_map(|e| e["phase"].as_str())
+        .filter(|p| p.starts_with("took over a stale lock: killed the processes"))
+        .collect();
+    assert_eq!(took_over.len(), 10, "{ev:#?}");
+    // Had the orphaned step finished after the restore, its file would
+    // appear now: the restore must win. Check the final state.
+    std::thread::sleep(std::time::Duration::from_secs(4));
     let all: Vec<Vec<PathBuf>> = lab
         .lab
         .hosts
@@ -236,9 +244,6 @@ fn parc_rollback_restores_every_host_after_the_controller_was_killed() {
     let after = views(&lab, &all);
     for (i, (b, a)) in before.iter().zip(&after).enumerate() {
         for (path, entry) in a {
-            if path.starts_with("etc/parc-test/after-sleep") {
-                continue; // written by a step that outlived the controller, see below
-            }
             let expected = b.get(path).cloned().unwrap_or_else(|| {
                 host_view(
                     Path::new("/nonexistent"),
@@ -784,4 +789,43 @@ resources:
         );
         assert_eq!(fate(&lab, i, &run_id).as_deref(), Some("keep"));
     }
+}
+
+#[test]
+fn a_lock_without_owner_is_not_broken_silently_and_lock_errors_are_real() {
+    let (lab, _dir, pb) = lab_and_playbook(
+        1,
+        "resources:\n  - file: {path: /etc/parc-d6, content: \"1\\n\"}\n",
+        "",
+    );
+    // A lock directory with no record of who made it.
+    on_host(&lab, 0, "mkdir -p /var/lib/parc/lock");
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let host = finished(&events(&out))[0].clone();
+    let error = host["outcome"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("stale lock"), "{host:#}");
+    assert!(lab.host_file(0, "/etc/parc-d6").is_none());
+    assert!(
+        lab.lab.hosts[0].root().join("var/lib/parc/lock").is_dir(),
+        "left for the operator"
+    );
+    // A read-only /var/lib/parc: its real error, not "locked by another rollout ()".
+    on_host(
+        &lab,
+        0,
+        "rmdir /var/lib/parc/lock && mount --bind /var/lib/parc /var/lib/parc && mount -o remount,bind,ro /var/lib/parc",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    on_host(&lab, 0, "umount /var/lib/parc");
+    let host = finished(&events(&out))[0].clone();
+    let error = host["outcome"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("Read-only file system") && !error.contains("locked by another"),
+        "{host:#}"
+    );
+    assert!(lab.host_file(0, "/etc/parc-d6").is_none());
+    // --break-lock does break an ownerless lock.
+    on_host(&lab, 0, "mkdir -p /var/lib/parc/lock");
+    let out = parc_json(&lab, [Path::new("apply"), &pb, Path::new("--break-lock")]);
+    assert_eq!(finished(&events(&out))[0]["state"], "changed");
 }

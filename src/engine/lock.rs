@@ -14,12 +14,48 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::task::JoinHandle;
 
+use super::events::Events;
 use crate::journal::STATE_DIR;
 use crate::transport::{ExitStatus, Transport, TransportError, quote};
 
 /// Exit codes of the lock script.
 const HELD: u32 = 75;
 const STALE: u32 = 76;
+const FAILED: u32 = 77;
+
+/// Printed by the lock script, before `locked`, when it took over a stale
+/// lock: what it did about the interrupted run's processes.
+const TAKEOVER: &str = "@@takeover ";
+
+/// sh run before a stale lock is broken: every process group the interrupted
+/// run recorded (`parc_lock_join` in journal.sh) that still has processes (an apply
+/// whose controller died goes on running) gets SIGTERM, then SIGKILL, and the
+/// takeover waits until all are gone; it says which it did. If some never
+/// go, the lock is not taken.
+fn stop_old_run() -> String {
+    format!(
+        r#"_k=
+    for _g in $(cat "$L/pgids" 2>/dev/null); do
+      case $_g in ''|*[!0-9]*) continue ;; esac
+      if [ "$_g" -gt 1 ] && kill -0 -"$_g" 2>/dev/null; then _k="$_k $_g"; fi
+    done
+    if [ -n "$_k" ]; then
+      for _s in TERM KILL; do
+        for _g in $_k; do kill -"$_s" -"$_g" 2>/dev/null; done
+        _w=0; _alive=1
+        while [ -n "$_alive" ] && [ "$_w" -lt 10 ]; do
+          _alive=; for _g in $_k; do kill -0 -"$_g" 2>/dev/null && _alive=1; done
+          [ -z "$_alive" ] || {{ sleep 1; _w=$((_w + 1)); }}
+        done
+        [ -n "$_alive" ] || break
+      done
+      if [ -n "$_alive" ]; then echo "processes of the interrupted run $(cat "$L/run" 2>/dev/null) still run (process groups$_k) after SIGKILL: the lock is not taken over"; exit {FAILED}; fi
+      echo "{TAKEOVER}killed the processes the interrupted run $(cat "$L/run" 2>/dev/null) left running (SIGTERM$( [ "$_s" = KILL ] && echo ', then SIGKILL'), process groups$_k) and waited until they were gone"
+    else
+      echo "{TAKEOVER}no process of the interrupted run $(cat "$L/run" 2>/dev/null) was left running"
+    fi"#
+    )
+}
 
 /// Who is rolling out, recorded in the lock and in the history.
 #[derive(Debug, Clone)]
@@ -66,7 +102,7 @@ pub enum LockError {
          --break-lock. parc changed nothing on this host"
     )]
     Stale { holder: String },
-    #[error("cannot take the lock: {0}")]
+    #[error("cannot take the lock: {0}. parc changed nothing on this host")]
     Failed(String),
     #[error(transparent)]
     Transport(#[from] TransportError),
@@ -74,6 +110,9 @@ pub enum LockError {
 
 /// A held lock; release it with [`HostLock::release`].
 pub struct HostLock {
+    /// What taking over a stale lock did about the interrupted run's
+    /// processes (killed them, or found none), to report.
+    pub took_over: Option<String>,
     control: DuplexStream,
     task: JoinHandle<Result<ExitStatus, TransportError>>,
 }
@@ -100,15 +139,24 @@ fn script(
         .unwrap_or_default();
     let l = format!("{STATE_DIR}/lock");
     format!(
-        r#"L={l}; [ -d {STATE_DIR} ] || mkdir -p -m 700 {STATE_DIR} || exit 1
-if ! mkdir "$L" 2>/dev/null; then
+        r#"L={l}
+if [ ! -d {STATE_DIR} ] && ! _err=$(mkdir -p -m 700 {STATE_DIR} 2>&1); then echo "$_err"; exit {FAILED}; fi
+if ! _err=$(mkdir "$L" 2>&1); then
+  # Not contention: the real error (read-only or full disk, permissions).
+  if [ ! -d "$L" ]; then echo "$_err"; exit {FAILED}; fi
   # Alive, and not a zombie nobody reaped (kill -0 succeeds on those).
   _p=$(cat "$L/pid" 2>/dev/null)
   if [ -n "$_p" ] && kill -0 "$_p" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$_p/status" 2>/dev/null; then
     cat "$L/info" 2>/dev/null; exit {HELD}
   fi
-  if [ {brk} = 1 ] || [ "$(cat "$L/run" 2>/dev/null)" = {takeover} ]; then rm -rf "$L"; mkdir "$L" || exit {HELD}
-  else cat "$L/info" 2>/dev/null; exit {STALE}; fi
+  # A lock without its owner's record is never taken over silently.
+  _r=$(cat "$L/run" 2>/dev/null)
+  if [ {brk} = 1 ] || {{ [ -n "$_r" ] && [ "$_r" = {takeover} ]; }}; then
+    {stop}
+    rm -rf "$L"; mkdir "$L" || exit {HELD}
+  else
+    cat "$L/info" 2>/dev/null || echo "no owner recorded in $L: an interrupted parc, or not parc"; exit {STALE}
+  fi
 fi
 printf '%s\n' {run} > "$L/run"
 printf 'run %s by %s from %s since %s\n' {run} {user} {controller} {started} > "$L/info"
@@ -120,6 +168,7 @@ if [ "$cmd" = release ]; then
   rm -rf "$L"
 fi
 "#,
+        stop = stop_old_run(),
         brk = u8::from(break_stale),
         takeover = quote(takeover_run.unwrap_or("")),
         run = quote(&op.run_id),
@@ -163,13 +212,25 @@ impl HostLock {
         });
         let mut lines = BufReader::new(out_reader).lines();
         let mut said = Vec::new();
+        let mut took_over = None;
         while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(what) = line.strip_prefix(TAKEOVER) {
+                took_over = Some(what.to_string());
+                continue;
+            }
             if line != "locked" {
                 said.push(line);
                 continue;
             }
             if then.is_none() {
-                return Ok((HostLock { control, task }, None));
+                return Ok((
+                    HostLock {
+                        took_over,
+                        control,
+                        task,
+                    },
+                    None,
+                ));
             }
             let mut stdout = String::new();
             let mut code = None;
@@ -182,7 +243,11 @@ impl HostLock {
                 stdout.push('\n');
             }
             return Ok((
-                HostLock { control, task },
+                HostLock {
+                    took_over,
+                    control,
+                    task,
+                },
                 Some(ThenOutput { code, stdout }),
             ));
         }
@@ -190,9 +255,17 @@ impl HostLock {
         match task.await {
             Ok(Ok(ExitStatus::Code(HELD))) => Err(LockError::Held { holder }),
             Ok(Ok(ExitStatus::Code(STALE))) => Err(LockError::Stale { holder }),
+            Ok(Ok(ExitStatus::Code(FAILED))) => Err(LockError::Failed(holder)),
             Ok(Ok(status)) => Err(LockError::Failed(format!("lock script {status}: {holder}"))),
             Ok(Err(e)) => Err(LockError::Transport(e)),
             Err(e) => Err(LockError::Failed(e.to_string())),
+        }
+    }
+
+    /// Say what taking over a stale lock did, if it did.
+    pub fn announce(&self, events: &Events, host: &str) {
+        if let Some(what) = &self.took_over {
+            events.phase(host, &format!("took over a stale lock: {what}"));
         }
     }
 

@@ -40,6 +40,7 @@ pub async fn run(
                             };
                         }
                     };
+                lock.announce(&events, &host);
                 let outcome = restore_host(t.as_ref(), &host, &target_run, &events).await;
                 let history = history_line(&operator, "rollback", outcome.state().as_str());
                 lock.release(&history).await;

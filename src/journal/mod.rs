@@ -56,6 +56,7 @@ pub fn begin(
         "PARC_JOURNAL={quoted}; export PARC_JOURNAL\n\
          [ -d {state}/journal ] || {{ mkdir -p -m 700 {state} && mkdir -m 700 {state}/journal; }} || exit 1\n\
          parc_journal_prune {keep}\n\
+         parc_lock_join\n\
          if [ -e \"$PARC_JOURNAL\" ]; then echo \"journal $PARC_JOURNAL already exists: run ids are used once per host\" >&2; exit 1; fi\n\
          mkdir -m 700 \"$PARC_JOURNAL\" \"$PARC_JOURNAL/entries\"{entries} || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}\n\
          echo applying > \"$PARC_JOURNAL/state\"",
@@ -220,6 +221,9 @@ pub fn post_restore(script: &mut Script, run_id: &str, commands: &[String]) {
     }
     let text: String = commands.iter().map(|c| format!("( {c} )\n")).collect();
     let (off, len) = script.stash(text.as_bytes());
+    // The handlers' exec may run long: a takeover must stop it too.
+    script.sh(JOURNAL_SH);
+    script.sh("parc_lock_join");
     script.sh(&format!(
         "tail -c +$((PARC_STASH + {})) \"$PARC_PAYLOAD\" | head -c {len} >> {}/post-restore",
         off + 1,

@@ -146,6 +146,7 @@ pub async fn apply_host(
                 };
             }
         };
+    lock.announce(&events, &host);
     let mut stage = None;
     if let Some(image) = &job.image {
         let report = imaging::play_stage(
