@@ -632,7 +632,7 @@ resources:
     assert_eq!(host["state"], "failed", "{host:#}");
     let recovery = host["outcome"]["recovery"].to_string();
     assert!(
-        recovery.contains("nothing had been changed") && recovery.contains("incomplete"),
+        recovery.contains("nothing had been changed") && recovery.contains("never completed"),
         "{recovery}"
     );
     let listing = "stat -c '%a' /etc/parc-d5; ls /etc/parc-d5; ls /etc/parc-d5-before /etc/parc-d5-after 2>&1 | wc -l";
@@ -646,7 +646,7 @@ resources:
         host["outcome"]["reason"]
             .as_str()
             .unwrap()
-            .contains("incomplete"),
+            .contains("never completed"),
         "{host:#}"
     );
     assert_eq!(on_host(&lab, 0, listing), expected);
@@ -828,4 +828,29 @@ fn a_lock_without_owner_is_not_broken_silently_and_lock_errors_are_real() {
     on_host(&lab, 0, "mkdir -p /var/lib/parc/lock");
     let out = parc_json(&lab, [Path::new("apply"), &pb, Path::new("--break-lock")]);
     assert_eq!(finished(&events(&out))[0]["state"], "changed");
+}
+
+#[test]
+fn a_full_disk_is_reported_with_the_targets_own_error() {
+    let big = "x".repeat(64 * 1024);
+    let (lab, _dir, pb) = lab_and_playbook(
+        1,
+        &format!("resources:\n  - file: {{path: /srv/parc-full/big, content: \"{big}\"}}\n"),
+        "  on_failure: rollback\n",
+    );
+    on_host(
+        &lab,
+        0,
+        "mkdir -p /srv/parc-full && mount -t tmpfs -o size=32k tmpfs /srv/parc-full \
+         && (dd if=/dev/zero of=/srv/parc-full/fill bs=4k 2>/dev/null; true)",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let host = finished(&events(&out))[0].clone();
+    on_host(&lab, 0, "umount /srv/parc-full");
+    let text = host.to_string();
+    assert!(text.contains("No space left on device"), "{host:#}");
+    assert!(text.contains("/srv/parc-full"), "names the path: {host:#}");
+    assert!(!text.contains("File exists"), "{host:#}");
+    // Nothing was changed: no rollback was attempted, none failed.
+    assert!(!text.contains("rollback failed"), "{host:#}");
 }

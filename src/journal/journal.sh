@@ -169,7 +169,7 @@ parc_restore() { # JOURNAL_DIR WHO
 parc_restore_check() { # JOURNAL_DIR
   echo "@@r restore"
   if [ ! -f "$1/complete" ]; then
-    echo "incomplete=the journal is incomplete: the apply stopped while saving it, before its first change"
+    echo "incomplete=the journal of this run was never completed: its apply stopped before its first change"
     echo "checked=done"
     return 0
   fi

@@ -36,15 +36,16 @@ fn restore_sh() -> String {
 }
 
 /// Append to `script` the sh that opens journal `run_id` and saves every
-/// touched path, synced, before any change. Fails the script (before any
-/// change) if the journal cannot be written.
+/// touched path, before any change. Fails the script (before any change) if
+/// the journal cannot be written. Returns the lines to run after the staging
+/// (whose sync makes the journal durable) and before the first change.
 pub fn begin(
     script: &mut Script,
     run_id: &str,
     touches: &[Touch],
     keep: usize,
     confirm: Option<std::time::Duration>,
-) {
+) -> Vec<String> {
     let quoted = quote_path(&dir(run_id));
     script.sh(JOURNAL_SH);
     // The state directory is created (and made private) once per host; each
@@ -94,16 +95,18 @@ pub fn begin(
         quote_path(&format!("{STATE_DIR}/journal"))
     ));
     script.record_unstage("\"$PARC_JOURNAL/unstage\"");
-    script.stage_here();
-    // The journal is whole only now, synced, before the first change: a
-    // restore acts on nothing else.
-    script.sh(
+    // The journal is whole only after the staging's sync (which covers its
+    // entries): the completion marker, synced, then the watchdog, before the
+    // first change. A restore acts on nothing else.
+    let mut preface = vec![
         "echo complete > \"$PARC_JOURNAL/complete\" && parc_sync \"$PARC_JOURNAL/complete\" \"$PARC_JOURNAL\" \
-         || { echo 'cannot write the journal: nothing was changed' >&2; exit 1; }",
-    );
+         || { echo 'cannot write the journal: nothing was changed' >&2; exit 1; }"
+            .to_string(),
+    ];
     if let Some(window) = confirm {
-        script.sh(&format!("parc_watchdog_arm {}", window.as_secs().max(1)));
+        preface.push(format!("parc_watchdog_arm {}", window.as_secs().max(1)));
     }
+    preface
 }
 
 /// Who decided a host's fate (the journal's `fate` link, `parc_decide`):

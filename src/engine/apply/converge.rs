@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use minijinja::Value;
 
 use super::ApplyJob;
-use super::steps::{Item, Written, decide, render_all, run_steps};
+use super::steps::{Around, Item, Written, decide, render_all, run_steps};
 use crate::engine::events::{Events, ResourceReport, ResourceStatus};
 use crate::engine::gather::facts_of;
 use crate::engine::verify::render_tests;
@@ -165,7 +165,7 @@ pub async fn converge(
     }
     events.phase(host, "applying");
     let mut script = Script::new();
-    journal::begin(
+    let preface = journal::begin(
         &mut script,
         &job.run_id,
         &touches(&items, &pending),
@@ -179,7 +179,10 @@ pub async fn converge(
         "",
         &redactor,
         script,
-        &[journal::finish_line().to_string()],
+        Around {
+            preface: &preface,
+            trailer: &[journal::finish_line().to_string()],
+        },
     )
     .await;
     if let Err(e) = applied {
@@ -216,7 +219,20 @@ pub async fn converge(
             &job.run_id,
             &handler_commands(&hitems, &wanted),
         );
-        if let Err(e) = run_steps(t, &mut hitems, &wanted, "h", &redactor, script, &[]).await {
+        if let Err(e) = run_steps(
+            t,
+            &mut hitems,
+            &wanted,
+            "h",
+            &redactor,
+            script,
+            Around {
+                preface: &[],
+                trailer: &[],
+            },
+        )
+        .await
+        {
             error = Some(e);
         }
         resources.extend(wanted.into_iter().map(|i| hitems[i].report.clone()));

@@ -212,9 +212,15 @@ fn runs(steps: &[(usize, &Step)], matches: impl Fn(&Step) -> bool) -> Vec<Range<
     runs
 }
 
+/// The sh around a run of steps: `preface` runs after the staging (and its
+/// sync) and before the first step, `trailer` after every step succeeded.
+pub(super) struct Around<'a> {
+    pub preface: &'a [String],
+    pub trailer: &'a [String],
+}
+
 /// Apply the steps of `which` items in one exec and record each result.
-/// `script` may already hold a preamble (the journal); `trailer` runs after
-/// every step succeeded.
+/// `script` may already hold a preamble (the journal).
 pub(super) async fn run_steps(
     t: &dyn Transport,
     items: &mut [Item],
@@ -222,7 +228,7 @@ pub(super) async fn run_steps(
     prefix: &str,
     redactor: &Redactor,
     mut script: Script,
-    trailer: &[String],
+    around: Around<'_>,
 ) -> Result<(), String> {
     let steps: Vec<(usize, &Step)> = which
         .iter()
@@ -239,6 +245,9 @@ pub(super) async fn run_steps(
     }
     staged.push(script.staged());
     script.stage_here();
+    for line in around.preface {
+        script.sh(line);
+    }
     // Lines to run before the step at a position: one `mkdir` per mode for
     // consecutive steps creating directories, one `mv` per directory for
     // consecutive steps only installing files (see resources::stage).
@@ -282,7 +291,7 @@ pub(super) async fn run_steps(
         };
         script.sh(&format!("{runner} {prefix}{i} step_{prefix}{i}"));
     }
-    for line in trailer {
+    for line in around.trailer {
         script.sh(line);
     }
     let out = script
