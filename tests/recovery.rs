@@ -854,3 +854,35 @@ fn a_full_disk_is_reported_with_the_targets_own_error() {
     // Nothing was changed: no rollback was attempted, none failed.
     assert!(!text.contains("rollback failed"), "{host:#}");
 }
+
+#[test]
+fn the_failure_budget_stops_within_a_batch() {
+    // One batch of six, one host at a time, four of them broken (a directory
+    // stands where the file goes): once two failed, no further host starts.
+    let (lab, _dir, pb) = lab_and_playbook(
+        6,
+        "resources:\n  - file: {path: /etc/parc-budget, content: \"ok\\n\"}\n",
+        "  batches: [100%]\n  parallel: 1\n  max_failures: 1\n",
+    );
+    for i in 0..4 {
+        on_host(&lab, i, "mkdir /etc/parc-budget");
+    }
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let ev = events(&out);
+    let done = finished(&ev);
+    let count = |state: &str| done.iter().filter(|e| e["state"] == state).count();
+    assert_eq!(count("failed"), 2, "{done:#?}");
+    assert!(count("skipped") >= 2, "{done:#?}");
+    for e in &done {
+        let i: usize = e["host"].as_str().unwrap()[3..].parse::<usize>().unwrap() - 1;
+        if e["state"] == "skipped" {
+            let reason = e["outcome"]["reason"].as_str().unwrap();
+            assert!(reason.contains("max_failures"), "{reason}");
+            assert!(
+                lab.host_file(i, "/etc/parc-budget").is_none()
+                    || lab.lab.hosts[i].root().join("etc/parc-budget").is_dir(),
+                "host {i} was left untouched"
+            );
+        }
+    }
+}
