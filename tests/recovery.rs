@@ -886,3 +886,28 @@ fn the_failure_budget_stops_within_a_batch() {
         }
     }
 }
+
+#[test]
+fn a_handler_with_undo_runs_its_undo_after_a_rollback() {
+    let (lab, _dir, pb) = lab_and_playbook(
+        1,
+        r#"
+resources:
+  - file: {path: /etc/parc-h, content: "new\n", notify: [refresh]}
+handlers:
+  refresh:
+    command: {run: "echo ran >> /root/parc-h-log", undo: "echo undone >> /root/parc-h-log"}
+verify:
+  - file: {path: /etc/parc-h, contains: "never"}
+"#,
+        "  on_failure: rollback\n",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    assert_eq!(finished(&events(&out))[0]["state"], "rolled_back");
+    assert!(lab.host_file(0, "/etc/parc-h").is_none());
+    assert_eq!(
+        lab.host_file(0, "/root/parc-h-log").as_deref(),
+        Some(&b"ran\nundone\n"[..]),
+        "the handler ran once, then its undo after the restore"
+    );
+}

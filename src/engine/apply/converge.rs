@@ -323,19 +323,38 @@ fn touches(items: &[Item], pending: &[usize]) -> Vec<Touch> {
     out
 }
 
-/// The sh lines of the handlers that will run (re-run after a restore).
+/// The sh lines to run after a restore for the handlers that will run: a
+/// handler's `undo:` when it declares one (`update-ca-certificates --fresh`
+/// forgets what the restored files no longer list), else the handler itself
+/// again, so services reload the restored configuration.
 fn handler_commands(items: &[Item], wanted: &[usize]) -> Vec<String> {
     wanted
         .iter()
         .filter_map(|&i| match &items[i].plan {
-            Some(Plan::Change(c) | Plan::Unknown(c)) => Some(&c.step),
+            Some(Plan::Change(c) | Plan::Unknown(c)) => Some(c),
             _ => None,
         })
-        .flat_map(|step| {
-            step.0.iter().filter_map(|op| match op {
-                Op::Sh(s) => Some(s.clone()),
-                Op::Put { .. } | Op::Mkdir { .. } | Op::NeedParent(_) => None,
-            })
+        .flat_map(|change| {
+            let undo: Vec<String> = change
+                .touches
+                .iter()
+                .filter_map(|t| match t {
+                    Touch::Undo(sh) => Some(sh.clone()),
+                    Touch::Path(_) | Touch::Attrs(_) => None,
+                })
+                .collect();
+            if !undo.is_empty() {
+                return undo;
+            }
+            change
+                .step
+                .0
+                .iter()
+                .filter_map(|op| match op {
+                    Op::Sh(s) => Some(s.clone()),
+                    Op::Put { .. } | Op::Mkdir { .. } | Op::NeedParent(_) => None,
+                })
+                .collect()
         })
         .collect()
 }
