@@ -59,13 +59,7 @@ fn on_failure_rollback_restores_the_host_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let profile = format!("{CHANGES}  - command: {{run: \"echo broken >&2; exit 7\"}}\n");
     let pb = playbook(dir.path(), &profile, "  on_failure: rollback\n");
-    let before_paths: Vec<Vec<PathBuf>> = lab
-        .lab
-        .hosts
-        .iter()
-        .map(|h| upper_paths(&h.upper))
-        .collect();
-    let before = views(&lab, &[]);
+    let before = Snapshot::take(&lab);
 
     let out = lab
         .parc()
@@ -88,45 +82,7 @@ fn on_failure_rollback_restores_the_host_exactly() {
     }
     // Every path the run wrote is back as it was: content, mode, owner, and
     // created paths gone. Compare over the paths written before and after.
-    let after_paths: Vec<Vec<PathBuf>> = lab
-        .lab
-        .hosts
-        .iter()
-        .map(|h| upper_paths(&h.upper))
-        .collect();
-    let all: Vec<Vec<PathBuf>> = before_paths
-        .iter()
-        .zip(&after_paths)
-        .map(|(b, a)| b.iter().chain(a).cloned().collect())
-        .collect();
-    let before_full: Vec<_> = lab
-        .lab
-        .hosts
-        .iter()
-        .zip(&before)
-        .map(|(_, v)| v.clone())
-        .collect();
-    let after = views(&lab, &all);
-    for (i, (b, a)) in before_full.iter().zip(&after).enumerate() {
-        for (path, entry) in a {
-            let expected = b.get(path).cloned().unwrap_or_else(|| {
-                // Not written before the run: it must look like the base system.
-                common::state::host_view(
-                    Path::new("/nonexistent"),
-                    Path::new("/"),
-                    std::slice::from_ref(path),
-                )
-                .remove(path)
-                .unwrap()
-            });
-            assert_eq!(
-                entry,
-                &expected,
-                "host {i}: {} differs after rollback",
-                path.display()
-            );
-        }
-    }
+    before.assert_restored(&lab, "on_failure: rollback");
     assert!(
         lab.host_file(0, "/opt/parc-undo/x").is_none(),
         "the command's undo ran"
@@ -151,30 +107,9 @@ fn parc_rollback_restores_every_host_after_the_controller_was_killed() {
     }
     profile.push_str("  - command: {run: \"sleep 3\"}\n  - file: {path: /etc/parc-test/after-sleep, content: \"late\\n\"}\n");
     let pb = playbook(dir.path(), &profile, "");
-    let before_paths: Vec<Vec<PathBuf>> = lab
-        .lab
-        .hosts
-        .iter()
-        .map(|h| upper_paths(&h.upper))
-        .collect();
-    let before = views(&lab, &[]);
+    let before = Snapshot::take(&lab);
 
-    let mut child = lab
-        .parc()
-        .arg("--json")
-        .arg("apply")
-        .arg(&pb)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
-    let run_id = serde_json::from_str::<serde_json::Value>(&first).unwrap()["run_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (mut child, run_id, _output) = spawn_apply(&lab, &pb);
     // Wait until every host is inside its apply exec (journal written, files
     // changed, the sleep running), then kill the controller outright.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -234,33 +169,7 @@ fn parc_rollback_restores_every_host_after_the_controller_was_killed() {
     // Had the orphaned step finished after the restore, its file would
     // appear now: the restore must win. Check the final state.
     std::thread::sleep(std::time::Duration::from_secs(4));
-    let all: Vec<Vec<PathBuf>> = lab
-        .lab
-        .hosts
-        .iter()
-        .zip(&before_paths)
-        .map(|(h, b)| b.iter().cloned().chain(upper_paths(&h.upper)).collect())
-        .collect();
-    let after = views(&lab, &all);
-    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
-        for (path, entry) in a {
-            let expected = b.get(path).cloned().unwrap_or_else(|| {
-                host_view(
-                    Path::new("/nonexistent"),
-                    Path::new("/"),
-                    std::slice::from_ref(path),
-                )
-                .remove(path)
-                .unwrap()
-            });
-            assert_eq!(
-                entry,
-                &expected,
-                "host {i}: {} differs after rollback",
-                path.display()
-            );
-        }
-    }
+    before.assert_restored(&lab, "after the controller was killed");
 }
 
 #[test]
@@ -527,6 +436,35 @@ fn lab_and_playbook(
     let dir = tempfile::tempdir().unwrap();
     let pb = playbook(dir.path(), profile, play_extra);
     (lab, dir, pb)
+}
+
+/// `parc --json apply PLAYBOOK` started in the background, its run id, and
+/// its output (kept open: parc must not see a broken pipe before it is killed).
+fn spawn_apply(
+    lab: &TestLab,
+    pb: &Path,
+) -> (
+    std::process::Child,
+    String,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    let mut child = lab
+        .parc()
+        .arg("--json")
+        .arg("apply")
+        .arg(pb)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    let run_id = serde_json::from_str::<serde_json::Value>(&first).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (child, run_id, stdout)
 }
 
 /// `parc --json ARGS` on the lab; its output.
@@ -910,4 +848,89 @@ verify:
         Some(&b"ran\nundone\n"[..]),
         "the handler ran once, then its undo after the restore"
     );
+}
+
+/// Every path of each host's upper dir, before a run, as the host sees it.
+struct Snapshot {
+    paths: Vec<Vec<PathBuf>>,
+    views: Vec<std::collections::BTreeMap<PathBuf, Option<common::state::Entry>>>,
+}
+
+impl Snapshot {
+    fn take(lab: &TestLab) -> Snapshot {
+        Snapshot {
+            paths: lab
+                .lab
+                .hosts
+                .iter()
+                .map(|h| upper_paths(&h.upper))
+                .collect(),
+            views: views(lab, &[]),
+        }
+    }
+
+    /// Every host looks as it did (content, mode, owner, link target; paths
+    /// written since are gone), over the paths written before and since.
+    fn assert_restored(&self, lab: &TestLab, when: &str) {
+        let all: Vec<Vec<PathBuf>> = lab
+            .lab
+            .hosts
+            .iter()
+            .zip(&self.paths)
+            .map(|(h, b)| b.iter().cloned().chain(upper_paths(&h.upper)).collect())
+            .collect();
+        let after = views(lab, &all);
+        for (i, (b, a)) in self.views.iter().zip(&after).enumerate() {
+            for (path, entry) in a {
+                let expected = b.get(path).cloned().unwrap_or_else(|| {
+                    host_view(
+                        Path::new("/nonexistent"),
+                        Path::new("/"),
+                        std::slice::from_ref(path),
+                    )
+                    .remove(path)
+                    .unwrap()
+                });
+                assert_eq!(
+                    entry,
+                    &expected,
+                    "{when}: host {i}: {} differs after rollback",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn rollback_after_a_sigkill_at_ten_points_of_an_apply_restores_every_host() {
+    let mut profile = String::from(CHANGES);
+    profile.push_str("  - command: {run: \"sleep 0.5\"}\n");
+    for i in 0..20 {
+        profile.push_str(&format!(
+            "  - file: {{path: /etc/parc-test/f{i}, content: \"{i}\\n\", mode: \"0600\"}}\n"
+        ));
+    }
+    profile.push_str(
+        "  - symlink: {path: /etc/parc-test/zone, target: /srv}\n  - command: {run: \"sleep 0.5\"}\n  - line: {path: /etc/environment, line: \"PARC_LATE=1\"}\n",
+    );
+    let (lab, _dir, pb) = lab_and_playbook(10, &profile, "");
+    let before = Snapshot::take(&lab);
+    for (point, delay_ms) in [0u64, 150, 300, 500, 700, 900, 1200, 1500, 1900, 2500]
+        .into_iter()
+        .enumerate()
+    {
+        let (mut child, run_id, _output) = spawn_apply(&lab, &pb);
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let out = parc_json(&lab, ["rollback", &run_id]);
+        for e in finished(&events(&out)) {
+            assert!(
+                e["state"] == "rolled_back" || e["state"] == "skipped",
+                "kill point {point} ({delay_ms} ms): {e:#}"
+            );
+        }
+        before.assert_restored(&lab, &format!("kill point {point} ({delay_ms} ms)"));
+    }
 }

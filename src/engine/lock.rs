@@ -30,15 +30,19 @@ const TAKEOVER: &str = "@@takeover ";
 /// sh run before a stale lock is broken: every process group the interrupted
 /// run recorded (`parc_lock_join` in journal.sh) that still has processes (an apply
 /// whose controller died goes on running) gets SIGTERM, then SIGKILL, and the
-/// takeover waits until all are gone; it says which it did. If some never
-/// go, the lock is not taken.
+/// takeover waits until all are gone; it says which it did, and removes the
+/// work directories (mktemp, under TMPDIR) of the execs it killed. If some
+/// never go, the lock is not taken.
 fn stop_old_run() -> String {
     format!(
-        r#"_k=
-    for _g in $(cat "$L/pgids" 2>/dev/null); do
+        r#"_k=; _dirs=
+    while read -r _g _d; do
       case $_g in ''|*[!0-9]*) continue ;; esac
+      case $_d in /*/parc.*) _dirs="$_dirs $_d" ;; esac
       if [ "$_g" -gt 1 ] && kill -0 -"$_g" 2>/dev/null; then _k="$_k $_g"; fi
-    done
+    done <<PARC_PGIDS
+$(cat "$L/pgids" 2>/dev/null)
+PARC_PGIDS
     if [ -n "$_k" ]; then
       for _s in TERM KILL; do
         for _g in $_k; do kill -"$_s" -"$_g" 2>/dev/null; done
@@ -50,6 +54,7 @@ fn stop_old_run() -> String {
         [ -n "$_alive" ] || break
       done
       if [ -n "$_alive" ]; then echo "processes of the interrupted run $(cat "$L/run" 2>/dev/null) still run (process groups$_k) after SIGKILL: the lock is not taken over"; exit {FAILED}; fi
+      for _d in $_dirs; do rm -rf "$_d"; done
       echo "{TAKEOVER}killed the processes the interrupted run $(cat "$L/run" 2>/dev/null) left running (SIGTERM$( [ "$_s" = KILL ] && echo ', then SIGKILL'), process groups$_k) and waited until they were gone"
     else
       echo "{TAKEOVER}no process of the interrupted run $(cat "$L/run" 2>/dev/null) was left running"

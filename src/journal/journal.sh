@@ -52,13 +52,14 @@ parc_journal_save() { # N PATH [attrs]: record PATH as it is now
   echo "$_t" > "$_e/type" && : > "$_e/done"
 }
 
-# Record this exec's process group in the host lock (held by this run): a
-# takeover of the lock, should this run be interrupted, stops what it left
-# running before anyone restores the host.
+# Record this exec's process group and work directory in the host lock (held
+# by this run): a takeover of the lock, should this run be interrupted, stops
+# what it left running before anyone restores the host, and removes the work
+# directory the killed exec could not.
 parc_lock_join() {
   _pg=$$
   if [ -r "/proc/$$/stat" ]; then read -r _ _ _ _ _pg _ < "/proc/$$/stat"; fi
-  [ ! -d /var/lib/parc/lock ] || echo "$_pg" >> /var/lib/parc/lock/pgids
+  [ ! -d /var/lib/parc/lock ] || printf '%s %s\n' "$_pg" "${PARC_DIR:-}" >> /var/lib/parc/lock/pgids
 }
 
 parc_journal_undo() { # N SH: run SH on restore
