@@ -934,3 +934,27 @@ fn rollback_after_a_sigkill_at_ten_points_of_an_apply_restores_every_host() {
         before.assert_restored(&lab, &format!("kill point {point} ({delay_ms} ms)"));
     }
 }
+
+#[test]
+fn a_dead_man_window_ending_during_the_apply_stops_it_before_restoring() {
+    let (lab, _dir, pb) = lab_and_playbook(
+        1,
+        r#"
+resources:
+  - file: {path: /etc/parc-slow-a, content: "a\n"}
+  - command: {run: "sleep 4"}
+  - file: {path: /etc/parc-slow-b, content: "b\n"}
+"#,
+        "  confirm: 1s\n",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let ev = events(&out);
+    let host = finished(&ev)[0].clone();
+    assert_eq!(host["state"], "rolled_back", "{host:#}");
+    let run_id = ev[0]["run_id"].as_str().unwrap();
+    assert_eq!(fate(&lab, 0, run_id).as_deref(), Some("watchdog"));
+    // Had the apply gone on under the restore, its last file would be here.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert!(lab.host_file(0, "/etc/parc-slow-a").is_none());
+    assert!(lab.host_file(0, "/etc/parc-slow-b").is_none());
+}

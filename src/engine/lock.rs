@@ -35,27 +35,19 @@ const TAKEOVER: &str = "@@takeover ";
 /// never go, the lock is not taken.
 fn stop_old_run() -> String {
     format!(
-        r#"_k=; _dirs=
+        r#"_groups=; _dirs=
     while read -r _g _d; do
-      case $_g in ''|*[!0-9]*) continue ;; esac
+      _groups="$_groups $_g"
       case $_d in /*/parc.*) _dirs="$_dirs $_d" ;; esac
-      if [ "$_g" -gt 1 ] && kill -0 -"$_g" 2>/dev/null; then _k="$_k $_g"; fi
     done <<PARC_PGIDS
 $(cat "$L/pgids" 2>/dev/null)
 PARC_PGIDS
-    if [ -n "$_k" ]; then
-      for _s in TERM KILL; do
-        for _g in $_k; do kill -"$_s" -"$_g" 2>/dev/null; done
-        _w=0; _alive=1
-        while [ -n "$_alive" ] && [ "$_w" -lt 10 ]; do
-          _alive=; for _g in $_k; do kill -0 -"$_g" 2>/dev/null && _alive=1; done
-          [ -z "$_alive" ] || {{ sleep 1; _w=$((_w + 1)); }}
-        done
-        [ -n "$_alive" ] || break
-      done
-      if [ -n "$_alive" ]; then echo "processes of the interrupted run $(cat "$L/run" 2>/dev/null) still run (process groups$_k) after SIGKILL: the lock is not taken over"; exit {FAILED}; fi
+    if ! parc_stop_groups $_groups; then
+      echo "processes of the interrupted run $(cat "$L/run" 2>/dev/null) still run (process groups$_stopped) after SIGKILL: the lock is not taken over"; exit {FAILED}
+    fi
+    if [ -n "$_stopped" ]; then
       for _d in $_dirs; do rm -rf "$_d"; done
-      echo "{TAKEOVER}killed the processes the interrupted run $(cat "$L/run" 2>/dev/null) left running (SIGTERM$( [ "$_s" = KILL ] && echo ', then SIGKILL'), process groups$_k) and waited until they were gone"
+      echo "{TAKEOVER}killed the processes the interrupted run $(cat "$L/run" 2>/dev/null) left running (SIGTERM$( [ "$_how" = KILL ] && echo ', then SIGKILL'), process groups$_stopped) and waited until they were gone"
     else
       echo "{TAKEOVER}no process of the interrupted run $(cat "$L/run" 2>/dev/null) was left running"
     fi"#
@@ -144,7 +136,8 @@ fn script(
         .unwrap_or_default();
     let l = format!("{STATE_DIR}/lock");
     format!(
-        r#"L={l}
+        r#"{journal_sh}
+L={l}
 if [ ! -d {STATE_DIR} ] && ! _err=$(mkdir -p -m 700 {STATE_DIR} 2>&1); then echo "$_err"; exit {FAILED}; fi
 if ! _err=$(mkdir "$L" 2>&1); then
   # Not contention: the real error (read-only or full disk, permissions).
@@ -174,6 +167,7 @@ if [ "$cmd" = release ]; then
 fi
 "#,
         stop = stop_old_run(),
+        journal_sh = crate::journal::JOURNAL_SH,
         brk = u8::from(break_stale),
         takeover = quote(takeover_run.unwrap_or("")),
         run = quote(&op.run_id),

@@ -10,6 +10,8 @@
 #                       fate, once (parc_decide): confirmed | watchdog | keep |
 #                       rollback | fallback
 #   watchdog.pid        the armed dead-man watchdog
+#   apply.pgid          the apply exec's process group (the watchdog stops it
+#                       if its window ends while the apply still runs)
 #   complete            written and synced after every entry and the staged
 #                       files, before the first change: a journal without it
 #                       belongs to an apply that changed nothing
@@ -60,6 +62,31 @@ parc_lock_join() {
   _pg=$$
   if [ -r "/proc/$$/stat" ]; then read -r _ _ _ _ _pg _ < "/proc/$$/stat"; fi
   [ ! -d /var/lib/parc/lock ] || printf '%s %s\n' "$_pg" "${PARC_DIR:-}" >> /var/lib/parc/lock/pgids
+  PARC_PGID=$_pg
+}
+
+# SIGTERM, then SIGKILL, every process group PGID that still has processes,
+# and wait (bounded) until all are gone. Sets _stopped to the groups that had
+# processes and _how to the last signal sent; fails if some never go.
+parc_stop_groups() { # PGID...
+  _stopped=; _how=
+  for _g; do
+    case $_g in ''|*[!0-9]*) continue ;; esac
+    if [ "$_g" -gt 1 ] && kill -0 -"$_g" 2>/dev/null; then _stopped="$_stopped $_g"; fi
+  done
+  [ -n "$_stopped" ] || return 0
+  for _how in TERM KILL; do
+    for _g in $_stopped; do kill -"$_how" -"$_g" 2>/dev/null; done
+    _w=0
+    while [ "$_w" -lt 10 ]; do
+      _alive=
+      for _g in $_stopped; do kill -0 -"$_g" 2>/dev/null && _alive=1; done
+      [ -n "$_alive" ] || return 0
+      sleep 1
+      _w=$((_w + 1))
+    done
+  done
+  return 1
 }
 
 parc_journal_undo() { # N SH: run SH on restore
@@ -118,7 +145,14 @@ parc_watchdog_wait() { # JOURNAL_DIR
 parc_restore() { # JOURNAL_DIR WHO
   _j=$1
   if parc_decide "$_j" "$2"; then
-    [ "$2" != watchdog ] || echo watchdog > "$_j/restored_by"
+    if [ "$2" = watchdog ]; then
+      echo watchdog > "$_j/restored_by"
+      # A window shorter than the apply: stop the apply before restoring
+      # under it (its steps would otherwise go on changing the host).
+      if [ "$(cat "$_j/state")" = applying ] && read -r _ag < "$_j/apply.pgid"; then
+        parc_stop_groups "$_ag" || echo "the apply (process group $_ag) would not stop" >&2
+      fi
+    fi
   else
     _f=$(readlink "$_j/fate")
     if [ "$2" = watchdog ]; then echo "the host's fate was decided already ($_f): the watchdog stands down"; return 0; fi

@@ -60,7 +60,7 @@ pub fn begin(
          parc_lock_join\n\
          if [ -e \"$PARC_JOURNAL\" ]; then echo \"journal $PARC_JOURNAL already exists: run ids are used once per host\" >&2; exit 1; fi\n\
          mkdir -m 700 \"$PARC_JOURNAL\" \"$PARC_JOURNAL/entries\"{entries} || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}\n\
-         echo applying > \"$PARC_JOURNAL/state\"",
+         echo applying > \"$PARC_JOURNAL/state\"; echo \"$PARC_PGID\" > \"$PARC_JOURNAL/apply.pgid\"",
         state = STATE_DIR,
         keep = keep.saturating_sub(1),
     ));
