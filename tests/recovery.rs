@@ -791,6 +791,18 @@ fn a_full_disk_is_reported_with_the_targets_own_error() {
     assert!(!text.contains("File exists"), "{host:#}");
     // Nothing was changed: no rollback was attempted, none failed.
     assert!(!text.contains("rollback failed"), "{host:#}");
+    // A read-only directory: the same, with its own error.
+    on_host(
+        &lab,
+        0,
+        "mount --bind /srv/parc-full /srv/parc-full && mount -o remount,bind,ro /srv/parc-full",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let host = finished(&events(&out))[0].clone();
+    on_host(&lab, 0, "umount /srv/parc-full");
+    let text = host.to_string();
+    assert!(text.contains("Read-only file system"), "{host:#}");
+    assert!(!text.contains("rollback failed"), "{host:#}");
 }
 
 #[test]
