@@ -803,6 +803,19 @@ fn a_full_disk_is_reported_with_the_targets_own_error() {
     let text = host.to_string();
     assert!(text.contains("Read-only file system"), "{host:#}");
     assert!(!text.contains("rollback failed"), "{host:#}");
+    // A full /tmp (where parc's scripts run from): said so, nothing changed.
+    on_host(
+        &lab,
+        0,
+        "mount -t tmpfs -o size=16k tmpfs /tmp && (dd if=/dev/zero of=/tmp/fill bs=4k 2>/dev/null; true)",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let host = finished(&events(&out))[0].clone();
+    on_host(&lab, 0, "umount /tmp");
+    let text = host.to_string();
+    assert!(text.contains("No space left on device"), "{host:#}");
+    assert!(!text.contains("rollback failed"), "{host:#}");
+    assert!(!text.contains("journal stays on the host"), "{host:#}");
 }
 
 #[test]

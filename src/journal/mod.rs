@@ -20,6 +20,10 @@ pub const JOURNAL_SH: &str = include_str!("journal.sh");
 /// Where parc keeps its state on a target.
 pub const STATE_DIR: &str = "/var/lib/parc";
 
+/// The record an apply prints once its journal is complete, just before its
+/// first change: a failed apply without it changed nothing.
+pub const COMPLETE_RECORD: &str = "journal-complete";
+
 /// Journals kept per host; older ones are pruned when a new one starts.
 pub const DEFAULT_KEEP: usize = 10;
 
@@ -98,11 +102,11 @@ pub fn begin(
     // The journal is whole only after the staging's sync (which covers its
     // entries): the completion marker, synced, then the watchdog, before the
     // first change. A restore acts on nothing else.
-    let mut preface = vec![
+    let mut preface = vec![format!(
         "echo complete > \"$PARC_JOURNAL/complete\" && parc_sync \"$PARC_JOURNAL/complete\" \"$PARC_JOURNAL\" \
-         || { echo 'cannot write the journal: nothing was changed' >&2; exit 1; }"
-            .to_string(),
-    ];
+         || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}\n\
+         echo '@@r {COMPLETE_RECORD}'"
+    )];
     if let Some(window) = confirm {
         preface.push(format!("parc_watchdog_arm {}", window.as_secs().max(1)));
     }

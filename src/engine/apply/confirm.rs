@@ -105,6 +105,7 @@ pub(super) async fn confirm_or_recover(
         resources: resources.clone(),
         error: Some(reason.clone()),
         journaled: true,
+        unchanged: false,
         restored,
         verification: verification.clone(),
     };

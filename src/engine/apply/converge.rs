@@ -26,6 +26,9 @@ pub struct Converged {
     pub error: Option<String>,
     /// A journal was written: there is something to roll back.
     pub journaled: bool,
+    /// The apply failed before its first change (its journal never
+    /// completed): a restore only cleans up after it.
+    pub unchanged: bool,
     /// The journal was already restored (by the host's dead-man watchdog).
     pub restored: bool,
     /// Results of the profile's verification tests (run when the apply worked).
@@ -38,6 +41,7 @@ impl Converged {
             resources,
             error: Some(error),
             journaled,
+            unchanged: false,
             restored: false,
             verification: vec![],
         }
@@ -149,6 +153,7 @@ pub async fn converge(
             resources,
             error: first_error,
             journaled: false,
+            unchanged: false,
             restored: false,
             verification: vec![],
         };
@@ -182,11 +187,15 @@ pub async fn converge(
         Around {
             preface: &preface,
             trailer: &[journal::finish_line().to_string()],
+            first_change: Some(journal::COMPLETE_RECORD),
         },
     )
     .await;
     if let Err(e) = applied {
-        return Converged::failed(e, items.into_iter().map(|i| i.report).collect(), true);
+        let resources = items.into_iter().map(|i| i.report).collect();
+        let mut done = Converged::failed(e.error, resources, true);
+        done.unchanged = !e.maybe_changed;
+        return done;
     }
 
     // Handlers notified by changed resources: at most one more exec. What they
@@ -229,11 +238,12 @@ pub async fn converge(
             Around {
                 preface: &[],
                 trailer: &[],
+                first_change: None,
             },
         )
         .await
         {
-            error = Some(e);
+            error = Some(e.error);
         }
         resources.extend(wanted.into_iter().map(|i| hitems[i].report.clone()));
     }
@@ -259,6 +269,7 @@ async fn verified(
         resources,
         error: None,
         journaled,
+        unchanged: false,
         restored: false,
         verification: vec![],
     };

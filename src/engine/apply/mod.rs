@@ -288,6 +288,13 @@ pub(super) async fn recover(
                 recovery.error = Some(format!("nothing had been changed on the host ({why})"));
                 return recovery;
             }
+            Err(e) if done.unchanged => {
+                recovery.error = Some(format!(
+                    "nothing had been changed on the host (its apply stopped before its first change), \
+                     but removing what it left failed: {e}"
+                ));
+                return recovery;
+            }
             Err(e) => {
                 recovery.action = RecoveryAction::Failed;
                 recovery.error = Some(format!(

@@ -217,6 +217,18 @@ fn runs(steps: &[(usize, &Step)], matches: impl Fn(&Step) -> bool) -> Vec<Range<
 pub(super) struct Around<'a> {
     pub preface: &'a [String],
     pub trailer: &'a [String],
+    /// A record the preface prints just before the first change: when it
+    /// is missing from a failed run's output, the run changed nothing.
+    pub first_change: Option<&'a str>,
+}
+
+/// Why a run of steps failed.
+#[derive(Debug)]
+pub(super) struct StepsFailed {
+    pub error: String,
+    /// The run may have changed the host (it got past `first_change`, or
+    /// parc cannot know: the connection broke).
+    pub maybe_changed: bool,
 }
 
 /// Apply the steps of `which` items in one exec and record each result.
@@ -229,7 +241,7 @@ pub(super) async fn run_steps(
     redactor: &Redactor,
     mut script: Script,
     around: Around<'_>,
-) -> Result<(), String> {
+) -> Result<(), StepsFailed> {
     let steps: Vec<(usize, &Step)> = which
         .iter()
         .filter_map(|&i| match &items[i].plan {
@@ -294,10 +306,10 @@ pub(super) async fn run_steps(
     for line in around.trailer {
         script.sh(line);
     }
-    let out = script
-        .run(t)
-        .await
-        .map_err(|e| format!("connection lost while applying: {e}"))?;
+    let out = script.run(t).await.map_err(|e| StepsFailed {
+        error: format!("connection lost while applying: {e}"),
+        maybe_changed: true,
+    })?;
     let mut error = None;
     for &i in which {
         let item = &mut items[i];
@@ -349,7 +361,12 @@ pub(super) async fn run_steps(
         }
     }
     match error {
-        Some(e) => Err(e),
+        Some(error) => Err(StepsFailed {
+            error,
+            maybe_changed: around
+                .first_change
+                .is_none_or(|mark| out.records.contains_key(mark)),
+        }),
         None => Ok(()),
     }
 }
