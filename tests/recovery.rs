@@ -776,46 +776,37 @@ fn a_full_disk_is_reported_with_the_targets_own_error() {
         &format!("resources:\n  - file: {{path: /srv/parc-full/big, content: \"{big}\"}}\n"),
         "  on_failure: rollback\n",
     );
-    on_host(
-        &lab,
-        0,
+    // The host's report of an apply with `setup` done on the host, undone
+    // by `cleanup` after. Nothing changes, so no rollback ever fails.
+    let attempt = |setup: &str, cleanup: &str| {
+        on_host(&lab, 0, setup);
+        let out = parc_json(&lab, [Path::new("apply"), &pb]);
+        let host = finished(&events(&out))[0].to_string();
+        on_host(&lab, 0, cleanup);
+        assert!(!host.contains("rollback failed"), "{host}");
+        assert!(!host.contains("journal stays on the host"), "{host}");
+        host
+    };
+    let host = attempt(
         "mkdir -p /srv/parc-full && mount -t tmpfs -o size=32k tmpfs /srv/parc-full \
          && (dd if=/dev/zero of=/srv/parc-full/fill bs=4k 2>/dev/null; true)",
+        "umount /srv/parc-full",
     );
-    let out = parc_json(&lab, [Path::new("apply"), &pb]);
-    let host = finished(&events(&out))[0].clone();
-    on_host(&lab, 0, "umount /srv/parc-full");
-    let text = host.to_string();
-    assert!(text.contains("No space left on device"), "{host:#}");
-    assert!(text.contains("/srv/parc-full"), "names the path: {host:#}");
-    assert!(!text.contains("File exists"), "{host:#}");
-    // Nothing was changed: no rollback was attempted, none failed.
-    assert!(!text.contains("rollback failed"), "{host:#}");
+    assert!(host.contains("No space left on device"), "{host}");
+    assert!(host.contains("/srv/parc-full"), "names the path: {host}");
+    assert!(!host.contains("File exists"), "{host}");
     // A read-only directory: the same, with its own error.
-    on_host(
-        &lab,
-        0,
+    let host = attempt(
         "mount --bind /srv/parc-full /srv/parc-full && mount -o remount,bind,ro /srv/parc-full",
+        "umount /srv/parc-full",
     );
-    let out = parc_json(&lab, [Path::new("apply"), &pb]);
-    let host = finished(&events(&out))[0].clone();
-    on_host(&lab, 0, "umount /srv/parc-full");
-    let text = host.to_string();
-    assert!(text.contains("Read-only file system"), "{host:#}");
-    assert!(!text.contains("rollback failed"), "{host:#}");
-    // A full /tmp (where parc's scripts run from): said so, nothing changed.
-    on_host(
-        &lab,
-        0,
+    assert!(host.contains("Read-only file system"), "{host}");
+    // A full /tmp (where parc's scripts run from).
+    let host = attempt(
         "mount -t tmpfs -o size=16k tmpfs /tmp && (dd if=/dev/zero of=/tmp/fill bs=4k 2>/dev/null; true)",
+        "umount /tmp",
     );
-    let out = parc_json(&lab, [Path::new("apply"), &pb]);
-    let host = finished(&events(&out))[0].clone();
-    on_host(&lab, 0, "umount /tmp");
-    let text = host.to_string();
-    assert!(text.contains("No space left on device"), "{host:#}");
-    assert!(!text.contains("rollback failed"), "{host:#}");
-    assert!(!text.contains("journal stays on the host"), "{host:#}");
+    assert!(host.contains("No space left on device"), "{host}");
 }
 
 #[test]
