@@ -162,8 +162,9 @@ fn parc_rollback_restores_every_host_after_the_controller_was_killed() {
     // then a file) was stopped before the restore, and the rollback said so.
     let took_over: Vec<&str> = ev
         .iter()
-        .filter_map(|e| e["phase"].as_str())
-        .filter(|p| p.starts_with("took over a stale lock: killed the processes"))
+        .filter(|e| e["event"] == "lock_taken_over")
+        .filter_map(|e| e["what"].as_str())
+        .filter(|w| w.starts_with("killed the processes"))
         .collect();
     assert_eq!(took_over.len(), 10, "{ev:#?}");
     // Had the orphaned step finished after the restore, its file would

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::task::JoinHandle;
 
-use super::events::Events;
+use super::events::{Event, Events};
 use crate::journal::STATE_DIR;
 use crate::transport::{ExitStatus, Transport, TransportError, quote};
 
@@ -264,7 +264,10 @@ impl HostLock {
     /// Say what taking over a stale lock did, if it did.
     pub fn announce(&self, events: &Events, host: &str) {
         if let Some(what) = &self.took_over {
-            events.phase(host, &format!("took over a stale lock: {what}"));
+            events.send(Event::LockTakenOver {
+                host: host.to_string(),
+                what: what.clone(),
+            });
         }
     }
 

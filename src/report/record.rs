@@ -133,7 +133,9 @@ impl Report {
                 self.started = now;
                 true
             }
-            Event::HostPhase { .. } | Event::HostProgress { .. } => false,
+            Event::HostPhase { .. } | Event::HostProgress { .. } | Event::LockTakenOver { .. } => {
+                false
+            }
             Event::HostFinished {
                 host,
                 state,
