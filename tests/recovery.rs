@@ -59,13 +59,7 @@ fn on_failure_rollback_restores_the_host_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let profile = format!("{CHANGES}  - command: {{run: \"echo broken >&2; exit 7\"}}\n");
     let pb = playbook(dir.path(), &profile, "  on_failure: rollback\n");
-    let before_paths: Vec<Vec<PathBuf>> = lab
-        .lab
-        .hosts
-        .iter()
-        .map(|h| upper_paths(&h.upper))
-        .collect();
-    let before = views(&lab, &[]);
+    let before = Snapshot::take(&lab);
 
     let out = lab
         .parc()
@@ -88,45 +82,7 @@ fn on_failure_rollback_restores_the_host_exactly() {
     }
     // Every path the run wrote is back as it was: content, mode, owner, and
     // created paths gone. Compare over the paths written before and after.
-    let after_paths: Vec<Vec<PathBuf>> = lab
-        .lab
-        .hosts
-        .iter()
-        .map(|h| upper_paths(&h.upper))
-        .collect();
-    let all: Vec<Vec<PathBuf>> = before_paths
-        .iter()
-        .zip(&after_paths)
-        .map(|(b, a)| b.iter().chain(a).cloned().collect())
-        .collect();
-    let before_full: Vec<_> = lab
-        .lab
-        .hosts
-        .iter()
-        .zip(&before)
-        .map(|(_, v)| v.clone())
-        .collect();
-    let after = views(&lab, &all);
-    for (i, (b, a)) in before_full.iter().zip(&after).enumerate() {
-        for (path, entry) in a {
-            let expected = b.get(path).cloned().unwrap_or_else(|| {
-                // Not written before the run: it must look like the base system.
-                common::state::host_view(
-                    Path::new("/nonexistent"),
-                    Path::new("/"),
-                    std::slice::from_ref(path),
-                )
-                .remove(path)
-                .unwrap()
-            });
-            assert_eq!(
-                entry,
-                &expected,
-                "host {i}: {} differs after rollback",
-                path.display()
-            );
-        }
-    }
+    before.assert_restored(&lab, "on_failure: rollback");
     assert!(
         lab.host_file(0, "/opt/parc-undo/x").is_none(),
         "the command's undo ran"
@@ -151,30 +107,9 @@ fn parc_rollback_restores_every_host_after_the_controller_was_killed() {
     }
     profile.push_str("  - command: {run: \"sleep 3\"}\n  - file: {path: /etc/parc-test/after-sleep, content: \"late\\n\"}\n");
     let pb = playbook(dir.path(), &profile, "");
-    let before_paths: Vec<Vec<PathBuf>> = lab
-        .lab
-        .hosts
-        .iter()
-        .map(|h| upper_paths(&h.upper))
-        .collect();
-    let before = views(&lab, &[]);
+    let before = Snapshot::take(&lab);
 
-    let mut child = lab
-        .parc()
-        .arg("--json")
-        .arg("apply")
-        .arg(&pb)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
-    let run_id = serde_json::from_str::<serde_json::Value>(&first).unwrap()["run_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (mut child, run_id, _output) = spawn_apply(&lab, &pb);
     // Wait until every host is inside its apply exec (journal written, files
     // changed, the sleep running), then kill the controller outright.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -223,39 +158,19 @@ fn parc_rollback_restores_every_host_after_the_controller_was_killed() {
         done.iter().all(|e| e["state"] == "rolled_back"),
         "{done:#?}"
     );
-    // Let a step that was still running when the controller died finish first
-    // would be wrong: the restore must win. Check the final state.
-    std::thread::sleep(std::time::Duration::from_secs(3));
-    let all: Vec<Vec<PathBuf>> = lab
-        .lab
-        .hosts
+    // The apply the controller left running on each host (its `sleep 3`,
+    // then a file) was stopped before the restore, and the rollback said so.
+    let took_over: Vec<&str> = ev
         .iter()
-        .zip(&before_paths)
-        .map(|(h, b)| b.iter().cloned().chain(upper_paths(&h.upper)).collect())
+        .filter(|e| e["event"] == "lock_taken_over")
+        .filter_map(|e| e["what"].as_str())
+        .filter(|w| w.starts_with("killed the processes"))
         .collect();
-    let after = views(&lab, &all);
-    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
-        for (path, entry) in a {
-            if path.starts_with("etc/parc-test/after-sleep") {
-                continue; // written by a step that outlived the controller, see below
-            }
-            let expected = b.get(path).cloned().unwrap_or_else(|| {
-                host_view(
-                    Path::new("/nonexistent"),
-                    Path::new("/"),
-                    std::slice::from_ref(path),
-                )
-                .remove(path)
-                .unwrap()
-            });
-            assert_eq!(
-                entry,
-                &expected,
-                "host {i}: {} differs after rollback",
-                path.display()
-            );
-        }
-    }
+    assert_eq!(took_over.len(), 10, "{ev:#?}");
+    // Had the orphaned step finished after the restore, its file would
+    // appear now: the restore must win. Check the final state.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    before.assert_restored(&lab, "after the controller was killed");
 }
 
 #[test]
@@ -509,4 +424,554 @@ verify:
         .collect();
     assert_eq!(degraded.len(), 3, "{report:#}");
     assert_eq!(report["summary"]["changed"], 7);
+}
+
+/// A lab of `hosts` hosts and a playbook applying `profile` to all of them.
+fn lab_and_playbook(
+    hosts: usize,
+    profile: &str,
+    play_extra: &str,
+) -> (TestLab, tempfile::TempDir, PathBuf) {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(hosts);
+    let dir = tempfile::tempdir().unwrap();
+    let pb = playbook(dir.path(), profile, play_extra);
+    (lab, dir, pb)
+}
+
+/// `parc --json apply PLAYBOOK` started in the background, its run id, and
+/// its output (kept open: parc must not see a broken pipe before it is killed).
+fn spawn_apply(
+    lab: &TestLab,
+    pb: &Path,
+) -> (
+    std::process::Child,
+    String,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    let mut child = lab
+        .parc()
+        .arg("--json")
+        .arg("apply")
+        .arg(pb)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    let run_id = serde_json::from_str::<serde_json::Value>(&first).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (child, run_id, stdout)
+}
+
+/// `parc --json ARGS` on the lab; its output.
+fn parc_json<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(
+    lab: &TestLab,
+    args: I,
+) -> std::process::Output {
+    lab.parc().arg("--json").args(args).output().unwrap()
+}
+
+/// `cmd` on host `host` over the real OpenSSH client; its stdout, trimmed.
+fn on_host(lab: &TestLab, host: usize, cmd: &str) -> String {
+    let out = lab.ssh(host, cmd);
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn rollback_of_managed_symlinks_leaves_what_they_point_to_alone() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    // Links to a directory and to a file (like /etc/localtime), replaced by
+    // parc, then a failure: the restore puts the links back and must not
+    // chmod through them (a link's own mode is 0777).
+    on_host(
+        &lab,
+        0,
+        "mkdir -p /srv/parc-d1 && chmod 0755 /srv/parc-d1 && echo utc > /srv/parc-d1-zone \
+         && chmod 0644 /srv/parc-d1-zone && ln -s /srv/parc-d1 /etc/parc-d1-dir \
+         && ln -s /srv/parc-d1-zone /etc/parc-d1-zone",
+    );
+    let pb = playbook(
+        dir.path(),
+        r#"
+resources:
+  - symlink: {path: /etc/parc-d1-dir, target: /etc/motd}
+  - symlink: {path: /etc/parc-d1-zone, target: /etc/motd}
+  - command: {run: "echo broken >&2; exit 7"}
+"#,
+        "  on_failure: rollback\n",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let ev = events(&out);
+    let done = finished(&ev);
+    assert_eq!(done[0]["state"], "rolled_back", "{:#}", done[0]);
+    assert_eq!(
+        on_host(
+            &lab,
+            0,
+            "stat -c '%a %U' /srv/parc-d1 /srv/parc-d1-zone; readlink /etc/parc-d1-dir /etc/parc-d1-zone"
+        ),
+        "755 root\n644 root\n/srv/parc-d1\n/srv/parc-d1-zone"
+    );
+    // `parc rollback` of the same run later takes the same path.
+    let run_id = ev[0]["run_id"].as_str().unwrap();
+    let out = parc_json(&lab, ["rollback", run_id]);
+    assert_eq!(finished(&events(&out))[0]["state"], "rolled_back");
+    assert_eq!(
+        on_host(&lab, 0, "stat -c '%a' /srv/parc-d1 /srv/parc-d1-zone"),
+        "755\n644"
+    );
+}
+
+#[test]
+fn a_crash_while_saving_the_journal_never_deletes_what_it_was_saving() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    // A directory with files, whose attributes the run changes (like
+    // /etc/ssh), and a `stat` first in PATH that kills the whole apply exec
+    // at the moment the journal saves that directory (once).
+    on_host(
+        &lab,
+        0,
+        r#"mkdir -p /etc/parc-d5 && echo a > /etc/parc-d5/a && echo b > /etc/parc-d5/b && chmod 0755 /etc/parc-d5
+cat > /usr/local/bin/stat <<'W'
+#!/bin/sh
+for last; do :; done
+if [ "$last" = /etc/parc-d5 ] && ls -d /var/lib/parc/journal/*/entries >/dev/null 2>&1 && mkdir /root/parc-d5-fired 2>/dev/null; then kill -9 0; fi
+exec /usr/bin/stat "$@"
+W
+chmod 0755 /usr/local/bin/stat"#,
+    );
+    let pb = playbook(
+        dir.path(),
+        r#"
+resources:
+  - file: {path: /etc/parc-d5-before, content: "x\n"}
+  - dir: {path: /etc/parc-d5, mode: "0700"}
+  - file: {path: /etc/parc-d5-after, content: "y\n"}
+"#,
+        "  on_failure: rollback\n",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let ev = events(&out);
+    let run_id = ev[0]["run_id"].as_str().unwrap().to_string();
+    let host = finished(&ev)[0].clone();
+    assert_eq!(host["state"], "failed", "{host:#}");
+    let recovery = host["outcome"]["recovery"].to_string();
+    assert!(
+        recovery.contains("nothing had been changed") && recovery.contains("never completed"),
+        "{recovery}"
+    );
+    let listing = "stat -c '%a' /etc/parc-d5; ls /etc/parc-d5; ls /etc/parc-d5-before /etc/parc-d5-after 2>&1 | wc -l";
+    let expected = "755\na\nb\n2";
+    assert_eq!(on_host(&lab, 0, listing), expected);
+    // `parc rollback` of that run later says so and deletes nothing either.
+    let out = parc_json(&lab, ["rollback", &run_id]);
+    let host = finished(&events(&out))[0].clone();
+    assert_eq!(host["state"], "skipped", "{host:#}");
+    assert!(
+        host["outcome"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("never completed"),
+        "{host:#}"
+    );
+    assert_eq!(on_host(&lab, 0, listing), expected);
+
+    // A complete journal with an entry that lost its completion marker (a
+    // disk that lied): that entry is refused, by name, and nothing deleted.
+    on_host(&lab, 0, "rm /usr/local/bin/stat");
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let ev = events(&out);
+    assert_eq!(finished(&ev)[0]["state"], "changed");
+    let run_id = ev[0]["run_id"].as_str().unwrap().to_string();
+    on_host(
+        &lab,
+        0,
+        &format!("cd /var/lib/parc/journal/{run_id}/entries/1 && cat path && rm done type"),
+    );
+    let out = parc_json(&lab, ["rollback", &run_id]);
+    let host = finished(&events(&out))[0].clone();
+    assert_eq!(host["state"], "failed", "{host:#}");
+    let problems = host["outcome"]["problems"].to_string();
+    assert!(
+        problems.contains("/etc/parc-d5") && problems.contains("not restored"),
+        "{problems}"
+    );
+    assert_eq!(
+        on_host(&lab, 0, "stat -c '%a' /etc/parc-d5; ls /etc/parc-d5"),
+        "700\na\nb"
+    );
+}
+
+/// Who decided the fate of run `run_id` on host `host` (the journal's `fate`
+/// link), read from the host's disk.
+fn fate(lab: &TestLab, host: usize, run_id: &str) -> Option<String> {
+    let link = lab.lab.hosts[host]
+        .root()
+        .join(format!("var/lib/parc/journal/{run_id}/fate"));
+    std::fs::read_link(link)
+        .ok()
+        .map(|t| t.to_string_lossy().into_owned())
+}
+
+/// The lab inventory with `vars` (a YAML flow mapping) for each host.
+fn inventory_with(lab: &TestLab, dir: &Path, vars: impl Fn(usize) -> String) -> PathBuf {
+    let mut inv = std::fs::read_to_string(lab.inventory()).unwrap();
+    for (i, h) in lab.lab.hosts.iter().enumerate() {
+        inv = inv.replace(
+            &format!("address: {}\n", h.address),
+            &format!("address: {}\n    vars: {}\n", h.address, vars(i)),
+        );
+    }
+    let path = dir.join("inventory.yml");
+    std::fs::write(&path, inv).unwrap();
+    path
+}
+
+#[test]
+fn a_confirmation_racing_the_dead_man_window_reports_what_the_host_ended_as() {
+    // A 2 s window and a handler that takes most of it: the confirmation
+    // lands around the moment the watchdog wakes, a little earlier or later
+    // on each host.
+    let (lab, dir, pb) = lab_and_playbook(
+        10,
+        r#"
+resources:
+  - file: {path: /etc/parc-race, content: "{{ round }}\n", notify: [settle]}
+handlers:
+  settle:
+    command: {run: "sleep {{ nap }}"}
+"#,
+        "  confirm: 2s\n",
+    );
+    let inventory = inventory_with(&lab, dir.path(), |i| {
+        format!("{{nap: \"1.{}\"}}", 55 + 5 * i)
+    });
+    let mut tries = 0;
+    for round in 0..3 {
+        let round_var = format!("round={round}");
+        let args: [&std::ffi::OsStr; 6] = [
+            "-i".as_ref(),
+            inventory.as_ref(),
+            "apply".as_ref(),
+            pb.as_ref(),
+            "-e".as_ref(),
+            round_var.as_ref(),
+        ];
+        let out = parc_json(&lab, args);
+        let ev = events(&out);
+        let run_id = ev[0]["run_id"].as_str().unwrap();
+        for e in finished(&ev) {
+            let i: usize = e["host"].as_str().unwrap()[3..].parse::<usize>().unwrap() - 1;
+            let content = lab.host_file(i, "/etc/parc-race");
+            let ours = content.as_deref() == Some(format!("{round}\n").as_bytes());
+            let fate = fate(&lab, i, run_id);
+            match e["state"].as_str().unwrap() {
+                "changed" => {
+                    assert_eq!(fate.as_deref(), Some("confirmed"), "host {i}: {e:#}");
+                    assert!(
+                        ours,
+                        "host {i} reported changed, but it was restored: {e:#}"
+                    );
+                }
+                "rolled_back" => {
+                    assert_eq!(fate.as_deref(), Some("watchdog"), "host {i}: {e:#}");
+                    assert!(!ours, "host {i} reported rolled back, but kept the change");
+                }
+                other => panic!("host {i} ended {other}: {e:#}"),
+            }
+            tries += 1;
+        }
+    }
+    assert_eq!(tries, 30);
+}
+
+#[test]
+fn on_failure_keep_disarms_the_dead_man_switch() {
+    let (lab, _dir, pb) = lab_and_playbook(
+        2,
+        r#"
+resources:
+  - file: {path: /etc/parc-kept, content: "kept\n"}
+  - command: {run: "echo broken >&2; exit 7"}
+"#,
+        "  on_failure: keep\n  confirm: 2s\n",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let ev = events(&out);
+    let run_id = ev[0]["run_id"].as_str().unwrap().to_string();
+    for e in finished(&ev) {
+        assert_eq!(e["state"], "failed", "{e:#}");
+        assert_eq!(e["outcome"]["recovery"]["action"], "kept", "{e:#}");
+    }
+    // Well past the window: the hosts are still as reported, and the
+    // journal records who decided.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    for i in 0..2 {
+        assert_eq!(
+            lab.host_file(i, "/etc/parc-kept").as_deref(),
+            Some(&b"kept\n"[..]),
+            "host {i} was restored after being reported kept"
+        );
+        assert_eq!(fate(&lab, i, &run_id).as_deref(), Some("keep"));
+    }
+}
+
+#[test]
+fn a_lock_without_owner_is_not_broken_silently_and_lock_errors_are_real() {
+    let (lab, _dir, pb) = lab_and_playbook(
+        1,
+        "resources:\n  - file: {path: /etc/parc-d6, content: \"1\\n\"}\n",
+        "",
+    );
+    // A lock directory with no record of who made it.
+    on_host(&lab, 0, "mkdir -p /var/lib/parc/lock");
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let host = finished(&events(&out))[0].clone();
+    let error = host["outcome"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("stale lock"), "{host:#}");
+    assert!(lab.host_file(0, "/etc/parc-d6").is_none());
+    assert!(
+        lab.lab.hosts[0].root().join("var/lib/parc/lock").is_dir(),
+        "left for the operator"
+    );
+    // A read-only /var/lib/parc: its real error, not "locked by another rollout ()".
+    on_host(
+        &lab,
+        0,
+        "rmdir /var/lib/parc/lock && mount --bind /var/lib/parc /var/lib/parc && mount -o remount,bind,ro /var/lib/parc",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    on_host(&lab, 0, "umount /var/lib/parc");
+    let host = finished(&events(&out))[0].clone();
+    let error = host["outcome"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("Read-only file system") && !error.contains("locked by another"),
+        "{host:#}"
+    );
+    assert!(lab.host_file(0, "/etc/parc-d6").is_none());
+    // --break-lock does break an ownerless lock.
+    on_host(&lab, 0, "mkdir -p /var/lib/parc/lock");
+    let out = parc_json(&lab, [Path::new("apply"), &pb, Path::new("--break-lock")]);
+    assert_eq!(finished(&events(&out))[0]["state"], "changed");
+}
+
+#[test]
+fn a_full_disk_is_reported_with_the_targets_own_error() {
+    let big = "x".repeat(64 * 1024);
+    let (lab, _dir, pb) = lab_and_playbook(
+        1,
+        &format!("resources:\n  - file: {{path: /srv/parc-full/big, content: \"{big}\"}}\n"),
+        "  on_failure: rollback\n",
+    );
+    // The host's report of an apply with `setup` done on the host, undone
+    // by `cleanup` after. Nothing changes, so no rollback ever fails.
+    let attempt = |setup: &str, cleanup: &str| {
+        on_host(&lab, 0, setup);
+        let out = parc_json(&lab, [Path::new("apply"), &pb]);
+        let host = finished(&events(&out))[0].to_string();
+        on_host(&lab, 0, cleanup);
+        assert!(!host.contains("rollback failed"), "{host}");
+        assert!(!host.contains("journal stays on the host"), "{host}");
+        host
+    };
+    let host = attempt(
+        "mkdir -p /srv/parc-full && mount -t tmpfs -o size=32k tmpfs /srv/parc-full \
+         && (dd if=/dev/zero of=/srv/parc-full/fill bs=4k 2>/dev/null; true)",
+        "umount /srv/parc-full",
+    );
+    assert!(host.contains("No space left on device"), "{host}");
+    assert!(host.contains("/srv/parc-full"), "names the path: {host}");
+    assert!(!host.contains("File exists"), "{host}");
+    // A read-only directory: the same, with its own error.
+    let host = attempt(
+        "mount --bind /srv/parc-full /srv/parc-full && mount -o remount,bind,ro /srv/parc-full",
+        "umount /srv/parc-full",
+    );
+    assert!(host.contains("Read-only file system"), "{host}");
+    // A full /tmp (where parc's scripts run from).
+    let host = attempt(
+        "mount -t tmpfs -o size=16k tmpfs /tmp && (dd if=/dev/zero of=/tmp/fill bs=4k 2>/dev/null; true)",
+        "umount /tmp",
+    );
+    assert!(host.contains("No space left on device"), "{host}");
+}
+
+#[test]
+fn the_failure_budget_stops_within_a_batch() {
+    // One batch of six, one host at a time, four of them broken (a directory
+    // stands where the file goes): once two failed, no further host starts.
+    let (lab, _dir, pb) = lab_and_playbook(
+        6,
+        "resources:\n  - file: {path: /etc/parc-budget, content: \"ok\\n\"}\n",
+        "  batches: [100%]\n  parallel: 1\n  max_failures: 1\n",
+    );
+    for i in 0..4 {
+        on_host(&lab, i, "mkdir /etc/parc-budget");
+    }
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let ev = events(&out);
+    let done = finished(&ev);
+    let count = |state: &str| done.iter().filter(|e| e["state"] == state).count();
+    assert_eq!(count("failed"), 2, "{done:#?}");
+    assert!(count("skipped") >= 2, "{done:#?}");
+    for e in &done {
+        let i: usize = e["host"].as_str().unwrap()[3..].parse::<usize>().unwrap() - 1;
+        if e["state"] == "skipped" {
+            let reason = e["outcome"]["reason"].as_str().unwrap();
+            assert!(reason.contains("max_failures"), "{reason}");
+            assert!(
+                lab.host_file(i, "/etc/parc-budget").is_none()
+                    || lab.lab.hosts[i].root().join("etc/parc-budget").is_dir(),
+                "host {i} was left untouched"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_handler_with_undo_runs_its_undo_after_a_rollback() {
+    let (lab, _dir, pb) = lab_and_playbook(
+        1,
+        r#"
+resources:
+  - file: {path: /etc/parc-h, content: "new\n", notify: [refresh]}
+handlers:
+  refresh:
+    command: {run: "echo ran >> /root/parc-h-log", undo: "echo undone >> /root/parc-h-log"}
+verify:
+  - file: {path: /etc/parc-h, contains: "never"}
+"#,
+        "  on_failure: rollback\n",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    assert_eq!(finished(&events(&out))[0]["state"], "rolled_back");
+    assert!(lab.host_file(0, "/etc/parc-h").is_none());
+    assert_eq!(
+        lab.host_file(0, "/root/parc-h-log").as_deref(),
+        Some(&b"ran\nundone\n"[..]),
+        "the handler ran once, then its undo after the restore"
+    );
+}
+
+/// Every path of each host's upper dir, before a run, as the host sees it.
+struct Snapshot {
+    paths: Vec<Vec<PathBuf>>,
+    views: Vec<std::collections::BTreeMap<PathBuf, Option<common::state::Entry>>>,
+}
+
+impl Snapshot {
+    fn take(lab: &TestLab) -> Snapshot {
+        Snapshot {
+            paths: lab
+                .lab
+                .hosts
+                .iter()
+                .map(|h| upper_paths(&h.upper))
+                .collect(),
+            views: views(lab, &[]),
+        }
+    }
+
+    /// Every host looks as it did (content, mode, owner, link target; paths
+    /// written since are gone), over the paths written before and since.
+    fn assert_restored(&self, lab: &TestLab, when: &str) {
+        let all: Vec<Vec<PathBuf>> = lab
+            .lab
+            .hosts
+            .iter()
+            .zip(&self.paths)
+            .map(|(h, b)| b.iter().cloned().chain(upper_paths(&h.upper)).collect())
+            .collect();
+        let after = views(lab, &all);
+        for (i, (b, a)) in self.views.iter().zip(&after).enumerate() {
+            for (path, entry) in a {
+                let expected = b.get(path).cloned().unwrap_or_else(|| {
+                    host_view(
+                        Path::new("/nonexistent"),
+                        Path::new("/"),
+                        std::slice::from_ref(path),
+                    )
+                    .remove(path)
+                    .unwrap()
+                });
+                assert_eq!(
+                    entry,
+                    &expected,
+                    "{when}: host {i}: {} differs after rollback",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn rollback_after_a_sigkill_at_ten_points_of_an_apply_restores_every_host() {
+    let mut profile = String::from(CHANGES);
+    profile.push_str("  - command: {run: \"sleep 0.5\"}\n");
+    for i in 0..20 {
+        profile.push_str(&format!(
+            "  - file: {{path: /etc/parc-test/f{i}, content: \"{i}\\n\", mode: \"0600\"}}\n"
+        ));
+    }
+    profile.push_str(
+        "  - symlink: {path: /etc/parc-test/zone, target: /srv}\n  - command: {run: \"sleep 0.5\"}\n  - line: {path: /etc/environment, line: \"PARC_LATE=1\"}\n",
+    );
+    let (lab, _dir, pb) = lab_and_playbook(10, &profile, "");
+    let before = Snapshot::take(&lab);
+    for (point, delay_ms) in [0u64, 150, 300, 500, 700, 900, 1200, 1500, 1900, 2500]
+        .into_iter()
+        .enumerate()
+    {
+        let (mut child, run_id, _output) = spawn_apply(&lab, &pb);
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let out = parc_json(&lab, ["rollback", &run_id]);
+        for e in finished(&events(&out)) {
+            assert!(
+                e["state"] == "rolled_back" || e["state"] == "skipped",
+                "kill point {point} ({delay_ms} ms): {e:#}"
+            );
+        }
+        before.assert_restored(&lab, &format!("kill point {point} ({delay_ms} ms)"));
+    }
+}
+
+#[test]
+fn a_dead_man_window_ending_during_the_apply_stops_it_before_restoring() {
+    let (lab, _dir, pb) = lab_and_playbook(
+        1,
+        r#"
+resources:
+  - file: {path: /etc/parc-slow-a, content: "a\n"}
+  - command: {run: "sleep 4"}
+  - file: {path: /etc/parc-slow-b, content: "b\n"}
+"#,
+        "  confirm: 1s\n",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let ev = events(&out);
+    let host = finished(&ev)[0].clone();
+    assert_eq!(host["state"], "rolled_back", "{host:#}");
+    let run_id = ev[0]["run_id"].as_str().unwrap();
+    assert_eq!(fate(&lab, 0, run_id).as_deref(), Some("watchdog"));
+    // Had the apply gone on under the restore, its last file would be here.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert!(lab.host_file(0, "/etc/parc-slow-a").is_none());
+    assert!(lab.host_file(0, "/etc/parc-slow-b").is_none());
 }

@@ -429,6 +429,10 @@ pub enum Event {
     },
     /// A host entered a phase (connecting, running, probing, ...).
     HostPhase { host: String, phase: String },
+    /// A stale lock left by an interrupted run was taken over: what was done
+    /// about that run's processes still running on the host (killed, or
+    /// none found).
+    LockTakenOver { host: String, what: String },
     /// Bytes of a long transfer that are done on a host (image deploy: chunks
     /// found matching, zeroed or sent; the read-back that follows is its own
     /// phase; capture: bytes received).

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
@@ -74,16 +75,76 @@ where
     F: Fn(String, Arc<dyn Transport>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Outcome> + Send + 'static,
 {
+    each_within(ctx, hosts, parallel, Arc::new(Budget::unlimited()), action).await
+}
+
+/// A play's failure budget (`max_failures`), shared by its batches: hosts that
+/// fail count against it as they finish, and once it is exceeded no further
+/// host is started, also within the batch under way.
+#[derive(Debug)]
+pub struct Budget {
+    limit: Option<usize>,
+    failures: AtomicUsize,
+}
+
+impl Budget {
+    pub fn new(limit: Option<usize>) -> Self {
+        Budget {
+            limit,
+            failures: AtomicUsize::new(0),
+        }
+    }
+
+    fn unlimited() -> Self {
+        Self::new(None)
+    }
+
+    pub fn failures(&self) -> usize {
+        self.failures.load(Ordering::SeqCst)
+    }
+
+    /// More hosts failed than the budget allows.
+    pub fn exceeded(&self) -> Option<usize> {
+        self.limit.filter(|&limit| self.failures() > limit)
+    }
+}
+
+/// [`each`], starting no host once `budget` is exceeded: those not started
+/// are reported skipped.
+pub async fn each_within<F, Fut>(
+    ctx: &FleetContext,
+    hosts: Vec<String>,
+    parallel: usize,
+    budget: Arc<Budget>,
+    action: F,
+) -> Vec<(String, Outcome)>
+where
+    F: Fn(String, Arc<dyn Transport>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
     let permits = Arc::new(Semaphore::new(parallel.max(1)));
     let mut set = JoinSet::new();
     for (index, name) in hosts.iter().cloned().enumerate() {
         let ctx = ctx.clone();
         let action = action.clone();
         let permits = permits.clone();
+        let budget = budget.clone();
         set.spawn(async move {
             let _permit = permits.acquire_owned().await.expect("never closed");
             let t0 = Instant::now();
-            let (outcome, execs) = on_host(&ctx, &name, action).await;
+            let (outcome, execs) = match budget.exceeded() {
+                Some(limit) => {
+                    let reason = format!(
+                        "not started: {} hosts failed, more than max_failures ({limit})",
+                        budget.failures()
+                    );
+                    (Outcome::Skipped { reason }, 0)
+                }
+                None => on_host(&ctx, &name, action).await,
+            };
+            if outcome.state().is_failure() {
+                budget.failures.fetch_add(1, Ordering::SeqCst);
+            }
             ctx.events.send(Event::HostFinished {
                 host: name.clone(),
                 state: outcome.state(),

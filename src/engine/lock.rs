@@ -14,6 +14,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::task::JoinHandle;
 
+use super::events::{Event, Events};
 use super::gather::FACTS_LIMIT;
 use crate::journal::STATE_DIR;
 use crate::transport::{Capped, ExitStatus, Kept, Transport, TransportError, quote};
@@ -21,6 +22,38 @@ use crate::transport::{Capped, ExitStatus, Kept, Transport, TransportError, quot
 /// Exit codes of the lock script.
 const HELD: u32 = 75;
 const STALE: u32 = 76;
+const FAILED: u32 = 77;
+
+/// Printed by the lock script, before `locked`, when it took over a stale
+/// lock: what it did about the interrupted run's processes.
+const TAKEOVER: &str = "@@takeover ";
+
+/// sh run before a stale lock is broken: every process group the interrupted
+/// run recorded (`parc_lock_join` in journal.sh) that still has processes (an apply
+/// whose controller died goes on running) gets SIGTERM, then SIGKILL, and the
+/// takeover waits until all are gone; it says which it did, and removes the
+/// work directories (mktemp, under TMPDIR) of the execs it killed. If some
+/// never go, the lock is not taken.
+fn stop_old_run() -> String {
+    format!(
+        r#"_groups=; _dirs=
+    while read -r _g _d; do
+      _groups="$_groups $_g"
+      case $_d in /*/parc.*) _dirs="$_dirs $_d" ;; esac
+    done <<PARC_PGIDS
+$(cat "$L/pgids" 2>/dev/null)
+PARC_PGIDS
+    if ! parc_stop_groups $_groups; then
+      echo "processes of the interrupted run $(cat "$L/run" 2>/dev/null) still run (process groups$_stopped) after SIGKILL: the lock is not taken over"; exit {FAILED}
+    fi
+    if [ -n "$_stopped" ]; then
+      for _d in $_dirs; do rm -rf "$_d"; done
+      echo "{TAKEOVER}killed the processes the interrupted run $(cat "$L/run" 2>/dev/null) left running (SIGTERM$( [ "$_how" = KILL ] && echo ', then SIGKILL'), process groups$_stopped) and waited until they were gone"
+    else
+      echo "{TAKEOVER}no process of the interrupted run $(cat "$L/run" 2>/dev/null) was left running"
+    fi"#
+    )
+}
 
 /// Who is rolling out, recorded in the lock and in the history.
 #[derive(Debug, Clone)]
@@ -67,7 +100,7 @@ pub enum LockError {
          --break-lock. parc changed nothing on this host"
     )]
     Stale { holder: String },
-    #[error("cannot take the lock: {0}")]
+    #[error("cannot take the lock: {0}. parc changed nothing on this host")]
     Failed(String),
     #[error(transparent)]
     Transport(#[from] TransportError),
@@ -75,6 +108,9 @@ pub enum LockError {
 
 /// A held lock; release it with [`HostLock::release`].
 pub struct HostLock {
+    /// What taking over a stale lock did about the interrupted run's
+    /// processes (killed them, or found none), to report.
+    pub took_over: Option<String>,
     control: DuplexStream,
     task: JoinHandle<Result<ExitStatus, TransportError>>,
 }
@@ -136,15 +172,25 @@ fn script(
         .unwrap_or_default();
     let l = format!("{STATE_DIR}/lock");
     format!(
-        r#"L={l}; [ -d {STATE_DIR} ] || mkdir -p -m 700 {STATE_DIR} || exit 1
-if ! mkdir "$L" 2>/dev/null; then
+        r#"{journal_sh}
+L={l}
+if [ ! -d {STATE_DIR} ] && ! _err=$(mkdir -p -m 700 {STATE_DIR} 2>&1); then echo "$_err"; exit {FAILED}; fi
+if ! _err=$(mkdir "$L" 2>&1); then
+  # Not contention: the real error (read-only or full disk, permissions).
+  if [ ! -d "$L" ]; then echo "$_err"; exit {FAILED}; fi
   # Alive, and not a zombie nobody reaped (kill -0 succeeds on those).
   _p=$(cat "$L/pid" 2>/dev/null)
   if [ -n "$_p" ] && kill -0 "$_p" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$_p/status" 2>/dev/null; then
     cat "$L/info" 2>/dev/null; exit {HELD}
   fi
-  if [ {brk} = 1 ] || [ "$(cat "$L/run" 2>/dev/null)" = {takeover} ]; then rm -rf "$L"; mkdir "$L" || exit {HELD}
-  else cat "$L/info" 2>/dev/null; exit {STALE}; fi
+  # A lock without its owner's record is never taken over silently.
+  _r=$(cat "$L/run" 2>/dev/null)
+  if [ {brk} = 1 ] || {{ [ -n "$_r" ] && [ "$_r" = {takeover} ]; }}; then
+    {stop}
+    rm -rf "$L"; mkdir "$L" || exit {HELD}
+  else
+    cat "$L/info" 2>/dev/null || echo "no owner recorded in $L: an interrupted parc, or not parc"; exit {STALE}
+  fi
 fi
 printf '%s\n' {run} > "$L/run"
 printf 'run %s by %s from %s since %s\n' {run} {user} {controller} {started} > "$L/info"
@@ -156,6 +202,8 @@ if [ "$cmd" = release ]; then
   rm -rf "$L"
 fi
 "#,
+        stop = stop_old_run(),
+        journal_sh = crate::journal::JOURNAL_SH,
         brk = u8::from(break_stale),
         takeover = quote(takeover_run.unwrap_or("")),
         run = quote(&op.run_id),
@@ -199,13 +247,25 @@ impl HostLock {
         });
         let mut reader = BufReader::new(out_reader);
         let mut said = Vec::new();
+        let mut took_over = None;
         while let Some(line) = next_line(&mut reader).await {
+            if let Some(what) = line.strip_prefix(TAKEOVER) {
+                took_over = Some(what.to_string());
+                continue;
+            }
             if line != "locked" {
                 said.push(line);
                 continue;
             }
             if then.is_none() {
-                return Ok((HostLock { control, task }, None));
+                return Ok((
+                    HostLock {
+                        took_over,
+                        control,
+                        task,
+                    },
+                    None,
+                ));
             }
             let mut stdout = Capped::new(FACTS_LIMIT);
             let mut code = None;
@@ -219,7 +279,11 @@ impl HostLock {
             }
             let stdout = stdout.into_kept();
             return Ok((
-                HostLock { control, task },
+                HostLock {
+                    took_over,
+                    control,
+                    task,
+                },
                 Some(ThenOutput { code, stdout }),
             ));
         }
@@ -227,9 +291,20 @@ impl HostLock {
         match task.await {
             Ok(Ok(ExitStatus::Code(HELD))) => Err(LockError::Held { holder }),
             Ok(Ok(ExitStatus::Code(STALE))) => Err(LockError::Stale { holder }),
+            Ok(Ok(ExitStatus::Code(FAILED))) => Err(LockError::Failed(holder)),
             Ok(Ok(status)) => Err(LockError::Failed(format!("lock script {status}: {holder}"))),
             Ok(Err(e)) => Err(LockError::Transport(e)),
             Err(e) => Err(LockError::Failed(e.to_string())),
+        }
+    }
+
+    /// Say what taking over a stale lock did, if it did.
+    pub fn announce(&self, events: &Events, host: &str) {
+        if let Some(what) = &self.took_over {
+            events.send(Event::LockTakenOver {
+                host: host.to_string(),
+                what: what.clone(),
+            });
         }
     }
 

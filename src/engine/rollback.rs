@@ -6,11 +6,8 @@ use std::sync::Arc;
 use super::events::{Events, Outcome, Summary};
 use super::fleet::{self, FleetContext};
 use super::lock::{HostLock, Operator, history_line};
-use crate::journal;
-use crate::transport::{ExitStatus, Transport};
-
-/// Exit status of the restore script when the host has no such journal.
-const NO_JOURNAL: u32 = 3;
+use crate::journal::{self, Fate, Restore};
+use crate::transport::Transport;
 
 pub async fn run(
     ctx: &FleetContext,
@@ -43,6 +40,7 @@ pub async fn run(
                             };
                         }
                     };
+                lock.announce(&events, &host);
                 let outcome = restore_host(t.as_ref(), &host, &target_run, &events).await;
                 let history = history_line(&operator, "rollback", outcome.state().as_str());
                 lock.release(&history).await;
@@ -58,31 +56,21 @@ async fn restore_host(t: &dyn Transport, host: &str, target_run: &str, events: &
     // The fallback's journal is newer: undo it first.
     let mut restored = Vec::new();
     let mut problems = Vec::new();
+    let mut untouched = format!("no journal of run {target_run} on this host");
     for j in [format!("{target_run}-fallback"), target_run.to_string()] {
-        let out = match journal::restore_script(&j).run(t).await {
-            Ok(out) => out,
-            Err(e) => {
-                return Outcome::Failed {
-                    error: e.while_doing(&format!("restoring {j}")),
-                };
+        match journal::restore(t, &j, Fate::Rollback).await {
+            Ok(Restore::Checked(p)) => {
+                problems.extend(p);
+                restored.push(j);
             }
-        };
-        if out.status == ExitStatus::Code(NO_JOURNAL) {
-            continue;
+            Ok(Restore::NothingChanged(why)) if j == target_run => untouched = why,
+            Ok(Restore::NothingChanged(_)) => {}
+            Err(error) => return Outcome::Failed { error },
         }
-        match journal::restore_problems(&out.records) {
-            Ok(p) => problems.extend(p),
-            Err(e) => {
-                return Outcome::Failed {
-                    error: format!("restoring {j}: {e} ({})", out.stderr.trim()),
-                };
-            }
-        }
-        restored.push(j);
     }
     if restored.is_empty() {
         return Outcome::Skipped {
-            reason: format!("no journal of run {target_run} on this host"),
+            reason: format!("nothing to restore: {untouched}"),
         };
     }
     Outcome::Restored {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::apply::{ApplyJob, apply_host};
 use super::events::{Event, HostState, Outcome, Summary};
-use super::fleet::{self, FleetContext};
+use super::fleet::{self, Budget, FleetContext};
 use super::lock::Operator;
 use crate::image::deploy::DeployJob;
 use crate::image::deploy::helper::Helper;
@@ -136,18 +136,18 @@ pub async fn run(
             connect: ctx.options.clone(),
             image,
         });
-        let budget = play.spec.max_failures.map(|m| m.budget(hosts.len()));
+        let budget = Arc::new(Budget::new(
+            play.spec.max_failures.map(|m| m.budget(hosts.len())),
+        ));
         let parallel = play.spec.parallel.unwrap_or(ctx.parallel);
-        let mut failures = 0;
         for (index, wave) in waves.iter().enumerate() {
-            if let Some(budget) = budget
-                && failures > budget
-            {
+            if let Some(limit) = budget.exceeded() {
                 let rest: Vec<String> = waves[index..].iter().flatten().cloned().collect();
                 ctx.events.send(Event::PlayAborted {
                     play: play.name.clone(),
                     reason: format!(
-                        "{failures} hosts failed, were rolled back or degraded, or were untrusted or unreachable: more than max_failures ({budget})"
+                        "{} hosts failed, were rolled back or degraded, or were untrusted or unreachable: more than max_failures ({limit})",
+                        budget.failures()
                     ),
                     skipped: rest.clone(),
                 });
@@ -161,14 +161,14 @@ pub async fn run(
                 hosts: wave.clone(),
             });
             let (job, inventory, events) = (job.clone(), ctx.inventory.clone(), ctx.events.clone());
-            let results = fleet::each(ctx, wave.clone(), parallel, move |host, t| {
-                apply_host(job.clone(), inventory.clone(), host, t, events.clone())
-            })
+            let results = fleet::each_within(
+                ctx,
+                wave.clone(),
+                parallel,
+                budget.clone(),
+                move |host, t| apply_host(job.clone(), inventory.clone(), host, t, events.clone()),
+            )
             .await;
-            failures += results
-                .iter()
-                .filter(|(_, o)| o.state().is_failure())
-                .count();
             all.extend(results);
         }
     }

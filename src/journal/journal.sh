@@ -4,13 +4,26 @@
 # dead-man watchdog when the controller never confirms.
 #
 # Layout of a journal (directory mode 0700):
-#   state               applying | applied | confirmed | rolled_back
+#   state               applying | applied | confirmed | rolling_back |
+#                       rolled_back | incomplete (what happened so far)
+#   fate                a symlink whose target names who decided the host's
+#                       fate, once (parc_decide): confirmed | watchdog | keep |
+#                       rollback | fallback
+#   watchdog.pid        the armed dead-man watchdog
+#   apply.pgid          the apply exec's process group (the watchdog stops it
+#                       if its window ends while the apply still runs)
+#   complete            written and synced after every entry and the staged
+#                       files, before the first change: a journal without it
+#                       belongs to an apply that changed nothing
 #   entries/N/path      the path, byte for byte
 #   entries/N/type      absent | file | link | dir | attrs
 #   entries/N/data      a copy (cp -a) of what stood there (file, link, dir)
 #   entries/N/attrs     "mode owner group" (every type but absent)
+#   entries/N/target_attrs  "mode owner group" of what a link pointed to: the
+#                       restore check proves the restore did not change it
 #   entries/N/sha256    content hash of a regular file
 #   entries/N/undo      sh to run on restore (command resources' `undo:`)
+#   entries/N/done      written last: an entry without it is never acted on
 #   post-restore        sh run after a restore (handlers that ran, so services
 #                       reload the restored configuration)
 #   unstage             sh removing the run's staged temp files (first thing a
@@ -18,43 +31,149 @@
 
 parc_journal_save() { # N PATH [attrs]: record PATH as it is now
   _e="$PARC_JOURNAL/entries/$1"
-  [ -d "$_e" ] || mkdir -p "$_e"
-  printf '%s' "$2" > "$_e/path"
+  [ -d "$_e" ] || mkdir -p "$_e" || return 1
+  printf '%s' "$2" > "$_e/path" || return 1
   if [ -L "$2" ] || [ -e "$2" ]; then
-    stat -c '%a %U %G' "$2" > "$_e/attrs"
+    stat -c '%a %U %G' "$2" > "$_e/attrs" || return 1
   fi
   if [ "$3" = attrs ] && [ -e "$2" ]; then
-    echo attrs > "$_e/type"
+    _t=attrs
   elif [ -L "$2" ]; then
-    echo link > "$_e/type"; cp -a "$2" "$_e/data"
+    _t=link; cp -a "$2" "$_e/data" || return 1
+    if [ -e "$2" ]; then stat -L -c '%a %U %G' "$2" > "$_e/target_attrs" || return 1; fi
   elif [ -d "$2" ]; then
-    echo dir > "$_e/type"; cp -a "$2" "$_e/data" && parc_sync_tree "$_e/data"
+    _t=dir; cp -a "$2" "$_e/data" && parc_sync_tree "$_e/data" || return 1
   elif [ -f "$2" ]; then
-    echo file > "$_e/type"; cp -a "$2" "$_e/data"; parc_sha "$2" > "$_e/sha256"
+    _t=file; cp -a "$2" "$_e/data" && parc_sha "$2" > "$_e/sha256" || return 1
   elif [ -e "$2" ]; then
     echo "cannot journal $2: not a file, directory or symlink" >&2; return 1
   else
-    echo absent > "$_e/type"
+    _t=absent
   fi
+  # The type, then the completion marker, last: an entry is whole or ignored.
+  echo "$_t" > "$_e/type" && : > "$_e/done"
+}
+
+# Record this exec's process group and work directory in the host lock (held
+# by this run): a takeover of the lock, should this run be interrupted, stops
+# what it left running before anyone restores the host, and removes the work
+# directory the killed exec could not.
+parc_lock_join() {
+  _pg=$$
+  if [ -r "/proc/$$/stat" ]; then read -r _ _ _ _ _pg _ < "/proc/$$/stat"; fi
+  [ ! -d /var/lib/parc/lock ] || printf '%s %s\n' "$_pg" "${PARC_DIR:-}" >> /var/lib/parc/lock/pgids
+  PARC_PGID=$_pg
+}
+
+# SIGTERM, then SIGKILL, every process group PGID that still has processes,
+# and wait (bounded) until all are gone. Sets _stopped to the groups that had
+# processes and _how to the last signal sent; fails if some never go.
+parc_stop_groups() { # PGID...
+  _stopped=; _how=
+  for _g; do
+    case $_g in ''|*[!0-9]*) continue ;; esac
+    if [ "$_g" -gt 1 ] && kill -0 -"$_g" 2>/dev/null; then _stopped="$_stopped $_g"; fi
+  done
+  [ -n "$_stopped" ] || return 0
+  for _how in TERM KILL; do
+    for _g in $_stopped; do kill -"$_how" -"$_g" 2>/dev/null; done
+    _w=0
+    while [ "$_w" -lt 10 ]; do
+      _alive=
+      for _g in $_stopped; do kill -0 -"$_g" 2>/dev/null && _alive=1; done
+      [ -n "$_alive" ] || return 0
+      sleep 1
+      _w=$((_w + 1))
+    done
+  done
+  return 1
 }
 
 parc_journal_undo() { # N SH: run SH on restore
-  [ -d "$PARC_JOURNAL/entries/$1" ] || mkdir -p "$PARC_JOURNAL/entries/$1"
-  printf '%s\n' "$2" > "$PARC_JOURNAL/entries/$1/undo"
+  [ -d "$PARC_JOURNAL/entries/$1" ] || mkdir -p "$PARC_JOURNAL/entries/$1" || return 1
+  printf '%s\n' "$2" > "$PARC_JOURNAL/entries/$1/undo" && : > "$PARC_JOURNAL/entries/$1/done"
+}
+
+# Whether entry directory E is whole: its completion marker, a known type and
+# what that type needs. Sets _t to the type.
+parc_entry_ok() { # E
+  _t=
+  [ -f "$1/done" ] || return 1
+  [ ! -f "$1/undo" ] || return 0
+  [ -f "$1/path" ] && [ -f "$1/type" ] || return 1
+  read -r _t < "$1/type" || return 1
+  case $_t in
+    absent) ;;
+    attrs) [ -f "$1/attrs" ] ;;
+    file) [ -f "$1/attrs" ] && [ -f "$1/sha256" ] && [ -f "$1/data" ] ;;
+    link) [ -f "$1/attrs" ] && [ -L "$1/data" ] ;;
+    dir) [ -f "$1/attrs" ] && [ -d "$1/data" ] ;;
+    *) return 1 ;;
+  esac
+}
+
+# Decide the host's fate as WHO, unless someone did already. Exactly one of
+# the controller's confirmation, the dead-man watchdog and the controller's
+# on_failure decision (keep, rollback, fallback) wins: `ln -s` creates the link
+# with its content in one step, and fails when it exists. So "confirmed" and
+# "rolled back by the watchdog" can never both happen.
+parc_decide() { # JOURNAL_DIR WHO
+  ln -s "$2" "$1/fate" 2>/dev/null
+}
+
+# Wait while the watchdog that won the journal restores it (bounded; a
+# watchdog that died midway, e.g. in a reboot, is not waited for).
+parc_watchdog_wait() { # JOURNAL_DIR
+  _w=0
+  while [ "$(cat "$1/state" 2>/dev/null)" != rolled_back ] && [ "$_w" -lt 600 ]; do
+    read -r _wp < "$1/watchdog.pid" 2>/dev/null && kill -0 "$_wp" 2>/dev/null || return 0
+    sleep 1
+    _w=$((_w + 1))
+  done
 }
 
 # Restore every entry, newest first, then check the result against the
 # journal. Prints "@@r restore" then bad=N lines for entries that do not match.
-parc_restore() { # JOURNAL_DIR
+# An entry that is not whole is never acted on (only an `absent` entry, whole,
+# removes a path: parc created it); a journal without its completion marker
+# belongs to an apply that changed nothing, and nothing is restored.
+#
+# WHO decides the fate first (see parc_decide). The watchdog restores only if
+# it won. Anyone else restores also after a confirmation or a `keep` (an
+# operator's later `parc rollback`), but never alongside the watchdog: when
+# the watchdog won, it waits for it and checks what it did.
+parc_restore() { # JOURNAL_DIR WHO
   _j=$1
-  echo rolling_back > "$_j/state"
+  if parc_decide "$_j" "$2"; then
+    if [ "$2" = watchdog ]; then
+      echo watchdog > "$_j/restored_by"
+      # A window shorter than the apply: stop the apply before restoring
+      # under it (its steps would otherwise go on changing the host).
+      if [ "$(cat "$_j/state")" = applying ] && read -r _ag < "$_j/apply.pgid"; then
+        parc_stop_groups "$_ag" || echo "the apply (process group $_ag) would not stop" >&2
+      fi
+    fi
+  else
+    _f=$(readlink "$_j/fate")
+    if [ "$2" = watchdog ]; then echo "the host's fate was decided already ($_f): the watchdog stands down"; return 0; fi
+    if [ "$_f" = watchdog ]; then
+      parc_watchdog_wait "$_j"
+      if [ "$(cat "$_j/state")" = rolled_back ]; then parc_restore_check "$_j"; return 0; fi
+    fi
+  fi
   # Temp files of a run that died before renaming them all.
   if [ -f "$_j/unstage" ]; then sh "$_j/unstage" || echo "could not remove staged temp files" >&2; fi
+  if [ ! -f "$_j/complete" ]; then
+    echo incomplete > "$_j/state"
+    parc_restore_check "$_j"
+    return 0
+  fi
+  echo rolling_back > "$_j/state"
   for _n in $(ls "$_j/entries" 2>/dev/null | sort -n -r); do
     _e="$_j/entries/$_n"
+    parc_entry_ok "$_e" || continue
     if [ -f "$_e/undo" ]; then sh "$_e/undo" || echo "undo of entry $_n failed" >&2; continue; fi
     _p=$(cat "$_e/path")
-    _t=$(cat "$_e/type")
     case $_t in
       absent) rm -rf "$_p" ;;
       attrs) ;;
@@ -68,9 +187,11 @@ parc_restore() { # JOURNAL_DIR
         mv -f "$_tmp" "$_p"
         ;;
     esac
-    if [ -f "$_e/attrs" ] && [ "$_t" != absent ]; then
+    # Never through a link: chmod follows one (a link's own mode means
+    # nothing on Linux, and its 0777 would land on what it points to).
+    if [ "$_t" != absent ]; then
       set -- $(cat "$_e/attrs")
-      chmod "$1" "$_p" 2>/dev/null
+      if [ ! -L "$_p" ]; then chmod "$1" "$_p"; fi
       chown -h "$2:$3" "$_p"
     fi
   done
@@ -82,18 +203,31 @@ parc_restore() { # JOURNAL_DIR
 
 parc_restore_check() { # JOURNAL_DIR
   echo "@@r restore"
+  if [ ! -f "$1/complete" ]; then
+    echo "incomplete=the journal of this run was never completed: its apply stopped before its first change"
+    echo "checked=done"
+    return 0
+  fi
   for _n in $(ls "$1/entries" 2>/dev/null | sort -n); do
     _e="$1/entries/$_n"
-    [ -f "$_e/path" ] || continue
+    if ! parc_entry_ok "$_e"; then
+      _p=$(cat "$_e/path" 2>/dev/null)
+      parc_kv "bad_$_n" "not restored: journal entry $_n is incomplete or unreadable, so parc did not act on it: ${_p:-its path is unknown} (check it by hand)"
+      continue
+    fi
+    [ ! -f "$_e/undo" ] || continue
     _p=$(cat "$_e/path")
-    _t=$(cat "$_e/type")
     case $_t in
-      absent) if [ -e "$_p" ] || [ -L "$_p" ]; then echo "bad_$_n=still present: $_p"; fi; continue ;;
-      file) [ "$(parc_sha "$_p" 2>/dev/null)" = "$(cat "$_e/sha256")" ] || echo "bad_$_n=content differs: $_p" ;;
-      link) [ "$(readlink "$_p")" = "$(readlink "$_e/data")" ] || echo "bad_$_n=link target differs: $_p" ;;
-      *) [ -e "$_p" ] || echo "bad_$_n=missing: $_p" ;;
+      absent) if [ -e "$_p" ] || [ -L "$_p" ]; then parc_kv "bad_$_n" "still present: $_p"; fi; continue ;;
+      file) [ "$(parc_sha "$_p" 2>/dev/null)" = "$(cat "$_e/sha256")" ] || parc_kv "bad_$_n" "content differs: $_p" ;;
+      link) [ "$(readlink "$_p")" = "$(readlink "$_e/data")" ] || parc_kv "bad_$_n" "link target differs: $_p"
+        if [ -f "$_e/target_attrs" ] && [ "$(stat -L -c '%a %U %G' "$_p" 2>/dev/null)" != "$(cat "$_e/target_attrs")" ]; then
+          parc_kv "bad_$_n" "mode or owner of what the link points to changed: $_p"
+        fi ;;
+      *) [ -e "$_p" ] || parc_kv "bad_$_n" "missing: $_p" ;;
     esac
-    [ "$(stat -c '%a %U %G' "$_p" 2>/dev/null)" = "$(cat "$_e/attrs")" ] || echo "bad_$_n=mode or owner differs: $_p"
+    # The path's own attributes (stat without -L: a link is not followed).
+    [ "$(stat -c '%a %U %G' "$_p" 2>/dev/null)" = "$(cat "$_e/attrs")" ] || parc_kv "bad_$_n" "mode or owner differs: $_p"
   done
   echo "checked=done"
 }
@@ -112,17 +246,30 @@ parc_journal_prune() { # KEEP
   done
 }
 
-# Dead-man switch: unless the controller marks the journal `confirmed` within
-# SECONDS, restore it. Detached (own session, no terminal, no inherited pipes)
-# so it outlives the SSH session that armed it.
+# Dead-man switch: unless the controller decides the host's fate (a
+# confirmation, or its on_failure) within SECONDS, restore the journal.
+# Detached (own session, no terminal, no inherited pipes) so it outlives the
+# SSH session that armed it.
 parc_watchdog_arm() { # SECONDS
-  printf '%s\n' "sleep $1" \
-    'J=$(cd "$(dirname "$0")" && pwd)' \
-    'case $(cat "$J/state") in applying|applied) echo watchdog > "$J/restored_by"; sh "$J/restore.sh" > "$J/watchdog.log" 2>&1 ;; esac' \
+  printf '%s\n' 'J=$(cd "$(dirname "$0")" && pwd)' \
+    'echo $$ > "$J/watchdog.pid"' \
+    "sleep $1" \
+    'sh "$J/restore.sh" watchdog > "$J/watchdog.log" 2>&1' \
     > "$PARC_JOURNAL/watchdog.sh"
   if command -v setsid >/dev/null 2>&1; then
     setsid sh "$PARC_JOURNAL/watchdog.sh" </dev/null >/dev/null 2>&1 &
   else
     nohup sh "$PARC_JOURNAL/watchdog.sh" </dev/null >/dev/null 2>&1 &
   fi
+}
+
+# Decide the fate as WHO (the controller's on_failure) and say who decided:
+# "@@r fate" with fate=; when the watchdog had won, what it restored as well.
+parc_journal_decide() { # JOURNAL_DIR WHO
+  echo "@@r fate"
+  if [ ! -d "$1" ]; then echo "fate="; return 0; fi
+  parc_decide "$1" "$2"
+  _f=$(readlink "$1/fate")
+  parc_kv fate "$_f"
+  if [ "$_f" = watchdog ]; then parc_watchdog_wait "$1"; parc_kv state "$(cat "$1/state")"; parc_restore_check "$1"; fi
 }

@@ -12,12 +12,17 @@
 use crate::resources::Touch;
 use crate::resources::script::{Record, Script};
 use crate::transport::quote as quote_path;
+use crate::transport::{ExitStatus, Transport};
 
 /// Target-side journal functions (POSIX sh).
 pub const JOURNAL_SH: &str = include_str!("journal.sh");
 
 /// Where parc keeps its state on a target.
 pub const STATE_DIR: &str = "/var/lib/parc";
+
+/// The record an apply prints once its journal is complete, just before its
+/// first change: a failed apply without it changed nothing.
+pub const COMPLETE_RECORD: &str = "journal-complete";
 
 /// Journals kept per host; older ones are pruned when a new one starts.
 pub const DEFAULT_KEEP: usize = 10;
@@ -29,21 +34,22 @@ pub fn dir(run_id: &str) -> String {
 /// The standalone restore script stored in each journal.
 fn restore_sh() -> String {
     format!(
-        "{}\n{JOURNAL_SH}\nparc_restore \"$(cd \"$(dirname \"$0\")\" && pwd)\"\n",
+        "{}\n{JOURNAL_SH}\nparc_restore \"$(cd \"$(dirname \"$0\")\" && pwd)\" \"${{1:-rollback}}\"\n",
         crate::resources::script::LIB
     )
 }
 
 /// Append to `script` the sh that opens journal `run_id` and saves every
-/// touched path, synced, before any change. Fails the script (before any
-/// change) if the journal cannot be written.
+/// touched path, before any change. Fails the script (before any change) if
+/// the journal cannot be written. Returns the lines to run after the staging
+/// (whose sync makes the journal durable) and before the first change.
 pub fn begin(
     script: &mut Script,
     run_id: &str,
     touches: &[Touch],
     keep: usize,
     confirm: Option<std::time::Duration>,
-) {
+) -> Vec<String> {
     let quoted = quote_path(&dir(run_id));
     script.sh(JOURNAL_SH);
     // The state directory is created (and made private) once per host; each
@@ -55,9 +61,10 @@ pub fn begin(
         "PARC_JOURNAL={quoted}; export PARC_JOURNAL\n\
          [ -d {state}/journal ] || {{ mkdir -p -m 700 {state} && mkdir -m 700 {state}/journal; }} || exit 1\n\
          parc_journal_prune {keep}\n\
+         parc_lock_join\n\
          if [ -e \"$PARC_JOURNAL\" ]; then echo \"journal $PARC_JOURNAL already exists: run ids are used once per host\" >&2; exit 1; fi\n\
          mkdir -m 700 \"$PARC_JOURNAL\" \"$PARC_JOURNAL/entries\"{entries} || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}\n\
-         echo applying > \"$PARC_JOURNAL/state\"",
+         echo applying > \"$PARC_JOURNAL/state\"; echo \"$PARC_PGID\" > \"$PARC_JOURNAL/apply.pgid\"",
         state = STATE_DIR,
         keep = keep.saturating_sub(1),
     ));
@@ -92,31 +99,120 @@ pub fn begin(
         quote_path(&format!("{STATE_DIR}/journal"))
     ));
     script.record_unstage("\"$PARC_JOURNAL/unstage\"");
-    script.stage_here();
+    // The journal is whole only after the staging's sync (which covers its
+    // entries): the completion marker, synced, then the watchdog, before the
+    // first change. A restore acts on nothing else.
+    let mut preface = vec![format!(
+        "echo complete > \"$PARC_JOURNAL/complete\" && parc_sync \"$PARC_JOURNAL/complete\" \"$PARC_JOURNAL\" \
+         || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}\n\
+         echo '@@r {COMPLETE_RECORD}'"
+    )];
     if let Some(window) = confirm {
-        script.sh(&format!("parc_watchdog_arm {}", window.as_secs().max(1)));
+        preface.push(format!("parc_watchdog_arm {}", window.as_secs().max(1)));
+    }
+    preface
+}
+
+/// Who decided a host's fate (the journal's `fate` link, `parc_decide`):
+/// the first to decide wins, every later one is told who did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// The controller confirmed the change over a new connection.
+    Confirmed,
+    /// The host's dead-man watchdog restored the journal.
+    Watchdog,
+    /// `on_failure: keep`.
+    Keep,
+    /// `on_failure: rollback`, or `parc rollback`.
+    Rollback,
+    /// `on_failure: fallback`.
+    Fallback,
+}
+
+impl Fate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fate::Confirmed => "confirmed",
+            Fate::Watchdog => "watchdog",
+            Fate::Keep => "keep",
+            Fate::Rollback => "rollback",
+            Fate::Fallback => "fallback",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Fate> {
+        [
+            Fate::Confirmed,
+            Fate::Watchdog,
+            Fate::Keep,
+            Fate::Rollback,
+            Fate::Fallback,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == s)
     }
 }
 
-/// sh run over a NEW connection after apply and verify: confirm the run so the
-/// watchdog stands down. Prints `confirmed`, or the journal's state otherwise.
+/// sh run over a NEW connection after apply and verify: decide the fate
+/// `confirmed`, so the watchdog stands down. Prints `confirmed`, or who
+/// decided otherwise and the journal's state.
 pub fn confirm_command(run_id: &str) -> String {
     let d = quote_path(&dir(run_id));
     format!(
-        "case $(cat {d}/state 2>/dev/null) in applied) echo confirmed > {d}/state && echo confirmed ;; *) cat {d}/state 2>/dev/null || echo missing ;; esac"
+        "if [ \"$(cat {d}/state 2>/dev/null)\" = applied ] && ln -s confirmed {d}/fate 2>/dev/null; then echo confirmed > {d}/state; echo confirmed; \
+         else echo \"fate $(readlink {d}/fate 2>/dev/null), state $(cat {d}/state 2>/dev/null || echo missing)\"; fi"
     )
 }
 
-/// A script reporting the journal's state and re-checking it (after the
-/// watchdog restored a host the controller could not reach).
+/// A script reporting who decided the host's fate and the journal's state,
+/// once a watchdog that won has finished, and re-checking the journal.
 pub fn inspect_script(run_id: &str) -> Script {
     let mut s = Script::new();
     let d = quote_path(&dir(run_id));
     s.sh(JOURNAL_SH);
     s.sh(&format!(
-        "echo '@@r journal'; echo \"state=$(cat {d}/state 2>/dev/null)\"; echo \"restored_by=$(cat {d}/restored_by 2>/dev/null)\"\nparc_restore_check {d}"
+        "if [ \"$(readlink {d}/fate 2>/dev/null)\" = watchdog ]; then parc_watchdog_wait {d}; fi\n\
+         parc_rec journal; parc_kv fate \"$(readlink {d}/fate 2>/dev/null)\"; parc_kv state \"$(cat {d}/state 2>/dev/null)\"\n\
+         parc_restore_check {d}"
     ));
     s
+}
+
+/// Who decided a host's fate, as [`decide`] found it.
+#[derive(Debug)]
+pub struct Decided {
+    /// The winner (`None`: the host has no such journal).
+    pub fate: Option<Fate>,
+    /// When the watchdog had won: what its restore left.
+    pub restore: Option<Result<Restore, String>>,
+}
+
+/// Decide the host's fate as `fate` (disarming its dead-man watchdog), or
+/// learn who did first.
+pub async fn decide(t: &dyn Transport, run_id: &str, fate: Fate) -> Result<Decided, String> {
+    let mut s = Script::new();
+    s.sh(JOURNAL_SH);
+    s.sh(&format!(
+        "parc_journal_decide {} {}",
+        quote_path(&dir(run_id)),
+        fate.as_str()
+    ));
+    let out = s
+        .run(t)
+        .await
+        .map_err(|e| format!("connection lost while deciding the host's fate: {e}"))?;
+    let Some(r) = out.records.get("fate") else {
+        return Err(format!(
+            "could not record the decision ({}): {}",
+            out.status,
+            out.stderr.trim()
+        ));
+    };
+    let winner = Fate::parse(r.get("fate").unwrap_or(""));
+    Ok(Decided {
+        fate: winner,
+        restore: (winner == Some(Fate::Watchdog)).then(|| restore_result(&out.records)),
+    })
 }
 
 /// sh marking the journal's apply as finished.
@@ -132,6 +228,9 @@ pub fn post_restore(script: &mut Script, run_id: &str, commands: &[String]) {
     }
     let text: String = commands.iter().map(|c| format!("( {c} )\n")).collect();
     let (off, len) = script.stash(text.as_bytes());
+    // The handlers' exec may run long: a takeover must stop it too.
+    script.sh(JOURNAL_SH);
+    script.sh("parc_lock_join");
     script.sh(&format!(
         "tail -c +$((PARC_STASH + {})) \"$PARC_PAYLOAD\" | head -c {len} >> {}/post-restore",
         off + 1,
@@ -139,30 +238,75 @@ pub fn post_restore(script: &mut Script, run_id: &str, commands: &[String]) {
     ));
 }
 
-/// A script restoring `run_id` from its journal on the host.
-pub fn restore_script(run_id: &str) -> Script {
+/// Exit status of the restore script when the host has no such journal.
+const NO_JOURNAL: u32 = 3;
+
+/// A script restoring `run_id` from its journal on the host, deciding its
+/// fate as `fate` first (see [`Fate`]).
+pub fn restore_script(run_id: &str, fate: Fate) -> Script {
     let mut s = Script::new();
     let d = quote_path(&dir(run_id));
     s.sh(&format!(
-        "if [ ! -f {d}/restore.sh ]; then echo \"no journal for run {run} on this host ({d})\" >&2; exit 3; fi\nsh {d}/restore.sh",
-        run = run_id.replace(['\'', '"', '$', '`', '\\'], "_"),
+        "if [ ! -f {d}/restore.sh ]; then printf '%s\\n' {missing} >&2; exit {NO_JOURNAL}; fi\nsh {d}/restore.sh {}",
+        fate.as_str(),
+        missing = quote_path(&format!(
+            "no journal for run {run_id} on this host ({})",
+            dir(run_id)
+        )),
     ));
     s
 }
 
-/// Mismatches the restore check reported (empty: the host matches its journal).
-pub fn restore_problems(
+/// What restoring a journal found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Restore {
+    /// The journal was restored; the paths that do not match it after
+    /// (empty: the host matches its journal).
+    Checked(Vec<String>),
+    /// The run changed nothing on this host, so nothing was restored: why
+    /// (no journal there, or one never completed before a first change).
+    NothingChanged(String),
+}
+
+/// Restore journal `run_id` on the host as `fate`, and check the result.
+pub async fn restore(t: &dyn Transport, run_id: &str, fate: Fate) -> Result<Restore, String> {
+    let out = restore_script(run_id, fate)
+        .run(t)
+        .await
+        .map_err(|e| format!("connection lost while restoring {run_id}: {e}"))?;
+    if out.status == ExitStatus::Code(NO_JOURNAL) {
+        return Ok(Restore::NothingChanged(format!(
+            "no journal of run {run_id} on this host"
+        )));
+    }
+    if !out.records.contains_key("restore") {
+        return Err(format!(
+            "the restore script of {run_id} stopped ({}): {}",
+            out.status,
+            out.stderr.trim()
+        ));
+    }
+    restore_result(&out.records).map_err(|e| format!("{e} ({})", out.stderr.trim()))
+}
+
+/// What the restore check (`parc_restore_check`) reported.
+pub fn restore_result(
     records: &std::collections::BTreeMap<String, Record>,
-) -> Result<Vec<String>, String> {
+) -> Result<Restore, String> {
     let Some(r) = records.get("restore") else {
         return Err("the restore script did not report its check".into());
     };
     if r.get("checked") != Some("done") {
         return Err("the restore check did not finish".into());
     }
-    Ok(r.fields
-        .iter()
-        .filter(|(k, _)| k.starts_with("bad_"))
-        .map(|(_, v)| v.clone())
-        .collect())
+    if let Some(why) = r.get("incomplete") {
+        return Ok(Restore::NothingChanged(why.to_string()));
+    }
+    Ok(Restore::Checked(
+        r.fields
+            .iter()
+            .filter(|(k, _)| k.starts_with("bad_"))
+            .map(|(_, v)| v.clone())
+            .collect(),
+    ))
 }

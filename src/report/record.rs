@@ -137,7 +137,9 @@ impl Report {
                 self.started = now;
                 true
             }
-            Event::HostPhase { .. } | Event::HostProgress { .. } => false,
+            Event::HostPhase { .. } | Event::HostProgress { .. } | Event::LockTakenOver { .. } => {
+                false
+            }
             Event::HostFinished {
                 host,
                 state,

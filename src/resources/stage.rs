@@ -133,13 +133,17 @@ impl Stage {
             .map(|(n, q)| format!("PARC_T{n}={q}\n"))
             .collect();
         // Without tar: the batch directories, then one dd (and chmod) a file.
+        // When that fails after a tar that failed (a full or read-only
+        // disk), tar's message is the target's real error: shown.
         let mut by_dd = String::new();
         if !dirs.is_empty() {
-            by_dd.push_str(&format!("\n    mkdir -m 700 {dirs} || return 1"));
+            by_dd.push_str(&format!(
+                "\n    mkdir -m 700 {dirs} || parc_stage_failed || return 1"
+            ));
         }
         for ((f, q), off) in self.files.iter().zip(&quoted).zip(&offsets) {
             by_dd.push_str(&format!(
-                "\n    parc_slice {off} {} {q} && chmod {:o} {q} || return 1",
+                "\n    parc_slice {off} {} {q} && chmod {:o} {q} || parc_stage_failed || return 1",
                 f.data.len(),
                 f.mode
             ));
@@ -164,6 +168,7 @@ impl Stage {
         let functions = format!(
             "{vars}{batches}\
              parc_unstage() {{\n{unstage}\n}}\n\
+             parc_stage_failed() {{\n  [ ! -s \"$PARC_DIR/tar.err\" ] || cat \"$PARC_DIR/tar.err\" >&2\n  return 1\n}}\n\
              parc_stage() {{\n  parc_euid\n  trap parc_unstage EXIT\n  trap 'exit 129' HUP INT TERM PIPE\n  umask 0\n  \
              if command -v tar >/dev/null 2>&1 && tar -x -o -m -f \"$PARC_PAYLOAD\" -C / 2>\"$PARC_DIR/tar.err\"; then umask 022\n  \
              else\n    umask 022{by_dd}\n  fi\n}}\n",

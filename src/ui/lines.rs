@@ -34,6 +34,9 @@ fn event_text(ev: &Event, action: &str, options: Options) -> Option<String> {
             hosts,
         } => Some(format!("{action}: run {run_id} on {} hosts", hosts.len())),
         Event::HostPhase { .. } | Event::HostProgress { .. } => None,
+        Event::LockTakenOver { host, what } => {
+            Some(format!("  {host}: took over a stale lock: {what}"))
+        }
         Event::HostFinished {
             host,
             state,

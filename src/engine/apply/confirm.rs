@@ -36,6 +36,7 @@ pub(super) async fn confirm_or_recover(
         Ok(()) => return outcome,
         Err(reason) => reason,
     };
+    let confirmed = outcome.clone();
     let Outcome::Applied {
         resources,
         verification,
@@ -80,33 +81,47 @@ pub(super) async fn confirm_or_recover(
             return applied(resources, verification, reason, recovery);
         }
     };
-    let state = inspected
-        .records
-        .get("journal")
-        .and_then(|r| r.get("state"))
-        .unwrap_or("")
-        .to_string();
-    if state != "rolled_back" {
-        recovery.error = Some(format!(
-            "reachable again, but its journal says `{state}`, not rolled back: check the host"
-        ));
-        return applied(resources, verification, reason, recovery);
-    }
-    // The watchdog restored the host; go on as for any failure (fallback...).
+    let journal = inspected.records.get("journal");
+    let field = |k: &str| journal.and_then(|r| r.get(k)).unwrap_or("").to_string();
+    let (fate, state) = (field("fate"), field("state"));
+    // The state the journal ended in is the one reported.
+    let restored = match journal::Fate::parse(&fate) {
+        // The confirmation landed; only its answer was lost.
+        Some(journal::Fate::Confirmed) => return confirmed,
+        Some(journal::Fate::Watchdog) if state == "rolled_back" => true,
+        // No one decided: the watchdog is gone (a reboot?). parc decides now.
+        None => false,
+        Some(other) => {
+            recovery.error = Some(format!(
+                "reachable again, but its journal says `{state}` (decided by {}), not rolled back: check the host",
+                other.as_str()
+            ));
+            return applied(resources, verification, reason, recovery);
+        }
+    };
+    // The watchdog restored the host (or parc restores it now); go on as for
+    // any failure (fallback...).
     let done = Converged {
         resources: resources.clone(),
         error: Some(reason.clone()),
         invalid_input: false,
         journaled: true,
-        restored: true,
+        unchanged: false,
+        restored,
         verification: verification.clone(),
         redactor: Default::default(),
     };
     let mut recovery = recover(job, inventory, host, t.as_ref(), events, &done, &reason).await;
-    if let Ok(problems) = journal::restore_problems(&inspected.records) {
+    if let (true, Ok(journal::Restore::Checked(problems))) =
+        (restored, journal::restore_result(&inspected.records))
+    {
         recovery.restore_problems = problems;
     }
-    recovery.reason = format!("{reason}; the host restored itself (dead-man switch)");
+    recovery.reason = if restored {
+        format!("{reason}; the host restored itself (dead-man switch)")
+    } else {
+        format!("{reason}; the host's dead-man switch did not act, so parc decided")
+    };
     applied(resources, verification, recovery.reason.clone(), recovery)
 }
 
@@ -144,7 +159,7 @@ async fn confirm(job: &ApplyJob, inventory: &Inventory, host: &str) -> Result<()
         Ok(())
     } else {
         Err(format!(
-            "the journal was `{said}` when confirming (the watchdog may have fired: the window is too short?)"
+            "the journal said {said} when confirming (the watchdog may have fired: the window is too short?)"
         ))
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use minijinja::Value;
 
 use super::ApplyJob;
-use super::steps::{Item, Written, decide, render_all, run_steps};
+use super::steps::{Around, Item, Written, decide, render_all, run_steps};
 use crate::engine::events::{Events, ResourceReport, ResourceStatus};
 use crate::engine::gather::facts_of;
 use crate::engine::verify::render_tests;
@@ -28,6 +28,9 @@ pub struct Converged {
     pub invalid_input: bool,
     /// A journal was written: there is something to roll back.
     pub journaled: bool,
+    /// The apply failed before its first change (its journal never
+    /// completed): a restore only cleans up after it.
+    pub unchanged: bool,
     /// The journal was already restored (by the host's dead-man watchdog).
     pub restored: bool,
     /// Results of the profile's verification tests (run when the apply worked).
@@ -53,6 +56,7 @@ impl Converged {
             error: Some(error),
             invalid_input: false,
             journaled,
+            unchanged: false,
             restored: false,
             verification: vec![],
             redactor: Redactor::default(),
@@ -174,6 +178,7 @@ async fn converge_vars(
             error: first_error,
             invalid_input: false,
             journaled: false,
+            unchanged: false,
             restored: false,
             verification: vec![],
             redactor: Redactor::default(),
@@ -191,7 +196,7 @@ async fn converge_vars(
     }
     events.phase(host, "applying");
     let mut script = Script::new();
-    journal::begin(
+    let preface = journal::begin(
         &mut script,
         &job.run_id,
         &touches(&items, &pending),
@@ -205,11 +210,18 @@ async fn converge_vars(
         "",
         redactor,
         script,
-        &[journal::finish_line().to_string()],
+        Around {
+            preface: &preface,
+            trailer: &[journal::finish_line().to_string()],
+            first_change: Some(journal::COMPLETE_RECORD),
+        },
     )
     .await;
     if let Err(e) = applied {
-        return Converged::failed(e, items.into_iter().map(|i| i.report).collect(), true);
+        let resources = items.into_iter().map(|i| i.report).collect();
+        let mut done = Converged::failed(e.error, resources, true);
+        done.unchanged = !e.maybe_changed;
+        return done;
     }
 
     // Handlers notified by changed resources: at most one more exec. What they
@@ -242,8 +254,22 @@ async fn converge_vars(
             &job.run_id,
             &handler_commands(&hitems, &wanted),
         );
-        if let Err(e) = run_steps(t, &mut hitems, &wanted, "h", redactor, script, &[]).await {
-            error = Some(e);
+        if let Err(e) = run_steps(
+            t,
+            &mut hitems,
+            &wanted,
+            "h",
+            redactor,
+            script,
+            Around {
+                preface: &[],
+                trailer: &[],
+                first_change: None,
+            },
+        )
+        .await
+        {
+            error = Some(e.error);
         }
         resources.extend(wanted.into_iter().map(|i| hitems[i].report.clone()));
     }
@@ -270,6 +296,7 @@ async fn verified(
         error: None,
         invalid_input: false,
         journaled,
+        unchanged: false,
         restored: false,
         verification: vec![],
         redactor: Redactor::default(),
@@ -335,19 +362,38 @@ fn touches(items: &[Item], pending: &[usize]) -> Vec<Touch> {
     out
 }
 
-/// The sh lines of the handlers that will run (re-run after a restore).
+/// The sh lines to run after a restore for the handlers that will run: a
+/// handler's `undo:` when it declares one (`update-ca-certificates --fresh`
+/// forgets what the restored files no longer list), else the handler itself
+/// again, so services reload the restored configuration.
 fn handler_commands(items: &[Item], wanted: &[usize]) -> Vec<String> {
     wanted
         .iter()
         .filter_map(|&i| match &items[i].plan {
-            Some(Plan::Change(c) | Plan::Unknown(c)) => Some(&c.step),
+            Some(Plan::Change(c) | Plan::Unknown(c)) => Some(c),
             _ => None,
         })
-        .flat_map(|step| {
-            step.0.iter().filter_map(|op| match op {
-                Op::Sh(s) => Some(s.clone()),
-                Op::Put { .. } | Op::Mkdir { .. } | Op::NeedParent(_) => None,
-            })
+        .flat_map(|change| {
+            let undo: Vec<String> = change
+                .touches
+                .iter()
+                .filter_map(|t| match t {
+                    Touch::Undo(sh) => Some(sh.clone()),
+                    Touch::Path(_) | Touch::Attrs(_) => None,
+                })
+                .collect();
+            if !undo.is_empty() {
+                return undo;
+            }
+            change
+                .step
+                .0
+                .iter()
+                .filter_map(|op| match op {
+                    Op::Sh(s) => Some(s.clone()),
+                    Op::Put { .. } | Op::Mkdir { .. } | Op::NeedParent(_) => None,
+                })
+                .collect()
         })
         .collect()
 }

@@ -20,7 +20,7 @@ use super::lock::{HostLock, Operator, history_line};
 use crate::facts::Facts;
 use crate::image::deploy::DeployJob;
 use crate::inventory::{Inventory, Vars};
-use crate::journal;
+use crate::journal::{self, Fate, Restore};
 use crate::playbook::OnFailure;
 use crate::profile::Profile;
 use crate::render::Redactor;
@@ -168,6 +168,7 @@ async fn apply_host_with(
                 };
             }
         };
+    lock.announce(&events, &host);
     let mut stage = None;
     if let Some(image) = &job.image {
         let report = imaging::play_stage(
@@ -288,19 +289,38 @@ pub(super) async fn recover(
         error: None,
     };
     if job.on_failure == OnFailure::Keep {
+        if done.journaled && !done.restored && job.confirm.is_some() {
+            keep(t, &job.run_id, &mut recovery).await;
+        }
         return recovery;
     }
     if done.journaled && !done.restored {
         events.phase(host, "rolling back");
-        match restore(t, &job.run_id).await {
-            Ok(problems) if problems.is_empty() => {}
-            Ok(problems) => {
+        let fate = match job.on_failure {
+            OnFailure::Fallback => Fate::Fallback,
+            OnFailure::Rollback | OnFailure::Keep => Fate::Rollback,
+        };
+        match journal::restore(t, &job.run_id, fate).await {
+            Ok(Restore::Checked(problems)) if problems.is_empty() => {}
+            Ok(Restore::Checked(problems)) => {
                 recovery.action = RecoveryAction::Failed;
                 recovery.error = Some(format!(
                     "the restore left {} path(s) different from the journal: the host needs a technician",
                     problems.len()
                 ));
                 recovery.restore_problems = problems;
+                return recovery;
+            }
+            Ok(Restore::NothingChanged(why)) => {
+                // Nothing had changed, so nothing was rolled back: the host simply failed.
+                recovery.error = Some(format!("nothing had been changed on the host ({why})"));
+                return recovery;
+            }
+            Err(e) if done.unchanged => {
+                recovery.error = Some(format!(
+                    "nothing had been changed on the host (its apply stopped before its first change), \
+                     but removing what it left failed: {e}"
+                ));
                 return recovery;
             }
             Err(e) => {
@@ -333,9 +353,14 @@ pub(super) async fn recover(
         Some(e) => {
             recovery.action = RecoveryAction::Failed;
             let undone = if fb.journaled {
-                match restore(t, &fallback.run_id).await {
-                    Ok(p) if p.is_empty() => "its changes were rolled back".to_string(),
-                    Ok(p) => format!("rolling it back left {} mismatches", p.len()),
+                match journal::restore(t, &fallback.run_id, Fate::Rollback).await {
+                    Ok(Restore::Checked(p)) if p.is_empty() => {
+                        "its changes were rolled back".to_string()
+                    }
+                    Ok(Restore::Checked(p)) => {
+                        format!("rolling it back left {} mismatches", p.len())
+                    }
+                    Ok(Restore::NothingChanged(why)) => format!("it changed nothing ({why})"),
                     Err(e) => format!("rolling it back failed: {e}"),
                 }
             } else {
@@ -349,18 +374,42 @@ pub(super) async fn recover(
     recovery
 }
 
-/// Restore journal `run_id` on the host; the mismatches its check found.
-pub async fn restore(t: &dyn Transport, run_id: &str) -> Result<Vec<String>, String> {
-    let out = journal::restore_script(run_id)
-        .run(t)
-        .await
-        .map_err(|e| e.while_doing("restoring"))?;
-    if !out.status.success() && !out.records.contains_key("restore") {
-        return Err(format!(
-            "restore script {}: {}",
-            out.status,
-            out.stderr.trim()
-        ));
+/// `on_failure: keep` with a dead-man switch: decide the host's fate `keep`,
+/// disarming its watchdog, so a host reported kept is not restored later. If
+/// the watchdog decided first, report what it did instead.
+async fn keep(t: &dyn Transport, run_id: &str, recovery: &mut Recovery) {
+    match journal::decide(t, run_id, Fate::Keep).await {
+        Ok(journal::Decided {
+            fate: Some(Fate::Watchdog),
+            restore,
+        }) => {
+            recovery.reason = format!(
+                "{}; the host's dead-man switch restored it before parc could keep it",
+                recovery.reason
+            );
+            match restore {
+                Some(Ok(Restore::Checked(problems))) if problems.is_empty() => {
+                    recovery.action = RecoveryAction::RolledBack;
+                }
+                Some(Ok(Restore::Checked(problems))) => {
+                    recovery.action = RecoveryAction::Failed;
+                    recovery.restore_problems = problems;
+                }
+                Some(Ok(Restore::NothingChanged(why))) => {
+                    recovery.error = Some(format!("nothing had been changed on the host ({why})"));
+                }
+                Some(Err(e)) => {
+                    recovery.action = RecoveryAction::Failed;
+                    recovery.error = Some(e);
+                }
+                None => {}
+            }
+        }
+        Ok(_) => {}
+        Err(e) => {
+            recovery.error = Some(format!(
+                "could not disarm the host's dead-man switch ({e}): it will restore the host when its window ends"
+            ))
+        }
     }
-    journal::restore_problems(&out.records)
 }

@@ -208,9 +208,27 @@ fn runs(steps: &[(usize, &Step)], matches: impl Fn(&Step) -> bool) -> Vec<Range<
     runs
 }
 
+/// The sh around a run of steps: `preface` runs after the staging (and its
+/// sync) and before the first step, `trailer` after every step succeeded.
+pub(super) struct Around<'a> {
+    pub preface: &'a [String],
+    pub trailer: &'a [String],
+    /// A record the preface prints just before the first change: when it
+    /// is missing from a failed run's output, the run changed nothing.
+    pub first_change: Option<&'a str>,
+}
+
+/// Why a run of steps failed.
+#[derive(Debug)]
+pub(super) struct StepsFailed {
+    pub error: String,
+    /// The run may have changed the host (it got past `first_change`, or
+    /// parc cannot know: the connection broke).
+    pub maybe_changed: bool,
+}
+
 /// Apply the steps of `which` items in one exec and record each result.
-/// `script` may already hold a preamble (the journal); `trailer` runs after
-/// every step succeeded.
+/// `script` may already hold a preamble (the journal).
 pub(super) async fn run_steps(
     t: &dyn Transport,
     items: &mut [Item],
@@ -218,8 +236,8 @@ pub(super) async fn run_steps(
     prefix: &str,
     redactor: &Redactor,
     mut script: Script,
-    trailer: &[String],
-) -> Result<(), String> {
+    around: Around<'_>,
+) -> Result<(), StepsFailed> {
     let steps: Vec<(usize, &Step)> = which
         .iter()
         .filter_map(|&i| match &items[i].plan {
@@ -246,6 +264,9 @@ pub(super) async fn run_steps(
     }
     staged.push(script.staged());
     script.stage_here();
+    for line in around.preface {
+        script.sh(line);
+    }
     // Lines to run before the step at a position: one `mkdir` per mode for
     // consecutive steps creating directories, one `mv` per directory for
     // consecutive steps only installing files (see resources::stage).
@@ -289,10 +310,13 @@ pub(super) async fn run_steps(
         };
         script.sh(&format!("{runner} {prefix}{i} step_{prefix}{i}"));
     }
-    for line in trailer {
+    for line in around.trailer {
         script.sh(line);
     }
-    let out = script.run(t).await.map_err(|e| e.while_doing("applying"))?;
+    let out = script.run(t).await.map_err(|e| StepsFailed {
+        error: e.while_doing("applying"),
+        maybe_changed: true,
+    })?;
     let mut error = None;
     for &i in which {
         let item = &mut items[i];
@@ -345,7 +369,12 @@ pub(super) async fn run_steps(
         }
     }
     match error {
-        Some(e) => Err(e),
+        Some(error) => Err(StepsFailed {
+            error,
+            maybe_changed: around
+                .first_change
+                .is_none_or(|mark| out.records.contains_key(mark)),
+        }),
         None => Ok(()),
     }
 }
