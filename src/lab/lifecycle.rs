@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::boot::{self, Boot};
 use super::layout::{self, HostDir};
-use super::{DownReport, HostStatus, Lab, LabError, load, procs, require, save};
+use super::{DownReport, HostStatus, Lab, LabError, cgroups, load, procs, require, save};
 
 /// How long removing a host directory may fail with EBUSY: the kernel releases a
 /// namespace's mounts shortly after its last process is reaped, not instantly.
@@ -42,6 +42,7 @@ pub(crate) fn teardown(dir: &Path, inventory: Option<&Path>) -> Result<DownRepor
     };
     stopped.sort();
     let processes = procs::kill_all(&hosts_dir)?;
+    cgroups::remove(&hosts_dir)?;
 
     let mut removed = Vec::new();
     if hosts_dir.symlink_metadata().is_ok() {
@@ -136,7 +137,10 @@ pub fn stop_host(dir: &Path, name: &str) -> Result<(), LabError> {
 }
 
 fn kill_host(lab: &Lab, name: &str) -> Result<usize, LabError> {
-    procs::kill_all(&HostDir::new(&lab.dir, name).0)
+    let dir = HostDir::new(&lab.dir, name).0;
+    let killed = procs::kill_all(&dir)?;
+    cgroups::remove(&dir)?;
+    Ok(killed)
 }
 
 /// Boots a stopped host again with the same address, keys and upper directory.
@@ -158,6 +162,7 @@ pub fn start_host(dir: &Path, name: &str) -> Result<(), LabError> {
             name,
             address: host.address,
             dir: &host_dir,
+            init: lab.init,
         }],
     )?;
     // start() returns one pid per host it was given.
