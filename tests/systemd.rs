@@ -311,3 +311,37 @@ resources:
     assert!(error.contains("status=3"), "{text}");
     assert!(error.contains("/etc/parc-broken.conf is missing"), "{text}");
 }
+
+#[test]
+#[ignore = "systemd group: cargo test --test systemd -- --ignored (.ci/run)"]
+fn the_office_rollout_reloads_sshd_through_systemd_converges_and_verifies() {
+    common::require_root_and_sshd();
+    let lab = start(2);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rollout = repo.join("playbooks/rollout.yml");
+    let (out, ev) = lab.apply_json(&rollout);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    for host in 0..2 {
+        // The hardening drop-in was checked with `sshd -t` and sshd reloaded by
+        // systemd (not skipped for want of an init), and it still serves.
+        let log = run(&lab, host, "journalctl -u ssh.service -o cat --no-pager");
+        assert!(log.contains("Received SIGHUP"), "{log}");
+        assert_eq!(run(&lab, host, "systemctl is-active ssh.service"), "active");
+    }
+    assert!(
+        !all_output(&out).contains("no systemd"),
+        "{}",
+        all_output(&out)
+    );
+    assert!(finished(&ev).iter().all(|e| e["state"] == "changed"));
+
+    let (out, ev) = lab.apply_json(&rollout);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    assert!(
+        finished(&ev).iter().all(|e| e["state"] == "ok"),
+        "a second rollout changed something: {}",
+        all_output(&out)
+    );
+    let out = verify(&lab, &repo.join("playbooks/verify.yml"));
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+}
