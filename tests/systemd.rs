@@ -345,3 +345,70 @@ fn the_office_rollout_reloads_sshd_through_systemd_converges_and_verifies() {
     let out = verify(&lab, &repo.join("playbooks/verify.yml"));
     assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
 }
+
+#[test]
+#[ignore = "systemd group: cargo test --test systemd -- --ignored (.ci/run)"]
+fn dead_man_switch_outlives_the_ssh_service_and_restores_the_host() {
+    common::require_root_and_sshd();
+    let lab = start(1);
+    let dir = tempfile::tempdir().unwrap();
+    // A hardened host where stopping ssh.service ends every session and all
+    // they started (KillMode=control-group, as logind does to a session's
+    // scope): a watchdog started from the SSH session dies with it.
+    run(
+        &lab,
+        0,
+        "mkdir -p /etc/systemd/system/ssh.service.d && printf '[Service]\\nKillMode=control-group\\n' \
+         > /etc/systemd/system/ssh.service.d/zz-kill.conf && systemctl daemon-reload",
+    );
+    let address = lab.lab.hosts[0].address;
+    // Moves sshd off port 22 and restarts it: remote access is gone.
+    let profile = format!(
+        r#"
+resources:
+  - line:
+      path: /etc/parc-lab/sshd_config
+      regexp: "^ListenAddress "
+      line: "ListenAddress {address}:2222"
+      notify: [restart sshd]
+  - file: {{path: /etc/parc-deadman, content: "moved\n"}}
+handlers:
+  restart sshd:
+    service: {{name: ssh.service, state: restarted}}
+"#
+    );
+    let pb = setup(dir.path(), &profile, "");
+    let play = std::fs::read_to_string(&pb).unwrap() + "  confirm: 20s\n";
+    std::fs::write(&pb, play).unwrap();
+    let (out, ev) = lab.apply_json(&pb);
+    let text = all_output(&out);
+    // Restarting ssh.service cut the apply's own session: the controller cannot
+    // roll back and says so, and it never reports success.
+    let done = finished(&ev);
+    assert!(
+        ["failed", "rolled_back"].contains(&done[0]["state"].as_str().unwrap()),
+        "{text}"
+    );
+    // The watchdog, armed before the change, restores the host by itself once
+    // the confirmation window is over, and restarts sshd on port 22.
+    let restored_by = format!(
+        "/var/lib/parc/journal/{}/restored_by",
+        ev[0]["run_id"].as_str().unwrap()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while lab.host_file(0, &restored_by).is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let restored_by = lab.host_file(0, &restored_by);
+    assert_eq!(
+        restored_by.as_deref(),
+        Some(&b"watchdog\n"[..]),
+        "the host, not the controller, restored itself: {text}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !lab.ssh(0, "true").status.success() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert_eq!(run(&lab, 0, "systemctl is-active ssh.service"), "active");
+    assert_eq!(lab.host_file(0, "/etc/parc-deadman"), None);
+}

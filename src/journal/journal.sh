@@ -114,13 +114,20 @@ parc_journal_prune() { # KEEP
 
 # Dead-man switch: unless the controller marks the journal `confirmed` within
 # SECONDS, restore it. Detached (own session, no terminal, no inherited pipes)
-# so it outlives the SSH session that armed it.
+# so it outlives the SSH session that armed it. Under systemd, detaching is not
+# enough: the process would stay in the session's cgroup (ssh.service's, or a
+# logind session scope), which a stop of ssh.service or the end of the session
+# may kill as a whole; a transient unit of its own survives both.
 parc_watchdog_arm() { # SECONDS
   printf '%s\n' "sleep $1" \
     'J=$(cd "$(dirname "$0")" && pwd)' \
     'case $(cat "$J/state") in applying|applied) echo watchdog > "$J/restored_by"; sh "$J/restore.sh" > "$J/watchdog.log" 2>&1 ;; esac' \
     > "$PARC_JOURNAL/watchdog.sh"
-  if command -v setsid >/dev/null 2>&1; then
+  if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1 &&
+    systemd-run --quiet --collect --unit="parc-watchdog-${PARC_JOURNAL##*/}" \
+      sh "$PARC_JOURNAL/watchdog.sh" </dev/null >/dev/null 2>&1; then
+    :
+  elif command -v setsid >/dev/null 2>&1; then
     setsid sh "$PARC_JOURNAL/watchdog.sh" </dev/null >/dev/null 2>&1 &
   else
     nohup sh "$PARC_JOURNAL/watchdog.sh" </dev/null >/dev/null 2>&1 &
