@@ -412,3 +412,45 @@ handlers:
     assert_eq!(run(&lab, 0, "systemctl is-active ssh.service"), "active");
     assert_eq!(lab.host_file(0, "/etc/parc-deadman"), None);
 }
+
+#[test]
+#[ignore = "systemd group: cargo test --test systemd -- --ignored (.ci/run)"]
+fn a_host_reboots_like_a_machine_and_comes_back() {
+    common::require_root_and_sshd();
+    let lab = start(1);
+    // PID 1's start time, in clock ticks since the controller booted: a new
+    // systemd after the reboot (boot_id would not tell, containers share it).
+    let pid1_start = |lab: &TestLab| run(lab, 0, "cut -d' ' -f22 /proc/1/stat");
+    let before = pid1_start(&lab);
+    run(
+        &lab,
+        0,
+        "echo kept > /etc/parc-kept && echo gone > /run/parc-gone",
+    );
+    let _ = lab.ssh(0, "systemctl reboot");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut after = before.clone();
+    while after == before && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let out = lab.ssh(0, "cut -d' ' -f22 /proc/1/stat");
+        if out.status.success() {
+            after = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        }
+    }
+    assert_ne!(after, before, "the host did not come back from its reboot");
+    assert_eq!(run(&lab, 0, "cat /proc/1/comm"), "systemd");
+    assert_eq!(run(&lab, 0, "cat /etc/parc-kept"), "kept");
+    assert_eq!(
+        run(&lab, 0, "test -e /run/parc-gone || echo fresh"),
+        "fresh"
+    );
+    // The controller follows the new PID 1.
+    assert_eq!(
+        lab.host_file(0, "/etc/parc-kept").as_deref(),
+        Some(&b"kept\n"[..])
+    );
+    let lab_dir = lab.dir().to_path_buf();
+    let down = lab.down();
+    assert!(down.status.success(), "{}", all_output(&down));
+    assert_eq!(leftovers(&lab_dir), Vec::<String>::new());
+}

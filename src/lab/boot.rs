@@ -130,14 +130,7 @@ fn wait_listening(hosts: &[Boot<'_>]) -> Result<Vec<u32>, LabError> {
         }
         std::thread::sleep(POLL);
     }
-    hosts
-        .iter()
-        .zip(pids)
-        .map(|(host, pid)| match host.init {
-            Init::None => Ok(pid),
-            Init::Systemd => container_init(pid).ok_or_else(|| died(host)),
-        })
-        .collect()
+    Ok(pids)
 }
 
 fn died(host: &Boot<'_>) -> LabError {
@@ -147,13 +140,15 @@ fn died(host: &Boot<'_>) -> LabError {
     }
 }
 
-/// The host's PID 1 (systemd) as the controller numbers it: the child of
-/// systemd-nspawn, whose root is the host's root, so `/proc/PID/root` shows the
-/// host's files as they do for a namespace host's sshd.
-fn container_init(nspawn: u32) -> Option<u32> {
-    let children =
-        std::fs::read_to_string(format!("/proc/{nspawn}/task/{nspawn}/children")).ok()?;
-    children.split_whitespace().next()?.parse().ok()
+/// A systemd host's PID 1 as the controller numbers it, found from the start
+/// script's shell (which outlives reboots): the shell's child is
+/// systemd-nspawn, whose child is the host's systemd. `None` between two boots.
+pub(crate) fn container_init(launcher: u32) -> Option<u32> {
+    let first_child = |pid: u32| -> Option<u32> {
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+        children.split_whitespace().next()?.parse().ok()
+    };
+    first_child(first_child(launcher)?)
 }
 
 /// The script may still be writing the file; a partial read is simply retried.

@@ -58,6 +58,7 @@ pub fn up(spec: &LabSpec) -> Result<Lab, LabError> {
             LabHost {
                 address,
                 pid: 0,
+                init: spec.init,
                 upper: host_dir.upper(),
                 disk: (spec.disk_size > 0).then(|| host_dir.disk()),
                 name,

@@ -152,7 +152,7 @@ pub fn start_host(dir: &Path, name: &str) -> Result<(), LabError> {
     let index = find(&lab, name)?;
     let host_dir = HostDir::new(&lab.dir, name);
     let host = &lab.hosts[index];
-    if procs::is_running_under(host.pid, &host_dir.merged()) && boot::accepts(host.address) {
+    if procs::is_running_under(host.pid, &host_dir.0) && boot::accepts(host.address) {
         return Ok(());
     }
     kill_host(&lab, name)?;

@@ -96,9 +96,13 @@ pub struct Lab {
 pub struct LabHost {
     pub name: String,
     pub address: Ipv4Addr,
-    /// sshd's pid (systemd's, the host's PID 1, with `--init systemd`); 0 while
-    /// the host is being created.
+    /// sshd's pid; with `--init systemd` the pid of the start script's shell,
+    /// which boots the host again after each reboot. 0 while the host is being
+    /// created.
     pub pid: u32,
+    /// Labs recorded before `--init` existed had no init.
+    #[serde(default)]
+    pub init: Init,
     /// The host's overlay upper directory: exactly the files changed on the host.
     pub upper: PathBuf,
     pub disk: Option<PathBuf>,
@@ -109,7 +113,13 @@ impl LabHost {
     /// controller without SSH. Only valid while the host runs: after `stop_host` /
     /// `start_host` the pid changes, so reload the lab with [`load`].
     pub fn root(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/{}/root", self.pid))
+        // A systemd host's files are seen through its current PID 1, which
+        // changes when the host reboots.
+        let pid = match self.init {
+            Init::None => Some(self.pid),
+            Init::Systemd => boot::container_init(self.pid),
+        };
+        PathBuf::from(format!("/proc/{}/root", pid.unwrap_or(0)))
     }
 }
 

@@ -86,10 +86,14 @@ pub(crate) fn any_belongs(procs: &[Proc], prefix: &Path) -> bool {
     procs.iter().any(|p| belongs(p, prefix))
 }
 
-/// Whether `pid` is a live process rooted under `prefix`: guards against a pid
-/// recorded before a reboot now naming some unrelated process.
+/// Whether `pid` is a live process rooted (or, on a systemd host, grouped)
+/// under `prefix`: guards against a pid recorded before a reboot now naming
+/// some unrelated process.
 pub(crate) fn is_running_under(pid: u32, prefix: &Path) -> bool {
     std::fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|r| r.starts_with(prefix))
+        || cgroups::of(pid)
+            .and_then(|g| cgroups::host_path(&g))
+            .is_some_and(|g| g.starts_with(prefix))
 }
 
 /// The processes of a lab (or host), re-evaluated on every scan so that processes

@@ -106,7 +106,7 @@ export PATH
 H={host_dir}
 M="$H/merged"
 L={lower}
-# exec keeps this pid, so it becomes systemd-nspawn's pid.
+# This shell stays for the host's life, across reboots; its pid is recorded.
 echo $$ > "$H/pid"
 # A cgroup of its own in each hierarchy, named after this directory: nspawn
 # creates the host's groups under it, and `parc lab down` finds the host by it.
@@ -120,8 +120,15 @@ mount -t overlay overlay -o "lowerdir=$L,upperdir=$H/upper,workdir=$H/work" "$M"
 mkdir -p "$M{SYSTEMD_LAB_DIR}" "$M/etc/systemd/system/ssh.service.d"
 cp "$H/config/sshd_config" "$H/config/host_key" "$H/config/authorized_keys" "$M{SYSTEMD_LAB_DIR}/"
 cp "$H/config/ssh-lab.conf" "$M/etc/systemd/system/ssh.service.d/parc-lab.conf"
-exec systemd-nspawn --quiet --register=no --keep-unit --boot --machine={name_q} \
-  --console=pipe --resolv-conf=off --timezone=off --link-journal=no -D "$M"{disk}
+# A reboot inside the host ends systemd-nspawn with status 133: boot again, over
+# the same overlay (files kept, /run fresh), as a machine does. A poweroff (0)
+# or a failure ends the host.
+while :; do
+  status=0
+  systemd-nspawn --quiet --register=no --keep-unit --boot --machine={name_q} \
+    --console=pipe --resolv-conf=off --timezone=off --link-journal=no -D "$M"{disk} || status=$?
+  [ "$status" -eq 133 ] || exit "$status"
+done
 "#
     )
 }
@@ -225,6 +232,22 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    #[test]
+    fn systemd_script_is_valid_sh_and_boots_again_after_a_reboot() {
+        let host = HostDir(PathBuf::from("/lab/hosts/ws-001"));
+        let script = systemd_start_script(&host, "ws-001", "/var/cache/parc-lab/x", true);
+        let status = std::process::Command::new("sh")
+            .arg("-n")
+            .arg("-c")
+            .arg(&script)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(script.contains("--machine=ws-001 \\\n"), "{script}");
+        assert!(script.contains("--bind=\"$H/disk.img:/dev/parc-disk\""));
+        assert!(script.contains("[ \"$status\" -eq 133 ] || exit \"$status\""));
     }
 
     #[test]
