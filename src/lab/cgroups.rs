@@ -75,7 +75,7 @@ fn remove_tree(dir: &Path) -> Result<(), LabError> {
             remove_tree(&entry.path())?;
         }
     }
-    std::fs::remove_dir(dir).map_err(LabError::io("remove the cgroup", dir))
+    super::lifecycle::retry_busy(dir, "remove the cgroup", |p| std::fs::remove_dir(p))
 }
 
 #[cfg(test)]

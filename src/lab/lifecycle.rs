@@ -80,14 +80,25 @@ pub(crate) fn teardown(dir: &Path, inventory: Option<&Path>) -> Result<DownRepor
 }
 
 fn remove_dir_retrying(path: &Path) -> Result<(), LabError> {
+    retry_busy(path, "remove", |p| std::fs::remove_dir_all(p))
+}
+
+/// Runs `op` on `path` until it stops failing with EBUSY or [`BUSY_RETRY`] has
+/// passed: the kernel releases a dead namespace's mounts, or an emptied
+/// cgroup, a moment after the last process is reaped.
+pub(crate) fn retry_busy(
+    path: &Path,
+    action: &'static str,
+    op: impl Fn(&Path) -> std::io::Result<()>,
+) -> Result<(), LabError> {
     let deadline = Instant::now() + BUSY_RETRY;
     loop {
-        match std::fs::remove_dir_all(path) {
+        match op(path) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::ResourceBusy && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            Err(e) => return Err(LabError::io("remove", path)(e)),
+            Err(e) => return Err(LabError::io(action, path)(e)),
         }
     }
 }
