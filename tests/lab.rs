@@ -193,6 +193,8 @@ fn up_refuses_a_directory_whose_lab_runs() {
         subnet: 254,
         inventory: None,
         disk_size: 0,
+        init: Default::default(),
+        rootfs_cache: PathBuf::from("/var/cache/parc-lab"),
     };
     assert!(matches!(
         parc::lab::up(&spec),

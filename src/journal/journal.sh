@@ -249,14 +249,21 @@ parc_journal_prune() { # KEEP
 # Dead-man switch: unless the controller decides the host's fate (a
 # confirmation, or its on_failure) within SECONDS, restore the journal.
 # Detached (own session, no terminal, no inherited pipes) so it outlives the
-# SSH session that armed it.
+# SSH session that armed it. Under systemd, detaching is not enough: the
+# process would stay in the session's cgroup (ssh.service's, or a logind
+# session scope), which a stop of ssh.service or the end of the session may
+# kill as a whole; a transient unit of its own survives both.
 parc_watchdog_arm() { # SECONDS
   printf '%s\n' 'J=$(cd "$(dirname "$0")" && pwd)' \
     'echo $$ > "$J/watchdog.pid"' \
     "sleep $1" \
     'sh "$J/restore.sh" watchdog > "$J/watchdog.log" 2>&1' \
     > "$PARC_JOURNAL/watchdog.sh"
-  if command -v setsid >/dev/null 2>&1; then
+  if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1 &&
+    systemd-run --quiet --collect --unit="parc-watchdog-${PARC_JOURNAL##*/}" \
+      sh "$PARC_JOURNAL/watchdog.sh" </dev/null >/dev/null 2>&1; then
+    :
+  elif command -v setsid >/dev/null 2>&1; then
     setsid sh "$PARC_JOURNAL/watchdog.sh" </dev/null >/dev/null 2>&1 &
   else
     nohup sh "$PARC_JOURNAL/watchdog.sh" </dev/null >/dev/null 2>&1 &

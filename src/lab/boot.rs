@@ -10,13 +10,16 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::LabError;
 use super::layout::HostDir;
 use super::procs::is_alive;
 use super::require::Tools;
+use super::{Init, LabError};
 
 /// How long a host may take from spawn to accepting TCP connections on port 22.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// The same for systemd hosts, which boot a whole system before sshd, all at
+/// once on a machine that may have few cores.
+const SYSTEMD_START_TIMEOUT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(20);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
 /// Lines of a host's log quoted in a start error.
@@ -26,6 +29,7 @@ pub(crate) struct Boot<'a> {
     pub name: &'a str,
     pub address: Ipv4Addr,
     pub dir: &'a HostDir,
+    pub init: Init,
 }
 
 /// Whether something accepts TCP connections on `address:22`.
@@ -89,7 +93,12 @@ pub(crate) fn start(tools: &Tools, hosts: &[Boot<'_>]) -> Result<Vec<u32>, LabEr
 }
 
 fn wait_listening(hosts: &[Boot<'_>]) -> Result<Vec<u32>, LabError> {
-    let deadline = Instant::now() + START_TIMEOUT;
+    let timeout = if hosts.iter().any(|h| h.init == Init::Systemd) {
+        SYSTEMD_START_TIMEOUT
+    } else {
+        START_TIMEOUT
+    };
+    let deadline = Instant::now() + timeout;
     let mut pids = vec![0u32; hosts.len()];
     let mut pending: Vec<usize> = (0..hosts.len()).collect();
     loop {
@@ -100,10 +109,7 @@ fn wait_listening(hosts: &[Boot<'_>]) -> Result<Vec<u32>, LabError> {
                 pids[i] = read_pid(&host.dir.pid_file()).unwrap_or(0);
             }
             if pids[i] != 0 && !is_alive(pids[i]) {
-                return Err(LabError::HostDied {
-                    host: host.name.to_string(),
-                    log_tail: log_tail(&host.dir.log()),
-                });
+                return Err(died(host));
             }
             if pids[i] == 0 || !accepts(host.address) {
                 still.push(i);
@@ -111,19 +117,38 @@ fn wait_listening(hosts: &[Boot<'_>]) -> Result<Vec<u32>, LabError> {
         }
         pending = still;
         let Some(&first) = pending.first() else {
-            return Ok(pids);
+            break;
         };
         if Instant::now() >= deadline {
             let host = &hosts[first];
             return Err(LabError::StartTimeout {
                 host: host.name.to_string(),
                 address: host.address,
-                secs: START_TIMEOUT.as_secs(),
+                secs: timeout.as_secs(),
                 log_tail: log_tail(&host.dir.log()),
             });
         }
         std::thread::sleep(POLL);
     }
+    Ok(pids)
+}
+
+fn died(host: &Boot<'_>) -> LabError {
+    LabError::HostDied {
+        host: host.name.to_string(),
+        log_tail: log_tail(&host.dir.log()),
+    }
+}
+
+/// A systemd host's PID 1 as the controller numbers it, found from the start
+/// script's shell (which outlives reboots): the shell's child is
+/// systemd-nspawn, whose child is the host's systemd. `None` between two boots.
+pub(crate) fn container_init(launcher: u32) -> Option<u32> {
+    let first_child = |pid: u32| -> Option<u32> {
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+        children.split_whitespace().next()?.parse().ok()
+    };
+    first_child(first_child(launcher)?)
 }
 
 /// The script may still be writing the file; a partial read is simply retried.
@@ -131,7 +156,7 @@ fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-fn log_tail(path: &Path) -> String {
+pub(crate) fn log_tail(path: &Path) -> String {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let lines: Vec<&str> = text.lines().collect();

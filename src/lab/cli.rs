@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use bytesize::ByteSize;
 
 use super::inventories::known_hosts_option;
-use super::{Lab, LabError, LabSpec};
+use super::{Init, Lab, LabError, LabSpec};
 use crate::transport::quote;
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -30,6 +30,13 @@ pub enum LabCommand {
         /// Give each host a sparse disk image of this size at /dev/parc-disk (e.g. 256MiB).
         #[arg(long, value_name = "SIZE")]
         disk_size: Option<ByteSize>,
+        /// What the hosts boot: `none` (sshd alone, instant) or `systemd` (a real
+        /// init as PID 1; builds a Debian root file system once, ~260 MB).
+        #[arg(long, value_enum, default_value = "none")]
+        init: Init,
+        /// Where `--init systemd` caches the root file system it builds.
+        #[arg(long, value_name = "DIR", default_value = super::DEFAULT_ROOTFS_CACHE)]
+        rootfs_cache: PathBuf,
     },
     /// Stop every host of the lab and remove the lab's files.
     Down {
@@ -66,6 +73,8 @@ pub fn run(cmd: LabCommand) -> Result<(), LabError> {
             subnet,
             inventory,
             disk_size,
+            init,
+            rootfs_cache,
         } => {
             let spec = LabSpec {
                 dir,
@@ -73,6 +82,8 @@ pub fn run(cmd: LabCommand) -> Result<(), LabError> {
                 subnet,
                 inventory,
                 disk_size: disk_size.map_or(0, |size| size.as_u64()),
+                init,
+                rootfs_cache,
             };
             let lab = super::up(&spec)?;
             say(&up_summary(&lab, disk_size))

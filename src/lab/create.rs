@@ -8,8 +8,9 @@ use super::keys::{self, KeyRequest};
 use super::layout::{self, HostDir};
 use super::lifecycle::teardown;
 use super::require::{self, Tools};
-use super::script;
-use super::{Lab, LabError, LabHost, LabSpec, procs, save};
+use super::rootfs;
+use super::script::{self, NAMESPACE_LAB_DIR, SYSTEMD_LAB_DIR};
+use super::{Init, Lab, LabError, LabHost, LabSpec, procs, save};
 
 /// Starts `spec.hosts` workstations and returns the running lab.
 ///
@@ -34,6 +35,18 @@ pub fn up(spec: &LabSpec) -> Result<Lab, LabError> {
     if let Some(&address) = addresses.iter().find(|&&a| boot::accepts(a)) {
         return Err(LabError::AddressInUse { address });
     }
+    // Built (or found in the cache) before the lab directory exists, so that a
+    // failed download leaves nothing to clean up.
+    let rootfs = match spec.init {
+        Init::None => None,
+        Init::Systemd => {
+            let debootstrap = require::check_systemd()?;
+            let cache = std::path::absolute(&spec.rootfs_cache)
+                .map_err(LabError::io("resolve", &spec.rootfs_cache))?;
+            layout::check_dir_path(&cache)?;
+            Some(rootfs::ensure(&cache, &debootstrap)?)
+        }
+    };
     let dir = create_dir(&spec.dir)?;
     let inventory = custom_inventory.unwrap_or_else(|| dir.join(layout::INVENTORY));
     let hosts: Vec<LabHost> = addresses
@@ -45,6 +58,7 @@ pub fn up(spec: &LabSpec) -> Result<Lab, LabError> {
             LabHost {
                 address,
                 pid: 0,
+                init: spec.init,
                 upper: host_dir.upper(),
                 disk: (spec.disk_size > 0).then(|| host_dir.disk()),
                 name,
@@ -57,6 +71,8 @@ pub fn up(spec: &LabSpec) -> Result<Lab, LabError> {
         dir,
         hosts,
         inventory,
+        init: spec.init,
+        rootfs,
     };
     save(&lab)?;
     match build(&tools, &mut lab, spec.disk_size) {
@@ -138,17 +154,33 @@ fn build(tools: &Tools, lab: &mut Lab, disk_size: u64) -> Result<(), LabError> {
     let mut known_hosts = String::new();
     for (host, dir) in lab.hosts.iter().zip(&dirs) {
         let config = dir.config();
-        write(
-            &config.join("sshd_config"),
-            &script::sshd_config(host.address),
-        )?;
         write(&config.join("authorized_keys"), &client_pub)?;
-        write(&config.join("bashrc"), script::BASHRC)?;
-        write(&config.join("profile"), script::PROFILE)?;
-        write(
-            &dir.script(),
-            &script::start_script(dir, &host.name, host.disk.is_some()),
-        )?;
+        let start_script = match &lab.rootfs {
+            None => {
+                let sshd = script::sshd_config(
+                    host.address,
+                    NAMESPACE_LAB_DIR,
+                    &format!("{NAMESPACE_LAB_DIR}/sshd.pid"),
+                );
+                write(&config.join("sshd_config"), &sshd)?;
+                write(&config.join("bashrc"), script::BASHRC)?;
+                write(&config.join("profile"), script::PROFILE)?;
+                script::start_script(dir, &host.name, host.disk.is_some())
+            }
+            Some(rootfs) => {
+                let sshd = script::sshd_config(host.address, SYSTEMD_LAB_DIR, "/run/sshd.pid");
+                write(&config.join("sshd_config"), &sshd)?;
+                write(&config.join("ssh-lab.conf"), &script::ssh_dropin())?;
+                // The host's identity, in its upper layer as a real install has it.
+                let etc = dir.upper().join("etc");
+                std::fs::create_dir_all(&etc).map_err(LabError::io("create", &etc))?;
+                write(&etc.join("hostname"), &format!("{}\n", host.name))?;
+                write(&etc.join("machine-id"), &rootfs::machine_id()?)?;
+                let lower = layout::check_utf8("root file system cache", rootfs)?;
+                script::systemd_start_script(dir, &host.name, lower, host.disk.is_some())
+            }
+        };
+        write(&dir.script(), &start_script)?;
         if let Some(disk) = &host.disk {
             // set_len on a new file leaves it sparse: no space is used until written.
             std::fs::File::create(disk)
@@ -173,6 +205,7 @@ fn build(tools: &Tools, lab: &mut Lab, disk_size: u64) -> Result<(), LabError> {
             name: &host.name,
             address: host.address,
             dir,
+            init: lab.init,
         })
         .collect();
     let pids = boot::start(tools, &boots)?;

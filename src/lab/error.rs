@@ -127,6 +127,12 @@ pub enum LabError {
     )]
     HostDied { host: String, log_tail: String },
 
+    #[error(
+        "debootstrap could not build the root file system of systemd hosts (full log in \
+         {log}), so no host was started; last lines:\n{log_tail}"
+    )]
+    RootfsBuild { log: PathBuf, log_tail: String },
+
     #[error("lab {dir} has no host named `{name}`; its hosts are {known}")]
     UnknownHost {
         dir: PathBuf,

@@ -152,6 +152,8 @@ mod tests {
             subnet,
             inventory: None,
             disk_size: 0,
+            init: Default::default(),
+            rootfs_cache: PathBuf::from("/var/cache/parc-lab"),
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::boot::{self, Boot};
 use super::layout::{self, HostDir};
-use super::{DownReport, HostStatus, Lab, LabError, load, procs, require, save};
+use super::{DownReport, HostStatus, Lab, LabError, cgroups, load, procs, require, save};
 
 /// How long removing a host directory may fail with EBUSY: the kernel releases a
 /// namespace's mounts shortly after its last process is reaped, not instantly.
@@ -42,6 +42,7 @@ pub(crate) fn teardown(dir: &Path, inventory: Option<&Path>) -> Result<DownRepor
     };
     stopped.sort();
     let processes = procs::kill_all(&hosts_dir)?;
+    cgroups::remove(&hosts_dir)?;
 
     let mut removed = Vec::new();
     if hosts_dir.symlink_metadata().is_ok() {
@@ -79,14 +80,25 @@ pub(crate) fn teardown(dir: &Path, inventory: Option<&Path>) -> Result<DownRepor
 }
 
 fn remove_dir_retrying(path: &Path) -> Result<(), LabError> {
+    retry_busy(path, "remove", |p| std::fs::remove_dir_all(p))
+}
+
+/// Runs `op` on `path` until it stops failing with EBUSY or [`BUSY_RETRY`] has
+/// passed: the kernel releases a dead namespace's mounts, or an emptied
+/// cgroup, a moment after the last process is reaped.
+pub(crate) fn retry_busy(
+    path: &Path,
+    action: &'static str,
+    op: impl Fn(&Path) -> std::io::Result<()>,
+) -> Result<(), LabError> {
     let deadline = Instant::now() + BUSY_RETRY;
     loop {
-        match std::fs::remove_dir_all(path) {
+        match op(path) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::ResourceBusy && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            Err(e) => return Err(LabError::io("remove", path)(e)),
+            Err(e) => return Err(LabError::io(action, path)(e)),
         }
     }
 }
@@ -136,7 +148,10 @@ pub fn stop_host(dir: &Path, name: &str) -> Result<(), LabError> {
 }
 
 fn kill_host(lab: &Lab, name: &str) -> Result<usize, LabError> {
-    procs::kill_all(&HostDir::new(&lab.dir, name).0)
+    let dir = HostDir::new(&lab.dir, name).0;
+    let killed = procs::kill_all(&dir)?;
+    cgroups::remove(&dir)?;
+    Ok(killed)
 }
 
 /// Boots a stopped host again with the same address, keys and upper directory.
@@ -148,7 +163,7 @@ pub fn start_host(dir: &Path, name: &str) -> Result<(), LabError> {
     let index = find(&lab, name)?;
     let host_dir = HostDir::new(&lab.dir, name);
     let host = &lab.hosts[index];
-    if procs::is_running_under(host.pid, &host_dir.merged()) && boot::accepts(host.address) {
+    if procs::is_running_under(host.pid, &host_dir.0) && boot::accepts(host.address) {
         return Ok(());
     }
     kill_host(&lab, name)?;
@@ -158,6 +173,7 @@ pub fn start_host(dir: &Path, name: &str) -> Result<(), LabError> {
             name,
             address: host.address,
             dir: &host_dir,
+            init: lab.init,
         }],
     )?;
     // start() returns one pid per host it was given.

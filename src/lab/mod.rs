@@ -11,6 +11,7 @@
 //! inventories look like a real fleet and each host has its own host key.
 
 mod boot;
+mod cgroups;
 pub mod cli;
 mod create;
 mod error;
@@ -20,6 +21,7 @@ mod layout;
 mod lifecycle;
 mod procs;
 mod require;
+mod rootfs;
 mod script;
 
 use std::net::Ipv4Addr;
@@ -28,6 +30,30 @@ use std::path::{Path, PathBuf};
 pub use create::up;
 pub use error::LabError;
 pub use lifecycle::{down, start_host, status, stop_host};
+pub use rootfs::DEFAULT_CACHE as DEFAULT_ROOTFS_CACHE;
+
+/// What runs as a host's first process.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Init {
+    /// No init: sshd itself in a mount namespace over the controller's own `/`.
+    /// Starts in milliseconds and downloads nothing.
+    #[default]
+    None,
+    /// systemd as PID 1 (systemd-nspawn) over a cached Debian bookworm tree, for
+    /// services, handlers and anything that needs a real service manager.
+    Systemd,
+}
 
 /// What `up` should create.
 #[derive(Debug, Clone)]
@@ -43,6 +69,9 @@ pub struct LabSpec {
     /// Size in bytes of a sparse disk image per host, shown in the host as
     /// `/dev/parc-disk`; 0 for none.
     pub disk_size: u64,
+    pub init: Init,
+    /// Where `--init systemd` keeps the root file system it builds once.
+    pub rootfs_cache: PathBuf,
 }
 
 /// A running lab, as recorded in `DIR/state.json`. All paths are absolute.
@@ -54,14 +83,26 @@ pub struct Lab {
     /// Client private key authorized on every host.
     pub key: PathBuf,
     pub known_hosts: PathBuf,
+    /// Labs recorded before `--init` existed had no init.
+    #[serde(default)]
+    pub init: Init,
+    /// The shared lower layer of systemd hosts; `None` for namespace hosts, whose
+    /// lower layer is the controller's `/`.
+    #[serde(default)]
+    pub rootfs: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LabHost {
     pub name: String,
     pub address: Ipv4Addr,
-    /// sshd's pid; 0 while the host is being created.
+    /// sshd's pid; with `--init systemd` the pid of the start script's shell,
+    /// which boots the host again after each reboot. 0 while the host is being
+    /// created.
     pub pid: u32,
+    /// Labs recorded before `--init` existed had no init.
+    #[serde(default)]
+    pub init: Init,
     /// The host's overlay upper directory: exactly the files changed on the host.
     pub upper: PathBuf,
     pub disk: Option<PathBuf>,
@@ -72,7 +113,13 @@ impl LabHost {
     /// controller without SSH. Only valid while the host runs: after `stop_host` /
     /// `start_host` the pid changes, so reload the lab with [`load`].
     pub fn root(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/{}/root", self.pid))
+        // A systemd host's files are seen through its current PID 1, which
+        // changes when the host reboots.
+        let pid = match self.init {
+            Init::None => Some(self.pid),
+            Init::Systemd => boot::container_init(self.pid),
+        };
+        PathBuf::from(format!("/proc/{}/root", pid.unwrap_or(0)))
     }
 }
 

@@ -7,7 +7,9 @@
 //! A process *belongs* to a lab directory when its root is under it (sshd and
 //! everything it starts are chrooted into a host's `merged`), or when it runs a
 //! host's start script (the launcher, `unshare` and the script itself, before
-//! the chroot). Every process sharing a mount namespace with a belonging process
+//! the chroot), or when it runs in a systemd host's cgroup (see `cgroups`: the
+//! root of a process inside systemd-nspawn does not show from outside). Every
+//! process sharing a mount namespace with a belonging process
 //! is part of the lab too.
 //!
 //! Namespaces are identified by their inode number, which the kernel hands out
@@ -24,8 +26,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::LabError;
 use super::layout::SCRIPT;
+use super::{LabError, cgroups};
 
 /// What sshd and its sessions get to exit cleanly before SIGKILL.
 const GRACE: Duration = Duration::from_secs(2);
@@ -41,6 +43,8 @@ pub(crate) struct Proc {
     /// Inode number of the mount namespace.
     ns: Option<u64>,
     args: Vec<String>,
+    /// For a process of a systemd host: its lab group as a path (see [`cgroups`]).
+    group: Option<PathBuf>,
 }
 
 pub(crate) fn scan() -> Result<Vec<Proc>, LabError> {
@@ -62,6 +66,7 @@ pub(crate) fn scan() -> Result<Vec<Proc>, LabError> {
                         .collect()
                 })
                 .unwrap_or_default(),
+            group: cgroups::of(pid).and_then(|g| cgroups::host_path(&g)),
         })
         .collect())
 }
@@ -70,6 +75,7 @@ pub(crate) fn scan() -> Result<Vec<Proc>, LabError> {
 /// host's directory.
 pub(crate) fn belongs(p: &Proc, prefix: &Path) -> bool {
     p.root.as_deref().is_some_and(|r| r.starts_with(prefix))
+        || p.group.as_deref().is_some_and(|g| g.starts_with(prefix))
         || p.args
             .iter()
             .map(Path::new)
@@ -80,10 +86,14 @@ pub(crate) fn any_belongs(procs: &[Proc], prefix: &Path) -> bool {
     procs.iter().any(|p| belongs(p, prefix))
 }
 
-/// Whether `pid` is a live process rooted under `prefix`: guards against a pid
-/// recorded before a reboot now naming some unrelated process.
+/// Whether `pid` is a live process rooted (or, on a systemd host, grouped)
+/// under `prefix`: guards against a pid recorded before a reboot now naming
+/// some unrelated process.
 pub(crate) fn is_running_under(pid: u32, prefix: &Path) -> bool {
     std::fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|r| r.starts_with(prefix))
+        || cgroups::of(pid)
+            .and_then(|g| cgroups::host_path(&g))
+            .is_some_and(|g| g.starts_with(prefix))
 }
 
 /// The processes of a lab (or host), re-evaluated on every scan so that processes
@@ -217,6 +227,7 @@ mod tests {
             root: Some(PathBuf::from(root)),
             ns: None,
             args: args.iter().map(|a| a.to_string()).collect(),
+            group: None,
         }
     }
 

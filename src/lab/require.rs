@@ -65,6 +65,17 @@ pub(crate) fn check_tools(dirs: &[PathBuf], sshd: &Path) -> Result<Tools, LabErr
     })
 }
 
+/// What `--init systemd` needs on top of [`check`]: systemd-nspawn to boot the
+/// hosts, debootstrap to build their root file system. Returns debootstrap.
+pub(crate) fn check_systemd() -> Result<PathBuf, LabError> {
+    let dirs: Vec<PathBuf> = SYSTEM_PATH.split(':').map(PathBuf::from).collect();
+    let find = |tool: &'static str, package: &'static str| {
+        find_tool(tool, &dirs).ok_or(LabError::MissingTool { tool, package })
+    };
+    find("systemd-nspawn", "systemd-container")?;
+    find("debootstrap", "debootstrap")
+}
+
 fn find_tool(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
     dirs.iter()
         .map(|dir| dir.join(name))

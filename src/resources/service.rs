@@ -78,57 +78,63 @@ impl Kind for Service {
             });
         }
         let load = probed.get("load").unwrap_or("");
-        if load != "loaded" {
+        // Not found before the run: an earlier resource of this run may install
+        // its unit file (or package), so the step checks again once systemd has
+        // reloaded its units, and fails then if the unit still does not exist.
+        let installed_by_run = matches!(load, "not-found" | "");
+        if !installed_by_run && load != "loaded" {
             return Err(ResourceError::Conflict {
                 resource: label,
-                reason: match load {
-                    "masked" => {
-                        "the unit is masked; unmask it (systemctl unmask) before parc can manage it"
-                            .into()
-                    }
-                    "not-found" | "" => {
-                        "no such unit on this host (is its package installed?)".into()
-                    }
-                    other => format!("the unit could not be loaded (LoadState={other})"),
+                reason: if load == "masked" {
+                    "the unit is masked; unmask it (systemctl unmask) before parc can manage it"
+                        .into()
+                } else {
+                    format!("the unit could not be loaded (LoadState={load})")
                 },
             });
         }
         let n = quote(&self.name);
         let (mut what, mut sh, mut undo) = (Vec::new(), Vec::new(), Vec::new());
-        let enabled_now = probed.get("enabled").unwrap_or("");
+        let enabled_now = if installed_by_run {
+            "not-found"
+        } else {
+            probed.get("enabled").unwrap_or("")
+        };
         match self.enabled {
             Some(true) if !ENABLED.contains(&enabled_now) && !FIXED.contains(&enabled_now) => {
                 what.push("enable".to_string());
-                sh.push(format!("systemctl enable -- {n}"));
+                sh.push(checked("enable", &n));
                 undo.push(format!("systemctl disable -- {n}"));
             }
             Some(false) if ENABLED.contains(&enabled_now) => {
                 what.push("disable".to_string());
-                sh.push(format!("systemctl disable -- {n}"));
+                sh.push(checked("disable", &n));
                 undo.push(format!("systemctl enable -- {n}"));
             }
             _ => {}
         }
-        let running = RUNNING.contains(&probed.get("active").unwrap_or(""));
+        let running = !installed_by_run && RUNNING.contains(&probed.get("active").unwrap_or(""));
         match self.state {
             Some(ServiceState::Started) if !running => {
                 what.push("start".into());
-                sh.push(format!("systemctl start -- {n}"));
+                sh.push(checked("start", &n));
                 undo.push(format!("systemctl stop -- {n}"));
             }
             Some(ServiceState::Stopped) if running => {
                 what.push("stop".into());
-                sh.push(format!("systemctl stop -- {n}"));
+                sh.push(checked("stop", &n));
                 undo.push(format!("systemctl start -- {n}"));
             }
             Some(ServiceState::Restarted) => {
                 what.push("restart".into());
-                sh.push(format!("systemctl restart -- {n}"));
+                sh.push(checked("restart", &n));
             }
             Some(ServiceState::Reloaded) => {
                 what.push("reload".into());
                 sh.push(format!(
-                    "if systemctl is-active --quiet -- {n}; then systemctl reload -- {n}; else systemctl start -- {n}; fi"
+                    "if systemctl is-active --quiet -- {n}; then {}; else {}; fi",
+                    checked("reload", &n),
+                    checked("start", &n)
                 ));
             }
             _ => {}
@@ -138,6 +144,7 @@ impl Kind for Service {
         }
         // Undone newest first, so stop before disable (and start after enable).
         undo.reverse();
+        sh.insert(0, reload_units(&n, installed_by_run));
         Ok(Plan::Change(Change {
             what,
             diff: None,
@@ -150,6 +157,41 @@ impl Kind for Service {
         }))
     }
 }
+
+/// Makes systemd read unit files changed since it last loaded them (a `file`
+/// resource of this run may have written the unit): otherwise `systemctl`
+/// starts or restarts the old definition and only warns. Decided on the host at
+/// apply time, since the probe ran before any file was written.
+fn reload_units(n: &str, installed_by_run: bool) -> String {
+    if installed_by_run {
+        format!(
+            "systemctl daemon-reload\n\
+             parc_load=$(systemctl show -p LoadState --value -- {n})\n\
+             if [ \"$parc_load\" != loaded ]; then \
+             printf '%s: no such unit on this host (is its package installed?)\\n' {n} >&2; false; fi"
+        )
+    } else {
+        format!(
+            "case $(systemctl show -p NeedDaemonReload -- {n}) in \
+             *=yes) systemctl daemon-reload ;; esac"
+        )
+    }
+}
+
+/// `systemctl VERB -- UNIT`, and when it fails the unit's status as systemd
+/// reports it (state, exit code, last log lines): the reason a unit failed is
+/// there, not in systemctl's own one-line message. Bounded: the lines come from
+/// the host.
+fn checked(verb: &str, n: &str) -> String {
+    format!(
+        "{{ systemctl {verb} -- {n} || {{ systemctl status --no-pager --full --lines={STATUS_LINES} -- {n} 2>&1 \
+         | head -c {STATUS_BYTES} >&2; false; }}; }}"
+    )
+}
+
+/// How much of `systemctl status` a failure report quotes.
+const STATUS_LINES: usize = 10;
+const STATUS_BYTES: usize = 4096;
 
 #[cfg(test)]
 mod tests {
@@ -194,10 +236,15 @@ mod tests {
         ));
         let c = change(s.plan(&systemd("inactive", "disabled"), &ctx).unwrap());
         assert_eq!(c.what, ["enable", "start"]);
-        assert_eq!(
-            step_sh(&c),
-            "systemctl enable -- ssh\nsystemctl start -- ssh"
+        let sh = step_sh(&c);
+        let lines: Vec<&str> = sh.lines().collect();
+        assert_eq!(lines.len(), 3, "{sh}");
+        assert!(lines[0].contains("NeedDaemonReload"), "{sh}");
+        assert!(
+            lines[1].starts_with("{ systemctl enable -- ssh || "),
+            "{sh}"
         );
+        assert!(lines[2].starts_with("{ systemctl start -- ssh || "), "{sh}");
         assert_eq!(
             c.touches,
             [Touch::Undo(
@@ -228,7 +275,14 @@ mod tests {
                 .plan(&systemd("active", "enabled"), &ctx)
                 .unwrap(),
         );
-        assert_eq!(step_sh(&c), "systemctl restart -- ssh");
+        let sh = step_sh(&c);
+        assert!(
+            sh.ends_with(
+                "\n{ systemctl restart -- ssh || { systemctl status --no-pager --full \
+                 --lines=10 -- ssh 2>&1 | head -c 4096 >&2; false; }; }"
+            ),
+            "{sh}"
+        );
         assert!(c.touches.is_empty());
         let c = change(
             service("{name: ssh, state: reloaded}")
@@ -239,17 +293,36 @@ mod tests {
     }
 
     #[test]
-    fn missing_or_masked_units_are_errors() {
+    fn a_unit_missing_before_the_run_is_checked_after_a_daemon_reload() {
+        // An earlier `file` resource of the same run may write the unit.
+        let ctx = PlanContext::default();
+        let s = service("{name: demo, enabled: true, state: started}");
+        let mut r = systemd("inactive", "");
+        r.fields.insert("load".into(), "not-found".into());
+        let c = change(s.plan(&r, &ctx).unwrap());
+        assert_eq!(c.what, ["enable", "start"]);
+        let sh = step_sh(&c);
+        assert!(sh.starts_with("systemctl daemon-reload\n"), "{sh}");
+        assert!(sh.contains("no such unit on this host"), "{sh}");
+        // The check runs on a real sh: a unit still unknown fails the step.
+        let check: String = sh.lines().skip(1).take(2).collect::<Vec<_>>().join("\n");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("systemctl() {{ echo not-found; }}\n{check}"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "demo: no such unit on this host (is its package installed?)\n"
+        );
+    }
+
+    #[test]
+    fn masked_units_are_errors() {
         let ctx = PlanContext::default();
         let s = service("{name: nope, state: started}");
         let mut r = systemd("inactive", "");
-        r.fields.insert("load".into(), "not-found".into());
-        assert!(
-            s.plan(&r, &ctx)
-                .unwrap_err()
-                .to_string()
-                .contains("no such unit")
-        );
         r.fields.insert("load".into(), "masked".into());
         assert!(s.plan(&r, &ctx).unwrap_err().to_string().contains("masked"));
         let e = service("{name: ssh}").plan(&systemd("active", "enabled"), &ctx);
