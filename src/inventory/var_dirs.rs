@@ -1,13 +1,12 @@
 //! Ansible's `group_vars/` and `host_vars/` beside an Ansible-layout inventory
-//! file, so that a team's existing tree works unchanged. For a group or host
-//! NAME: `NAME`, `NAME.yml`, `NAME.yaml`, `NAME.json`, then every such file in
-//! a `NAME/` directory, in name order; later files override earlier ones.
+//! file (YAML or INI), so that a team's existing tree works unchanged. For a
+//! group or host NAME: `NAME`, `NAME.yml`, `NAME.yaml`, `NAME.json`, then every
+//! such file in a `NAME/` directory, in name order; later files override
+//! earlier ones.
 //!
-//! What they set overrides what the inventory file itself sets for that group
-//! (`all` included) or host; the precedence between groups and hosts stays
-//! the inventory's (see the module above). Ansible ranks `group_vars/all`
-//! above every group's vars in the inventory file; here `all` stays lowest,
-//! like `all.vars`.
+//! As in Ansible, `group_vars/` as a whole ranks above every group variable
+//! the inventory file sets (`group_vars/all` included), and `host_vars/` above
+//! the host's own (see the module above).
 
 use std::path::{Path, PathBuf};
 
