@@ -58,6 +58,20 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
                 },
             )
         }
+        Command::Inventory { list: _ } => {
+            let inventory =
+                crate::inventory::Inventory::load(&super::session::inventory_path(&cli)?)?;
+            let mut text =
+                serde_json::to_string_pretty(&inventory.ansible_list()).map_err(|e| {
+                    ParcError::Output {
+                        what: "the inventory",
+                        source: e.into(),
+                    }
+                })?;
+            text.push('\n');
+            print(&text, "the inventory")?;
+            Ok(exit::OK)
+        }
         Command::Image(cmd) => super::image::run(&cli, cmd).await,
         Command::Apply(args) => apply(&cli, args, args.check).await,
         Command::Plan(args) => apply(&cli, args, true).await,

@@ -24,7 +24,7 @@ use crate::transport::known_hosts::HostKeyPolicy;
     propagate_version = true
 )]
 pub struct Cli {
-    /// Inventory file (parc or Ansible YAML layout). Default: $PARC_INVENTORY,
+    /// Inventory file (parc's YAML layout, or Ansible's YAML or INI). Default: $PARC_INVENTORY,
     /// then ./inventory.yml, then ./lab/inventory.yml.
     #[arg(short, long, global = true, env = "PARC_INVENTORY")]
     inventory: Option<PathBuf>,
@@ -111,6 +111,13 @@ enum Command {
     /// Disk images: build and verify manifests, deploy to many hosts, capture.
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// The inventory as parc resolves it: `--list` prints the JSON
+    /// `ansible-inventory --list` prints (groups, hosts, merged variables).
+    Inventory {
+        /// Print every group and host, with each host's merged variables.
+        #[arg(long, required = true)]
+        list: bool,
+    },
     /// Sandboxed workstations on this machine (real sshd in namespaces) for trying parc.
     #[command(subcommand)]
     Lab(crate::lab::cli::LabCommand),
