@@ -1,7 +1,8 @@
 //! Ansible's YAML inventory layout, read unchanged:
 //! `all: {hosts: {name: {vars...}}, children: {group: {...}}, vars: {...}}`,
 //! with host ranges (`ws-[001:050]`, [`ranges`]) and the `group_vars/` and
-//! `host_vars/` directories beside the file ([`var_dirs`]).
+//! `host_vars/` directories beside the file ([`var_dirs`]), typed as YAML 1.1
+//! as Ansible types them ([`yaml11`]).
 //!
 //! Connection settings come from Ansible's own variables (`ansible_host`,
 //! `ansible_port`, `ansible_user`, `ansible_ssh_private_key_file`,
@@ -16,16 +17,15 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::model::{Inventory, VarFiles};
-use super::native::yaml_error;
 use super::{
     Become, ConnectionKind, ConnectionParams, Group, Host, InventoryError, Vars, paths, ranges,
-    var_dirs,
+    var_dirs, yaml11,
 };
 use crate::location::PositionMap;
 use crate::transport::ssh_config::SshArgs;
 
 pub fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError> {
-    let root: Value = serde_norway::from_str(text).map_err(|e| yaml_error(path, e))?;
+    let root = yaml11::from_str(text, path)?;
     let mut b = Builder {
         positions: PositionMap::build(path, text),
         data: Data::new(path),

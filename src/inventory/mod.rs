@@ -25,6 +25,7 @@ mod pattern;
 mod pyliteral;
 mod ranges;
 mod var_dirs;
+mod yaml11;
 
 use std::path::PathBuf;
 

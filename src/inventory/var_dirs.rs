@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::native::yaml_error;
-use super::{InventoryError, Vars};
+use super::{InventoryError, Vars, yaml11};
 use crate::location::Location;
 
 /// The variables files under `dir` (a `group_vars` or `host_vars` directory)
@@ -25,7 +24,7 @@ pub fn load(dir: &Path, name: &str) -> Result<Vars, InventoryError> {
             path: file.clone(),
             source,
         })?;
-        match serde_norway::from_str::<Value>(&text).map_err(|e| yaml_error(&file, e))? {
+        match yaml11::from_str(&text, &file)? {
             Value::Null => {}
             Value::Object(v) => vars.extend(v),
             _ => {
