@@ -121,7 +121,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
 }
 
 async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<u8, ParcError> {
-    let playbook = crate::playbook::load(&args.playbook)?;
+    let playbook = crate::playbook::load(&args.playbook)?.with_tags(&args.tags.filter());
     let options = RolloutOptions {
         limit: args.limit.clone(),
         check,

@@ -145,6 +145,28 @@ struct ApplyArgs {
     /// Break a stale host lock left by an interrupted run (its process is gone).
     #[arg(long)]
     break_lock: bool,
+    #[command(flatten)]
+    tags: TagArgs,
+}
+
+/// Which resources and tests a run takes, by their `tags:`.
+#[derive(Debug, clap::Args)]
+struct TagArgs {
+    /// Only resources and tests with one of these tags (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "TAGS")]
+    tags: Vec<String>,
+    /// Never resources and tests with one of these tags (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "TAGS")]
+    skip_tags: Vec<String>,
+}
+
+impl TagArgs {
+    fn filter(&self) -> crate::profile::TagFilter {
+        crate::profile::TagFilter {
+            only: self.tags.clone(),
+            skip: self.skip_tags.clone(),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -167,6 +189,8 @@ struct VerifyArgs {
     /// Hosts verified at once.
     #[arg(long, default_value_t = 64)]
     parallel: usize,
+    #[command(flatten)]
+    tags: TagArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
