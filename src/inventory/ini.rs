@@ -308,8 +308,9 @@ pub fn looks_like_ini(text: &str) -> bool {
         return false;
     };
     if first.starts_with('[') {
-        return !first.starts_with("[{") && section_header(first).is_some()
-            || first.ends_with(']') && !first.contains(',');
+        // A section, or one meant as such (`[web servers]`, which the INI
+        // reader then points at); a YAML flow list has commas.
+        return section_header(first).is_some() || first.ends_with(']') && !first.contains(',');
     }
     !first.starts_with(['-', '{', '"', '\''])
         && !first.contains(": ")
