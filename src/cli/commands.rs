@@ -61,6 +61,20 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
                 },
             )
         }
+        Command::Inventory { list: _ } => {
+            let inventory =
+                crate::inventory::Inventory::load(&super::session::inventory_path(&cli)?)?;
+            let mut text =
+                serde_json::to_string_pretty(&inventory.ansible_list()).map_err(|e| {
+                    ParcError::Output {
+                        what: "the inventory",
+                        source: e.into(),
+                    }
+                })?;
+            text.push('\n');
+            print(&text, "the inventory")?;
+            Ok(exit::OK)
+        }
         Command::Image(cmd) => super::image::run(&cli, cmd).await,
         Command::Apply(args) => apply(&cli, args, args.check).await,
         Command::Plan(args) => apply(&cli, args, true).await,
@@ -110,7 +124,8 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
 }
 
 async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<u8, ParcError> {
-    let playbook = crate::playbook::load(&args.playbook, &cli.allow_outside)?;
+    let playbook =
+        crate::playbook::load(&args.playbook, &cli.allow_outside)?.with_tags(&args.tags.filter());
     let options = RolloutOptions {
         limit: args.limit.clone(),
         check,

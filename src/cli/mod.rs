@@ -24,7 +24,7 @@ use crate::transport::known_hosts::HostKeyPolicy;
     propagate_version = true
 )]
 pub struct Cli {
-    /// Inventory file (parc or Ansible YAML layout). Default: $PARC_INVENTORY,
+    /// Inventory file (parc's YAML layout, or Ansible's YAML or INI). Default: $PARC_INVENTORY,
     /// then ./inventory.yml, then ./lab/inventory.yml.
     #[arg(short, long, global = true, env = "PARC_INVENTORY")]
     inventory: Option<PathBuf>,
@@ -122,6 +122,13 @@ enum Command {
     /// Disk images: build and verify manifests, deploy to many hosts, capture.
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// The inventory as parc resolves it: `--list` prints the JSON
+    /// `ansible-inventory --list` prints (groups, hosts, merged variables).
+    Inventory {
+        /// Print every group and host, with each host's merged variables.
+        #[arg(long, required = true)]
+        list: bool,
+    },
     /// Sandboxed workstations on this machine (real sshd in namespaces) for trying parc.
     #[command(subcommand)]
     Lab(crate::lab::cli::LabCommand),
@@ -150,6 +157,28 @@ struct ApplyArgs {
     /// Break a stale host lock left by an interrupted run (its process is gone).
     #[arg(long)]
     break_lock: bool,
+    #[command(flatten)]
+    tags: TagArgs,
+}
+
+/// Which resources and tests a run takes, by their `tags:`.
+#[derive(Debug, clap::Args)]
+struct TagArgs {
+    /// Only resources and tests with one of these tags (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "TAGS")]
+    tags: Vec<String>,
+    /// Never resources and tests with one of these tags (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "TAGS")]
+    skip_tags: Vec<String>,
+}
+
+impl TagArgs {
+    fn filter(&self) -> crate::profile::TagFilter {
+        crate::profile::TagFilter {
+            only: self.tags.clone(),
+            skip: self.skip_tags.clone(),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -173,6 +202,8 @@ struct VerifyArgs {
     /// Hosts verified at once.
     #[arg(long, default_value_t = 64)]
     parallel: usize,
+    #[command(flatten)]
+    tags: TagArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

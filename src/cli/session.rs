@@ -141,7 +141,7 @@ pub(super) fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-fn inventory_path(cli: &Cli) -> Result<PathBuf, ParcError> {
+pub(super) fn inventory_path(cli: &Cli) -> Result<PathBuf, ParcError> {
     if let Some(p) = &cli.inventory {
         return Ok(p.clone());
     }

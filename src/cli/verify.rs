@@ -15,7 +15,8 @@ use crate::profile;
 use crate::verify::report;
 
 pub async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, ParcError> {
-    let playbook = load_target(&args.target, args.on.as_deref(), &cli.allow_outside)?;
+    let playbook = load_target(&args.target, args.on.as_deref(), &cli.allow_outside)?
+        .with_tags(&args.tags.filter());
     if playbook.plays.iter().all(|p| p.profile.verify.is_empty()) {
         return Err(ParcError::NothingToVerify {
             target: args.target.clone(),

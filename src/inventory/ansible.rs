@@ -1,7 +1,8 @@
 //! Ansible's YAML inventory layout, read unchanged:
 //! `all: {hosts: {name: {vars...}}, children: {group: {...}}, vars: {...}}`,
 //! with host ranges (`ws-[001:050]`, [`ranges`]) and the `group_vars/` and
-//! `host_vars/` directories beside the file ([`var_dirs`]).
+//! `host_vars/` directories beside the file ([`var_dirs`]), typed as YAML 1.1
+//! as Ansible types them ([`yaml11`]).
 //!
 //! Connection settings come from Ansible's own variables (`ansible_host`,
 //! `ansible_port`, `ansible_user`, `ansible_ssh_private_key_file`,
@@ -15,31 +16,19 @@ use std::path::Path;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::model::Inventory;
-use super::native::yaml_error;
+use super::model::{Inventory, VarFiles};
 use super::{
     Become, ConnectionKind, ConnectionParams, Group, Host, InventoryError, Vars, paths, ranges,
-    var_dirs,
+    var_dirs, yaml11,
 };
 use crate::location::PositionMap;
 use crate::transport::ssh_config::SshArgs;
 
-struct Builder<'a> {
-    path: &'a Path,
-    positions: PositionMap,
-    hosts: IndexMap<String, Vars>,
-    groups: IndexMap<String, Group>,
-    all_vars: Vars,
-}
-
 pub fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError> {
-    let root: Value = serde_norway::from_str(text).map_err(|e| yaml_error(path, text, e))?;
+    let root = yaml11::from_str(text, path)?;
     let mut b = Builder {
-        path,
         positions: PositionMap::build(path, text),
-        hosts: IndexMap::new(),
-        groups: IndexMap::new(),
-        all_vars: Vars::new(),
+        data: Data::new(path),
     };
     match root {
         Value::Null => {}
@@ -53,71 +42,43 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError> {
             return Err(b.invalid("", "an inventory is a mapping of groups (`all:` with `hosts`, `children`, `vars`), or parc's layout (`hosts:`, `groups:`)".into()));
         }
     }
-    b.read_var_dirs()?;
-    let mut inventory = Inventory {
-        path: path.to_path_buf(),
-        hosts: b
-            .hosts
-            .into_iter()
-            .map(|(name, vars)| {
-                let host = Host {
-                    name: name.clone(),
-                    connection: ConnectionParams::default(),
-                    vars,
-                };
-                (name, host)
-            })
-            .collect(),
-        groups: b.groups,
-        vars: b.all_vars,
-    };
-    inventory
-        .check_cycles()
-        .map_err(|chain| InventoryError::InvalidNoLocation {
-            path: path.to_path_buf(),
-            message: format!("groups nest in a cycle: {chain}"),
-        })?;
-    let names: Vec<String> = inventory.hosts.keys().cloned().collect();
-    for name in names {
-        let vars = inventory.vars_for(&name);
-        let connection = connection_from_vars(&vars, path);
-        if let Some(h) = inventory.hosts.get_mut(&name) {
-            h.connection = connection;
-        }
-    }
-    Ok(inventory)
+    b.data.finish()
 }
 
-impl Builder<'_> {
-    /// `group_vars/` and `host_vars/` beside the inventory file, over what the
-    /// file itself sets.
-    fn read_var_dirs(&mut self) -> Result<(), InventoryError> {
-        let base = self.path.parent().unwrap_or(Path::new("."));
-        let (groups, hosts) = (base.join("group_vars"), base.join("host_vars"));
-        if groups.is_dir() {
-            self.all_vars.extend(var_dirs::load(&groups, "all")?);
-            for (name, group) in &mut self.groups {
-                group.vars.extend(var_dirs::load(&groups, name)?);
-            }
-        }
-        if hosts.is_dir() {
-            for (name, vars) in &mut self.hosts {
-                vars.extend(var_dirs::load(&hosts, name)?);
-            }
-        }
-        Ok(())
+/// Ansible's inventory data as its parsers build it (`InventoryData`):
+/// groups and hosts in the order first seen, each variable set replacing its
+/// key. Shared by the YAML and INI readers so both resolve the same way.
+pub(super) struct Data<'a> {
+    path: &'a Path,
+    hosts: IndexMap<String, Vars>,
+    groups: IndexMap<String, Group>,
+    all_vars: Vars,
+    top_groups: Vec<String>,
+}
+
+/// The group of hosts in no other group. Ansible makes it right after `all`,
+/// so it comes first among `all`'s children.
+pub(super) const UNGROUPED: &str = "ungrouped";
+
+impl<'a> Data<'a> {
+    pub(super) fn new(path: &'a Path) -> Self {
+        let mut d = Data {
+            path,
+            hosts: IndexMap::new(),
+            groups: IndexMap::new(),
+            all_vars: Vars::new(),
+            top_groups: Vec::new(),
+        };
+        d.add_group(UNGROUPED);
+        d
     }
 
-    fn invalid(&self, yaml_path: &str, message: String) -> InventoryError {
-        InventoryError::Invalid {
-            location: self.positions.locate(yaml_path),
-            message,
-        }
+    pub(super) fn has_group(&self, name: &str) -> bool {
+        name == "all" || self.groups.contains_key(name)
     }
 
-    fn group(&mut self, name: &str, def: &Value, ypath: &str) -> Result<(), InventoryError> {
-        let is_all = name == "all";
-        if !is_all && !self.groups.contains_key(name) {
+    pub(super) fn add_group(&mut self, name: &str) {
+        if !self.has_group(name) {
             self.groups.insert(
                 name.to_string(),
                 Group {
@@ -128,6 +89,144 @@ impl Builder<'_> {
                 },
             );
         }
+    }
+
+    /// Add `host` to `group` (`all` adds it to no group). A port written with
+    /// the host (`ws-1:2222`) becomes `ansible_port` when the host is new, as
+    /// in Ansible.
+    pub(super) fn add_host(&mut self, host: &str, group: &str, port: Option<u16>) {
+        if !self.hosts.contains_key(host) {
+            let mut vars = Vars::new();
+            if let Some(p) = port {
+                vars.insert("ansible_port".into(), p.into());
+            }
+            self.hosts.insert(host.to_string(), vars);
+        }
+        if let Some(g) = self.groups.get_mut(group)
+            && !g.hosts.iter().any(|h| h == host)
+        {
+            g.hosts.push(host.to_string());
+        }
+    }
+
+    /// Nest `child` (an existing group) in `parent`.
+    pub(super) fn add_child(&mut self, parent: &str, child: &str) {
+        let list = if parent == "all" {
+            &mut self.top_groups
+        } else {
+            match self.groups.get_mut(parent) {
+                Some(g) => &mut g.children,
+                None => return,
+            }
+        };
+        if !list.iter().any(|c| c == child) {
+            list.push(child.to_string());
+        }
+    }
+
+    pub(super) fn set_group_var(&mut self, group: &str, key: String, value: Value) {
+        if group == "all" {
+            self.all_vars.insert(key, value);
+        } else if let Some(g) = self.groups.get_mut(group) {
+            g.vars.insert(key, value);
+        }
+    }
+
+    pub(super) fn set_host_var(&mut self, host: &str, key: String, value: Value) {
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.insert(key, value);
+        }
+    }
+
+    /// Ansible's `reconcile_inventory` (a host is in `ungrouped` when, and
+    /// only when, it is in no other group), then the var directories and each
+    /// host's connection settings.
+    pub(super) fn finish(self) -> Result<Inventory, InventoryError> {
+        let path = self.path;
+        let mut inventory = Inventory {
+            path: path.to_path_buf(),
+            hosts: self
+                .hosts
+                .into_iter()
+                .map(|(name, vars)| {
+                    let host = Host {
+                        name: name.clone(),
+                        connection: ConnectionParams::default(),
+                        vars,
+                    };
+                    (name, host)
+                })
+                .collect(),
+            groups: self.groups,
+            vars: self.all_vars,
+            var_files: VarFiles::default(),
+            top_groups: self.top_groups,
+        };
+        inventory.check_cycles()?;
+        let names: Vec<String> = inventory.hosts.keys().cloned().collect();
+        let grouped: Vec<bool> = names
+            .iter()
+            .map(|h| inventory.groups_of(h).iter().any(|g| *g != UNGROUPED))
+            .collect();
+        if let Some(ungrouped) = inventory.groups.get_mut(UNGROUPED) {
+            for (name, grouped) in names.iter().zip(grouped) {
+                if grouped {
+                    ungrouped.hosts.retain(|h| h != name);
+                } else if !ungrouped.hosts.contains(name) {
+                    ungrouped.hosts.push(name.clone());
+                }
+            }
+        }
+        inventory.var_files = read_var_dirs(&inventory)?;
+        for name in names {
+            let vars = inventory.vars_for(&name);
+            let connection = connection_from_vars(&vars, path);
+            if let Some(h) = inventory.hosts.get_mut(&name) {
+                h.connection = connection;
+            }
+        }
+        Ok(inventory)
+    }
+}
+
+/// `group_vars/` and `host_vars/` beside the inventory file.
+fn read_var_dirs(inventory: &Inventory) -> Result<VarFiles, InventoryError> {
+    let base = inventory.path.parent().unwrap_or(Path::new("."));
+    let (groups, hosts) = (base.join("group_vars"), base.join("host_vars"));
+    let mut files = VarFiles::default();
+    if groups.is_dir() {
+        files.all = var_dirs::load(&groups, "all")?;
+        for name in inventory.groups.keys() {
+            let vars = var_dirs::load(&groups, name)?;
+            files.groups.insert(name.clone(), vars);
+        }
+    }
+    if hosts.is_dir() {
+        for name in inventory.hosts.keys() {
+            let vars = var_dirs::load(&hosts, name)?;
+            files.hosts.insert(name.clone(), vars);
+        }
+    }
+    Ok(files)
+}
+
+/// The YAML reader: walks the document and fills [`Data`].
+struct Builder<'a> {
+    positions: PositionMap,
+    data: Data<'a>,
+}
+
+impl Builder<'_> {
+    fn invalid(&self, yaml_path: &str, message: String) -> InventoryError {
+        InventoryError::Invalid {
+            location: self.positions.locate(yaml_path),
+            message,
+        }
+    }
+
+    /// A group's mapping, as Ansible's YAML plugin walks it.
+    fn group(&mut self, name: &str, def: &Value, ypath: &str) -> Result<(), InventoryError> {
+        self.data.add_group(name);
         let map = match def {
             Value::Null => return Ok(()),
             Value::Object(m) => m,
@@ -140,36 +239,26 @@ impl Builder<'_> {
         };
         for (key, value) in map {
             let kpath = format!("{ypath}.{key}");
+            let entries = match value {
+                Value::Null => continue,
+                Value::Object(m) => m,
+                _ if !matches!(key.as_str(), "vars" | "hosts" | "children") => &Vars::new(),
+                _ => {
+                    return Err(self.invalid(
+                        &kpath,
+                        format!("`{key}` of group `{name}` must be a mapping"),
+                    ));
+                }
+            };
             match key.as_str() {
                 "vars" => {
-                    let Value::Object(vars) = value else {
-                        return Err(self.invalid(
-                            &kpath,
-                            format!("`vars` of group `{name}` must be a mapping"),
-                        ));
-                    };
-                    let target = if is_all {
-                        &mut self.all_vars
-                    } else {
-                        &mut self.groups[name].vars
-                    };
-                    target.extend(vars.clone());
+                    for (k, v) in entries {
+                        self.data.set_group_var(name, k.clone(), v.clone());
+                    }
                 }
                 "hosts" => {
-                    let hosts = match value {
-                        Value::Null => continue,
-                        Value::Object(h) => h,
-                        _ => {
-                            return Err(self.invalid(
-                                &kpath,
-                                format!(
-                                    "`hosts` of group `{name}` must be a mapping of host names"
-                                ),
-                            ));
-                        }
-                    };
-                    for (entry_name, hvars) in hosts {
-                        let hpath = format!("{kpath}.{entry_name}");
+                    for (entry, hvars) in entries {
+                        let hpath = format!("{kpath}.{entry}");
                         let hvars = match hvars {
                             Value::Null => None,
                             Value::Object(v) => Some(v),
@@ -177,52 +266,30 @@ impl Builder<'_> {
                                 return Err(self.invalid(
                                     &hpath,
                                     format!(
-                                        "host `{entry_name}` must map to its variables (or nothing)"
+                                        "host `{entry}` must map to its variables (or nothing)"
                                     ),
                                 ));
                             }
                         };
-                        let names =
-                            ranges::expand(entry_name).map_err(|m| self.invalid(&hpath, m))?;
+                        let (names, port) =
+                            ranges::host_pattern(entry).map_err(|m| self.invalid(&hpath, m))?;
                         for host in names {
-                            let entry = self.hosts.entry(host.clone()).or_default();
-                            if let Some(v) = hvars {
-                                entry.extend(v.clone());
-                            }
-                            if !is_all {
-                                let g = &mut self.groups[name];
-                                if !g.hosts.contains(&host) {
-                                    g.hosts.push(host);
-                                }
+                            self.data.add_host(&host, name, port);
+                            for (k, v) in hvars.into_iter().flatten() {
+                                self.data.set_host_var(&host, k.clone(), v.clone());
                             }
                         }
                     }
                 }
                 "children" => {
-                    let children = match value {
-                        Value::Null => continue,
-                        Value::Object(c) => c,
-                        _ => {
-                            return Err(self.invalid(
-                                &kpath,
-                                format!("`children` of group `{name}` must be a mapping of groups"),
-                            ));
-                        }
-                    };
-                    for (child, cdef) in children {
+                    for (child, cdef) in entries {
                         self.group(child, cdef, &format!("{kpath}.{child}"))?;
-                        if !is_all {
-                            let g = &mut self.groups[name];
-                            if !g.children.contains(child) {
-                                g.children.push(child.clone());
-                            }
-                        }
+                        self.data.add_child(name, child);
                     }
                 }
                 other => {
                     return Err(self.invalid(&kpath, format!(
-                        "unknown key `{other}` in group `{name}`: a group has only `hosts`, `children` and `vars` (in {})",
-                        self.path.display()
+                        "unknown key `{other}` in group `{name}`: a group has only `hosts`, `children` and `vars`"
                     )));
                 }
             }

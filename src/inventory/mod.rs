@@ -1,25 +1,31 @@
 //! Inventory: which machines exist, how to reach them, and their variables.
 //!
-//! Two YAML layouts are read: parc's own (strict: every unknown key is an error
-//! with its location) and Ansible's YAML inventory, unchanged, so a team can
-//! bring what it has. Both produce the same [`Inventory`].
+//! Three layouts are read, told apart by content: parc's own YAML (strict:
+//! every unknown key is an error with its location), and Ansible's YAML and
+//! INI inventories, unchanged, so a team can bring what it has. All produce
+//! the same [`Inventory`].
 //!
 //! Variable precedence, lowest first (shallow merge: a key replaces the whole
-//! value, as in Ansible):
-//! 1. inventory-wide `vars` (Ansible: `all.vars`);
+//! value), Ansible's:
+//! 1. inventory-wide `vars` (Ansible: `all.vars`, `[all:vars]`);
 //! 2. group vars, outer groups before the groups nested in them; groups at the
 //!    same depth in alphabetical order;
-//! 3. the host's own vars.
+//! 3. `group_vars/all`, then `group_vars/GROUP` in the order of 2;
+//! 4. the host's own vars, then `host_vars/HOST`.
 //!
 //! A play then layers profile defaults below and playbook vars and `-e` above.
 
 mod ansible;
+mod ini;
+mod listing;
 mod model;
 mod native;
 mod paths;
 mod pattern;
+mod pyliteral;
 mod ranges;
 mod var_dirs;
+mod yaml11;
 
 use std::path::PathBuf;
 

@@ -14,6 +14,21 @@ pub struct Inventory {
     pub(super) groups: IndexMap<String, Group>,
     /// Inventory-wide variables (the implicit group `all`).
     pub(super) vars: Vars,
+    /// What `group_vars/` and `host_vars/` beside the file set: a layer of
+    /// its own, because Ansible ranks it above every variable the inventory
+    /// file sets for groups (see [`Inventory::vars_for`]).
+    pub(super) var_files: VarFiles,
+    /// Groups written as children of `all`, in the order written (Ansible
+    /// lists them first among `all`'s children).
+    pub(super) top_groups: Vec<String>,
+}
+
+/// Variables from `group_vars/` and `host_vars/` files, by group or host.
+#[derive(Debug, Clone, Default)]
+pub(super) struct VarFiles {
+    pub all: Vars,
+    pub groups: IndexMap<String, Vars>,
+    pub hosts: IndexMap<String, Vars>,
 }
 
 impl Inventory {
@@ -26,11 +41,16 @@ impl Inventory {
 
     /// Parse inventory text; `path` is used for messages and relative paths.
     pub fn from_str(text: &str, path: &Path) -> Result<Self, InventoryError> {
-        super::native::prescan(path, text)?;
-        let inventory = if super::native::is_native(text) {
-            super::native::parse(text, path)?
+        let inventory = if super::ini::looks_like_ini(text) {
+            super::ini::parse(text, path)?
         } else {
-            super::ansible::parse(text, path)?
+            // YAML: its nesting is bounded before a parser sees it.
+            super::native::prescan(path, text)?;
+            if super::native::is_native(text) {
+                super::native::parse(text, path)?
+            } else {
+                super::ansible::parse(text, path)?
+            }
         };
         inventory.check_one_name_per_machine(text)?;
         Ok(inventory)
@@ -106,19 +126,30 @@ impl Inventory {
         depth
     }
 
-    /// The host's variables merged by precedence (see the module doc).
+    /// The host's variables merged by precedence (see the module doc), as
+    /// Ansible's default `VARIABLE_PRECEDENCE` orders them.
     pub fn vars_for(&self, host: &str) -> Vars {
-        let mut vars = self.vars.clone();
         let depths = self.depths();
         let mut groups: Vec<&str> = self.groups_of(host);
         groups.sort_by_key(|g| (depths.get(g).copied().unwrap_or(1), *g));
-        for g in groups {
-            if let Some(group) = self.groups.get(g) {
+        let files = &self.var_files;
+        let mut vars = self.vars.clone();
+        for g in &groups {
+            if let Some(group) = self.groups.get(*g) {
                 vars.extend(group.vars.clone());
+            }
+        }
+        vars.extend(files.all.clone());
+        for g in &groups {
+            if let Some(v) = files.groups.get(*g) {
+                vars.extend(v.clone());
             }
         }
         if let Some(h) = self.hosts.get(host) {
             vars.extend(h.vars.clone());
+        }
+        if let Some(v) = files.hosts.get(host) {
+            vars.extend(v.clone());
         }
         vars
     }
@@ -161,7 +192,15 @@ impl Inventory {
     }
 
     /// Reject groups whose children lead back to themselves.
-    pub(super) fn check_cycles(&self) -> Result<(), String> {
+    pub(super) fn check_cycles(&self) -> Result<(), InventoryError> {
+        self.find_cycle()
+            .map_err(|chain| InventoryError::InvalidNoLocation {
+                path: self.path.clone(),
+                message: format!("groups nest in a cycle: {chain}"),
+            })
+    }
+
+    fn find_cycle(&self) -> Result<(), String> {
         fn visit<'a>(
             inv: &'a Inventory,
             g: &'a str,

@@ -187,13 +187,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError> {
         hosts,
         groups,
         vars: file.vars,
+        var_files: Default::default(),
+        top_groups: Vec::new(),
     };
-    inventory
-        .check_cycles()
-        .map_err(|chain| InventoryError::InvalidNoLocation {
-            path: path.to_path_buf(),
-            message: format!("groups nest in a cycle: {chain}"),
-        })?;
+    inventory.check_cycles()?;
     Ok(inventory)
 }
 

@@ -307,3 +307,74 @@ fn two_names_for_one_machine_are_refused_with_both_names() {
         "hosts:\n  a: {address: 10.0.0.1}\n  b: {address: 10.0.0.1, port: 2222}\n  c: {address: 10.0.0.1, jump: gw}\n  gw: {}\n",
     );
 }
+
+const INI: &str = "\
+# Ansible's default format
+lone ansible_host=192.0.2.9
+[office]
+ws-[001:002] ansible_port=2222 desk=B12
+ws-003:2200 ansible_become=True  # a comment
+[office:vars]
+level=office
+ansible_user = deploy
+[accounting:children]
+office
+[accounting:vars]
+level=accounting
+[all:vars]
+level=all
+ntp='pool'
+";
+
+#[test]
+fn ansible_ini_unchanged() {
+    let i = inv(INI);
+    assert_eq!(names(&i, "all"), vec!["lone", "ws-001", "ws-002", "ws-003"]);
+    assert_eq!(names(&i, "ungrouped"), vec!["lone"]);
+    assert_eq!(names(&i, "accounting"), names(&i, "office"));
+    let w1 = &i.host("ws-001").unwrap().connection;
+    assert_eq!(w1.port, Some(2222));
+    assert_eq!(w1.user.as_deref(), Some("deploy"));
+    let w3 = &i.host("ws-003").unwrap().connection;
+    assert_eq!(w3.port, Some(2200), "the port written with the host");
+    assert_eq!(w3.become_.as_ref().unwrap().user, "root");
+    let v = i.vars_for("ws-001");
+    assert_eq!(v["ansible_port"], 2222, "typed as Python types it");
+    assert_eq!(v["desk"], "B12");
+    assert_eq!(v["level"], "office", "the inner group wins");
+    assert_eq!(i.vars_for("lone")["ntp"], "pool");
+    assert_eq!(
+        i.host("lone").unwrap().connection.address.as_deref(),
+        Some("192.0.2.9")
+    );
+}
+
+#[test]
+fn ini_errors_name_the_line_and_what_was_expected() {
+    let cases = [
+        ("[web]\nws1 desk\n", "inv.yml:2:1: ", "key=value"),
+        ("[web]\n  ws1 x='open\n", "inv.yml:2:3: ", "does not close"),
+        (
+            "[web:hosts]\nw\n[web:kids]\n",
+            "inv.yml:3:1: ",
+            "unknown type",
+        ),
+        (
+            "[web]\nw\n[web:children]\nnope\n",
+            "inv.yml:4:1: ",
+            "`nope`",
+        ),
+        ("[web:vars]\na=1\n", "inv.yml:1:1: ", "defined nowhere"),
+        (
+            "[web]\nw\n[web:vars]\njust a line\n",
+            "inv.yml:4:1: ",
+            "key=value",
+        ),
+        ("[web]\nw\n[web x]\n", "inv.yml:3:1: ", "not a section"),
+        ("[web]\nws-[3:1]\n", "inv.yml:2:1: ", "comes after"),
+    ];
+    for (text, at, what) in cases {
+        let e = err(text);
+        assert!(e.starts_with(at) && e.contains(what), "{text:?}: {e}");
+    }
+}

@@ -1,20 +1,18 @@
 //! Ansible's `group_vars/` and `host_vars/` beside an Ansible-layout inventory
-//! file, so that a team's existing tree works unchanged. For a group or host
-//! NAME: `NAME`, `NAME.yml`, `NAME.yaml`, `NAME.json`, then every such file in
-//! a `NAME/` directory, in name order; later files override earlier ones.
+//! file (YAML or INI), so that a team's existing tree works unchanged. For a
+//! group or host NAME, the first of `NAME`, `NAME.yml`, `NAME.yaml`,
+//! `NAME.json` that exists: a file, or a directory of such files read in name
+//! order, later files overriding earlier ones.
 //!
-//! What they set overrides what the inventory file itself sets for that group
-//! (`all` included) or host; the precedence between groups and hosts stays
-//! the inventory's (see the module above). Ansible ranks `group_vars/all`
-//! above every group's vars in the inventory file; here `all` stays lowest,
-//! like `all.vars`.
+//! As in Ansible, `group_vars/` as a whole ranks above every group variable
+//! the inventory file sets (`group_vars/all` included), and `host_vars/` above
+//! the host's own (see the module above).
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::native::yaml_error;
-use super::{InventoryError, Vars};
+use super::{InventoryError, Vars, yaml11};
 use crate::location::Location;
 
 /// The variables files under `dir` (a `group_vars` or `host_vars` directory)
@@ -25,7 +23,7 @@ pub fn load(dir: &Path, name: &str) -> Result<Vars, InventoryError> {
         let text = crate::confine::read_regular_to_string(&file)
             .map_err(|source| InventoryError::Read { source })?;
         super::native::prescan(&file, &text)?;
-        match serde_norway::from_str::<Value>(&text).map_err(|e| yaml_error(&file, &text, e))? {
+        match yaml11::from_str(&text, &file)? {
             Value::Null => {}
             Value::Object(v) => vars.extend(v),
             _ => {
@@ -45,29 +43,44 @@ pub fn load(dir: &Path, name: &str) -> Result<Vars, InventoryError> {
     Ok(vars)
 }
 
+/// The first of `NAME`, `NAME.yml`, `NAME.yaml`, `NAME.json` that exists (and
+/// only that one, as Ansible's `find_vars_files`): a file, or a directory
+/// whose variables files are read in name order, subdirectories included.
 fn files(dir: &Path, name: &str) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = ["", ".yml", ".yaml", ".json"]
+    let Some(first) = ["", ".yml", ".yaml", ".json"]
         .iter()
         .map(|ext| dir.join(format!("{name}{ext}")))
-        .filter(|p| p.is_file())
-        .collect();
-    if let Ok(entries) = std::fs::read_dir(dir.join(name)) {
-        let mut inner: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| is_vars_file(p))
-            .collect();
-        inner.sort();
-        found.extend(inner);
+        .find(|p| p.exists())
+    else {
+        return vec![];
+    };
+    if first.is_dir() {
+        dir_files(&first)
+    } else {
+        vec![first]
     }
-    found
 }
 
-/// YAML or JSON, not hidden (editor swap files, `.git`).
-fn is_vars_file(p: &Path) -> bool {
-    let hidden = p
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_none_or(|n| n.starts_with('.'));
-    let ext = p.extension().and_then(|e| e.to_str());
-    p.is_file() && !hidden && matches!(ext, None | Some("yml" | "yaml" | "json"))
+fn dir_files(dir: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|e| e.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    entries.sort();
+    let mut found = Vec::new();
+    for p in entries {
+        let Some(file_name) = p.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        // Hidden files (editor swap files, `.git`) and backups are not read.
+        if file_name.starts_with('.') || file_name.ends_with('~') {
+            continue;
+        }
+        let ext = p.extension().and_then(|e| e.to_str());
+        if p.is_dir() && ext.is_none() {
+            found.extend(dir_files(&p));
+        } else if p.is_file() && matches!(ext, None | Some("yml" | "yaml" | "json")) {
+            found.push(p);
+        }
+    }
+    found
 }

@@ -116,6 +116,18 @@ pub struct Playbook {
     pub plays: Vec<Play>,
 }
 
+impl Playbook {
+    /// Every play's profiles (fallbacks included) cut down to what `--tags`
+    /// and `--skip-tags` take.
+    pub fn with_tags(mut self, filter: &crate::profile::TagFilter) -> Playbook {
+        for play in &mut self.plays {
+            play.profile = play.profile.clone().with_tags(filter);
+            play.fallback = play.fallback.take().map(|f| f.with_tags(filter));
+        }
+        self
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PlaybookError {
     #[error("cannot read playbook: {source}")]

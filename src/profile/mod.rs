@@ -94,6 +94,33 @@ pub struct Profile {
     pub fallback: Option<String>,
 }
 
+/// `--tags` / `--skip-tags`: which resources and tests a run takes, by their
+/// `tags:`. With tags to take, only resources and tests carrying one of them;
+/// never one carrying a tag to skip. Handlers are not filtered: they run when
+/// a resource that ran notified them, and only then.
+#[derive(Debug, Clone, Default)]
+pub struct TagFilter {
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+}
+
+impl TagFilter {
+    pub fn takes(&self, tags: &[String]) -> bool {
+        let listed = |list: &[String]| tags.iter().any(|t| list.contains(t));
+        (self.only.is_empty() || listed(&self.only)) && !listed(&self.skip)
+    }
+}
+
+impl Profile {
+    /// This profile with only the resources and tests `filter` takes.
+    pub fn with_tags(mut self, filter: &TagFilter) -> Profile {
+        self.resources
+            .retain(|d| filter.takes(d.resource.kind().tags()));
+        self.verify.retain(|d| filter.takes(&d.test.tags));
+        self
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
     #[error("profile `{name}` not found: no file {path}")]
@@ -354,5 +381,27 @@ pub fn strip_location(msg: &str) -> String {
     match msg.rfind(" at line ") {
         Some(i) => msg[..i].to_string(),
         None => msg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tag_tests {
+    use super::TagFilter;
+
+    #[test]
+    fn tags_take_and_skip() {
+        let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let all = TagFilter::default();
+        assert!(all.takes(&[]) && all.takes(&t(&["a"])));
+        let only = TagFilter {
+            only: t(&["motd"]),
+            skip: vec![],
+        };
+        assert!(only.takes(&t(&["motd", "x"])) && !only.takes(&[]) && !only.takes(&t(&["x"])));
+        let skip = TagFilter {
+            only: vec![],
+            skip: t(&["slow"]),
+        };
+        assert!(skip.takes(&[]) && !skip.takes(&t(&["slow", "motd"])));
     }
 }

@@ -36,6 +36,9 @@ pub struct Command {
     pub when: Option<String>,
     #[serde(default)]
     pub notify: Vec<String>,
+    /// `--tags` / `--skip-tags` select resources by these.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -89,6 +92,9 @@ impl Kind for Command {
     }
     fn notify(&self) -> &[String] {
         &self.notify
+    }
+    fn tags(&self) -> &[String] {
+        &self.tags
     }
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
         s.sh(&format!("parc_rec {id}"));

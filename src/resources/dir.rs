@@ -30,6 +30,9 @@ pub struct Dir {
     pub when: Option<String>,
     #[serde(default)]
     pub notify: Vec<String>,
+    /// `--tags` / `--skip-tags` select resources by these.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl Kind for Dir {
@@ -41,6 +44,9 @@ impl Kind for Dir {
     }
     fn notify(&self) -> &[String] {
         &self.notify
+    }
+    fn tags(&self) -> &[String] {
+        &self.tags
     }
     fn follows_links(&self) -> bool {
         self.follow

@@ -41,6 +41,9 @@ pub struct File {
     pub when: Option<String>,
     #[serde(default)]
     pub notify: Vec<String>,
+    /// `--tags` / `--skip-tags` select resources by these.
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// The bytes to install, filled in by rendering from content/src/template.
     #[serde(skip)]
     pub resolved: Option<Arc<Vec<u8>>>,
@@ -64,6 +67,9 @@ impl Kind for File {
     }
     fn notify(&self) -> &[String] {
         &self.notify
+    }
+    fn tags(&self) -> &[String] {
+        &self.tags
     }
     fn follows_links(&self) -> bool {
         self.follow

@@ -21,6 +21,9 @@ pub struct Group {
     pub when: Option<String>,
     #[serde(default)]
     pub notify: Vec<String>,
+    /// `--tags` / `--skip-tags` select resources by these.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// A group entry as `getent group` prints it.
@@ -90,6 +93,9 @@ impl Kind for Group {
     }
     fn notify(&self) -> &[String] {
         &self.notify
+    }
+    fn tags(&self) -> &[String] {
+        &self.tags
     }
 
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {

@@ -36,6 +36,9 @@ pub struct Line {
     pub when: Option<String>,
     #[serde(default)]
     pub notify: Vec<String>,
+    /// `--tags` / `--skip-tags` select resources by these.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -108,6 +111,9 @@ impl Kind for Line {
     }
     fn notify(&self) -> &[String] {
         &self.notify
+    }
+    fn tags(&self) -> &[String] {
+        &self.tags
     }
     fn follows_links(&self) -> bool {
         self.follow

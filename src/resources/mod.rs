@@ -87,6 +87,8 @@ pub trait Kind {
     fn when(&self) -> Option<&str>;
     /// Handlers to notify when this resource changes.
     fn notify(&self) -> &[String];
+    /// Tags, which `--tags` / `--skip-tags` select the resource by.
+    fn tags(&self) -> &[String];
     /// Append sh that prints this resource's state as record `id`.
     fn probe(&self, id: &str, script: &mut Script, ctx: &PlanContext);
     /// Compare the probed state with the declaration.

@@ -26,6 +26,9 @@ pub struct Symlink {
     pub when: Option<String>,
     #[serde(default)]
     pub notify: Vec<String>,
+    /// `--tags` / `--skip-tags` select resources by these.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl Kind for Symlink {
@@ -37,6 +40,9 @@ impl Kind for Symlink {
     }
     fn notify(&self) -> &[String] {
         &self.notify
+    }
+    fn tags(&self) -> &[String] {
+        &self.tags
     }
     fn follows_links(&self) -> bool {
         self.follow

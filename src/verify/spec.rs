@@ -8,7 +8,8 @@
 //!     user: {name: "{{ admin_user }}", uid: "{{ admin_uid }}"}
 //! ```
 //!
-//! `name` and `when` sit beside the kind key rather than inside it, as in an
+//! `name`, `when` and `tags` (selected by `--tags` / `--skip-tags`) sit
+//! beside the kind key rather than inside it, as in an
 //! Ansible task, because several kinds (`user`, `group`, `package`, ...) already
 //! use `name` for what they check.
 
@@ -32,6 +33,9 @@ pub struct Test {
     /// minijinja expression over the host's vars and facts; false skips the test.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,
+    /// `--tags` / `--skip-tags` select tests by these.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     #[serde(flatten)]
     pub spec: Spec,
 }
@@ -125,13 +129,13 @@ impl<'de> Visitor<'de> for TestVisitor {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "a test: a map with one kind key ({}) and optionally `name` and `when`",
+            "a test: a map with one kind key ({}) and optionally `name`, `when` and `tags`",
             KINDS.join(", ")
         )
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Test, A::Error> {
-        let (mut name, mut when, mut spec) = (None, None, None::<Spec>);
+        let (mut name, mut when, mut tags, mut spec) = (None, None, Vec::new(), None::<Spec>);
         while let Some(key) = map.next_key::<String>()? {
             let parsed = match key.as_str() {
                 "name" => {
@@ -140,6 +144,10 @@ impl<'de> Visitor<'de> for TestVisitor {
                 }
                 "when" => {
                     when = Some(map.next_value()?);
+                    continue;
+                }
+                "tags" => {
+                    tags = map.next_value()?;
                     continue;
                 }
                 "file" => Spec::File(map.next_value()?),
@@ -155,7 +163,7 @@ impl<'de> Visitor<'de> for TestVisitor {
                 "kernel_param" => Spec::KernelParam(map.next_value()?),
                 other => {
                     return Err(de::Error::custom(format!(
-                        "unknown test kind `{other}`: expected one of {} (besides `name` and `when`)",
+                        "unknown test kind `{other}`: expected one of {} (besides `name`, `when` and `tags`)",
                         KINDS.join(", ")
                     )));
                 }
@@ -175,7 +183,12 @@ impl<'de> Visitor<'de> for TestVisitor {
                 KINDS.join(", ")
             ))
         })?;
-        Ok(Test { name, when, spec })
+        Ok(Test {
+            name,
+            when,
+            tags,
+            spec,
+        })
     }
 }
 

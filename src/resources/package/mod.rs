@@ -39,6 +39,9 @@ pub struct Package {
     pub when: Option<String>,
     #[serde(default)]
     pub notify: Vec<String>,
+    /// `--tags` / `--skip-tags` select resources by these.
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// The `.deb`, read and parsed by rendering.
     #[serde(skip)]
     pub resolved: Option<DebFile>,
@@ -248,6 +251,9 @@ impl Kind for Package {
     }
     fn notify(&self) -> &[String] {
         &self.notify
+    }
+    fn tags(&self) -> &[String] {
+        &self.tags
     }
 
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {

@@ -49,6 +49,9 @@ pub struct User {
     pub when: Option<String>,
     #[serde(default)]
     pub notify: Vec<String>,
+    /// `--tags` / `--skip-tags` select resources by these.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// A crypt(3) password hash such as `mkpasswd -m sha-512` prints.
@@ -165,6 +168,9 @@ impl Kind for User {
     }
     fn notify(&self) -> &[String] {
         &self.notify
+    }
+    fn tags(&self) -> &[String] {
+        &self.tags
     }
 
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
