@@ -346,8 +346,25 @@ parc_step_plain() {
 
 parc_step_done() { # RC
   echo "@@done $_idx $1"
-  [ ! -s "$PARC_DIR/out" ] || parc_blob out "$PARC_DIR/out"
+  [ ! -s "$PARC_DIR/out" ] || parc_blob_max out "$PARC_DIR/out" "$PARC_OUT_MAX"
   [ "$1" -eq 0 ] || exit 1
+}
+
+# At most 1 MiB of what a step printed reaches the controller, which holds
+# what it is sent: the host, not parc, decides how much a command prints.
+PARC_OUT_MAX=1048576
+
+# parc_blob of at most MAX bytes of FILE (in $PARC_DIR); a longer one is cut,
+# and KEY_cut_from says its whole size.
+parc_blob_max() { # KEY FILE MAX
+  _n=$(wc -c < "$2")
+  if [ "$_n" -gt "$3" ]; then
+    parc_kv "$1_cut_from" "$_n"
+    head -c "$3" "$2" > "$2.kept"
+    printf '@@blob %s %d\n' "$1" "$3"; cat "$2.kept"; echo
+  else
+    printf '@@blob %s %d\n' "$1" "$_n"; cat "$2"; echo
+  fi
 }
 
 # One passwd/group/shadow entry by name; busybox systems may have no getent.

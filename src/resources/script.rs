@@ -855,6 +855,20 @@ mod tests {
         assert!(parse(b"login banner\n@@r 0\nk=1\n").is_ok());
     }
 
+    /// A step's output reaches the controller cut at 1 MiB, with its size.
+    #[tokio::test]
+    async fn a_chatty_step_is_cut_at_a_mebibyte() {
+        let mut s = Script::new();
+        s.sh("step_0() { head -c 3145728 /dev/zero; }\nstep_1() { echo short; }");
+        s.sh("parc_step 0 step_0; parc_step 1 step_1");
+        let out = s.run(&LocalTransport).await.unwrap();
+        assert!(out.status.success(), "{}", out.stderr);
+        assert_eq!(out.records["0"].blobs["out"].len(), 1 << 20);
+        assert_eq!(out.records["0"].get("out_cut_from"), Some("3145728"));
+        assert_eq!(out.records["1"].blobs["out"], b"short\n");
+        assert_eq!(out.records["1"].get("out_cut_from"), None);
+    }
+
     #[tokio::test]
     async fn a_failing_step_stops_the_script() {
         let mut s = Script::new();

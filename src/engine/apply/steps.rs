@@ -194,6 +194,19 @@ pub(super) fn decide(
 }
 
 /// The maximal runs of consecutive positions of `steps` whose step matches.
+/// What a step printed, as the host sent it (at most `PARC_OUT_MAX` bytes,
+/// lib.sh), saying so when it was cut.
+fn step_output(r: &Record) -> String {
+    let mut text = r.text("out");
+    if let Some(all) = r.get("out_cut_from") {
+        text.push_str(&format!(
+            "\n[output cut: {all} bytes in all, only the first {} kept]",
+            bytesize::ByteSize(1 << 20).display().iec()
+        ));
+    }
+    text
+}
+
 fn runs(steps: &[(usize, &Step)], matches: impl Fn(&Step) -> bool) -> Vec<Range<usize>> {
     let mut runs: Vec<Range<usize>> = Vec::new();
     for (n, (_, step)) in steps.iter().enumerate() {
@@ -327,7 +340,7 @@ pub(super) async fn run_steps(
         {
             Some((0, r)) => {
                 // Redacted before it is clipped: a cut could leave part of a secret.
-                let output = redactor.redact(r.text("out").trim_end());
+                let output = redactor.redact(step_output(r).trim_end());
                 item.report.output = (!output.is_empty()).then(|| clip(&output));
                 match item.resource.kind().changed_after(0, &r.text("out")) {
                     Ok(true) => item.report.status = ResourceStatus::Changed,
@@ -340,7 +353,7 @@ pub(super) async fn run_steps(
                 }
             }
             Some((rc, r)) => {
-                let output = redactor.redact(r.text("out").trim());
+                let output = redactor.redact(step_output(r).trim());
                 item.report.status = ResourceStatus::Failed;
                 item.report.error = Some(format!("step failed (exit {rc})"));
                 item.report.output = (!output.is_empty()).then(|| clip(&output));
