@@ -86,11 +86,18 @@ fn apply(lab: &TestLab, pb: &Path) -> (Output, Vec<serde_json::Value>) {
     (out, ev)
 }
 
+/// The end state of each host, in host order (hosts finish in any order).
 fn host_states(ev: &[serde_json::Value]) -> Vec<String> {
-    ev.iter()
+    let mut done: Vec<(String, String)> = ev
+        .iter()
         .filter(|e| e["event"] == "host_finished")
-        .map(|e| e["state"].as_str().unwrap_or_default().to_string())
-        .collect()
+        .map(|e| {
+            let field = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (field("host"), field("state"))
+        })
+        .collect();
+    done.sort();
+    done.into_iter().map(|(_, state)| state).collect()
 }
 
 fn text(lab: &TestLab, host: usize, path: &str) -> String {
