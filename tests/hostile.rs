@@ -6,9 +6,8 @@
 
 mod common;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use common::{TestLab, finished};
 
@@ -24,10 +23,6 @@ fn playbook(dir: &Path, profile: &str) -> PathBuf {
     )
     .unwrap();
     pb
-}
-
-fn apply(lab: &TestLab, pb: &Path) -> (Output, Vec<serde_json::Value>) {
-    lab.apply_json(pb)
 }
 
 /// The host's filesystem as it sees it.
@@ -77,7 +72,7 @@ fn forged_probe_records_are_data() {
          \x20 - file: {path: /etc/parc-one, content: \"deployed\\n\"}\n\
          \x20 - file: {path: /etc/parc-two, content: \"deployed\\n\"}\n",
     );
-    let (out, ev) = apply(&lab, &pb);
+    let (out, ev) = lab.apply_json(&pb);
     let meta = std::fs::metadata(&secret).unwrap();
     assert_eq!(
         meta.permissions().mode() & 0o7777,
@@ -106,7 +101,7 @@ fn forged_probe_records_are_data() {
          \x20 - file: {path: /etc/parc-one, content: \"deployed\\n\"}\n\
          \x20 - file: {path: /etc/parc-two, content: \"deployed\\n\"}\n",
     );
-    let (out, ev) = apply(&lab, &pb);
+    let (out, ev) = lab.apply_json(&pb);
     assert!(out.status.success(), "{out:?}");
     for f in ["/etc/parc-one", "/etc/parc-two"] {
         assert_eq!(
@@ -141,7 +136,7 @@ fn authorized_keys_never_read_through_a_link() {
         dir.path(),
         "resources:\n  - user: {name: alice, authorized_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIParcKey k\"]}\n",
     );
-    let (out, ev) = apply(&lab, &pb);
+    let (out, ev) = lab.apply_json(&pb);
     let keys = on_host(&lab, "/home/alice/.ssh/authorized_keys");
     let content = std::fs::read(&keys).unwrap_or_default();
     assert!(
@@ -168,7 +163,7 @@ fn symlinked_parents_are_refused() {
         dir.path(),
         "resources:\n  - file: {path: /home/alice/.config/x.sh, content: \"echo hi\\n\", owner: alice}\n",
     );
-    let (out, ev) = apply(&lab, &pb);
+    let (out, ev) = lab.apply_json(&pb);
     assert!(!out.status.success(), "{out:?}");
     assert!(!profile_d.join("x.sh").exists(), "written through the link");
     let report = errors(&ev);
@@ -182,7 +177,7 @@ fn symlinked_parents_are_refused() {
         dir.path(),
         "resources:\n  - file: {path: /home/alice/.config/x.sh, content: \"echo hi\\n\", follow: true}\n",
     );
-    let (out, _) = apply(&lab, &pb);
+    let (out, _) = lab.apply_json(&pb);
     assert!(out.status.success(), "{out:?}");
     assert!(profile_d.join("x.sh").exists());
 }
@@ -198,7 +193,7 @@ fn values_with_shell_syntax_never_run() {
         "resources:\n\
          \x20 - user: {name: bob, home: \"/nonexistent/$(touch /tmp/pwned)\", authorized_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIParcKey k\"]}\n",
     );
-    let (out, _) = apply(&lab, &pb);
+    let (out, _) = lab.apply_json(&pb);
     assert!(!marker.exists(), "user.home ran as root: {out:?}");
 
     // A symlink target that looks like an option is a target.
@@ -206,7 +201,7 @@ fn values_with_shell_syntax_never_run() {
         dir.path(),
         "resources:\n  - symlink: {path: /srv/opt-link, target: \"--target-directory=/tmp\"}\n",
     );
-    let (out, _) = apply(&lab, &pb);
+    let (out, _) = lab.apply_json(&pb);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         std::fs::read_link(on_host(&lab, "/srv/opt-link")).unwrap(),
@@ -221,7 +216,6 @@ fn values_with_shell_syntax_never_run() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(!marker.exists(), "a run id ran as root");
-    let _ = std::fs::metadata(on_host(&lab, "/srv")).map(|m| m.uid());
 }
 
 /// The hostile values: record separators (a newline, the two characters
@@ -316,7 +310,7 @@ fn hostile_values_land_byte_for_byte() {
     }
     let dir = tempfile::tempdir().unwrap();
     let pb = playbook(dir.path(), &format!("{resources}{verify}"));
-    let (out, ev) = apply(&lab, &pb);
+    let (out, ev) = lab.apply_json(&pb);
     assert!(out.status.success(), "{out:?}");
     for (n, p) in payloads.iter().enumerate() {
         let c = component(n, p);
@@ -340,7 +334,7 @@ fn hostile_values_land_byte_for_byte() {
     assert_eq!(finished(&ev)[0]["state"], "changed", "{ev:?}");
 
     // What the host now holds reads back as exactly what was declared.
-    let (out, ev) = apply(&lab, &pb);
+    let (out, ev) = lab.apply_json(&pb);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(finished(&ev)[0]["state"], "ok", "{ev:?}");
     assert!(!on_host(&lab, "/tmp/pwned").exists(), "a value ran");
@@ -364,7 +358,7 @@ fn hostile_values_in_accounts_never_run() {
                 ),
             ),
         );
-        let (out, ev) = apply(&lab, &pb);
+        let (out, ev) = lab.apply_json(&pb);
         assert!(!on_host(&lab, "/tmp/pwned").exists(), "{p:?} ran: {out:?}");
         let state = finished(&ev)[0]["state"]
             .as_str()
@@ -409,7 +403,7 @@ fn hostile_values_in_other_kinds_and_tests_never_run() {
                  \x20 - kernel_param: {{name: {y}, value: {y}}}\n"
             ),
         );
-        let (out, ev) = apply(&lab, &pb);
+        let (out, ev) = lab.apply_json(&pb);
         assert!(!on_host(&lab, "/tmp/pwned").exists(), "{p:?} ran: {out:?}");
         assert_eq!(finished(&ev).len(), 1, "{p:?}: {out:?}");
         let out = lab
@@ -443,7 +437,7 @@ fn hostile_variables_land_through_templates() {
         let mut play = std::fs::read_to_string(&pb).unwrap();
         play.push_str(&format!("  vars: {{n: {n}, v: {}}}\n", yaml(p)));
         std::fs::write(&pb, play).unwrap();
-        let (out, _) = apply(&lab, &pb);
+        let (out, _) = lab.apply_json(&pb);
         assert!(out.status.success(), "{p:?}: {out:?}");
         assert_eq!(
             std::fs::read(on_host(&lab, &format!("/srv/v/f{n}"))).unwrap(),

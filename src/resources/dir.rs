@@ -65,12 +65,7 @@ impl Kind for Dir {
         ));
     }
     fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
-        super::check_path(
-            probed,
-            &self.label(),
-            self.follow,
-            super::file::user_owned(&self.owner),
-        )?;
+        super::check_path(probed, &self.label(), self.follow, self.owner.as_deref())?;
         let p = quote(&self.path);
         let now = PathState::read(probed, "", &self.label())?;
         match (self.state, &now.kind) {

@@ -89,7 +89,7 @@ impl Kind for File {
 
     fn plan(&self, probed: &Record, ctx: &PlanContext) -> Result<Plan, ResourceError> {
         let label = self.label();
-        super::check_path(probed, &label, self.follow, user_owned(&self.owner))?;
+        super::check_path(probed, &label, self.follow, self.owner.as_deref())?;
         let p = quote(&self.path);
         let now = PathState::read(probed, "", &label)?;
         if self.state == State::Absent {
@@ -198,12 +198,6 @@ impl Kind for File {
             }),
         }
     }
-}
-
-/// Whether `owner` gives a file to a user other than root: such a file may
-/// sit in that user's own directory.
-pub(crate) fn user_owned(owner: &Option<String>) -> bool {
-    owner.as_deref().is_some_and(|o| o != "root" && o != "0")
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {

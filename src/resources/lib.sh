@@ -228,9 +228,13 @@ parc_fetch() { # PATH...
 # $PARC_DIR, which no one else can change between the count and the copy: a
 # file a user can grow would add bytes after the stated length, read as frames.
 parc_blob() { # KEY FILE
-  if [ -f "$2" ]; then
-    _n=$(wc -c < "$2"); printf '@@blob %s %d\n' "$1" "$_n"; cat "$2"; echo
-  fi
+  [ -f "$2" ] || return 0
+  parc_blob_of "$1" "$2" "$(wc -c < "$2")"
+}
+
+# The frame of blob KEY: FILE's LEN bytes, then a newline.
+parc_blob_of() { # KEY FILE LEN
+  printf '@@blob %s %d\n' "$1" "$3"; cat "$2"; echo
 }
 
 # Copy at most MAX bytes of regular file SRC (never through a symlink, not a
@@ -361,9 +365,9 @@ parc_blob_max() { # KEY FILE MAX
   if [ "$_n" -gt "$3" ]; then
     parc_kv "$1_cut_from" "$_n"
     head -c "$3" "$2" > "$2.kept"
-    printf '@@blob %s %d\n' "$1" "$3"; cat "$2.kept"; echo
+    parc_blob_of "$1" "$2.kept" "$3"
   else
-    printf '@@blob %s %d\n' "$1" "$_n"; cat "$2"; echo
+    parc_blob_of "$1" "$2" "$_n"
   fi
 }
 

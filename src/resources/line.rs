@@ -130,7 +130,7 @@ impl Kind for Line {
         }
     }
     fn plan(&self, probed: &Record, ctx: &PlanContext) -> Result<Plan, ResourceError> {
-        super::check_path(probed, &self.label(), self.follow, false)?;
+        super::check_path(probed, &self.label(), self.follow, None)?;
         let now = PathState::read(probed, "", &self.label())?;
         let sha256 = match &now.kind {
             PathKind::File { sha256 } => Some(sha256.as_str()),

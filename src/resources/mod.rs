@@ -145,8 +145,9 @@ pub(crate) fn check_path(
     probed: &Record,
     label: &str,
     follow: bool,
-    user_owned: bool,
+    owner: Option<&str>,
 ) -> Result<(), ResourceError> {
+    let user_owned = owner.is_some_and(|o| o != "root" && o != "0");
     let (Some(dir), false) = (probed.get("unsafe"), follow) else {
         return Ok(());
     };

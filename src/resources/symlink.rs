@@ -55,7 +55,7 @@ impl Kind for Symlink {
         }
     }
     fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
-        super::check_path(probed, &self.label(), self.follow, false)?;
+        super::check_path(probed, &self.label(), self.follow, None)?;
         let p = quote(&self.path);
         let now = PathState::read(probed, "", &self.label())?;
         if self.state == State::Absent {

@@ -199,9 +199,10 @@ pub(super) fn decide(
 fn step_output(r: &Record) -> String {
     let mut text = r.text("out");
     if let Some(all) = r.get("out_cut_from") {
+        let kept = r.blobs.get("out").map_or(0, Vec::len) as u64;
         text.push_str(&format!(
             "\n[output cut: {all} bytes in all, only the first {} kept]",
-            bytesize::ByteSize(1 << 20).display().iec()
+            bytesize::ByteSize(kept).display().iec()
         ));
     }
     text
