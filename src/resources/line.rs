@@ -150,7 +150,7 @@ impl Kind for Line {
                 Err(self.invalid("the file does not exist and `create: false`"))
             };
         }
-        if exists && let Some(e) = too_large(self.label(), &self.path, probed.get("size")) {
+        if exists && let Some(e) = too_large(self.label(), &self.path, now.size()) {
             return Err(e);
         }
         // The content comes back apart from the stat: editing anything but

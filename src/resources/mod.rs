@@ -49,10 +49,12 @@ use script::{Record, Script};
 /// users, who must not be able to make the controller hold gigabytes.
 pub(crate) const EDIT_LIMIT: u64 = 8 << 20;
 
-/// The refusal of a file over [`EDIT_LIMIT`], from its probed `size`; `None`
-/// when the size is within it (or unknown: the read then says what went wrong).
-pub(crate) fn too_large(resource: String, path: &str, size: Option<&str>) -> Option<ResourceError> {
-    let size = size?.parse::<u64>().ok().filter(|s| *s > EDIT_LIMIT)?;
+/// The refusal of a file of `size` bytes over [`EDIT_LIMIT`]; `None` when it
+/// is within it.
+pub(crate) fn too_large(resource: String, path: &str, size: u64) -> Option<ResourceError> {
+    if size <= EDIT_LIMIT {
+        return None;
+    }
     let iec = |n: u64| bytesize::ByteSize(n).display().iec().to_string();
     Some(ResourceError::Invalid {
         resource,

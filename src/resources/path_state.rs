@@ -26,6 +26,9 @@ pub struct Attrs {
     pub mode: u32,
     pub owner: String,
     pub group: String,
+    /// Bytes (0 where a probe did not say: a file parc itself wrote in this
+    /// run, as `Written` shows it).
+    pub size: u64,
     /// Names of the file (hard links); a file with several may be another
     /// user's file under a second name.
     pub links: u64,
@@ -79,6 +82,7 @@ impl PathState {
                 })?,
                 owner: need("owner")?.to_string(),
                 group: need("group")?.to_string(),
+                size: get("size").and_then(|n| n.parse().ok()).unwrap_or(0),
                 links: get("links").and_then(|n| n.parse().ok()).unwrap_or(1),
             }),
         };
@@ -100,6 +104,9 @@ impl PathState {
         }
     }
 
+    pub fn size(&self) -> u64 {
+        self.attrs.as_ref().map_or(0, |a| a.size)
+    }
     pub fn mode(&self) -> Option<u32> {
         self.attrs.as_ref().map(|a| a.mode)
     }

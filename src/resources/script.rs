@@ -361,8 +361,8 @@ fn read_fetched(archive: &[u8]) -> std::collections::HashMap<String, Vec<u8>> {
     files
 }
 
-/// Output parc cannot trust: a frame broken, repeated, or a value badly
-/// escaped. Targets are hostile (a local user names files and link targets,
+/// Output parc cannot trust: a frame broken or repeated, or a line that is
+/// neither a frame nor a field. Targets are hostile (a local user names files and link targets,
 /// and writes the files parc reads), so such output is refused whole rather
 /// than read with "the last value wins".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -96,8 +96,8 @@ pub(super) fn plan(
         PathKind::File { .. } => {
             // Too large as the probe saw its size, or as it grew while read
             // (the read stops one byte past the limit).
-            let read = probed.blobs.get("keys").map(|k| k.len().to_string());
-            for size in [probed.get("keys_size"), read.as_deref()] {
+            let read = probed.blobs.get("keys").map(|k| k.len() as u64);
+            for size in [key_file.size(), read.unwrap_or(0)] {
                 if let Some(e) = too_large(label.clone(), &file, size) {
                     return Err(e);
                 }
