@@ -1,6 +1,6 @@
 //! The top-level error of a parc command, and the one place exit codes are decided.
 
-use crate::engine::events::Summary;
+use crate::events::Summary;
 use crate::image::ImageError;
 use crate::inventory::{InventoryError, PatternError};
 use crate::report::ReportError;
@@ -133,7 +133,7 @@ pub fn exit_for(summary: &Summary) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::events::HostState;
+    use crate::events::HostState;
 
     #[test]
     fn an_untrusted_host_is_a_failure_not_an_unreachable_one() {

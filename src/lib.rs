@@ -7,6 +7,7 @@ pub mod cli;
 pub mod confine;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod facts;
 pub mod image;
 pub mod inventory;

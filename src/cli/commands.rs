@@ -5,10 +5,10 @@ use std::io::Write;
 
 use super::session::{Session, absolute, select};
 use super::{ApplyArgs, Cli, Command, FactsFormat, ReportFormat};
-use crate::engine::events::Outcome;
 use crate::engine::rollout::{self, RolloutOptions};
 use crate::engine::{adhoc, gather, rollback};
 use crate::error::{ParcError, exit, exit_for};
+use crate::events::Outcome;
 use crate::inventory::Vars;
 use crate::report::{self, ReportError, RunsDir};
 use crate::ui;

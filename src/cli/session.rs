@@ -11,10 +11,10 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::Cli;
 use crate::engine::connect::ConnectOptions;
-use crate::engine::events::{Event, Events};
 use crate::engine::fleet::FleetContext;
 use crate::engine::new_run_id;
 use crate::error::ParcError;
+use crate::events::{Event, Events};
 use crate::inventory::Inventory;
 use crate::playbook::Playbook;
 use crate::report::{self, ReportError, ReportWriter, RunMeta, RunsDir};

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use super::events::{Outcome, Summary};
 use super::fleet::{self, FleetContext};
+use crate::events::{Outcome, Summary};
 use crate::transport::Transport;
 
 /// Each host's output is kept up to `max_output` bytes per stream: a host

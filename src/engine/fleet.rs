@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::connect::{ConnectOptions, connect};
-use super::events::{Event, Events, Outcome, Summary};
+use crate::events::{Event, Events, Outcome, Summary};
 use crate::inventory::Inventory;
 use crate::transport::Transport;
 use crate::transport::counting::Counting;

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use super::events::{Outcome, Summary};
 use super::fleet::{self, FleetContext};
 use super::lock::ThenOutput;
+use crate::events::{Outcome, Summary};
 use crate::facts;
 use crate::transport::Transport;
 

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::events::{Events, HostState, Outcome, ResourceReport, ResourceStatus, Summary};
 use super::fleet::{self, FleetContext};
+use crate::events::{Events, HostState, Outcome, ResourceReport, ResourceStatus, Summary};
 use crate::image::capture::{CaptureJob, capture_host};
 use crate::image::deploy::{DeployJob, deploy_host};
 use crate::transport::Transport;

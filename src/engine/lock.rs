@@ -14,8 +14,8 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::task::JoinHandle;
 
-use super::events::{Event, Events};
 use super::gather::FACTS_LIMIT;
+use crate::events::{Event, Events};
 use crate::journal::STATE_DIR;
 use crate::transport::{Capped, ExitStatus, Kept, Transport, TransportError, quote};
 

@@ -4,12 +4,11 @@
 //! verify) is an async function `host + transport -> Outcome`. [`fleet::run`]
 //! owns the parallelism (a semaphore of `--parallel` permits), the connection
 //! (one per host, reused for all of that host's steps) and the events. Nothing in
-//! here prints; see `events.rs` for the contract with the reporters.
+//! here prints; see [`crate::events`] for the contract with the reporters.
 
 pub mod adhoc;
 pub mod apply;
 pub mod connect;
-pub mod events;
 pub mod fleet;
 pub mod gather;
 pub mod imaging;

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use super::events::{Events, Outcome, Summary};
 use super::fleet::{self, FleetContext};
 use super::lock::{HostLock, Operator, history_line};
+use crate::events::{Events, Outcome, Summary};
 use crate::journal::{self, Fate, Restore};
 use crate::transport::Transport;
 

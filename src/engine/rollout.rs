@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::apply::{ApplyJob, apply_host};
-use super::events::{Event, HostState, Outcome, Summary};
 use super::fleet::{self, Budget, FleetContext};
 use super::lock::Operator;
+use crate::events::{Event, HostState, Outcome, Summary};
 use crate::image::deploy::DeployJob;
 use crate::image::deploy::helper::Helper;
 use crate::inventory::{PatternError, Vars};

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use minijinja::Value;
 
 use super::apply::host_vars;
-use super::events::{Events, Outcome, Summary};
 use super::fleet::{self, FleetContext};
 use super::gather::facts_of;
+use crate::events::{Events, Outcome, Summary};
 use crate::inventory::{Inventory, Vars};
 use crate::playbook::Play;
 use crate::profile::Profile;

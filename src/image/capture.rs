@@ -19,7 +19,7 @@ use super::ImageError;
 use super::build::mtime_ns;
 use super::hash::chunk_entry;
 use super::manifest::{Chunk, FORMAT_NAME, FORMAT_VERSION, Manifest, SECTOR, hex};
-use crate::engine::events::{CaptureReport, Event, Events, Outcome};
+use crate::events::{CaptureReport, Event, Events, Outcome};
 use crate::transport::{Transport, quote};
 
 const SCRIPT: &str = r#"S=$1

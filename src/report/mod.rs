@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
-use crate::engine::events::Event;
+use crate::events::Event;
 use crate::location::Location;
 
 pub use html::render as render_html;

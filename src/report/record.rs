@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::meta::Operator;
-use crate::engine::events::{Event, Outcome, ResourceStatus, Summary};
+use crate::events::{Event, Outcome, ResourceStatus, Summary};
 
 /// Bumped when a field changes meaning, so tools reading old reports can tell.
 pub const FORMAT: u32 = 1;

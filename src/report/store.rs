@@ -8,7 +8,7 @@ use jiff::tz::TimeZone;
 
 use super::ReportError;
 use super::record::{Report, RunMeta};
-use crate::engine::events::Event;
+use crate::events::Event;
 use crate::location::Location;
 
 pub const REPORT_JSON: &str = "report.json";

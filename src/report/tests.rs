@@ -2,7 +2,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::*;
-use crate::engine::events::{Event, HostState, Outcome, ResourceReport, ResourceStatus, Summary};
+use crate::events::{Event, HostState, Outcome, ResourceReport, ResourceStatus, Summary};
 
 fn at(secs: i64) -> Timestamp {
     Timestamp::from_second(1_795_904_102 + secs).unwrap()

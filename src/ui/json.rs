@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use super::Reporter;
-use crate::engine::events::Event;
+use crate::events::Event;
 
 pub struct Json;
 

@@ -1,7 +1,7 @@
 //! Text shared by the plain and TTY reporters, so both say the same thing.
 
 use super::Options;
-use crate::engine::events::{Event, HostState, ImageReport, Outcome, ResourceStatus, Summary};
+use crate::events::{Event, HostState, ImageReport, Outcome, ResourceStatus, Summary};
 use crate::verify::TestResult;
 
 /// The human text for an event, if it prints anything, safe for a terminal.
@@ -353,7 +353,7 @@ pub fn summary(action: &str, s: &Summary, elapsed_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::events::ResourceReport;
+    use crate::events::ResourceReport;
     use crate::transport::ExitStatus;
 
     const ALL: Options = Options {

@@ -14,7 +14,7 @@ use std::io::IsTerminal;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
-use crate::engine::events::Event;
+use crate::events::Event;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

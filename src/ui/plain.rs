@@ -1,7 +1,7 @@
 //! Off-TTY output: one line per finished host, then a summary. Stable for logs.
 
 use super::{Options, Reporter, lines};
-use crate::engine::events::{Event, HostState};
+use crate::events::{Event, HostState};
 
 pub struct Plain {
     options: Options,

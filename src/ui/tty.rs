@@ -7,7 +7,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::{Options, Reporter, lines};
-use crate::engine::events::{Event, HostState};
+use crate::events::{Event, HostState};
 
 pub struct Tty {
     options: Options,

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::TestResult;
-use crate::engine::events::Outcome;
+use crate::events::Outcome;
 
 /// Passed and failed tests of a host, or `None` when it was not verified.
 fn counts(outcome: &Outcome) -> Option<(usize, usize)> {

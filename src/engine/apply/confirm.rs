@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::converge::Converged;
 use super::{ApplyJob, recover};
 use crate::engine::connect::connect;
-use crate::engine::events::{Events, Outcome, Recovery, RecoveryAction};
+use crate::events::{Events, Outcome, Recovery, RecoveryAction};
 use crate::inventory::Inventory;
 use crate::journal;
 
@@ -128,7 +128,7 @@ pub(super) async fn confirm_or_recover(
 /// The outcome of an unconfirmed change: what was applied and verified
 /// before the host was cut off stays in the report, with what happened next.
 fn applied(
-    resources: Vec<crate::engine::events::ResourceReport>,
+    resources: Vec<crate::events::ResourceReport>,
     verification: Vec<crate::verify::TestResult>,
     reason: String,
     recovery: Recovery,

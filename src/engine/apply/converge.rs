@@ -7,9 +7,9 @@ use minijinja::Value;
 
 use super::ApplyJob;
 use super::steps::{Around, Item, Written, decide, render_all, run_steps};
-use crate::engine::events::{Events, ResourceReport, ResourceStatus};
 use crate::engine::gather::facts_of;
 use crate::engine::verify::render_tests;
+use crate::events::{Events, ResourceReport, ResourceStatus};
 use crate::facts::Facts;
 use crate::inventory::{Inventory, Vars};
 use crate::journal;

@@ -13,10 +13,10 @@ mod steps;
 
 use std::sync::Arc;
 
-use super::events::{Events, Outcome, Recovery, RecoveryAction, ResourceReport};
 use super::gather::facts_from_lock;
 use super::imaging;
 use super::lock::{HostLock, Operator, history_line};
+use crate::events::{Events, Outcome, Recovery, RecoveryAction, ResourceReport};
 use crate::facts::Facts;
 use crate::image::deploy::DeployJob;
 use crate::inventory::{Inventory, Vars};

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use minijinja::Value;
 
-use crate::engine::events::{ResourceReport, ResourceStatus};
+use crate::events::{ResourceReport, ResourceStatus};
 use crate::profile::Declared;
 use crate::render::{REDACTED, Redactor, Renderer};
 use crate::resources::script::{Record, Script};

@@ -44,7 +44,7 @@ use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::{ImageError, ImageSource};
-use crate::engine::events::{Event, Events, ImageReport};
+use crate::events::{Event, Events, ImageReport};
 use crate::transport::{ExitStatus, Transport, TransportError, quote};
 use helper::Helper;
 use plan::{Plan, PlanError, Run};

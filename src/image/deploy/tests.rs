@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::*;
-use crate::engine::events::Events;
+use crate::events::Events;
 use crate::image::build;
 use crate::transport::local::LocalTransport;
 
