@@ -6,31 +6,49 @@ use super::fleet::{self, FleetContext};
 use super::lock::ThenOutput;
 use crate::events::{Outcome, Summary};
 use crate::facts;
-use crate::transport::Transport;
+use crate::transport::{ExitStatus, Transport, TransportError};
+
+/// Why a host's facts could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum GatherError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("the facts probe failed ({status}): {stderr}")]
+    Failed { status: ExitStatus, stderr: String },
+    /// The probe ran in the lock's exec, whose stderr is the lock's.
+    #[error("the facts probe failed (exit {code})")]
+    FailedInLock { code: u32 },
+    #[error(
+        "the facts probe printed {total} bytes, more than the {FACTS_LIMIT} real facts take; they were not read"
+    )]
+    TooMany { total: u64 },
+    #[error(transparent)]
+    Parse(#[from] facts::FactsError),
+    #[error("the facts probe did not finish (connection lost?)")]
+    Unfinished,
+}
+
+impl GatherError {
+    /// The connection broke: the host is unreachable, not failed.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, GatherError::Transport(_) | GatherError::Unfinished)
+    }
+}
 
 /// Gather facts from one host over an open transport (also used by apply, which
 /// needs facts for templates and `when:` conditions).
-pub async fn facts_of(t: &dyn Transport) -> Result<facts::Facts, String> {
-    let (status, stdout, stderr) = t
-        .exec_capped(&facts::probe_command(), FACTS_LIMIT)
-        .await
-        .map_err(|e| e.to_string())?;
+pub async fn facts_of(t: &dyn Transport) -> Result<facts::Facts, GatherError> {
+    let (status, stdout, stderr) = t.exec_capped(&facts::probe_command(), FACTS_LIMIT).await?;
     if !status.success() {
-        return Err(format!(
-            "the facts probe failed ({status}): {}",
-            String::from_utf8_lossy(&stderr.bytes).trim()
-        ));
+        return Err(GatherError::Failed {
+            status,
+            stderr: String::from_utf8_lossy(&stderr.bytes).trim().to_string(),
+        });
     }
     if let Some(total) = stdout.cut_from() {
-        return Err(too_many_facts(total));
+        return Err(GatherError::TooMany { total });
     }
-    facts::parse(&String::from_utf8_lossy(&stdout.bytes)).map_err(|e| e.to_string())
-}
-
-fn too_many_facts(total: u64) -> String {
-    format!(
-        "the facts probe printed {total} bytes, more than the {FACTS_LIMIT} real facts take; they were not read"
-    )
+    Ok(facts::parse(&String::from_utf8_lossy(&stdout.bytes))?)
 }
 
 /// Far above what the facts probe prints (a few KiB), far below what would
@@ -39,19 +57,19 @@ pub(super) const FACTS_LIMIT: usize = 1 << 20;
 
 /// Facts from the probe run inside the lock's exec (see
 /// `HostLock::acquire_then`).
-pub fn facts_from_lock(out: Option<ThenOutput>) -> Result<facts::Facts, String> {
+pub fn facts_from_lock(out: Option<ThenOutput>) -> Result<facts::Facts, GatherError> {
     match out {
         Some(ThenOutput {
             code: Some(0),
             stdout,
         }) => match stdout.cut_from() {
-            Some(total) => Err(too_many_facts(total)),
-            None => {
-                facts::parse(&String::from_utf8_lossy(&stdout.bytes)).map_err(|e| e.to_string())
-            }
+            Some(total) => Err(GatherError::TooMany { total }),
+            None => Ok(facts::parse(&String::from_utf8_lossy(&stdout.bytes))?),
         },
-        Some(ThenOutput { code: Some(c), .. }) => Err(format!("the facts probe failed (exit {c})")),
-        _ => Err("the facts probe did not finish (connection lost?)".into()),
+        Some(ThenOutput {
+            code: Some(code), ..
+        }) => Err(GatherError::FailedInLock { code }),
+        _ => Err(GatherError::Unfinished),
     }
 }
 
@@ -72,7 +90,12 @@ pub async fn run(
                 events.phase(&host, "probing");
                 match facts_of(t.as_ref()).await {
                     Ok(f) => Outcome::Facts { facts: Box::new(f) },
-                    Err(error) => Outcome::Failed { error },
+                    Err(e) if e.is_connection_lost() => Outcome::Unreachable {
+                        error: e.to_string(),
+                    },
+                    Err(e) => Outcome::Failed {
+                        error: e.to_string(),
+                    },
                 }
             }
         },

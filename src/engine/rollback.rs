@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::fleet::{self, FleetContext};
-use super::lock::{HostLock, Operator, history_line};
+use super::lock::{HostLock, LockError, Operator, history_line};
 use crate::events::{Events, Outcome, Summary};
 use crate::journal::{self, Fate, Restore};
 use crate::transport::Transport;
@@ -34,6 +34,11 @@ pub async fn run(
                 let lock =
                     match HostLock::acquire(t.clone(), &operator, false, Some(&target_run)).await {
                         Ok(lock) => lock,
+                        Err(e @ LockError::Transport(_)) => {
+                            return Outcome::Unreachable {
+                                error: e.to_string(),
+                            };
+                        }
                         Err(e) => {
                             return Outcome::Failed {
                                 error: e.to_string(),
@@ -65,7 +70,16 @@ async fn restore_host(t: &dyn Transport, host: &str, target_run: &str, events: &
             }
             Ok(Restore::NothingChanged(why)) if j == target_run => untouched = why,
             Ok(Restore::NothingChanged(_)) => {}
-            Err(error) => return Outcome::Failed { error },
+            Err(e) if e.is_connection_lost() => {
+                return Outcome::Unreachable {
+                    error: e.to_string(),
+                };
+            }
+            Err(e) => {
+                return Outcome::Failed {
+                    error: e.to_string(),
+                };
+            }
         }
     }
     if restored.is_empty() {

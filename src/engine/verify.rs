@@ -10,13 +10,14 @@ use std::sync::Arc;
 use minijinja::Value;
 
 use super::apply::host_vars;
+use super::error::HostError;
 use super::fleet::{self, FleetContext};
 use super::gather::facts_of;
 use crate::events::{Events, Outcome, Summary};
 use crate::inventory::{Inventory, Vars};
 use crate::playbook::Play;
 use crate::profile::Profile;
-use crate::render::{REDACTED, Redactor, Renderer};
+use crate::render::{REDACTED, Redactor, RenderError, Renderer};
 use crate::transport::Transport;
 use crate::verify::{Test, run_tests};
 
@@ -91,11 +92,7 @@ async fn verify_host_with(
     events.phase(&host, "facts");
     let facts = match facts_of(t.as_ref()).await {
         Ok(f) => serde_json::to_value(f).expect("facts serialize"),
-        Err(e) => {
-            return Outcome::Failed {
-                error: format!("gathering facts: {e}"),
-            };
-        }
+        Err(e) => return host_failed(HostError::Facts(e)),
     };
     events.phase(&host, "rendering");
     let mut tests = Vec::new();
@@ -117,15 +114,28 @@ async fn verify_host_with(
         *redactor = std::mem::take(redactor).union(play_redactor);
         match rendered {
             Ok(rendered) => tests.extend(rendered),
-            Err(error) => return Outcome::Invalid { error },
+            Err(e) => {
+                return Outcome::Invalid {
+                    error: e.to_string(),
+                };
+            }
         }
     }
     events.phase(&host, "verifying");
     match run_tests(t.as_ref(), &tests, redactor).await {
         Ok(results) => Outcome::Verified { results },
-        Err(e) => Outcome::Failed {
-            error: e.while_doing("verifying"),
-        },
+        Err(e) => host_failed(HostError::script(e, "verifying")),
+    }
+}
+
+/// The outcome of a host whose verification could not run: unreachable when
+/// the connection broke, failed otherwise.
+fn host_failed(e: HostError) -> Outcome {
+    let error = e.to_string();
+    if e.is_connection_lost() {
+        Outcome::Unreachable { error }
+    } else {
+        Outcome::Failed { error }
     }
 }
 
@@ -136,22 +146,18 @@ pub(crate) fn render_tests(
     profile: &Profile,
     vars: &Vars,
     redactor: &mut Redactor,
-) -> Result<Vec<Test>, String> {
+) -> Result<Vec<Test>, RenderError> {
     let ctx = Value::from_serialize(vars);
     let renderer = Renderer::new(&profile.tree);
     let mut tests = Vec::new();
     for d in &profile.verify {
         if let Some(expr) = &d.test.when {
-            let keep = renderer
-                .when(expr, &ctx, &d.origin.locate("when"))
-                .map_err(|e| e.to_string())?;
+            let keep = renderer.when(expr, &ctx, &d.origin.locate("when"))?;
             if !keep {
                 continue;
             }
         }
-        let rendered = renderer
-            .fields(&d.test, &d.origin, &ctx, redactor)
-            .map_err(|e| e.to_string())?;
+        let rendered = renderer.fields(&d.test, &d.origin, &ctx, redactor)?;
         let name = match &rendered.shown {
             Some(shown) => shown.label(),
             None => format!("{} {REDACTED}", d.test.spec.kind_name()),

@@ -10,7 +10,7 @@
 //! checks every entry against what it saved and reports mismatches.
 
 use crate::resources::Touch;
-use crate::resources::script::{Record, Script};
+use crate::resources::script::{Record, Script, ScriptError};
 use crate::transport::quote as quote_path;
 use crate::transport::{ExitStatus, Transport};
 
@@ -184,12 +184,62 @@ pub struct Decided {
     /// The winner (`None`: the host has no such journal).
     pub fate: Option<Fate>,
     /// When the watchdog had won: what its restore left.
-    pub restore: Option<Result<Restore, String>>,
+    pub restore: Option<Result<Restore, CheckError>>,
+}
+
+/// Why a journal could not be decided or restored. Text only when a host's
+/// report is made.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The script could not run or its output was refused; `doing` says what
+    /// it was for ("deciding the host's fate", "restoring RUN").
+    #[error("connection lost while {doing}: {source}")]
+    Lost {
+        doing: String,
+        #[source]
+        source: ScriptError,
+    },
+    #[error("could not record the decision ({status}): {stderr}")]
+    NotRecorded { status: ExitStatus, stderr: String },
+    #[error("the restore script of {run_id} stopped ({status}): {stderr}")]
+    Stopped {
+        run_id: String,
+        status: ExitStatus,
+        stderr: String,
+    },
+    #[error("{source} ({stderr})")]
+    Check {
+        #[source]
+        source: CheckError,
+        stderr: String,
+    },
+}
+
+impl JournalError {
+    /// The connection broke: the host is unreachable, not failed.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(
+            self,
+            JournalError::Lost {
+                source: ScriptError::Transport(_),
+                ..
+            }
+        )
+    }
+}
+
+/// The restore check (`parc_restore_check`) did not report.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CheckError {
+    #[error("the restore script did not report its check")]
+    NoReport,
+    #[error("the restore check did not finish")]
+    Unfinished,
 }
 
 /// Decide the host's fate as `fate` (disarming its dead-man watchdog), or
 /// learn who did first.
-pub async fn decide(t: &dyn Transport, run_id: &str, fate: Fate) -> Result<Decided, String> {
+pub async fn decide(t: &dyn Transport, run_id: &str, fate: Fate) -> Result<Decided, JournalError> {
     let mut s = Script::new();
     s.sh(JOURNAL_SH);
     s.sh(&format!(
@@ -197,16 +247,15 @@ pub async fn decide(t: &dyn Transport, run_id: &str, fate: Fate) -> Result<Decid
         quote_path(&dir(run_id)),
         fate.as_str()
     ));
-    let out = s
-        .run(t)
-        .await
-        .map_err(|e| format!("connection lost while deciding the host's fate: {e}"))?;
+    let out = s.run(t).await.map_err(|source| JournalError::Lost {
+        doing: "deciding the host's fate".into(),
+        source,
+    })?;
     let Some(r) = out.records.get("fate") else {
-        return Err(format!(
-            "could not record the decision ({}): {}",
-            out.status,
-            out.stderr.trim()
-        ));
+        return Err(JournalError::NotRecorded {
+            status: out.status,
+            stderr: out.stderr.trim().to_string(),
+        });
     };
     let winner = Fate::parse(r.get("fate").unwrap_or(""));
     Ok(Decided {
@@ -269,35 +318,41 @@ pub enum Restore {
 }
 
 /// Restore journal `run_id` on the host as `fate`, and check the result.
-pub async fn restore(t: &dyn Transport, run_id: &str, fate: Fate) -> Result<Restore, String> {
+pub async fn restore(t: &dyn Transport, run_id: &str, fate: Fate) -> Result<Restore, JournalError> {
     let out = restore_script(run_id, fate)
         .run(t)
         .await
-        .map_err(|e| format!("connection lost while restoring {run_id}: {e}"))?;
+        .map_err(|source| JournalError::Lost {
+            doing: format!("restoring {run_id}"),
+            source,
+        })?;
     if out.status == ExitStatus::Code(NO_JOURNAL) {
         return Ok(Restore::NothingChanged(format!(
             "no journal of run {run_id} on this host"
         )));
     }
     if !out.records.contains_key("restore") {
-        return Err(format!(
-            "the restore script of {run_id} stopped ({}): {}",
-            out.status,
-            out.stderr.trim()
-        ));
+        return Err(JournalError::Stopped {
+            run_id: run_id.to_string(),
+            status: out.status,
+            stderr: out.stderr.trim().to_string(),
+        });
     }
-    restore_result(&out.records).map_err(|e| format!("{e} ({})", out.stderr.trim()))
+    restore_result(&out.records).map_err(|source| JournalError::Check {
+        source,
+        stderr: out.stderr.trim().to_string(),
+    })
 }
 
 /// What the restore check (`parc_restore_check`) reported.
 pub fn restore_result(
     records: &std::collections::BTreeMap<String, Record>,
-) -> Result<Restore, String> {
+) -> Result<Restore, CheckError> {
     let Some(r) = records.get("restore") else {
-        return Err("the restore script did not report its check".into());
+        return Err(CheckError::NoReport);
     };
     if r.get("checked") != Some("done") {
-        return Err("the restore check did not finish".into());
+        return Err(CheckError::Unfinished);
     }
     if let Some(why) = r.get("incomplete") {
         return Ok(Restore::NothingChanged(why.to_string()));

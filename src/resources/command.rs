@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::plan::{Change, Plan, PlanContext, Step, Touch};
 use super::script::{Record, Script};
-use super::{Kind, ResourceError};
+use super::{ChangedWhenError, Kind, ResourceError};
 use crate::transport::quote;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,7 +57,7 @@ impl Command {
     }
 
     /// Whether a successful run changed something, per `changed_when`.
-    pub fn changed(&self, rc: i32, output: &str) -> Result<bool, String> {
+    pub fn changed(&self, rc: i32, output: &str) -> Result<bool, ChangedWhenError> {
         match &self.changed_when {
             None => Ok(true),
             Some(ChangedWhen::Always(b)) => Ok(*b),
@@ -65,10 +65,16 @@ impl Command {
                 let env = minijinja::Environment::new();
                 let expr = env
                     .compile_expression(e)
-                    .map_err(|err| format!("bad changed_when `{e}`: {err}"))?;
+                    .map_err(|err| ChangedWhenError::Syntax {
+                        expr: e.clone(),
+                        reason: err.to_string(),
+                    })?;
                 expr.eval(minijinja::context! { rc => rc, output => output })
                     .map(|v| v.is_true())
-                    .map_err(|err| format!("changed_when `{e}`: {err}"))
+                    .map_err(|err| ChangedWhenError::Eval {
+                        expr: e.clone(),
+                        reason: err.to_string(),
+                    })
             }
         }
     }
@@ -157,7 +163,7 @@ impl Kind for Command {
             Plan::Unknown(change)
         })
     }
-    fn changed_after(&self, rc: i32, output: &str) -> Result<bool, String> {
+    fn changed_after(&self, rc: i32, output: &str) -> Result<bool, ChangedWhenError> {
         self.changed(rc, output)
     }
 }

@@ -102,7 +102,7 @@ pub trait Kind {
         false
     }
     /// Whether a step that exited 0 changed the host. Only commands can say no.
-    fn changed_after(&self, _rc: i32, _output: &str) -> Result<bool, String> {
+    fn changed_after(&self, _rc: i32, _output: &str) -> Result<bool, ChangedWhenError> {
         Ok(true)
     }
 }
@@ -184,6 +184,15 @@ pub enum ResourceError {
         "{resource}: this host has no running service manager (systemd); parc cannot manage services here"
     )]
     NoServiceManager { resource: String },
+}
+
+/// A command's `changed_when` that cannot be evaluated after its step ran.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ChangedWhenError {
+    #[error("bad changed_when `{expr}`: {reason}")]
+    Syntax { expr: String, reason: String },
+    #[error("changed_when `{expr}`: {reason}")]
+    Eval { expr: String, reason: String },
 }
 
 #[cfg(test)]

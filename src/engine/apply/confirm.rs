@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::converge::Converged;
 use super::{ApplyJob, recover};
 use crate::engine::connect::connect;
+use crate::engine::error::{ConfirmError, HostError};
 use crate::events::{Events, Outcome, Recovery, RecoveryAction};
 use crate::inventory::Inventory;
 use crate::journal;
@@ -48,9 +49,9 @@ pub(super) async fn confirm_or_recover(
     events.phase(host, "waiting for the host's dead-man switch");
     let wake = armed + window + GRACE;
     tokio::time::sleep_until(wake.into()).await;
-    let reason = format!("the change was not confirmed: {reason}");
+    let reason = HostError::Unconfirmed(reason);
     let mut recovery = Recovery {
-        reason: reason.clone(),
+        reason: reason.to_string(),
         action: RecoveryAction::Failed,
         restore_problems: vec![],
         fallback: None,
@@ -101,10 +102,10 @@ pub(super) async fn confirm_or_recover(
     };
     // The watchdog restored the host (or parc restores it now); go on as for
     // any failure (fallback...).
+    // Only the flags are read: the reason is passed on its own.
     let done = Converged {
         resources: resources.clone(),
-        error: Some(reason.clone()),
-        invalid_input: false,
+        error: None,
         journaled: true,
         unchanged: false,
         restored,
@@ -130,36 +131,34 @@ pub(super) async fn confirm_or_recover(
 fn applied(
     resources: Vec<crate::events::ResourceReport>,
     verification: Vec<crate::verify::TestResult>,
-    reason: String,
+    reason: impl ToString,
     recovery: Recovery,
 ) -> Outcome {
     Outcome::Applied {
         check: false,
         resources,
-        error: Some(reason),
+        error: Some(reason.to_string()),
         verification,
         recovery: Some(recovery),
     }
 }
 
 /// Open a new connection and mark the journal confirmed.
-async fn confirm(job: &ApplyJob, inventory: &Inventory, host: &str) -> Result<(), String> {
+async fn confirm(job: &ApplyJob, inventory: &Inventory, host: &str) -> Result<(), ConfirmError> {
     let entry = inventory
         .host(host)
-        .ok_or_else(|| format!("{host} left the inventory"))?;
+        .ok_or_else(|| ConfirmError::LeftInventory { host: host.into() })?;
     let t = connect(inventory, entry, &job.connect)
         .await
-        .map_err(|e| format!("cannot open a new connection: {e}"))?;
+        .map_err(ConfirmError::Connect)?;
     let out = t
         .exec_capture(&journal::confirm_command(&job.run_id), b"")
         .await
-        .map_err(|e| format!("the new connection broke: {e}"))?;
+        .map_err(ConfirmError::Broke)?;
     let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if said == "confirmed" {
         Ok(())
     } else {
-        Err(format!(
-            "the journal said {said} when confirming (the watchdog may have fired: the window is too short?)"
-        ))
+        Err(ConfirmError::Refused { said })
     }
 }

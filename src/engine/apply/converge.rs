@@ -7,13 +7,14 @@ use minijinja::Value;
 
 use super::ApplyJob;
 use super::steps::{Around, Item, Written, decide, render_all, run_steps};
-use crate::engine::gather::facts_of;
+use crate::engine::error::HostError;
+use crate::engine::gather::{GatherError, facts_of};
 use crate::engine::verify::render_tests;
 use crate::events::{Events, ResourceReport, ResourceStatus};
 use crate::facts::Facts;
 use crate::inventory::{Inventory, Vars};
 use crate::journal;
-use crate::render::{Redactor, Renderer};
+use crate::render::{Redactor, RenderError, Renderer};
 use crate::resources::script::{Record, Script};
 use crate::resources::{Op, Plan, PlanContext, Touch};
 use crate::transport::Transport;
@@ -22,10 +23,9 @@ use crate::verify::{TestResult, run_tests};
 /// What a converge did.
 pub struct Converged {
     pub resources: Vec<ResourceReport>,
-    /// The first error, if the host failed.
-    pub error: Option<String>,
-    /// The error is in the input (rendering), not on the host.
-    pub invalid_input: bool,
+    /// The first error, if the host failed. [`HostError::Render`] means the
+    /// input is at fault and nothing was sent to the host.
+    pub error: Option<HostError>,
     /// A journal was written: there is something to roll back.
     pub journaled: bool,
     /// The apply failed before its first change (its journal never
@@ -43,18 +43,14 @@ pub struct Converged {
 impl Converged {
     /// A template or field that does not render for this host: nothing was
     /// sent to it.
-    fn invalid(error: String) -> Self {
-        Converged {
-            invalid_input: true,
-            ..Converged::failed(error, vec![], false)
-        }
+    fn invalid(error: RenderError) -> Self {
+        Converged::failed(HostError::Render(error), vec![], false)
     }
 
-    fn failed(error: String, resources: Vec<ResourceReport>, journaled: bool) -> Self {
+    fn failed(error: HostError, resources: Vec<ResourceReport>, journaled: bool) -> Self {
         Converged {
             resources,
             error: Some(error),
-            invalid_input: false,
             journaled,
             unchanged: false,
             restored: false,
@@ -71,7 +67,7 @@ pub async fn converge(
     host: &str,
     t: &dyn Transport,
     events: &Events,
-    facts: Option<Result<Facts, String>>,
+    facts: Option<Result<Facts, GatherError>>,
 ) -> Converged {
     events.phase(host, "facts");
     let facts = match facts {
@@ -80,7 +76,7 @@ pub async fn converge(
     };
     let facts = match facts {
         Ok(f) => serde_json::to_value(f).expect("facts serialize"),
-        Err(e) => return Converged::failed(format!("gathering facts: {e}"), vec![], false),
+        Err(e) => return Converged::failed(HostError::Facts(e), vec![], false),
     };
     let vars = job.vars_for(inventory, host, &facts);
     let mut redactor = job.redactor(&vars);
@@ -135,17 +131,16 @@ async fn converge_vars(
         Ok(out) if out.status.success() => out.records,
         Ok(out) => {
             return Converged::failed(
-                format!(
-                    "the probe script failed ({}): {}",
-                    out.status,
-                    out.stderr.trim()
-                ),
+                HostError::ProbeFailed {
+                    status: out.status,
+                    stderr: out.stderr.trim().to_string(),
+                },
                 vec![],
                 false,
             );
         }
         Err(e) => {
-            return Converged::failed(e.while_doing("probing"), vec![], false);
+            return Converged::failed(HostError::script(e, "probing"), vec![], false);
         }
     };
 
@@ -176,7 +171,6 @@ async fn converge_vars(
         return Converged {
             resources,
             error: first_error,
-            invalid_input: false,
             journaled: false,
             unchanged: false,
             restored: false,
@@ -294,7 +288,6 @@ async fn verified(
     let mut done = Converged {
         resources,
         error: None,
-        invalid_input: false,
         journaled,
         unchanged: false,
         restored: false,
@@ -308,7 +301,7 @@ async fn verified(
     let tests = match render_tests(&job.profile, vars, redactor) {
         Ok(tests) => tests,
         Err(e) => {
-            done.error = Some(e);
+            done.error = Some(HostError::TestsRender(e));
             return done;
         }
     };
@@ -328,11 +321,11 @@ async fn verified(
                 })
                 .collect();
             if !failed.is_empty() {
-                done.error = Some(format!("verification failed: {}", failed.join(" | ")));
+                done.error = Some(HostError::Verification(failed));
             }
             done.verification = results;
         }
-        Err(e) => done.error = Some(e.while_doing("verifying")),
+        Err(e) => done.error = Some(HostError::script(e, "verifying")),
     }
     done
 }

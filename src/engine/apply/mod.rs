@@ -13,7 +13,8 @@ mod steps;
 
 use std::sync::Arc;
 
-use super::gather::facts_from_lock;
+use super::error::HostError;
+use super::gather::{GatherError, facts_from_lock};
 use super::imaging;
 use super::lock::{HostLock, Operator, history_line};
 use crate::events::{Events, Outcome, Recovery, RecoveryAction, ResourceReport};
@@ -159,6 +160,12 @@ async fn apply_host_with(
         match HostLock::acquire_then(t.clone(), &job.operator, job.break_lock, None, then).await {
             Ok((lock, facts)) => (lock, then.map(|_| facts_from_lock(facts))),
             Err(e) => {
+                let e = HostError::Lock(e);
+                if e.is_connection_lost() {
+                    return Outcome::Unreachable {
+                        error: e.to_string(),
+                    };
+                }
                 return Outcome::Applied {
                     check: false,
                     resources: vec![],
@@ -185,9 +192,7 @@ async fn apply_host_with(
             let outcome = Outcome::Applied {
                 check: false,
                 resources: vec![report],
-                error: failed.map(|e| {
-                    format!("the image stage failed, so the profiles were not applied: {e}")
-                }),
+                error: failed.map(|e| HostError::ImageStage(e).to_string()),
                 verification: vec![],
                 recovery: None,
             };
@@ -231,12 +236,12 @@ async fn converged_outcome(
     host: &str,
     t: &dyn Transport,
     events: &Events,
-    facts: Option<Result<Facts, String>>,
+    facts: Option<Result<Facts, GatherError>>,
 ) -> (Outcome, bool, Redactor) {
     let mut done = converge::converge(job, inventory, host, t, events, facts).await;
     let redactor = std::mem::take(&mut done.redactor);
     let journaled = done.journaled;
-    let Some(reason) = done.error.clone() else {
+    let Some(reason) = done.error.take() else {
         let outcome = Outcome::Applied {
             check: job.check,
             resources: done.resources,
@@ -246,24 +251,45 @@ async fn converged_outcome(
         };
         return (outcome, journaled, redactor);
     };
-    if done.invalid_input {
-        return (Outcome::Invalid { error: reason }, journaled, redactor);
+    if let HostError::Render(e) = &reason {
+        let error = e.to_string();
+        return (Outcome::Invalid { error }, journaled, redactor);
+    }
+    if reason.is_connection_lost() && !journaled {
+        // Lost before anything was sent that changes the host.
+        let error = reason.to_string();
+        return (Outcome::Unreachable { error }, journaled, redactor);
     }
     if job.check {
         let outcome = Outcome::Applied {
             check: true,
             resources: done.resources,
-            error: Some(reason),
+            error: Some(reason.to_string()),
             verification: done.verification,
             recovery: None,
         };
         return (outcome, journaled, redactor);
     }
     let recovery = recover(job, inventory, host, t, events, &done, &reason).await;
+    if reason.is_connection_lost()
+        && matches!(
+            recovery.action,
+            RecoveryAction::Failed | RecoveryAction::Kept
+        )
+    {
+        // The connection broke while applying and parc could not undo the
+        // change either: what the host did is unknown, so it is unreachable,
+        // not failed, with what parc knows of it.
+        let error = match &recovery.error {
+            Some(e) => format!("{reason}; {e}"),
+            None => reason.to_string(),
+        };
+        return (Outcome::Unreachable { error }, journaled, redactor);
+    }
     let outcome = Outcome::Applied {
         check: false,
         resources: done.resources,
-        error: Some(reason),
+        error: Some(reason.to_string()),
         verification: done.verification,
         recovery: Some(recovery),
     };
@@ -278,7 +304,7 @@ pub(super) async fn recover(
     t: &dyn Transport,
     events: &Events,
     done: &Converged,
-    reason: &str,
+    reason: &HostError,
 ) -> Recovery {
     let mut recovery = Recovery {
         reason: reason.to_string(),
@@ -400,7 +426,7 @@ async fn keep(t: &dyn Transport, run_id: &str, recovery: &mut Recovery) {
                 }
                 Some(Err(e)) => {
                     recovery.action = RecoveryAction::Failed;
-                    recovery.error = Some(e);
+                    recovery.error = Some(e.to_string());
                 }
                 None => {}
             }

@@ -5,9 +5,10 @@ use std::ops::Range;
 
 use minijinja::Value;
 
+use crate::engine::error::HostError;
 use crate::events::{ResourceReport, ResourceStatus};
 use crate::profile::Declared;
-use crate::render::{REDACTED, Redactor, Renderer};
+use crate::render::{REDACTED, Redactor, RenderError, Renderer};
 use crate::resources::script::{Record, Script};
 use crate::resources::{Op, Plan, PlanContext, Resource, Step, Touch, mkdir_batches, sha256_hex};
 use crate::transport::Transport;
@@ -32,7 +33,7 @@ pub(super) fn render_all(
     declared: &[Declared],
     ctx: &Value,
     redactor: &mut Redactor,
-) -> Result<Vec<Item>, String> {
+) -> Result<Vec<Item>, RenderError> {
     declared
         .iter()
         .map(|d| {
@@ -42,16 +43,14 @@ pub(super) fn render_all(
             let skipped = match kind.when() {
                 Some(expr) => {
                     let at = d.origin.locate(&format!("{}.when", d.resource.kind_name()));
-                    !renderer.when(expr, ctx, &at).map_err(|e| e.to_string())?
+                    !renderer.when(expr, ctx, &at)?
                 }
                 None => false,
             };
             let (resource, label, secret) = if skipped {
                 (d.resource.clone(), label, false)
             } else {
-                let r = renderer
-                    .resource(&d.resource, &d.origin, ctx, redactor)
-                    .map_err(|e| e.to_string())?;
+                let r = renderer.resource(&d.resource, &d.origin, ctx, redactor)?;
                 let label = match &r.shown {
                     Some(shown) => shown.kind().label(),
                     None => format!("{} {REDACTED}", d.resource.kind_name()),
@@ -165,7 +164,7 @@ pub(super) fn decide(
     record: &Record,
     ctx: &PlanContext,
     check: bool,
-    first_error: &mut Option<String>,
+    first_error: &mut Option<HostError>,
 ) {
     match item.resource.kind().plan(record, ctx) {
         Ok(Plan::NoChange) => item.report.status = ResourceStatus::NoChange,
@@ -185,10 +184,9 @@ pub(super) fn decide(
             item.plan = Some(plan);
         }
         Err(e) => {
-            let msg = e.to_string();
             item.report.status = ResourceStatus::Failed;
-            item.report.error = Some(msg.clone());
-            first_error.get_or_insert(msg);
+            item.report.error = Some(e.to_string());
+            first_error.get_or_insert(HostError::Plan(e));
         }
     }
 }
@@ -235,7 +233,7 @@ pub(super) struct Around<'a> {
 /// Why a run of steps failed.
 #[derive(Debug)]
 pub(super) struct StepsFailed {
-    pub error: String,
+    pub error: HostError,
     /// The run may have changed the host (it got past `first_change`, or
     /// parc cannot know: the connection broke).
     pub maybe_changed: bool,
@@ -328,7 +326,7 @@ pub(super) async fn run_steps(
         script.sh(line);
     }
     let out = script.run(t).await.map_err(|e| StepsFailed {
-        error: e.while_doing("applying"),
+        error: HostError::script(e, "applying"),
         maybe_changed: true,
     })?;
     let mut error = None;
@@ -346,10 +344,13 @@ pub(super) async fn run_steps(
                 match item.resource.kind().changed_after(0, &r.text("out")) {
                     Ok(true) => item.report.status = ResourceStatus::Changed,
                     Ok(false) => item.report.status = ResourceStatus::NoChange,
-                    Err(e) => {
+                    Err(source) => {
                         item.report.status = ResourceStatus::Failed;
-                        item.report.error = Some(e.clone());
-                        error.get_or_insert(format!("{}: {e}", item.label));
+                        item.report.error = Some(source.to_string());
+                        error.get_or_insert(HostError::ChangedWhen {
+                            resource: item.label.clone(),
+                            source,
+                        });
                     }
                 }
             }
@@ -358,27 +359,25 @@ pub(super) async fn run_steps(
                 item.report.status = ResourceStatus::Failed;
                 item.report.error = Some(format!("step failed (exit {rc})"));
                 item.report.output = (!output.is_empty()).then(|| clip(&output));
-                error.get_or_insert(format!(
-                    "{} failed: {}",
-                    item.label,
-                    if output.is_empty() {
+                error.get_or_insert(HostError::StepFailed {
+                    resource: item.label.clone(),
+                    detail: if output.is_empty() {
                         format!("exit {rc}")
                     } else {
                         output
-                    }
-                ));
+                    },
+                });
             }
             None if error.is_some() => item.report.status = ResourceStatus::NotRun,
             None => {
                 item.report.status = ResourceStatus::Failed;
-                let msg = format!(
-                    "{}: the apply script stopped before this step ({}): {}",
-                    item.label,
-                    out.status,
-                    out.stderr.trim()
-                );
-                item.report.error = Some(msg.clone());
-                error = Some(msg);
+                let e = HostError::StepStopped {
+                    resource: item.label.clone(),
+                    status: out.status.clone(),
+                    stderr: out.stderr.trim().to_string(),
+                };
+                item.report.error = Some(e.to_string());
+                error = Some(e);
             }
         }
     }
