@@ -1,4 +1,5 @@
-//! The top-level error of a parc command, and the one place exit codes are decided.
+//! The top-level error of a parc command, and the one place exit codes are
+//! decided ([`exit_code`]).
 
 use crate::events::Summary;
 use crate::image::ImageError;
@@ -53,80 +54,144 @@ pub enum ParcError {
     },
 }
 
-/// Exit codes, documented in the README. Kept in one table so every command agrees.
-pub mod exit {
-    /// Every host ended ok.
-    pub const OK: u8 = 0;
-    /// parc itself failed (I/O on the controller, an internal error).
-    pub const INTERNAL: u8 = 1;
-    /// Bad input: command line, inventory, pattern, profile, playbook, template.
-    pub const USAGE: u8 = 2;
-    /// At least one host failed (including hosts rolled back or degraded, and
-    /// hosts refused for a changed or revoked host key).
-    pub const HOSTS_FAILED: u8 = 3;
-    /// No host failed, but at least one was unreachable.
-    pub const HOSTS_UNREACHABLE: u8 = 4;
-    /// The environment lacks something (root, sshd, ...) for `parc lab`.
-    pub const ENVIRONMENT: u8 = 5;
-    /// An image does not match its manifest (`parc image verify`, or a deploy
-    /// refused before connecting).
-    pub const IMAGE_MISMATCH: u8 = 6;
+/// How a command ended, when it did not end in a [`ParcError`]: what
+/// [`exit_code`] turns into the process's exit status.
+#[derive(Debug, Clone)]
+pub enum Ended {
+    /// A local command (report, inventory, image build) did its work.
+    Done,
+    /// A run on hosts (run, facts, apply, plan, verify, image deploy/capture).
+    Run(Summary),
+    /// `parc rollback`: as a run, but restoring no host at all is a failure
+    /// (most likely a mistyped run id).
+    Rollback(Summary),
+    /// `parc image verify`: whether the image matches its manifest.
+    ImageChecked { matches: bool },
 }
 
-impl ParcError {
-    pub fn exit_code(&self) -> u8 {
+/// parc's exit statuses. The README's table is checked against
+/// [`Exit::ALL`] and [`Exit::meaning`] (see the tests below).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    Ok = 0,
+    Internal = 1,
+    Usage = 2,
+    HostsFailed = 3,
+    HostsUnreachable = 4,
+    Environment = 5,
+    ImageMismatch = 6,
+}
+
+impl Exit {
+    pub const ALL: [Exit; 7] = [
+        Exit::Ok,
+        Exit::Internal,
+        Exit::Usage,
+        Exit::HostsFailed,
+        Exit::HostsUnreachable,
+        Exit::Environment,
+        Exit::ImageMismatch,
+    ];
+
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// What the status means, as the README's exit-code table says it.
+    pub fn meaning(self) -> &'static str {
         match self {
-            ParcError::Playbook(crate::playbook::PlaybookError::Image { source, .. })
-                if matches!(**source, ImageError::Mismatch { .. }) =>
-            {
-                exit::IMAGE_MISMATCH
+            Exit::Ok => "every host ok (or changed)",
+            Exit::Internal => "parc itself failed (controller I/O, internal error)",
+            Exit::Usage => {
+                "bad input: command line, inventory, host pattern, profile, playbook, template \
+                 (also a template or `when` that fails to render for some host: nothing is sent \
+                 to that host)"
             }
-            ParcError::Inventory(_)
-            | ParcError::Pattern(_)
-            | ParcError::NoInventory
-            | ParcError::Playbook(_)
-            | ParcError::Profile(_)
-            | ParcError::VerifyTarget { .. }
-            | ParcError::VerifyNeedsHosts { .. }
-            | ParcError::NothingToVerify { .. }
-            | ParcError::ExtraVar { .. }
-            | ParcError::ExtraVarMapping { .. } => exit::USAGE,
-            ParcError::Lab(e) if e.is_environment() => exit::ENVIRONMENT,
-            ParcError::Report(
-                ReportError::NoRuns { .. }
-                | ReportError::UnknownRun { .. }
-                | ReportError::AmbiguousRun { .. },
-            ) => exit::USAGE,
-            ParcError::Report(_) => exit::INTERNAL,
-            ParcError::Lab(_) | ParcError::Output { .. } | ParcError::WriteFile { .. } => {
-                exit::INTERNAL
+            Exit::HostsFailed => {
+                "at least one host failed or was untrusted (changed or revoked host key; a \
+                 rollout aborted past its failure budget also ends here)"
             }
-            ParcError::Image(e) => match e {
-                ImageError::Mismatch { .. } => exit::IMAGE_MISMATCH,
-                ImageError::Io { .. } | ImageError::Capture { .. } => exit::INTERNAL,
-                ImageError::NoManifest { .. }
-                | ImageError::ManifestSyntax { .. }
-                | ImageError::ManifestVersion { .. }
-                | ImageError::ManifestInvalid { .. }
-                | ImageError::Unaligned { .. }
-                | ImageError::ChunkSize { .. }
-                | ImageError::Exists { .. } => exit::USAGE,
-            },
+            Exit::HostsUnreachable => "no host failed, but at least one was unreachable",
+            Exit::Environment => "`parc lab` lacks something on this machine (root, sshd, ...)",
+            Exit::ImageMismatch => "`parc image verify`: the image no longer matches its manifest",
         }
     }
 }
 
-/// Exit code for a finished run: bad input (a template that does not render
-/// for some host) outranks host failures, which outrank unreachable hosts.
-pub fn exit_for(summary: &Summary) -> u8 {
+/// The one place a command's end becomes an exit status.
+pub fn exit_code(result: &Result<Ended, ParcError>) -> Exit {
+    match result {
+        Ok(Ended::Done) => Exit::Ok,
+        Ok(Ended::Run(summary)) => run_exit(summary),
+        Ok(Ended::Rollback(summary)) => {
+            if summary.failed + summary.untrusted + summary.unreachable > 0 {
+                run_exit(summary)
+            } else if summary.rolled_back == 0 {
+                // No host had that journal: most likely a mistyped run id.
+                Exit::HostsFailed
+            } else {
+                Exit::Ok
+            }
+        }
+        Ok(Ended::ImageChecked { matches: true }) => Exit::Ok,
+        Ok(Ended::ImageChecked { matches: false }) => Exit::ImageMismatch,
+        Err(e) => error_exit(e),
+    }
+}
+
+/// A finished run: bad input (a template that does not render for some host)
+/// outranks host failures, which outrank unreachable hosts.
+fn run_exit(summary: &Summary) -> Exit {
     if summary.invalid_input > 0 {
-        exit::USAGE
+        Exit::Usage
     } else if summary.failed + summary.untrusted + summary.degraded + summary.rolled_back > 0 {
-        exit::HOSTS_FAILED
+        Exit::HostsFailed
     } else if summary.unreachable > 0 {
-        exit::HOSTS_UNREACHABLE
+        Exit::HostsUnreachable
     } else {
-        exit::OK
+        Exit::Ok
+    }
+}
+
+fn error_exit(e: &ParcError) -> Exit {
+    match e {
+        ParcError::Playbook(crate::playbook::PlaybookError::Image { source, .. })
+            if matches!(**source, ImageError::Mismatch { .. }) =>
+        {
+            Exit::ImageMismatch
+        }
+        ParcError::Inventory(_)
+        | ParcError::Pattern(_)
+        | ParcError::NoInventory
+        | ParcError::Playbook(_)
+        | ParcError::Profile(_)
+        | ParcError::VerifyTarget { .. }
+        | ParcError::VerifyNeedsHosts { .. }
+        | ParcError::NothingToVerify { .. }
+        | ParcError::ExtraVar { .. }
+        | ParcError::ExtraVarMapping { .. } => Exit::Usage,
+        ParcError::Lab(e) if e.is_environment() => Exit::Environment,
+        ParcError::Report(
+            ReportError::NoRuns { .. }
+            | ReportError::UnknownRun { .. }
+            | ReportError::AmbiguousRun { .. },
+        ) => Exit::Usage,
+        ParcError::Report(_) => Exit::Internal,
+        ParcError::Lab(_) | ParcError::Output { .. } | ParcError::WriteFile { .. } => {
+            Exit::Internal
+        }
+        ParcError::Image(e) => match e {
+            ImageError::Mismatch { .. } => Exit::ImageMismatch,
+            ImageError::Io { .. } | ImageError::Capture { .. } => Exit::Internal,
+            ImageError::NoManifest { .. }
+            | ImageError::ManifestSyntax { .. }
+            | ImageError::ManifestVersion { .. }
+            | ImageError::ManifestInvalid { .. }
+            | ImageError::Unaligned { .. }
+            | ImageError::ChunkSize { .. }
+            | ImageError::Exists { .. } => Exit::Usage,
+        },
     }
 }
 
@@ -142,8 +207,50 @@ mod tests {
             unreachable: 3,
             ..Summary::default()
         };
-        assert_eq!(exit_for(&s), exit::HOSTS_UNREACHABLE);
+        assert_eq!(
+            exit_code(&Ok(Ended::Run(s.clone()))),
+            Exit::HostsUnreachable
+        );
         s.add(HostState::Untrusted);
-        assert_eq!(exit_for(&s), exit::HOSTS_FAILED);
+        assert_eq!(exit_code(&Ok(Ended::Run(s))), Exit::HostsFailed);
+    }
+
+    /// The README's exit-code table says what [`Exit`] says: every code,
+    /// once, in order, with its meaning.
+    #[test]
+    fn the_readme_table_matches_the_exit_codes() {
+        let readme = include_str!("../README.md");
+        let section = readme
+            .split("\n## Exit codes\n")
+            .nth(1)
+            .expect("the README has an exit-code section");
+        let rows: Vec<(u8, String)> = section
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .skip(2) // header and separator
+            .map(|l| {
+                let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+                assert_eq!(cells.len(), 2, "row `{l}`");
+                (cells[0].parse().expect("a code"), cells[1].to_string())
+            })
+            .collect();
+        let expected: Vec<(u8, String)> = Exit::ALL
+            .iter()
+            .map(|e| (e.code(), e.meaning().to_string()))
+            .collect();
+        assert_eq!(rows, expected);
+    }
+
+    #[test]
+    fn a_rollback_that_restored_nothing_failed() {
+        let nothing = Summary::default();
+        assert_eq!(exit_code(&Ok(Ended::Rollback(nothing))), Exit::HostsFailed);
+        let restored = Summary {
+            rolled_back: 1,
+            ..Summary::default()
+        };
+        assert_eq!(exit_code(&Ok(Ended::Rollback(restored.clone()))), Exit::Ok);
+        assert_eq!(exit_code(&Ok(Ended::Run(restored))), Exit::HostsFailed);
     }
 }

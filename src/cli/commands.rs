@@ -7,17 +7,17 @@ use super::session::{Session, absolute, select};
 use super::{ApplyArgs, Cli, Command, FactsFormat, ReportFormat};
 use crate::engine::rollout::{self, RolloutOptions};
 use crate::engine::{adhoc, gather, rollback};
-use crate::error::{ParcError, exit, exit_for};
+use crate::error::{Ended, ParcError};
 use crate::events::Outcome;
 use crate::inventory::Vars;
 use crate::report::{self, ReportError, RunsDir};
 use crate::ui;
 
-pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
+pub async fn dispatch(cli: Cli) -> Result<Ended, ParcError> {
     match &cli.command {
         Command::Lab(cmd) => {
             crate::lab::cli::run(cmd.clone())?;
-            Ok(0)
+            Ok(Ended::Done)
         }
         Command::Run {
             pattern,
@@ -35,7 +35,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
             let (_, summary) =
                 adhoc::run(&s.ctx, &s.run_id, hosts, command.join(" "), max_output).await;
             s.finish(&cli).await;
-            Ok(exit_for(&summary))
+            Ok(Ended::Run(summary))
         }
         Command::Rollback {
             run_id,
@@ -50,16 +50,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
                 Session::start(&cli, *parallel, display, None, |ctx| select(ctx, limit))?;
             let (_, summary) = rollback::run(&s.ctx, &s.run_id, hosts, run_id.to_string()).await;
             s.finish(&cli).await;
-            Ok(
-                if summary.failed + summary.untrusted + summary.unreachable > 0 {
-                    exit_for(&summary)
-                } else if summary.rolled_back == 0 {
-                    // No host had that journal: most likely a mistyped run id.
-                    exit::HOSTS_FAILED
-                } else {
-                    exit::OK
-                },
-            )
+            Ok(Ended::Rollback(summary))
         }
         Command::Inventory { list: _ } => {
             let inventory =
@@ -73,7 +64,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
                 })?;
             text.push('\n');
             print(&text, "the inventory")?;
-            Ok(exit::OK)
+            Ok(Ended::Done)
         }
         Command::Image(cmd) => super::image::run(&cli, cmd).await,
         Command::Apply(args) => apply(&cli, args, args.check).await,
@@ -118,12 +109,12 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
                 };
                 print(&text, "facts")?;
             }
-            Ok(exit_for(&summary))
+            Ok(Ended::Run(summary))
         }
     }
 }
 
-async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<u8, ParcError> {
+async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<Ended, ParcError> {
     let playbook =
         crate::playbook::load(&args.playbook, &cli.allow_outside)?.with_tags(&args.tags.filter());
     let options = RolloutOptions {
@@ -146,7 +137,7 @@ async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<u8, ParcError
     })?;
     let (_, summary) = rollout::run(&s.ctx, &s.run_id, &playbook, play_hosts, &options).await;
     s.finish(cli).await;
-    Ok(exit_for(&summary))
+    Ok(Ended::Run(summary))
 }
 
 /// `parc report`: a past run, read back from its report.
@@ -155,7 +146,7 @@ fn show_report(
     run_id: Option<&str>,
     format: ReportFormat,
     html: bool,
-) -> Result<u8, ParcError> {
+) -> Result<Ended, ParcError> {
     let dir = RunsDir::new(&cli.runs_dir).find(run_id)?;
     let text = if html {
         // Absolute: it is pasted into tickets and browsers, not used from here.
@@ -179,7 +170,7 @@ fn show_report(
         }
     };
     print(&text, "the report")?;
-    Ok(exit::OK)
+    Ok(Ended::Done)
 }
 
 /// A command's result on stdout. Tables and CSV carry what hosts reported

@@ -11,7 +11,7 @@ use clap::Subcommand;
 use super::Cli;
 use super::session::{Session, select};
 use crate::engine::imaging;
-use crate::error::{ParcError, exit, exit_for};
+use crate::error::{Ended, ParcError};
 use crate::image::capture::CaptureJob;
 use crate::image::deploy::DeployJob;
 use crate::image::deploy::helper::Helper;
@@ -67,7 +67,7 @@ pub enum ImageCommand {
     },
 }
 
-pub async fn run(cli: &Cli, command: &ImageCommand) -> Result<u8, ParcError> {
+pub async fn run(cli: &Cli, command: &ImageCommand) -> Result<Ended, ParcError> {
     match command {
         ImageCommand::Build { image, chunk_size } => build(cli, image, chunk_size.as_u64()),
         ImageCommand::Verify { image } => verify(cli, image),
@@ -96,7 +96,7 @@ pub async fn run(cli: &Cli, command: &ImageCommand) -> Result<u8, ParcError> {
             let (s, hosts) = Session::start(cli, *parallel, quiet(), None, |ctx| select(ctx, to))?;
             let (_, summary) = imaging::deploy(&s.ctx, &s.run_id, hosts, job).await;
             s.finish(cli).await;
-            Ok(exit_for(&summary))
+            Ok(Ended::Run(summary))
         }
         ImageCommand::Capture {
             host,
@@ -114,7 +114,7 @@ pub async fn run(cli: &Cli, command: &ImageCommand) -> Result<u8, ParcError> {
             let (s, ()) = Session::start(cli, 1, quiet(), None, |_| Ok(()))?;
             let (_, summary) = imaging::capture(&s.ctx, &s.run_id, host.clone(), job).await;
             s.finish(cli).await;
-            Ok(exit_for(&summary))
+            Ok(Ended::Run(summary))
         }
     }
 }
@@ -151,7 +151,7 @@ fn say(text: &str) -> Result<(), ParcError> {
     })
 }
 
-fn build(cli: &Cli, path: &Path, chunk_size: u64) -> Result<u8, ParcError> {
+fn build(cli: &Cli, path: &Path, chunk_size: u64) -> Result<Ended, ParcError> {
     let started = Instant::now();
     let bar = hashing_bar(cli, path);
     let (manifest, manifest_path) = image::build(path, chunk_size, &|n| {
@@ -188,10 +188,10 @@ fn build(cli: &Cli, path: &Path, chunk_size: u64) -> Result<u8, ParcError> {
                 .iec(),
         ))?;
     }
-    Ok(exit::OK)
+    Ok(Ended::Done)
 }
 
-fn verify(cli: &Cli, path: &Path) -> Result<u8, ParcError> {
+fn verify(cli: &Cli, path: &Path) -> Result<Ended, ParcError> {
     let bar = hashing_bar(cli, path);
     let (manifest, differences) = image::verify(path, &|n| {
         if let Some(b) = &bar {
@@ -222,9 +222,5 @@ fn verify(cli: &Cli, path: &Path) -> Result<u8, ParcError> {
             path.display()
         ))?;
     }
-    Ok(if matches {
-        exit::OK
-    } else {
-        exit::IMAGE_MISMATCH
-    })
+    Ok(Ended::ImageChecked { matches })
 }

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::error::{ParcError, exit};
+use crate::error::{Exit, ParcError, exit_code};
 use crate::transport::known_hosts::HostKeyPolicy;
 
 #[derive(Debug, Parser)]
@@ -242,16 +242,14 @@ pub fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("parc: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::INTERNAL);
+            return ExitCode::from(Exit::Internal.code());
         }
     };
-    match runtime.block_on(commands::dispatch(cli)) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            report_error(&e);
-            ExitCode::from(e.exit_code())
-        }
+    let ended = runtime.block_on(commands::dispatch(cli));
+    if let Err(e) = &ended {
+        report_error(e);
     }
+    ExitCode::from(exit_code(&ended).code())
 }
 
 fn report_error(e: &ParcError) {

@@ -9,12 +9,12 @@ use super::{Cli, VerifyArgs, VerifyFormat};
 use crate::confine::Tree;
 use crate::engine::rollout::select_hosts;
 use crate::engine::verify::{self, VerifyPlay};
-use crate::error::{ParcError, exit_for};
+use crate::error::{Ended, ParcError};
 use crate::playbook::{self, Play, PlaySpec, Playbook};
 use crate::profile;
 use crate::verify::report;
 
-pub async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, ParcError> {
+pub async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<Ended, ParcError> {
     let playbook = load_target(&args.target, args.on.as_deref(), &cli.allow_outside)?
         .with_tags(&args.tags.filter());
     if playbook.plays.iter().all(|p| p.profile.verify.is_empty()) {
@@ -56,7 +56,7 @@ pub async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<u8, ParcError> {
         None if cli.json => {}
         None => super::commands::print(&text, "the verification result")?,
     }
-    Ok(exit_for(&summary))
+    Ok(Ended::Run(summary))
 }
 
 /// A playbook is a YAML list of plays, a profile a map: the file says which it
