@@ -220,8 +220,24 @@ parc_fetch() { # PATH...
   case $* in
     *"$PARC_BS"*) case $(tar --version 2>/dev/null) in *GNU*) set -- --no-unquote "$@" ;; esac ;;
   esac
-  tar -c -f - "$@" 2>/dev/null
+  # From $PARC_DIR: captured files (parc_cut) are named relative to it.
+  tar -C "${PARC_DIR:-/}" -c -f - "$@" 2>/dev/null
   return 0
+}
+
+# Cut every captured NAME (a file in $PARC_DIR) longer than MAX bytes to
+# MAX + 1: the controller receives a bounded prefix and knows it was cut. One
+# wc reads every size; only a file to cut costs a process of its own.
+parc_cut() { # MAX NAME...
+  _cm=$1; shift
+  for _c; do shift; [ ! -f "$PARC_DIR/$_c" ] || set -- "$@" "$PARC_DIR/$_c"; done
+  [ $# -gt 0 ] || return 0
+  wc -c -- "$@" > "$PARC_DIR/cut" 2>/dev/null || return 0
+  for _c; do
+    read -r _n _ || break
+    [ "$_n" -gt "$_cm" ] || continue
+    head -c "$((_cm + 1))" "$_c" > "$PARC_DIR/cut.part" && mv -f -- "$PARC_DIR/cut.part" "$_c"
+  done < "$PARC_DIR/cut"
 }
 
 # Emit a file's bytes as a blob (absent file: no blob). Only for files in

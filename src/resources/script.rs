@@ -35,8 +35,12 @@ pub struct Script {
     /// Where to record how to remove the staged files (a sh word), so that a
     /// restore can clean up after a run that died before renaming them.
     unstage_record: Option<String>,
-    /// Files whose content the probe returns, in one `tar -c` at its end.
+    /// Files whose content the probe returns, in one `tar -c` at its end:
+    /// paths on the host, then files the script wrote (see [`Script::capture`]).
     fetch: Vec<String>,
+    /// Names in `$PARC_DIR` given out by [`Script::capture`], with the size
+    /// past which each is cut.
+    captures: Vec<(String, u64)>,
     /// (record id, blob key, index in `fetch`, size limit) of each content
     /// asked for.
     wants: Vec<(String, String, usize, Option<u64>)>,
@@ -92,6 +96,21 @@ impl Script {
             quote(path),
             max.map(|m| format!(" {m}")).unwrap_or_default()
         )
+    }
+
+    /// A file in the script's private directory (a sh word) for the script to
+    /// write (a command's output, a bounded copy of a file), whose first
+    /// `max` + 1 bytes come back as blob `key` of record `id`: one byte more
+    /// than `max` says it was cut. Captured files travel in the probe's closing
+    /// tar, their sizes read by one `wc` for all of them: no process per file.
+    /// No blob when the script did not write the file.
+    pub fn capture(&mut self, id: &str, key: &str, max: u64) -> String {
+        let name = format!("capture.{}", self.captures.len());
+        self.fetch.push(name.clone());
+        self.wants
+            .push((id.to_string(), key.to_string(), self.fetch.len() - 1, None));
+        self.captures.push((name.clone(), max));
+        format!("\"$PARC_DIR/{name}\"")
     }
 
     /// Refuse to run (exit 1, nothing written) if a directory above `path` is
@@ -181,8 +200,22 @@ impl Script {
     /// The command line and stdin to send.
     pub fn finish(mut self) -> (String, Vec<u8>) {
         if !self.fetch.is_empty() {
-            let mut tail = String::from("set --\n");
+            let mut tail = String::new();
+            let mut by_max: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+            for (name, max) in &self.captures {
+                by_max.entry(*max).or_default().push(name);
+            }
+            for (max, names) in by_max {
+                tail.push_str(&format!("parc_cut {max} {}\n", names.join(" ")));
+            }
+            tail.push_str("set --\n");
             for (n, path) in self.fetch.iter().enumerate() {
+                if self.captures.iter().any(|(name, _)| name == path) {
+                    tail.push_str(&format!(
+                        "[ ! -f \"$PARC_DIR/{path}\" ] || set -- \"$@\" {path}\n"
+                    ));
+                    continue;
+                }
                 tail.push_str(&format!(
                     "[ -z \"${{PARC_WANT_{n}:-}}\" ] || set -- \"$@\" {}\n",
                     quote(path)

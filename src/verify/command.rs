@@ -40,8 +40,9 @@ impl Probe for CommandTest {
     }
 
     fn probe(&self, id: &str, s: &mut Script) {
-        let out = format!("\"$PARC_DIR/pv_out_{id}\"");
-        let err = format!("\"$PARC_DIR/pv_err_{id}\"");
+        // One extra byte tells the controller the output was cut.
+        let out = s.capture(id, "stdout", CONTENT_LIMIT as u64);
+        let err = s.capture(id, "stderr", CONTENT_LIMIT as u64);
         let run = format!("sh -c {} </dev/null >{out} 2>{err}", quote(&self.run));
         s.sh(&format!("pv_start {id}"));
         match &self.timeout {
@@ -51,9 +52,7 @@ impl Probe for CommandTest {
             )),
             None => s.sh(&run),
         }
-        s.sh(&format!(
-            "echo \"rc=$?\"; pv_blob stdout {out} {CONTENT_LIMIT}; pv_blob stderr {err} {CONTENT_LIMIT}; rm -f {out} {err}; pv_end"
-        ));
+        s.sh("echo \"rc=$?\"; pv_end");
     }
 
     fn evaluate(&self, probed: &Probed) -> Vec<Check> {

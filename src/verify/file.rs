@@ -36,8 +36,9 @@ impl Probe for FileTest {
         let p = quote(&self.path);
         s.sh(&format!("pv_start {id}; parc_stat {p}"));
         if self.contains.is_some() || self.matches.is_some() {
+            let copy = s.capture(id, "content", CONTENT_LIMIT as u64);
             s.sh(&format!(
-                "[ -f {p} ] && [ ! -L {p} ] && pv_blob content {p} {CONTENT_LIMIT}"
+                "[ -f {p} ] && [ ! -L {p} ] && pv_copy {p} {copy} {CONTENT_LIMIT}"
             ));
         }
         s.sh("pv_end");

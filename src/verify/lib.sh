@@ -17,4 +17,38 @@ pv_blob() {
   fi
 }
 
+# Copy at most MAX + 1 bytes of PATH to FILE, a file captured for the
+# controller (Script::capture): copied first because /proc files report no
+# size and change between two reads. Absent PATH: no copy, no blob.
+pv_copy() { # PATH FILE MAX
+  if [ -r "$1" ] && [ ! -d "$1" ]; then head -c "$(($3 + 1))" "$1" > "$2" 2>/dev/null; fi
+}
+
 pv_have() { command -v "$1" >/dev/null 2>&1; }
+
+# The first line of VALUE (a tool's output), as parc_kv prints it under KEY;
+# nothing when it is empty.
+pv_kv_line() { # KEY VALUE
+  [ -z "$2" ] || parc_kv "$1" "${2%%"$PARC_NL"*}"
+}
+
+# found=yes and f3=, f4=, ... (the colon-separated fields from the third) of
+# DB's (passwd or group) entry NAME, through getent (LDAP and SSSD accounts
+# count), else read from /etc/DB by the shell (busybox). Values go through
+# parc_kv: a local user's comment field cannot add a field or a record.
+pv_entry() { # DB NAME
+  pv_e=
+  if pv_have getent; then pv_e=$(getent "$1" "$2" 2>/dev/null)
+  elif [ -r "/etc/$1" ]; then
+    while IFS= read -r pv_l; do case $pv_l in "$2":*) pv_e=$pv_l; break ;; esac; done < "/etc/$1"
+  fi
+  pv_e=${pv_e%%"$PARC_NL"*}
+  case $pv_e in ''|:*) return 0 ;; esac
+  echo found=yes
+  pv_i=0 pv_ifs=$IFS
+  set -f; IFS=:
+  # shellcheck disable=SC2086 # split on colons, globbing off
+  set -- $pv_e
+  IFS=$pv_ifs; set +f
+  for pv_f; do pv_i=$((pv_i + 1)); [ "$pv_i" -lt 3 ] || parc_kv "f$pv_i" "$pv_f"; done
+}

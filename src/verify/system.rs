@@ -32,13 +32,19 @@ impl Probe for PackageTest {
         s.sh(&format!("pv_start {id}"));
         s.sh(&format!(
             "if pv_have dpkg-query; then echo manager=dpkg
-  dpkg-query -W -f='${{Status}}\\n${{Version}}\\n' {n} 2>/dev/null | awk 'NR == 1 && $NF == \"installed\" {{ i = 1 }} NR == 2 && i {{ print \"installed=yes\"; print \"version=\" $0 }}'
+  pv_o=$(dpkg-query -W -f='${{Status}}\\n${{Version}}\\n' {n} 2>/dev/null)
+  case ${{pv_o%%\"$PARC_NL\"*}} in
+    *' installed') echo installed=yes; pv_kv_line version \"${{pv_o#*\"$PARC_NL\"}}\" ;;
+  esac
 elif pv_have rpm; then echo manager=rpm
-  rpm -q --qf '%{{VERSION}}-%{{RELEASE}}\\n' {n} 2>/dev/null | awk 'NR == 1 && !/ is not installed/ {{ print \"installed=yes\"; print \"version=\" $0 }}'
+  if pv_o=$(rpm -q --qf '%{{VERSION}}-%{{RELEASE}}\\n' {n} 2>/dev/null); then
+    echo installed=yes; pv_kv_line version \"$pv_o\"
+  fi
 elif pv_have apk; then echo manager=apk
-  pv_n={n} awk '/^P:/ {{ p = (substr($0, 3) == ENVIRON[\"pv_n\"]) }} p && /^V:/ {{ print \"installed=yes\"; print \"version=\" substr($0, 3); exit }}' /lib/apk/db/installed 2>/dev/null
+  pv_o=$(pv_n={n} awk '/^P:/ {{ p = (substr($0, 3) == ENVIRON[\"pv_n\"]) }} p && /^V:/ {{ print substr($0, 3); exit }}' /lib/apk/db/installed 2>/dev/null)
+  [ -z \"$pv_o\" ] || {{ echo installed=yes; pv_kv_line version \"$pv_o\"; }}
 elif pv_have pacman; then echo manager=pacman
-  pacman -Q {n} 2>/dev/null | awk 'NR == 1 {{ print \"installed=yes\"; print \"version=\" $2 }}'
+  if pv_o=$(pacman -Q {n} 2>/dev/null); then echo installed=yes; pv_o=${{pv_o%%\"$PARC_NL\"*}}; pv_kv_line version \"${{pv_o#* }}\"; fi
 else echo manager=none; fi"
         ));
         s.sh("pv_end");
@@ -99,8 +105,8 @@ impl Probe for ServiceTest {
         s.sh(&format!(
             "pv_start {id}
 if [ -d /run/systemd/system ] && pv_have systemctl; then echo systemd=yes
-  systemctl is-active -- {n} 2>/dev/null | awk 'NR == 1 {{ print \"active=\" $0 }}'
-  systemctl is-enabled -- {n} 2>/dev/null | awk 'NR == 1 {{ print \"enabled=\" $0 }}'
+  pv_kv_line active \"$(systemctl is-active -- {n} 2>/dev/null)\"
+  pv_kv_line enabled \"$(systemctl is-enabled -- {n} 2>/dev/null)\"
 fi
 pv_end"
         ));
@@ -167,7 +173,9 @@ else
     pv_a=$(nslookup \"$pv_n\" 2>/dev/null | awk '/^Name:/ {{ n = 1; next }} n && /^Address/ {{ sub(/^Address( [0-9]+)?:[ \t]*/, \"\"); print $1 }}')
   fi
 fi
-printf '%s\\n' \"$pv_a\" | awk 'NF {{ a = a (a == \"\" ? \"\" : \" \") $1 }} END {{ print \"addresses=\" a }}'
+pv_s=; set -f
+for pv_x in $pv_a; do pv_s=\"$pv_s${{pv_s:+ }}$pv_x\"; done
+set +f; parc_kv addresses \"$pv_s\"
 pv_end",
             n = quote(&self.name)
         ));
@@ -220,9 +228,10 @@ impl Probe for MountTest {
     }
 
     fn probe(&self, id: &str, s: &mut Script) {
+        let limit = super::probe::CONTENT_LIMIT;
+        let copy = s.capture(id, "mounts", limit as u64);
         s.sh(&format!(
-            "pv_start {id}; pv_blob mounts /proc/mounts {}; pv_end",
-            super::probe::CONTENT_LIMIT
+            "pv_start {id}; pv_copy /proc/mounts {copy} {limit}; pv_end"
         ));
     }
 
@@ -322,7 +331,8 @@ impl Probe for KernelParamTest {
     fn probe(&self, id: &str, s: &mut Script) {
         s.sh(&format!("pv_start {id}"));
         if let Some(path) = self.proc_path() {
-            s.sh(&format!("pv_blob value {} 65536", quote(&path)));
+            let copy = s.capture(id, "value", 65536);
+            s.sh(&format!("pv_copy {} {copy} 65536", quote(&path)));
         }
         s.sh("pv_end");
     }

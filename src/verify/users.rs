@@ -40,12 +40,7 @@ fn yes() -> bool {
 /// sh printing `found=yes` and `f3=`, `f4=`, ... (the colon-separated fields
 /// from the third) of the `db` entry (passwd or group) named `name`.
 fn entry(db: &str, name: &str) -> String {
-    let n = quote(name);
-    format!(
-        "if pv_have getent; then pv_e=$(getent {db} {n}); \
-         else pv_e=$(pv_n={n} awk -F: '$1 == ENVIRON[\"pv_n\"]' /etc/{db}); fi; \
-         printf '%s\\n' \"$pv_e\" | awk -F: 'NR == 1 && $1 != \"\" {{ print \"found=yes\"; for (i = 3; i <= NF; i++) print \"f\" i \"=\" $i }}'"
-    )
+    format!("pv_entry {db} {}", quote(name))
 }
 
 /// Every name in `want` is in `have`.
@@ -83,7 +78,7 @@ impl Probe for UserTest {
         s.sh(&entry("passwd", &self.name));
         if !self.groups.is_empty() {
             s.sh(&format!(
-                "id -Gn {} 2>/dev/null | awk 'NR == 1 {{ print \"groups=\" $0 }}'",
+                "pv_kv_line groups \"$(id -Gn -- {} 2>/dev/null)\"",
                 quote(&self.name)
             ));
         }

@@ -4,6 +4,7 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
+pub mod procs;
 pub mod state;
 
 use std::fs::{File, OpenOptions, TryLockError};
