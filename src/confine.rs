@@ -11,10 +11,13 @@
 //! Only regular files are read ([`read_regular`]): a FIFO or a device named
 //! as a profile, template or inventory would block parc or feed it forever.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use sha2::{Digest, Sha256};
 
 use crate::location::Location;
 
@@ -58,6 +61,17 @@ pub struct Tree {
     root: PathBuf,
     /// Resolved `--allow-outside` directories.
     allowed: Arc<[PathBuf]>,
+    /// Files read by [`Tree::read_shared`], shared by every clone of the tree.
+    shared: Arc<Mutex<Shared>>,
+}
+
+/// Contents handed out by [`Tree::read_shared`] that some host still holds,
+/// by resolved path and by digest. Weak: a content no host holds any more is
+/// freed, and read again if a later host needs it.
+#[derive(Debug, Default)]
+struct Shared {
+    by_path: HashMap<PathBuf, Weak<Vec<u8>>>,
+    by_digest: HashMap<[u8; 32], Weak<Vec<u8>>>,
 }
 
 impl Tree {
@@ -73,6 +87,7 @@ impl Tree {
             dir: dir.to_path_buf(),
             root: resolved_dir(dir),
             allowed: allow_outside.iter().map(|d| resolved_dir(d)).collect(),
+            shared: Arc::default(),
         }
     }
 
@@ -146,6 +161,34 @@ impl Tree {
             },
             other => other,
         })
+    }
+
+    /// The bytes of a regular file inside the tree, as one buffer shared by
+    /// every caller (every host of a run renders from a clone of its
+    /// profile's tree): a file is read once while any host holds it, and
+    /// files with the same content share one buffer. A 20 MiB wallpaper sent
+    /// to 500 hosts is then 20 MiB on the controller, not 10 GB. The path is
+    /// checked on every call, as [`Tree::read`] does.
+    pub fn read_shared(&self, path: &Path) -> Result<Arc<Vec<u8>>, ReadError> {
+        let resolved = self.resolve(path)?;
+        // Held while reading: hosts asking for the same file wait for the
+        // one read instead of each making a copy.
+        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(data) = shared.by_path.get(&resolved).and_then(Weak::upgrade) {
+            return Ok(data);
+        }
+        let data = self.read(path)?;
+        let digest: [u8; 32] = Sha256::digest(&data).into();
+        let data = shared
+            .by_digest
+            .get(&digest)
+            .and_then(Weak::upgrade)
+            .unwrap_or_else(|| Arc::new(data));
+        shared.by_path.retain(|_, d| d.strong_count() > 0);
+        shared.by_digest.retain(|_, d| d.strong_count() > 0);
+        shared.by_path.insert(resolved, Arc::downgrade(&data));
+        shared.by_digest.insert(digest, Arc::downgrade(&data));
+        Ok(data)
     }
 
     /// The text of a regular file inside the tree.

@@ -4,26 +4,9 @@
 
 mod common;
 
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::Stdio;
 
-use common::TestLab;
-
-/// Run `command` to its end; its exit status and peak resident memory in KiB,
-/// from the kernel's own accounting of that one child.
-// The child is reaped by wait4 here, which std cannot see.
-#[allow(clippy::zombie_processes)]
-fn run_measured(command: &mut Command) -> (ExitStatus, u64) {
-    let child = command.spawn().unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 fills it for this
-    // child only, which std has not reaped (its Child is never waited on).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
-    (ExitStatus::from_raw(status), usage.ru_maxrss as u64)
-}
+use common::{TestLab, run_measured};
 
 #[test]
 fn a_host_printing_500_mib_costs_the_controller_little_memory_and_report() {

@@ -222,10 +222,11 @@ impl Renderer {
         false
     }
 
-    /// Bytes of `files/<name>`, copied verbatim.
-    pub fn read_file(&self, name: &str, at: &Location) -> Result<Vec<u8>, RenderError> {
+    /// Bytes of `files/<name>`, copied verbatim; one buffer shared by every
+    /// host of the run (see [`Tree::read_shared`]).
+    pub fn read_file(&self, name: &str, at: &Location) -> Result<Arc<Vec<u8>>, RenderError> {
         self.tree
-            .read(&Path::new(FILES).join(name))
+            .read_shared(&Path::new(FILES).join(name))
             .map_err(|e| RenderError::At {
                 location: at.clone(),
                 message: format!("source file: {e}"),
@@ -312,13 +313,13 @@ impl Renderer {
                 });
             }
             let bytes = if let Some(c) = &f.content {
-                Some(c.clone().into_bytes())
+                Some(Arc::new(c.clone().into_bytes()))
             } else if let Some(src) = &f.src {
                 Some(self.read_file(src, &at("src"))?)
             } else if let Some(t) = &f.template {
                 let (text, secret) = self.render_template(t, ctx, &at("template"), redactor)?;
                 out.tainted |= secret;
-                Some(text.into_bytes())
+                Some(Arc::new(text.into_bytes()))
             } else {
                 None
             };
@@ -329,7 +330,7 @@ impl Renderer {
             {
                 text.lines().for_each(|line| redactor.taint(line));
             }
-            f.resolved = bytes.map(std::sync::Arc::new);
+            f.resolved = bytes;
         }
         if let Resource::Package(p) = &mut out.value
             && let Some(deb) = &p.deb

@@ -17,6 +17,7 @@ mod group;
 mod line;
 mod package;
 mod path_state;
+mod payload;
 mod plan;
 pub mod script;
 mod service;

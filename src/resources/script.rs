@@ -11,7 +11,9 @@
 //! after an `@@tar` line.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use super::payload::Payload;
 use super::stage::Stage;
 use crate::transport::{ExitStatus, Transport, TransportError, quote};
 
@@ -23,7 +25,7 @@ pub const LIB: &str = include_str!("lib.sh");
 pub struct Script {
     body: String,
     /// Bytes the script reads by offset (`stash`), after the staging archive.
-    payload: Vec<u8>,
+    payload: Payload,
     /// Paths given to [`Script::stat`], in the order the body reads them.
     stats: Vec<String>,
     /// Files installed through staging (see [`super::stage`]).
@@ -132,7 +134,14 @@ impl Script {
     /// `parc_put`. Offsets count from `$PARC_STASH`.
     pub fn stash(&mut self, data: &[u8]) -> (usize, usize) {
         let off = self.payload.len();
-        self.payload.extend_from_slice(data);
+        self.payload.push(data.to_vec());
+        (off, data.len())
+    }
+
+    /// [`Script::stash`] a content shared with other hosts, uncopied.
+    fn stash_shared(&mut self, data: &Arc<Vec<u8>>) -> (usize, usize) {
+        let off = self.payload.len();
+        self.payload.push_shared(data.clone());
         (off, data.len())
     }
 
@@ -143,7 +152,7 @@ impl Script {
     /// writes the temp file itself.
     pub fn put(
         &mut self,
-        data: &[u8],
+        data: &Arc<Vec<u8>>,
         dest: &str,
         mode: Option<u32>,
         owner: Option<&str>,
@@ -157,7 +166,7 @@ impl Script {
             return line;
         }
         let (owner, group) = (quote(o), quote(g));
-        let (off, len) = self.stash(data);
+        let (off, len) = self.stash_shared(data);
         format!(
             "parc_put {off} {len} {} {} {owner} {group}",
             quote(dest),
@@ -198,7 +207,7 @@ impl Script {
     }
 
     /// The command line and stdin to send.
-    pub fn finish(mut self) -> (String, Vec<u8>) {
+    pub fn finish(mut self) -> (String, Payload) {
         if !self.fetch.is_empty() {
             let mut tail = String::new();
             let mut by_max: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
@@ -228,7 +237,7 @@ impl Script {
         // how to remove the staged files, the staging, one sync.
         let mut barrier = String::new();
         let mut sync: Vec<String> = self.durable.clone();
-        let mut archive = Vec::new();
+        let mut archive = Payload::default();
         let mut functions = String::new();
         match std::mem::take(&mut self.stage).finish() {
             Some(Ok(staged)) => {
@@ -292,8 +301,8 @@ impl Script {
             archive.len(),
         );
         let mut stdin = archive;
-        stdin.extend_from_slice(&self.payload);
-        stdin.extend_from_slice(self.body.as_bytes());
+        stdin.append(self.payload);
+        stdin.push(self.body.into_bytes());
         (command, stdin)
     }
 
@@ -301,7 +310,7 @@ impl Script {
     pub async fn run(self, t: &dyn Transport) -> Result<ScriptOutput, ScriptError> {
         let (fetch, wants) = (self.fetch.clone(), self.wants.clone());
         let (command, stdin) = self.finish();
-        let out = t.exec_capture(&command, &stdin).await?;
+        let out = t.exec_collect(&command, &mut stdin.reader()).await?;
         let (mut records, archive) = parse(&out.stdout)?;
         let files = archive.map(read_fetched).unwrap_or_default();
         for (id, key, n, max) in wants {
@@ -645,7 +654,7 @@ mod tests {
         let b = dir.path().join("b$(touch pwned)");
         let mut s = Script::new();
         let put_a = s.put(
-            b"first\n",
+            &Arc::new(b"first\n".to_vec()),
             a.to_str().unwrap(),
             Some(0o600),
             None,
@@ -653,7 +662,7 @@ mod tests {
             None,
         );
         let put_b = s.put(
-            b"\x00binary\xff",
+            &Arc::new(b"\x00binary\xff".to_vec()),
             b.to_str().unwrap(),
             None,
             None,
@@ -695,9 +704,23 @@ mod tests {
             let b = format!("{root}/b\nline");
             let c = format!("{root}/never");
             let mut s = Script::new();
-            let put_a = s.put(b"\x00a\xff", &a, Some(0o640), None, None, Some(root));
-            let put_b = s.put(b"b", &b, Some(0o4755), Some("root"), None, Some(root));
-            let put_c = s.put(b"c", &c, None, None, None, Some(root));
+            let put_a = s.put(
+                &Arc::new(b"\x00a\xff".to_vec()),
+                &a,
+                Some(0o640),
+                None,
+                None,
+                Some(root),
+            );
+            let put_b = s.put(
+                &Arc::new(b"b".to_vec()),
+                &b,
+                Some(0o4755),
+                Some("root"),
+                None,
+                Some(root),
+            );
+            let put_c = s.put(&Arc::new(b"c".to_vec()), &c, None, None, None, Some(root));
             for put in [&put_a, &put_b, &put_c] {
                 assert!(put.starts_with("parc_mv "), "{put}");
             }
@@ -746,7 +769,14 @@ mod tests {
         let mut steps = String::new();
         for (n, (dest, data)) in puts.iter().enumerate() {
             let stage = if dest.contains("missing") { root } else { &d };
-            let put = s.put(data.as_bytes(), dest, None, None, None, Some(stage));
+            let put = s.put(
+                &Arc::new(data.as_bytes().to_vec()),
+                dest,
+                None,
+                None,
+                None,
+                Some(stage),
+            );
             steps.push_str(&format!("step_{n}() {{\n{put}\n}}\n"));
         }
         let batch = s.rename_together(from..s.staged()).unwrap();

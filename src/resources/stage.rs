@@ -21,11 +21,14 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
+use super::payload::Payload;
 use crate::transport::quote;
 
 struct File {
-    data: Vec<u8>,
+    /// Shared with every other host installing the same content.
+    data: Arc<Vec<u8>>,
     /// The directory the temp file is created in.
     dir: String,
     dest: String,
@@ -55,8 +58,9 @@ struct Names {
 
 /// A finished stage, for [`super::script::Script::finish`].
 pub(super) struct Staged {
-    /// The tar archive, first on the script's stdin.
-    pub archive: Vec<u8>,
+    /// The tar archive, first on the script's stdin; the files' contents
+    /// in it are the shared buffers, not copies.
+    pub archive: Payload,
     /// sh: the temp path variables and the functions `parc_stage`,
     /// `parc_unstage` and `parc_batch_N`.
     pub functions: String,
@@ -72,7 +76,7 @@ impl Stage {
     /// extracting under `/` would not put the file where the step looks.
     pub fn add(
         &mut self,
-        data: &[u8],
+        data: &Arc<Vec<u8>>,
         dir: &str,
         dest: &str,
         mode: u32,
@@ -84,7 +88,7 @@ impl Stage {
         }
         let n = self.files.len();
         self.files.push(File {
-            data: data.to_vec(),
+            data: data.clone(),
             dir: dir.trim_end_matches('/').to_string(),
             dest: dest.to_string(),
             mode,
@@ -228,21 +232,29 @@ impl Stage {
     }
 
     /// The archive (batch directories first, mode 0700), and the offset of
-    /// each file's data in it (for the dd fallback).
-    fn archive(&self, names: &Names) -> Result<(Vec<u8>, Vec<usize>), std::io::Error> {
+    /// each file's data in it (for the dd fallback). tar writes the headers
+    /// (long names included); each file's data is its shared buffer, then
+    /// the zeros that pad it to a block.
+    fn archive(&self, names: &Names) -> Result<(Payload, Vec<usize>), std::io::Error> {
         let mut archive = tar::Builder::new(Vec::new());
         for dir in &names.dirs {
             let mut header = header(0o700, 0, tar::EntryType::Directory)?;
             archive.append_data(&mut header, dir.trim_start_matches('/'), std::io::empty())?;
         }
+        let mut payload = Payload::default();
         let mut offsets = Vec::new();
         for (file, tmp) in self.files.iter().zip(&names.temps) {
-            let mut header = header(file.mode, file.data.len(), tar::EntryType::Regular)?;
-            archive.append_data(&mut header, tmp.trim_start_matches('/'), &file.data[..])?;
-            let end = archive.get_ref().len();
-            offsets.push(end - file.data.len().div_ceil(512) * 512);
+            let len = file.data.len();
+            let mut header = header(file.mode, len, tar::EntryType::Regular)?;
+            // An empty reader: tar writes the header (sized `len`) alone.
+            archive.append_data(&mut header, tmp.trim_start_matches('/'), std::io::empty())?;
+            payload.push(std::mem::take(archive.get_mut()));
+            offsets.push(payload.len());
+            payload.push_shared(file.data.clone());
+            payload.push(vec![0; len.next_multiple_of(512) - len]);
         }
-        Ok((archive.into_inner()?, offsets))
+        payload.push(archive.into_inner()?);
+        Ok((payload, offsets))
     }
 
     /// The files of `run` whose renames can share one `mv`: root's, written
@@ -306,12 +318,14 @@ fn token() -> String {
 #[cfg(test)]
 mod tests {
     use super::Stage;
+    use std::sync::Arc;
 
     #[test]
     fn one_mv_renames_a_runs_files_bound_for_one_directory() {
         let mut stage = Stage::default();
         let add = |s: &mut Stage, dest: &str, owner: &str| {
-            s.add(b"x", "/d", dest, 0o644, owner, "").unwrap()
+            s.add(&Arc::new(b"x".to_vec()), "/d", dest, 0o644, owner, "")
+                .unwrap()
         };
         assert_eq!(
             add(&mut stage, "/d/before", ""),

@@ -175,11 +175,18 @@ pub trait Transport: Send + Sync {
     /// Run a command with in-memory stdin and collect its output.
     async fn exec_capture(&self, command: &str, stdin: &[u8]) -> Result<Output, TransportError> {
         let mut input = stdin;
+        self.exec_collect(command, &mut input).await
+    }
+
+    /// Run a command with streamed stdin and collect its output.
+    async fn exec_collect(
+        &self,
+        command: &str,
+        stdin: &mut (dyn AsyncRead + Send + Unpin),
+    ) -> Result<Output, TransportError> {
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
-        let status = self
-            .exec(command, &mut input, &mut stdout, &mut stderr)
-            .await?;
+        let status = self.exec(command, stdin, &mut stdout, &mut stderr).await?;
         stdout.flush().await.ok();
         Ok(Output {
             status,

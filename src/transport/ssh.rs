@@ -21,8 +21,10 @@ use super::{ExitStatus, Transport, TransportError};
 
 /// Channels opened at once on one connection: below OpenSSH's `MaxSessions 10`.
 const MAX_CHANNELS: usize = 8;
-/// Bytes of a command's stdin read at once and handed to russh.
-const STDIN_READ: usize = 256 * 1024;
+/// Bytes of a command's stdin read at once and handed to russh: two of
+/// OpenSSH's 32 KiB packets. Each channel holds its chunks until russh has
+/// sent them, within the server's window, so this is memory per host.
+const STDIN_READ: usize = 64 * 1024;
 
 /// Everything needed to open a connection, after inventory, `~/.ssh/config` and
 /// defaults were merged (see `engine::connect`).
@@ -337,12 +339,14 @@ impl Transport for SshTransport {
             // `data(reader)` would copy through an 8 KiB buffer and so send 8 KiB
             // SSH packets; large reads let russh fill packets up to the server's
             // maximum (32 KiB for OpenSSH), which matters for multi-GiB streams.
-            let mut buf = vec![0u8; STDIN_READ];
+            // Each chunk is read into its own buffer and handed over as it is.
             let sent = loop {
-                match stdin.read(&mut buf).await {
+                let mut chunk = vec![0u8; STDIN_READ];
+                match stdin.read(&mut chunk).await {
                     Ok(0) => break Ok(()),
                     Ok(n) => {
-                        if let Err(e) = write.data_bytes(buf[..n].to_vec()).await {
+                        chunk.truncate(n);
+                        if let Err(e) = write.data_bytes(chunk).await {
                             break Err(e);
                         }
                     }

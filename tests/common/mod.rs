@@ -10,8 +10,9 @@ pub mod state;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, ExitStatus, Output};
 use std::time::Duration;
 
 /// Lock files for subnets handed to test labs. Shared by all test processes on the
@@ -234,4 +235,20 @@ pub fn finished(ev: &[serde_json::Value]) -> Vec<&serde_json::Value> {
     ev.iter()
         .filter(|e| e["event"] == "host_finished")
         .collect()
+}
+
+/// Run `command` to its end; its exit status and peak resident memory in KiB,
+/// from the kernel's own accounting of that one child.
+// The child is reaped by wait4 here, which std cannot see.
+#[allow(clippy::zombie_processes)]
+pub fn run_measured(command: &mut Command) -> (ExitStatus, u64) {
+    let child = command.spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 fills it for this
+    // child only, which std has not reaped (its Child is never waited on).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
+    (ExitStatus::from_raw(status), usage.ru_maxrss as u64)
 }

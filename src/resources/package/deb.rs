@@ -40,7 +40,7 @@ pub enum DebError {
 }
 
 impl DebFile {
-    pub fn parse(data: Vec<u8>) -> Result<DebFile, DebError> {
+    pub fn parse(data: Arc<Vec<u8>>) -> Result<DebFile, DebError> {
         let control = control_file(&data)?;
         let package = field(&control, "Package").ok_or(DebError::MissingField("Package"))?;
         let version = field(&control, "Version").ok_or(DebError::MissingField("Version"))?;
@@ -59,7 +59,7 @@ impl DebFile {
             return Err(DebError::MissingField("Version"));
         }
         Ok(DebFile {
-            data: Arc::new(data),
+            data,
             package,
             version,
         })
@@ -142,7 +142,8 @@ mod tests {
     fn reads_name_and_version_whatever_the_compression() {
         let dir = tempfile::tempdir().unwrap();
         for compression in ["xz", "gzip", "zstd", "none"] {
-            let deb = DebFile::parse(build_deb(dir.path(), "parc-tool", compression)).unwrap();
+            let deb =
+                DebFile::parse(Arc::new(build_deb(dir.path(), "parc-tool", compression))).unwrap();
             assert_eq!(deb.package, "parc-tool", "{compression}");
             assert_eq!(deb.version, "1:2.0-1", "{compression}");
         }
@@ -150,9 +151,9 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_deb() {
-        let e = DebFile::parse(b"#!/bin/sh\necho hello\n".to_vec()).unwrap_err();
+        let e = DebFile::parse(Arc::new(b"#!/bin/sh\necho hello\n".to_vec())).unwrap_err();
         assert!(matches!(e, DebError::NotDeb(_)), "{e}");
-        let e = DebFile::parse(b"!<arch>\n".to_vec()).unwrap_err();
+        let e = DebFile::parse(Arc::new(b"!<arch>\n".to_vec())).unwrap_err();
         assert!(e.to_string().contains("no control.tar member"), "{e}");
     }
 
