@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::engine::output::{HostBytes, OutputStream};
 use crate::facts::Facts;
 use crate::render::Redactor;
 use crate::transport::ExitStatus;
@@ -73,9 +74,10 @@ pub enum Outcome {
     /// `parc run`: the command ran; success is decided by its exit status.
     Command {
         status: ExitStatus,
-        /// The start of the output, at most `--max-output` bytes of it.
-        stdout: String,
-        stderr: String,
+        /// The start of the output, at most `--max-output` bytes of it
+        /// (already shown as it came, by [`Event::HostOutput`]).
+        stdout: HostBytes,
+        stderr: HostBytes,
         /// The stream's full size, when it was longer than what was kept.
         #[serde(skip_serializing_if = "Option::is_none")]
         stdout_cut_from: Option<u64>,
@@ -440,6 +442,15 @@ pub enum Event {
         host: String,
         done_bytes: u64,
         total_bytes: u64,
+    },
+    /// Bytes a command printed on a host (`parc run`), sent as they arrive,
+    /// until the stream's `--max-output`: the rest is only counted, and the
+    /// host's result says how much there was. A chunk ends on a character
+    /// boundary when the output is UTF-8, not on a line.
+    HostOutput {
+        host: String,
+        stream: OutputStream,
+        chunk: HostBytes,
     },
     HostFinished {
         host: String,

@@ -34,9 +34,12 @@ fn run_prints_every_hostname_and_facts_gives_one_record_per_host() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = stdout(&out);
+    // Each host's output line after its name: `ws-001: ws-001`.
     let names: BTreeSet<&str> = text
         .lines()
-        .filter_map(|l| l.strip_prefix("    "))
+        .filter_map(|l| l.split_once(": "))
+        .filter(|(host, name)| host == name)
+        .map(|(_, name)| name)
         .collect();
     assert_eq!(
         names.len(),

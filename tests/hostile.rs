@@ -182,6 +182,69 @@ fn symlinked_parents_are_refused() {
     assert!(profile_d.join("x.sh").exists());
 }
 
+/// A directory root owns but others may write in, without the sticky bit
+/// (an admin's `chmod 777 /srv/drop`, a group-writable `/srv/team`): any user
+/// who can write there can rename what parc checked and put their own
+/// directory or link in its place between parc's look and its write. Refused
+/// like a link or another user's directory, naming the directory; a sticky
+/// one (/tmp) is fine, and `follow: true` says the place is trusted.
+#[test]
+fn writable_parents_without_the_sticky_bit_are_refused() {
+    let lab = TestLab::start(1);
+    sh(
+        &lab,
+        "mkdir -p /srv/drop/app /srv/team/app && chmod 0777 /srv/drop && chmod 2775 /srv/team \
+         && mkdir -p /tmp/parc-sticky",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for (path, unsafe_dir, how) in [
+        ("/srv/drop/app/secret.conf", "/srv/drop", "others"),
+        ("/srv/team/app/secret.conf", "/srv/team", "its group"),
+    ] {
+        for resource in [
+            format!("file: {{path: {path}, content: \"k=v\\n\", mode: '0600'}}"),
+            format!("line: {{path: {path}, line: 'k=v'}}"),
+            format!("dir: {{path: {path}.d}}"),
+            format!("symlink: {{path: {path}.link, target: /etc/hostname}}"),
+        ] {
+            let pb = playbook(dir.path(), &format!("resources:\n  - {resource}\n"));
+            let (out, ev) = lab.apply_json(&pb);
+            assert!(!out.status.success(), "{resource}: {out:?}");
+            for p in [
+                path.to_string(),
+                format!("{path}.d"),
+                format!("{path}.link"),
+            ] {
+                assert!(!on_host(&lab, &p).exists(), "{resource}: {p} written");
+            }
+            let report = errors(&ev);
+            assert!(
+                report.contains(&format!("unsafe path: {unsafe_dir} "))
+                    && report.contains(&format!("{how} may write")),
+                "{resource}: {report}"
+            );
+        }
+    }
+
+    // The sticky bit keeps others from renaming what is not theirs.
+    let pb = playbook(
+        dir.path(),
+        "resources:\n  - file: {path: /tmp/parc-sticky/x, content: \"a\\n\"}\n",
+    );
+    let (out, _) = lab.apply_json(&pb);
+    assert!(out.status.success(), "{out:?}");
+    assert!(on_host(&lab, "/tmp/parc-sticky/x").exists());
+
+    // `follow: true` says the place is trusted.
+    let pb = playbook(
+        dir.path(),
+        "resources:\n  - file: {path: /srv/drop/app/secret.conf, content: \"k=v\\n\", follow: true}\n",
+    );
+    let (out, _) = lab.apply_json(&pb);
+    assert!(out.status.success(), "{out:?}");
+    assert!(on_host(&lab, "/srv/drop/app/secret.conf").exists());
+}
+
 /// Shell syntax in values an operator or a profile gives never runs.
 #[test]
 fn values_with_shell_syntax_never_run() {

@@ -32,6 +32,13 @@ fn a_host_printing_500_mib_costs_the_controller_little_memory_and_report() {
 
     let printed = std::fs::read_to_string(&stdout).unwrap();
     let shown = printed.replace("\\x00", "");
+    // Shown as it came, line by line after the host's name, up to the cap:
+    // 1 MiB of NUL bytes with no newline, in 16 KiB pieces.
+    let pieces = printed
+        .lines()
+        .filter(|l| l.starts_with("ws-001: "))
+        .count();
+    assert_eq!(pieces, 64, "{shown}");
     assert!(
         printed.contains("[stdout cut at --max-output: 500.0 MiB in all, only its start kept]"),
         "{}",
@@ -39,7 +46,11 @@ fn a_host_printing_500_mib_costs_the_controller_little_memory_and_report() {
     );
     // The host's escape sequences reach the terminal as text.
     assert!(!printed.contains('\u{1b}') && !printed.contains('\u{7}'));
-    assert!(printed.contains("\\x1b]0;pwned\\x07\\x1b[2J"), "{}", shown);
+    assert!(
+        printed.contains("ws-001 [stderr]: \\x1b]0;pwned\\x07\\x1b[2J"),
+        "{}",
+        shown
+    );
 
     let reports: Vec<_> = walk(&out.path().join("runs"))
         .into_iter()
@@ -47,9 +58,74 @@ fn a_host_printing_500_mib_costs_the_controller_little_memory_and_report() {
         .collect();
     assert_eq!(reports.len(), 1);
     let size = std::fs::metadata(&reports[0]).unwrap().len();
-    // The 1 MiB kept is NUL bytes, which JSON writes as `\u0000`: 6 MiB at
-    // worst, whatever the host sends (it was 786 MB before the cap).
-    assert!(size < 7 << 20, "report.json is {size} bytes");
+    eprintln!("report.json: {size} bytes");
+    // The 1 MiB kept is NUL bytes, which JSON would write as `\u0000` (6 MiB):
+    // they are kept as base64, 4/3 of their size (it was 786 MB before the cap).
+    assert!(size < 2 << 20, "report.json is {size} bytes");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&reports[0]).unwrap()).unwrap();
+    let outcome = &report["hosts"][0]["outcome"];
+    assert_eq!(outcome["stdout_cut_from"], 500 << 20);
+    let kept = outcome["stdout"]["base64"].as_str().unwrap();
+    use base64::Engine as _;
+    let kept = base64::engine::general_purpose::STANDARD
+        .decode(kept)
+        .unwrap();
+    assert!(kept.len() == 1 << 20 && kept.iter().all(|&b| b == 0));
+}
+
+/// What a host prints reaches the operator while its command runs: the
+/// command below waits (a bounded time) for a file the test creates only once
+/// parc has shown its first line, and says whether it came.
+#[test]
+fn a_host_output_is_shown_while_its_command_runs() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let runs = tempfile::tempdir().unwrap();
+    let mut parc = lab
+        .parc()
+        .env("PARC_RUNS_DIR", runs.path())
+        .args([
+            "--json",
+            "run",
+            "all",
+            "--",
+            "echo waiting; i=0; while [ ! -e /tmp/parc-go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; \
+             if [ -e /tmp/parc-go ]; then echo released; else echo 'never released'; fi",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut events = std::io::BufRead::lines(std::io::BufReader::new(parc.stdout.take().unwrap()));
+    let mut chunks = Vec::new();
+    for line in events.by_ref() {
+        let event: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        assert_ne!(event["event"], "host_finished", "no output before the end");
+        if event["event"] == "host_output" {
+            assert_eq!(
+                (&event["host"], &event["stream"]),
+                (&"ws-001".into(), &"stdout".into())
+            );
+            chunks.push(event["chunk"].as_str().unwrap().to_string());
+            if chunks.concat() == "waiting\n" {
+                break;
+            }
+        }
+    }
+    assert!(lab.ssh(0, "touch /tmp/parc-go").status.success());
+    let rest: Vec<serde_json::Value> = events
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    assert!(parc.wait().unwrap().success());
+    let streamed: String = rest
+        .iter()
+        .filter(|e| e["event"] == "host_output")
+        .map(|e| e["chunk"].as_str().unwrap())
+        .collect();
+    assert_eq!(streamed, "released\n");
+    let finished = rest.iter().find(|e| e["event"] == "host_finished").unwrap();
+    assert_eq!(finished["outcome"]["stdout"], "waiting\nreleased\n");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -3,11 +3,13 @@
 use std::sync::Arc;
 
 use super::fleet::{self, FleetContext};
+use super::output::{HostBytes, OutputStream, Streamed};
 use crate::events::{Outcome, Summary};
 use crate::transport::Transport;
 
-/// Each host's output is kept up to `max_output` bytes per stream: a host
-/// printing gigabytes costs the controller that much memory, not gigabytes.
+/// Each host's output is sent on as it arrives and kept up to `max_output`
+/// bytes per stream: a host printing gigabytes costs the controller that much
+/// memory, not gigabytes.
 pub async fn run(
     ctx: &FleetContext,
     run_id: &str,
@@ -27,13 +29,17 @@ pub async fn run(
             let events = events.clone();
             async move {
                 events.phase(&host, "running");
-                match t.exec_capped(&command, max_output).await {
-                    Ok((status, stdout, stderr)) => Outcome::Command {
+                let mut out = Streamed::new(&events, &host, OutputStream::Stdout, max_output);
+                let mut err = Streamed::new(&events, &host, OutputStream::Stderr, max_output);
+                let status = t.exec(&command, &mut &b""[..], &mut out, &mut err).await;
+                let (stdout, stderr) = (out.finish(), err.finish());
+                match status {
+                    Ok(status) => Outcome::Command {
                         status,
-                        stdout: String::from_utf8_lossy(&stdout.bytes).into_owned(),
-                        stderr: String::from_utf8_lossy(&stderr.bytes).into_owned(),
                         stdout_cut_from: stdout.cut_from(),
                         stderr_cut_from: stderr.cut_from(),
+                        stdout: HostBytes(stdout.bytes),
+                        stderr: HostBytes(stderr.bytes),
                     },
                     Err(e) => Outcome::Failed {
                         error: format!("connection lost while running the command: {e}"),

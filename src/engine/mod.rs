@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod gather;
 pub mod imaging;
 pub mod lock;
+pub mod output;
 pub mod rollback;
 pub mod rollout;
 pub mod verify;

@@ -225,14 +225,31 @@ fn host_body(h: &HostRecord) -> Markup {
         @if let Some(rs) = o.get("resources").and_then(Value::as_array) { (resources(rs)) }
         @if let Some(ts) = o.get("results").and_then(Value::as_array) { (tests(ts)) }
         @if let Some(s) = o.get("status") { p { "Command ended: " (exit_status(s)) "." } }
-        @if let Some(t) = text("stdout") { h4 { "Output" } pre { (t) } }
-        @if let Some(t) = text("stderr") { h4 { "Errors" } pre { (t) } }
+        @if let Some(t) = output(o.get("stdout")) { h4 { "Output" } pre { (t) } }
+        @if let Some(t) = output(o.get("stderr")) { h4 { "Errors" } pre { (t) } }
         @if let Some(f) = o.get("facts") { (facts(f)) }
         @for (k, v) in extra {
             h4 { (words(k)) }
             pre { (serde_json::to_string_pretty(v).unwrap_or_default()) }
         }
     }
+}
+
+/// A command's output as report.json holds it (see `HostBytes`): a string,
+/// or `{"base64": ...}` for bytes that are not text, shown decoded, with
+/// what is not UTF-8 replaced and control characters escaped.
+fn output(v: Option<&Value>) -> Option<String> {
+    use base64::Engine as _;
+    let text = match v? {
+        Value::String(s) => s.clone(),
+        v => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v.get("base64")?.as_str()?)
+                .ok()?;
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    };
+    (!text.is_empty()).then(|| crate::ui::lines::escape_controls(&text))
 }
 
 /// Changes and failures first; resources already as declared are folded

@@ -137,9 +137,11 @@ impl Report {
                 self.started = now;
                 true
             }
-            Event::HostPhase { .. } | Event::HostProgress { .. } | Event::LockTakenOver { .. } => {
-                false
-            }
+            // A command's output is recorded once, from its host's result.
+            Event::HostPhase { .. }
+            | Event::HostProgress { .. }
+            | Event::HostOutput { .. }
+            | Event::LockTakenOver { .. } => false,
             Event::HostFinished {
                 host,
                 state,

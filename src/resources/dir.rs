@@ -56,7 +56,8 @@ impl Kind for Dir {
         let stat = s.stat(&self.path);
         s.sh(&format!("parc_rec {id}; {stat}"));
         if !self.follow {
-            s.sh(&format!("parc_path_check {p}"));
+            let check = s.path_check(&self.path);
+            s.sh(&check);
         }
         // `mkdir -p` may create missing parents too: the journal must know the
         // highest one it creates, to remove it on rollback.

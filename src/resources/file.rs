@@ -79,7 +79,8 @@ impl Kind for File {
         let stat = s.stat(&self.path);
         s.sh(&format!("parc_rec {id}; {stat}"));
         if !self.follow {
-            s.sh(&format!("parc_path_check {}", quote(&self.path)));
+            let check = s.path_check(&self.path);
+            s.sh(&check);
         }
         if ctx.diff && !self.secret {
             let blob = s.blob(id, "content", &self.path, Some(DIFF_LIMIT));

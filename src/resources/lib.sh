@@ -106,8 +106,10 @@ parc_attrs() { # MODE OWNER GROUP SIZE LINKS
 # A directory above PATH through which a local user could redirect a change
 # made as root (systemd-tmpfiles' "unsafe path transition"): the first
 # symbolic link (_why=link), else the first directory someone other than the
-# user running parc owns (_why=owner), who may swap what it holds. Sets _u
-# (empty: none). Shell builtins only: no process, whatever the number of paths.
+# user running parc owns (_why=owner), or that its group (_why=group) or
+# everyone (_why=others) may write in without the sticky bit: they may swap
+# what it holds. Sets _u (empty: none). Shell builtins only (the modes come
+# from parc_dir_modes): no process, whatever the number of paths.
 parc_unsafe() { # PATH
   _u='' _why='' _uc=''
   case $1 in /*) _ur=${1#/} ;; *) return 0 ;; esac
@@ -117,8 +119,68 @@ parc_unsafe() { # PATH
     _uc=$_uc/${_ur%%/*}; _ur=${_ur#*/}
     if [ -L "$_uc" ]; then _u=$_uc _why=link; return 0; fi
     [ -d "$_uc" ] || return 0
-    [ -O "$_uc" ] || [ -n "$_u" ] || _u=$_uc _why=owner
+    [ -n "$_u" ] && continue
+    if [ ! -O "$_uc" ]; then _u=$_uc _why=owner
+    else parc_open_dir "$_uc" && _u=$_uc _why=$_ow; fi
   done
+}
+
+# The directories above PATHs (up to a link or a missing one), and their
+# modes, from one stat for all, for parc_open_dir: the shell cannot read a
+# mode. Sets PARC_OPEN_N and PARC_OPEN_<i>/PARC_OPEN_WHY_<i> for each one
+# its group or others may write in without the sticky bit (few: names are
+# compared, not parsed), or PARC_OPEN_N=-1 when the stat failed.
+parc_dir_modes() { # PATH...
+  PARC_OPEN_N=0
+  for _p; do
+    shift
+    case $_p in /*) _r=${_p#/} ;; *) continue ;; esac
+    _c=''
+    while :; do
+      case $_r in */*) ;; *) break ;; esac
+      case ${_r%%/*} in '') _r=${_r#/}; continue ;; esac
+      _c=$_c/${_r%%/*}; _r=${_r#*/}
+      if [ -L "$_c" ] || [ ! -d "$_c" ]; then break; fi
+      set -- "$@" "$_c"
+    done
+  done
+  [ $# -gt 0 ] || return 0
+  if ! stat -c '%a' -- "$@" > "$PARC_DIR/modes" 2>/dev/null \
+    || [ "$(parc_lines "$PARC_DIR/modes")" -ne $# ]; then
+    PARC_OPEN_N=-1; return 0
+  fi
+  while IFS= read -r _a; do
+    if parc_open_mode "$_a"; then
+      PARC_OPEN_N=$((PARC_OPEN_N + 1))
+      eval "PARC_OPEN_$PARC_OPEN_N=\$1 PARC_OPEN_WHY_$PARC_OPEN_N=\$_ow"
+    fi
+    shift
+  done < "$PARC_DIR/modes"
+}
+
+# Whether octal MODE lets its group (_ow=group) or others (_ow=others) write
+# without the sticky bit.
+parc_open_mode() { # MODE
+  case $1 in ''|*[!0-7]*) _ow=others; return 0 ;; esac
+  [ $((0$1 & 01000)) -eq 0 ] || return 1
+  if [ $((0$1 & 02)) -ne 0 ]; then _ow=others
+  elif [ $((0$1 & 020)) -ne 0 ]; then _ow=group
+  else return 1; fi
+}
+
+# Whether directory DIR is one parc_dir_modes found open to others' writes
+# (sets _ow); without its list (a stat that failed), DIR's own stat.
+parc_open_dir() { # DIR
+  case ${PARC_OPEN_N:-0} in
+    -1) parc_open_mode "$(stat -c '%a' -- "$1" 2>/dev/null)"; return ;;
+  esac
+  _oi=0 _oc=''
+  while [ "$_oi" -lt "${PARC_OPEN_N:-0}" ]; do
+    _oi=$((_oi + 1))
+    eval "_oc=\$PARC_OPEN_$_oi _ow=\$PARC_OPEN_WHY_$_oi"
+    [ "$_oc" != "$1" ] || return 0
+  done
+  return 1
 }
 
 # Print PATH's unsafe directory (parc_unsafe) in the current record, if any.

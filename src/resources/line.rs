@@ -123,10 +123,8 @@ impl Kind for Line {
         let blob = s.blob(id, "content", &self.path, Some(EDIT_LIMIT));
         s.sh(&format!("parc_rec {id}; {stat}; {blob}"));
         if !self.follow {
-            s.sh(&format!(
-                "parc_path_check {}",
-                crate::transport::quote(&self.path)
-            ));
+            let check = s.path_check(&self.path);
+            s.sh(&check);
         }
     }
     fn plan(&self, probed: &Record, ctx: &PlanContext) -> Result<Plan, ResourceError> {

@@ -141,7 +141,8 @@ impl Resource {
 
 /// Refuse `path` when the probe found a directory above it through which a
 /// local user could redirect a change parc makes as root (see `parc_unsafe`
-/// in lib.sh): a symbolic link, or a directory another user owns, unless the
+/// in lib.sh): a symbolic link, a directory its group or everyone may write
+/// in without the sticky bit, or a directory another user owns, unless the
 /// resource gives the file to a user (`owner:`, who may as well have written
 /// it) or says `follow: true`.
 pub(crate) fn check_path(
@@ -156,10 +157,12 @@ pub(crate) fn check_path(
     };
     let why = match probed.get("unsafe_why") {
         Some("owner") if user_owned => return Ok(()),
-        Some("owner") => {
-            "is owned by another user than root, who could replace what it holds while parc writes there"
-        }
-        _ => "is a symbolic link, which a local user may have planted to redirect the change",
+        Some("owner") => "is owned by another user than root, who could replace what it holds while parc writes there".to_string(),
+        Some(who @ ("group" | "others")) => format!(
+            "is a directory {} may write in (without the sticky bit): they could replace what it holds while parc writes there",
+            if who == "group" { "its group" } else { "others" }
+        ),
+        _ => "is a symbolic link, which a local user may have planted to redirect the change".to_string(),
     };
     Err(ResourceError::Conflict {
         resource: label.to_string(),

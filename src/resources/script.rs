@@ -49,6 +49,9 @@ pub struct Script {
     /// Paths that must have no symbolic link above them when the script
     /// starts, before the journal or the staging writes anything.
     guard: Vec<String>,
+    /// Paths given to [`Script::path_check`], whose directories' modes one
+    /// `stat` reads before the body.
+    checks: Vec<String>,
 }
 
 impl std::fmt::Debug for Script {
@@ -113,6 +116,15 @@ impl Script {
             .push((id.to_string(), key.to_string(), self.fetch.len() - 1, None));
         self.captures.push((name.clone(), max));
         format!("\"$PARC_DIR/{name}\"")
+    }
+
+    /// sh printing, in the current record, the first directory above `path`
+    /// a local user could swap (`unsafe=`, `unsafe_why=`: see `parc_unsafe`),
+    /// for [`super::check_path`]. The directories' modes, which the shell
+    /// cannot read, come from one `stat` for every path of the script.
+    pub fn path_check(&mut self, path: &str) -> String {
+        self.checks.push(path.to_string());
+        format!("parc_path_check {}", quote(path))
     }
 
     /// Refuse to run (exit 1, nothing written) if a directory above `path` is
@@ -275,6 +287,11 @@ impl Script {
             let paths: Vec<String> = self.stats.iter().map(|p| quote(p)).collect();
             self.body
                 .insert_str(LIB.len(), &format!("parc_prestat {}\n", paths.join(" ")));
+        }
+        if !self.checks.is_empty() {
+            let paths: Vec<String> = self.checks.iter().map(|p| quote(p)).collect();
+            self.body
+                .insert_str(LIB.len(), &format!("parc_dir_modes {}\n", paths.join(" ")));
         }
         if !self.guard.is_empty() {
             let paths: Vec<String> = self.guard.iter().map(|p| quote(p)).collect();
@@ -886,6 +903,41 @@ mod tests {
         let out = s.run(&LocalTransport).await.unwrap();
         assert!(out.status.success(), "{}", out.stderr);
         assert_eq!(out.records["0"].get("unsafe_why"), Some("link"));
+    }
+
+    /// A directory its group or everyone may write in without the sticky bit
+    /// is named, by the mode one `stat` read for all paths, or by its own
+    /// `stat` when that one failed; a sticky one is not.
+    #[tokio::test]
+    async fn directories_others_may_write_in_are_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        for (name, mode) in [("open", 0o777), ("team", 0o2775), ("sticky", 0o1777)] {
+            let p = dir.path().join(name).join("sub");
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::set_permissions(dir.path().join(name), PermissionsExt::from_mode(mode))
+                .unwrap();
+        }
+        for fallback in [false, true] {
+            let mut s = Script::new();
+            for (id, name) in ["open", "team", "sticky"].iter().enumerate() {
+                if fallback && id == 0 {
+                    s.sh("PARC_OPEN_N=-1");
+                }
+                let check = s.path_check(&format!("{d}/{name}/sub/x"));
+                s.sh(&format!("parc_rec {id}; {check}"));
+            }
+            let out = s.run(&LocalTransport).await.unwrap();
+            assert!(out.status.success(), "{}", out.stderr);
+            let got = |id: &str| {
+                let r = &out.records[id];
+                (r.get("unsafe").map(str::to_string), r.get("unsafe_why"))
+            };
+            assert_eq!(got("0"), (Some(format!("{d}/open")), Some("others")));
+            assert_eq!(got("1"), (Some(format!("{d}/team")), Some("group")));
+            assert_eq!(got("2"), (None, None), "fallback: {fallback}");
+        }
     }
 
     /// A value read on the host cannot end its field or start a record.

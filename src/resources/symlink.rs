@@ -51,7 +51,8 @@ impl Kind for Symlink {
         let stat = s.stat(&self.path);
         s.sh(&format!("parc_rec {id}; {stat}"));
         if !self.follow {
-            s.sh(&format!("parc_path_check {}", quote(&self.path)));
+            let check = s.path_check(&self.path);
+            s.sh(&check);
         }
     }
     fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {

@@ -88,6 +88,11 @@ impl Capped {
     pub fn into_kept(self) -> Kept {
         self.kept
     }
+
+    /// How many more bytes it keeps.
+    pub fn room(&self) -> usize {
+        self.max.saturating_sub(self.kept.bytes.len())
+    }
 }
 
 impl AsyncWrite for Capped {
@@ -97,7 +102,7 @@ impl AsyncWrite for Capped {
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        let room = this.max.saturating_sub(this.kept.bytes.len());
+        let room = this.room();
         this.kept
             .bytes
             .extend_from_slice(&buf[..buf.len().min(room)]);

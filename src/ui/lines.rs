@@ -1,6 +1,9 @@
 //! Text shared by the plain and TTY reporters, so both say the same thing.
 
+use std::collections::HashMap;
+
 use super::Options;
+use crate::engine::output::OutputStream;
 use crate::events::{Event, HostState, ImageReport, Outcome, ResourceStatus, Summary};
 use crate::verify::TestResult;
 
@@ -33,7 +36,8 @@ fn event_text(ev: &Event, action: &str, options: Options) -> Option<String> {
             action,
             hosts,
         } => Some(format!("{action}: run {run_id} on {} hosts", hosts.len())),
-        Event::HostPhase { .. } | Event::HostProgress { .. } => None,
+        // Shown line by line as it arrives, by [`OutputLines`].
+        Event::HostPhase { .. } | Event::HostProgress { .. } | Event::HostOutput { .. } => None,
         Event::LockTakenOver { host, what } => {
             Some(format!("  {host}: took over a stale lock: {what}"))
         }
@@ -150,21 +154,13 @@ pub fn host_finished(
         }
     };
     match outcome {
+        // The output itself was shown as it came (`OutputLines`).
         Outcome::Command {
-            stdout,
-            stderr,
             stdout_cut_from,
             stderr_cut_from,
             ..
         } if options.show_output => {
-            for (name, text, cut) in [
-                ("stdout", stdout, stdout_cut_from),
-                ("stderr", stderr, stderr_cut_from),
-            ] {
-                for l in text.lines() {
-                    out.push_str("\n    ");
-                    out.push_str(l);
-                }
+            for (name, cut) in [("stdout", stdout_cut_from), ("stderr", stderr_cut_from)] {
                 if let Some(total) = cut {
                     out.push_str(&format!(
                         "\n    [{name} cut at --max-output: {} in all, only its start kept]",
@@ -228,6 +224,82 @@ pub fn host_finished(
         _ => {}
     }
     out
+}
+
+/// Command output as it streams in from hosts running at once, shown line by
+/// line, each line after its host's name (`ws-001: ...`, `ws-001 [stderr]:
+/// ...`), so that lines of different hosts never mix. A line longer than
+/// [`OutputLines::LINE_MAX`] is shown in pieces of that size: what waits here
+/// for its newline stays small whatever a host prints.
+#[derive(Debug, Default)]
+pub struct OutputLines {
+    partial: HashMap<(String, OutputStream), Vec<u8>>,
+}
+
+impl OutputLines {
+    pub const LINE_MAX: usize = 16 << 10;
+
+    /// The lines to show for `ev`: those a host's output completes, and a
+    /// host's last unfinished lines before its result.
+    pub fn event(&mut self, ev: &Event) -> Option<String> {
+        match ev {
+            Event::HostOutput {
+                host,
+                stream,
+                chunk,
+            } => self.push(host, *stream, &chunk.0),
+            Event::HostFinished { host, .. } => self.finish(host),
+            _ => None,
+        }
+    }
+
+    /// The lines `chunk` completes, ready for a terminal.
+    fn push(&mut self, host: &str, stream: OutputStream, chunk: &[u8]) -> Option<String> {
+        let buf = self.partial.entry((host.to_string(), stream)).or_default();
+        buf.extend_from_slice(chunk);
+        let mut text = String::new();
+        let mut start = 0;
+        while let Some(end) = buf[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|n| start + n)
+            .or_else(|| (buf.len() - start >= Self::LINE_MAX).then_some(start + Self::LINE_MAX))
+        {
+            output_line(&mut text, host, stream, &buf[start..end]);
+            start = if buf.get(end) == Some(&b'\n') {
+                end + 1
+            } else {
+                end
+            };
+        }
+        buf.drain(..start);
+        (!text.is_empty()).then(|| escape_controls(&text))
+    }
+
+    /// The last lines of `host`'s streams, which ended without a newline.
+    fn finish(&mut self, host: &str) -> Option<String> {
+        let mut text = String::new();
+        for stream in [OutputStream::Stdout, OutputStream::Stderr] {
+            if let Some(rest) = self.partial.remove(&(host.to_string(), stream))
+                && !rest.is_empty()
+            {
+                output_line(&mut text, host, stream, &rest);
+            }
+        }
+        (!text.is_empty()).then(|| escape_controls(&text))
+    }
+}
+
+fn output_line(text: &mut String, host: &str, stream: OutputStream, line: &[u8]) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    let tag = match stream {
+        OutputStream::Stdout => "",
+        OutputStream::Stderr => " [stderr]",
+    };
+    text.push_str(&format!("{host}{tag}: {}", String::from_utf8_lossy(line)));
 }
 
 /// Failed tests, each failed check with what was expected and what was found.
@@ -353,6 +425,7 @@ pub fn summary(action: &str, s: &Summary, elapsed_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::output::HostBytes;
     use crate::events::ResourceReport;
     use crate::transport::ExitStatus;
 
@@ -363,15 +436,24 @@ mod tests {
 
     #[test]
     fn control_characters_from_hosts_reach_the_terminal_as_text() {
+        let host = "ws-\u{1b}[31m";
+        let mut lines = OutputLines::default();
+        let out = b"\x1b]0;pwned\x07\x1b[2Jtab\there\r\xc2\x9b31m\r\npartial";
+        let shown = lines.push(host, OutputStream::Stdout, out).unwrap();
+        assert_eq!(
+            shown,
+            "ws-\\x1b[31m: \\x1b]0;pwned\\x07\\x1b[2Jtab\there\\x0d\\x9b31m"
+        );
+        assert_eq!(lines.finish(host).as_deref(), Some("ws-\\x1b[31m: partial"));
         let o = Outcome::Command {
             status: ExitStatus::Code(0),
-            stdout: "\u{1b}]0;pwned\u{7}\u{1b}[2Jtab\there\r\u{9b}31m\n".into(),
-            stderr: String::new(),
+            stdout: HostBytes(out.to_vec()),
+            stderr: HostBytes::default(),
             stdout_cut_from: Some(5 << 30),
             stderr_cut_from: None,
         };
         let ev = Event::HostFinished {
-            host: "ws-\u{1b}[31m".into(),
+            host: host.into(),
             state: HostState::Ok,
             elapsed_ms: 1,
             execs: 1,
@@ -380,18 +462,41 @@ mod tests {
         let text = event(&ev, "run", ALL).unwrap();
         assert_eq!(
             text,
-            "ws-\\x1b[31m | ok | exit 0 | 0.00s\n    \\x1b]0;pwned\\x07\\x1b[2Jtab\there\\x0d\\x9b31m\n    [stdout cut at --max-output: 5.0 GiB in all, only its start kept]"
+            "ws-\\x1b[31m | ok | exit 0 | 0.00s\n    [stdout cut at --max-output: 5.0 GiB in all, only its start kept]"
         );
+    }
+
+    /// Hosts printing at once: whole lines, each after its host, and a line
+    /// without end shown in bounded pieces.
+    #[test]
+    fn streamed_output_is_shown_in_whole_lines_per_host() {
+        let mut lines = OutputLines::default();
+        assert_eq!(
+            lines.push("a", OutputStream::Stdout, b"one\ntw"),
+            Some("a: one".into())
+        );
+        assert_eq!(lines.push("b", OutputStream::Stderr, b"oops"), None);
+        assert_eq!(
+            lines.push("a", OutputStream::Stdout, b"o\n\nthree"),
+            Some("a: two\na: ".into())
+        );
+        assert_eq!(lines.finish("b").as_deref(), Some("b [stderr]: oops"));
+        assert_eq!(lines.finish("a").as_deref(), Some("a: three"));
+        assert_eq!(lines.finish("a"), None);
+        let long = vec![b'x'; OutputLines::LINE_MAX * 2 + 1];
+        let shown = lines.push("c", OutputStream::Stdout, &long).unwrap();
+        assert_eq!(shown.lines().count(), 2);
+        assert_eq!(lines.finish("c").as_deref(), Some("c: x"));
     }
 
     #[test]
     fn command_lines() {
         let o = Outcome::Command {
             status: ExitStatus::Code(2),
-            stdout: "a\nb\n".into(),
-            stderr: "oops\n".into(),
+            stdout: HostBytes(b"a\nb\n".to_vec()),
+            stderr: HostBytes(b"oops\n".to_vec()),
             stdout_cut_from: None,
-            stderr_cut_from: None,
+            stderr_cut_from: Some(3 << 20),
         };
         insta::assert_snapshot!(host_finished("ws-001", HostState::Failed, 1234, &o, ALL));
         let u = Outcome::Unreachable {

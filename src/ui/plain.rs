@@ -5,6 +5,7 @@ use crate::events::{Event, HostState};
 
 pub struct Plain {
     options: Options,
+    output: lines::OutputLines,
     action: String,
     recap: Vec<(HostState, String)>,
 }
@@ -13,6 +14,7 @@ impl Plain {
     pub fn new(options: Options) -> Self {
         Plain {
             options,
+            output: lines::OutputLines::default(),
             action: String::new(),
             recap: Vec::new(),
         }
@@ -21,6 +23,11 @@ impl Plain {
 
 impl Reporter for Plain {
     fn event(&mut self, event: &Event) {
+        if self.options.show_output
+            && let Some(text) = self.output.event(event)
+        {
+            println!("{text}");
+        }
         match event {
             Event::RunStarted { action, .. } => self.action = action.clone(),
             Event::HostFinished {

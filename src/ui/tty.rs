@@ -11,6 +11,7 @@ use crate::events::{Event, HostState};
 
 pub struct Tty {
     options: Options,
+    output: lines::OutputLines,
     multi: MultiProgress,
     overall: Option<ProgressBar>,
     active: HashMap<String, ProgressBar>,
@@ -22,6 +23,7 @@ impl Tty {
     pub fn new(options: Options) -> Self {
         Tty {
             options,
+            output: lines::OutputLines::default(),
             multi: MultiProgress::new(),
             overall: None,
             active: HashMap::new(),
@@ -47,6 +49,11 @@ impl Tty {
 
 impl Reporter for Tty {
     fn event(&mut self, event: &Event) {
+        if self.options.show_output
+            && let Some(text) = self.output.event(event)
+        {
+            let _ = self.multi.println(text);
+        }
         match event {
             Event::RunStarted { action, hosts, .. } => {
                 self.action = action.clone();
