@@ -9,6 +9,7 @@
 pub mod adhoc;
 pub mod apply;
 pub mod connect;
+pub mod context;
 pub mod error;
 pub mod fleet;
 pub mod gather;
