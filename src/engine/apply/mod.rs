@@ -112,13 +112,7 @@ async fn apply_host_with(
                         error: e.to_string(),
                     };
                 }
-                return Outcome::Applied {
-                    check: false,
-                    resources: vec![],
-                    error: Some(e.to_string()),
-                    verification: vec![],
-                    recovery: None,
-                };
+                return Outcome::apply_failed(false, vec![], vec![], e.to_string(), None);
             }
         };
     lock.announce(&events, &host);
@@ -136,12 +130,12 @@ async fn apply_host_with(
         let nothing_else =
             job.play.profile.resources.is_empty() && job.play.profile.verify.is_empty();
         if failed.is_some() || nothing_else {
-            let outcome = Outcome::Applied {
-                check: false,
-                resources: vec![report],
-                error: failed.map(|e| HostError::ImageStage(e).to_string()),
-                verification: vec![],
-                recovery: None,
+            let outcome = match failed {
+                Some(e) => {
+                    let error = HostError::ImageStage(e).to_string();
+                    Outcome::apply_failed(false, vec![report], vec![], error, None)
+                }
+                None => Outcome::applied(false, vec![report], vec![]),
             };
             let history = history_line(&job.operator, "apply", outcome.state().as_str());
             lock.release(&history).await;
@@ -189,13 +183,7 @@ async fn converged_outcome(
     let redactor = std::mem::take(&mut done.redactor);
     let journaled = done.journaled;
     let Some(reason) = done.error.take() else {
-        let outcome = Outcome::Applied {
-            check: job.check,
-            resources: done.resources,
-            error: None,
-            verification: done.verification,
-            recovery: None,
-        };
+        let outcome = Outcome::applied(job.check, done.resources, done.verification);
         return (outcome, journaled, redactor);
     };
     if let HostError::Render(e) = &reason {
@@ -208,13 +196,8 @@ async fn converged_outcome(
         return (Outcome::Unreachable { error }, journaled, redactor);
     }
     if job.check {
-        let outcome = Outcome::Applied {
-            check: true,
-            resources: done.resources,
-            error: Some(reason.to_string()),
-            verification: done.verification,
-            recovery: None,
-        };
+        let error = reason.to_string();
+        let outcome = Outcome::apply_failed(true, done.resources, done.verification, error, None);
         return (outcome, journaled, redactor);
     }
     let recovery = recover(job, inventory, host, t, events, &done, &reason).await;
@@ -233,13 +216,13 @@ async fn converged_outcome(
         };
         return (Outcome::Unreachable { error }, journaled, redactor);
     }
-    let outcome = Outcome::Applied {
-        check: false,
-        resources: done.resources,
-        error: Some(reason.to_string()),
-        verification: done.verification,
-        recovery: Some(recovery),
-    };
+    let outcome = Outcome::apply_failed(
+        false,
+        done.resources,
+        done.verification,
+        reason.to_string(),
+        Some(recovery),
+    );
     (outcome, journaled, redactor)
 }
 
