@@ -8,6 +8,7 @@
 
 pub mod adhoc;
 pub mod apply;
+pub mod audit;
 pub mod connect;
 pub mod context;
 pub mod error;
@@ -17,7 +18,6 @@ pub mod imaging;
 pub mod lock;
 pub mod rollback;
 pub mod rollout;
-pub mod verify;
 
 /// A run identifier that sorts by time and is unique enough across operators:
 /// `20261128T231502-3f9a`.

@@ -1,5 +1,7 @@
-//! `parc verify`: facts, then every test of every play the host is in, judged
-//! from ONE exec (two per host in all, whatever the number of tests).
+//! `parc verify` on the fleet, an audit of hosts against their plays' tests
+//! (`crate::verify` holds the test kinds): facts, then every test of every
+//! play the host is in, judged from ONE exec (two per host in all, whatever
+//! the number of tests).
 //!
 //! Templates in tests see exactly what `apply` gives resources (profile vars,
 //! inventory, play vars, `-e`, facts), so a test can say "the file apply wrote
