@@ -302,6 +302,40 @@ impl Outcome {
 }
 
 impl Outcome {
+    /// An apply (`check`: a plan) that went through: what it did to each
+    /// resource, and the profile's tests.
+    pub fn applied(
+        check: bool,
+        resources: Vec<ResourceReport>,
+        verification: Vec<TestResult>,
+    ) -> Outcome {
+        Outcome::Applied {
+            check,
+            resources,
+            error: None,
+            verification,
+            recovery: None,
+        }
+    }
+
+    /// An apply that failed with `error`; `recovery` is what parc did about
+    /// it (none for a plan, or when there was nothing to recover).
+    pub fn apply_failed(
+        check: bool,
+        resources: Vec<ResourceReport>,
+        verification: Vec<TestResult>,
+        error: String,
+        recovery: Option<Recovery>,
+    ) -> Outcome {
+        Outcome::Applied {
+            check,
+            resources,
+            error: Some(error),
+            verification,
+            recovery,
+        }
+    }
+
     /// Hide the host's secrets in every text of the outcome. Kinds whose texts
     /// never come from the host's variables are listed, so that a new kind
     /// must be decided on here.

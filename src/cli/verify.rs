@@ -7,8 +7,8 @@ use super::commands::parse_extra_vars;
 use super::session::Session;
 use super::{Cli, VerifyArgs, VerifyFormat};
 use crate::confine::Tree;
+use crate::engine::audit::{self, VerifyPlay};
 use crate::engine::rollout::select_hosts;
-use crate::engine::verify::{self, VerifyPlay};
 use crate::error::{Ended, ParcError};
 use crate::playbook::{self, Play, PlaySpec, Playbook};
 use crate::profile;
@@ -36,7 +36,7 @@ pub async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<Ended, ParcError> {
         .zip(play_hosts)
         .map(|(play, hosts)| VerifyPlay::new(play, hosts, &extra_vars))
         .collect();
-    let (results, summary) = verify::run(&s.ctx, &s.run_id, plays).await;
+    let (results, summary) = audit::run(&s.ctx, &s.run_id, plays).await;
     s.finish(cli).await;
 
     let text = match args.format {

@@ -19,7 +19,8 @@ pub enum GatherError {
     #[error("the facts probe failed (exit {code})")]
     FailedInLock { code: u32 },
     #[error(
-        "the facts probe printed {total} bytes, more than the {FACTS_LIMIT} real facts take; they were not read"
+        "the facts probe printed {total} bytes, more than the {} real facts take; they were not read",
+        facts::OUTPUT_LIMIT
     )]
     TooMany { total: u64 },
     #[error(transparent)]
@@ -38,7 +39,9 @@ impl GatherError {
 /// Gather facts from one host over an open transport (also used by apply, which
 /// needs facts for templates and `when:` conditions).
 pub async fn facts_of(t: &dyn Transport) -> Result<facts::Facts, GatherError> {
-    let (status, stdout, stderr) = t.exec_capped(&facts::probe_command(), FACTS_LIMIT).await?;
+    let (status, stdout, stderr) = t
+        .exec_capped(&facts::probe_command(), facts::OUTPUT_LIMIT)
+        .await?;
     if !status.success() {
         return Err(GatherError::Failed {
             status,
@@ -50,10 +53,6 @@ pub async fn facts_of(t: &dyn Transport) -> Result<facts::Facts, GatherError> {
     }
     Ok(facts::parse(&String::from_utf8_lossy(&stdout.bytes))?)
 }
-
-/// Far above what the facts probe prints (a few KiB), far below what would
-/// strain the controller: a host cannot flood it through its facts.
-pub(super) const FACTS_LIMIT: usize = 1 << 20;
 
 /// Facts from the probe run inside the lock's exec (see
 /// `HostLock::acquire_then`).

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::task::JoinHandle;
 
-use super::gather::FACTS_LIMIT;
 use crate::events::{Event, Events};
 use crate::journal::STATE_DIR;
 use crate::transport::{Capped, ExitStatus, Kept, Transport, TransportError, quote};
@@ -119,7 +118,7 @@ pub struct HostLock {
 #[derive(Debug)]
 pub struct ThenOutput {
     pub code: Option<u32>,
-    /// Its output, kept up to [`FACTS_LIMIT`] bytes (the `then` command is
+    /// Its output, kept up to [`facts::OUTPUT_LIMIT`](crate::facts::OUTPUT_LIMIT) bytes (the `then` command is
     /// the facts probe): a host cannot flood the controller through it.
     pub stdout: Kept,
 }
@@ -267,7 +266,7 @@ impl HostLock {
                     None,
                 ));
             }
-            let mut stdout = Capped::new(FACTS_LIMIT);
+            let mut stdout = Capped::new(crate::facts::OUTPUT_LIMIT);
             let mut code = None;
             while let Some(line) = next_line(&mut reader).await {
                 if let Some(rc) = line.strip_prefix(THEN_DONE) {

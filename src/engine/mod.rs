@@ -8,7 +8,9 @@
 
 pub mod adhoc;
 pub mod apply;
+pub mod audit;
 pub mod connect;
+pub mod context;
 pub mod error;
 pub mod fleet;
 pub mod gather;
@@ -17,7 +19,6 @@ pub mod lock;
 pub mod output;
 pub mod rollback;
 pub mod rollout;
-pub mod verify;
 
 /// A run identifier that sorts by time and is unique enough across operators:
 /// `20261128T231502-3f9a`.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::apply::{ApplyJob, apply_host};
+use super::context::PlayContext;
 use super::fleet::{self, Budget, FleetContext};
 use super::lock::Operator;
 use crate::events::{Event, HostState, Outcome, Summary};
@@ -86,10 +87,7 @@ pub async fn run(
         let keep_journals = play.spec.keep_journals.unwrap_or(journal::DEFAULT_KEEP);
         let fallback = play.fallback.as_ref().map(|profile| {
             Arc::new(ApplyJob {
-                profile: profile.clone(),
-                play_vars: play.spec.vars.clone(),
-                extra_vars: options.extra_vars.clone(),
-                secret_vars: play.spec.secret_vars.clone(),
+                play: PlayContext::new(play, profile, &options.extra_vars),
                 check: options.check,
                 diff: options.diff,
                 run_id: format!("{run_id}-fallback"),
@@ -120,10 +118,7 @@ pub async fn run(
                 })
             });
         let job = Arc::new(ApplyJob {
-            profile: play.profile.clone(),
-            play_vars: play.spec.vars.clone(),
-            extra_vars: options.extra_vars.clone(),
-            secret_vars: play.spec.secret_vars.clone(),
+            play: PlayContext::new(play, &play.profile, &options.extra_vars),
             check: options.check,
             diff: options.diff,
             run_id: run_id.to_string(),

@@ -27,6 +27,10 @@ pub fn probe_command() -> String {
     format!("sh -c {}", crate::transport::quote(PROBE))
 }
 
+/// Far above what the facts probe prints (a few KiB), far below what would
+/// strain the controller: a host cannot flood it through its facts.
+pub const OUTPUT_LIMIT: usize = 1 << 20;
+
 /// Everything known about one host. Missing information is an empty string or
 /// zero rather than an error, because a partial inventory of a locked-down or
 /// odd machine is still worth having.

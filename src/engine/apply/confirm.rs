@@ -134,13 +134,13 @@ fn applied(
     reason: impl ToString,
     recovery: Recovery,
 ) -> Outcome {
-    Outcome::Applied {
-        check: false,
+    Outcome::apply_failed(
+        false,
         resources,
-        error: Some(reason.to_string()),
         verification,
-        recovery: Some(recovery),
-    }
+        reason.to_string(),
+        Some(recovery),
+    )
 }
 
 /// Open a new connection and mark the journal confirmed.

@@ -9,7 +9,6 @@ use super::ApplyJob;
 use super::steps::{Around, Item, Written, decide, render_all, run_steps};
 use crate::engine::error::HostError;
 use crate::engine::gather::{GatherError, facts_of};
-use crate::engine::verify::render_tests;
 use crate::events::{Events, ResourceReport, ResourceStatus};
 use crate::facts::Facts;
 use crate::inventory::{Inventory, Vars};
@@ -78,8 +77,8 @@ pub async fn converge(
         Ok(f) => serde_json::to_value(f).expect("facts serialize"),
         Err(e) => return Converged::failed(HostError::Facts(e), vec![], false),
     };
-    let vars = job.vars_for(inventory, host, &facts);
-    let mut redactor = job.redactor(&vars);
+    let vars = job.play.vars_for(inventory, host, &facts);
+    let mut redactor = job.play.redactor(&vars);
     let mut done = converge_vars(job, host, t, events, &vars, &mut redactor).await;
     done.redactor = redactor;
     done
@@ -96,15 +95,15 @@ async fn converge_vars(
     redactor: &mut Redactor,
 ) -> Converged {
     let ctx = Value::from_serialize(vars);
-    let renderer = Renderer::new(&job.profile.tree);
+    let renderer = Renderer::new(&job.play.profile.tree);
 
     events.phase(host, "rendering");
-    let mut items = match render_all(&renderer, &job.profile.resources, &ctx, redactor) {
+    let mut items = match render_all(&renderer, &job.play.profile.resources, &ctx, redactor) {
         Ok(items) => items,
         Err(e) => return Converged::invalid(e),
     };
     let mut handlers: Vec<(String, Item)> = Vec::new();
-    for (name, d) in &job.profile.handlers {
+    for (name, d) in &job.play.profile.handlers {
         match render_all(&renderer, std::slice::from_ref(d), &ctx, redactor) {
             Ok(mut v) => handlers.push((name.clone(), v.remove(0))),
             Err(e) => return Converged::invalid(e),
@@ -294,11 +293,11 @@ async fn verified(
         verification: vec![],
         redactor: Redactor::default(),
     };
-    if job.profile.verify.is_empty() {
+    if job.play.profile.verify.is_empty() {
         return done;
     }
     events.phase(host, "verifying");
-    let tests = match render_tests(&job.profile, vars, redactor) {
+    let tests = match job.play.render_tests(vars, redactor) {
         Ok(tests) => tests,
         Err(e) => {
             done.error = Some(HostError::TestsRender(e));

@@ -13,6 +13,7 @@ mod steps;
 
 use std::sync::Arc;
 
+use super::context::PlayContext;
 use super::error::HostError;
 use super::gather::{GatherError, facts_from_lock};
 use super::imaging;
@@ -20,10 +21,9 @@ use super::lock::{HostLock, Operator, history_line};
 use crate::events::{Events, Outcome, Recovery, RecoveryAction, ResourceReport};
 use crate::facts::Facts;
 use crate::image::deploy::DeployJob;
-use crate::inventory::{Inventory, Vars};
+use crate::inventory::Inventory;
 use crate::journal::{self, Fate, Restore};
 use crate::playbook::OnFailure;
-use crate::profile::Profile;
 use crate::render::Redactor;
 use crate::transport::Transport;
 
@@ -31,10 +31,8 @@ pub use converge::Converged;
 
 /// Everything one play needs to converge any of its hosts.
 pub struct ApplyJob {
-    pub profile: Profile,
-    pub play_vars: Vars,
-    pub extra_vars: Vars,
-    pub secret_vars: Vec<String>,
+    /// The profile and the variables its hosts are rendered with.
+    pub play: PlayContext,
     /// `parc plan`: stop after planning.
     pub check: bool,
     pub diff: bool,
@@ -55,58 +53,6 @@ pub struct ApplyJob {
     /// The play's `image:` stage, written under the host lock before the
     /// profile (a failed image skips the profile).
     pub image: Option<Arc<DeployJob>>,
-}
-
-impl ApplyJob {
-    /// Variables for `host`, see [`host_vars`].
-    pub fn vars_for(&self, inventory: &Inventory, host: &str, facts: &serde_json::Value) -> Vars {
-        host_vars(
-            &self.profile,
-            &self.play_vars,
-            &self.extra_vars,
-            inventory,
-            host,
-            facts,
-        )
-    }
-
-    fn redactor(&self, vars: &Vars) -> Redactor {
-        Redactor::for_host(
-            vars,
-            self.profile.secret_vars.iter().chain(&self.secret_vars),
-            &self.extra_vars,
-        )
-    }
-}
-
-/// Variables for `host`: profile defaults < inventory (groups, then host) <
-/// play vars < `-e`, plus `facts`, `inventory_hostname` and `group_names`.
-/// Shared with `parc verify`, whose tests must see what apply's resources saw.
-pub fn host_vars(
-    profile: &Profile,
-    play_vars: &Vars,
-    extra_vars: &Vars,
-    inventory: &Inventory,
-    host: &str,
-    facts: &serde_json::Value,
-) -> Vars {
-    let mut vars = profile.vars.clone();
-    for layer in [
-        inventory.vars_for(host),
-        play_vars.clone(),
-        extra_vars.clone(),
-    ] {
-        vars.extend(layer);
-    }
-    vars.insert("facts".into(), facts.clone());
-    vars.insert("inventory_hostname".into(), host.into());
-    let groups: Vec<serde_json::Value> = inventory
-        .groups_of(host)
-        .into_iter()
-        .map(serde_json::Value::from)
-        .collect();
-    vars.insert("group_names".into(), groups.into());
-    vars
 }
 
 /// Converge `host`. The outcome returned is redacted as a whole, here, with
@@ -166,13 +112,7 @@ async fn apply_host_with(
                         error: e.to_string(),
                     };
                 }
-                return Outcome::Applied {
-                    check: false,
-                    resources: vec![],
-                    error: Some(e.to_string()),
-                    verification: vec![],
-                    recovery: None,
-                };
+                return Outcome::apply_failed(false, vec![], vec![], e.to_string(), None);
             }
         };
     lock.announce(&events, &host);
@@ -187,14 +127,15 @@ async fn apply_host_with(
         )
         .await;
         let failed = report.error.clone();
-        let nothing_else = job.profile.resources.is_empty() && job.profile.verify.is_empty();
+        let nothing_else =
+            job.play.profile.resources.is_empty() && job.play.profile.verify.is_empty();
         if failed.is_some() || nothing_else {
-            let outcome = Outcome::Applied {
-                check: false,
-                resources: vec![report],
-                error: failed.map(|e| HostError::ImageStage(e).to_string()),
-                verification: vec![],
-                recovery: None,
+            let outcome = match failed {
+                Some(e) => {
+                    let error = HostError::ImageStage(e).to_string();
+                    Outcome::apply_failed(false, vec![report], vec![], error, None)
+                }
+                None => Outcome::applied(false, vec![report], vec![]),
             };
             let history = history_line(&job.operator, "apply", outcome.state().as_str());
             lock.release(&history).await;
@@ -242,13 +183,7 @@ async fn converged_outcome(
     let redactor = std::mem::take(&mut done.redactor);
     let journaled = done.journaled;
     let Some(reason) = done.error.take() else {
-        let outcome = Outcome::Applied {
-            check: job.check,
-            resources: done.resources,
-            error: None,
-            verification: done.verification,
-            recovery: None,
-        };
+        let outcome = Outcome::applied(job.check, done.resources, done.verification);
         return (outcome, journaled, redactor);
     };
     if let HostError::Render(e) = &reason {
@@ -261,13 +196,8 @@ async fn converged_outcome(
         return (Outcome::Unreachable { error }, journaled, redactor);
     }
     if job.check {
-        let outcome = Outcome::Applied {
-            check: true,
-            resources: done.resources,
-            error: Some(reason.to_string()),
-            verification: done.verification,
-            recovery: None,
-        };
+        let error = reason.to_string();
+        let outcome = Outcome::apply_failed(true, done.resources, done.verification, error, None);
         return (outcome, journaled, redactor);
     }
     let recovery = recover(job, inventory, host, t, events, &done, &reason).await;
@@ -286,13 +216,13 @@ async fn converged_outcome(
         };
         return (Outcome::Unreachable { error }, journaled, redactor);
     }
-    let outcome = Outcome::Applied {
-        check: false,
-        resources: done.resources,
-        error: Some(reason.to_string()),
-        verification: done.verification,
-        recovery: Some(recovery),
-    };
+    let outcome = Outcome::apply_failed(
+        false,
+        done.resources,
+        done.verification,
+        reason.to_string(),
+        Some(recovery),
+    );
     (outcome, journaled, redactor)
 }
 

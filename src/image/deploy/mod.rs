@@ -47,7 +47,7 @@ use super::{ImageError, ImageSource};
 use crate::events::{Event, Events, ImageReport};
 use crate::transport::{ExitStatus, Transport, TransportError, quote};
 use helper::Helper;
-use plan::{Plan, PlanError, Run};
+use plan::{ChunkPlan, PlanError, Run};
 use protocol::{Line, Refusal, TargetInfo, parse_line};
 use session::LineSink;
 
@@ -221,7 +221,7 @@ impl HostRun<'_> {
         }
         self.events.phase(self.host, "deploying");
 
-        let mut plan = Plan::new(manifest);
+        let mut plan = ChunkPlan::new(manifest);
         let max_run = (MAX_RUN_BYTES / manifest.chunk_size).max(1) as usize;
         let mut transfer_start: Option<Instant> = None;
         let mut reading_back = false;
@@ -259,7 +259,7 @@ impl HostRun<'_> {
         Ok(())
     }
 
-    fn report_counters(&mut self, plan: &Plan<'_>) {
+    fn report_counters(&mut self, plan: &ChunkPlan<'_>) {
         let c = &plan.counters;
         self.report.bytes_sent = c.bytes_sent;
         self.report.bytes_zeroed = c.bytes_zeroed;
@@ -270,7 +270,7 @@ impl HostRun<'_> {
     }
 
     /// Handle every line already received, without waiting.
-    fn drain(&mut self, plan: &mut Plan<'_>) -> Result<(), DeployError> {
+    fn drain(&mut self, plan: &mut ChunkPlan<'_>) -> Result<(), DeployError> {
         while let Ok(text) = self.lines.try_recv() {
             if let Some(line) = parse_line(&text) {
                 self.handle(plan, line)?;
@@ -280,7 +280,7 @@ impl HostRun<'_> {
         Ok(())
     }
 
-    fn handle(&mut self, plan: &mut Plan<'_>, line: Line) -> Result<(), DeployError> {
+    fn handle(&mut self, plan: &mut ChunkPlan<'_>, line: Line) -> Result<(), DeployError> {
         match line {
             Line::Probed(i, sha) => {
                 plan.probed(i, &sha)?;
@@ -299,7 +299,7 @@ impl HostRun<'_> {
         Ok(())
     }
 
-    fn progress(&mut self, plan: &Plan<'_>, last: bool) {
+    fn progress(&mut self, plan: &ChunkPlan<'_>, last: bool) {
         let now = Instant::now();
         if !last
             && self
@@ -319,7 +319,7 @@ impl HostRun<'_> {
     async fn write_run(
         &mut self,
         to_target: &mut DuplexStream,
-        plan: &mut Plan<'_>,
+        plan: &mut ChunkPlan<'_>,
         run: Run,
         transfer_start: &mut Option<Instant>,
     ) -> Result<(), DeployError> {

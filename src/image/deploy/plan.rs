@@ -51,7 +51,9 @@ pub struct Counters {
     pub rewrites: usize,
 }
 
-pub struct Plan<'a> {
+/// What each chunk of one target still needs, as its answers arrive: named
+/// apart from `resources::Plan`, a resource's decision.
+pub struct ChunkPlan<'a> {
     manifest: &'a Manifest,
     state: Vec<State>,
     writes: Vec<u8>,
@@ -61,10 +63,10 @@ pub struct Plan<'a> {
     pub counters: Counters,
 }
 
-impl<'a> Plan<'a> {
+impl<'a> ChunkPlan<'a> {
     pub fn new(manifest: &'a Manifest) -> Self {
         let n = manifest.chunks.len();
-        Plan {
+        ChunkPlan {
             manifest,
             state: vec![State::Unknown; n],
             writes: vec![0; n],
@@ -202,7 +204,7 @@ mod tests {
     #[test]
     fn matching_chunks_settle_and_differing_ones_are_written_in_runs() {
         let m = manifest();
-        let mut p = Plan::new(&m);
+        let mut p = ChunkPlan::new(&m);
         let other = "f".repeat(64);
         p.probed(0, &other).unwrap();
         p.probed(1, &other).unwrap();
@@ -243,7 +245,7 @@ mod tests {
     #[test]
     fn runs_respect_the_limit_and_a_bad_read_back_is_rewritten_then_fails() {
         let m = manifest();
-        let mut p = Plan::new(&m);
+        let mut p = ChunkPlan::new(&m);
         let other = "f".repeat(64);
         p.probed(1, &other).unwrap();
         p.probed(0, &other).unwrap();
@@ -292,7 +294,7 @@ mod tests {
     #[test]
     fn repeated_and_foreign_reports_are_harmless_or_refused() {
         let m = manifest();
-        let mut p = Plan::new(&m);
+        let mut p = ChunkPlan::new(&m);
         p.probed(4, &"c".repeat(64)).unwrap();
         p.probed(4, &"c".repeat(64)).unwrap();
         assert_eq!(p.counters.bytes_matched, 512);

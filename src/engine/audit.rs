@@ -1,5 +1,7 @@
-//! `parc verify`: facts, then every test of every play the host is in, judged
-//! from ONE exec (two per host in all, whatever the number of tests).
+//! `parc verify` on the fleet, an audit of hosts against their plays' tests
+//! (`crate::verify` holds the test kinds): facts, then every test of every
+//! play the host is in, judged from ONE exec (two per host in all, whatever
+//! the number of tests).
 //!
 //! Templates in tests see exactly what `apply` gives resources (profile vars,
 //! inventory, play vars, `-e`, facts), so a test can say "the file apply wrote
@@ -7,26 +9,21 @@
 
 use std::sync::Arc;
 
-use minijinja::Value;
-
-use super::apply::host_vars;
+use super::context::PlayContext;
 use super::error::HostError;
 use super::fleet::{self, FleetContext};
 use super::gather::facts_of;
 use crate::events::{Events, Outcome, Summary};
 use crate::inventory::{Inventory, Vars};
 use crate::playbook::Play;
-use crate::profile::Profile;
-use crate::render::{REDACTED, Redactor, RenderError, Renderer};
+use crate::render::Redactor;
 use crate::transport::Transport;
-use crate::verify::{Test, run_tests};
+use crate::verify::run_tests;
 
 /// One play's tests, the variables they are rendered with, and their hosts.
 pub struct VerifyPlay {
-    pub profile: Profile,
-    pub play_vars: Vars,
-    pub extra_vars: Vars,
-    pub secret_vars: Vec<String>,
+    /// The same context `apply` renders the play's resources with.
+    pub play: PlayContext,
     pub hosts: Vec<String>,
 }
 
@@ -35,10 +32,7 @@ impl VerifyPlay {
     /// variables `apply` gives the play's resources.
     pub fn new(play: &Play, hosts: Vec<String>, extra_vars: &Vars) -> VerifyPlay {
         VerifyPlay {
-            profile: play.profile.clone(),
-            play_vars: play.spec.vars.clone(),
-            extra_vars: extra_vars.clone(),
-            secret_vars: play.spec.secret_vars.clone(),
+            play: PlayContext::new(play, &play.profile, extra_vars),
             hosts,
         }
     }
@@ -97,20 +91,9 @@ async fn verify_host_with(
     events.phase(&host, "rendering");
     let mut tests = Vec::new();
     for play in plays.iter().filter(|p| p.hosts.contains(&host)) {
-        let vars = host_vars(
-            &play.profile,
-            &play.play_vars,
-            &play.extra_vars,
-            &inventory,
-            &host,
-            &facts,
-        );
-        let mut play_redactor = Redactor::for_host(
-            &vars,
-            play.profile.secret_vars.iter().chain(&play.secret_vars),
-            &play.extra_vars,
-        );
-        let rendered = render_tests(&play.profile, &vars, &mut play_redactor);
+        let vars = play.play.vars_for(&inventory, &host, &facts);
+        let mut play_redactor = play.play.redactor(&vars);
+        let rendered = play.play.render_tests(&vars, &mut play_redactor);
         *redactor = std::mem::take(redactor).union(play_redactor);
         match rendered {
             Ok(rendered) => tests.extend(rendered),
@@ -137,34 +120,4 @@ fn host_failed(e: HostError) -> Outcome {
     } else {
         Outcome::Failed { error }
     }
-}
-
-/// The play's tests for one host: `when` evaluated, string fields rendered,
-/// each named as it may be shown (fields read from secrets hidden); fields
-/// read from secrets taint `redactor`.
-pub(crate) fn render_tests(
-    profile: &Profile,
-    vars: &Vars,
-    redactor: &mut Redactor,
-) -> Result<Vec<Test>, RenderError> {
-    let ctx = Value::from_serialize(vars);
-    let renderer = Renderer::new(&profile.tree);
-    let mut tests = Vec::new();
-    for d in &profile.verify {
-        if let Some(expr) = &d.test.when {
-            let keep = renderer.when(expr, &ctx, &d.origin.locate("when"))?;
-            if !keep {
-                continue;
-            }
-        }
-        let rendered = renderer.fields(&d.test, &d.origin, &ctx, redactor)?;
-        let name = match &rendered.shown {
-            Some(shown) => shown.label(),
-            None => format!("{} {REDACTED}", d.test.spec.kind_name()),
-        };
-        let mut test = rendered.value;
-        test.name = Some(redactor.redact(&name));
-        tests.push(test);
-    }
-    Ok(tests)
 }
