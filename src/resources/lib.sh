@@ -490,10 +490,15 @@ parc_pkg_manager() {
 # Print "iN=yes" and "vN=VERSION" when package NAME is installed.
 parc_pkg_query() { # MANAGER NAME N
   case $1 in
-    apt) _v=$(dpkg-query -W -f '${db:Status-Status} ${Version}\n' "$2" 2>/dev/null | sed -n 's/^installed //p' | head -n 1)
+    apt) # The first installed line (one per architecture), read by the shell.
+      _o=$(dpkg-query -W -f '${db:Status-Status} ${Version}\n' "$2" 2>/dev/null) _v=
+      while [ -n "$_o" ]; do
+        case ${_o%%"$PARC_NL"*} in 'installed '*) _v=${_o%%"$PARC_NL"*}; _v=${_v#installed }; break ;; esac
+        case $_o in *"$PARC_NL"*) _o=${_o#*"$PARC_NL"} ;; *) _o= ;; esac
+      done
       [ -n "$_v" ] || return 0 ;;
     dnf|yum|zypper) _v=$(rpm -q --qf '%{VERSION}-%{RELEASE}\n' "$2" 2>/dev/null) || return 0
-      _v=$(printf '%s\n' "$_v" | head -n 1) ;;
+      _v=${_v%%"$PARC_NL"*} ;;
     apk) apk info -e "$2" >/dev/null 2>&1 || return 0
       _v=$(apk info -e -v "$2" 2>/dev/null); _v=${_v#"$2"-} ;;
     pacman) _v=$(pacman -Q "$2" 2>/dev/null) || return 0; _v=${_v#* } ;;

@@ -34,7 +34,9 @@ impl Probe for FileTest {
 
     fn probe(&self, id: &str, s: &mut Script) {
         let p = quote(&self.path);
-        s.sh(&format!("pv_start {id}; parc_stat {p}"));
+        // One `stat` and one hashing process for every file test of the host.
+        let stat = s.stat(&self.path);
+        s.sh(&format!("pv_start {id}; {stat}"));
         if self.contains.is_some() || self.matches.is_some() {
             let copy = s.capture(id, "content", CONTENT_LIMIT as u64);
             s.sh(&format!(
