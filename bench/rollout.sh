@@ -52,33 +52,16 @@ VENV=$BENCH/.venv
 export ANSIBLE_CONFIG=$BENCH/ansible/ansible.cfg
 export BENCH_LAB_DIR=$LAB
 
-say() { printf '== %s\n' "$*" >&2; }
+# shellcheck source=bench/common.sh
+. "$BENCH/common.sh"
 
 "$BENCH/setup.sh"
-# The mixed workload's 1 MiB wallpaper: seeded random bytes (incompressible,
-# the same in every run), generated rather than kept in git.
-WALLPAPER=$BENCH/profiles/files/wallpaper.bin
-[ -s "$WALLPAPER" ] || python3 -c "import random, sys; sys.stdout.buffer.write(random.Random(17).randbytes(1 << 20))" >"$WALLPAPER"
-say "building parc (release)"
-(cd "$ROOT" && cargo build --release --quiet)
+prepare
 
-MAX=0
-for n in $SIZES; do [ "$n" -gt "$MAX" ] && MAX=$n; done
-# A lab left behind by an interrupted run is stopped first; ours is always stopped.
-if [ -e "$LAB/state.json" ]; then
-    "$PARC" lab down --dir "$LAB"
-fi
-trap '"$PARC" lab down --dir "$LAB" >&2' EXIT
-say "starting a $MAX-host lab on subnet $SUBNET"
-"$PARC" lab up --hosts "$MAX" --subnet "$SUBNET" --dir "$LAB" >&2
+MAX=$(largest $SIZES)
+start_lab "$MAX"
 rm -rf "$OUT"
 mkdir -p "$OUT"
-INV=$LAB/inventory.yml
-for _ in $(seq 50); do
-    if "$PARC" -i "$INV" run all -- true >/dev/null 2>&1; then break; fi
-    sleep 0.2
-done
-"$PARC" -i "$INV" run all -- true >/dev/null
 
 # prefix_of WORKLOAD TOOL: where the tool's run of the workload puts its files.
 prefix_of() {
@@ -96,9 +79,6 @@ reset_prefix() {
         for u in alice bob; do userdel mx-$tag-\$u 2>/dev/null; done; \
         groupdel mx-$tag-staff 2>/dev/null; true" >/dev/null 2>&1
 }
-
-# The first N hosts of the lab, as a pattern parc and Ansible both read.
-first_hosts() { printf 'ws-%03d,' $(seq "$1") | sed 's/,$//'; }
 
 # run_tool TOOL WORKLOAD SCENARIO LOG HOSTS [ONE]: one run of TOOL on the
 # first HOSTS hosts (or on host ONE only, to count its round trips); the
