@@ -49,12 +49,20 @@ def machine():
     }
 
 
+WORKLOADS = {
+    "bench": "`profiles/bench.yml` (40 resources)",
+    "mixed": "`profiles/mixed.yml` (every kind the lab runs, a 1 MiB file, 5 verify commands)",
+    "-": "`parc run -- true` (connect and one exec)",
+}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--times", required=True)
     ap.add_argument("--execs", required=True)
     ap.add_argument("--sizes", required=True)
     ap.add_argument("--rounds", type=int, required=True)
+    ap.add_argument("--ansible-rounds", type=int)
     ap.add_argument("--load-before", required=True)
     ap.add_argument("--load-after", required=True)
     ap.add_argument("--parc", required=True)
@@ -64,52 +72,66 @@ def main():
 
     samples = collections.defaultdict(list)
     peaks = collections.defaultdict(list)
-    tools, sizes, scenarios = [], [], []
-    for tool, hosts, scenario, _round, secs, peak in read_tsv(args.times):
-        key = (tool, int(hosts), scenario)
+    tools, sizes, workloads, scenarios = [], [], [], []
+    for tool, hosts, workload, scenario, _round, secs, peak in read_tsv(args.times):
+        key = (tool, int(hosts), workload, scenario)
         samples[key].append(float(secs))
         peaks[key].append(int(peak))
-        for seen, v in ((tools, tool), (sizes, int(hosts)), (scenarios, scenario)):
+        if tool == "floor":
+            continue
+        for seen, v in ((tools, tool), (sizes, int(hosts)), (workloads, workload), (scenarios, scenario)):
             if v not in seen:
                 seen.append(v)
-    execs = {(tool, scenario): n for tool, scenario, n in read_tsv(args.execs)}
+    execs = {(tool, workload, scenario): n for tool, workload, scenario, n in read_tsv(args.execs)}
     medians = {key: statistics.median(v) for key, v in samples.items()}
     others = [t for t in tools if t != "parc"]
+    floor = {h: medians.get(("floor", h, "-", "floor")) for h in sizes}
 
-    # Side by side: one row per fleet size and scenario, ratios against parc.
-    head = ["hosts", "scenario"] + [f"{t} s" for t in tools] + [f"{t} / parc" for t in others]
-    rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * 2 + " ---: |" * (len(head) - 2)]
+    # Side by side: one row per fleet size, workload and scenario, ratios
+    # against parc, and parc's time over the floor's.
+    head = ["hosts", "workload", "scenario"] + [f"{t} s" for t in tools] + [f"{t} / parc" for t in others]
+    head += ["floor s", "parc / floor"]
+    rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * 3 + " ---: |" * (len(head) - 3)]
     for hosts in sizes:
-        for scenario in scenarios:
-            parc = medians.get(("parc", hosts, scenario))
-            cells = [str(hosts), SCENARIOS[scenario]]
-            cells += [f"{medians[(t, hosts, scenario)]:.2f}" if (t, hosts, scenario) in medians else "-" for t in tools]
-            cells += [
-                f"{medians[(t, hosts, scenario)] / parc:.1f}x" if parc and (t, hosts, scenario) in medians else "-"
-                for t in others
-            ]
-            rows.append("| " + " | ".join(cells) + " |")
+        for workload in workloads:
+            for scenario in scenarios:
+                m = lambda t: medians.get((t, hosts, workload, scenario))  # noqa: E731
+                parc = m("parc")
+                cells = [str(hosts), workload, SCENARIOS[scenario]]
+                cells += [f"{m(t):.2f}" if m(t) is not None else "-" for t in tools]
+                cells += [f"{m(t) / parc:.1f}x" if parc and m(t) is not None else "-" for t in others]
+                f = floor.get(hosts)
+                cells += [f"{f:.2f}" if f else "-", f"{parc / f:.1f}x" if parc and f else "-"]
+                rows.append("| " + " | ".join(cells) + " |")
     ratios = "\n".join(rows)
 
     # Per tool: round trips per host and the controller's peak memory.
-    rows = ["| tool | scenario | round trips per host | " + " | ".join(f"peak MiB, {h} hosts" for h in sizes) + " | runs (s) |"]
-    rows.append("| --- | --- | ---: |" + " ---: |" * len(sizes) + " --- |")
-    for tool in tools:
-        for scenario in scenarios:
-            mem = [
-                f"{max(peaks[(tool, h, scenario)]) / 1024:.0f}" if (tool, h, scenario) in peaks else "-"
-                for h in sizes
-            ]
-            runs = "; ".join(
-                f"{h}: " + " ".join(f"{x:.2f}" for x in samples[(tool, h, scenario)])
-                for h in sizes
-                if (tool, h, scenario) in samples
-            )
-            rows.append(
-                f"| {tool} | {SCENARIOS[scenario]} | {execs.get((tool, scenario), '-')} | "
-                + " | ".join(mem)
-                + f" | {runs} |"
-            )
+    rows = [
+        "| tool | workload | scenario | round trips per host | "
+        + " | ".join(f"peak MiB, {h} hosts" for h in sizes)
+        + " | runs (s) |"
+    ]
+    rows.append("| --- | --- | --- | ---: |" + " ---: |" * len(sizes) + " --- |")
+    keys = [(t, w, s) for t in tools for w in workloads for s in scenarios]
+    keys.append(("floor", "-", "floor"))
+    for tool, workload, scenario in keys:
+        mem = [
+            f"{max(peaks[(tool, h, workload, scenario)]) / 1024:.0f}"
+            if (tool, h, workload, scenario) in peaks
+            else "-"
+            for h in sizes
+        ]
+        runs = "; ".join(
+            f"{h}: " + " ".join(f"{x:.2f}" for x in samples[(tool, h, workload, scenario)])
+            for h in sizes
+            if (tool, h, workload, scenario) in samples
+        )
+        label = "connect + `true`" if tool == "floor" else SCENARIOS[scenario]
+        rows.append(
+            f"| {tool} | {workload} | {label} | {execs.get((tool, workload, scenario), '-')} | "
+            + " | ".join(mem)
+            + f" | {runs} |"
+        )
     details = "\n".join(rows)
     table = ratios + "\n\n" + details
     print(table)
@@ -123,12 +145,19 @@ def main():
         "OpenSSH client": command_output(["ssh", "-V"]),
     }
     today = datetime.date.today().isoformat()
+    ansible_rounds = (
+        f" (Ansible: {args.ansible_rounds})"
+        if args.ansible_rounds is not None and args.ansible_rounds != args.rounds
+        else ""
+    )
     text = f"""# Rollout benchmark, {today}
 
-Fleets of {args.sizes.replace(" ", " and ")} lab hosts, {args.rounds} round(s), medians. Workload:
-`bench/profiles/bench.yml` (40 resources) and its Ansible and pyinfra equivalents, every
-host of the fleet at once. Ratio = median wall time of the tool / median of parc for the
-same fleet and scenario (higher is slower than parc).
+Fleets of {args.sizes.replace(" ", " and ")} lab hosts, {args.rounds} round(s){ansible_rounds}, medians.
+Workloads: {"; ".join(f"{w}: {WORKLOADS.get(w, w)}" for w in workloads)}, each with its
+Ansible and pyinfra equivalents, every host of the fleet at once. Ratio = median wall time
+of the tool / median of parc for the same fleet, workload and scenario (higher is slower
+than parc). Floor: `parc run -- true` on the same hosts (connect and one exec); parc /
+floor is how far parc's run is from it.
 
 {table}
 
