@@ -110,7 +110,9 @@ impl ParcError {
                 | ImageError::ManifestInvalid { .. }
                 | ImageError::Unaligned { .. }
                 | ImageError::ChunkSize { .. }
-                | ImageError::Exists { .. } => exit::USAGE,
+                | ImageError::Exists { .. }
+                | ImageError::NotSeekable { .. }
+                | ImageError::Unreadable { .. } => exit::USAGE,
             },
         }
     }

@@ -149,8 +149,20 @@ pub struct Recovery {
 pub struct ImageReport {
     pub target: String,
     pub image_bytes: u64,
-    /// Chunk bytes streamed to the target.
+    /// How the image file stores the disk: raw, zstd (seekable) or qcow2.
+    pub source_format: String,
+    /// Disk bytes of the chunks sent, as read from the image (decompressed).
+    pub bytes_read: u64,
+    /// Bytes that crossed the connection for those chunks: compressed where
+    /// they travel compressed, else `bytes_read`.
     pub bytes_sent: u64,
+    /// `bytes_sent / bytes_read` (1 when nothing was sent).
+    pub ratio: f64,
+    /// Where a compressed image's chunks were decompressed: "target" (by
+    /// parc's helper) or "controller" (the target has sh alone, so it got raw
+    /// bytes). Absent for raw images.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decompressed_on: Option<String>,
     /// All-zero chunks zeroed (or hole-punched) by the target itself: not sent.
     pub bytes_zeroed: u64,
     /// Chunks the target already held: not sent.
