@@ -143,6 +143,17 @@ pub struct Recovery {
     pub error: Option<String>,
 }
 
+/// An image deploy's bytes so far: what compression saves on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Wire {
+    /// raw, zstd or qcow2.
+    pub source_format: String,
+    /// Disk bytes of the chunks sent.
+    pub read_bytes: u64,
+    /// Bytes that crossed the connection for them.
+    pub sent_bytes: u64,
+}
+
 /// One target of an image deploy. Byte counts are image bytes (the wire also
 /// carries SSH framing and a few bytes of commands per run).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -452,6 +463,9 @@ pub enum Event {
         host: String,
         done_bytes: u64,
         total_bytes: u64,
+        /// Image deploys: what was read from the image and sent so far.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wire: Option<Wire>,
     },
     HostFinished {
         host: String,

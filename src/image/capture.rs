@@ -191,6 +191,7 @@ async fn receive(
                 host: host.to_string(),
                 done_bytes: received,
                 total_bytes: size,
+                wire: None,
             });
         }
     }

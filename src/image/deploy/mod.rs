@@ -45,7 +45,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::format::Format;
 use super::{ImageError, ImageSource, Payload};
-use crate::engine::events::{Event, Events, ImageReport};
+use crate::engine::events::{Event, Events, ImageReport, Wire};
 use crate::transport::{ExitStatus, Transport, TransportError, quote};
 use helper::Helper;
 use plan::{Plan, PlanError, Run};
@@ -323,6 +323,11 @@ impl HostRun<'_> {
             host: self.host.to_string(),
             done_bytes: plan.handled_bytes(),
             total_bytes: self.job.source.manifest.size,
+            wire: Some(Wire {
+                source_format: self.report.source_format.clone(),
+                read_bytes: self.read,
+                sent_bytes: self.streamed,
+            }),
         });
     }
 
