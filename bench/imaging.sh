@@ -184,34 +184,34 @@ print(f"# bench/imaging.sh, release build; load average at the end: {load}")
 print()
 print(f"manifest build of the {mib(size):.0f} MiB image: {build:.2f}s ({mib(size) / build:.0f} MiB/s)")
 print()
-print(f"{'':34} {'baseline':>10} {'parc':>10} {'ratio':>8}")
+print(f"{'':41} {'baseline':>10} {'parc':>10} {'ratio':>8}")
 for n in (1, hosts):
     base, full = float(R[f"base_{n}"]), float(R[f"full_{n}"])
     xs, xb = R[f"xfer_{n}"].split(); xs, xb = float(xs), int(xb)
     base_rate = mib(size * n) / base          # MiB/s through ssh | cat
     xfer_rate = mib(xb) / xs                  # MiB/s of chunk bytes in the transfer window
-    print(f"{n:>2} host(s), transfer phase (MiB/s) {base_rate:>10.0f} {xfer_rate:>10.0f} {xfer_rate / base_rate:>7.2f}x")
-    print(f"{n:>2} host(s), whole deploy (s)       {base:>10.2f} {full:>10.2f} {base / full:>7.2f}x")
+    print(f"{n:>2} host(s), transfer phase (MiB/s)        {base_rate:>10.0f} {xfer_rate:>10.0f} {xfer_rate / base_rate:>7.2f}x")
+    print(f"{n:>2} host(s), whole deploy (s)              {base:>10.2f} {full:>10.2f} {base / full:>7.2f}x")
 for n in (1, hosts):
     full, delta = float(R[f"full_{n}"]), float(R[f"delta_{n}"])
     sent = int(R[f"deltasent_{n}"].split()[1])
-    print(f"{n:>2} host(s), delta 1% (s)           {full:>10.2f} {delta:>10.2f} {full / delta:>7.2f}x  ({mib(sent):.0f} MiB sent)")
+    print(f"{n:>2} host(s), delta 1% (s)                  {full:>10.2f} {delta:>10.2f} {full / delta:>7.2f}x  ({mib(sent):.0f} MiB sent)")
 for n in (1, hosts):
     full, delta = float(R[f"full_{n}"]), float(R[f"shdelta_{n}"])
-    print(f"{n:>2} host(s), delta 1%, sh only (s)  {full:>10.2f} {delta:>10.2f} {full / delta:>7.2f}x")
+    print(f"{n:>2} host(s), delta 1%, sh only (s)         {full:>10.2f} {delta:>10.2f} {full / delta:>7.2f}x")
 for key, label in (("delta", "delta 1%"), ("shdelta", "delta 1%, sh only")):
     for n in (1, hosts):
         total, bound = map(float, R[f"{key}bound_{n}"].split())
-        print(f"{n:>2} host(s), {label + ' vs bound (s)':24} {bound:>10.2f} {total:>10.2f} {total / max(bound, 1e-3):>7.2f}x  (goal: within 1.5x)")
+        print(f"{n:>2} host(s), {label + ' vs bound (s)':30} {bound:>10.2f} {total:>10.2f} {total / max(bound, 1e-3):>7.2f}x  (goal: within 1.5x)")
 print()
 print(f"image as seekable zstd: {mib(int(R['zsize'])):.0f} MiB ({int(R['zsize']) / size:.0%}), converted in {float(R['zconvert']):.2f}s; as qcow2: {mib(int(R['qsize'])):.0f} MiB")
-print(f"{'':34} {'raw':>10} {'source':>10} {'ratio':>8} {'MiB sent':>18}")
+print(f"{'':41} {'raw':>10} {'source':>10} {'ratio':>8} {'MiB sent':>18}")
 for key, label in (("zfull", "zstd"), ("zshfull", "zstd, sh only"), ("qfull", "qcow2")):
     for n in (1, hosts):
         raw, t = float(R[f"rfull_{n}"]), float(R[f"{key}_{n}"])
         rsent = int(R[f"rsent_{n}"].split()[1])
         sent = int(R[f"{key.replace('full', 'sent')}_{n}"].split()[1])
-        print(f"{n:>2} host(s), {label + ' whole deploy (s)':24} {raw:>10.2f} {t:>10.2f} {raw / t:>7.2f}x {mib(sent):>8.0f} of {mib(rsent):.0f}")
+        print(f"{n:>2} host(s), {label + ' whole deploy (s)':30} {raw:>10.2f} {t:>10.2f} {raw / t:>7.2f}x {mib(sent):>8.0f} of {mib(rsent):.0f}")
 print()
 print("transfer phase: baseline = image bytes / wall time of ssh|cat; parc = chunk bytes sent /")
 print("  time from the first to the last chunk byte sent (the probe runs meanwhile; read-back follows).")

@@ -112,6 +112,7 @@ impl ParcError {
                 | ImageError::ChunkSize { .. }
                 | ImageError::Exists { .. }
                 | ImageError::NotSeekable { .. }
+                | ImageError::RawOutputCompressed { .. }
                 | ImageError::Unreadable { .. } => exit::USAGE,
             },
         }

@@ -112,11 +112,8 @@ pub async fn run(cli: &Cli, command: &ImageCommand) -> Result<u8, ParcError> {
             let to = match (compress, convert::Output::for_path(output)) {
                 (Some(level), convert::Output::Zstd { .. }) => *level,
                 (Some(_), convert::Output::Raw) => {
-                    return Err(image::ImageError::ChunkSize {
-                        reason: format!(
-                            "--compress needs an output ending in .zst, not {}",
-                            output.display()
-                        ),
+                    return Err(image::ImageError::RawOutputCompressed {
+                        output: output.clone(),
                     }
                     .into());
                 }

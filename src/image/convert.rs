@@ -404,6 +404,25 @@ mod tests {
         assert!(matches!(err, ImageError::Unreadable { .. }), "{err}");
     }
 
+    #[test]
+    fn compression_is_named_by_flag_or_file_name() {
+        assert_eq!(
+            Output::parse("zstd"),
+            Ok(Output::Zstd {
+                level: DEFAULT_LEVEL
+            })
+        );
+        assert_eq!(Output::parse("zstd:19"), Ok(Output::Zstd { level: 19 }));
+        for bad in ["gzip", "zstd:0", "zstd:99", "zstd:x"] {
+            assert!(Output::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Output::for_path(Path::new("a.img")), Output::Raw);
+        assert!(matches!(
+            Output::for_path(Path::new("a.img.zst")),
+            Output::Zstd { .. }
+        ));
+    }
+
     fn zstd_safe_compress(data: &[u8]) -> Vec<u8> {
         let mut out = vec![0u8; zstd_safe::compress_bound(data.len())];
         let n = zstd_safe::compress(&mut out[..], data, 3).unwrap();

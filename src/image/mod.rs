@@ -100,6 +100,10 @@ pub enum ImageError {
         image: PathBuf,
         stream: &'static str,
     },
+    #[error(
+        "--compress asks for seekable zstd, and {output} does not end in .zst, which is how parc names (and a later run recognises) a compressed image; name the output IMAGE.zst"
+    )]
+    RawOutputCompressed { output: PathBuf },
     #[error("{image} cannot be read as a {format} image: {reason}; nothing was sent")]
     Unreadable {
         image: PathBuf,
