@@ -166,3 +166,34 @@ async fn an_image_changed_behind_its_manifest_is_caught_before_sending() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_seekable_zstd_image_lands_as_its_raw_bytes_through_sh() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = image(dir.path());
+    let zst = dir.path().join("disk image.img.zst");
+    crate::image::convert::convert(
+        &raw,
+        &zst,
+        crate::image::convert::Output::Zstd { level: 3 },
+        CS,
+        &|_| {},
+    )
+    .unwrap();
+    let target = dir.path().join("target's disk");
+    std::fs::File::create(&target)
+        .unwrap()
+        .set_len(8 * CS)
+        .unwrap();
+    let r = deploy(&zst, &target).await;
+    assert_eq!(r.error, None);
+    assert!(r.verified);
+    assert_eq!(r.source_format, "zstd");
+    // sh cannot decompress: the controller sent the disk's bytes.
+    assert_eq!(r.decompressed_on.as_deref(), Some("controller"));
+    assert_eq!(
+        (r.bytes_read, r.bytes_sent),
+        (3 * CS + 3 * 512, 3 * CS + 3 * 512)
+    );
+    assert!(same_prefix(&raw, &target));
+}
