@@ -190,7 +190,10 @@ fn error_exit(e: &ParcError) -> Exit {
             | ImageError::ManifestInvalid { .. }
             | ImageError::Unaligned { .. }
             | ImageError::ChunkSize { .. }
-            | ImageError::Exists { .. } => Exit::Usage,
+            | ImageError::Exists { .. }
+            | ImageError::NotSeekable { .. }
+            | ImageError::RawOutputCompressed { .. }
+            | ImageError::Unreadable { .. } => Exit::Usage,
         },
     }
 }

@@ -145,14 +145,37 @@ pub struct Recovery {
     pub error: Option<String>,
 }
 
+/// An image deploy's bytes so far: what compression saves on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Wire {
+    /// raw, zstd or qcow2.
+    pub source_format: String,
+    /// Disk bytes of the chunks sent.
+    pub read_bytes: u64,
+    /// Bytes that crossed the connection for them.
+    pub sent_bytes: u64,
+}
+
 /// One target of an image deploy. Byte counts are image bytes (the wire also
 /// carries SSH framing and a few bytes of commands per run).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ImageReport {
     pub target: String,
     pub image_bytes: u64,
-    /// Chunk bytes streamed to the target.
+    /// How the image file stores the disk: raw, zstd (seekable) or qcow2.
+    pub source_format: String,
+    /// Disk bytes of the chunks sent, as read from the image (decompressed).
+    pub bytes_read: u64,
+    /// Bytes that crossed the connection for those chunks: compressed where
+    /// they travel compressed, else `bytes_read`.
     pub bytes_sent: u64,
+    /// `bytes_sent / bytes_read` (1 when nothing was sent).
+    pub ratio: f64,
+    /// Where a compressed image's chunks were decompressed: "target" (by
+    /// parc's helper) or "controller" (the target has sh alone, so it got raw
+    /// bytes). Absent for raw images.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decompressed_on: Option<String>,
     /// All-zero chunks zeroed (or hole-punched) by the target itself: not sent.
     pub bytes_zeroed: u64,
     /// Chunks the target already held: not sent.
@@ -476,6 +499,9 @@ pub enum Event {
         host: String,
         done_bytes: u64,
         total_bytes: u64,
+        /// Image deploys: what was read from the image and sent so far.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wire: Option<Wire>,
     },
     /// Bytes a command printed on a host (`parc run`), sent as they arrive,
     /// until the stream's `--max-output`: the rest is only counted, and the

@@ -416,3 +416,233 @@ fn mounted_and_too_small_targets_are_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no longer matches its manifest"), "{err}");
 }
+
+/// sha256 of the first `len` bytes of the host's disk, computed on the host.
+fn host_hash_of(lab: &TestLab, host: usize, len: u64) -> String {
+    let out = lab.ssh(host, &format!("head -c {len} /dev/parc-disk | sha256sum"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn run_ok(command: &mut std::process::Command) -> Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// 32 MiB in 4 MiB chunks: random, text (compressible), zeros.
+const SMALL: u64 = 32 * MIB;
+
+fn make_small_image(dir: &Path) -> (PathBuf, Vec<u8>) {
+    let path = dir.join("golden.img");
+    let mut data = vec![0u8; SMALL as usize];
+    let mut random = std::fs::File::open("/dev/urandom").unwrap();
+    let text = b"parc deploys golden images to fleets of workstations. ";
+    for i in 0..(SMALL / CHUNK) as usize {
+        let chunk = &mut data[i * CHUNK as usize..(i + 1) * CHUNK as usize];
+        match i % 4 {
+            0 => random.read_exact(chunk).unwrap(),
+            1 | 2 => {
+                for (j, b) in chunk.iter_mut().enumerate() {
+                    *b = text[(j + i) % text.len()];
+                }
+                chunk[i * 1000] = i as u8; // chunks differ from each other
+            }
+            _ => {}
+        }
+    }
+    std::fs::write(&path, &data).unwrap();
+    (path, data)
+}
+
+fn manifest_of(image: &Path) -> serde_json::Value {
+    let mut m = image.as_os_str().to_owned();
+    m.push(".parc-manifest.json");
+    serde_json::from_str(&std::fs::read_to_string(PathBuf::from(m)).unwrap()).unwrap()
+}
+
+#[test]
+fn raw_seekable_zstd_and_qcow2_images_land_identical_and_capture_round_trips() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start_with(3, &["--disk-size", "32MiB"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (raw, data) = make_small_image(dir.path());
+    let expected = sha256_hex(&data);
+
+    // qemu-img makes the qcow2 image and is the oracle for its disk bytes.
+    let qcow2 = dir.path().join("golden.qcow2");
+    run_ok(
+        std::process::Command::new("qemu-img")
+            .args(["convert", "-f", "raw", "-O", "qcow2"])
+            .arg(&raw)
+            .arg(&qcow2),
+    );
+    let oracle = dir.path().join("oracle.img");
+    run_ok(
+        std::process::Command::new("qemu-img")
+            .args(["convert", "-f", "qcow2", "-O", "raw"])
+            .arg(&qcow2)
+            .arg(&oracle),
+    );
+    assert_eq!(sha256_hex(&std::fs::read(&oracle).unwrap()), expected);
+    // `build --compress` writes golden.img.zst, one frame per chunk.
+    run_ok(
+        lab.parc()
+            .args(["image", "build", "--compress", "zstd:3"])
+            .arg(&raw),
+    );
+    let zst = dir.path().join("golden.img.zst");
+    build(&lab, &qcow2);
+    for (image, format) in [(&raw, "raw"), (&zst, "zstd"), (&qcow2, "qcow2")] {
+        let m = manifest_of(image);
+        assert_eq!(m["sha256"], expected, "{format}");
+        assert_eq!(m["chunks"], manifest_of(&raw)["chunks"], "{format}");
+    }
+
+    // zstd to a host running parc's helper: sent compressed. zstd to a sh-only
+    // host: decompressed here. qcow2 to the third.
+    let host = |i: usize| lab.lab.hosts[i].name.clone();
+    let cases: [(&Path, usize, &[&str], &str); 3] = [
+        (&zst, 0, &[], "zstd"),
+        (&zst, 1, &["--no-helper"], "zstd"),
+        (&qcow2, 2, &[], "qcow2"),
+    ];
+    for (image, h, extra, format) in cases {
+        let (out, ev) = deploy(&lab, image, &host(h), extra);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let e = finished(&ev)[0];
+        let o = &e["outcome"];
+        assert_eq!(o["verified"], true, "{e}");
+        assert_eq!(o["readback"], "direct", "{e}");
+        assert_eq!(o["source_format"], format, "{e}");
+        let (read, sent) = (
+            o["bytes_read"].as_u64().unwrap(),
+            o["bytes_sent"].as_u64().unwrap(),
+        );
+        assert_eq!(read, 6 * CHUNK, "the six data chunks: {e}");
+        match (format, h) {
+            ("zstd", 0) => {
+                assert_eq!(o["decompressed_on"], "target", "{e}");
+                // Random chunks stay their size; text ones shrink to almost nothing.
+                assert!(sent < 3 * CHUNK, "sent {sent} of {read}: {e}");
+                assert!(o["ratio"].as_f64().unwrap() < 0.5, "{e}");
+            }
+            ("zstd", _) => {
+                assert_eq!(o["decompressed_on"], "controller", "{e}");
+                assert_eq!(sent, read, "{e}");
+            }
+            _ => {
+                assert!(o.get("decompressed_on").is_none(), "{e}");
+                assert_eq!(sent, read, "{e}");
+            }
+        }
+        assert_eq!(
+            host_hash_of(&lab, h, SMALL),
+            expected,
+            "host {h} from {format}"
+        );
+    }
+
+    // A re-deploy of the raw image finds every host already identical.
+    let (out, ev) = deploy(&lab, &raw, "all", &[]);
+    assert_eq!(out.status.code(), Some(0));
+    for e in finished(&ev) {
+        assert_eq!(e["state"], "ok", "{e}");
+        assert_eq!(e["outcome"]["bytes_sent"], 0, "{e}");
+    }
+
+    // Capture to .zst: seekable zstd whose disk is the image, byte for byte.
+    let captured = dir.path().join("captured.img.zst");
+    run_ok(
+        lab.parc()
+            .args([
+                "image",
+                "capture",
+                &host(0),
+                "--source",
+                "/dev/parc-disk",
+                "-o",
+            ])
+            .arg(&captured),
+    );
+    let m = manifest_of(&captured);
+    assert_eq!(m["stored"]["format"], "zstd", "{m}");
+    assert_eq!(m["sha256"], expected);
+    assert_eq!(m["chunks"], manifest_of(&raw)["chunks"]);
+    assert!(std::fs::metadata(&captured).unwrap().len() < SMALL / 2);
+    run_ok(lab.parc().args(["image", "verify"]).arg(&captured));
+    let back = dir.path().join("captured.raw");
+    run_ok(
+        lab.parc()
+            .args(["image", "convert"])
+            .arg(&captured)
+            .arg(&back),
+    );
+    assert_eq!(sha256_hex(&std::fs::read(&back).unwrap()), expected);
+}
+
+#[test]
+fn truncated_or_corrupt_compressed_images_are_refused_before_anything_is_written() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start_with(1, &["--disk-size", "32MiB"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (raw, _) = make_small_image(dir.path());
+    let zst = dir.path().join("golden.img.zst");
+    run_ok(lab.parc().args(["image", "convert"]).arg(&raw).arg(&zst));
+    let bytes = std::fs::read(&zst).unwrap();
+    let manifest =
+        std::fs::read(Path::new(&format!("{}.parc-manifest.json", zst.display()))).unwrap();
+    let host = lab.lab.hosts[0].name.clone();
+    let before = host_hash_of(&lab, 0, SMALL);
+
+    // Each broken image beside the good one's manifest, as a copy gone wrong.
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() / 3] ^= 0x55;
+    let plain = {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&std::fs::read(&raw).unwrap()).unwrap();
+        gz.finish().unwrap()
+    };
+    for (name, content, expected) in [
+        (
+            "cut.img.zst",
+            bytes[..bytes.len() / 2].to_vec(),
+            "plain zstd stream",
+        ),
+        ("bad.img.zst", flipped, "cannot be read as a zstd image"),
+        ("copy.img.gz", plain, "parc image convert"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        std::fs::write(format!("{}.parc-manifest.json", path.display()), &manifest).unwrap();
+        let (out, ev) = deploy(&lab, &path, &host, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(expected), "{name}: {err}");
+        assert!(finished(&ev).is_empty(), "{name}: no host was contacted");
+    }
+    assert_eq!(
+        host_hash_of(&lab, 0, SMALL),
+        before,
+        "a refused image wrote to the disk"
+    );
+}

@@ -13,6 +13,7 @@ use super::session::{Session, select};
 use crate::engine::imaging;
 use crate::error::{Ended, ParcError};
 use crate::image::capture::CaptureJob;
+use crate::image::convert;
 use crate::image::deploy::DeployJob;
 use crate::image::deploy::helper::Helper;
 use crate::image::{self, ImageSource};
@@ -20,11 +21,28 @@ use crate::image::{self, ImageSource};
 #[derive(Debug, Clone, Subcommand)]
 pub enum ImageCommand {
     /// Hash an image (every core, SHA extensions) and write IMAGE.parc-manifest.json beside it.
+    /// Raw, seekable zstd and qcow2 images are recognised by their content.
     Build {
         image: PathBuf,
         /// Unit of delta and verification; a power of two from 64KiB to 1GiB.
         #[arg(long, default_value = "4MiB")]
         chunk_size: ByteSize,
+        /// Also write IMAGE.zst, seekable zstd with one frame per chunk (zstd or
+        /// zstd:LEVEL, 1-22), and its manifest: deploys then send it compressed.
+        #[arg(long, value_name = "zstd[:LEVEL]", value_parser = convert::Output::parse)]
+        compress: Option<convert::Output>,
+    },
+    /// Rewrite an image (raw, seekable zstd, qcow2, or a plain .zst/.gz stream)
+    /// as seekable zstd (OUTPUT ending in .zst) or sparse raw, with its manifest.
+    Convert {
+        input: PathBuf,
+        /// Must not exist; `.zst` makes seekable zstd, anything else raw.
+        output: PathBuf,
+        #[arg(long, default_value = "4MiB")]
+        chunk_size: ByteSize,
+        /// zstd level for a .zst OUTPUT (zstd or zstd:LEVEL).
+        #[arg(long, value_name = "zstd[:LEVEL]", value_parser = convert::Output::parse)]
+        compress: Option<convert::Output>,
     },
     /// Re-hash an image and compare it with its manifest (exit 6 if it differs).
     Verify { image: PathBuf },
@@ -59,7 +77,8 @@ pub enum ImageCommand {
         /// Device or file on the host, e.g. /dev/sda.
         #[arg(long)]
         source: String,
-        /// Local image to create (must not exist).
+        /// Local image to create (must not exist); ending in `.zst`, it is
+        /// written as seekable zstd.
         #[arg(short, long)]
         output: PathBuf,
         #[arg(long, default_value = "4MiB")]
@@ -69,7 +88,39 @@ pub enum ImageCommand {
 
 pub async fn run(cli: &Cli, command: &ImageCommand) -> Result<Ended, ParcError> {
     match command {
-        ImageCommand::Build { image, chunk_size } => build(cli, image, chunk_size.as_u64()),
+        ImageCommand::Build {
+            image,
+            chunk_size,
+            compress,
+        } => {
+            build(cli, image, chunk_size.as_u64())?;
+            match compress {
+                Some(to) => {
+                    let mut out = image.as_os_str().to_owned();
+                    out.push(".zst");
+                    convert_to(cli, image, Path::new(&out), *to, chunk_size.as_u64())
+                }
+                None => Ok(Ended::Done),
+            }
+        }
+        ImageCommand::Convert {
+            input,
+            output,
+            chunk_size,
+            compress,
+        } => {
+            let to = match (compress, convert::Output::for_path(output)) {
+                (Some(level), convert::Output::Zstd { .. }) => *level,
+                (Some(_), convert::Output::Raw) => {
+                    return Err(image::ImageError::RawOutputCompressed {
+                        output: output.clone(),
+                    }
+                    .into());
+                }
+                (None, to) => to,
+            };
+            convert_to(cli, input, output, to, chunk_size.as_u64())
+        }
         ImageCommand::Verify { image } => verify(cli, image),
         ImageCommand::Deploy {
             image,
@@ -132,7 +183,11 @@ fn hashing_bar(cli: &Cli, image: &Path) -> Option<indicatif::ProgressBar> {
     if cli.json || !std::io::stderr().is_terminal() {
         return None;
     }
-    let size = std::fs::metadata(image).ok()?.len();
+    // The disk's size, which a compressed image's file is not.
+    let size = match image::format::Disk::open(image) {
+        Ok(disk) => disk.size(),
+        Err(_) => std::fs::metadata(image).ok()?.len(),
+    };
     let bar = indicatif::ProgressBar::new(size);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -153,15 +208,50 @@ fn say(text: &str) -> Result<(), ParcError> {
 
 fn build(cli: &Cli, path: &Path, chunk_size: u64) -> Result<Ended, ParcError> {
     let started = Instant::now();
-    let bar = hashing_bar(cli, path);
-    let (manifest, manifest_path) = image::build(path, chunk_size, &|n| {
+    let built = with_bar(cli, path, |progress| {
+        image::build(path, chunk_size, progress)
+    })?;
+    say_built(cli, built, started)
+}
+
+fn convert_to(
+    cli: &Cli,
+    input: &Path,
+    output: &Path,
+    to: convert::Output,
+    chunk_size: u64,
+) -> Result<Ended, ParcError> {
+    let started = Instant::now();
+    let written = with_bar(cli, input, |progress| {
+        convert::convert(input, output, to, chunk_size, progress)
+    })?;
+    say_built(cli, written, started)
+}
+
+/// Run `work` on `image` with a byte bar on a terminal.
+fn with_bar<T>(
+    cli: &Cli,
+    image: &Path,
+    work: impl FnOnce(&(dyn Fn(u64) + Sync)) -> Result<T, image::ImageError>,
+) -> Result<T, ParcError> {
+    let bar = hashing_bar(cli, image);
+    let done = work(&|n| {
         if let Some(b) = &bar {
             b.set_position(n)
         }
-    })?;
+    });
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    Ok(done?)
+}
+
+/// The manifest just written, for people or as JSON.
+fn say_built(
+    cli: &Cli,
+    (manifest, manifest_path): (image::Manifest, PathBuf),
+    started: Instant,
+) -> Result<Ended, ParcError> {
     let secs = started.elapsed().as_secs_f64();
     if cli.json {
         say(&serde_json::json!({
@@ -171,12 +261,22 @@ fn build(cli: &Cli, path: &Path, chunk_size: u64) -> Result<Ended, ParcError> {
             "chunks": manifest.chunks.len(),
             "zero_chunks": manifest.zero_chunks,
             "sha256": manifest.sha256,
+            "format": manifest.format(),
+            "file_size": manifest.file_size(),
             "elapsed_ms": (secs * 1000.0) as u64,
         })
         .to_string())?;
     } else {
+        let stored = match manifest.format() {
+            image::format::Format::Raw => String::new(),
+            format => format!(
+                " stored as {format} in {} ({:.1}%)",
+                ByteSize(manifest.file_size()).display().iec(),
+                manifest.file_size() as f64 * 100.0 / manifest.size.max(1) as f64
+            ),
+        };
         say(&format!(
-            "{}: {} in {} chunks of {} ({} zero), sha256 {}; hashed in {secs:.2}s ({}/s)",
+            "{}: {}{stored} in {} chunks of {} ({} zero), sha256 {}; hashed in {secs:.2}s ({}/s)",
             manifest_path.display(),
             ByteSize(manifest.size).display().iec(),
             manifest.chunks.len(),
@@ -192,15 +292,7 @@ fn build(cli: &Cli, path: &Path, chunk_size: u64) -> Result<Ended, ParcError> {
 }
 
 fn verify(cli: &Cli, path: &Path) -> Result<Ended, ParcError> {
-    let bar = hashing_bar(cli, path);
-    let (manifest, differences) = image::verify(path, &|n| {
-        if let Some(b) = &bar {
-            b.set_position(n)
-        }
-    })?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    let (manifest, differences) = with_bar(cli, path, |progress| image::verify(path, progress))?;
     let matches = differences.is_empty();
     if cli.json {
         say(&serde_json::json!({

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use super::fleet::{self, FleetContext};
-use crate::events::{Events, HostState, Outcome, ResourceReport, ResourceStatus, Summary};
+use crate::events::{
+    Events, HostState, ImageReport, Outcome, ResourceReport, ResourceStatus, Summary,
+};
 use crate::image::capture::{CaptureJob, capture_host};
 use crate::image::deploy::{DeployJob, deploy_host};
 use crate::transport::Transport;
@@ -58,7 +60,6 @@ pub async fn play_stage(
     }
     let r = deploy_host(job, host, t, events).await;
     let state = r.state();
-    let size = |n: u64| bytesize::ByteSize(n).display().iec().to_string();
     ResourceReport {
         resource,
         status: match state {
@@ -68,8 +69,8 @@ pub async fn play_stage(
         },
         changes: if state == HostState::Changed {
             vec![format!(
-                "{} sent, {} zeroed, {} already there, verified ({} reads)",
-                size(r.bytes_sent),
+                "{}, {} zeroed, {} already there, verified ({} reads)",
+                sent_summary(&r),
                 size(r.bytes_zeroed),
                 size(r.bytes_matched),
                 r.readback
@@ -81,4 +82,28 @@ pub async fn play_stage(
         output: None,
         error: r.error,
     }
+}
+
+/// What crossed the wire for an image deploy: "12 MiB sent", and for a
+/// compressed or qcow2 image where its bytes came from, e.g. "40 MiB of zstd
+/// image sent as 9.1 MiB (23%, decompressed on the target)".
+pub fn sent_summary(r: &ImageReport) -> String {
+    if r.source_format.is_empty() || r.source_format == "raw" {
+        return format!("{} sent", size(r.bytes_sent));
+    }
+    let place = match r.decompressed_on.as_deref() {
+        Some(place) => format!(", decompressed on the {place}"),
+        None => String::new(),
+    };
+    format!(
+        "{} of {} image sent as {} ({:.0}%{place})",
+        size(r.bytes_read),
+        r.source_format,
+        size(r.bytes_sent),
+        r.ratio * 100.0
+    )
+}
+
+fn size(n: u64) -> String {
+    bytesize::ByteSize(n).display().iec().to_string()
 }

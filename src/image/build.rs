@@ -3,10 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use super::ImageError;
-use super::hash::hash_file;
-use super::manifest::{FORMAT_NAME, FORMAT_VERSION, Manifest, check_chunk_size};
+use super::format::{Disk, Format};
+use super::hash::{Hashed, hash_disk};
+use super::manifest::{FORMAT_NAME, FORMAT_VERSION, Manifest, Stored, check_chunk_size};
 
-/// Hash `image` and write its manifest beside it.
+/// Hash `image` (raw, seekable zstd or qcow2) and write its manifest beside it.
 pub fn build(
     image: &Path,
     chunk_size: u64,
@@ -14,8 +15,22 @@ pub fn build(
 ) -> Result<(Manifest, PathBuf), ImageError> {
     check_chunk_size(chunk_size).map_err(|reason| ImageError::ChunkSize { reason })?;
     let mtime = mtime_ns(image)?;
-    let hashed = hash_file(image, chunk_size, progress)?;
-    let manifest = Manifest {
+    let disk = Disk::open(image)?;
+    let hashed = hash_disk(&disk, chunk_size, progress)?;
+    let manifest = new_manifest(image, hashed, disk.format(), disk.file_size(), mtime);
+    let path = manifest.save(image)?;
+    Ok((manifest, path))
+}
+
+/// The manifest of `image` from its hashes.
+pub fn new_manifest(
+    image: &Path,
+    hashed: Hashed,
+    format: Format,
+    file_size: u64,
+    mtime_ns: i128,
+) -> Manifest {
+    Manifest {
         format: FORMAT_NAME.to_string(),
         version: FORMAT_VERSION,
         image: image
@@ -23,14 +38,13 @@ pub fn build(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
         size: hashed.size,
-        chunk_size,
+        chunk_size: hashed.chunk_size,
         sha256: hashed.sha256,
-        image_mtime_ns: mtime,
+        image_mtime_ns: mtime_ns,
         zero_chunks: hashed.chunks.iter().filter(|c| c.zero).count(),
         chunks: hashed.chunks,
-    };
-    let path = manifest.save(image)?;
-    Ok((manifest, path))
+        stored: (format != Format::Raw).then_some(Stored { format, file_size }),
+    }
 }
 
 /// How an image differs from its manifest; empty when it matches.
@@ -78,19 +92,15 @@ pub fn compare(
     manifest: &Manifest,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Differences, ImageError> {
-    let size = std::fs::metadata(image)
-        .map_err(|source| ImageError::Io {
-            path: image.to_path_buf(),
-            source,
-        })?
-        .len();
+    let disk = Disk::open(image)?;
+    let size = disk.size();
     if size != manifest.size {
         return Ok(Differences {
             size: Some((manifest.size, size)),
             ..Differences::default()
         });
     }
-    let hashed = hash_file(image, manifest.chunk_size, progress)?;
+    let hashed = hash_disk(&disk, manifest.chunk_size, progress)?;
     Ok(Differences {
         size: None,
         chunks: hashed
@@ -124,7 +134,7 @@ pub fn check_unchanged(image: &Path, manifest: &Manifest) -> Result<(), ImageErr
         path: image.to_path_buf(),
         source,
     })?;
-    if meta.len() == manifest.size && mtime_ns(image)? == manifest.image_mtime_ns {
+    if meta.len() == manifest.file_size() && mtime_ns(image)? == manifest.image_mtime_ns {
         return Ok(());
     }
     let differences = compare(image, manifest, &|_| {})?;

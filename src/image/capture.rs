@@ -1,24 +1,24 @@
-//! `parc image capture`: a reference machine's disk into a local sparse image.
+//! `parc image capture`: a reference machine's disk into a local sparse image,
+//! or a seekable zstd one when `-o` ends in `.zst`.
 //!
 //! One exec: the host prints the source's size, then `dd` streams it. The
 //! controller writes each chunk at its offset, skipping all-zero chunks so they
-//! stay holes in the image file, and hashes as it goes, so the manifest is ready
-//! when the last byte lands. Zero chunks still cross the wire: deciding on the
+//! stay holes in the image file (or compresses it as one frame), and hashes as
+//! it goes, so the manifest is ready when the last byte lands. Zero chunks still cross the wire: deciding on the
 //! host which chunks are zero would need a second pass over its disk.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, DuplexStream};
 
 use super::ImageError;
-use super::build::mtime_ns;
-use super::hash::chunk_entry;
-use super::manifest::{Chunk, FORMAT_NAME, FORMAT_VERSION, Manifest, SECTOR, hex};
+use super::build::{mtime_ns, new_manifest};
+use super::convert::{ImageWriter, Output, Partial};
+use super::format::Format;
+use super::hash::Hashed;
+use super::manifest::SECTOR;
 use crate::events::{CaptureReport, Event, Events, Outcome};
 use crate::transport::{Transport, quote};
 
@@ -40,20 +40,6 @@ pub struct CaptureJob {
     /// Local image to create (`-o`); its manifest goes beside it.
     pub output: PathBuf,
     pub chunk_size: u64,
-}
-
-/// The local file being written: removed unless the capture completes.
-struct Partial {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for Partial {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }
 
 pub async fn capture_host(
@@ -80,25 +66,9 @@ async fn capture(
         host: host.to_string(),
         reason,
     };
-    if job.output.exists() {
-        return Err(ImageError::Exists {
-            path: job.output.clone(),
-        });
-    }
-    let mut partial_name = job.output.as_os_str().to_owned();
-    partial_name.push(".partial");
-    let partial = Partial {
-        path: PathBuf::from(partial_name),
-        keep: false,
-    };
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&partial.path)
-        .map_err(|source| ImageError::Io {
-            path: partial.path.clone(),
-            source,
-        })?;
+    let (partial, file) = Partial::create(&job.output)?;
+    let output = Output::for_path(&job.output);
+    let writer = ImageWriter::new(file, &partial.path, output, job.chunk_size)?;
     let command = format!(
         "sh -c {} parc-capture {}",
         quote(SCRIPT),
@@ -116,11 +86,11 @@ async fn capture(
         (status, stderr)
     };
     events.phase(host, "capturing");
-    let receive = receive(job, host, from_host, file, &partial.path, events);
+    let receive = receive(job, host, from_host, writer, events);
     let ((status, stderr), received) = tokio::join!(exec, receive);
     let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
     let status = status.map_err(|e| fail(e.to_string()))?;
-    let (size, sha256, chunks) = received.map_err(|e| match e {
+    let hashed = received.map_err(|e| match e {
         Received::Image(e) => e,
         Received::Protocol(reason) if !stderr.is_empty() => fail(format!("{reason} ({stderr})")),
         Received::Protocol(reason) => fail(reason),
@@ -128,36 +98,28 @@ async fn capture(
     if !status.success() {
         return Err(fail(format!("the host's dd ended with {status}: {stderr}")));
     }
-    let mut partial = partial;
-    std::fs::rename(&partial.path, &job.output).map_err(|source| ImageError::Io {
-        path: job.output.clone(),
-        source,
-    })?;
-    partial.keep = true;
-    let manifest = Manifest {
-        format: FORMAT_NAME.to_string(),
-        version: FORMAT_VERSION,
-        image: job
-            .output
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        size,
-        chunk_size: job.chunk_size,
-        sha256: sha256.clone(),
-        image_mtime_ns: mtime_ns(&job.output)?,
-        zero_chunks: chunks.iter().filter(|c| c.zero).count(),
-        chunks,
+    partial.finish(&job.output)?;
+    let file_size = std::fs::metadata(&job.output)
+        .map_err(|source| ImageError::Io {
+            path: job.output.clone(),
+            source,
+        })?
+        .len();
+    let format = match output {
+        Output::Raw => Format::Raw,
+        Output::Zstd { .. } => Format::Zstd,
     };
+    let mtime = mtime_ns(&job.output)?;
+    let manifest = new_manifest(&job.output, hashed, format, file_size, mtime);
     let manifest_path = manifest.save(&job.output)?;
     Ok(CaptureReport {
         source: job.source.clone(),
         image: job.output.display().to_string(),
         manifest: manifest_path.display().to_string(),
-        bytes: size,
+        bytes: manifest.size,
         zero_chunks: manifest.zero_chunks,
         chunks: manifest.chunks.len(),
-        sha256,
+        sha256: manifest.sha256,
     })
 }
 
@@ -177,10 +139,9 @@ async fn receive(
     job: &CaptureJob,
     host: &str,
     from_host: DuplexStream,
-    file: File,
-    path: &Path,
+    mut writer: ImageWriter,
     events: &Events,
-) -> Result<(u64, String, Vec<Chunk>), Received> {
+) -> Result<Hashed, Received> {
     let mut reader = BufReader::with_capacity(1 << 20, from_host);
     let mut header = String::new();
     reader
@@ -203,41 +164,18 @@ async fn receive(
     }
     let count = size.div_ceil(job.chunk_size) as usize;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
-    let path_buf = path.to_path_buf();
-    let chunk_size = job.chunk_size;
-    // Hashing and writing off the async threads, in order.
-    let writer =
-        tokio::task::spawn_blocking(move || -> Result<(String, Vec<Chunk>), ImageError> {
-            let mut whole = Sha256::new();
-            let mut chunks = Vec::with_capacity(count);
-            let mut offset = 0u64;
-            while let Some(buf) = rx.blocking_recv() {
-                whole.update(&buf);
-                let entry = chunk_entry(&buf);
-                if !entry.zero {
-                    file.write_all_at(&buf, offset)
-                        .map_err(|source| ImageError::Io {
-                            path: path_buf.clone(),
-                            source,
-                        })?;
-                }
-                chunks.push(entry);
-                offset += buf.len() as u64;
-            }
-            // Trailing zero chunks become holes up to the full size.
-            file.set_len(offset)
-                .and_then(|()| file.sync_all())
-                .map_err(|source| ImageError::Io {
-                    path: path_buf.clone(),
-                    source,
-                })?;
-            Ok((hex(&whole.finalize()), chunks))
-        });
+    // Hashing, compressing and writing off the async threads, in order.
+    let writer = tokio::task::spawn_blocking(move || -> Result<Hashed, ImageError> {
+        while let Some(buf) = rx.blocking_recv() {
+            writer.chunk(&buf)?;
+        }
+        writer.finish()
+    });
     let mut received = 0u64;
     let mut last_progress = Instant::now();
     let mut short = None;
     for _ in 0..count {
-        let len = chunk_size.min(size - received) as usize;
+        let len = job.chunk_size.min(size - received) as usize;
         let mut buf = vec![0u8; len];
         if let Err(e) = reader.read_exact(&mut buf).await {
             short = Some(e);
@@ -253,6 +191,7 @@ async fn receive(
                 host: host.to_string(),
                 done_bytes: received,
                 total_bytes: size,
+                wire: None,
             });
         }
     }
@@ -260,11 +199,11 @@ async fn receive(
     let written = writer
         .await
         .map_err(|e| Received::Protocol(format!("the image writer failed: {e}")))?;
-    let (sha256, chunks) = written?;
+    let hashed = written?;
     if let Some(e) = short {
         return Err(Received::Protocol(format!(
             "the stream ended after {received} of {size} bytes ({e})"
         )));
     }
-    Ok((size, sha256, chunks))
+    Ok(hashed)
 }

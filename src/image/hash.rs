@@ -7,8 +7,6 @@
 //! (SHA-NI, ARMv8 SHA2) at run time. Buffers are recycled so a 1 TiB disk needs no
 //! more memory than a 1 GiB one.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -18,6 +16,7 @@ use sha2::{Digest, Sha256};
 use super::ImageError;
 use super::aligned::Aligned;
 use super::digest::{chunk_sha256, hex};
+use super::format::Disk;
 use super::manifest::{Chunk, SECTOR};
 
 /// What hashing an image found.
@@ -38,21 +37,26 @@ pub fn chunk_entry(buf: &[u8]) -> Chunk {
 /// Buffers in flight between the reader and the hashers.
 const DEPTH: usize = 8;
 
-/// Hash `path` in chunks of `chunk_size`, calling `progress` with the bytes read so far.
+/// Hash `path` (any image format) in chunks of `chunk_size`, calling
+/// `progress` with the disk bytes read so far.
 pub fn hash_file(
     path: &Path,
     chunk_size: u64,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Hashed, ImageError> {
-    let io = |source| ImageError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = File::open(path).map_err(io)?;
-    let size = file.metadata().map_err(io)?.len();
+    hash_disk(&Disk::open(path)?, chunk_size, progress)
+}
+
+/// [`hash_file`] of an image already open.
+pub fn hash_disk(
+    disk: &Disk,
+    chunk_size: u64,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Hashed, ImageError> {
+    let size = disk.size();
     if !size.is_multiple_of(SECTOR) {
         return Err(ImageError::Unaligned {
-            image: path.to_path_buf(),
+            image: disk.path().to_path_buf(),
             size,
         });
     }
@@ -108,7 +112,7 @@ pub fn hash_file(
                     // The last, shorter chunk.
                     buf = Aligned::new(len);
                 }
-                file.read_exact(buf.get(len)).map_err(io)?;
+                disk.read_at(buf.get(len), done)?;
                 let buf = Arc::new(buf);
                 whole_tx
                     .send(buf.clone())

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ImageError;
 pub use super::digest::{hex, zero_hash};
+use super::format::Format;
 use crate::location::Location;
 
 /// The only manifest layout this parc reads and writes.
@@ -39,6 +40,19 @@ pub struct Manifest {
     pub image_mtime_ns: i128,
     pub zero_chunks: usize,
     pub chunks: Vec<Chunk>,
+    /// How the image file stores the disk when it is not raw: the hashes above
+    /// are always of the disk's raw bytes, so the same target results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<Stored>,
+}
+
+/// A compressed or qcow2 image file, as it was when the manifest was built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stored {
+    pub format: Format,
+    /// The image file's own size in bytes.
+    pub file_size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +70,16 @@ impl Manifest {
         let mut name = image.as_os_str().to_owned();
         name.push(".parc-manifest.json");
         PathBuf::from(name)
+    }
+
+    /// The format the image file has, raw unless the manifest says otherwise.
+    pub fn format(&self) -> Format {
+        self.stored.as_ref().map_or(Format::Raw, |s| s.format)
+    }
+
+    /// The image file's size: the disk's size when it is raw.
+    pub fn file_size(&self) -> u64 {
+        self.stored.as_ref().map_or(self.size, |s| s.file_size)
     }
 
     pub fn chunk_count(size: u64, chunk_size: u64) -> usize {
@@ -177,6 +201,13 @@ impl Manifest {
         }
         if self.zero_chunks != self.chunks.iter().filter(|c| c.zero).count() {
             return Err("`zero_chunks` does not count the chunks marked zero".into());
+        }
+        if self
+            .stored
+            .as_ref()
+            .is_some_and(|s| s.format == Format::Raw)
+        {
+            return Err("`stored` names the raw format, which a manifest leaves out".into());
         }
         Ok(())
     }

@@ -26,8 +26,10 @@
 pub mod aligned;
 pub mod build;
 pub mod capture;
+pub mod convert;
 pub mod deploy;
 pub mod digest;
+pub mod format;
 pub mod hash;
 pub mod manifest;
 mod source;
@@ -36,7 +38,7 @@ use std::path::PathBuf;
 
 pub use build::{Differences, build, check_unchanged, verify};
 pub use manifest::Manifest;
-pub use source::ImageSource;
+pub use source::{ImageSource, Payload};
 
 use crate::location::Location;
 
@@ -90,6 +92,34 @@ pub enum ImageError {
         "{path} already exists: parc will not overwrite an image; remove it or choose another -o"
     )]
     Exists { path: PathBuf },
+    #[error(
+        "{image} is a plain {stream} stream, which can only be read from its start: every host would decompress all of it to reach its chunks. Make it a seekable image once with `parc image convert {image} {}` (or a raw one), and build and deploy that",
+        converted_name(image)
+    )]
+    NotSeekable {
+        image: PathBuf,
+        stream: &'static str,
+    },
+    #[error(
+        "--compress asks for seekable zstd, and {output} does not end in .zst, which is how parc names (and a later run recognises) a compressed image; name the output IMAGE.zst"
+    )]
+    RawOutputCompressed { output: PathBuf },
+    #[error("{image} cannot be read as a {format} image: {reason}; nothing was sent")]
+    Unreadable {
+        image: PathBuf,
+        format: format::Format,
+        reason: String,
+    },
     #[error("capture from {host} failed: {reason}; the partial image was removed")]
     Capture { host: String, reason: String },
+}
+
+/// Where `parc image convert` would best put a seekable copy of `image`.
+fn converted_name(image: &std::path::Path) -> String {
+    let name = image.display().to_string();
+    let stem = [".zst", ".zstd", ".gz", ".xz"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
+        .unwrap_or(&name);
+    format!("{stem}.seekable.zst")
 }

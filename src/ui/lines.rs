@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 
 use super::Options;
+use crate::engine::imaging::sent_summary;
 use crate::engine::output::OutputStream;
-use crate::events::{Event, HostState, ImageReport, Outcome, ResourceStatus, Summary};
+use crate::events::{Event, HostState, ImageReport, Outcome, ResourceStatus, Summary, Wire};
 use crate::verify::TestResult;
 
 /// The human text for an event, if it prints anything, safe for a terminal.
@@ -370,14 +371,25 @@ fn recap_text(rows: &mut [(HostState, String)]) -> Option<String> {
     Some(out)
 }
 
+/// An image deploy's bytes so far, beside its progress bar.
+pub fn wire_progress(w: &Wire) -> String {
+    format!(
+        "{} {} read, {} sent ({:.0}%)",
+        w.source_format,
+        bytes(w.read_bytes),
+        bytes(w.sent_bytes),
+        w.sent_bytes as f64 * 100.0 / w.read_bytes.max(1) as f64
+    )
+}
+
 fn bytes(n: u64) -> String {
     bytesize::ByteSize(n).display().iec().to_string()
 }
 
 fn image_line(host: &str, label: &str, r: &ImageReport, secs: f64) -> String {
     let moved = format!(
-        "{} sent, {} zeroed, {} already there",
-        bytes(r.bytes_sent),
+        "{}, {} zeroed, {} already there",
+        sent_summary(r),
         bytes(r.bytes_zeroed),
         bytes(r.bytes_matched)
     );
@@ -615,7 +627,20 @@ mod tests {
         r.verified = false;
         r.error = Some("/dev/sda is mounted (at /mnt): ...".into());
         r.bytes_sent = 0;
-        let o = Outcome::Image(r);
+        let o = Outcome::Image(r.clone());
         insta::assert_snapshot!(host_finished("ws-005", HostState::Failed, 40, &o, ALL));
+        r.error = None;
+        r.verified = true;
+        r.source_format = "zstd".into();
+        r.bytes_read = 40 << 20;
+        r.bytes_sent = 9 << 20;
+        r.ratio = 9.0 / 40.0;
+        r.decompressed_on = Some("target".into());
+        assert_eq!(
+            sent_summary(&r),
+            "40.0 MiB of zstd image sent as 9.0 MiB (22%, decompressed on the target)"
+        );
+        r.source_format = "raw".into();
+        assert_eq!(sent_summary(&r), "9.0 MiB sent");
     }
 }

@@ -71,6 +71,7 @@ impl Reporter for Tty {
                 host,
                 done_bytes,
                 total_bytes,
+                wire,
             } => {
                 let bar = self.host_bar(host);
                 if bar.length() != Some(*total_bytes) {
@@ -86,6 +87,9 @@ impl Reporter for Tty {
                     );
                 }
                 bar.set_position(*done_bytes);
+                if let Some(w) = wire.as_ref().filter(|w| w.read_bytes > 0) {
+                    bar.set_message(lines::wire_progress(w));
+                }
             }
             Event::HostFinished {
                 host,

@@ -17,7 +17,10 @@
 //!
 //! Protocol (the same lines as the script, see src/image/deploy/mod.rs):
 //! prints `h I SHA` for every chunk as found before any write; reads
-//! `w FIRST COUNT` + bytes, `z FIRST COUNT`, `r` and `q`; prints `v I SHA` for
+//! `w FIRST COUNT` + bytes, `z FIRST COUNT`, `r` and `q`, and (from the
+//! helper only) `c INDEX LEN` + LEN bytes of zstd frames holding one chunk,
+//! which it decompresses, so that a compressed image crosses the network
+//! compressed; prints `v I SHA` for
 //! every written chunk re-read from storage once `r` came; `fail MESSAGE` on
 //! an error; `end` once the target is flushed.
 //!
@@ -147,6 +150,10 @@ impl Out {
     }
 }
 
+/// Largest compressed chunk accepted: zstd never grows 1 GiB (the largest
+/// chunk) by more than a fraction of a percent.
+const MAX_FRAMES: usize = (1 << 30) + (1 << 24);
+
 /// Parts read and hashed at a time: small enough to stay in the CPU's cache
 /// between the copy out of the page cache and the hash (several hosts' threads
 /// share a core here), large enough that system calls are few.
@@ -271,6 +278,8 @@ fn run(args: &[String], out: &Out) -> ExitCode {
     let mut input = BufReader::with_capacity(1 << 20, std::io::stdin().lock());
     let mut data = Aligned::new(chunk_size as usize);
     let mut zeros = Aligned::new(chunk_size as usize);
+    let mut compressed = Vec::new();
+    let mut dctx = zstd_safe::DCtx::create();
     let mut line = String::new();
     loop {
         line.clear();
@@ -295,6 +304,30 @@ fn run(args: &[String], out: &Out) -> ExitCode {
                     }
                 }
                 check((first, count), &mut pending);
+            }
+            ("c", (Some(index), Some(len))) if index < t.chunks && len <= MAX_FRAMES => {
+                compressed.resize(len, 0);
+                if input.read_exact(&mut compressed).is_err() {
+                    return ExitCode::from(130);
+                }
+                let chunk = data.get(t.chunk_len(index));
+                match dctx.decompress(&mut *chunk, &compressed) {
+                    Ok(n) if n == chunk.len() => {}
+                    Ok(n) => {
+                        return out.fail(format_args!(
+                            "chunk {index} decompressed to {n} bytes, not {}",
+                            chunk.len()
+                        ));
+                    }
+                    Err(code) => {
+                        let why = zstd_safe::get_error_name(code);
+                        return out.fail(format_args!("decompressing chunk {index} failed: {why}"));
+                    }
+                }
+                if let Err(e) = t.write(index, chunk) {
+                    return out.fail(format_args!("writing chunk {index} failed: {e}"));
+                }
+                check((index, 1), &mut pending);
             }
             ("z", (Some(first), Some(count))) if first + count <= t.chunks => {
                 if let Err(e) = t.zero(first, count, zeros.get(chunk_size as usize)) {

@@ -43,8 +43,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
-use super::{ImageError, ImageSource};
-use crate::events::{Event, Events, ImageReport};
+use super::format::Format;
+use super::{ImageError, ImageSource, Payload};
+use crate::events::{Event, Events, ImageReport, Wire};
 use crate::transport::{ExitStatus, Transport, TransportError, quote};
 use helper::Helper;
 use plan::{ChunkPlan, PlanError, Run};
@@ -106,6 +107,8 @@ pub async fn deploy_host(
     let mut report = ImageReport {
         target: job.target.clone(),
         image_bytes: manifest.size,
+        source_format: job.source.format().name().into(),
+        ratio: 1.0,
         readback: "none".into(),
         ..ImageReport::default()
     };
@@ -135,6 +138,7 @@ pub async fn deploy_host(
         lines,
         last_progress: None,
         streamed: 0,
+        read: 0,
     };
     let ((status, stderr), result) = tokio::join!(exec, host_run.control(to_target));
     report.total_ms = started.elapsed().as_millis() as u64;
@@ -173,6 +177,8 @@ struct HostRun<'a> {
     last_progress: Option<Instant>,
     /// Chunk bytes handed to the SSH channel so far (paces `--max-rate`).
     streamed: u64,
+    /// Disk bytes of the chunks streamed (more than `streamed` when compressed).
+    read: u64,
 }
 
 impl HostRun<'_> {
@@ -261,7 +267,11 @@ impl HostRun<'_> {
 
     fn report_counters(&mut self, plan: &ChunkPlan<'_>) {
         let c = &plan.counters;
-        self.report.bytes_sent = c.bytes_sent;
+        self.report.bytes_read = self.read;
+        self.report.bytes_sent = self.streamed;
+        if self.read > 0 {
+            self.report.ratio = self.streamed as f64 / self.read as f64;
+        }
         self.report.bytes_zeroed = c.bytes_zeroed;
         self.report.bytes_matched = c.bytes_matched;
         self.report.chunks_sent = c.chunks_sent;
@@ -313,6 +323,11 @@ impl HostRun<'_> {
             host: self.host.to_string(),
             done_bytes: plan.handled_bytes(),
             total_bytes: self.job.source.manifest.size,
+            wire: Some(Wire {
+                source_format: self.report.source_format.clone(),
+                read_bytes: self.read,
+                sent_bytes: self.streamed,
+            }),
         });
     }
 
@@ -323,36 +338,61 @@ impl HostRun<'_> {
         run: Run,
         transfer_start: &mut Option<Instant>,
     ) -> Result<(), DeployError> {
-        let verb = if run.zero { 'z' } else { 'w' };
-        send(
-            to_target,
-            format!("{verb} {} {}\n", run.first, run.count).as_bytes(),
-        )
-        .await?;
+        let source = &self.job.source;
+        // Compressed chunks go to parc's helper only (it says `helper on`
+        // before its first hash, so this is known before any chunk differs);
+        // sh gets the bytes the controller decompressed.
+        let raw = !(source.compressed() && self.report.helper);
+        if source.format() == Format::Zstd {
+            self.report.decompressed_on = Some(if raw { "controller" } else { "target" }.into());
+        }
+        if run.zero || raw {
+            let verb = if run.zero { 'z' } else { 'w' };
+            send(
+                to_target,
+                format!("{verb} {} {}\n", run.first, run.count).as_bytes(),
+            )
+            .await?;
+        }
         if run.zero {
             return Ok(());
         }
-        let source = &self.job.source;
         let start = *transfer_start.get_or_insert_with(Instant::now);
         if self.report.transfer_start_ms == 0 {
             self.report.transfer_start_ms = self.ms();
         }
         let fetch = |index: usize| {
             let source = source.clone();
-            tokio::spawn(async move { source.chunk(index).await })
+            tokio::spawn(async move { source.payload(index, raw).await })
         };
         let mut next = Some(fetch(run.first));
         let end = run.first + run.count;
         for index in run.first..end {
             let Some(pending) = next.take() else { break };
-            let data = pending
+            let payload = pending
                 .await
                 .map_err(|e| DeployError::Lost(format!("reading the image failed: {e}")))??;
             if index + 1 < end {
                 next = Some(fetch(index + 1));
             }
-            send(to_target, &data).await?;
-            self.streamed += data.len() as u64;
+            let sent = match &payload {
+                Payload::Raw(data) => {
+                    send(to_target, data).await?;
+                    data.len()
+                }
+                Payload::Zstd(frames) => {
+                    // One chunk per command: the helper needs each one's length.
+                    send(
+                        to_target,
+                        format!("c {index} {}\n", frames.len()).as_bytes(),
+                    )
+                    .await?;
+                    send(to_target, frames).await?;
+                    frames.len()
+                }
+            };
+            self.streamed += sent as u64;
+            self.read += source.manifest.chunk_len(index);
             self.report.transfer_ms = start.elapsed().as_millis() as u64;
             if let Some(rate) = self.job.max_rate {
                 let due = Duration::from_secs_f64(self.streamed as f64 / rate as f64);

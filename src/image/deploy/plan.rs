@@ -197,6 +197,7 @@ mod tests {
             sha256: "0".repeat(64),
             image_mtime_ns: 0,
             zero_chunks: 2,
+            stored: None,
             chunks: vec![data('a'), data('b'), zero(), zero(), data('c')],
         }
     }

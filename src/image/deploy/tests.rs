@@ -27,6 +27,16 @@ fn image(dir: &Path) -> std::path::PathBuf {
     path
 }
 
+/// A sparse disk file larger than the image: only the image's span is written.
+fn sparse_target(dir: &Path, name: &str) -> std::path::PathBuf {
+    let target = dir.join(name);
+    std::fs::File::create(&target)
+        .unwrap()
+        .set_len(8 * CS)
+        .unwrap();
+    target
+}
+
 async fn deploy(image: &Path, target: &Path) -> ImageReport {
     deploy_with(image, target, None).await
 }
@@ -55,11 +65,7 @@ async fn full_then_delta_then_zero_repair_on_a_disk_file() {
     let image = image(dir.path());
     let size = std::fs::metadata(&image).unwrap().len();
     // A larger, sparse target: only the image's span is written.
-    let target = dir.path().join("target's disk");
-    std::fs::File::create(&target)
-        .unwrap()
-        .set_len(8 * CS)
-        .unwrap();
+    let target = sparse_target(dir.path(), "target's disk");
 
     let r = deploy(&image, &target).await;
     assert_eq!(r.error, None);
@@ -98,11 +104,7 @@ async fn full_then_delta_then_zero_repair_on_a_disk_file() {
 async fn a_helper_that_cannot_run_leaves_the_script_in_step() {
     let dir = tempfile::tempdir().unwrap();
     let image = image(dir.path());
-    let target = dir.path().join("target");
-    std::fs::File::create(&target)
-        .unwrap()
-        .set_len(8 * CS)
-        .unwrap();
+    let target = sparse_target(dir.path(), "target");
     // Not a program: received (whole blocks and a remainder), tried, given up.
     let junk = vec![0u8; 3 * 65536 + 1234];
     let r = deploy_with(&image, &target, Some(Helper::fake(junk))).await;
@@ -146,11 +148,7 @@ async fn an_image_changed_behind_its_manifest_is_caught_before_sending() {
     f.write_all_at(b"tampered", 10).unwrap();
     f.set_modified(mtime).unwrap();
     drop(f);
-    let target = dir.path().join("target");
-    std::fs::File::create(&target)
-        .unwrap()
-        .set_len(8 * CS)
-        .unwrap();
+    let target = sparse_target(dir.path(), "target");
     let job = Arc::new(DeployJob {
         source,
         target: target.to_str().unwrap().to_string(),
@@ -165,4 +163,31 @@ async fn an_image_changed_behind_its_manifest_is_caught_before_sending() {
         error.contains("no longer matches its manifest: chunk 0 differs"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn a_seekable_zstd_image_lands_as_its_raw_bytes_through_sh() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = image(dir.path());
+    let zst = dir.path().join("disk image.img.zst");
+    crate::image::convert::convert(
+        &raw,
+        &zst,
+        crate::image::convert::Output::Zstd { level: 3 },
+        CS,
+        &|_| {},
+    )
+    .unwrap();
+    let target = sparse_target(dir.path(), "target's disk");
+    let r = deploy(&zst, &target).await;
+    assert_eq!(r.error, None);
+    assert!(r.verified);
+    assert_eq!(r.source_format, "zstd");
+    // sh cannot decompress: the controller sent the disk's bytes.
+    assert_eq!(r.decompressed_on.as_deref(), Some("controller"));
+    assert_eq!(
+        (r.bytes_read, r.bytes_sent),
+        (3 * CS + 3 * 512, 3 * CS + 3 * 512)
+    );
+    assert!(same_prefix(&raw, &target));
 }
