@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::{ExitStatus, Transport, TransportError, quote};
@@ -59,6 +60,31 @@ impl Transport for Sudo {
                 let mut chained = line.as_bytes().chain(stdin);
                 self.inner
                     .exec(&wrapped, &mut chained, stdout, stderr)
+                    .await
+            }
+        }
+    }
+
+    async fn exec_shared(
+        &self,
+        command: &str,
+        stdin: &[Bytes],
+        stdout: &mut (dyn AsyncWrite + Send + Unpin),
+        stderr: &mut (dyn AsyncWrite + Send + Unpin),
+    ) -> Result<ExitStatus, TransportError> {
+        let wrapped = self.wrap(command);
+        match &self.password {
+            None => {
+                self.inner
+                    .exec_shared(&wrapped, stdin, stdout, stderr)
+                    .await
+            }
+            Some(password) => {
+                let chunks: Vec<Bytes> = std::iter::once(Bytes::from(format!("{password}\n")))
+                    .chain(stdin.iter().cloned())
+                    .collect();
+                self.inner
+                    .exec_shared(&wrapped, &chunks, stdout, stderr)
                     .await
             }
         }
