@@ -140,5 +140,11 @@ mod tests {
             )
         );
         assert_eq!(input, b"s3cret\npayload");
+        // Streamed rather than shared: the same.
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        s.exec("cat > /etc/y", &mut &b"streamed"[..], &mut out, &mut err)
+            .await
+            .unwrap();
+        assert_eq!(rec.0.lock().unwrap().1, b"s3cret\nstreamed");
     }
 }
