@@ -27,39 +27,46 @@ fn a_20_mib_file_pushed_to_20_hosts_is_held_once_on_the_controller() {
         .read_exact(&mut data)
         .unwrap();
     std::fs::write(dir.path().join("profiles/files/big.bin"), &data).unwrap();
-    std::fs::write(
-        dir.path().join("profiles/big.yml"),
-        "resources:\n  - file: {path: /var/tmp/parc-big.bin, src: big.bin, mode: \"0644\"}\n",
-    )
-    .unwrap();
-    let playbook = dir.path().join("playbooks/big.yml");
-    std::fs::write(&playbook, "- hosts: all\n  profiles: [big]\n").unwrap();
-
-    let (status, peak_kib) = run_measured(
-        lab.parc()
-            .env("PARC_RUNS_DIR", dir.path().join("runs"))
-            .args(["--json", "apply", "--parallel", &HOSTS.to_string()])
-            .arg(&playbook)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    assert!(status.success(), "{status:?}");
-    eprintln!(
-        "{HOSTS} hosts x {} MiB: controller peak RSS {peak_kib} KiB",
-        SIZE >> 20
-    );
+    std::fs::write(dir.path().join("profiles/files/small.bin"), b"small\n").unwrap();
+    for (name, file) in [("big", "big.bin"), ("small", "small.bin")] {
+        std::fs::write(
+            dir.path().join(format!("profiles/{name}.yml")),
+            format!("resources:\n  - file: {{path: /var/tmp/parc-{file}, src: {file}, mode: \"0644\"}}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(format!("playbooks/{name}.yml")),
+            format!("- hosts: all\n  profiles: [{name}]\n"),
+        )
+        .unwrap();
+    }
+    let apply = |name: &str| {
+        let (status, peak_kib) = run_measured(
+            lab.parc()
+                .env("PARC_RUNS_DIR", dir.path().join("runs"))
+                .args(["--json", "apply", "--parallel", &HOSTS.to_string()])
+                .arg(dir.path().join(format!("playbooks/{name}.yml")))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        assert!(status.success(), "{name}: {status:?}");
+        eprintln!("{name}: {HOSTS} hosts, controller peak RSS {peak_kib} KiB");
+        peak_kib
+    };
+    let small = apply("small");
+    let big = apply("big");
     for host in [0, HOSTS - 1] {
         assert!(
             lab.host_file(host, "/var/tmp/parc-big.bin").as_deref() == Some(&data[..]),
             "host {host} did not get the file"
         );
     }
-    // 20 copies would be 400 MiB (it was 950 MiB: each host's archive and
-    // its stdin were copies). One copy, parc itself (30 MiB unoptimized) and
-    // what each host's channel holds in flight (under 1 MiB) fit in 90.
+    // A copy per host would be 400 MiB more than the same apply of a small
+    // file (it was 930 MiB more: each host's archive and its stdin were
+    // copies); one copy and what each channel holds in flight is about 26.
     assert!(
-        peak_kib <= 90 * 1024,
-        "controller peak RSS {peak_kib} KiB for {HOSTS} hosts x {} MiB",
+        big.saturating_sub(small) <= 40 * 1024,
+        "{HOSTS} hosts x {} MiB: controller peak RSS {big} KiB, {small} KiB with a small file",
         SIZE >> 20
     );
 }

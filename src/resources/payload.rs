@@ -1,128 +1,81 @@
-//! The bytes a script sends on its stdin, kept as pieces rather than one
+//! The bytes a script sends on its stdin, kept as chunks rather than one
 //! buffer, so that a file's content is never copied per host.
 //!
 //! Architecture note: every host of a run that installs the same file holds
 //! the same buffer (see [`crate::confine::Tree::read_shared`]); the staging
 //! archive around it (tar headers, padding), the stashed bytes and the script
-//! are small pieces of their own. The pieces are read in order straight into
-//! the transport's send buffer, whose writes wait for the channel's window:
-//! the controller's memory depends on the largest distinct content, not on
-//! hosts x content.
+//! are small chunks of their own. The transport sends the chunks as they are
+//! ([`crate::transport::Transport::exec_shared`]), each channel waiting for
+//! its window: the controller's memory depends on the largest distinct
+//! content, not on hosts x content.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, ReadBuf};
+use bytes::Bytes;
 
-#[derive(Debug)]
-enum Piece {
-    Owned(Vec<u8>),
-    Shared(Arc<Vec<u8>>),
-}
-
-impl Piece {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Piece::Owned(b) => b,
-            Piece::Shared(b) => b,
-        }
-    }
-}
-
-/// Bytes in pieces, read in order.
+/// Bytes in chunks, sent in order.
 #[derive(Debug, Default)]
 pub struct Payload {
-    pieces: Vec<Piece>,
+    chunks: Vec<Bytes>,
     len: usize,
+}
+
+/// A content shared between hosts, as `Bytes` can own it.
+struct Shared(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 impl Payload {
     /// Append bytes this payload owns (headers, a script).
     pub fn push(&mut self, bytes: Vec<u8>) {
-        if !bytes.is_empty() {
-            self.len += bytes.len();
-            self.pieces.push(Piece::Owned(bytes));
-        }
+        self.push_bytes(Bytes::from(bytes));
     }
 
     /// Append a content shared with other hosts' payloads, without copying it.
     pub fn push_shared(&mut self, data: Arc<Vec<u8>>) {
-        if !data.is_empty() {
-            self.len += data.len();
-            self.pieces.push(Piece::Shared(data));
+        self.push_bytes(Bytes::from_owner(Shared(data)));
+    }
+
+    fn push_bytes(&mut self, bytes: Bytes) {
+        if !bytes.is_empty() {
+            self.len += bytes.len();
+            self.chunks.push(bytes);
         }
     }
 
-    /// Append another payload's pieces.
+    /// Append another payload's chunks.
     pub fn append(&mut self, other: Payload) {
         self.len += other.len;
-        self.pieces.extend(other.pieces);
+        self.chunks.extend(other.chunks);
     }
 
     pub fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The bytes, in order, as a stream.
-    pub fn reader(&self) -> Reader<'_> {
-        Reader {
-            pieces: &self.pieces,
-            piece: 0,
-            at: 0,
-        }
+    pub fn chunks(&self) -> &[Bytes] {
+        &self.chunks
     }
 
     /// The bytes in one buffer (tests look at them whole).
     #[cfg(test)]
     pub fn to_vec(&self) -> Vec<u8> {
-        self.pieces
-            .iter()
-            .flat_map(|p| p.bytes())
-            .copied()
-            .collect()
-    }
-}
-
-/// A [`Payload`] being read: never blocks, fills the caller's buffer from
-/// as many pieces as fit.
-pub struct Reader<'a> {
-    pieces: &'a [Piece],
-    piece: usize,
-    at: usize,
-}
-
-impl AsyncRead for Reader<'_> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        while buf.remaining() > 0 && self.piece < self.pieces.len() {
-            let bytes = self.pieces[self.piece].bytes();
-            let n = (bytes.len() - self.at).min(buf.remaining());
-            buf.put_slice(&bytes[self.at..self.at + n]);
-            self.at += n;
-            if self.at == bytes.len() {
-                self.piece += 1;
-                self.at = 0;
-            }
-        }
-        Poll::Ready(Ok(()))
+        self.chunks.concat()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::Chunks;
     use tokio::io::AsyncReadExt;
 
     #[tokio::test]
-    async fn pieces_read_back_in_order_through_small_reads() {
+    async fn chunks_read_back_in_order_through_small_reads() {
         let shared = Arc::new((0..=255u8).cycle().take(10_000).collect::<Vec<u8>>());
         let mut p = Payload::default();
         p.push(b"head".to_vec());
@@ -136,7 +89,7 @@ mod tests {
         want.extend_from_slice(b"tail");
         assert_eq!(p.len(), want.len());
         let mut got = Vec::new();
-        let mut reader = p.reader();
+        let mut reader = Chunks::new(p.chunks());
         let mut buf = [0u8; 7];
         loop {
             let n = reader.read(&mut buf).await.unwrap();

@@ -327,7 +327,7 @@ impl Script {
     pub async fn run(self, t: &dyn Transport) -> Result<ScriptOutput, ScriptError> {
         let (fetch, wants) = (self.fetch.clone(), self.wants.clone());
         let (command, stdin) = self.finish();
-        let out = t.exec_collect(&command, &mut stdin.reader()).await?;
+        let out = t.exec_shared_capture(&command, stdin.chunks()).await?;
         let (mut records, archive) = parse(&out.stdout)?;
         let files = archive.map(read_fetched).unwrap_or_default();
         for (id, key, n, max) in wants {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{ExitStatus, Transport, TransportError};
@@ -37,5 +38,16 @@ impl Transport for Counting {
     ) -> Result<ExitStatus, TransportError> {
         self.execs.fetch_add(1, Ordering::Relaxed);
         self.inner.exec(command, stdin, stdout, stderr).await
+    }
+
+    async fn exec_shared(
+        &self,
+        command: &str,
+        stdin: &[Bytes],
+        stdout: &mut (dyn AsyncWrite + Send + Unpin),
+        stderr: &mut (dyn AsyncWrite + Send + Unpin),
+    ) -> Result<ExitStatus, TransportError> {
+        self.execs.fetch_add(1, Ordering::Relaxed);
+        self.inner.exec_shared(command, stdin, stdout, stderr).await
     }
 }

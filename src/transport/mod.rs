@@ -13,8 +13,12 @@ pub mod ssh;
 pub mod ssh_config;
 pub mod sudo;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use async_trait::async_trait;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// How a remote command ended.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -177,21 +181,39 @@ pub trait Transport: Send + Sync {
         stderr: &mut (dyn AsyncWrite + Send + Unpin),
     ) -> Result<ExitStatus, TransportError>;
 
-    /// Run a command with in-memory stdin and collect its output.
-    async fn exec_capture(&self, command: &str, stdin: &[u8]) -> Result<Output, TransportError> {
-        let mut input = stdin;
-        self.exec_collect(command, &mut input).await
-    }
-
-    /// Run a command with streamed stdin and collect its output.
-    async fn exec_collect(
+    /// [`Transport::exec`] with stdin given as chunks that other hosts' execs
+    /// share (a file's content sent to every host). A transport that can send
+    /// them without copying does, so that what waits for a channel's window
+    /// is the shared content rather than a copy per host; by default they
+    /// are streamed through [`Transport::exec`].
+    async fn exec_shared(
         &self,
         command: &str,
-        stdin: &mut (dyn AsyncRead + Send + Unpin),
+        stdin: &[Bytes],
+        stdout: &mut (dyn AsyncWrite + Send + Unpin),
+        stderr: &mut (dyn AsyncWrite + Send + Unpin),
+    ) -> Result<ExitStatus, TransportError> {
+        self.exec(command, &mut Chunks::new(stdin), stdout, stderr)
+            .await
+    }
+
+    /// Run a command with in-memory stdin and collect its output.
+    async fn exec_capture(&self, command: &str, stdin: &[u8]) -> Result<Output, TransportError> {
+        self.exec_shared_capture(command, &[Bytes::copy_from_slice(stdin)])
+            .await
+    }
+
+    /// [`Transport::exec_shared`], collecting the output.
+    async fn exec_shared_capture(
+        &self,
+        command: &str,
+        stdin: &[Bytes],
     ) -> Result<Output, TransportError> {
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
-        let status = self.exec(command, stdin, &mut stdout, &mut stderr).await?;
+        let status = self
+            .exec_shared(command, stdin, &mut stdout, &mut stderr)
+            .await?;
         stdout.flush().await.ok();
         Ok(Output {
             status,
@@ -212,6 +234,41 @@ pub trait Transport: Send + Sync {
             .exec(command, &mut &b""[..], &mut stdout, &mut stderr)
             .await?;
         Ok((status, stdout.into_kept(), stderr.into_kept()))
+    }
+}
+
+/// Chunks read in order as one stream: never blocks, fills the caller's
+/// buffer from as many chunks as fit.
+pub struct Chunks<'a> {
+    chunks: &'a [Bytes],
+    at: usize,
+}
+
+impl<'a> Chunks<'a> {
+    pub fn new(chunks: &'a [Bytes]) -> Self {
+        Chunks { chunks, at: 0 }
+    }
+}
+
+impl AsyncRead for Chunks<'_> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        while buf.remaining() > 0 {
+            let Some(chunk) = self.chunks.first() else {
+                break;
+            };
+            let n = (chunk.len() - self.at).min(buf.remaining());
+            buf.put_slice(&chunk[self.at..self.at + n]);
+            self.at += n;
+            if self.at == chunk.len() {
+                self.chunks = &self.chunks[1..];
+                self.at = 0;
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
 use russh::{ChannelMsg, Disconnect, client, kex};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -322,6 +323,56 @@ impl Transport for SshTransport {
         stdout: &mut (dyn AsyncWrite + Send + Unpin),
         stderr: &mut (dyn AsyncWrite + Send + Unpin),
     ) -> Result<ExitStatus, TransportError> {
+        self.run(command, Stdin::Stream(stdin), stdout, stderr)
+            .await
+    }
+
+    async fn exec_shared(
+        &self,
+        command: &str,
+        stdin: &[Bytes],
+        stdout: &mut (dyn AsyncWrite + Send + Unpin),
+        stderr: &mut (dyn AsyncWrite + Send + Unpin),
+    ) -> Result<ExitStatus, TransportError> {
+        self.run(command, Stdin::Chunks(stdin.iter()), stdout, stderr)
+            .await
+    }
+}
+
+/// What a command's stdin comes from.
+enum Stdin<'a> {
+    Stream(&'a mut (dyn AsyncRead + Send + Unpin)),
+    /// Shared chunks, handed to russh as they are: russh sends slices of
+    /// them as the channel's window allows, without a copy.
+    Chunks(std::slice::Iter<'a, Bytes>),
+}
+
+impl Stdin<'_> {
+    async fn next(&mut self) -> std::io::Result<Option<Bytes>> {
+        match self {
+            // `data(reader)` would copy through an 8 KiB buffer and so send 8 KiB
+            // SSH packets; large reads let russh fill packets up to the server's
+            // maximum (32 KiB for OpenSSH), which matters for multi-GiB streams.
+            // Each chunk is read into its own buffer and handed over as it is.
+            Stdin::Stream(reader) => {
+                let mut chunk = vec![0u8; STDIN_READ];
+                let n = reader.read(&mut chunk).await?;
+                chunk.truncate(n);
+                Ok((n > 0).then(|| chunk.into()))
+            }
+            Stdin::Chunks(chunks) => Ok(chunks.next().cloned()),
+        }
+    }
+}
+
+impl SshTransport {
+    async fn run(
+        &self,
+        command: &str,
+        mut stdin: Stdin<'_>,
+        stdout: &mut (dyn AsyncWrite + Send + Unpin),
+        stderr: &mut (dyn AsyncWrite + Send + Unpin),
+    ) -> Result<ExitStatus, TransportError> {
         let protocol = |e: russh::Error| TransportError::Protocol {
             host: self.name.clone(),
             reason: describe(&e),
@@ -336,16 +387,10 @@ impl Transport for SshTransport {
         let (mut read, write) = channel.split();
 
         let writer = async {
-            // `data(reader)` would copy through an 8 KiB buffer and so send 8 KiB
-            // SSH packets; large reads let russh fill packets up to the server's
-            // maximum (32 KiB for OpenSSH), which matters for multi-GiB streams.
-            // Each chunk is read into its own buffer and handed over as it is.
             let sent = loop {
-                let mut chunk = vec![0u8; STDIN_READ];
-                match stdin.read(&mut chunk).await {
-                    Ok(0) => break Ok(()),
-                    Ok(n) => {
-                        chunk.truncate(n);
+                match stdin.next().await {
+                    Ok(None) => break Ok(()),
+                    Ok(Some(chunk)) => {
                         if let Err(e) = write.data_bytes(chunk).await {
                             break Err(e);
                         }

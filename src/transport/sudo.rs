@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use super::{ExitStatus, Transport, TransportError, quote};
@@ -63,6 +64,31 @@ impl Transport for Sudo {
             }
         }
     }
+
+    async fn exec_shared(
+        &self,
+        command: &str,
+        stdin: &[Bytes],
+        stdout: &mut (dyn AsyncWrite + Send + Unpin),
+        stderr: &mut (dyn AsyncWrite + Send + Unpin),
+    ) -> Result<ExitStatus, TransportError> {
+        let wrapped = self.wrap(command);
+        match &self.password {
+            None => {
+                self.inner
+                    .exec_shared(&wrapped, stdin, stdout, stderr)
+                    .await
+            }
+            Some(password) => {
+                let chunks: Vec<Bytes> = std::iter::once(Bytes::from(format!("{password}\n")))
+                    .chain(stdin.iter().cloned())
+                    .collect();
+                self.inner
+                    .exec_shared(&wrapped, &chunks, stdout, stderr)
+                    .await
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -114,5 +140,11 @@ mod tests {
             )
         );
         assert_eq!(input, b"s3cret\npayload");
+        // Streamed rather than shared: the same.
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        s.exec("cat > /etc/y", &mut &b"streamed"[..], &mut out, &mut err)
+            .await
+            .unwrap();
+        assert_eq!(rec.0.lock().unwrap().1, b"s3cret\nstreamed");
     }
 }
