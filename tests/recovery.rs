@@ -977,3 +977,50 @@ resources:
     assert!(lab.host_file(0, "/etc/parc-slow-a").is_none());
     assert!(lab.host_file(0, "/etc/parc-slow-b").is_none());
 }
+
+/// On a host with nothing but busybox (its tar, dd, stat, cp, sha256sum), an
+/// apply installs files (staged by busybox tar, sliced without GNU dd's
+/// byte flags), saves its journal, and restores it: after a failure
+/// (`on_failure: rollback`) and after a run that worked (`parc rollback`).
+#[test]
+fn install_and_rollback_on_a_busybox_only_host() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    lab.busybox_only(0);
+    let dir = tempfile::tempdir().unwrap();
+    let failing = playbook(
+        dir.path(),
+        &format!("{CHANGES}  - command: {{run: \"echo broken >&2; exit 7\"}}\n"),
+        "  on_failure: rollback\n",
+    );
+    let before = Snapshot::take(&lab);
+    let out = parc_json(&lab, [Path::new("apply"), &failing]);
+    let host = finished(&events(&out))[0].clone();
+    assert_eq!(host["state"], "rolled_back", "{host:#}");
+    assert!(
+        host["outcome"]["recovery"]
+            .get("restore_problems")
+            .is_none()
+    );
+    before.assert_restored(&lab, "busybox: after on_failure: rollback");
+
+    let dir = tempfile::tempdir().unwrap();
+    let working = playbook(dir.path(), CHANGES, "");
+    let out = parc_json(&lab, [Path::new("apply"), &working]);
+    let ev = events(&out);
+    let host = finished(&ev)[0].clone();
+    assert_eq!(host["state"], "changed", "{host:#}");
+    assert_eq!(
+        on_host(
+            &lab,
+            0,
+            "cat /etc/motd /etc/parc-test/deep/conf; stat -c '%a %G' /etc/motd /etc/parc-test/deep/conf /etc/parc-test/deep; readlink /etc/parc-test/link; grep -c PARC_TEST=1 /etc/environment"
+        ),
+        "changed by parc\nx=1\n600 root\n640 daemon\n750 root\n/etc/motd\n1"
+    );
+    let run_id = ev[0]["run_id"].as_str().unwrap();
+    let out = parc_json(&lab, ["rollback", run_id]);
+    let host = finished(&events(&out))[0].clone();
+    assert_eq!(host["state"], "rolled_back", "{host:#}");
+    before.assert_restored(&lab, "busybox: after parc rollback");
+}
