@@ -259,16 +259,16 @@ impl Script {
             tail.push_str("parc_fetch \"$@\"\n\n");
             sections.push(tail);
         }
-        Assembled::new(
-            staged
+        Assembled {
+            archive: staged
                 .and_then(Result::ok)
                 .map(|s| s.archive)
                 .unwrap_or_default(),
-            self.payload,
-            sections.concat(),
-            self.fetch,
-            self.wants,
-        )
+            payload: self.payload,
+            script: sections.concat(),
+            fetch: self.fetch,
+            wants: self.wants,
+        }
     }
 
     /// The command line and stdin to send.
@@ -335,27 +335,13 @@ pub struct Assembled {
     payload: Vec<u8>,
     /// The script, last on stdin.
     pub script: String,
+    /// What the probe's closing tar holds, and who asked for it: to hand
+    /// each content to its record once the output is back.
     fetch: Vec<String>,
     wants: Vec<Want>,
 }
 
 impl Assembled {
-    fn new(
-        archive: Vec<u8>,
-        payload: Vec<u8>,
-        script: String,
-        fetch: Vec<String>,
-        wants: Vec<Want>,
-    ) -> Self {
-        Assembled {
-            archive,
-            payload,
-            script,
-            fetch,
-            wants,
-        }
-    }
-
     /// The staging archive (empty when nothing is staged).
     pub fn archive(&self) -> &[u8] {
         &self.archive
