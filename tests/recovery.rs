@@ -618,6 +618,56 @@ resources:
     );
 }
 
+/// The journal's copy of a directory (`cp -a`, for a `dir` the run removes)
+/// cut short by a crash: what was being copied is left whole, and neither the
+/// failed apply nor a later `parc rollback` acts on the partial copy. (The
+/// test above crashes while saving attributes only, which copies nothing.)
+#[test]
+fn a_crash_while_copying_a_directory_into_the_journal_deletes_nothing() {
+    let (lab, _dir, pb) = lab_and_playbook(
+        1,
+        r#"
+resources:
+  - file: {path: /etc/parc-d7-before, content: "x\n"}
+  - dir: {path: /etc/parc-d7, state: absent}
+"#,
+        "  on_failure: rollback\n",
+    );
+    // A `cp` first in PATH that copies one file of the directory, then
+    // kills the whole apply exec (once).
+    on_host(
+        &lab,
+        0,
+        r#"mkdir -p /etc/parc-d7 && echo a > /etc/parc-d7/a && echo b > /etc/parc-d7/b
+cat > /usr/local/bin/cp <<'W'
+#!/bin/sh
+if [ "$1" = -a ] && [ "$2" = /etc/parc-d7 ] && mkdir /root/parc-d7-fired 2>/dev/null; then
+  mkdir "$3" && /usr/bin/cp -a /etc/parc-d7/a "$3/" && kill -9 0
+fi
+exec /usr/bin/cp "$@"
+W
+chmod 0755 /usr/local/bin/cp"#,
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let ev = events(&out);
+    let run_id = ev[0]["run_id"].as_str().unwrap().to_string();
+    let host = finished(&ev)[0].clone();
+    assert_eq!(host["state"], "failed", "{host:#}");
+    assert_eq!(
+        on_host(&lab, 0, "ls -d /root/parc-d7-fired"),
+        "/root/parc-d7-fired",
+        "the copy was cut short"
+    );
+    let recovery = host["outcome"]["recovery"].to_string();
+    assert!(recovery.contains("never completed"), "{recovery}");
+    let listing = "ls /etc/parc-d7; ls -d /etc/parc-d7-before 2>/dev/null | wc -l";
+    assert_eq!(on_host(&lab, 0, listing), "a\nb\n0");
+    let out = parc_json(&lab, ["rollback", &run_id]);
+    let host = finished(&events(&out))[0].clone();
+    assert_eq!(host["state"], "skipped", "{host:#}");
+    assert_eq!(on_host(&lab, 0, listing), "a\nb\n0");
+}
+
 /// Who decided the fate of run `run_id` on host `host` (the journal's `fate`
 /// link), read from the host's disk.
 fn fate(lab: &TestLab, host: usize, run_id: &str) -> Option<String> {
