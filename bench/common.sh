@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by rollout.sh and scale.sh (sourced): building parc, the mixed
 # workload's wallpaper, and one lab started for the whole run and always
 # stopped. Expects BENCH, ROOT, LAB, PARC and SUBNET to be set.

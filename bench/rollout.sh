@@ -58,6 +58,7 @@ export BENCH_LAB_DIR=$LAB
 "$BENCH/setup.sh"
 prepare
 
+# shellcheck disable=SC2086 # the sizes, split into words on purpose
 MAX=$(largest $SIZES)
 start_lab "$MAX"
 rm -rf "$OUT"

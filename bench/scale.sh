@@ -37,6 +37,7 @@ PARC=${CARGO_TARGET_DIR:-$ROOT/target}/release/parc
 # One connection per host at once, and the lab's own descriptors.
 ulimit -n "$(ulimit -Hn)"
 prepare
+# shellcheck disable=SC2086 # the sizes, split into words on purpose
 MAX=$(largest $SIZES)
 start_lab "$MAX"
 rm -rf "$OUT"

@@ -574,8 +574,10 @@ resources:
         recovery.contains("nothing had been changed") && recovery.contains("never completed"),
         "{recovery}"
     );
-    let listing = "stat -c '%a' /etc/parc-d5; ls /etc/parc-d5; ls /etc/parc-d5-before /etc/parc-d5-after 2>&1 | wc -l";
-    let expected = "755\na\nb\n2";
+    // The directory as it was, and neither file created: the kill came
+    // before the first change.
+    let listing = "stat -c '%a' /etc/parc-d5; ls /etc/parc-d5; ls -d /etc/parc-d5-before /etc/parc-d5-after 2>/dev/null | wc -l";
+    let expected = "755\na\nb\n0";
     assert_eq!(on_host(&lab, 0, listing), expected);
     // `parc rollback` of that run later says so and deletes nothing either.
     let out = parc_json(&lab, ["rollback", &run_id]);
@@ -614,6 +616,56 @@ resources:
         on_host(&lab, 0, "stat -c '%a' /etc/parc-d5; ls /etc/parc-d5"),
         "700\na\nb"
     );
+}
+
+/// The journal's copy of a directory (`cp -a`, for a `dir` the run removes)
+/// cut short by a crash: what was being copied is left whole, and neither the
+/// failed apply nor a later `parc rollback` acts on the partial copy. (The
+/// test above crashes while saving attributes only, which copies nothing.)
+#[test]
+fn a_crash_while_copying_a_directory_into_the_journal_deletes_nothing() {
+    let (lab, _dir, pb) = lab_and_playbook(
+        1,
+        r#"
+resources:
+  - file: {path: /etc/parc-d7-before, content: "x\n"}
+  - dir: {path: /etc/parc-d7, state: absent}
+"#,
+        "  on_failure: rollback\n",
+    );
+    // A `cp` first in PATH that copies one file of the directory, then
+    // kills the whole apply exec (once).
+    on_host(
+        &lab,
+        0,
+        r#"mkdir -p /etc/parc-d7 && echo a > /etc/parc-d7/a && echo b > /etc/parc-d7/b
+cat > /usr/local/bin/cp <<'W'
+#!/bin/sh
+if [ "$1" = -a ] && [ "$2" = /etc/parc-d7 ] && mkdir /root/parc-d7-fired 2>/dev/null; then
+  mkdir "$3" && /usr/bin/cp -a /etc/parc-d7/a "$3/" && kill -9 0
+fi
+exec /usr/bin/cp "$@"
+W
+chmod 0755 /usr/local/bin/cp"#,
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let ev = events(&out);
+    let run_id = ev[0]["run_id"].as_str().unwrap().to_string();
+    let host = finished(&ev)[0].clone();
+    assert_eq!(host["state"], "failed", "{host:#}");
+    assert_eq!(
+        on_host(&lab, 0, "ls -d /root/parc-d7-fired"),
+        "/root/parc-d7-fired",
+        "the copy was cut short"
+    );
+    let recovery = host["outcome"]["recovery"].to_string();
+    assert!(recovery.contains("never completed"), "{recovery}");
+    let listing = "ls /etc/parc-d7; ls -d /etc/parc-d7-before 2>/dev/null | wc -l";
+    assert_eq!(on_host(&lab, 0, listing), "a\nb\n0");
+    let out = parc_json(&lab, ["rollback", &run_id]);
+    let host = finished(&events(&out))[0].clone();
+    assert_eq!(host["state"], "skipped", "{host:#}");
+    assert_eq!(on_host(&lab, 0, listing), "a\nb\n0");
 }
 
 /// Who decided the fate of run `run_id` on host `host` (the journal's `fate`
@@ -974,4 +1026,51 @@ resources:
     std::thread::sleep(std::time::Duration::from_secs(4));
     assert!(lab.host_file(0, "/etc/parc-slow-a").is_none());
     assert!(lab.host_file(0, "/etc/parc-slow-b").is_none());
+}
+
+/// On a host with nothing but busybox (its tar, dd, stat, cp, sha256sum), an
+/// apply installs files (staged by busybox tar, sliced without GNU dd's
+/// byte flags), saves its journal, and restores it: after a failure
+/// (`on_failure: rollback`) and after a run that worked (`parc rollback`).
+#[test]
+fn install_and_rollback_on_a_busybox_only_host() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    lab.busybox_only(0);
+    let dir = tempfile::tempdir().unwrap();
+    let failing = playbook(
+        dir.path(),
+        &format!("{CHANGES}  - command: {{run: \"echo broken >&2; exit 7\"}}\n"),
+        "  on_failure: rollback\n",
+    );
+    let before = Snapshot::take(&lab);
+    let out = parc_json(&lab, [Path::new("apply"), &failing]);
+    let host = finished(&events(&out))[0].clone();
+    assert_eq!(host["state"], "rolled_back", "{host:#}");
+    assert!(
+        host["outcome"]["recovery"]
+            .get("restore_problems")
+            .is_none()
+    );
+    before.assert_restored(&lab, "busybox: after on_failure: rollback");
+
+    let dir = tempfile::tempdir().unwrap();
+    let working = playbook(dir.path(), CHANGES, "");
+    let out = parc_json(&lab, [Path::new("apply"), &working]);
+    let ev = events(&out);
+    let host = finished(&ev)[0].clone();
+    assert_eq!(host["state"], "changed", "{host:#}");
+    assert_eq!(
+        on_host(
+            &lab,
+            0,
+            "cat /etc/motd /etc/parc-test/deep/conf; stat -c '%a %G' /etc/motd /etc/parc-test/deep/conf /etc/parc-test/deep; readlink /etc/parc-test/link; grep -c PARC_TEST=1 /etc/environment"
+        ),
+        "changed by parc\nx=1\n600 root\n640 daemon\n750 root\n/etc/motd\n1"
+    );
+    let run_id = ev[0]["run_id"].as_str().unwrap();
+    let out = parc_json(&lab, ["rollback", run_id]);
+    let host = finished(&events(&out))[0].clone();
+    assert_eq!(host["state"], "rolled_back", "{host:#}");
+    before.assert_restored(&lab, "busybox: after parc rollback");
 }

@@ -401,11 +401,12 @@ fn bad_inputs_point_at_file_line_and_column() {
             "unknown field `colour`",
         ),
         (
+            // The mapping never closes: the parser finds out at the end.
             "resources:\n  - file: {path: /x\n",
             vec![],
             2,
-            format!("{p}:"),
-            "",
+            format!("{p}:3:1:"),
+            "did not find expected ',' or '}'",
         ),
         (
             "resources:\n  - file:\n      path: /x\n      content: \"v={{ ntp_srver }}\"\n",
@@ -437,6 +438,7 @@ fn bad_inputs_point_at_file_line_and_column() {
         ),
     ];
     for (yaml, files, code, location, needle) in cases {
+        assert!(!needle.is_empty(), "every case names what its error says");
         let out = apply_profile(&lab, dir.path(), yaml, &files);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{yaml}\n{err}");

@@ -198,7 +198,7 @@ fn probe_runs_under_busybox_only() {
     let list = match Command::new("busybox").arg("--list").output() {
         Ok(out) if out.status.success() => out.stdout,
         _ => {
-            eprintln!("busybox not installed: skipping the busybox probe test");
+            crate::transport::local::cannot_run("busybox is not installed");
             return;
         }
     };

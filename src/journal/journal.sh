@@ -39,12 +39,12 @@ parc_journal_save() { # N PATH [attrs]: record PATH as it is now
   if [ "$3" = attrs ] && [ -e "$2" ]; then
     _t=attrs
   elif [ -L "$2" ]; then
-    _t=link; cp -a "$2" "$_e/data" || return 1
+    _t='link'; cp -a "$2" "$_e/data" || return 1
     if [ -e "$2" ]; then stat -L -c '%a %U %G' "$2" > "$_e/target_attrs" || return 1; fi
   elif [ -d "$2" ]; then
     _t=dir; cp -a "$2" "$_e/data" && parc_sync_tree "$_e/data" || return 1
   elif [ -f "$2" ]; then
-    _t=file; cp -a "$2" "$_e/data" && parc_sha "$2" > "$_e/sha256" || return 1
+    _t='file'; cp -a "$2" "$_e/data" && parc_sha "$2" > "$_e/sha256" || return 1
   elif [ -e "$2" ]; then
     echo "cannot journal $2: not a file, directory or symlink" >&2; return 1
   else
@@ -62,6 +62,7 @@ parc_lock_join() {
   _pg=$$
   if [ -r "/proc/$$/stat" ]; then read -r _ _ _ _ _pg _ < "/proc/$$/stat"; fi
   [ ! -d /var/lib/parc/lock ] || printf '%s %s\n' "$_pg" "${PARC_DIR:-}" >> /var/lib/parc/lock/pgids
+  # shellcheck disable=SC2034 # read by the apply script, which records it in its journal
   PARC_PGID=$_pg
 }
 
@@ -169,6 +170,7 @@ parc_restore() { # JOURNAL_DIR WHO
     return 0
   fi
   echo rolling_back > "$_j/state"
+  # shellcheck disable=SC2012 # entry names are numbers parc chose
   for _n in $(ls "$_j/entries" 2>/dev/null | sort -n -r); do
     _e="$_j/entries/$_n"
     parc_entry_ok "$_e" || continue
@@ -190,6 +192,7 @@ parc_restore() { # JOURNAL_DIR WHO
     # Never through a link: chmod follows one (a link's own mode means
     # nothing on Linux, and its 0777 would land on what it points to).
     if [ "$_t" != absent ]; then
+      # shellcheck disable=SC2046 # three words: a mode, two names (stat's output)
       set -- $(cat "$_e/attrs")
       if [ ! -L "$_p" ]; then chmod "$1" "$_p"; fi
       chown -h "$2:$3" "$_p"
@@ -208,6 +211,7 @@ parc_restore_check() { # JOURNAL_DIR
     echo "checked=done"
     return 0
   fi
+  # shellcheck disable=SC2012 # entry names are numbers parc chose
   for _n in $(ls "$1/entries" 2>/dev/null | sort -n); do
     _e="$1/entries/$_n"
     if ! parc_entry_ok "$_e"; then
@@ -253,6 +257,7 @@ parc_journal_prune() { # KEEP
 # process would stay in the session's cgroup (ssh.service's, or a logind
 # session scope), which a stop of ssh.service or the end of the session may
 # kill as a whole; a transient unit of its own survives both.
+# shellcheck disable=SC2016 # the lines of watchdog.sh, expanded when it runs
 parc_watchdog_arm() { # SECONDS
   printf '%s\n' 'J=$(cd "$(dirname "$0")" && pwd)' \
     'echo $$ > "$J/watchdog.pid"' \

@@ -32,32 +32,34 @@ pub fn dir(run_id: &str) -> String {
 }
 
 /// The standalone restore script stored in each journal.
-fn restore_sh() -> String {
+pub(crate) fn restore_sh() -> String {
     format!(
         "{}\n{JOURNAL_SH}\nparc_restore \"$(cd \"$(dirname \"$0\")\" && pwd)\" \"${{1:-rollback}}\"\n",
         crate::resources::script::LIB
     )
 }
 
-/// Append to `script` the sh that opens journal `run_id` and saves every
-/// touched path, before any change. Fails the script (before any change) if
-/// the journal cannot be written. Returns the lines to run after the staging
-/// (whose sync makes the journal durable) and before the first change.
+/// Add to `script` the sh that opens journal `run_id` and saves every
+/// touched path (its setup, before any change), and the lines that mark the
+/// journal complete (and arm the watchdog) after the staging's sync, which
+/// makes the journal durable: the first lines of its body, so they must be
+/// added before the steps. Fails the script (before any change) if the
+/// journal cannot be written.
 pub fn begin(
     script: &mut Script,
     run_id: &str,
     touches: &[Touch],
     keep: usize,
     confirm: Option<std::time::Duration>,
-) -> Vec<String> {
+) {
     let quoted = quote_path(&dir(run_id));
-    script.sh(JOURNAL_SH);
+    script.lib(JOURNAL_SH);
     // The state directory is created (and made private) once per host; each
     // run then creates its journal and all entry directories in one `mkdir`.
     let entries: String = (0..touches.len())
         .map(|n| format!(" \"$PARC_JOURNAL/entries/{n}\""))
         .collect();
-    script.sh(&format!(
+    script.setup(&format!(
         "PARC_JOURNAL={quoted}; export PARC_JOURNAL\n\
          [ -d {state}/journal ] || {{ mkdir -p -m 700 {state} && mkdir -m 700 {state}/journal; }} || exit 1\n\
          parc_journal_prune {keep}\n\
@@ -70,7 +72,7 @@ pub fn begin(
     ));
     // Written by the shell's own printf: the script is text already, and a
     // slice of the payload would cost a dd, a chmod and a mv.
-    script.sh(&format!(
+    script.setup(&format!(
         "printf '%s' {} > \"$PARC_JOURNAL/restore.sh\" || exit 1",
         quote_path(&restore_sh())
     ));
@@ -80,7 +82,7 @@ pub fn begin(
             Touch::Attrs(p) => format!("parc_journal_save {n} {} attrs", quote_path(p)),
             Touch::Undo(sh) => format!("parc_journal_undo {n} {}", quote_path(sh)),
         };
-        script.sh(&format!(
+        script.setup(&format!(
             "{line} || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}"
         ));
     }
@@ -102,15 +104,14 @@ pub fn begin(
     // The journal is whole only after the staging's sync (which covers its
     // entries): the completion marker, synced, then the watchdog, before the
     // first change. A restore acts on nothing else.
-    let mut preface = vec![format!(
-        "echo complete > \"$PARC_JOURNAL/complete\" && parc_sync \"$PARC_JOURNAL/complete\" \"$PARC_JOURNAL\" \
+    script.sh(&format!(
+        "{{ echo complete > \"$PARC_JOURNAL/complete\" && parc_sync \"$PARC_JOURNAL/complete\" \"$PARC_JOURNAL\"; }} \
          || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}\n\
          echo '@@r {COMPLETE_RECORD}'"
-    )];
+    ));
     if let Some(window) = confirm {
-        preface.push(format!("parc_watchdog_arm {}", window.as_secs().max(1)));
+        script.sh(&format!("parc_watchdog_arm {}", window.as_secs().max(1)));
     }
-    preface
 }
 
 /// Who decided a host's fate (the journal's `fate` link, `parc_decide`):
@@ -169,7 +170,7 @@ pub fn confirm_command(run_id: &str) -> String {
 pub fn inspect_script(run_id: &str) -> Script {
     let mut s = Script::new();
     let d = quote_path(&dir(run_id));
-    s.sh(JOURNAL_SH);
+    s.lib(JOURNAL_SH);
     s.sh(&format!(
         "if [ \"$(readlink {d}/fate 2>/dev/null)\" = watchdog ]; then parc_watchdog_wait {d}; fi\n\
          parc_rec journal; parc_kv fate \"$(readlink {d}/fate 2>/dev/null)\"; parc_kv state \"$(cat {d}/state 2>/dev/null)\"\n\
@@ -240,17 +241,13 @@ pub enum CheckError {
 /// Decide the host's fate as `fate` (disarming its dead-man watchdog), or
 /// learn who did first.
 pub async fn decide(t: &dyn Transport, run_id: &str, fate: Fate) -> Result<Decided, JournalError> {
-    let mut s = Script::new();
-    s.sh(JOURNAL_SH);
-    s.sh(&format!(
-        "parc_journal_decide {} {}",
-        quote_path(&dir(run_id)),
-        fate.as_str()
-    ));
-    let out = s.run(t).await.map_err(|source| JournalError::Lost {
-        doing: "deciding the host's fate".into(),
-        source,
-    })?;
+    let out = decide_script(run_id, fate)
+        .run(t)
+        .await
+        .map_err(|source| JournalError::Lost {
+            doing: "deciding the host's fate".into(),
+            source,
+        })?;
     let Some(r) = out.records.get("fate") else {
         return Err(JournalError::NotRecorded {
             status: out.status,
@@ -262,6 +259,18 @@ pub async fn decide(t: &dyn Transport, run_id: &str, fate: Fate) -> Result<Decid
         fate: winner,
         restore: (winner == Some(Fate::Watchdog)).then(|| restore_result(&out.records)),
     })
+}
+
+/// The script deciding run `run_id`'s fate as `fate` ([`decide`]).
+pub fn decide_script(run_id: &str, fate: Fate) -> Script {
+    let mut s = Script::new();
+    s.lib(JOURNAL_SH);
+    s.sh(&format!(
+        "parc_journal_decide {} {}",
+        quote_path(&dir(run_id)),
+        fate.as_str()
+    ));
+    s
 }
 
 /// sh marking the journal's apply as finished.
@@ -278,9 +287,9 @@ pub fn post_restore(script: &mut Script, run_id: &str, commands: &[String]) {
     let text: String = commands.iter().map(|c| format!("( {c} )\n")).collect();
     let (off, len) = script.stash(text.as_bytes());
     // The handlers' exec may run long: a takeover must stop it too.
-    script.sh(JOURNAL_SH);
-    script.sh("parc_lock_join");
-    script.sh(&format!(
+    script.lib(JOURNAL_SH);
+    script.setup("parc_lock_join");
+    script.setup(&format!(
         "tail -c +$((PARC_STASH + {})) \"$PARC_PAYLOAD\" | head -c {len} >> {}/post-restore",
         off + 1,
         quote_path(&dir(run_id))

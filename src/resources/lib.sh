@@ -6,6 +6,10 @@
 # printed only by parc_kv, which escapes them: a local user who names a link
 # target "x<newline>type=dir" gets a link target, not a field. Never `echo`
 # such a value (dash's echo turns the two characters \n into a newline).
+# Functions take their inputs as arguments. A function that computes a value
+# without starting a process returns it in a variable its comment names
+# (parc_dirname sets _d, parc_readlink _t, parc_unsafe _u and _why); other
+# underscore variables are its scratch space.
 umask 022
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 LC_ALL=C
@@ -74,18 +78,19 @@ parc_dirname() {
 # The nearest directory above PATH that exists now: a file installed at PATH
 # is staged there, on the filesystem it will be renamed on, even when this run
 # creates PATH's directory. No process is started.
-parc_stage_dir() { # PATH
+parc_stage_dir() { # PATH [PREFIX]
   parc_dirname "$1"
   while [ ! -d "$_d" ] && [ "$_d" != / ] && [ "$_d" != . ]; do parc_dirname "$_d"; done
-  parc_kv "${_pf:-}stage" "$_d"
+  parc_kv "${2:-}stage" "$_d"
 }
 
 # Print type/mode/owner/group/size/target of a path, sha256 of a regular file,
 # and where a temp file for it can be staged (parc_stage_dir). With PREFIX,
-# every key starts with it (several paths in one record).
+# every key starts with it (several paths in one record). Sets _sp and _s to
+# the path and size of what it found (for parc_want, which follows it).
 parc_stat() { # PATH [PREFIX]
   _pf=${2:-}
-  parc_stage_dir "$1"
+  parc_stage_dir "$1" "$_pf"
   if [ -L "$1" ]; then parc_kv "${_pf}type" link; parc_readlink "$1"; parc_kv "${_pf}target" "$_t"
   elif [ -d "$1" ]; then parc_kv "${_pf}type" dir
   elif [ -f "$1" ]; then parc_kv "${_pf}type" file; parc_kv "${_pf}sha256" "$(parc_sha "$1")"
@@ -94,13 +99,13 @@ parc_stat() { # PATH [PREFIX]
   _sp=$1
   # shellcheck disable=SC2046 # the fields are words: a mode, two names, numbers
   set -- $(stat -c '%a %U %G %s %h' -- "$1")
-  parc_attrs "$1" "$2" "$3" "$4" "$5"
+  _s=$4
+  parc_attrs "$_pf" "$1" "$2" "$3" "$4" "$5"
 }
 
-parc_attrs() { # MODE OWNER GROUP SIZE LINKS
-  _s=$4
-  parc_kv "${_pf}mode" "$1"; parc_kv "${_pf}owner" "$2"; parc_kv "${_pf}group" "$3"
-  parc_kv "${_pf}size" "$4"; parc_kv "${_pf}links" "$5"
+parc_attrs() { # PREFIX MODE OWNER GROUP SIZE LINKS
+  parc_kv "$1mode" "$2"; parc_kv "$1owner" "$3"; parc_kv "$1group" "$4"
+  parc_kv "$1size" "$5"; parc_kv "$1links" "$6"
 }
 
 # A directory above PATH through which a local user could redirect a change
@@ -243,11 +248,11 @@ parc_lines() { # FILE: its number of lines, counted by the shell
   echo "$_n"
 }
 
-# parc_stat, from what parc_prestat gathered.
+# parc_stat, from what parc_prestat gathered (and setting _sp and _s as it).
 parc_stat_next() { # PATH [PREFIX]
   [ "${PARC_PRESTAT:-}" = 1 ] || { parc_stat "$@"; return; }
   _pf=${2:-}
-  parc_stage_dir "$1"
+  parc_stage_dir "$1" "$_pf"
   if [ -L "$1" ]; then
     if [ "$PARC_LINKS" = 1 ]; then IFS= read -r _t <&6; else parc_readlink "$1"; fi
     parc_kv "${_pf}type" link; parc_kv "${_pf}target" "$_t"
@@ -255,14 +260,14 @@ parc_stat_next() { # PATH [PREFIX]
   elif [ -f "$1" ]; then read -r _h _l <&8; parc_kv "${_pf}type" file; parc_kv "${_pf}sha256" "${_h#"$PARC_BS"}"
   elif [ -e "$1" ]; then parc_kv "${_pf}type" other
   else parc_kv "${_pf}type" none; return 0; fi
-  read -r _a _u _g _s _k <&7
+  read -r _a _o _g _s _k <&7
   _sp=$1
-  parc_attrs "$_a" "$_u" "$_g" "$_s" "$_k"
+  parc_attrs "$_pf" "$_a" "$_o" "$_g" "$_s" "$_k"
 }
 
 # Ask for regular file PATH's content (at most MAX bytes) in the probe's
-# closing tar: sets PARC_WANT_N. The size comes from the stat just made of
-# PATH when there was one.
+# closing tar: sets PARC_WANT_N, which the script's fetch reads. The size
+# comes from the stat just made of PATH (_sp, _s) when there was one.
 parc_want() { # N PATH [MAX]
   [ -f "$2" ] || return 0
   if [ -n "${3:-}" ]; then
@@ -412,24 +417,22 @@ parc_sync_tree() { # DIR
 
 # Run resource IDX's step (a function) with its output captured; report and stop
 # the whole apply at the first failure.
-parc_step() {
-  _idx=$1; shift
-  ( set -e; "$@" ) > "$PARC_DIR/out" 2>&1
-  parc_step_done $?
+parc_step() { # IDX FUNCTION
+  ( set -e; "$2" ) > "$PARC_DIR/out" 2>&1
+  parc_step_done "$1" $?
 }
 
 # parc_step for a step of plain ops (Step::is_plain): its commands are chained
 # with && and return their status, so it runs without a subshell.
-parc_step_plain() {
-  _idx=$1; shift
-  "$@" > "$PARC_DIR/out" 2>&1
-  parc_step_done $?
+parc_step_plain() { # IDX FUNCTION
+  "$2" > "$PARC_DIR/out" 2>&1
+  parc_step_done "$1" $?
 }
 
-parc_step_done() { # RC
-  echo "@@done $_idx $1"
+parc_step_done() { # IDX RC
+  echo "@@done $1 $2"
   [ ! -s "$PARC_DIR/out" ] || parc_blob_max out "$PARC_DIR/out" "$PARC_OUT_MAX"
-  [ "$1" -eq 0 ] || exit 1
+  [ "$2" -eq 0 ] || exit 1
 }
 
 # At most 1 MiB of what a step printed reaches the controller, which holds

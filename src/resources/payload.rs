@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 /// Bytes in chunks, sent in order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Payload {
     chunks: Vec<Bytes>,
     len: usize,

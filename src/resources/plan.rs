@@ -92,7 +92,7 @@ impl Step {
             .all(|op| matches!(op, Op::Mkdir { .. } | Op::Put { .. } | Op::NeedParent(_)))
     }
 
-    /// Write this step as sh function `name` into `script`.
+    /// Define this step as sh function `name` in `script`'s setup.
     pub fn write(&self, name: &str, script: &mut Script) {
         let mut body = Vec::new();
         for op in &self.0 {
@@ -125,7 +125,7 @@ impl Step {
             body.push(":".into());
         }
         let join = if self.is_plain() { " &&\n" } else { "\n" };
-        script.sh(&format!("{name}() {{\n{}\n}}", body.join(join)));
+        script.setup(&format!("{name}() {{\n{}\n}}", body.join(join)));
     }
 }
 

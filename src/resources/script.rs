@@ -9,12 +9,29 @@
 //! Output comes back framed (`@@r`, `@@blob`, `@@done`), binary-safe by
 //! explicit lengths; file contents a probe asks for come last, as one tar
 //! after an `@@tar` line.
+//!
+//! Lifecycle of a [`Script`]: callers add typed parts in any order (libraries,
+//! paths to guard and stat, files to install, *setup* lines that run before
+//! the first change, *body* lines that run after it, contents to fetch);
+//! [`Script::assemble`] then lays the parts out in one fixed order, the
+//! sections of [`Assembled::script`]:
+//!
+//! 1. the libraries (`lib.sh`, then each one added with [`Script::lib`]);
+//! 2. the guard (`parc_guard`: no symbolic link planted above a touched path);
+//! 3. the batched stat of the directories above checked paths
+//!    (`parc_dir_modes`), then of every path the probes read (`parc_prestat`);
+//! 4. the staging functions (temp names, `parc_stage`, `parc_batch_N`);
+//! 5. setup: the journal's saves and the step functions;
+//! 6. the barrier: the record of how to unstage, the staging, one `sync` of
+//!    the journal and the staged files;
+//! 7. the body: probes, or the steps that change the host;
+//! 8. the fetch of every content asked for (one `tar -c`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::payload::Payload;
-use super::stage::Stage;
+use super::stage::{Stage, Staged};
 use crate::transport::{ExitStatus, Transport, TransportError, quote};
 
 /// The sh library every script starts with.
@@ -23,40 +40,55 @@ pub const LIB: &str = include_str!("lib.sh");
 /// A script under construction, with the bytes it will install.
 #[derive(Default)]
 pub struct Script {
-    body: String,
-    /// Bytes the script reads by offset (`stash`), after the staging archive.
-    payload: Payload,
+    /// Libraries sent after [`LIB`], each once.
+    libs: Vec<&'static str>,
+    /// Paths that must have no symbolic link above them when the script
+    /// starts, before the journal or the staging writes anything.
+    guard: Vec<String>,
     /// Paths given to [`Script::stat`], in the order the body reads them.
     stats: Vec<String>,
     /// Files installed through staging (see [`super::stage`]).
     stage: Stage,
-    /// Where in `body` the staging runs (the start, unless marked).
-    stage_at: Option<usize>,
+    /// sh that runs before the staging: nothing here changes the host.
+    setup: Vec<String>,
     /// sh words (paths, globs) that must be durable before the first change.
     durable: Vec<String>,
     /// Where to record how to remove the staged files (a sh word), so that a
     /// restore can clean up after a run that died before renaming them.
     unstage_record: Option<String>,
+    /// sh that runs after the staging.
+    body: Vec<String>,
+    /// Bytes the script reads by offset (`stash`), after the staging archive.
+    payload: Payload,
     /// Files whose content the probe returns, in one `tar -c` at its end:
     /// paths on the host, then files the script wrote (see [`Script::capture`]).
     fetch: Vec<String>,
     /// Names in `$PARC_DIR` given out by [`Script::capture`], with the size
     /// past which each is cut.
     captures: Vec<(String, u64)>,
-    /// (record id, blob key, index in `fetch`, size limit) of each content
-    /// asked for.
-    wants: Vec<(String, String, usize, Option<u64>)>,
-    /// Paths that must have no symbolic link above them when the script
-    /// starts, before the journal or the staging writes anything.
-    guard: Vec<String>,
+    /// Contents asked for, each as its record, blob key, index in `fetch`
+    /// and size limit.
+    wants: Vec<Want>,
     /// Paths given to [`Script::path_check`], whose directories' modes one
     /// `stat` reads before the body.
     checks: Vec<String>,
+    /// Names the staged temp files: random, unless a test fixes it.
+    token: Option<String>,
+}
+
+/// One content a probe asked for ([`Script::blob`]).
+#[derive(Clone)]
+struct Want {
+    id: String,
+    key: String,
+    fetched: usize,
+    max: Option<u64>,
 }
 
 impl std::fmt::Debug for Script {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Script")
+            .field("setup", &self.setup)
             .field("body", &self.body)
             .field("payload", &self.payload.len())
             .field("staged", &self.stage.len())
@@ -66,9 +98,14 @@ impl std::fmt::Debug for Script {
 
 impl Script {
     pub fn new() -> Self {
-        Script {
-            body: LIB.to_string(),
-            ..Script::default()
+        Script::default()
+    }
+
+    /// Send sh library `text` (function definitions) after [`LIB`]; a library
+    /// added twice is sent once.
+    pub fn lib(&mut self, text: &'static str) {
+        if !self.libs.contains(&text) {
+            self.libs.push(text);
         }
     }
 
@@ -95,7 +132,12 @@ impl Script {
                 self.fetch.len() - 1
             }
         };
-        self.wants.push((id.to_string(), key.to_string(), n, max));
+        self.wants.push(Want {
+            id: id.to_string(),
+            key: key.to_string(),
+            fetched: n,
+            max,
+        });
         format!(
             "parc_want {n} {}{}",
             quote(path),
@@ -112,8 +154,12 @@ impl Script {
     pub fn capture(&mut self, id: &str, key: &str, max: u64) -> String {
         let name = format!("capture.{}", self.captures.len());
         self.fetch.push(name.clone());
-        self.wants
-            .push((id.to_string(), key.to_string(), self.fetch.len() - 1, None));
+        self.wants.push(Want {
+            id: id.to_string(),
+            key: key.to_string(),
+            fetched: self.fetch.len() - 1,
+            max: None,
+        });
         self.captures.push((name.clone(), max));
         format!("\"$PARC_DIR/{name}\"")
     }
@@ -136,10 +182,17 @@ impl Script {
         }
     }
 
-    /// Append sh source (a newline is added).
+    /// Append sh source to the body (a newline is added): it runs after the
+    /// staging, so it may change the host.
     pub fn sh(&mut self, line: &str) {
-        self.body.push_str(line);
-        self.body.push('\n');
+        self.body.push(line.to_string());
+    }
+
+    /// Append sh source to the setup (a newline is added): it runs before
+    /// the staging and its sync, so it must not change the host (it defines
+    /// functions, writes the journal).
+    pub fn setup(&mut self, line: &str) {
+        self.setup.push(line.to_string());
     }
 
     /// Store `data` in the payload; returns its (offset, length) for
@@ -186,12 +239,6 @@ impl Script {
         )
     }
 
-    /// Run the staging here (after the journal, before the steps) rather than
-    /// at the start of the script. The last call wins.
-    pub fn stage_here(&mut self) {
-        self.stage_at = Some(self.body.len());
-    }
-
     /// How many files are staged so far (see [`Script::rename_together`]).
     pub fn staged(&self) -> usize {
         self.stage.len()
@@ -218,8 +265,37 @@ impl Script {
         self.durable.push(words.to_string());
     }
 
-    /// The command line and stdin to send.
-    pub fn finish(mut self) -> (String, Payload) {
+    /// Name the staged temp files with `token` rather than a random one, so
+    /// that the script is the same on every build (snapshot tests).
+    #[cfg(test)]
+    pub(crate) fn fix_token(&mut self, token: &str) {
+        self.token = Some(token.to_string());
+    }
+
+    /// The command line, the script and the bytes before it.
+    pub fn assemble(self) -> Assembled {
+        let staged = self.stage.finish(self.token.as_deref());
+        let mut sections: Vec<String> = vec![LIB.to_string()];
+        sections.extend(self.libs.iter().map(|l| format!("{l}\n")));
+        if !self.guard.is_empty() {
+            sections.push(format!("parc_guard {} || exit 1\n", words(&self.guard)));
+        }
+        if !self.checks.is_empty() {
+            sections.push(format!("parc_dir_modes {}\n", words(&self.checks)));
+        }
+        if !self.stats.is_empty() {
+            sections.push(format!("parc_prestat {}\n", words(&self.stats)));
+        }
+        if let Some(Ok(staged)) = &staged {
+            sections.push(staged.functions.clone());
+        }
+        sections.extend(self.setup.iter().map(|l| format!("{l}\n")));
+        sections.push(barrier(
+            staged.as_ref(),
+            self.unstage_record.as_deref(),
+            &self.durable,
+        ));
+        sections.extend(self.body.iter().map(|l| format!("{l}\n")));
         if !self.fetch.is_empty() {
             let mut tail = String::new();
             let mut by_max: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
@@ -242,65 +318,107 @@ impl Script {
                     quote(path)
                 ));
             }
-            tail.push_str("parc_fetch \"$@\"\n");
-            self.sh(&tail);
+            tail.push_str("parc_fetch \"$@\"\n\n");
+            sections.push(tail);
         }
-        // What runs before the first change, in this order: the record of
-        // how to remove the staged files, the staging, one sync.
-        let mut barrier = String::new();
-        let mut sync: Vec<String> = self.durable.clone();
-        let mut archive = Payload::default();
-        let mut functions = String::new();
-        match std::mem::take(&mut self.stage).finish() {
-            Some(Ok(staged)) => {
-                if let Some(path) = &self.unstage_record {
-                    barrier.push_str(&format!(
-                        "printf '%s\\n' {} > {path} || exit 1\n",
-                        quote(&staged.remove)
-                    ));
-                    sync.push(path.clone());
-                }
-                barrier.push_str("parc_stage || { echo 'cannot write the files to install: nothing was changed' >&2; exit 1; }\n");
-                sync.extend(staged.temps);
-                archive = staged.archive;
-                functions = staged.functions;
-            }
-            Some(Err(e)) => barrier.push_str(&format!(
-                "echo {} >&2; exit 1\n",
-                quote(&format!(
-                    "parc could not stage the files to install ({e}): nothing was changed"
-                ))
-            )),
-            None => {}
+        Assembled {
+            archive: staged
+                .and_then(Result::ok)
+                .map(|s| s.archive)
+                .unwrap_or_default(),
+            payload: self.payload,
+            script: sections.concat(),
+            fetch: self.fetch,
+            wants: self.wants,
         }
-        if !sync.is_empty() {
+    }
+
+    /// The command line and stdin to send.
+    pub fn finish(self) -> (String, Payload) {
+        let a = self.assemble();
+        (a.command(), a.stdin())
+    }
+
+    /// Send the script in ONE exec and parse its framed output.
+    pub async fn run(self, t: &dyn Transport) -> Result<ScriptOutput, ScriptError> {
+        self.assemble().run(t).await
+    }
+}
+
+/// Paths as sh words, space-separated.
+fn words(paths: &[String]) -> String {
+    let quoted: Vec<String> = paths.iter().map(|p| quote(p)).collect();
+    quoted.join(" ")
+}
+
+/// What runs before the first change, in this order: the record of how to
+/// remove the staged files, the staging, one sync of everything that must be
+/// durable by then. Files that cannot be staged stop the script here.
+fn barrier(
+    staged: Option<&Result<Staged, std::io::Error>>,
+    unstage_record: Option<&str>,
+    durable: &[String],
+) -> String {
+    let mut barrier = String::new();
+    let mut sync: Vec<String> = durable.to_vec();
+    if let Some(Err(e)) = staged {
+        barrier.push_str(&format!(
+            "echo {} >&2; exit 1\n",
+            quote(&format!(
+                "parc could not stage the files to install ({e}): nothing was changed"
+            ))
+        ));
+    }
+    if let Some(Ok(staged)) = staged {
+        if let Some(path) = unstage_record {
             barrier.push_str(&format!(
-                "sync -- {} 2>/dev/null || sync || {{ echo 'cannot sync: nothing was changed' >&2; exit 1; }}\n",
-                sync.join(" ")
+                "printf '%s\\n' {} > {path} || exit 1\n",
+                quote(&staged.remove)
             ));
+            sync.push(path.to_string());
         }
-        // `at` lies at or after LIB.len(): insert there first.
-        self.body
-            .insert_str(self.stage_at.unwrap_or(LIB.len()), &barrier);
-        self.body.insert_str(LIB.len(), &functions);
-        if !self.stats.is_empty() {
-            let paths: Vec<String> = self.stats.iter().map(|p| quote(p)).collect();
-            self.body
-                .insert_str(LIB.len(), &format!("parc_prestat {}\n", paths.join(" ")));
-        }
-        if !self.checks.is_empty() {
-            let paths: Vec<String> = self.checks.iter().map(|p| quote(p)).collect();
-            self.body
-                .insert_str(LIB.len(), &format!("parc_dir_modes {}\n", paths.join(" ")));
-        }
-        if !self.guard.is_empty() {
-            let paths: Vec<String> = self.guard.iter().map(|p| quote(p)).collect();
-            self.body.insert_str(
-                LIB.len(),
-                &format!("parc_guard {} || exit 1\n", paths.join(" ")),
-            );
-        }
-        let data_len = archive.len() + self.payload.len();
+        barrier.push_str("parc_stage || { echo 'cannot write the files to install: nothing was changed' >&2; exit 1; }\n");
+        sync.extend(staged.temps.iter().cloned());
+    }
+    if !sync.is_empty() {
+        barrier.push_str(&format!(
+            "sync -- {} 2>/dev/null || sync || {{ echo 'cannot sync: nothing was changed' >&2; exit 1; }}\n",
+            sync.join(" ")
+        ));
+    }
+    barrier
+}
+
+/// A script laid out, with the bytes sent before it on stdin.
+pub struct Assembled {
+    /// The staging archive, first on stdin.
+    archive: Payload,
+    /// Bytes read by offset, after the archive.
+    payload: Payload,
+    /// The script, last on stdin.
+    pub script: String,
+    /// What the probe's closing tar holds, and who asked for it: to hand
+    /// each content to its record once the output is back.
+    fetch: Vec<String>,
+    wants: Vec<Want>,
+}
+
+impl Assembled {
+    /// The staging archive (empty when nothing is staged).
+    pub fn archive(&self) -> &Payload {
+        &self.archive
+    }
+
+    /// The bytes read by offset.
+    pub fn payload(&self) -> &Payload {
+        &self.payload
+    }
+
+    /// The exec command line: it saves stdin to a private directory, cuts
+    /// the script off its end and runs it. Its length does not depend on the
+    /// script.
+    pub fn command(&self) -> String {
+        let data_len = self.archive.len() + self.payload.len();
         // Without a payload, stdin is the script itself: no `tail` to cut it.
         let save = if data_len == 0 {
             "cat > \"$PARC_DIR/script\"".to_string()
@@ -310,36 +428,41 @@ impl Script {
                 data_len + 1
             )
         };
-        let command = format!(
+        format!(
             "PARC_DIR=$(mktemp -d \"${{TMPDIR:-/tmp}}/parc.XXXXXX\") || exit 111; \
              PARC_PAYLOAD=\"$PARC_DIR/payload\"; PARC_STASH={}; export PARC_DIR PARC_PAYLOAD PARC_STASH; \
              {save} && sh \"$PARC_DIR/script\"; \
              parc_rc=$?; rm -rf \"$PARC_DIR\"; exit $parc_rc",
-            archive.len(),
-        );
-        let mut stdin = archive;
-        stdin.append(self.payload);
-        stdin.push(self.body.into_bytes());
-        (command, stdin)
+            self.archive.len(),
+        )
+    }
+
+    /// What the command reads on stdin: archive, payload, script, as chunks
+    /// that share the files' buffers.
+    pub fn stdin(&self) -> Payload {
+        let mut stdin = self.archive.clone();
+        stdin.append(self.payload.clone());
+        stdin.push(self.script.clone().into_bytes());
+        stdin
     }
 
     /// Send the script in ONE exec and parse its framed output.
     pub async fn run(self, t: &dyn Transport) -> Result<ScriptOutput, ScriptError> {
-        let (fetch, wants) = (self.fetch.clone(), self.wants.clone());
-        let (command, stdin) = self.finish();
-        let out = t.exec_shared_capture(&command, stdin.chunks()).await?;
+        let out = t
+            .exec_shared_capture(&self.command(), self.stdin().chunks())
+            .await?;
         let (mut records, archive) = parse(&out.stdout)?;
         let files = archive.map(read_fetched).unwrap_or_default();
-        for (id, key, n, max) in wants {
-            let name = fetch[n].trim_start_matches('/');
+        for want in self.wants {
+            let name = self.fetch[want.fetched].trim_start_matches('/');
             // Another resource may have fetched a file too large for this one.
-            let fits = |d: &Vec<u8>| max.is_none_or(|m| d.len() as u64 <= m);
+            let fits = |d: &Vec<u8>| want.max.is_none_or(|m| d.len() as u64 <= m);
             if let Some(data) = files.get(name).filter(|d| fits(d)) {
                 records
-                    .entry(id)
+                    .entry(want.id)
                     .or_default()
                     .blobs
-                    .insert(key, data.clone());
+                    .insert(want.key, data.clone());
             }
         }
         Ok(ScriptOutput {
@@ -742,10 +865,9 @@ mod tests {
                 assert!(put.starts_with("parc_mv "), "{put}");
             }
             if no_tar {
-                s.sh("tar() { return 1; }");
+                s.setup("tar() { return 1; }");
             }
-            s.stage_here();
-            s.sh(&format!(
+            s.setup(&format!(
                 "step_0() {{ mkdir -p {m}; {put_a}; }}\nstep_1() {{ {put_b}; }}\nstep_2() {{ false; }}\nstep_3() {{ {put_c}; }}",
                 m = quote(&made)
             ));
@@ -797,8 +919,7 @@ mod tests {
             steps.push_str(&format!("step_{n}() {{\n{put}\n}}\n"));
         }
         let batch = s.rename_together(from..s.staged()).unwrap();
-        s.sh(&steps);
-        s.stage_here();
+        s.setup(&steps);
         s.sh(&batch);
         for n in 0..puts.len() {
             s.sh(&format!("parc_step_plain {n} step_{n}"));
@@ -948,7 +1069,7 @@ mod tests {
         for (i, v) in values.iter().enumerate() {
             s.sh(&format!("parc_kv v{i} {}", quote(v)));
         }
-        s.body.insert_str(LIB.len(), "parc_rec 0\n");
+        s.setup("parc_rec 0");
         let out = s.run(&LocalTransport).await.unwrap();
         for (i, v) in values.iter().enumerate() {
             assert_eq!(out.records["0"].get(&format!("v{i}")), Some(*v));

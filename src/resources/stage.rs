@@ -117,16 +117,17 @@ impl Stage {
     }
 
     /// `None` when nothing is staged; an error only if tar refuses a name.
-    pub fn finish(self) -> Option<Result<Staged, std::io::Error>> {
+    /// The temp files are named with `token`, else with a random one.
+    pub fn finish(self, token: Option<&str>) -> Option<Result<Staged, std::io::Error>> {
         if self.files.is_empty() {
             return None;
         }
-        Some(self.build())
+        // Unpredictable: temp names may land in shared directories.
+        Some(self.build(token.map_or_else(random_token, str::to_string)))
     }
 
-    fn build(&self) -> Result<Staged, std::io::Error> {
-        // Unpredictable: temp names may land in shared directories.
-        let names = self.names(&token());
+    fn build(&self, token: String) -> Result<Staged, std::io::Error> {
+        let names = self.names(&token);
         let (archive, offsets) = self.archive(&names)?;
         let quoted: Vec<String> = names.temps.iter().map(|t| quote(t)).collect();
         let dirs: Vec<String> = names.dirs.iter().map(|d| quote(d)).collect();
@@ -136,6 +137,8 @@ impl Stage {
             .enumerate()
             .map(|(n, q)| format!("PARC_T{n}={q}\n"))
             .collect();
+        // Read by parc_mv through `eval`, where shellcheck cannot see them.
+        let vars = format!("# shellcheck disable=SC2034 # read by parc_mv (eval)\n{{\n{vars}}}\n");
         // Without tar: the batch directories, then one dd (and chmod) a file.
         // When that fails after a tar that failed (a full or read-only
         // disk), tar's message is the target's real error: shown.
@@ -224,9 +227,10 @@ impl Stage {
             if lines.is_empty() {
                 lines.push("  :".into());
             }
-            names
-                .batches
-                .push_str(&format!("parc_batch_{r}() {{\n{}\n}}\n", lines.join("\n")));
+            names.batches.push_str(&format!(
+                "# shellcheck disable=SC2034 # PARC_MOVED_N: read by parc_mv (eval)\nparc_batch_{r}() {{\n{}\n}}\n",
+                lines.join("\n")
+            ));
         }
         names
     }
@@ -303,7 +307,7 @@ fn header(mode: u32, size: usize, kind: tar::EntryType) -> Result<tar::Header, s
 }
 
 /// 64 random bits, hex.
-fn token() -> String {
+fn random_token() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
@@ -343,7 +347,7 @@ mod tests {
             stage.run(from..stage.len()).as_deref(),
             Some("parc_batch_0")
         );
-        let staged = stage.finish().unwrap().unwrap();
+        let staged = stage.finish(None).unwrap().unwrap();
         let mvs: Vec<&str> = staged
             .functions
             .lines()

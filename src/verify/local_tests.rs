@@ -140,13 +140,11 @@ async fn every_kind_with_busybox_only() {
             .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
     });
     let [Some(busybox), Some(_)] = tools else {
-        eprintln!("busybox or unshare missing: skipping the busybox-only verification test");
+        crate::transport::local::cannot_run("busybox or unshare is missing");
         return;
     };
     if !root {
-        eprintln!(
-            "not root: skipping the busybox-only verification test (needs a mount namespace)"
-        );
+        crate::transport::local::cannot_run("not root (a mount namespace is needed)");
         return;
     }
     let bin = tempfile::tempdir().unwrap();

@@ -35,7 +35,7 @@ use crate::resources::script::{Script, ScriptError};
 use crate::transport::Transport;
 
 /// The sh helpers every verification script carries after the resources library.
-const LIB: &str = include_str!("lib.sh");
+pub(crate) const LIB: &str = include_str!("lib.sh");
 
 /// Run `tests` on the host behind `t` in exactly one exec and judge them.
 ///
@@ -77,9 +77,9 @@ pub async fn run_tests(
 }
 
 /// The one script that prints the state of every test, record `i` for `tests[i]`.
-fn probe_script(tests: &[Test]) -> Script {
+pub(crate) fn probe_script(tests: &[Test]) -> Script {
     let mut script = Script::new();
-    script.sh(LIB);
+    script.lib(LIB);
     for (i, test) in tests.iter().enumerate() {
         test.spec.probe().probe(&i.to_string(), &mut script);
     }

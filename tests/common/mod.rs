@@ -130,6 +130,64 @@ impl TestLab {
         std::fs::read(root.join(path.trim_start_matches('/'))).ok()
     }
 
+    /// Makes host `host` a busybox-only host: every command a session runs
+    /// (parc's execs included) runs in a mount namespace where every bin
+    /// directory holds nothing but busybox's applets, as on a minimal target.
+    /// root's login shell becomes a wrapper that sets this up, so sshd and
+    /// the lab are untouched. Panics when busybox is missing (`.ci/run`
+    /// installs it): a test that needs it must not pass without it.
+    pub fn busybox_only(&self, host: usize) {
+        let busybox = ["/usr/bin/busybox", "/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).is_file())
+            .expect("this test needs busybox (apt-get install busybox; scripts/install-deps installs it)");
+        let root = self.lab.hosts[host].root();
+        let bb = root.join("opt/parc-busybox");
+        std::fs::create_dir_all(&bb).unwrap();
+        std::fs::copy(busybox, bb.join("busybox")).unwrap();
+        let list = Command::new(busybox).arg("--list").output().unwrap();
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            if applet != "busybox" {
+                std::os::unix::fs::symlink("busybox", bb.join(applet)).unwrap();
+            }
+        }
+        // Runs with the host's own sh and unshare, then only busybox is left.
+        let login = r#"#!/bin/sh
+exec unshare -m -- /bin/sh -c '
+for d in /bin /sbin /usr/bin /usr/sbin /usr/local/bin /usr/local/sbin; do
+  if [ -d "$d" ] && [ ! -L "$d" ]; then mount --bind /opt/parc-busybox "$d" || exit 125; fi
+done
+exec /opt/parc-busybox/sh "$@"' sh "$@"
+"#;
+        let shell = root.join("opt/parc-busybox-login");
+        std::fs::write(&shell, login).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&shell, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let passwd = root.join("etc/passwd");
+        let text = std::fs::read_to_string(&passwd).unwrap();
+        let text: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("root:") {
+                Some(rest) => {
+                    let fields: Vec<&str> = rest.rsplitn(2, ':').collect();
+                    format!("root:{}:/opt/parc-busybox-login\n", fields[1])
+                }
+                None => format!("{l}\n"),
+            })
+            .collect();
+        std::fs::write(&passwd, text).unwrap();
+        let out = self.ssh(
+            host,
+            "for t in tar stat dd; do readlink -f \"$(command -v $t)\"; done | sed 's|.*/||'; command -v bash dpkg-query useradd; true",
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "busybox\n".repeat(3),
+            "only busybox is reachable on host {host}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs `parc lab down` now instead of on drop, for tests of `down` itself.
     pub fn down(mut self) -> Output {
         self.is_down = true;

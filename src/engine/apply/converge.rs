@@ -113,20 +113,7 @@ async fn converge_vars(
     // ONE exec: the state of every resource and handler.
     events.phase(host, "probing");
     let plan_ctx = PlanContext { diff: job.diff };
-    let mut probe = Script::new();
-    for (i, item) in items.iter().enumerate() {
-        if item.report.status != ResourceStatus::Skipped {
-            item.resource
-                .kind()
-                .probe(&i.to_string(), &mut probe, &plan_ctx);
-        }
-    }
-    for (i, (_, item)) in handlers.iter().enumerate() {
-        item.resource
-            .kind()
-            .probe(&format!("h{i}"), &mut probe, &plan_ctx);
-    }
-    let probed = match probe.run(t).await {
+    let probed = match probe_script(&items, &handlers, &plan_ctx).run(t).await {
         Ok(out) if out.status.success() => out.records,
         Ok(out) => {
             return Converged::failed(
@@ -189,7 +176,7 @@ async fn converge_vars(
     }
     events.phase(host, "applying");
     let mut script = Script::new();
-    let preface = journal::begin(
+    journal::begin(
         &mut script,
         &job.run_id,
         &touches(&items, &pending),
@@ -204,7 +191,6 @@ async fn converge_vars(
         redactor,
         script,
         Around {
-            preface: &preface,
             trailer: &[journal::finish_line().to_string()],
             first_change: Some(journal::COMPLETE_RECORD),
         },
@@ -255,7 +241,6 @@ async fn converge_vars(
             redactor,
             script,
             Around {
-                preface: &[],
                 trailer: &[],
                 first_change: None,
             },
@@ -270,6 +255,27 @@ async fn converge_vars(
         return Converged::failed(error, resources, true);
     }
     verified(job, t, events, host, vars, redactor, resources, true).await
+}
+
+/// The one probe script: the state of every resource not skipped, as
+/// record `i` for `items[i]`, and of every handler, as record `hI`.
+pub(super) fn probe_script(
+    items: &[Item],
+    handlers: &[(String, Item)],
+    ctx: &PlanContext,
+) -> Script {
+    let mut probe = Script::new();
+    for (i, item) in items.iter().enumerate() {
+        if item.report.status != ResourceStatus::Skipped {
+            item.resource.kind().probe(&i.to_string(), &mut probe, ctx);
+        }
+    }
+    for (i, (_, item)) in handlers.iter().enumerate() {
+        item.resource
+            .kind()
+            .probe(&format!("h{i}"), &mut probe, ctx);
+    }
+    probe
 }
 
 /// Run the profile's verification tests (ONE exec); failed tests fail the host.
@@ -330,7 +336,7 @@ async fn verified(
 }
 
 /// Everything the pending changes alter, each path once, in order.
-fn touches(items: &[Item], pending: &[usize]) -> Vec<Touch> {
+pub(super) fn touches(items: &[Item], pending: &[usize]) -> Vec<Touch> {
     let mut out: Vec<Touch> = Vec::new();
     for &i in pending {
         let Some(Plan::Change(c) | Plan::Unknown(c)) = &items[i].plan else {
@@ -358,7 +364,7 @@ fn touches(items: &[Item], pending: &[usize]) -> Vec<Touch> {
 /// handler's `undo:` when it declares one (`update-ca-certificates --fresh`
 /// forgets what the restored files no longer list), else the handler itself
 /// again, so services reload the restored configuration.
-fn handler_commands(items: &[Item], wanted: &[usize]) -> Vec<String> {
+pub(super) fn handler_commands(items: &[Item], wanted: &[usize]) -> Vec<String> {
     wanted
         .iter()
         .filter_map(|&i| match &items[i].plan {

@@ -9,6 +9,8 @@
 
 mod confirm;
 mod converge;
+#[cfg(test)]
+mod script_snapshots;
 mod steps;
 
 use std::sync::Arc;

@@ -220,12 +220,11 @@ fn runs(steps: &[(usize, &Step)], matches: impl Fn(&Step) -> bool) -> Vec<Range<
     runs
 }
 
-/// The sh around a run of steps: `preface` runs after the staging (and its
-/// sync) and before the first step, `trailer` after every step succeeded.
+/// The sh around a run of steps: `trailer` runs after every step succeeded
+/// (what runs before the first one is already in the script's body).
 pub(super) struct Around<'a> {
-    pub preface: &'a [String],
     pub trailer: &'a [String],
-    /// A record the preface prints just before the first change: when it
+    /// A record the script prints just before the first change: when it
     /// is missing from a failed run's output, the run changed nothing.
     pub first_change: Option<&'a str>,
 }
@@ -239,17 +238,17 @@ pub(super) struct StepsFailed {
     pub maybe_changed: bool,
 }
 
-/// Apply the steps of `which` items in one exec and record each result.
-/// `script` may already hold a preamble (the journal).
-pub(super) async fn run_steps(
-    t: &dyn Transport,
-    items: &mut [Item],
+/// `script` with the steps of `which` items added (record `{prefix}{i}`
+/// for `items[i]`), then `trailer`: step functions in its setup, the calls
+/// in its body, in order, each run of consecutive directory creations or
+/// file installs batched (one `mkdir` per mode, one `mv` per directory).
+pub(super) fn steps_script(
+    items: &[Item],
     which: &[usize],
     prefix: &str,
-    redactor: &Redactor,
     mut script: Script,
-    around: Around<'_>,
-) -> Result<(), StepsFailed> {
+    trailer: &[String],
+) -> Script {
     let steps: Vec<(usize, &Step)> = which
         .iter()
         .filter_map(|&i| match &items[i].plan {
@@ -275,10 +274,6 @@ pub(super) async fn run_steps(
         step.write(&format!("step_{prefix}{i}"), &mut script);
     }
     staged.push(script.staged());
-    script.stage_here();
-    for line in around.preface {
-        script.sh(line);
-    }
     // Lines to run before the step at a position: one `mkdir` per mode for
     // consecutive steps creating directories, one `mv` per directory for
     // consecutive steps only installing files (see resources::stage).
@@ -322,9 +317,24 @@ pub(super) async fn run_steps(
         };
         script.sh(&format!("{runner} {prefix}{i} step_{prefix}{i}"));
     }
-    for line in around.trailer {
+    for line in trailer {
         script.sh(line);
     }
+    script
+}
+
+/// Apply the steps of `which` items in one exec and record each result.
+/// `script` may already hold a preamble (the journal).
+pub(super) async fn run_steps(
+    t: &dyn Transport,
+    items: &mut [Item],
+    which: &[usize],
+    prefix: &str,
+    redactor: &Redactor,
+    script: Script,
+    around: Around<'_>,
+) -> Result<(), StepsFailed> {
+    let script = steps_script(items, which, prefix, script, around.trailer);
     let out = script.run(t).await.map_err(|e| StepsFailed {
         error: HostError::script(e, "applying"),
         maybe_changed: true,

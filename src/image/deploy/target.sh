@@ -27,6 +27,7 @@ dd if=/dev/null of=/dev/null iflag=fullblock 2>/dev/null && FULL=1
 DEVS=
 if [ -b "$T" ]; then
   KIND=block
+  # shellcheck disable=SC2046 # two words: the device's major and minor, in hex
   set -- $(stat -L -c '%t %T' "$T")
   DEVS=$((0x$1)):$((0x$2))
   TSIZE=$(blockdev --getsize64 "$T" 2>/dev/null) || TSIZE=$(($(cat "/sys/dev/block/$DEVS/size") * 512))
@@ -37,7 +38,7 @@ if [ -b "$T" ]; then
     [ -e "$h" ] && say "holder ${h##*/}"
   done
 elif [ -f "$T" ]; then
-  KIND=file
+  KIND='file'
   TSIZE=$(stat -L -c %s "$T")
   ID=$(stat -L -c %d:%i "$T")
   # A disk file can still be in use, through a loop device.
@@ -92,6 +93,7 @@ WORKERS=
 # If the controller goes away, take every worker down with this script (each
 # worker stops its own readers in turn).
 cleanup() {
+  # shellcheck disable=SC2086 # a list of pids, one word each
   [ "$DONE" = 1 ] || kill $WORKERS 2>/dev/null
   rm -rf "$D"
 }
@@ -132,6 +134,7 @@ TBS=$LBS; [ "$TBS" -gt 131072 ] && TBS=131072
 RBS=$CS; [ "$RBS" -gt 1048576 ] && RBS=1048576
 TRS=$LBS; [ "$TRS" -gt 1048576 ] && TRS=1048576
 
+# shellcheck disable=SC2086 # the flag is one dd operand, or none at all
 chunk() { # INDEX [DD FLAG]: the chunk's bytes on stdout
   if [ "$1" -eq "$LAST" ]; then
     dd if="$T" bs="$TRS" skip=$((LAST * (CS / TRS))) count=$((LLEN / TRS)) ${2:-} 2>/dev/null
@@ -176,6 +179,7 @@ hashrun() { # TAG FIRST COUNT SLOT READER: print "TAG I SHA" for each chunk of t
 worker() { readers=; trap 'kill $readers 2>/dev/null; exit 143' TERM; "$@"; }
 probe() { hashrun h "$1" $(($2 - $1)) "p$3" chunk; }
 readback() { while read -r a b; do hashrun v "$a" "$b" "r$1" stored; done; }
+# shellcheck disable=SC2086 # $src is one dd operand (if=PATH), or none: stdin
 put() { # SOURCE FIRST COUNT: write chunks from SOURCE (empty: stdin)
   src=${1:+if=$1}
   if [ $(($2 + $3 - 1)) -eq "$LAST" ] && [ "$LLEN" -ne "$CS" ]; then
