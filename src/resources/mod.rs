@@ -216,7 +216,7 @@ mod tests {
 - package: {names: [coreutils, parc-not-a-package], state: latest}
 - service: {name: ssh, state: started}
 ";
-        let resources: Vec<Resource> = crate::profile::from_yaml(yaml).unwrap();
+        let resources: Vec<Resource> = crate::location::from_yaml(yaml).unwrap();
         for r in &resources {
             let mut s = Script::new();
             r.kind().probe("0", &mut s, &PlanContext { diff: true });
