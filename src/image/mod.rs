@@ -34,8 +34,7 @@ mod source;
 
 use std::path::PathBuf;
 
-pub use build::{Differences, build, check_unchanged, verify};
-pub use manifest::Manifest;
+pub use build::{Differences, build, verify};
 pub use source::ImageSource;
 
 use crate::location::Location;

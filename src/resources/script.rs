@@ -392,17 +392,6 @@ pub enum ScriptError {
     Frame(#[from] FrameError),
 }
 
-impl ScriptError {
-    /// The error as a host's report states it, `doing` naming the step
-    /// ("probing", "applying").
-    pub fn while_doing(&self, doing: &str) -> String {
-        match self {
-            ScriptError::Transport(e) => format!("connection lost while {doing}: {e}"),
-            ScriptError::Frame(_) => format!("{self}; parc stopped while {doing}"),
-        }
-    }
-}
-
 /// The value of a field line, unescaped (see `parc_kv` in lib.sh): `\\` is a
 /// backslash, `\n` a newline. A backslash before anything else is kept as it
 /// is: a few values (verification tests' `awk` prints of one line) are not

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
-use russh::{ChannelMsg, Disconnect, client, kex};
+use russh::{ChannelMsg, client, kex};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
@@ -293,14 +293,6 @@ impl SshTransport {
                 format!("the server refused every key tried ({})", tried.join(", "))
             },
         })
-    }
-
-    /// Close the connection politely; the host sees a clean disconnect.
-    pub async fn close(&self) {
-        let _ = self
-            .handle
-            .disconnect(Disconnect::ByApplication, "", "en")
-            .await;
     }
 }
 
