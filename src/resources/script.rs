@@ -9,6 +9,13 @@
 //! Output comes back framed (`@@r`, `@@blob`, `@@done`), binary-safe by
 //! explicit lengths; file contents a probe asks for come last, as one tar
 //! after an `@@tar` line.
+//!
+//! Lifecycle of a script: [`Script::new`]; resources, verification and the
+//! journal append their sh (`sh`, `stat`, `stash`, staged files); `run`
+//! frames body and payload, sends them in ONE exec and parses the framed
+//! output into records by id ([`ScriptOutput`]), or fails with a
+//! [`ScriptError`]: the transport broke (the host's state is unknown) or the
+//! output was refused (nothing of it is used).
 
 use std::collections::BTreeMap;
 
