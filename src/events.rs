@@ -465,17 +465,6 @@ impl Summary {
             + self.degraded
             + self.rolled_back
     }
-    pub fn merge(&mut self, other: &Summary) {
-        self.ok += other.ok;
-        self.changed += other.changed;
-        self.failed += other.failed;
-        self.unreachable += other.unreachable;
-        self.untrusted += other.untrusted;
-        self.skipped += other.skipped;
-        self.degraded += other.degraded;
-        self.rolled_back += other.rolled_back;
-        self.invalid_input += other.invalid_input;
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -549,11 +538,6 @@ pub enum Event {
 pub struct Events(std::sync::Arc<[mpsc::UnboundedSender<Event>]>);
 
 impl Events {
-    pub fn channel() -> (Events, mpsc::UnboundedReceiver<Event>) {
-        let (events, [rx]) = Events::fan_out();
-        (events, rx)
-    }
-
     /// One receiver per consumer (display, run report, ...), each getting every
     /// event in order. Separate queues rather than a consumer forwarding to the
     /// next, so a slow report write never delays the display, and the engine

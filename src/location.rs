@@ -4,7 +4,7 @@
 //! message can point at `file:line:column` instead of describing the problem vaguely.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A position in a user file; line and column are 1-based, as editors show them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +136,60 @@ impl Refused {
             }
         }
     }
+}
+
+/// A YAML file refused: at its `file:line:column` when the parser (or the
+/// pre-scan) says where, else the file. Profiles, playbooks and inventories
+/// turn this into their own error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum YamlRefusal {
+    At { location: Location, message: String },
+    File { path: PathBuf, message: String },
+}
+
+impl From<Refused> for YamlRefusal {
+    fn from(r: Refused) -> Self {
+        YamlRefusal::At {
+            message: r.message(),
+            location: r.location().clone(),
+        }
+    }
+}
+
+/// Refuse, before parsing, YAML nested too deep to parse in reasonable time
+/// or holding several documents (see [`check_yaml_text`]).
+pub fn prescan(path: &Path, text: &str) -> Result<(), YamlRefusal> {
+    Ok(check_yaml_text(path, text)?)
+}
+
+/// A YAML/serde error with its location when the parser knows it.
+pub fn yaml_refusal(path: &Path, text: &str, e: serde_norway::Error) -> YamlRefusal {
+    match Location::from_yaml(path, text, &e) {
+        Some(location) => YamlRefusal::At {
+            location,
+            message: strip_location(&e.to_string()),
+        },
+        None => YamlRefusal::File {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        },
+    }
+}
+
+/// serde_norway appends " at line L column C" to messages; we print it up front.
+pub fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Parse YAML where enums (resource kinds) are written as one-key maps,
+/// `- file: {...}`, the way people write YAML, rather than as `!file` tags.
+pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_norway::Error> {
+    serde_norway::with::singleton_map_recursive::deserialize(serde_norway::Deserializer::from_str(
+        text,
+    ))
 }
 
 /// Refuse `text` if its nesting, by indentation, `- ` items and `[`/`{`,

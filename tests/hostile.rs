@@ -6,6 +6,7 @@
 
 mod common;
 
+use sha2::Digest;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
@@ -57,7 +58,7 @@ fn forged_probe_records_are_data() {
     std::fs::write(&secret, "root only\n").unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
     let want = "deployed\n";
-    let sha = parc::resources::sha256_hex(want.as_bytes());
+    let sha = format!("{:x}", sha2::Sha256::digest(want.as_bytes()));
     // Both forms reach the probe: a real newline, and the two characters
     // backslash-n that dash's echo turns into one.
     let forged = format!(

@@ -21,7 +21,8 @@ use crate::transport::known_hosts::HostKeyPolicy;
     name = "parc",
     version,
     about = "Deploy, verify and image fleets of workstations over SSH, agentless",
-    propagate_version = true
+    propagate_version = true,
+    after_long_help = exit_codes_help()
 )]
 pub struct Cli {
     /// Inventory file (parc's YAML layout, or Ansible's YAML or INI). Default: $PARC_INVENTORY,
@@ -229,6 +230,15 @@ enum FactsFormat {
     Table,
     Json,
     Csv,
+}
+
+/// The exit statuses, for `parc --help`: the same table as the README's.
+fn exit_codes_help() -> String {
+    let rows: Vec<String> = Exit::ALL
+        .iter()
+        .map(|e| format!("  {}  {}", e.code(), e.meaning()))
+        .collect();
+    format!("Exit status:\n{}", rows.join("\n"))
 }
 
 /// Entry point of the `parc` binary.

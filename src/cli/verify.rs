@@ -10,8 +10,9 @@ use crate::confine::Tree;
 use crate::engine::audit::{self, VerifyPlay};
 use crate::engine::rollout::select_hosts;
 use crate::error::{Ended, ParcError};
+use crate::location;
 use crate::playbook::{self, Play, PlaySpec, Playbook};
-use crate::profile;
+use crate::profile::{self, ProfileError};
 use crate::verify::report;
 
 pub async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<Ended, ParcError> {
@@ -74,9 +75,9 @@ fn load_target(
     };
     let (dir, name) = if path.is_file() {
         let text = crate::confine::read_regular_to_string(path).map_err(|e| bad(e.to_string()))?;
-        profile::prescan(path, &text)?;
-        let doc: serde_norway::Value =
-            serde_norway::from_str(&text).map_err(|e| profile::yaml_error(path, &text, e))?;
+        location::prescan(path, &text).map_err(ProfileError::from)?;
+        let doc: serde_norway::Value = serde_norway::from_str(&text)
+            .map_err(|e| ProfileError::from(location::yaml_refusal(path, &text, e)))?;
         if doc.is_sequence() {
             return Ok(playbook::load(path, allow_outside)?);
         }

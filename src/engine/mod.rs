@@ -5,6 +5,25 @@
 //! owns the parallelism (a semaphore of `--parallel` permits), the connection
 //! (one per host, reused for all of that host's steps) and the events. Nothing in
 //! here prints; see [`crate::events`] for the contract with the reporters.
+//!
+//! Lifecycle of one host in `parc apply` (`plan` stops after step 3's plan):
+//! 1. [`fleet::run`] takes a permit and connects ([`connect`]); a host that
+//!    cannot be reached, or whose key is refused, ends here as unreachable or
+//!    untrusted, with nothing sent.
+//! 2. [`apply::apply_host`] takes the host lock ([`lock`]; the facts probe
+//!    rides in its exec), then writes the play's image stage ([`imaging`]) if
+//!    it has one.
+//! 3. Converge: variables, redactor and tests from the play's
+//!    [`context::PlayContext`]; render; ONE probe exec; plan locally; ONE
+//!    apply exec that writes the journal before the first change; at most one
+//!    exec for notified handlers; ONE exec for the profile's tests.
+//! 4. On failure, the play's `on_failure` (restore, fallback or keep); with
+//!    `confirm:`, the dead-man switch is confirmed over a new connection.
+//! 5. Each stage's failure is a typed [`error::HostError`] until the host's
+//!    `Outcome` is built: a lost connection reads as unreachable, input that
+//!    does not render as invalid, anything else as failed. The outcome is
+//!    redacted as a whole, sent as an event, and counted in the summary that
+//!    [`crate::error::exit_code`] turns into the exit status.
 
 pub mod adhoc;
 pub mod apply;

@@ -34,6 +34,7 @@ pub struct HostBytes(pub Vec<u8>);
 impl HostBytes {
     /// The bytes as text to show, invalid UTF-8 replaced (control characters
     /// are left for the display to escape).
+    #[cfg(test)]
     pub fn lossy(&self) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(&self.0)
     }
@@ -163,7 +164,7 @@ mod tests {
 
     #[tokio::test]
     async fn writes_within_the_cap_become_events_of_whole_characters() {
-        let (events, mut rx) = Events::channel();
+        let (events, [mut rx]) = Events::fan_out();
         let mut out = Streamed::new(&events, "ws-1", OutputStream::Stdout, 6);
         let e = "é".as_bytes();
         out.write_all(&[b'a', e[0]]).await.unwrap();

@@ -13,7 +13,7 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
-pub use parse::{FactsError, LineProblem, parse};
+pub use parse::{FactsError, parse};
 pub use render::{render_csv, render_table};
 
 /// The probe script; its output is what [`parse`] reads.

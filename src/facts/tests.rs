@@ -1,5 +1,6 @@
 use std::process::Command;
 
+use super::parse::LineProblem;
 use super::*;
 
 /// A laptop as the probe would describe it, after bash login noise, with a disk

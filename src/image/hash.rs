@@ -7,7 +7,6 @@
 //! (SHA-NI, ARMv8 SHA2) at run time. Buffers are recycled so a 1 TiB disk needs no
 //! more memory than a 1 GiB one.
 
-use std::path::Path;
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex};
 
@@ -39,15 +38,16 @@ const DEPTH: usize = 8;
 
 /// Hash `path` (any image format) in chunks of `chunk_size`, calling
 /// `progress` with the disk bytes read so far.
+#[cfg(test)]
 pub fn hash_file(
-    path: &Path,
+    path: &std::path::Path,
     chunk_size: u64,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Hashed, ImageError> {
     hash_disk(&Disk::open(path)?, chunk_size, progress)
 }
 
-/// [`hash_file`] of an image already open.
+/// Hash an image already open (see `hash_file`).
 pub fn hash_disk(
     disk: &Disk,
     chunk_size: u64,

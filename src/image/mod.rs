@@ -36,7 +36,7 @@ mod source;
 
 use std::path::PathBuf;
 
-pub use build::{Differences, build, check_unchanged, verify};
+pub use build::{Differences, build, verify};
 pub use manifest::Manifest;
 pub use source::{ImageSource, Payload};
 

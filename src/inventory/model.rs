@@ -45,7 +45,7 @@ impl Inventory {
             super::ini::parse(text, path)?
         } else {
             // YAML: its nesting is bounded before a parser sees it.
-            super::native::prescan(path, text)?;
+            crate::location::prescan(path, text)?;
             if super::native::is_native(text) {
                 super::native::parse(text, path)?
             } else {

@@ -1,13 +1,13 @@
 //! parc's own inventory layout: strict, every unknown key is an error.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
 
 use super::model::Inventory;
 use super::{Become, ConnectionKind, ConnectionParams, Group, Host, InventoryError, Vars, paths};
-use crate::location::{Location, PositionMap};
+use crate::location::{PositionMap, YamlRefusal, yaml_refusal};
 use crate::transport::known_hosts::HostKeyPolicy;
 
 /// Native if the top level uses any of parc's own keys.
@@ -107,7 +107,7 @@ impl BecomeSpec {
 }
 
 pub fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError> {
-    let file: File = serde_norway::from_str(text).map_err(|e| yaml_error(path, text, e))?;
+    let file: File = serde_norway::from_str(text).map_err(|e| yaml_refusal(path, text, e))?;
     let positions = PositionMap::build(path, text);
     let invalid = |yaml_path: &str, message: String| InventoryError::Invalid {
         location: positions.locate(yaml_path),
@@ -194,24 +194,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError> {
     Ok(inventory)
 }
 
-/// Refuse, before parsing, YAML nested too deep to parse in reasonable time
-/// or holding several documents (see `location::check_yaml_text`).
-pub(super) fn prescan(path: &Path, text: &str) -> Result<(), InventoryError> {
-    crate::location::check_yaml_text(path, text).map_err(|e| InventoryError::Invalid {
-        message: e.message(),
-        location: e.location().clone(),
-    })
-}
-
-pub(super) fn yaml_error(path: &Path, text: &str, e: serde_norway::Error) -> InventoryError {
-    match Location::from_yaml(path, text, &e) {
-        Some(location) => InventoryError::Invalid {
-            location,
-            message: crate::profile::strip_location(&e.to_string()),
-        },
-        None => InventoryError::InvalidNoLocation {
-            path: PathBuf::from(path),
-            message: e.to_string(),
-        },
+impl From<YamlRefusal> for InventoryError {
+    fn from(r: YamlRefusal) -> Self {
+        match r {
+            YamlRefusal::At { location, message } => InventoryError::Invalid { location, message },
+            YamlRefusal::File { path, message } => {
+                InventoryError::InvalidNoLocation { path, message }
+            }
+        }
     }
 }

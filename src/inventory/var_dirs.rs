@@ -22,7 +22,7 @@ pub fn load(dir: &Path, name: &str) -> Result<Vars, InventoryError> {
     for file in files(dir, name) {
         let text = crate::confine::read_regular_to_string(&file)
             .map_err(|source| InventoryError::Read { source })?;
-        super::native::prescan(&file, &text)?;
+        crate::location::prescan(&file, &text)?;
         match yaml11::from_str(&text, &file)? {
             Value::Null => {}
             Value::Object(v) => vars.extend(v),

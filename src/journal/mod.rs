@@ -8,6 +8,15 @@
 //! nothing from the controller: `parc rollback RUN_ID` runs it, and so does the
 //! dead-man watchdog when no confirmation arrives. After restoring, the script
 //! checks every entry against what it saved and reports mismatches.
+//!
+//! Lifecycle of journal `<run-id>` on a host (its `state` file): [`begin`]
+//! saves every touched path (`applying`; `incomplete` if the apply stopped
+//! before its first change) → [`finish_line`] (`applied`) → one fate,
+//! decided once by whoever comes first: `confirmed` ([`confirm_command`]),
+//! `keep` / `rollback` / `fallback` ([`decide`], [`restore`]) or `watchdog`
+//! (the dead-man switch) → restored by its own `restore.sh` (`rolling_back`,
+//! then `rolled_back`, checked) or kept. Old journals beyond
+//! `keep_journals` are pruned by later runs.
 
 use crate::resources::Touch;
 use crate::resources::script::{Record, Script, ScriptError};

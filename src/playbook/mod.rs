@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 use crate::confine::{ReadError, Tree, read_regular_to_string};
 use crate::image::{ImageError, ImageSource};
-use crate::location::{Location, PositionMap};
+use crate::location::{self, Location, PositionMap};
 
 use crate::inventory::Vars;
 use crate::profile::{self, Profile, ProfileError};
@@ -161,9 +161,9 @@ pub fn profiles_dir(playbook: &Path) -> PathBuf {
 /// stay inside the profiles directory, or in one of `allow_outside`.
 pub fn load(path: &Path, allow_outside: &[PathBuf]) -> Result<Playbook, PlaybookError> {
     let text = read_regular_to_string(path).map_err(|source| PlaybookError::Read { source })?;
-    profile::prescan(path, &text)?;
-    let specs: Vec<PlaySpec> =
-        serde_norway::from_str(&text).map_err(|e| profile::yaml_error(path, &text, e))?;
+    location::prescan(path, &text).map_err(ProfileError::from)?;
+    let specs: Vec<PlaySpec> = serde_norway::from_str(&text)
+        .map_err(|e| ProfileError::from(location::yaml_refusal(path, &text, e)))?;
     let tree = Tree::new(&profiles_dir(path), allow_outside);
     let positions = PositionMap::build(path, &text);
     let mut plays = Vec::new();

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::confine::{ReadError, Tree};
 use crate::inventory::Vars;
-use crate::location::{Location, PositionMap};
+use crate::location::{Location, PositionMap, YamlRefusal, from_yaml, prescan, yaml_refusal};
 use crate::render::{FILES, TEMPLATES};
 use crate::resources::Resource;
 use crate::verify::Test;
@@ -246,7 +246,7 @@ fn load_into(
             (None, _) => ProfileError::Read { source },
         })?;
     prescan(&path, &text)?;
-    let file: ProfileFile = from_yaml(&text).map_err(|e| yaml_error(&path, &text, e))?;
+    let file: ProfileFile = from_yaml(&text).map_err(|e| yaml_refusal(&path, &text, e))?;
     let positions = Arc::new(PositionMap::build(&path, &text));
     chain.push(name.to_string());
     for (i, inc) in file.include.iter().enumerate() {
@@ -345,42 +345,14 @@ fn check_notify(p: &Profile) -> Result<(), ProfileError> {
     Ok(())
 }
 
-/// Parse YAML where enums (resource kinds) are written as one-key maps,
-/// `- file: {...}`, the way people write YAML, rather than as `!file` tags.
-pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_norway::Error> {
-    serde_norway::with::singleton_map_recursive::deserialize(serde_norway::Deserializer::from_str(
-        text,
-    ))
-}
-
-/// Refuse, before parsing, YAML nested too deep to parse in reasonable time
-/// or holding several documents (see `location::check_yaml_text`).
-pub fn prescan(path: &Path, text: &str) -> Result<(), ProfileError> {
-    crate::location::check_yaml_text(path, text).map_err(|e| ProfileError::Invalid {
-        message: e.message(),
-        location: e.location().clone(),
-    })
-}
-
-/// A YAML/serde error with its location when the parser knows it.
-pub fn yaml_error(path: &Path, text: &str, e: serde_norway::Error) -> ProfileError {
-    match Location::from_yaml(path, text, &e) {
-        Some(location) => ProfileError::Invalid {
-            location,
-            message: strip_location(&e.to_string()),
-        },
-        None => ProfileError::InvalidNoLocation {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        },
-    }
-}
-
-/// serde_norway appends " at line L column C" to messages; we print it up front.
-pub fn strip_location(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
+impl From<YamlRefusal> for ProfileError {
+    fn from(r: YamlRefusal) -> Self {
+        match r {
+            YamlRefusal::At { location, message } => ProfileError::Invalid { location, message },
+            YamlRefusal::File { path, message } => {
+                ProfileError::InvalidNoLocation { path, message }
+            }
+        }
     }
 }
 

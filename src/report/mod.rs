@@ -26,10 +26,9 @@ use tokio::task::JoinHandle;
 use crate::events::Event;
 use crate::location::Location;
 
-pub use html::render as render_html;
 pub use meta::{Operator, controller_hostname, redact_command_line};
 pub use recap::render as render_recap;
-pub use record::{Abort, HostRecord, PlayRecord, Report, RunMeta};
+pub use record::RunMeta;
 pub use store::{REPORT_HTML, REPORT_JSON, ReportWriter, RunsDir};
 
 #[derive(Debug, thiserror::Error)]

@@ -141,10 +141,6 @@ impl ReportWriter {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn event(&mut self, event: &Event, now: Timestamp) -> Result<(), ReportError> {
         self.saved = false;
         if self.report.record(event, now) {

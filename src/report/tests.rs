@@ -1,6 +1,8 @@
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
+use super::html::render as render_html;
+use super::record::Report;
 use super::*;
 use crate::events::{Event, HostState, Outcome, ResourceReport, ResourceStatus, Summary};
 
@@ -304,7 +306,7 @@ fn writer_saves_at_checkpoints_and_runs_are_found_by_id() {
     let events = rollout_events();
     let mut writer = ReportWriter::create(&runs, "20261128T231502-3f9a", meta()).unwrap();
     writer.event(&events[0], at(0)).unwrap();
-    let started = RunsDir::load(writer.dir()).unwrap();
+    let started = RunsDir::load(&dir.path().join("runs/20261128T231502-3f9a")).unwrap();
     assert_eq!(started.targets.len(), 4, "the start is on disk at once");
     for e in &events[1..] {
         writer.event(e, at(1)).unwrap();

@@ -182,7 +182,7 @@ mod tests {
     use crate::resources::testing::{change, record, step_sh};
 
     fn group(yaml: &str) -> Group {
-        crate::profile::from_yaml(yaml).unwrap()
+        crate::location::from_yaml(yaml).unwrap()
     }
 
     #[test]

@@ -29,19 +29,19 @@ mod user;
 
 use serde::{Deserialize, Serialize};
 
-pub use attrs::{Mode, State};
-pub use command::{ChangedWhen, Command};
+pub use attrs::Mode;
+pub use command::Command;
 pub use dir::Dir;
 pub use file::File;
 pub use file::sha256_hex;
 pub use group::Group;
 pub use line::Line;
-pub use package::{DebError, DebFile, Package, PackageState};
-pub use path_state::{Attrs, PathKind, PathState};
-pub use plan::{Change, Op, Plan, PlanContext, Step, Touch, mkdir_batches};
-pub use service::{Service, ServiceState};
+pub use package::{DebFile, Package};
+pub use path_state::{PathKind, PathState};
+pub use plan::{Op, Plan, PlanContext, Step, Touch, mkdir_batches};
+pub use service::Service;
 pub use symlink::Symlink;
-pub use user::{PasswordHash, User};
+pub use user::User;
 
 use script::{Record, Script};
 
@@ -177,8 +177,6 @@ pub(crate) fn check_path(
 pub enum ResourceError {
     #[error("{resource}: {reason}")]
     Conflict { resource: String, reason: String },
-    #[error("{resource}: the probe returned no state for it (the probe script failed: {stderr})")]
-    NotProbed { resource: String, stderr: String },
     #[error("{resource}: {reason}")]
     Invalid { resource: String, reason: String },
     /// The host lacks the tools this resource needs.
@@ -220,7 +218,7 @@ mod tests {
 - package: {names: [coreutils, parc-not-a-package], state: latest}
 - service: {name: ssh, state: started}
 ";
-        let resources: Vec<Resource> = crate::profile::from_yaml(yaml).unwrap();
+        let resources: Vec<Resource> = crate::location::from_yaml(yaml).unwrap();
         for r in &resources {
             let mut s = Script::new();
             r.kind().probe("0", &mut s, &PlanContext { diff: true });

@@ -26,6 +26,11 @@
 //!    the journal and the staged files;
 //! 7. the body: probes, or the steps that change the host;
 //! 8. the fetch of every content asked for (one `tar -c`).
+//!
+//! `run` sends the assembled script in ONE exec and parses the framed output
+//! into records by id ([`ScriptOutput`]), or fails with a [`ScriptError`]:
+//! the transport broke (the host's state is unknown) or the output was
+//! refused (nothing of it is used).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -572,17 +577,6 @@ pub enum ScriptError {
         "the host's output was refused ({0}): a value read on the host may have tried to pass for parc's own output"
     )]
     Frame(#[from] FrameError),
-}
-
-impl ScriptError {
-    /// The error as a host's report states it, `doing` naming the step
-    /// ("probing", "applying").
-    pub fn while_doing(&self, doing: &str) -> String {
-        match self {
-            ScriptError::Transport(e) => format!("connection lost while {doing}: {e}"),
-            ScriptError::Frame(_) => format!("{self}; parc stopped while {doing}"),
-        }
-    }
 }
 
 /// The value of a field line, unescaped (see `parc_kv` in lib.sh): `\\` is a

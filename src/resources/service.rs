@@ -205,7 +205,7 @@ mod tests {
     use crate::resources::testing::{change, record, step_sh};
 
     fn service(yaml: &str) -> Service {
-        crate::profile::from_yaml(yaml).unwrap()
+        crate::location::from_yaml(yaml).unwrap()
     }
 
     fn systemd(active: &str, enabled: &str) -> Record {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
-use russh::{ChannelMsg, Disconnect, client, kex};
+use russh::{ChannelMsg, client, kex};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
@@ -296,14 +296,6 @@ impl SshTransport {
                 format!("the server refused every key tried ({})", tried.join(", "))
             },
         })
-    }
-
-    /// Close the connection politely; the host sees a clean disconnect.
-    pub async fn close(&self) {
-        let _ = self
-            .handle
-            .disconnect(Disconnect::ByApplication, "", "en")
-            .await;
     }
 }
 

@@ -58,7 +58,7 @@ async fn run_every_kind(t: &dyn Transport) {
         ("kernel_param: {name: parc.no.such, value: x}".into(), false),
     ];
     let yaml: String = cases.iter().map(|(t, _)| format!("- {t}\n")).collect();
-    let tests: Vec<Test> = crate::profile::from_yaml(&yaml).unwrap();
+    let tests: Vec<Test> = crate::location::from_yaml(&yaml).unwrap();
     let vars: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(r#"{"pw": "hunter22"}"#).unwrap();
     let redactor = Redactor::for_host(&vars, &["pw".to_string()], &Default::default());
@@ -181,7 +181,7 @@ async fn every_kind_with_busybox_only() {
 #[tokio::test]
 async fn a_script_that_dies_fails_the_tests_it_did_not_reach() {
     let tests: Vec<Test> =
-        crate::profile::from_yaml("- command: {run: 'kill -9 $PPID'}\n- file: {path: /}\n")
+        crate::location::from_yaml("- command: {run: 'kill -9 $PPID'}\n- file: {path: /}\n")
             .unwrap();
     let results = run_tests(&LocalTransport, &tests, &Redactor::default())
         .await

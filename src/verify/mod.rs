@@ -22,13 +22,8 @@ mod users;
 #[cfg(test)]
 mod local_tests;
 
-pub use command::CommandTest;
-pub use file::FileTest;
-pub use net::{HttpTest, PortTest, Protocol};
 pub use probe::{Check, Probe, Probed, TestResult, clip};
-pub use spec::{Spec, Test};
-pub use system::{DnsTest, KernelParamTest, MountTest, PackageTest, ServiceTest};
-pub use users::{GroupTest, UserTest};
+pub use spec::Test;
 
 use crate::render::Redactor;
 use crate::resources::script::{Script, ScriptError};

@@ -198,7 +198,7 @@ mod tests {
     use crate::render::Number;
 
     fn tests(yaml: &str) -> Result<Vec<Test>, serde_norway::Error> {
-        crate::profile::from_yaml(yaml)
+        crate::location::from_yaml(yaml)
     }
 
     #[test]

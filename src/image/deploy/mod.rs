@@ -52,8 +52,6 @@ use plan::{ChunkPlan, PlanError, Run};
 use protocol::{Line, Refusal, TargetInfo, parse_line};
 use session::LineSink;
 
-pub use protocol::Refusal as TargetRefusal;
-
 const SCRIPT: &str = include_str!("target.sh");
 /// Bytes buffered between the controller and the SSH channel.
 const PIPE: usize = 1 << 20;

@@ -49,7 +49,7 @@ async fn deploy_with(image: &Path, target: &Path, helper: Option<Helper>) -> Ima
         max_rate: None,
         helper: helper.map(Arc::new),
     });
-    let (events, _rx) = Events::channel();
+    let (events, [_rx]) = Events::fan_out();
     deploy_host(job, "local".into(), Arc::new(LocalTransport), events).await
 }
 
@@ -156,7 +156,7 @@ async fn an_image_changed_behind_its_manifest_is_caught_before_sending() {
         max_rate: None,
         helper: None,
     });
-    let (events, _rx) = Events::channel();
+    let (events, [_rx]) = Events::fan_out();
     let r = deploy_host(job, "local".into(), Arc::new(LocalTransport), events).await;
     let error = r.error.unwrap();
     assert!(

@@ -18,7 +18,7 @@ use super::script::{Record, Script};
 use super::{Kind, ResourceError};
 use crate::transport::quote;
 
-pub use deb::{DebError, DebFile};
+pub use deb::DebFile;
 use manager::Manager;
 
 /// Where a `.deb` waits on the host between its transfer and `dpkg -i`:

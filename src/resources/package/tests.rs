@@ -2,7 +2,7 @@ use super::*;
 use crate::resources::testing::{change as changed, put_data, record, step_sh};
 
 fn package(yaml: &str) -> Package {
-    crate::profile::from_yaml(yaml).unwrap()
+    crate::location::from_yaml(yaml).unwrap()
 }
 
 fn plan(p: &Package, fields: &[(&str, &str)]) -> Result<Plan, ResourceError> {

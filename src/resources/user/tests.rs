@@ -12,7 +12,7 @@ const FULL: &str = r#"{name: localadmin, uid: 1500, group: localadmin, groups: [
   authorized_keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIadmin admin@desk"], exclusive_keys: true}"#;
 
 fn user(yaml: &str) -> User {
-    crate::profile::from_yaml(yaml).unwrap()
+    crate::location::from_yaml(yaml).unwrap()
 }
 
 /// A host without the account (home not there yet).
@@ -382,5 +382,5 @@ fn a_uid_written_as_text_plans_as_its_number_and_a_non_number_is_refused() {
         let e = plan(&u, &absent("shadow")).unwrap_err().to_string();
         assert!(e.contains("is not a number from 0 to 4294967295"), "{e}");
     }
-    assert!(crate::profile::from_yaml::<User>("{name: a, uid: desk}").is_err());
+    assert!(crate::location::from_yaml::<User>("{name: a, uid: desk}").is_err());
 }
