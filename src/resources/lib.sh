@@ -387,6 +387,29 @@ parc_blob_max() { # KEY FILE MAX
   fi
 }
 
+# The entries of every NAME in DB (passwd, group, shadow) a script looks up
+# (Script::getent), from one getent for all of them, for parc_getent_next.
+# Without getent (busybox) nothing is fetched: the lookups read /etc/DB.
+parc_getent_all() { # DB NAME...
+  _db=$1; shift
+  command -v getent >/dev/null 2>&1 || return 0
+  getent "$_db" "$@" > "$PARC_DIR/getent.$_db" 2>/dev/null
+  return 0
+}
+
+# Set _ge to DB's entry NAME, read by the shell from what parc_getent_all
+# fetched (or /etc/DB without getent); false when there is none.
+parc_getent_next() { # DB NAME
+  _gf=$PARC_DIR/getent.$1
+  [ -f "$_gf" ] || _gf=/etc/$1
+  [ -r "$_gf" ] || return 1
+  while IFS= read -r _ge; do
+    case $_ge in "$2":*) return 0 ;; esac
+  done < "$_gf"
+  _ge=
+  return 1
+}
+
 # One passwd/group/shadow entry by name; busybox systems may have no getent.
 parc_getent() { # DB NAME
   if command -v getent >/dev/null 2>&1; then getent "$1" "$2"

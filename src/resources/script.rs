@@ -44,6 +44,8 @@ pub struct Script {
     /// (record id, blob key, index in `fetch`, size limit) of each content
     /// asked for.
     wants: Vec<(String, String, usize, Option<u64>)>,
+    /// Names looked up by [`Script::getent`], by database.
+    getent: BTreeMap<String, Vec<String>>,
     /// Paths that must have no symbolic link above them when the script
     /// starts, before the journal or the staging writes anything.
     guard: Vec<String>,
@@ -75,6 +77,18 @@ impl Script {
     pub fn stat(&mut self, path: &str) -> String {
         self.stats.push(path.to_string());
         format!("parc_stat_next {}", quote(path))
+    }
+
+    /// sh condition setting `_ge` to the entry `name` of account database
+    /// `db` (passwd, group, shadow), false when there is none: every name of
+    /// a database comes from one `getent` before the body, read back by the
+    /// shell, rather than a `getent` per account.
+    pub fn getent(&mut self, db: &str, name: &str) -> String {
+        let names = self.getent.entry(db.to_string()).or_default();
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+        format!("parc_getent_next {db} {}", quote(name))
     }
 
     /// sh asking for regular file `path`'s content as blob `key` of record
@@ -266,6 +280,13 @@ impl Script {
             let paths: Vec<String> = self.stats.iter().map(|p| quote(p)).collect();
             self.body
                 .insert_str(LIB.len(), &format!("parc_prestat {}\n", paths.join(" ")));
+        }
+        for (db, names) in std::mem::take(&mut self.getent) {
+            let names: Vec<String> = names.iter().map(|n| quote(n)).collect();
+            self.body.insert_str(
+                LIB.len(),
+                &format!("parc_getent_all {db} {}\n", names.join(" ")),
+            );
         }
         if !self.guard.is_empty() {
             let paths: Vec<String> = self.guard.iter().map(|p| quote(p)).collect();
