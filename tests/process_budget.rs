@@ -78,7 +78,7 @@ fn traced_apply(lab: &TestLab, playbook: &Path) -> (String, Processes) {
 }
 
 #[test]
-#[ignore = "over budget: parc starts 116 processes on a first run and 49 when nothing changes (issue 17)"]
+#[ignore = "over budget: parc starts 113 processes on a first run and 44 when nothing changes (issue 17)"]
 fn a_host_starts_few_processes_whatever_its_profile() {
     common::require_root_and_sshd();
     let lab = TestLab::start(1);
