@@ -459,8 +459,8 @@ impl ScriptError {
 
 /// The value of a field line, unescaped (see `parc_kv` in lib.sh): `\\` is a
 /// backslash, `\n` a newline. A backslash before anything else is kept as it
-/// is: a few values (verification tests' `awk` prints of one line) are not
-/// escaped, and a lone backslash there is data. Lines are split before this
+/// is: parc_kv never writes one, so it can only be data a fixed `echo` let
+/// through, and stays what it was. Lines are split before this
 /// runs, so no value can add a field or a record whatever it holds.
 fn unescape(v: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len());
