@@ -14,10 +14,23 @@ use std::path::{Path, PathBuf};
 use common::TestLab;
 use common::procs::{Processes, Tracer};
 
-/// Processes parc may start on a host for an apply that changes nothing.
-const NO_CHANGE: usize = 25;
-/// Processes parc may start on a host for the first apply.
-const FIRST_RUN: usize = 60;
+/// Issue 17's bounds on the processes parc may start on a host: an apply
+/// that changes nothing, and a first run.
+const GOAL: Bounds = Bounds {
+    no_change: 25,
+    first_run: 60,
+};
+/// What parc holds to today (44 and 113 measured), so that no change
+/// makes a host cost more while the goal is not met.
+const NOW: Bounds = Bounds {
+    no_change: 48,
+    first_run: 120,
+};
+
+struct Bounds {
+    no_change: usize,
+    first_run: usize,
+}
 
 /// The fixture copied to `dir`, with the 1 MiB wallpaper it names: bytes
 /// that do not compress, generated rather than kept in the repository.
@@ -78,13 +91,21 @@ fn traced_apply(lab: &TestLab, playbook: &Path) -> (String, Processes) {
 }
 
 #[test]
-#[ignore = "over budget: parc starts 120 processes on a first run and 57 when nothing changes (issue 17)"]
+fn a_host_starts_no_more_processes_than_today() {
+    within(NOW);
+}
+
+#[test]
+#[ignore = "over budget: parc starts 113 processes on a first run and 44 when nothing changes (issue 17)"]
 fn a_host_starts_few_processes_whatever_its_profile() {
+    within(GOAL);
+}
+
+fn within(bounds: Bounds) {
     common::require_root_and_sshd();
     let lab = TestLab::start(1);
     let work = tempfile::tempdir().unwrap();
     let playbook = setup(work.path());
-
     let (state, first) = traced_apply(&lab, &playbook);
     assert_eq!(state, "changed");
     let (state, again) = traced_apply(&lab, &playbook);
@@ -97,16 +118,20 @@ fn a_host_starts_few_processes_whatever_its_profile() {
             p.programs()
         );
     }
+    let Bounds {
+        no_change,
+        first_run,
+    } = bounds;
     assert!(
-        first.parc() <= FIRST_RUN,
-        "a first run started {} processes besides the profile's commands (bound {FIRST_RUN}): {}",
+        first.parc() <= first_run,
+        "a first run started {} processes besides the profile's commands (bound {first_run}): {}",
         first.parc(),
         first.programs()
     );
     assert!(
-        again.parc() <= NO_CHANGE,
+        again.parc() <= no_change,
         "an apply that changed nothing started {} processes besides the profile's commands \
-         (bound {NO_CHANGE}): {}",
+         (bound {no_change}): {}",
         again.parc(),
         again.programs()
     );

@@ -99,10 +99,10 @@ impl Kind for Group {
     }
 
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
+        let group = s.getent("group", &self.name);
         s.sh(&format!(
             "parc_rec {id}; parc_account_tools groupadd addgroup\n\
-             if parc_g=$(parc_getent group {}); then parc_kv entry \"$parc_g\"; fi",
-            quote(&self.name)
+             if {group}; then parc_kv entry \"$_ge\"; fi"
         ));
     }
 

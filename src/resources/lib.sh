@@ -216,7 +216,7 @@ parc_prestat() { # PATH...
   for _p; do shift; if [ -L "$_p" ] || [ -e "$_p" ]; then set -- "$@" "$_p"; fi; done
   if [ $# -gt 0 ]; then
     stat -c '%a %U %G %s %h' -- "$@" > "$PARC_DIR/stat" 2>/dev/null || return 0
-    [ "$(parc_lines "$PARC_DIR/stat")" -eq $# ] || return 0
+    parc_lines "$PARC_DIR/stat"; [ "$_n" -eq $# ] || return 0
   else : > "$PARC_DIR/stat"; fi
   PARC_LINKS=1
   parc_prestat_links "$@" || PARC_LINKS=0
@@ -225,7 +225,7 @@ parc_prestat() { # PATH...
     if command -v sha256sum >/dev/null 2>&1; then sha256sum -- "$@"
     elif command -v shasum >/dev/null 2>&1; then shasum -a 256 -- "$@"
     else openssl dgst -sha256 -r "$@"; fi > "$PARC_DIR/sha" 2>/dev/null || return 0
-    [ "$(parc_lines "$PARC_DIR/sha")" -eq $# ] || return 0
+    parc_lines "$PARC_DIR/sha"; [ "$_n" -eq $# ] || return 0
   else : > "$PARC_DIR/sha"; fi
   exec 6< "$PARC_DIR/link" 7< "$PARC_DIR/stat" 8< "$PARC_DIR/sha"
   PARC_PRESTAT=1
@@ -238,14 +238,15 @@ parc_prestat_links() { # PATH...
   for _p; do shift; if [ -L "$_p" ]; then set -- "$@" "$_p"; fi; done
   if [ $# -gt 0 ]; then
     readlink -- "$@" > "$PARC_DIR/link" 2>/dev/null || return 1
-    [ "$(parc_lines "$PARC_DIR/link")" -eq $# ] || return 1
+    parc_lines "$PARC_DIR/link"; [ "$_n" -eq $# ] || return 1
   else : > "$PARC_DIR/link"; fi
 }
 
-parc_lines() { # FILE: its number of lines, counted by the shell
+# Set _n to FILE's number of lines, counted by the shell (a variable rather
+# than output: command substitution would fork a subshell).
+parc_lines() { # FILE
   _n=0
   while IFS= read -r _l; do _n=$((_n + 1)); done < "$1"
-  echo "$_n"
 }
 
 # parc_stat, from what parc_prestat gathered (and setting _sp and _s as it).
@@ -452,6 +453,29 @@ parc_blob_max() { # KEY FILE MAX
   fi
 }
 
+# The entries of every NAME in DB (passwd, group, shadow) a script looks up
+# (Script::getent), from one getent for all of them, for parc_getent_next.
+# Without getent (busybox) nothing is fetched: the lookups read /etc/DB.
+parc_getent_all() { # DB NAME...
+  _db=$1; shift
+  command -v getent >/dev/null 2>&1 || return 0
+  getent "$_db" "$@" > "$PARC_DIR/getent.$_db" 2>/dev/null
+  return 0
+}
+
+# Set _ge to DB's entry NAME, read by the shell from what parc_getent_all
+# fetched (or /etc/DB without getent); false when there is none.
+parc_getent_next() { # DB NAME
+  _gf=$PARC_DIR/getent.$1
+  [ -f "$_gf" ] || _gf=/etc/$1
+  [ -r "$_gf" ] || return 1
+  while IFS= read -r _ge; do
+    case $_ge in "$2":*) return 0 ;; esac
+  done < "$_gf"
+  _ge=
+  return 1
+}
+
 # One passwd/group/shadow entry by name; busybox systems may have no getent.
 parc_getent() { # DB NAME
   if command -v getent >/dev/null 2>&1; then getent "$1" "$2"
@@ -479,15 +503,16 @@ parc_apt() {
   DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
 }
 
-# The package manager of this host.
+# Set parc_pm to the package manager of this host (a variable: command
+# substitution would fork a subshell per package resource).
 parc_pkg_manager() {
-  if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then echo apt
-  elif command -v dnf >/dev/null 2>&1; then echo dnf
-  elif command -v yum >/dev/null 2>&1; then echo yum
-  elif command -v apk >/dev/null 2>&1; then echo apk
-  elif command -v pacman >/dev/null 2>&1; then echo pacman
-  elif command -v zypper >/dev/null 2>&1; then echo zypper
-  else echo none; fi
+  if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then parc_pm=apt
+  elif command -v dnf >/dev/null 2>&1; then parc_pm=dnf
+  elif command -v yum >/dev/null 2>&1; then parc_pm=yum
+  elif command -v apk >/dev/null 2>&1; then parc_pm=apk
+  elif command -v pacman >/dev/null 2>&1; then parc_pm=pacman
+  elif command -v zypper >/dev/null 2>&1; then parc_pm=zypper
+  else parc_pm=none; fi
 }
 
 # Print "iN=yes" and "vN=VERSION" when package NAME is installed.

@@ -18,8 +18,10 @@
 //!
 //! 1. the libraries (`lib.sh`, then each one added with [`Script::lib`]);
 //! 2. the guard (`parc_guard`: no symbolic link planted above a touched path);
-//! 3. the batched stat of the directories above checked paths
-//!    (`parc_dir_modes`), then of every path the probes read (`parc_prestat`);
+//! 3. the batched reads: the modes of the directories above checked paths
+//!    (`parc_dir_modes`), the accounts looked up (`parc_getent_all`, one
+//!    `getent` per database), the stat of every path the probes read
+//!    (`parc_prestat`);
 //! 4. the staging functions (temp names, `parc_stage`, `parc_batch_N`);
 //! 5. setup: the journal's saves and the step functions;
 //! 6. the barrier: the record of how to unstage, the staging, one `sync` of
@@ -77,6 +79,8 @@ pub struct Script {
     /// Paths given to [`Script::path_check`], whose directories' modes one
     /// `stat` reads before the body.
     checks: Vec<String>,
+    /// Names looked up by [`Script::getent`], by database.
+    getent: BTreeMap<String, Vec<String>>,
     /// Names the staged temp files: random, unless a test fixes it.
     token: Option<String>,
 }
@@ -122,6 +126,18 @@ impl Script {
     pub fn stat(&mut self, path: &str) -> String {
         self.stats.push(path.to_string());
         format!("parc_stat_next {}", quote(path))
+    }
+
+    /// sh condition setting `_ge` to the entry `name` of account database
+    /// `db` (passwd, group, shadow), false when there is none: every name of
+    /// a database comes from one `getent` before the body, read back by the
+    /// shell, rather than a `getent` per account.
+    pub fn getent(&mut self, db: &str, name: &str) -> String {
+        let names = self.getent.entry(db.to_string()).or_default();
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+        format!("parc_getent_next {db} {}", quote(name))
     }
 
     /// sh asking for regular file `path`'s content as blob `key` of record
@@ -287,6 +303,9 @@ impl Script {
         }
         if !self.checks.is_empty() {
             sections.push(format!("parc_dir_modes {}\n", words(&self.checks)));
+        }
+        for (db, names) in &self.getent {
+            sections.push(format!("parc_getent_all {db} {}\n", words(names)));
         }
         if !self.stats.is_empty() {
             sections.push(format!("parc_prestat {}\n", words(&self.stats)));
@@ -581,8 +600,8 @@ pub enum ScriptError {
 
 /// The value of a field line, unescaped (see `parc_kv` in lib.sh): `\\` is a
 /// backslash, `\n` a newline. A backslash before anything else is kept as it
-/// is: a few values (verification tests' `awk` prints of one line) are not
-/// escaped, and a lone backslash there is data. Lines are split before this
+/// is: parc_kv never writes one, so it can only be data a fixed `echo` let
+/// through, and stays what it was. Lines are split before this
 /// runs, so no value can add a field or a record whatever it holds.
 fn unescape(v: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len());

@@ -33,22 +33,16 @@ pv_kv_line() { # KEY VALUE
 }
 
 # found=yes and f3=, f4=, ... (the colon-separated fields from the third) of
-# DB's (passwd or group) entry NAME, through getent (LDAP and SSSD accounts
-# count), else read from /etc/DB by the shell (busybox). Values go through
-# parc_kv: a local user's comment field cannot add a field or a record.
-pv_entry() { # DB NAME
-  pv_e=
-  if pv_have getent; then pv_e=$(getent "$1" "$2" 2>/dev/null)
-  elif [ -r "/etc/$1" ]; then
-    while IFS= read -r pv_l; do case $pv_l in "$2":*) pv_e=$pv_l; break ;; esac; done < "/etc/$1"
-  fi
-  pv_e=${pv_e%%"$PARC_NL"*}
-  case $pv_e in ''|:*) return 0 ;; esac
+# ENTRY, an account database line (parc_getent_next: through getent, so LDAP
+# and SSSD accounts count, else /etc). Values go through parc_kv: a local
+# user's comment field cannot add a field or a record.
+pv_entry() { # ENTRY
+  case $1 in ''|:*) return 0 ;; esac
   echo found=yes
   pv_i=0 pv_ifs=$IFS
   set -f; IFS=:
   # shellcheck disable=SC2086 # split on colons, globbing off
-  set -- $pv_e
+  set -- $1
   IFS=$pv_ifs; set +f
   for pv_f; do pv_i=$((pv_i + 1)); [ "$pv_i" -lt 3 ] || parc_kv "f$pv_i" "$pv_f"; done
 }

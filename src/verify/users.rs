@@ -39,8 +39,8 @@ fn yes() -> bool {
 
 /// sh printing `found=yes` and `f3=`, `f4=`, ... (the colon-separated fields
 /// from the third) of the `db` entry (passwd or group) named `name`.
-fn entry(db: &str, name: &str) -> String {
-    format!("pv_entry {db} {}", quote(name))
+fn entry(s: &mut Script, db: &str, name: &str) -> String {
+    format!("{} && pv_entry \"$_ge\"", s.getent(db, name))
 }
 
 /// Every name in `want` is in `have`.
@@ -75,7 +75,8 @@ impl Probe for UserTest {
 
     fn probe(&self, id: &str, s: &mut Script) {
         s.sh(&format!("pv_start {id}"));
-        s.sh(&entry("passwd", &self.name));
+        let entry = entry(s, "passwd", &self.name);
+        s.sh(&entry);
         if !self.groups.is_empty() {
             s.sh(&format!(
                 "pv_kv_line groups \"$(id -Gn -- {} 2>/dev/null)\"",
@@ -121,7 +122,8 @@ impl Probe for GroupTest {
 
     fn probe(&self, id: &str, s: &mut Script) {
         s.sh(&format!("pv_start {id}"));
-        s.sh(&entry("group", &self.name));
+        let entry = entry(s, "group", &self.name);
+        s.sh(&entry);
         s.sh("pv_end");
     }
 

@@ -267,7 +267,7 @@ impl Kind for Package {
             }
             return;
         }
-        s.sh("parc_pm=$(parc_pkg_manager); parc_kv manager \"$parc_pm\"");
+        s.sh("parc_pkg_manager; parc_kv manager \"$parc_pm\"");
         for (i, name) in self.names().iter().enumerate() {
             let n = quote(name);
             s.sh(&format!("parc_pkg_query \"$parc_pm\" {n} {i}"));

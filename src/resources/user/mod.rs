@@ -175,12 +175,16 @@ impl Kind for User {
 
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
         let n = quote(&self.name);
+        let (passwd, shadow) = (
+            s.getent("passwd", &self.name),
+            s.getent("shadow", &self.name),
+        );
         s.sh(&format!(
             "parc_rec {id}; parc_account_tools useradd adduser\n\
-             if parc_u=$(parc_getent passwd {n}); then\n\
+             if {passwd}; then parc_u=$_ge\n\
              parc_kv present yes; parc_kv passwd \"$parc_u\"\n\
              parc_g=$(id -Gn -- {n} 2>/dev/null); parc_kv group \"${{parc_g%% *}}\"; parc_kv groups \"$parc_g\"\n\
-             if parc_s=$(parc_getent shadow {n} 2>/dev/null); then parc_s=${{parc_s#*:}}; parc_kv shadow \"${{parc_s%%:*}}\"; fi\n\
+             if {shadow}; then parc_s=${{_ge#*:}}; parc_kv shadow \"${{parc_s%%:*}}\"; fi\n\
              parc_h=$parc_u; for _i in 1 2 3 4 5; do parc_h=${{parc_h#*:}}; done; parc_h=${{parc_h%%:*}}\n\
              else\n\
              parc_kv present no\n\
