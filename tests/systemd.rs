@@ -454,3 +454,149 @@ fn a_host_reboots_like_a_machine_and_comes_back() {
     assert!(down.status.success(), "{}", all_output(&down));
     assert_eq!(leftovers(&lab_dir), Vec::<String>::new());
 }
+
+/// A kernel-like change that needs a reboot: the handler reboots the host,
+/// which must be back (and verified) before the run goes on.
+const REBOOT_PROFILE: &str = r#"
+resources:
+  - file: {path: /etc/parc-kernel, content: "{{ version }}\n", notify: [reboot]}
+handlers:
+  reboot:
+    reboot: {timeout: 2m}
+verify:
+  - name: the host booted since the change
+    command: {run: "test ! -e /run/parc-before-reboot"}
+  - file: {path: /etc/parc-kernel, contains: "{{ version }}"}
+"#;
+
+/// The `reboot` lines of a host's outcome.
+fn reboot_lines(host: &serde_json::Value) -> Vec<&serde_json::Value> {
+    host["outcome"]["resources"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter(|r| r["resource"].as_str().unwrap_or("").contains("reboot"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+#[ignore = "systemd group: cargo test --test systemd -- --ignored (.ci/run)"]
+fn a_reboot_handler_reboots_the_canary_first_and_verifies_after_it() {
+    common::require_root_and_sshd();
+    let lab = start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let pb = setup(dir.path(), REBOOT_PROFILE, "version: v1");
+    // A canary batch, then the rest; a dead-man switch over the reboot.
+    let play = std::fs::read_to_string(&pb).unwrap() + "  batches: [1, 100%]\n  confirm: 60s\n";
+    std::fs::write(&pb, play).unwrap();
+    for host in 0..2 {
+        run(&lab, host, "touch /run/parc-before-reboot");
+    }
+    let (out, ev) = lab.apply_json(&pb);
+    let text = all_output(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let done = finished(&ev);
+    for host in &done {
+        assert_eq!(host["state"], "changed", "{text}");
+        // The report shows the reboot and how long it took.
+        let lines = reboot_lines(host);
+        assert_eq!(lines.len(), 1, "{text}");
+        assert_eq!(lines[0]["status"], "changed", "{text}");
+        assert!(lines[0]["rebooted_ms"].as_u64().unwrap() > 0, "{text}");
+        // Verified after the reboot: /run was emptied by it.
+        let tests = host["outcome"]["verification"].as_array().unwrap();
+        assert!(tests.iter().all(|t| t["passed"] == true), "{text}");
+    }
+    // The canary rebooted and came back before the second batch started;
+    // the second host rebooted within its own batch.
+    let at = |pred: &dyn Fn(&serde_json::Value) -> bool| {
+        ev.iter().position(pred).unwrap_or_else(|| panic!("{text}"))
+    };
+    let canary = at(&|e| e["event"] == "host_rebooted" && e["host"] == "ws-001");
+    let second_batch = at(&|e| e["event"] == "batch_started" && e["index"] == 1);
+    let second = at(&|e| e["event"] == "host_rebooted" && e["host"] == "ws-002");
+    assert!(canary < second_batch && second_batch < second, "{text}");
+    let run_id = ev[0]["run_id"].as_str().unwrap();
+    for host in 0..2 {
+        assert_eq!(run(&lab, host, "cat /etc/parc-kernel"), "v1");
+        assert_eq!(
+            run(
+                &lab,
+                host,
+                "test -e /run/parc-before-reboot || echo rebooted"
+            ),
+            "rebooted"
+        );
+        // The confirmation reached the host after its reboot: its watchdog
+        // neither restored it nor will; the lock taken again was released.
+        assert_eq!(
+            run(
+                &lab,
+                host,
+                &format!("readlink /var/lib/parc/journal/{run_id}/fate")
+            ),
+            "confirmed"
+        );
+        assert_eq!(
+            run(&lab, host, "test -e /var/lib/parc/lock || echo free"),
+            "free"
+        );
+        assert!(
+            run(&lab, host, "tail -n 1 /var/lib/parc/history.log")
+                .contains(&format!("run={run_id} action=apply")),
+        );
+    }
+    // Nothing changed: nothing notifies the handler, no reboot.
+    let (out, ev) = lab.apply_json(&pb);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    assert!(finished(&ev).iter().all(|e| e["state"] == "ok"));
+    assert!(!ev.iter().any(|e| e["event"] == "host_rebooted"));
+}
+
+#[test]
+#[ignore = "systemd group: cargo test --test systemd -- --ignored (.ci/run)"]
+fn a_host_that_does_not_come_back_from_its_reboot_fails_saying_so() {
+    common::require_root_and_sshd();
+    let lab = start(1);
+    let dir = tempfile::tempdir().unwrap();
+    // sshd will not start in the next boot: the host never answers again.
+    run(
+        &lab,
+        0,
+        "touch /run/parc-reboot-required && systemctl mask ssh.service",
+    );
+    let profile = r#"
+resources:
+  - file: {path: /etc/parc-updated, content: "yes\n"}
+  - reboot: {when_exists: /run/parc-reboot-required, timeout: 15s}
+"#;
+    let pb = setup(dir.path(), profile, "");
+    let (out, ev) = lab.apply_json(&pb);
+    let text = all_output(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    let done = finished(&ev);
+    assert_eq!(done[0]["state"], "failed", "{text}");
+    let error = done[0]["outcome"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("did not come back from its reboot within 15s"),
+        "{text}"
+    );
+    let run_id = ev[0]["run_id"].as_str().unwrap();
+    assert!(error.contains(&format!("parc rollback {run_id}")), "{text}");
+    let lines = reboot_lines(done[0]);
+    assert_eq!(lines[0]["status"], "failed", "{text}");
+    assert!(!ev.iter().any(|e| e["event"] == "host_rebooted"));
+    // It did reboot (a new PID 1), and its journal says parc rebooted it on
+    // purpose: nothing restores it by itself.
+    let lab_now = parc::lab::load(lab.dir()).unwrap();
+    let root = lab_now.hosts[0].root();
+    let fate = std::fs::read_link(root.join(format!("var/lib/parc/journal/{run_id}/fate")));
+    assert_eq!(fate.unwrap().to_string_lossy(), "rebooting", "{text}");
+    assert_eq!(
+        lab.host_file(0, "/etc/parc-updated").as_deref(),
+        Some(&b"yes\n"[..])
+    );
+    assert_eq!(lab.host_file(0, "/run/parc-reboot-required"), None);
+}

@@ -16,7 +16,7 @@
 
 mod batches;
 
-pub use batches::{Amount, batches};
+pub use batches::{Amount, batches, duration};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -137,9 +137,10 @@ impl Report {
                 self.started = now;
                 true
             }
-            Event::HostPhase { .. } | Event::HostProgress { .. } | Event::LockTakenOver { .. } => {
-                false
-            }
+            Event::HostPhase { .. }
+            | Event::HostProgress { .. }
+            | Event::LockTakenOver { .. }
+            | Event::HostRebooted { .. } => false,
             Event::HostFinished {
                 host,
                 state,

@@ -18,6 +18,7 @@ mod line;
 mod package;
 mod path_state;
 mod plan;
+mod reboot;
 pub mod script;
 mod service;
 mod stage;
@@ -38,6 +39,7 @@ pub use line::Line;
 pub use package::{DebError, DebFile, Package, PackageState};
 pub use path_state::{Attrs, PathKind, PathState};
 pub use plan::{Change, Op, Plan, PlanContext, Step, Touch, mkdir_batches};
+pub use reboot::Reboot;
 pub use service::{Service, ServiceState};
 pub use symlink::Symlink;
 pub use user::{PasswordHash, User};
@@ -79,6 +81,7 @@ pub enum Resource {
     Group(Group),
     Package(Package),
     Service(Service),
+    Reboot(Reboot),
 }
 
 /// Behaviour shared by every kind.
@@ -120,6 +123,7 @@ impl Resource {
             Resource::Group(_) => "group",
             Resource::Package(_) => "package",
             Resource::Service(_) => "service",
+            Resource::Reboot(_) => "reboot",
         }
     }
 
@@ -134,6 +138,7 @@ impl Resource {
             Resource::Group(r) => r,
             Resource::Package(r) => r,
             Resource::Service(r) => r,
+            Resource::Reboot(r) => r,
         }
     }
 }

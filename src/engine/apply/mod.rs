@@ -9,6 +9,7 @@
 
 mod confirm;
 mod converge;
+mod reboot;
 mod steps;
 
 use std::sync::Arc;
@@ -145,10 +146,9 @@ async fn apply_host_with(
             ),
             None => None,
         };
-        let (outcome, _, secrets) =
-            converged_outcome(&job, &inventory, &host, t.as_ref(), &events, None).await;
-        *redactor = secrets;
-        return with_stage(stage, outcome);
+        let done = converged_outcome(&job, &inventory, &host, t.as_ref(), &events, None).await;
+        *redactor = done.redactor;
+        return with_stage(stage, done.outcome);
     }
     events.phase(&host, "locking");
     // The facts probe rides in the lock's exec, unless an image stage comes
@@ -197,10 +197,20 @@ async fn apply_host_with(
         }
         stage = Some(report);
     }
-    let armed = std::time::Instant::now();
-    let (mut outcome, journaled, secrets) =
-        converged_outcome(&job, &inventory, &host, t.as_ref(), &events, facts).await;
-    *redactor = secrets;
+    let mut armed = std::time::Instant::now();
+    let done = converged_outcome(&job, &inventory, &host, t.as_ref(), &events, facts).await;
+    *redactor = done.redactor;
+    let (mut outcome, journaled) = (done.outcome, done.journaled);
+    // After a reboot the lock is the one taken again over the new connection
+    // (the first one ended with the old boot), and the watchdog's window
+    // starts again from then.
+    let lock = match done.reconnected {
+        Some(back) => {
+            armed = back.at;
+            back.lock
+        }
+        None => lock,
+    };
     if let (Some(window), true, Outcome::Applied { error: None, .. }) =
         (job.confirm, journaled, &outcome)
     {
@@ -222,9 +232,19 @@ fn with_stage(stage: Option<ResourceReport>, mut outcome: Outcome) -> Outcome {
     outcome
 }
 
-/// Converge, then apply `on_failure` if it failed. Also says whether a
-/// journal was written (there is something the dead-man switch guards), and
-/// the host's redactor.
+/// What [`converged_outcome`] leaves for the rest of the host's job.
+struct HostResult {
+    outcome: Outcome,
+    /// A journal was written: there is something the dead-man switch guards.
+    journaled: bool,
+    /// The host's redactor.
+    redactor: Redactor,
+    /// The host rebooted: the connection and lock to go on with.
+    reconnected: Option<reboot::Reconnected>,
+}
+
+/// Converge, then apply `on_failure` if it failed (over the connection made
+/// after a reboot, if the host rebooted).
 async fn converged_outcome(
     job: &ApplyJob,
     inventory: &Inventory,
@@ -232,42 +252,72 @@ async fn converged_outcome(
     t: &dyn Transport,
     events: &Events,
     facts: Option<Result<Facts, String>>,
-) -> (Outcome, bool, Redactor) {
+) -> HostResult {
     let mut done = converge::converge(job, inventory, host, t, events, facts).await;
     let redactor = std::mem::take(&mut done.redactor);
+    let reconnected = done.reconnected.take();
     let journaled = done.journaled;
+    let result = |outcome, reconnected| HostResult {
+        outcome,
+        journaled,
+        redactor,
+        reconnected,
+    };
     let Some(reason) = done.error.clone() else {
-        let outcome = Outcome::Applied {
-            check: job.check,
-            resources: done.resources,
-            error: None,
-            verification: done.verification,
-            recovery: None,
-        };
-        return (outcome, journaled, redactor);
+        return result(
+            Outcome::Applied {
+                check: job.check,
+                resources: done.resources,
+                error: None,
+                verification: done.verification,
+                recovery: None,
+            },
+            reconnected,
+        );
     };
     if done.invalid_input {
-        return (Outcome::Invalid { error: reason }, journaled, redactor);
+        return result(Outcome::Invalid { error: reason }, reconnected);
     }
     if job.check {
-        let outcome = Outcome::Applied {
-            check: true,
+        return result(
+            Outcome::Applied {
+                check: true,
+                resources: done.resources,
+                error: Some(reason),
+                verification: done.verification,
+                recovery: None,
+            },
+            reconnected,
+        );
+    }
+    let recovery = if done.cut_off {
+        Recovery {
+            reason: reason.clone(),
+            action: match job.on_failure {
+                OnFailure::Keep => RecoveryAction::Kept,
+                OnFailure::Rollback | OnFailure::Fallback => RecoveryAction::Failed,
+            },
+            restore_problems: vec![],
+            fallback: None,
+            fallback_verification: vec![],
+            error: Some(
+                "parc cannot reach the host since its reboot: nothing was rolled back".into(),
+            ),
+        }
+    } else {
+        let t = reconnected.as_ref().map_or(t, |r| r.transport.as_ref());
+        recover(job, inventory, host, t, events, &done, &reason).await
+    };
+    result(
+        Outcome::Applied {
+            check: false,
             resources: done.resources,
             error: Some(reason),
             verification: done.verification,
-            recovery: None,
-        };
-        return (outcome, journaled, redactor);
-    }
-    let recovery = recover(job, inventory, host, t, events, &done, &reason).await;
-    let outcome = Outcome::Applied {
-        check: false,
-        resources: done.resources,
-        error: Some(reason),
-        verification: done.verification,
-        recovery: Some(recovery),
-    };
-    (outcome, journaled, redactor)
+            recovery: Some(recovery),
+        },
+        reconnected,
+    )
 }
 
 /// Apply the play's `on_failure` to a host whose converge failed.

@@ -70,6 +70,7 @@ pub(super) fn render_all(
                     diff: None,
                     output: None,
                     error: None,
+                    rebooted_ms: None,
                 },
                 label,
                 secret,
