@@ -319,8 +319,73 @@ fn the_office_rollout_reloads_sshd_through_systemd_converges_and_verifies() {
     let lab = start(2);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let rollout = repo.join("playbooks/rollout.yml");
+    // CUPS on the first host only (a stand-in unit of the same name: the lab's
+    // root file system has no CUPS), running, as on an office workstation.
+    run(
+        &lab,
+        0,
+        "printf '[Service]\\nExecStart=/bin/sleep infinity\\n[Install]\\nWantedBy=multi-user.target\\n' \
+         > /usr/lib/systemd/system/cups.service && systemctl daemon-reload \
+         && systemctl enable --now cups.service",
+    );
+    let pid = |host: usize, unit: &str| {
+        run(
+            &lab,
+            host,
+            &format!("systemctl show -p MainPID --value {unit}"),
+        )
+    };
+    let journald: Vec<String> = (0..2).map(|h| pid(h, "systemd-journald")).collect();
+    let cups = pid(0, "cups.service");
     let (out, ev) = lab.apply_json(&rollout);
-    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    let text = all_output(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    // journald read its new size limit (restarted by its handler); CUPS
+    // restarted where it runs and nowhere else; timesyncd, which does not run
+    // in a container, left alone, saying so.
+    for (host, before) in journald.iter().enumerate() {
+        assert_ne!(&pid(host, "systemd-journald"), before, "{text}");
+        assert_eq!(
+            run(&lab, host, "systemctl is-active systemd-journald"),
+            "active"
+        );
+    }
+    assert_ne!(pid(0, "cups.service"), cups, "{text}");
+    assert_eq!(run(&lab, 0, "systemctl is-active cups.service"), "active");
+    let handler = |host: usize, name: &str| {
+        let done = finished(&ev);
+        let entry = done
+            .iter()
+            .find(|e| e["host"] == format!("ws-00{}", host + 1))
+            .unwrap();
+        entry["outcome"]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| {
+                r["resource"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("handler `{name}`"))
+            })
+            .unwrap_or_else(|| panic!("no handler {name}: {text}"))
+            .clone()
+    };
+    assert_eq!(handler(0, "restart cups")["status"], "changed", "{text}");
+    assert!(
+        handler(1, "restart cups")["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cups not running here"),
+        "{text}"
+    );
+    assert!(
+        handler(0, "restart timesyncd")["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("systemd-timesyncd not running here"),
+        "{text}"
+    );
     for host in 0..2 {
         // The hardening drop-in was checked with `sshd -t` and sshd reloaded by
         // systemd (not skipped for want of an init), and it still serves.
@@ -335,6 +400,8 @@ fn the_office_rollout_reloads_sshd_through_systemd_converges_and_verifies() {
     );
     assert!(finished(&ev).iter().all(|e| e["state"] == "changed"));
 
+    let journald: Vec<String> = (0..2).map(|h| pid(h, "systemd-journald")).collect();
+    let cups = pid(0, "cups.service");
     let (out, ev) = lab.apply_json(&rollout);
     assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
     assert!(
@@ -342,6 +409,11 @@ fn the_office_rollout_reloads_sshd_through_systemd_converges_and_verifies() {
         "a second rollout changed something: {}",
         all_output(&out)
     );
+    // Nothing changed, so no handler restarted anything.
+    for (host, before) in journald.iter().enumerate() {
+        assert_eq!(&pid(host, "systemd-journald"), before);
+    }
+    assert_eq!(pid(0, "cups.service"), cups);
     let out = verify(&lab, &repo.join("playbooks/verify.yml"));
     assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
 }
