@@ -291,11 +291,13 @@ parc_journal_decide() { # JOURNAL_DIR WHO
 # takeover of the lock must not kill. Prints "@@r reboot" with boot=.
 parc_reboot_claim() { # JOURNAL_DIR RUN_ID
   echo "@@r reboot"
+  # Without it parc could not tell the new boot: nothing is claimed.
+  _boot=$(parc_boot_id) && [ -n "$_boot" ] || return 0
   if [ -d "$1" ] && ! parc_decide "$1" rebooting; then parc_kv refused "$(readlink "$1/fate")"; return 0; fi
   if [ "$(cat /var/lib/parc/lock/run 2>/dev/null)" = "$2" ]; then
     rm -f /var/lib/parc/lock/pid && : > /var/lib/parc/lock/pgids
   fi
-  parc_kv boot "$(parc_boot_id)"
+  parc_kv boot "$_boot"
 }
 
 # After it, once the boot differs from BOOT: the claim is withdrawn (the fate

@@ -112,6 +112,12 @@ impl TagFilter {
 }
 
 impl Profile {
+    /// Its first `reboot`, among resources then handlers.
+    pub fn first_reboot(&self) -> Option<&Declared> {
+        (self.resources.iter().chain(self.handlers.values()))
+            .find(|d| matches!(d.resource, Resource::Reboot(_)))
+    }
+
     /// This profile with only the resources and tests `filter` takes.
     pub fn with_tags(mut self, filter: &TagFilter) -> Profile {
         self.resources
