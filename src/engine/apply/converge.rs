@@ -250,6 +250,22 @@ async fn converge_vars(
         .filter(|(_, (name, item))| notified.contains(name.as_str()) && item.plan.is_some())
         .map(|(i, _)| i)
         .partition(|&i| !is_reboot(&handlers[i].1));
+    // A notified handler that cannot run on this host (its plan failed, such
+    // as a `service` or `reboot` without systemd) fails the host: skipping it
+    // would report a change whose consequence never happened.
+    let refused: Vec<usize> = (handlers.iter().enumerate())
+        .filter(|(_, (name, item))| {
+            notified.contains(name.as_str()) && item.report.status == ResourceStatus::Failed
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let mut error = refused.first().map(|&i| {
+        let (name, item) = &handlers[i];
+        format!(
+            "handler `{name}` cannot run on this host: {}",
+            item.report.error.as_deref().unwrap_or("its plan failed")
+        )
+    });
     let mut hitems: Vec<Item> = handlers
         .into_iter()
         .map(|(name, mut item)| {
@@ -257,8 +273,7 @@ async fn converge_vars(
             item
         })
         .collect();
-    let mut error = None;
-    if !wanted.is_empty() {
+    if error.is_none() && !wanted.is_empty() {
         events.phase(host, "handlers");
         let mut script = Script::new();
         journal::post_restore(
@@ -287,6 +302,11 @@ async fn converge_vars(
     for &i in &hreboots {
         hitems[i].report.status = ResourceStatus::NotRun;
     }
+    if !refused.is_empty() {
+        for &i in &wanted {
+            hitems[i].report.status = ResourceStatus::NotRun;
+        }
+    }
     let mut rebooted = None;
     if error.is_none() && !(reboots.is_empty() && hreboots.is_empty()) {
         let timeout = (reboots.iter().map(|&i| &items[i]))
@@ -307,7 +327,9 @@ async fn converge_vars(
         rebooted = Some(done);
     }
     let mut resources: Vec<ResourceReport> = items.into_iter().map(|i| i.report).collect();
-    resources.extend((wanted.iter().chain(&hreboots)).map(|&i| hitems[i].report.clone()));
+    resources.extend(
+        (wanted.iter().chain(&hreboots).chain(&refused)).map(|&i| hitems[i].report.clone()),
+    );
     if let Some(error) = error {
         return Converged::failed(error, resources, true);
     }
