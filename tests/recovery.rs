@@ -995,14 +995,7 @@ handlers:
 "#,
         "",
     );
-    let out = lab
-        .parc()
-        .arg("--json")
-        .arg("apply")
-        .arg(&pb)
-        .output()
-        .unwrap();
-    let ev = events(&out);
+    let (out, ev) = lab.apply_json(&pb);
     let done = finished(&ev);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(done[0]["state"], "rolled_back", "{text}");
