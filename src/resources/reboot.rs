@@ -31,6 +31,8 @@ use crate::transport::quote;
 pub struct Reboot {
     /// Reboot only when this path exists on the host (`/run/reboot-required`).
     /// Required in `resources:`; a handler without it reboots when notified.
+    /// Name a path only root can create: whoever can create it can have the
+    /// host rebooted by the next run.
     pub when_exists: Option<String>,
     /// How long the host may take to go down and answer again over SSH
     /// (`10m`, `90s`); past it, the host fails. Default [`Reboot::DEFAULT_TIMEOUT`].
