@@ -265,6 +265,10 @@ pub struct ResourceReport {
     pub output: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A `reboot` that ran: milliseconds from the reboot command until the
+    /// host answered from its new boot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebooted_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -481,6 +485,10 @@ pub enum Event {
     /// about that run's processes still running on the host (killed, or
     /// none found).
     LockTakenOver { host: String, what: String },
+    /// A host rebooted on purpose (a `reboot` resource or handler) answered
+    /// again from its new boot, `took_ms` after the reboot command; its
+    /// converge goes on.
+    HostRebooted { host: String, took_ms: u64 },
     /// Bytes of a long transfer that are done on a host (image deploy: chunks
     /// found matching, zeroed or sent; the read-back that follows is its own
     /// phase; capture: bytes received).

@@ -1074,3 +1074,36 @@ fn install_and_rollback_on_a_busybox_only_host() {
     assert_eq!(host["state"], "rolled_back", "{host:#}");
     before.assert_restored(&lab, "busybox: after parc rollback");
 }
+
+/// A handler that cannot run on the host (a `reboot` without systemd: a plain
+/// lab host) is not skipped in silence: the change that needed it is rolled
+/// back, and the report says why.
+#[test]
+fn a_notified_handler_that_cannot_run_here_fails_the_host() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let pb = playbook(
+        dir.path(),
+        r#"
+resources:
+  - file: {path: /etc/parc-kernel, content: "new\n", notify: [reboot]}
+handlers:
+  reboot:
+    reboot: {}
+"#,
+        "",
+    );
+    let (out, ev) = lab.apply_json(&pb);
+    let done = finished(&ev);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(done[0]["state"], "rolled_back", "{text}");
+    let error = done[0]["outcome"]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(
+            "handler `reboot` cannot run on this host: reboot: this host has no running systemd"
+        ),
+        "{text}"
+    );
+    assert_eq!(lab.host_file(0, "/etc/parc-kernel"), None);
+}

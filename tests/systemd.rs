@@ -319,8 +319,73 @@ fn the_office_rollout_reloads_sshd_through_systemd_converges_and_verifies() {
     let lab = start(2);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let rollout = repo.join("playbooks/rollout.yml");
+    // CUPS on the first host only (a stand-in unit of the same name: the lab's
+    // root file system has no CUPS), running, as on an office workstation.
+    run(
+        &lab,
+        0,
+        "printf '[Service]\\nExecStart=/bin/sleep infinity\\n[Install]\\nWantedBy=multi-user.target\\n' \
+         > /usr/lib/systemd/system/cups.service && systemctl daemon-reload \
+         && systemctl enable --now cups.service",
+    );
+    let pid = |host: usize, unit: &str| {
+        run(
+            &lab,
+            host,
+            &format!("systemctl show -p MainPID --value {unit}"),
+        )
+    };
+    let journald: Vec<String> = (0..2).map(|h| pid(h, "systemd-journald")).collect();
+    let cups = pid(0, "cups.service");
     let (out, ev) = lab.apply_json(&rollout);
-    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    let text = all_output(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    // journald read its new size limit (restarted by its handler); CUPS
+    // restarted where it runs and nowhere else; timesyncd, which does not run
+    // in a container, left alone, saying so.
+    for (host, before) in journald.iter().enumerate() {
+        assert_ne!(&pid(host, "systemd-journald"), before, "{text}");
+        assert_eq!(
+            run(&lab, host, "systemctl is-active systemd-journald"),
+            "active"
+        );
+    }
+    assert_ne!(pid(0, "cups.service"), cups, "{text}");
+    assert_eq!(run(&lab, 0, "systemctl is-active cups.service"), "active");
+    let handler = |host: usize, name: &str| {
+        let done = finished(&ev);
+        let entry = done
+            .iter()
+            .find(|e| e["host"] == format!("ws-00{}", host + 1))
+            .unwrap();
+        entry["outcome"]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| {
+                r["resource"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("handler `{name}`"))
+            })
+            .unwrap_or_else(|| panic!("no handler {name}: {text}"))
+            .clone()
+    };
+    assert_eq!(handler(0, "restart cups")["status"], "changed", "{text}");
+    assert!(
+        handler(1, "restart cups")["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cups not running here"),
+        "{text}"
+    );
+    assert!(
+        handler(0, "restart timesyncd")["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("systemd-timesyncd not running here"),
+        "{text}"
+    );
     for host in 0..2 {
         // The hardening drop-in was checked with `sshd -t` and sshd reloaded by
         // systemd (not skipped for want of an init), and it still serves.
@@ -335,6 +400,8 @@ fn the_office_rollout_reloads_sshd_through_systemd_converges_and_verifies() {
     );
     assert!(finished(&ev).iter().all(|e| e["state"] == "changed"));
 
+    let journald: Vec<String> = (0..2).map(|h| pid(h, "systemd-journald")).collect();
+    let cups = pid(0, "cups.service");
     let (out, ev) = lab.apply_json(&rollout);
     assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
     assert!(
@@ -342,6 +409,11 @@ fn the_office_rollout_reloads_sshd_through_systemd_converges_and_verifies() {
         "a second rollout changed something: {}",
         all_output(&out)
     );
+    // Nothing changed, so no handler restarted anything.
+    for (host, before) in journald.iter().enumerate() {
+        assert_eq!(&pid(host, "systemd-journald"), before);
+    }
+    assert_eq!(pid(0, "cups.service"), cups);
     let out = verify(&lab, &repo.join("playbooks/verify.yml"));
     assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
 }
@@ -453,4 +525,150 @@ fn a_host_reboots_like_a_machine_and_comes_back() {
     let down = lab.down();
     assert!(down.status.success(), "{}", all_output(&down));
     assert_eq!(leftovers(&lab_dir), Vec::<String>::new());
+}
+
+/// A kernel-like change that needs a reboot: the handler reboots the host,
+/// which must be back (and verified) before the run goes on.
+const REBOOT_PROFILE: &str = r#"
+resources:
+  - file: {path: /etc/parc-kernel, content: "{{ version }}\n", notify: [reboot]}
+handlers:
+  reboot:
+    reboot: {timeout: 2m}
+verify:
+  - name: the host booted since the change
+    command: {run: "test ! -e /run/parc-before-reboot"}
+  - file: {path: /etc/parc-kernel, contains: "{{ version }}"}
+"#;
+
+/// The `reboot` lines of a host's outcome.
+fn reboot_lines(host: &serde_json::Value) -> Vec<&serde_json::Value> {
+    host["outcome"]["resources"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter(|r| r["resource"].as_str().unwrap_or("").contains("reboot"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+#[ignore = "systemd group: cargo test --test systemd -- --ignored (.ci/run)"]
+fn a_reboot_handler_reboots_the_canary_first_and_verifies_after_it() {
+    common::require_root_and_sshd();
+    let lab = start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let pb = setup(dir.path(), REBOOT_PROFILE, "version: v1");
+    // A canary batch, then the rest; a dead-man switch over the reboot.
+    let play = std::fs::read_to_string(&pb).unwrap() + "  batches: [1, 100%]\n  confirm: 60s\n";
+    std::fs::write(&pb, play).unwrap();
+    for host in 0..2 {
+        run(&lab, host, "touch /run/parc-before-reboot");
+    }
+    let (out, ev) = lab.apply_json(&pb);
+    let text = all_output(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let done = finished(&ev);
+    for host in &done {
+        assert_eq!(host["state"], "changed", "{text}");
+        // The report shows the reboot and how long it took.
+        let lines = reboot_lines(host);
+        assert_eq!(lines.len(), 1, "{text}");
+        assert_eq!(lines[0]["status"], "changed", "{text}");
+        assert!(lines[0]["rebooted_ms"].as_u64().unwrap() > 0, "{text}");
+        // Verified after the reboot: /run was emptied by it.
+        let tests = host["outcome"]["verification"].as_array().unwrap();
+        assert!(tests.iter().all(|t| t["passed"] == true), "{text}");
+    }
+    // The canary rebooted and came back before the second batch started;
+    // the second host rebooted within its own batch.
+    let at = |pred: &dyn Fn(&serde_json::Value) -> bool| {
+        ev.iter().position(pred).unwrap_or_else(|| panic!("{text}"))
+    };
+    let canary = at(&|e| e["event"] == "host_rebooted" && e["host"] == "ws-001");
+    let second_batch = at(&|e| e["event"] == "batch_started" && e["index"] == 1);
+    let second = at(&|e| e["event"] == "host_rebooted" && e["host"] == "ws-002");
+    assert!(canary < second_batch && second_batch < second, "{text}");
+    let run_id = ev[0]["run_id"].as_str().unwrap();
+    for host in 0..2 {
+        assert_eq!(run(&lab, host, "cat /etc/parc-kernel"), "v1");
+        assert_eq!(
+            run(
+                &lab,
+                host,
+                "test -e /run/parc-before-reboot || echo rebooted"
+            ),
+            "rebooted"
+        );
+        // The confirmation reached the host after its reboot: its watchdog
+        // neither restored it nor will; the lock taken again was released.
+        assert_eq!(
+            run(
+                &lab,
+                host,
+                &format!("readlink /var/lib/parc/journal/{run_id}/fate")
+            ),
+            "confirmed"
+        );
+        assert_eq!(
+            run(&lab, host, "test -e /var/lib/parc/lock || echo free"),
+            "free"
+        );
+        assert!(
+            run(&lab, host, "tail -n 1 /var/lib/parc/history.log")
+                .contains(&format!("run={run_id} action=apply")),
+        );
+    }
+    // Nothing changed: nothing notifies the handler, no reboot.
+    let (out, ev) = lab.apply_json(&pb);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    assert!(finished(&ev).iter().all(|e| e["state"] == "ok"));
+    assert!(!ev.iter().any(|e| e["event"] == "host_rebooted"));
+}
+
+#[test]
+#[ignore = "systemd group: cargo test --test systemd -- --ignored (.ci/run)"]
+fn a_host_that_does_not_come_back_from_its_reboot_fails_saying_so() {
+    common::require_root_and_sshd();
+    let lab = start(1);
+    let dir = tempfile::tempdir().unwrap();
+    // sshd will not start in the next boot: the host never answers again.
+    run(
+        &lab,
+        0,
+        "touch /run/parc-reboot-required && systemctl mask ssh.service",
+    );
+    let profile = r#"
+resources:
+  - file: {path: /etc/parc-updated, content: "yes\n"}
+  - reboot: {when_exists: /run/parc-reboot-required, timeout: 15s}
+"#;
+    let pb = setup(dir.path(), profile, "");
+    let (out, ev) = lab.apply_json(&pb);
+    let text = all_output(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    let done = finished(&ev);
+    assert_eq!(done[0]["state"], "failed", "{text}");
+    let error = done[0]["outcome"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("did not come back from its reboot within 15s"),
+        "{text}"
+    );
+    let run_id = ev[0]["run_id"].as_str().unwrap();
+    assert!(error.contains(&format!("parc rollback {run_id}")), "{text}");
+    let lines = reboot_lines(done[0]);
+    assert_eq!(lines[0]["status"], "failed", "{text}");
+    assert!(!ev.iter().any(|e| e["event"] == "host_rebooted"));
+    // It did reboot (a new PID 1), and its journal says parc rebooted it on
+    // purpose: nothing restores it by itself.
+    let lab_now = parc::lab::load(lab.dir()).unwrap();
+    let root = lab_now.hosts[0].root();
+    let fate = std::fs::read_link(root.join(format!("var/lib/parc/journal/{run_id}/fate")));
+    assert_eq!(fate.unwrap().to_string_lossy(), "rebooting", "{text}");
+    assert_eq!(
+        lab.host_file(0, "/etc/parc-updated").as_deref(),
+        Some(&b"yes\n"[..])
+    );
+    assert_eq!(lab.host_file(0, "/run/parc-reboot-required"), None);
 }

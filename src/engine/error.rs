@@ -72,6 +72,13 @@ pub enum HostError {
     /// The play's image stage failed (its report says why).
     #[error("the image stage failed, so the profiles were not applied: {0}")]
     ImageStage(String),
+    /// A notified handler cannot run on this host (a `service` or `reboot`
+    /// without systemd): the change that needed it is not kept.
+    #[error("handler `{handler}` cannot run on this host: {why}")]
+    HandlerCannotRun { handler: String, why: String },
+    /// A `reboot` did not bring the host back into the run.
+    #[error(transparent)]
+    Reboot(#[from] super::apply::RebootError),
     /// The dead-man switch was not confirmed over a new connection.
     #[error("the change was not confirmed: {0}")]
     Unconfirmed(#[from] ConfirmError),

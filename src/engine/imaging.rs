@@ -56,6 +56,7 @@ pub async fn play_stage(
             diff: None,
             output: None,
             error: None,
+            rebooted_ms: None,
         };
     }
     let r = deploy_host(job, host, t, events).await;
@@ -81,6 +82,7 @@ pub async fn play_stage(
         diff: None,
         output: None,
         error: r.error,
+        rebooted_ms: None,
     }
 }
 

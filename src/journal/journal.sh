@@ -285,3 +285,52 @@ parc_journal_decide() { # JOURNAL_DIR WHO
   parc_kv fate "$_f"
   if [ "$_f" = watchdog ]; then parc_watchdog_wait "$1"; parc_kv state "$(cat "$1/state")"; parc_restore_check "$1"; fi
 }
+
+# A reboot on purpose (engine::apply::reboot). Before it: the fate is claimed
+# as `rebooting`, so a watchdog that fires while the host goes down stands
+# down (parc_decide fails) instead of restoring a host that is only
+# rebooting; if the watchdog decided first, the host is not rebooted
+# (refused=). The host lock stays, as this run's, across the reboot (other
+# operators see it stale), but without the pid and process groups recorded
+# before it: after the reboot those numbers name other processes, which the
+# takeover of the lock must not kill. Prints "@@r reboot" with boot=.
+parc_reboot_claim() { # JOURNAL_DIR RUN_ID
+  echo "@@r reboot"
+  # Without it parc could not tell the new boot: nothing is claimed.
+  _boot=$(parc_boot_id) && [ -n "$_boot" ] || return 0
+  if [ -d "$1" ] && ! parc_decide "$1" rebooting; then parc_kv refused "$(readlink "$1/fate")"; return 0; fi
+  if [ "$(cat /var/lib/parc/lock/run 2>/dev/null)" = "$2" ]; then
+    rm -f /var/lib/parc/lock/pid && : > /var/lib/parc/lock/pgids
+  fi
+  parc_kv boot "$_boot"
+}
+
+# After it, once the boot differs from BOOT: the claim is withdrawn (the fate
+# is undecided again, for the confirmation or on_failure to decide) and a new
+# watchdog armed for SECONDS (0: none). Prints "@@r boot" with boot= and,
+# once back, fate= (who decided meanwhile, empty if no one).
+parc_reboot_back() { # JOURNAL_DIR BOOT SECONDS
+  echo "@@r boot"
+  _now=$(parc_boot_id)
+  parc_kv boot "$_now"
+  [ "$_now" != "$2" ] && [ -d "$1" ] || return 0
+  if [ "$(readlink "$1/fate")" = rebooting ]; then rm -f "$1/fate"; fi
+  _f=$(readlink "$1/fate")
+  parc_kv fate "$_f"
+  if [ -z "$_f" ] && [ "$3" -gt 0 ]; then PARC_JOURNAL=$1 parc_watchdog_arm "$3"; fi
+}
+
+# When PID 1 started: the system's boot time plus PID 1's start time (clock
+# ticks after it). A container's PID 1 restarts without the machine's boot
+# time changing, a machine's PID 1 starts at the same tick of every boot; the
+# pair tells a new boot in both. (Not /proc/sys/kernel/random/boot_id:
+# containers share the machine's.)
+parc_boot_id() {
+  _b=
+  while read -r _k _v; do [ "$_k" != btime ] || _b=$_v; done < /proc/stat
+  _s=$(cat /proc/1/stat) || return 1
+  # Fields after PID 1's name (which may hold spaces): state is field 3.
+  # shellcheck disable=SC2086 # split into fields on purpose
+  set -- ${_s##*) }
+  echo "$_b.${20}"
+}

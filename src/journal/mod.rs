@@ -137,6 +137,12 @@ pub enum Fate {
     Rollback,
     /// `on_failure: fallback`.
     Fallback,
+    /// parc is rebooting the host on purpose (`reboot`): a claim, not a
+    /// decision. The watchdog stands down for it while the host goes down;
+    /// parc withdraws it once the host is back, and the fate is undecided
+    /// again. Left in place when the host never came back: no one restores
+    /// it by itself, `parc rollback` still does.
+    Rebooting,
 }
 
 impl Fate {
@@ -147,6 +153,7 @@ impl Fate {
             Fate::Keep => "keep",
             Fate::Rollback => "rollback",
             Fate::Fallback => "fallback",
+            Fate::Rebooting => "rebooting",
         }
     }
 
@@ -157,6 +164,7 @@ impl Fate {
             Fate::Keep,
             Fate::Rollback,
             Fate::Fallback,
+            Fate::Rebooting,
         ]
         .into_iter()
         .find(|f| f.as_str() == s)
@@ -382,4 +390,69 @@ pub fn restore_result(
             .map(|(_, v)| v.clone())
             .collect(),
     ))
+}
+
+/// Before a reboot on purpose: claim the fate of journal `run_id` (if the
+/// run wrote one) as [`Fate::Rebooting`], keep the host lock across the
+/// reboot, and say when PID 1 started (`parc_reboot_claim` in journal.sh).
+pub fn reboot_claim_script(run_id: &str) -> Script {
+    let mut s = Script::new();
+    s.sh(JOURNAL_SH);
+    s.sh(&format!(
+        "parc_reboot_claim {} {}",
+        quote_path(&dir(run_id)),
+        quote_path(run_id)
+    ));
+    s
+}
+
+/// After a reboot: when PID 1 started and, if that differs from `boot`,
+/// withdraw the claim and arm a new dead-man watchdog for `window`
+/// (`parc_reboot_back` in journal.sh).
+pub fn reboot_back_script(run_id: &str, boot: &str, window: Option<std::time::Duration>) -> Script {
+    let mut s = Script::new();
+    s.sh(JOURNAL_SH);
+    s.sh(&format!(
+        "parc_reboot_back {} {} {}",
+        quote_path(&dir(run_id)),
+        quote_path(boot),
+        window.map_or(0, |w| w.as_secs().max(1))
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::local::LocalTransport;
+
+    /// When PID 1 started, as the host's sh tells it: the boot time and PID
+    /// 1's start tick (field 22 of its stat, after a name that may hold
+    /// spaces), read without a process per field.
+    #[tokio::test]
+    async fn the_boot_is_told_by_when_pid_1_started() {
+        let stat = std::fs::read_to_string("/proc/1/stat").unwrap();
+        let after_name = &stat[stat.rfind(") ").unwrap() + 2..];
+        let start = after_name.split_whitespace().nth(19).unwrap();
+        let btime = std::fs::read_to_string("/proc/stat").unwrap();
+        let btime = btime
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .unwrap();
+        let expected = format!("{btime}.{start}");
+        // No journal for this run id: nothing is claimed or armed, only told.
+        let run = "19700101T000000-0000";
+        let out = reboot_back_script(run, "0.0", Some(std::time::Duration::from_secs(5)))
+            .run(&LocalTransport)
+            .await
+            .unwrap();
+        let boot = &out.records["boot"];
+        assert_eq!(boot.get("boot"), Some(expected.as_str()), "{}", out.stderr);
+        assert_eq!(boot.get("fate"), None);
+        let out = reboot_back_script(run, &expected, None)
+            .run(&LocalTransport)
+            .await
+            .unwrap();
+        assert_eq!(out.records["boot"].get("boot"), Some(expected.as_str()));
+    }
 }

@@ -16,7 +16,7 @@
 
 mod batches;
 
-pub use batches::{Amount, batches};
+pub use batches::{Amount, batches, duration};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -191,6 +191,18 @@ pub fn load(path: &Path, allow_outside: &[PathBuf]) -> Result<Playbook, Playbook
             Some(name) => Some(profile::load(&tree, name)?),
             None => None,
         };
+        // The fallback converges a host being recovered, over the connection
+        // its recovery holds: parc does not take such a host down again.
+        if let Some(d) = fallback.as_ref().and_then(Profile::first_reboot) {
+            return Err(ProfileError::Invalid {
+                location: d.origin.locate("reboot"),
+                message: format!(
+                    "profile `{}` is a fallback profile, which cannot reboot: it is applied to hosts being recovered",
+                    d.origin.profile
+                ),
+            }
+            .into());
+        }
         let image = match &spec.image {
             None => None,
             Some(stage) => {
@@ -252,5 +264,28 @@ mod tests {
         std::fs::write(&book, "- hosts: all\n").unwrap();
         let err = load(&book, &[]).unwrap_err().to_string();
         assert!(err.contains("no profiles and no image"), "{err}");
+    }
+
+    #[test]
+    fn a_fallback_profile_cannot_reboot() {
+        let dir = tempfile::tempdir().unwrap();
+        let profiles = dir.path().join("profiles");
+        let books = dir.path().join("playbooks");
+        std::fs::create_dir_all(&profiles).unwrap();
+        std::fs::create_dir_all(&books).unwrap();
+        std::fs::write(profiles.join("main.yml"), "fallback: safe\nresources: []\n").unwrap();
+        std::fs::write(
+            profiles.join("safe.yml"),
+            "resources:\n  - reboot: {when_exists: /run/reboot-required}\n",
+        )
+        .unwrap();
+        let book = books.join("site.yml");
+        std::fs::write(&book, "- hosts: all\n  profiles: [main]\n").unwrap();
+        let err = load(&book, &[]).unwrap_err().to_string();
+        assert!(err.contains("safe.yml:2:"), "{err}");
+        assert!(
+            err.contains("fallback profile, which cannot reboot"),
+            "{err}"
+        );
     }
 }

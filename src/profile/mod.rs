@@ -112,6 +112,12 @@ impl TagFilter {
 }
 
 impl Profile {
+    /// Its first `reboot`, among resources then handlers.
+    pub fn first_reboot(&self) -> Option<&Declared> {
+        (self.resources.iter().chain(self.handlers.values()))
+            .find(|d| matches!(d.resource, Resource::Reboot(_)))
+    }
+
     /// This profile with only the resources and tests `filter` takes.
     pub fn with_tags(mut self, filter: &TagFilter) -> Profile {
         self.resources
@@ -205,6 +211,7 @@ pub fn load_many(
         )?;
     }
     check_notify(&profile)?;
+    check_reboots(&profile)?;
     check_sources(&profile)?;
     Ok(profile)
 }
@@ -329,6 +336,24 @@ fn check_sources(p: &Profile) -> Result<(), ProfileError> {
     Ok(())
 }
 
+/// A `reboot` in `resources:` reboots when its `when_exists:` path exists;
+/// without one it would reboot the host on every run (as a handler, it
+/// reboots when notified).
+fn check_reboots(p: &Profile) -> Result<(), ProfileError> {
+    match p.resources.iter().find(
+        |d| matches!(&d.resource, crate::resources::Resource::Reboot(r) if r.when_exists.is_none()),
+    ) {
+        Some(d) => Err(ProfileError::Invalid {
+            location: d.origin.locate("reboot"),
+            message: "a `reboot` resource needs `when_exists:` (such as /run/reboot-required), \
+                      or it would reboot the host on every run; to reboot after a change, \
+                      make it a handler and notify it"
+                .into(),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn check_notify(p: &Profile) -> Result<(), ProfileError> {
     for d in &p.resources {
         for h in d.resource.kind().notify() {
@@ -375,5 +400,28 @@ mod tag_tests {
             skip: t(&["slow"]),
         };
         assert!(skip.takes(&[]) && !skip.takes(&t(&["slow", "motd"])));
+    }
+}
+
+#[cfg(test)]
+mod reboot_tests {
+    use super::*;
+
+    #[test]
+    fn a_reboot_resource_without_a_condition_is_refused_where_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |text: &str| std::fs::write(dir.path().join("p.yml"), text).unwrap();
+        let tree = Tree::new(dir.path(), &[]);
+        write("resources:\n  - file: {path: /etc/x, content: x}\n  - reboot: {timeout: 5m}\n");
+        let e = load(&tree, "p").unwrap_err().to_string();
+        assert!(e.contains("p.yml:3:"), "{e}");
+        assert!(e.contains("needs `when_exists:`"), "{e}");
+        // With a condition, or as a handler, it loads.
+        write("resources:\n  - reboot: {when_exists: /run/reboot-required}\n");
+        load(&tree, "p").unwrap();
+        write(
+            "resources:\n  - file: {path: /etc/x, content: x, notify: [reboot]}\nhandlers:\n  reboot: {reboot: {}}\n",
+        );
+        load(&tree, "p").unwrap();
     }
 }

@@ -141,7 +141,8 @@ impl Report {
             Event::HostPhase { .. }
             | Event::HostProgress { .. }
             | Event::HostOutput { .. }
-            | Event::LockTakenOver { .. } => false,
+            | Event::LockTakenOver { .. }
+            | Event::HostRebooted { .. } => false,
             Event::HostFinished {
                 host,
                 state,

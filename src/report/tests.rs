@@ -41,6 +41,7 @@ fn resource(name: &str, status: ResourceStatus) -> ResourceReport {
         diff: None,
         output: None,
         error: None,
+        rebooted_ms: None,
     }
 }
 

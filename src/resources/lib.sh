@@ -505,6 +505,7 @@ parc_apt() {
 
 # Set parc_pm to the package manager of this host (a variable: command
 # substitution would fork a subshell per package resource).
+# shellcheck disable=SC2034 # parc_pm is read by the callers
 parc_pkg_manager() {
   if command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then parc_pm=apt
   elif command -v dnf >/dev/null 2>&1; then parc_pm=dnf

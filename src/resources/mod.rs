@@ -19,6 +19,7 @@ mod package;
 mod path_state;
 mod payload;
 mod plan;
+mod reboot;
 pub mod script;
 mod service;
 mod stage;
@@ -39,6 +40,7 @@ pub use line::Line;
 pub use package::{DebFile, Package};
 pub use path_state::{PathKind, PathState};
 pub use plan::{Op, Plan, PlanContext, Step, Touch, mkdir_batches};
+pub use reboot::Reboot;
 pub use service::Service;
 pub use symlink::Symlink;
 pub use user::User;
@@ -80,6 +82,7 @@ pub enum Resource {
     Group(Group),
     Package(Package),
     Service(Service),
+    Reboot(Reboot),
 }
 
 /// Behaviour shared by every kind.
@@ -121,6 +124,7 @@ impl Resource {
             Resource::Group(_) => "group",
             Resource::Package(_) => "package",
             Resource::Service(_) => "service",
+            Resource::Reboot(_) => "reboot",
         }
     }
 
@@ -135,6 +139,7 @@ impl Resource {
             Resource::Group(r) => r,
             Resource::Package(r) => r,
             Resource::Service(r) => r,
+            Resource::Reboot(r) => r,
         }
     }
 }

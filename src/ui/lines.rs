@@ -39,6 +39,10 @@ fn event_text(ev: &Event, action: &str, options: Options) -> Option<String> {
         } => Some(format!("{action}: run {run_id} on {} hosts", hosts.len())),
         // Shown line by line as it arrives, by [`OutputLines`].
         Event::HostPhase { .. } | Event::HostProgress { .. } | Event::HostOutput { .. } => None,
+        Event::HostRebooted { host, took_ms } => Some(format!(
+            "  {host}: rebooted, back after {:.1}s",
+            *took_ms as f64 / 1000.0
+        )),
         Event::LockTakenOver { host, what } => {
             Some(format!("  {host}: took over a stale lock: {what}"))
         }
@@ -562,6 +566,7 @@ mod tests {
             diff: None,
             output: None,
             error: None,
+            rebooted_ms: None,
         };
         let o = Outcome::Applied {
             check: true,

@@ -111,6 +111,8 @@ pub(super) async fn confirm_or_recover(
         restored,
         verification: verification.clone(),
         redactor: Default::default(),
+        reconnected: None,
+        cut_off: false,
     };
     let mut recovery = recover(job, inventory, host, t.as_ref(), events, &done, &reason).await;
     if let (true, Ok(journal::Restore::Checked(problems))) =

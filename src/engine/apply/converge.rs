@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use minijinja::Value;
 
 use super::ApplyJob;
+use super::reboot::{self, Rebooted, Reconnected};
 use super::steps::{Around, Item, Written, decide, render_all, run_steps};
 use crate::engine::error::HostError;
 use crate::engine::gather::{GatherError, facts_of};
@@ -15,7 +16,7 @@ use crate::inventory::{Inventory, Vars};
 use crate::journal;
 use crate::render::{Redactor, RenderError, Renderer};
 use crate::resources::script::{Record, Script};
-use crate::resources::{Op, Plan, PlanContext, Touch};
+use crate::resources::{Op, Plan, PlanContext, Reboot, Resource, Touch};
 use crate::transport::Transport;
 use crate::verify::{TestResult, run_tests};
 
@@ -37,6 +38,11 @@ pub struct Converged {
     /// The host's secrets, as tainted by rendering its resources and tests:
     /// what the host's outcome is redacted with.
     pub redactor: Redactor,
+    /// The host rebooted: the connection and lock to go on with.
+    pub reconnected: Option<Reconnected>,
+    /// The host rebooted and parc cannot reach it any more: nothing else
+    /// (rollback, fallback) can be tried.
+    pub cut_off: bool,
 }
 
 impl Converged {
@@ -48,13 +54,23 @@ impl Converged {
 
     fn failed(error: HostError, resources: Vec<ResourceReport>, journaled: bool) -> Self {
         Converged {
-            resources,
             error: Some(error),
+            ..Converged::ok(resources, journaled)
+        }
+    }
+
+    /// No error (yet): what the converge goes on from.
+    fn ok(resources: Vec<ResourceReport>, journaled: bool) -> Self {
+        Converged {
+            resources,
+            error: None,
             journaled,
             unchanged: false,
             restored: false,
             verification: vec![],
             redactor: Redactor::default(),
+            reconnected: None,
+            cut_off: false,
         }
     }
 }
@@ -79,7 +95,7 @@ pub async fn converge(
     };
     let vars = job.play.vars_for(inventory, host, &facts);
     let mut redactor = job.play.redactor(&vars);
-    let mut done = converge_vars(job, host, t, events, &vars, &mut redactor).await;
+    let mut done = converge_vars(job, inventory, host, t, events, &vars, &mut redactor).await;
     done.redactor = redactor;
     done
 }
@@ -88,6 +104,7 @@ pub async fn converge(
 /// `redactor`.
 async fn converge_vars(
     job: &ApplyJob,
+    inventory: &Inventory,
     host: &str,
     t: &dyn Transport,
     events: &Events,
@@ -155,78 +172,99 @@ async fn converge_vars(
         }
         let resources = items.into_iter().map(|i| i.report).collect();
         return Converged {
-            resources,
             error: first_error,
-            journaled: false,
-            unchanged: false,
-            restored: false,
-            verification: vec![],
-            redactor: Redactor::default(),
+            ..Converged::ok(resources, false)
         };
     }
 
     // ONE exec: the journal, then every change in declaration order, stopping
-    // at the first failure.
+    // at the first failure. Reboots come after it (see `reboot.rs`).
     let pending: Vec<usize> = (0..items.len())
-        .filter(|&i| items[i].plan.is_some())
+        .filter(|&i| items[i].plan.is_some() && !is_reboot(&items[i]))
         .collect();
-    if pending.is_empty() {
+    let reboots: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].plan.is_some() && is_reboot(&items[i]))
+        .collect();
+    for &i in &reboots {
+        items[i].report.status = ResourceStatus::NotRun;
+    }
+    let journaled = !pending.is_empty();
+    if !journaled && reboots.is_empty() {
         let resources = items.into_iter().map(|i| i.report).collect();
         return verified(job, t, events, host, vars, redactor, resources, false).await;
     }
-    events.phase(host, "applying");
-    let mut script = Script::new();
-    journal::begin(
-        &mut script,
-        &job.run_id,
-        &touches(&items, &pending),
-        job.keep_journals,
-        job.confirm,
-    );
-    let applied = run_steps(
-        t,
-        &mut items,
-        &pending,
-        "",
-        redactor,
-        script,
-        Around {
-            trailer: &[journal::finish_line().to_string()],
-            first_change: Some(journal::COMPLETE_RECORD),
-        },
-    )
-    .await;
-    if let Err(e) = applied {
-        let resources = items.into_iter().map(|i| i.report).collect();
-        let mut done = Converged::failed(e.error, resources, true);
-        done.unchanged = !e.maybe_changed;
-        return done;
+    if journaled {
+        events.phase(host, "applying");
+        let mut script = Script::new();
+        journal::begin(
+            &mut script,
+            &job.run_id,
+            &touches(&items, &pending),
+            job.keep_journals,
+            job.confirm,
+        );
+        let applied = run_steps(
+            t,
+            &mut items,
+            &pending,
+            "",
+            redactor,
+            script,
+            Around {
+                trailer: &[journal::finish_line().to_string()],
+                first_change: Some(journal::COMPLETE_RECORD),
+            },
+        )
+        .await;
+        if let Err(e) = applied {
+            let resources = items.into_iter().map(|i| i.report).collect();
+            let mut done = Converged::failed(e.error, resources, true);
+            done.unchanged = !e.maybe_changed;
+            return done;
+        }
     }
 
     // Handlers notified by changed resources: at most one more exec. What they
-    // run is also recorded in the journal, to re-run after a restore.
+    // run is also recorded in the journal, to re-run after a restore. Reboot
+    // handlers come after it, with the reboot resources.
     let notified: BTreeSet<&str> = items
         .iter()
         .filter(|i| i.report.status == ResourceStatus::Changed)
         .flat_map(|i| i.notify.iter().map(String::as_str))
         .collect();
-    let wanted: Vec<usize> = handlers
+    let (wanted, hreboots): (Vec<usize>, Vec<usize>) = handlers
         .iter()
         .enumerate()
         .filter(|(_, (name, item))| notified.contains(name.as_str()) && item.plan.is_some())
         .map(|(i, _)| i)
+        .partition(|&i| !is_reboot(&handlers[i].1));
+    // A notified handler that cannot run on this host (its plan failed, such
+    // as a `service` or `reboot` without systemd) fails the host: skipping it
+    // would report a change whose consequence never happened.
+    let refused: Vec<usize> = (handlers.iter().enumerate())
+        .filter(|(_, (name, item))| {
+            notified.contains(name.as_str()) && item.report.status == ResourceStatus::Failed
+        })
+        .map(|(i, _)| i)
         .collect();
-    let mut resources: Vec<ResourceReport> = items.into_iter().map(|i| i.report).collect();
-    let mut error = None;
-    if !wanted.is_empty() {
+    let mut error = refused.first().map(|&i| {
+        let (name, item) = &handlers[i];
+        HostError::HandlerCannotRun {
+            handler: name.clone(),
+            why: (item.report.error.as_deref())
+                .unwrap_or("its plan failed")
+                .to_string(),
+        }
+    });
+    let mut hitems: Vec<Item> = handlers
+        .into_iter()
+        .map(|(name, mut item)| {
+            item.report.resource = format!("handler `{name}`: {}", item.label);
+            item
+        })
+        .collect();
+    if error.is_none() && !wanted.is_empty() {
         events.phase(host, "handlers");
-        let mut hitems: Vec<Item> = handlers
-            .into_iter()
-            .map(|(name, mut item)| {
-                item.report.resource = format!("handler `{name}`: {}", item.label);
-                item
-            })
-            .collect();
         let mut script = Script::new();
         journal::post_restore(
             &mut script,
@@ -249,12 +287,88 @@ async fn converge_vars(
         {
             error = Some(e.error);
         }
-        resources.extend(wanted.into_iter().map(|i| hitems[i].report.clone()));
     }
+    for &i in &hreboots {
+        hitems[i].report.status = ResourceStatus::NotRun;
+    }
+    if !refused.is_empty() {
+        for &i in &wanted {
+            hitems[i].report.status = ResourceStatus::NotRun;
+        }
+    }
+    let mut rebooted = None;
+    if error.is_none() && !(reboots.is_empty() && hreboots.is_empty()) {
+        let timeout = (reboots.iter().map(|&i| &items[i]))
+            .chain(hreboots.iter().map(|&i| &hitems[i]))
+            .filter_map(|item| match &item.resource {
+                Resource::Reboot(r) => Some(r.timeout()),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(Reboot::DEFAULT_TIMEOUT);
+        let done = reboot::reboot(job, inventory, host, t, events, timeout, journaled).await;
+        for &i in &reboots {
+            note_reboot(&mut items[i].report, &done);
+        }
+        for &i in &hreboots {
+            note_reboot(&mut hitems[i].report, &done);
+        }
+        rebooted = Some(done);
+    }
+    let mut resources: Vec<ResourceReport> = items.into_iter().map(|i| i.report).collect();
+    resources.extend(
+        (wanted.iter().chain(&hreboots).chain(&refused)).map(|&i| hitems[i].report.clone()),
+    );
     if let Some(error) = error {
         return Converged::failed(error, resources, true);
     }
-    verified(job, t, events, host, vars, redactor, resources, true).await
+    match rebooted {
+        None => verified(job, t, events, host, vars, redactor, resources, journaled).await,
+        Some(Rebooted::Back { reconnected, .. }) => {
+            let t = reconnected.transport.clone();
+            let mut done = verified(
+                job,
+                t.as_ref(),
+                events,
+                host,
+                vars,
+                redactor,
+                resources,
+                journaled,
+            )
+            .await;
+            done.reconnected = Some(reconnected);
+            done
+        }
+        Some(Rebooted::Failed { error, reconnected }) => Converged {
+            cut_off: error.cut_off(),
+            reconnected,
+            ..Converged::failed(HostError::Reboot(error), resources, journaled)
+        },
+    }
+}
+
+fn is_reboot(item: &Item) -> bool {
+    matches!(item.resource, Resource::Reboot(_))
+}
+
+/// A `reboot`'s line in the host's report: how long the host took, or why
+/// it did not come back into the run.
+fn note_reboot(report: &mut ResourceReport, done: &Rebooted) {
+    match done {
+        Rebooted::Back { took, .. } => {
+            report.status = ResourceStatus::Changed;
+            report.rebooted_ms = Some(took.as_millis() as u64);
+            report.output = Some(format!(
+                "went down and answered again from a new boot after {:.1}s",
+                took.as_secs_f64()
+            ));
+        }
+        Rebooted::Failed { error, .. } => {
+            report.status = ResourceStatus::Failed;
+            report.error = Some(error.to_string());
+        }
+    }
 }
 
 /// The one probe script: the state of every resource not skipped, as
@@ -291,13 +405,8 @@ async fn verified(
     journaled: bool,
 ) -> Converged {
     let mut done = Converged {
-        resources,
         error: None,
-        journaled,
-        unchanged: false,
-        restored: false,
-        verification: vec![],
-        redactor: Redactor::default(),
+        ..Converged::ok(resources, journaled)
     };
     if job.play.profile.verify.is_empty() {
         return done;

@@ -9,6 +9,7 @@
 
 mod confirm;
 mod converge;
+mod reboot;
 #[cfg(test)]
 mod script_snapshots;
 mod steps;
@@ -30,6 +31,7 @@ use crate::render::Redactor;
 use crate::transport::Transport;
 
 pub use converge::Converged;
+pub(crate) use reboot::RebootError;
 
 /// Everything one play needs to converge any of its hosts.
 pub struct ApplyJob {
@@ -94,10 +96,9 @@ async fn apply_host_with(
             ),
             None => None,
         };
-        let (outcome, _, secrets) =
-            converged_outcome(&job, &inventory, &host, t.as_ref(), &events, None).await;
-        *redactor = secrets;
-        return with_stage(stage, outcome);
+        let done = converged_outcome(&job, &inventory, &host, t.as_ref(), &events, None).await;
+        *redactor = done.redactor;
+        return with_stage(stage, done.outcome);
     }
     events.phase(&host, "locking");
     // The facts probe rides in the lock's exec, unless an image stage comes
@@ -145,10 +146,20 @@ async fn apply_host_with(
         }
         stage = Some(report);
     }
-    let armed = std::time::Instant::now();
-    let (mut outcome, journaled, secrets) =
-        converged_outcome(&job, &inventory, &host, t.as_ref(), &events, facts).await;
-    *redactor = secrets;
+    let mut armed = std::time::Instant::now();
+    let done = converged_outcome(&job, &inventory, &host, t.as_ref(), &events, facts).await;
+    *redactor = done.redactor;
+    let (mut outcome, journaled) = (done.outcome, done.journaled);
+    // After a reboot the lock is the one taken again over the new connection
+    // (the first one ended with the old boot), and the watchdog's window
+    // starts again from then.
+    let lock = match done.reconnected {
+        Some(back) => {
+            armed = back.at;
+            back.lock
+        }
+        None => lock,
+    };
     if let (Some(window), true, Outcome::Applied { error: None, .. }) =
         (job.confirm, journaled, &outcome)
     {
@@ -170,9 +181,19 @@ fn with_stage(stage: Option<ResourceReport>, mut outcome: Outcome) -> Outcome {
     outcome
 }
 
-/// Converge, then apply `on_failure` if it failed. Also says whether a
-/// journal was written (there is something the dead-man switch guards), and
-/// the host's redactor.
+/// What [`converged_outcome`] leaves for the rest of the host's job.
+struct HostResult {
+    outcome: Outcome,
+    /// A journal was written: there is something the dead-man switch guards.
+    journaled: bool,
+    /// The host's redactor.
+    redactor: Redactor,
+    /// The host rebooted: the connection and lock to go on with.
+    reconnected: Option<reboot::Reconnected>,
+}
+
+/// Converge, then apply `on_failure` if it failed (over the connection made
+/// after a reboot, if the host rebooted).
 async fn converged_outcome(
     job: &ApplyJob,
     inventory: &Inventory,
@@ -180,29 +201,69 @@ async fn converged_outcome(
     t: &dyn Transport,
     events: &Events,
     facts: Option<Result<Facts, GatherError>>,
-) -> (Outcome, bool, Redactor) {
+) -> HostResult {
     let mut done = converge::converge(job, inventory, host, t, events, facts).await;
     let redactor = std::mem::take(&mut done.redactor);
+    let reconnected = done.reconnected.take();
     let journaled = done.journaled;
-    let Some(reason) = done.error.take() else {
-        let outcome = Outcome::applied(job.check, done.resources, done.verification);
-        return (outcome, journaled, redactor);
+    let outcome = match done.error.take() {
+        None => Outcome::applied(job.check, done.resources, done.verification),
+        Some(reason) => {
+            // After a reboot, whatever is left to do goes over the new connection.
+            let t = reconnected.as_ref().map_or(t, |r| r.transport.as_ref());
+            failed_outcome(job, inventory, host, t, events, done, reason).await
+        }
     };
+    HostResult {
+        outcome,
+        journaled,
+        redactor,
+        reconnected,
+    }
+}
+
+/// The outcome of a host whose converge failed for `reason`, after
+/// `on_failure` was applied to it.
+async fn failed_outcome(
+    job: &ApplyJob,
+    inventory: &Inventory,
+    host: &str,
+    t: &dyn Transport,
+    events: &Events,
+    done: Converged,
+    reason: HostError,
+) -> Outcome {
     if let HostError::Render(e) = &reason {
         let error = e.to_string();
-        return (Outcome::Invalid { error }, journaled, redactor);
+        return Outcome::Invalid { error };
     }
-    if reason.is_connection_lost() && !journaled {
+    if reason.is_connection_lost() && !done.journaled {
         // Lost before anything was sent that changes the host.
         let error = reason.to_string();
-        return (Outcome::Unreachable { error }, journaled, redactor);
+        return Outcome::Unreachable { error };
     }
     if job.check {
         let error = reason.to_string();
-        let outcome = Outcome::apply_failed(true, done.resources, done.verification, error, None);
-        return (outcome, journaled, redactor);
+        return Outcome::apply_failed(true, done.resources, done.verification, error, None);
     }
-    let recovery = recover(job, inventory, host, t, events, &done, &reason).await;
+    let recovery = if done.cut_off {
+        // The host rebooted and cannot be reached again: nothing can be undone.
+        Recovery {
+            reason: reason.to_string(),
+            action: match job.on_failure {
+                OnFailure::Keep => RecoveryAction::Kept,
+                OnFailure::Rollback | OnFailure::Fallback => RecoveryAction::Failed,
+            },
+            restore_problems: vec![],
+            fallback: None,
+            fallback_verification: vec![],
+            error: Some(
+                "parc cannot reach the host since its reboot: nothing was rolled back".into(),
+            ),
+        }
+    } else {
+        recover(job, inventory, host, t, events, &done, &reason).await
+    };
     if reason.is_connection_lost()
         && matches!(
             recovery.action,
@@ -216,16 +277,15 @@ async fn converged_outcome(
             Some(e) => format!("{reason}; {e}"),
             None => reason.to_string(),
         };
-        return (Outcome::Unreachable { error }, journaled, redactor);
+        return Outcome::Unreachable { error };
     }
-    let outcome = Outcome::apply_failed(
+    Outcome::apply_failed(
         false,
         done.resources,
         done.verification,
         reason.to_string(),
         Some(recovery),
-    );
-    (outcome, journaled, redactor)
+    )
 }
 
 /// Apply the play's `on_failure` to a host whose converge failed.

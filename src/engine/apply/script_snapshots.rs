@@ -141,6 +141,8 @@ fn record(fields: &[(&str, &str)]) -> Record {
 fn probed(resource: &Resource) -> Record {
     let absent = |stage: &str| record(&[("type", "none"), ("stage", stage)]);
     match resource {
+        // Not in the fixed profile: it has no probe of its own.
+        Resource::Reboot(_) => Record::default(),
         Resource::Dir(_) => {
             let mut r = absent("/srv");
             r.fields.insert("created_from".into(), "/srv/kiosk".into());

@@ -69,6 +69,7 @@ pub(super) fn render_all(
                     diff: None,
                     output: None,
                     error: None,
+                    rebooted_ms: None,
                 },
                 label,
                 secret,
