@@ -29,8 +29,9 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
                 show_output: true,
                 show_changes: false,
             };
-            let (s, hosts) =
-                Session::start(&cli, *parallel, display, None, |ctx| select(ctx, pattern))?;
+            let (s, hosts) = Session::start(&cli, *parallel, display, None, |ctx| {
+                select(ctx, &cli, pattern)
+            })?;
             let max_output = usize::try_from(max_output.as_u64()).unwrap_or(usize::MAX);
             let (_, summary) =
                 adhoc::run(&s.ctx, &s.run_id, hosts, command.join(" "), max_output).await;
@@ -46,8 +47,9 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
                 show_output: false,
                 show_changes: true,
             };
-            let (s, hosts) =
-                Session::start(&cli, *parallel, display, None, |ctx| select(ctx, limit))?;
+            let (s, hosts) = Session::start(&cli, *parallel, display, None, |ctx| {
+                select(ctx, &cli, limit)
+            })?;
             let (_, summary) = rollback::run(&s.ctx, &s.run_id, hosts, run_id.to_string()).await;
             s.finish(&cli).await;
             Ok(
@@ -93,8 +95,9 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
                 show_output: false,
                 show_changes: false,
             };
-            let (s, hosts) =
-                Session::start(&cli, *parallel, display, None, |ctx| select(ctx, pattern))?;
+            let (s, hosts) = Session::start(&cli, *parallel, display, None, |ctx| {
+                select(ctx, &cli, pattern)
+            })?;
             let (results, summary) = gather::run(&s.ctx, &s.run_id, hosts).await;
             s.finish(&cli).await;
             if !cli.json {
@@ -127,7 +130,6 @@ async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<u8, ParcError
     let playbook =
         crate::playbook::load(&args.playbook, &cli.allow_outside)?.with_tags(&args.tags.filter());
     let options = RolloutOptions {
-        limit: args.limit.clone(),
         check,
         diff: args.diff,
         extra_vars: parse_extra_vars(&args.extra_vars)?,
@@ -138,11 +140,12 @@ async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<u8, ParcError
         show_changes: check || args.diff || cli.verbose > 0,
     };
     let (s, play_hosts) = Session::start(cli, args.parallel, display, Some(&playbook), |ctx| {
-        Ok(rollout::select_hosts(
-            ctx,
-            &playbook,
-            options.limit.as_deref(),
-        )?)
+        let limit = args
+            .limit
+            .as_deref()
+            .map(|p| select(ctx, cli, p))
+            .transpose()?;
+        Ok(rollout::select_hosts(ctx, &playbook, limit.as_deref())?)
     })?;
     let (_, summary) = rollout::run(&s.ctx, &s.run_id, &playbook, play_hosts, &options).await;
     s.finish(cli).await;

@@ -70,10 +70,16 @@ impl Session {
 type Monitor = tokio::task::JoinHandle<()>;
 type ReportTask = tokio::task::JoinHandle<Result<PathBuf, ReportError>>;
 
-pub(super) fn select(ctx: &FleetContext, pattern: &str) -> Result<Vec<String>, ParcError> {
+/// The hosts `pattern` names on the command line, where `@failed` and the
+/// like read the runs directory.
+pub(super) fn select(
+    ctx: &FleetContext,
+    cli: &Cli,
+    pattern: &str,
+) -> Result<Vec<String>, ParcError> {
     Ok(ctx
         .inventory
-        .select(pattern)?
+        .select_retrying(pattern, &RunsDir::new(&cli.runs_dir))?
         .into_iter()
         .map(|h| h.name.clone())
         .collect())

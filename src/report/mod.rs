@@ -30,7 +30,7 @@ pub use html::render as render_html;
 pub use meta::{Operator, controller_hostname, redact_command_line};
 pub use recap::render as render_recap;
 pub use record::{Abort, HostRecord, PlayRecord, Report, RunMeta};
-pub use store::{REPORT_HTML, REPORT_JSON, ReportWriter, RunsDir};
+pub use store::{PastHosts, PastState, REPORT_HTML, REPORT_JSON, ReportWriter, RunsDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {

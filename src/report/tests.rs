@@ -421,3 +421,80 @@ fn verification_results_show_failed_checks_first_with_expected_and_actual() {
     assert!(failed < passed, "failed tests come first");
     assert!(html.contains("<pre>absent</pre>"), "actual value shown");
 }
+
+/// `--limit @failed` and the like: the hosts of the inventory that ended so in
+/// the last run, or in the one named.
+#[test]
+fn past_states_select_the_hosts_that_ended_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = RunsDir::new(dir.path());
+    let mut writer = ReportWriter::create(&runs, "20261128T231502-3f9a", meta()).unwrap();
+    for e in &rollout_events() {
+        writer.event(e, at(1)).unwrap();
+    }
+    writer.finish().unwrap();
+    let inv = crate::inventory::Inventory::from_str(
+        "hosts: {ws-001: , ws-002: , ws-003: , ws-004: , ws-005: }\n",
+        std::path::Path::new("inv.yml"),
+    )
+    .unwrap();
+    let names = |pattern: &str| -> Result<Vec<String>, String> {
+        inv.select_retrying(pattern, &runs)
+            .map(|hs| hs.into_iter().map(|h| h.name.clone()).collect())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(names("@failed").unwrap(), ["ws-002"]);
+    assert_eq!(names("@unreachable").unwrap(), ["ws-003"]);
+    assert_eq!(names("@failed,@unreachable").unwrap(), ["ws-002", "ws-003"]);
+    assert_eq!(
+        names("@failed:@unreachable:ws-005").unwrap(),
+        ["ws-002", "ws-003", "ws-005"]
+    );
+    assert_eq!(names("all:!@failed:!@unreachable").unwrap().len(), 3);
+    assert_eq!(names("@3f9a:failed").unwrap(), ["ws-002"]);
+    assert_eq!(
+        names("ws-001:@3f9a:unreachable:ws-004").unwrap(),
+        ["ws-001", "ws-003", "ws-004"]
+    );
+    assert_eq!(
+        names("ws-00*:&@20261128T231502-3f9a:failed").unwrap(),
+        ["ws-002"]
+    );
+
+    let e = names("@untrusted").unwrap_err();
+    assert_eq!(
+        e,
+        "host pattern `@untrusted`: no host ended so in run 20261128T231502-3f9a; nothing to retry"
+    );
+    let e = names("@changd").unwrap_err();
+    assert!(e.contains("`changd` is not a state"), "{e}");
+    let e = names("@nope:failed").unwrap_err();
+    assert!(e.contains("no run `nope`"), "{e}");
+    assert!(
+        inv.select("@failed")
+            .unwrap_err()
+            .to_string()
+            .contains("only be named on the command line"),
+        "a playbook's hosts: cannot name a past run"
+    );
+    let gone = crate::inventory::Inventory::from_str(
+        "hosts: {ws-001: }\n",
+        std::path::Path::new("inv.yml"),
+    )
+    .unwrap();
+    let e = gone
+        .select_retrying("@failed", &runs)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("(ws-002) are no longer in the inventory"), "{e}");
+
+    let empty = RunsDir::new(dir.path().join("none"));
+    let e = inv
+        .select_retrying("@failed", &empty)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("host pattern `@failed`: no run reports in"),
+        "{e}"
+    );
+}

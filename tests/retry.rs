@@ -1,0 +1,104 @@
+//! `--limit @unreachable` on a real lab (needs root and openssh-server): a
+//! laptop that was off during a rollout is retried alone once it is back.
+
+mod common;
+
+use common::TestLab;
+
+#[test]
+fn a_host_that_was_off_is_retried_alone_once_back() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("profiles")).unwrap();
+    std::fs::write(
+        dir.path().join("profiles/motd.yml"),
+        "resources:\n  - file: {path: /etc/parc-retry, content: \"hello\\n\"}\n",
+    )
+    .unwrap();
+    let pb = dir.path().join("play.yml");
+    std::fs::write(&pb, "- hosts: all\n  profiles: [motd]\n").unwrap();
+    let off = lab.lab.hosts[1].name.clone();
+    let lab_cmd = |verb: &str| {
+        let st = lab
+            .parc()
+            .args(["lab", verb, &off, "--dir"])
+            .arg(&lab.lab.dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "lab {verb} {off}");
+    };
+    let apply = |limit: Option<&str>| {
+        let mut cmd = lab.parc();
+        cmd.current_dir(dir.path())
+            .args(["--json", "--connect-timeout", "3", "apply"])
+            .arg(&pb);
+        if let Some(l) = limit {
+            cmd.args(["--limit", l]);
+        }
+        let out = cmd.output().unwrap();
+        let ev = common::events(&out);
+        let ended: Vec<(String, String)> = common::finished(&ev)
+            .iter()
+            .map(|e| {
+                (
+                    e["host"].as_str().unwrap().to_string(),
+                    e["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        (
+            out.status.code(),
+            ended,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    lab_cmd("stop");
+    let (code, ended, err) = apply(None);
+    assert_eq!(code, Some(4), "{ended:?} {err}");
+    assert_eq!(
+        ended.iter().filter(|(_, s)| s == "changed").count(),
+        2,
+        "{ended:?}"
+    );
+    assert!(
+        ended.contains(&(off.clone(), "unreachable".into())),
+        "{ended:?}"
+    );
+    assert_eq!(lab.host_file(1, "/etc/parc-retry"), None);
+
+    let (code, ended, err) = apply(Some("@failed"));
+    assert_eq!(
+        code,
+        Some(2),
+        "no host failed: a usage error, nothing run: {ended:?}"
+    );
+    assert!(err.contains("no host ended so in run"), "{err}");
+    assert!(ended.is_empty());
+
+    lab_cmd("start");
+    let (code, ended, err) = apply(Some("@unreachable"));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        ended,
+        [(off.clone(), "changed".to_string())],
+        "only the host that was off"
+    );
+    assert_eq!(
+        lab.host_file(1, "/etc/parc-retry").as_deref(),
+        Some(&b"hello\n"[..])
+    );
+
+    // The last run is now the retry, where nothing was unreachable; the first
+    // run is still named by its id.
+    let (code, _, err) = apply(Some("@unreachable"));
+    assert_eq!(code, Some(2), "{err}");
+    let runs = parc::report::RunsDir::new(dir.path().join("runs"))
+        .runs()
+        .unwrap();
+    let first = format!("@{}:unreachable", runs[0]);
+    let (code, ended, err) = apply(Some(&first));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(ended, [(off, "ok".to_string())], "already converged");
+}
