@@ -1,9 +1,43 @@
 //! `--limit @unreachable` on a real lab (needs root and openssh-server): a
-//! laptop that was off during a rollout is retried alone once it is back.
+//! laptop that was off during a rollout is retried alone once it is back; the
+//! metrics file (`PARC_METRICS`) says so to Prometheus all along.
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use common::TestLab;
+
+/// host -> metric (with `:state` for the state) -> value, as the Prometheus
+/// project's Python client parses the file (python3-prometheus-client).
+fn metrics(path: &Path) -> BTreeMap<String, BTreeMap<String, f64>> {
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", include_str!("prometheus_parse.py")])
+        .stdin(std::fs::File::open(path).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut hosts: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let (metric, labels, value): (String, BTreeMap<String, String>, f64) =
+            serde_json::from_str(line).unwrap();
+        assert_eq!(labels["action"], "apply");
+        let name = match labels.get("state") {
+            Some(s) => format!("{metric}:{s}"),
+            None => metric,
+        };
+        hosts
+            .entry(labels["host"].clone())
+            .or_default()
+            .insert(name, value);
+    }
+    hosts
+}
 
 #[test]
 fn a_host_that_was_off_is_retried_alone_once_back() {
@@ -19,6 +53,8 @@ fn a_host_that_was_off_is_retried_alone_once_back() {
     let pb = dir.path().join("play.yml");
     std::fs::write(&pb, "- hosts: all\n  profiles: [motd]\n").unwrap();
     let off = lab.lab.hosts[1].name.clone();
+    std::fs::create_dir(dir.path().join("textfile")).unwrap();
+    let prom = dir.path().join("textfile/parc.prom");
     let lab_cmd = |verb: &str| {
         let st = lab
             .parc()
@@ -31,6 +67,7 @@ fn a_host_that_was_off_is_retried_alone_once_back() {
     let apply = |limit: Option<&str>| {
         let mut cmd = lab.parc();
         cmd.current_dir(dir.path())
+            .env("PARC_METRICS", &prom)
             .args(["--json", "--connect-timeout", "3", "apply"])
             .arg(&pb);
         if let Some(l) = limit {
@@ -67,6 +104,13 @@ fn a_host_that_was_off_is_retried_alone_once_back() {
         "{ended:?}"
     );
     assert_eq!(lab.host_file(1, "/etc/parc-retry"), None);
+    let before = metrics(&prom);
+    assert_eq!(before.len(), 3);
+    let on = &lab.lab.hosts[0].name;
+    assert_eq!(before[on]["parc_host_state:changed"], 1.0);
+    assert_eq!(before[on]["parc_host_resources_changed"], 1.0);
+    assert_eq!(before[&off]["parc_host_state:unreachable"], 1.0);
+    assert!(!before[&off].contains_key("parc_host_last_success_timestamp_seconds"));
 
     let (code, ended, err) = apply(Some("@failed"));
     assert_eq!(
@@ -88,6 +132,16 @@ fn a_host_that_was_off_is_retried_alone_once_back() {
     assert_eq!(
         lab.host_file(1, "/etc/parc-retry").as_deref(),
         Some(&b"hello\n"[..])
+    );
+    let after = metrics(&prom);
+    assert_eq!(
+        after[on], before[on],
+        "a host the retry left alone keeps its series"
+    );
+    assert_eq!(after[&off]["parc_host_state:changed"], 1.0);
+    assert!(
+        after[&off]["parc_host_last_success_timestamp_seconds"]
+            >= before[on]["parc_host_last_success_timestamp_seconds"]
     );
 
     // The last run is now the retry, where nothing was unreachable; the first

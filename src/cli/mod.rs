@@ -56,6 +56,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "PARC_RUNS_DIR", default_value = "runs")]
     runs_dir: PathBuf,
 
+    /// Also keep FILE up to date for Prometheus' node_exporter textfile
+    /// collector (name it `*.prom` in its directory): each host's end state,
+    /// last run and last success times, changed and failed counts, duration,
+    /// per action. Written whole and renamed over the old one.
+    #[arg(long, global = true, env = "PARC_METRICS", value_name = "FILE")]
+    metrics: Option<PathBuf>,
+
     /// Let profiles, templates and their files be read from DIR although it
     /// lies outside the profile tree (repeatable). Without it, a `src`,
     /// `include`, template or symlink that resolves out of the tree is refused.

@@ -12,6 +12,7 @@
 
 mod html;
 mod meta;
+mod metrics;
 mod recap;
 mod record;
 mod store;
@@ -28,9 +29,10 @@ use crate::location::Location;
 
 pub use html::render as render_html;
 pub use meta::{Operator, controller_hostname, redact_command_line};
+pub use metrics::{MetricsError, update as update_metrics};
 pub use recap::render as render_recap;
 pub use record::{Abort, HostRecord, PlayRecord, Report, RunMeta};
-pub use store::{PastHosts, PastState, REPORT_HTML, REPORT_JSON, ReportWriter, RunsDir};
+pub use store::{PastHosts, PastState, REPORT_HTML, REPORT_JSON, Recorded, ReportWriter, RunsDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -72,11 +74,11 @@ pub enum ReportError {
 }
 
 /// Record every event of a run until the engine drops its sender, then write
-/// the final report. Resolves to the path of `report.html`.
+/// the final report.
 pub fn spawn(
     mut writer: ReportWriter,
     mut rx: UnboundedReceiver<Event>,
-) -> JoinHandle<Result<PathBuf, ReportError>> {
+) -> JoinHandle<Result<Recorded, ReportError>> {
     tokio::spawn(async move {
         // Checkpoints during the run write through blocking std::fs: small files,
         // a handful of times per run, on a runtime thread no display depends on.

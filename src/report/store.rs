@@ -173,6 +173,13 @@ pub struct PastHosts {
     pub hosts: std::collections::BTreeSet<String>,
 }
 
+/// A finished run's record, as written.
+pub struct Recorded {
+    /// Where `report.html` is, to tell the operator.
+    pub html: PathBuf,
+    pub report: Report,
+}
+
 /// Keeps one run's report up to date on disk as its events arrive.
 pub struct ReportWriter {
     dir: PathBuf,
@@ -217,12 +224,15 @@ impl ReportWriter {
         Ok(())
     }
 
-    /// Write what has not been written yet; the path of `report.html`.
-    pub fn finish(mut self) -> Result<PathBuf, ReportError> {
+    /// Write what has not been written yet.
+    pub fn finish(mut self) -> Result<Recorded, ReportError> {
         if !self.saved {
             self.save()?;
         }
-        Ok(self.dir.join(REPORT_HTML))
+        Ok(Recorded {
+            html: self.dir.join(REPORT_HTML),
+            report: self.report,
+        })
     }
 
     fn save(&mut self) -> Result<(), ReportError> {
