@@ -95,6 +95,7 @@ impl ParcError {
             ParcError::Report(
                 ReportError::NoRuns { .. }
                 | ReportError::UnknownRun { .. }
+                | ReportError::UnknownHost { .. }
                 | ReportError::AmbiguousRun { .. },
             ) => exit::USAGE,
             ParcError::Report(_) => exit::INTERNAL,

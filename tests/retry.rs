@@ -104,6 +104,35 @@ fn a_host_that_was_off_is_retried_alone_once_back() {
         "{ended:?}"
     );
     assert_eq!(lab.host_file(1, "/etc/parc-retry"), None);
+    // The run read back for a person: the host that was off first, the two
+    // that changed alike as one group.
+    let report = |args: &[&str]| {
+        let out = lab
+            .parc()
+            .current_dir(dir.path())
+            .arg("report")
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (code, text) = report(&[]);
+    assert_eq!(code, Some(0));
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle}: {text}"))
+    };
+    let unreachable = at(&format!("{off} | UNREACHABLE"));
+    let group = at("2 hosts: changed | play 1 | 1 changed, 0 failed — same changes");
+    assert!(unreachable < group, "{text}");
+    let (code, text) = report(&["--host", &lab.lab.hosts[0].name]);
+    assert_eq!(code, Some(0));
+    assert!(
+        text.contains("changed     file /etc/parc-retry: "),
+        "{text}"
+    );
+    let (code, _) = report(&["--host", "nosuch"]);
+    assert_eq!(code, Some(2));
     let before = metrics(&prom);
     assert_eq!(before.len(), 3);
     let on = &lab.lab.hosts[0].name;

@@ -85,7 +85,8 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
             run_id,
             format,
             html,
-        } => show_report(&cli, run_id.as_deref(), *format, *html),
+            host,
+        } => show_report(&cli, run_id.as_deref(), *format, *html, host.as_deref()),
         Command::Facts {
             pattern,
             format,
@@ -158,9 +159,33 @@ fn show_report(
     run_id: Option<&str>,
     format: ReportFormat,
     html: bool,
+    host: Option<&str>,
 ) -> Result<u8, ParcError> {
     let dir = RunsDir::new(&cli.runs_dir).find(run_id)?;
-    let text = if html {
+    let text = if let Some(host) = host {
+        let report = RunsDir::load(&dir)?;
+        let unknown = || ReportError::UnknownHost {
+            host: host.to_string(),
+            run_id: report.run_id.clone(),
+            hosts: report.targets.clone(),
+        };
+        match format {
+            ReportFormat::Text => {
+                report::render_host_recap(&report, host, &jiff::tz::TimeZone::system())
+                    .ok_or_else(unknown)?
+            }
+            ReportFormat::Json => {
+                let records: Vec<_> = report.hosts.iter().filter(|h| h.host == host).collect();
+                if records.is_empty() {
+                    return Err(unknown().into());
+                }
+                serde_json::to_string_pretty(&records).map_err(|e| ParcError::Output {
+                    what: "the report",
+                    source: e.into(),
+                })? + "\n"
+            }
+        }
+    } else if html {
         // Absolute: it is pasted into tickets and browsers, not used from here.
         let path = absolute(&dir.join(report::REPORT_HTML));
         if !path.is_file() {

@@ -125,6 +125,10 @@ enum Command {
         /// Print the path of the run's report.html (to open or attach to a ticket).
         #[arg(long, conflicts_with = "format")]
         html: bool,
+        /// One host in full: every resource with its diff and output, every
+        /// test (with --format json: its records).
+        #[arg(long, value_name = "NAME", conflicts_with = "html")]
+        host: Option<String>,
     },
     /// Disk images: build and verify manifests, deploy to many hosts, capture.
     #[command(subcommand)]
@@ -225,7 +229,8 @@ enum VerifyFormat {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ReportFormat {
-    /// The recap, as the run printed it, failed hosts first.
+    /// For a person: hosts that ended alike as one group, those needing
+    /// attention first.
     Text,
     /// report.json as written.
     Json,

@@ -30,7 +30,7 @@ use crate::location::Location;
 pub use html::render as render_html;
 pub use meta::{Operator, controller_hostname, redact_command_line};
 pub use metrics::{MetricsError, update as update_metrics};
-pub use recap::render as render_recap;
+pub use recap::{render as render_recap, render_host as render_host_recap};
 pub use record::{Abort, HostRecord, PlayRecord, Report, RunMeta};
 pub use store::{PastHosts, PastState, REPORT_HTML, REPORT_JSON, Recorded, ReportWriter, RunsDir};
 
@@ -68,6 +68,15 @@ pub enum ReportError {
         id: String,
         dir: PathBuf,
         recent: Vec<String>,
+    },
+    #[error(
+        "run {run_id} has no result for host `{host}`; it set out to work on: {}",
+        hosts.join(", ")
+    )]
+    UnknownHost {
+        host: String,
+        run_id: String,
+        hosts: Vec<String>,
     },
     #[error("run id `{id}` matches several runs ({}); give more of it", matches.join(", "))]
     AmbiguousRun { id: String, matches: Vec<String> },

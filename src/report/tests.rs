@@ -707,3 +707,75 @@ fn metrics_are_replaced_whole() {
     names.sort();
     assert_eq!(names, [".parc.prom.lock", "parc.prom"]);
 }
+
+/// 18 workstations with the same changes read as one group; the failed and
+/// the unreachable come first with their reasons.
+#[test]
+fn recap_groups_hosts_that_ended_alike() {
+    let names: Vec<String> = (1..=21).map(|i| format!("ws-{i:03}")).collect();
+    let motd = ResourceReport {
+        changes: vec!["content".into()],
+        ..resource("file /etc/motd", ResourceStatus::Changed)
+    };
+    let applied = |resources: Vec<ResourceReport>, error: Option<&str>| Outcome::Applied {
+        check: false,
+        resources,
+        error: error.map(String::from),
+        verification: vec![],
+        recovery: None,
+    };
+    let mut events = vec![Event::RunStarted {
+        run_id: "20261128T231502-3f9a".into(),
+        action: "apply".into(),
+        hosts: names.clone(),
+    }];
+    for (i, host) in names.iter().enumerate() {
+        let (state, outcome) = match i {
+            // Numbered apart: ws-001..ws-006, ws-008..ws-019 and ws-021.
+            6 => (
+                HostState::Failed,
+                applied(
+                    vec![ResourceReport {
+                        error: Some("exit 100: dpkg was interrupted".into()),
+                        ..resource("package cups", ResourceStatus::Failed)
+                    }],
+                    Some("exit 100: dpkg was interrupted"),
+                ),
+            ),
+            19 => (
+                HostState::Unreachable,
+                Outcome::Unreachable {
+                    error: format!("cannot connect to {host}: connection refused"),
+                },
+            ),
+            _ => (
+                HostState::Changed,
+                applied(
+                    vec![motd.clone(), resource("dir /srv", ResourceStatus::NoChange)],
+                    None,
+                ),
+            ),
+        };
+        events.push(finished(host, state, 1000 + i as u64, outcome));
+    }
+    events.push(Event::RunFinished {
+        run_id: "20261128T231502-3f9a".into(),
+        summary: Summary {
+            changed: 19,
+            failed: 1,
+            unreachable: 1,
+            ..Summary::default()
+        },
+        elapsed_ms: 4000,
+    });
+    let report = folded(&events);
+    insta::assert_snapshot!(render_recap(&report, &TimeZone::UTC));
+}
+
+#[test]
+fn one_host_in_full_with_diffs_output_and_unchanged_resources() {
+    let report = folded(&rollout_events());
+    let text = render_host_recap(&report, "ws-002", &TimeZone::UTC).unwrap();
+    insta::assert_snapshot!(text);
+    assert!(render_host_recap(&report, "ws-999", &TimeZone::UTC).is_none());
+}
