@@ -90,6 +90,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
         Command::Facts {
             pattern,
             format,
+            output,
             parallel,
         } => {
             let display = ui::Options {
@@ -101,15 +102,19 @@ pub async fn dispatch(cli: Cli) -> Result<u8, ParcError> {
             })?;
             let (results, summary) = gather::run(&s.ctx, &s.run_id, hosts).await;
             s.finish(&cli).await;
-            if !cli.json {
-                let rows: Vec<(String, crate::facts::Facts)> = results
-                    .into_iter()
-                    .filter_map(|(h, o)| match o {
-                        Outcome::Facts { facts } => Some((h, *facts)),
-                        _ => None,
-                    })
-                    .collect();
+            let rows: Vec<(String, crate::facts::Facts)> = results
+                .into_iter()
+                .filter_map(|(h, o)| match o {
+                    Outcome::Facts { facts } => Some((h, *facts)),
+                    _ => None,
+                })
+                .collect();
+            if let (FactsFormat::Glpi, Some(dir)) = (format, output) {
+                write_glpi(dir, &rows)?;
+            } else if !cli.json {
                 let text = match format {
+                    // Written above: clap requires -o DIR with it.
+                    FactsFormat::Glpi => String::new(),
                     FactsFormat::Table => crate::facts::render_table(&rows),
                     FactsFormat::Csv => crate::facts::render_csv(&rows),
                     FactsFormat::Json => {
@@ -151,6 +156,32 @@ async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<u8, ParcError
     let (_, summary) = rollout::run(&s.ctx, &s.run_id, &playbook, play_hosts, &options).await;
     s.finish(cli).await;
     Ok(exit_for(&summary))
+}
+
+/// One GLPI inventory per host, `DIR/HOST.json`, each written whole then
+/// renamed: an import job reading the directory never takes half a file.
+fn write_glpi(
+    dir: &std::path::Path,
+    rows: &[(String, crate::facts::Facts)],
+) -> Result<(), ParcError> {
+    let now = jiff::Timestamp::now();
+    let failed = |path: std::path::PathBuf| move |source| ParcError::WriteFile { path, source };
+    std::fs::create_dir_all(dir).map_err(failed(dir.to_path_buf()))?;
+    for (host, facts) in rows {
+        // Inventory names are the files' names: nothing that leaves DIR.
+        let name: String = host
+            .chars()
+            .map(|c| if c == '/' || c.is_control() { '_' } else { c })
+            .collect();
+        let path = dir.join(format!("{}.json", name.trim_start_matches('.')));
+        let doc = crate::facts::glpi::render(facts, now);
+        let text = serde_json::to_string_pretty(&doc).expect("JSON values serialize") + "\n";
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(failed(path.clone()))?;
+        std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(failed(path.clone()))?;
+        tmp.persist(&path)
+            .map_err(|e| failed(path.clone())(e.error))?;
+    }
+    Ok(())
 }
 
 /// `parc report`: a past run, read back from its report.

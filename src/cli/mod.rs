@@ -96,6 +96,9 @@ enum Command {
         pattern: String,
         #[arg(long, value_enum, default_value_t = FactsFormat::Table)]
         format: FactsFormat,
+        /// With --format glpi: the directory to write one HOST.json per host to.
+        #[arg(short, long, value_name = "DIR", required_if_eq("format", "glpi"))]
+        output: Option<PathBuf>,
         #[arg(long, default_value_t = 64)]
         parallel: usize,
     },
@@ -241,6 +244,8 @@ enum FactsFormat {
     Table,
     Json,
     Csv,
+    /// One GLPI native inventory per host (`-o DIR`), for GLPI's asset register.
+    Glpi,
 }
 
 /// Entry point of the `parc` binary.
