@@ -175,6 +175,7 @@ fn error_exit(e: &ParcError) -> Exit {
         ParcError::Report(
             ReportError::NoRuns { .. }
             | ReportError::UnknownRun { .. }
+            | ReportError::UnknownHost { .. }
             | ReportError::AmbiguousRun { .. },
         ) => Exit::Usage,
         ParcError::Report(_) => Exit::Internal,

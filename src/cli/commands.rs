@@ -29,8 +29,9 @@ pub async fn dispatch(cli: Cli) -> Result<Ended, ParcError> {
                 show_output: true,
                 show_changes: false,
             };
-            let (s, hosts) =
-                Session::start(&cli, *parallel, display, None, |ctx| select(ctx, pattern))?;
+            let (s, hosts) = Session::start(&cli, *parallel, display, None, |ctx| {
+                select(ctx, &cli, pattern)
+            })?;
             let max_output = usize::try_from(max_output.as_u64()).unwrap_or(usize::MAX);
             let (_, summary) =
                 adhoc::run(&s.ctx, &s.run_id, hosts, command.join(" "), max_output).await;
@@ -46,8 +47,9 @@ pub async fn dispatch(cli: Cli) -> Result<Ended, ParcError> {
                 show_output: false,
                 show_changes: true,
             };
-            let (s, hosts) =
-                Session::start(&cli, *parallel, display, None, |ctx| select(ctx, limit))?;
+            let (s, hosts) = Session::start(&cli, *parallel, display, None, |ctx| {
+                select(ctx, &cli, limit)
+            })?;
             let (_, summary) = rollback::run(&s.ctx, &s.run_id, hosts, run_id.to_string()).await;
             s.finish(&cli).await;
             Ok(Ended::Rollback(summary))
@@ -74,29 +76,36 @@ pub async fn dispatch(cli: Cli) -> Result<Ended, ParcError> {
             run_id,
             format,
             html,
-        } => show_report(&cli, run_id.as_deref(), *format, *html),
+            host,
+        } => show_report(&cli, run_id.as_deref(), *format, *html, host.as_deref()),
         Command::Facts {
             pattern,
             format,
+            output,
             parallel,
         } => {
             let display = ui::Options {
                 show_output: false,
                 show_changes: false,
             };
-            let (s, hosts) =
-                Session::start(&cli, *parallel, display, None, |ctx| select(ctx, pattern))?;
+            let (s, hosts) = Session::start(&cli, *parallel, display, None, |ctx| {
+                select(ctx, &cli, pattern)
+            })?;
             let (results, summary) = gather::run(&s.ctx, &s.run_id, hosts).await;
             s.finish(&cli).await;
-            if !cli.json {
-                let rows: Vec<(String, crate::facts::Facts)> = results
-                    .into_iter()
-                    .filter_map(|(h, o)| match o {
-                        Outcome::Facts { facts } => Some((h, *facts)),
-                        _ => None,
-                    })
-                    .collect();
+            let rows: Vec<(String, crate::facts::Facts)> = results
+                .into_iter()
+                .filter_map(|(h, o)| match o {
+                    Outcome::Facts { facts } => Some((h, *facts)),
+                    _ => None,
+                })
+                .collect();
+            if let (FactsFormat::Glpi, Some(dir)) = (format, output) {
+                write_glpi(dir, &rows)?;
+            } else if !cli.json {
                 let text = match format {
+                    // Written above: clap requires -o DIR with it.
+                    FactsFormat::Glpi => String::new(),
                     FactsFormat::Table => crate::facts::render_table(&rows),
                     FactsFormat::Csv => crate::facts::render_csv(&rows),
                     FactsFormat::Json => {
@@ -118,7 +127,6 @@ async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<Ended, ParcEr
     let playbook =
         crate::playbook::load(&args.playbook, &cli.allow_outside)?.with_tags(&args.tags.filter());
     let options = RolloutOptions {
-        limit: args.limit.clone(),
         check,
         diff: args.diff,
         extra_vars: parse_extra_vars(&args.extra_vars)?,
@@ -129,15 +137,42 @@ async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<Ended, ParcEr
         show_changes: check || args.diff || cli.verbose > 0,
     };
     let (s, play_hosts) = Session::start(cli, args.parallel, display, Some(&playbook), |ctx| {
-        Ok(rollout::select_hosts(
-            ctx,
-            &playbook,
-            options.limit.as_deref(),
-        )?)
+        let limit = args
+            .limit
+            .as_deref()
+            .map(|p| select(ctx, cli, p))
+            .transpose()?;
+        Ok(rollout::select_hosts(ctx, &playbook, limit.as_deref())?)
     })?;
     let (_, summary) = rollout::run(&s.ctx, &s.run_id, &playbook, play_hosts, &options).await;
     s.finish(cli).await;
     Ok(Ended::Run(summary))
+}
+
+/// One GLPI inventory per host, `DIR/HOST.json`, each written whole then
+/// renamed: an import job reading the directory never takes half a file.
+fn write_glpi(
+    dir: &std::path::Path,
+    rows: &[(String, crate::facts::Facts)],
+) -> Result<(), ParcError> {
+    let now = jiff::Timestamp::now();
+    let failed = |path: std::path::PathBuf| move |source| ParcError::WriteFile { path, source };
+    std::fs::create_dir_all(dir).map_err(failed(dir.to_path_buf()))?;
+    for (host, facts) in rows {
+        // Inventory names are the files' names: nothing that leaves DIR.
+        let name: String = host
+            .chars()
+            .map(|c| if c == '/' || c.is_control() { '_' } else { c })
+            .collect();
+        let path = dir.join(format!("{}.json", name.trim_start_matches('.')));
+        let doc = crate::facts::glpi::render(facts, now);
+        let text = serde_json::to_string_pretty(&doc).expect("JSON values serialize") + "\n";
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(failed(path.clone()))?;
+        std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(failed(path.clone()))?;
+        tmp.persist(&path)
+            .map_err(|e| failed(path.clone())(e.error))?;
+    }
+    Ok(())
 }
 
 /// `parc report`: a past run, read back from its report.
@@ -146,9 +181,33 @@ fn show_report(
     run_id: Option<&str>,
     format: ReportFormat,
     html: bool,
+    host: Option<&str>,
 ) -> Result<Ended, ParcError> {
     let dir = RunsDir::new(&cli.runs_dir).find(run_id)?;
-    let text = if html {
+    let text = if let Some(host) = host {
+        let report = RunsDir::load(&dir)?;
+        let unknown = || ReportError::UnknownHost {
+            host: host.to_string(),
+            run_id: report.run_id.clone(),
+            hosts: report.targets.clone(),
+        };
+        match format {
+            ReportFormat::Text => {
+                report::render_host_recap(&report, host, &jiff::tz::TimeZone::system())
+                    .ok_or_else(unknown)?
+            }
+            ReportFormat::Json => {
+                let records: Vec<_> = report.hosts.iter().filter(|h| h.host == host).collect();
+                if records.is_empty() {
+                    return Err(unknown().into());
+                }
+                serde_json::to_string_pretty(&records).map_err(|e| ParcError::Output {
+                    what: "the report",
+                    source: e.into(),
+                })? + "\n"
+            }
+        }
+    } else if html {
         // Absolute: it is pasted into tickets and browsers, not used from here.
         let path = absolute(&dir.join(report::REPORT_HTML));
         if !path.is_file() {

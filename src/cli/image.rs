@@ -144,7 +144,8 @@ pub async fn run(cli: &Cli, command: &ImageCommand) -> Result<Ended, ParcError> 
                     Helper::locate().map(Arc::new)
                 },
             });
-            let (s, hosts) = Session::start(cli, *parallel, quiet(), None, |ctx| select(ctx, to))?;
+            let (s, hosts) =
+                Session::start(cli, *parallel, quiet(), None, |ctx| select(ctx, cli, to))?;
             let (_, summary) = imaging::deploy(&s.ctx, &s.run_id, hosts, job).await;
             s.finish(cli).await;
             Ok(Ended::Run(summary))

@@ -57,6 +57,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "PARC_RUNS_DIR", default_value = "runs")]
     runs_dir: PathBuf,
 
+    /// Also keep FILE up to date for Prometheus' node_exporter textfile
+    /// collector (name it `*.prom` in its directory): each host's end state,
+    /// last run and last success times, changed and failed counts, duration,
+    /// per action. Written whole and renamed over the old one.
+    #[arg(long, global = true, env = "PARC_METRICS", value_name = "FILE")]
+    metrics: Option<PathBuf>,
+
     /// Let profiles, templates and their files be read from DIR although it
     /// lies outside the profile tree (repeatable). Without it, a `src`,
     /// `include`, template or symlink that resolves out of the tree is refused.
@@ -90,6 +97,9 @@ enum Command {
         pattern: String,
         #[arg(long, value_enum, default_value_t = FactsFormat::Table)]
         format: FactsFormat,
+        /// With --format glpi: the directory to write one HOST.json per host to.
+        #[arg(short, long, value_name = "DIR", required_if_eq("format", "glpi"))]
+        output: Option<PathBuf>,
         #[arg(long, default_value_t = 64)]
         parallel: usize,
     },
@@ -119,6 +129,10 @@ enum Command {
         /// Print the path of the run's report.html (to open or attach to a ticket).
         #[arg(long, conflicts_with = "format")]
         html: bool,
+        /// One host in full: every resource with its diff and output, every
+        /// test (with --format json: its records).
+        #[arg(long, value_name = "NAME", conflicts_with = "html")]
+        host: Option<String>,
     },
     /// Disk images: build and verify manifests, deploy to many hosts, capture.
     #[command(subcommand)]
@@ -219,7 +233,8 @@ enum VerifyFormat {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ReportFormat {
-    /// The recap, as the run printed it, failed hosts first.
+    /// For a person: hosts that ended alike as one group, those needing
+    /// attention first.
     Text,
     /// report.json as written.
     Json,
@@ -230,6 +245,8 @@ enum FactsFormat {
     Table,
     Json,
     Csv,
+    /// One GLPI native inventory per host (`-o DIR`), for GLPI's asset register.
+    Glpi,
 }
 
 /// The exit statuses, for `parc --help`: the same table as the README's.

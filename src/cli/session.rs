@@ -59,8 +59,18 @@ impl Session {
         drop(self.ctx);
         let _ = self.monitor.await;
         match self.report.await {
-            Ok(Ok(html)) if !cli.json => eprintln!("report: {}", html.display()),
-            Ok(Ok(_)) => {}
+            Ok(Ok(recorded)) => {
+                if !cli.json {
+                    eprintln!("report: {}", recorded.html.display());
+                }
+                // Like the report, metrics say how the hosts ended; failing to
+                // write them does not change that.
+                if let Some(path) = &cli.metrics
+                    && let Err(e) = report::update_metrics(path, &recorded.report)
+                {
+                    eprintln!("parc: warning: {e}");
+                }
+            }
             Ok(Err(e)) => eprintln!("parc: warning: {e}"),
             Err(e) => eprintln!("parc: warning: the run report was not finished: {e}"),
         }
@@ -68,12 +78,18 @@ impl Session {
 }
 
 type Monitor = tokio::task::JoinHandle<()>;
-type ReportTask = tokio::task::JoinHandle<Result<PathBuf, ReportError>>;
+type ReportTask = tokio::task::JoinHandle<Result<report::Recorded, ReportError>>;
 
-pub(super) fn select(ctx: &FleetContext, pattern: &str) -> Result<Vec<String>, ParcError> {
+/// The hosts `pattern` names on the command line, where `@failed` and the
+/// like read the runs directory.
+pub(super) fn select(
+    ctx: &FleetContext,
+    cli: &Cli,
+    pattern: &str,
+) -> Result<Vec<String>, ParcError> {
     Ok(ctx
         .inventory
-        .select(pattern)?
+        .select_retrying(pattern, &RunsDir::new(&cli.runs_dir))?
         .into_iter()
         .map(|h| h.name.clone())
         .collect())

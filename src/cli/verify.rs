@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::commands::parse_extra_vars;
-use super::session::Session;
+use super::session::{Session, select};
 use super::{Cli, VerifyArgs, VerifyFormat};
 use crate::confine::Tree;
 use crate::engine::audit::{self, VerifyPlay};
@@ -29,7 +29,12 @@ pub async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<Ended, ParcError> {
         show_changes: false,
     };
     let (s, play_hosts) = Session::start(cli, args.parallel, display, Some(&playbook), |ctx| {
-        Ok(select_hosts(ctx, &playbook, args.on.as_deref())?)
+        let on = args
+            .on
+            .as_deref()
+            .map(|p| select(ctx, cli, p))
+            .transpose()?;
+        Ok(select_hosts(ctx, &playbook, on.as_deref())?)
     })?;
     let plays = playbook
         .plays

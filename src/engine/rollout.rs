@@ -17,8 +17,6 @@ use crate::playbook::{OnFailure, Playbook, batches};
 
 #[derive(Debug, Clone, Default)]
 pub struct RolloutOptions {
-    /// `--limit`: only hosts also matching this pattern.
-    pub limit: Option<String>,
     pub check: bool,
     pub diff: bool,
     pub extra_vars: Vars,
@@ -26,22 +24,13 @@ pub struct RolloutOptions {
 }
 
 /// Hosts of each play, resolved before anything connects so a bad pattern fails
-/// the run up front.
+/// the run up front; only those in `limit` when given (the hosts `--limit`
+/// selected).
 pub fn select_hosts(
     ctx: &FleetContext,
     playbook: &Playbook,
-    limit: Option<&str>,
+    limit: Option<&[String]>,
 ) -> Result<Vec<Vec<String>>, PatternError> {
-    let limit: Option<Vec<String>> = match limit {
-        Some(p) => Some(
-            ctx.inventory
-                .select(p)?
-                .into_iter()
-                .map(|h| h.name.clone())
-                .collect(),
-        ),
-        None => None,
-    };
     playbook
         .plays
         .iter()

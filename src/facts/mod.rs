@@ -6,6 +6,7 @@
 //! it to one exec per host is what makes `parc facts` over hundreds of hosts fast,
 //! and keeping the parsing on this side is what lets it be tested without hosts.
 
+pub mod glpi;
 mod parse;
 mod render;
 #[cfg(test)]
@@ -49,6 +50,9 @@ pub struct Facts {
     pub interfaces: Vec<Interface>,
     pub dmi: Dmi,
     pub uptime_seconds: u64,
+    /// /etc/machine-id: set once per installation, so it names the machine
+    /// across renames and new network cards. Empty where there is none.
+    pub machine_id: String,
 }
 
 /// Values from /etc/os-release, unquoted.
@@ -107,4 +111,8 @@ pub struct Dmi {
     pub vendor: String,
     pub product: String,
     pub serial: String,
+    pub bios_vendor: String,
+    pub bios_version: String,
+    /// As the firmware gives it, usually `MM/DD/YYYY`.
+    pub bios_date: String,
 }

@@ -125,6 +125,10 @@ fn apply(
         "dmi_vendor" => facts.dmi.vendor = value.to_string(),
         "dmi_product" => facts.dmi.product = value.to_string(),
         "dmi_serial" => facts.dmi.serial = value.to_string(),
+        "bios_vendor" => facts.dmi.bios_vendor = value.to_string(),
+        "bios_version" => facts.dmi.bios_version = value.to_string(),
+        "bios_date" => facts.dmi.bios_date = value.to_string(),
+        "machine_id" => facts.machine_id = value.to_string(),
         // /proc/uptime has centiseconds; whole seconds are all anyone reports.
         "uptime" => {
             let whole = value.split_once('.').map_or(value, |(s, _)| s);

@@ -45,10 +45,18 @@ if [ -e /sys/class/dmi/id ]; then
     value dmi_vendor= /sys/class/dmi/id/sys_vendor
     value dmi_product= /sys/class/dmi/id/product_name
     value dmi_serial= /sys/class/dmi/id/product_serial
+    value bios_vendor= /sys/class/dmi/id/bios_vendor
+    value bios_version= /sys/class/dmi/id/bios_version
+    value bios_date= /sys/class/dmi/id/bios_date
 else
     value dmi_product= /sys/firmware/devicetree/base/model
     value dmi_serial= /sys/firmware/devicetree/base/serial-number
 fi
+
+# The installation's identity (systemd, dbus): what keeps an asset register
+# entry the same machine across renames.
+if [ -r /etc/machine-id ]; then value machine_id= /etc/machine-id
+else value machine_id= /var/lib/dbus/machine-id; fi
 
 # The machine type, from /proc when the kernel has it (one process less).
 arch=
@@ -163,6 +171,7 @@ END {
     for (i = 1; i <= k; i++) if (key[i] ~ /^iface=/) print key[i] one(file[i])
     print "default_route=" route
     printf "%s%s", addr, inet6
-    for (i = 1; i <= k; i++) if (key[i] ~ /^dmi_/) print key[i] one(file[i])
+    for (i = 1; i <= k; i++) if (key[i] ~ /^(dmi|bios)_/) print key[i] one(file[i])
+    for (i = 1; i <= k; i++) if (key[i] == "machine_id=") print key[i] one(file[i])
     print "uptime=" up
 }' "$@" -

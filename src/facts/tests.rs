@@ -238,3 +238,56 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
             .find(|p| p.is_file())
     })
 }
+
+/// The GLPI native inventory of a laptop, valid against the schema GLPI
+/// checks inventories with (tests/fixtures/glpi, from glpi-project).
+#[test]
+fn glpi_inventory_is_valid_against_glpis_schema() {
+    let schema: serde_json::Value = serde_json::from_str(include_str!(
+        "../../tests/fixtures/glpi/inventory.schema.json"
+    ))
+    .unwrap();
+    let validator = jsonschema::draft7::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let now = jiff::Timestamp::from_second(1_795_904_102).unwrap();
+    // As root reads it: the firmware's identity too.
+    let laptop = parse(&format!(
+        "{LAPTOP}dmi_vendor=LENOVO\ndmi_product=20XW0026FR\ndmi_serial=PF3ABCDE\n\
+         bios_vendor=LENOVO\nbios_version=N32ET86W (1.62 )\nbios_date=03/14/2024\n\
+         machine_id=5c1f0e9b6d2a4c7e8f0a1b2c3d4e5f60\n"
+    ))
+    .unwrap();
+    let doc = super::glpi::render(&laptop, now);
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let mut shown = doc.clone();
+    shown["content"]["versionclient"] = "parc-[version]".into();
+    insta::assert_snapshot!(serde_json::to_string_pretty(&shown).unwrap());
+    // A bare machine: nothing but a header still makes a valid document.
+    let bare = super::glpi::render(&parse("parc-facts=1\n").unwrap(), now);
+    let errors: Vec<String> = validator
+        .iter_errors(&bare)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+
+    let renamed = Facts {
+        hostname: "lab-pc-08".into(),
+        ..laptop.clone()
+    };
+    let id = super::glpi::device_id(&laptop);
+    assert!(id.starts_with("lab-pc-07-"), "{id}");
+    assert_eq!(id, super::glpi::device_id(&laptop), "stable");
+    let other = Facts {
+        machine_id: "0".repeat(32),
+        ..laptop
+    };
+    assert_ne!(
+        id[10..],
+        super::glpi::device_id(&other)[10..],
+        "another installation, another id"
+    );
+    assert_eq!(id[10..], super::glpi::device_id(&renamed)[10..]);
+}

@@ -123,6 +123,22 @@ pub enum PatternError {
         term: String,
         reason: String,
     },
+    #[error("host pattern `{term}`: {source}")]
+    PastRun {
+        term: String,
+        source: Box<crate::report::ReportError>,
+    },
+    #[error("host pattern `{term}`: no host ended so in run {run_id}; nothing to retry")]
+    NoPastHost { term: String, run_id: String },
+    #[error(
+        "host pattern `{term}`: the hosts that ended so in run {run_id} ({}) are no longer in the inventory",
+        hosts.join(", ")
+    )]
+    PastHostsGone {
+        term: String,
+        run_id: String,
+        hosts: Vec<String>,
+    },
 }
 
 pub use model::Inventory;

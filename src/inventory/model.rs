@@ -57,7 +57,16 @@ impl Inventory {
     }
 
     pub fn select(&self, pattern: &str) -> Result<Vec<&Host>, PatternError> {
-        super::pattern::select(self, pattern)
+        super::pattern::select(self, pattern, None)
+    }
+
+    /// [`Inventory::select`], with `@failed`-style terms read from `runs`.
+    pub fn select_retrying(
+        &self,
+        pattern: &str,
+        runs: &crate::report::RunsDir,
+    ) -> Result<Vec<&Host>, PatternError> {
+        super::pattern::select(self, pattern, Some(runs))
     }
 
     pub fn host(&self, name: &str) -> Option<&Host> {

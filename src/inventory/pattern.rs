@@ -1,5 +1,7 @@
 //! Host patterns, Ansible-compatible: `all`, group, host, glob (`ws-0*`), union
-//! `a,b` (or `a:b`), intersection `&y`, exclusion `!x`.
+//! `a,b` (or `a:b`), intersection `&y`, exclusion `!x`; and parc's own
+//! `@failed`, `@unreachable`, `@untrusted` (`@RUN_ID:failed` for an older run):
+//! the hosts that ended so in the last run's record, to retry only those.
 //!
 //! Evaluation: the union of the plain terms (or every host when there are only
 //! `&`/`!` terms), then each intersection, then each exclusion. A term that
@@ -10,6 +12,7 @@ use std::collections::BTreeSet;
 
 use super::model::Inventory;
 use super::{Host, PatternError};
+use crate::report::{PastState, RunsDir};
 
 enum Op {
     Union,
@@ -17,12 +20,14 @@ enum Op {
     Exclude,
 }
 
-pub fn select<'a>(inv: &'a Inventory, pattern: &str) -> Result<Vec<&'a Host>, PatternError> {
-    let terms: Vec<&str> = pattern
-        .split([',', ':'])
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .collect();
+/// `runs`: where `@failed`-style terms read past runs; `None` where a pattern
+/// cannot mean a past run (a playbook's `hosts:`).
+pub fn select<'a>(
+    inv: &'a Inventory,
+    pattern: &str,
+    runs: Option<&RunsDir>,
+) -> Result<Vec<&'a Host>, PatternError> {
+    let terms = split_terms(pattern);
     if terms.is_empty() {
         return Err(PatternError::Empty);
     }
@@ -34,6 +39,10 @@ pub fn select<'a>(inv: &'a Inventory, pattern: &str) -> Result<Vec<&'a Host>, Pa
             _ => (Op::Union, *t),
         })
         .collect();
+    let hosts_of = |term: &str| match term.strip_prefix('@') {
+        Some(past) => past_matches(inv, pattern, term, past, runs),
+        None => matches(inv, pattern, term),
+    };
     let mut selected: BTreeSet<&str> = BTreeSet::new();
     let has_union = parsed.iter().any(|(op, _)| matches!(op, Op::Union));
     if !has_union {
@@ -41,19 +50,19 @@ pub fn select<'a>(inv: &'a Inventory, pattern: &str) -> Result<Vec<&'a Host>, Pa
     }
     for (op, term) in &parsed {
         if matches!(op, Op::Union) {
-            selected.extend(matches(inv, pattern, term)?);
+            selected.extend(hosts_of(term)?);
         }
     }
     for (op, term) in &parsed {
         if matches!(op, Op::Intersect) {
-            let m = matches(inv, pattern, term)?;
+            let m = hosts_of(term)?;
             selected.retain(|h| m.contains(h));
         }
     }
     for (op, term) in &parsed {
         if matches!(op, Op::Exclude) {
             // An exclusion that matches nothing is harmless but likely a typo: still refuse.
-            let m = matches(inv, pattern, term)?;
+            let m = hosts_of(term)?;
             selected.retain(|h| !m.contains(h));
         }
     }
@@ -68,6 +77,82 @@ pub fn select<'a>(inv: &'a Inventory, pattern: &str) -> Result<Vec<&'a Host>, Pa
         .values()
         .filter(|h| selected.contains(h.name.as_str()))
         .collect())
+}
+
+/// Terms split at `,` and `:`, except the `:` of `@RUN_ID:STATE`.
+fn split_terms(pattern: &str) -> Vec<&str> {
+    let names_a_run = |term: &str| {
+        term.trim_start_matches(['!', '&'])
+            .strip_prefix('@')
+            .is_some_and(|r| r.parse::<PastState>().is_err())
+    };
+    let mut terms = Vec::new();
+    for part in pattern.split(',') {
+        let (mut start, mut joined) = (0, false);
+        for (i, _) in part.match_indices(':') {
+            if !joined && names_a_run(part[start..i].trim()) {
+                joined = true;
+                continue;
+            }
+            terms.push(part[start..i].trim());
+            (start, joined) = (i + 1, false);
+        }
+        terms.push(part[start..].trim());
+    }
+    terms.retain(|t| !t.is_empty());
+    terms
+}
+
+/// `@STATE` or `@RUN_ID:STATE` (`past` is what follows the `@`): the hosts of
+/// the inventory that ended in that state in the run's record.
+fn past_matches<'a>(
+    inv: &'a Inventory,
+    pattern: &str,
+    term: &str,
+    past: &str,
+    runs: Option<&RunsDir>,
+) -> Result<BTreeSet<&'a str>, PatternError> {
+    let bad = |reason: String| PatternError::BadTerm {
+        pattern: pattern.to_string(),
+        term: term.to_string(),
+        reason,
+    };
+    let (run, state) = match past.split_once(':') {
+        Some((run, state)) => (Some(run), state),
+        None => (None, past),
+    };
+    let state: PastState = state.parse().map_err(bad)?;
+    let Some(runs) = runs else {
+        return Err(bad(
+            "past runs can only be named on the command line (--limit, a command's PATTERN)".into(),
+        ));
+    };
+    let past = runs
+        .hosts_ended(run, state)
+        .map_err(|source| PatternError::PastRun {
+            term: term.to_string(),
+            source: Box::new(source),
+        })?;
+    let out: BTreeSet<&str> = inv
+        .hosts
+        .keys()
+        .filter(|h| past.hosts.contains(h.as_str()))
+        .map(String::as_str)
+        .collect();
+    if past.hosts.is_empty() {
+        return Err(PatternError::NoPastHost {
+            term: term.to_string(),
+            run_id: past.run_id,
+        });
+    }
+    if out.is_empty() {
+        return Err(PatternError::PastHostsGone {
+            term: term.to_string(),
+            run_id: past.run_id,
+            hosts: past.hosts.into_iter().collect(),
+        });
+    }
+    Ok(out)
 }
 
 fn matches<'a>(

@@ -12,6 +12,7 @@
 
 mod html;
 mod meta;
+mod metrics;
 mod recap;
 mod record;
 mod store;
@@ -27,9 +28,10 @@ use crate::events::Event;
 use crate::location::Location;
 
 pub use meta::{Operator, controller_hostname, redact_command_line};
-pub use recap::render as render_recap;
+pub use metrics::update as update_metrics;
+pub use recap::{render as render_recap, render_host as render_host_recap};
 pub use record::RunMeta;
-pub use store::{REPORT_HTML, REPORT_JSON, ReportWriter, RunsDir};
+pub use store::{PastState, REPORT_HTML, REPORT_JSON, Recorded, ReportWriter, RunsDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -66,16 +68,25 @@ pub enum ReportError {
         dir: PathBuf,
         recent: Vec<String>,
     },
+    #[error(
+        "run {run_id} has no result for host `{host}`; it set out to work on: {}",
+        hosts.join(", ")
+    )]
+    UnknownHost {
+        host: String,
+        run_id: String,
+        hosts: Vec<String>,
+    },
     #[error("run id `{id}` matches several runs ({}); give more of it", matches.join(", "))]
     AmbiguousRun { id: String, matches: Vec<String> },
 }
 
 /// Record every event of a run until the engine drops its sender, then write
-/// the final report. Resolves to the path of `report.html`.
+/// the final report.
 pub fn spawn(
     mut writer: ReportWriter,
     mut rx: UnboundedReceiver<Event>,
-) -> JoinHandle<Result<PathBuf, ReportError>> {
+) -> JoinHandle<Result<Recorded, ReportError>> {
     tokio::spawn(async move {
         // Checkpoints during the run write through blocking std::fs: small files,
         // a handful of times per run, on a runtime thread no display depends on.

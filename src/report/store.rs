@@ -92,6 +92,26 @@ impl RunsDir {
         }
     }
 
+    /// The hosts that ended in `state` in run `id` (the latest when `None`),
+    /// in any of its plays.
+    pub fn hosts_ended(
+        &self,
+        id: Option<&str>,
+        state: PastState,
+    ) -> Result<PastHosts, ReportError> {
+        let report = Self::load(&self.find(id)?)?;
+        let hosts = report
+            .hosts
+            .into_iter()
+            .filter(|h| state.states().contains(&h.state.as_str()))
+            .map(|h| h.host)
+            .collect();
+        Ok(PastHosts {
+            run_id: report.run_id,
+            hosts,
+        })
+    }
+
     pub fn load(run_dir: &Path) -> Result<Report, ReportError> {
         let path = run_dir.join(REPORT_JSON);
         let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Read {
@@ -107,6 +127,57 @@ impl RunsDir {
             message: e.to_string(),
         })
     }
+}
+
+/// How a host ended a run, as `--limit @failed` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PastState {
+    /// Did not end as declared: failed, and also rolled back or degraded (a
+    /// fallback is not the profile).
+    Failed,
+    /// Could not be reached (a laptop that was off).
+    Unreachable,
+    /// Refused for a changed or revoked host key.
+    Untrusted,
+}
+
+impl PastState {
+    /// The recorded host states (`HostState::as_str`) this stands for.
+    fn states(self) -> &'static [&'static str] {
+        match self {
+            PastState::Failed => &["failed", "rolled_back", "degraded"],
+            PastState::Unreachable => &["unreachable"],
+            PastState::Untrusted => &["untrusted"],
+        }
+    }
+}
+
+impl std::str::FromStr for PastState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "failed" => Ok(PastState::Failed),
+            "unreachable" => Ok(PastState::Unreachable),
+            "untrusted" => Ok(PastState::Untrusted),
+            other => Err(format!(
+                "`{other}` is not a state a run records hosts in: use @failed, @unreachable or @untrusted, or @RUN_ID:failed for an older run"
+            )),
+        }
+    }
+}
+
+/// The hosts of one past run that ended in a [`PastState`].
+#[derive(Debug)]
+pub struct PastHosts {
+    pub run_id: String,
+    pub hosts: std::collections::BTreeSet<String>,
+}
+
+/// A finished run's record, as written.
+pub struct Recorded {
+    /// Where `report.html` is, to tell the operator.
+    pub html: PathBuf,
+    pub report: Report,
 }
 
 /// Keeps one run's report up to date on disk as its events arrive.
@@ -149,12 +220,15 @@ impl ReportWriter {
         Ok(())
     }
 
-    /// Write what has not been written yet; the path of `report.html`.
-    pub fn finish(mut self) -> Result<PathBuf, ReportError> {
+    /// Write what has not been written yet.
+    pub fn finish(mut self) -> Result<Recorded, ReportError> {
         if !self.saved {
             self.save()?;
         }
-        Ok(self.dir.join(REPORT_HTML))
+        Ok(Recorded {
+            html: self.dir.join(REPORT_HTML),
+            report: self.report,
+        })
     }
 
     fn save(&mut self) -> Result<(), ReportError> {

@@ -312,7 +312,7 @@ fn writer_saves_at_checkpoints_and_runs_are_found_by_id() {
     for e in &events[1..] {
         writer.event(e, at(1)).unwrap();
     }
-    let html = writer.finish().unwrap();
+    let html = writer.finish().unwrap().html;
     assert!(std::fs::read_to_string(&html).unwrap().contains("ws-004"));
 
     for id in ["20261128T231500-0001", "20261129T080000-3f9b"] {
@@ -423,4 +423,362 @@ fn verification_results_show_failed_checks_first_with_expected_and_actual() {
     let passed = html.find("1 test passed").expect("passed tests folded");
     assert!(failed < passed, "failed tests come first");
     assert!(html.contains("<pre>absent</pre>"), "actual value shown");
+}
+
+/// `--limit @failed` and the like: the hosts of the inventory that ended so in
+/// the last run, or in the one named.
+#[test]
+fn past_states_select_the_hosts_that_ended_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = RunsDir::new(dir.path());
+    let mut writer = ReportWriter::create(&runs, "20261128T231502-3f9a", meta()).unwrap();
+    for e in &rollout_events() {
+        writer.event(e, at(1)).unwrap();
+    }
+    writer.finish().unwrap();
+    let inv = crate::inventory::Inventory::from_str(
+        "hosts: {ws-001: , ws-002: , ws-003: , ws-004: , ws-005: }\n",
+        std::path::Path::new("inv.yml"),
+    )
+    .unwrap();
+    let names = |pattern: &str| -> Result<Vec<String>, String> {
+        inv.select_retrying(pattern, &runs)
+            .map(|hs| hs.into_iter().map(|h| h.name.clone()).collect())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(names("@failed").unwrap(), ["ws-002"]);
+    assert_eq!(names("@unreachable").unwrap(), ["ws-003"]);
+    assert_eq!(names("@failed,@unreachable").unwrap(), ["ws-002", "ws-003"]);
+    assert_eq!(
+        names("@failed:@unreachable:ws-005").unwrap(),
+        ["ws-002", "ws-003", "ws-005"]
+    );
+    assert_eq!(names("all:!@failed:!@unreachable").unwrap().len(), 3);
+    assert_eq!(names("@3f9a:failed").unwrap(), ["ws-002"]);
+    assert_eq!(
+        names("ws-001:@3f9a:unreachable:ws-004").unwrap(),
+        ["ws-001", "ws-003", "ws-004"]
+    );
+    assert_eq!(
+        names("ws-00*:&@20261128T231502-3f9a:failed").unwrap(),
+        ["ws-002"]
+    );
+
+    let e = names("@untrusted").unwrap_err();
+    assert_eq!(
+        e,
+        "host pattern `@untrusted`: no host ended so in run 20261128T231502-3f9a; nothing to retry"
+    );
+    let e = names("@changd").unwrap_err();
+    assert!(e.contains("`changd` is not a state"), "{e}");
+    let e = names("@nope:failed").unwrap_err();
+    assert!(e.contains("no run `nope`"), "{e}");
+    assert!(
+        inv.select("@failed")
+            .unwrap_err()
+            .to_string()
+            .contains("only be named on the command line"),
+        "a playbook's hosts: cannot name a past run"
+    );
+    let gone = crate::inventory::Inventory::from_str(
+        "hosts: {ws-001: }\n",
+        std::path::Path::new("inv.yml"),
+    )
+    .unwrap();
+    let e = gone
+        .select_retrying("@failed", &runs)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("(ws-002) are no longer in the inventory"), "{e}");
+
+    let empty = RunsDir::new(dir.path().join("none"));
+    let e = inv
+        .select_retrying("@failed", &empty)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("host pattern `@failed`: no run reports in"),
+        "{e}"
+    );
+}
+
+/// A later run of `action` in which `ended` hosts finished so, 100 s after
+/// the rollout's report.
+fn later_run(action: &str, ended: &[(&str, HostState)]) -> Report {
+    let mut report = Report::new("20261128T233142-0b1d", meta(), at(100));
+    let mut events = vec![Event::RunStarted {
+        run_id: "20261128T233142-0b1d".into(),
+        action: action.into(),
+        hosts: ended.iter().map(|(h, _)| h.to_string()).collect(),
+    }];
+    for (host, state) in ended {
+        let status = match state {
+            HostState::Failed => ResourceStatus::Failed,
+            _ => ResourceStatus::Changed,
+        };
+        let outcome = Outcome::Applied {
+            check: action == "plan",
+            resources: vec![resource("file /etc/motd", status)],
+            error: None,
+            verification: vec![],
+            recovery: None,
+        };
+        events.push(finished(host, *state, 1500, outcome));
+    }
+    events.push(Event::RunFinished {
+        run_id: "20261128T233142-0b1d".into(),
+        summary: Summary::default(),
+        elapsed_ms: 1500,
+    });
+    for e in &events {
+        report.record(e, at(100));
+    }
+    report
+}
+
+/// The samples of a metrics file as the Prometheus project's own Python
+/// client parses them (Debian's python3-prometheus-client, which
+/// scripts/install-deps installs), sorted: (metric, labels, value).
+type Sample = (String, std::collections::BTreeMap<String, String>, f64);
+fn prometheus_parse(text: &str) -> Vec<Sample> {
+    const PARSE: &str = include_str!("../../tests/prometheus_parse.py");
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", PARSE])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("/usr/bin/python3 (scripts/install-deps installs python3-prometheus-client)");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused the file (is python3-prometheus-client installed?): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut samples: Vec<Sample> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    samples.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    samples
+}
+
+/// The samples of `host` for `action`, as `metric[:state] value`.
+fn host_samples(samples: &[Sample], action: &str, host: &str) -> Vec<String> {
+    samples
+        .iter()
+        .filter(|(_, l, _)| l["action"] == action && l["host"] == host)
+        .map(|(m, l, v)| match l.get("state") {
+            Some(state) => format!("{m}:{state} {v}"),
+            None => format!("{m} {v}"),
+        })
+        .collect()
+}
+
+#[test]
+fn metrics_keep_other_hosts_and_last_successes_across_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("parc.prom");
+    let rollout = folded(&rollout_events());
+    update_metrics(&path, &rollout).unwrap();
+    let first = std::fs::read_to_string(&path).unwrap();
+    insta::assert_snapshot!(first);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o644,
+        "readable by the collector's user"
+    );
+
+    // ws-001 fails after its success; ws-003, off at first, converges; a
+    // plan on ws-002 has series of its own.
+    let later = later_run(
+        "apply",
+        &[
+            ("ws-001", HostState::Failed),
+            ("ws-003", HostState::Changed),
+        ],
+    );
+    update_metrics(&path, &later).unwrap();
+    update_metrics(&path, &later_run("plan", &[("ws-002", HostState::Changed)])).unwrap();
+    let samples = prometheus_parse(&std::fs::read_to_string(&path).unwrap());
+    let (t0, t1) = (
+        rollout.finished.unwrap().as_second(),
+        later.finished.unwrap().as_second(),
+    );
+    assert_eq!(
+        host_samples(&samples, "apply", "ws-001"),
+        [
+            "parc_host_duration_seconds 1.5".to_string(),
+            format!("parc_host_last_run_timestamp_seconds {t1}"),
+            format!("parc_host_last_success_timestamp_seconds {t0}"),
+            "parc_host_resources_changed 0".into(),
+            "parc_host_resources_failed 1".into(),
+            "parc_host_state:failed 1".into(),
+        ],
+        "the success before the failure is kept"
+    );
+    assert!(
+        host_samples(&samples, "apply", "ws-003")
+            .contains(&format!("parc_host_last_success_timestamp_seconds {t1}")),
+        "{samples:#?}"
+    );
+    let before = prometheus_parse(&first);
+    for host in ["ws-002", "ws-004"] {
+        assert_eq!(
+            host_samples(&samples, "apply", host),
+            host_samples(&before, "apply", host),
+            "{host}, not in the later run, is kept as it was"
+        );
+    }
+    assert_eq!(
+        host_samples(&samples, "plan", "ws-002").len(),
+        6,
+        "a plan is its own action"
+    );
+}
+
+#[test]
+fn metrics_escape_host_names_and_refuse_to_overwrite_a_foreign_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("parc.prom");
+    let odd = "ws-\"01\"\\\n}, x=\"y\"";
+    update_metrics(&path, &later_run("apply", &[(odd, HostState::Changed)])).unwrap();
+    // Read back by parc itself for the second run, then by Prometheus' parser.
+    update_metrics(
+        &path,
+        &later_run("apply", &[("ws-002", HostState::Changed)]),
+    )
+    .unwrap();
+    let samples = prometheus_parse(&std::fs::read_to_string(&path).unwrap());
+    assert_eq!(
+        host_samples(&samples, "apply", odd).len(),
+        6,
+        "{samples:#?}"
+    );
+    assert_eq!(samples.len(), 12, "{samples:#?}");
+
+    std::fs::write(&path, "node_load1 0.5\n").unwrap();
+    let e = update_metrics(&path, &later_run("apply", &[("ws-002", HostState::Ok)])).unwrap_err();
+    assert!(
+        e.to_string().starts_with(&format!(
+            "{}:1:1: expected `metric{{labels}} value`",
+            path.display()
+        )),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "node_load1 0.5\n");
+    std::fs::write(&path, "node_load1{cpu=\"0\"} 0.5\n").unwrap();
+    let e = update_metrics(&path, &later_run("apply", &[("ws-002", HostState::Ok)])).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(":1:1: `node_load1` is not a metric parc writes"),
+        "{e}"
+    );
+}
+
+/// A collector reading while parc writes sees a whole file, old or new, and
+/// no temporary file is left behind.
+#[test]
+fn metrics_are_replaced_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("parc.prom");
+    let report = folded(&rollout_events());
+    update_metrics(&path, &report).unwrap();
+    let whole = std::fs::read_to_string(&path).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..200 {
+                update_metrics(&path, &report).unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let mut reads = 0;
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), whole);
+            reads += 1;
+        }
+        assert!(reads > 0);
+    });
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, [".parc.prom.lock", "parc.prom"]);
+}
+
+/// 18 workstations with the same changes read as one group; the failed and
+/// the unreachable come first with their reasons.
+#[test]
+fn recap_groups_hosts_that_ended_alike() {
+    let names: Vec<String> = (1..=21).map(|i| format!("ws-{i:03}")).collect();
+    let motd = ResourceReport {
+        changes: vec!["content".into()],
+        ..resource("file /etc/motd", ResourceStatus::Changed)
+    };
+    let applied = |resources: Vec<ResourceReport>, error: Option<&str>| Outcome::Applied {
+        check: false,
+        resources,
+        error: error.map(String::from),
+        verification: vec![],
+        recovery: None,
+    };
+    let mut events = vec![Event::RunStarted {
+        run_id: "20261128T231502-3f9a".into(),
+        action: "apply".into(),
+        hosts: names.clone(),
+    }];
+    for (i, host) in names.iter().enumerate() {
+        let (state, outcome) = match i {
+            // Numbered apart: ws-001..ws-006, ws-008..ws-019 and ws-021.
+            6 => (
+                HostState::Failed,
+                applied(
+                    vec![ResourceReport {
+                        error: Some("exit 100: dpkg was interrupted".into()),
+                        ..resource("package cups", ResourceStatus::Failed)
+                    }],
+                    Some("exit 100: dpkg was interrupted"),
+                ),
+            ),
+            19 => (
+                HostState::Unreachable,
+                Outcome::Unreachable {
+                    error: format!("cannot connect to {host}: connection refused"),
+                },
+            ),
+            _ => (
+                HostState::Changed,
+                applied(
+                    vec![motd.clone(), resource("dir /srv", ResourceStatus::NoChange)],
+                    None,
+                ),
+            ),
+        };
+        events.push(finished(host, state, 1000 + i as u64, outcome));
+    }
+    events.push(Event::RunFinished {
+        run_id: "20261128T231502-3f9a".into(),
+        summary: Summary {
+            changed: 19,
+            failed: 1,
+            unreachable: 1,
+            ..Summary::default()
+        },
+        elapsed_ms: 4000,
+    });
+    let report = folded(&events);
+    insta::assert_snapshot!(render_recap(&report, &TimeZone::UTC));
+}
+
+#[test]
+fn one_host_in_full_with_diffs_output_and_unchanged_resources() {
+    let report = folded(&rollout_events());
+    let text = render_host_recap(&report, "ws-002", &TimeZone::UTC).unwrap();
+    insta::assert_snapshot!(text);
+    assert!(render_host_recap(&report, "ws-999", &TimeZone::UTC).is_none());
 }
