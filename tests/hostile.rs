@@ -552,24 +552,44 @@ fn verify_never_runs(lab: &TestLab, pb: &Path, payload: &str) {
 }
 
 /// Variables reach a host through templates: each payload given as a
-/// playbook variable lands exactly where a template puts it, and nothing runs.
+/// playbook variable and as an inventory host variable lands exactly where a
+/// template puts it, and nothing runs.
 #[test]
 fn hostile_variables_land_through_templates() {
     let lab = TestLab::start(1);
     let dir = tempfile::tempdir().unwrap();
+    // The lab's inventory, with host vars.
+    let mut inventory: serde_json::Value =
+        serde_norway::from_str(&std::fs::read_to_string(lab.inventory()).unwrap()).unwrap();
+    let hosts = dir.path().join("inventory.yml");
     for (n, p) in payloads().iter().enumerate() {
         let pb = playbook(
             dir.path(),
             "resources:\n\
              \x20 - dir: {path: /srv/v}\n\
              \x20 - file: {path: \"/srv/v/f{{ n }}\", content: \"{{ v }}\"}\n\
-             \x20 - symlink: {path: \"/srv/v/l{{ n }}\", target: \"{{ v }}\"}\n",
+             \x20 - symlink: {path: \"/srv/v/l{{ n }}\", target: \"{{ v }}\"}\n\
+             \x20 - file: {path: \"/srv/v/h{{ n }}\", content: \"{{ hv }}\"}\n",
         );
         let mut play = std::fs::read_to_string(&pb).unwrap();
         play.push_str(&format!("  vars: {{n: {n}, v: {}}}\n", yaml(p)));
         std::fs::write(&pb, play).unwrap();
-        let (out, _) = lab.apply_json(&pb);
+        // The same payload as the host's own variable in the inventory.
+        inventory["hosts"]["ws-001"]["vars"] = serde_json::json!({ "hv": p });
+        std::fs::write(&hosts, serde_norway::to_string(&inventory).unwrap()).unwrap();
+        let out = lab
+            .parc()
+            .env("PARC_INVENTORY", &hosts)
+            .args(["--json", "apply"])
+            .arg(&pb)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{p:?}: {out:?}");
+        assert_eq!(
+            std::fs::read(on_host(&lab, &format!("/srv/v/h{n}"))).unwrap(),
+            p.as_bytes(),
+            "{p:?}"
+        );
         assert_eq!(
             std::fs::read(on_host(&lab, &format!("/srv/v/f{n}"))).unwrap(),
             p.as_bytes(),
