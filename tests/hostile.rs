@@ -470,39 +470,127 @@ fn hostile_values_in_other_kinds_and_tests_never_run() {
         let (out, ev) = lab.apply_json(&pb);
         assert!(!on_host(&lab, "/tmp/pwned").exists(), "{p:?} ran: {out:?}");
         assert_eq!(finished(&ev).len(), 1, "{p:?}: {out:?}");
-        let out = lab
-            .parc()
-            .args(["--json", "verify"])
-            .arg(&pb)
-            .output()
-            .unwrap();
-        assert!(!on_host(&lab, "/tmp/pwned").exists(), "{p:?} ran: {out:?}");
-        // Tests fail (exit 3), they never break the run.
-        assert!(matches!(out.status.code(), Some(0 | 3)), "{p:?}: {out:?}");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(!text.contains("output was refused"), "{p:?}: {text}");
+        verify_never_runs(&lab, &pb, p);
     }
 }
 
+/// The remaining string fields that reach a host: owners and groups, a
+/// line's regexp, a command's directory, account shells and groups (one
+/// resource per run, so that each reaches the host or is refused on its
+/// own), and the fields verification tests compare on the host. Each
+/// payload is refused (by parc, or by the host's tools quoting it back
+/// exactly: `chown: invalid user: '$(touch /tmp/pwned)'`) or taken as a
+/// value; none runs, none breaks the output parc reads back, and tests fail
+/// as tests (exit 3).
+#[test]
+fn hostile_values_in_the_other_fields_never_run() {
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    sh(&lab, "mkdir -p /srv/o");
+    for (n, p) in payloads().iter().enumerate() {
+        let y = yaml(p);
+        let f = yaml(&format!("/srv/o/{}", component(n, p)));
+        for resource in [
+            format!("file: {{path: /srv/o/f, content: x, owner: {y}}}"),
+            format!("file: {{path: /srv/o/f, content: x, group: {y}}}"),
+            format!("dir: {{path: /srv/o/d, owner: {y}, group: {y}}}"),
+            format!("line: {{path: /srv/o/l, line: x, regexp: {y}, create: true}}"),
+            format!("command: {{run: \"true\", chdir: {y}}}"),
+            format!("user: {{name: other{n}, shell: {y}}}"),
+            format!("user: {{name: other{n}, group: {y}}}"),
+            format!("user: {{name: other{n}, groups: [{y}]}}"),
+        ] {
+            let pb = playbook(dir.path(), &format!("resources:\n  - {resource}\n"));
+            let (out, ev) = lab.apply_json(&pb);
+            assert!(
+                !on_host(&lab, "/tmp/pwned").exists(),
+                "{resource} ran: {out:?}"
+            );
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(!text.contains("output was refused"), "{resource}: {text}");
+            assert_eq!(finished(&ev).len(), 1, "{resource}: {out:?}");
+            if finished(&ev)[0]["state"] == "failed" {
+                assert!(!errors(&ev).is_empty());
+            }
+        }
+        let pb = playbook(
+            dir.path(),
+            &format!(
+                "verify:\n\
+                 \x20 - file: {{path: {f}, owner: {y}, group: {y}, matches: {y}, sha256: {y}}}\n\
+                 \x20 - command: {{run: \"echo hi\", stdout_matches: {y}, stderr_contains: {y}}}\n\
+                 \x20 - package: {{name: coreutils, version: {y}}}\n\
+                 \x20 - dns: {{name: localhost, address: {y}}}\n\
+                 \x20 - mount: {{path: /, fstype: {y}}}\n\
+                 \x20 - user: {{name: root, groups: [{y}]}}\n\
+                 \x20 - group: {{name: root, members: [{y}]}}\n\
+                 \x20 - http: {{url: \"http://127.0.0.1:9/\", body_contains: {y}, timeout: 1}}\n"
+            ),
+        );
+        verify_never_runs(&lab, &pb, p);
+    }
+}
+
+/// `parc verify` of `pb`, whose tests carry `payload`: nothing ran, the
+/// tests fail as tests (exit 3), never break the run or the output parc reads.
+fn verify_never_runs(lab: &TestLab, pb: &Path, payload: &str) {
+    let out = lab
+        .parc()
+        .args(["--json", "verify"])
+        .arg(pb)
+        .output()
+        .unwrap();
+    assert!(
+        !on_host(lab, "/tmp/pwned").exists(),
+        "{payload:?} ran: {out:?}"
+    );
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "{payload:?}: {out:?}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("output was refused"), "{payload:?}: {text}");
+}
+
 /// Variables reach a host through templates: each payload given as a
-/// playbook variable lands exactly where a template puts it, and nothing runs.
+/// playbook variable and as an inventory host variable lands exactly where a
+/// template puts it, and nothing runs.
 #[test]
 fn hostile_variables_land_through_templates() {
     let lab = TestLab::start(1);
     let dir = tempfile::tempdir().unwrap();
+    // The lab's inventory, with host vars.
+    let mut inventory: serde_json::Value =
+        serde_norway::from_str(&std::fs::read_to_string(lab.inventory()).unwrap()).unwrap();
+    let hosts = dir.path().join("inventory.yml");
     for (n, p) in payloads().iter().enumerate() {
         let pb = playbook(
             dir.path(),
             "resources:\n\
              \x20 - dir: {path: /srv/v}\n\
              \x20 - file: {path: \"/srv/v/f{{ n }}\", content: \"{{ v }}\"}\n\
-             \x20 - symlink: {path: \"/srv/v/l{{ n }}\", target: \"{{ v }}\"}\n",
+             \x20 - symlink: {path: \"/srv/v/l{{ n }}\", target: \"{{ v }}\"}\n\
+             \x20 - file: {path: \"/srv/v/h{{ n }}\", content: \"{{ hv }}\"}\n",
         );
         let mut play = std::fs::read_to_string(&pb).unwrap();
         play.push_str(&format!("  vars: {{n: {n}, v: {}}}\n", yaml(p)));
         std::fs::write(&pb, play).unwrap();
-        let (out, _) = lab.apply_json(&pb);
+        // The same payload as the host's own variable in the inventory.
+        inventory["hosts"]["ws-001"]["vars"] = serde_json::json!({ "hv": p });
+        std::fs::write(&hosts, serde_norway::to_string(&inventory).unwrap()).unwrap();
+        let out = lab
+            .parc()
+            .env("PARC_INVENTORY", &hosts)
+            .args(["--json", "apply"])
+            .arg(&pb)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{p:?}: {out:?}");
+        assert_eq!(
+            std::fs::read(on_host(&lab, &format!("/srv/v/h{n}"))).unwrap(),
+            p.as_bytes(),
+            "{p:?}"
+        );
         assert_eq!(
             std::fs::read(on_host(&lab, &format!("/srv/v/f{n}"))).unwrap(),
             p.as_bytes(),

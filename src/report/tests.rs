@@ -782,3 +782,37 @@ fn one_host_in_full_with_diffs_output_and_unchanged_resources() {
     insta::assert_snapshot!(text);
     assert!(render_host_recap(&report, "ws-999", &TimeZone::UTC).is_none());
 }
+
+/// A command's output reaches report.json as text when it is text and as
+/// base64 when that is shorter (NUL bytes); the page shows both decoded, with
+/// control characters escaped.
+#[test]
+fn command_output_is_kept_compactly_and_shown_decoded() {
+    use crate::engine::output::HostBytes;
+    use crate::transport::ExitStatus;
+    let mut report = Report::new("20261128T231502-3f9a", meta(), at(0));
+    let outcome = Outcome::Command {
+        status: ExitStatus::Code(0),
+        stdout: HostBytes([b"nul:".as_slice(), &[0; 64]].concat()),
+        stderr: HostBytes(b"warning <b>\n".to_vec()),
+        stdout_cut_from: Some(1 << 30),
+        stderr_cut_from: None,
+    };
+    report.record(&finished("ws-001", HostState::Ok, 5, outcome), at(1));
+    let json = serde_json::to_value(&report).unwrap();
+    let out = &json["hosts"][0]["outcome"];
+    assert!(
+        out["stdout"]["base64"]
+            .as_str()
+            .unwrap()
+            .starts_with("bnVsOgAA")
+    );
+    assert_eq!(out["stderr"], "warning <b>\n");
+    assert_eq!(out["stdout_cut_from"], 1 << 30);
+    let page = render_html(&report, &TimeZone::UTC);
+    assert!(
+        page.contains(&format!("nul:{}", "\\x00".repeat(64))),
+        "{page}"
+    );
+    assert!(page.contains("warning &lt;b&gt;"), "{page}");
+}
