@@ -53,17 +53,7 @@ fn sha256_hex(data: &[u8]) -> String {
 
 /// sha256 of the first `SIZE` bytes of the host's disk, computed on the host.
 fn host_hash(lab: &TestLab, host: usize) -> String {
-    let out = lab.ssh(host, &format!("head -c {SIZE} /dev/parc-disk | sha256sum"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
+    host_hash_of(lab, host, SIZE)
 }
 
 /// Per-chunk sha256 of the host's disk, computed on the host.
@@ -80,17 +70,7 @@ fn host_chunk_hashes(lab: &TestLab, host: usize) -> Vec<String> {
 }
 
 fn build(lab: &TestLab, image: &Path) {
-    let out = lab
-        .parc()
-        .args(["image", "build"])
-        .arg(image)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(lab.parc().args(["image", "build"]).arg(image));
 }
 
 fn deploy(
