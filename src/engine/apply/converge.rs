@@ -179,12 +179,9 @@ async fn converge_vars(
 
     // ONE exec: the journal, then every change in declaration order, stopping
     // at the first failure. Reboots come after it (see `reboot.rs`).
-    let pending: Vec<usize> = (0..items.len())
-        .filter(|&i| items[i].plan.is_some() && !is_reboot(&items[i]))
-        .collect();
-    let reboots: Vec<usize> = (0..items.len())
-        .filter(|&i| items[i].plan.is_some() && is_reboot(&items[i]))
-        .collect();
+    let (pending, reboots): (Vec<usize>, Vec<usize>) = (0..items.len())
+        .filter(|&i| items[i].plan.is_some())
+        .partition(|&i| !is_reboot(&items[i]));
     for &i in &reboots {
         items[i].report.status = ResourceStatus::NotRun;
     }
