@@ -21,7 +21,6 @@ use serde::de::DeserializeOwned;
 use crate::confine::Tree;
 use crate::location::Location;
 use crate::profile::Origin;
-use crate::resources::{DebFile, Resource};
 
 /// Where a profile tree keeps templates and verbatim files.
 pub const TEMPLATES: &str = "templates";
@@ -31,6 +30,24 @@ pub const FILES: &str = "files";
 /// looping over a few thousand items) use tens of thousands; a loop meant to
 /// exhaust the controller's memory or time stops here, with its location.
 pub const FUEL: u64 = 250_000;
+
+/// A declared item with more to resolve than its string fields, after they
+/// are rendered: what a field names (a template, a file of the profile tree)
+/// read through the [`Renderer`], so each kind says how its fields render
+/// and this module names none.
+pub trait Resolve: Serialize + DeserializeOwned {
+    /// Resolve what the rendered fields name; `origin` locates errors.
+    /// Returns whether what was read is secret (a template reading a secret
+    /// variable): the item's content is then secret as a whole. Anything
+    /// read that must be hidden wherever it flows is taught to `redactor`.
+    fn resolve(
+        &mut self,
+        renderer: &Renderer,
+        origin: &Origin,
+        ctx: &Value,
+        redactor: &mut Redactor,
+    ) -> Result<bool, RenderError>;
+}
 
 pub struct Renderer {
     env: Environment<'static>,
@@ -157,7 +174,7 @@ impl Renderer {
 
     /// Render `templates/<name>`; says whether it read a secret, as
     /// [`Renderer::render_field`] does.
-    fn render_template(
+    pub fn render_template(
         &self,
         name: &str,
         ctx: &Value,
@@ -289,60 +306,19 @@ impl Renderer {
         })
     }
 
-    /// Render every string field of a declared resource, resolve file content
-    /// from content/src/template, and load and read a package's `.deb`.
-    pub fn resource(
+    /// Render a declared item whole: every string field (see
+    /// [`Renderer::fields`]), then what its kind resolves beyond them
+    /// (see [`Resolve`]): a file's content, a package's `.deb`. Rendering
+    /// knows no kind; each says how it resolves.
+    pub fn resource<T: Resolve>(
         &self,
-        decl: &Resource,
+        decl: &T,
         origin: &Origin,
         ctx: &Value,
         redactor: &mut Redactor,
-    ) -> Result<Rendered<Resource>, RenderError> {
+    ) -> Result<Rendered<T>, RenderError> {
         let mut out = self.fields(decl, origin, ctx, redactor)?;
-        let rendered = &mut out.value;
-        if let Resource::File(f) = rendered {
-            let at = |field: &str| origin.locate(&format!("file.{field}"));
-            let chosen = [f.content.is_some(), f.src.is_some(), f.template.is_some()]
-                .iter()
-                .filter(|x| **x)
-                .count();
-            if chosen > 1 {
-                return Err(RenderError::At {
-                    location: origin.locate("file"),
-                    message: format!("file {}: give only one of content, src, template", f.path),
-                });
-            }
-            let bytes = if let Some(c) = &f.content {
-                Some(Arc::new(c.clone().into_bytes()))
-            } else if let Some(src) = &f.src {
-                Some(self.read_file(src, &at("src"))?)
-            } else if let Some(t) = &f.template {
-                let (text, secret) = self.render_template(t, ctx, &at("template"), redactor)?;
-                out.tainted |= secret;
-                Some(Arc::new(text.into_bytes()))
-            } else {
-                None
-            };
-            // A `secret: true` file's content is secret line by line: a
-            // command that prints it, or a test that greps it, shows none.
-            if f.secret
-                && let Some(text) = bytes.as_deref().and_then(|b| std::str::from_utf8(b).ok())
-            {
-                text.lines().for_each(|line| redactor.taint(line));
-            }
-            f.resolved = bytes;
-        }
-        if let Resource::Package(p) = &mut out.value
-            && let Some(deb) = &p.deb
-        {
-            let at = origin.locate("package.deb");
-            let bytes = self.read_file(deb, &at)?;
-            let parsed = DebFile::parse(bytes).map_err(|e| RenderError::At {
-                location: at,
-                message: format!("package {deb}: {e}"),
-            })?;
-            p.resolved = Some(parsed);
-        }
+        out.tainted |= out.value.resolve(self, origin, ctx, redactor)?;
         Ok(out)
     }
 
@@ -581,6 +557,7 @@ fn location_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::Resource;
 
     /// Render every resource of a one-profile dir holding `yaml` and `files`.
     fn render(yaml: &str, files: &[(&str, &[u8])]) -> Vec<Result<Resource, String>> {

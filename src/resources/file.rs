@@ -8,6 +8,8 @@ use super::attrs::{Mode, State, attr_changes};
 use super::plan::{Change, Op, Plan, PlanContext, Step, Touch, unified_diff};
 use super::script::{Record, Script};
 use super::{Kind, PathKind, PathState, ResourceError};
+use crate::profile::Origin;
+use crate::render::{Redactor, RenderError, Renderer};
 use crate::transport::quote;
 
 /// Largest current content fetched for `--diff`; bigger files show a summary.
@@ -50,6 +52,58 @@ pub struct File {
 }
 
 impl File {
+    /// Read the content the rendered fields name (`content`, `src` under
+    /// `files/` or `template` under `templates/`) into `resolved`; says
+    /// whether the template read a secret. A `secret: true` file's content
+    /// is taught to `redactor` line by line.
+    pub(crate) fn resolve(
+        &mut self,
+        renderer: &Renderer,
+        origin: &Origin,
+        ctx: &minijinja::Value,
+        redactor: &mut Redactor,
+    ) -> Result<bool, RenderError> {
+        let at = |field: &str| origin.locate(&format!("file.{field}"));
+        let chosen = [
+            self.content.is_some(),
+            self.src.is_some(),
+            self.template.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if chosen > 1 {
+            return Err(RenderError::At {
+                location: origin.locate("file"),
+                message: format!(
+                    "file {}: give only one of content, src, template",
+                    self.path
+                ),
+            });
+        }
+        let mut tainted = false;
+        let bytes = if let Some(c) = &self.content {
+            Some(Arc::new(c.clone().into_bytes()))
+        } else if let Some(src) = &self.src {
+            Some(renderer.read_file(src, &at("src"))?)
+        } else if let Some(t) = &self.template {
+            let (text, secret) = renderer.render_template(t, ctx, &at("template"), redactor)?;
+            tainted = secret;
+            Some(Arc::new(text.into_bytes()))
+        } else {
+            None
+        };
+        // A `secret: true` file's content is secret line by line: a
+        // command that prints it, or a test that greps it, shows none.
+        if self.secret
+            && let Some(text) = bytes.as_deref().and_then(|b| std::str::from_utf8(b).ok())
+        {
+            text.lines().for_each(|line| redactor.taint(line));
+        }
+        self.resolved = bytes;
+        Ok(tainted)
+    }
+
     fn new_text(&self, data: &[u8], ctx: &PlanContext) -> Option<String> {
         if self.secret || !ctx.diff {
             return None;

@@ -37,7 +37,7 @@ pub use file::File;
 pub use file::sha256_hex;
 pub use group::Group;
 pub use line::Line;
-pub use package::{DebFile, Package};
+pub use package::Package;
 pub use path_state::{PathKind, PathState};
 pub use plan::{Op, Plan, PlanContext, Step, Touch, mkdir_batches};
 pub use reboot::Reboot;
@@ -45,6 +45,8 @@ pub use service::Service;
 pub use symlink::Symlink;
 pub use user::User;
 
+use crate::profile::Origin;
+use crate::render::{Redactor, RenderError, Renderer, Resolve};
 use script::{Record, Script};
 
 /// The most parc reads of a file it edits in place (a `line`'s file, a
@@ -140,6 +142,31 @@ impl Resource {
             Resource::Package(r) => r,
             Resource::Service(r) => r,
             Resource::Reboot(r) => r,
+        }
+    }
+}
+
+/// How each kind renders beyond its string fields: a file reads its
+/// content, a package its `.deb`; the others have nothing more.
+impl Resolve for Resource {
+    fn resolve(
+        &mut self,
+        renderer: &Renderer,
+        origin: &Origin,
+        ctx: &minijinja::Value,
+        redactor: &mut Redactor,
+    ) -> Result<bool, RenderError> {
+        match self {
+            Resource::File(f) => f.resolve(renderer, origin, ctx, redactor),
+            Resource::Package(p) => p.resolve(renderer, origin).map(|()| false),
+            Resource::Dir(_)
+            | Resource::Symlink(_)
+            | Resource::Line(_)
+            | Resource::Command(_)
+            | Resource::User(_)
+            | Resource::Group(_)
+            | Resource::Service(_)
+            | Resource::Reboot(_) => Ok(false),
         }
     }
 }

@@ -16,6 +16,8 @@ use super::file::sha256_hex;
 use super::plan::{Change, Op, Plan, PlanContext, Step, Touch};
 use super::script::{Record, Script};
 use super::{Kind, ResourceError};
+use crate::profile::Origin;
+use crate::render::{RenderError, Renderer};
 use crate::transport::quote;
 
 pub use deb::DebFile;
@@ -58,6 +60,26 @@ pub enum PackageState {
 }
 
 impl Package {
+    /// Read and parse the `.deb` the rendered `deb:` names (under `files/`)
+    /// into `resolved`; an error points at the field.
+    pub(crate) fn resolve(
+        &mut self,
+        renderer: &Renderer,
+        origin: &Origin,
+    ) -> Result<(), RenderError> {
+        let Some(deb) = &self.deb else {
+            return Ok(());
+        };
+        let at = origin.locate("package.deb");
+        let bytes = renderer.read_file(deb, &at)?;
+        let parsed = DebFile::parse(bytes).map_err(|e| RenderError::At {
+            location: at,
+            message: format!("package {deb}: {e}"),
+        })?;
+        self.resolved = Some(parsed);
+        Ok(())
+    }
+
     fn invalid(&self, reason: impl Into<String>) -> ResourceError {
         ResourceError::Invalid {
             resource: self.label(),
