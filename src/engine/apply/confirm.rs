@@ -11,7 +11,8 @@
 use std::time::{Duration, Instant};
 
 use super::converge::Converged;
-use super::{ApplyJob, recover};
+use super::job::ApplyJob;
+use super::recover::recover;
 use crate::engine::connect::connect;
 use crate::engine::error::{ConfirmError, HostError};
 use crate::events::{Events, Outcome, Recovery, RecoveryAction};

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use minijinja::Value;
 
-use super::ApplyJob;
+use super::job::ApplyJob;
 use super::reboot::{self, Rebooted, Reconnected};
 use super::steps::{Around, Item, Written, decide, render_all, run_steps};
 use crate::engine::error::HostError;

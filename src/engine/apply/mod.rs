@@ -3,61 +3,39 @@
 //! Architecture note: [`apply_host`] is the per-host state machine: the host
 //! lock, the play's `image:` stage if any, then `converge` (facts, render, ONE probe exec, local plan, ONE apply exec that
 //! first writes the journal, at most one more exec for handlers), then, on any
-//! failure, the play's `on_failure`: `rollback` restores the journal, `fallback`
-//! restores then converges the profile's fallback, `keep` leaves the host as
-//! it is. Each phase is announced as an event; nothing here prints.
+//! failure, the play's `on_failure` (recover.rs): `rollback` restores the
+//! journal, `fallback` restores then converges the profile's fallback, `keep`
+//! leaves the host as it is. With a dead-man switch, a change that cannot be
+//! confirmed over a new connection (confirm.rs) goes through the same
+//! recovery. The phases take the play's [`ApplyJob`] from job.rs; this module
+//! calls them and none of them calls back into it. Each phase is announced
+//! as an event; nothing here prints.
 
 mod confirm;
 mod converge;
+mod job;
 mod reboot;
+mod recover;
 #[cfg(test)]
 mod script_snapshots;
 mod steps;
 
 use std::sync::Arc;
 
-use super::context::PlayContext;
 use super::error::HostError;
 use super::gather::{GatherError, facts_from_lock};
 use super::imaging;
-use super::lock::{HostLock, Operator, history_line};
+use super::lock::{HostLock, history_line};
 use crate::events::{Events, Outcome, Recovery, RecoveryAction, ResourceReport};
 use crate::facts::Facts;
-use crate::image::deploy::DeployJob;
 use crate::inventory::Inventory;
-use crate::journal::{self, Fate, Restore};
 use crate::playbook::OnFailure;
 use crate::render::Redactor;
 use crate::transport::Transport;
 
 pub use converge::Converged;
+pub use job::ApplyJob;
 pub(crate) use reboot::RebootError;
-
-/// Everything one play needs to converge any of its hosts.
-pub struct ApplyJob {
-    /// The profile and the variables its hosts are rendered with.
-    pub play: PlayContext,
-    /// `parc plan`: stop after planning.
-    pub check: bool,
-    pub diff: bool,
-    /// Names the journal on every host (`/var/lib/parc/journal/<run_id>`).
-    pub run_id: String,
-    pub on_failure: OnFailure,
-    /// The job converging the profile's fallback, for `on_failure: fallback`.
-    pub fallback: Option<Arc<ApplyJob>>,
-    pub keep_journals: usize,
-    /// Who runs this, for the host lock and history.
-    pub operator: Operator,
-    /// Break a stale lock left by an interrupted run (`--break-lock`).
-    pub break_lock: bool,
-    /// Dead-man switch: the host restores itself unless confirmed within this.
-    pub confirm: Option<std::time::Duration>,
-    /// How to reach hosts again (the confirmation uses a new connection).
-    pub connect: crate::engine::connect::ConnectOptions,
-    /// The play's `image:` stage, written under the host lock before the
-    /// profile (a failed image skips the profile).
-    pub image: Option<Arc<DeployJob>>,
-}
 
 /// Converge `host`. The outcome returned is redacted as a whole, here, with
 /// the host's redactor: the events and reports made from it carry no secret,
@@ -262,7 +240,7 @@ async fn failed_outcome(
             ),
         }
     } else {
-        recover(job, inventory, host, t, events, &done, &reason).await
+        recover::recover(job, inventory, host, t, events, &done, &reason).await
     };
     if reason.is_connection_lost()
         && matches!(
@@ -286,148 +264,4 @@ async fn failed_outcome(
         reason.to_string(),
         Some(recovery),
     )
-}
-
-/// Apply the play's `on_failure` to a host whose converge failed.
-pub(super) async fn recover(
-    job: &ApplyJob,
-    inventory: &Inventory,
-    host: &str,
-    t: &dyn Transport,
-    events: &Events,
-    done: &Converged,
-    reason: &HostError,
-) -> Recovery {
-    let mut recovery = Recovery {
-        reason: reason.to_string(),
-        action: RecoveryAction::Kept,
-        restore_problems: vec![],
-        fallback: None,
-        fallback_verification: vec![],
-        error: None,
-    };
-    if job.on_failure == OnFailure::Keep {
-        if done.journaled && !done.restored && job.confirm.is_some() {
-            keep(t, &job.run_id, &mut recovery).await;
-        }
-        return recovery;
-    }
-    if done.journaled && !done.restored {
-        events.phase(host, "rolling back");
-        let fate = match job.on_failure {
-            OnFailure::Fallback => Fate::Fallback,
-            OnFailure::Rollback | OnFailure::Keep => Fate::Rollback,
-        };
-        match journal::restore(t, &job.run_id, fate).await {
-            Ok(Restore::Checked(problems)) if problems.is_empty() => {}
-            Ok(Restore::Checked(problems)) => {
-                recovery.action = RecoveryAction::Failed;
-                recovery.error = Some(format!(
-                    "the restore left {} path(s) different from the journal: the host needs a technician",
-                    problems.len()
-                ));
-                recovery.restore_problems = problems;
-                return recovery;
-            }
-            Ok(Restore::NothingChanged(why)) => {
-                // Nothing had changed, so nothing was rolled back: the host simply failed.
-                recovery.error = Some(format!("nothing had been changed on the host ({why})"));
-                return recovery;
-            }
-            Err(e) if done.unchanged => {
-                recovery.error = Some(format!(
-                    "nothing had been changed on the host (its apply stopped before its first change), \
-                     but removing what it left failed: {e}"
-                ));
-                return recovery;
-            }
-            Err(e) => {
-                recovery.action = RecoveryAction::Failed;
-                recovery.error = Some(format!(
-                    "rollback failed: {e}. The journal stays on the host: run `parc rollback {}` once it is reachable",
-                    job.run_id
-                ));
-                return recovery;
-            }
-        }
-    }
-    recovery.action = RecoveryAction::RolledBack;
-    let (OnFailure::Fallback, Some(fallback)) = (job.on_failure, &job.fallback) else {
-        if !done.journaled {
-            // Nothing had changed, so nothing was rolled back: the host simply failed.
-            recovery.action = RecoveryAction::Kept;
-            recovery.error = Some("nothing had been changed on the host".into());
-        }
-        return recovery;
-    };
-    events.phase(host, "applying fallback");
-    // Facts are gathered again: the host may be reached over a new
-    // connection here (after the dead-man switch), and this path is rare.
-    let fb = converge::converge(fallback, inventory, host, t, events, None).await;
-    recovery.fallback = Some(fb.resources.clone());
-    recovery.fallback_verification = fb.verification.clone();
-    match &fb.error {
-        None => recovery.action = RecoveryAction::Degraded,
-        Some(e) => {
-            recovery.action = RecoveryAction::Failed;
-            let undone = if fb.journaled {
-                match journal::restore(t, &fallback.run_id, Fate::Rollback).await {
-                    Ok(Restore::Checked(p)) if p.is_empty() => {
-                        "its changes were rolled back".to_string()
-                    }
-                    Ok(Restore::Checked(p)) => {
-                        format!("rolling it back left {} mismatches", p.len())
-                    }
-                    Ok(Restore::NothingChanged(why)) => format!("it changed nothing ({why})"),
-                    Err(e) => format!("rolling it back failed: {e}"),
-                }
-            } else {
-                "it changed nothing".to_string()
-            };
-            recovery.error = Some(format!("the fallback profile failed too ({e}); {undone}"));
-        }
-    }
-    // The fallback profile has secrets of its own.
-    recovery.redact(&fb.redactor);
-    recovery
-}
-
-/// `on_failure: keep` with a dead-man switch: decide the host's fate `keep`,
-/// disarming its watchdog, so a host reported kept is not restored later. If
-/// the watchdog decided first, report what it did instead.
-async fn keep(t: &dyn Transport, run_id: &str, recovery: &mut Recovery) {
-    match journal::decide(t, run_id, Fate::Keep).await {
-        Ok(journal::Decided {
-            fate: Some(Fate::Watchdog),
-            restore,
-        }) => {
-            recovery.reason = format!(
-                "{}; the host's dead-man switch restored it before parc could keep it",
-                recovery.reason
-            );
-            match restore {
-                Some(Ok(Restore::Checked(problems))) if problems.is_empty() => {
-                    recovery.action = RecoveryAction::RolledBack;
-                }
-                Some(Ok(Restore::Checked(problems))) => {
-                    recovery.action = RecoveryAction::Failed;
-                    recovery.restore_problems = problems;
-                }
-                Some(Ok(Restore::NothingChanged(why))) => {
-                    recovery.error = Some(format!("nothing had been changed on the host ({why})"));
-                }
-                Some(Err(e)) => {
-                    recovery.action = RecoveryAction::Failed;
-                    recovery.error = Some(e.to_string());
-                }
-                None => {}
-            }
-        }
-        Ok(_) => {}
-        Err(e) => {
-            recovery.error = Some(format!(
-                "could not disarm the host's dead-man switch ({e}): it will restore the host when its window ends"
-            ))
-        }
-    }
 }

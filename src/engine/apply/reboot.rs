@@ -30,7 +30,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::ApplyJob;
+use super::job::ApplyJob;
 use crate::engine::connect::connect;
 use crate::engine::error::HostError;
 use crate::engine::lock::HostLock;
