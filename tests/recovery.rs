@@ -1107,3 +1107,113 @@ handlers:
     );
     assert_eq!(lab.host_file(0, "/etc/parc-kernel"), None);
 }
+
+/// The pids of `root`'s descendants whose command name starts with `sshd`
+/// (the per-connection monitor and session processes, `sshd-session` too),
+/// read from /proc: the lab's hosts share the controller's pid namespace.
+fn sshd_sessions_under(root: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let comm = head.split_once(" (").map_or("", |(_, c)| c).to_string();
+        let ppid = rest.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parent_of.push((pid, ppid, comm));
+        }
+    }
+    let mut tree = vec![root];
+    let mut next = 0;
+    while let Some(&parent) = tree.get(next) {
+        next += 1;
+        tree.extend(
+            parent_of
+                .iter()
+                .filter(|(_, ppid, _)| *ppid == parent)
+                .map(|(pid, _, _)| *pid),
+        );
+    }
+    parent_of
+        .iter()
+        .filter(|(pid, _, comm)| *pid != root && tree.contains(pid) && comm.starts_with("sshd"))
+        .map(|(pid, _, _)| *pid)
+        .collect()
+}
+
+/// A connection that breaks while the host applies (its sshd session
+/// killed, as a network cut or an sshd restart would) leaves parc not
+/// knowing what the host did, and unable to roll it back over that
+/// connection: the host is reported `unreachable`, not `failed`, in the
+/// events and the report, and the run exits 4.
+#[test]
+fn a_connection_lost_mid_apply_reads_as_unreachable() {
+    let (lab, _dir, pb) = lab_and_playbook(
+        1,
+        r#"
+resources:
+  - file: {path: /etc/parc-before-cut, content: "x\n"}
+  - command: {run: "touch /etc/parc-cut-marker; while [ ! -e /etc/parc-cut-release ]; do sleep 0.1; done"}
+"#,
+        "",
+    );
+    let (mut child, run_id, output) = spawn_apply(&lab, &pb);
+    // Cut only once the host is inside the blocking step: its journal is
+    // written and the step has started (it made the marker).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while lab.host_file(0, "/etc/parc-cut-marker").is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the host never reached the blocking step"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        lab.host_file(0, &format!("/var/lib/parc/journal/{run_id}/state"))
+            .is_some(),
+        "the journal was written before the step"
+    );
+    let sessions = sshd_sessions_under(lab.lab.hosts[0].pid);
+    assert!(!sessions.is_empty(), "parc's sshd session is found");
+    for pid in &sessions {
+        // A session may exit on its own once its sibling is killed.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    let status = child.wait().unwrap();
+    // Let the orphaned step end (the lab's teardown would stop it too).
+    std::fs::write(lab.lab.hosts[0].root().join("etc/parc-cut-release"), b"").unwrap();
+    let lines: Vec<serde_json::Value> = std::io::BufRead::lines(output)
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    let done = finished(&lines);
+    assert_eq!(done.len(), 1, "{lines:#?}");
+    assert_eq!(done[0]["state"], "unreachable", "{:#}", done[0]);
+    let error = done[0]["outcome"]["error"].as_str().unwrap();
+    // The step's channel closed without an exit status (or the exec broke),
+    // and the rollback over the same connection could not run either.
+    assert!(
+        error.contains("connection lost") && error.contains("rollback failed"),
+        "{error}"
+    );
+    assert_eq!(status.code(), Some(4), "no host failed, one unreachable");
+    let summary = lines.iter().find(|e| e["event"] == "run_finished").unwrap();
+    assert_eq!(summary["summary"]["unreachable"], 1, "{summary:#}");
+    assert_eq!(summary["summary"]["failed"], 0, "{summary:#}");
+    let runs = lab.dir().parent().unwrap().join("runs").join(&run_id);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["hosts"][0]["state"], "unreachable", "{report:#}");
+}

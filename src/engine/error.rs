@@ -94,10 +94,22 @@ impl HostError {
     }
 
     /// The connection to the host broke (or could not carry an exec): the
-    /// host is unreachable rather than failed.
+    /// host is unreachable rather than failed. A script whose channel closed
+    /// without an exit status ([`ExitStatus::Unknown`]: the server or the
+    /// connection died under it, as when the host's sshd session is killed
+    /// mid-apply) counts: nothing says the host failed, only that parc lost
+    /// sight of it.
     pub fn is_connection_lost(&self) -> bool {
         match self {
             HostError::ConnectionLost { .. } | HostError::Lock(LockError::Transport(_)) => true,
+            HostError::StepStopped {
+                status: ExitStatus::Unknown,
+                ..
+            }
+            | HostError::ProbeFailed {
+                status: ExitStatus::Unknown,
+                ..
+            } => true,
             HostError::Facts(e) => e.is_connection_lost(),
             _ => false,
         }
@@ -145,6 +157,14 @@ mod tests {
         };
         assert!(!step.is_connection_lost());
         assert_eq!(step.to_string(), "file /etc/motd failed: exit 1");
+        let stopped = |status| HostError::StepStopped {
+            resource: "command sleep".into(),
+            status,
+            stderr: String::new(),
+        };
+        assert!(stopped(ExitStatus::Unknown).is_connection_lost());
+        assert!(!stopped(ExitStatus::Code(1)).is_connection_lost());
+        assert!(!stopped(ExitStatus::Signal("KILL".into())).is_connection_lost());
         assert!(HostError::Facts(GatherError::Unfinished).is_connection_lost());
         assert!(HostError::Lock(LockError::Transport(lost())).is_connection_lost());
         let refused = HostError::script(ScriptError::Frame(FrameError::BadFrame), "probing");
