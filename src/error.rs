@@ -47,6 +47,13 @@ pub enum ParcError {
         "no inventory given and none found: pass -i FILE, set PARC_INVENTORY, or create inventory.yml (`parc lab up` writes lab/inventory.yml)"
     )]
     NoInventory,
+    #[error(
+        "--format glpi needs -o DIR, --post URL or both, to say where the inventories go; \
+         nothing was gathered"
+    )]
+    GlpiNowhere,
+    #[error("--post sends GLPI inventories: it needs --format glpi; nothing was gathered")]
+    PostNeedsGlpi,
     #[error("cannot write {what}: {source}")]
     Output {
         what: &'static str,
@@ -62,6 +69,9 @@ pub enum Ended {
     Done,
     /// A run on hosts (run, facts, apply, plan, verify, image deploy/capture).
     Run(Summary),
+    /// `parc facts --post`: the run, then how many gathered inventories GLPI
+    /// did not take (refused, or not sent), each a failed host.
+    Inventory { run: Summary, not_sent: usize },
     /// `parc rollback`: as a run, but restoring no host at all is a failure
     /// (most likely a mistyped run id).
     Rollback(Summary),
@@ -110,7 +120,8 @@ impl Exit {
             }
             Exit::HostsFailed => {
                 "at least one host failed or was untrusted (changed or revoked host key; a \
-                 rollout aborted past its failure budget also ends here)"
+                 rollout aborted past its failure budget, or a host's inventory GLPI did not \
+                 take, also ends here)"
             }
             Exit::HostsUnreachable => "no host failed, but at least one was unreachable",
             Exit::Environment => "`parc lab` lacks something on this machine (root, sshd, ...)",
@@ -124,6 +135,10 @@ pub fn exit_code(result: &Result<Ended, ParcError>) -> Exit {
     match result {
         Ok(Ended::Done) => Exit::Ok,
         Ok(Ended::Run(summary)) => run_exit(summary),
+        Ok(Ended::Inventory { run, not_sent }) => match run_exit(run) {
+            Exit::Ok | Exit::HostsUnreachable if *not_sent > 0 => Exit::HostsFailed,
+            exit => exit,
+        },
         Ok(Ended::Rollback(summary)) => {
             if summary.failed + summary.untrusted + summary.unreachable > 0 {
                 run_exit(summary)
@@ -170,7 +185,9 @@ fn error_exit(e: &ParcError) -> Exit {
         | ParcError::VerifyNeedsHosts { .. }
         | ParcError::NothingToVerify { .. }
         | ParcError::ExtraVar { .. }
-        | ParcError::ExtraVarMapping { .. } => Exit::Usage,
+        | ParcError::ExtraVarMapping { .. }
+        | ParcError::GlpiNowhere
+        | ParcError::PostNeedsGlpi => Exit::Usage,
         ParcError::Lab(e) if e.is_environment() => Exit::Environment,
         ParcError::Report(
             ReportError::NoRuns { .. }

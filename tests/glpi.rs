@@ -1,38 +1,134 @@
 //! `parc facts --format glpi` on a real lab (needs root and openssh-server):
 //! one GLPI native inventory per host, valid against the schema GLPI checks
-//! inventories with (tests/fixtures/glpi, from glpi-project).
+//! inventories with (tests/fixtures/glpi, from glpi-project), with the
+//! host's installed packages; and `--post`, received by a small HTTP server
+//! that answers as GLPI does (src/Agent/Communication/AbstractRequest.php).
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use common::TestLab;
+use flate2::Compression;
+use flate2::read::ZlibDecoder;
+use flate2::write::ZlibEncoder;
+use serde_json::Value;
+
+/// One request as the receiver got it.
+#[derive(Debug)]
+struct Request {
+    method: String,
+    path: String,
+    /// Header names lowercased.
+    headers: BTreeMap<String, String>,
+    /// The body, inflated and parsed.
+    inventory: Value,
+}
+
+/// An HTTP receiver on 127.0.0.1 standing in for GLPI: it records every
+/// request and answers each inventory with `answer(inventory)` (an HTTP
+/// status and GLPI's JSON), zlib-compressed as GLPI answers a zlib request.
+fn receiver(
+    answer: impl Fn(&Value) -> (u16, Value) + Send + 'static,
+) -> (String, Arc<Mutex<Vec<Request>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/front/inventory.php",
+        listener.local_addr().unwrap()
+    );
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let record = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let stream = stream.unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let mut parts = line.split_whitespace();
+            let (method, path) = (parts.next().unwrap(), parts.next().unwrap());
+            let mut headers = BTreeMap::new();
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                let Some((name, value)) = header.trim_end().split_once(':') else {
+                    break;
+                };
+                headers.insert(name.to_ascii_lowercase(), value.trim().to_string());
+            }
+            let length: usize = headers["content-length"].parse().unwrap();
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let mut text = String::new();
+            ZlibDecoder::new(&body[..])
+                .read_to_string(&mut text)
+                .unwrap();
+            let inventory: Value = serde_json::from_str(&text).unwrap();
+            let (status, reply) = answer(&inventory);
+            let mut zlib = ZlibEncoder::new(Vec::new(), Compression::default());
+            zlib.write_all(reply.to_string().as_bytes()).unwrap();
+            let reply = zlib.finish().unwrap();
+            let mut stream = stream;
+            write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/x-compress-zlib\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                reply.len()
+            )
+            .unwrap();
+            stream.write_all(&reply).unwrap();
+            record.lock().unwrap().push(Request {
+                method: method.to_string(),
+                path: path.to_string(),
+                headers,
+                inventory,
+            });
+        }
+    });
+    (url, got)
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
 
 #[test]
-fn facts_of_three_hosts_are_three_valid_glpi_inventories() {
+fn facts_of_three_hosts_are_three_valid_glpi_inventories_sent_as_glpi_agent_does() {
     common::require_root_and_sshd();
     let lab = TestLab::start(3);
     let out_dir = tempfile::tempdir().unwrap();
-    let gather = || {
+    let (url, received) = receiver(|_| (200, serde_json::json!({"status": "ok"})));
+    let gather = |extra: &[&str]| {
         let out = lab
             .parc()
             .args(["facts", "all", "--format", "glpi", "-o"])
             .arg(out_dir.path())
+            .args(extra)
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{err}");
+        err.to_string()
     };
-    gather();
-    let schema: serde_json::Value =
+    let stderr = gather(&["--post", &url]);
+    let schema: Value =
         serde_json::from_str(include_str!("fixtures/glpi/inventory.schema.json")).unwrap();
     let validator = jsonschema::draft7::options()
         .should_validate_formats(true)
         .build(&schema)
         .unwrap();
+    let file_of = |host: &str| out_dir.path().join(format!("{host}.json"));
     let mut ids = Vec::new();
     for host in &lab.lab.hosts {
-        let path = out_dir.path().join(format!("{}.json", host.name));
-        let doc: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let path = file_of(&host.name);
+        let doc = read_json(&path);
         let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
         assert_eq!(doc["itemtype"], "Computer");
@@ -41,6 +137,16 @@ fn facts_of_three_hosts_are_three_valid_glpi_inventories() {
                 .as_str()
                 .is_some()
         );
+        // The lab's Debian hosts: their packages, as dpkg knows them.
+        let softwares = doc["content"]["softwares"].as_array().unwrap();
+        let dpkg = softwares
+            .iter()
+            .find(|s| s["name"] == "dpkg")
+            .unwrap_or_else(|| panic!("{}: no dpkg among {softwares:?}", host.name));
+        assert_eq!(dpkg["from"], "deb");
+        assert!(dpkg["version"].as_str().is_some_and(|v| !v.is_empty()));
+        assert!(softwares.iter().any(|s| s["name"] == "openssh-server"));
+        assert!(stderr.contains(&format!("{}: inventory sent to GLPI", host.name)));
         ids.push(doc["deviceid"].as_str().unwrap().to_string());
     }
     assert_eq!(
@@ -48,17 +154,83 @@ fn facts_of_three_hosts_are_three_valid_glpi_inventories() {
         3,
         "one file per host"
     );
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), 3, "one device id per machine");
+
+    // What GLPI received: one POST per host, as glpi-agent sends it, of the
+    // very document written to the file.
+    let requests = std::mem::take(&mut *received.lock().unwrap());
+    assert_eq!(requests.len(), 3, "{requests:#?}");
+    for request in &requests {
+        assert_eq!(request.method, "POST");
+        assert_eq!(request.path, "/front/inventory.php");
+        assert_eq!(
+            request.headers["content-type"],
+            "application/x-compress-zlib"
+        );
+        assert!(
+            request.headers["user-agent"].starts_with("parc/"),
+            "{:?}",
+            request.headers
+        );
+        let host = &lab
+            .lab
+            .hosts
+            .iter()
+            .find(|h| read_json(&file_of(&h.name))["deviceid"] == request.inventory["deviceid"])
+            .expect("a host's inventory")
+            .name;
+        assert_eq!(request.inventory, read_json(&file_of(host)), "{host}");
+    }
+
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 3, "one device id per machine");
 
     // Gathered again: the same ids.
-    gather();
+    gather(&[]);
     for host in &lab.lab.hosts {
-        let doc: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(out_dir.path().join(format!("{}.json", host.name))).unwrap(),
-        )
-        .unwrap();
+        let doc = read_json(&file_of(&host.name));
         assert!(ids.contains(&doc["deviceid"].as_str().unwrap().to_string()));
     }
+
+    // GLPI refuses the second host's inventory: that host alone is reported,
+    // with GLPI's message, the others are sent, and parc exits 3.
+    let refused_id = read_json(&file_of(&lab.lab.hosts[1].name))["deviceid"].clone();
+    let (url, received) = receiver(move |inventory| {
+        if inventory["deviceid"] == refused_id {
+            let error = serde_json::json!({"status": "error",
+                "message": "Import denied by rule \"no kiosks\"", "expiration": 24});
+            (400, error)
+        } else {
+            (200, serde_json::json!({"status": "ok", "expiration": 24}))
+        }
+    });
+    let out = lab
+        .parc()
+        .args(["facts", "all", "--format", "glpi", "--post", &url])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: inventory not in GLPI: GLPI refused the inventory (HTTP 400): Import denied by \
+             rule \"no kiosks\"",
+            lab.lab.hosts[1].name
+        )),
+        "{stderr}"
+    );
+    for i in [0, 2] {
+        let sent = format!("{}: inventory sent to GLPI", lab.lab.hosts[i].name);
+        assert!(stderr.contains(&sent), "{stderr}");
+    }
+    assert_eq!(received.lock().unwrap().len(), 3, "every host was posted");
+
+    // A busybox-only host has no package database: no softwares, still valid.
+    lab.busybox_only(2);
+    gather(&[]);
+    let doc = read_json(&file_of(&lab.lab.hosts[2].name));
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(doc["content"].get("softwares").is_none(), "{doc:#}");
 }

@@ -82,8 +82,16 @@ pub async fn dispatch(cli: Cli) -> Result<Ended, ParcError> {
             pattern,
             format,
             output,
+            post,
             parallel,
         } => {
+            let glpi = matches!(format, FactsFormat::Glpi);
+            if glpi && output.is_none() && post.is_none() {
+                return Err(ParcError::GlpiNowhere);
+            }
+            if !glpi && post.is_some() {
+                return Err(ParcError::PostNeedsGlpi);
+            }
             let display = ui::Options {
                 show_output: false,
                 show_changes: false,
@@ -91,7 +99,12 @@ pub async fn dispatch(cli: Cli) -> Result<Ended, ParcError> {
             let (s, hosts) = Session::start(&cli, *parallel, display, None, |ctx| {
                 select(ctx, &cli, pattern)
             })?;
-            let (results, summary) = gather::run(&s.ctx, &s.run_id, hosts).await;
+            let what = if glpi {
+                gather::Gather::FactsAndPackages
+            } else {
+                gather::Gather::Facts
+            };
+            let (results, summary) = gather::run(&s.ctx, &s.run_id, hosts, what).await;
             s.finish(&cli).await;
             let rows: Vec<(String, crate::facts::Facts)> = results
                 .into_iter()
@@ -100,13 +113,12 @@ pub async fn dispatch(cli: Cli) -> Result<Ended, ParcError> {
                     _ => None,
                 })
                 .collect();
-            if let (FactsFormat::Glpi, Some(dir)) = (format, output) {
-                write_glpi(dir, &rows)?;
-            } else if !cli.json {
+            if glpi {
+                return glpi_inventories(&rows, output.as_deref(), post.as_deref(), summary).await;
+            }
+            if !cli.json {
                 let text = match format {
-                    // Written above: clap requires -o DIR with it.
-                    FactsFormat::Glpi => String::new(),
-                    FactsFormat::Table => crate::facts::render_table(&rows),
+                    FactsFormat::Glpi | FactsFormat::Table => crate::facts::render_table(&rows),
                     FactsFormat::Csv => crate::facts::render_csv(&rows),
                     FactsFormat::Json => {
                         let records: Vec<_> = rows
@@ -121,6 +133,70 @@ pub async fn dispatch(cli: Cli) -> Result<Ended, ParcError> {
             Ok(Ended::Run(summary))
         }
     }
+}
+
+/// `parc facts --format glpi`: one inventory per gathered host, written to
+/// `output`, sent to `post`, or both (the same document each way).
+async fn glpi_inventories(
+    rows: &[(String, crate::facts::Facts)],
+    output: Option<&std::path::Path>,
+    post: Option<&str>,
+    run: crate::events::Summary,
+) -> Result<Ended, ParcError> {
+    let now = jiff::Timestamp::now();
+    let inventories: Vec<(String, serde_json::Value)> = rows
+        .iter()
+        .map(|(host, facts)| (host.clone(), crate::facts::glpi::render(facts, now)))
+        .collect();
+    for (host, facts) in rows {
+        let Some(packages) = &facts.packages else {
+            continue;
+        };
+        if packages.unreadable {
+            eprintln!(
+                "{host}: its package database could not be read: its inventory has no \
+                 software list this time"
+            );
+        } else if packages.left_out > 0 {
+            eprintln!(
+                "{host}: {} installed packages are not in its inventory (over {} entries or {} \
+                 of package lines, or unreadable in its package database)",
+                packages.left_out,
+                crate::facts::MAX_PACKAGES,
+                bytesize::ByteSize(crate::facts::PACKAGES_BYTES as u64),
+            );
+        }
+    }
+    if let Some(dir) = output {
+        write_glpi(dir, &inventories)?;
+    }
+    let Some(url) = post else {
+        return Ok(Ended::Run(run));
+    };
+    let server = crate::facts::glpi_server::Server::new(url);
+    // One host after the other: GLPI imports each inventory before it answers.
+    let sent = tokio::task::spawn_blocking(move || {
+        inventories
+            .into_iter()
+            .map(|(host, doc)| {
+                let result = server.post(&doc);
+                (host, result)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("posting inventories does not panic");
+    let mut not_sent = 0;
+    for (host, result) in &sent {
+        match result {
+            Ok(()) => eprintln!("{host}: inventory sent to GLPI"),
+            Err(e) => {
+                not_sent += 1;
+                eprintln!("{host}: inventory not in GLPI: {e}");
+            }
+        }
+    }
+    Ok(Ended::Inventory { run, not_sent })
 }
 
 async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<Ended, ParcError> {
@@ -153,20 +229,18 @@ async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<Ended, ParcEr
 /// renamed: an import job reading the directory never takes half a file.
 fn write_glpi(
     dir: &std::path::Path,
-    rows: &[(String, crate::facts::Facts)],
+    inventories: &[(String, serde_json::Value)],
 ) -> Result<(), ParcError> {
-    let now = jiff::Timestamp::now();
     let failed = |path: std::path::PathBuf| move |source| ParcError::WriteFile { path, source };
     std::fs::create_dir_all(dir).map_err(failed(dir.to_path_buf()))?;
-    for (host, facts) in rows {
+    for (host, doc) in inventories {
         // Inventory names are the files' names: nothing that leaves DIR.
         let name: String = host
             .chars()
             .map(|c| if c == '/' || c.is_control() { '_' } else { c })
             .collect();
         let path = dir.join(format!("{}.json", name.trim_start_matches('.')));
-        let doc = crate::facts::glpi::render(facts, now);
-        let text = serde_json::to_string_pretty(&doc).expect("JSON values serialize") + "\n";
+        let text = serde_json::to_string_pretty(doc).expect("JSON values serialize") + "\n";
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(failed(path.clone()))?;
         std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(failed(path.clone()))?;
         tmp.persist(&path)

@@ -98,8 +98,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t = FactsFormat::Table)]
         format: FactsFormat,
         /// With --format glpi: the directory to write one HOST.json per host to.
-        #[arg(short, long, value_name = "DIR", required_if_eq("format", "glpi"))]
+        #[arg(short, long, value_name = "DIR")]
         output: Option<PathBuf>,
+        /// With --format glpi: send each host's inventory to this GLPI server
+        /// URL as glpi-agent does (e.g. https://glpi.example/front/inventory.php).
+        #[arg(long, value_name = "URL", value_parser = crate::facts::glpi_server::check_url)]
+        post: Option<String>,
         #[arg(long, default_value_t = 64)]
         parallel: usize,
     },
@@ -245,7 +249,8 @@ enum FactsFormat {
     Table,
     Json,
     Csv,
-    /// One GLPI native inventory per host (`-o DIR`), for GLPI's asset register.
+    /// One GLPI native inventory per host, with its installed packages, for
+    /// GLPI's asset register (`-o DIR`, `--post URL` or both).
     Glpi,
 }
 

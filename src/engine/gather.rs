@@ -19,10 +19,9 @@ pub enum GatherError {
     #[error("the facts probe failed (exit {code})")]
     FailedInLock { code: u32 },
     #[error(
-        "the facts probe printed {total} bytes, more than the {} real facts take; they were not read",
-        facts::OUTPUT_LIMIT
+        "the facts probe printed {total} bytes, more than the {limit} real facts take; they were not read"
     )]
-    TooMany { total: u64 },
+    TooMany { total: u64, limit: usize },
     #[error(transparent)]
     Parse(#[from] facts::FactsError),
     #[error("the facts probe did not finish (connection lost?)")]
@@ -39,9 +38,23 @@ impl GatherError {
 /// Gather facts from one host over an open transport (also used by apply, which
 /// needs facts for templates and `when:` conditions).
 pub async fn facts_of(t: &dyn Transport) -> Result<facts::Facts, GatherError> {
-    let (status, stdout, stderr) = t
-        .exec_capped(&facts::probe_command(), facts::OUTPUT_LIMIT)
-        .await?;
+    probe(t, &facts::probe_command(), facts::OUTPUT_LIMIT).await
+}
+
+/// What `parc facts` gathers: facts alone, or (for GLPI inventories) with
+/// the installed packages, which cost the host a package-database query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gather {
+    Facts,
+    FactsAndPackages,
+}
+
+async fn probe(
+    t: &dyn Transport,
+    command: &str,
+    limit: usize,
+) -> Result<facts::Facts, GatherError> {
+    let (status, stdout, stderr) = t.exec_capped(command, limit).await?;
     if !status.success() {
         return Err(GatherError::Failed {
             status,
@@ -49,7 +62,7 @@ pub async fn facts_of(t: &dyn Transport) -> Result<facts::Facts, GatherError> {
         });
     }
     if let Some(total) = stdout.cut_from() {
-        return Err(GatherError::TooMany { total });
+        return Err(GatherError::TooMany { total, limit });
     }
     Ok(facts::parse(&String::from_utf8_lossy(&stdout.bytes))?)
 }
@@ -62,7 +75,10 @@ pub fn facts_from_lock(out: Option<ThenOutput>) -> Result<facts::Facts, GatherEr
             code: Some(0),
             stdout,
         }) => match stdout.cut_from() {
-            Some(total) => Err(GatherError::TooMany { total }),
+            Some(total) => Err(GatherError::TooMany {
+                total,
+                limit: facts::OUTPUT_LIMIT,
+            }),
             None => Ok(facts::parse(&String::from_utf8_lossy(&stdout.bytes))?),
         },
         Some(ThenOutput {
@@ -76,8 +92,17 @@ pub async fn run(
     ctx: &FleetContext,
     run_id: &str,
     hosts: Vec<String>,
+    what: Gather,
 ) -> (Vec<(String, Outcome)>, Summary) {
     let events = ctx.events.clone();
+    let (command, limit) = match what {
+        Gather::Facts => (facts::probe_command(), facts::OUTPUT_LIMIT),
+        Gather::FactsAndPackages => (
+            facts::inventory_probe_command(),
+            facts::INVENTORY_OUTPUT_LIMIT,
+        ),
+    };
+    let command = Arc::new(command);
     fleet::run(
         ctx,
         run_id,
@@ -85,9 +110,10 @@ pub async fn run(
         hosts,
         move |host, t: Arc<dyn Transport>| {
             let events = events.clone();
+            let command = command.clone();
             async move {
                 events.phase(&host, "probing");
-                match facts_of(t.as_ref()).await {
+                match probe(t.as_ref(), &command, limit).await {
                     Ok(f) => Outcome::Facts { facts: Box::new(f) },
                     Err(e) if e.is_connection_lost() => Outcome::Unreachable {
                         error: e.to_string(),

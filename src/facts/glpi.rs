@@ -6,7 +6,7 @@
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::Facts;
+use super::{Facts, Package, PackageDb};
 
 /// The GLPI document of one host. `now` dates the boot time from the uptime.
 pub fn render(facts: &Facts, now: jiff::Timestamp) -> Value {
@@ -58,6 +58,16 @@ pub fn render(facts: &Facts, now: jiff::Timestamp) -> Value {
     content.insert("storages".into(), json!(storages));
     let networks: Vec<Value> = facts.interfaces.iter().map(network).collect();
     content.insert("networks".into(), json!(networks));
+    // No list rather than a wrong one: GLPI would take the empty list of a
+    // failed query for software uninstalled.
+    if let Some(packages) = facts.packages.as_ref().filter(|p| !p.unreadable) {
+        let softwares: Vec<Value> = packages
+            .list
+            .iter()
+            .map(|p| software(p, packages.database, &facts.os.id))
+            .collect();
+        content.insert("softwares".into(), json!(softwares));
+    }
     json!({
         "action": "inventory",
         "deviceid": device_id(facts),
@@ -92,6 +102,50 @@ fn bios_date(date: &str) -> Option<String> {
     let all_digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
     (parts.next().is_none() && all_digits(m, 2) && all_digits(d, 2) && all_digits(y, 4))
         .then(|| format!("{y}-{m}-{d}"))
+}
+
+/// A package as glpi-agent describes it, so GLPI's software dictionary
+/// aggregates parc's entries and the agent's alike: for dpkg the publisher is
+/// the distribution as `lsb_release -i` names it (glpi-agent's choice, as
+/// Debian packages have no vendor), for rpm the package's vendor.
+fn software(p: &Package, db: PackageDb, os_id: &str) -> Value {
+    let mut s = Map::new();
+    s.insert("name".into(), json!(p.name));
+    let mut text = |key: &str, value: &str| {
+        if !value.is_empty() {
+            s.insert(key.into(), json!(value));
+        }
+    };
+    text("version", &p.version);
+    text("arch", &p.arch);
+    text("system_category", &p.category);
+    match db {
+        PackageDb::Dpkg => {
+            let mut chars = os_id.chars();
+            let distributor: String = chars
+                .next()
+                .map(|first| first.to_uppercase().chain(chars).collect())
+                .unwrap_or_default();
+            text("publisher", &distributor);
+        }
+        PackageDb::Rpm | PackageDb::Apk => text("publisher", &p.publisher),
+    }
+    let from = match db {
+        PackageDb::Dpkg => "deb",
+        PackageDb::Rpm => "rpm",
+        PackageDb::Apk => "apk",
+    };
+    s.insert("from".into(), json!(from));
+    if let Some(size) = p.size_bytes {
+        s.insert("filesize".into(), json!(size));
+    }
+    if let Some(installed) = p.installed {
+        s.insert(
+            "install_date".into(),
+            json!(installed.strftime("%Y-%m-%d").to_string()),
+        );
+    }
+    Value::Object(s)
 }
 
 fn network(iface: &super::Interface) -> Value {

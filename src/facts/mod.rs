@@ -7,6 +7,7 @@
 //! and keeping the parsing on this side is what lets it be tested without hosts.
 
 pub mod glpi;
+pub mod glpi_server;
 mod parse;
 mod render;
 #[cfg(test)]
@@ -28,9 +29,33 @@ pub fn probe_command() -> String {
     format!("sh -c {}", crate::transport::quote(PROBE))
 }
 
+/// The command that runs [`PROBE`] and lists the installed packages too, for
+/// GLPI inventories (`parc facts --format glpi`): [`probe_command`] plus the
+/// probe's switch, which carries the bounds the probe cuts the list to.
+pub fn inventory_probe_command() -> String {
+    let script =
+        format!("parc_packages='{MAX_PACKAGES} {PACKAGES_BYTES} {MAX_PACKAGE_FIELD}'\n{PROBE}");
+    format!("sh -c {}", crate::transport::quote(&script))
+}
+
+/// At most this many packages per host: several times what a desktop
+/// installation holds (2,000 to 5,000), so only a hostile or broken package
+/// database is cut.
+pub const MAX_PACKAGES: usize = 20_000;
+
+/// At most this many bytes of package lines per host.
+pub const PACKAGES_BYTES: usize = 4 << 20;
+
+/// Each package field (name, version, ...) is cut to this many bytes.
+pub const MAX_PACKAGE_FIELD: usize = 256;
+
 /// Far above what the facts probe prints (a few KiB), far below what would
 /// strain the controller: a host cannot flood it through its facts.
 pub const OUTPUT_LIMIT: usize = 1 << 20;
+
+/// [`OUTPUT_LIMIT`] for [`inventory_probe_command`]: the facts, then the
+/// package lines the probe stops at [`PACKAGES_BYTES`].
+pub const INVENTORY_OUTPUT_LIMIT: usize = OUTPUT_LIMIT + PACKAGES_BYTES;
 
 /// Everything known about one host. Missing information is an empty string or
 /// zero rather than an error, because a partial inventory of a locked-down or
@@ -53,6 +78,49 @@ pub struct Facts {
     /// /etc/machine-id: set once per installation, so it names the machine
     /// across renames and new network cards. Empty where there is none.
     pub machine_id: String,
+    /// Installed packages: only gathered for GLPI inventories (see
+    /// [`inventory_probe_command`]), and `None` on a host without dpkg, rpm
+    /// or apk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<Packages>,
+}
+
+/// The installed packages of a host, as its package database lists them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Packages {
+    pub database: PackageDb,
+    pub list: Vec<Package>,
+    /// Entries not in `list`: past [`MAX_PACKAGES`] or [`PACKAGES_BYTES`], or
+    /// unreadable. Non-zero means the list is incomplete.
+    pub left_out: u64,
+    /// The database query failed: `list` holds what it printed before, and
+    /// is no statement about what is installed.
+    pub unreadable: bool,
+}
+
+/// Which package database a host's packages were read from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageDb {
+    Dpkg,
+    Rpm,
+    Apk,
+}
+
+/// One installed package. Text fields are as the database has them (cut to
+/// [`MAX_PACKAGE_FIELD`] bytes), empty when it has none.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Package {
+    pub name: String,
+    pub version: String,
+    pub arch: String,
+    pub size_bytes: Option<u64>,
+    /// dpkg's section, rpm's group.
+    pub category: String,
+    /// rpm only: dpkg and apk do not record when a package was installed.
+    pub installed: Option<jiff::Timestamp>,
+    /// rpm's vendor.
+    pub publisher: String,
 }
 
 /// Values from /etc/os-release, unquoted.

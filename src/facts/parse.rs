@@ -7,7 +7,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{Disk, Facts, Interface};
+use super::{
+    Disk, Facts, Interface, MAX_PACKAGE_FIELD, MAX_PACKAGES, Package, PackageDb, Packages,
+};
 
 /// The first line the probe prints. Anything before it (a login script's chatter
 /// under bash, which reads `.bashrc` even for ssh commands) is skipped.
@@ -50,6 +52,14 @@ pub enum LineProblem {
     BadAddress,
     #[error("should be `inet6=NAME HEX_ADDRESS HEX_PREFIX_LENGTH`")]
     BadInet6,
+    #[error("should be `packages=dpkg`, `packages=rpm` or `packages=apk`")]
+    BadPackageDb,
+    #[error("comes before the `packages=` line that says which database it is from")]
+    PackageWithoutDb,
+    #[error(
+        "should be `pkg=` and seven %XX-escaped fields separated by tabs, the first (the name) not empty"
+    )]
+    BadPackage,
 }
 
 /// Parse the probe's standard output.
@@ -70,8 +80,10 @@ pub fn parse(stdout: &str) -> Result<Facts, FactsError> {
             problem,
         };
         let (key, value) = text.split_once('=').ok_or(bad(LineProblem::NotKeyValue))?;
-        let value = value.trim();
-        apply(&mut facts, &mut default_route, key.trim(), value).map_err(bad)?;
+        let key = key.trim();
+        // Package fields are escaped and may end empty: their tabs are kept.
+        let value = if key == "pkg" { value } else { value.trim() };
+        apply(&mut facts, &mut default_route, key, value).map_err(bad)?;
     }
     if facts.os.family.is_empty() {
         facts.os.family = facts.os.id.clone();
@@ -129,6 +141,48 @@ fn apply(
         "bios_version" => facts.dmi.bios_version = value.to_string(),
         "bios_date" => facts.dmi.bios_date = value.to_string(),
         "machine_id" => facts.machine_id = value.to_string(),
+        "packages" => {
+            let database = match value {
+                "dpkg" => PackageDb::Dpkg,
+                "rpm" => PackageDb::Rpm,
+                "apk" => PackageDb::Apk,
+                _ => return Err(LineProblem::BadPackageDb),
+            };
+            facts.packages = Some(Packages {
+                database,
+                list: Vec::new(),
+                left_out: 0,
+                unreadable: false,
+            });
+        }
+        "pkg" => {
+            let packages = facts
+                .packages
+                .as_mut()
+                .ok_or(LineProblem::PackageWithoutDb)?;
+            let package = package(packages.database, value).ok_or(LineProblem::BadPackage)?;
+            // The probe stops at the same bound; a host is not trusted to.
+            if packages.list.len() < MAX_PACKAGES {
+                packages.list.push(package);
+            } else {
+                packages.left_out += 1;
+            }
+        }
+        "packages_unreadable" => {
+            let packages = facts
+                .packages
+                .as_mut()
+                .ok_or(LineProblem::PackageWithoutDb)?;
+            packages.unreadable = true;
+        }
+        "packages_left_out" => {
+            let packages = facts
+                .packages
+                .as_mut()
+                .ok_or(LineProblem::PackageWithoutDb)?;
+            let left_out: u64 = number(value, "packages_left_out")?;
+            packages.left_out = packages.left_out.saturating_add(left_out);
+        }
         // /proc/uptime has centiseconds; whole seconds are all anyone reports.
         "uptime" => {
             let whole = value.split_once('.').map_or(value, |(s, _)| s);
@@ -137,6 +191,48 @@ fn apply(
         other => return Err(LineProblem::UnknownKey(other.to_string())),
     }
     Ok(())
+}
+
+/// A `pkg=` line's fields, NAME VERSION ARCH SIZE CATEGORY INSTALLED
+/// PUBLISHER, each %XX-escaped by the probe. A size or date the database got
+/// wrong is left unknown rather than failing the host's facts.
+fn package(db: PackageDb, value: &str) -> Option<Package> {
+    let fields: Vec<String> = value.split('\t').map(unescape_field).collect();
+    let [name, version, arch, size, category, installed, publisher] =
+        <[String; 7]>::try_from(fields).ok()?;
+    if name.is_empty() {
+        return None;
+    }
+    // dpkg counts KiB; rpm and apk bytes.
+    let unit = if db == PackageDb::Dpkg { 1024 } else { 1 };
+    Some(Package {
+        name,
+        version,
+        arch,
+        size_bytes: size.parse::<u64>().ok().and_then(|s| s.checked_mul(unit)),
+        category,
+        installed: installed
+            .parse::<i64>()
+            .ok()
+            .and_then(|s| jiff::Timestamp::from_second(s).ok()),
+        publisher,
+    })
+}
+
+/// One field, unescaped, as UTF-8 (invalid bytes replaced), no longer than
+/// [`MAX_PACKAGE_FIELD`] bytes whatever the probe sent.
+fn unescape_field(field: &str) -> String {
+    let mut text = percent_encoding::percent_decode_str(field)
+        .decode_utf8_lossy()
+        .into_owned();
+    if text.len() > MAX_PACKAGE_FIELD {
+        let mut end = MAX_PACKAGE_FIELD;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 fn number<T: std::str::FromStr + Default>(

@@ -175,3 +175,87 @@ END {
     for (i = 1; i <= k; i++) if (key[i] == "machine_id=") print key[i] one(file[i])
     print "uptime=" up
 }' "$@" -
+st=$?
+
+# Installed packages, only when parc asks (`parc facts --format glpi` starts the
+# probe with parc_packages="MAX_ENTRIES MAX_BYTES MAX_FIELD"; the probe of every
+# apply does not pay for it). One query lists them all, one awk frames them:
+# "packages=dpkg|rpm|apk", then one "pkg=" line per package, fields separated
+# by tabs, each field cut to MAX_FIELD bytes and with "%" and control
+# characters (tab and newline included) as %XX, so a package database cannot
+# forge a field, a line or another key. Entries past MAX_ENTRIES or MAX_BYTES,
+# and lines that do not have the fields asked for, are counted in
+# "packages_left_out=N" rather than printed.
+# A query that fails ends with the line "<SOH>parc-query-failed", and the awk
+# prints "packages_unreadable=1": an empty list would say nothing is installed.
+# busybox has an `rpm` applet that cannot list: rpm counts only with its database.
+[ -n "${parc_packages:-}" ] || exit $st
+if command -v dpkg-query >/dev/null 2>&1; then from=dpkg
+elif command -v rpm >/dev/null 2>&1 && { [ -d /var/lib/rpm ] || [ -d /usr/lib/sysimage/rpm ]; }; then from=rpm
+elif [ -r /lib/apk/db/installed ]; then from=apk
+else exit $st; fi
+echo "packages=$from"
+src=-
+[ "$from" = apk ] && src=/lib/apk/db/installed
+# pkg=NAME VERSION ARCH SIZE CATEGORY INSTALLED(epoch) PUBLISHER; SIZE in the
+# database's unit (KiB for dpkg, bytes for rpm and apk).
+{
+    case $from in
+        dpkg) dpkg-query -W -f '${Status}\t${Package}\t${Version}\t${Architecture}\t${Installed-Size}\t${Section}\n' ;;
+        rpm) rpm -qa --queryformat '%{NAME}\t%{VERSION}-%{RELEASE}\t%{ARCH}\t%{SIZE}\t%{GROUP}\t%{INSTALLTIME}\t%{VENDOR}\n' ;;
+    esac 2>/dev/null || printf '\001parc-query-failed\n'
+} | PARC_PACKAGES=$parc_packages awk -v from="$from" '
+BEGIN {
+    FS = "\t"
+    split(ENVIRON["PARC_PACKAGES"], lim, " ")
+    for (i = 1; i < 32; i++) ord[sprintf("%c", i)] = i
+    ord["%"] = 37; ord[sprintf("%c", 127)] = 127
+}
+function enc(s,   o, i, c) {
+    if (length(s) > lim[3] + 0) s = substr(s, 1, lim[3])
+    if (s !~ /[%[:cntrl:]]/) return s
+    o = ""
+    for (i = 1; i <= length(s); i++) {
+        c = substr(s, i, 1)
+        o = o ((c ~ /[%[:cntrl:]]/) ? sprintf("%%%02X", ord[c]) : c)
+    }
+    return o
+}
+function emit(name, version, arch, size, category, installed, publisher,   line) {
+    if (name == "") { left++; return }
+    line = "pkg=" enc(name) "\t" enc(version) "\t" enc(arch) "\t" enc(size) "\t" \
+        enc(category) "\t" enc(installed) "\t" enc(publisher)
+    if (count >= lim[1] + 0 || bytes + length(line) + 1 > lim[2] + 0) { left++; return }
+    count++; bytes += length(line) + 1
+    print line
+}
+$0 == sprintf("%c", 1) "parc-query-failed" { failed = 1; next }
+from == "dpkg" {
+    if (NF != 6) left++
+    else if ($1 ~ / installed$/) emit($2, $3, $4, $5, $6, "", "")
+    next
+}
+from == "rpm" {
+    if (NF != 7) left++
+    else emit($1, $2, $3, $4, $5, $6, ($7 == "(none)") ? "" : $7)
+    next
+}
+# /lib/apk/db/installed: one "X:value" line per field, a blank line between packages.
+function apk() {
+    if (p != "" || v != "") emit(p, v, a, sz, "", "", "")
+    p = v = a = sz = ""
+}
+from == "apk" && $0 == "" { apk(); next }
+from == "apk" {
+    val = substr($0, 3)
+    if ($0 ~ /^P:/) p = val; else if ($0 ~ /^V:/) v = val
+    else if ($0 ~ /^A:/) a = val; else if ($0 ~ /^I:/) sz = val
+}
+END {
+    if (from == "apk") apk()
+    print "packages_left_out=" left + 0
+    if (failed) print "packages_unreadable=1"
+}
+' "$src"
+exit $st
+

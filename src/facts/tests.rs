@@ -143,6 +143,8 @@ fn malformed_structured_lines_are_rejected() {
         ("addr=eth0 10.0.0.300/24", LineProblem::BadAddress),
         ("addr=eth0 10.0.0.3/255.0.255.0", LineProblem::BadAddress),
         ("inet6=eth0 fe80 40", LineProblem::BadInet6),
+        ("pkg=a\t1", LineProblem::PackageWithoutDb),
+        ("packages=pacman", LineProblem::BadPackageDb),
     ] {
         let err = parse(&format!("parc-facts=1\n{line}\n")).unwrap_err();
         assert_eq!(
@@ -273,6 +275,39 @@ fn glpi_inventory_is_valid_against_glpis_schema() {
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
 
+    // Its packages as glpi-agent lists them, valid too.
+    let with_packages = parse(&format!(
+        "{LAPTOP}packages=dpkg\npkg=openssh-server\t1:9.2p1-2\tamd64\t1801\tnet\t\t\n\
+         packages_left_out=0\n"
+    ))
+    .unwrap();
+    let doc = super::glpi::render(&with_packages, now);
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(
+        doc["content"]["softwares"],
+        serde_json::json!([{"name": "openssh-server", "version": "1:9.2p1-2", "arch": "amd64",
+            "system_category": "net", "publisher": "Ubuntu", "from": "deb",
+            "filesize": 1801 * 1024}])
+    );
+    let rpm = parse(
+        "parc-facts=1\npackages=rpm\npkg=bash\t5.2.26-3.fc40\tx86_64\t8187414\tUnspecified\t\
+         1718000000\tFedora Project\n",
+    )
+    .unwrap();
+    let doc = super::glpi::render(&rpm, now);
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(doc["content"]["softwares"][0]["install_date"], "2024-06-10");
+    assert_eq!(
+        doc["content"]["softwares"][0]["publisher"],
+        "Fedora Project"
+    );
+    // A failed query is no list at all, not an empty one.
+    let failed = parse("parc-facts=1\npackages=dpkg\npackages_unreadable=1\n").unwrap();
+    let doc = super::glpi::render(&failed, now);
+    assert!(doc["content"].get("softwares").is_none());
+
     let renamed = Facts {
         hostname: "lab-pc-08".into(),
         ..laptop.clone()
@@ -290,4 +325,129 @@ fn glpi_inventory_is_valid_against_glpis_schema() {
         "another installation, another id"
     );
     assert_eq!(id[10..], super::glpi::device_id(&renamed)[10..]);
+}
+
+/// A package database is data: `%`, tabs, newlines and escape sequences in
+/// its fields come back as the same bytes, and cannot make a field, a package
+/// or a facts line of their own.
+#[test]
+fn package_fields_are_data() {
+    let out = "parc-facts=1\nhostname=pc\npackages=dpkg\n\
+               pkg=ev%25il%0Ahostname=pwned\t1.0%09x\tamd64\t12\tx%1B[31m\t\t\n\
+               pkg=%C3%A9t%E9\t2\tall\t\t\t\t\n\
+               packages_left_out=3\n";
+    let facts = parse(out).unwrap();
+    assert_eq!(facts.hostname, "pc");
+    let packages = facts.packages.unwrap();
+    assert_eq!(packages.database, PackageDb::Dpkg);
+    assert_eq!(packages.left_out, 3);
+    assert!(!packages.unreadable);
+    assert_eq!(
+        packages.list[0],
+        Package {
+            name: "ev%il\nhostname=pwned".into(),
+            version: "1.0\tx".into(),
+            arch: "amd64".into(),
+            size_bytes: Some(12 * 1024),
+            category: "x\u{1b}[31m".into(),
+            installed: None,
+            publisher: String::new(),
+        }
+    );
+    assert_eq!(
+        packages.list[1].name, "ét\u{fffd}",
+        "invalid UTF-8 replaced"
+    );
+    assert_eq!(packages.list[1].size_bytes, None);
+
+    // Bounds hold whatever the probe sends.
+    let long = "x".repeat(MAX_PACKAGE_FIELD * 2);
+    let mut many = String::from("parc-facts=1\npackages=rpm\n");
+    for _ in 0..MAX_PACKAGES + 2 {
+        many.push_str(&format!("pkg={long}\t1\tx86_64\t5\tg\t1700000000\tv\n"));
+    }
+    let packages = parse(&many).unwrap().packages.unwrap();
+    assert_eq!(packages.list.len(), MAX_PACKAGES);
+    assert_eq!(packages.left_out, 2);
+    assert_eq!(packages.list[0].name.len(), MAX_PACKAGE_FIELD);
+    assert_eq!(
+        packages.list[0].installed,
+        Some(jiff::Timestamp::from_second(1_700_000_000).unwrap())
+    );
+
+    let err = parse("parc-facts=1\npackages=apk\npkg=a\t1\n").unwrap_err();
+    assert!(matches!(
+        err,
+        FactsError::BadLine {
+            problem: LineProblem::BadPackage,
+            ..
+        }
+    ));
+}
+
+/// The probe's own framing, end to end: a package database (a fake
+/// dpkg-query, first in PATH) whose fields hold `%`, tabs, newlines, escape
+/// sequences and Latin-1, read by the local awk and, when busybox is
+/// installed, by busybox's.
+#[test]
+fn the_probe_frames_hostile_package_fields() {
+    let bin = tempfile::tempdir().unwrap();
+    let fake = bin.path().join("dpkg-query");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n\
+         printf 'install ok installed\\tev%%il\\t1.0\\001x\\tamd64\\t12\\tx\\033[31m\\n'\n\
+         printf 'install ok installed\\tnew\\nhostname=pwned\\t1\\tall\\t1\\ty\\n'\n\
+         printf 'install ok installed\\tbad\\ttab\\there\\t1\\t2\\t3\\n'\n\
+         printf 'deinstall ok config-files\\tgone\\t1\\tall\\t1\\tz\\n'\n\
+         printf 'install ok installed\\t\\303\\251t\\351\\t2\\tall\\t\\t\\n'\n",
+    )
+    .unwrap();
+    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(&fake, executable).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let check = |facts: Facts| {
+        assert_ne!(facts.hostname, "pwned");
+        let packages = facts.packages.expect("packages listed");
+        let names: Vec<&str> = packages.list.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["ev%il", "ét\u{fffd}"]);
+        assert_eq!(packages.list[0].version, "1.0\u{1}x");
+        assert_eq!(packages.list[0].category, "x\u{1b}[31m");
+        // The split line (2 lines) and the one with too many fields.
+        assert_eq!(packages.left_out, 3);
+    };
+    check(run_probe(
+        Command::new("sh")
+            .arg("-c")
+            .arg(inventory_probe_command())
+            .env("PATH", &path),
+    ));
+    if let Some(busybox) = which("busybox") {
+        let list = Command::new(&busybox)
+            .arg("--list")
+            .output()
+            .unwrap()
+            .stdout;
+        for applet in String::from_utf8_lossy(&list).lines() {
+            std::os::unix::fs::symlink(&busybox, bin.path().join(applet)).unwrap();
+        }
+        check(run_probe(
+            Command::new(bin.path().join("sh"))
+                .arg("-c")
+                .arg(inventory_probe_command())
+                .env_clear()
+                .env("PATH", bin.path()),
+        ));
+    }
+}
+
+/// Without the switch, the probe does not look at packages at all.
+#[test]
+fn the_plain_probe_lists_no_packages() {
+    let facts = run_probe(Command::new("sh").arg("-c").arg(probe_command()));
+    assert_eq!(facts.packages, None);
 }

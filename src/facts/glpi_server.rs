@@ -1,0 +1,322 @@
+//! Sending GLPI inventories to a GLPI server the way glpi-agent does
+//! (lib/GLPI/Agent/HTTP/Client.pm and Client/GLPI.pm): a POST of the JSON
+//! document, zlib-compressed (RFC 1950, PHP's `gzuncompress` on GLPI's side)
+//! with `Content-Type: application/x-compress-zlib`, to the URL the user
+//! gives (usually `https://glpi.example/front/inventory.php`). GLPI answers
+//! `{"status":"ok"}` or `{"status":"error","message":...}`, compressed the
+//! way the request was (src/Agent/Communication/AbstractRequest.php).
+
+use std::io::Read;
+use std::time::Duration;
+
+use flate2::Compression;
+use flate2::read::{DeflateDecoder, GzDecoder, ZlibDecoder};
+use flate2::write::ZlibEncoder;
+use serde_json::Value;
+
+/// The content type of a zlib-compressed request, and of GLPI's answer to it.
+pub const CONTENT_TYPE: &str = "application/x-compress-zlib";
+
+/// GLPI's replies are a few hundred bytes; more is not a GLPI reply.
+const REPLY_LIMIT: u64 = 1 << 20;
+
+/// glpi-agent's own default: GLPI imports an inventory before it answers.
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Why a host's inventory is not (known to be) in GLPI.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PostError {
+    #[error("could not send the inventory to {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("GLPI refused the inventory (HTTP {status}): {message}")]
+    Refused { status: u16, message: String },
+    #[error(
+        "{url} answered HTTP {status} with {answer}, not a GLPI reply: the inventory may not \
+         have been recorded (is this GLPI's /front/inventory.php?)"
+    )]
+    NotGlpi {
+        url: String,
+        status: u16,
+        answer: String,
+    },
+}
+
+/// A GLPI server's inventory endpoint.
+pub struct Server {
+    url: String,
+    agent: ureq::Agent,
+}
+
+impl Server {
+    /// The endpoint at `url`, taken as given (checked by [`check_url`]).
+    pub fn new(url: &str) -> Server {
+        let agent = ureq::Agent::config_builder()
+            .user_agent(format!("parc/{}", env!("CARGO_PKG_VERSION")))
+            // GLPI's error replies come with 4xx/5xx statuses: read them.
+            .http_status_as_error(false)
+            // A redirected POST would become a GET without the inventory:
+            // the redirect is reported instead (see `reply`).
+            .max_redirects(0)
+            .timeout_global(Some(TIMEOUT))
+            .build()
+            .new_agent();
+        Server {
+            url: url.to_string(),
+            agent,
+        }
+    }
+
+    /// Send one inventory and read what GLPI made of it.
+    pub fn post(&self, inventory: &Value) -> Result<(), PostError> {
+        let unreachable = |reason: String| PostError::Unreachable {
+            url: self.url.clone(),
+            reason,
+        };
+        let body = compress(inventory);
+        let mut response = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", CONTENT_TYPE)
+            .header("Pragma", "no-cache")
+            .send(&body[..])
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header("content-type");
+        let location = header("location");
+        let answer = response
+            .body_mut()
+            .with_config()
+            .limit(REPLY_LIMIT)
+            .read_to_vec()
+            .map_err(|e| unreachable(format!("reading the answer: {e}")))?;
+        reply(
+            &self.url,
+            status,
+            content_type.as_deref(),
+            location.as_deref(),
+            &answer,
+        )
+    }
+}
+
+/// `url` as `--post` takes it: an http or https URL, used as it is.
+pub fn check_url(url: &str) -> Result<String, String> {
+    let uri: ureq::http::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(_)) => Ok(url.to_string()),
+        _ => Err("expected an http:// or https:// URL, e.g. \
+                  https://glpi.example/front/inventory.php"
+            .to_string()),
+    }
+}
+
+/// The request body: the inventory's JSON, zlib-compressed.
+pub fn compress(inventory: &Value) -> Vec<u8> {
+    let mut encoder = ZlibEncoder::new(Vec::new(), Compression::default());
+    serde_json::to_writer(&mut encoder, inventory).expect("JSON into memory cannot fail");
+    encoder
+        .finish()
+        .expect("compressing into memory cannot fail")
+}
+
+/// What GLPI's answer means. Compressed answers are inflated as glpi-agent
+/// does (any `application/x-*` content type names its compression).
+pub fn reply(
+    url: &str,
+    status: u16,
+    content_type: Option<&str>,
+    location: Option<&str>,
+    body: &[u8],
+) -> Result<(), PostError> {
+    let not_glpi = |answer: String| PostError::NotGlpi {
+        url: url.to_string(),
+        status,
+        answer,
+    };
+    if let Some(location) = location.filter(|_| (300..400).contains(&status)) {
+        return Err(not_glpi(format!(
+            "a redirect to {} (give that URL to --post)",
+            printable(location.as_bytes())
+        )));
+    }
+    let kind = content_type
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let inflated = match kind.as_str() {
+        "application/x-compress-zlib" | "application/x-zlib" => inflate(ZlibDecoder::new(body)),
+        "application/x-compress-gzip" | "application/x-gzip" => inflate(GzDecoder::new(body)),
+        "application/x-compress-deflate" | "application/x-deflate" => {
+            inflate(DeflateDecoder::new(body))
+        }
+        _ => Some(body.to_vec()),
+    };
+    let Some(text) = inflated else {
+        return Err(not_glpi(format!("a `{kind}` body that does not inflate")));
+    };
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        status: String,
+        message: Option<String>,
+    }
+    let Ok(answer) = serde_json::from_slice::<Reply>(&text) else {
+        return Err(not_glpi(if text.is_empty() {
+            "an empty body".to_string()
+        } else {
+            format!("`{}`", printable(&text))
+        }));
+    };
+    let message = || printable(answer.message.as_deref().unwrap_or("").as_bytes());
+    match answer.status.as_str() {
+        "ok" if (200..300).contains(&status) => Ok(()),
+        "ok" | "error" => Err(PostError::Refused {
+            status,
+            message: match message() {
+                m if m.is_empty() => "(no message)".to_string(),
+                m => m,
+            },
+        }),
+        other => Err(not_glpi(format!(
+            "status `{}`",
+            printable(other.as_bytes())
+        ))),
+    }
+}
+
+/// At most [`REPLY_LIMIT`] bytes of an inflated answer.
+fn inflate(decoder: impl Read) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    decoder.take(REPLY_LIMIT).read_to_end(&mut out).ok()?;
+    Some(out)
+}
+
+/// A server's text as one short terminal-safe line.
+fn printable(bytes: &[u8]) -> String {
+    const SHOWN: usize = 300;
+    let text = String::from_utf8_lossy(bytes);
+    let mut line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(SHOWN)
+        .collect();
+    if text.chars().count() > SHOWN {
+        line.push_str("...");
+    }
+    line.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn zlib(text: &str) -> Vec<u8> {
+        let mut e = ZlibEncoder::new(Vec::new(), Compression::default());
+        e.write_all(text.as_bytes()).unwrap();
+        e.finish().unwrap()
+    }
+
+    const URL: &str = "https://glpi.example/front/inventory.php";
+
+    #[test]
+    fn glpis_answers_are_read_compressed_or_not() {
+        let ok = zlib(r#"{"status":"ok","expiration":24}"#);
+        assert_eq!(reply(URL, 200, Some(CONTENT_TYPE), None, &ok), Ok(()));
+        assert_eq!(
+            reply(
+                URL,
+                200,
+                Some("application/json"),
+                None,
+                br#"{"status":"ok"}"#
+            ),
+            Ok(())
+        );
+        let refused =
+            zlib(r#"{"status":"error","message":"Inventory is disabled","expiration":24}"#);
+        assert_eq!(
+            reply(
+                URL,
+                400,
+                Some("application/x-compress-zlib"),
+                None,
+                &refused
+            ),
+            Err(PostError::Refused {
+                status: 400,
+                message: "Inventory is disabled".into()
+            })
+        );
+        // An "ok" with an error status is not taken as success.
+        assert!(matches!(
+            reply(URL, 500, None, None, br#"{"status":"ok"}"#),
+            Err(PostError::Refused { status: 500, .. })
+        ));
+    }
+
+    #[test]
+    fn anything_else_is_not_taken_for_a_glpi_reply() {
+        let html = reply(
+            URL,
+            200,
+            Some("text/html"),
+            None,
+            b"<html>\n\x1b[31mlogin</html>",
+        );
+        let Err(PostError::NotGlpi { answer, .. }) = html else {
+            panic!("{html:?}")
+        };
+        assert_eq!(
+            answer, "`<html>  [31mlogin</html>`",
+            "no control characters"
+        );
+        assert!(matches!(
+            reply(URL, 200, Some(CONTENT_TYPE), None, b"not zlib"),
+            Err(PostError::NotGlpi { .. })
+        ));
+        let moved = reply(URL, 301, None, Some("https://glpi.example/"), b"");
+        assert!(
+            moved
+                .unwrap_err()
+                .to_string()
+                .contains("https://glpi.example/"),
+            "the redirect is named"
+        );
+        // A reply that inflates without end is cut, not held whole.
+        let bomb = zlib(&" ".repeat(64 << 20));
+        assert!(matches!(
+            reply(URL, 200, Some(CONTENT_TYPE), None, &bomb),
+            Err(PostError::NotGlpi { .. })
+        ));
+    }
+
+    #[test]
+    fn only_http_urls_are_taken() {
+        assert!(check_url(URL).is_ok());
+        assert!(check_url("http://10.0.0.5:8080/").is_ok());
+        assert!(check_url("glpi.example/front/inventory.php").is_err());
+        assert!(check_url("ftp://glpi.example/").is_err());
+    }
+
+    #[test]
+    fn the_body_inflates_to_the_inventory() {
+        let doc = serde_json::json!({"deviceid": "pc-1", "content": {"versionclient": "parc"}});
+        let mut text = String::new();
+        ZlibDecoder::new(&compress(&doc)[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), doc);
+    }
+}
