@@ -14,6 +14,7 @@ pub mod inventory;
 pub(crate) mod journal;
 pub mod lab;
 pub(crate) mod location;
+pub(crate) mod numbers;
 pub mod playbook;
 pub mod profile;
 pub mod render;

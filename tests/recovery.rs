@@ -994,11 +994,27 @@ fn rollback_after_a_sigkill_at_ten_points_of_an_apply_restores_every_host() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let out = parc_json(&lab, ["rollback", &run_id]);
-        for e in finished(&events(&out)) {
-            assert!(
-                e["state"] == "rolled_back" || e["state"] == "skipped",
-                "kill point {point} ({delay_ms} ms): {e:#}"
-            );
+        let ev = events(&out);
+        let done = finished(&ev);
+        // Every host answers: a rollback reporting no host must not pass.
+        assert_eq!(
+            done.len(),
+            10,
+            "kill point {point} ({delay_ms} ms): {ev:#?}"
+        );
+        for e in done {
+            let at = format!("kill point {point} ({delay_ms} ms): {e:#}");
+            match e["state"].as_str() {
+                Some("rolled_back") => {}
+                // Skipped only because the killed run never changed the
+                // host (its journal absent or never completed), not for
+                // any other reason (a lock still held by the killed run).
+                Some("skipped") => {
+                    let reason = e["outcome"]["reason"].as_str().unwrap_or_default();
+                    assert!(reason.starts_with("nothing to restore: "), "{at}");
+                }
+                _ => panic!("{at}"),
+            }
         }
         before.assert_restored(&lab, &format!("kill point {point} ({delay_ms} ms)"));
     }

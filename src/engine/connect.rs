@@ -159,10 +159,7 @@ async fn jump_target(
         Some((u, r)) => (Some(u.to_string()), r),
         None => (None, last),
     };
-    let (name, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if p.parse::<u16>().is_ok() => (h, p.parse::<u16>().ok()),
-        _ => (rest, None),
-    };
+    let (name, port) = crate::numbers::host_port(rest);
     let resolved = resolve(via_of, name, args).await?;
     let jump = if hops.is_empty() {
         None

@@ -270,7 +270,7 @@ impl HostLock {
             let mut code = None;
             while let Some(line) = next_line(&mut reader).await {
                 if let Some(rc) = line.strip_prefix(THEN_DONE) {
-                    code = rc.trim().parse().ok();
+                    code = crate::numbers::exit_code(rc.trim()).and_then(|c| u32::try_from(c).ok());
                     break;
                 }
                 let _ = stdout.write_all(line.as_bytes()).await;

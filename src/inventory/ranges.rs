@@ -7,34 +7,8 @@ const MAX_HOSTS: usize = 65_536;
 /// A host entry as Ansible reads one: `name[:port]` (or `[ipv6]:port`),
 /// where the name may hold ranges. The names it stands for, and the port.
 pub fn host_pattern(entry: &str) -> Result<(Vec<String>, Option<u16>), String> {
-    let (name, port) = split_port(entry);
+    let (name, port) = crate::numbers::host_port(entry);
     Ok((expand(name)?, port))
-}
-
-/// `host:2222` into the host and its port; a `:` inside `[...]` (a range, or
-/// an IPv6 address) is not a port separator, nor is any `:` of a bare IPv6.
-fn split_port(entry: &str) -> (&str, Option<u16>) {
-    let Some((head, port)) = entry.rsplit_once(':') else {
-        return (entry, None);
-    };
-    let Ok(port) = port.parse::<u16>() else {
-        return (entry, None);
-    };
-    if let Some(v6) = head.strip_prefix('[').and_then(|h| h.strip_suffix(']'))
-        && v6.contains(':')
-    {
-        return (v6, Some(port));
-    }
-    let mut depth = 0i32;
-    for c in head.chars() {
-        match c {
-            '[' => depth += 1,
-            ']' => depth -= 1,
-            ':' if depth == 0 => return (entry, None),
-            _ => {}
-        }
-    }
-    (head, Some(port))
 }
 
 /// The host names `name` stands for: itself when it has no `[`.

@@ -31,10 +31,9 @@ impl<'de> Deserialize<'de> for Mode {
             Raw::Text(s) => s,
             Raw::Number(n) => n.to_string(),
         };
-        let digits = text.trim_start_matches("0o");
-        match u32::from_str_radix(digits, 8) {
-            Ok(m) if m <= 0o7777 => Ok(Mode(m)),
-            _ => Err(serde::de::Error::custom(format!(
+        match crate::numbers::mode(&text) {
+            Some(m) => Ok(Mode(m)),
+            None => Err(serde::de::Error::custom(format!(
                 "mode `{text}` is not an octal permission such as \"0644\" or \"0755\""
             ))),
         }

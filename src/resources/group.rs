@@ -42,7 +42,7 @@ impl Entry {
             fields.next()?,
         );
         Some(Entry {
-            gid: gid.parse().ok()?,
+            gid: crate::numbers::id(gid)?,
             members: members
                 .split(',')
                 .filter(|m| !m.is_empty())

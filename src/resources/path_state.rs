@@ -72,7 +72,7 @@ impl PathState {
         let attrs = match kind {
             PathKind::Absent => None,
             _ => Some(Attrs {
-                mode: u32::from_str_radix(need("mode")?, 8).map_err(|_| {
+                mode: crate::numbers::mode(need("mode")?).ok_or_else(|| {
                     ResourceError::Conflict {
                         resource: label.to_string(),
                         reason:

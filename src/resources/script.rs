@@ -648,7 +648,7 @@ pub fn parse(out: &[u8]) -> Result<(Records, Option<&[u8]>), FrameError> {
             current = Some(id.to_string());
         } else if let Some(rest) = line.strip_prefix("@@done ") {
             let (id, rc) = rest.split_once(' ').ok_or(FrameError::BadFrame)?;
-            let rc = rc.parse().map_err(|_| FrameError::BadFrame)?;
+            let rc = crate::numbers::exit_code(rc).ok_or(FrameError::BadFrame)?;
             let record = records.entry(id.to_string()).or_default();
             if record.rc.replace(rc).is_some() {
                 return Err(FrameError::DuplicateRecord(id.to_string()));

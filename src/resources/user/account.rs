@@ -87,9 +87,9 @@ pub(super) fn modify(
 ) -> Result<Part, ResourceError> {
     let n = quote(&u.name);
     let (mut what, mut flags, mut undo_flags) = (Vec::new(), String::new(), String::new());
-    let group = u.group.as_ref().filter(|g| match g.parse::<u32>() {
-        Ok(gid) => gid != cur.gid,
-        Err(_) => **g != cur.group,
+    let group = u.group.as_ref().filter(|g| match crate::numbers::id(g) {
+        Some(gid) => gid != cur.gid,
+        None => **g != cur.group,
     });
     if let Some(g) = group {
         what.push(format!("group {} -> {g}", cur.group));

@@ -37,7 +37,7 @@ pub(super) fn plan(
     let owner = format!("{}:", u.name);
     // The group the files should have now, to detect drift on existing users.
     let group = match &u.group {
-        Some(g) if g.parse::<u32>().is_err() => Some(g.clone()),
+        Some(g) if crate::numbers::id(g).is_none() => Some(g.clone()),
         _ => cur.map(|c| c.group.clone()),
     };
     let dir = PathState::read(probed, "ssh_", &label)?;

@@ -119,8 +119,8 @@ impl Current {
         };
         let group = probed.get("group").unwrap_or_default().to_string();
         Some(Current {
-            uid: uid.parse().ok()?,
-            gid: gid.parse().ok()?,
+            uid: crate::numbers::id(uid)?,
+            gid: crate::numbers::id(gid)?,
             comment: comment.to_string(),
             home: home.to_string(),
             shell: shell.to_string(),
@@ -213,7 +213,7 @@ impl Kind for User {
         check_id(self.uid.as_ref(), &label, "uid")?;
         // The primary group may be given by gid; supplementary ones by name only.
         if let Some(g) = &self.group
-            && g.parse::<u32>().is_err()
+            && crate::numbers::id(g).is_none()
         {
             check_name(g, &label, "group name")?;
         }
