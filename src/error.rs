@@ -263,6 +263,26 @@ mod tests {
         assert_eq!(rows, expected);
     }
 
+    /// An inventory GLPI did not take is a failed host; bad input still
+    /// outranks it.
+    #[test]
+    fn an_inventory_glpi_did_not_take_is_a_failure() {
+        let ended = |run: Summary, not_sent| exit_code(&Ok(Ended::Inventory { run, not_sent }));
+        assert_eq!(ended(Summary::default(), 0), Exit::Ok);
+        assert_eq!(ended(Summary::default(), 1), Exit::HostsFailed);
+        let unreachable = Summary {
+            unreachable: 2,
+            ..Summary::default()
+        };
+        assert_eq!(ended(unreachable.clone(), 0), Exit::HostsUnreachable);
+        assert_eq!(ended(unreachable, 1), Exit::HostsFailed);
+        let invalid = Summary {
+            invalid_input: 1,
+            ..Summary::default()
+        };
+        assert_eq!(ended(invalid, 1), Exit::Usage);
+    }
+
     #[test]
     fn a_rollback_that_restored_nothing_failed() {
         let nothing = Summary::default();

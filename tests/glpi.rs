@@ -234,3 +234,65 @@ fn facts_of_three_hosts_are_three_valid_glpi_inventories_sent_as_glpi_agent_does
     assert!(errors.is_empty(), "{errors:#?}");
     assert!(doc["content"].get("softwares").is_none(), "{doc:#}");
 }
+
+/// The package list costs a host a constant number of processes (one query,
+/// one awk), whatever the number of packages: counted with strace on the
+/// host's sshd, before and after 3,000 packages are added to its dpkg
+/// database (the host's overlay; the controller's own database is untouched).
+#[test]
+fn the_package_list_costs_the_same_processes_whatever_its_length() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let out_dir = tempfile::tempdir().unwrap();
+    let traced = |format: &str| {
+        let tracer = common::procs::Tracer::attach(lab.lab.hosts[0].pid);
+        let mut parc = lab.parc();
+        parc.args(["facts", "all", "--format", format]);
+        if format == "glpi" {
+            parc.arg("-o").arg(out_dir.path());
+        }
+        let out = parc.output().unwrap();
+        let processes = tracer.finish();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!(
+            "{format}: {} processes: {}",
+            processes.total(),
+            processes.programs()
+        );
+        processes.total()
+    };
+    let softwares = || {
+        let doc = read_json(
+            &out_dir
+                .path()
+                .join(format!("{}.json", lab.lab.hosts[0].name)),
+        );
+        doc["content"]["softwares"].as_array().unwrap().len()
+    };
+    let plain = traced("table");
+    let before = traced("glpi");
+    let listed = softwares();
+
+    let status = lab.lab.hosts[0].root().join("var/lib/dpkg/status");
+    let mut text = std::fs::read_to_string(&status).unwrap();
+    for i in 0..3000 {
+        text.push_str(&format!(
+            "\nPackage: parc-fake-{i}\nStatus: install ok installed\nPriority: optional\n\
+             Section: misc\nInstalled-Size: {i}\nMaintainer: Nobody <nobody@example.org>\n\
+             Architecture: all\nVersion: 1.{i}\nDescription: filler\n"
+        ));
+    }
+    std::fs::write(&status, text).unwrap();
+    let after = traced("glpi");
+    assert_eq!(softwares(), listed + 3000);
+    assert_eq!(after, before, "3,000 more packages, no more processes");
+    assert!(
+        before <= plain + 3,
+        "the package list costs {} processes more than the facts alone",
+        before - plain
+    );
+}

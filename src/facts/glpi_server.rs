@@ -303,6 +303,23 @@ mod tests {
     }
 
     #[test]
+    fn a_server_that_cannot_be_reached_is_named() {
+        // Port 1 on loopback: nothing listens there in a test environment.
+        let url = "http://127.0.0.1:1/front/inventory.php";
+        let err = Server::new(url)
+            .post(&serde_json::json!({"deviceid": "pc-1"}))
+            .unwrap_err();
+        assert!(
+            matches!(&err, PostError::Unreachable { url: u, .. } if u == url),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with(&format!("could not send the inventory to {url}: "))
+        );
+    }
+
+    #[test]
     fn only_http_urls_are_taken() {
         assert!(check_url(URL).is_ok());
         assert!(check_url("http://10.0.0.5:8080/").is_ok());

@@ -80,13 +80,15 @@ pub struct Facts {
     pub machine_id: String,
     /// Installed packages: only gathered for GLPI inventories (see
     /// [`inventory_probe_command`]), and `None` on a host without dpkg, rpm
-    /// or apk.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// or apk. Not serialized: up to [`PACKAGES_BYTES`] per host, they would
+    /// swell every run report that records facts, and templates never see
+    /// them (apply does not list packages).
+    #[serde(skip)]
     pub packages: Option<Packages>,
 }
 
 /// The installed packages of a host, as its package database lists them.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Packages {
     pub database: PackageDb,
     pub list: Vec<Package>,
@@ -99,8 +101,7 @@ pub struct Packages {
 }
 
 /// Which package database a host's packages were read from.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PackageDb {
     Dpkg,
     Rpm,
@@ -109,7 +110,7 @@ pub enum PackageDb {
 
 /// One installed package. Text fields are as the database has them (cut to
 /// [`MAX_PACKAGE_FIELD`] bytes), empty when it has none.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Package {
     pub name: String,
     pub version: String,

@@ -451,3 +451,44 @@ fn the_plain_probe_lists_no_packages() {
     let facts = run_probe(Command::new("sh").arg("-c").arg(probe_command()));
     assert_eq!(facts.packages, None);
 }
+
+/// The apk branch reads Alpine's database format (`X:value` lines, a blank
+/// line between packages); the probe is pointed at a sample of it, with
+/// dpkg and rpm out of the way.
+#[test]
+fn the_probe_reads_apks_database() {
+    let db = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        db.path(),
+        "C:Q1abc=\nP:musl\nV:1.2.4-r2\nA:x86_64\nS:383152\nI:622592\nT:the musl c library\n\
+         m:Timo <timo@alpinelinux.org>\n\nP:busybox\nV:1.36.1-r5\nA:x86_64\nI:958464\n",
+    )
+    .unwrap();
+    let probe = inventory_probe_command()
+        .replace("/lib/apk/db/installed", &db.path().display().to_string())
+        .replace("command -v dpkg-query", "false")
+        .replace("command -v rpm", "false");
+    let packages = run_probe(Command::new("sh").arg("-c").arg(probe))
+        .packages
+        .unwrap();
+    assert_eq!(packages.database, PackageDb::Apk);
+    assert_eq!(
+        packages.list,
+        [
+            Package {
+                name: "musl".into(),
+                version: "1.2.4-r2".into(),
+                arch: "x86_64".into(),
+                size_bytes: Some(622592),
+                ..Package::default()
+            },
+            Package {
+                name: "busybox".into(),
+                version: "1.36.1-r5".into(),
+                arch: "x86_64".into(),
+                size_bytes: Some(958464),
+                ..Package::default()
+            },
+        ]
+    );
+}
