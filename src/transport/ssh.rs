@@ -22,6 +22,14 @@ use super::{ExitStatus, Transport, TransportError};
 
 /// Channels opened at once on one connection: below OpenSSH's `MaxSessions 10`.
 const MAX_CHANNELS: usize = 8;
+/// Bytes of a shared stdin chunk handed to russh at once. russh encrypts
+/// every message waiting on a connection (its queue holds 10) into one
+/// write buffer before writing it out, and that buffer keeps its largest
+/// size until the connection closes. A whole chunk (a 1 MiB file) went as
+/// 32 KiB messages, so every host of a run kept a buffer of several
+/// hundred KiB; 8 KiB messages keep it near 100 KiB, for 4 times as many
+/// (still large) packets. Streams (images) keep full packets.
+const SHARED_SLICE: usize = 8 * 1024;
 /// Bytes of a command's stdin read at once and handed to russh: two of
 /// OpenSSH's 32 KiB packets. Each channel holds its chunks until russh has
 /// sent them, within the server's window, so this is memory per host.
@@ -326,17 +334,24 @@ impl Transport for SshTransport {
         stdout: &mut (dyn AsyncWrite + Send + Unpin),
         stderr: &mut (dyn AsyncWrite + Send + Unpin),
     ) -> Result<ExitStatus, TransportError> {
-        self.run(command, Stdin::Chunks(stdin.iter()), stdout, stderr)
-            .await
+        let chunks = Stdin::Chunks {
+            rest: stdin.iter(),
+            current: Bytes::new(),
+        };
+        self.run(command, chunks, stdout, stderr).await
     }
 }
 
 /// What a command's stdin comes from.
 enum Stdin<'a> {
     Stream(&'a mut (dyn AsyncRead + Send + Unpin)),
-    /// Shared chunks, handed to russh as they are: russh sends slices of
-    /// them as the channel's window allows, without a copy.
-    Chunks(std::slice::Iter<'a, Bytes>),
+    /// Shared chunks, handed to russh in slices of [`SHARED_SLICE`] bytes,
+    /// without a copy.
+    Chunks {
+        rest: std::slice::Iter<'a, Bytes>,
+        /// What is left of the chunk being sent.
+        current: Bytes,
+    },
 }
 
 impl Stdin<'_> {
@@ -352,7 +367,15 @@ impl Stdin<'_> {
                 chunk.truncate(n);
                 Ok((n > 0).then(|| chunk.into()))
             }
-            Stdin::Chunks(chunks) => Ok(chunks.next().cloned()),
+            Stdin::Chunks { rest, current } => {
+                while current.is_empty() {
+                    match rest.next() {
+                        Some(next) => *current = next.clone(),
+                        None => return Ok(None),
+                    }
+                }
+                Ok(Some(current.split_to(SHARED_SLICE.min(current.len()))))
+            }
         }
     }
 }
