@@ -30,7 +30,9 @@ const MAX_CHANNELS: usize = 8;
 /// hundred KiB; 8 KiB messages keep it near 100 KiB, for 4 times as many
 /// (still large) packets. Streams (images) keep full packets.
 const SHARED_SLICE: usize = 8 * 1024;
-/// Bytes of a command's stdin read at once and handed to russh: two of
+/// Bytes of a command's stdin read at first, until a read fills them.
+const SMALL_READ: usize = 4 * 1024;
+/// Bytes of a bulk stdin read at once and handed to russh: two of
 /// OpenSSH's 32 KiB packets. Each channel holds its chunks until russh has
 /// sent them, within the server's window, so this is memory per host.
 const STDIN_READ: usize = 64 * 1024;
@@ -323,8 +325,11 @@ impl Transport for SshTransport {
         stdout: &mut (dyn AsyncWrite + Send + Unpin),
         stderr: &mut (dyn AsyncWrite + Send + Unpin),
     ) -> Result<ExitStatus, TransportError> {
-        self.run(command, Stdin::Stream(stdin), stdout, stderr)
-            .await
+        let stdin = Stdin::Stream {
+            reader: stdin,
+            bulk: false,
+        };
+        self.run(command, stdin, stdout, stderr).await
     }
 
     async fn exec_shared(
@@ -344,7 +349,12 @@ impl Transport for SshTransport {
 
 /// What a command's stdin comes from.
 enum Stdin<'a> {
-    Stream(&'a mut (dyn AsyncRead + Send + Unpin)),
+    Stream {
+        reader: &'a mut (dyn AsyncRead + Send + Unpin),
+        /// A read filled the small buffer: a bulk stream, read in large
+        /// chunks from then on.
+        bulk: bool,
+    },
     /// Shared chunks, handed to russh in slices of [`SHARED_SLICE`] bytes,
     /// without a copy.
     Chunks {
@@ -361,7 +371,17 @@ impl Stdin<'_> {
             // SSH packets; large reads let russh fill packets up to the server's
             // maximum (32 KiB for OpenSSH), which matters for multi-GiB streams.
             // Each chunk is read into its own buffer and handed over as it is.
-            Stdin::Stream(reader) => {
+            Stdin::Stream { reader, bulk } => {
+                if !*bulk {
+                    // Until a read fills it, a small buffer: some streams
+                    // wait the whole run for a line (the lock's release
+                    // channel), and a 64 KiB buffer pending in every host's
+                    // lock exec is memory per host.
+                    let mut small = [0u8; SMALL_READ];
+                    let n = reader.read(&mut small).await?;
+                    *bulk = n == SMALL_READ;
+                    return Ok((n > 0).then(|| Bytes::copy_from_slice(&small[..n])));
+                }
                 let mut chunk = vec![0u8; STDIN_READ];
                 let n = reader.read(&mut chunk).await?;
                 chunk.truncate(n);
