@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Shared by rollout.sh and scale.sh (sourced): building parc, the mixed
 # workload's wallpaper, and one lab started for the whole run and always
-# stopped. Expects BENCH, ROOT, LAB, PARC and SUBNET to be set.
+# stopped. Expects BENCH, ROOT, LAB, PARC and SUBNET to be set, and reads
+# CONNECT_TIMEOUT (parc's --connect-timeout, default parc's own 10 s).
 
 say() { printf '== %s\n' "$*" >&2; }
 
@@ -33,8 +34,8 @@ start_lab() {
     "$PARC" lab up --hosts "$1" --subnet "$SUBNET" --dir "$LAB" >&2
     INV=$LAB/inventory.yml
     for _ in $(seq 50); do
-        if "$PARC" -i "$INV" run all --parallel "$1" -- true >/dev/null 2>&1; then break; fi
+        if "$PARC" --connect-timeout "${CONNECT_TIMEOUT:-10}" -i "$INV" run all --parallel "$1" -- true >/dev/null 2>&1; then break; fi
         sleep 0.2
     done
-    "$PARC" -i "$INV" run all --parallel "$1" -- true >/dev/null
+    "$PARC" --connect-timeout "${CONNECT_TIMEOUT:-10}" -i "$INV" run all --parallel "$1" -- true >/dev/null
 }

@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::TestLab;
 use common::procs::{Processes, Tracer};
@@ -30,38 +30,6 @@ const NOW: Bounds = Bounds {
 struct Bounds {
     no_change: usize,
     first_run: usize,
-}
-
-/// The fixture copied to `dir`, with the 1 MiB wallpaper it names: bytes
-/// that do not compress, generated rather than kept in the repository.
-fn setup(dir: &Path) -> PathBuf {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mixed");
-    copy_tree(&fixture, dir);
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let wallpaper: Vec<u8> = (0..1 << 20)
-        .map(|_| {
-            // xorshift64: the same bytes on every run, no pattern to compress.
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect();
-    std::fs::write(dir.join("profiles/files/wallpaper.bin"), wallpaper).unwrap();
-    dir.join("playbooks/mixed.yml")
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
 }
 
 /// Applies `playbook` with strace on the host's sshd: the host's end state
@@ -105,7 +73,7 @@ fn within(bounds: Bounds) {
     common::require_root_and_sshd();
     let lab = TestLab::start(1);
     let work = tempfile::tempdir().unwrap();
-    let playbook = setup(work.path());
+    let playbook = common::mixed_fixture(work.path());
     let (state, first) = traced_apply(&lab, &playbook);
     assert_eq!(state, "changed");
     let (state, again) = traced_apply(&lab, &playbook);

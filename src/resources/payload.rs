@@ -35,6 +35,11 @@ impl Payload {
         self.push_bytes(Bytes::from(bytes));
     }
 
+    /// Append bytes the binary holds (an sh library), without copying them.
+    pub fn push_static(&mut self, bytes: &'static [u8]) {
+        self.push_bytes(Bytes::from_static(bytes));
+    }
+
     /// Append a content shared with other hosts' payloads, without copying it.
     pub fn push_shared(&mut self, data: Arc<Vec<u8>>) {
         self.push_bytes(Bytes::from_owner(Shared(data)));

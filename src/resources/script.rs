@@ -296,8 +296,7 @@ impl Script {
     /// The command line, the script and the bytes before it.
     pub fn assemble(self) -> Assembled {
         let staged = self.stage.finish(self.token.as_deref());
-        let mut sections: Vec<String> = vec![LIB.to_string()];
-        sections.extend(self.libs.iter().map(|l| format!("{l}\n")));
+        let mut sections: Vec<String> = Vec::new();
         if !self.guard.is_empty() {
             sections.push(format!("parc_guard {} || exit 1\n", words(&self.guard)));
         }
@@ -351,7 +350,8 @@ impl Script {
                 .map(|s| s.archive)
                 .unwrap_or_default(),
             payload: self.payload,
-            script: sections.concat(),
+            libs: self.libs,
+            tail: sections.concat(),
             fetch: self.fetch,
             wants: self.wants,
         }
@@ -359,8 +359,7 @@ impl Script {
 
     /// The command line and stdin to send.
     pub fn finish(self) -> (String, Payload) {
-        let a = self.assemble();
-        (a.command(), a.stdin())
+        self.assemble().into_exec()
     }
 
     /// Send the script in ONE exec and parse its framed output.
@@ -419,8 +418,12 @@ pub struct Assembled {
     archive: Payload,
     /// Bytes read by offset, after the archive.
     payload: Payload,
-    /// The script, last on stdin.
-    pub script: String,
+    /// The script, last on stdin: [`LIB`], these libraries (each followed by
+    /// a newline), then `tail`. The libraries are sent from the binary's own
+    /// copy: tens of KiB a host would otherwise hold twice while its script
+    /// runs.
+    libs: Vec<&'static str>,
+    tail: String,
     /// What the probe's closing tar holds, and who asked for it: to hand
     /// each content to its record once the output is back.
     fetch: Vec<String>,
@@ -461,24 +464,57 @@ impl Assembled {
         )
     }
 
+    /// The script as the host runs it, whole (snapshots show it).
+    pub fn script(&self) -> String {
+        let mut script = LIB.to_string();
+        for lib in &self.libs {
+            script.push_str(lib);
+            script.push('\n');
+        }
+        script + &self.tail
+    }
+
     /// What the command reads on stdin: archive, payload, script, as chunks
-    /// that share the files' buffers.
-    pub fn stdin(&self) -> Payload {
-        let mut stdin = self.archive.clone();
-        stdin.append(self.payload.clone());
-        stdin.push(self.script.clone().into_bytes());
+    /// that share the files' buffers and the libraries' text.
+    fn stdin(archive: Payload, payload: Payload, libs: &[&'static str], tail: String) -> Payload {
+        let mut stdin = archive;
+        stdin.append(payload);
+        stdin.push_static(LIB.as_bytes());
+        for lib in libs {
+            stdin.push_static(lib.as_bytes());
+            stdin.push_static(b"\n");
+        }
+        stdin.push(tail.into_bytes());
         stdin
+    }
+
+    /// The command line and what it reads on stdin.
+    pub fn into_exec(self) -> (String, Payload) {
+        let command = self.command();
+        (
+            command,
+            Self::stdin(self.archive, self.payload, &self.libs, self.tail),
+        )
     }
 
     /// Send the script in ONE exec and parse its framed output.
     pub async fn run(self, t: &dyn Transport) -> Result<ScriptOutput, ScriptError> {
-        let out = t
-            .exec_shared_capture(&self.command(), self.stdin().chunks())
-            .await?;
+        let command = self.command();
+        let Assembled {
+            archive,
+            payload,
+            libs,
+            tail,
+            fetch,
+            wants,
+        } = self;
+        let stdin = Self::stdin(archive, payload, &libs, tail);
+        let out = t.exec_shared_capture(&command, stdin.chunks()).await?;
+        drop(stdin);
         let (mut records, archive) = parse(&out.stdout)?;
         let files = archive.map(read_fetched).unwrap_or_default();
-        for want in self.wants {
-            let name = self.fetch[want.fetched].trim_start_matches('/');
+        for want in wants {
+            let name = fetch[want.fetched].trim_start_matches('/');
             // Another resource may have fetched a file too large for this one.
             let fits = |d: &Vec<u8>| want.max.is_none_or(|m| d.len() as u64 <= m);
             if let Some(data) = files.get(name).filter(|d| fits(d)) {

@@ -22,7 +22,17 @@ use super::{ExitStatus, Transport, TransportError};
 
 /// Channels opened at once on one connection: below OpenSSH's `MaxSessions 10`.
 const MAX_CHANNELS: usize = 8;
-/// Bytes of a command's stdin read at once and handed to russh: two of
+/// Bytes of a shared stdin chunk handed to russh at once. russh encrypts
+/// every message waiting on a connection (its queue holds 10) into one
+/// write buffer before writing it out, and that buffer keeps its largest
+/// size until the connection closes. A whole chunk (a 1 MiB file) went as
+/// 32 KiB messages, so every host of a run kept a buffer of several
+/// hundred KiB; 8 KiB messages keep it near 100 KiB, for 4 times as many
+/// (still large) packets. Streams (images) keep full packets.
+const SHARED_SLICE: usize = 8 * 1024;
+/// Bytes of a command's stdin read at first, until a read fills them.
+const SMALL_READ: usize = 4 * 1024;
+/// Bytes of a bulk stdin read at once and handed to russh: two of
 /// OpenSSH's 32 KiB packets. Each channel holds its chunks until russh has
 /// sent them, within the server's window, so this is memory per host.
 const STDIN_READ: usize = 64 * 1024;
@@ -315,8 +325,11 @@ impl Transport for SshTransport {
         stdout: &mut (dyn AsyncWrite + Send + Unpin),
         stderr: &mut (dyn AsyncWrite + Send + Unpin),
     ) -> Result<ExitStatus, TransportError> {
-        self.run(command, Stdin::Stream(stdin), stdout, stderr)
-            .await
+        let stdin = Stdin::Stream {
+            reader: stdin,
+            bulk: false,
+        };
+        self.run(command, stdin, stdout, stderr).await
     }
 
     async fn exec_shared(
@@ -326,17 +339,29 @@ impl Transport for SshTransport {
         stdout: &mut (dyn AsyncWrite + Send + Unpin),
         stderr: &mut (dyn AsyncWrite + Send + Unpin),
     ) -> Result<ExitStatus, TransportError> {
-        self.run(command, Stdin::Chunks(stdin.iter()), stdout, stderr)
-            .await
+        let chunks = Stdin::Chunks {
+            rest: stdin.iter(),
+            current: Bytes::new(),
+        };
+        self.run(command, chunks, stdout, stderr).await
     }
 }
 
 /// What a command's stdin comes from.
 enum Stdin<'a> {
-    Stream(&'a mut (dyn AsyncRead + Send + Unpin)),
-    /// Shared chunks, handed to russh as they are: russh sends slices of
-    /// them as the channel's window allows, without a copy.
-    Chunks(std::slice::Iter<'a, Bytes>),
+    Stream {
+        reader: &'a mut (dyn AsyncRead + Send + Unpin),
+        /// A read filled the small buffer: a bulk stream, read in large
+        /// chunks from then on.
+        bulk: bool,
+    },
+    /// Shared chunks, handed to russh in slices of [`SHARED_SLICE`] bytes,
+    /// without a copy.
+    Chunks {
+        rest: std::slice::Iter<'a, Bytes>,
+        /// What is left of the chunk being sent.
+        current: Bytes,
+    },
 }
 
 impl Stdin<'_> {
@@ -346,13 +371,31 @@ impl Stdin<'_> {
             // SSH packets; large reads let russh fill packets up to the server's
             // maximum (32 KiB for OpenSSH), which matters for multi-GiB streams.
             // Each chunk is read into its own buffer and handed over as it is.
-            Stdin::Stream(reader) => {
+            Stdin::Stream { reader, bulk } => {
+                if !*bulk {
+                    // Until a read fills it, a small buffer: some streams
+                    // wait the whole run for a line (the lock's release
+                    // channel), and a 64 KiB buffer pending in every host's
+                    // lock exec is memory per host.
+                    let mut small = [0u8; SMALL_READ];
+                    let n = reader.read(&mut small).await?;
+                    *bulk = n == SMALL_READ;
+                    return Ok((n > 0).then(|| Bytes::copy_from_slice(&small[..n])));
+                }
                 let mut chunk = vec![0u8; STDIN_READ];
                 let n = reader.read(&mut chunk).await?;
                 chunk.truncate(n);
                 Ok((n > 0).then(|| chunk.into()))
             }
-            Stdin::Chunks(chunks) => Ok(chunks.next().cloned()),
+            Stdin::Chunks { rest, current } => {
+                while current.is_empty() {
+                    match rest.next() {
+                        Some(next) => *current = next.clone(),
+                        None => return Ok(None),
+                    }
+                }
+                Ok(Some(current.split_to(SHARED_SLICE.min(current.len()))))
+            }
         }
     }
 }

@@ -310,3 +310,35 @@ pub fn run_measured(command: &mut Command) -> (ExitStatus, u64) {
     assert_eq!(waited, pid, "wait4: {}", std::io::Error::last_os_error());
     (ExitStatus::from_raw(status), usage.ru_maxrss as u64)
 }
+
+/// The `mixed` fixture (tests/fixtures/mixed) copied to `dir`, with the 1 MiB wallpaper it names: bytes
+/// that do not compress, generated rather than kept in the repository.
+pub fn mixed_fixture(dir: &Path) -> PathBuf {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mixed");
+    copy_tree(&fixture, dir);
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let wallpaper: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            // xorshift64: the same bytes on every run, no pattern to compress.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    std::fs::write(dir.join("profiles/files/wallpaper.bin"), wallpaper).unwrap();
+    dir.join("playbooks/mixed.yml")
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}

@@ -100,6 +100,27 @@ pub async fn converge(
     done
 }
 
+/// The profile's resources and handlers rendered for one host. The renderer
+/// (every template compiled) is dropped here, before the host's first exec:
+/// rendering runs on a worker thread without waiting, so only as many hosts
+/// as there are workers hold one at once, rather than every host of the run.
+#[allow(clippy::type_complexity)]
+fn render_profile(
+    job: &ApplyJob,
+    vars: &Vars,
+    redactor: &mut Redactor,
+) -> Result<(Vec<Item>, Vec<(String, Item)>), RenderError> {
+    let ctx = Value::from_serialize(vars);
+    let renderer = Renderer::new(&job.play.profile.tree);
+    let items = render_all(&renderer, &job.play.profile.resources, &ctx, redactor)?;
+    let mut handlers: Vec<(String, Item)> = Vec::new();
+    for (name, d) in &job.play.profile.handlers {
+        let mut v = render_all(&renderer, std::slice::from_ref(d), &ctx, redactor)?;
+        handlers.push((name.clone(), v.remove(0)));
+    }
+    Ok((items, handlers))
+}
+
 /// [`converge`] once the host's variables are known; rendering taints
 /// `redactor`.
 async fn converge_vars(
@@ -111,21 +132,11 @@ async fn converge_vars(
     vars: &Vars,
     redactor: &mut Redactor,
 ) -> Converged {
-    let ctx = Value::from_serialize(vars);
-    let renderer = Renderer::new(&job.play.profile.tree);
-
     events.phase(host, "rendering");
-    let mut items = match render_all(&renderer, &job.play.profile.resources, &ctx, redactor) {
-        Ok(items) => items,
+    let (mut items, mut handlers) = match render_profile(job, vars, redactor) {
+        Ok(rendered) => rendered,
         Err(e) => return Converged::invalid(e),
     };
-    let mut handlers: Vec<(String, Item)> = Vec::new();
-    for (name, d) in &job.play.profile.handlers {
-        match render_all(&renderer, std::slice::from_ref(d), &ctx, redactor) {
-            Ok(mut v) => handlers.push((name.clone(), v.remove(0))),
-            Err(e) => return Converged::invalid(e),
-        }
-    }
 
     // ONE exec: the state of every resource and handler.
     events.phase(host, "probing");

@@ -99,9 +99,10 @@ fn snapshot(a: &Assembled) -> String {
     if a.payload().len() > 0 {
         text.push_str(&format!("# stdin, stash: {} bytes\n", a.payload().len()));
     }
-    let script = shown(&a.script);
+    let whole = a.script();
+    let script = shown(&whole);
     if !script.contains("'[restore.sh]'") {
-        assert_eq!(expand(&script), a.script, "every library is shown whole");
+        assert_eq!(expand(&script), whole, "every library is shown whole");
     }
     text.push_str(&script);
     text
