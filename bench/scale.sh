@@ -90,6 +90,15 @@ printf -- '- hosts: all\n  profiles: [big]\n' >"$BIG/playbooks/big.yml"
 reset
 measure big-20MiB "$MAX" 1 "$PARC" --connect-timeout "$CONNECT_TIMEOUT" -i "$INV" --json apply "$BIG/playbooks/big.yml" --parallel "$MAX"
 
+# The same at parc's default parallelism (64 hosts at once), as a user runs
+# it: memory bounded by the hosts in flight, not by the fleet.
+reset
+measure big-20MiB-default "$MAX" 1 "$PARC" --connect-timeout "$CONNECT_TIMEOUT" -i "$INV" --json apply "$BIG/playbooks/big.yml"
+for scenario in first second; do
+    measure "mixed-$scenario-default" "$MAX" 1 "$PARC" --connect-timeout "$CONNECT_TIMEOUT" -i "$INV" --json apply \
+        "$BENCH/playbooks/mixed.yml"
+done
+
 python3 - "$TIMES" "$ROUNDS" "$BENCH/results/scale-$(date +%Y-%m-%d).md" <<'PY'
 import collections, statistics, sys
 
@@ -113,7 +122,8 @@ with open("/proc/loadavg") as f:
     load = " ".join(f.read().split()[:3])
 with open(out, "w") as f:
     f.write(
-        f"# Scale run\n\nparc alone, {rounds} round(s), every host of the fleet at once; mixed = "
+        f"# Scale run\n\nparc alone, {rounds} round(s), every host of the fleet at once (`-default`: parc's "
+        "default of 64 hosts at once); mixed = "
         "`bench/profiles/mixed.yml`, big-20MiB = one 20 MiB incompressible file. Peak MiB: the "
         "controller's resident memory (`measure.py`).\n\n"
         f"{table}\n\nLoad average after the run: {load}.\n"
