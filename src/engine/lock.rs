@@ -165,16 +165,20 @@ fn script(
     takeover_run: Option<&str>,
     then: Option<&str>,
 ) -> String {
-    // Its stdin is the release channel: the command must not read it.
+    // Its stdin is the release channel: the `then` script must not read it.
+    // It runs in the lock's own shell, as a group: no process for it.
     let then = then
-        .map(|cmd| format!("{cmd} </dev/null\necho \"{THEN_DONE} $?\"\n"))
+        .map(|sh| format!("{{\n{sh}\n}} </dev/null\necho \"{THEN_DONE} $?\"\n"))
         .unwrap_or_default();
     let l = format!("{STATE_DIR}/lock");
-    format!(
+    let script = format!(
         r#"{journal_sh}
 L={l}
-if [ ! -d {STATE_DIR} ] && ! _err=$(mkdir -p -m 700 {STATE_DIR} 2>&1); then echo "$_err"; exit {FAILED}; fi
-if ! _err=$(mkdir "$L" 2>&1); then
+# Errors go to stdout: what the lock exec prints before `locked` is its error.
+if [ ! -d {STATE_DIR} ] && ! mkdir -p -m 700 {STATE_DIR} 2>&1; then exit {FAILED}; fi
+# One `mkdir` when the lock is free or held; when it failed without a lock
+# there, a second one says why (or takes the lock, removed meanwhile).
+if ! mkdir "$L" 2>/dev/null && {{ [ -d "$L" ] || ! _err=$(mkdir "$L" 2>&1); }}; then
   # Not contention: the real error (read-only or full disk, permissions).
   if [ ! -d "$L" ]; then echo "$_err"; exit {FAILED}; fi
   # Alive, and not a zombie nobody reaped (kill -0 succeeds on those).
@@ -209,7 +213,10 @@ fi
         user = quote(&op.user),
         controller = quote(&op.controller),
         started = quote(&op.started),
-    )
+    );
+    // The login shell becomes the `sh` every parc script runs in (`exec`:
+    // no process), whatever shell the account has.
+    format!("exec sh -c {}", quote(&script))
 }
 
 impl HostLock {
@@ -226,9 +233,10 @@ impl HostLock {
             .map(|(lock, _)| lock)
     }
 
-    /// Take the lock, then run `then` (a command line) in the lock's own
-    /// exec and return its output: the facts probe rides along, which saves
-    /// a session (a fork of sshd and two shells on the host) per host.
+    /// Take the lock, then run `then` (sh, run in the lock's own shell, so
+    /// it must not `exit` nor read stdin) and return its output: the facts
+    /// probe rides along, which saves a session (a fork of sshd and two
+    /// shells on the host) per host.
     pub async fn acquire_then(
         t: Arc<dyn Transport>,
         op: &Operator,

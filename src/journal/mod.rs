@@ -70,7 +70,7 @@ pub fn begin(
         .collect();
     script.setup(&format!(
         "PARC_JOURNAL={quoted}; export PARC_JOURNAL\n\
-         [ -d {state}/journal ] || {{ mkdir -p -m 700 {state} && mkdir -m 700 {state}/journal; }} || exit 1\n\
+         [ -d {state}/journal ] || mkdir -p -m 700 {state} {state}/journal || exit 1\n\
          parc_journal_prune {keep}\n\
          parc_lock_join\n\
          if [ -e \"$PARC_JOURNAL\" ]; then echo \"journal $PARC_JOURNAL already exists: run ids are used once per host\" >&2; exit 1; fi\n\
@@ -302,13 +302,14 @@ pub fn post_restore(script: &mut Script, run_id: &str, commands: &[String]) {
         return;
     }
     let text: String = commands.iter().map(|c| format!("( {c} )\n")).collect();
-    let (off, len) = script.stash(text.as_bytes());
     // The handlers' exec may run long: a takeover must stop it too.
     script.lib(JOURNAL_SH);
     script.setup("parc_lock_join");
+    // A builtin writes the commands, which the script holds anyway (the
+    // handlers it runs): no payload to stage and cut, no process.
     script.setup(&format!(
-        "tail -c +$((PARC_STASH + {})) \"$PARC_PAYLOAD\" | head -c {len} >> {}/post-restore",
-        off + 1,
+        "printf '%s' {} >> {}/post-restore",
+        quote_path(&text),
         quote_path(&dir(run_id))
     ));
 }

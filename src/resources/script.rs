@@ -413,6 +413,10 @@ fn barrier(
     barrier
 }
 
+/// The last line of every script sent: the bootstrap runs a script only if
+/// it ends with it (see [`Assembled::command`]).
+const SCRIPT_END: &str = "#parc-end";
+
 /// A script laid out, with the bytes sent before it on stdin.
 pub struct Assembled {
     /// The staging archive, first on stdin.
@@ -438,35 +442,45 @@ impl Assembled {
         &self.payload
     }
 
-    /// The exec command line: it saves stdin to a private directory, cuts
-    /// the script off its end and runs it. Its length does not depend on the
-    /// script.
+    /// The exec command line: the login shell becomes `sh` (`exec`, no
+    /// process), which makes a private directory, reads the script off the
+    /// end of stdin (saving the bytes before it there first) and runs it in
+    /// itself (`eval`, no process): the private directory, one reader of
+    /// stdin (plus a `tail` when there is a payload) and the `rm` of the
+    /// directory are the only processes the framing starts. The script runs
+    /// only if it arrived whole (it ends with [`SCRIPT_END`]): a connection
+    /// lost mid-transfer runs nothing. The command's length does not depend
+    /// on the script, and the script never appears on a command line, where
+    /// local users could read it.
     pub fn command(&self) -> String {
         let data_len = self.archive.len() + self.payload.len();
         // Without a payload, stdin is the script itself: no `tail` to cut it.
         let save = if data_len == 0 {
-            "cat > \"$PARC_DIR/script\"".to_string()
+            "parc_boot=$(cat) || exit 111".to_string()
         } else {
             format!(
-                "cat > \"$PARC_PAYLOAD\" && tail -c +{} \"$PARC_PAYLOAD\" > \"$PARC_DIR/script\"",
+                "cat > \"$PARC_PAYLOAD\" && parc_boot=$(tail -c +{} \"$PARC_PAYLOAD\") || exit 111",
                 data_len + 1
             )
         };
-        format!(
+        let boot = format!(
             "PARC_DIR=$(mktemp -d \"${{TMPDIR:-/tmp}}/parc.XXXXXX\") || exit 111; \
              PARC_PAYLOAD=\"$PARC_DIR/payload\"; PARC_STASH={}; export PARC_DIR PARC_PAYLOAD PARC_STASH; \
-             {save} && sh \"$PARC_DIR/script\"; \
-             parc_rc=$?; rm -rf \"$PARC_DIR\"; exit $parc_rc",
+             trap 'rm -rf \"$PARC_DIR\"' EXIT; \
+             {save}; \
+             case $parc_boot in *{SCRIPT_END}) ;; *) exit 111 ;; esac; \
+             eval \"$parc_boot\"",
             self.archive.len(),
-        )
+        );
+        format!("exec sh -c {}", quote(&boot))
     }
 
-    /// What the command reads on stdin: archive, payload, script, as chunks
-    /// that share the files' buffers.
+    /// What the command reads on stdin: archive, payload, script (ended by
+    /// [`SCRIPT_END`]), as chunks that share the files' buffers.
     pub fn stdin(&self) -> Payload {
         let mut stdin = self.archive.clone();
         stdin.append(self.payload.clone());
-        stdin.push(self.script.clone().into_bytes());
+        stdin.push(format!("{}\n{SCRIPT_END}\n", self.script).into_bytes());
         stdin
     }
 
