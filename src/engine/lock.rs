@@ -110,6 +110,8 @@ pub struct HostLock {
     /// What taking over a stale lock did about the interrupted run's
     /// processes (killed them, or found none), to report.
     pub took_over: Option<String>,
+    /// The private directories made for the run's scripts (see [`InLock`]).
+    pool: Vec<String>,
     control: DuplexStream,
     task: JoinHandle<Result<ExitStatus, TransportError>>,
 }
@@ -156,6 +158,17 @@ async fn next_line(r: &mut BufReader<DuplexStream>) -> Option<String> {
 /// Longer than any line the lock script or the facts probe prints.
 const LINE_LIMIT: usize = 64 * 1024;
 
+/// How many private directories the lock makes ahead for the run's scripts
+/// ([`InLock`]): the probe, apply, handlers and verify execs of a converge,
+/// and a restore and a fallback's four when it fails. Scripts past these
+/// make their own.
+const POOL: usize = 9;
+
+/// The name, in the lock directory, of the run's `n`th private directory.
+fn pool_name(n: usize) -> String {
+    format!("exec.{n}")
+}
+
 /// Printed after the `then` command's output, with its exit status.
 const THEN_DONE: &str = "@@parc-then-done";
 
@@ -198,7 +211,9 @@ fi
 printf '%s\n' {run} > "$L/run"
 printf 'run %s by %s from %s since %s\n' {run} {user} {controller} {started} > "$L/info"
 echo $$ > "$L/pid"
-echo locked
+# The private directories of the run's scripts, in one process rather than a
+# mktemp and an rm for each: inside the lock, they go with it.
+if mkdir -m 700{pool} 2>/dev/null; then echo "locked {POOL}"; else echo locked; fi
 {then}IFS= read -r cmd
 if [ "$cmd" = release ]; then
   IFS= read -r hist && printf '%s\n' "$hist" >> {STATE_DIR}/history.log
@@ -206,6 +221,9 @@ if [ "$cmd" = release ]; then
 fi
 "#,
         stop = stop_old_run(),
+        pool = (0..POOL)
+            .map(|n| format!(" \"$L/{}\"", pool_name(n)))
+            .collect::<String>(),
         journal_sh = crate::journal::JOURNAL_SH,
         brk = u8::from(break_stale),
         takeover = quote(takeover_run.unwrap_or("")),
@@ -260,14 +278,21 @@ impl HostLock {
                 took_over = Some(what.to_string());
                 continue;
             }
-            if line != "locked" {
-                said.push(line);
-                continue;
-            }
+            let pool = match line.strip_prefix("locked") {
+                Some("") => Vec::new(),
+                Some(n) if n.trim() == POOL.to_string() => (0..POOL)
+                    .map(|n| format!("{STATE_DIR}/lock/{}", pool_name(n)))
+                    .collect(),
+                _ => {
+                    said.push(line);
+                    continue;
+                }
+            };
             if then.is_none() {
                 return Ok((
                     HostLock {
                         took_over,
+                        pool,
                         control,
                         task,
                     },
@@ -288,6 +313,7 @@ impl HostLock {
             return Ok((
                 HostLock {
                     took_over,
+                    pool,
                     control,
                     task,
                 },
@@ -303,6 +329,15 @@ impl HostLock {
             Ok(Err(e)) => Err(LockError::Transport(e)),
             Err(e) => Err(LockError::Failed(e.to_string())),
         }
+    }
+
+    /// `t`, handing the scripts run through it the private directories this
+    /// lock made (see [`Transport::private_dir`]), while they last.
+    pub fn transport(&self, t: Arc<dyn Transport>) -> Arc<dyn Transport> {
+        Arc::new(InLock {
+            inner: t,
+            pool: std::sync::Mutex::new(self.pool.iter().rev().cloned().collect()),
+        })
     }
 
     /// Say what taking over a stale lock did, if it did.
@@ -325,6 +360,42 @@ impl HostLock {
         let _ = self.control.shutdown().await;
         drop(self.control);
         let _ = self.task.await;
+    }
+}
+
+/// A transport whose scripts work in directories the host lock made ahead
+/// (root's, inside the lock's private state directory; removed with the lock
+/// when it is released or broken), rather than each making and removing one.
+struct InLock {
+    inner: Arc<dyn Transport>,
+    /// Not handed out yet, the next last.
+    pool: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl Transport for InLock {
+    async fn exec(
+        &self,
+        command: &str,
+        stdin: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
+        stdout: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
+        stderr: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
+    ) -> Result<ExitStatus, TransportError> {
+        self.inner.exec(command, stdin, stdout, stderr).await
+    }
+
+    async fn exec_shared(
+        &self,
+        command: &str,
+        stdin: &[bytes::Bytes],
+        stdout: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
+        stderr: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
+    ) -> Result<ExitStatus, TransportError> {
+        self.inner.exec_shared(command, stdin, stdout, stderr).await
+    }
+
+    fn private_dir(&self) -> Option<String> {
+        self.pool.lock().ok()?.pop()
     }
 }
 

@@ -442,18 +442,32 @@ impl Assembled {
         &self.payload
     }
 
-    /// The exec command line: the login shell becomes `sh` (`exec`, no
-    /// process), which makes a private directory, reads the script off the
-    /// end of stdin (saving the bytes before it there first) and runs it in
-    /// itself (`eval`, no process): the private directory, one reader of
-    /// stdin (plus a `tail` when there is a payload) and the `rm` of the
-    /// directory are the only processes the framing starts. The script runs
-    /// only if it arrived whole (it ends with [`SCRIPT_END`]): a connection
-    /// lost mid-transfer runs nothing. The command's length does not depend
-    /// on the script, and the script never appears on a command line, where
-    /// local users could read it.
+    /// The exec command line, for a script making its own private
+    /// directory (see [`Assembled::command_in`]).
     pub fn command(&self) -> String {
+        self.command_in(None)
+    }
+
+    /// The exec command line: the login shell becomes `sh` (`exec`, no
+    /// process), which takes its private directory (`dir`, made ahead and
+    /// removed by the host lock, else one it makes with `mktemp -d` and
+    /// removes on exit), reads the script off the end of stdin (saving the
+    /// bytes before it there first) and runs it in itself (`eval`, no
+    /// process): one reader of stdin (plus a `tail` when there is a
+    /// payload), and with no `dir` the `mktemp` and `rm`, are the only
+    /// processes the framing starts. The script runs only if it arrived
+    /// whole (it ends with [`SCRIPT_END`]): a connection lost mid-transfer
+    /// runs nothing. The command's length does not depend on the script, and
+    /// the script never appears on a command line, where local users could
+    /// read it.
+    pub fn command_in(&self, dir: Option<&str>) -> String {
         let data_len = self.archive.len() + self.payload.len();
+        let private = match dir {
+            Some(dir) => format!("PARC_DIR={}; [ -d \"$PARC_DIR\" ] || exit 111", quote(dir)),
+            None => "PARC_DIR=$(mktemp -d \"${TMPDIR:-/tmp}/parc.XXXXXX\") || exit 111; \
+                     trap 'rm -rf \"$PARC_DIR\"' EXIT"
+                .to_string(),
+        };
         // Without a payload, stdin is the script itself: no `tail` to cut it.
         let save = if data_len == 0 {
             "parc_boot=$(cat) || exit 111".to_string()
@@ -464,9 +478,8 @@ impl Assembled {
             )
         };
         let boot = format!(
-            "PARC_DIR=$(mktemp -d \"${{TMPDIR:-/tmp}}/parc.XXXXXX\") || exit 111; \
+            "{private}; \
              PARC_PAYLOAD=\"$PARC_DIR/payload\"; PARC_STASH={}; export PARC_DIR PARC_PAYLOAD PARC_STASH; \
-             trap 'rm -rf \"$PARC_DIR\"' EXIT; \
              {save}; \
              case $parc_boot in *{SCRIPT_END}) ;; *) exit 111 ;; esac; \
              eval \"$parc_boot\"",
@@ -487,7 +500,10 @@ impl Assembled {
     /// Send the script in ONE exec and parse its framed output.
     pub async fn run(self, t: &dyn Transport) -> Result<ScriptOutput, ScriptError> {
         let out = t
-            .exec_shared_capture(&self.command(), self.stdin().chunks())
+            .exec_shared_capture(
+                &self.command_in(t.private_dir().as_deref()),
+                self.stdin().chunks(),
+            )
             .await?;
         let (mut records, archive) = parse(&out.stdout)?;
         let files = archive.map(read_fetched).unwrap_or_default();

@@ -27,7 +27,7 @@ impl Processes {
     }
 
     /// Processes the profile's own commands account for: a `sh -c` that one of
-    /// parc's scripts (the `sh -c` of its bootstrap, which makes the private
+    /// parc's scripts (the `sh -c` of its bootstrap, which sets the private
     /// directory `PARC_DIR` and runs the script in itself) runs is a `command`
     /// resource, a guard, a handler or a verification command the profile
     /// declares, and it and everything it starts are the profile's work, not
@@ -38,7 +38,7 @@ impl Processes {
                 argv.len() == 3
                     && argv[0] == "sh"
                     && argv[1] == "-c"
-                    && argv[2].starts_with("PARC_DIR=$(mktemp -d ")
+                    && argv[2].starts_with("PARC_DIR=")
             })
         };
         let own: BTreeSet<u32> = self

@@ -118,6 +118,7 @@ async fn apply_host_with(
             }
         };
     lock.announce(&events, &host);
+    let t = lock.transport(t);
     let mut stage = None;
     if let Some(image) = &job.image {
         let report = imaging::play_stage(
