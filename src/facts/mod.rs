@@ -23,9 +23,10 @@ pub const PROBE: &str = include_str!("probe.sh");
 /// The command that runs [`PROBE`] on a target.
 ///
 /// Wrapped in `sh -c` because ssh hands the command to the user's login shell,
-/// which may be fish or csh on a technician-configured account.
+/// which may be fish or csh on a technician-configured account; `exec`, so
+/// that the login shell becomes that sh rather than start it.
 pub fn probe_command() -> String {
-    format!("sh -c {}", crate::transport::quote(PROBE))
+    format!("exec sh -c {}", crate::transport::quote(PROBE))
 }
 
 /// Far above what the facts probe prints (a few KiB), far below what would
