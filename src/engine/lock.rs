@@ -7,7 +7,9 @@
 //! connection drops, the process exits without releasing, and the lock is
 //! *stale*: reported to the next operator with who held it, and breakable
 //! with `--break-lock`. A clean release also appends the run's line to
-//! `/var/lib/parc/history.log`, so neither costs an extra round trip.
+//! `/var/lib/parc/history.log`, so neither costs an extra round trip. The
+//! lock directory also holds the private directories of the run's scripts,
+//! made with it and removed with it ([`HostLock::transport`]).
 
 use std::sync::Arc;
 

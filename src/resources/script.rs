@@ -4,8 +4,9 @@
 //! Architecture note: a script is sent on the command's stdin, after the bytes
 //! it installs (the *payload*: the staging archive of `super::stage`, then
 //! slices read by offset), so the exec command line stays tiny and constant
-//! whatever the number of resources. On the target a fixed bootstrap saves
-//! stdin to a private temp dir, cuts the script off the end and runs it.
+//! whatever the number of resources. On the target a fixed bootstrap (the
+//! login shell `exec`ed into sh) takes a private directory, saves the payload
+//! there, reads the script off the end of stdin and runs it in itself.
 //! Output comes back framed (`@@r`, `@@blob`, `@@done`), binary-safe by
 //! explicit lengths; file contents a probe asks for come last, as one tar
 //! after an `@@tar` line.
