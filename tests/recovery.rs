@@ -854,10 +854,12 @@ fn a_full_disk_is_reported_with_the_targets_own_error() {
         "umount /srv/parc-full",
     );
     assert!(host.contains("Read-only file system"), "{host}");
-    // A full /tmp (where parc's scripts run from).
+    // A full /var/lib/parc (where parc's scripts run from: private
+    // directories the host lock makes inside itself).
     let host = attempt(
-        "mount -t tmpfs -o size=16k tmpfs /tmp && (dd if=/dev/zero of=/tmp/fill bs=4k 2>/dev/null; true)",
-        "umount /tmp",
+        "mkdir -p /var/lib/parc && mount -t tmpfs -o size=16k,mode=700 tmpfs /var/lib/parc \
+         && (dd if=/dev/zero of=/var/lib/parc/fill bs=4k 2>/dev/null; true)",
+        "umount /var/lib/parc",
     );
     assert!(host.contains("No space left on device"), "{host}");
 }

@@ -7,7 +7,9 @@
 //! connection drops, the process exits without releasing, and the lock is
 //! *stale*: reported to the next operator with who held it, and breakable
 //! with `--break-lock`. A clean release also appends the run's line to
-//! `/var/lib/parc/history.log`, so neither costs an extra round trip.
+//! `/var/lib/parc/history.log`, so neither costs an extra round trip. The
+//! lock directory also holds the private directories of the run's scripts,
+//! made with it and removed with it ([`HostLock::transport`]).
 
 use std::sync::Arc;
 
@@ -110,6 +112,8 @@ pub struct HostLock {
     /// What taking over a stale lock did about the interrupted run's
     /// processes (killed them, or found none), to report.
     pub took_over: Option<String>,
+    /// The private directories made for the run's scripts (see [`InLock`]).
+    pool: Vec<String>,
     control: DuplexStream,
     task: JoinHandle<Result<ExitStatus, TransportError>>,
 }
@@ -156,6 +160,17 @@ async fn next_line(r: &mut BufReader<DuplexStream>) -> Option<String> {
 /// Longer than any line the lock script or the facts probe prints.
 const LINE_LIMIT: usize = 64 * 1024;
 
+/// How many private directories the lock makes ahead for the run's scripts
+/// ([`InLock`]): the probe, apply, handlers and verify execs of a converge,
+/// and a restore and a fallback's four when it fails. Scripts past these
+/// make their own.
+const POOL: usize = 9;
+
+/// The name, in the lock directory, of the run's `n`th private directory.
+fn pool_name(n: usize) -> String {
+    format!("exec.{n}")
+}
+
 /// Printed after the `then` command's output, with its exit status.
 const THEN_DONE: &str = "@@parc-then-done";
 
@@ -165,16 +180,20 @@ fn script(
     takeover_run: Option<&str>,
     then: Option<&str>,
 ) -> String {
-    // Its stdin is the release channel: the command must not read it.
+    // Its stdin is the release channel: the `then` script must not read it.
+    // It runs in the lock's own shell, as a group: no process for it.
     let then = then
-        .map(|cmd| format!("{cmd} </dev/null\necho \"{THEN_DONE} $?\"\n"))
+        .map(|sh| format!("{{\n{sh}\n}} </dev/null\necho \"{THEN_DONE} $?\"\n"))
         .unwrap_or_default();
     let l = format!("{STATE_DIR}/lock");
-    format!(
+    let script = format!(
         r#"{journal_sh}
 L={l}
-if [ ! -d {STATE_DIR} ] && ! _err=$(mkdir -p -m 700 {STATE_DIR} 2>&1); then echo "$_err"; exit {FAILED}; fi
-if ! _err=$(mkdir "$L" 2>&1); then
+# Errors go to stdout: what the lock exec prints before `locked` is its error.
+if [ ! -d {STATE_DIR} ] && ! mkdir -p -m 700 {STATE_DIR} 2>&1; then exit {FAILED}; fi
+# One `mkdir` when the lock is free or held; when it failed without a lock
+# there, a second one says why (or takes the lock, removed meanwhile).
+if ! mkdir "$L" 2>/dev/null && {{ [ -d "$L" ] || ! _err=$(mkdir "$L" 2>&1); }}; then
   # Not contention: the real error (read-only or full disk, permissions).
   if [ ! -d "$L" ]; then echo "$_err"; exit {FAILED}; fi
   # Alive, and not a zombie nobody reaped (kill -0 succeeds on those).
@@ -194,7 +213,9 @@ fi
 printf '%s\n' {run} > "$L/run"
 printf 'run %s by %s from %s since %s\n' {run} {user} {controller} {started} > "$L/info"
 echo $$ > "$L/pid"
-echo locked
+# The private directories of the run's scripts, in one process rather than a
+# mktemp and an rm for each: inside the lock, they go with it.
+if mkdir -m 700{pool} 2>/dev/null; then echo "locked {POOL}"; else echo locked; fi
 {then}IFS= read -r cmd
 if [ "$cmd" = release ]; then
   IFS= read -r hist && printf '%s\n' "$hist" >> {STATE_DIR}/history.log
@@ -202,6 +223,9 @@ if [ "$cmd" = release ]; then
 fi
 "#,
         stop = stop_old_run(),
+        pool = (0..POOL)
+            .map(|n| format!(" \"$L/{}\"", pool_name(n)))
+            .collect::<String>(),
         journal_sh = crate::journal::JOURNAL_SH,
         brk = u8::from(break_stale),
         takeover = quote(takeover_run.unwrap_or("")),
@@ -209,7 +233,10 @@ fi
         user = quote(&op.user),
         controller = quote(&op.controller),
         started = quote(&op.started),
-    )
+    );
+    // The login shell becomes the `sh` every parc script runs in (`exec`:
+    // no process), whatever shell the account has.
+    format!("exec sh -c {}", quote(&script))
 }
 
 impl HostLock {
@@ -226,9 +253,10 @@ impl HostLock {
             .map(|(lock, _)| lock)
     }
 
-    /// Take the lock, then run `then` (a command line) in the lock's own
-    /// exec and return its output: the facts probe rides along, which saves
-    /// a session (a fork of sshd and two shells on the host) per host.
+    /// Take the lock, then run `then` (sh, run in the lock's own shell, so
+    /// it must not `exit` nor read stdin) and return its output: the facts
+    /// probe rides along, which saves a session (a fork of sshd and two
+    /// shells on the host) per host.
     pub async fn acquire_then(
         t: Arc<dyn Transport>,
         op: &Operator,
@@ -252,14 +280,21 @@ impl HostLock {
                 took_over = Some(what.to_string());
                 continue;
             }
-            if line != "locked" {
-                said.push(line);
-                continue;
-            }
+            let pool = match line.strip_prefix("locked") {
+                Some("") => Vec::new(),
+                Some(n) if n.trim() == POOL.to_string() => (0..POOL)
+                    .map(|n| format!("{STATE_DIR}/lock/{}", pool_name(n)))
+                    .collect(),
+                _ => {
+                    said.push(line);
+                    continue;
+                }
+            };
             if then.is_none() {
                 return Ok((
                     HostLock {
                         took_over,
+                        pool,
                         control,
                         task,
                     },
@@ -280,6 +315,7 @@ impl HostLock {
             return Ok((
                 HostLock {
                     took_over,
+                    pool,
                     control,
                     task,
                 },
@@ -295,6 +331,15 @@ impl HostLock {
             Ok(Err(e)) => Err(LockError::Transport(e)),
             Err(e) => Err(LockError::Failed(e.to_string())),
         }
+    }
+
+    /// `t`, handing the scripts run through it the private directories this
+    /// lock made (see [`Transport::private_dir`]), while they last.
+    pub fn transport(&self, t: Arc<dyn Transport>) -> Arc<dyn Transport> {
+        Arc::new(InLock {
+            inner: t,
+            pool: std::sync::Mutex::new(self.pool.iter().rev().cloned().collect()),
+        })
     }
 
     /// Say what taking over a stale lock did, if it did.
@@ -317,6 +362,42 @@ impl HostLock {
         let _ = self.control.shutdown().await;
         drop(self.control);
         let _ = self.task.await;
+    }
+}
+
+/// A transport whose scripts work in directories the host lock made ahead
+/// (root's, inside the lock's private state directory; removed with the lock
+/// when it is released or broken), rather than each making and removing one.
+struct InLock {
+    inner: Arc<dyn Transport>,
+    /// Not handed out yet, the next last.
+    pool: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl Transport for InLock {
+    async fn exec(
+        &self,
+        command: &str,
+        stdin: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
+        stdout: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
+        stderr: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
+    ) -> Result<ExitStatus, TransportError> {
+        self.inner.exec(command, stdin, stdout, stderr).await
+    }
+
+    async fn exec_shared(
+        &self,
+        command: &str,
+        stdin: &[bytes::Bytes],
+        stdout: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
+        stderr: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
+    ) -> Result<ExitStatus, TransportError> {
+        self.inner.exec_shared(command, stdin, stdout, stderr).await
+    }
+
+    fn private_dir(&self) -> Option<String> {
+        self.pool.lock().ok()?.pop()
     }
 }
 

@@ -46,6 +46,7 @@ pub async fn run(
                         }
                     };
                 lock.announce(&events, &host);
+                let t = lock.transport(t);
                 let outcome = restore_host(t.as_ref(), &host, &target_run, &events).await;
                 let history = history_line(&operator, "rollback", outcome.state().as_str());
                 lock.release(&history).await;

@@ -24,9 +24,10 @@ pub const PROBE: &str = include_str!("probe.sh");
 /// The command that runs [`PROBE`] on a target.
 ///
 /// Wrapped in `sh -c` because ssh hands the command to the user's login shell,
-/// which may be fish or csh on a technician-configured account.
+/// which may be fish or csh on a technician-configured account; `exec`, so
+/// that the login shell becomes that sh rather than start it.
 pub fn probe_command() -> String {
-    format!("sh -c {}", crate::transport::quote(PROBE))
+    format!("exec sh -c {}", crate::transport::quote(PROBE))
 }
 
 /// The command that runs [`PROBE`] and lists the installed packages too, for

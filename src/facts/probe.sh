@@ -13,10 +13,11 @@ echo parc-facts=1
 
 # Single-value files, as "KEY<tab>FILE" lines, in output order; awk prints
 # KEY=VALUE for each, VALUE empty when the file is missing or unreadable.
-tab=$(printf '\t')
+tab='	'
 values=
+files=
 value() { values="$values$1$tab$2
-"; }
+"; files="$files $2"; }
 
 if [ -r /proc/sys/kernel/hostname ]; then value hostname= /proc/sys/kernel/hostname
 else h=$({ hostname || uname -n; } 2>/dev/null); fi
@@ -67,23 +68,22 @@ f=/etc/os-release
 [ -r "$f" ] || f=/usr/lib/os-release
 
 # The files awk reads: only readable ones (a missing one would stop it).
+# Sysfs paths have no spaces: $files splits into them.
 set --
-for x in "$f" /proc/cpuinfo /proc/meminfo /proc/net/route /proc/net/if_inet6 /proc/uptime $(
-    printf '%s' "$values" | while IFS="$tab" read -r _ files; do echo "$files"; done); do
+# shellcheck disable=SC2086
+for x in "$f" /proc/cpuinfo /proc/meminfo /proc/net/route /proc/net/if_inet6 /proc/uptime $files; do
     [ -r "$x" ] && [ ! -d "$x" ] && set -- "$@" "$x"
 done
 
-# IPv4 has no per-interface prefix in /proc, so it needs a tool, read on stdin.
-if command -v ip >/dev/null 2>&1; then tool=ip
-elif command -v ifconfig >/dev/null 2>&1; then tool=ifconfig
-else tool=none; fi
+# IPv4 has no per-interface prefix in /proc, so it needs a tool, read on
+# stdin. The tool is a plain command on the pipe's left, which the shell
+# runs without a subshell around it: two processes in all.
+if command -v ip >/dev/null 2>&1; then tool=ip; list='ip -o -f inet addr show'
+elif command -v ifconfig >/dev/null 2>&1; then tool=ifconfig; list='ifconfig -a'
+else tool=none; list=:; fi
 
-{
-    case $tool in
-        ip) ip -o -f inet addr show ;;
-        ifconfig) ifconfig -a ;;
-    esac 2>/dev/null
-} | PARC_VALUES=$values PARC_HOST=${h:-} PARC_ARCH=$arch awk -v osfile="$f" -v tool="$tool" '
+# shellcheck disable=SC2086
+$list 2>/dev/null | PARC_VALUES=$values PARC_HOST=${h:-} PARC_ARCH=$arch awk -v osfile="$f" -v tool="$tool" '
 function squeeze(s) { gsub(/[[:cntrl:]]/, " ", s); gsub(/^ +| +$/, "", s); return s }
 BEGIN {
     host = ENVIRON["PARC_HOST"]; arch = ENVIRON["PARC_ARCH"]

@@ -63,18 +63,19 @@ pub fn begin(
 ) {
     let quoted = quote_path(&dir(run_id));
     script.lib(JOURNAL_SH);
-    // The state directory is created (and made private) once per host; each
-    // run then creates its journal and all entry directories in one `mkdir`.
+    // Each run creates its journal and all entry directories in one `mkdir`,
+    // the journals' directory too the first time (the host lock made the
+    // state directory, private, before).
     let entries: String = (0..touches.len())
         .map(|n| format!(" \"$PARC_JOURNAL/entries/{n}\""))
         .collect();
     script.setup(&format!(
         "PARC_JOURNAL={quoted}; export PARC_JOURNAL\n\
-         [ -d {state}/journal ] || {{ mkdir -p -m 700 {state} && mkdir -m 700 {state}/journal; }} || exit 1\n\
          parc_journal_prune {keep}\n\
          parc_lock_join\n\
          if [ -e \"$PARC_JOURNAL\" ]; then echo \"journal $PARC_JOURNAL already exists: run ids are used once per host\" >&2; exit 1; fi\n\
-         mkdir -m 700 \"$PARC_JOURNAL\" \"$PARC_JOURNAL/entries\"{entries} || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}\n\
+         _jd=; [ -d {state}/journal ] || _jd={state}/journal\n\
+         mkdir -m 700 ${{_jd:+\"$_jd\"}} \"$PARC_JOURNAL\" \"$PARC_JOURNAL/entries\"{entries} || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}\n\
          echo applying > \"$PARC_JOURNAL/state\"; echo \"$PARC_PGID\" > \"$PARC_JOURNAL/apply.pgid\"",
         state = STATE_DIR,
         keep = keep.saturating_sub(1),
@@ -302,13 +303,14 @@ pub fn post_restore(script: &mut Script, run_id: &str, commands: &[String]) {
         return;
     }
     let text: String = commands.iter().map(|c| format!("( {c} )\n")).collect();
-    let (off, len) = script.stash(text.as_bytes());
     // The handlers' exec may run long: a takeover must stop it too.
     script.lib(JOURNAL_SH);
     script.setup("parc_lock_join");
+    // A builtin writes the commands, which the script holds anyway (the
+    // handlers it runs): no payload to stage and cut, no process.
     script.setup(&format!(
-        "tail -c +$((PARC_STASH + {})) \"$PARC_PAYLOAD\" | head -c {len} >> {}/post-restore",
-        off + 1,
+        "printf '%s' {} >> {}/post-restore",
+        quote_path(&text),
         quote_path(&dir(run_id))
     ));
 }

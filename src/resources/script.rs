@@ -4,8 +4,9 @@
 //! Architecture note: a script is sent on the command's stdin, after the bytes
 //! it installs (the *payload*: the staging archive of `super::stage`, then
 //! slices read by offset), so the exec command line stays tiny and constant
-//! whatever the number of resources. On the target a fixed bootstrap saves
-//! stdin to a private temp dir, cuts the script off the end and runs it.
+//! whatever the number of resources. On the target a fixed bootstrap (the
+//! login shell `exec`ed into sh) takes a private directory, saves the payload
+//! there, reads the script off the end of stdin and runs it in itself.
 //! Output comes back framed (`@@r`, `@@blob`, `@@done`), binary-safe by
 //! explicit lengths; file contents a probe asks for come last, as one tar
 //! after an `@@tar` line.
@@ -412,6 +413,10 @@ fn barrier(
     barrier
 }
 
+/// The last line of every script sent: the bootstrap runs a script only if
+/// it ends with it (see [`Assembled::command`]).
+const SCRIPT_END: &str = "#parc-end";
+
 /// A script laid out, with the bytes sent before it on stdin.
 pub struct Assembled {
     /// The staging archive, first on stdin.
@@ -441,27 +446,50 @@ impl Assembled {
         &self.payload
     }
 
-    /// The exec command line: it saves stdin to a private directory, cuts
-    /// the script off its end and runs it. Its length does not depend on the
-    /// script.
+    /// The exec command line, for a script making its own private
+    /// directory (see [`Assembled::command_in`]).
     pub fn command(&self) -> String {
+        self.command_in(None)
+    }
+
+    /// The exec command line: the login shell becomes `sh` (`exec`, no
+    /// process), which takes its private directory (`dir`, made ahead and
+    /// removed by the host lock, else one it makes with `mktemp -d` and
+    /// removes on exit), reads the script off the end of stdin (saving the
+    /// bytes before it there first) and runs it in itself (`eval`, no
+    /// process): one reader of stdin (plus a `tail` when there is a
+    /// payload), and with no `dir` the `mktemp` and `rm`, are the only
+    /// processes the framing starts. The script runs only if it arrived
+    /// whole (it ends with [`SCRIPT_END`]): a connection lost mid-transfer
+    /// runs nothing. The command's length does not depend on the script, and
+    /// the script never appears on a command line, where local users could
+    /// read it.
+    pub fn command_in(&self, dir: Option<&str>) -> String {
         let data_len = self.archive.len() + self.payload.len();
+        let private = match dir {
+            Some(dir) => format!("PARC_DIR={}; [ -d \"$PARC_DIR\" ] || exit 111", quote(dir)),
+            None => "PARC_DIR=$(mktemp -d \"${TMPDIR:-/tmp}/parc.XXXXXX\") || exit 111; \
+                     trap 'rm -rf \"$PARC_DIR\"' EXIT"
+                .to_string(),
+        };
         // Without a payload, stdin is the script itself: no `tail` to cut it.
         let save = if data_len == 0 {
-            "cat > \"$PARC_DIR/script\"".to_string()
+            "parc_boot=$(cat) || exit 111".to_string()
         } else {
             format!(
-                "cat > \"$PARC_PAYLOAD\" && tail -c +{} \"$PARC_PAYLOAD\" > \"$PARC_DIR/script\"",
+                "cat > \"$PARC_PAYLOAD\" && parc_boot=$(tail -c +{} \"$PARC_PAYLOAD\") || exit 111",
                 data_len + 1
             )
         };
-        format!(
-            "PARC_DIR=$(mktemp -d \"${{TMPDIR:-/tmp}}/parc.XXXXXX\") || exit 111; \
+        let boot = format!(
+            "{private}; \
              PARC_PAYLOAD=\"$PARC_DIR/payload\"; PARC_STASH={}; export PARC_DIR PARC_PAYLOAD PARC_STASH; \
-             {save} && sh \"$PARC_DIR/script\"; \
-             parc_rc=$?; rm -rf \"$PARC_DIR\"; exit $parc_rc",
+             {save}; \
+             case $parc_boot in *{SCRIPT_END}) ;; *) exit 111 ;; esac; \
+             eval \"$parc_boot\"",
             self.archive.len(),
-        )
+        );
+        format!("exec sh -c {}", quote(&boot))
     }
 
     /// The script as the host runs it, whole (snapshots show it).
@@ -474,8 +502,9 @@ impl Assembled {
         script + &self.tail
     }
 
-    /// What the command reads on stdin: archive, payload, script, as chunks
-    /// that share the files' buffers and the libraries' text.
+    /// What the command reads on stdin: archive, payload, script (ended by
+    /// [`SCRIPT_END`]), as chunks that share the files' buffers and the
+    /// libraries' text.
     fn stdin(archive: Payload, payload: Payload, libs: &[&'static str], tail: String) -> Payload {
         let mut stdin = archive;
         stdin.append(payload);
@@ -484,7 +513,7 @@ impl Assembled {
             stdin.push_static(lib.as_bytes());
             stdin.push_static(b"\n");
         }
-        stdin.push(tail.into_bytes());
+        stdin.push(format!("{tail}\n{SCRIPT_END}\n").into_bytes());
         stdin
     }
 
@@ -499,7 +528,7 @@ impl Assembled {
 
     /// Send the script in ONE exec and parse its framed output.
     pub async fn run(self, t: &dyn Transport) -> Result<ScriptOutput, ScriptError> {
-        let command = self.command();
+        let command = self.command_in(t.private_dir().as_deref());
         let Assembled {
             archive,
             payload,

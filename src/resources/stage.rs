@@ -155,23 +155,24 @@ impl Stage {
                 f.mode
             ));
         }
-        // On exit: what no step renamed (batch directories are always left).
+        // On exit: what no step renamed (batch directories are always left),
+        // and the script's private directory, whose removal this trap takes
+        // over from the bootstrap's (see `Assembled::command`): one `rm`.
         let flat: Vec<&str> = quoted
             .iter()
             .zip(&names.batched)
             .filter(|(_, b)| !**b)
             .map(|(q, _)| q.as_str())
             .collect();
-        let mut unstage = String::from("  :");
+        let mut unstage = String::new();
         if !flat.is_empty() {
             unstage.push_str(&format!(
-                "\n  for _t in {}; do [ ! -e \"$_t\" ] || rm -f \"$_t\"; done",
+                "  for _t in {}; do [ ! -e \"$_t\" ] || rm -f \"$_t\"; done\n",
                 flat.join(" ")
             ));
         }
-        if !dirs.is_empty() {
-            unstage.push_str(&format!("\n  rm -rf {dirs}"));
-        }
+        let gone = [dirs.as_str(), "\"$PARC_DIR\""].join(" ");
+        unstage.push_str(&format!("  rm -rf {}", gone.trim_start()));
         let functions = format!(
             "{vars}{batches}\
              parc_unstage() {{\n{unstage}\n}}\n\

@@ -222,6 +222,14 @@ pub trait Transport: Send + Sync {
         })
     }
 
+    /// A private directory on the host that no exec has used yet, for the
+    /// next script to work in (see `Assembled::command`), or `None`: the
+    /// script makes its own (`mktemp -d`) and removes it. The host lock
+    /// makes a few ahead, in one process, and removes them with itself.
+    fn private_dir(&self) -> Option<String> {
+        None
+    }
+
     /// Run a command with no input, keeping at most `max` bytes of each of
     /// its output streams (and their full sizes); the rest is read and dropped.
     async fn exec_capped(

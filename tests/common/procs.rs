@@ -27,13 +27,18 @@ impl Processes {
     }
 
     /// Processes the profile's own commands account for: a `sh -c` that one of
-    /// parc's scripts (`sh .../script`) runs is a `command` resource, a guard,
-    /// a handler or a verification command the profile declares, and it and
-    /// everything it starts are the profile's work, not parc's.
+    /// parc's scripts (the `sh -c` of its bootstrap, which sets the private
+    /// directory `PARC_DIR` and runs the script in itself) runs is a `command`
+    /// resource, a guard, a handler or a verification command the profile
+    /// declares, and it and everything it starts are the profile's work, not
+    /// parc's.
     pub fn profile_commands(&self) -> usize {
         let runs_script = |pid: u32| {
             self.exec.get(&pid).is_some_and(|argv| {
-                argv.len() == 2 && argv[0] == "sh" && argv[1].ends_with("/script")
+                argv.len() == 3
+                    && argv[0] == "sh"
+                    && argv[1] == "-c"
+                    && argv[2].starts_with("PARC_DIR=")
             })
         };
         let own: BTreeSet<u32> = self
@@ -181,6 +186,12 @@ impl Tracer {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("stop strace");
         self.child.wait().expect("wait for strace");
+        // PARC_TRACE_DIR=DIR keeps each raw trace there, to see which
+        // command started which process when a bound is exceeded.
+        if let Some(dir) = std::env::var_os("PARC_TRACE_DIR") {
+            let name = format!("trace.{}.{}", std::process::id(), self.child.id());
+            let _ = std::fs::copy(self.out.path(), Path::new(&dir).join(name));
+        }
         Processes::parse(&std::fs::read_to_string(self.out.path()).expect("read the trace"))
     }
 }

@@ -81,8 +81,7 @@ async fn apply_host_with(
     events.phase(&host, "locking");
     // The facts probe rides in the lock's exec, unless an image stage comes
     // first: facts then describe the host as imaged, as they did before.
-    let probe = crate::facts::probe_command();
-    let then = job.image.is_none().then_some(probe.as_str());
+    let then = job.image.is_none().then_some(crate::facts::PROBE);
     let (lock, facts) =
         match HostLock::acquire_then(t.clone(), &job.operator, job.break_lock, None, then).await {
             Ok((lock, facts)) => (lock, then.map(|_| facts_from_lock(facts))),
@@ -97,6 +96,7 @@ async fn apply_host_with(
             }
         };
     lock.announce(&events, &host);
+    let t = lock.transport(t);
     let mut stage = None;
     if let Some(image) = &job.image {
         let report = imaging::play_stage(

@@ -204,7 +204,7 @@ pub async fn reboot(
         took_ms: took.as_millis() as u64,
     });
     let reconnected = Reconnected {
-        transport,
+        transport: lock.transport(transport),
         lock,
         at,
     };
