@@ -113,21 +113,22 @@ pub async fn dispatch(cli: Cli) -> Result<Ended, ParcError> {
                     _ => None,
                 })
                 .collect();
-            if glpi {
-                return glpi_inventories(&rows, output.as_deref(), post.as_deref(), summary).await;
-            }
+            let text = match format {
+                FactsFormat::Glpi => {
+                    let (output, post) = (output.as_deref(), post.as_deref());
+                    return glpi_inventories(&rows, output, post, summary).await;
+                }
+                FactsFormat::Table => crate::facts::render_table(&rows),
+                FactsFormat::Csv => crate::facts::render_csv(&rows),
+                FactsFormat::Json => {
+                    let records: Vec<_> = rows
+                        .iter()
+                        .map(|(h, f)| serde_json::json!({"host": h, "facts": f}))
+                        .collect();
+                    serde_json::to_string_pretty(&records).expect("facts serialize") + "\n"
+                }
+            };
             if !cli.json {
-                let text = match format {
-                    FactsFormat::Glpi | FactsFormat::Table => crate::facts::render_table(&rows),
-                    FactsFormat::Csv => crate::facts::render_csv(&rows),
-                    FactsFormat::Json => {
-                        let records: Vec<_> = rows
-                            .iter()
-                            .map(|(h, f)| serde_json::json!({"host": h, "facts": f}))
-                            .collect();
-                        serde_json::to_string_pretty(&records).expect("facts serialize") + "\n"
-                    }
-                };
                 print(&text, "facts")?;
             }
             Ok(Ended::Run(summary))

@@ -391,24 +391,14 @@ fn package_fields_are_data() {
 /// installed, by busybox's.
 #[test]
 fn the_probe_frames_hostile_package_fields() {
-    let bin = tempfile::tempdir().unwrap();
-    let fake = bin.path().join("dpkg-query");
-    std::fs::write(
-        &fake,
+    let (bin, path) = fake_tool(
+        "dpkg-query",
         "#!/bin/sh\n\
-         printf 'install ok installed\\tev%%il\\t1.0\\001x\\tamd64\\t12\\tx\\033[31m\\n'\n\
-         printf 'install ok installed\\tnew\\nhostname=pwned\\t1\\tall\\t1\\ty\\n'\n\
-         printf 'install ok installed\\tbad\\ttab\\there\\t1\\t2\\t3\\n'\n\
-         printf 'deinstall ok config-files\\tgone\\t1\\tall\\t1\\tz\\n'\n\
-         printf 'install ok installed\\t\\303\\251t\\351\\t2\\tall\\t\\t\\n'\n",
-    )
-    .unwrap();
-    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
-    std::fs::set_permissions(&fake, executable).unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.path().display(),
-        std::env::var("PATH").unwrap_or_default()
+             printf 'install ok installed\\tev%%il\\t1.0\\001x\\tamd64\\t12\\tx\\033[31m\\n'\n\
+             printf 'install ok installed\\tnew\\nhostname=pwned\\t1\\tall\\t1\\ty\\n'\n\
+             printf 'install ok installed\\tbad\\ttab\\there\\t1\\t2\\t3\\n'\n\
+             printf 'deinstall ok config-files\\tgone\\t1\\tall\\t1\\tz\\n'\n\
+             printf 'install ok installed\\t\\303\\251t\\351\\t2\\tall\\t\\t\\n'\n",
     );
     let check = |facts: Facts| {
         assert_ne!(facts.hostname, "pwned");
@@ -491,4 +481,46 @@ fn the_probe_reads_apks_database() {
             },
         ]
     );
+}
+
+/// The rpm branch: `rpm -qa --queryformat` lines (a fake rpm first in PATH,
+/// its database taken as present), rpm's `(none)` vendor as no publisher.
+#[test]
+fn the_probe_reads_rpms_query() {
+    let (_bin, path) = fake_tool(
+        "rpm",
+        "#!/bin/sh\n\
+             printf 'bash\\t5.2.26-3.fc40\\tx86_64\\t8187414\\tUnspecified\\t1718000000\\tFedora Project\\n'\n\
+             printf 'gpg-pubkey\\t8d44-6a1d\\t(none)\\t0\\tPublic Keys\\t1718000001\\t(none)\\n'\n",
+    );
+    let probe = inventory_probe_command()
+        .replace("command -v dpkg-query", "false")
+        .replace("[ -d /var/lib/rpm ]", "true");
+    let packages = run_probe(Command::new("sh").arg("-c").arg(probe).env("PATH", path))
+        .packages
+        .unwrap();
+    assert_eq!(packages.database, PackageDb::Rpm);
+    assert_eq!(packages.list.len(), 2);
+    assert_eq!(packages.list[0].publisher, "Fedora Project");
+    assert_eq!(packages.list[0].size_bytes, Some(8187414));
+    assert_eq!(
+        packages.list[0].installed,
+        Some(jiff::Timestamp::from_second(1_718_000_000).unwrap())
+    );
+    assert_eq!(packages.list[1].publisher, "");
+}
+
+/// A directory holding an executable `name` running `script`, and a PATH
+/// that finds it first.
+fn fake_tool(name: &str, script: &str) -> (tempfile::TempDir, String) {
+    let bin = tempfile::tempdir().unwrap();
+    let fake = bin.path().join(name);
+    std::fs::write(&fake, script).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    (bin, path)
 }
