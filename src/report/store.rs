@@ -135,7 +135,7 @@ impl RunsDir {
         if ended.is_empty() {
             return Ok(text);
         }
-        let parse = |e: serde_json::Error| parse_error(&run_dir.join(REPORT_JSON), &e);
+        let parse = |e: serde_json::Error| parse_error(&run_dir.join(REPORT_JSON), 1, &e);
         let mut value: serde_json::Value = serde_json::from_str(&text).map_err(parse)?;
         if let Some(hosts) = value.get_mut("hosts").and_then(|h| h.as_array_mut()) {
             for h in ended {
@@ -148,7 +148,7 @@ impl RunsDir {
     fn load_text(run_dir: &Path) -> Result<(String, Report), ReportError> {
         let path = run_dir.join(REPORT_JSON);
         let text = read(&path)?;
-        let report = serde_json::from_str(&text).map_err(|e| parse_error(&path, &e))?;
+        let report = serde_json::from_str(&text).map_err(|e| parse_error(&path, 1, &e))?;
         Ok((text, report))
     }
 
@@ -174,16 +174,7 @@ impl RunsDir {
             .split('\n')
             .enumerate()
             .filter(|(_, line)| !line.is_empty())
-            .map(|(i, line)| {
-                serde_json::from_str(line).map_err(|e| ReportError::Parse {
-                    location: Location {
-                        file: path.clone(),
-                        line: i + 1,
-                        column: e.column(),
-                    },
-                    message: e.to_string(),
-                })
-            })
+            .map(|(i, line)| serde_json::from_str(line).map_err(|e| parse_error(&path, i + 1, &e)))
             .collect::<Result<Vec<HostRecord>, _>>()?;
         Ok(report.ended_since_checkpoint(ended))
     }
@@ -337,11 +328,12 @@ fn read(path: &Path) -> Result<String, ReportError> {
     })
 }
 
-fn parse_error(path: &Path, e: &serde_json::Error) -> ReportError {
+/// `line` is where the parsed text starts in the file, from 1.
+fn parse_error(path: &Path, line: usize, e: &serde_json::Error) -> ReportError {
     ReportError::Parse {
         location: Location {
             file: path.to_path_buf(),
-            line: e.line(),
+            line: line + e.line() - 1,
             column: e.column(),
         },
         message: e.to_string(),
