@@ -60,6 +60,9 @@ fn apply_leaves_a_json_and_html_record_that_parc_report_reads_back() {
     let html = std::fs::read_to_string(dirs[0].join("report.html")).unwrap();
     assert!(!json_text.contains(SECRET), "secret in report.json");
     assert!(!html.contains(SECRET), "secret in report.html");
+    let appended = std::fs::read_to_string(dirs[0].join("hosts.jsonl")).unwrap();
+    assert_eq!(appended.lines().count(), 3, "one line per host as it ended");
+    assert!(!appended.contains(SECRET), "secret in hosts.jsonl");
     assert!(
         text(&out.stderr).contains(&format!("report: runs/{id}/report.html")),
         "{}",

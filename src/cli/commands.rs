@@ -293,11 +293,7 @@ fn show_report(
     } else {
         match format {
             // As written: fields this parc does not know survive.
-            ReportFormat::Json => {
-                let path = dir.join(report::REPORT_JSON);
-                std::fs::read_to_string(&path)
-                    .map_err(|source| ReportError::Read { path, source })?
-            }
+            ReportFormat::Json => RunsDir::load_json(&dir)?,
             ReportFormat::Text => {
                 report::render_recap(&RunsDir::load(&dir)?, &jiff::tz::TimeZone::system())
             }

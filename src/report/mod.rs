@@ -3,7 +3,10 @@
 //! A technician must be able to say, weeks later, who changed what on which
 //! workstation and how it ended, and attach that to a ticket. So every run
 //! leaves `runs/<run id>/report.json` (for tools and `parc report`) and a
-//! self-contained `report.html` (for people, readable offline).
+//! self-contained `report.html` (for people, readable offline). Those two are
+//! rewritten at checkpoints (start, plays, batches, aborts, end); between
+//! them each host's record is appended to `hosts.jsonl` as it ends, and read
+//! back into the report of a run that never finished.
 //!
 //! The writer is just another consumer of engine events, next to the display:
 //! the engine never knows a report exists. Host states and outcomes are kept as
@@ -31,12 +34,12 @@ pub use meta::{Operator, controller_hostname, redact_command_line};
 pub use metrics::update as update_metrics;
 pub use recap::{render as render_recap, render_host as render_host_recap};
 pub use record::RunMeta;
-pub use store::{PastState, REPORT_HTML, REPORT_JSON, Recorded, ReportWriter, RunsDir};
+pub use store::{PastState, REPORT_HTML, Recorded, ReportWriter, RunsDir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(
-        "cannot create the run directory {path}: {source}; the run was not started, because it would leave no record (choose another place with --runs-dir or PARC_RUNS_DIR)"
+        "cannot create {path}: {source}; the run was not started, because it would leave no record (choose another place with --runs-dir or PARC_RUNS_DIR)"
     )]
     CreateRunDir {
         path: PathBuf,

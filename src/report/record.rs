@@ -1,5 +1,6 @@
 //! What a report holds, folded from the engine's events as they arrive.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use jiff::Timestamp;
@@ -109,6 +110,18 @@ impl HostRecord {
     }
 }
 
+/// What a folded event asks of the run's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persist {
+    /// Nothing the record keeps changed.
+    Nothing,
+    /// A host ended: its record (the last of `Report::hosts`) is appended to
+    /// `hosts.jsonl` at once, at a cost that does not grow with the fleet.
+    Host,
+    /// A point worth rewriting report.json and report.html for.
+    Checkpoint,
+}
+
 impl Report {
     pub fn new(run_id: &str, meta: RunMeta, now: Timestamp) -> Report {
         Report {
@@ -126,23 +139,23 @@ impl Report {
         }
     }
 
-    /// Fold one event in. True when the event marks a point worth saving
-    /// (start, plays, batches, aborts, end), so that a controller killed
-    /// mid-run still leaves a record of everything up to its last batch.
-    pub fn record(&mut self, event: &Event, now: Timestamp) -> bool {
+    /// Fold one event in, and say what of it must reach the disk now so that
+    /// a controller killed mid-run still leaves a record of every host that
+    /// ended and of the run's start, plays, batches and aborts.
+    pub fn record(&mut self, event: &Event, now: Timestamp) -> Persist {
         match event {
             Event::RunStarted { action, hosts, .. } => {
                 self.action = action.clone();
                 self.targets = hosts.clone();
                 self.started = now;
-                true
+                Persist::Checkpoint
             }
             // A command's output is recorded once, from its host's result.
             Event::HostPhase { .. }
             | Event::HostProgress { .. }
             | Event::HostOutput { .. }
             | Event::LockTakenOver { .. }
-            | Event::HostRebooted { .. } => false,
+            | Event::HostRebooted { .. } => Persist::Nothing,
             Event::HostFinished {
                 host,
                 state,
@@ -164,7 +177,7 @@ impl Report {
                         |e| serde_json::json!({ "error": format!("outcome not recordable: {e}") }),
                     ),
                 });
-                false
+                Persist::Host
             }
             Event::PlayStarted {
                 play,
@@ -178,13 +191,13 @@ impl Report {
                     batches_started: 0,
                     aborted: None,
                 });
-                true
+                Persist::Checkpoint
             }
             Event::BatchStarted { play, index, .. } => {
                 if let Some(p) = self.plays.last_mut().filter(|p| &p.name == play) {
                     p.batches_started = p.batches_started.max(index + 1);
                 }
-                true
+                Persist::Checkpoint
             }
             Event::PlayAborted {
                 play,
@@ -197,7 +210,7 @@ impl Report {
                         skipped: skipped.clone(),
                     });
                 }
-                true
+                Persist::Checkpoint
             }
             Event::RunFinished {
                 summary,
@@ -208,7 +221,7 @@ impl Report {
                 self.elapsed_ms = Some(*elapsed_ms);
                 self.summary = Some(summary.clone());
                 self.sort_hosts();
-                true
+                Persist::Checkpoint
             }
         }
     }
@@ -234,6 +247,29 @@ impl Report {
             }
         }
         counts
+    }
+
+    /// Of the host records appended while the run went on (`hosts.jsonl`,
+    /// in finishing order), those this report does not hold yet: the hosts
+    /// that ended after its last checkpoint. Matched by host and play, as
+    /// many times as each occurs, since a host skipped for several plays that
+    /// never started has several records without a play.
+    pub fn ended_since_checkpoint(&self, ended: Vec<HostRecord>) -> Vec<HostRecord> {
+        let key = |h: &HostRecord| (h.host.clone(), h.play.clone());
+        let mut held: HashMap<(String, Option<String>), usize> = HashMap::new();
+        for h in &self.hosts {
+            *held.entry(key(h)).or_default() += 1;
+        }
+        ended
+            .into_iter()
+            .filter(|h| match held.get_mut(&key(h)) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    false
+                }
+                _ => true,
+            })
+            .collect()
     }
 
     /// Hosts the run set out to work on that never reported (the controller

@@ -1,18 +1,23 @@
 //! The runs directory: one subdirectory per run, named by its run id (which
 //! starts with the run's local start time, so names sort by time).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::ReportError;
-use super::record::{Report, RunMeta};
+use super::record::{HostRecord, Persist, Report, RunMeta};
 use crate::events::Event;
 use crate::location::Location;
 
 pub const REPORT_JSON: &str = "report.json";
 pub const REPORT_HTML: &str = "report.html";
+/// One host record per line, appended as each host ends: what a controller
+/// killed between checkpoints knew, at a cost per host that does not grow
+/// with the fleet (report.json is rewritten whole, so only at checkpoints).
+pub const HOSTS_JSONL: &str = "hosts.jsonl";
 
 /// How many run ids an "unknown run" error lists.
 const RECENT: usize = 5;
@@ -112,20 +117,66 @@ impl RunsDir {
         })
     }
 
+    /// A run's report, with the hosts that ended after its last checkpoint
+    /// when the run did not finish (the controller was stopped).
     pub fn load(run_dir: &Path) -> Result<Report, ReportError> {
+        let (_, mut report) = Self::load_text(run_dir)?;
+        let ended = Self::ended_since_checkpoint(run_dir, &report)?;
+        report.hosts.extend(ended);
+        Ok(report)
+    }
+
+    /// report.json as written, so fields this parc does not know survive,
+    /// with the hosts that ended after its last checkpoint added to `hosts`
+    /// when the run did not finish.
+    pub fn load_json(run_dir: &Path) -> Result<String, ReportError> {
+        let (text, report) = Self::load_text(run_dir)?;
+        let ended = Self::ended_since_checkpoint(run_dir, &report)?;
+        if ended.is_empty() {
+            return Ok(text);
+        }
+        let parse = |e: serde_json::Error| parse_error(&run_dir.join(REPORT_JSON), 1, &e);
+        let mut value: serde_json::Value = serde_json::from_str(&text).map_err(parse)?;
+        if let Some(hosts) = value.get_mut("hosts").and_then(|h| h.as_array_mut()) {
+            for h in ended {
+                hosts.push(serde_json::to_value(h).map_err(parse)?);
+            }
+        }
+        Ok(serde_json::to_string_pretty(&value).map_err(parse)? + "\n")
+    }
+
+    fn load_text(run_dir: &Path) -> Result<(String, Report), ReportError> {
         let path = run_dir.join(REPORT_JSON);
-        let text = std::fs::read_to_string(&path).map_err(|source| ReportError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|e| ReportError::Parse {
-            location: Location {
-                file: path,
-                line: e.line(),
-                column: e.column(),
-            },
-            message: e.to_string(),
-        })
+        let text = read(&path)?;
+        let report = serde_json::from_str(&text).map_err(|e| parse_error(&path, 1, &e))?;
+        Ok((text, report))
+    }
+
+    /// The records in hosts.jsonl that `report` lacks; none once the run
+    /// finished, as its report then holds every host. A last line without
+    /// its newline is a write the controller did not complete, and is left
+    /// out; any other line that is not a host record is an error.
+    fn ended_since_checkpoint(
+        run_dir: &Path,
+        report: &Report,
+    ) -> Result<Vec<HostRecord>, ReportError> {
+        if report.finished.is_some() {
+            return Ok(Vec::new());
+        }
+        let path = run_dir.join(HOSTS_JSONL);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(ReportError::Read { path, source }),
+        };
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        let ended = complete
+            .split('\n')
+            .enumerate()
+            .filter(|(_, line)| !line.is_empty())
+            .map(|(i, line)| serde_json::from_str(line).map_err(|e| parse_error(&path, i + 1, &e)))
+            .collect::<Result<Vec<HostRecord>, _>>()?;
+        Ok(report.ended_since_checkpoint(ended))
     }
 }
 
@@ -186,6 +237,8 @@ pub struct ReportWriter {
     report: Report,
     tz: TimeZone,
     saved: bool,
+    /// hosts.jsonl, opened for appending.
+    hosts: std::fs::File,
 }
 
 impl ReportWriter {
@@ -204,20 +257,46 @@ impl ReportWriter {
                 path: dir.clone(),
                 source,
             })?;
+        let hosts_path = dir.join(HOSTS_JSONL);
+        let hosts = std::fs::OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&hosts_path)
+            .map_err(|source| ReportError::CreateRunDir {
+                path: hosts_path,
+                source,
+            })?;
         Ok(ReportWriter {
             dir,
             report: Report::new(run_id, meta, Timestamp::now()),
             tz: TimeZone::system(),
             saved: false,
+            hosts,
         })
     }
 
     pub fn event(&mut self, event: &Event, now: Timestamp) -> Result<(), ReportError> {
         self.saved = false;
-        if self.report.record(event, now) {
-            self.save()?;
+        match self.report.record(event, now) {
+            Persist::Nothing => Ok(()),
+            Persist::Host => self.append_host(),
+            Persist::Checkpoint => self.save(),
         }
-        Ok(())
+    }
+
+    /// Appends the host that just ended to hosts.jsonl in a single write of
+    /// the whole line, so a controller killed now leaves the line complete
+    /// or absent (a reader drops a last line without its newline).
+    fn append_host(&mut self) -> Result<(), ReportError> {
+        let Some(host) = self.report.hosts.last() else {
+            return Ok(());
+        };
+        let failed = || write_failed(self.dir.join(HOSTS_JSONL));
+        let line = serde_json::to_string(host).map_err(|e| failed()(e.into()))?;
+        self.hosts
+            .write_all((line + "\n").as_bytes())
+            .and_then(|()| self.hosts.flush())
+            .map_err(failed())
     }
 
     /// Write what has not been written yet.
@@ -233,16 +312,31 @@ impl ReportWriter {
 
     fn save(&mut self) -> Result<(), ReportError> {
         let json = serde_json::to_string_pretty(&self.report)
-            .map_err(|e| std::io::Error::other(e.to_string()))
-            .map_err(|source| ReportError::Write {
-                path: self.dir.join(REPORT_JSON),
-                source,
-            })?;
+            .map_err(|e| write_failed(self.dir.join(REPORT_JSON))(e.into()))?;
         write_replacing(&self.dir.join(REPORT_JSON), (json + "\n").as_bytes())?;
         let html = super::html::render(&self.report, &self.tz);
         write_replacing(&self.dir.join(REPORT_HTML), html.as_bytes())?;
         self.saved = true;
         Ok(())
+    }
+}
+
+fn read(path: &Path) -> Result<String, ReportError> {
+    std::fs::read_to_string(path).map_err(|source| ReportError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// `line` is where the parsed text starts in the file, from 1.
+fn parse_error(path: &Path, line: usize, e: &serde_json::Error) -> ReportError {
+    ReportError::Parse {
+        location: Location {
+            file: path.to_path_buf(),
+            line: line + e.line() - 1,
+            column: e.column(),
+        },
+        message: e.to_string(),
     }
 }
 
@@ -252,8 +346,9 @@ fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|source| ReportError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
+        .map_err(write_failed(path.to_path_buf()))
+}
+
+fn write_failed(path: PathBuf) -> impl FnOnce(std::io::Error) -> ReportError {
+    move |source| ReportError::Write { path, source }
 }

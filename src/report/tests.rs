@@ -2,7 +2,8 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::html::render as render_html;
-use super::record::Report;
+use super::record::{HostRecord, Report};
+use super::store::{HOSTS_JSONL, REPORT_JSON};
 use super::*;
 use crate::events::{Event, HostState, Outcome, ResourceReport, ResourceStatus, Summary};
 
@@ -333,8 +334,16 @@ fn writer_saves_at_checkpoints_and_runs_are_found_by_id() {
         name(runs.find(Some("20261128T231502")).unwrap()),
         "20261128T231502-3f9a"
     );
-    let loaded = RunsDir::load(&runs.find(Some("3f9a")).unwrap()).unwrap();
+    let run = runs.find(Some("3f9a")).unwrap();
+    let loaded = RunsDir::load(&run).unwrap();
     assert_eq!(loaded.hosts.len(), 4);
+    let appended = std::fs::read_to_string(run.join(HOSTS_JSONL)).unwrap();
+    assert_eq!(appended.lines().count(), 4, "one line per host as it ended");
+    assert_eq!(
+        RunsDir::load_json(&run).unwrap(),
+        std::fs::read_to_string(run.join(REPORT_JSON)).unwrap(),
+        "a finished run's report is read as written"
+    );
     assert_eq!(loaded.summary.unwrap().failed, 1);
     match runs.find(Some("nope")) {
         Err(e @ ReportError::UnknownRun { .. }) => assert!(
@@ -348,6 +357,92 @@ fn writer_saves_at_checkpoints_and_runs_are_found_by_id() {
         runs.find(Some("20261128")),
         Err(ReportError::AmbiguousRun { .. })
     ));
+}
+
+#[test]
+fn hosts_that_ended_after_the_last_checkpoint_survive_a_killed_controller() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = RunsDir::new(dir.path());
+    let events = rollout_events();
+    let mut writer = ReportWriter::create(&runs, "20261128T231502-3f9a", meta()).unwrap();
+    // Start, play, first batch, then two hosts end before the next checkpoint.
+    for e in [&events[0], &events[1], &events[2], &events[4], &events[6]] {
+        writer.event(e, at(1)).unwrap();
+    }
+    drop(writer);
+    let run = dir.path().join("20261128T231502-3f9a");
+    let on_disk: Report =
+        serde_json::from_str(&std::fs::read_to_string(run.join(REPORT_JSON)).unwrap()).unwrap();
+    assert!(
+        on_disk.hosts.is_empty(),
+        "report.json is only rewritten at checkpoints"
+    );
+
+    let ended = |report: &Report| -> Vec<(String, String)> {
+        report
+            .hosts
+            .iter()
+            .map(|h| (h.host.clone(), h.state.clone()))
+            .collect()
+    };
+    let both = [
+        ("ws-001".to_string(), "changed".to_string()),
+        ("ws-003".to_string(), "unreachable".to_string()),
+    ];
+    let loaded = RunsDir::load(&run).unwrap();
+    assert_eq!(ended(&loaded), both);
+    assert_eq!(loaded.hosts[0].play.as_deref(), Some("Office rollout"));
+    assert_eq!(loaded.unreported(), ["ws-002", "ws-004"]);
+    let json: Report = serde_json::from_str(&RunsDir::load_json(&run).unwrap()).unwrap();
+    assert_eq!(
+        ended(&json),
+        both,
+        "`parc report --format json` shows them too"
+    );
+    let unreachable = runs.hosts_ended(None, PastState::Unreachable).unwrap();
+    assert_eq!(
+        unreachable.hosts.into_iter().collect::<Vec<_>>(),
+        ["ws-003"]
+    );
+
+    // A write the controller did not complete is left out.
+    let jsonl = run.join(HOSTS_JSONL);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&jsonl)
+        .unwrap();
+    std::io::Write::write_all(&mut file, br#"{"host":"ws-002","pl"#).unwrap();
+    assert_eq!(ended(&RunsDir::load(&run).unwrap()), both);
+
+    // A complete line that is not a host record is damage, shown where it is.
+    std::io::Write::write_all(&mut file, b"\n").unwrap();
+    let err = RunsDir::load(&run).unwrap_err().to_string();
+    assert!(err.contains("hosts.jsonl:3:"), "{err}");
+}
+
+#[test]
+fn records_appended_for_a_host_skipped_in_several_plays_are_all_kept() {
+    let skipped = |play: Option<&str>| HostRecord {
+        host: "ws-004".into(),
+        play: play.map(String::from),
+        state: "skipped".into(),
+        elapsed_ms: 0,
+        execs: 0,
+        changed: None,
+        failed: None,
+        outcome: serde_json::Value::Null,
+    };
+    let mut report = Report::new("r", meta(), at(0));
+    report.hosts = vec![skipped(Some("a")), skipped(None)];
+    let appended = vec![
+        skipped(Some("a")),
+        skipped(None),
+        skipped(None),
+        skipped(Some("b")),
+    ];
+    let missing = report.ended_since_checkpoint(appended);
+    let plays: Vec<_> = missing.iter().map(|h| h.play.as_deref()).collect();
+    assert_eq!(plays, [None, Some("b")]);
 }
 
 #[test]
