@@ -482,6 +482,19 @@ parc_getent() { # DB NAME
   else awk -F: -v n="$2" '$1 == n { print; f = 1 } END { exit !f }' "/etc/$1"; fi
 }
 
+# Set _hb to where useradd puts a new user's home: the HOME= of
+# /etc/default/useradd (what `useradd -D` prints), else /home (busybox's
+# adduser too). Read by the shell rather than `useradd -D | sed`: no process.
+parc_home_base() {
+  _hb=
+  if [ -r /etc/default/useradd ]; then
+    while IFS= read -r _l || [ -n "$_l" ]; do
+      case $_l in HOME=*) _hb=${_l#HOME=} ;; esac
+    done < /etc/default/useradd
+  fi
+  [ -n "$_hb" ] || _hb=/home
+}
+
 # Which account tools the host has: the shadow utilities (TOOL, e.g. useradd),
 # busybox's applet (APPLET, e.g. adduser), or none.
 parc_account_tools() { # TOOL APPLET
@@ -516,15 +529,27 @@ parc_pkg_manager() {
   else parc_pm=none; fi
 }
 
+# The dpkg status of every package NAME a script queries (Script::package),
+# from one dpkg-query for all of them, for parc_pkg_query: "NAME STATUS
+# VERSION" lines, in dpkg's order. Nothing is fetched without dpkg-query.
+parc_pkg_all() { # NAME...
+  command -v dpkg-query >/dev/null 2>&1 || return 0
+  dpkg-query -W -f '${Package} ${db:Status-Status} ${Version}\n' -- "$@" > "$PARC_DIR/dpkg" 2>/dev/null
+  return 0
+}
+
 # Print "iN=yes" and "vN=VERSION" when package NAME is installed.
 parc_pkg_query() { # MANAGER NAME N
   case $1 in
-    apt) # The first installed line (one per architecture), read by the shell.
-      _o=$(dpkg-query -W -f '${db:Status-Status} ${Version}\n' "$2" 2>/dev/null) _v=
-      while [ -n "$_o" ]; do
-        case ${_o%%"$PARC_NL"*} in 'installed '*) _v=${_o%%"$PARC_NL"*}; _v=${_v#installed }; break ;; esac
-        case $_o in *"$PARC_NL"*) _o=${_o#*"$PARC_NL"} ;; *) _o= ;; esac
-      done
+    apt) # The first installed line (one per architecture) that NAME matches:
+      # a name, or a pattern (dpkg-query's are the shell's); an
+      # architecture qualifier (NAME:ARCH) is not part of the package name.
+      _v=
+      [ -f "$PARC_DIR/dpkg" ] || return 0
+      while read -r _pn _ps _pv; do
+        # shellcheck disable=SC2254 # NAME is a pattern, as dpkg-query reads it
+        case $_pn in ${2%%:*}) [ "$_ps" != installed ] || { _v=$_pv; break; } ;; esac
+      done < "$PARC_DIR/dpkg"
       [ -n "$_v" ] || return 0 ;;
     dnf|yum|zypper) _v=$(rpm -q --qf '%{VERSION}-%{RELEASE}\n' "$2" 2>/dev/null) || return 0
       _v=${_v%%"$PARC_NL"*} ;;

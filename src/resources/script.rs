@@ -81,6 +81,8 @@ pub struct Script {
     checks: Vec<String>,
     /// Names looked up by [`Script::getent`], by database.
     getent: BTreeMap<String, Vec<String>>,
+    /// Packages looked up by [`Script::package`].
+    packages: Vec<String>,
     /// Names the staged temp files: random, unless a test fixes it.
     token: Option<String>,
 }
@@ -138,6 +140,17 @@ impl Script {
             names.push(name.to_string());
         }
         format!("parc_getent_next {db} {}", quote(name))
+    }
+
+    /// sh printing `iN=yes` and `vN=VERSION` in the current record when
+    /// package `name` is installed (`parc_pkg_query`, after
+    /// `parc_pkg_manager`): dpkg's packages come from one `dpkg-query` for
+    /// every name of the script, read back by the shell.
+    pub fn package(&mut self, manager: &str, name: &str, n: usize) -> String {
+        if !self.packages.iter().any(|p| p == name) {
+            self.packages.push(name.to_string());
+        }
+        format!("parc_pkg_query {manager} {} {n}", quote(name))
     }
 
     /// sh asking for regular file `path`'s content as blob `key` of record
@@ -306,6 +319,9 @@ impl Script {
         }
         for (db, names) in &self.getent {
             sections.push(format!("parc_getent_all {db} {}\n", words(names)));
+        }
+        if !self.packages.is_empty() {
+            sections.push(format!("parc_pkg_all {}\n", words(&self.packages)));
         }
         if !self.stats.is_empty() {
             sections.push(format!("parc_prestat {}\n", words(&self.stats)));

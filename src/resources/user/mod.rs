@@ -188,7 +188,7 @@ impl Kind for User {
              parc_h=$parc_u; for _i in 1 2 3 4 5; do parc_h=${{parc_h#*:}}; done; parc_h=${{parc_h%%:*}}\n\
              else\n\
              parc_kv present no\n\
-             parc_h=$(useradd -D 2>/dev/null | sed -n 's/^HOME=//p'); parc_h=\"${{parc_h:-/home}}/\"{n}\n\
+             parc_home_base; parc_h=\"$_hb/\"{n}\n\
              fi"
         ));
         if let Some(home) = &self.home {
