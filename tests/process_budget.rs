@@ -20,10 +20,10 @@ const GOAL: Bounds = Bounds {
     no_change: 25,
     first_run: 60,
 };
-/// What parc holds to today (45 and 96 measured), so that no change
+/// What parc holds to today (41 and 94 measured), so that no change
 /// makes a host cost more while the goal is not met.
 const NOW: Bounds = Bounds {
-    no_change: 47,
+    no_change: 43,
     first_run: 100,
 };
 

@@ -463,6 +463,28 @@ parc_getent_all() { # DB NAME...
   return 0
 }
 
+# Set _gp to the name of the group whose gid is GID (GID itself when there
+# is none) and _gs to the names of the other groups that list USER as a
+# member (each after a space), as `id -Gn` prints them, read by the shell
+# rather than an `id` per user: from /etc/group (the groups useradd and
+# usermod manage), then the entries parc_getent_all fetched by name (groups
+# of a directory service, which /etc/group does not hold).
+parc_user_groups() { # USER GID
+  _gp=$2 _gs=
+  for _gf in /etc/group "$PARC_DIR/getent.group"; do
+    [ -r "$_gf" ] || continue
+    while IFS=: read -r _gn _ _gg _gm; do
+      if [ "$_gg" = "$2" ]; then
+        [ "$_gp" != "$2" ] || _gp=$_gn
+        continue
+      fi
+      case ,$_gm, in
+        *,"$1",*) case "$_gs " in *" $_gn "*) ;; *) _gs="$_gs $_gn" ;; esac ;;
+      esac
+    done < "$_gf"
+  done
+}
+
 # Set _ge to DB's entry NAME, read by the shell from what parc_getent_all
 # fetched (or /etc/DB without getent); false when there is none.
 parc_getent_next() { # DB NAME

@@ -142,6 +142,18 @@ impl Script {
         format!("parc_getent_next {db} {}", quote(name))
     }
 
+    /// sh setting `_gp` and `_gs` to the primary and other groups of user
+    /// `name`, whose gid is in sh word `gid` (`parc_user_groups`): from
+    /// /etc/group and the entries of `named` groups looked up by name
+    /// (directory services' groups count), read by the shell rather than an
+    /// `id` per user.
+    pub fn user_groups(&mut self, name: &str, gid: &str, named: &[String]) -> String {
+        for group in named {
+            self.getent("group", group);
+        }
+        format!("parc_user_groups {} {gid}", quote(name))
+    }
+
     /// sh printing `iN=yes` and `vN=VERSION` in the current record when
     /// package `name` is installed (`parc_pkg_query`, after
     /// `parc_pkg_manager`): dpkg's packages come from one `dpkg-query` for
