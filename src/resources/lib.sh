@@ -150,10 +150,11 @@ parc_dir_modes() { # PATH...
     done
   done
   [ $# -gt 0 ] || return 0
-  if ! stat -c '%a' -- "$@" > "$PARC_DIR/modes" 2>/dev/null \
-    || [ "$(parc_lines "$PARC_DIR/modes")" -ne $# ]; then
-    PARC_OPEN_N=-1; return 0
-  fi
+  # parc_lines sets _n: a command substitution would fork (and it prints
+  # nothing, so the count was never checked).
+  _n=-1
+  if stat -c '%a' -- "$@" > "$PARC_DIR/modes" 2>/dev/null; then parc_lines "$PARC_DIR/modes"; fi
+  if [ "$_n" -ne $# ]; then PARC_OPEN_N=-1; return 0; fi
   while IFS= read -r _a; do
     if parc_open_mode "$_a"; then
       PARC_OPEN_N=$((PARC_OPEN_N + 1))
@@ -454,13 +455,58 @@ parc_blob_max() { # KEY FILE MAX
 }
 
 # The entries of every NAME in DB (passwd, group, shadow) a script looks up
-# (Script::getent), from one getent for all of them, for parc_getent_next.
+# (Script::getent), for parc_getent_next. When /etc/nsswitch.conf has DB
+# answered by files first (Debian's "files systemd", not "compat" or
+# "[SUCCESS=merge]"), /etc/DB is read by the shell, and one getent fetches
+# only the names it lacks (a directory service's accounts, or none: no
+# process when every account is local); else one getent fetches them all.
 # Without getent (busybox) nothing is fetched: the lookups read /etc/DB.
 parc_getent_all() { # DB NAME...
   _db=$1; shift
+  if parc_nss_files_first "$_db"; then
+    eval "PARC_FILES_$_db=1"
+    for _gn; do
+      shift
+      parc_entry_in "/etc/$_db" "$_gn" || set -- "$@" "$_gn"
+    done
+    [ $# -gt 0 ] || return 0
+  fi
   command -v getent >/dev/null 2>&1 || return 0
   getent "$_db" "$@" > "$PARC_DIR/getent.$_db" 2>/dev/null
   return 0
+}
+
+# Whether /etc/nsswitch.conf asks the files of DB first, with no action
+# that would merge or skip their answer.
+parc_nss_files_first() { # DB
+  [ -r /etc/nsswitch.conf ] || return 1
+  while read -r _nk _nv; do
+    [ "$_nk" = "$1:" ] || continue
+    case $_nv in *'['*) return 1 ;; files|'files '*) return 0 ;; *) return 1 ;; esac
+  done < /etc/nsswitch.conf
+  return 1
+}
+
+# Set _ge to the line of FILE (an account database) for NAME; false when
+# there is none.
+parc_entry_in() { # FILE NAME
+  _ge=
+  [ -r "$1" ] || return 1
+  while IFS= read -r _ge; do
+    case $_ge in "$2":*) return 0 ;; esac
+  done < "$1"
+  _ge=
+  return 1
+}
+
+# Set _ge to DB's entry NAME, read by the shell from /etc/DB when files
+# answer first (parc_getent_all), then from what getent fetched (or /etc/DB
+# without getent); false when there is none.
+parc_getent_next() { # DB NAME
+  if eval "[ -n \"\${PARC_FILES_$1:-}\" ]" && parc_entry_in "/etc/$1" "$2"; then return 0; fi
+  _gf=$PARC_DIR/getent.$1
+  [ -f "$_gf" ] || { eval "[ -z \"\${PARC_FILES_$1:-}\" ]" && _gf=/etc/$1; } || return 1
+  parc_entry_in "$_gf" "$2"
 }
 
 # Set _gp to the name of the group whose gid is GID (GID itself when there
@@ -483,19 +529,6 @@ parc_user_groups() { # USER GID
       esac
     done < "$_gf"
   done
-}
-
-# Set _ge to DB's entry NAME, read by the shell from what parc_getent_all
-# fetched (or /etc/DB without getent); false when there is none.
-parc_getent_next() { # DB NAME
-  _gf=$PARC_DIR/getent.$1
-  [ -f "$_gf" ] || _gf=/etc/$1
-  [ -r "$_gf" ] || return 1
-  while IFS= read -r _ge; do
-    case $_ge in "$2":*) return 0 ;; esac
-  done < "$_gf"
-  _ge=
-  return 1
 }
 
 # One passwd/group/shadow entry by name; busybox systems may have no getent.
