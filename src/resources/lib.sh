@@ -130,15 +130,23 @@ parc_unsafe() { # PATH
   done
 }
 
-# The directories above PATHs (up to a link or a missing one), and their
-# modes, from one stat for all, for parc_open_dir: the shell cannot read a
-# mode. Sets PARC_OPEN_N and PARC_OPEN_<i>/PARC_OPEN_WHY_<i> for each one
-# its group or others may write in without the sticky bit (few: names are
-# compared, not parsed), or PARC_OPEN_N=-1 when the stat failed.
-parc_dir_modes() { # PATH...
-  PARC_OPEN_N=0
+# The directories above the first N PATHs (up to a link or a missing one),
+# and their modes, for parc_open_dir: the shell cannot read a mode. Sets
+# PARC_OPEN_N and PARC_OPEN_<i>/PARC_OPEN_WHY_<i> for each one its group or
+# others may write in without the sticky bit (few: names are compared, not
+# parsed), or PARC_OPEN_N=-1 when the stat failed. The same stat reads the
+# other PATHs that exist, for parc_prestat (PARC_STATED: how many): one
+# process for both.
+parc_dir_modes() { # N PATH...
+  PARC_OPEN_N=0 PARC_STATED='' _dn=$1 _ds=0 _di=0
+  shift
   for _p; do
     shift
+    _di=$((_di + 1))
+    if [ "$_di" -gt "$_dn" ]; then
+      if [ -L "$_p" ] || [ -e "$_p" ]; then set -- "$@" "$_p"; fi
+      continue
+    fi
     case $_p in /*) _r=${_p#/} ;; *) continue ;; esac
     _c=''
     while :; do
@@ -146,22 +154,27 @@ parc_dir_modes() { # PATH...
       case ${_r%%/*} in '') _r=${_r#/}; continue ;; esac
       _c=$_c/${_r%%/*}; _r=${_r#*/}
       if [ -L "$_c" ] || [ ! -d "$_c" ]; then break; fi
-      set -- "$@" "$_c"
+      # The first N come first: every directory is before the paths to stat.
+      set -- "$@" "$_c"; _ds=$((_ds + 1))
     done
   done
   [ $# -gt 0 ] || return 0
   # parc_lines sets _n: a command substitution would fork (and it prints
   # nothing, so the count was never checked).
   _n=-1
-  if stat -c '%a' -- "$@" > "$PARC_DIR/modes" 2>/dev/null; then parc_lines "$PARC_DIR/modes"; fi
+  if stat -c '%a %U %G %s %h' -- "$@" > "$PARC_DIR/stat.all" 2>/dev/null; then parc_lines "$PARC_DIR/stat.all"; fi
   if [ "$_n" -ne $# ]; then PARC_OPEN_N=-1; return 0; fi
-  while IFS= read -r _a; do
+  _i=0
+  while read -r _a _l; do
+    _i=$((_i + 1))
+    if [ "$_i" -gt "$_ds" ]; then printf '%s %s\n' "$_a" "$_l"; continue; fi
     if parc_open_mode "$_a"; then
       PARC_OPEN_N=$((PARC_OPEN_N + 1))
       eval "PARC_OPEN_$PARC_OPEN_N=\$1 PARC_OPEN_WHY_$PARC_OPEN_N=\$_ow"
     fi
     shift
-  done < "$PARC_DIR/modes"
+  done < "$PARC_DIR/stat.all" > "$PARC_DIR/stat"
+  PARC_STATED=$#
 }
 
 # Whether octal MODE lets its group (_ow=group) or others (_ow=others) write
@@ -215,10 +228,11 @@ parc_guard() { # PATH...
 parc_prestat() { # PATH...
   PARC_PRESTAT=
   for _p; do shift; if [ -L "$_p" ] || [ -e "$_p" ]; then set -- "$@" "$_p"; fi; done
-  if [ $# -gt 0 ]; then
+  if [ $# -eq 0 ]; then : > "$PARC_DIR/stat"
+  elif [ "${PARC_STATED:-}" != $# ]; then
     stat -c '%a %U %G %s %h' -- "$@" > "$PARC_DIR/stat" 2>/dev/null || return 0
     parc_lines "$PARC_DIR/stat"; [ "$_n" -eq $# ] || return 0
-  else : > "$PARC_DIR/stat"; fi
+  fi
   PARC_LINKS=1
   parc_prestat_links "$@" || PARC_LINKS=0
   for _p; do shift; if [ -f "$_p" ] && [ ! -L "$_p" ]; then set -- "$@" "$_p"; fi; done

@@ -21,7 +21,7 @@
 //! 3. the batched reads: the modes of the directories above checked paths
 //!    (`parc_dir_modes`), the accounts looked up (`parc_getent_all`, one
 //!    `getent` per database), the stat of every path the probes read
-//!    (`parc_prestat`);
+//!    (`parc_prestat`; the same `stat` process as the modes);
 //! 4. the staging functions (temp names, `parc_stage`, `parc_batch_N`);
 //! 5. setup: the journal's saves and the step functions;
 //! 6. the barrier: the record of how to unstage, the staging, one `sync` of
@@ -326,8 +326,17 @@ impl Script {
         if !self.guard.is_empty() {
             sections.push(format!("parc_guard {} || exit 1\n", words(&self.guard)));
         }
+        // One stat reads the directories' modes and the paths to stat.
         if !self.checks.is_empty() {
-            sections.push(format!("parc_dir_modes {}\n", words(&self.checks)));
+            let mut line = format!(
+                "parc_dir_modes {} {}",
+                self.checks.len(),
+                words(&self.checks)
+            );
+            if !self.stats.is_empty() {
+                line.push_str(&format!(" {}", words(&self.stats)));
+            }
+            sections.push(format!("{line}\n"));
         }
         for (db, names) in &self.getent {
             sections.push(format!("parc_getent_all {db} {}\n", words(names)));
