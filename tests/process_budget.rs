@@ -96,7 +96,7 @@ fn a_host_starts_no_more_processes_than_today() {
 }
 
 #[test]
-#[ignore = "over budget: parc starts 113 processes on a first run and 44 when nothing changes (issue 17)"]
+#[ignore = "over budget: parc starts 91 processes on a first run and 34 when nothing changes (issue 17)"]
 fn a_host_starts_few_processes_whatever_its_profile() {
     within(GOAL);
 }
