@@ -68,21 +68,25 @@ pub fn attr_changes(
             sh.push(format!("parc_chmod {m:o} {path_quoted}"));
         }
     }
-    // -h: the link itself, never what it points to.
+    // -h: the link itself, never what it points to. One chown sets both
+    // when both change: a process per path, not per attribute.
     let (owner_now, group_now) = (current.map(|a| &*a.owner), current.map(|a| &*a.group));
-    for (key, want, now, cmd) in [
-        ("owner", owner, owner_now, "chown -h"),
-        ("group", group, group_now, "chgrp -h"),
-    ] {
-        if let Some(want) = want
-            && now != Some(want)
-        {
+    let owner = owner.filter(|&want| owner_now != Some(want));
+    let group = group.filter(|&want| group_now != Some(want));
+    for (key, want, now) in [("owner", owner, owner_now), ("group", group, group_now)] {
+        if let Some(want) = want {
             what.push(format!("{key} {} -> {want}", now.unwrap_or("?")));
-            sh.push(format!(
-                "{cmd} -- {} {path_quoted}",
-                crate::transport::quote(want)
-            ));
         }
+    }
+    let quote = crate::transport::quote;
+    match (owner, group) {
+        (Some(o), Some(g)) => sh.push(format!(
+            "chown -h -- {} {path_quoted}",
+            quote(&format!("{o}:{g}"))
+        )),
+        (Some(o), None) => sh.push(format!("chown -h -- {} {path_quoted}", quote(o))),
+        (None, Some(g)) => sh.push(format!("chgrp -h -- {} {path_quoted}", quote(g))),
+        (None, None) => {}
     }
     (what, sh)
 }

@@ -140,11 +140,13 @@ impl Kind for Command {
                 return Ok(Plan::NoChange);
             }
         }
-        let mut sh = String::new();
-        if let Some(dir) = &self.chdir {
-            sh.push_str(&format!("cd {}\n", quote(dir)));
-        }
-        sh.push_str(&format!("sh -c {} </dev/null", quote(&self.run)));
+        // One command whose status is the step's: it runs in the apply's
+        // shell, without a subshell (`chdir`'s is the command's own process).
+        let run = format!("sh -c {} </dev/null", quote(&self.run));
+        let sh = match &self.chdir {
+            Some(dir) => format!("(cd {} && exec {run})", quote(dir)),
+            None => run,
+        };
         // A command is only reversible as far as it says: its `undo`, and the
         // path it `creates`.
         let mut touches: Vec<Touch> = self.undo.iter().map(|u| Touch::Undo(u.clone())).collect();
@@ -153,7 +155,7 @@ impl Kind for Command {
             touches,
             what: vec!["run".into()],
             diff: None,
-            step: Step::sh(sh),
+            step: Step::run(sh),
         };
         // Guards that let it through mean it will run and (by convention) change
         // something; without guards, or with changed_when, nobody can know.

@@ -98,9 +98,7 @@ impl Kind for Dir {
                 }];
                 let (_, fixes) =
                     attr_changes(None, None, self.owner.as_deref(), self.group.as_deref(), &p);
-                if !fixes.is_empty() {
-                    ops.push(Op::Sh(fixes.join("\n")));
-                }
+                ops.extend(fixes.into_iter().map(Op::Run));
                 Ok(Plan::Change(Change {
                     touches: vec![Touch::Path(top)],
                     what: vec!["create".into()],
@@ -123,7 +121,7 @@ impl Kind for Dir {
                         touches: vec![Touch::Attrs(self.path.clone())],
                         what,
                         diff: None,
-                        step: Step::sh(fixes.join("\n")),
+                        step: Step(fixes.into_iter().map(Op::Run).collect()),
                     })
                 })
             }

@@ -208,7 +208,7 @@ impl Kind for File {
                             touches: vec![Touch::Path(self.path.clone())],
                             what,
                             diff: None,
-                            step: Step::sh(fixes.join("\n")),
+                            step: Step(fixes.into_iter().map(Op::Run).collect()),
                         })
                     });
                 }

@@ -57,7 +57,7 @@ impl Group {
         Plan::Change(Change {
             what: vec![what],
             diff: None,
-            step: Step::sh(sh),
+            step: Step::run(sh),
             touches: vec![Touch::Undo(undo)],
         })
     }

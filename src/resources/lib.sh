@@ -130,15 +130,23 @@ parc_unsafe() { # PATH
   done
 }
 
-# The directories above PATHs (up to a link or a missing one), and their
-# modes, from one stat for all, for parc_open_dir: the shell cannot read a
-# mode. Sets PARC_OPEN_N and PARC_OPEN_<i>/PARC_OPEN_WHY_<i> for each one
-# its group or others may write in without the sticky bit (few: names are
-# compared, not parsed), or PARC_OPEN_N=-1 when the stat failed.
-parc_dir_modes() { # PATH...
-  PARC_OPEN_N=0
+# The directories above the first N PATHs (up to a link or a missing one),
+# and their modes, for parc_open_dir: the shell cannot read a mode. Sets
+# PARC_OPEN_N and PARC_OPEN_<i>/PARC_OPEN_WHY_<i> for each one its group or
+# others may write in without the sticky bit (few: names are compared, not
+# parsed), or PARC_OPEN_N=-1 when the stat failed. The same stat reads the
+# other PATHs that exist, for parc_prestat (PARC_STATED: how many): one
+# process for both.
+parc_dir_modes() { # N PATH...
+  PARC_OPEN_N=0 PARC_STATED='' _dn=$1 _ds=0 _di=0
+  shift
   for _p; do
     shift
+    _di=$((_di + 1))
+    if [ "$_di" -gt "$_dn" ]; then
+      if [ -L "$_p" ] || [ -e "$_p" ]; then set -- "$@" "$_p"; fi
+      continue
+    fi
     case $_p in /*) _r=${_p#/} ;; *) continue ;; esac
     _c=''
     while :; do
@@ -146,21 +154,27 @@ parc_dir_modes() { # PATH...
       case ${_r%%/*} in '') _r=${_r#/}; continue ;; esac
       _c=$_c/${_r%%/*}; _r=${_r#*/}
       if [ -L "$_c" ] || [ ! -d "$_c" ]; then break; fi
-      set -- "$@" "$_c"
+      # The first N come first: every directory is before the paths to stat.
+      set -- "$@" "$_c"; _ds=$((_ds + 1))
     done
   done
   [ $# -gt 0 ] || return 0
-  if ! stat -c '%a' -- "$@" > "$PARC_DIR/modes" 2>/dev/null \
-    || [ "$(parc_lines "$PARC_DIR/modes")" -ne $# ]; then
-    PARC_OPEN_N=-1; return 0
-  fi
-  while IFS= read -r _a; do
+  # parc_lines sets _n: a command substitution would fork (and it prints
+  # nothing, so the count was never checked).
+  _n=-1
+  if stat -c '%a %U %G %s %h' -- "$@" > "$PARC_DIR/stat.all" 2>/dev/null; then parc_lines "$PARC_DIR/stat.all"; fi
+  if [ "$_n" -ne $# ]; then PARC_OPEN_N=-1; return 0; fi
+  _i=0
+  while read -r _a _l; do
+    _i=$((_i + 1))
+    if [ "$_i" -gt "$_ds" ]; then printf '%s %s\n' "$_a" "$_l"; continue; fi
     if parc_open_mode "$_a"; then
       PARC_OPEN_N=$((PARC_OPEN_N + 1))
       eval "PARC_OPEN_$PARC_OPEN_N=\$1 PARC_OPEN_WHY_$PARC_OPEN_N=\$_ow"
     fi
     shift
-  done < "$PARC_DIR/modes"
+  done < "$PARC_DIR/stat.all" > "$PARC_DIR/stat"
+  PARC_STATED=$#
 }
 
 # Whether octal MODE lets its group (_ow=group) or others (_ow=others) write
@@ -214,10 +228,11 @@ parc_guard() { # PATH...
 parc_prestat() { # PATH...
   PARC_PRESTAT=
   for _p; do shift; if [ -L "$_p" ] || [ -e "$_p" ]; then set -- "$@" "$_p"; fi; done
-  if [ $# -gt 0 ]; then
+  if [ $# -eq 0 ]; then : > "$PARC_DIR/stat"
+  elif [ "${PARC_STATED:-}" != $# ]; then
     stat -c '%a %U %G %s %h' -- "$@" > "$PARC_DIR/stat" 2>/dev/null || return 0
     parc_lines "$PARC_DIR/stat"; [ "$_n" -eq $# ] || return 0
-  else : > "$PARC_DIR/stat"; fi
+  fi
   PARC_LINKS=1
   parc_prestat_links "$@" || PARC_LINKS=0
   for _p; do shift; if [ -f "$_p" ] && [ ! -L "$_p" ]; then set -- "$@" "$_p"; fi; done
@@ -454,32 +469,99 @@ parc_blob_max() { # KEY FILE MAX
 }
 
 # The entries of every NAME in DB (passwd, group, shadow) a script looks up
-# (Script::getent), from one getent for all of them, for parc_getent_next.
+# (Script::getent), for parc_getent_next. When /etc/nsswitch.conf has DB
+# answered by files first (Debian's "files systemd", not "compat" or
+# "[SUCCESS=merge]"), /etc/DB is read by the shell, and one getent fetches
+# only the names it lacks (a directory service's accounts, or none: no
+# process when every account is local); else one getent fetches them all.
 # Without getent (busybox) nothing is fetched: the lookups read /etc/DB.
 parc_getent_all() { # DB NAME...
   _db=$1; shift
+  if parc_nss_files_first "$_db"; then
+    eval "PARC_FILES_$_db=1"
+    for _gn; do
+      shift
+      parc_entry_in "/etc/$_db" "$_gn" || set -- "$@" "$_gn"
+    done
+    [ $# -gt 0 ] || return 0
+  fi
   command -v getent >/dev/null 2>&1 || return 0
   getent "$_db" "$@" > "$PARC_DIR/getent.$_db" 2>/dev/null
   return 0
 }
 
-# Set _ge to DB's entry NAME, read by the shell from what parc_getent_all
-# fetched (or /etc/DB without getent); false when there is none.
-parc_getent_next() { # DB NAME
-  _gf=$PARC_DIR/getent.$1
-  [ -f "$_gf" ] || _gf=/etc/$1
-  [ -r "$_gf" ] || return 1
+# Whether /etc/nsswitch.conf asks the files of DB first, with no action
+# that would merge or skip their answer.
+parc_nss_files_first() { # DB
+  [ -r /etc/nsswitch.conf ] || return 1
+  while read -r _nk _nv; do
+    [ "$_nk" = "$1:" ] || continue
+    case $_nv in *'['*) return 1 ;; files|'files '*) return 0 ;; *) return 1 ;; esac
+  done < /etc/nsswitch.conf
+  return 1
+}
+
+# Set _ge to the line of FILE (an account database) for NAME; false when
+# there is none.
+parc_entry_in() { # FILE NAME
+  _ge=
+  [ -r "$1" ] || return 1
   while IFS= read -r _ge; do
     case $_ge in "$2":*) return 0 ;; esac
-  done < "$_gf"
+  done < "$1"
   _ge=
   return 1
+}
+
+# Set _ge to DB's entry NAME, read by the shell from /etc/DB when files
+# answer first (parc_getent_all), then from what getent fetched (or /etc/DB
+# without getent); false when there is none.
+parc_getent_next() { # DB NAME
+  if eval "[ -n \"\${PARC_FILES_$1:-}\" ]" && parc_entry_in "/etc/$1" "$2"; then return 0; fi
+  _gf=$PARC_DIR/getent.$1
+  [ -f "$_gf" ] || { eval "[ -z \"\${PARC_FILES_$1:-}\" ]" && _gf=/etc/$1; } || return 1
+  parc_entry_in "$_gf" "$2"
+}
+
+# Set _gp to the name of the group whose gid is GID (GID itself when there
+# is none) and _gs to the names of the other groups that list USER as a
+# member (each after a space), as `id -Gn` prints them, read by the shell
+# rather than an `id` per user: from /etc/group (the groups useradd and
+# usermod manage), then the entries parc_getent_all fetched by name (groups
+# of a directory service, which /etc/group does not hold).
+parc_user_groups() { # USER GID
+  _gp=$2 _gs=
+  for _gf in /etc/group "$PARC_DIR/getent.group"; do
+    [ -r "$_gf" ] || continue
+    while IFS=: read -r _gn _ _gg _gm; do
+      if [ "$_gg" = "$2" ]; then
+        [ "$_gp" != "$2" ] || _gp=$_gn
+        continue
+      fi
+      case ,$_gm, in
+        *,"$1",*) case "$_gs " in *" $_gn "*) ;; *) _gs="$_gs $_gn" ;; esac ;;
+      esac
+    done < "$_gf"
+  done
 }
 
 # One passwd/group/shadow entry by name; busybox systems may have no getent.
 parc_getent() { # DB NAME
   if command -v getent >/dev/null 2>&1; then getent "$1" "$2"
   else awk -F: -v n="$2" '$1 == n { print; f = 1 } END { exit !f }' "/etc/$1"; fi
+}
+
+# Set _hb to where useradd puts a new user's home: the HOME= of
+# /etc/default/useradd (what `useradd -D` prints), else /home (busybox's
+# adduser too). Read by the shell rather than `useradd -D | sed`: no process.
+parc_home_base() {
+  _hb=
+  if [ -r /etc/default/useradd ]; then
+    while IFS= read -r _l || [ -n "$_l" ]; do
+      case $_l in HOME=*) _hb=${_l#HOME=} ;; esac
+    done < /etc/default/useradd
+  fi
+  [ -n "$_hb" ] || _hb=/home
 }
 
 # Which account tools the host has: the shadow utilities (TOOL, e.g. useradd),
@@ -516,15 +598,27 @@ parc_pkg_manager() {
   else parc_pm=none; fi
 }
 
+# The dpkg status of every package NAME a script queries (Script::package),
+# from one dpkg-query for all of them, for parc_pkg_query: "NAME STATUS
+# VERSION" lines, in dpkg's order. Nothing is fetched without dpkg-query.
+parc_pkg_all() { # NAME...
+  command -v dpkg-query >/dev/null 2>&1 || return 0
+  dpkg-query -W -f '${Package} ${db:Status-Status} ${Version}\n' -- "$@" > "$PARC_DIR/dpkg" 2>/dev/null
+  return 0
+}
+
 # Print "iN=yes" and "vN=VERSION" when package NAME is installed.
 parc_pkg_query() { # MANAGER NAME N
   case $1 in
-    apt) # The first installed line (one per architecture), read by the shell.
-      _o=$(dpkg-query -W -f '${db:Status-Status} ${Version}\n' "$2" 2>/dev/null) _v=
-      while [ -n "$_o" ]; do
-        case ${_o%%"$PARC_NL"*} in 'installed '*) _v=${_o%%"$PARC_NL"*}; _v=${_v#installed }; break ;; esac
-        case $_o in *"$PARC_NL"*) _o=${_o#*"$PARC_NL"} ;; *) _o= ;; esac
-      done
+    apt) # The first installed line (one per architecture) that NAME matches:
+      # a name, or a pattern (dpkg-query's are the shell's); an
+      # architecture qualifier (NAME:ARCH) is not part of the package name.
+      _v=
+      [ -f "$PARC_DIR/dpkg" ] || return 0
+      while read -r _pn _ps _pv; do
+        # shellcheck disable=SC2254 # NAME is a pattern, as dpkg-query reads it
+        case $_pn in ${2%%:*}) [ "$_ps" != installed ] || { _v=$_pv; break; } ;; esac
+      done < "$PARC_DIR/dpkg"
       [ -n "$_v" ] || return 0 ;;
     dnf|yum|zypper) _v=$(rpm -q --qf '%{VERSION}-%{RELEASE}\n' "$2" 2>/dev/null) || return 0
       _v=${_v%%"$PARC_NL"*} ;;

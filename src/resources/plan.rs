@@ -53,6 +53,10 @@ pub struct Step(pub Vec<Op>);
 #[derive(Debug, Clone)]
 pub enum Op {
     Sh(String),
+    /// One command (or pipeline, or `if`) whose exit status says whether it
+    /// worked: a step of such ops runs in the apply's own shell, with no
+    /// subshell of its own (see [`Step::is_plain`]).
+    Run(String),
     /// Create a directory and its missing parents, the directory itself with
     /// `mode`. Kept apart from `Sh` so that the apply can create the
     /// directories of consecutive steps with one `mkdir` (see
@@ -82,14 +86,17 @@ impl Step {
         Step(vec![Op::Sh(line.into())])
     }
 
+    /// A step of one command, whose status is the step's ([`Op::Run`]).
+    pub fn run(command: impl Into<String>) -> Step {
+        Step(vec![Op::Run(command.into())])
+    }
+
     /// Whether the step is only ops parc writes itself, each one command
     /// that returns its status: then it runs in the apply's own shell, its
     /// ops chained with `&&`, instead of a `set -e` subshell (a fork per step,
     /// and a profile is mostly such steps).
     pub fn is_plain(&self) -> bool {
-        self.0
-            .iter()
-            .all(|op| matches!(op, Op::Mkdir { .. } | Op::Put { .. } | Op::NeedParent(_)))
+        self.0.iter().all(|op| !matches!(op, Op::Sh(_)))
     }
 
     /// Define this step as sh function `name` in `script`'s setup.
@@ -97,7 +104,7 @@ impl Step {
         let mut body = Vec::new();
         for op in &self.0 {
             match op {
-                Op::Sh(s) => body.push(s.clone()),
+                Op::Sh(s) | Op::Run(s) => body.push(s.clone()),
                 Op::NeedParent(path) => body.push(need_parent(path)),
                 Op::Mkdir { path, mode } => body.push(format!(
                     "[ -d {p} ] || {}",

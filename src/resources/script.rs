@@ -22,7 +22,7 @@
 //! 3. the batched reads: the modes of the directories above checked paths
 //!    (`parc_dir_modes`), the accounts looked up (`parc_getent_all`, one
 //!    `getent` per database), the stat of every path the probes read
-//!    (`parc_prestat`);
+//!    (`parc_prestat`; the same `stat` process as the modes);
 //! 4. the staging functions (temp names, `parc_stage`, `parc_batch_N`);
 //! 5. setup: the journal's saves and the step functions;
 //! 6. the barrier: the record of how to unstage, the staging, one `sync` of
@@ -82,6 +82,8 @@ pub struct Script {
     checks: Vec<String>,
     /// Names looked up by [`Script::getent`], by database.
     getent: BTreeMap<String, Vec<String>>,
+    /// Packages looked up by [`Script::package`].
+    packages: Vec<String>,
     /// Names the staged temp files: random, unless a test fixes it.
     token: Option<String>,
 }
@@ -139,6 +141,29 @@ impl Script {
             names.push(name.to_string());
         }
         format!("parc_getent_next {db} {}", quote(name))
+    }
+
+    /// sh setting `_gp` and `_gs` to the primary and other groups of user
+    /// `name`, whose gid is in sh word `gid` (`parc_user_groups`): from
+    /// /etc/group and the entries of `named` groups looked up by name
+    /// (directory services' groups count), read by the shell rather than an
+    /// `id` per user.
+    pub fn user_groups(&mut self, name: &str, gid: &str, named: &[String]) -> String {
+        for group in named {
+            self.getent("group", group);
+        }
+        format!("parc_user_groups {} {gid}", quote(name))
+    }
+
+    /// sh printing `iN=yes` and `vN=VERSION` in the current record when
+    /// package `name` is installed (`parc_pkg_query`, after
+    /// `parc_pkg_manager`): dpkg's packages come from one `dpkg-query` for
+    /// every name of the script, read back by the shell.
+    pub fn package(&mut self, manager: &str, name: &str, n: usize) -> String {
+        if !self.packages.iter().any(|p| p == name) {
+            self.packages.push(name.to_string());
+        }
+        format!("parc_pkg_query {manager} {} {n}", quote(name))
     }
 
     /// sh asking for regular file `path`'s content as blob `key` of record
@@ -301,11 +326,23 @@ impl Script {
         if !self.guard.is_empty() {
             sections.push(format!("parc_guard {} || exit 1\n", words(&self.guard)));
         }
+        // One stat reads the directories' modes and the paths to stat.
         if !self.checks.is_empty() {
-            sections.push(format!("parc_dir_modes {}\n", words(&self.checks)));
+            let mut line = format!(
+                "parc_dir_modes {} {}",
+                self.checks.len(),
+                words(&self.checks)
+            );
+            if !self.stats.is_empty() {
+                line.push_str(&format!(" {}", words(&self.stats)));
+            }
+            sections.push(format!("{line}\n"));
         }
         for (db, names) in &self.getent {
             sections.push(format!("parc_getent_all {db} {}\n", words(names)));
+        }
+        if !self.packages.is_empty() {
+            sections.push(format!("parc_pkg_all {}\n", words(&self.packages)));
         }
         if !self.stats.is_empty() {
             sections.push(format!("parc_prestat {}\n", words(&self.stats)));

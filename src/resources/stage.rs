@@ -15,9 +15,10 @@
 //! Consecutive steps that only install files (a run) go further: the files of
 //! a run bound for one directory are extracted under their final names into a
 //! private directory, and one `mv … DIR/` renames them all before the run's
-//! first step; each step then finds its file already in place. A file whose
-//! destination is written twice in a run is left to its own step, so the last
-//! write wins as declared.
+//! first step; each step then finds its file already in place. Of a
+//! destination written several times in a run (line edits of one file, each
+//! built on the one before), only the last write is staged and renamed: it is
+//! what the run leaves there, and the earlier ones would cost a rename each.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -50,6 +51,9 @@ struct Names {
     temps: Vec<String>,
     /// Renamed by a batch (its temp is in one of `dirs`).
     batched: Vec<bool>,
+    /// Superseded by a later write of its destination in the same run: not
+    /// staged at all, its step finds the last write in place.
+    skipped: Vec<bool>,
     /// Batch directories.
     dirs: Vec<String>,
     /// sh: the `parc_batch_N` functions.
@@ -148,7 +152,8 @@ impl Stage {
                 "\n    mkdir -m 700 {dirs} || parc_stage_failed || return 1"
             ));
         }
-        for ((f, q), off) in self.files.iter().zip(&quoted).zip(&offsets) {
+        let files = self.files.iter().zip(&quoted).zip(&offsets);
+        for (((f, q), off), _) in files.zip(&names.skipped).filter(|(_, s)| !**s) {
             by_dd.push_str(&format!(
                 "\n    parc_slice {off} {} {q} && chmod {:o} {q} || parc_stage_failed || return 1",
                 f.data.len(),
@@ -160,9 +165,9 @@ impl Stage {
         // over from the bootstrap's (see `Assembled::command`): one `rm`.
         let flat: Vec<&str> = quoted
             .iter()
-            .zip(&names.batched)
-            .filter(|(_, b)| !**b)
-            .map(|(q, _)| q.as_str())
+            .enumerate()
+            .filter(|(n, _)| !names.batched[*n] && !names.skipped[*n])
+            .map(|(_, q)| q.as_str())
             .collect();
         let mut unstage = String::new();
         if !flat.is_empty() {
@@ -186,7 +191,12 @@ impl Stage {
             archive,
             functions,
             remove: format!("rm -rf -- {} {dirs}", quoted.join(" ")),
-            temps: quoted,
+            temps: quoted
+                .into_iter()
+                .zip(&names.skipped)
+                .filter(|(_, s)| !**s)
+                .map(|(q, _)| q)
+                .collect(),
         })
     }
 
@@ -198,12 +208,13 @@ impl Stage {
                 .map(|n| format!("{}/.parc-tmp.{token}.{n}", self.files[n].dir))
                 .collect(),
             batched: vec![false; self.files.len()],
+            skipped: vec![false; self.files.len()],
             dirs: Vec::new(),
             batches: String::new(),
         };
         for (r, run) in self.runs.iter().enumerate() {
             let mut lines = Vec::new();
-            for (dest_dir, members) in self.groups(run.clone()) {
+            for (dest_dir, members, skipped) in self.groups(run.clone()) {
                 let g = format!(
                     "{}/.parc-tmp.{token}.g{}",
                     self.files[members[0]].dir,
@@ -218,8 +229,19 @@ impl Stage {
                     words.push(quote(&names.temps[m]));
                     moved.push_str(&format!(" PARC_MOVED_{m}=1"));
                 }
+                // Superseded writes are done once the last one is in place.
+                let mut superseded = String::new();
+                for m in skipped {
+                    names.skipped[m] = true;
+                    superseded.push_str(&format!(" PARC_MOVED_{m}=1"));
+                }
+                let superseded = if superseded.is_empty() {
+                    superseded
+                } else {
+                    format!(" &&{superseded}")
+                };
                 lines.push(format!(
-                    "  mv -f {} {}/ 2>/dev/null;{moved}",
+                    "  mv -f {} {}/ 2>/dev/null{superseded};{moved}",
                     words.join(" "),
                     quote(&dest_dir)
                 ));
@@ -248,7 +270,11 @@ impl Stage {
         }
         let mut payload = Payload::default();
         let mut offsets = Vec::new();
-        for (file, tmp) in self.files.iter().zip(&names.temps) {
+        for ((file, tmp), &skipped) in self.files.iter().zip(&names.temps).zip(&names.skipped) {
+            if skipped {
+                offsets.push(0);
+                continue;
+            }
             let len = file.data.len();
             let mut header = header(file.mode, len, tar::EntryType::Regular)?;
             // An empty reader: tar writes the header (sized `len`) alone.
@@ -262,21 +288,26 @@ impl Stage {
         Ok((payload, offsets))
     }
 
-    /// The files of `run` whose renames can share one `mv`: root's, written
-    /// once in the run, grouped by (temp directory, destination directory),
-    /// in groups of two or more.
-    fn groups(&self, run: Range<usize>) -> Vec<(String, Vec<usize>)> {
-        let mut writes: HashMap<&str, usize> = HashMap::new();
-        for f in &self.files[run.clone()] {
-            *writes.entry(f.dest.as_str()).or_default() += 1;
+    /// The files of `run` whose renames can share one `mv`: root's, the
+    /// last write of their destination in the run, grouped by (temp
+    /// directory, destination directory), in groups of two or more; each
+    /// group with the earlier writes of its members' destinations, which
+    /// its `mv` supersedes.
+    fn groups(&self, run: Range<usize>) -> Vec<Group> {
+        let mut last: HashMap<&str, usize> = HashMap::new();
+        for n in run.clone() {
+            last.insert(self.files[n].dest.as_str(), n);
         }
         let mut groups: Vec<((String, String), Vec<usize>)> = Vec::new();
-        for n in run {
+        for n in run.clone() {
             let f = &self.files[n];
+            if last[f.dest.as_str()] != n {
+                continue;
+            }
             let Some((dest_dir, base)) = f.dest.rsplit_once('/') else {
                 continue;
             };
-            if !f.root_owned || writes[f.dest.as_str()] > 1 || base.is_empty() {
+            if !f.root_owned || base.is_empty() {
                 continue;
             }
             let dest_dir = if dest_dir.is_empty() { "/" } else { dest_dir };
@@ -289,10 +320,23 @@ impl Stage {
         groups
             .into_iter()
             .filter(|(_, members)| members.len() > 1)
-            .map(|((_, dest_dir), members)| (dest_dir, members))
+            .map(|((_, dest_dir), members)| {
+                let skipped = run
+                    .clone()
+                    .filter(|&n| {
+                        let last = last[self.files[n].dest.as_str()];
+                        last != n && members.contains(&last)
+                    })
+                    .collect();
+                (dest_dir, members, skipped)
+            })
             .collect()
     }
 }
+
+/// A batch: the destination directory, the files renamed into it, the
+/// files their renames supersede.
+type Group = (String, Vec<usize>, Vec<usize>);
 
 fn header(mode: u32, size: usize, kind: tar::EntryType) -> Result<tar::Header, std::io::Error> {
     let mut header = tar::Header::new_gnu();
@@ -357,13 +401,21 @@ mod tests {
         assert_eq!(mvs.len(), 1, "{}", staged.functions);
         let batch = mvs[0];
         assert!(batch.contains("/a ") && batch.contains("/b "), "{batch}");
+        assert!(
+            batch.contains("/twice "),
+            "the last write is batched: {batch}"
+        );
         assert!(batch.contains(" /d/ "), "{batch}");
-        for flat in ["twice", "theirs", "alone", "before"] {
+        for flat in ["theirs", "alone", "before"] {
             assert!(
                 !batch.contains(flat),
                 "{flat} must be renamed by its step: {batch}"
             );
         }
-        assert!(batch.ends_with("PARC_MOVED_1=1 PARC_MOVED_2=1"), "{batch}");
+        assert!(
+            batch.ends_with("&& PARC_MOVED_3=1; PARC_MOVED_1=1 PARC_MOVED_2=1 PARC_MOVED_4=1"),
+            "the first write of twice is superseded once the batch is in place: {batch}"
+        );
+        assert_eq!(staged.temps.len(), 6, "the superseded write is not staged");
     }
 }

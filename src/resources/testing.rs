@@ -25,7 +25,7 @@ pub fn step_sh(c: &Change) -> String {
         .0
         .iter()
         .map(|op| match op {
-            Op::Sh(s) => s.clone(),
+            Op::Sh(s) | Op::Run(s) => s.clone(),
             Op::Mkdir { path, mode } => super::plan::mkdir_line(*mode, &[path]),
             Op::NeedParent(path) => super::plan::need_parent(path),
             Op::Put {

@@ -30,21 +30,20 @@ impl Probe for PackageTest {
     fn probe(&self, id: &str, s: &mut Script) {
         let n = quote(&self.name);
         s.sh(&format!("pv_start {id}"));
+        // dpkg's answer for every package of the script comes from one
+        // dpkg-query (Script::package): i0= and v0=, as the others print.
+        let dpkg = s.package("apt", &self.name, 0);
         s.sh(&format!(
-            "if pv_have dpkg-query; then echo manager=dpkg
-  pv_o=$(dpkg-query -W -f='${{Status}}\\n${{Version}}\\n' {n} 2>/dev/null)
-  case ${{pv_o%%\"$PARC_NL\"*}} in
-    *' installed') echo installed=yes; pv_kv_line version \"${{pv_o#*\"$PARC_NL\"}}\" ;;
-  esac
+            "if pv_have dpkg-query; then echo manager=dpkg; {dpkg}
 elif pv_have rpm; then echo manager=rpm
   if pv_o=$(rpm -q --qf '%{{VERSION}}-%{{RELEASE}}\\n' {n} 2>/dev/null); then
-    echo installed=yes; pv_kv_line version \"$pv_o\"
+    echo i0=yes; pv_kv_line v0 \"$pv_o\"
   fi
 elif pv_have apk; then echo manager=apk
   pv_o=$(pv_n={n} awk '/^P:/ {{ p = (substr($0, 3) == ENVIRON[\"pv_n\"]) }} p && /^V:/ {{ print substr($0, 3); exit }}' /lib/apk/db/installed 2>/dev/null)
-  [ -z \"$pv_o\" ] || {{ echo installed=yes; pv_kv_line version \"$pv_o\"; }}
+  [ -z \"$pv_o\" ] || {{ echo i0=yes; pv_kv_line v0 \"$pv_o\"; }}
 elif pv_have pacman; then echo manager=pacman
-  if pv_o=$(pacman -Q {n} 2>/dev/null); then echo installed=yes; pv_o=${{pv_o%%\"$PARC_NL\"*}}; pv_kv_line version \"${{pv_o#* }}\"; fi
+  if pv_o=$(pacman -Q {n} 2>/dev/null); then echo i0=yes; pv_o=${{pv_o%%\"$PARC_NL\"*}}; pv_kv_line v0 \"${{pv_o#* }}\"; fi
 else echo manager=none; fi"
         ));
         s.sh("pv_end");
@@ -63,7 +62,7 @@ else echo manager=none; fi"
                 "unknown: no package manager found on the host (dpkg, rpm, apk or pacman)",
             )];
         }
-        let installed = probed.yes("installed");
+        let installed = probed.yes("i0");
         let mut checks = vec![Check::equal(
             "installed",
             expected,
@@ -74,7 +73,7 @@ else echo manager=none; fi"
             },
         )];
         if let (Some(want), true, true) = (&self.version, installed, self.installed) {
-            let have = probed.get("version").unwrap_or("");
+            let have = probed.get("v0").unwrap_or("");
             let prefix = have.strip_prefix(want.as_str()).is_some_and(|rest| {
                 rest.is_empty() || !rest.starts_with(|c: char| c.is_ascii_digit())
             });

@@ -15,8 +15,8 @@ fn package_installed_and_version() {
     let r = record(
         &[
             ("manager", "dpkg"),
-            ("installed", "yes"),
-            ("version", "1:9.2p1-2+deb12u3"),
+            ("i0", "yes"),
+            ("v0", "1:9.2p1-2+deb12u3"),
         ],
         &[],
     );

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use super::probe::{Check, Probe, Probed, presence};
 use crate::render::Number;
 use crate::resources::script::Script;
-use crate::transport::quote;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,9 +77,11 @@ impl Probe for UserTest {
         let entry = entry(s, "passwd", &self.name);
         s.sh(&entry);
         if !self.groups.is_empty() {
+            let passwd = s.getent("passwd", &self.name);
+            let groups = s.user_groups(&self.name, "\"$pv_g\"", &self.groups);
             s.sh(&format!(
-                "pv_kv_line groups \"$(id -Gn -- {} 2>/dev/null)\"",
-                quote(&self.name)
+                "if {passwd}; then pv_g=${{_ge#*:*:*:}}; pv_g=${{pv_g%%:*}}; {groups}; \
+                 pv_kv_line groups \"$_gp$_gs\"; fi"
             ));
         }
         s.sh("pv_end");

@@ -505,7 +505,7 @@ pub(super) fn handler_commands(items: &[Item], wanted: &[usize]) -> Vec<String> 
                 .0
                 .iter()
                 .filter_map(|op| match op {
-                    Op::Sh(s) => Some(s.clone()),
+                    Op::Sh(s) | Op::Run(s) => Some(s.clone()),
                     Op::Put { .. } | Op::Mkdir { .. } | Op::NeedParent(_) => None,
                 })
                 .collect()

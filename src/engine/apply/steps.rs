@@ -298,9 +298,10 @@ pub(super) fn steps_script(
         }
     }
     let installs = |s: &Step| {
-        s.is_plain()
-            && s.0.iter().any(|op| matches!(op, Op::Put { .. }))
-            && !s.0.iter().any(|op| matches!(op, Op::Mkdir { .. }))
+        s.0.iter().any(|op| matches!(op, Op::Put { .. }))
+            && s.0
+                .iter()
+                .all(|op| matches!(op, Op::Put { .. } | Op::NeedParent(_)))
     };
     for run in runs(&steps, installs) {
         if let Some(line) = script.rename_together(staged[run.start]..staged[run.end]) {

@@ -282,9 +282,9 @@ impl Kind for Package {
         s.sh(&format!("parc_rec {id}"));
         if self.deb.is_some() {
             if let Some(deb) = &self.resolved {
+                let query = s.package("apt", &deb.package, 0);
                 s.sh(&format!(
-                    "if command -v dpkg-query >/dev/null 2>&1; then parc_kv manager dpkg; parc_pkg_query apt {} 0; fi",
-                    quote(&deb.package)
+                    "if command -v dpkg-query >/dev/null 2>&1; then parc_kv manager dpkg; {query}; fi"
                 ));
             }
             return;
@@ -292,7 +292,8 @@ impl Kind for Package {
         s.sh("parc_pkg_manager; parc_kv manager \"$parc_pm\"");
         for (i, name) in self.names().iter().enumerate() {
             let n = quote(name);
-            s.sh(&format!("parc_pkg_query \"$parc_pm\" {n} {i}"));
+            let query = s.package("\"$parc_pm\"", name, i);
+            s.sh(&query);
             if self.state == PackageState::Latest {
                 s.sh(&format!("parc_pkg_upgradable \"$parc_pm\" {n} {i}"));
             }

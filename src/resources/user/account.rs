@@ -72,11 +72,12 @@ pub(super) fn create(u: &User, tools: Tools, probed: &Record) -> Part {
         user_exists_sh(&u.name),
         delete_sh(tools, &u.name, false)
     )));
-    Part {
-        what,
-        ops: vec![Op::Sh(sh.join("\n"))],
-        touches,
-    }
+    // Each line a command (busybox's start with a comment): a plain step.
+    let ops = match tools {
+        Tools::Shadow => sh.into_iter().map(Op::Run).collect(),
+        Tools::Busybox => vec![Op::Sh(sh.join("\n"))],
+    };
+    Part { what, ops, touches }
 }
 
 /// `usermod` for what differs; busybox can only change groups and password.
@@ -200,7 +201,8 @@ pub(super) fn modify(
     }
     Ok(Part {
         what,
-        ops: vec![Op::Sh(sh.join("\n"))],
+        // Each line one command: a plain step.
+        ops: sh.into_iter().map(Op::Run).collect(),
         touches: vec![Touch::Undo(undo.join("\n"))],
     })
 }

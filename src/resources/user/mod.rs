@@ -179,16 +179,23 @@ impl Kind for User {
             s.getent("passwd", &self.name),
             s.getent("shadow", &self.name),
         );
+        let named: Vec<String> = (self.group.iter())
+            .filter(|g| g.parse::<u32>().is_err())
+            .chain(self.groups.iter().flatten())
+            .cloned()
+            .collect();
+        let groups = s.user_groups(&self.name, "\"$parc_g\"", &named);
         s.sh(&format!(
             "parc_rec {id}; parc_account_tools useradd adduser\n\
              if {passwd}; then parc_u=$_ge\n\
              parc_kv present yes; parc_kv passwd \"$parc_u\"\n\
-             parc_g=$(id -Gn -- {n} 2>/dev/null); parc_kv group \"${{parc_g%% *}}\"; parc_kv groups \"$parc_g\"\n\
+             parc_g=${{parc_u#*:*:*:}}; parc_g=${{parc_g%%:*}}; {groups}\n\
+             parc_kv group \"$_gp\"; parc_kv groups \"$_gp$_gs\"\n\
              if {shadow}; then parc_s=${{_ge#*:}}; parc_kv shadow \"${{parc_s%%:*}}\"; fi\n\
              parc_h=$parc_u; for _i in 1 2 3 4 5; do parc_h=${{parc_h#*:}}; done; parc_h=${{parc_h%%:*}}\n\
              else\n\
              parc_kv present no\n\
-             parc_h=$(useradd -D 2>/dev/null | sed -n 's/^HOME=//p'); parc_h=\"${{parc_h:-/home}}/\"{n}\n\
+             parc_home_base; parc_h=\"$_hb/\"{n}\n\
              fi"
         ));
         if let Some(home) = &self.home {
