@@ -189,11 +189,13 @@ st=$?
 # A query that fails ends with the line "<SOH>parc-query-failed", and the awk
 # prints "packages_unreadable=1": an empty list would say nothing is installed.
 # busybox has an `rpm` applet that cannot list: rpm counts only with its database.
-[ -n "${parc_packages:-}" ] || exit $st
+# The probe may run inside the host lock's own shell (engine/lock.rs): it
+# never exits, it ends with its status.
+parc_probe_packages() {
 if command -v dpkg-query >/dev/null 2>&1; then from=dpkg
 elif command -v rpm >/dev/null 2>&1 && { [ -d /var/lib/rpm ] || [ -d /usr/lib/sysimage/rpm ]; }; then from=rpm
 elif [ -r /lib/apk/db/installed ]; then from=apk
-else exit $st; fi
+else return 0; fi
 echo "packages=$from"
 src=-
 [ "$from" = apk ] && src=/lib/apk/db/installed
@@ -257,5 +259,7 @@ END {
     if (failed) print "packages_unreadable=1"
 }
 ' "$src"
-exit $st
-
+}
+parc_probe_end() { return "$1"; }
+[ -z "${parc_packages:-}" ] || parc_probe_packages
+parc_probe_end $st
