@@ -186,6 +186,30 @@ fn script(
         .map(|sh| format!("{{\n{sh}\n}} </dev/null\necho \"{THEN_DONE} $?\"\n"))
         .unwrap_or_default();
     let l = format!("{STATE_DIR}/lock");
+    let refuse = format!(
+        "cat \"$L/info\" 2>/dev/null || echo \"no owner recorded in $L: an interrupted parc, or not parc\"; exit {STALE}"
+    );
+    // Taking over a stale lock needs journal.sh (15 KiB) to stop the old
+    // run's processes; a lock that may only be refused is sent without it,
+    // since every host holds its lock's command line for the whole run.
+    let (journal_sh, stale) = if break_stale || takeover_run.is_some() {
+        let stale = format!(
+            r#"  # A lock without its owner's record is never taken over silently.
+  _r=$(cat "$L/run" 2>/dev/null)
+  if [ {brk} = 1 ] || {{ [ -n "$_r" ] && [ "$_r" = {takeover} ]; }}; then
+    {stop}
+    rm -rf "$L"; mkdir "$L" || exit {HELD}
+  else
+    {refuse}
+  fi"#,
+            stop = stop_old_run(),
+            brk = u8::from(break_stale),
+            takeover = quote(takeover_run.unwrap_or("")),
+        );
+        (crate::journal::JOURNAL_SH, stale)
+    } else {
+        ("", format!("  {refuse}"))
+    };
     let script = format!(
         r#"{journal_sh}
 L={l}
@@ -201,14 +225,7 @@ if ! mkdir "$L" 2>/dev/null && {{ [ -d "$L" ] || ! _err=$(mkdir "$L" 2>&1); }}; 
   if [ -n "$_p" ] && kill -0 "$_p" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$_p/status" 2>/dev/null; then
     cat "$L/info" 2>/dev/null; exit {HELD}
   fi
-  # A lock without its owner's record is never taken over silently.
-  _r=$(cat "$L/run" 2>/dev/null)
-  if [ {brk} = 1 ] || {{ [ -n "$_r" ] && [ "$_r" = {takeover} ]; }}; then
-    {stop}
-    rm -rf "$L"; mkdir "$L" || exit {HELD}
-  else
-    cat "$L/info" 2>/dev/null || echo "no owner recorded in $L: an interrupted parc, or not parc"; exit {STALE}
-  fi
+{stale}
 fi
 printf '%s\n' {run} > "$L/run"
 printf 'run %s by %s from %s since %s\n' {run} {user} {controller} {started} > "$L/info"
@@ -222,13 +239,9 @@ if [ "$cmd" = release ]; then
   rm -rf "$L"
 fi
 "#,
-        stop = stop_old_run(),
         pool = (0..POOL)
             .map(|n| format!(" \"$L/{}\"", pool_name(n)))
             .collect::<String>(),
-        journal_sh = crate::journal::JOURNAL_SH,
-        brk = u8::from(break_stale),
-        takeover = quote(takeover_run.unwrap_or("")),
         run = quote(&op.run_id),
         user = quote(&op.user),
         controller = quote(&op.controller),
