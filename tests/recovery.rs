@@ -880,8 +880,30 @@ fn the_failure_budget_stops_within_a_batch() {
     let ev = events(&out);
     let done = finished(&ev);
     let count = |state: &str| done.iter().filter(|e| e["state"] == state).count();
+    assert_eq!(done.len(), 6, "every host is reported once: {done:#?}");
     assert_eq!(count("failed"), 2, "{done:#?}");
+    // Whatever order the hosts run in, at most the two good ones ran before
+    // the second failure: the rest were skipped.
+    assert_eq!(
+        count("failed") + count("changed") + count("skipped"),
+        6,
+        "{done:#?}"
+    );
     assert!(count("skipped") >= 2, "{done:#?}");
+    // No host starts once the budget is spent.
+    let second_failure = ev
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e["event"] == "host_finished" && e["state"] == "failed")
+        .nth(1)
+        .map(|(i, _)| i)
+        .unwrap();
+    assert!(
+        ev[second_failure..]
+            .iter()
+            .all(|e| !(e["event"] == "host_phase" && e["phase"] == "connecting")),
+        "a host started after the budget was spent: {ev:#?}"
+    );
     for e in &done {
         let i: usize = e["host"].as_str().unwrap()[3..].parse::<usize>().unwrap() - 1;
         if e["state"] == "skipped" {
