@@ -220,32 +220,14 @@ async fn converge_vars(
     };
     if journaled {
         events.phase(host, "applying");
-        let mut script = Script::new();
-        journal::begin(
-            &mut script,
-            &job.run_id,
-            &touches(&items, &pending),
-            job.keep_journals,
-            job.confirm,
-        );
-        let mut script = steps_script(
-            &items,
-            &pending,
-            "",
-            script,
-            &[journal::finish_line().to_string()],
-        );
-        if !inline.is_empty() {
-            journal::post_restore_in_apply(
-                &mut script,
-                &job.run_id,
-                &handler_commands(&hitems, &inline),
-            );
-            script = steps_script(&hitems, &inline, "h", script, &[]);
-        }
+        let journal = Journal {
+            run_id: &job.run_id,
+            keep: job.keep_journals,
+            confirm: job.confirm,
+        };
         let applied = run_script(
             t,
-            script,
+            apply_script(&journal, &items, &pending, &hitems, &inline),
             &mut [
                 Steps {
                     items: &mut items,
@@ -395,6 +377,49 @@ async fn converge_vars(
             ..Converged::failed(HostError::Reboot(error), resources, journaled)
         },
     }
+}
+
+/// How the apply exec keeps its journal.
+pub(super) struct Journal<'a> {
+    pub run_id: &'a str,
+    pub keep: usize,
+    pub confirm: Option<std::time::Duration>,
+}
+
+/// The apply exec's script: the journal of what `pending` items touch,
+/// their steps, then the steps of the `inline` handlers (see `in_apply`),
+/// recorded first to re-run after a restore.
+pub(super) fn apply_script(
+    journal: &Journal<'_>,
+    items: &[Item],
+    pending: &[usize],
+    hitems: &[Item],
+    inline: &[usize],
+) -> Script {
+    let mut script = Script::new();
+    journal::begin(
+        &mut script,
+        journal.run_id,
+        &touches(items, pending),
+        journal.keep,
+        journal.confirm,
+    );
+    let mut script = steps_script(
+        items,
+        pending,
+        "",
+        script,
+        &[journal::finish_line().to_string()],
+    );
+    if !inline.is_empty() {
+        journal::post_restore_in_apply(
+            &mut script,
+            journal.run_id,
+            &handler_commands(hitems, inline),
+        );
+        script = steps_script(hitems, inline, "h", script, &[]);
+    }
+    script
 }
 
 /// The handlers (indices into `hitems`, named `names`) the apply exec of
