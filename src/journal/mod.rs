@@ -302,13 +302,24 @@ pub fn post_restore(script: &mut Script, run_id: &str, commands: &[String]) {
     if commands.is_empty() {
         return;
     }
-    let text: String = commands.iter().map(|c| format!("( {c} )\n")).collect();
     // The handlers' exec may run long: a takeover must stop it too.
     script.lib(JOURNAL_SH);
     script.setup("parc_lock_join");
+    post_restore_in_apply(script, run_id, commands);
+}
+
+/// [`post_restore`] for handlers that run at the end of the apply exec,
+/// which already joined the host lock: the commands are recorded in the
+/// script's body, after every change succeeded and just before the
+/// handlers run, so a restore after a failed apply re-runs no handler.
+pub fn post_restore_in_apply(script: &mut Script, run_id: &str, commands: &[String]) {
+    if commands.is_empty() {
+        return;
+    }
+    let text: String = commands.iter().map(|c| format!("( {c} )\n")).collect();
     // A builtin writes the commands, which the script holds anyway (the
     // handlers it runs): no payload to stage and cut, no process.
-    script.setup(&format!(
+    script.sh(&format!(
         "printf '%s' {} >> {}/post-restore",
         quote_path(&text),
         quote_path(&dir(run_id))

@@ -56,6 +56,12 @@ impl Command {
             || self.only_if.is_some()
     }
 
+    /// Whether every successful run counts as a change, whatever it prints:
+    /// the controller need not read the output to know.
+    pub fn changes_when_it_succeeds(&self) -> bool {
+        matches!(self.changed_when, None | Some(ChangedWhen::Always(true)))
+    }
+
     /// Whether a successful run changed something, per `changed_when`.
     pub fn changed(&self, rc: i32, output: &str) -> Result<bool, ChangedWhenError> {
         match &self.changed_when {

@@ -477,6 +477,15 @@ parc_blob_max() { # KEY FILE MAX
 # Without getent (busybox) nothing is fetched: the lookups read /etc/DB.
 parc_getent_all() { # DB NAME...
   _db=$1; shift
+  # A shadow entry is only read for an account passwd has (fetched first:
+  # the databases come in name order): no getent for accounts to create.
+  if [ "$_db" = shadow ]; then
+    for _gn; do
+      shift
+      if parc_getent_next passwd "$_gn"; then set -- "$@" "$_gn"; fi
+    done
+    [ $# -gt 0 ] || return 0
+  fi
   if parc_nss_files_first "$_db"; then
     eval "PARC_FILES_$_db=1"
     for _gn; do

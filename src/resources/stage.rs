@@ -20,7 +20,7 @@
 //! built on the one before), only the last write is staged and renamed: it is
 //! what the run leaves there, and the earlier ones would cost a rename each.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -34,9 +34,10 @@ struct File {
     dir: String,
     dest: String,
     mode: u32,
-    /// Owner and group are root's (or unspecified): no chown before the
-    /// rename, so the rename may be batched.
-    root_owned: bool,
+    /// What `chown -h` sets before the rename (`owner[:group]`, as
+    /// parc_mv does), `None` when owner and group are root's or
+    /// unspecified.
+    chown: Option<String>,
 }
 
 #[derive(Default)]
@@ -96,7 +97,12 @@ impl Stage {
             dir: dir.trim_end_matches('/').to_string(),
             dest: dest.to_string(),
             mode,
-            root_owned: matches!(owner, "" | "root") && matches!(group, "" | "root"),
+            chown: (!(matches!(owner, "" | "root") && matches!(group, "" | "root"))).then(|| {
+                match group {
+                    "" => owner.to_string(),
+                    g => format!("{owner}:{g}"),
+                }
+            }),
         });
         Some(format!(
             "parc_mv {n} {} {} {}",
@@ -222,13 +228,29 @@ impl Stage {
                 );
                 let mut words = Vec::new();
                 let mut moved = String::new();
+                // One chown per owner before the one mv; when it fails, the
+                // mv does not run and each step's parc_mv says why.
+                let mut chowns: BTreeMap<&str, Vec<String>> = BTreeMap::new();
                 for &m in &members {
                     let base = self.files[m].dest.rsplit('/').next().unwrap_or_default();
                     names.temps[m] = format!("{g}/{base}");
                     names.batched[m] = true;
                     words.push(quote(&names.temps[m]));
                     moved.push_str(&format!(" PARC_MOVED_{m}=1"));
+                    if let Some(spec) = &self.files[m].chown {
+                        chowns.entry(spec).or_default().push(quote(&names.temps[m]));
+                    }
                 }
+                let chowns: String = chowns
+                    .iter()
+                    .map(|(spec, temps)| {
+                        format!(
+                            "chown -h -- {} {} 2>/dev/null && ",
+                            quote(spec),
+                            temps.join(" ")
+                        )
+                    })
+                    .collect();
                 // Superseded writes are done once the last one is in place.
                 let mut superseded = String::new();
                 for m in skipped {
@@ -241,7 +263,7 @@ impl Stage {
                     format!(" &&{superseded}")
                 };
                 lines.push(format!(
-                    "  mv -f {} {}/ 2>/dev/null{superseded};{moved}",
+                    "  {chowns}mv -f {} {}/ 2>/dev/null{superseded};{moved}",
                     words.join(" "),
                     quote(&dest_dir)
                 ));
@@ -288,8 +310,8 @@ impl Stage {
         Ok((payload, offsets))
     }
 
-    /// The files of `run` whose renames can share one `mv`: root's, the
-    /// last write of their destination in the run, grouped by (temp
+    /// The files of `run` whose renames can share one `mv` (after a `chown`
+    /// per owner other than root): the last write of their destination in the run, grouped by (temp
     /// directory, destination directory), in groups of two or more; each
     /// group with the earlier writes of its members' destinations, which
     /// its `mv` supersedes.
@@ -307,7 +329,7 @@ impl Stage {
             let Some((dest_dir, base)) = f.dest.rsplit_once('/') else {
                 continue;
             };
-            if !f.root_owned || base.is_empty() {
+            if base.is_empty() {
                 continue;
             }
             let dest_dir = if dest_dir.is_empty() { "/" } else { dest_dir };
@@ -396,7 +418,7 @@ mod tests {
         let mvs: Vec<&str> = staged
             .functions
             .lines()
-            .filter(|l| l.trim_start().starts_with("mv -f"))
+            .filter(|l| l.contains("mv -f"))
             .collect();
         assert_eq!(mvs.len(), 1, "{}", staged.functions);
         let batch = mvs[0];
@@ -406,14 +428,20 @@ mod tests {
             "the last write is batched: {batch}"
         );
         assert!(batch.contains(" /d/ "), "{batch}");
-        for flat in ["theirs", "alone", "before"] {
+        assert!(
+            batch.starts_with("  chown -h -- alice ") && batch.contains("/theirs "),
+            "a file of another owner is batched after its chown: {batch}"
+        );
+        for flat in ["alone", "before"] {
             assert!(
                 !batch.contains(flat),
                 "{flat} must be renamed by its step: {batch}"
             );
         }
         assert!(
-            batch.ends_with("&& PARC_MOVED_3=1; PARC_MOVED_1=1 PARC_MOVED_2=1 PARC_MOVED_4=1"),
+            batch.ends_with(
+                "&& PARC_MOVED_3=1; PARC_MOVED_1=1 PARC_MOVED_2=1 PARC_MOVED_4=1 PARC_MOVED_5=1"
+            ),
             "the first write of twice is superseded once the batch is in place: {batch}"
         );
         assert_eq!(staged.temps.len(), 6, "the superseded write is not staged");

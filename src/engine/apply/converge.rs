@@ -1,5 +1,6 @@
 //! One converge of one host: facts, render, ONE probe exec, local plan, ONE
-//! apply exec (journal first), and at most one more exec for handlers.
+//! apply exec (journal first, then the handlers its changes notify when the
+//! controller can tell before it runs), else at most one more exec for them.
 
 use std::collections::BTreeSet;
 
@@ -7,7 +8,9 @@ use minijinja::Value;
 
 use super::job::ApplyJob;
 use super::reboot::{self, Rebooted, Reconnected};
-use super::steps::{Around, Item, Written, decide, render_all, run_steps};
+use super::steps::{
+    Around, Item, Steps, Written, decide, render_all, run_script, run_steps, steps_script,
+};
 use crate::engine::error::HostError;
 use crate::engine::gather::{GatherError, facts_of};
 use crate::events::{Events, ResourceReport, ResourceStatus};
@@ -201,31 +204,60 @@ async fn converge_vars(
         let resources = items.into_iter().map(|i| i.report).collect();
         return verified(job, t, events, host, vars, redactor, resources, false).await;
     }
+    let mut hitems: Vec<Item> = Vec::with_capacity(handlers.len());
+    let mut names: Vec<String> = Vec::with_capacity(handlers.len());
+    for (name, mut item) in handlers {
+        item.report.resource = format!("handler `{name}`: {}", item.label);
+        names.push(name);
+        hitems.push(item);
+    }
+    // Handlers that run at the end of the apply exec rather than in one of
+    // their own (see `in_apply`).
+    let inline = if journaled {
+        in_apply(&items, &pending, &names, &hitems)
+    } else {
+        Vec::new()
+    };
     if journaled {
         events.phase(host, "applying");
-        let mut script = Script::new();
-        journal::begin(
-            &mut script,
-            &job.run_id,
-            &touches(&items, &pending),
-            job.keep_journals,
-            job.confirm,
-        );
-        let applied = run_steps(
+        let journal = Journal {
+            run_id: &job.run_id,
+            keep: job.keep_journals,
+            confirm: job.confirm,
+        };
+        let applied = run_script(
             t,
-            &mut items,
-            &pending,
-            "",
+            apply_script(&journal, &items, &pending, &hitems, &inline),
+            &mut [
+                Steps {
+                    items: &mut items,
+                    which: &pending,
+                    prefix: "",
+                },
+                Steps {
+                    items: &mut hitems,
+                    which: &inline,
+                    prefix: "h",
+                },
+            ],
             redactor,
-            script,
-            Around {
-                trailer: &[journal::finish_line().to_string()],
-                first_change: Some(journal::COMPLETE_RECORD),
-            },
+            Some(journal::COMPLETE_RECORD),
         )
         .await;
         if let Err(e) = applied {
-            let resources = items.into_iter().map(|i| i.report).collect();
+            // Every change succeeded: a handler failed, reported as one
+            // that ran in its own exec would be.
+            let handler_failed = pending.iter().all(|&i| {
+                matches!(
+                    items[i].report.status,
+                    ResourceStatus::Changed | ResourceStatus::NoChange
+                )
+            });
+            let mut resources: Vec<ResourceReport> = items.into_iter().map(|i| i.report).collect();
+            if handler_failed {
+                resources.extend(inline.iter().map(|&i| hitems[i].report.clone()));
+                return Converged::failed(e.error, resources, true);
+            }
             let mut done = Converged::failed(e.error, resources, true);
             done.unchanged = !e.maybe_changed;
             return done;
@@ -240,49 +272,40 @@ async fn converge_vars(
         .filter(|i| i.report.status == ResourceStatus::Changed)
         .flat_map(|i| i.notify.iter().map(String::as_str))
         .collect();
-    let (wanted, hreboots): (Vec<usize>, Vec<usize>) = handlers
-        .iter()
-        .enumerate()
-        .filter(|(_, (name, item))| notified.contains(name.as_str()) && item.plan.is_some())
-        .map(|(i, _)| i)
-        .partition(|&i| !is_reboot(&handlers[i].1));
+    let (wanted, hreboots): (Vec<usize>, Vec<usize>) = (0..hitems.len())
+        .filter(|&i| notified.contains(names[i].as_str()) && hitems[i].plan.is_some())
+        .partition(|&i| !is_reboot(&hitems[i]));
     // A notified handler that cannot run on this host (its plan failed, such
     // as a `service` or `reboot` without systemd) fails the host: skipping it
     // would report a change whose consequence never happened.
-    let refused: Vec<usize> = (handlers.iter().enumerate())
-        .filter(|(_, (name, item))| {
-            notified.contains(name.as_str()) && item.report.status == ResourceStatus::Failed
+    let refused: Vec<usize> = (0..hitems.len())
+        .filter(|&i| {
+            notified.contains(names[i].as_str())
+                && hitems[i].report.status == ResourceStatus::Failed
         })
-        .map(|(i, _)| i)
         .collect();
-    let mut error = refused.first().map(|&i| {
-        let (name, item) = &handlers[i];
-        HostError::HandlerCannotRun {
-            handler: name.clone(),
-            why: (item.report.error.as_deref())
-                .unwrap_or("its plan failed")
-                .to_string(),
-        }
+    let mut error = refused.first().map(|&i| HostError::HandlerCannotRun {
+        handler: names[i].clone(),
+        why: (hitems[i].report.error.as_deref())
+            .unwrap_or("its plan failed")
+            .to_string(),
     });
-    let mut hitems: Vec<Item> = handlers
-        .into_iter()
-        .map(|(name, mut item)| {
-            item.report.resource = format!("handler `{name}`: {}", item.label);
-            item
-        })
+    // Those the apply exec ran are done.
+    let own_exec: Vec<usize> = (wanted.iter().copied())
+        .filter(|i| !inline.contains(i))
         .collect();
-    if error.is_none() && !wanted.is_empty() {
+    if error.is_none() && !own_exec.is_empty() {
         events.phase(host, "handlers");
         let mut script = Script::new();
         journal::post_restore(
             &mut script,
             &job.run_id,
-            &handler_commands(&hitems, &wanted),
+            &handler_commands(&hitems, &own_exec),
         );
         if let Err(e) = run_steps(
             t,
             &mut hitems,
-            &wanted,
+            &own_exec,
             "h",
             redactor,
             script,
@@ -354,6 +377,82 @@ async fn converge_vars(
             ..Converged::failed(HostError::Reboot(error), resources, journaled)
         },
     }
+}
+
+/// How the apply exec keeps its journal.
+pub(super) struct Journal<'a> {
+    pub run_id: &'a str,
+    pub keep: usize,
+    pub confirm: Option<std::time::Duration>,
+}
+
+/// The apply exec's script: the journal of what `pending` items touch,
+/// their steps, then the steps of the `inline` handlers (see `in_apply`),
+/// recorded first to re-run after a restore.
+pub(super) fn apply_script(
+    journal: &Journal<'_>,
+    items: &[Item],
+    pending: &[usize],
+    hitems: &[Item],
+    inline: &[usize],
+) -> Script {
+    let mut script = Script::new();
+    journal::begin(
+        &mut script,
+        journal.run_id,
+        &touches(items, pending),
+        journal.keep,
+        journal.confirm,
+    );
+    let mut script = steps_script(
+        items,
+        pending,
+        "",
+        script,
+        &[journal::finish_line().to_string()],
+    );
+    if !inline.is_empty() {
+        journal::post_restore_in_apply(
+            &mut script,
+            journal.run_id,
+            &handler_commands(hitems, inline),
+        );
+        script = steps_script(hitems, inline, "h", script, &[]);
+    }
+    script
+}
+
+/// The handlers (indices into `hitems`, named `names`) the apply exec of
+/// `pending` runs at its end, after every change succeeded: those the
+/// changes notify, when the controller knows before the run that each
+/// change that succeeds is reported changed (no `changed_when` to read
+/// from its output) and every notified handler can run, and none is a
+/// `reboot` (its own step, see `reboot.rs`). This saves the handlers' exec
+/// (a shell and its reader of stdin) on a first run. Otherwise, none: they
+/// run in an exec of their own once the controller has read the apply.
+fn in_apply(items: &[Item], pending: &[usize], names: &[String], hitems: &[Item]) -> Vec<usize> {
+    let decided = pending.iter().all(|&i| match &items[i].resource {
+        Resource::Command(c) => c.changes_when_it_succeeds(),
+        _ => true,
+    });
+    if !decided {
+        return Vec::new();
+    }
+    let notified: BTreeSet<&str> = (pending.iter())
+        .flat_map(|&i| items[i].notify.iter().map(String::as_str))
+        .collect();
+    let notified: Vec<usize> = (0..hitems.len())
+        .filter(|&i| notified.contains(names[i].as_str()))
+        .collect();
+    let runnable = notified
+        .iter()
+        .all(|&i| hitems[i].report.status != ResourceStatus::Failed && !is_reboot(&hitems[i]));
+    if !runnable {
+        return Vec::new();
+    }
+    (notified.into_iter())
+        .filter(|&i| hitems[i].plan.is_some())
+        .collect()
 }
 
 fn is_reboot(item: &Item) -> bool {

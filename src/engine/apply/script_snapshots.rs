@@ -14,7 +14,7 @@ use std::path::Path;
 
 use minijinja::Value;
 
-use super::converge::{handler_commands, probe_script, touches};
+use super::converge::{Journal, apply_script, handler_commands, probe_script};
 use super::steps::{Item, decide, render_all, steps_script};
 use crate::confine::Tree;
 use crate::events::ResourceStatus;
@@ -256,22 +256,32 @@ fn the_apply_script() {
     let dir = tempfile::tempdir().unwrap();
     let p = planned(dir.path());
     let pending: Vec<usize> = (0..p.items.len()).collect();
-    let mut script = Script::new();
-    journal::begin(
-        &mut script,
-        RUN_ID,
-        &touches(&p.items, &pending),
-        journal::DEFAULT_KEEP,
-        Some(std::time::Duration::from_secs(120)),
-    );
-    let script = steps_script(
-        &p.items,
-        &pending,
-        "",
-        script,
-        &[journal::finish_line().to_string()],
-    );
+    let journal = Journal {
+        run_id: RUN_ID,
+        keep: journal::DEFAULT_KEEP,
+        confirm: Some(std::time::Duration::from_secs(120)),
+    };
+    let script = apply_script(&journal, &p.items, &pending, &[], &[]);
     insta::assert_snapshot!("apply", snapshot(&fixed(script)));
+}
+
+/// Handlers the changes notify, run at the end of the apply exec: only the
+/// tail differs from the apply script's.
+#[test]
+fn the_apply_script_with_its_handlers() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = planned(dir.path());
+    let pending: Vec<usize> = (0..p.items.len()).collect();
+    let hitems: Vec<Item> = p.handlers.into_iter().map(|(_, i)| i).collect();
+    let journal = Journal {
+        run_id: RUN_ID,
+        keep: journal::DEFAULT_KEEP,
+        confirm: None,
+    };
+    let script = fixed(apply_script(&journal, &p.items, &pending, &hitems, &[0]));
+    let text = snapshot(&script);
+    let tail = &text[text.find("step_h0() {").expect("the handler's step")..];
+    insta::assert_snapshot!("apply_handlers", tail);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use crate::engine::error::HostError;
 use crate::events::{ResourceReport, ResourceStatus};
 use crate::profile::Declared;
 use crate::render::{REDACTED, Redactor, RenderError, Renderer};
-use crate::resources::script::{Record, Script};
+use crate::resources::script::{Record, Script, ScriptOutput};
 use crate::resources::{Op, Plan, PlanContext, Resource, Step, Touch, mkdir_batches, sha256_hex};
 use crate::transport::Transport;
 use crate::verify::clip;
@@ -337,12 +337,68 @@ pub(super) async fn run_steps(
     around: Around<'_>,
 ) -> Result<(), StepsFailed> {
     let script = steps_script(items, which, prefix, script, around.trailer);
+    run_script(
+        t,
+        script,
+        &mut [Steps {
+            items,
+            which,
+            prefix,
+        }],
+        redactor,
+        around.first_change,
+    )
+    .await
+}
+
+/// Items whose steps one script runs, as record `{prefix}{i}` for
+/// `items[i]` (see [`steps_script`]).
+pub(super) struct Steps<'a> {
+    pub items: &'a mut [Item],
+    pub which: &'a [usize],
+    pub prefix: &'a str,
+}
+
+/// Run `script`, built with the steps of every group in order, in one exec
+/// and record each step's result: after the first failure, the steps left
+/// (of this group or a later one) did not run.
+pub(super) async fn run_script(
+    t: &dyn Transport,
+    script: Script,
+    groups: &mut [Steps<'_>],
+    redactor: &Redactor,
+    first_change: Option<&str>,
+) -> Result<(), StepsFailed> {
     let out = script.run(t).await.map_err(|e| StepsFailed {
         error: HostError::script(e, "applying"),
         maybe_changed: true,
     })?;
     let mut error = None;
-    for &i in which {
+    for g in groups.iter_mut() {
+        record_steps(g, &out, redactor, &mut error);
+    }
+    match error {
+        Some(error) => Err(StepsFailed {
+            error,
+            maybe_changed: first_change.is_none_or(|mark| out.records.contains_key(mark)),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Each step's result in `out` on its item's report; the first error.
+fn record_steps(
+    g: &mut Steps<'_>,
+    out: &ScriptOutput,
+    redactor: &Redactor,
+    error: &mut Option<HostError>,
+) {
+    let Steps {
+        items,
+        which,
+        prefix,
+    } = g;
+    for &i in which.iter() {
         let item = &mut items[i];
         match out
             .records
@@ -389,17 +445,8 @@ pub(super) async fn run_steps(
                     stderr: out.stderr.trim().to_string(),
                 };
                 item.report.error = Some(e.to_string());
-                error = Some(e);
+                *error = Some(e);
             }
         }
-    }
-    match error {
-        Some(error) => Err(StepsFailed {
-            error,
-            maybe_changed: around
-                .first_change
-                .is_none_or(|mark| out.records.contains_key(mark)),
-        }),
-        None => Ok(()),
     }
 }
