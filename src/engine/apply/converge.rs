@@ -256,10 +256,10 @@ async fn converge_vars(
             let mut resources: Vec<ResourceReport> = items.into_iter().map(|i| i.report).collect();
             if handler_failed {
                 resources.extend(inline.iter().map(|&i| hitems[i].report.clone()));
-                return Converged::failed(e.error, resources, true);
             }
             let mut done = Converged::failed(e.error, resources, true);
-            done.unchanged = !e.maybe_changed;
+            // A failed handler came after every change: the host changed.
+            done.unchanged = !handler_failed && !e.maybe_changed;
             return done;
         }
     }
