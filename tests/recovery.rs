@@ -404,6 +404,11 @@ verify:
             );
         } else {
             assert_eq!(e["state"], "changed", "{e:#}");
+            // The tests ran at the end of the apply exec, on what it wrote.
+            assert_eq!(e["execs"], 3, "lock and facts, probe, apply: {e:#}");
+            let tests = e["outcome"]["verification"].as_array().unwrap();
+            assert_eq!(tests.len(), 1, "{e:#}");
+            assert_eq!(tests[0]["passed"], true, "{e:#}");
             assert_eq!(
                 lab.host_file(i, "/etc/parc-app.conf").unwrap(),
                 b"mode=good\n"

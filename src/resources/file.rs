@@ -200,7 +200,7 @@ impl Kind for File {
                     self.group.as_deref(),
                     &p,
                 );
-                if *sha256 == want_sha {
+                if sha256.as_deref() == Some(want_sha.as_str()) {
                     return Ok(if what.is_empty() {
                         Plan::NoChange
                     } else {

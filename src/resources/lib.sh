@@ -226,6 +226,19 @@ parc_guard() { # PATH...
 # busybox printed a name with a newline), parc_stat_next falls back to
 # parc_stat, path by path.
 parc_prestat() { # PATH...
+  PARC_WITH_SHA=1
+  parc_prestat_of "$@"
+}
+
+# parc_prestat without hashing the files (Script::stat_attrs): for probes
+# that compare no content, which need not read every file whole.
+# parc_stat_next then prints "hashed=no" instead of a file's hash.
+parc_prestat_attrs() { # PATH...
+  PARC_WITH_SHA=0
+  parc_prestat_of "$@"
+}
+
+parc_prestat_of() { # PATH...
   PARC_PRESTAT=
   for _p; do shift; if [ -L "$_p" ] || [ -e "$_p" ]; then set -- "$@" "$_p"; fi; done
   if [ $# -eq 0 ]; then : > "$PARC_DIR/stat"
@@ -235,7 +248,7 @@ parc_prestat() { # PATH...
   fi
   PARC_LINKS=1
   parc_prestat_links "$@" || PARC_LINKS=0
-  for _p; do shift; if [ -f "$_p" ] && [ ! -L "$_p" ]; then set -- "$@" "$_p"; fi; done
+  for _p; do shift; if [ "$PARC_WITH_SHA" = 1 ] && [ -f "$_p" ] && [ ! -L "$_p" ]; then set -- "$@" "$_p"; fi; done
   if [ $# -gt 0 ]; then
     if command -v sha256sum >/dev/null 2>&1; then sha256sum -- "$@"
     elif command -v shasum >/dev/null 2>&1; then shasum -a 256 -- "$@"
@@ -273,6 +286,7 @@ parc_stat_next() { # PATH [PREFIX]
     if [ "$PARC_LINKS" = 1 ]; then IFS= read -r _t <&6; else parc_readlink "$1"; fi
     parc_kv "${_pf}type" link; parc_kv "${_pf}target" "$_t"
   elif [ -d "$1" ]; then parc_kv "${_pf}type" dir
+  elif [ -f "$1" ] && [ "$PARC_WITH_SHA" = 0 ]; then parc_kv "${_pf}type" file; parc_kv "${_pf}hashed" no
   elif [ -f "$1" ]; then read -r _h _l <&8; parc_kv "${_pf}type" file; parc_kv "${_pf}sha256" "${_h#"$PARC_BS"}"
   elif [ -e "$1" ]; then parc_kv "${_pf}type" other
   else parc_kv "${_pf}type" none; return 0; fi
@@ -477,6 +491,9 @@ parc_blob_max() { # KEY FILE MAX
 # Without getent (busybox) nothing is fetched: the lookups read /etc/DB.
 parc_getent_all() { # DB NAME...
   _db=$1; shift
+  # What an earlier round of reads fetched (Script::read_again) is not
+  # read again: the accounts may have changed since.
+  [ ! -f "$PARC_DIR/getent.$_db" ] || : > "$PARC_DIR/getent.$_db"
   # A shadow entry is only read for an account passwd has (fetched first:
   # the databases come in name order): no getent for accounts to create.
   if [ "$_db" = shadow ]; then

@@ -131,7 +131,9 @@ impl Kind for Line {
         super::check_path(probed, &self.label(), self.follow, None)?;
         let now = PathState::read(probed, "", &self.label())?;
         let sha256 = match &now.kind {
-            PathKind::File { sha256 } => Some(sha256.as_str()),
+            PathKind::File {
+                sha256: Some(sha256),
+            } => Some(sha256.as_str()),
             PathKind::Absent => None,
             _ => {
                 return Err(ResourceError::Conflict {

@@ -53,8 +53,6 @@ pub struct Script {
     /// Paths that must have no symbolic link above them when the script
     /// starts, before the journal or the staging writes anything.
     guard: Vec<String>,
-    /// Paths given to [`Script::stat`], in the order the body reads them.
-    stats: Vec<String>,
     /// Files installed through staging (see [`super::stage`]).
     stage: Stage,
     /// sh that runs before the staging: nothing here changes the host.
@@ -77,15 +75,65 @@ pub struct Script {
     /// Contents asked for, each as its record, blob key, index in `fetch`
     /// and size limit.
     wants: Vec<Want>,
-    /// Paths given to [`Script::path_check`], whose directories' modes one
-    /// `stat` reads before the body.
+    /// The batched reads made before the setup (section 3).
+    reads: Reads,
+    /// Rounds of batched reads started by [`Script::read_again`], each made
+    /// in the body before its line `from`.
+    later: Vec<(usize, Reads)>,
+    /// Names the staged temp files: random, unless a test fixes it.
+    token: Option<String>,
+}
+
+/// What one round of batched reads fetches: one `stat` (directories' modes
+/// and the paths to stat), one `getent` per database, one `dpkg-query`.
+#[derive(Default)]
+struct Reads {
+    /// Paths given to [`Script::stat`] and [`Script::stat_attrs`], in the
+    /// order the body reads them.
+    stats: Vec<String>,
+    /// A path was given to [`Script::stat`]: the round hashes its files.
+    hash: bool,
+    /// Paths given to [`Script::path_check`], whose directories' modes the
+    /// same `stat` reads.
     checks: Vec<String>,
     /// Names looked up by [`Script::getent`], by database.
     getent: BTreeMap<String, Vec<String>>,
     /// Packages looked up by [`Script::package`].
     packages: Vec<String>,
-    /// Names the staged temp files: random, unless a test fixes it.
-    token: Option<String>,
+}
+
+impl Reads {
+    /// The lines making the round's reads, in the order the readers need
+    /// them (`parc_dir_modes` stats for `parc_prestat` too).
+    fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if !self.checks.is_empty() {
+            let mut line = format!(
+                "parc_dir_modes {} {}",
+                self.checks.len(),
+                words(&self.checks)
+            );
+            if !self.stats.is_empty() {
+                line.push_str(&format!(" {}", words(&self.stats)));
+            }
+            lines.push(format!("{line}\n"));
+        }
+        for (db, names) in &self.getent {
+            lines.push(format!("parc_getent_all {db} {}\n", words(names)));
+        }
+        if !self.packages.is_empty() {
+            lines.push(format!("parc_pkg_all {}\n", words(&self.packages)));
+        }
+        if !self.stats.is_empty() {
+            let prestat = if self.hash {
+                "parc_prestat"
+            } else {
+                "parc_prestat_attrs"
+            };
+            lines.push(format!("{prestat} {}\n", words(&self.stats)));
+        }
+        lines
+    }
 }
 
 /// One content a probe asked for ([`Script::blob`]).
@@ -127,7 +175,15 @@ impl Script {
     /// makes it two processes instead of two per path. Every returned line must
     /// run exactly once, in the order the calls were made (probes do).
     pub fn stat(&mut self, path: &str) -> String {
-        self.stats.push(path.to_string());
+        self.round().hash = true;
+        self.stat_attrs(path)
+    }
+
+    /// [`Script::stat`] without the content's hash (`hashed=no` for a
+    /// regular file), unless another path of the same round of reads needs
+    /// one: a probe that compares no content does not read the file whole.
+    pub fn stat_attrs(&mut self, path: &str) -> String {
+        self.round().stats.push(path.to_string());
         format!("parc_stat_next {}", quote(path))
     }
 
@@ -136,7 +192,7 @@ impl Script {
     /// a database comes from one `getent` before the body, read back by the
     /// shell, rather than a `getent` per account.
     pub fn getent(&mut self, db: &str, name: &str) -> String {
-        let names = self.getent.entry(db.to_string()).or_default();
+        let names = self.round().getent.entry(db.to_string()).or_default();
         if !names.iter().any(|n| n == name) {
             names.push(name.to_string());
         }
@@ -160,8 +216,9 @@ impl Script {
     /// `parc_pkg_manager`): dpkg's packages come from one `dpkg-query` for
     /// every name of the script, read back by the shell.
     pub fn package(&mut self, manager: &str, name: &str, n: usize) -> String {
-        if !self.packages.iter().any(|p| p == name) {
-            self.packages.push(name.to_string());
+        let packages = &mut self.round().packages;
+        if !packages.iter().any(|p| p == name) {
+            packages.push(name.to_string());
         }
         format!("parc_pkg_query {manager} {} {n}", quote(name))
     }
@@ -216,8 +273,27 @@ impl Script {
     /// for [`super::check_path`]. The directories' modes, which the shell
     /// cannot read, come from one `stat` for every path of the script.
     pub fn path_check(&mut self, path: &str) -> String {
-        self.checks.push(path.to_string());
+        self.round().checks.push(path.to_string());
         format!("parc_path_check {}", quote(path))
+    }
+
+    /// From here on, the batched reads ([`Script::stat`], [`Script::getent`],
+    /// [`Script::package`], [`Script::path_check`]) are made after the body
+    /// lines added so far have run, rather than before the body: for probes
+    /// that must see the host as those lines left it (the verification
+    /// tests at the end of an apply exec). Nothing to do before any body line.
+    pub fn read_again(&mut self) {
+        if !self.body.is_empty() {
+            self.later.push((self.body.len(), Reads::default()));
+        }
+    }
+
+    /// The round of batched reads the probes added now belong to.
+    fn round(&mut self) -> &mut Reads {
+        match self.later.last_mut() {
+            Some((_, reads)) => reads,
+            None => &mut self.reads,
+        }
     }
 
     /// Refuse to run (exit 1, nothing written) if a directory above `path` is
@@ -326,27 +402,7 @@ impl Script {
         if !self.guard.is_empty() {
             sections.push(format!("parc_guard {} || exit 1\n", words(&self.guard)));
         }
-        // One stat reads the directories' modes and the paths to stat.
-        if !self.checks.is_empty() {
-            let mut line = format!(
-                "parc_dir_modes {} {}",
-                self.checks.len(),
-                words(&self.checks)
-            );
-            if !self.stats.is_empty() {
-                line.push_str(&format!(" {}", words(&self.stats)));
-            }
-            sections.push(format!("{line}\n"));
-        }
-        for (db, names) in &self.getent {
-            sections.push(format!("parc_getent_all {db} {}\n", words(names)));
-        }
-        if !self.packages.is_empty() {
-            sections.push(format!("parc_pkg_all {}\n", words(&self.packages)));
-        }
-        if !self.stats.is_empty() {
-            sections.push(format!("parc_prestat {}\n", words(&self.stats)));
-        }
+        sections.extend(self.reads.lines());
         if let Some(Ok(staged)) = &staged {
             sections.push(staged.functions.clone());
         }
@@ -356,7 +412,16 @@ impl Script {
             self.unstage_record.as_deref(),
             &self.durable,
         ));
-        sections.extend(self.body.iter().map(|l| format!("{l}\n")));
+        let mut later = self.later.iter().peekable();
+        for (n, line) in self.body.iter().enumerate() {
+            while let Some((_, reads)) = later.next_if(|(from, _)| *from == n) {
+                // A stat this round does not make must not be taken for one
+                // made before (parc_prestat trusts PARC_STATED's count).
+                sections.push("PARC_STATED=''\n".to_string());
+                sections.extend(reads.lines());
+            }
+            sections.push(format!("{line}\n"));
+        }
         if !self.fetch.is_empty() {
             let mut tail = String::new();
             let mut by_max: BTreeMap<u64, Vec<&str>> = BTreeMap::new();

@@ -26,7 +26,7 @@ pub use probe::{Check, Probe, Probed, TestResult, clip};
 pub use spec::Test;
 
 use crate::render::Redactor;
-use crate::resources::script::{Script, ScriptError};
+use crate::resources::script::{Script, ScriptError, ScriptOutput};
 use crate::transport::Transport;
 
 /// The sh helpers every verification script carries after the resources library.
@@ -43,11 +43,22 @@ pub async fn run_tests(
     redactor: &Redactor,
 ) -> Result<Vec<TestResult>, ScriptError> {
     let out = probe_script(tests).run(t).await?;
-    Ok(tests
+    Ok(judge(tests, "", &out, redactor))
+}
+
+/// The results of `tests`, whose probes `out` printed as records
+/// `{prefix}{i}` (see [`probe_into`]).
+pub(crate) fn judge(
+    tests: &[Test],
+    prefix: &str,
+    out: &ScriptOutput,
+    redactor: &Redactor,
+) -> Vec<TestResult> {
+    tests
         .iter()
         .enumerate()
         .map(|(i, test)| {
-            let checks = match out.records.get(&i.to_string()) {
+            let checks = match out.records.get(&format!("{prefix}{i}")) {
                 Some(r) if r.get("end") == Some("yes") => test.spec.probe().evaluate(&Probed(r)),
                 _ => vec![Check::impossible(
                     "probe",
@@ -68,17 +79,25 @@ pub async fn run_tests(
             result.redact(redactor);
             result
         })
-        .collect())
+        .collect()
 }
 
 /// The one script that prints the state of every test, record `i` for `tests[i]`.
 pub(crate) fn probe_script(tests: &[Test]) -> Script {
     let mut script = Script::new();
-    script.lib(LIB);
-    for (i, test) in tests.iter().enumerate() {
-        test.spec.probe().probe(&i.to_string(), &mut script);
-    }
+    probe_into(tests, "", &mut script);
     script
+}
+
+/// Append to `script` the probes of `tests`, as records `{prefix}{i}`,
+/// reading the host as the lines already in `script` leave it: an apply
+/// exec verifies the host it changed without an exec of its own.
+pub(crate) fn probe_into(tests: &[Test], prefix: &str, script: &mut Script) {
+    script.lib(LIB);
+    script.read_again();
+    for (i, test) in tests.iter().enumerate() {
+        test.spec.probe().probe(&format!("{prefix}{i}"), script);
+    }
 }
 
 impl TestResult {

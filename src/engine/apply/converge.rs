@@ -1,6 +1,8 @@
 //! One converge of one host: facts, render, ONE probe exec, local plan, ONE
-//! apply exec (journal first, then the handlers its changes notify when the
-//! controller can tell before it runs), else at most one more exec for them.
+//! apply exec (journal first, then the handlers its changes notify and the
+//! verification tests, when the controller can tell before it runs that
+//! nothing else runs after it), else at most one more exec for the handlers
+//! and one for the tests.
 
 use std::collections::BTreeSet;
 
@@ -21,7 +23,7 @@ use crate::render::{Redactor, RenderError, Renderer};
 use crate::resources::script::{Record, Script};
 use crate::resources::{Op, Plan, PlanContext, Reboot, Resource, Touch};
 use crate::transport::Transport;
-use crate::verify::{TestResult, run_tests};
+use crate::verify::{self, Test, TestResult, run_tests};
 
 /// What a converge did.
 pub struct Converged {
@@ -202,7 +204,7 @@ async fn converge_vars(
     let journaled = !pending.is_empty();
     if !journaled && reboots.is_empty() {
         let resources = items.into_iter().map(|i| i.report).collect();
-        return verified(job, t, events, host, vars, redactor, resources, false).await;
+        return verified(job, t, events, host, vars, redactor, resources, false, None).await;
     }
     let mut hitems: Vec<Item> = Vec::with_capacity(handlers.len());
     let mut names: Vec<String> = Vec::with_capacity(handlers.len());
@@ -216,8 +218,20 @@ async fn converge_vars(
     let inline = if journaled {
         in_apply(&items, &pending, &names, &hitems)
     } else {
-        Vec::new()
+        Some(Vec::new())
     };
+    // When nothing can run after the apply exec (no handler exec, no
+    // reboot), the verification tests run at its end: a first run costs
+    // the host one exec (a shell and its reader of stdin) less. Tests that
+    // do not render are left to `verified`, which reports why.
+    let tests = match inline {
+        Some(_) if journaled && reboots.is_empty() && !job.play.profile.verify.is_empty() => {
+            job.play.render_tests(vars, redactor).ok()
+        }
+        _ => None,
+    };
+    let inline = inline.unwrap_or_default();
+    let mut verdict = None;
     if journaled {
         events.phase(host, "applying");
         let journal = Journal {
@@ -225,9 +239,17 @@ async fn converge_vars(
             keep: job.keep_journals,
             confirm: job.confirm,
         };
+        let script = apply_script(
+            &journal,
+            &items,
+            &pending,
+            &hitems,
+            &inline,
+            tests.as_deref().unwrap_or_default(),
+        );
         let applied = run_script(
             t,
-            apply_script(&journal, &items, &pending, &hitems, &inline),
+            script,
             &mut [
                 Steps {
                     items: &mut items,
@@ -244,23 +266,28 @@ async fn converge_vars(
             Some(journal::COMPLETE_RECORD),
         )
         .await;
-        if let Err(e) = applied {
-            // Every change succeeded: a handler failed, reported as one
-            // that ran in its own exec would be.
-            let handler_failed = pending.iter().all(|&i| {
-                matches!(
-                    items[i].report.status,
-                    ResourceStatus::Changed | ResourceStatus::NoChange
-                )
-            });
-            let mut resources: Vec<ResourceReport> = items.into_iter().map(|i| i.report).collect();
-            if handler_failed {
-                resources.extend(inline.iter().map(|&i| hitems[i].report.clone()));
+        match (applied, tests) {
+            (Ok(out), Some(tests)) => verdict = Some(verify::judge(&tests, VERIFY, &out, redactor)),
+            (Ok(_), None) => {}
+            (Err(e), _) => {
+                // Every change succeeded: a handler failed, reported as one
+                // that ran in its own exec would be.
+                let handler_failed = pending.iter().all(|&i| {
+                    matches!(
+                        items[i].report.status,
+                        ResourceStatus::Changed | ResourceStatus::NoChange
+                    )
+                });
+                let mut resources: Vec<ResourceReport> =
+                    items.into_iter().map(|i| i.report).collect();
+                if handler_failed {
+                    resources.extend(inline.iter().map(|&i| hitems[i].report.clone()));
+                }
+                let mut done = Converged::failed(e.error, resources, true);
+                // A failed handler came after every change: the host changed.
+                done.unchanged = !handler_failed && !e.maybe_changed;
+                return done;
             }
-            let mut done = Converged::failed(e.error, resources, true);
-            // A failed handler came after every change: the host changed.
-            done.unchanged = !handler_failed && !e.maybe_changed;
-            return done;
         }
     }
 
@@ -354,7 +381,12 @@ async fn converge_vars(
         return Converged::failed(error, resources, true);
     }
     match rebooted {
-        None => verified(job, t, events, host, vars, redactor, resources, journaled).await,
+        None => {
+            verified(
+                job, t, events, host, vars, redactor, resources, journaled, verdict,
+            )
+            .await
+        }
         Some(Rebooted::Back { reconnected, .. }) => {
             let t = reconnected.transport.clone();
             let mut done = verified(
@@ -366,6 +398,7 @@ async fn converge_vars(
                 redactor,
                 resources,
                 journaled,
+                None,
             )
             .await;
             done.reconnected = Some(reconnected);
@@ -386,15 +419,20 @@ pub(super) struct Journal<'a> {
     pub confirm: Option<std::time::Duration>,
 }
 
+/// The record prefix of the verification tests an apply exec runs.
+const VERIFY: &str = "v";
+
 /// The apply exec's script: the journal of what `pending` items touch,
 /// their steps, then the steps of the `inline` handlers (see `in_apply`),
-/// recorded first to re-run after a restore.
+/// recorded first to re-run after a restore, then the probes of `tests`
+/// (records `v0`, `v1`...), reached only when every step succeeded.
 pub(super) fn apply_script(
     journal: &Journal<'_>,
     items: &[Item],
     pending: &[usize],
     hitems: &[Item],
     inline: &[usize],
+    tests: &[Test],
 ) -> Script {
     let mut script = Script::new();
     journal::begin(
@@ -419,6 +457,9 @@ pub(super) fn apply_script(
         );
         script = steps_script(hitems, inline, "h", script, &[]);
     }
+    if !tests.is_empty() {
+        verify::probe_into(tests, VERIFY, &mut script);
+    }
     script
 }
 
@@ -428,19 +469,28 @@ pub(super) fn apply_script(
 /// change that succeeds is reported changed (no `changed_when` to read
 /// from its output) and every notified handler can run, and none is a
 /// `reboot` (its own step, see `reboot.rs`). This saves the handlers' exec
-/// (a shell and its reader of stdin) on a first run. Otherwise, none: they
-/// run in an exec of their own once the controller has read the apply.
-fn in_apply(items: &[Item], pending: &[usize], names: &[String], hitems: &[Item]) -> Vec<usize> {
+/// (a shell and its reader of stdin) on a first run. Otherwise, `None`:
+/// they run in an exec of their own once the controller has read the apply.
+/// `Some` says no handler runs after the apply exec.
+fn in_apply(
+    items: &[Item],
+    pending: &[usize],
+    names: &[String],
+    hitems: &[Item],
+) -> Option<Vec<usize>> {
+    let notified: BTreeSet<&str> = (pending.iter())
+        .flat_map(|&i| items[i].notify.iter().map(String::as_str))
+        .collect();
+    if notified.is_empty() {
+        return Some(Vec::new());
+    }
     let decided = pending.iter().all(|&i| match &items[i].resource {
         Resource::Command(c) => c.changes_when_it_succeeds(),
         _ => true,
     });
     if !decided {
-        return Vec::new();
+        return None;
     }
-    let notified: BTreeSet<&str> = (pending.iter())
-        .flat_map(|&i| items[i].notify.iter().map(String::as_str))
-        .collect();
     let notified: Vec<usize> = (0..hitems.len())
         .filter(|&i| notified.contains(names[i].as_str()))
         .collect();
@@ -448,11 +498,13 @@ fn in_apply(items: &[Item], pending: &[usize], names: &[String], hitems: &[Item]
         .iter()
         .all(|&i| hitems[i].report.status != ResourceStatus::Failed && !is_reboot(&hitems[i]));
     if !runnable {
-        return Vec::new();
+        return None;
     }
-    (notified.into_iter())
-        .filter(|&i| hitems[i].plan.is_some())
-        .collect()
+    Some(
+        (notified.into_iter())
+            .filter(|&i| hitems[i].plan.is_some())
+            .collect(),
+    )
 }
 
 fn is_reboot(item: &Item) -> bool {
@@ -499,7 +551,8 @@ pub(super) fn probe_script(
     probe
 }
 
-/// Run the profile's verification tests (ONE exec); failed tests fail the host.
+/// Run the profile's verification tests (ONE exec), unless the apply exec
+/// ran them (`verdict`); failed tests fail the host.
 #[allow(clippy::too_many_arguments)]
 async fn verified(
     job: &ApplyJob,
@@ -510,6 +563,7 @@ async fn verified(
     redactor: &mut Redactor,
     resources: Vec<ResourceReport>,
     journaled: bool,
+    verdict: Option<Vec<TestResult>>,
 ) -> Converged {
     let mut done = Converged {
         error: None,
@@ -519,14 +573,17 @@ async fn verified(
         return done;
     }
     events.phase(host, "verifying");
-    let tests = match job.play.render_tests(vars, redactor) {
-        Ok(tests) => tests,
-        Err(e) => {
-            done.error = Some(HostError::TestsRender(e));
-            return done;
-        }
+    let results = match verdict {
+        Some(results) => Ok(results),
+        None => match job.play.render_tests(vars, redactor) {
+            Ok(tests) => run_tests(t, &tests, redactor).await,
+            Err(e) => {
+                done.error = Some(HostError::TestsRender(e));
+                return done;
+            }
+        },
     };
-    match run_tests(t, &tests, redactor).await {
+    match results {
         Ok(results) => {
             let failed: Vec<String> = results
                 .iter()

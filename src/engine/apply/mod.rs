@@ -1,11 +1,13 @@
 //! Converging one host, and what happens when that fails.
 //!
 //! Architecture note: [`apply_host`] is the per-host state machine: the host
-//! lock, the play's `image:` stage if any, then `converge` (facts, render, ONE probe exec, local plan, ONE apply exec that
-//! first writes the journal, at most one more exec for handlers), then, on any
-//! failure, the play's `on_failure` (recover.rs): `rollback` restores the
-//! journal, `fallback` restores then converges the profile's fallback, `keep`
-//! leaves the host as it is. With a dead-man switch, a change that cannot be
+//! lock, the play's `image:` stage if any, then `converge` (facts, render,
+//! ONE probe exec, local plan, ONE apply exec that first writes the journal
+//! and, when nothing else runs after it, ends with the handlers and the
+//! verification tests; else one more exec for each), then, on any failure,
+//! the play's `on_failure` (recover.rs): `rollback` restores the journal,
+//! `fallback` restores then converges the profile's fallback, `keep` leaves
+//! the host as it is. With a dead-man switch, a change that cannot be
 //! confirmed over a new connection (confirm.rs) goes through the same
 //! recovery. The phases take the play's [`ApplyJob`] from job.rs; this module
 //! calls them and none of them calls back into it. Each phase is announced

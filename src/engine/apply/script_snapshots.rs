@@ -251,17 +251,22 @@ fn the_probe_script() {
     insta::assert_snapshot!("probe", snapshot(&fixed(script)));
 }
 
+/// The snapshots' journal: the fixed run id, the default number kept.
+fn journal_with(confirm: Option<std::time::Duration>) -> Journal<'static> {
+    Journal {
+        run_id: RUN_ID,
+        keep: journal::DEFAULT_KEEP,
+        confirm,
+    }
+}
+
 #[test]
 fn the_apply_script() {
     let dir = tempfile::tempdir().unwrap();
     let p = planned(dir.path());
     let pending: Vec<usize> = (0..p.items.len()).collect();
-    let journal = Journal {
-        run_id: RUN_ID,
-        keep: journal::DEFAULT_KEEP,
-        confirm: Some(std::time::Duration::from_secs(120)),
-    };
-    let script = apply_script(&journal, &p.items, &pending, &[], &[]);
+    let journal = journal_with(Some(std::time::Duration::from_secs(120)));
+    let script = apply_script(&journal, &p.items, &pending, &[], &[], &[]);
     insta::assert_snapshot!("apply", snapshot(&fixed(script)));
 }
 
@@ -273,15 +278,32 @@ fn the_apply_script_with_its_handlers() {
     let p = planned(dir.path());
     let pending: Vec<usize> = (0..p.items.len()).collect();
     let hitems: Vec<Item> = p.handlers.into_iter().map(|(_, i)| i).collect();
-    let journal = Journal {
-        run_id: RUN_ID,
-        keep: journal::DEFAULT_KEEP,
-        confirm: None,
-    };
-    let script = fixed(apply_script(&journal, &p.items, &pending, &hitems, &[0]));
+    let journal = journal_with(None);
+    let script = fixed(apply_script(
+        &journal,
+        &p.items,
+        &pending,
+        &hitems,
+        &[0],
+        &[],
+    ));
     let text = snapshot(&script);
     let tail = &text[text.find("step_h0() {").expect("the handler's step")..];
     insta::assert_snapshot!("apply_handlers", tail);
+}
+
+/// The verification tests at the end of the apply exec, after
+/// `echo applied`: read again once every step ran (their batched reads come
+/// after the steps), as records `vN`.
+#[test]
+fn the_apply_script_with_its_tests() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = planned(dir.path());
+    let pending: Vec<usize> = (0..p.items.len()).collect();
+    let journal = journal_with(None);
+    let tests = tests_of(&p);
+    let script = apply_script(&journal, &p.items, &pending, &[], &[], &tests);
+    insta::assert_snapshot!("apply_tests", snapshot(&fixed(script)));
 }
 
 #[test]
@@ -296,20 +318,23 @@ fn the_handlers_script() {
     insta::assert_snapshot!("handlers", snapshot(&fixed(script)));
 }
 
-#[test]
-fn the_verify_script() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = planned(dir.path());
+/// The profile's verification tests, rendered.
+fn tests_of(p: &Planned) -> Vec<crate::verify::Test> {
     let play = crate::engine::context::PlayContext {
         profile: p.profile.clone(),
         play_vars: Default::default(),
         extra_vars: Default::default(),
         secret_vars: Vec::new(),
     };
-    let tests = play
-        .render_tests(&p.vars, &mut Redactor::default())
-        .unwrap();
-    let script = crate::verify::probe_script(&tests);
+    play.render_tests(&p.vars, &mut Redactor::default())
+        .unwrap()
+}
+
+#[test]
+fn the_verify_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = planned(dir.path());
+    let script = crate::verify::probe_script(&tests_of(&p));
     insta::assert_snapshot!("verify", snapshot(&fixed(script)));
 }
 

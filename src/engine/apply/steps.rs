@@ -349,6 +349,7 @@ pub(super) async fn run_steps(
         around.first_change,
     )
     .await
+    .map(|_| ())
 }
 
 /// Items whose steps one script runs, as record `{prefix}{i}` for
@@ -361,14 +362,15 @@ pub(super) struct Steps<'a> {
 
 /// Run `script`, built with the steps of every group in order, in one exec
 /// and record each step's result: after the first failure, the steps left
-/// (of this group or a later one) did not run.
+/// (of this group or a later one) did not run. The script's output, for
+/// the records of what it ran after the steps.
 pub(super) async fn run_script(
     t: &dyn Transport,
     script: Script,
     groups: &mut [Steps<'_>],
     redactor: &Redactor,
     first_change: Option<&str>,
-) -> Result<(), StepsFailed> {
+) -> Result<ScriptOutput, StepsFailed> {
     let out = script.run(t).await.map_err(|e| StepsFailed {
         error: HostError::script(e, "applying"),
         maybe_changed: true,
@@ -382,7 +384,7 @@ pub(super) async fn run_script(
             error,
             maybe_changed: first_change.is_none_or(|mark| out.records.contains_key(mark)),
         }),
-        None => Ok(()),
+        None => Ok(out),
     }
 }
 
