@@ -222,10 +222,18 @@ async fn converge_vars(
     };
     // When nothing can run after the apply exec (no handler exec, no
     // reboot), the verification tests run at its end: a first run costs
-    // the host one exec (a shell and its reader of stdin) less. Tests that
-    // do not render are left to `verified`, which reports why.
+    // the host one exec (a shell and its reader of stdin) less. Not under a
+    // dead-man switch: its watchdog stops the apply exec's processes when
+    // the window ends, and a test it cut short would read as a failed test
+    // rather than as the expired window. Tests that do not render are left
+    // to `verified`, which reports why.
     let tests = match inline {
-        Some(_) if journaled && reboots.is_empty() && !job.play.profile.verify.is_empty() => {
+        Some(_)
+            if journaled
+                && reboots.is_empty()
+                && job.confirm.is_none()
+                && !job.play.profile.verify.is_empty() =>
+        {
             job.play.render_tests(vars, redactor).ok()
         }
         _ => None,
