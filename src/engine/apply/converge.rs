@@ -274,10 +274,9 @@ async fn converge_vars(
             Some(journal::COMPLETE_RECORD),
         )
         .await;
-        match (applied, tests) {
-            (Ok(out), Some(tests)) => verdict = Some(verify::judge(&tests, VERIFY, &out, redactor)),
-            (Ok(_), None) => {}
-            (Err(e), _) => {
+        let out = match applied {
+            Ok(out) => out,
+            Err(e) => {
                 // Every change succeeded: a handler failed, reported as one
                 // that ran in its own exec would be.
                 let handler_failed = pending.iter().all(|&i| {
@@ -296,7 +295,8 @@ async fn converge_vars(
                 done.unchanged = !handler_failed && !e.maybe_changed;
                 return done;
             }
-        }
+        };
+        verdict = tests.map(|tests| verify::judge(&tests, VERIFY, &out, redactor));
     }
 
     // Handlers notified by changed resources: at most one more exec. What they
