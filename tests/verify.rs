@@ -246,3 +246,75 @@ fn every_standard_profile_passes_its_own_tests_once_applied() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(finished(&ev).len(), profiles.len());
 }
+
+/// An apply that finds nothing to change reads the tests in its probe exec
+/// (2 execs: the lock with the facts, the probe); a host whose resources
+/// are all there but differ (drift) still has its tests judged after the
+/// apply fixed it, not on what the probe saw; a failed test fails a host
+/// that needed no change.
+#[test]
+fn an_apply_that_changes_nothing_reads_its_tests_in_its_probe_exec() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("profiles")).unwrap();
+    std::fs::create_dir_all(dir.path().join("playbooks")).unwrap();
+    std::fs::write(
+        dir.path().join("profiles/spec.yml"),
+        r#"
+resources:
+  - file: {path: /etc/parc-spec.conf, content: "site=lab\n"}
+verify:
+  - file: {path: /etc/parc-spec.conf, contains: "site=lab"}
+  - command: {run: "test -e /etc/parc-spec-ok", exit: 0}
+"#,
+    )
+    .unwrap();
+    let pb = dir.path().join("playbooks/spec.yml");
+    std::fs::write(&pb, "- hosts: all\n  profiles: [spec]\n").unwrap();
+    let on = |host: usize, cmd: &str| {
+        let name = &lab.lab.hosts[host].name;
+        let out = lab.parc().args(["run", name, "--", cmd]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    on(0, "touch /etc/parc-spec-ok");
+    on(1, "touch /etc/parc-spec-ok");
+    // Per host: state, execs, and whether every test passed.
+    let apply = || {
+        let (out, ev) = lab.apply_json(&pb);
+        let mut ended = finished(&ev);
+        ended.sort_by_key(|e| e["host"].as_str().unwrap().to_string());
+        let hosts: Vec<(String, u64, bool)> = ended
+            .iter()
+            .map(|e| {
+                let tests = e["outcome"]["verification"].as_array().unwrap();
+                assert_eq!(tests.len(), 2, "{e:#}");
+                let passed = tests.iter().all(|t| t["passed"] == true);
+                let state = e["state"].as_str().unwrap().to_string();
+                (state, e["execs"].as_u64().unwrap(), passed)
+            })
+            .collect();
+        (out.status.code(), hosts)
+    };
+    let changed = ("changed".to_string(), 3, true);
+    let ok = ("ok".to_string(), 2, true);
+    assert_eq!(apply(), (Some(0), vec![changed.clone(), changed.clone()]));
+    assert_eq!(apply(), (Some(0), vec![ok.clone(), ok.clone()]));
+
+    // Drift: the file is there, with other content. The probe exec's read
+    // of the tests (which saw it) is dropped; the apply's is what counts.
+    on(0, "echo site=drift > /etc/parc-spec.conf");
+    assert_eq!(apply(), (Some(0), vec![changed, ok.clone()]));
+    assert_eq!(
+        lab.host_file(0, "/etc/parc-spec.conf").unwrap(),
+        b"site=lab\n"
+    );
+
+    // Nothing to change, and a test fails: the host fails.
+    on(1, "rm /etc/parc-spec-ok");
+    let (code, hosts) = apply();
+    assert_eq!(code, Some(3), "{hosts:?}");
+    assert_eq!(hosts[0], ok);
+    assert_eq!((hosts[1].1, hosts[1].2), (2, false), "{hosts:?}");
+    assert_ne!(hosts[1].0, "ok", "{hosts:?}");
+}

@@ -108,32 +108,35 @@ impl Kind for Command {
     fn tags(&self) -> &[String] {
         &self.tags
     }
+    /// Each guard that skips the command says so; when none does, the
+    /// command will run and the host has a change coming (`PARC_PENDING`).
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
-        s.sh(&format!("parc_rec {id}"));
+        s.sh(&format!("parc_rec {id}; _cs="));
         if let Some(p) = &self.creates {
             s.sh(&format!(
-                "if [ -e {} ]; then echo creates=exists; fi",
+                "if [ -e {} ]; then echo creates=exists; _cs=1; fi",
                 quote(p)
             ));
         }
         if let Some(p) = &self.removes {
             s.sh(&format!(
-                "if [ ! -e {} ]; then echo removes=absent; fi",
+                "if [ ! -e {} ]; then echo removes=absent; _cs=1; fi",
                 quote(p)
             ));
         }
         if let Some(c) = &self.unless {
             s.sh(&format!(
-                "sh -c {} </dev/null >/dev/null 2>&1 && echo unless=succeeded",
+                "if sh -c {} </dev/null >/dev/null 2>&1; then echo unless=succeeded; _cs=1; fi",
                 quote(c)
             ));
         }
         if let Some(c) = &self.only_if {
             s.sh(&format!(
-                "sh -c {} </dev/null >/dev/null 2>&1 || echo only_if=failed",
+                "if ! sh -c {} </dev/null >/dev/null 2>&1; then echo only_if=failed; _cs=1; fi",
                 quote(c)
             ));
         }
+        s.sh("[ -n \"$_cs\" ] || PARC_PENDING=1");
     }
     fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
         for (key, value) in [

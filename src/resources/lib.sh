@@ -95,7 +95,7 @@ parc_stat() { # PATH [PREFIX]
   elif [ -d "$1" ]; then parc_kv "${_pf}type" dir
   elif [ -f "$1" ]; then parc_kv "${_pf}type" file; parc_kv "${_pf}sha256" "$(parc_sha "$1")"
   elif [ -e "$1" ]; then parc_kv "${_pf}type" other
-  else parc_kv "${_pf}type" none; return 0; fi
+  else parc_kv "${_pf}type" none; PARC_PENDING=1; return 0; fi
   _sp=$1
   # shellcheck disable=SC2046 # the fields are words: a mode, two names, numbers
   set -- $(stat -c '%a %U %G %s %h' -- "$1")
@@ -278,6 +278,10 @@ parc_lines() { # FILE
 }
 
 # parc_stat, from what parc_prestat gathered (and setting _sp and _s as it).
+# Like parc_stat, parc_getent_next and parc_pkg_query, it sets PARC_PENDING=1
+# when what it looks for is not there (so does a command's probe when the
+# command will run): a host where no probe found a change coming probably
+# needs none, and a probe exec verifies it then (verify::probe_if_converged).
 parc_stat_next() { # PATH [PREFIX]
   [ "${PARC_PRESTAT:-}" = 1 ] || { parc_stat "$@"; return; }
   _pf=${2:-}
@@ -289,7 +293,7 @@ parc_stat_next() { # PATH [PREFIX]
   elif [ -f "$1" ] && [ "$PARC_WITH_SHA" = 0 ]; then parc_kv "${_pf}type" file; parc_kv "${_pf}hashed" no
   elif [ -f "$1" ]; then read -r _h _l <&8; parc_kv "${_pf}type" file; parc_kv "${_pf}sha256" "${_h#"$PARC_BS"}"
   elif [ -e "$1" ]; then parc_kv "${_pf}type" other
-  else parc_kv "${_pf}type" none; return 0; fi
+  else parc_kv "${_pf}type" none; PARC_PENDING=1; return 0; fi
   read -r _a _o _g _s _k <&7
   _sp=$1
   parc_attrs "$_pf" "$_a" "$_o" "$_g" "$_s" "$_k"
@@ -545,8 +549,11 @@ parc_entry_in() { # FILE NAME
 parc_getent_next() { # DB NAME
   if eval "[ -n \"\${PARC_FILES_$1:-}\" ]" && parc_entry_in "/etc/$1" "$2"; then return 0; fi
   _gf=$PARC_DIR/getent.$1
-  [ -f "$_gf" ] || { eval "[ -z \"\${PARC_FILES_$1:-}\" ]" && _gf=/etc/$1; } || return 1
-  parc_entry_in "$_gf" "$2"
+  if { [ -f "$_gf" ] || { eval "[ -z \"\${PARC_FILES_$1:-}\" ]" && _gf=/etc/$1; }; } && parc_entry_in "$_gf" "$2"; then
+    return 0
+  fi
+  PARC_PENDING=1
+  return 1
 }
 
 # Set _gp to the name of the group whose gid is GID (GID itself when there
@@ -635,6 +642,8 @@ parc_pkg_all() { # NAME...
 
 # Print "iN=yes" and "vN=VERSION" when package NAME is installed.
 parc_pkg_query() { # MANAGER NAME N
+  # Missing until found (PARC_PENDING, see parc_stat_next).
+  _pa=${PARC_PENDING:-}; PARC_PENDING=1
   case $1 in
     apt) # The first installed line (one per architecture) that NAME matches:
       # a name, or a pattern (dpkg-query's are the shell's); an
@@ -653,6 +662,7 @@ parc_pkg_query() { # MANAGER NAME N
     pacman) _v=$(pacman -Q "$2" 2>/dev/null) || return 0; _v=${_v#* } ;;
     *) return 0 ;;
   esac
+  PARC_PENDING=$_pa
   parc_kv "i$3" yes; parc_kv "v$3" "$_v"
 }
 

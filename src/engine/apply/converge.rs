@@ -1,8 +1,9 @@
-//! One converge of one host: facts, render, ONE probe exec, local plan, ONE
-//! apply exec (journal first, then the handlers its changes notify and the
-//! verification tests, when the controller can tell before it runs that
-//! nothing else runs after it), else at most one more exec for the handlers
-//! and one for the tests.
+//! One converge of one host: facts, render, ONE probe exec (which also reads
+//! the verification tests when no probe finds a change coming), local plan,
+//! then, when there are changes, ONE apply exec (journal first, then the
+//! handlers its changes notify and the tests, when the controller can tell
+//! before it runs that nothing else runs after it), else at most one more
+//! exec for the handlers and one for the tests.
 
 use std::collections::BTreeSet;
 
@@ -143,11 +144,26 @@ async fn converge_vars(
         Err(e) => return Converged::invalid(e),
     };
 
-    // ONE exec: the state of every resource and handler.
+    // The verification tests, rendered once for wherever they run: the probe
+    // exec, the apply exec or their own. Not when planning: a plan runs no
+    // test command. Tests that do not render are left to `verified`, which
+    // reports why.
+    let tests = match job.check || job.play.profile.verify.is_empty() {
+        true => None,
+        false => job.play.render_tests(vars, redactor).ok(),
+    };
+    // ONE exec: the state of every resource and handler, and the tests'
+    // when nothing is missing (see `verify::probe_if_converged`).
     events.phase(host, "probing");
     let plan_ctx = PlanContext { diff: job.diff };
-    let probed = match probe_script(&items, &handlers, &plan_ctx).run(t).await {
-        Ok(out) if out.status.success() => out.records,
+    let script = probe_script(
+        &items,
+        &handlers,
+        &plan_ctx,
+        tests.as_deref().unwrap_or_default(),
+    );
+    let probe = match script.run(t).await {
+        Ok(out) if out.status.success() => out,
         Ok(out) => {
             return Converged::failed(
                 HostError::ProbeFailed {
@@ -163,6 +179,7 @@ async fn converge_vars(
         }
     };
 
+    let probed = &probe.records;
     let empty = Record::default();
     let mut first_error = None;
     let mut written = Written::new(&items);
@@ -204,7 +221,14 @@ async fn converge_vars(
     let journaled = !pending.is_empty();
     if !journaled && reboots.is_empty() {
         let resources = items.into_iter().map(|i| i.report).collect();
-        return verified(job, t, events, host, vars, redactor, resources, false, None).await;
+        // Read by the probe exec when it found nothing missing.
+        let verdict = tests
+            .filter(|_| probed.contains_key(&format!("{VERIFY}0")))
+            .map(|tests| verify::judge(&tests, VERIFY, &probe, redactor));
+        return verified(
+            job, t, events, host, vars, redactor, resources, false, verdict,
+        )
+        .await;
     }
     let mut hitems: Vec<Item> = Vec::with_capacity(handlers.len());
     let mut names: Vec<String> = Vec::with_capacity(handlers.len());
@@ -225,17 +249,9 @@ async fn converge_vars(
     // the host one exec (a shell and its reader of stdin) less. Not under a
     // dead-man switch: its watchdog stops the apply exec's processes when
     // the window ends, and a test it cut short would read as a failed test
-    // rather than as the expired window. Tests that do not render are left
-    // to `verified`, which reports why.
+    // rather than as the expired window.
     let tests = match inline {
-        Some(_)
-            if journaled
-                && reboots.is_empty()
-                && job.confirm.is_none()
-                && !job.play.profile.verify.is_empty() =>
-        {
-            job.play.render_tests(vars, redactor).ok()
-        }
+        Some(_) if journaled && reboots.is_empty() && job.confirm.is_none() => tests,
         _ => None,
     };
     let inline = inline.unwrap_or_default();
@@ -539,11 +555,13 @@ fn note_reboot(report: &mut ResourceReport, done: &Rebooted) {
 }
 
 /// The one probe script: the state of every resource not skipped, as
-/// record `i` for `items[i]`, and of every handler, as record `hI`.
+/// record `i` for `items[i]`, of every handler, as record `hI`, and of
+/// `tests` (`vI`) when nothing was found missing.
 pub(super) fn probe_script(
     items: &[Item],
     handlers: &[(String, Item)],
     ctx: &PlanContext,
+    tests: &[Test],
 ) -> Script {
     let mut probe = Script::new();
     for (i, item) in items.iter().enumerate() {
@@ -551,10 +569,18 @@ pub(super) fn probe_script(
             item.resource.kind().probe(&i.to_string(), &mut probe, ctx);
         }
     }
+    if !tests.is_empty() {
+        // Whether the resources have a change coming: the handlers' probes
+        // (commands that run only when notified) do not count.
+        probe.sh("PARC_RESOURCES_PENDING=${PARC_PENDING:-}");
+    }
     for (i, (_, item)) in handlers.iter().enumerate() {
         item.resource
             .kind()
             .probe(&format!("h{i}"), &mut probe, ctx);
+    }
+    if !tests.is_empty() {
+        verify::probe_if_converged(tests, VERIFY, &mut probe);
     }
     probe
 }

@@ -247,7 +247,8 @@ fn fixed(mut script: Script) -> Assembled {
 fn the_probe_script() {
     let dir = tempfile::tempdir().unwrap();
     let p = planned(dir.path());
-    let script = probe_script(&p.items, &p.handlers, &PlanContext { diff: true });
+    let tests = tests_of(&p);
+    let script = probe_script(&p.items, &p.handlers, &PlanContext { diff: true }, &tests);
     insta::assert_snapshot!("probe", snapshot(&fixed(script)));
 }
 
