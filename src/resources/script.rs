@@ -615,7 +615,16 @@ impl Assembled {
             stdin.push_static(lib.as_bytes());
             stdin.push_static(b"\n");
         }
-        stdin.push(format!("{tail}\n{SCRIPT_END}\n").into_bytes());
+        // The script is held until the exec ends, by every host at once:
+        // `format!` here doubled its buffer when it appended the end marker,
+        // so each host held twice the script (about 130 KiB a host for
+        // `mixed`). Grown once, to the size it ends with.
+        let mut script = tail;
+        script.reserve_exact(SCRIPT_END.len() + 2);
+        script.push('\n');
+        script.push_str(SCRIPT_END);
+        script.push('\n');
+        stdin.push(script.into_bytes());
         stdin
     }
 
