@@ -9,6 +9,19 @@ say() { printf '== %s\n' "$*" >&2; }
 # The first N hosts of the lab, as a pattern parc and Ansible both read.
 first_hosts() { printf 'ws-%03d,' $(seq "$1") | sed 's/,$//'; }
 
+# results/NAME-DATE.md, or NAME-DATE-2.md (-3, ...) when a run of the same
+# day already wrote it: a second run must not overwrite the first's results.
+results_file() {
+    local base file n=2
+    base=$BENCH/results/$1-$(date +%Y-%m-%d)
+    file=$base.md
+    while [ -e "$file" ]; do
+        file=$base-$n.md
+        n=$((n + 1))
+    done
+    printf '%s\n' "$file"
+}
+
 # The largest of the numbers given.
 largest() { printf '%s\n' "$@" | sort -n | tail -n 1; }
 

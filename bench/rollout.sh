@@ -208,4 +208,4 @@ done
 
 "$VENV/bin/python" "$BENCH/summarize.py" --times "$TIMES" --execs "$COUNTS" \
     --sizes "$SIZES" --rounds "$ROUNDS" --ansible-rounds "$ANSIBLE_ROUNDS" --load-before "$LOAD_BEFORE" --load-after "$LOAD_AFTER" \
-    --parc "$PARC" --venv "$VENV" --out "$BENCH/results/rollout-$(date +%Y-%m-%d).md"
+    --parc "$PARC" --venv "$VENV" --out "$(results_file rollout)"

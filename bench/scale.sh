@@ -99,7 +99,7 @@ for scenario in first second; do
         "$BENCH/playbooks/mixed.yml"
 done
 
-python3 - "$TIMES" "$ROUNDS" "$BENCH/results/scale-$(date +%Y-%m-%d).md" <<'PY'
+python3 - "$TIMES" "$ROUNDS" "$(results_file scale)" <<'PY'
 import collections, statistics, sys
 
 times, rounds, out = sys.argv[1], sys.argv[2], sys.argv[3]
