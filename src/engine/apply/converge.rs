@@ -146,22 +146,18 @@ async fn converge_vars(
 
     // The verification tests, rendered once for wherever they run: the probe
     // exec, the apply exec or their own. Not when planning: a plan runs no
-    // test command. Tests that do not render are left to `verified`, which
-    // reports why.
+    // test command. Tests that do not render run nowhere; `verified` reports
+    // why.
     let tests = match job.check || job.play.profile.verify.is_empty() {
-        true => None,
-        false => job.play.render_tests(vars, redactor).ok(),
+        true => Ok(Vec::new()),
+        false => job.play.render_tests(vars, redactor),
     };
+    let ready: &[Test] = tests.as_deref().unwrap_or_default();
     // ONE exec: the state of every resource and handler, and the tests'
     // when nothing is missing (see `verify::probe_if_converged`).
     events.phase(host, "probing");
     let plan_ctx = PlanContext { diff: job.diff };
-    let script = probe_script(
-        &items,
-        &handlers,
-        &plan_ctx,
-        tests.as_deref().unwrap_or_default(),
-    );
+    let script = probe_script(&items, &handlers, &plan_ctx, ready);
     let probe = match script.run(t).await {
         Ok(out) if out.status.success() => out,
         Ok(out) => {
@@ -222,13 +218,12 @@ async fn converge_vars(
     if !journaled && reboots.is_empty() {
         let resources = items.into_iter().map(|i| i.report).collect();
         // Read by the probe exec when it found nothing missing.
-        let verdict = tests
-            .filter(|_| probed.contains_key(&format!("{VERIFY}0")))
-            .map(|tests| verify::judge(&tests, VERIFY, &probe, redactor));
-        return verified(
-            job, t, events, host, vars, redactor, resources, false, verdict,
-        )
-        .await;
+        let tests = if probed.contains_key(&format!("{VERIFY}0")) {
+            Tests::Judged(verify::judge(ready, VERIFY, &probe, redactor))
+        } else {
+            Tests::ToRun(tests)
+        };
+        return verified(job, t, events, host, redactor, resources, false, tests).await;
     }
     let mut hitems: Vec<Item> = Vec::with_capacity(handlers.len());
     let mut names: Vec<String> = Vec::with_capacity(handlers.len());
@@ -250,12 +245,12 @@ async fn converge_vars(
     // dead-man switch: its watchdog stops the apply exec's processes when
     // the window ends, and a test it cut short would read as a failed test
     // rather than as the expired window.
-    let tests = match inline {
-        Some(_) if journaled && reboots.is_empty() && job.confirm.is_none() => tests,
-        _ => None,
+    let inline_tests: &[Test] = match inline {
+        Some(_) if journaled && reboots.is_empty() && job.confirm.is_none() => ready,
+        _ => &[],
     };
     let inline = inline.unwrap_or_default();
-    let mut verdict = None;
+    let mut judged = None;
     if journaled {
         events.phase(host, "applying");
         let journal = Journal {
@@ -263,14 +258,7 @@ async fn converge_vars(
             keep: job.keep_journals,
             confirm: job.confirm,
         };
-        let script = apply_script(
-            &journal,
-            &items,
-            &pending,
-            &hitems,
-            &inline,
-            tests.as_deref().unwrap_or_default(),
-        );
+        let script = apply_script(&journal, &items, &pending, &hitems, &inline, inline_tests);
         let applied = run_script(
             t,
             script,
@@ -312,7 +300,9 @@ async fn converge_vars(
                 return done;
             }
         };
-        verdict = tests.map(|tests| verify::judge(&tests, VERIFY, &out, redactor));
+        if !inline_tests.is_empty() {
+            judged = Some(verify::judge(inline_tests, VERIFY, &out, redactor));
+        }
     }
 
     // Handlers notified by changed resources: at most one more exec. What they
@@ -404,13 +394,12 @@ async fn converge_vars(
     if let Some(error) = error {
         return Converged::failed(error, resources, true);
     }
+    let tests = match judged {
+        Some(results) => Tests::Judged(results),
+        None => Tests::ToRun(tests),
+    };
     match rebooted {
-        None => {
-            verified(
-                job, t, events, host, vars, redactor, resources, journaled, verdict,
-            )
-            .await
-        }
+        None => verified(job, t, events, host, redactor, resources, journaled, tests).await,
         Some(Rebooted::Back { reconnected, .. }) => {
             let t = reconnected.transport.clone();
             let mut done = verified(
@@ -418,11 +407,10 @@ async fn converge_vars(
                 t.as_ref(),
                 events,
                 host,
-                vars,
                 redactor,
                 resources,
                 journaled,
-                None,
+                tests,
             )
             .await;
             done.reconnected = Some(reconnected);
@@ -443,7 +431,7 @@ pub(super) struct Journal<'a> {
     pub confirm: Option<std::time::Duration>,
 }
 
-/// The record prefix of the verification tests an apply exec runs.
+/// The record prefix of the verification tests a probe or apply exec reads.
 const VERIFY: &str = "v";
 
 /// The apply exec's script: the journal of what `pending` items touch,
@@ -585,19 +573,27 @@ pub(super) fn probe_script(
     probe
 }
 
-/// Run the profile's verification tests (ONE exec), unless the apply exec
-/// ran them (`verdict`); failed tests fail the host.
+/// A host's verification tests on their way to a verdict, rendered once
+/// before its probe for whichever exec reads them.
+enum Tests {
+    /// Read by an exec that did other work too (the probe's, the apply's).
+    Judged(Vec<TestResult>),
+    /// To read in an exec of their own, or why they did not render.
+    ToRun(Result<Vec<Test>, RenderError>),
+}
+
+/// The verdict of the profile's verification tests, read in ONE exec of
+/// their own unless another exec read them; failed tests fail the host.
 #[allow(clippy::too_many_arguments)]
 async fn verified(
     job: &ApplyJob,
     t: &dyn Transport,
     events: &Events,
     host: &str,
-    vars: &Vars,
     redactor: &mut Redactor,
     resources: Vec<ResourceReport>,
     journaled: bool,
-    verdict: Option<Vec<TestResult>>,
+    tests: Tests,
 ) -> Converged {
     let mut done = Converged {
         error: None,
@@ -607,15 +603,13 @@ async fn verified(
         return done;
     }
     events.phase(host, "verifying");
-    let results = match verdict {
-        Some(results) => Ok(results),
-        None => match job.play.render_tests(vars, redactor) {
-            Ok(tests) => run_tests(t, &tests, redactor).await,
-            Err(e) => {
-                done.error = Some(HostError::TestsRender(e));
-                return done;
-            }
-        },
+    let results = match tests {
+        Tests::Judged(results) => Ok(results),
+        Tests::ToRun(Ok(tests)) => run_tests(t, &tests, redactor).await,
+        Tests::ToRun(Err(e)) => {
+            done.error = Some(HostError::TestsRender(e));
+            return done;
+        }
     };
     match results {
         Ok(results) => {
