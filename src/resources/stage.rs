@@ -311,10 +311,10 @@ impl Stage {
     }
 
     /// The files of `run` whose renames can share one `mv` (after a `chown`
-    /// per owner other than root): the last write of their destination in the run, grouped by (temp
-    /// directory, destination directory), in groups of two or more; each
-    /// group with the earlier writes of its members' destinations, which
-    /// its `mv` supersedes.
+    /// per owner other than root): the last write of their destination in
+    /// the run, grouped by (temp directory, destination directory), in
+    /// groups of two or more; each group with the earlier writes of its
+    /// members' destinations, which its `mv` supersedes.
     fn groups(&self, run: Range<usize>) -> Vec<Group> {
         let mut last: HashMap<&str, usize> = HashMap::new();
         for n in run.clone() {

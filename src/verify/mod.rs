@@ -93,17 +93,15 @@ pub(crate) fn probe_script(tests: &[Test]) -> Script {
 /// `tests`, as records `{prefix}{i}`, run only when no probe before them
 /// found a change coming (something missing, a command that will run:
 /// `PARC_PENDING`, lib.sh, as the script saved it in
-/// `PARC_RESOURCES_PENDING` once the resources were probed, before
-/// handlers that may never run): such a host probably needs no change, and if so its tests have been read without an exec of
-/// their own, in the same round of reads as its resources (nothing in a
-/// probe exec changes the host). Elsewhere (a first run) they cost nothing
-/// but a few more names in its batched reads.
+/// `PARC_RESOURCES_PENDING` once the resources were probed, before handlers
+/// that may never run): such a host probably needs no change, and if so its
+/// tests have been read without an exec of their own, in the same round of
+/// reads as its resources (nothing in a probe exec changes the host).
+/// Elsewhere (a first run) they cost nothing but a few more names in its
+/// batched reads.
 pub(crate) fn probe_if_converged(tests: &[Test], prefix: &str, script: &mut Script) {
-    script.lib(LIB);
     script.sh("if [ -z \"${PARC_RESOURCES_PENDING:-}\" ]; then");
-    for (i, test) in tests.iter().enumerate() {
-        test.spec.probe().probe(&format!("{prefix}{i}"), script);
-    }
+    append_probes(tests, prefix, script);
     script.sh("fi");
 }
 
@@ -111,8 +109,14 @@ pub(crate) fn probe_if_converged(tests: &[Test], prefix: &str, script: &mut Scri
 /// reading the host as the lines already in `script` leave it: an apply
 /// exec verifies the host it changed without an exec of its own.
 pub(crate) fn probe_into(tests: &[Test], prefix: &str, script: &mut Script) {
-    script.lib(LIB);
     script.read_again();
+    append_probes(tests, prefix, script);
+}
+
+/// The probe of each test, as record `{prefix}{i}`, with the library they
+/// call.
+fn append_probes(tests: &[Test], prefix: &str, script: &mut Script) {
+    script.lib(LIB);
     for (i, test) in tests.iter().enumerate() {
         test.spec.probe().probe(&format!("{prefix}{i}"), script);
     }
