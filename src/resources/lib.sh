@@ -138,7 +138,7 @@ parc_unsafe() { # PATH
 # other PATHs that exist, for parc_prestat (PARC_STATED: how many): one
 # process for both.
 parc_dir_modes() { # N PATH...
-  PARC_OPEN_N=0 PARC_STATED='' _dn=$1 _ds=0 _di=0
+  PARC_OPEN_N=0 PARC_STATED='' _dn=$1 _ds=0 _di=0 _dl=''
   shift
   for _p; do
     shift
@@ -154,17 +154,20 @@ parc_dir_modes() { # N PATH...
       case ${_r%%/*} in '') _r=${_r#/}; continue ;; esac
       _c=$_c/${_r%%/*}; _r=${_r#*/}
       if [ -L "$_c" ] || [ ! -d "$_c" ]; then break; fi
+      # Each directory once: the paths come sorted (Script), so the paths
+      # under a directory come together, and every directory above _dl,
+      # the deepest one kept, was kept before.
+      case $_dl/ in "$_c"/*) continue ;; esac
       # The first N come first: every directory is before the paths to stat.
-      set -- "$@" "$_c"; _ds=$((_ds + 1))
+      set -- "$@" "$_c"; _ds=$((_ds + 1)) _dl=$_c
     done
   done
   [ $# -gt 0 ] || return 0
-  # parc_lines sets _n: a command substitution would fork (and it prints
-  # nothing, so the count was never checked).
-  _n=-1
-  if stat -c '%a %U %G %s %h' -- "$@" > "$PARC_DIR/stat.all" 2>/dev/null; then parc_lines "$PARC_DIR/stat.all"; fi
-  if [ "$_n" -ne $# ]; then PARC_OPEN_N=-1; return 0; fi
-  _i=0
+  stat -c '%a %U %G %s %h' -- "$@" > "$PARC_DIR/stat.all" 2>/dev/null || { PARC_OPEN_N=-1; return 0; }
+  # The lines are counted as they are read (the shell reads a byte per
+  # system call: once is enough), and all of it is dropped unless there is
+  # one per path.
+  _i=0 _dt=$#
   while read -r _a _l; do
     _i=$((_i + 1))
     if [ "$_i" -gt "$_ds" ]; then printf '%s %s\n' "$_a" "$_l"; continue; fi
@@ -174,7 +177,8 @@ parc_dir_modes() { # N PATH...
     fi
     shift
   done < "$PARC_DIR/stat.all" > "$PARC_DIR/stat"
-  PARC_STATED=$#
+  if [ "$_i" -ne "$_dt" ]; then PARC_OPEN_N=-1; return 0; fi
+  PARC_STATED=$((_dt - _ds))
 }
 
 # Whether octal MODE lets its group (_ow=group) or others (_ow=others) write
@@ -221,10 +225,10 @@ parc_guard() { # PATH...
 }
 
 # Stat every existing PATH and hash every regular one, in one process each,
-# for parc_stat_next to read back in the same order. The lines carry no names
-# (odd names cannot break them); when a count does not match (a tool failed, or
-# busybox printed a name with a newline), parc_stat_next falls back to
-# parc_stat, path by path.
+# for parc_stat_next to read back in the same order. The stat lines carry no
+# names (odd names cannot break them); when their count does not match (a tool
+# failed), parc_stat_next falls back to parc_stat, path by path. A hash line
+# is used only if it names its file (parc_stat_next).
 parc_prestat() { # PATH...
   PARC_WITH_SHA=1
   parc_prestat_of "$@"
@@ -253,8 +257,8 @@ parc_prestat_of() { # PATH...
     if command -v sha256sum >/dev/null 2>&1; then sha256sum -- "$@"
     elif command -v shasum >/dev/null 2>&1; then shasum -a 256 -- "$@"
     else openssl dgst -sha256 -r "$@"; fi > "$PARC_DIR/sha" 2>/dev/null || return 0
-    parc_lines "$PARC_DIR/sha"; [ "$_n" -eq $# ] || return 0
   else : > "$PARC_DIR/sha"; fi
+  PARC_SHA_LINES=1
   exec 6< "$PARC_DIR/link" 7< "$PARC_DIR/stat" 8< "$PARC_DIR/sha"
   PARC_PRESTAT=1
 }
@@ -291,7 +295,14 @@ parc_stat_next() { # PATH [PREFIX]
     parc_kv "${_pf}type" link; parc_kv "${_pf}target" "$_t"
   elif [ -d "$1" ]; then parc_kv "${_pf}type" dir
   elif [ -f "$1" ] && [ "$PARC_WITH_SHA" = 0 ]; then parc_kv "${_pf}type" file; parc_kv "${_pf}hashed" no
-  elif [ -f "$1" ]; then read -r _h _l <&8; parc_kv "${_pf}type" file; parc_kv "${_pf}sha256" "${_h#"$PARC_BS"}"
+  elif [ -f "$1" ]; then
+    parc_kv "${_pf}type" file
+    # The hash line must name PATH: a line for another (an odd name that
+    # sha256sum escaped, or busybox split in two) ends the batch's use, and
+    # PATH and those after it are hashed one by one (the lines were not
+    # counted first: the shell reads a byte per system call).
+    if [ "$PARC_SHA_LINES" = 1 ] && read -r _h _l <&8 && [ "${_l#\*}" = "$1" ]; then parc_kv "${_pf}sha256" "$_h"
+    else PARC_SHA_LINES=0; parc_kv "${_pf}sha256" "$(parc_sha "$1")"; fi
   elif [ -e "$1" ]; then parc_kv "${_pf}type" other
   else parc_kv "${_pf}type" none; PARC_PENDING=1; return 0; fi
   read -r _a _o _g _s _k <&7
@@ -486,18 +497,20 @@ parc_blob_max() { # KEY FILE MAX
   fi
 }
 
-# The entries of every NAME in DB (passwd, group, shadow) a script looks up
+# Fetch the entries NAME... of account database DB (passwd, group, shadow)
 # (Script::getent), for parc_getent_next. When /etc/nsswitch.conf has DB
 # answered by files first (Debian's "files systemd", not "compat" or
-# "[SUCCESS=merge]"), /etc/DB is read by the shell, and one getent fetches
-# only the names it lacks (a directory service's accounts, or none: no
-# process when every account is local); else one getent fetches them all.
-# Without getent (busybox) nothing is fetched: the lookups read /etc/DB.
+# "[SUCCESS=merge]"; parc_nss_read), /etc/DB is read by the shell, once
+# (parc_db_read), and one getent fetches only the names it lacks (a directory
+# service's accounts, or none: no process when every account is local); else
+# one getent fetches them all. Without getent (busybox) nothing is fetched:
+# the lookups read /etc/DB.
 parc_getent_all() { # DB NAME...
   _db=$1; shift
   # What an earlier round of reads fetched (Script::read_again) is not
   # read again: the accounts may have changed since.
   [ ! -f "$PARC_DIR/getent.$_db" ] || : > "$PARC_DIR/getent.$_db"
+  eval "PARC_DB_$_db="
   # A shadow entry is only read for an account passwd has (fetched first:
   # the databases come in name order): no getent for accounts to create.
   if [ "$_db" = shadow ]; then
@@ -507,31 +520,74 @@ parc_getent_all() { # DB NAME...
     done
     [ $# -gt 0 ] || return 0
   fi
-  if parc_nss_files_first "$_db"; then
-    eval "PARC_FILES_$_db=1"
+  if eval "[ \"\${PARC_NSS_$_db:-}\" = 1 ]"; then
+    parc_db_read "$_db"
     for _gn; do
       shift
-      parc_entry_in "/etc/$_db" "$_gn" || set -- "$@" "$_gn"
+      parc_entry_of "$_db" "$_gn" || set -- "$@" "$_gn"
     done
     [ $# -gt 0 ] || return 0
   fi
-  command -v getent >/dev/null 2>&1 || return 0
-  getent "$_db" "$@" > "$PARC_DIR/getent.$_db" 2>/dev/null
+  if command -v getent >/dev/null 2>&1; then
+    # Without a name getent would list the whole database.
+    [ $# -gt 0 ] || return 0
+    getent "$_db" "$@" > "$PARC_DIR/getent.$_db" 2>/dev/null
+  else
+    parc_db_read "$_db"
+  fi
   return 0
 }
 
-# Whether /etc/nsswitch.conf asks the files of DB first, with no action
-# that would merge or skip their answer.
-parc_nss_files_first() { # DB
-  [ -r /etc/nsswitch.conf ] || return 1
+# Which account databases /etc/nsswitch.conf has answered by files first,
+# with no action that would merge or skip their answer: PARC_NSS_passwd,
+# PARC_NSS_group and PARC_NSS_shadow set to 1 (yes) or 0, from the first
+# line naming each. Read once for a round of reads rather than once per
+# database: the shell's read takes one byte per system call.
+parc_nss_read() {
+  # shellcheck disable=SC2034 # read through eval (parc_getent_all)
+  PARC_NSS_passwd='' PARC_NSS_group='' PARC_NSS_shadow=''
+  [ -r /etc/nsswitch.conf ] || return 0
   while read -r _nk _nv; do
-    [ "$_nk" = "$1:" ] || continue
-    case $_nv in *'['*) return 1 ;; files|'files '*) return 0 ;; *) return 1 ;; esac
+    case $_nk in passwd:|group:|shadow:) ;; *) continue ;; esac
+    eval "[ -z \"\$PARC_NSS_${_nk%:}\" ]" || continue
+    case $_nv in *'['*) _ny=0 ;; files|'files '*) _ny=1 ;; *) _ny=0 ;; esac
+    eval "PARC_NSS_${_nk%:}=\$_ny"
   done < /etc/nsswitch.conf
+}
+
+# Read /etc/DB into PARC_DB_<DB>: a newline, then its lines, each ending
+# with one. Read once per round of reads (parc_getent_all), then searched by
+# parc_entry_of with no system call: the shell's read takes one byte per
+# call, and a file read once per name was most of a probe's reads.
+parc_db_read() { # DB
+  _dv=$PARC_NL
+  if [ -r "/etc/$1" ]; then
+    while IFS= read -r _l || [ -n "$_l" ]; do _dv=$_dv$_l$PARC_NL; done < "/etc/$1"
+  fi
+  eval "PARC_DB_$1=\$_dv"
+}
+
+# Set _ge to the line of PARC_DB_<DB> (parc_db_read) for NAME; false when
+# there is none. No name holds a colon or a newline, so none can match
+# across the fields or the lines of another entry.
+parc_entry_of() { # DB NAME
+  _ge=
+  case $2 in ''|*:*|*"$PARC_NL"*) return 1 ;; esac
+  eval "_dv=\${PARC_DB_$1:-}"
+  # Split into lines by the shell, in one pass: dash removes a pattern
+  # such as ${_dv#*"$PARC_NL$2:"} by matching it against every prefix, a
+  # cost that grows with the square of the database's size.
+  _gi=$IFS; IFS=$PARC_NL; set -f
+  # shellcheck disable=SC2086 # one word per line, globbing off
+  for _ge in $_dv; do
+    case $_ge in "$2":*) IFS=$_gi; set +f; return 0 ;; esac
+  done
+  IFS=$_gi; set +f
+  _ge=
   return 1
 }
 
-# Set _ge to the line of FILE (an account database) for NAME; false when
+# Set _ge to the line of FILE (what getent fetched) for NAME; false when
 # there is none.
 parc_entry_in() { # FILE NAME
   _ge=
@@ -543,13 +599,11 @@ parc_entry_in() { # FILE NAME
   return 1
 }
 
-# Set _ge to DB's entry NAME, read by the shell from /etc/DB when files
-# answer first (parc_getent_all), then from what getent fetched (or /etc/DB
-# without getent); false when there is none.
+# Set _ge to DB's entry NAME: from /etc/DB as parc_getent_all read it
+# (files answer first, or no getent), then from what getent fetched; false
+# when there is none.
 parc_getent_next() { # DB NAME
-  if eval "[ -n \"\${PARC_FILES_$1:-}\" ]" && parc_entry_in "/etc/$1" "$2"; then return 0; fi
-  _gf=$PARC_DIR/getent.$1
-  if { [ -f "$_gf" ] || { eval "[ -z \"\${PARC_FILES_$1:-}\" ]" && _gf=/etc/$1; }; } && parc_entry_in "$_gf" "$2"; then
+  if parc_entry_of "$1" "$2" || parc_entry_in "$PARC_DIR/getent.$1" "$2"; then
     return 0
   fi
   PARC_PENDING=1
@@ -560,22 +614,40 @@ parc_getent_next() { # DB NAME
 # is none) and _gs to the names of the other groups that list USER as a
 # member (each after a space), as `id -Gn` prints them, read by the shell
 # rather than an `id` per user: from /etc/group (the groups useradd and
-# usermod manage), then the entries parc_getent_all fetched by name (groups
-# of a directory service, which /etc/group does not hold).
+# usermod manage; as parc_getent_all read it when it did), then the entries
+# parc_getent_all fetched by name (groups of a directory service, which
+# /etc/group does not hold).
 parc_user_groups() { # USER GID
-  _gp=$2 _gs=
-  for _gf in /etc/group "$PARC_DIR/getent.group"; do
-    [ -r "$_gf" ] || continue
-    while IFS=: read -r _gn _ _gg _gm; do
-      if [ "$_gg" = "$2" ]; then
-        [ "$_gp" != "$2" ] || _gp=$_gn
-        continue
-      fi
-      case ,$_gm, in
-        *,"$1",*) case "$_gs " in *" $_gn "*) ;; *) _gs="$_gs $_gn" ;; esac ;;
-      esac
-    done < "$_gf"
-  done
+  _gp=$2 _gs='' _gu=$1 _gd=$2 _gi=$IFS
+  set -f
+  if [ -n "${PARC_DB_group:-}" ]; then
+    IFS=$PARC_NL
+    # shellcheck disable=SC2086 # one word per line, globbing off
+    for _gl in $PARC_DB_group; do parc_group_line "$_gl"; done
+  elif [ -r /etc/group ]; then
+    while IFS= read -r _gl; do parc_group_line "$_gl"; done < /etc/group
+  fi
+  if [ -r "$PARC_DIR/getent.group" ]; then
+    while IFS= read -r _gl; do parc_group_line "$_gl"; done < "$PARC_DIR/getent.group"
+  fi
+  IFS=$_gi
+  set +f
+}
+
+# One line of a group database, for parc_user_groups (USER in _gu, GID in
+# _gd; globbing off).
+parc_group_line() { # LINE
+  _gli=$IFS; IFS=:
+  # shellcheck disable=SC2086 # split on colons
+  set -- $1
+  IFS=$_gli
+  if [ "${3:-}" = "$_gd" ]; then
+    [ "$_gp" != "$_gd" ] || _gp=$1
+    return 0
+  fi
+  case ,${4:-}, in
+    *,"$_gu",*) case "$_gs " in *" $1 "*) ;; *) _gs="$_gs $1" ;; esac ;;
+  esac
 }
 
 # One passwd/group/shadow entry by name; busybox systems may have no getent.

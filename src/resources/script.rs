@@ -108,15 +108,19 @@ impl Reads {
     fn lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
         if !self.checks.is_empty() {
-            let mut line = format!(
-                "parc_dir_modes {} {}",
-                self.checks.len(),
-                words(&self.checks)
-            );
+            // In byte order, the paths under one directory come together:
+            // `parc_dir_modes` then stats each directory once.
+            let mut checks = self.checks.clone();
+            checks.sort_unstable();
+            checks.dedup();
+            let mut line = format!("parc_dir_modes {} {}", checks.len(), words(&checks));
             if !self.stats.is_empty() {
                 line.push_str(&format!(" {}", words(&self.stats)));
             }
             lines.push(format!("{line}\n"));
+        }
+        if !self.getent.is_empty() {
+            lines.push("parc_nss_read\n".to_string());
         }
         for (db, names) in &self.getent {
             lines.push(format!("parc_getent_all {db} {}\n", words(names)));
@@ -205,6 +209,8 @@ impl Script {
     /// (directory services' groups count), read by the shell rather than an
     /// `id` per user.
     pub fn user_groups(&mut self, name: &str, gid: &str, named: &[String]) -> String {
+        // The round reads /etc/group once for every user's groups.
+        self.round().getent.entry("group".to_string()).or_default();
         for group in named {
             self.getent("group", group);
         }
