@@ -195,11 +195,8 @@ async fn jump_target(
 }
 
 async fn resolve(host: &str, alias: &str, args: &SshArgs) -> Result<SshResolved, TransportError> {
-    let alias_owned = alias.to_string();
-    let args = args.clone();
-    tokio::task::spawn_blocking(move || ssh_config::resolve(&alias_owned, &args))
+    ssh_config::resolve(alias, args)
         .await
-        .map_err(|e| TransportError::Io(std::io::Error::other(e)))?
         .map_err(|e| TransportError::Connect {
             host: host.to_string(),
             addr: alias.to_string(),

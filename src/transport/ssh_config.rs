@@ -65,8 +65,11 @@ pub enum SshConfigError {
     },
 }
 
-pub fn resolve(alias: &str, args: &SshArgs) -> Result<SshResolved, SshConfigError> {
-    let mut cmd = std::process::Command::new("ssh");
+/// Asks `ssh -G` (OpenSSH's own reading of its config), else reads the config
+/// file. Async rather than on a blocking thread: a run connecting to many
+/// hosts at once held a thread (and its stack) per host while `ssh` ran.
+pub async fn resolve(alias: &str, args: &SshArgs) -> Result<SshResolved, SshConfigError> {
+    let mut cmd = tokio::process::Command::new("ssh");
     cmd.arg("-G");
     if let Some(f) = &args.config_file {
         cmd.arg("-F").arg(f);
@@ -76,7 +79,7 @@ pub fn resolve(alias: &str, args: &SshArgs) -> Result<SshResolved, SshConfigErro
     }
     // `--` keeps an alias starting with `-` from being read as an option.
     cmd.arg("--").arg(alias);
-    match cmd.output() {
+    match cmd.output().await {
         Ok(out) if out.status.success() => {
             Ok(from_ssh_g(&String::from_utf8_lossy(&out.stdout), alias))
         }
@@ -279,8 +282,8 @@ Host *
         assert_eq!(b.user.as_deref(), Some("jump"));
     }
 
-    #[test]
-    fn ssh_g_is_the_source_of_truth_when_present() {
+    #[tokio::test]
+    async fn ssh_g_is_the_source_of_truth_when_present() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("config");
         let key = dir.path().join("fleet");
@@ -296,7 +299,9 @@ Host *
                 config_file: Some(cfg.clone()),
                 options: vec![],
             },
-        ) {
+        )
+        .await
+        {
             Ok(r) => {
                 assert_eq!(r.hostname, "ws-12");
                 assert_eq!(r.port, 2222);
@@ -309,8 +314,8 @@ Host *
         }
     }
 
-    #[test]
-    fn host_key_options_from_config_and_o_options_with_ssh_g_or_without() {
+    #[tokio::test]
+    async fn host_key_options_from_config_and_o_options_with_ssh_g_or_without() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("config");
         let d = dir.path().display();
@@ -322,7 +327,7 @@ Host *
             config_file: Some(cfg),
             options: vec!["StrictHostKeyChecking=accept-new".into()],
         };
-        let r = resolve("ws-7", &args).unwrap();
+        let r = resolve("ws-7", &args).await.unwrap();
         assert_eq!(
             r.user_known_hosts_files,
             vec![dir.path().join("a_10.0.0.7"), dir.path().join("b")]
