@@ -607,7 +607,7 @@ resources:
     on_host(
         &lab,
         0,
-        &format!("cd /var/lib/parc/journal/{run_id}/entries/1 && cat path && rm done type"),
+        &format!("cd /var/lib/parc/journal/{run_id}/entries && cat 1.path && rm 1.done 1.type"),
     );
     let out = parc_json(&lab, ["rollback", &run_id]);
     let host = finished(&events(&out))[0].clone();

@@ -15,43 +15,46 @@
 #   complete            written and synced after every entry and the staged
 #                       files, before the first change: a journal without it
 #                       belongs to an apply that changed nothing
-#   entries/N/path      the path, byte for byte
-#   entries/N/type      absent | file | link | dir | attrs
-#   entries/N/data      a copy (cp -a) of what stood there (file, link, dir)
-#   entries/N/attrs     "mode owner group" (every type but absent)
-#   entries/N/target_attrs  "mode owner group" of what a link pointed to: the
+#   entries/N.path      the path, byte for byte
+#   entries/N.type      absent | file | link | dir | attrs
+#   entries/N.data      a copy (cp -a) of what stood there (file, link, dir)
+#   entries/N.attrs     "mode owner group" (every type but absent)
+#   entries/N.target_attrs  "mode owner group" of what a link pointed to: the
 #                       restore check proves the restore did not change it
-#   entries/N/sha256    content hash of a regular file
-#   entries/N/undo      sh to run on restore (command resources' `undo:`)
-#   entries/N/done      written last: an entry without it is never acted on
+#   entries/N.sha256    content hash of a regular file
+#   entries/N.undo      sh to run on restore (command resources' `undo:`)
+#   entries/N.done      written last: an entry without it is never acted on
+#   (Files named after the entry, not a directory per entry: a directory costs
+#   its own inode allocation, the dearest step of a first run on ext4, and a
+#   run has an entry per path it touches. Journals written before kept
+#   entries/N/path...: parc_entry reads both.)
 #   post-restore        sh run after a restore (handlers that ran, so services
 #                       reload the restored configuration)
 #   unstage             sh removing the run's staged temp files (first thing a
 #                       restore does)
 
 parc_journal_save() { # N PATH [attrs]: record PATH as it is now
-  _e="$PARC_JOURNAL/entries/$1"
-  [ -d "$_e" ] || mkdir -p "$_e" || return 1
-  printf '%s' "$2" > "$_e/path" || return 1
+  _e="$PARC_JOURNAL/entries/$1."
+  printf '%s' "$2" > "${_e}path" || return 1
   if [ -L "$2" ] || [ -e "$2" ]; then
-    stat -c '%a %U %G' "$2" > "$_e/attrs" || return 1
+    stat -c '%a %U %G' "$2" > "${_e}attrs" || return 1
   fi
   if [ "$3" = attrs ] && [ -e "$2" ]; then
     _t=attrs
   elif [ -L "$2" ]; then
-    _t='link'; cp -a "$2" "$_e/data" || return 1
-    if [ -e "$2" ]; then stat -L -c '%a %U %G' "$2" > "$_e/target_attrs" || return 1; fi
+    _t='link'; cp -a "$2" "${_e}data" || return 1
+    if [ -e "$2" ]; then stat -L -c '%a %U %G' "$2" > "${_e}target_attrs" || return 1; fi
   elif [ -d "$2" ]; then
-    _t=dir; cp -a "$2" "$_e/data" && parc_sync_tree "$_e/data" || return 1
+    _t=dir; cp -a "$2" "${_e}data" && parc_sync_tree "${_e}data" || return 1
   elif [ -f "$2" ]; then
-    _t='file'; cp -a "$2" "$_e/data" && parc_sha "$2" > "$_e/sha256" || return 1
+    _t='file'; cp -a "$2" "${_e}data" && parc_sha "$2" > "${_e}sha256" || return 1
   elif [ -e "$2" ]; then
     echo "cannot journal $2: not a file, directory or symlink" >&2; return 1
   else
     _t=absent
   fi
   # The type, then the completion marker, last: an entry is whole or ignored.
-  echo "$_t" > "$_e/type" && : > "$_e/done"
+  echo "$_t" > "${_e}type" && : > "${_e}done"
 }
 
 # Record this exec's process group and work directory in the host lock (held
@@ -91,24 +94,38 @@ parc_stop_groups() { # PGID...
 }
 
 parc_journal_undo() { # N SH: run SH on restore
-  [ -d "$PARC_JOURNAL/entries/$1" ] || mkdir -p "$PARC_JOURNAL/entries/$1" || return 1
-  printf '%s\n' "$2" > "$PARC_JOURNAL/entries/$1/undo" && : > "$PARC_JOURNAL/entries/$1/done"
+  printf '%s\n' "$2" > "$PARC_JOURNAL/entries/$1.undo" && : > "$PARC_JOURNAL/entries/$1.done"
 }
 
-# Whether entry directory E is whole: its completion marker, a known type and
-# what that type needs. Sets _t to the type.
+# The entry numbers of journal J, once each, sorted (-r: newest first). The
+# names are numbers parc chose, with a suffix (entries/N.path) or, in
+# journals written before, a directory each (entries/N/).
+parc_entry_numbers() { # J [-r]
+  # shellcheck disable=SC2012 # see above
+  ls "$1/entries" 2>/dev/null | sed 's/\..*//' | sort -u -n ${2:+"$2"}
+}
+
+# Set _e to what entry N of journal J's file names start with: entries/N.
+# (or entries/N/ in a journal written before).
+parc_entry() { # J N
+  _e="$1/entries/$2."
+  if [ -d "$1/entries/$2" ]; then _e="$1/entries/$2/"; fi
+}
+
+# Whether entry E (as parc_entry sets it) is whole: its completion marker, a
+# known type and what that type needs. Sets _t to the type.
 parc_entry_ok() { # E
   _t=
-  [ -f "$1/done" ] || return 1
-  [ ! -f "$1/undo" ] || return 0
-  [ -f "$1/path" ] && [ -f "$1/type" ] || return 1
-  read -r _t < "$1/type" || return 1
+  [ -f "${1}done" ] || return 1
+  [ ! -f "${1}undo" ] || return 0
+  [ -f "${1}path" ] && [ -f "${1}type" ] || return 1
+  read -r _t < "${1}type" || return 1
   case $_t in
     absent) ;;
-    attrs) [ -f "$1/attrs" ] ;;
-    file) [ -f "$1/attrs" ] && [ -f "$1/sha256" ] && [ -f "$1/data" ] ;;
-    link) [ -f "$1/attrs" ] && [ -L "$1/data" ] ;;
-    dir) [ -f "$1/attrs" ] && [ -d "$1/data" ] ;;
+    attrs) [ -f "${1}attrs" ] ;;
+    file) [ -f "${1}attrs" ] && [ -f "${1}sha256" ] && [ -f "${1}data" ] ;;
+    link) [ -f "${1}attrs" ] && [ -L "${1}data" ] ;;
+    dir) [ -f "${1}attrs" ] && [ -d "${1}data" ] ;;
     *) return 1 ;;
   esac
 }
@@ -170,12 +187,11 @@ parc_restore() { # JOURNAL_DIR WHO
     return 0
   fi
   echo rolling_back > "$_j/state"
-  # shellcheck disable=SC2012 # entry names are numbers parc chose
-  for _n in $(ls "$_j/entries" 2>/dev/null | sort -n -r); do
-    _e="$_j/entries/$_n"
+  for _n in $(parc_entry_numbers "$_j" -r); do
+    parc_entry "$_j" "$_n"
     parc_entry_ok "$_e" || continue
-    if [ -f "$_e/undo" ]; then sh "$_e/undo" || echo "undo of entry $_n failed" >&2; continue; fi
-    _p=$(cat "$_e/path")
+    if [ -f "${_e}undo" ]; then sh "${_e}undo" || echo "undo of entry $_n failed" >&2; continue; fi
+    _p=$(cat "${_e}path")
     case $_t in
       absent) rm -rf "$_p" ;;
       attrs) ;;
@@ -183,7 +199,7 @@ parc_restore() { # JOURNAL_DIR WHO
         _tmp="$(dirname "$_p")/.parc-restore.$$"
         rm -rf "$_tmp"
         mkdir -p "$(dirname "$_p")"
-        cp -a "$_e/data" "$_tmp"
+        cp -a "${_e}data" "$_tmp"
         if [ -d "$_p" ] && [ ! -L "$_p" ]; then rm -rf "$_p"; fi
         if [ -L "$_p" ]; then rm -f "$_p"; fi
         mv -f "$_tmp" "$_p"
@@ -193,7 +209,7 @@ parc_restore() { # JOURNAL_DIR WHO
     # nothing on Linux, and its 0777 would land on what it points to).
     if [ "$_t" != absent ]; then
       # shellcheck disable=SC2046 # three words: a mode, two names (stat's output)
-      set -- $(cat "$_e/attrs")
+      set -- $(cat "${_e}attrs")
       if [ ! -L "$_p" ]; then chmod "$1" "$_p"; fi
       chown -h "$2:$3" "$_p"
     fi
@@ -211,27 +227,26 @@ parc_restore_check() { # JOURNAL_DIR
     echo "checked=done"
     return 0
   fi
-  # shellcheck disable=SC2012 # entry names are numbers parc chose
-  for _n in $(ls "$1/entries" 2>/dev/null | sort -n); do
-    _e="$1/entries/$_n"
+  for _n in $(parc_entry_numbers "$1"); do
+    parc_entry "$1" "$_n"
     if ! parc_entry_ok "$_e"; then
-      _p=$(cat "$_e/path" 2>/dev/null)
+      _p=$(cat "${_e}path" 2>/dev/null)
       parc_kv "bad_$_n" "not restored: journal entry $_n is incomplete or unreadable, so parc did not act on it: ${_p:-its path is unknown} (check it by hand)"
       continue
     fi
-    [ ! -f "$_e/undo" ] || continue
-    _p=$(cat "$_e/path")
+    [ ! -f "${_e}undo" ] || continue
+    _p=$(cat "${_e}path")
     case $_t in
       absent) if [ -e "$_p" ] || [ -L "$_p" ]; then parc_kv "bad_$_n" "still present: $_p"; fi; continue ;;
-      file) [ "$(parc_sha "$_p" 2>/dev/null)" = "$(cat "$_e/sha256")" ] || parc_kv "bad_$_n" "content differs: $_p" ;;
-      link) [ "$(readlink "$_p")" = "$(readlink "$_e/data")" ] || parc_kv "bad_$_n" "link target differs: $_p"
-        if [ -f "$_e/target_attrs" ] && [ "$(stat -L -c '%a %U %G' "$_p" 2>/dev/null)" != "$(cat "$_e/target_attrs")" ]; then
+      file) [ "$(parc_sha "$_p" 2>/dev/null)" = "$(cat "${_e}sha256")" ] || parc_kv "bad_$_n" "content differs: $_p" ;;
+      link) [ "$(readlink "$_p")" = "$(readlink "${_e}data")" ] || parc_kv "bad_$_n" "link target differs: $_p"
+        if [ -f "${_e}target_attrs" ] && [ "$(stat -L -c '%a %U %G' "$_p" 2>/dev/null)" != "$(cat "${_e}target_attrs")" ]; then
           parc_kv "bad_$_n" "mode or owner of what the link points to changed: $_p"
         fi ;;
       *) [ -e "$_p" ] || parc_kv "bad_$_n" "missing: $_p" ;;
     esac
     # The path's own attributes (stat without -L: a link is not followed).
-    [ "$(stat -c '%a %U %G' "$_p" 2>/dev/null)" = "$(cat "$_e/attrs")" ] || parc_kv "bad_$_n" "mode or owner differs: $_p"
+    [ "$(stat -c '%a %U %G' "$_p" 2>/dev/null)" = "$(cat "${_e}attrs")" ] || parc_kv "bad_$_n" "mode or owner differs: $_p"
   done
   echo "checked=done"
 }

@@ -82,19 +82,17 @@ pub fn begin(
 ) {
     let quoted = quote_path(&dir(run_id));
     script.lib(JOURNAL_SH);
-    // Each run creates its journal and all entry directories in one `mkdir`,
+    // Each run creates its journal and its entries' directory in one `mkdir`,
     // the journals' directory too the first time (the host lock made the
-    // state directory, private, before).
-    let entries: String = (0..touches.len())
-        .map(|n| format!(" \"$PARC_JOURNAL/entries/{n}\""))
-        .collect();
+    // state directory, private, before). Entries are files in it, named
+    // after their number (journal.sh).
     script.setup(&format!(
         "PARC_JOURNAL={quoted}; export PARC_JOURNAL\n\
          parc_journal_prune {keep}\n\
          parc_lock_join\n\
          if [ -e \"$PARC_JOURNAL\" ]; then echo \"journal $PARC_JOURNAL already exists: run ids are used once per host\" >&2; exit 1; fi\n\
          _jd=; [ -d {state}/journal ] || _jd={state}/journal\n\
-         mkdir -m 700 ${{_jd:+\"$_jd\"}} \"$PARC_JOURNAL\" \"$PARC_JOURNAL/entries\"{entries} || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}\n\
+         mkdir -m 700 ${{_jd:+\"$_jd\"}} \"$PARC_JOURNAL\" \"$PARC_JOURNAL/entries\" || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}\n\
          echo applying > \"$PARC_JOURNAL/state\"; echo \"$PARC_PGID\" > \"$PARC_JOURNAL/apply.pgid\"",
         state = STATE_DIR,
         keep = keep.saturating_sub(1),
@@ -111,15 +109,15 @@ pub fn begin(
             "{line} || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}"
         ));
     }
-    // Synced with the staged files, before the first change: every file and
-    // directory of the journal (directory copies sync their own trees), and
-    // the journal's entry in its parent.
+    // Synced with the staged files, before the first change: every file of
+    // the journal (directory copies sync their own trees), and the journal's
+    // entry in its parent.
     // (A glob that matches nothing makes `sync` fail, and fall back to a
     // system-wide sync: entries are globbed only when there are some.)
     let entries = if touches.is_empty() {
         ""
     } else {
-        " \"$PARC_JOURNAL\"/entries/* \"$PARC_JOURNAL\"/entries/*/*"
+        " \"$PARC_JOURNAL\"/entries/*"
     };
     script.durable(&format!(
         "\"$PARC_JOURNAL\" \"$PARC_JOURNAL\"/*{entries} {}",
@@ -482,5 +480,57 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out.records["boot"].get("boot"), Some(expected.as_str()));
+    }
+
+    /// The restore check reads a journal's entries as files named after
+    /// their number, and also the directory per entry of journals written
+    /// before (a host upgraded between a run and its recovery): the same
+    /// entries, in either layout, are found whole, and a changed file is
+    /// told in both.
+    #[tokio::test]
+    async fn the_restore_check_reads_both_entry_layouts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = quote_path(&tmp.path().to_string_lossy());
+        let mut s = Script::new();
+        s.lib(JOURNAL_SH);
+        s.sh(&format!(
+            "echo kept > {d}/f\n\
+             PARC_JOURNAL={d}/new; mkdir -p \"$PARC_JOURNAL/entries\"\n\
+             parc_journal_save 0 {d}/f && parc_journal_save 1 {d}/created && echo complete > \"$PARC_JOURNAL/complete\" || exit 1\n\
+             for n in 0 1; do mkdir -p {d}/old/entries/$n; for f in {d}/new/entries/$n.*; do cp -a \"$f\" {d}/old/entries/$n/\"${{f##*.}}\"; done; done\n\
+             cp {d}/new/complete {d}/old/ && touch {d}/created"
+        ));
+        let out = s.run(&LocalTransport).await.unwrap();
+        assert!(out.stderr.is_empty(), "{}", out.stderr);
+        fn check(d: &str, layout: &str, content: &str) -> Script {
+            let mut s = Script::new();
+            s.lib(JOURNAL_SH);
+            s.sh(&format!(
+                "echo {content} > {d}/f; parc_restore_check {d}/{layout}"
+            ));
+            s
+        }
+        for layout in ["new", "old"] {
+            let out = check(&d, layout, "kept")
+                .run(&LocalTransport)
+                .await
+                .unwrap();
+            let found = &out.records["restore"];
+            assert_eq!(
+                found.get("checked"),
+                Some("done"),
+                "{layout}: {}",
+                out.stderr
+            );
+            assert_eq!(found.get("bad_0"), None, "{layout}");
+            let bad_1 = found.get("bad_1").unwrap_or_default();
+            assert!(bad_1.starts_with("still present"), "{layout}: {bad_1}");
+            let out = check(&d, layout, "changed")
+                .run(&LocalTransport)
+                .await
+                .unwrap();
+            let bad_0 = out.records["restore"].get("bad_0").unwrap_or_default();
+            assert!(bad_0.starts_with("content differs"), "{layout}: {bad_0}");
+        }
     }
 }
