@@ -264,7 +264,6 @@ handlers:
     let inventory = dir.path().join("inventory.yml");
     std::fs::write(&inventory, inv).unwrap();
 
-    let started = std::time::Instant::now();
     let out = lab
         .parc()
         .arg("-i")
@@ -314,7 +313,6 @@ handlers:
     assert_eq!(h1["state"], "changed", "{h1:#}");
     assert!(lab.host_file(1, "/etc/parc-deadman").is_some());
     assert_eq!(out.status.code(), Some(3));
-    assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
 
 #[test]
