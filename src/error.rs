@@ -14,10 +14,8 @@ pub enum ParcError {
     Pattern(#[from] PatternError),
     #[error(transparent)]
     Playbook(#[from] crate::playbook::PlaybookError),
-    #[error("-e `{item}`: expected KEY=VALUE")]
-    ExtraVar { item: String },
-    #[error("-e #{index}: cannot read this mapping of variables: {reason}")]
-    ExtraVarMapping { index: usize, reason: String },
+    #[error(transparent)]
+    ExtraVars(#[from] crate::inventory::extra_vars::ExtraVarError),
     #[error(transparent)]
     Profile(#[from] crate::profile::ProfileError),
     #[error(
@@ -184,8 +182,7 @@ fn error_exit(e: &ParcError) -> Exit {
         | ParcError::VerifyTarget { .. }
         | ParcError::VerifyNeedsHosts { .. }
         | ParcError::NothingToVerify { .. }
-        | ParcError::ExtraVar { .. }
-        | ParcError::ExtraVarMapping { .. }
+        | ParcError::ExtraVars(_)
         | ParcError::GlpiNowhere
         | ParcError::PostNeedsGlpi => Exit::Usage,
         ParcError::Lab(e) if e.is_environment() => Exit::Environment,

@@ -94,6 +94,28 @@ fn differences(ansible: &Value, parc: &Value) -> Vec<String> {
     out
 }
 
+/// Where the `--list` of `ansible` and of `parc` differ, named `name`, or
+/// why either gave none.
+fn compare(
+    name: &str,
+    ansible: Command,
+    parc: Command,
+    inventory: &Path,
+    cwd: &Path,
+) -> Option<String> {
+    match (list(ansible, inventory, cwd), list(parc, inventory, cwd)) {
+        (Ok(a), Ok(p)) => {
+            let d = differences(&a, &p);
+            (!d.is_empty()).then(|| format!("{name}:\n  {}", d.join("\n  ")))
+        }
+        (a, p) => Some(format!(
+            "{name}: ansible {}, parc {}",
+            a.err().unwrap_or_else(|| "ok".into()),
+            p.err().unwrap_or_else(|| "ok".into())
+        )),
+    }
+}
+
 #[test]
 fn parc_lists_every_inventory_of_the_corpus_as_ansible_inventory_does() {
     let ansible = ansible_inventory();
@@ -123,22 +145,7 @@ fn parc_lists_every_inventory_of_the_corpus_as_ansible_inventory_does() {
         let mut p = Command::new(env!("CARGO_BIN_EXE_parc"));
         p.arg("-i").arg(inventory).args(["inventory", "--list"]);
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
-        match (
-            list(a, inventory, cwd.path()),
-            list(p, inventory, cwd.path()),
-        ) {
-            (Ok(a), Ok(p)) => {
-                let d = differences(&a, &p);
-                if !d.is_empty() {
-                    failures.push(format!("{name}:\n  {}", d.join("\n  ")));
-                }
-            }
-            (a, p) => failures.push(format!(
-                "{name}: ansible {}, parc {}",
-                a.err().unwrap_or_else(|| "ok".into()),
-                p.err().unwrap_or_else(|| "ok".into())
-            )),
-        }
+        failures.extend(compare(&name, a, p, inventory, cwd.path()));
     }
     let agreed = cases.len() - failures.len();
     println!(
@@ -157,4 +164,71 @@ fn parc_lists_every_inventory_of_the_corpus_as_ansible_inventory_does() {
         cases.len(),
         failures.join("\n")
     );
+}
+
+/// `-e` as Ansible reads it, shown against Ansible: the same arguments given
+/// to `ansible-inventory --list` and to `parc inventory --list` list the same
+/// variables for every host (`KEY=VALUE` strings whatever they look like,
+/// several in one argument, quoted values, escapes; typed values from a
+/// mapping or a file read as YAML 1.1; later over earlier, and over the
+/// host's own), and both refuse an argument left open.
+#[test]
+fn extra_vars_are_read_as_ansible_reads_them() {
+    let ansible = ansible_inventory();
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("hosts.ini");
+    std::fs::write(&inventory, "[ws]\nws1 port=22 mode=0644\nws2\n").unwrap();
+    let file = dir.path().join("vars.yml");
+    std::fs::write(
+        &file,
+        "nested: {a: [1, 2]}\nversion: 1.10\nmode: 0644\nflag: yes\n",
+    )
+    .unwrap();
+    let at_file = format!("@{}", file.display());
+    let sets: Vec<Vec<&str>> = vec![
+        vec!["port=2222 mode=0755", "version=1.10", "flag=true zip=01234"],
+        vec![
+            r#"msg="hello  world" q='it is' eq=a=b empty="#,
+            r"tab=a\tb nl=a\nb",
+        ],
+        vec![
+            "port=1",
+            r#"{"port": 2, "db": {"port": 5432}}"#,
+            "{mode: 0755, on: yes}",
+        ],
+        vec!["t={{ a | int }} u=1", r#"x="{{ b }} c" y='d e'"#],
+        vec![&at_file, "version=2"],
+    ];
+    let cwd = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for set in &sets {
+        let mut a = Command::new(&ansible);
+        a.arg("-i").arg(&inventory).arg("--list");
+        let mut p = Command::new(env!("CARGO_BIN_EXE_parc"));
+        p.arg("-i").arg(&inventory).args(["inventory", "--list"]);
+        for arg in set {
+            a.args(["-e", arg]);
+            p.args(["-e", arg]);
+        }
+        failures.extend(compare(&format!("{set:?}"), a, p, &inventory, cwd.path()));
+    }
+    for open in ["a='open", "b={{ x"] {
+        for mut cmd in [Command::new(&ansible), {
+            let mut p = Command::new(env!("CARGO_BIN_EXE_parc"));
+            p.arg("inventory");
+            p
+        }] {
+            cmd.arg("-i").arg(&inventory).args(["--list", "-e", open]);
+            let ok = cmd
+                .current_dir(cwd.path())
+                .output()
+                .unwrap()
+                .status
+                .success();
+            if ok {
+                failures.push(format!("{cmd:?} accepted `{open}`"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -9,7 +9,6 @@ use crate::engine::rollout::{self, RolloutOptions};
 use crate::engine::{adhoc, gather, rollback};
 use crate::error::{Ended, ParcError};
 use crate::events::Outcome;
-use crate::inventory::Vars;
 use crate::report::{self, ReportError, RunsDir};
 use crate::ui;
 
@@ -54,11 +53,15 @@ pub async fn dispatch(cli: Cli) -> Result<Ended, ParcError> {
             s.finish(&cli).await;
             Ok(Ended::Rollback(summary))
         }
-        Command::Inventory { list: _ } => {
+        Command::Inventory {
+            list: _,
+            extra_vars,
+        } => {
+            let extra = extra_vars.parse()?;
             let inventory =
                 crate::inventory::Inventory::load(&super::session::inventory_path(&cli)?)?;
             let mut text =
-                serde_json::to_string_pretty(&inventory.ansible_list()).map_err(|e| {
+                serde_json::to_string_pretty(&inventory.ansible_list(&extra)).map_err(|e| {
                     ParcError::Output {
                         what: "the inventory",
                         source: e.into(),
@@ -206,7 +209,7 @@ async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<Ended, ParcEr
     let options = RolloutOptions {
         check,
         diff: args.diff,
-        extra_vars: parse_extra_vars(&args.extra_vars)?,
+        extra_vars: args.extra_vars.parse()?,
         break_lock: args.break_lock,
     };
     let display = ui::Options {
@@ -316,61 +319,4 @@ pub(super) fn print(text: &str, what: &'static str) -> Result<(), ParcError> {
     stdout
         .write_all(text.as_bytes())
         .map_err(|source| ParcError::Output { what, source })
-}
-
-/// `-e key=value`: the value is YAML, so `-e port=2222` is a number and
-/// `-e debug=true` a boolean, as in Ansible. `-e '{"key": value, ...}'` (JSON
-/// or YAML flow mapping, also as in Ansible) sets several at once, with any
-/// nesting.
-pub(super) fn parse_extra_vars(items: &[String]) -> Result<Vars, ParcError> {
-    let mut vars = Vars::new();
-    for (i, item) in items.iter().enumerate() {
-        if item.trim_start().starts_with('{') {
-            // The error never quotes the text: it may hold secrets.
-            let mapping = serde_norway::from_str::<serde_json::Value>(item)
-                .map_err(|e| e.to_string())
-                .and_then(|v| match v {
-                    serde_json::Value::Object(map) => Ok(map),
-                    _ => Err("not a mapping".to_string()),
-                })
-                .map_err(|reason| ParcError::ExtraVarMapping {
-                    index: i + 1,
-                    reason,
-                })?;
-            vars.extend(mapping);
-            continue;
-        }
-        let Some((k, v)) = item.split_once('=') else {
-            return Err(ParcError::ExtraVar { item: item.clone() });
-        };
-        let value: serde_json::Value =
-            serde_norway::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
-        vars.insert(k.trim().to_string(), value);
-    }
-    Ok(vars)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn extra_vars_as_assignments_or_a_mapping_and_errors_never_quote_a_mapping() {
-        let items = [
-            "port=2222".to_string(),
-            r#" {"db": {"password": "x1", "port": 5432}, "port": 22}"#.to_string(),
-        ];
-        let vars = parse_extra_vars(&items).unwrap();
-        assert_eq!(
-            serde_json::Value::Object(vars),
-            serde_json::json!({"port": 22, "db": {"password": "x1", "port": 5432}})
-        );
-        for bad in [r#"{"db_password": "hunter22""#, "{hunter22}: [", "{"] {
-            let e = parse_extra_vars(&[bad.to_string()])
-                .unwrap_err()
-                .to_string();
-            assert!(e.starts_with("-e #1: cannot read this mapping"), "{e}");
-            assert!(!e.contains("hunter22"), "{e}");
-        }
-    }
 }

@@ -147,10 +147,35 @@ enum Command {
         /// Print every group and host, with each host's merged variables.
         #[arg(long, required = true)]
         list: bool,
+        /// Listed in every host's variables, over its own, as
+        /// `ansible-inventory -e` lists them.
+        #[command(flatten)]
+        extra_vars: ExtraVarArgs,
     },
     /// Sandboxed workstations on this machine (real sshd in namespaces) for trying parc.
     #[command(subcommand)]
     Lab(crate::lab::cli::LabCommand),
+}
+
+/// The `-e` option, as `apply`, `plan`, `verify` and `inventory` take it.
+#[derive(Debug, clap::Args)]
+struct ExtraVarArgs {
+    /// Extra variables, highest precedence (repeatable), as in Ansible:
+    /// `KEY=VALUE` (several, space-separated; values are strings), a YAML or
+    /// JSON mapping for typed values (`-e '{"port": 2222}'`), or `@FILE`.
+    #[arg(
+        short = 'e',
+        long = "extra-vars",
+        visible_alias = "extra-var",
+        value_name = "VARS"
+    )]
+    items: Vec<String>,
+}
+
+impl ExtraVarArgs {
+    fn parse(&self) -> Result<crate::inventory::Vars, ParcError> {
+        Ok(crate::inventory::extra_vars::parse(&self.items)?)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -160,10 +185,8 @@ struct ApplyArgs {
     /// Only hosts also matching this pattern.
     #[arg(long)]
     limit: Option<String>,
-    /// Extra variable, highest precedence (repeatable); VALUE is read as YAML.
-    /// Several at once: a JSON mapping, `-e '{"key": "value"}'`.
-    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
-    extra_vars: Vec<String>,
+    #[command(flatten)]
+    extra_vars: ExtraVarArgs,
     /// Hosts worked on at once, unless the play sets `parallel`.
     #[arg(long, default_value_t = 64)]
     parallel: usize,
@@ -214,10 +237,8 @@ struct VerifyArgs {
     /// Write the result here instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Extra variable, highest precedence (repeatable); VALUE is read as YAML.
-    /// Several at once: a JSON mapping, `-e '{"key": "value"}'`.
-    #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE")]
-    extra_vars: Vec<String>,
+    #[command(flatten)]
+    extra_vars: ExtraVarArgs,
     /// Hosts verified at once.
     #[arg(long, default_value_t = 64)]
     parallel: usize,

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use super::commands::parse_extra_vars;
 use super::session::{Session, select};
 use super::{Cli, VerifyArgs, VerifyFormat};
 use crate::confine::Tree;
@@ -23,7 +22,7 @@ pub async fn verify(cli: &Cli, args: &VerifyArgs) -> Result<Ended, ParcError> {
             target: args.target.clone(),
         });
     }
-    let extra_vars = parse_extra_vars(&args.extra_vars)?;
+    let extra_vars = args.extra_vars.parse()?;
     let display = crate::ui::Options {
         show_output: false,
         show_changes: false,

@@ -12,14 +12,20 @@ use super::ansible::UNGROUPED;
 use super::model::Inventory;
 
 impl Inventory {
-    pub fn ansible_list(&self) -> Value {
+    /// `extra`: the command line's `-e`, over every host's own variables, as
+    /// `ansible-inventory -e` lists them.
+    pub fn ansible_list(&self, extra: &super::Vars) -> Value {
         let mut out = Map::new();
         let mut seen = BTreeSet::new();
         self.list_group("all", &mut out, &mut seen);
         let hostvars: Map<String, Value> = self
             .hosts
             .keys()
-            .map(|h| (h.clone(), self.vars_for(h)))
+            .map(|h| {
+                let mut vars = self.vars_for(h);
+                vars.extend(extra.clone());
+                (h.clone(), vars)
+            })
             .filter(|(_, v)| !v.is_empty())
             .map(|(h, v)| (h, Value::Object(v)))
             .collect();

@@ -16,6 +16,7 @@
 //! A play then layers profile defaults below and playbook vars and `-e` above.
 
 mod ansible;
+pub mod extra_vars;
 mod ini;
 mod listing;
 mod model;
@@ -25,7 +26,7 @@ mod pattern;
 mod pyliteral;
 mod ranges;
 mod var_dirs;
-mod yaml11;
+pub(crate) mod yaml11;
 
 use std::path::PathBuf;
 

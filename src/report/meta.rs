@@ -69,7 +69,8 @@ fn is_secret(name: &str, secret_names: &[String]) -> bool {
 /// The command line with the value of every `-e KEY=VALUE` whose key looks
 /// secret (or is one of `secret_names`, the playbook's `secret_vars`)
 /// replaced, in every spelling clap accepts: `-e K=V`, `-eK=V`, `-e=K=V`,
-/// `-ve K=V`, `--extra-var K=V`, `--extra-var=K=V`. In a mapping
+/// `-ve K=V`, `--extra-vars K=V`, `--extra-vars=K=V` (and `--extra-var`),
+/// several assignments in one argument read as `-e` reads them. In a mapping
 /// (`-e '{"db_password": "x"}'`, or a mapping VALUE) the value of every such
 /// key is replaced, at any depth. Arguments after `--`
 /// (a `parc run` command) are kept: nothing says which of them are secret.
@@ -86,10 +87,13 @@ pub fn redact_command_line(args: &[String], secret_names: &[String]) -> Vec<Stri
             continue;
         }
         // Byte index where an attached `K=V` value starts, if this is an -e option.
-        let attached = if arg == "--extra-var" {
+        let attached = if arg == "--extra-vars" || arg == "--extra-var" {
             value_next = true;
             None
-        } else if let Some(rest) = arg.strip_prefix("--extra-var=") {
+        } else if let Some(rest) = arg
+            .strip_prefix("--extra-vars=")
+            .or_else(|| arg.strip_prefix("--extra-var="))
+        {
             Some(arg.len() - rest.len())
         } else if let Some(cluster) = arg.strip_prefix('-').filter(|c| !c.starts_with('-')) {
             // `-v` is the only short flag without a value that can precede `e`.
@@ -121,44 +125,7 @@ pub fn redact_command_line(args: &[String], secret_names: &[String]) -> Vec<Stri
 }
 
 fn redact_assignment(item: &str, secret_names: &[String]) -> String {
-    if item.trim_start().starts_with('{') {
-        return redact_mapping(item, secret_names);
-    }
-    match item.split_once('=') {
-        Some((key, _)) if is_secret(key.trim(), secret_names) => format!("{key}={REDACTED}"),
-        Some((key, value)) if value.trim_start().starts_with('{') => {
-            format!("{key}={}", redact_mapping(value, secret_names))
-        }
-        _ => item.to_string(),
-    }
-}
-
-/// A mapping of `-e` variables, as compact JSON with the values of secret
-/// keys replaced; wholly replaced if it cannot be read (nothing says which
-/// part of it is secret).
-fn redact_mapping(text: &str, secret_names: &[String]) -> String {
-    fn walk(v: &mut serde_json::Value, secret_names: &[String]) {
-        match v {
-            serde_json::Value::Object(map) => {
-                for (k, item) in map.iter_mut() {
-                    if is_secret(k, secret_names) {
-                        *item = REDACTED.into();
-                    } else {
-                        walk(item, secret_names);
-                    }
-                }
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(|i| walk(i, secret_names)),
-            _ => {}
-        }
-    }
-    match serde_norway::from_str::<serde_json::Value>(text) {
-        Ok(mut v) => {
-            walk(&mut v, secret_names);
-            v.to_string()
-        }
-        Err(_) => REDACTED.to_string(),
-    }
+    crate::inventory::extra_vars::redact(item, &|k| is_secret(k, secret_names), REDACTED)
 }
 
 #[cfg(test)]
@@ -184,6 +151,29 @@ mod tests {
         );
     }
 
+    /// `-e` reads several assignments in one argument and takes the long
+    /// spelling `--extra-vars`, as Ansible does: a secret in either never
+    /// reaches the report.
+    #[test]
+    fn redacts_secrets_among_several_assignments_and_in_the_long_spelling() {
+        let line = vec![
+            "parc".to_string(),
+            "apply".into(),
+            "-e".into(),
+            r#"user=bob share_password=hunter22  msg="a b" api_token='x y'"#.into(),
+            "--extra-vars".into(),
+            "wifi_psk=p1".into(),
+            "--extra-vars=db_pass=p2".into(),
+            "-e".into(),
+            "unclosed='p3 token=p4".into(),
+        ];
+        let got = redact_command_line(&line, &["wifi_psk".to_string()]).join(" | ");
+        assert_eq!(
+            got,
+            r#"parc | apply | -e | user=bob share_password=<redacted>  msg="a b" api_token=<redacted> | --extra-vars | wifi_psk=<redacted> | --extra-vars=db_pass=<redacted> | -e | <redacted>"#
+        );
+    }
+
     #[test]
     fn redacts_secret_keys_of_mappings_at_any_depth() {
         let line = vec![
@@ -192,14 +182,16 @@ mod tests {
             "-e".into(),
             r#"{"db_password": "x1", "site": {"api_token": "x2", "name": "hq"}, "vault": [1]}"#
                 .into(),
-            r#"-e=db={"admin_pass": "x3", "port": 5432}"#.into(),
+            r#"-e=db={"admin_pass":"x3","port":5432}"#.into(),
+            // Split at its spaces, as Ansible reads it: not a KEY=VALUE list.
+            r#"-e=db={"admin_pass": "x5", "port": 5432}"#.into(),
             "-e".into(),
             r#"{"broken": "x4""#.into(),
         ];
         let got = redact_command_line(&line, &["vault".to_string()]).join(" ");
         assert_eq!(
             got,
-            r#"parc apply -e {"db_password":"<redacted>","site":{"api_token":"<redacted>","name":"hq"},"vault":"<redacted>"} -e=db={"admin_pass":"<redacted>","port":5432} -e <redacted>"#
+            r#"parc apply -e {"db_password":"<redacted>","site":{"api_token":"<redacted>","name":"hq"},"vault":"<redacted>"} -e=db={"admin_pass":"<redacted>","port":5432} -e=<redacted> -e <redacted>"#
         );
     }
 
