@@ -46,7 +46,7 @@ impl Inventory {
         } else {
             // YAML: its nesting is bounded before a parser sees it.
             crate::location::prescan(path, text)?;
-            if super::native::is_native(text) {
+            if super::native::is_native(text, path) {
                 super::native::parse(text, path)?
             } else {
                 super::ansible::parse(text, path)?

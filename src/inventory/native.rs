@@ -10,13 +10,19 @@ use super::{Become, ConnectionKind, ConnectionParams, Group, Host, InventoryErro
 use crate::location::{PositionMap, YamlRefusal, yaml_refusal};
 use crate::transport::known_hosts::HostKeyPolicy;
 
-/// Native if the top level uses any of parc's own keys.
-pub fn is_native(text: &str) -> bool {
-    text.lines().any(|l| {
-        ["hosts:", "groups:", "defaults:"]
-            .iter()
-            .any(|k| l.starts_with(k))
-    })
+/// Native if the top level uses any of parc's own keys, in whatever YAML
+/// style (block, flow, JSON). Text no YAML reader takes is told by its lines,
+/// so that the parser whose error the user then reads is the layout they
+/// wrote.
+pub fn is_native(text: &str, path: &std::path::Path) -> bool {
+    const KEYS: [&str; 3] = ["hosts", "groups", "defaults"];
+    match super::yaml11::from_str(text, path) {
+        Ok(serde_json::Value::Object(top)) => top.keys().any(|k| KEYS.contains(&k.as_str())),
+        Ok(_) => false,
+        Err(_) => text
+            .lines()
+            .any(|l| KEYS.iter().any(|k| l.starts_with(&format!("{k}:")))),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -47,6 +47,29 @@ groups:
   linux: {hosts: [ws-001, ws-003]}
 ";
 
+/// parc's own layout is told by its top-level keys whatever the YAML style:
+/// block, flow, or JSON (which tools write), and an Ansible inventory in
+/// JSON stays one.
+#[test]
+fn native_layout_in_flow_style_or_json() {
+    for text in [
+        "{defaults: {user: tech}, hosts: {ws-001: {address: 10.0.0.1}}}",
+        r#"{"hosts": {"ws-001": {"address": "10.0.0.1", "user": "tech"}}}"#,
+        "---\n# comment\n{hosts: {ws-001: {address: 10.0.0.1, user: tech}}}\n",
+    ] {
+        let i = inv(text);
+        let h = &i
+            .host("ws-001")
+            .unwrap_or_else(|| panic!("{text}"))
+            .connection;
+        assert_eq!(h.address.as_deref(), Some("10.0.0.1"), "{text}");
+        assert_eq!(h.user.as_deref(), Some("tech"), "{text}");
+    }
+    let i = inv(r#"{"all": {"hosts": {"ws-001": {"ansible_host": "10.0.0.1"}}}}"#);
+    let h = &i.host("ws-001").unwrap().connection;
+    assert_eq!(h.address.as_deref(), Some("10.0.0.1"));
+}
+
 #[test]
 fn native_fields_and_defaults() {
     let i = inv(NATIVE);
