@@ -17,8 +17,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use sha2::{Digest, Sha256};
-
+use crate::content::Content;
 use crate::location::Location;
 
 /// Why a controller file was not read.
@@ -70,8 +69,8 @@ pub struct Tree {
 /// freed, and read again if a later host needs it.
 #[derive(Debug, Default)]
 struct Shared {
-    by_path: HashMap<PathBuf, Weak<Vec<u8>>>,
-    by_digest: HashMap<[u8; 32], Weak<Vec<u8>>>,
+    by_path: HashMap<PathBuf, Weak<Content>>,
+    by_digest: HashMap<String, Weak<Content>>,
 }
 
 impl Tree {
@@ -169,7 +168,7 @@ impl Tree {
     /// files with the same content share one buffer. A 20 MiB wallpaper sent
     /// to 500 hosts is then 20 MiB on the controller, not 10 GB. The path is
     /// checked on every call, as [`Tree::read`] does.
-    pub fn read_shared(&self, path: &Path) -> Result<Arc<Vec<u8>>, ReadError> {
+    pub fn read_shared(&self, path: &Path) -> Result<Arc<Content>, ReadError> {
         let resolved = self.resolve(path)?;
         // Held while reading: hosts asking for the same file wait for the
         // one read instead of each making a copy.
@@ -177,17 +176,18 @@ impl Tree {
         if let Some(data) = shared.by_path.get(&resolved).and_then(Weak::upgrade) {
             return Ok(data);
         }
-        let data = self.read(path)?;
-        let digest: [u8; 32] = Sha256::digest(&data).into();
+        let data = Content::new(self.read(path)?);
         let data = shared
             .by_digest
-            .get(&digest)
+            .get(data.sha256())
             .and_then(Weak::upgrade)
             .unwrap_or_else(|| Arc::new(data));
         shared.by_path.retain(|_, d| d.strong_count() > 0);
         shared.by_digest.retain(|_, d| d.strong_count() > 0);
         shared.by_path.insert(resolved, Arc::downgrade(&data));
-        shared.by_digest.insert(digest, Arc::downgrade(&data));
+        shared
+            .by_digest
+            .insert(data.sha256().to_string(), Arc::downgrade(&data));
         Ok(data)
     }
 

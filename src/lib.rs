@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod confine;
+pub(crate) mod content;
 pub(crate) mod engine;
 pub(crate) mod error;
 pub(crate) mod events;

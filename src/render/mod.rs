@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::confine::Tree;
+use crate::content::Content;
 use crate::location::Location;
 use crate::profile::Origin;
 
@@ -241,7 +242,7 @@ impl Renderer {
 
     /// Bytes of `files/<name>`, copied verbatim; one buffer shared by every
     /// host of the run (see [`Tree::read_shared`]).
-    pub fn read_file(&self, name: &str, at: &Location) -> Result<Arc<Vec<u8>>, RenderError> {
+    pub fn read_file(&self, name: &str, at: &Location) -> Result<Arc<Content>, RenderError> {
         self.tree
             .read_shared(&Path::new(FILES).join(name))
             .map_err(|e| RenderError::At {
@@ -717,7 +718,7 @@ mod tests {
                     (r.package.as_str(), r.version.as_str()),
                     ("parc-tool", "1:2.0-1")
                 );
-                assert_eq!(*r.data, deb);
+                assert_eq!(r.data[..], deb[..]);
             }
             other => panic!("{other:?}"),
         }
@@ -825,7 +826,7 @@ mod tests {
             )
             .unwrap();
         let Resource::File(f) = r.value else { panic!() };
-        assert_eq!(f.resolved.unwrap().as_slice(), b"root:$6$secret:::\n");
+        assert_eq!(&f.resolved.unwrap()[..], b"root:$6$secret:::\n");
     }
 
     #[test]

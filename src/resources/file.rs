@@ -8,6 +8,7 @@ use super::attrs::{Mode, State, attr_changes};
 use super::plan::{Change, Op, Plan, PlanContext, Step, Touch, unified_diff};
 use super::script::{Record, Script};
 use super::{Kind, PathKind, PathState, ResourceError};
+use crate::content::Content;
 use crate::profile::Origin;
 use crate::render::{Redactor, RenderError, Renderer};
 use crate::transport::quote;
@@ -48,7 +49,7 @@ pub struct File {
     pub tags: Vec<String>,
     /// The bytes to install, filled in by rendering from content/src/template.
     #[serde(skip)]
-    pub resolved: Option<Arc<Vec<u8>>>,
+    pub resolved: Option<Arc<Content>>,
 }
 
 impl File {
@@ -83,13 +84,13 @@ impl File {
         }
         let mut tainted = false;
         let bytes = if let Some(c) = &self.content {
-            Some(Arc::new(c.clone().into_bytes()))
+            Some(Arc::new(Content::new(c.clone().into_bytes())))
         } else if let Some(src) = &self.src {
             Some(renderer.read_file(src, &at("src"))?)
         } else if let Some(t) = &self.template {
             let (text, secret) = renderer.render_template(t, ctx, &at("template"), redactor)?;
             tainted = secret;
-            Some(Arc::new(text.into_bytes()))
+            Some(Arc::new(Content::new(text.into_bytes())))
         } else {
             None
         };
@@ -172,7 +173,7 @@ impl Kind for File {
                 reason: "declares no content: give one of content, src or template".into(),
             });
         };
-        let want_sha = sha256_hex(&data);
+        let want_sha = data.sha256();
         match &now.kind {
             PathKind::Absent => Ok(Plan::Change(Change {
                 touches: vec![Touch::Path(self.path.clone())],
@@ -200,7 +201,7 @@ impl Kind for File {
                     self.group.as_deref(),
                     &p,
                 );
-                if sha256.as_deref() == Some(want_sha.as_str()) {
+                if sha256.as_deref() == Some(want_sha) {
                     return Ok(if what.is_empty() {
                         Plan::NoChange
                     } else {
@@ -253,10 +254,4 @@ impl Kind for File {
             }),
         }
     }
-}
-
-pub fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(data);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::attrs::{Mode, State};
-use super::file::sha256_hex;
 use super::plan::{Change, Op, Plan, PlanContext, Step, Touch, unified_diff};
 use super::script::{Record, Script};
 use super::{EDIT_LIMIT, Kind, PathKind, PathState, ResourceError, too_large};
+use crate::content::sha256_hex;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -178,7 +178,7 @@ impl Kind for Line {
             ops.push(Op::NeedParent(self.path.clone()));
         }
         ops.push(Op::Put {
-            data: Arc::new(new.clone().into_bytes()),
+            data: Arc::new(crate::content::Content::new(new.clone().into_bytes())),
             dest: self.path.clone(),
             mode: Some(mode),
             owner: now.owner(),

@@ -34,7 +34,6 @@ pub use attrs::Mode;
 pub use command::Command;
 pub use dir::Dir;
 pub use file::File;
-pub use file::sha256_hex;
 pub use group::Group;
 pub use line::Line;
 pub use package::Package;

@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::content::Content;
+
 /// Bytes in chunks, sent in order.
 #[derive(Debug, Default, Clone)]
 pub struct Payload {
@@ -21,11 +23,11 @@ pub struct Payload {
 }
 
 /// A content shared between hosts, as `Bytes` can own it.
-struct Shared(Arc<Vec<u8>>);
+struct Shared(Arc<Content>);
 
 impl AsRef<[u8]> for Shared {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        &self.0[..]
     }
 }
 
@@ -41,7 +43,7 @@ impl Payload {
     }
 
     /// Append a content shared with other hosts' payloads, without copying it.
-    pub fn push_shared(&mut self, data: Arc<Vec<u8>>) {
+    pub fn push_shared(&mut self, data: Arc<Content>) {
         self.push_bytes(Bytes::from_owner(Shared(data)));
     }
 
@@ -81,7 +83,9 @@ mod tests {
 
     #[tokio::test]
     async fn chunks_read_back_in_order_through_small_reads() {
-        let shared = Arc::new((0..=255u8).cycle().take(10_000).collect::<Vec<u8>>());
+        let shared = Arc::new(Content::new(
+            (0..=255u8).cycle().take(10_000).collect::<Vec<u8>>(),
+        ));
         let mut p = Payload::default();
         p.push(b"head".to_vec());
         p.push(Vec::new());

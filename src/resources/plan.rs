@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::script::Script;
+use crate::content::Content;
 use crate::transport::quote;
 
 /// Planning inputs beyond the resource and its probed state.
@@ -69,7 +70,7 @@ pub enum Op {
     NeedParent(String),
     /// Install bytes atomically (temp file + fsync + rename).
     Put {
-        data: Arc<Vec<u8>>,
+        data: Arc<Content>,
         dest: String,
         mode: Option<u32>,
         owner: Option<String>,

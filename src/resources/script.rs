@@ -40,6 +40,7 @@ use std::sync::Arc;
 
 use super::payload::Payload;
 use super::stage::{Stage, Staged};
+use crate::content::Content;
 use crate::transport::{ExitStatus, Transport, TransportError, quote};
 
 /// The sh library every script starts with.
@@ -333,7 +334,7 @@ impl Script {
     }
 
     /// [`Script::stash`] a content shared with other hosts, uncopied.
-    fn stash_shared(&mut self, data: &Arc<Vec<u8>>) -> (usize, usize) {
+    fn stash_shared(&mut self, data: &Arc<Content>) -> (usize, usize) {
         let off = self.payload.len();
         self.payload.push_shared(data.clone());
         (off, data.len())
@@ -346,7 +347,7 @@ impl Script {
     /// writes the temp file itself.
     pub fn put(
         &mut self,
-        data: &Arc<Vec<u8>>,
+        data: &Arc<Content>,
         dest: &str,
         mode: Option<u32>,
         owner: Option<&str>,
@@ -969,7 +970,7 @@ mod tests {
     }
 
     fn sha(data: &[u8]) -> String {
-        crate::resources::sha256_hex(data)
+        crate::content::sha256_hex(data)
     }
 
     #[tokio::test]
@@ -989,7 +990,7 @@ mod tests {
         let b = dir.path().join("b$(touch pwned)");
         let mut s = Script::new();
         let put_a = s.put(
-            &Arc::new(b"first\n".to_vec()),
+            &Arc::new(crate::content::Content::new(b"first\n".to_vec())),
             a.to_str().unwrap(),
             Some(0o600),
             None,
@@ -997,7 +998,7 @@ mod tests {
             None,
         );
         let put_b = s.put(
-            &Arc::new(b"\x00binary\xff".to_vec()),
+            &Arc::new(crate::content::Content::new(b"\x00binary\xff".to_vec())),
             b.to_str().unwrap(),
             None,
             None,
@@ -1040,7 +1041,7 @@ mod tests {
             let c = format!("{root}/never");
             let mut s = Script::new();
             let put_a = s.put(
-                &Arc::new(b"\x00a\xff".to_vec()),
+                &Arc::new(crate::content::Content::new(b"\x00a\xff".to_vec())),
                 &a,
                 Some(0o640),
                 None,
@@ -1048,14 +1049,21 @@ mod tests {
                 Some(root),
             );
             let put_b = s.put(
-                &Arc::new(b"b".to_vec()),
+                &Arc::new(crate::content::Content::new(b"b".to_vec())),
                 &b,
                 Some(0o4755),
                 Some("root"),
                 None,
                 Some(root),
             );
-            let put_c = s.put(&Arc::new(b"c".to_vec()), &c, None, None, None, Some(root));
+            let put_c = s.put(
+                &Arc::new(crate::content::Content::new(b"c".to_vec())),
+                &c,
+                None,
+                None,
+                None,
+                Some(root),
+            );
             for put in [&put_a, &put_b, &put_c] {
                 assert!(put.starts_with("parc_mv "), "{put}");
             }
@@ -1104,7 +1112,7 @@ mod tests {
         for (n, (dest, data)) in puts.iter().enumerate() {
             let stage = if dest.contains("missing") { root } else { &d };
             let put = s.put(
-                &Arc::new(data.as_bytes().to_vec()),
+                &Arc::new(crate::content::Content::new(data.as_bytes().to_vec())),
                 dest,
                 None,
                 None,

@@ -25,11 +25,12 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::payload::Payload;
+use crate::content::Content;
 use crate::transport::quote;
 
 struct File {
     /// Shared with every other host installing the same content.
-    data: Arc<Vec<u8>>,
+    data: Arc<Content>,
     /// The directory the temp file is created in.
     dir: String,
     dest: String,
@@ -81,7 +82,7 @@ impl Stage {
     /// extracting under `/` would not put the file where the step looks.
     pub fn add(
         &mut self,
-        data: &Arc<Vec<u8>>,
+        data: &Arc<Content>,
         dir: &str,
         dest: &str,
         mode: u32,
@@ -395,8 +396,15 @@ mod tests {
     fn one_mv_renames_a_runs_files_bound_for_one_directory() {
         let mut stage = Stage::default();
         let add = |s: &mut Stage, dest: &str, owner: &str| {
-            s.add(&Arc::new(b"x".to_vec()), "/d", dest, 0o644, owner, "")
-                .unwrap()
+            s.add(
+                &Arc::new(crate::content::Content::new(b"x".to_vec())),
+                "/d",
+                dest,
+                0o644,
+                owner,
+                "",
+            )
+            .unwrap()
         };
         assert_eq!(
             add(&mut stage, "/d/before", ""),

@@ -153,7 +153,7 @@ fn probed(resource: &Resource) -> Record {
         Resource::File(_) | Resource::Symlink(_) => absent("/srv"),
         Resource::Line(_) => {
             let content = b"PATH=\"/usr/local/bin:/usr/bin:/bin\"\n";
-            let sha = crate::resources::sha256_hex(content);
+            let sha = crate::content::sha256_hex(content);
             let mut r = record(&[
                 ("type", "file"),
                 ("stage", "/etc"),

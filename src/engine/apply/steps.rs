@@ -10,7 +10,7 @@ use crate::events::{ResourceReport, ResourceStatus};
 use crate::profile::Declared;
 use crate::render::{REDACTED, Redactor, RenderError, Renderer};
 use crate::resources::script::{Record, Script, ScriptOutput};
-use crate::resources::{Op, Plan, PlanContext, Resource, Step, Touch, mkdir_batches, sha256_hex};
+use crate::resources::{Op, Plan, PlanContext, Resource, Step, Touch, mkdir_batches};
 use crate::transport::Transport;
 use crate::verify::clip;
 
@@ -146,7 +146,7 @@ impl Written {
             let mut after = Record::default();
             after.fields.extend([
                 ("type".to_string(), "file".to_string()),
-                ("sha256".to_string(), sha256_hex(data)),
+                ("sha256".to_string(), data.sha256().to_string()),
                 keep("mode", mode.map(|m| format!("{m:o}")), "644"),
                 keep("owner", owner.clone(), "root"),
                 keep("group", group.clone(), "root"),

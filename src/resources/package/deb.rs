@@ -8,13 +8,14 @@
 //! is an `ar` archive whose `control.tar[.gz|.xz|.zst]` member holds the
 //! `control` file.
 
+use crate::content::Content;
 use std::io::Read;
 use std::sync::Arc;
 
 /// A `.deb` read from the profile's `files/`, ready to push.
 #[derive(Debug, Clone)]
 pub struct DebFile {
-    pub data: Arc<Vec<u8>>,
+    pub data: Arc<Content>,
     pub package: String,
     pub version: String,
 }
@@ -40,7 +41,7 @@ pub enum DebError {
 }
 
 impl DebFile {
-    pub fn parse(data: Arc<Vec<u8>>) -> Result<DebFile, DebError> {
+    pub fn parse(data: Arc<Content>) -> Result<DebFile, DebError> {
         let control = control_file(&data)?;
         let package = field(&control, "Package").ok_or(DebError::MissingField("Package"))?;
         let version = field(&control, "Version").ok_or(DebError::MissingField("Version"))?;
@@ -142,8 +143,12 @@ mod tests {
     fn reads_name_and_version_whatever_the_compression() {
         let dir = tempfile::tempdir().unwrap();
         for compression in ["xz", "gzip", "zstd", "none"] {
-            let deb =
-                DebFile::parse(Arc::new(build_deb(dir.path(), "parc-tool", compression))).unwrap();
+            let deb = DebFile::parse(Arc::new(crate::content::Content::new(build_deb(
+                dir.path(),
+                "parc-tool",
+                compression,
+            ))))
+            .unwrap();
             assert_eq!(deb.package, "parc-tool", "{compression}");
             assert_eq!(deb.version, "1:2.0-1", "{compression}");
         }
@@ -151,9 +156,15 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_deb() {
-        let e = DebFile::parse(Arc::new(b"#!/bin/sh\necho hello\n".to_vec())).unwrap_err();
+        let e = DebFile::parse(Arc::new(crate::content::Content::new(
+            b"#!/bin/sh\necho hello\n".to_vec(),
+        )))
+        .unwrap_err();
         assert!(matches!(e, DebError::NotDeb(_)), "{e}");
-        let e = DebFile::parse(Arc::new(b"!<arch>\n".to_vec())).unwrap_err();
+        let e = DebFile::parse(Arc::new(crate::content::Content::new(
+            b"!<arch>\n".to_vec(),
+        )))
+        .unwrap_err();
         assert!(e.to_string().contains("no control.tar member"), "{e}");
     }
 

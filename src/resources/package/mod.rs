@@ -12,7 +12,6 @@ mod manager;
 
 use serde::{Deserialize, Serialize};
 
-use super::file::sha256_hex;
 use super::plan::{Change, Op, Plan, PlanContext, Step, Touch};
 use super::script::{Record, Script};
 use super::{Kind, ResourceError};
@@ -211,11 +210,7 @@ impl Package {
             (PackageState::Present, Some(v)) if v == deb.version => Ok(Plan::NoChange),
             (PackageState::Present, old) => {
                 let from = self.deb.as_deref().unwrap_or_default();
-                let tmp = format!(
-                    "{DEB_DIR}/{}_{}.deb",
-                    deb.package,
-                    &sha256_hex(&deb.data)[..12]
-                );
+                let tmp = format!("{DEB_DIR}/{}_{}.deb", deb.package, &deb.data.sha256()[..12]);
                 let t = quote(&tmp);
                 let step = Step(vec![
                     Op::Sh(format!("mkdir -p -m 700 {DEB_DIR}")),

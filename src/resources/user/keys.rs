@@ -146,7 +146,7 @@ pub(super) fn plan(
         part.what.push(what);
         part.touches.push(Touch::Path(file.clone()));
         part.ops.push(Op::Put {
-            data: Arc::new(wanted.into_bytes()),
+            data: Arc::new(crate::content::Content::new(wanted.into_bytes())),
             dest: file,
             mode: Some(0o600),
             owner: Some(owner),
