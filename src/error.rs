@@ -52,6 +52,8 @@ pub enum ParcError {
     GlpiNowhere,
     #[error("--post sends GLPI inventories: it needs --format glpi; nothing was gathered")]
     PostNeedsGlpi,
+    #[error(transparent)]
+    GlpiAccess(#[from] crate::facts::glpi_server::AccessError),
     #[error("cannot write {what}: {source}")]
     Output {
         what: &'static str,
@@ -184,7 +186,8 @@ fn error_exit(e: &ParcError) -> Exit {
         | ParcError::NothingToVerify { .. }
         | ParcError::ExtraVars(_)
         | ParcError::GlpiNowhere
-        | ParcError::PostNeedsGlpi => Exit::Usage,
+        | ParcError::PostNeedsGlpi
+        | ParcError::GlpiAccess(_) => Exit::Usage,
         ParcError::Lab(e) if e.is_environment() => Exit::Environment,
         ParcError::Report(
             ReportError::NoRuns { .. }

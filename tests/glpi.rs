@@ -1,8 +1,8 @@
 //! `parc facts --format glpi` on a real lab (needs root and openssh-server):
 //! one GLPI native inventory per host, valid against the schema GLPI checks
 //! inventories with (tests/fixtures/glpi, from glpi-project), with the
-//! host's installed packages; and `--post`, received by a small HTTP server
-//! that answers as GLPI does (src/Agent/Communication/AbstractRequest.php).
+//! host's installed packages; and `--post`, received by a small HTTP(S)
+//! server that answers as GLPI does (src/Agent/Communication/AbstractRequest.php).
 
 mod common;
 
@@ -30,69 +30,108 @@ struct Request {
     inventory: Value,
 }
 
+/// What a GLPI stand-in answers to an inventory: an HTTP status and GLPI's JSON.
+type Answer = dyn Fn(&Value) -> (u16, Value) + Send + Sync;
+
 /// An HTTP receiver on 127.0.0.1 standing in for GLPI: it records every
 /// request and answers each inventory with `answer(inventory)` (an HTTP
 /// status and GLPI's JSON), zlib-compressed as GLPI answers a zlib request.
 fn receiver(
-    answer: impl Fn(&Value) -> (u16, Value) + Send + 'static,
+    answer: impl Fn(&Value) -> (u16, Value) + Send + Sync + 'static,
+) -> (String, Arc<Mutex<Vec<Request>>>) {
+    serve("http", answer, |tcp| {
+        Some(Box::new(tcp) as Box<dyn ReadWrite>)
+    })
+}
+
+/// The same over HTTPS, with `config`'s certificate; a client that refuses
+/// it (the handshake fails) is recorded as nothing.
+fn tls_receiver(
+    config: Arc<rustls::ServerConfig>,
+    answer: impl Fn(&Value) -> (u16, Value) + Send + Sync + 'static,
+) -> (String, Arc<Mutex<Vec<Request>>>) {
+    serve("https", answer, move |tcp| {
+        let conn = rustls::ServerConnection::new(config.clone()).ok()?;
+        Some(Box::new(rustls::StreamOwned::new(conn, tcp)) as Box<dyn ReadWrite>)
+    })
+}
+
+trait ReadWrite: Read + Write + Send {}
+impl<T: Read + Write + Send> ReadWrite for T {}
+
+fn serve(
+    scheme: &str,
+    answer: impl Fn(&Value) -> (u16, Value) + Send + Sync + 'static,
+    wrap: impl Fn(std::net::TcpStream) -> Option<Box<dyn ReadWrite>> + Send + 'static,
 ) -> (String, Arc<Mutex<Vec<Request>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!(
-        "http://{}/front/inventory.php",
+        "{scheme}://{}/front/inventory.php",
         listener.local_addr().unwrap()
     );
     let got = Arc::new(Mutex::new(Vec::new()));
     let record = got.clone();
+    let answer: Box<Answer> = Box::new(answer);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let stream = stream.unwrap();
             stream
                 .set_read_timeout(Some(Duration::from_secs(30)))
                 .unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let mut parts = line.split_whitespace();
-            let (method, path) = (parts.next().unwrap(), parts.next().unwrap());
-            let mut headers = BTreeMap::new();
-            loop {
-                let mut header = String::new();
-                reader.read_line(&mut header).unwrap();
-                let Some((name, value)) = header.trim_end().split_once(':') else {
-                    break;
-                };
-                headers.insert(name.to_ascii_lowercase(), value.trim().to_string());
+            if let Some(mut stream) = wrap(stream)
+                && let Ok(request) = handle(&mut stream, &answer)
+            {
+                record.lock().unwrap().push(request);
             }
-            let length: usize = headers["content-length"].parse().unwrap();
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let mut text = String::new();
-            ZlibDecoder::new(&body[..])
-                .read_to_string(&mut text)
-                .unwrap();
-            let inventory: Value = serde_json::from_str(&text).unwrap();
-            let (status, reply) = answer(&inventory);
-            let mut zlib = ZlibEncoder::new(Vec::new(), Compression::default());
-            zlib.write_all(reply.to_string().as_bytes()).unwrap();
-            let reply = zlib.finish().unwrap();
-            let mut stream = stream;
-            write!(
-                stream,
-                "HTTP/1.1 {status} X\r\nContent-Type: application/x-compress-zlib\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n",
-                reply.len()
-            )
-            .unwrap();
-            stream.write_all(&reply).unwrap();
-            record.lock().unwrap().push(Request {
-                method: method.to_string(),
-                path: path.to_string(),
-                headers,
-                inventory,
-            });
         }
     });
     (url, got)
+}
+
+/// One request read and answered.
+fn handle(stream: &mut dyn ReadWrite, answer: &Answer) -> std::io::Result<Request> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (
+        parts.next().unwrap_or_default().to_string(),
+        parts.next().unwrap_or_default().to_string(),
+    );
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header)?;
+        let Some((name, value)) = header.trim_end().split_once(':') else {
+            break;
+        };
+        headers.insert(name.to_ascii_lowercase(), value.trim().to_string());
+    }
+    let length: usize = headers["content-length"].parse().unwrap();
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let mut text = String::new();
+    ZlibDecoder::new(&body[..]).read_to_string(&mut text)?;
+    let inventory: Value = serde_json::from_str(&text).unwrap();
+    let (status, reply) = answer(&inventory);
+    let mut zlib = ZlibEncoder::new(Vec::new(), Compression::default());
+    zlib.write_all(reply.to_string().as_bytes()).unwrap();
+    let reply = zlib.finish().unwrap();
+    let stream = reader.into_inner();
+    write!(
+        stream,
+        "HTTP/1.1 {status} X\r\nContent-Type: application/x-compress-zlib\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        reply.len()
+    )?;
+    stream.write_all(&reply)?;
+    stream.flush()?;
+    Ok(Request {
+        method,
+        path,
+        headers,
+        inventory,
+    })
 }
 
 fn read_json(path: &Path) -> Value {
@@ -295,4 +334,164 @@ fn the_package_list_costs_the_same_processes_whatever_its_length() {
         "the package list costs {} processes more than the facts alone",
         before - plain
     );
+}
+
+/// A CA, and a certificate it signed for 127.0.0.1, made by the openssl
+/// command (the company CA a GLPI server's certificate usually comes from).
+/// Returns the CA's PEM file and the server's TLS configuration.
+fn company_ca(dir: &Path) -> (std::path::PathBuf, Arc<rustls::ServerConfig>) {
+    use rustls::pki_types::pem::PemObject;
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl command (Debian's openssl package)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=parc test company CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "glpi.key",
+            "-out",
+            "glpi.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "glpi.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "glpi.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let chain: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(dir.join("glpi.pem"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.join("glpi.key")).unwrap();
+    // The one crypto provider parc builds rustls with (ring).
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    (dir.join("ca.pem"), Arc::new(config))
+}
+
+/// A GLPI on HTTPS with a certificate from a company CA, asking for basic
+/// authentication, as glpi-agent reaches it with --ca-cert-file, --user and
+/// --password: without the CA parc refuses the certificate and says which
+/// roots it tried; without the password it stops before gathering
+/// anything; with both the inventory arrives with its credentials, and the
+/// password is in no log line.
+#[test]
+fn a_glpi_behind_a_company_ca_and_basic_authentication() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, config) = company_ca(dir.path());
+    let (url, received) = tls_receiver(config, |_| (200, serde_json::json!({"status": "ok"})));
+    let facts = |extra: &[&str], password: Option<&str>| {
+        let mut cmd = lab.parc();
+        // -vvv: every log line too must keep the password out.
+        cmd.args(["-vvv", "facts", "all", "--format", "glpi", "--post", &url])
+            .args(extra)
+            .env_remove("PARC_GLPI_PASSWORD");
+        if let Some(p) = password {
+            cmd.env("PARC_GLPI_PASSWORD", p);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let host = &lab.lab.hosts[0].name;
+
+    let (code, err) = facts(&[], None);
+    assert_ne!(code, Some(0), "{err}");
+    assert!(
+        err.contains(&format!("{host}: inventory not in GLPI"))
+            && err.contains("not vouched for by the Mozilla roots built into parc")
+            && err.contains("--ca-cert FILE"),
+        "{err}"
+    );
+    assert!(received.lock().unwrap().is_empty(), "nothing got through");
+
+    let ca = ca.to_str().unwrap();
+    let (code, err) = facts(&["--ca-cert", ca, "--post-user", "inventory"], None);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("$PARC_GLPI_PASSWORD") && err.contains("nothing was gathered"),
+        "{err}"
+    );
+
+    let (code, err) = facts(
+        &["--ca-cert", ca, "--post-user", "inventory"],
+        Some("s3cret pw"),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains(&format!("{host}: inventory sent to GLPI")),
+        "{err}"
+    );
+    let requests = std::mem::take(&mut *received.lock().unwrap());
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    use base64::Engine;
+    let token = base64::engine::general_purpose::STANDARD.encode("inventory:s3cret pw");
+    assert_eq!(
+        requests[0].headers["authorization"],
+        format!("Basic {token}")
+    );
+    assert!(!err.contains("s3cret") && !err.contains(&token), "{err}");
+    assert_eq!(requests[0].inventory["itemtype"], "Computer");
 }

@@ -86,6 +86,8 @@ pub async fn dispatch(cli: Cli) -> Result<Ended, ParcError> {
             format,
             output,
             post,
+            ca_cert,
+            post_user,
             parallel,
         } => {
             let glpi = matches!(format, FactsFormat::Glpi);
@@ -95,6 +97,18 @@ pub async fn dispatch(cli: Cli) -> Result<Ended, ParcError> {
             if !glpi && post.is_some() {
                 return Err(ParcError::PostNeedsGlpi);
             }
+            // Before any host is asked: a CA file or password that is not
+            // there stops the command with nothing gathered.
+            let post = match post {
+                Some(url) => Some((
+                    url.as_str(),
+                    crate::facts::glpi_server::Access::new(
+                        ca_cert.as_deref(),
+                        post_user.as_deref(),
+                    )?,
+                )),
+                None => None,
+            };
             let display = ui::Options {
                 show_output: false,
                 show_changes: false,
@@ -118,8 +132,7 @@ pub async fn dispatch(cli: Cli) -> Result<Ended, ParcError> {
                 .collect();
             let text = match format {
                 FactsFormat::Glpi => {
-                    let (output, post) = (output.as_deref(), post.as_deref());
-                    return glpi_inventories(&rows, output, post, summary).await;
+                    return glpi_inventories(&rows, output.as_deref(), post, summary).await;
                 }
                 FactsFormat::Table => crate::facts::render_table(&rows),
                 FactsFormat::Csv => crate::facts::render_csv(&rows),
@@ -144,7 +157,7 @@ pub async fn dispatch(cli: Cli) -> Result<Ended, ParcError> {
 async fn glpi_inventories(
     rows: &[(String, crate::facts::Facts)],
     output: Option<&std::path::Path>,
-    post: Option<&str>,
+    post: Option<(&str, crate::facts::glpi_server::Access)>,
     run: crate::events::Summary,
 ) -> Result<Ended, ParcError> {
     let now = jiff::Timestamp::now();
@@ -174,10 +187,10 @@ async fn glpi_inventories(
     if let Some(dir) = output {
         write_glpi(dir, &inventories)?;
     }
-    let Some(url) = post else {
+    let Some((url, access)) = post else {
         return Ok(Ended::Run(run));
     };
-    let server = crate::facts::glpi_server::Server::new(url);
+    let server = crate::facts::glpi_server::Server::new(url, access);
     // One host after the other: GLPI imports each inventory before it answers.
     let sent = tokio::task::spawn_blocking(move || {
         inventories

@@ -104,6 +104,17 @@ enum Command {
         /// URL as glpi-agent does (e.g. https://glpi.example/front/inventory.php).
         #[arg(long, value_name = "URL", value_parser = crate::facts::glpi_server::check_url)]
         post: Option<String>,
+        /// With --post: trust only the CA certificates of this PEM file for
+        /// GLPI's HTTPS certificate (a company CA), as glpi-agent's
+        /// --ca-cert-file does. Default: the Mozilla roots built into parc.
+        #[arg(long, value_name = "FILE", requires = "post")]
+        ca_cert: Option<PathBuf>,
+        /// With --post: authenticate to GLPI as USER (HTTP basic, as GLPI's
+        /// inventory settings may ask), the password read from
+        /// $PARC_GLPI_PASSWORD: never from the command line, which every
+        /// local user can read.
+        #[arg(long, value_name = "USER", requires = "post")]
+        post_user: Option<String>,
         #[arg(long, default_value_t = 64)]
         parallel: usize,
     },

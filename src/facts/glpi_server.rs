@@ -7,7 +7,11 @@
 //! way the request was (src/Agent/Communication/AbstractRequest.php).
 
 use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use base64::Engine;
 
 use flate2::Compression;
 use flate2::read::{DeflateDecoder, GzDecoder, ZlibDecoder};
@@ -41,16 +45,120 @@ pub enum PostError {
     },
 }
 
+/// Where `--post-user`'s password is read from: never the command line,
+/// which every local user of the controller can read (`ps`).
+pub const PASSWORD_ENV: &str = "PARC_GLPI_PASSWORD";
+
+/// How parc is let in, beyond the URL: which CAs vouch for the server's
+/// HTTPS certificate, and who parc is to it. A company's GLPI usually has a
+/// certificate from the company's own CA, and may ask inventories for HTTP
+/// basic authentication (GLPI's inventory settings); glpi-agent takes both
+/// (`--ca-cert-file`, `--user` and `--password`).
+#[derive(Default)]
+pub struct Access {
+    /// The only CAs trusted for the server's certificate, as glpi-agent's
+    /// `--ca-cert-file` (`None`: the Mozilla roots built into parc), and
+    /// the file they came from.
+    ca: Option<(PathBuf, Vec<ureq::tls::Certificate<'static>>)>,
+    /// The `Authorization` header's value.
+    authorization: Option<String>,
+}
+
+/// Why parc cannot reach GLPI as asked; found before any host is gathered.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("--ca-cert {}: cannot read it: {source}; nothing was gathered", path.display())]
+    CaRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--ca-cert {}: {reason}; nothing was gathered", path.display())]
+    CaInvalid { path: PathBuf, reason: String },
+    #[error(
+        "--post-user {user}: give the password in ${PASSWORD_ENV} (never on the command line, \
+         where every local user can read it); nothing was gathered"
+    )]
+    NoPassword { user: String },
+}
+
+impl Access {
+    /// Reads the CA file and `$PARC_GLPI_PASSWORD` now, so that a mistake
+    /// stops the command before any host is asked for its inventory.
+    pub fn new(ca_cert: Option<&Path>, user: Option<&str>) -> Result<Access, AccessError> {
+        let ca = match ca_cert {
+            None => None,
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|source| AccessError::CaRead {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                let invalid = |reason: String| AccessError::CaInvalid {
+                    path: path.to_path_buf(),
+                    reason,
+                };
+                let mut certs = Vec::new();
+                for item in ureq::tls::parse_pem(&pem) {
+                    match item.map_err(|e| invalid(format!("not PEM: {e}")))? {
+                        ureq::tls::PemItem::Certificate(c) => certs.push(c),
+                        _ => {
+                            return Err(invalid(
+                                "holds a private key: give only the CA's certificate".into(),
+                            ));
+                        }
+                    }
+                }
+                if certs.is_empty() {
+                    return Err(invalid("no PEM certificate in it".into()));
+                }
+                Some((path.to_path_buf(), certs))
+            }
+        };
+        let authorization = match user {
+            None => None,
+            Some(user) => {
+                let password =
+                    std::env::var(PASSWORD_ENV).map_err(|_| AccessError::NoPassword {
+                        user: user.to_string(),
+                    })?;
+                let token =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                Some(format!("Basic {token}"))
+            }
+        };
+        Ok(Access { ca, authorization })
+    }
+
+    /// Who vouches for the server's certificate, for an error that says
+    /// which certificates were tried.
+    fn trusted(&self) -> String {
+        match &self.ca {
+            Some((path, _)) => format!("the CA certificates of {}", path.display()),
+            None => "the Mozilla roots built into parc (a company CA: give its certificate \
+                     with --ca-cert FILE)"
+                .to_string(),
+        }
+    }
+}
+
 /// A GLPI server's inventory endpoint.
 pub struct Server {
     url: String,
     agent: ureq::Agent,
+    authorization: Option<String>,
+    trusted: String,
 }
 
 impl Server {
-    /// The endpoint at `url`, taken as given (checked by [`check_url`]).
-    pub fn new(url: &str) -> Server {
+    /// The endpoint at `url`, taken as given (checked by [`check_url`]),
+    /// reached as `access` says.
+    pub fn new(url: &str, access: Access) -> Server {
+        let trusted = access.trusted();
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some((_, certs)) = access.ca {
+            tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)));
+        }
         let agent = ureq::Agent::config_builder()
+            .tls_config(tls.build())
             .user_agent(format!("parc/{}", env!("CARGO_PKG_VERSION")))
             // GLPI's error replies come with 4xx/5xx statuses: read them.
             .http_status_as_error(false)
@@ -63,6 +171,8 @@ impl Server {
         Server {
             url: url.to_string(),
             agent,
+            authorization: access.authorization,
+            trusted,
         }
     }
 
@@ -73,13 +183,24 @@ impl Server {
             reason,
         };
         let body = compress(inventory);
-        let mut response = self
+        let mut request = self
             .agent
             .post(&self.url)
             .header("Content-Type", CONTENT_TYPE)
-            .header("Pragma", "no-cache")
-            .send(&body[..])
-            .map_err(|e| unreachable(e.to_string()))?;
+            .header("Pragma", "no-cache");
+        if let Some(authorization) = &self.authorization {
+            request = request.header("Authorization", authorization);
+        }
+        let mut response = request.send(&body[..]).map_err(|e| {
+            unreachable(if untrusted_certificate(&e) {
+                format!(
+                    "{e}: its HTTPS certificate is not vouched for by {}",
+                    self.trusted
+                )
+            } else {
+                e.to_string()
+            })
+        })?;
         let status = response.status().as_u16();
         let header = |name: &str| {
             response
@@ -104,6 +225,17 @@ impl Server {
             &answer,
         )
     }
+}
+
+/// Whether the TLS handshake refused the server's certificate (rustls's
+/// error, as ureq returns it or inside an I/O error of the handshake).
+fn untrusted_certificate(e: &ureq::Error) -> bool {
+    let rustls = match e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    matches!(rustls, Some(rustls::Error::InvalidCertificate(_)))
 }
 
 /// `url` as `--post` takes it: an http or https URL, used as it is.
@@ -306,7 +438,7 @@ mod tests {
     fn a_server_that_cannot_be_reached_is_named() {
         // Port 1 on loopback: nothing listens there in a test environment.
         let url = "http://127.0.0.1:1/front/inventory.php";
-        let err = Server::new(url)
+        let err = Server::new(url, Access::default())
             .post(&serde_json::json!({"deviceid": "pc-1"}))
             .unwrap_err();
         assert!(
