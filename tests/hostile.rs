@@ -12,18 +12,10 @@ use std::path::{Path, PathBuf};
 
 use common::{TestLab, finished};
 
-/// A playbook applying `profile` (the YAML of a profile) to every host.
+/// A playbook applying `profile` (the YAML of a profile) to every host,
+/// keeping what a failed host changed (these tests look at it).
 fn playbook(dir: &Path, profile: &str) -> PathBuf {
-    std::fs::create_dir_all(dir.join("profiles")).unwrap();
-    std::fs::create_dir_all(dir.join("playbooks")).unwrap();
-    std::fs::write(dir.join("profiles/hostile.yml"), profile).unwrap();
-    let pb = dir.join("playbooks/play.yml");
-    std::fs::write(
-        &pb,
-        "- hosts: all\n  profiles: [hostile]\n  on_failure: keep\n",
-    )
-    .unwrap();
-    pb
+    common::play(dir, "hostile", profile, "  on_failure: keep\n")
 }
 
 /// The host's filesystem as it sees it.

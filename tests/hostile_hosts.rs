@@ -154,21 +154,17 @@ fn huge_files_a_host_user_controls_are_refused_unread() {
     );
     assert!(made.status.success(), "{made:?}");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("profiles")).unwrap();
-    std::fs::create_dir_all(dir.path().join("playbooks")).unwrap();
-    std::fs::write(
-        dir.path().join("profiles/big.yml"),
-        "resources:\n  - line: {path: /tmp/big.conf, line: 'a=1'}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("profiles/keys.yml"),
-        "resources:\n  - user: {name: parcbig, authorized_keys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIParcTestKeyOnlyForTheLab a@b']}\n",
-    )
-    .unwrap();
-    for profile in ["big", "keys"] {
-        let pb = dir.path().join(format!("playbooks/{profile}.yml"));
-        std::fs::write(&pb, format!("- hosts: all\n  profiles: [{profile}]\n")).unwrap();
+    for (profile, yaml) in [
+        (
+            "big",
+            "resources:\n  - line: {path: /tmp/big.conf, line: 'a=1'}\n",
+        ),
+        (
+            "keys",
+            "resources:\n  - user: {name: parcbig, authorized_keys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIParcTestKeyOnlyForTheLab a@b']}\n",
+        ),
+    ] {
+        let pb = common::play(dir.path(), profile, yaml, "");
         let out = dir.path().join(format!("{profile}.json"));
         let (status, peak_kib) = run_measured(
             lab.parc()

@@ -8,20 +8,6 @@ use std::process::Stdio;
 use common::state::{host_view, upper_paths};
 use common::{TestLab, events, finished};
 
-/// A profiles dir with `profile.yml` and a playbook applying it to all hosts.
-fn playbook(dir: &Path, profile: &str, play_extra: &str) -> PathBuf {
-    std::fs::create_dir_all(dir.join("profiles")).unwrap();
-    std::fs::create_dir_all(dir.join("playbooks")).unwrap();
-    std::fs::write(dir.join("profiles/profile.yml"), profile).unwrap();
-    let pb = dir.join("playbooks/play.yml");
-    std::fs::write(
-        &pb,
-        format!("- hosts: all\n  profiles: [profile]\n{play_extra}"),
-    )
-    .unwrap();
-    pb
-}
-
 /// Changes of every kind over existing and new paths, then (optionally) a failure.
 const CHANGES: &str = r#"
 resources:
@@ -58,7 +44,7 @@ fn on_failure_rollback_restores_the_host_exactly() {
     let lab = TestLab::start(2);
     let dir = tempfile::tempdir().unwrap();
     let profile = format!("{CHANGES}  - command: {{run: \"echo broken >&2; exit 7\"}}\n");
-    let pb = playbook(dir.path(), &profile, "  on_failure: rollback\n");
+    let pb = common::play(dir.path(), "profile", &profile, "  on_failure: rollback\n");
     let before = Snapshot::take(&lab);
 
     let out = lab
@@ -106,7 +92,7 @@ fn parc_rollback_restores_every_host_after_the_controller_was_killed() {
         ));
     }
     profile.push_str("  - command: {run: \"sleep 3\"}\n  - file: {path: /etc/parc-test/after-sleep, content: \"late\\n\"}\n");
-    let pb = playbook(dir.path(), &profile, "");
+    let pb = common::play(dir.path(), "profile", &profile, "");
     let before = Snapshot::take(&lab);
 
     let (mut child, run_id, _output) = spawn_apply(&lab, &pb);
@@ -178,8 +164,9 @@ fn a_second_concurrent_rollout_is_refused_by_the_lock() {
     common::require_root_and_sshd();
     let lab = TestLab::start(1);
     let dir = tempfile::tempdir().unwrap();
-    let pb = playbook(
+    let pb = common::play(
         dir.path(),
+        "profile",
         "resources:\n  - file: {path: /etc/parc-lock-test, content: \"1\\n\"}\n  - command: {run: \"sleep 2\"}\n",
         "",
     );
@@ -247,7 +234,7 @@ handlers:
   restart sshd:
     command: {run: "kill -HUP $(cat /run/parc-lab/sshd.pid)"}
 "#;
-    let pb = playbook(dir.path(), profile, "  confirm: 20s\n");
+    let pb = common::play(dir.path(), "profile", profile, "  confirm: 20s\n");
     // One host with a harmless address change (same port): it must confirm fine.
     let inv = std::fs::read_to_string(lab.inventory()).unwrap();
     let a0 = lab.lab.hosts[0].address.to_string();
@@ -320,19 +307,19 @@ fn failed_verification_degrades_hosts_to_their_verified_fallback() {
     common::require_root_and_sshd();
     let lab = TestLab::start(10);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("profiles")).unwrap();
-    std::fs::write(
-        dir.path().join("profiles/lite-fallback.yml"),
+    common::profile(
+        dir.path(),
+        "lite-fallback",
         r#"
 resources:
   - file: {path: /etc/parc-degraded, content: "degraded\n"}
 verify:
   - file: {path: /etc/parc-degraded, contains: "degraded"}
 "#,
-    )
-    .unwrap();
-    let pb = playbook(
+    );
+    let pb = common::play(
         dir.path(),
+        "profile",
         r#"
 fallback: lite-fallback
 resources:
@@ -438,7 +425,7 @@ fn lab_and_playbook(
     common::require_root_and_sshd();
     let lab = TestLab::start(hosts);
     let dir = tempfile::tempdir().unwrap();
-    let pb = playbook(dir.path(), profile, play_extra);
+    let pb = common::play(dir.path(), "profile", profile, play_extra);
     (lab, dir, pb)
 }
 
@@ -505,8 +492,9 @@ fn rollback_of_managed_symlinks_leaves_what_they_point_to_alone() {
          && chmod 0644 /srv/parc-d1-zone && ln -s /srv/parc-d1 /etc/parc-d1-dir \
          && ln -s /srv/parc-d1-zone /etc/parc-d1-zone",
     );
-    let pb = playbook(
+    let pb = common::play(
         dir.path(),
+        "profile",
         r#"
 resources:
   - symlink: {path: /etc/parc-d1-dir, target: /etc/motd}
@@ -557,8 +545,9 @@ exec /usr/bin/stat "$@"
 W
 chmod 0755 /usr/local/bin/stat"#,
     );
-    let pb = playbook(
+    let pb = common::play(
         dir.path(),
+        "profile",
         r#"
 resources:
   - file: {path: /etc/parc-d5-before, content: "x\n"}
@@ -1081,8 +1070,9 @@ fn install_and_rollback_on_a_busybox_only_host() {
     let lab = TestLab::start(1);
     lab.busybox_only(0);
     let dir = tempfile::tempdir().unwrap();
-    let failing = playbook(
+    let failing = common::play(
         dir.path(),
+        "profile",
         &format!("{CHANGES}  - command: {{run: \"echo broken >&2; exit 7\"}}\n"),
         "  on_failure: rollback\n",
     );
@@ -1098,7 +1088,7 @@ fn install_and_rollback_on_a_busybox_only_host() {
     before.assert_restored(&lab, "busybox: after on_failure: rollback");
 
     let dir = tempfile::tempdir().unwrap();
-    let working = playbook(dir.path(), CHANGES, "");
+    let working = common::play(dir.path(), "profile", CHANGES, "");
     let out = parc_json(&lab, [Path::new("apply"), &working]);
     let ev = events(&out);
     let host = finished(&ev)[0].clone();
@@ -1126,8 +1116,9 @@ fn a_notified_handler_that_cannot_run_here_fails_the_host() {
     common::require_root_and_sshd();
     let lab = TestLab::start(1);
     let dir = tempfile::tempdir().unwrap();
-    let pb = playbook(
+    let pb = common::play(
         dir.path(),
+        "profile",
         r#"
 resources:
   - file: {path: /etc/parc-kernel, content: "new\n", notify: [reboot]}

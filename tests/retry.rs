@@ -44,14 +44,12 @@ fn a_host_that_was_off_is_retried_alone_once_back() {
     common::require_root_and_sshd();
     let lab = TestLab::start(3);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("profiles")).unwrap();
-    std::fs::write(
-        dir.path().join("profiles/motd.yml"),
+    let pb = common::play(
+        dir.path(),
+        "motd",
         "resources:\n  - file: {path: /etc/parc-retry, content: \"hello\\n\"}\n",
-    )
-    .unwrap();
-    let pb = dir.path().join("play.yml");
-    std::fs::write(&pb, "- hosts: all\n  profiles: [motd]\n").unwrap();
+        "",
+    );
     let off = lab.lab.hosts[1].name.clone();
     std::fs::create_dir(dir.path().join("textfile")).unwrap();
     let prom = dir.path().join("textfile/parc.prom");

@@ -238,15 +238,12 @@ fn failure_budget_stops_the_rollout_before_the_last_batch() {
     common::require_root_and_sshd();
     let lab = TestLab::start(10);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("profiles")).unwrap();
-    std::fs::create_dir_all(dir.path().join("playbooks")).unwrap();
-    std::fs::write(
-        dir.path().join("profiles/conf.yml"),
+    let pb = common::play(
+        dir.path(),
+        "conf",
         "resources:\n  - file: {path: /etc/parc-test.conf, content: \"ok\\n\"}\n",
-    )
-    .unwrap();
-    let pb = dir.path().join("playbooks/waves.yml");
-    std::fs::write(&pb, "- name: waves\n  hosts: all\n  profiles: [conf]\n  batches: [1, 50%, 100%]\n  max_failures: 1\n").unwrap();
+        "  name: waves\n  batches: [1, 50%, 100%]\n  max_failures: 1\n",
+    );
     // Two broken hosts in the second batch: a directory stands where the file goes.
     let broken = format!("{},{}", lab.lab.hosts[2].name, lab.lab.hosts[4].name);
     assert!(
@@ -291,8 +288,6 @@ fn hostile_names_are_never_interpreted_by_the_shell() {
     common::require_root_and_sshd();
     let lab = TestLab::start(1);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("profiles")).unwrap();
-    std::fs::create_dir_all(dir.path().join("playbooks")).unwrap();
     let profile = r#"
 vars:
   evil: "a'b\"c $(touch /tmp/pwned1) `touch /tmp/pwned2`; touch /tmp/pwned3"
@@ -317,9 +312,7 @@ resources:
       run: "printf '%s' \"$0\" > /srv/arg"
       creates: "/srv/it's $(touch /tmp/pwned6)"
 "#;
-    std::fs::write(dir.path().join("profiles/evil.yml"), profile).unwrap();
-    let pb = dir.path().join("playbooks/evil.yml");
-    std::fs::write(&pb, "- hosts: all\n  profiles: [evil]\n").unwrap();
+    let pb = common::play(dir.path(), "evil", profile, "");
     let (out, ev) = apply_json(&lab, &["apply", pb.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{:#?}", finished(&ev));
     let evil = "a'b\"c $(touch /tmp/pwned1) `touch /tmp/pwned2`; touch /tmp/pwned3";

@@ -26,10 +26,7 @@ fn a_tagged_subset_changes_alone() {
     common::require_root_and_sshd();
     let lab = TestLab::start(1);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("profiles")).unwrap();
-    std::fs::write(dir.path().join("profiles/tagged.yml"), PROFILE).unwrap();
-    let pb = dir.path().join("play.yml");
-    std::fs::write(&pb, "- hosts: all\n  profiles: [tagged]\n").unwrap();
+    let pb = common::play(dir.path(), "tagged", PROFILE, "");
     let run = |args: &[&str]| {
         let out = lab
             .parc()

@@ -257,10 +257,9 @@ fn an_apply_that_changes_nothing_reads_its_tests_in_its_probe_exec() {
     common::require_root_and_sshd();
     let lab = TestLab::start(2);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("profiles")).unwrap();
-    std::fs::create_dir_all(dir.path().join("playbooks")).unwrap();
-    std::fs::write(
-        dir.path().join("profiles/spec.yml"),
+    let pb = common::play(
+        dir.path(),
+        "spec",
         r#"
 resources:
   - file: {path: /etc/parc-spec.conf, content: "site=lab\n"}
@@ -268,10 +267,9 @@ verify:
   - file: {path: /etc/parc-spec.conf, contains: "site=lab"}
   - command: {run: "test -e /etc/parc-spec-ok", exit: 0}
 "#,
-    )
-    .unwrap();
-    let pb = dir.path().join("playbooks/spec.yml");
-    std::fs::write(&pb, "- hosts: all\n  profiles: [spec]\n").unwrap();
+        "",
+    );
+
     let on = |host: usize, cmd: &str| {
         let name = &lab.lab.hosts[host].name;
         let out = lab.parc().args(["run", name, "--", cmd]).output().unwrap();

@@ -311,6 +311,28 @@ pub fn run_measured(command: &mut Command) -> (ExitStatus, u64) {
     (ExitStatus::from_raw(status), usage.ru_maxrss as u64)
 }
 
+/// Writes profile NAME (`yaml`) as `dir/profiles/NAME.yml`, making the
+/// directory.
+pub fn profile(dir: &Path, name: &str, yaml: &str) {
+    std::fs::create_dir_all(dir.join("profiles")).unwrap();
+    std::fs::write(dir.join(format!("profiles/{name}.yml")), yaml).unwrap();
+}
+
+/// A playbook of one play applying profile NAME (`yaml`, written by
+/// [`profile`]) to every host, with `play_extra` (YAML lines indented as the
+/// play's keys) added to the play: `dir/playbooks/NAME.yml`.
+pub fn play(dir: &Path, name: &str, yaml: &str, play_extra: &str) -> PathBuf {
+    profile(dir, name, yaml);
+    std::fs::create_dir_all(dir.join("playbooks")).unwrap();
+    let pb = dir.join(format!("playbooks/{name}.yml"));
+    std::fs::write(
+        &pb,
+        format!("- hosts: all\n  profiles: [{name}]\n{play_extra}"),
+    )
+    .unwrap();
+    pb
+}
+
 /// The `mixed` fixture (tests/fixtures/mixed) copied to `dir`, with the 1 MiB wallpaper it names: bytes
 /// that do not compress, generated rather than kept in the repository.
 pub fn mixed_fixture(dir: &Path) -> PathBuf {
