@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use super::yaml11;
 use super::{InventoryError, Vars};
+use crate::location::{Location, Refused, check_yaml_text};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExtraVarError {
@@ -40,6 +41,21 @@ pub enum ExtraVarError {
     NoMapping { path: PathBuf },
     #[error("-e @{0}")]
     File(InventoryError),
+    #[error("-e @{at}: {message}")]
+    Refused { at: Location, message: String },
+}
+
+/// The YAML of an argument or a file, read as Ansible reads it once it is
+/// known not to nest deeper than parc takes (the inventory's bound: nesting
+/// deep enough would exhaust the stack building or dropping the value).
+fn yaml(text: &str, path: &Path) -> Result<serde_json::Value, YamlError> {
+    check_yaml_text(path, text).map_err(YamlError::Refused)?;
+    yaml11::from_str(text, path).map_err(YamlError::Invalid)
+}
+
+enum YamlError {
+    Refused(Refused),
+    Invalid(InventoryError),
 }
 
 /// Every `-e` of the command line, in order, into one set of variables.
@@ -54,14 +70,22 @@ pub fn parse(items: &[String]) -> Result<Vars, ExtraVarError> {
         } else if item.trim_start().starts_with(['{', '[']) {
             // The reason never quotes the text: the parser's message and
             // where it stopped.
-            let mapping = match yaml11::from_str(item, Path::new("")) {
+            let mapping = match yaml(item, Path::new("")) {
                 Ok(serde_json::Value::Object(map)) => Ok(map),
                 Ok(_) => Err("not a mapping".to_string()),
-                Err(InventoryError::Invalid { location, message }) => Err(format!(
-                    "{message} (line {}, column {})",
-                    location.line, location.column
+                Err(YamlError::Refused(r)) => Err(format!(
+                    "{} (line {}, column {})",
+                    r.message(),
+                    r.location().line,
+                    r.location().column
                 )),
-                Err(e) => Err(e.to_string()),
+                Err(YamlError::Invalid(InventoryError::Invalid { location, message })) => {
+                    Err(format!(
+                        "{message} (line {}, column {})",
+                        location.line, location.column
+                    ))
+                }
+                Err(YamlError::Invalid(e)) => Err(e.to_string()),
             }
             .map_err(|reason| ExtraVarError::Mapping { index, reason })?;
             vars.extend(mapping);
@@ -83,7 +107,14 @@ fn from_file(path: &Path) -> Result<Vars, ExtraVarError> {
         path: path.to_path_buf(),
         source,
     })?;
-    match yaml11::from_str(&text, path).map_err(ExtraVarError::File)? {
+    let value = yaml(&text, path).map_err(|e| match e {
+        YamlError::Refused(r) => ExtraVarError::Refused {
+            at: r.location().clone(),
+            message: r.message(),
+        },
+        YamlError::Invalid(e) => ExtraVarError::File(e),
+    })?;
+    match value {
         serde_json::Value::Object(map) => Ok(map),
         _ => Err(ExtraVarError::NoMapping {
             path: path.to_path_buf(),
@@ -95,7 +126,8 @@ fn from_file(path: &Path) -> Result<Vars, ExtraVarError> {
 /// value of every key `secret` names replaced by `redacted`, read as
 /// [`parse`] reads it. In a mapping (the argument, or a value that is one)
 /// at any depth; an argument that cannot be read (or that `parse` refuses)
-/// is replaced whole, since nothing says which part of it is secret. A file (`@FILE`) is only named.
+/// is replaced whole, since nothing says which part of it is secret. A file
+/// (`@FILE`) is only named.
 pub fn redact(item: &str, secret: &dyn Fn(&str) -> bool, redacted: &str) -> String {
     if item.starts_with('@') {
         return item.to_string();
@@ -148,7 +180,7 @@ fn redact_mapping(text: &str, secret: &dyn Fn(&str) -> bool, redacted: &str) -> 
             _ => {}
         }
     }
-    match yaml11::from_str(text, Path::new("")) {
+    match yaml(text, Path::new("")) {
         Ok(mut v) => {
             walk(&mut v, secret, redacted);
             v.to_string()
@@ -366,6 +398,24 @@ mod tests {
             let e = parse(&[bad.to_string()]).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    /// Nesting deep enough to exhaust the stack, were it built into a value,
+    /// is an error inline and in a file (the YAML reader's depth limit), and
+    /// is redacted whole from the report's command line.
+    #[test]
+    fn deep_nesting_is_refused_not_a_crash() {
+        let deep = format!("{{a: {}{}}}", "[".repeat(200_000), "]".repeat(200_000));
+        let e = parse(std::slice::from_ref(&deep)).unwrap_err().to_string();
+        assert!(e.starts_with("-e #1: cannot read this mapping"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("deep.yml");
+        std::fs::write(&f, &deep).unwrap();
+        assert!(parse(&[format!("@{}", f.display())]).is_err());
+        // Block sequences nest two columns a level.
+        std::fs::write(&f, format!("a:\n  {}x\n", "- ".repeat(100_000))).unwrap();
+        assert!(parse(&[format!("@{}", f.display())]).is_err());
+        assert_eq!(redact(&deep, &|_| false, "<redacted>"), "<redacted>");
     }
 
     #[test]
