@@ -67,11 +67,8 @@ pub struct Access {
 /// Why parc cannot reach GLPI as asked; found before any host is gathered.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
-    #[error("--ca-cert {}: cannot read it: {source}; nothing was gathered", path.display())]
-    CaRead {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("--ca-cert: {0}; nothing was gathered")]
+    CaRead(crate::confine::ReadError),
     #[error("--ca-cert {}: {reason}; nothing was gathered", path.display())]
     CaInvalid { path: PathBuf, reason: String },
     #[error(
@@ -88,10 +85,8 @@ impl Access {
         let ca = match ca_cert {
             None => None,
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|source| AccessError::CaRead {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+                // A regular file only: a FIFO named here would wait for a writer.
+                let pem = crate::confine::read_regular(path).map_err(AccessError::CaRead)?;
                 let invalid = |reason: String| AccessError::CaInvalid {
                     path: path.to_path_buf(),
                     reason,

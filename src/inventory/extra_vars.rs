@@ -32,11 +32,8 @@ pub enum ExtraVarError {
     BarePath { index: usize },
     #[error("-e #{index}: cannot read this mapping of variables: {reason}")]
     Mapping { index: usize, reason: String },
-    #[error("-e @{}: cannot read it: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("-e @FILE: {0}")]
+    Read(crate::confine::ReadError),
     #[error("-e @{}: holds no mapping of variables", path.display())]
     NoMapping { path: PathBuf },
     #[error("-e @{0}")]
@@ -103,10 +100,8 @@ pub fn parse(items: &[String]) -> Result<Vars, ExtraVarError> {
 }
 
 fn from_file(path: &Path) -> Result<Vars, ExtraVarError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ExtraVarError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    // A regular file only: a FIFO named here would wait for a writer.
+    let text = crate::confine::read_regular_to_string(path).map_err(ExtraVarError::Read)?;
     let value = yaml(&text, path).map_err(|e| match e {
         YamlError::Refused(r) => ExtraVarError::Refused {
             at: r.location().clone(),
@@ -416,6 +411,18 @@ mod tests {
         std::fs::write(&f, format!("a:\n  {}x\n", "- ".repeat(100_000))).unwrap();
         assert!(parse(&[format!("@{}", f.display())]).is_err());
         assert_eq!(redact(&deep, &|_| false, "<redacted>"), "<redacted>");
+    }
+
+    /// A FIFO named by `-e @FILE` is refused, not waited on for a writer.
+    #[test]
+    fn a_fifo_is_no_file_of_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("vars.yml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = parse(&[format!("@{}", fifo.display())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a regular file"), "{e}");
     }
 
     #[test]
