@@ -2,7 +2,7 @@
 //! `all: {hosts: {name: {vars...}}, children: {group: {...}}, vars: {...}}`,
 //! with host ranges (`ws-[001:050]`, [`ranges`]) and the `group_vars/` and
 //! `host_vars/` directories beside the file ([`var_dirs`]), typed as YAML 1.1
-//! as Ansible types them ([`yaml11`]).
+//! as Ansible types them ([`super::yaml11`]).
 //!
 //! Connection settings come from Ansible's own variables (`ansible_host`,
 //! `ansible_port`, `ansible_user`, `ansible_ssh_private_key_file`,
@@ -19,13 +19,18 @@ use serde_json::Value;
 use super::model::{Inventory, VarFiles};
 use super::{
     Become, ConnectionKind, ConnectionParams, Group, Host, InventoryError, Vars, paths, ranges,
-    var_dirs, yaml11,
+    var_dirs,
 };
 use crate::location::PositionMap;
 use crate::transport::ssh_config::SshArgs;
 
-pub fn parse(text: &str, path: &Path) -> Result<Inventory, InventoryError> {
-    let root = yaml11::from_str(text, path)?;
+/// `root`: `text` as [`super::yaml11`] read it (once, also to tell the layout).
+pub fn parse(
+    root: Result<Value, InventoryError>,
+    text: &str,
+    path: &Path,
+) -> Result<Inventory, InventoryError> {
+    let root = root?;
     let mut b = Builder {
         positions: PositionMap::build(path, text),
         data: Data::new(path),

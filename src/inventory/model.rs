@@ -46,10 +46,11 @@ impl Inventory {
         } else {
             // YAML: its nesting is bounded before a parser sees it.
             crate::location::prescan(path, text)?;
-            if super::native::is_native(text, path) {
+            let root = super::yaml11::from_str(text, path);
+            if super::native::is_native(root.as_ref().ok(), text) {
                 super::native::parse(text, path)?
             } else {
-                super::ansible::parse(text, path)?
+                super::ansible::parse(root, text, path)?
             }
         };
         inventory.check_one_name_per_machine(text)?;

@@ -11,15 +11,15 @@ use crate::location::{PositionMap, YamlRefusal, yaml_refusal};
 use crate::transport::known_hosts::HostKeyPolicy;
 
 /// Native if the top level uses any of parc's own keys, in whatever YAML
-/// style (block, flow, JSON). Text no YAML reader takes is told by its lines,
-/// so that the parser whose error the user then reads is the layout they
-/// wrote.
-pub fn is_native(text: &str, path: &std::path::Path) -> bool {
+/// style (block, flow, JSON): `root` is `text` as YAML, or `None` when no
+/// YAML reader took it; then it is told by its lines, so that the parser
+/// whose error the user reads is the layout they wrote.
+pub fn is_native(root: Option<&serde_json::Value>, text: &str) -> bool {
     const KEYS: [&str; 3] = ["hosts", "groups", "defaults"];
-    match super::yaml11::from_str(text, path) {
-        Ok(serde_json::Value::Object(top)) => top.keys().any(|k| KEYS.contains(&k.as_str())),
-        Ok(_) => false,
-        Err(_) => text
+    match root {
+        Some(serde_json::Value::Object(top)) => top.keys().any(|k| KEYS.contains(&k.as_str())),
+        Some(_) => false,
+        None => text
             .lines()
             .any(|l| KEYS.iter().any(|k| l.starts_with(&format!("{k}:")))),
     }
