@@ -20,6 +20,11 @@ impl Content {
         Content { bytes, sha256 }
     }
 
+    /// A content every host of the run that installs it shares.
+    pub fn shared(bytes: impl Into<Vec<u8>>) -> std::sync::Arc<Content> {
+        std::sync::Arc::new(Content::new(bytes.into()))
+    }
+
     /// Lowercase hex, as `sha256sum` prints it.
     pub fn sha256(&self) -> &str {
         &self.sha256

@@ -84,13 +84,13 @@ impl File {
         }
         let mut tainted = false;
         let bytes = if let Some(c) = &self.content {
-            Some(Arc::new(Content::new(c.clone().into_bytes())))
+            Some(Content::shared(c.clone().into_bytes()))
         } else if let Some(src) = &self.src {
             Some(renderer.read_file(src, &at("src"))?)
         } else if let Some(t) = &self.template {
             let (text, secret) = renderer.render_template(t, ctx, &at("template"), redactor)?;
             tainted = secret;
-            Some(Arc::new(Content::new(text.into_bytes())))
+            Some(Content::shared(text.into_bytes()))
         } else {
             None
         };

@@ -5,8 +5,6 @@
 //! regex, so what the plan shows is exactly what lands; the result is written
 //! back atomically like any file, keeping its mode and owner.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
 use super::attrs::{Mode, State};
@@ -178,7 +176,7 @@ impl Kind for Line {
             ops.push(Op::NeedParent(self.path.clone()));
         }
         ops.push(Op::Put {
-            data: Arc::new(crate::content::Content::new(new.clone().into_bytes())),
+            data: crate::content::Content::shared(new.clone().into_bytes()),
             dest: self.path.clone(),
             mode: Some(mode),
             owner: now.owner(),

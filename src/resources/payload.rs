@@ -83,9 +83,7 @@ mod tests {
 
     #[tokio::test]
     async fn chunks_read_back_in_order_through_small_reads() {
-        let shared = Arc::new(Content::new(
-            (0..=255u8).cycle().take(10_000).collect::<Vec<u8>>(),
-        ));
+        let shared = Content::shared((0..=255u8).cycle().take(10_000).collect::<Vec<u8>>());
         let mut p = Payload::default();
         p.push(b"head".to_vec());
         p.push(Vec::new());

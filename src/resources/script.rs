@@ -990,7 +990,7 @@ mod tests {
         let b = dir.path().join("b$(touch pwned)");
         let mut s = Script::new();
         let put_a = s.put(
-            &Arc::new(crate::content::Content::new(b"first\n".to_vec())),
+            &crate::content::Content::shared(b"first\n"),
             a.to_str().unwrap(),
             Some(0o600),
             None,
@@ -998,7 +998,7 @@ mod tests {
             None,
         );
         let put_b = s.put(
-            &Arc::new(crate::content::Content::new(b"\x00binary\xff".to_vec())),
+            &crate::content::Content::shared(b"\x00binary\xff"),
             b.to_str().unwrap(),
             None,
             None,
@@ -1041,7 +1041,7 @@ mod tests {
             let c = format!("{root}/never");
             let mut s = Script::new();
             let put_a = s.put(
-                &Arc::new(crate::content::Content::new(b"\x00a\xff".to_vec())),
+                &crate::content::Content::shared(b"\x00a\xff"),
                 &a,
                 Some(0o640),
                 None,
@@ -1049,7 +1049,7 @@ mod tests {
                 Some(root),
             );
             let put_b = s.put(
-                &Arc::new(crate::content::Content::new(b"b".to_vec())),
+                &crate::content::Content::shared(b"b"),
                 &b,
                 Some(0o4755),
                 Some("root"),
@@ -1057,7 +1057,7 @@ mod tests {
                 Some(root),
             );
             let put_c = s.put(
-                &Arc::new(crate::content::Content::new(b"c".to_vec())),
+                &crate::content::Content::shared(b"c"),
                 &c,
                 None,
                 None,
@@ -1112,7 +1112,7 @@ mod tests {
         for (n, (dest, data)) in puts.iter().enumerate() {
             let stage = if dest.contains("missing") { root } else { &d };
             let put = s.put(
-                &Arc::new(crate::content::Content::new(data.as_bytes().to_vec())),
+                &crate::content::Content::shared(data.as_bytes()),
                 dest,
                 None,
                 None,

@@ -390,14 +390,13 @@ fn random_token() -> String {
 #[cfg(test)]
 mod tests {
     use super::Stage;
-    use std::sync::Arc;
 
     #[test]
     fn one_mv_renames_a_runs_files_bound_for_one_directory() {
         let mut stage = Stage::default();
         let add = |s: &mut Stage, dest: &str, owner: &str| {
             s.add(
-                &Arc::new(crate::content::Content::new(b"x".to_vec())),
+                &crate::content::Content::shared(b"x"),
                 "/d",
                 dest,
                 0o644,

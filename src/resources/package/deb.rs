@@ -8,9 +8,10 @@
 //! is an `ar` archive whose `control.tar[.gz|.xz|.zst]` member holds the
 //! `control` file.
 
-use crate::content::Content;
 use std::io::Read;
 use std::sync::Arc;
+
+use crate::content::Content;
 
 /// A `.deb` read from the profile's `files/`, ready to push.
 #[derive(Debug, Clone)]
@@ -143,11 +144,11 @@ mod tests {
     fn reads_name_and_version_whatever_the_compression() {
         let dir = tempfile::tempdir().unwrap();
         for compression in ["xz", "gzip", "zstd", "none"] {
-            let deb = DebFile::parse(Arc::new(crate::content::Content::new(build_deb(
+            let deb = DebFile::parse(crate::content::Content::shared(build_deb(
                 dir.path(),
                 "parc-tool",
                 compression,
-            ))))
+            )))
             .unwrap();
             assert_eq!(deb.package, "parc-tool", "{compression}");
             assert_eq!(deb.version, "1:2.0-1", "{compression}");
@@ -156,15 +157,12 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_deb() {
-        let e = DebFile::parse(Arc::new(crate::content::Content::new(
+        let e = DebFile::parse(crate::content::Content::shared(
             b"#!/bin/sh\necho hello\n".to_vec(),
-        )))
+        ))
         .unwrap_err();
         assert!(matches!(e, DebError::NotDeb(_)), "{e}");
-        let e = DebFile::parse(Arc::new(crate::content::Content::new(
-            b"!<arch>\n".to_vec(),
-        )))
-        .unwrap_err();
+        let e = DebFile::parse(crate::content::Content::shared(b"!<arch>\n")).unwrap_err();
         assert!(e.to_string().contains("no control.tar member"), "{e}");
     }
 

@@ -127,8 +127,7 @@ fn deb_package(yaml: &str) -> Package {
     let dir = tempfile::tempdir().unwrap();
     let mut p = package(yaml);
     let bytes = crate::resources::testing::build_deb(dir.path(), "parc-tool", "xz");
-    p.resolved =
-        Some(DebFile::parse(std::sync::Arc::new(crate::content::Content::new(bytes))).unwrap());
+    p.resolved = Some(DebFile::parse(crate::content::Content::shared(bytes)).unwrap());
     p
 }
 

@@ -2,8 +2,6 @@
 //! at least them. sshd ignores a key file others can write, so the directory is
 //! kept 0700 and the file 0600, both owned by the user.
 
-use std::sync::Arc;
-
 use super::super::attrs::{Mode, attr_changes};
 use super::super::plan::{Op, Touch};
 use super::super::script::Record;
@@ -146,7 +144,7 @@ pub(super) fn plan(
         part.what.push(what);
         part.touches.push(Touch::Path(file.clone()));
         part.ops.push(Op::Put {
-            data: Arc::new(crate::content::Content::new(wanted.into_bytes())),
+            data: crate::content::Content::shared(wanted.into_bytes()),
             dest: file,
             mode: Some(0o600),
             owner: Some(owner),
