@@ -135,21 +135,25 @@ pub fn redact(item: &str, secret: &dyn Fn(&str) -> bool, redacted: &str) -> Stri
     };
     // A word that is no assignment makes the argument one `parse` refuses,
     // and nothing says whether it is a secret: the whole is replaced.
-    if tokens.iter().any(|t| assignment(t).is_none()) {
-        return redacted.to_string();
-    }
-    let shown: Vec<String> = tokens
+    let Some(pairs) = tokens
         .into_iter()
-        .map(|token| match assignment(&token) {
-            Some((key, _)) if secret(&key) => {
+        .map(|token| assignment(&token).map(|pair| (token, pair)))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return redacted.to_string();
+    };
+    let shown: Vec<String> = pairs
+        .into_iter()
+        .map(|(token, (key, value))| {
+            if secret(&key) {
                 // The spaces that followed the token stay.
                 let tail = &token[token.trim_end_matches(' ').len()..];
                 format!("{key}={redacted}{tail}")
-            }
-            Some((key, value)) if value.trim_start().starts_with('{') => {
+            } else if value.trim_start().starts_with('{') {
                 format!("{key}={}", redact_mapping(&value, secret, redacted))
+            } else {
+                token
             }
-            _ => token,
         })
         .collect();
     shown.join(" ")
