@@ -72,11 +72,12 @@ prefix_of() {
 }
 
 # Removes what a tool's run of a workload left: its prefix, and for `mixed`
-# its accounts (named after the tool).
+# its accounts (named after the tool). The prefix is moved aside ($TRASH)
+# rather than deleted: see `trash_cmd` in common.sh.
 reset_prefix() {
     local tag=$2
     case $tag in ansible*) tag=ansible ;; esac
-    "$PARC" -i "$INV" run all -- "rm -rf $(prefix_of "$1" "$2"); \
+    "$PARC" -i "$INV" run all -- "$(trash_cmd "$(prefix_of "$1" "$2")"); \
         for u in alice bob; do userdel mx-$tag-\$u 2>/dev/null; done; \
         groupdel mx-$tag-staff 2>/dev/null; true" >/dev/null 2>&1
 }

@@ -64,7 +64,7 @@ measure() {
 }
 
 reset() {
-    "$PARC" --connect-timeout "$CONNECT_TIMEOUT" -i "$INV" run all --parallel "$MAX" -- "rm -rf /srv/mixed-parc /var/tmp/parc-scale-big.bin; \
+    "$PARC" --connect-timeout "$CONNECT_TIMEOUT" -i "$INV" run all --parallel "$MAX" -- "$(trash_cmd /srv/mixed-parc); rm -f /var/tmp/parc-scale-big.bin; \
         for u in alice bob; do userdel mx-parc-\$u 2>/dev/null; done; groupdel mx-parc-staff 2>/dev/null; true" >/dev/null
 }
 
