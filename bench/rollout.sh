@@ -72,8 +72,8 @@ prefix_of() {
 }
 
 # Removes what a tool's run of a workload left: its prefix, and for `mixed`
-# its accounts (named after the tool). The prefix is moved aside ($TRASH)
-# rather than deleted: see `trash_cmd` in common.sh.
+# its accounts (named after the tool). The prefix is moved aside into
+# /srv/.bench-trash rather than deleted: see `trash_cmd` in common.sh.
 reset_prefix() {
     local tag=$2
     case $tag in ansible*) tag=ansible ;; esac
