@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 
 use super::yaml11;
 use super::{InventoryError, Vars};
-use crate::location::{Location, Refused, check_yaml_text};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExtraVarError {
@@ -38,21 +37,14 @@ pub enum ExtraVarError {
     NoMapping { path: PathBuf },
     #[error("-e @{0}")]
     File(InventoryError),
-    #[error("-e @{at}: {message}")]
-    Refused { at: Location, message: String },
 }
 
 /// The YAML of an argument or a file, read as Ansible reads it once it is
 /// known not to nest deeper than parc takes (the inventory's bound: nesting
 /// deep enough would exhaust the stack building or dropping the value).
-fn yaml(text: &str, path: &Path) -> Result<serde_json::Value, YamlError> {
-    check_yaml_text(path, text).map_err(YamlError::Refused)?;
-    yaml11::from_str(text, path).map_err(YamlError::Invalid)
-}
-
-enum YamlError {
-    Refused(Refused),
-    Invalid(InventoryError),
+fn yaml(text: &str, path: &Path) -> Result<serde_json::Value, InventoryError> {
+    crate::location::prescan(path, text)?;
+    yaml11::from_str(text, path)
 }
 
 /// Every `-e` of the command line, in order, into one set of variables.
@@ -70,19 +62,11 @@ pub fn parse(items: &[String]) -> Result<Vars, ExtraVarError> {
             let mapping = match yaml(item, Path::new("")) {
                 Ok(serde_json::Value::Object(map)) => Ok(map),
                 Ok(_) => Err("not a mapping".to_string()),
-                Err(YamlError::Refused(r)) => Err(format!(
-                    "{} (line {}, column {})",
-                    r.message(),
-                    r.location().line,
-                    r.location().column
+                Err(InventoryError::Invalid { location, message }) => Err(format!(
+                    "{message} (line {}, column {})",
+                    location.line, location.column
                 )),
-                Err(YamlError::Invalid(InventoryError::Invalid { location, message })) => {
-                    Err(format!(
-                        "{message} (line {}, column {})",
-                        location.line, location.column
-                    ))
-                }
-                Err(YamlError::Invalid(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
             }
             .map_err(|reason| ExtraVarError::Mapping { index, reason })?;
             vars.extend(mapping);
@@ -102,14 +86,7 @@ pub fn parse(items: &[String]) -> Result<Vars, ExtraVarError> {
 fn from_file(path: &Path) -> Result<Vars, ExtraVarError> {
     // A regular file only: a FIFO named here would wait for a writer.
     let text = crate::confine::read_regular_to_string(path).map_err(ExtraVarError::Read)?;
-    let value = yaml(&text, path).map_err(|e| match e {
-        YamlError::Refused(r) => ExtraVarError::Refused {
-            at: r.location().clone(),
-            message: r.message(),
-        },
-        YamlError::Invalid(e) => ExtraVarError::File(e),
-    })?;
-    match value {
+    match yaml(&text, path).map_err(ExtraVarError::File)? {
         serde_json::Value::Object(map) => Ok(map),
         _ => Err(ExtraVarError::NoMapping {
             path: path.to_path_buf(),
