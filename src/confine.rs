@@ -152,22 +152,27 @@ impl Tree {
     /// The bytes of a regular file inside the tree.
     pub fn read(&self, path: &Path) -> Result<Vec<u8>, ReadError> {
         let resolved = self.resolve(path)?;
-        read_regular(&resolved).map_err(|e| match e {
-            // Name the file as the user wrote it, not as it resolved.
+        read_regular(&resolved).map_err(|e| self.as_written(path, e))
+    }
+
+    /// Name the file as the user wrote it, not as it resolved.
+    fn as_written(&self, path: &Path, e: ReadError) -> ReadError {
+        match e {
             ReadError::NotRegular { kind, .. } => ReadError::NotRegular {
                 path: self.dir.join(path),
                 kind,
             },
             other => other,
-        })
+        }
     }
 
-    /// The bytes of a regular file inside the tree, as one buffer shared by
-    /// every caller (every host of a run renders from a clone of its
-    /// profile's tree): a file is read once while any host holds it, and
-    /// files with the same content share one buffer. A 20 MiB wallpaper sent
-    /// to 500 hosts is then 20 MiB on the controller, not 10 GB. The path is
-    /// checked on every call, as [`Tree::read`] does.
+    /// The content of a regular file inside the tree, as one [`Content`]
+    /// shared by every caller (every host of a run renders from a clone of
+    /// its profile's tree): a file is opened and hashed once while any host
+    /// holds it, and files with the same content share one. A 20 MiB
+    /// wallpaper sent to 500 hosts is then read from its file as it is sent
+    /// (see [`crate::content`]), not held 500 times. The path is checked on
+    /// every call, as [`Tree::read`] does.
     pub fn read_shared(&self, path: &Path) -> Result<Arc<Content>, ReadError> {
         let resolved = self.resolve(path)?;
         // Held while reading: hosts asking for the same file wait for the
@@ -176,7 +181,12 @@ impl Tree {
         if let Some(data) = shared.by_path.get(&resolved).and_then(Weak::upgrade) {
             return Ok(data);
         }
-        let data = Content::new(self.read(path)?);
+        let file = open_regular(&resolved).map_err(|e| self.as_written(path, e))?;
+        let data =
+            Content::from_file(file, &self.dir.join(path)).map_err(|source| ReadError::Io {
+                path: self.dir.join(path),
+                source,
+            })?;
         let data = shared
             .by_digest
             .get(data.sha256())
@@ -223,15 +233,27 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// The bytes of `path` if it is a regular file. The file is opened without
-/// blocking and checked on the open descriptor, so a FIFO swapped in after
-/// a check cannot make parc wait for a writer.
+/// The bytes of `path` if it is a regular file.
 pub fn read_regular(path: &Path) -> Result<Vec<u8>, ReadError> {
+    let mut bytes = Vec::new();
+    open_regular(path)?
+        .read_to_end(&mut bytes)
+        .map_err(|source| ReadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(bytes)
+}
+
+/// `path` opened for reading if it is a regular file. The file is opened
+/// without blocking and checked on the open descriptor, so a FIFO swapped in
+/// after a check cannot make parc wait for a writer.
+fn open_regular(path: &Path) -> Result<std::fs::File, ReadError> {
     let io = |source| ReadError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
         .open(path)
@@ -243,9 +265,7 @@ pub fn read_regular(path: &Path) -> Result<Vec<u8>, ReadError> {
             kind: kind_name(kind),
         });
     }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(io)?;
-    Ok(bytes)
+    Ok(file)
 }
 
 /// The text of `path` if it is a regular file holding UTF-8.

@@ -1,6 +1,7 @@
 //! The controller's memory does not grow with hosts x payload (issue 17): a
-//! file's content is held once on the controller, however many hosts it goes
-//! to, and streamed to each of them. Needs root and openssh-server.
+//! large file's content is read from its file as each host's channel takes
+//! it, never held whole, however many hosts it goes to. Needs root and
+//! openssh-server.
 
 mod common;
 
@@ -20,7 +21,7 @@ const MIXED_KIB_PER_HOST: u64 = 640;
 const SIZE: usize = 20 << 20;
 
 #[test]
-fn a_20_mib_file_pushed_to_20_hosts_is_held_once_on_the_controller() {
+fn a_20_mib_file_pushed_to_20_hosts_is_never_held_whole_on_the_controller() {
     common::require_root_and_sshd();
     let lab = TestLab::start(HOSTS);
     let dir = tempfile::tempdir().unwrap();
@@ -70,10 +71,12 @@ fn a_20_mib_file_pushed_to_20_hosts_is_held_once_on_the_controller() {
     }
     // A copy per host would be 400 MiB more than the same apply of a small
     // file (it was 930 MiB more: each host's archive and its stdin were
-    // copies); one copy and what each connection holds in flight is 20 MiB
-    // and a little (22 measured in an unoptimized build).
+    // copies); one copy held for all, 20 MiB and a little (22 measured in an
+    // unoptimized build, until the file was read where it is); what each
+    // connection holds in flight, 3 MiB for the 20 hosts (measured
+    // 2026-12-07, unoptimized). Half the file is the bound: no copy of it.
     assert!(
-        big.saturating_sub(small) <= 28 * 1024,
+        big.saturating_sub(small) <= 10 * 1024,
         "{HOSTS} hosts x {} MiB: controller peak RSS {big} KiB, {small} KiB with a small file",
         SIZE >> 20
     );

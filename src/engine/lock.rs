@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::events::{Event, Events};
 use crate::journal::STATE_DIR;
-use crate::transport::{Capped, ExitStatus, Kept, Transport, TransportError, quote};
+use crate::transport::{Capped, Chunk, ExitStatus, Kept, Transport, TransportError, quote};
 
 /// Exit codes of the lock script.
 const HELD: u32 = 75;
@@ -402,7 +402,7 @@ impl Transport for InLock {
     async fn exec_shared(
         &self,
         command: &str,
-        stdin: &[bytes::Bytes],
+        stdin: &[Chunk],
         stdout: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
         stderr: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
     ) -> Result<ExitStatus, TransportError> {

@@ -240,7 +240,7 @@ impl Renderer {
         false
     }
 
-    /// Bytes of `files/<name>`, copied verbatim; one buffer shared by every
+    /// Content of `files/<name>`, copied verbatim; one content shared by every
     /// host of the run (see [`Tree::read_shared`]).
     pub fn read_file(&self, name: &str, at: &Location) -> Result<Arc<Content>, RenderError> {
         self.tree
@@ -718,7 +718,7 @@ mod tests {
                     (r.package.as_str(), r.version.as_str()),
                     ("parc-tool", "1:2.0-1")
                 );
-                assert_eq!(r.data[..], deb[..]);
+                assert_eq!(r.data.to_vec().unwrap(), deb[..]);
             }
             other => panic!("{other:?}"),
         }
@@ -826,7 +826,10 @@ mod tests {
             )
             .unwrap();
         let Resource::File(f) = r.value else { panic!() };
-        assert_eq!(&f.resolved.unwrap()[..], b"root:$6$secret:::\n");
+        assert_eq!(
+            f.resolved.unwrap().to_vec().unwrap(),
+            b"root:$6$secret:::\n"
+        );
     }
 
     #[test]

@@ -97,7 +97,15 @@ impl File {
         // A `secret: true` file's content is secret line by line: a
         // command that prints it, or a test that greps it, shows none.
         if self.secret
-            && let Some(text) = bytes.as_deref().and_then(|b| std::str::from_utf8(b).ok())
+            && let Some(all) = bytes
+                .as_ref()
+                .map(Content::to_vec)
+                .transpose()
+                .map_err(|e| RenderError::At {
+                    location: at("src"),
+                    message: format!("source file: {e}"),
+                })?
+            && let Ok(text) = std::str::from_utf8(&all)
         {
             text.lines().for_each(|line| redactor.taint(line));
         }
@@ -105,11 +113,16 @@ impl File {
         Ok(tainted)
     }
 
-    fn new_text(&self, data: &[u8], ctx: &PlanContext) -> Option<String> {
+    /// The new content as text for a diff: not of a secret, nor of a file
+    /// larger than [`crate::content::IN_MEMORY_MAX`] (read where it is,
+    /// never whole, and past what a diff helps with).
+    fn new_text(&self, data: &Content, ctx: &PlanContext) -> Option<String> {
         if self.secret || !ctx.diff {
             return None;
         }
-        std::str::from_utf8(data).ok().map(str::to_string)
+        std::str::from_utf8(data.in_memory()?)
+            .ok()
+            .map(str::to_string)
     }
 }
 

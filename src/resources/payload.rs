@@ -2,33 +2,26 @@
 //! buffer, so that a file's content is never copied per host.
 //!
 //! Architecture note: every host of a run that installs the same file holds
-//! the same buffer (see [`crate::confine::Tree::read_shared`]); the staging
-//! archive around it (tar headers, padding), the stashed bytes and the script
-//! are small chunks of their own. The transport sends the chunks as they are
-//! ([`crate::transport::Transport::exec_shared`]), each channel waiting for
-//! its window: the controller's memory depends on the largest distinct
-//! content, not on hosts x content.
+//! the same [`Content`] (see [`crate::confine::Tree::read_shared`]): a buffer,
+//! or for a large file its open descriptor; the staging archive around it
+//! (tar headers, padding), the stashed bytes and the script are small chunks
+//! of their own. The transport sends the chunks as they are
+//! ([`crate::transport::Transport::exec_shared`]), slicing buffers and reading
+//! files as each channel's window opens: the controller's memory depends on
+//! the small distinct contents and the slices in flight, not on hosts x
+//! content, nor on the largest file.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::content::Content;
+use crate::content::{Chunk, Content};
 
 /// Bytes in chunks, sent in order.
 #[derive(Debug, Default, Clone)]
 pub struct Payload {
-    chunks: Vec<Bytes>,
+    chunks: Vec<Chunk>,
     len: usize,
-}
-
-/// A content shared between hosts, as `Bytes` can own it.
-struct Shared(Arc<Content>);
-
-impl AsRef<[u8]> for Shared {
-    fn as_ref(&self) -> &[u8] {
-        &self.0[..]
-    }
 }
 
 impl Payload {
@@ -42,15 +35,20 @@ impl Payload {
         self.push_bytes(Bytes::from_static(bytes));
     }
 
-    /// Append a content shared with other hosts' payloads, without copying it.
+    /// Append a content shared with other hosts' payloads, without copying
+    /// it (a large file is read as it is sent: see [`crate::content`]).
     pub fn push_shared(&mut self, data: Arc<Content>) {
-        self.push_bytes(Bytes::from_owner(Shared(data)));
+        self.push_chunk(Chunk::Content(data));
     }
 
     fn push_bytes(&mut self, bytes: Bytes) {
-        if !bytes.is_empty() {
-            self.len += bytes.len();
-            self.chunks.push(bytes);
+        self.push_chunk(Chunk::Bytes(bytes));
+    }
+
+    fn push_chunk(&mut self, chunk: Chunk) {
+        if chunk.len() > 0 {
+            self.len += chunk.len();
+            self.chunks.push(chunk);
         }
     }
 
@@ -64,14 +62,18 @@ impl Payload {
         self.len
     }
 
-    pub fn chunks(&self) -> &[Bytes] {
+    pub fn chunks(&self) -> &[Chunk] {
         &self.chunks
     }
 
     /// The bytes in one buffer (tests look at them whole).
     #[cfg(test)]
     pub fn to_vec(&self) -> Vec<u8> {
-        self.chunks.concat()
+        let mut all = Vec::with_capacity(self.len);
+        for chunk in &self.chunks {
+            all.extend_from_slice(&chunk.read_at(0, chunk.len()).expect("readable chunk"));
+        }
+        all
     }
 }
 
@@ -92,7 +94,7 @@ mod tests {
         tail.push(b"tail".to_vec());
         p.append(tail);
         let mut want = b"head".to_vec();
-        want.extend_from_slice(&shared);
+        want.extend_from_slice(shared.in_memory().unwrap());
         want.extend_from_slice(b"tail");
         assert_eq!(p.len(), want.len());
         let mut got = Vec::new();

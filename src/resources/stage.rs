@@ -65,7 +65,7 @@ struct Names {
 /// A finished stage, for [`super::script::Script::finish`].
 pub(super) struct Staged {
     /// The tar archive, first on the script's stdin; the files' contents
-    /// in it are the shared buffers, not copies.
+    /// in it are the shared contents, not copies.
     pub archive: Payload,
     /// sh: the temp path variables and the functions `parc_stage`,
     /// `parc_unstage` and `parc_batch_N`.
@@ -283,7 +283,7 @@ impl Stage {
 
     /// The archive (batch directories first, mode 0700), and the offset of
     /// each file's data in it (for the dd fallback). tar writes the headers
-    /// (long names included); each file's data is its shared buffer, then
+    /// (long names included); each file's data is its shared content, then
     /// the zeros that pad it to a block.
     fn archive(&self, names: &Names) -> Result<(Payload, Vec<usize>), std::io::Error> {
         let mut archive = tar::Builder::new(Vec::new());

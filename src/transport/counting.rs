@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{ExitStatus, Transport, TransportError};
+use super::{Chunk, ExitStatus, Transport, TransportError};
 
 pub struct Counting {
     inner: Arc<dyn Transport>,
@@ -43,7 +42,7 @@ impl Transport for Counting {
     async fn exec_shared(
         &self,
         command: &str,
-        stdin: &[Bytes],
+        stdin: &[Chunk],
         stdout: &mut (dyn AsyncWrite + Send + Unpin),
         stderr: &mut (dyn AsyncWrite + Send + Unpin),
     ) -> Result<ExitStatus, TransportError> {

@@ -7,7 +7,7 @@
 use std::process::Stdio;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::Command;
 
 use super::{ExitStatus, Transport, TransportError};
@@ -36,12 +36,26 @@ impl Transport for LocalTransport {
         let mut child_out = child.stdout.take().expect("stdout was piped");
         let mut child_err = child.stderr.take().expect("stderr was piped");
         let feed = async {
-            // A command that exits without reading its input is not an error.
-            let _ = tokio::io::copy(stdin, &mut child_in).await;
+            // A command that exits without reading its input is not an error;
+            // stdin that cannot be read here (a large file changed since it
+            // was hashed) is: it ends early, as over SSH.
+            let mut buf = vec![0u8; 64 * 1024];
+            let unreadable = loop {
+                match stdin.read(&mut buf).await {
+                    Ok(0) => break None,
+                    Ok(n) => {
+                        if child_in.write_all(&buf[..n]).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Err(e) => break Some(e),
+                }
+            };
             let _ = child_in.shutdown().await;
             drop(child_in);
+            unreadable
         };
-        let (_, out, err) = tokio::join!(
+        let (unreadable, out, err) = tokio::join!(
             feed,
             tokio::io::copy(&mut child_out, stdout),
             tokio::io::copy(&mut child_err, stderr)
@@ -49,6 +63,9 @@ impl Transport for LocalTransport {
         out?;
         err?;
         let status = child.wait().await?;
+        if let Some(e) = unreadable {
+            return Err(TransportError::Io(e));
+        }
         Ok(match status.code() {
             Some(code) => ExitStatus::Code(code as u32),
             None => {
@@ -75,6 +92,7 @@ pub(crate) fn cannot_run(why: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::Chunk;
 
     #[tokio::test]
     async fn streams_stdin_and_reports_status() {
@@ -95,5 +113,36 @@ mod tests {
         let out = t.exec_capture("echo done", &big).await.unwrap();
         assert_eq!(out.stdout, b"done\n");
         assert!(out.status.success());
+    }
+
+    #[tokio::test]
+    async fn stdin_that_cannot_be_read_fails_the_command_after_a_short_input() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.bin");
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(&vec![7u8; 1 << 20]).unwrap();
+        let content =
+            crate::content::Content::from_file(std::fs::File::open(&path).unwrap(), &path);
+        let content = std::sync::Arc::new(content.unwrap());
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"more")
+            .unwrap();
+        let stdin = [
+            Chunk::Bytes(bytes::Bytes::from_static(b"head")),
+            Chunk::Content(content),
+            Chunk::Bytes(bytes::Bytes::from_static(b"script")),
+        ];
+        let e = LocalTransport
+            .exec_shared_capture("wc -c", &stdin)
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("changed while parc was reading it"),
+            "{e}"
+        );
     }
 }

@@ -16,6 +16,7 @@ pub mod sudo;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+pub use crate::content::Chunk;
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -189,7 +190,7 @@ pub trait Transport: Send + Sync {
     async fn exec_shared(
         &self,
         command: &str,
-        stdin: &[Bytes],
+        stdin: &[Chunk],
         stdout: &mut (dyn AsyncWrite + Send + Unpin),
         stderr: &mut (dyn AsyncWrite + Send + Unpin),
     ) -> Result<ExitStatus, TransportError> {
@@ -199,7 +200,7 @@ pub trait Transport: Send + Sync {
 
     /// Run a command with in-memory stdin and collect its output.
     async fn exec_capture(&self, command: &str, stdin: &[u8]) -> Result<Output, TransportError> {
-        self.exec_shared_capture(command, &[Bytes::copy_from_slice(stdin)])
+        self.exec_shared_capture(command, &[Chunk::Bytes(Bytes::copy_from_slice(stdin))])
             .await
     }
 
@@ -207,7 +208,7 @@ pub trait Transport: Send + Sync {
     async fn exec_shared_capture(
         &self,
         command: &str,
-        stdin: &[Bytes],
+        stdin: &[Chunk],
     ) -> Result<Output, TransportError> {
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
@@ -245,15 +246,17 @@ pub trait Transport: Send + Sync {
     }
 }
 
-/// Chunks read in order as one stream: never blocks, fills the caller's
-/// buffer from as many chunks as fit.
+/// Chunks read in order as one stream: fills the caller's buffer from as
+/// many chunks as fit. A large file's content is read from its descriptor
+/// here, without a blocking-pool hop: a read of the page cache, and only
+/// transports other than SSH (local, tests) read stdin this way.
 pub struct Chunks<'a> {
-    chunks: &'a [Bytes],
+    chunks: &'a [Chunk],
     at: usize,
 }
 
 impl<'a> Chunks<'a> {
-    pub fn new(chunks: &'a [Bytes]) -> Self {
+    pub fn new(chunks: &'a [Chunk]) -> Self {
         Chunks { chunks, at: 0 }
     }
 }
@@ -268,10 +271,13 @@ impl AsyncRead for Chunks<'_> {
             let Some(chunk) = self.chunks.first() else {
                 break;
             };
-            let n = (chunk.len() - self.at).min(buf.remaining());
-            buf.put_slice(&chunk[self.at..self.at + n]);
-            self.at += n;
-            if self.at == chunk.len() {
+            let piece = match chunk.read_at(self.at, buf.remaining()) {
+                Ok(piece) => piece,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            buf.put_slice(&piece);
+            self.at += piece.len();
+            if self.at >= chunk.len() {
                 self.chunks = &self.chunks[1..];
                 self.at = 0;
             }

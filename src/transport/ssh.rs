@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
 use super::known_hosts::{self, Accepted, HostKeyCheck, HostKeyError};
-use super::{ExitStatus, Transport, TransportError};
+use super::{Chunk, ExitStatus, Transport, TransportError};
 
 /// Channels opened at once on one connection: below OpenSSH's `MaxSessions 10`.
 const MAX_CHANNELS: usize = 8;
@@ -335,16 +335,24 @@ impl Transport for SshTransport {
     async fn exec_shared(
         &self,
         command: &str,
-        stdin: &[Bytes],
+        stdin: &[Chunk],
         stdout: &mut (dyn AsyncWrite + Send + Unpin),
         stderr: &mut (dyn AsyncWrite + Send + Unpin),
     ) -> Result<ExitStatus, TransportError> {
         let chunks = Stdin::Chunks {
             rest: stdin.iter(),
-            current: Bytes::new(),
+            current: None,
         };
         self.run(command, chunks, stdout, stderr).await
     }
+}
+
+/// Why a command's stdin was not sent whole.
+enum Unsent {
+    /// The channel refused it (the command exited, the connection broke).
+    Channel(russh::Error),
+    /// Reading it here failed.
+    Unreadable(std::io::Error),
 }
 
 /// What a command's stdin comes from.
@@ -355,12 +363,14 @@ enum Stdin<'a> {
         /// chunks from then on.
         bulk: bool,
     },
-    /// Shared chunks, handed to russh in slices of [`SHARED_SLICE`] bytes,
-    /// without a copy.
+    /// Shared chunks, handed to russh in slices of [`SHARED_SLICE`] bytes:
+    /// slices of the shared buffers, or read from a large file's
+    /// descriptor as the channel takes them (a page-cache read of 8 KiB,
+    /// done here rather than on the blocking pool).
     Chunks {
-        rest: std::slice::Iter<'a, Bytes>,
-        /// What is left of the chunk being sent.
-        current: Bytes,
+        rest: std::slice::Iter<'a, Chunk>,
+        /// The chunk being sent, and how much of it was.
+        current: Option<(&'a Chunk, usize)>,
     },
 }
 
@@ -387,15 +397,19 @@ impl Stdin<'_> {
                 chunk.truncate(n);
                 Ok((n > 0).then(|| chunk.into()))
             }
-            Stdin::Chunks { rest, current } => {
-                while current.is_empty() {
-                    match rest.next() {
-                        Some(next) => *current = next.clone(),
-                        None => return Ok(None),
+            Stdin::Chunks { rest, current } => loop {
+                if let Some((chunk, at)) = current {
+                    let slice = chunk.read_at(*at, SHARED_SLICE)?;
+                    if !slice.is_empty() {
+                        *at += slice.len();
+                        return Ok(Some(slice));
                     }
                 }
-                Ok(Some(current.split_to(SHARED_SLICE.min(current.len()))))
-            }
+                match rest.next() {
+                    Some(next) => *current = Some((next, 0)),
+                    None => return Ok(None),
+                }
+            },
         }
     }
 }
@@ -421,16 +435,19 @@ impl SshTransport {
         channel.exec(true, command).await.map_err(protocol)?;
         let (mut read, write) = channel.split();
 
+        // A chunk that cannot be read here (a large file changed since it was
+        // hashed) ends stdin early: the script, which comes last, never
+        // arrives and nothing runs; the host's error is the local one.
         let writer = async {
             let sent = loop {
                 match stdin.next().await {
                     Ok(None) => break Ok(()),
                     Ok(Some(chunk)) => {
                         if let Err(e) = write.data_bytes(chunk).await {
-                            break Err(e);
+                            break Err(Unsent::Channel(e));
                         }
                     }
-                    Err(e) => break Err(russh::Error::IO(e)),
+                    Err(e) => break Err(Unsent::Unreadable(e)),
                 }
             };
             let _ = write.eof().await;
@@ -458,16 +475,27 @@ impl SshTransport {
         };
         tokio::pin!(writer, reader);
         let mut writing = true;
+        let mut unreadable = None;
         loop {
             tokio::select! {
                 sent = &mut writer, if writing => {
                     writing = false;
-                    if let Err(e) = sent {
+                    match sent {
+                        Ok(()) => {}
+                        Err(Unsent::Unreadable(e)) => unreadable = Some(e),
                         // The command may exit without reading all its input; that is its business.
-                        tracing::debug!(host = %self.name, "stdin not fully sent: {e}");
+                        Err(Unsent::Channel(e)) => {
+                            tracing::debug!(host = %self.name, "stdin not fully sent: {e}")
+                        }
                     }
                 }
-                status = &mut reader => return Ok(status?),
+                status = &mut reader => {
+                    let status = status?;
+                    return match unreadable {
+                        Some(e) => Err(TransportError::Io(e)),
+                        None => Ok(status),
+                    };
+                }
             }
         }
     }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
-use super::{ExitStatus, Transport, TransportError, quote};
+use super::{Chunk, ExitStatus, Transport, TransportError, quote};
 
 pub struct Sudo {
     inner: Arc<dyn Transport>,
@@ -68,7 +68,7 @@ impl Transport for Sudo {
     async fn exec_shared(
         &self,
         command: &str,
-        stdin: &[Bytes],
+        stdin: &[Chunk],
         stdout: &mut (dyn AsyncWrite + Send + Unpin),
         stderr: &mut (dyn AsyncWrite + Send + Unpin),
     ) -> Result<ExitStatus, TransportError> {
@@ -80,7 +80,8 @@ impl Transport for Sudo {
                     .await
             }
             Some(password) => {
-                let chunks: Vec<Bytes> = std::iter::once(Bytes::from(format!("{password}\n")))
+                let password = Chunk::Bytes(Bytes::from(format!("{password}\n")));
+                let chunks: Vec<Chunk> = std::iter::once(password)
                     .chain(stdin.iter().cloned())
                     .collect();
                 self.inner

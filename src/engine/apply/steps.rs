@@ -154,7 +154,11 @@ impl Written {
             if let Some(stage) = before.get("stage") {
                 after.fields.insert("stage".into(), stage.to_string());
             }
-            after.blobs.insert("content".into(), data.to_vec());
+            // Unreadable (changed since it was hashed): no content, and the
+            // `line` refuses to edit what it cannot read whole.
+            if let Ok(bytes) = data.to_vec() {
+                after.blobs.insert("content".into(), bytes);
+            }
             self.files.insert(dest.clone(), after);
         }
     }

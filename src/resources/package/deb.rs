@@ -43,7 +43,7 @@ pub enum DebError {
 
 impl DebFile {
     pub fn parse(data: Arc<Content>) -> Result<DebFile, DebError> {
-        let control = control_file(&data)?;
+        let control = control_file(data.reader())?;
         let package = field(&control, "Package").ok_or(DebError::MissingField("Package"))?;
         let version = field(&control, "Version").ok_or(DebError::MissingField("Version"))?;
         let valid = package.len() >= 2
@@ -69,7 +69,7 @@ impl DebFile {
 }
 
 /// The text of `control` inside the archive.
-fn control_file(deb: &[u8]) -> Result<String, DebError> {
+fn control_file(deb: impl std::io::Read) -> Result<String, DebError> {
     let mut archive = ar::Archive::new(deb);
     while let Some(entry) = archive.next_entry() {
         let mut entry = entry.map_err(|e| DebError::NotDeb(e.to_string()))?;
