@@ -25,10 +25,11 @@ use bytes::Bytes;
 use sha2::Digest;
 
 /// Files up to this size are read into memory; larger ones are read from
-/// their descriptor as they are sent. Below it, the bytes cost less than
-/// the descriptor would (one per distinct file for the whole run, against
-/// the fleet's connections under the same limit).
-pub const IN_MEMORY_MAX: u64 = 256 * 1024;
+/// their descriptor as they are sent. Held, a file costs its size once, its
+/// slices sent without a copy; read as sent, each host sending it holds the
+/// copies russh has queued (up to 10 slices of 8 KiB a connection: 5 MiB
+/// for parc's default 64 hosts at once). Up to here holding costs less.
+pub const IN_MEMORY_MAX: u64 = 4 << 20;
 
 /// A file's content as hosts receive it (read from `files/`, written inline,
 /// rendered), with its SHA-256, which every host of a run compares with what
@@ -294,7 +295,7 @@ mod tests {
 
     /// A file larger than [`IN_MEMORY_MAX`], its bytes, and its content.
     fn large() -> (tempfile::NamedTempFile, Vec<u8>, Arc<Content>) {
-        let bytes: Vec<u8> = (0..IN_MEMORY_MAX as usize * 2 + 5)
+        let bytes: Vec<u8> = (0..IN_MEMORY_MAX as usize + 5)
             .map(|i| (i * 7 % 251) as u8)
             .collect();
         let mut f = tempfile::NamedTempFile::new().unwrap();

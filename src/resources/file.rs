@@ -115,7 +115,7 @@ impl File {
 
     /// The new content as text for a diff: not of a secret, nor of a file
     /// larger than [`crate::content::IN_MEMORY_MAX`] (read where it is,
-    /// never whole, and past what a diff helps with).
+    /// never whole, and far past what a diff helps with).
     fn new_text(&self, data: &Content, ctx: &PlanContext) -> Option<String> {
         if self.secret || !ctx.diff {
             return None;

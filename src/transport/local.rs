@@ -121,7 +121,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.bin");
         let mut f = std::fs::File::create(&path).unwrap();
-        f.write_all(&vec![7u8; 1 << 20]).unwrap();
+        f.write_all(&vec![7u8; crate::content::IN_MEMORY_MAX as usize + 1])
+            .unwrap();
         let content =
             crate::content::Content::from_file(std::fs::File::open(&path).unwrap(), &path);
         let content = std::sync::Arc::new(content.unwrap());
