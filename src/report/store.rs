@@ -311,11 +311,16 @@ impl ReportWriter {
     }
 
     fn save(&mut self) -> Result<(), ReportError> {
-        let json = serde_json::to_string_pretty(&self.report)
-            .map_err(|e| write_failed(self.dir.join(REPORT_JSON))(e.into()))?;
-        write_replacing(&self.dir.join(REPORT_JSON), (json + "\n").as_bytes())?;
+        // Serialized straight into the file: at 500 hosts the text of the
+        // report is megabytes the controller need not hold beside it.
+        write_replacing(&self.dir.join(REPORT_JSON), |out| {
+            serde_json::to_writer_pretty(&mut *out, &self.report)?;
+            out.write_all(b"\n")
+        })?;
         let html = super::html::render(&self.report, &self.tz);
-        write_replacing(&self.dir.join(REPORT_HTML), html.as_bytes())?;
+        write_replacing(&self.dir.join(REPORT_HTML), |out| {
+            out.write_all(html.as_bytes())
+        })?;
         self.saved = true;
         Ok(())
     }
@@ -341,10 +346,20 @@ fn parse_error(path: &Path, line: usize, e: &serde_json::Error) -> ReportError {
 }
 
 /// Write then rename, so a reader (or a crash) never sees half a report.
-fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+fn write_replacing(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), ReportError> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes)
+    std::fs::File::create(&tmp)
+        .map(std::io::BufWriter::new)
+        .and_then(|mut out| {
+            write(&mut out)?;
+            out.into_inner()
+                .map_err(std::io::IntoInnerError::into_error)?;
+            Ok(())
+        })
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(write_failed(path.to_path_buf()))
 }
