@@ -237,7 +237,7 @@ async fn apply(cli: &Cli, args: &ApplyArgs, check: bool) -> Result<Ended, ParcEr
             .transpose()?;
         Ok(rollout::select_hosts(ctx, &playbook, limit.as_deref())?)
     })?;
-    let (_, summary) = rollout::run(&s.ctx, &s.run_id, &playbook, play_hosts, &options).await;
+    let summary = rollout::run(&s.ctx, &s.run_id, &playbook, play_hosts, &options).await;
     s.finish(cli).await;
     Ok(Ended::Run(summary))
 }

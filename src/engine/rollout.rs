@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::apply::{ApplyJob, apply_host};
 use super::context::PlayContext;
-use super::fleet::{self, Budget, FleetContext};
+use super::fleet::{self, Budget, Counted, FleetContext};
 use super::lock::Operator;
 use crate::events::{Event, HostState, Outcome, Summary};
 use crate::image::deploy::DeployJob;
@@ -51,7 +51,7 @@ pub async fn run(
     playbook: &Playbook,
     play_hosts: Vec<Vec<String>>,
     options: &RolloutOptions,
-) -> (Vec<(String, Outcome)>, Summary) {
+) -> Summary {
     let started = Instant::now();
     let action = if options.check { "plan" } else { "apply" };
     ctx.events.send(Event::RunStarted {
@@ -151,36 +151,39 @@ pub async fn run(
                 parallel,
                 budget.clone(),
                 move |host, t| apply_host(job.clone(), inventory.clone(), host, t, events.clone()),
+                Counted::of,
             )
             .await;
-            all.extend(results);
+            all.extend(results.into_iter().map(|(_, counted)| counted));
         }
     }
-    let summary = fleet::summarize(&all);
+    let mut summary = Summary::default();
+    all.into_iter().for_each(|c| c.add_to(&mut summary));
     ctx.events.send(Event::RunFinished {
         run_id: run_id.to_string(),
         summary: summary.clone(),
         elapsed_ms: started.elapsed().as_millis() as u64,
     });
-    (all, summary)
+    summary
 }
 
 /// Report hosts that will not be attempted, so every host appears in the recap.
-fn skip(ctx: &FleetContext, hosts: &[String], reason: &str) -> Vec<(String, Outcome)> {
+fn skip(ctx: &FleetContext, hosts: &[String], reason: &str) -> Vec<Counted> {
     hosts
         .iter()
         .map(|h| {
             let outcome = Outcome::Skipped {
                 reason: reason.to_string(),
             };
+            let counted = Counted::of(&outcome);
             ctx.events.send(Event::HostFinished {
                 host: h.clone(),
                 state: HostState::Skipped,
                 elapsed_ms: 0,
                 execs: 0,
-                outcome: outcome.clone(),
+                outcome,
             });
-            (h.clone(), outcome)
+            counted
         })
         .collect()
 }
