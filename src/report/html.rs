@@ -208,7 +208,7 @@ fn host(h: &HostRecord) -> Markup {
 }
 
 fn host_body(h: &HostRecord) -> Markup {
-    let o = &h.outcome;
+    let o = &h.outcome();
     let text = |k: &str| o.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
     let extra: Vec<(&String, &Value)> = o
         .as_object()

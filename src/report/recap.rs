@@ -192,7 +192,8 @@ fn details(h: &HostRecord, all: bool) -> String {
             let _ = writeln!(out, "        {l}");
         }
     };
-    let resources = h.outcome.get("resources").and_then(Value::as_array);
+    let outcome = h.outcome();
+    let resources = outcome.get("resources").and_then(Value::as_array);
     for r in resources.into_iter().flatten() {
         let get = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default();
         let tag = match get("status") {
@@ -220,7 +221,7 @@ fn details(h: &HostRecord, all: bool) -> String {
     // `all`, the passed tests too).
     let tests = ["results", "verification"]
         .iter()
-        .filter_map(|k| h.outcome.get(k).and_then(Value::as_array))
+        .filter_map(|k| outcome.get(k).and_then(Value::as_array))
         .flatten();
     for t in tests {
         let passed = t.get("passed").and_then(Value::as_bool) != Some(false);
@@ -243,7 +244,7 @@ fn details(h: &HostRecord, all: bool) -> String {
         .into_iter()
         .flatten()
         .any(|r| r.get("error").is_some());
-    if let Some(e) = h.error().filter(|_| !resource_failed) {
+    if let Some(e) = HostRecord::error(&outcome).filter(|_| !resource_failed) {
         for l in e.lines() {
             let _ = writeln!(out, "    {l}");
         }

@@ -430,7 +430,7 @@ fn records_appended_for_a_host_skipped_in_several_plays_are_all_kept() {
         execs: 0,
         changed: None,
         failed: None,
-        outcome: serde_json::Value::Null,
+        outcome_json: serde_json::value::to_raw_value(&serde_json::Value::Null).unwrap(),
     };
     let mut report = Report::new("r", meta(), at(0));
     report.hosts = vec![skipped(Some("a")), skipped(None)];
