@@ -90,9 +90,17 @@ pub struct HostRecord {
     /// JSON text, parsed where it is read ([`HostRecord::outcome`]). Every
     /// host's record is held to the end of the run; parsed, that of an
     /// apply of `mixed` took about 20 KiB a host (heaptrack), the text a
-    /// third of it.
-    #[serde(rename = "outcome")]
+    /// third of it. Written as a value, so that report.json lays it out as
+    /// it always did (a raw value goes out as the one line it is).
+    #[serde(rename = "outcome", serialize_with = "as_value")]
     pub outcome_json: Box<RawValue>,
+}
+
+/// `raw` parsed and serialized again, one host at a time: as the pretty
+/// report.json indents it, and as hosts.jsonl writes it, on one line.
+fn as_value<S: serde::Serializer>(raw: &RawValue, s: S) -> Result<S::Ok, S::Error> {
+    let value: Value = serde_json::from_str(raw.get()).map_err(serde::ser::Error::custom)?;
+    value.serialize(s)
 }
 
 impl HostRecord {

@@ -911,3 +911,26 @@ fn command_output_is_kept_compactly_and_shown_decoded() {
     );
     assert!(page.contains("warning &lt;b&gt;"), "{page}");
 }
+
+/// A host's outcome, kept as its JSON text, is laid out in report.json as
+/// any other value: indented like the rest of the pretty file, and read
+/// back whole.
+#[test]
+fn a_kept_outcome_is_written_as_a_value_and_read_back() {
+    let mut report = Report::new("20261207T021502-3f9a", meta(), at(0));
+    let outcome = Outcome::Failed {
+        error: "disk full".to_string(),
+    };
+    report.record(&finished("ws-001", HostState::Failed, 5, outcome), at(1));
+    let pretty = serde_json::to_string_pretty(&report).unwrap();
+    assert!(
+        pretty.contains("\"outcome\": {\n        \"kind\": \"failed\",\n        \"error\": \"disk full\"\n      }"),
+        "{pretty}"
+    );
+    let back: Report = serde_json::from_str(&pretty).unwrap();
+    assert_eq!(back.hosts[0].outcome(), report.hosts[0].outcome());
+    assert_eq!(
+        HostRecord::error(&back.hosts[0].outcome()),
+        Some("disk full")
+    );
+}
