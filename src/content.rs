@@ -24,6 +24,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sha2::Digest;
 
+use crate::image::digest::hex;
+
 /// Files up to this size are read into memory; larger ones are read from
 /// their descriptor as they are sent. Held, a file costs its size once, its
 /// slices sent without a copy; read as sent, each host sending it holds the
@@ -282,10 +284,6 @@ impl Read for ContentReader {
 /// Lowercase hex SHA-256 of `data`, as `sha256sum` prints it.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(&sha2::Sha256::digest(data))
-}
-
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

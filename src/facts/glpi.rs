@@ -91,7 +91,7 @@ pub fn device_id(facts: &Facts) -> String {
         facts.machine_id.clone()
     };
     let digest = Sha256::digest(identity.as_bytes());
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::image::digest::hex(&digest[..8]);
     format!("{}-{hex}", facts.hostname)
 }
 
