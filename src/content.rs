@@ -109,29 +109,18 @@ impl Content {
             return Ok(Content::new(bytes));
         }
         let mut hasher = sha2::Sha256::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut hashed = 0u64;
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            hashed += n as u64;
+        let hashed = std::io::copy(&mut file, &mut hasher)?;
+        if hashed != seen.len || Seen::of(&file)? != seen {
+            return Err(changed(path));
         }
-        let content = Content {
+        Ok(Content {
             body: Body::File {
                 file,
                 path: path.to_path_buf(),
                 seen,
             },
             sha256: hex(&hasher.finalize()),
-        };
-        content.unchanged()?;
-        if hashed != seen.len {
-            return Err(content.changed());
-        }
-        Ok(content)
+        })
     }
 
     /// Lowercase hex, as `sha256sum` prints it.
@@ -168,15 +157,15 @@ impl Content {
         }
         match &self.body {
             Body::Memory(_) => Ok(Bytes::from_owner(Whole(self.clone())).slice(offset..end)),
-            Body::File { file, .. } => {
+            Body::File { file, path, seen } => {
                 let mut buf = vec![0u8; end - offset];
                 file.read_exact_at(&mut buf, offset as u64)
                     .map_err(|e| match e.kind() {
-                        std::io::ErrorKind::UnexpectedEof => self.changed(),
+                        std::io::ErrorKind::UnexpectedEof => changed(path),
                         _ => e,
                     })?;
-                if end == self.len() {
-                    self.unchanged()?;
+                if end == self.len() && Seen::of(file)? != *seen {
+                    return Err(changed(path));
                 }
                 Ok(Bytes::from(buf))
             }
@@ -204,24 +193,14 @@ impl Content {
             at: 0,
         }
     }
+}
 
-    fn unchanged(&self) -> std::io::Result<()> {
-        match &self.body {
-            Body::Memory(_) => Ok(()),
-            Body::File { file, seen, .. } if Seen::of(file)? == *seen => Ok(()),
-            Body::File { .. } => Err(self.changed()),
-        }
-    }
-
-    fn changed(&self) -> std::io::Error {
-        let path = match &self.body {
-            Body::File { path, .. } => path.display().to_string(),
-            Body::Memory(_) => "a content".to_string(),
-        };
-        std::io::Error::other(format!(
-            "{path} changed while parc was reading it (its size or times are not those it had when it was hashed); leave the profile's files alone during a run"
-        ))
-    }
+/// Why a large file is not sent: it is no longer the file that was hashed.
+fn changed(path: &Path) -> std::io::Error {
+    std::io::Error::other(format!(
+        "{} changed while parc was reading it (its size or times are not those it had when it was hashed); leave the profile's files alone during a run",
+        path.display()
+    ))
 }
 
 /// A piece of a command's stdin: bytes of its own, or a content shared with
@@ -249,12 +228,6 @@ impl Chunk {
             }
             Chunk::Content(c) => c.read_at(offset, max),
         }
-    }
-}
-
-impl From<Bytes> for Chunk {
-    fn from(b: Bytes) -> Chunk {
-        Chunk::Bytes(b)
     }
 }
 
