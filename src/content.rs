@@ -15,6 +15,7 @@
 //! arrived: nothing runs on them, rather than bytes other than those the
 //! report names.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -172,16 +173,17 @@ impl Content {
         }
     }
 
-    /// The whole content in one new buffer: for the few who must look at
-    /// all of it (a `line` edit of a file installed in the same run, a
-    /// secret file's lines to redact), not for sending.
-    pub fn to_vec(self: &Arc<Content>) -> std::io::Result<Vec<u8>> {
+    /// The whole content: for the few who must look at all of it (a
+    /// `line` edit of a file installed in the same run, a secret file's
+    /// lines to redact), not for sending. Borrowed when held; a large file
+    /// is read into a new buffer.
+    pub fn whole(self: &Arc<Content>) -> std::io::Result<Cow<'_, [u8]>> {
         match &self.body {
-            Body::Memory(bytes) => Ok(bytes.clone()),
+            Body::Memory(bytes) => Ok(Cow::Borrowed(bytes)),
             Body::File { .. } => {
                 let mut all = Vec::with_capacity(self.len());
                 self.reader().read_to_end(&mut all)?;
-                Ok(all)
+                Ok(Cow::Owned(all))
             }
         }
     }
@@ -293,7 +295,7 @@ mod tests {
         assert_eq!(content.len(), bytes.len());
         assert_eq!(content.sha256(), sha256_hex(&bytes));
         assert_eq!(read_all(&content, 8192).unwrap(), bytes);
-        assert_eq!(content.to_vec().unwrap(), bytes);
+        assert_eq!(content.whole().unwrap()[..], bytes[..]);
     }
 
     #[test]

@@ -718,7 +718,7 @@ mod tests {
                     (r.package.as_str(), r.version.as_str()),
                     ("parc-tool", "1:2.0-1")
                 );
-                assert_eq!(r.data.to_vec().unwrap(), deb[..]);
+                assert_eq!(r.data.whole().unwrap()[..], deb[..]);
             }
             other => panic!("{other:?}"),
         }
@@ -827,8 +827,8 @@ mod tests {
             .unwrap();
         let Resource::File(f) = r.value else { panic!() };
         assert_eq!(
-            f.resolved.unwrap().to_vec().unwrap(),
-            b"root:$6$secret:::\n"
+            f.resolved.unwrap().whole().unwrap()[..],
+            b"root:$6$secret:::\n"[..]
         );
     }
 

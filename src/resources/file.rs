@@ -99,7 +99,7 @@ impl File {
         if self.secret
             && let Some(all) = bytes
                 .as_ref()
-                .map(Content::to_vec)
+                .map(Content::whole)
                 .transpose()
                 .map_err(|e| RenderError::At {
                     location: at("src"),

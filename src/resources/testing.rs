@@ -44,7 +44,7 @@ pub fn step_sh(c: &Change) -> String {
 pub fn put_data(c: &Change, dest: &str) -> Option<String> {
     c.step.0.iter().find_map(|op| match op {
         Op::Put { data, dest: d, .. } if d == dest => {
-            Some(String::from_utf8_lossy(&data.to_vec().expect("readable content")).into_owned())
+            Some(String::from_utf8_lossy(&data.whole().expect("readable content")).into_owned())
         }
         _ => None,
     })

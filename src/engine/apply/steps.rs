@@ -156,8 +156,8 @@ impl Written {
             }
             // Unreadable (changed since it was hashed): no content, and the
             // `line` refuses to edit what it cannot read whole.
-            if let Ok(bytes) = data.to_vec() {
-                after.blobs.insert("content".into(), bytes);
+            if let Ok(bytes) = data.whole() {
+                after.blobs.insert("content".into(), bytes.into_owned());
             }
             self.files.insert(dest.clone(), after);
         }
