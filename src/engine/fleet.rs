@@ -42,7 +42,7 @@ where
         hosts: hosts.clone(),
     });
     let results = each(ctx, hosts, ctx.parallel, action).await;
-    let summary = summarize(&results);
+    let summary = summarize(results.iter().map(|(_, o)| Counted::of(o)));
     ctx.events.send(Event::RunFinished {
         run_id: run_id.to_string(),
         summary: summary.clone(),
@@ -51,10 +51,13 @@ where
     (results, summary)
 }
 
-pub fn summarize(results: &[(String, Outcome)]) -> Summary {
+pub fn summarize(hosts: impl IntoIterator<Item = Counted>) -> Summary {
     let mut summary = Summary::default();
-    for (_, o) in results {
-        Counted::of(o).add_to(&mut summary);
+    for Counted { state, invalid } in hosts {
+        summary.add(state);
+        if invalid {
+            summary.invalid_input += 1;
+        }
     }
     summary
 }
@@ -74,13 +77,6 @@ impl Counted {
         Counted {
             state: o.state(),
             invalid: matches!(o, Outcome::Invalid { .. }),
-        }
-    }
-
-    pub fn add_to(self, summary: &mut Summary) {
-        summary.add(self.state);
-        if self.invalid {
-            summary.invalid_input += 1;
         }
     }
 }

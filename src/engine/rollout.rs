@@ -157,8 +157,7 @@ pub async fn run(
             all.extend(results.into_iter().map(|(_, counted)| counted));
         }
     }
-    let mut summary = Summary::default();
-    all.into_iter().for_each(|c| c.add_to(&mut summary));
+    let summary = fleet::summarize(all);
     ctx.events.send(Event::RunFinished {
         run_id: run_id.to_string(),
         summary: summary.clone(),
