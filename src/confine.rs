@@ -17,7 +17,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use crate::content::Content;
+use crate::content::{Content, sha256_hex};
 use crate::location::Location;
 
 /// Why a controller file was not read.
@@ -40,6 +40,15 @@ pub enum ReadError {
     Io {
         path: PathBuf,
         source: std::io::Error,
+    },
+    #[error(
+        "{} changed during the run: the hosts before got it as parc first read it (sha256 {first}), it now reads otherwise (sha256 {now}); leave the profile's files alone during a run",
+        path.display()
+    )]
+    Changed {
+        path: PathBuf,
+        first: String,
+        now: String,
     },
 }
 
@@ -71,6 +80,12 @@ pub struct Tree {
 struct Shared {
     by_path: HashMap<PathBuf, Weak<Content>>,
     by_digest: HashMap<String, Weak<Content>>,
+    /// The digest of every file as the run first read it, kept for the run
+    /// (a few bytes a file, not its content): a file read again for a later
+    /// host must still be what the earlier hosts got. Otherwise a file
+    /// edited during a run (hosts taken a wave at a time) reached the later
+    /// hosts in its new version, each report saying "changed" alike.
+    first: HashMap<PathBuf, String>,
 }
 
 impl Tree {
@@ -155,6 +170,41 @@ impl Tree {
         read_regular(&resolved).map_err(|e| self.as_written(path, e))
     }
 
+    /// The text of a regular file inside the tree that every host reads
+    /// again (a template, loaded by each host's renderer), refused unless it
+    /// is what the run first read.
+    pub fn read_for_hosts(&self, path: &Path) -> Result<String, ReadError> {
+        let resolved = self.resolve(path)?;
+        let bytes = read_regular(&resolved).map_err(|e| self.as_written(path, e))?;
+        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        self.as_first_read(&mut shared, path, resolved, &sha256_hex(&bytes))?;
+        drop(shared);
+        utf8(&self.dir.join(path), bytes)
+    }
+
+    /// Whether a file read again has `digest`, the digest it had when the
+    /// run first read it (see [`Shared::first`]).
+    fn as_first_read(
+        &self,
+        shared: &mut Shared,
+        path: &Path,
+        resolved: PathBuf,
+        digest: &str,
+    ) -> Result<(), ReadError> {
+        let first = (shared.first)
+            .entry(resolved)
+            .or_insert_with(|| digest.to_string());
+        if first == digest {
+            Ok(())
+        } else {
+            Err(ReadError::Changed {
+                path: self.dir.join(path),
+                first: first.clone(),
+                now: digest.to_string(),
+            })
+        }
+    }
+
     /// Name the file as the user wrote it, not as it resolved.
     fn as_written(&self, path: &Path, e: ReadError) -> ReadError {
         match e {
@@ -172,7 +222,8 @@ impl Tree {
     /// holds it, and files with the same content share one. A 20 MiB
     /// wallpaper sent to 500 hosts is then read from its file as it is sent
     /// (see [`crate::content`]), not held 500 times. The path is checked on
-    /// every call, as [`Tree::read`] does.
+    /// every call, as [`Tree::read`] does, and a file read again must have
+    /// the digest it had when the run first read it.
     pub fn read_shared(&self, path: &Path) -> Result<Arc<Content>, ReadError> {
         let resolved = self.resolve(path)?;
         // Held while reading: hosts asking for the same file wait for the
@@ -187,6 +238,7 @@ impl Tree {
                 path: self.dir.join(path),
                 source,
             })?;
+        self.as_first_read(&mut shared, path, resolved.clone(), data.sha256())?;
         let data = shared
             .by_digest
             .get(data.sha256())
@@ -355,6 +407,37 @@ mod tests {
         assert!(
             err.ends_with("p.yml:2:7: not UTF-8 text; parc reads YAML and templates as UTF-8"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_read_again_in_a_run_must_be_what_the_earlier_hosts_got() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("files")).unwrap();
+        std::fs::write(dir.path().join("files/motd"), "v1\n").unwrap();
+        let tree = Tree::new(dir.path(), &[]);
+        let motd = Path::new("files/motd");
+        let first = tree.read_shared(motd).unwrap();
+        // Held: the same content, whatever the file holds now.
+        std::fs::write(dir.path().join("files/motd"), "v2\n").unwrap();
+        assert!(Arc::ptr_eq(
+            &first,
+            &tree.clone().read_shared(motd).unwrap()
+        ));
+        drop(first);
+        // Freed, then read again: refused, naming both digests.
+        let err = tree.read_shared(motd).unwrap_err();
+        assert!(matches!(err, ReadError::Changed { .. }), "{err}");
+        assert!(
+            err.to_string().contains(&sha256_hex(b"v1\n"))
+                && err.to_string().contains(&sha256_hex(b"v2\n")),
+            "{err}"
+        );
+        // Put back as it was: read again as the same.
+        std::fs::write(dir.path().join("files/motd"), "v1\n").unwrap();
+        assert_eq!(
+            tree.read_shared(motd).unwrap().in_memory(),
+            Some(&b"v1\n"[..])
         );
     }
 }

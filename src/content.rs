@@ -13,7 +13,9 @@
 //! them). A file written to during the run fails the hosts still receiving
 //! it, before their script, which comes after every content on stdin, has
 //! arrived: nothing runs on them, rather than bytes other than those the
-//! report names.
+//! report names. A content no host holds is freed, and the hosts after
+//! read the file again: they are refused it unless it hashes as it did
+//! first (`confine::Tree::read_shared`), so one run installs one version.
 
 use std::borrow::Cow;
 use std::fs::File;

@@ -90,12 +90,14 @@ pub enum RenderError {
 impl Renderer {
     /// Templates come from `<profile dir>/templates`, raw files from
     /// `<profile dir>/files`; neither may lead out of the profile tree, even
-    /// through `{% include %}`, `{% import %}` or a symlink.
+    /// through `{% include %}`, `{% import %}` or a symlink. Each host has a
+    /// renderer of its own, and so reads the templates again: as the run
+    /// first read them, or not at all (`Tree::read_for_hosts`).
     pub fn new(tree: &Tree) -> Self {
         let mut env = environment();
         let loader_tree = tree.clone();
         env.set_loader(move |name| {
-            match loader_tree.read_to_string(&Path::new(TEMPLATES).join(name)) {
+            match loader_tree.read_for_hosts(&Path::new(TEMPLATES).join(name)) {
                 Ok(text) => Ok(Some(text)),
                 Err(e) if e.is_not_found() => Ok(None),
                 Err(e) => Err(minijinja::Error::new(
