@@ -223,6 +223,15 @@ impl Chunk {
         }
     }
 
+    /// Whether its bytes are held in memory: a slice of it is then a view
+    /// of them, not a copy read from a file.
+    pub fn is_held(&self) -> bool {
+        match self {
+            Chunk::Bytes(_) => true,
+            Chunk::Content(c) => c.in_memory().is_some(),
+        }
+    }
+
     /// Up to `max` bytes from `offset` (see [`Content::read_at`]).
     pub fn read_at(&self, offset: usize, max: usize) -> std::io::Result<Bytes> {
         match self {

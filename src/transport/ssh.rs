@@ -22,14 +22,26 @@ use super::{Chunk, ExitStatus, Transport, TransportError};
 
 /// Channels opened at once on one connection: below OpenSSH's `MaxSessions 10`.
 const MAX_CHANNELS: usize = 8;
-/// Bytes of a shared stdin chunk handed to russh at once. russh encrypts
-/// every message waiting on a connection (its queue holds 10) into one
-/// write buffer before writing it out, and that buffer keeps its largest
-/// size until the connection closes. A whole chunk (a 1 MiB file) went as
-/// 32 KiB messages, so every host of a run kept a buffer of several
-/// hundred KiB; 8 KiB messages keep it near 100 KiB, for 4 times as many
-/// (still large) packets. Streams (images) keep full packets.
-const SHARED_SLICE: usize = 8 * 1024;
+/// Bytes of a shared stdin chunk held in memory handed to russh at once.
+/// While a command reads its stdin slower than the network brings it (50
+/// lab hosts on two cores), sshd appends each packet to the channel's
+/// buffer and grows that buffer by copying all of it (`sshbuf`'s
+/// `recallocarray`: allocate, copy, free): the smaller the packets, the
+/// more copies of the same megabyte. With 8 KiB packets the 1 MiB
+/// wallpaper of `mixed` cost the hosts' sshd more than all else sshd did on
+/// a first run (`perf record -a`, 49 hosts, samples of sshd / of all:
+/// 14.5k / 50k; 16 KiB: 11k / 46k; 32 KiB: 8.7k / 42k; no wallpaper: 6.2k
+/// / 42k). A held chunk's slices are views of its buffer, not copies; what
+/// they cost is russh's write buffer, which takes every message waiting on
+/// a connection (its queue holds 10) and keeps its largest size until the
+/// connection closes: per host of `tests/controller_memory.rs` 420 KiB with
+/// 8 KiB, 470 with 16, 600 with 32 (parc's peak at 49 hosts 28.1 -> 29.4
+/// MiB with 16 KiB, medians of 8 runs; 31-35 MiB with 32).
+const HELD_SLICE: usize = 16 * 1024;
+/// Bytes of a large file read as it is sent (`crate::content`) handed to
+/// russh at once: each slice is a copy, up to 10 queued a connection, so
+/// they stay small (80 KiB a sending host) at the price of sshd's copies.
+const READ_SLICE: usize = 8 * 1024;
 /// Bytes of a command's stdin read at first, until a read fills them.
 const SMALL_READ: usize = 4 * 1024;
 /// Bytes of a bulk stdin read at once and handed to russh: two of
@@ -363,10 +375,10 @@ enum Stdin<'a> {
         /// chunks from then on.
         bulk: bool,
     },
-    /// Shared chunks, handed to russh in slices of [`SHARED_SLICE`] bytes:
-    /// slices of the shared buffers, or read from a large file's
-    /// descriptor as the channel takes them (a page-cache read of 8 KiB,
-    /// done here rather than on the blocking pool).
+    /// Shared chunks, handed to russh in slices: views of the held buffers
+    /// ([`HELD_SLICE`] bytes), or read from a large file's descriptor as the
+    /// channel takes them ([`READ_SLICE`]: a page-cache read, done here
+    /// rather than on the blocking pool).
     Chunks {
         rest: std::slice::Iter<'a, Chunk>,
         /// The chunk being sent, and how much of it was.
@@ -399,7 +411,12 @@ impl Stdin<'_> {
             }
             Stdin::Chunks { rest, current } => loop {
                 if let Some((chunk, at)) = current {
-                    let slice = chunk.read_at(*at, SHARED_SLICE)?;
+                    let max = if chunk.is_held() {
+                        HELD_SLICE
+                    } else {
+                        READ_SLICE
+                    };
+                    let slice = chunk.read_at(*at, max)?;
                     if !slice.is_empty() {
                         *at += slice.len();
                         return Ok(Some(slice));
