@@ -166,16 +166,21 @@ impl Tree {
 
     /// The bytes of a regular file inside the tree.
     pub fn read(&self, path: &Path) -> Result<Vec<u8>, ReadError> {
+        self.read_resolved(path).map(|(_, bytes)| bytes)
+    }
+
+    /// [`Tree::read`], with the path the file resolved to.
+    fn read_resolved(&self, path: &Path) -> Result<(PathBuf, Vec<u8>), ReadError> {
         let resolved = self.resolve(path)?;
-        read_regular(&resolved).map_err(|e| self.as_written(path, e))
+        let bytes = read_regular(&resolved).map_err(|e| self.as_written(path, e))?;
+        Ok((resolved, bytes))
     }
 
     /// The text of a regular file inside the tree that every host reads
     /// again (a template, loaded by each host's renderer), refused unless it
     /// is what the run first read.
     pub fn read_for_hosts(&self, path: &Path) -> Result<String, ReadError> {
-        let resolved = self.resolve(path)?;
-        let bytes = read_regular(&resolved).map_err(|e| self.as_written(path, e))?;
+        let (resolved, bytes) = self.read_resolved(path)?;
         let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
         self.as_first_read(&mut shared, path, resolved, &sha256_hex(&bytes))?;
         drop(shared);
