@@ -22,31 +22,53 @@ use super::{Chunk, ExitStatus, Transport, TransportError};
 
 /// Channels opened at once on one connection: below OpenSSH's `MaxSessions 10`.
 const MAX_CHANNELS: usize = 8;
-/// Bytes of a shared stdin chunk held in memory handed to russh at once.
-/// While a command reads its stdin slower than the network brings it (50
-/// lab hosts on two cores), sshd appends each packet to the channel's
-/// buffer and grows that buffer by copying all of it (`sshbuf`'s
-/// `recallocarray`: allocate, copy, free): the smaller the packets, the
-/// more copies of the same megabyte. With 8 KiB packets the 1 MiB
-/// wallpaper of `mixed` cost the hosts' sshd more than all else sshd did on
-/// a first run (`perf record -a`, 49 hosts, samples of sshd / of all:
-/// 14.5k / 50k; 16 KiB: 11k / 46k; 32 KiB: 8.7k / 42k; no wallpaper: 6.2k
-/// / 42k). A held chunk's slices are views of its buffer, not copies; what
-/// they cost is russh's write buffer, which takes every message waiting on
-/// a connection (its queue holds 10) and keeps its largest size until the
-/// connection closes: per host of `tests/controller_memory.rs` 420 KiB with
-/// 8 KiB, 470 with 16, 600 with 32 (parc's peak at 49 hosts 28.1 -> 29.4
-/// MiB with 16 KiB, medians of 8 runs; 31-35 MiB with 32).
-const HELD_SLICE: usize = 16 * 1024;
+/// Bytes of a shared stdin chunk held in memory handed to russh at once:
+/// OpenSSH's largest channel packet. While a command reads its stdin slower
+/// than the network brings it (50 lab hosts on two cores), sshd appends
+/// each packet to the channel's buffer and grows that buffer by copying all
+/// of it (`sshbuf`'s `recallocarray`: allocate, copy, free): the smaller the
+/// packets, the more copies of the same megabyte. With 8 KiB packets the
+/// 1 MiB wallpaper of `mixed` cost the hosts' sshd more than all else sshd
+/// did on a first run (`perf record -a`, 49 hosts, samples of sshd / of
+/// all: 14.5k / 50k; 16 KiB: 11k / 46k; 32 KiB: 8.7k / 42k; no wallpaper:
+/// 6.2k / 42k). A held chunk's slices are views of its buffer, not copies;
+/// what they cost is russh's write buffer, bounded by [`IN_FLIGHT`].
+const HELD_SLICE: usize = 32 * 1024;
 /// Bytes of a large file read as it is sent (`crate::content`) handed to
-/// russh at once: each slice is a copy, up to 10 queued a connection, so
-/// they stay small (80 KiB a sending host) at the price of sshd's copies.
-const READ_SLICE: usize = 8 * 1024;
+/// russh at once: each slice is a copy, so half of [`HELD_SLICE`]. The 20 MiB
+/// file to 200 lab hosts, 64 at once: 8 KiB took 29.4 and 34.6 s, 16 KiB
+/// 20.7 and 24.9 s, fewer packets for sshd to copy; parc's peak 30.9 ->
+/// 32.7 MiB.
+const READ_SLICE: usize = 16 * 1024;
+/// Slices of a command's stdin handed to russh and not yet taken into its
+/// write buffer. russh's session takes every message queued on a
+/// connection (up to 10) into that buffer before it writes to the socket,
+/// and the buffer keeps its largest size until the connection closes: with
+/// nothing holding the sender back, each sending host held ten slices
+/// queued and ten more in the buffer (`tests/controller_memory.rs`: 470 KiB
+/// a host with 16 KiB slices, 329-359 with two in flight, 381 with two of
+/// 32 KiB; the 20 MiB file to 200 lab hosts, 64 at once, in 8 KiB slices:
+/// 38.5 -> 30.9 MiB, no slower). A slice gives its
+/// permit back when russh drops it, once encrypted: no wait here depends on
+/// the server, so this cannot stall a send russh's window would let through.
+const IN_FLIGHT: usize = 2;
+/// A slice of stdin with its place among the [`IN_FLIGHT`].
+struct InFlight {
+    chunk: Bytes,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for InFlight {
+    fn as_ref(&self) -> &[u8] {
+        &self.chunk
+    }
+}
+
 /// Bytes of a command's stdin read at first, until a read fills them.
 const SMALL_READ: usize = 4 * 1024;
 /// Bytes of a bulk stdin read at once and handed to russh: two of
-/// OpenSSH's 32 KiB packets. Each channel holds its chunks until russh has
-/// sent them, within the server's window, so this is memory per host.
+/// OpenSSH's 32 KiB packets. Each channel holds [`IN_FLIGHT`] of them until
+/// russh has taken them, so this is memory per host.
 const STDIN_READ: usize = 64 * 1024;
 
 /// Everything needed to open a connection, after inventory, `~/.ssh/config` and
@@ -455,11 +477,22 @@ impl SshTransport {
         // A chunk that cannot be read here (a large file changed since it was
         // hashed) ends stdin early: the script, which comes last, never
         // arrives and nothing runs; the host's error is the local one.
+        let gate = Arc::new(Semaphore::new(IN_FLIGHT));
         let writer = async {
             let sent = loop {
+                // Before the next slice is read: a read slice is a copy.
+                let permit = gate
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the stdin gate is never closed");
                 match stdin.next().await {
                     Ok(None) => break Ok(()),
                     Ok(Some(chunk)) => {
+                        let chunk = Bytes::from_owner(InFlight {
+                            chunk,
+                            _permit: permit,
+                        });
                         if let Err(e) = write.data_bytes(chunk).await {
                             break Err(Unsent::Channel(e));
                         }
