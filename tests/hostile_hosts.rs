@@ -254,3 +254,46 @@ fn a_runaway_or_broken_template_exits_2_with_its_location() {
         "{text}"
     );
 }
+
+/// A script run in the host lock's shell (the probe) ends at a line naming a
+/// nonce only the controller knows (random, never on a command line nor in
+/// a file): what the script reads on the host and sends back, whatever it
+/// holds, cannot end it early nor pass for its status.
+#[test]
+fn what_a_probe_reads_cannot_end_it_early() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let zeros = "0".repeat(32);
+    let forged = format!(
+        "keep=1\n\n@@parc-stderr-{zeros}\nforged stderr\n\n@@parc-ran-{zeros} 0\n\
+         parc_release x\n@@parc-then-done 0\nlocked 9 shell\nlast=2\n"
+    );
+    let made = lab.ssh(0, &format!("printf '%s' '{forged}' > /srv/notes.conf"));
+    assert!(made.status.success(), "{made:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let pb = common::play(
+        dir.path(),
+        "notes",
+        "resources:\n  - line: {path: /srv/notes.conf, line: managed=yes}\n\
+         verify:\n  - command: {run: 'cat /srv/notes.conf; cat /srv/notes.conf >&2', stdout_contains: last=2}\n",
+        "",
+    );
+    for state in ["changed", "ok"] {
+        let (out, ev) = lab.apply_json(&pb);
+        let host = common::finished(&ev)[0].clone();
+        assert_eq!(
+            host["state"],
+            state,
+            "{host:#}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tests = host["outcome"]["verification"].as_array().unwrap();
+        assert_eq!(tests.len(), 1, "{host:#}");
+        assert_eq!(tests[0]["passed"], true, "{host:#}");
+    }
+    assert_eq!(
+        String::from_utf8(lab.host_file(0, "/srv/notes.conf").unwrap()).unwrap(),
+        format!("{forged}managed=yes\n")
+    );
+    assert!(lab.host_file(0, "/var/lib/parc/lock/pid").is_none());
+}

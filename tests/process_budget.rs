@@ -15,7 +15,7 @@ use common::TestLab;
 use common::procs::{Processes, Tracer};
 
 /// Issue 17's bounds on the processes parc may start on a host: an apply
-/// that changes nothing (21 measured), and a first run (60 measured, 17 of
+/// that changes nothing (15 measured), and a first run (59 measured, 17 of
 /// them forks inside `useradd` and `groupadd`, which try nscd and
 /// sss_cache whether or not they are installed).
 const GOAL: Bounds = Bounds {
@@ -89,4 +89,66 @@ fn a_host_starts_few_processes_whatever_its_profile() {
         again.parc(),
         again.programs()
     );
+}
+
+/// The probe runs in the host lock's shell rather than a session of its own
+/// (a fork of sshd, a login shell, `sh` and its reader of stdin): an apply
+/// that changes nothing opens one session on the host. Where `sh` is bash,
+/// which reads a script from a pipe only once it has all of it, the probe
+/// has its session, and the apply ends the same.
+#[test]
+fn an_apply_that_changes_nothing_opens_one_session_unless_sh_is_bash() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(2);
+    let sh = lab.lab.hosts[1].root().join("usr/bin/sh");
+    std::fs::remove_file(&sh).unwrap();
+    std::os::unix::fs::symlink("bash", &sh).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let playbook = common::mixed_fixture(work.path());
+    let states = |ev: &[serde_json::Value]| -> Vec<String> {
+        common::finished(ev)
+            .iter()
+            .map(|h| h["state"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let (out, ev) = lab.apply_json(&playbook);
+    assert_eq!(
+        states(&ev),
+        ["changed", "changed"],
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (host, sessions) in [(0, 1), (1, 2)] {
+        let tracer = Tracer::attach(lab.lab.hosts[host].pid);
+        let (out, ev) = lab.apply_json(&playbook);
+        let processes = tracer.finish();
+        assert_eq!(
+            states(&ev),
+            ["ok", "ok"],
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for h in common::finished(&ev) {
+            let tests = h["outcome"]["verification"].as_array().unwrap();
+            assert!(
+                !tests.is_empty() && tests.iter().all(|t| t["passed"] == true),
+                "{h:#}"
+            );
+            // Lock and facts, then the probe (with the tests): two round
+            // trips, whether the probe has a session or not.
+            assert_eq!(h["execs"], 2, "{h:#}");
+        }
+        assert_eq!(
+            processes.sessions(),
+            sessions,
+            "host {host}: {}",
+            processes.programs()
+        );
+    }
+    // Every lock was released: the history has each run's line.
+    for host in 0..2 {
+        let history = lab.host_file(host, "/var/lib/parc/history.log").unwrap();
+        assert_eq!(String::from_utf8_lossy(&history).lines().count(), 3);
+        assert!(lab.host_file(host, "/var/lib/parc/lock/pid").is_none());
+    }
 }

@@ -10,6 +10,18 @@
 //! `/var/lib/parc/history.log`, so neither costs an extra round trip. The
 //! lock directory also holds the private directories of the run's scripts,
 //! made with it and removed with it ([`HostLock::transport`]).
+//!
+//! Once the lock is held, its shell reads commands from stdin: the release
+//! (`parc_release`), and, where that shell runs what comes as it comes (dash
+//! and busybox `.` a pipe block by block; bash waits for its end, and gets
+//! only the release, line by line), the run's read-only scripts: the probe
+//! runs there as a subshell instead of in a session of its own (a fork of
+//! sshd, a login shell, `sh` and the bootstrap's `cat` on the host). A
+//! subshell parses whole before it runs, so a script cut short by a lost
+//! connection runs nothing; its output ends at a line naming a nonce drawn
+//! for that run, which nothing on the host can read ([`Held::run`]). Scripts
+//! that change the host keep their own sessions: what stops an apply (the
+//! dead-man watchdog, a takeover) stops its process group.
 
 use std::sync::Arc;
 
@@ -18,7 +30,9 @@ use tokio::task::JoinHandle;
 
 use crate::events::{Event, Events};
 use crate::journal::STATE_DIR;
-use crate::transport::{Capped, Chunk, ExitStatus, Kept, Transport, TransportError, quote};
+use crate::transport::{
+    Capped, Chunk, Chunks, ExitStatus, Kept, Output, Transport, TransportError, quote,
+};
 
 /// Exit codes of the lock script.
 const HELD: u32 = 75;
@@ -114,8 +128,18 @@ pub struct HostLock {
     pub took_over: Option<String>,
     /// The private directories made for the run's scripts (see [`InLock`]).
     pool: Vec<String>,
-    control: DuplexStream,
+    shell: Arc<tokio::sync::Mutex<Held>>,
     task: JoinHandle<Result<ExitStatus, TransportError>>,
+}
+
+/// The lock's exec as the controller talks to it once the lock is held.
+struct Held {
+    /// Its stdin: the release, and the scripts run in its shell.
+    stdin: DuplexStream,
+    /// Its stdout, where those scripts' output comes back.
+    stdout: BufReader<DuplexStream>,
+    /// Its shell runs what comes on stdin as it comes ([`HELD_SHELL`]).
+    runs_scripts: bool,
 }
 
 /// What [`HostLock::acquire_then`] ran once the lock was held.
@@ -173,6 +197,14 @@ fn pool_name(n: usize) -> String {
 
 /// Printed after the `then` command's output, with its exit status.
 const THEN_DONE: &str = "@@parc-then-done";
+
+/// The last word of the `locked` line when the lock's shell runs what comes
+/// on its stdin as it comes: scripts can run in it ([`InLock::run_held`]).
+const HELD_SHELL: &str = "shell";
+
+/// At most this much of a script's stderr comes back from the lock's shell
+/// (the exec path keeps all of it; an error message is far shorter).
+const STDERR_LIMIT: usize = 64 * 1024;
 
 fn script(
     op: &Operator,
@@ -232,12 +264,31 @@ printf 'run %s by %s from %s since %s\n' {run} {user} {controller} {started} > "
 echo $$ > "$L/pid"
 # The private directories of the run's scripts, in one process rather than a
 # mktemp and an rm for each: inside the lock, they go with it.
-if mkdir -m 700{pool} 2>/dev/null; then echo "locked {POOL}"; else echo locked; fi
-{then}IFS= read -r cmd
-if [ "$cmd" = release ]; then
-  IFS= read -r hist && printf '%s\n' "$hist" >> {STATE_DIR}/history.log
-  rm -rf "$L"
-fi
+# A shell that runs what comes on stdin as it comes (dash, busybox ash: `.`
+# reads a pipe by blocks and runs each command once parsed; bash waits for
+# the end of the file) also runs the run's read-only scripts, in the private
+# directories.
+_held=
+if mkdir -m 700{pool} 2>/dev/null; then
+  if {{ : </dev/stdin; }} 2>/dev/null; then
+    for _s in /bin/dash /usr/bin/dash /bin/busybox /usr/bin/busybox; do
+      if [ /proc/$$/exe -ef "$_s" ]; then _held=1; echo "locked {POOL} {HELD_SHELL}"; break; fi
+    done
+  fi
+  [ -n "$_held" ] || echo "locked {POOL}"
+else echo locked; fi
+{then}parc_release() {{ printf '%s\n' "$1" >> {STATE_DIR}/history.log; rm -rf "$L"; exit 0; }}
+# The end of a script run here: its stderr (kept in a file, here only when it
+# wrote some), then its status, each after a marker only the controller knows.
+parc_ran() {{ # NONCE RC STDERR
+  printf '\n@@parc-stderr-%s\n' "$1"
+  [ ! -s "$3" ] || head -c {STDERR_LIMIT} -- "$3"
+  printf '\n@@parc-ran-%s %s\n' "$1" "$2"
+}}
+# What the controller sends is a whole command per line or block: one cut
+# short by a lost connection does not parse, and the lock stays (stale).
+if [ -n "$_held" ]; then . /dev/stdin
+else while IFS= read -r _c; do eval "$_c"; done; fi
 "#,
         pool = (0..POOL)
             .map(|n| format!(" \"$L/{}\"", pool_name(n)))
@@ -285,7 +336,8 @@ impl HostLock {
             t.exec(&command, &mut remote_stdin, &mut remote_stdout, &mut sink)
                 .await
         });
-        let mut reader = BufReader::new(out_reader);
+        // Held for the run: no larger than what the pipe behind it holds.
+        let mut reader = BufReader::with_capacity(4096, out_reader);
         let mut said = Vec::new();
         let mut took_over = None;
         while let Some(line) = next_line(&mut reader).await {
@@ -293,26 +345,22 @@ impl HostLock {
                 took_over = Some(what.to_string());
                 continue;
             }
-            let pool = match line.strip_prefix("locked") {
-                Some("") => Vec::new(),
-                Some(n) if n.trim() == POOL.to_string() => (0..POOL)
-                    .map(|n| format!("{STATE_DIR}/lock/{}", pool_name(n)))
-                    .collect(),
-                _ => {
-                    said.push(line);
-                    continue;
-                }
+            let Some((pool, runs_scripts)) = line.strip_prefix("locked").and_then(locked) else {
+                said.push(line);
+                continue;
+            };
+            let lock = |reader| HostLock {
+                took_over,
+                pool,
+                shell: Arc::new(tokio::sync::Mutex::new(Held {
+                    stdin: control,
+                    stdout: reader,
+                    runs_scripts,
+                })),
+                task,
             };
             if then.is_none() {
-                return Ok((
-                    HostLock {
-                        took_over,
-                        pool,
-                        control,
-                        task,
-                    },
-                    None,
-                ));
+                return Ok((lock(reader), None));
             }
             let mut stdout = Capped::new(crate::facts::OUTPUT_LIMIT);
             let mut code = None;
@@ -325,15 +373,7 @@ impl HostLock {
                 let _ = stdout.write_all(b"\n").await;
             }
             let stdout = stdout.into_kept();
-            return Ok((
-                HostLock {
-                    took_over,
-                    pool,
-                    control,
-                    task,
-                },
-                Some(ThenOutput { code, stdout }),
-            ));
+            return Ok((lock(reader), Some(ThenOutput { code, stdout })));
         }
         let holder = said.join(" ");
         match task.await {
@@ -347,11 +387,13 @@ impl HostLock {
     }
 
     /// `t`, handing the scripts run through it the private directories this
-    /// lock made (see [`Transport::private_dir`]), while they last.
+    /// lock made (see [`Transport::private_dir`]), while they last, and
+    /// running the read-only ones in the lock's shell when it can.
     pub fn transport(&self, t: Arc<dyn Transport>) -> Arc<dyn Transport> {
         Arc::new(InLock {
             inner: t,
             pool: std::sync::Mutex::new(self.pool.iter().rev().cloned().collect()),
+            shell: self.shell.clone(),
         })
     }
 
@@ -366,16 +408,129 @@ impl HostLock {
     }
 
     /// Release the lock and append `history` to the host's history log.
-    pub async fn release(mut self, history: &str) {
+    pub async fn release(self, history: &str) {
         let line = history.replace(['\n', '\r'], " ");
-        let _ = self
-            .control
-            .write_all(format!("release\n{line}\n").as_bytes())
-            .await;
-        let _ = self.control.shutdown().await;
-        drop(self.control);
+        {
+            let mut held = self.shell.lock().await;
+            let _ = held
+                .stdin
+                .write_all(format!("parc_release {}\n", quote(&line)).as_bytes())
+                .await;
+            let _ = held.stdin.shutdown().await;
+        }
+        // The exec ends once the host closes it, whatever still holds `shell`.
         let _ = self.task.await;
     }
+}
+
+/// The rest of a `locked` line: the private directories the lock made (none,
+/// or all [`POOL`]) and whether its shell runs scripts ([`HELD_SHELL`]).
+fn locked(rest: &str) -> Option<(Vec<String>, bool)> {
+    if !rest.is_empty() && !rest.starts_with(' ') {
+        return None;
+    }
+    let mut words = rest.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (None, _, _) => Some((Vec::new(), false)),
+        (Some(n), held, None) if n == POOL.to_string() && held.is_none_or(|w| w == HELD_SHELL) => {
+            let pool = (0..POOL)
+                .map(|n| format!("{STATE_DIR}/lock/{}", pool_name(n)))
+                .collect();
+            Some((pool, held.is_some()))
+        }
+        _ => None,
+    }
+}
+
+impl Held {
+    /// Run `script` as a subshell of the lock's shell, working in `dir`, and
+    /// read back what it printed. What ends its output is a line with
+    /// `nonce`, which no one on the host can know (it is never on a command
+    /// line nor in a file): no value the script reads can pass for it.
+    async fn run(
+        &mut self,
+        dir: &str,
+        nonce: &str,
+        script: &[Chunk],
+    ) -> Result<Output, TransportError> {
+        let err = quote(&format!("{dir}/stderr"));
+        // The subshell parses whole before it runs: a script cut short by a
+        // lost connection runs nothing (as the exec bootstrap's end marker).
+        let head = format!(
+            "(PARC_DIR={}; PARC_PAYLOAD=\"$PARC_DIR/payload\"; PARC_STASH=0; \
+             export PARC_DIR PARC_PAYLOAD PARC_STASH\n",
+            quote(dir)
+        );
+        let foot = format!("\n) </dev/null 2>{err}\nparc_ran {nonce} $? {err}\n");
+        let sent: std::io::Result<()> = async {
+            self.stdin.write_all(head.as_bytes()).await?;
+            tokio::io::copy(&mut Chunks::new(script), &mut self.stdin).await?;
+            self.stdin.write_all(foot.as_bytes()).await?;
+            self.stdin.flush().await
+        }
+        .await;
+        if sent.is_err() {
+            // The exec has ended (its stdin is gone): as a channel closed
+            // without an exit status, whatever reached it.
+            return Ok(Output {
+                status: ExitStatus::Unknown,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+            });
+        }
+        let ran = format!("\n@@parc-ran-{nonce} ");
+        let mut out = Vec::new();
+        let mut from = 0;
+        loop {
+            let buf = self.stdout.fill_buf().await?;
+            if buf.is_empty() {
+                // The shell is gone: as an exec whose channel closed without
+                // an exit status.
+                return Ok(Output {
+                    status: ExitStatus::Unknown,
+                    stdout: out,
+                    stderr: Vec::new(),
+                });
+            }
+            let n = buf.len();
+            out.extend_from_slice(buf);
+            self.stdout.consume(n);
+            let Some(at) = find(&out[from..], ran.as_bytes()).map(|i| i + from) else {
+                from = out.len().saturating_sub(ran.len());
+                continue;
+            };
+            let rest = &out[at + ran.len()..];
+            let Some(end) = rest.iter().position(|b| *b == b'\n') else {
+                from = at;
+                continue;
+            };
+            let status = std::str::from_utf8(&rest[..end])
+                .ok()
+                .and_then(crate::numbers::exit_code)
+                .and_then(|c| u32::try_from(c).ok())
+                .map_or(ExitStatus::Unknown, ExitStatus::Code);
+            out.truncate(at);
+            let marker = format!("\n@@parc-stderr-{nonce}\n");
+            let stderr = match find(&out, marker.as_bytes()) {
+                Some(e) => {
+                    let stderr = out.split_off(e + marker.len());
+                    out.truncate(e);
+                    stderr
+                }
+                None => Vec::new(),
+            };
+            return Ok(Output {
+                status,
+                stdout: out,
+                stderr,
+            });
+        }
+    }
+}
+
+/// Where `needle` first occurs in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// A transport whose scripts work in directories the host lock made ahead
@@ -385,6 +540,7 @@ struct InLock {
     inner: Arc<dyn Transport>,
     /// Not handed out yet, the next last.
     pool: std::sync::Mutex<Vec<String>>,
+    shell: Arc<tokio::sync::Mutex<Held>>,
 }
 
 #[async_trait::async_trait]
@@ -412,6 +568,24 @@ impl Transport for InLock {
     fn private_dir(&self) -> Option<String> {
         self.pool.lock().ok()?.pop()
     }
+
+    async fn run_held(&self, script: &[Chunk]) -> Option<Result<Output, TransportError>> {
+        let mut held = self.shell.try_lock().ok()?;
+        if !held.runs_scripts {
+            return None;
+        }
+        let mut nonce = [0u8; 16];
+        getrandom::getrandom(&mut nonce).ok()?;
+        let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let dir = self.private_dir()?;
+        self.inner.ran_held();
+        let out = held.run(&dir, &nonce, script).await;
+        // A shell that did not end the script as it should runs no other.
+        if !matches!(&out, Ok(o) if o.status != ExitStatus::Unknown) {
+            held.runs_scripts = false;
+        }
+        Some(out)
+    }
 }
 
 /// One line of `/var/lib/parc/history.log`.
@@ -428,6 +602,92 @@ pub fn history_line(op: &Operator, action: &str, state: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A held shell's side of one run: reads the script to its `parc_ran`
+    /// line, then prints `reply` a few bytes at a time.
+    fn held_with(reply: Vec<u8>) -> (Held, JoinHandle<String>) {
+        let (stdin, mut host_in) = tokio::io::duplex(4096);
+        let (mut host_out, stdout) = tokio::io::duplex(4096);
+        let host = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 512];
+            while !String::from_utf8_lossy(&got).contains("\nparc_ran ") || !got.ends_with(b"\n") {
+                let n = tokio::io::AsyncReadExt::read(&mut host_in, &mut buf)
+                    .await
+                    .unwrap();
+                assert!(n > 0, "the script ended before its parc_ran line");
+                got.extend_from_slice(&buf[..n]);
+            }
+            for piece in reply.chunks(7) {
+                host_out.write_all(piece).await.unwrap();
+            }
+            String::from_utf8(got).unwrap()
+        });
+        let held = Held {
+            stdin,
+            stdout: BufReader::new(stdout),
+            runs_scripts: true,
+        };
+        (held, host)
+    }
+
+    #[tokio::test]
+    async fn a_held_run_ends_at_its_own_marker_only() {
+        let nonce = "4f".repeat(16);
+        let forged = "\n@@parc-ran-00000000000000000000000000000000 0\n@@parc-ran-4f 0\n";
+        let reply =
+            format!("records{forged}more\n@@parc-stderr-{nonce}\noops\n\n@@parc-ran-{nonce} 3\n");
+        let (mut held, host) = held_with(reply.into_bytes());
+        let script = [Chunk::Bytes(bytes::Bytes::from_static(b"echo records\n"))];
+        let out = held
+            .run("/var/lib/parc/lock/exec.0", &nonce, &script)
+            .await
+            .unwrap();
+        assert_eq!(out.status, ExitStatus::Code(3));
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            format!("records{forged}more")
+        );
+        assert_eq!(out.stderr, b"oops\n");
+        let sent = host.await.unwrap();
+        assert_eq!(
+            sent,
+            format!(
+                "(PARC_DIR=/var/lib/parc/lock/exec.0; PARC_PAYLOAD=\"$PARC_DIR/payload\"; \
+                 PARC_STASH=0; export PARC_DIR PARC_PAYLOAD PARC_STASH\necho records\n\n) \
+                 </dev/null 2>/var/lib/parc/lock/exec.0/stderr\nparc_ran {nonce} $? \
+                 /var/lib/parc/lock/exec.0/stderr\n"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_held_shell_that_ends_mid_run_reads_as_a_lost_channel() {
+        let nonce = "a1".repeat(16);
+        let (mut held, host) = held_with(format!("partial\n@@parc-ran-{nonce}").into_bytes());
+        let script = [Chunk::Bytes(bytes::Bytes::from_static(b"true\n"))];
+        let out = held.run("/d", &nonce, &script).await.unwrap();
+        host.await.unwrap();
+        assert_eq!(out.status, ExitStatus::Unknown);
+        assert!(out.stdout.starts_with(b"partial\n"));
+    }
+
+    #[test]
+    fn the_locked_line_says_what_the_lock_made() {
+        assert_eq!(locked(""), Some((Vec::new(), false)));
+        let (pool, held) = locked(&format!(" {POOL}")).unwrap();
+        assert_eq!((pool.len(), held), (POOL, false));
+        let (pool, held) = locked(&format!(" {POOL} {HELD_SHELL}")).unwrap();
+        assert_eq!((pool.len(), held), (POOL, true));
+        for other in [
+            "x",
+            " 3",
+            &format!(" {POOL} bash"),
+            &format!(" {POOL} {HELD_SHELL} x"),
+        ] {
+            assert_eq!(locked(other), None, "{other:?}");
+        }
+    }
 
     #[tokio::test]
     async fn an_endless_line_is_read_through_but_kept_short() {

@@ -574,7 +574,13 @@ impl Assembled {
     /// the script never appears on a command line, where local users could
     /// read it.
     pub fn command_in(&self, dir: Option<&str>) -> String {
-        let data_len = self.archive.len() + self.payload.len();
+        Self::command_for(self.archive.len(), self.payload.len(), dir)
+    }
+
+    /// [`Assembled::command_in`] for a script after an archive and a payload
+    /// of these lengths.
+    fn command_for(archive: usize, payload: usize, dir: Option<&str>) -> String {
+        let data_len = archive + payload;
         let private = match dir {
             Some(dir) => format!("PARC_DIR={}; [ -d \"$PARC_DIR\" ] || exit 111", quote(dir)),
             None => "PARC_DIR=$(mktemp -d \"${TMPDIR:-/tmp}/parc.XXXXXX\") || exit 111; \
@@ -596,7 +602,7 @@ impl Assembled {
              {save}; \
              case $parc_boot in *{SCRIPT_END}) ;; *) exit 111 ;; esac; \
              eval \"$parc_boot\"",
-            self.archive.len(),
+            archive,
         );
         format!("exec sh -c {}", quote(&boot))
     }
@@ -646,7 +652,24 @@ impl Assembled {
 
     /// Send the script in ONE exec and parse its framed output.
     pub async fn run(self, t: &dyn Transport) -> Result<ScriptOutput, ScriptError> {
-        let command = self.command_in(t.private_dir().as_deref());
+        self.run_where(t, false).await
+    }
+
+    /// [`Assembled::run`] for a script that changes nothing (a probe): run in
+    /// a shell the transport holds when it has one ([`Transport::run_held`]),
+    /// which saves the host a session.
+    pub async fn run_read_only(self, t: &dyn Transport) -> Result<ScriptOutput, ScriptError> {
+        self.run_where(t, true).await
+    }
+
+    async fn run_where(
+        self,
+        t: &dyn Transport,
+        read_only: bool,
+    ) -> Result<ScriptOutput, ScriptError> {
+        let data = (self.archive.len(), self.payload.len());
+        // A held shell takes no stdin: only a script without data before it.
+        let held = read_only && data == (0, 0);
         let Assembled {
             archive,
             payload,
@@ -656,7 +679,17 @@ impl Assembled {
             wants,
         } = self;
         let stdin = Self::stdin(archive, payload, &libs, tail);
-        let out = t.exec_shared_capture(&command, stdin.chunks()).await?;
+        let ran = match held {
+            true => t.run_held(stdin.chunks()).await,
+            false => None,
+        };
+        let out = match ran {
+            Some(out) => out?,
+            None => {
+                let command = Self::command_for(data.0, data.1, t.private_dir().as_deref());
+                t.exec_shared_capture(&command, stdin.chunks()).await?
+            }
+        };
         drop(stdin);
         let (mut records, archive) = parse(&out.stdout)?;
         let files = archive.map(read_fetched).unwrap_or_default();

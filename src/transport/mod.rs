@@ -223,6 +223,22 @@ pub trait Transport: Send + Sync {
         })
     }
 
+    /// Run `script` (sh, whole, reading no stdin) as a subshell of a shell
+    /// this transport already holds open on the host (the host lock's),
+    /// rather than in a session of its own: a session costs the host a fork
+    /// of sshd, a login shell, `sh` and its reader of stdin. `None` when it
+    /// holds none, or that shell is busy: run it with
+    /// [`Transport::exec_shared`]. Only for scripts that change nothing: what
+    /// stops an apply (the dead-man watchdog, a takeover of its stale lock)
+    /// stops its process group, and the held shell's is the lock's.
+    async fn run_held(&self, _script: &[Chunk]) -> Option<Result<Output, TransportError>> {
+        None
+    }
+
+    /// A transport above this one ran a remote command without an exec of
+    /// its own ([`Transport::run_held`]): counted as one where execs are.
+    fn ran_held(&self) {}
+
     /// A private directory on the host that no exec has used yet, for the
     /// next script to work in (see `Assembled::command`), or `None`: the
     /// script makes its own (`mktemp -d`) and removes it. The host lock

@@ -28,19 +28,12 @@ impl Processes {
 
     /// Processes the profile's own commands account for: a `sh -c` that one of
     /// parc's scripts (the `sh -c` of its bootstrap, which sets the private
-    /// directory `PARC_DIR` and runs the script in itself) runs is a `command`
-    /// resource, a guard, a handler or a verification command the profile
-    /// declares, and it and everything it starts are the profile's work, not
-    /// parc's.
+    /// directory `PARC_DIR` and runs the script in itself, or the host lock's
+    /// shell, which runs the probe) runs is a `command` resource, a guard, a
+    /// handler or a verification command the profile declares, and it and
+    /// everything it starts are the profile's work, not parc's.
     pub fn profile_commands(&self) -> usize {
-        let runs_script = |pid: u32| {
-            self.exec.get(&pid).is_some_and(|argv| {
-                argv.len() == 3
-                    && argv[0] == "sh"
-                    && argv[1] == "-c"
-                    && argv[2].starts_with("PARC_DIR=")
-            })
-        };
+        let runs_script = |pid: u32| self.exec.get(&pid).is_some_and(|argv| is_parc_shell(argv));
         let own: BTreeSet<u32> = self
             .exec
             .iter()
@@ -82,6 +75,15 @@ impl Processes {
     /// Processes parc itself started.
     pub fn parc(&self) -> usize {
         self.total() - self.profile_commands()
+    }
+
+    /// How many sessions the host opened: in each, root's login shell
+    /// becomes (`exec`) the `sh -c` of the host lock or of a bootstrap.
+    pub fn sessions(&self) -> usize {
+        self.exec
+            .values()
+            .filter(|argv| is_parc_shell(argv))
+            .count()
     }
 
     /// How many processes executed each program, for failure messages.
@@ -138,6 +140,16 @@ impl Processes {
         }
         out
     }
+}
+
+/// The `sh -c` a session's login shell becomes: a bootstrap's, which sets
+/// the private directory `PARC_DIR`, or the host lock's (`src/engine/lock.rs`),
+/// as strace prints their start.
+fn is_parc_shell(argv: &[String]) -> bool {
+    argv.len() == 3
+        && argv[0] == "sh"
+        && argv[1] == "-c"
+        && (argv[2].starts_with("PARC_DIR=") || argv[2].starts_with("\\nL=/var/lib/parc/lock\\n"))
 }
 
 /// The argv strings of an strace `execve(...)` line (escapes kept as printed).

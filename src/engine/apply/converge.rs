@@ -158,7 +158,7 @@ async fn converge_vars(
     events.phase(host, "probing");
     let plan_ctx = PlanContext { diff: job.diff };
     let script = probe_script(&items, &handlers, &plan_ctx, ready);
-    let probe = match script.run(t).await {
+    let probe = match script.assemble().run_read_only(t).await {
         Ok(out) if out.status.success() => out,
         Ok(out) => {
             return Converged::failed(
