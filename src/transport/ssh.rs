@@ -431,8 +431,17 @@ impl Stdin<'_> {
                 }
                 let mut chunk = vec![0u8; STDIN_READ];
                 let n = reader.read(&mut chunk).await?;
+                if n < STDIN_READ / 2 {
+                    // A source that brings less than the channel takes (the
+                    // lock's, which carries the probe, then waits for the
+                    // release): back to small reads, so that no large buffer
+                    // waits on it, and a copy of what came rather than a
+                    // 64 KiB buffer held for a few bytes.
+                    *bulk = false;
+                    return Ok((n > 0).then(|| Bytes::copy_from_slice(&chunk[..n])));
+                }
                 chunk.truncate(n);
-                Ok((n > 0).then(|| chunk.into()))
+                Ok(Some(chunk.into()))
             }
             Stdin::Chunks { rest, current } => loop {
                 if let Some((chunk, at)) = current {
