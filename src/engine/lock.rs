@@ -506,6 +506,7 @@ impl Held {
             };
             let status = std::str::from_utf8(&rest[..end])
                 .ok()
+                .map(|rc| rc.trim_end_matches('\r'))
                 .and_then(crate::numbers::exit_code)
                 .and_then(|c| u32::try_from(c).ok())
                 .map_or(ExitStatus::Unknown, ExitStatus::Code);
