@@ -431,12 +431,13 @@ impl Stdin<'_> {
                 }
                 let mut chunk = vec![0u8; STDIN_READ];
                 let n = reader.read(&mut chunk).await?;
-                if n < STDIN_READ / 2 {
-                    // A source that brings less than the channel takes (the
-                    // lock's, which carries the probe, then waits for the
-                    // release): back to small reads, so that no large buffer
-                    // waits on it, and a copy of what came rather than a
-                    // 64 KiB buffer held for a few bytes.
+                if n <= SMALL_READ {
+                    // A source that brings no more than a small read takes
+                    // (the lock's, which carries the probe, then waits for
+                    // the release): back to small reads, so that no large
+                    // buffer waits on it, and a copy of what came rather than
+                    // a 64 KiB buffer held for a few bytes. A bulk stream
+                    // (an image) that is only a little behind stays bulk.
                     *bulk = false;
                     return Ok((n > 0).then(|| Bytes::copy_from_slice(&chunk[..n])));
                 }
