@@ -152,3 +152,44 @@ fn an_apply_that_changes_nothing_opens_one_session_unless_sh_is_bash() {
         assert!(lab.host_file(host, "/var/lib/parc/lock/pid").is_none());
     }
 }
+
+/// busybox's sh runs what comes on its stdin as it comes too: on a host with
+/// nothing but busybox, a run that changes nothing opens one session, and
+/// its tests (run by the probe in the lock's shell) pass.
+#[test]
+fn a_busybox_host_runs_its_probe_in_the_lock_shell() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    lab.busybox_only(0);
+    let dir = tempfile::tempdir().unwrap();
+    let pb = common::play(
+        dir.path(),
+        "small",
+        "resources:\n  - file: {path: /etc/parc-small.conf, content: \"a=1\\n\"}\n\
+         verify:\n  - command: {run: 'grep -q a=1 /etc/parc-small.conf'}\n",
+        "",
+    );
+    let (out, ev) = lab.apply_json(&pb);
+    let host = common::finished(&ev)[0].clone();
+    assert_eq!(
+        host["state"],
+        "changed",
+        "{host:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tracer = Tracer::attach(lab.lab.hosts[0].pid);
+    let (out, ev) = lab.apply_json(&pb);
+    let processes = tracer.finish();
+    let host = common::finished(&ev)[0].clone();
+    assert_eq!(
+        host["state"],
+        "ok",
+        "{host:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tests = host["outcome"]["verification"].as_array().unwrap();
+    assert_eq!(tests.len(), 1, "{host:#}");
+    assert_eq!(tests[0]["passed"], true, "{host:#}");
+    assert_eq!(processes.sessions(), 1, "{}", processes.programs());
+    assert!(lab.host_file(0, "/var/lib/parc/lock/pid").is_none());
+}
