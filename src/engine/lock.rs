@@ -242,6 +242,9 @@ fn script(
     } else {
         ("", format!("  {refuse}"))
     };
+    // `[ A -ef B ]` (same file) is not POSIX, but dash's and busybox's
+    // `test` have it: a shell whose `test` lacks it is neither, and keeps
+    // reading the release line by line.
     let script = format!(
         r#"{journal_sh}
 L={l}
