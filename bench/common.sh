@@ -1,8 +1,9 @@
 # shellcheck shell=bash
-# Shared by rollout.sh and scale.sh (sourced): building parc, the mixed
-# workload's wallpaper, and one lab started for the whole run and always
-# stopped. Expects BENCH, ROOT, LAB, PARC and SUBNET to be set, and reads
-# CONNECT_TIMEOUT (parc's --connect-timeout, default parc's own 10 s).
+# Shared by rollout.sh, scale.sh and ab.sh (sourced): building parc, the
+# mixed workload's wallpaper and its reset, and one lab started for the
+# whole run and always stopped. Expects BENCH, ROOT, LAB, PARC and SUBNET
+# to be set, and reads CONNECT_TIMEOUT (parc's --connect-timeout, default
+# parc's own 10 s).
 
 say() { printf '== %s\n' "$*" >&2; }
 
@@ -41,14 +42,36 @@ trash_cmd() {
 # The largest of the numbers given.
 largest() { printf '%s\n' "$@" | sort -n | tail -n 1; }
 
-# parc in release, and the mixed workload's 1 MiB wallpaper: seeded random
-# bytes (incompressible, the same in every run), generated rather than kept
-# in git.
-prepare() {
+# The mixed workload's 1 MiB wallpaper: seeded random bytes (incompressible,
+# the same in every run), generated rather than kept in git.
+wallpaper() {
     local wallpaper=$BENCH/profiles/files/wallpaper.bin
     [ -s "$wallpaper" ] || python3 -c "import random, sys; sys.stdout.buffer.write(random.Random(17).randbytes(1 << 20))" >"$wallpaper"
+}
+
+# parc in release, and the wallpaper.
+prepare() {
+    wallpaper
     say "building parc (release)"
     (cd "$ROOT" && cargo build --release --quiet)
+}
+
+# prefix_of WORKLOAD TOOL: where the tool's run of the workload puts its files.
+prefix_of() {
+    local tool=$2
+    case $tool in ansible*) tool=ansible ;; esac
+    echo "/srv/$1-$tool"
+}
+
+# Removes what a tool's run of a workload left: its prefix, and for `mixed`
+# its accounts (named after the tool). The prefix is moved aside into
+# /srv/.bench-trash rather than deleted: see `trash_cmd`.
+reset_prefix() {
+    local tag=$2
+    case $tag in ansible*) tag=ansible ;; esac
+    "$PARC" -i "$INV" run all -- "$(trash_cmd "$(prefix_of "$1" "$2")"); \
+        for u in alice bob; do userdel mx-$tag-\$u 2>/dev/null; done; \
+        groupdel mx-$tag-staff 2>/dev/null; true" >/dev/null 2>&1
 }
 
 # start_lab HOSTS: a lab of HOSTS hosts in $LAB, stopped when the script

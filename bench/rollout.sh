@@ -64,24 +64,6 @@ start_lab "$MAX"
 rm -rf "$OUT"
 mkdir -p "$OUT"
 
-# prefix_of WORKLOAD TOOL: where the tool's run of the workload puts its files.
-prefix_of() {
-    local tool=$2
-    case $tool in ansible*) tool=ansible ;; esac
-    echo "/srv/$1-$tool"
-}
-
-# Removes what a tool's run of a workload left: its prefix, and for `mixed`
-# its accounts (named after the tool). The prefix is moved aside into
-# /srv/.bench-trash rather than deleted: see `trash_cmd` in common.sh.
-reset_prefix() {
-    local tag=$2
-    case $tag in ansible*) tag=ansible ;; esac
-    "$PARC" -i "$INV" run all -- "$(trash_cmd "$(prefix_of "$1" "$2")"); \
-        for u in alice bob; do userdel mx-$tag-\$u 2>/dev/null; done; \
-        groupdel mx-$tag-staff 2>/dev/null; true" >/dev/null 2>&1
-}
-
 # run_tool TOOL WORKLOAD SCENARIO LOG HOSTS [ONE]: one run of TOOL on the
 # first HOSTS hosts (or on host ONE only, to count its round trips); the
 # "changed" scenario sets revision=2, which changes exactly one rendered file
