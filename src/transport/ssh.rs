@@ -7,14 +7,16 @@
 //! so no lock is ever held around the connection.
 
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
 use russh::{ChannelMsg, client, kex};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::Semaphore;
 
 use super::known_hosts::{self, Accepted, HostKeyCheck, HostKeyError};
@@ -67,10 +69,11 @@ impl AsRef<[u8]> for InFlight {
     }
 }
 
-/// Bytes of a command's stdin read at first, until a read fills them.
+/// Bytes of a command's stdin a read waits for.
 const SMALL_READ: usize = 4 * 1024;
-/// Bytes of a bulk stdin read at once and handed to russh: two of
-/// OpenSSH's 32 KiB packets. Each channel holds [`IN_FLIGHT`] of them until
+/// Bytes of stdin handed to russh at once when a read filled
+/// [`SMALL_READ`] and more was there already: two of OpenSSH's 32 KiB
+/// packets. Each channel holds [`IN_FLIGHT`] of them until
 /// russh has taken them, so this is memory per host.
 const STDIN_READ: usize = 64 * 1024;
 
@@ -362,10 +365,7 @@ impl Transport for SshTransport {
         stdout: &mut (dyn AsyncWrite + Send + Unpin),
         stderr: &mut (dyn AsyncWrite + Send + Unpin),
     ) -> Result<ExitStatus, TransportError> {
-        let stdin = Stdin::Stream {
-            reader: stdin,
-            bulk: false,
-        };
+        let stdin = Stdin::Stream { reader: stdin };
         self.run(command, stdin, stdout, stderr).await
     }
 
@@ -396,9 +396,6 @@ enum Unsent {
 enum Stdin<'a> {
     Stream {
         reader: &'a mut (dyn AsyncRead + Send + Unpin),
-        /// A read filled the small buffer: a bulk stream, read in large
-        /// chunks from then on.
-        bulk: bool,
     },
     /// Shared chunks, handed to russh in slices: views of the held buffers
     /// ([`HELD_SLICE`] bytes), or read from a large file's descriptor as the
@@ -418,29 +415,31 @@ impl Stdin<'_> {
             // SSH packets; large reads let russh fill packets up to the server's
             // maximum (32 KiB for OpenSSH), which matters for multi-GiB streams.
             // Each chunk is read into its own buffer and handed over as it is.
-            Stdin::Stream { reader, bulk } => {
-                if !*bulk {
-                    // Until a read fills it, a small buffer: some streams
-                    // wait the whole run for a line (the lock's release
-                    // channel), and a 64 KiB buffer pending in every host's
-                    // lock exec is memory per host.
-                    let mut small = [0u8; SMALL_READ];
-                    let n = reader.read(&mut small).await?;
-                    *bulk = n == SMALL_READ;
+            Stdin::Stream { reader } => {
+                // What waits for a read is a small buffer: some streams wait
+                // the whole run (the lock's, for its release), and a 64 KiB
+                // buffer pending in every host's lock exec is memory per
+                // host. Only what is there already goes on into a large one.
+                let mut small = [0u8; SMALL_READ];
+                let n = reader.read(&mut small).await?;
+                if n < SMALL_READ {
                     return Ok((n > 0).then(|| Bytes::copy_from_slice(&small[..n])));
                 }
-                let mut chunk = vec![0u8; STDIN_READ];
-                let n = reader.read(&mut chunk).await?;
-                if n <= SMALL_READ {
-                    // A source that brings no more than a small read takes
-                    // (the lock's, which carries the probe, then waits for
-                    // the release): back to small reads, so that no large
-                    // buffer waits on it, and a copy of what came rather than
-                    // a 64 KiB buffer held for a few bytes. A bulk stream
-                    // (an image) that is only a little behind stays bulk.
-                    *bulk = false;
-                    return Ok((n > 0).then(|| Bytes::copy_from_slice(&chunk[..n])));
-                }
+                let mut chunk = Vec::with_capacity(STDIN_READ);
+                chunk.extend_from_slice(&small);
+                chunk.resize(STDIN_READ, 0);
+                let mut rest = ReadBuf::new(&mut chunk[SMALL_READ..]);
+                let more = std::future::poll_fn(|cx| {
+                    Poll::Ready(Pin::new(&mut **reader).poll_read(cx, &mut rest))
+                })
+                .await;
+                let n = match more {
+                    Poll::Ready(Ok(())) => SMALL_READ + rest.filled().len(),
+                    Poll::Ready(Err(e)) => return Err(e),
+                    // Nothing more yet: this chunk ends here, and the next
+                    // read waits, small.
+                    Poll::Pending => SMALL_READ,
+                };
                 chunk.truncate(n);
                 Ok(Some(chunk.into()))
             }
