@@ -173,7 +173,13 @@ done
 
 if [ -z "${RESULTS:-}" ]; then
   mkdir -p "$ROOT/bench/results"
+  # imaging-DATE.txt, or -2 (-3, ...) when a run of the same day wrote it.
   RESULTS=$ROOT/bench/results/imaging-$(date +%F).txt
+  n=2
+  while [ -e "$RESULTS" ]; do
+    RESULTS=$ROOT/bench/results/imaging-$(date +%F)-$n.txt
+    n=$((n + 1))
+  done
 fi
 python3 - "$SIZE" "$HOSTS" "$BUILD" "$(cut -d" " -f1-3 /proc/loadavg)" > "$RESULTS" <<PY
 import sys
