@@ -28,9 +28,9 @@ struct Bounds {
     first_run: usize,
 }
 
-/// Applies `playbook` with strace on the host's sshd: the host's end state
-/// and the processes it started.
-fn traced_apply(lab: &TestLab, playbook: &Path) -> (String, Processes) {
+/// Applies `playbook` with strace on the host's sshd: the host's outcome
+/// (its `host_finished` event) and the processes it started.
+fn traced_apply(lab: &TestLab, playbook: &Path) -> (serde_json::Value, Processes) {
     let tracer = Tracer::attach(lab.lab.hosts[0].pid);
     let (out, ev) = lab.apply_json(playbook);
     let processes = tracer.finish();
@@ -41,17 +41,15 @@ fn traced_apply(lab: &TestLab, playbook: &Path) -> (String, Processes) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let state = finished[0]["state"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let host = finished[0].clone();
     assert!(
         out.status.success(),
-        "apply failed ({state}): {}\n{}",
+        "apply failed ({}): {}\n{}",
+        host["state"],
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (state, processes)
+    (host, processes)
 }
 
 #[test]
@@ -60,10 +58,10 @@ fn a_host_starts_few_processes_whatever_its_profile() {
     let lab = TestLab::start(1);
     let work = tempfile::tempdir().unwrap();
     let playbook = common::mixed_fixture(work.path());
-    let (state, first) = traced_apply(&lab, &playbook);
-    assert_eq!(state, "changed");
-    let (state, again) = traced_apply(&lab, &playbook);
-    assert_eq!(state, "ok", "the second run changes nothing");
+    let (host, first) = traced_apply(&lab, &playbook);
+    assert_eq!(host["state"], "changed");
+    let (host, again) = traced_apply(&lab, &playbook);
+    assert_eq!(host["state"], "ok", "the second run changes nothing");
     for (run, p) in [("first run", &first), ("no change", &again)] {
         eprintln!(
             "{run}: {} processes, {} of them parc's: {}",
@@ -169,24 +167,10 @@ fn a_busybox_host_runs_its_probe_in_the_lock_shell() {
          verify:\n  - command: {run: 'grep -q a=1 /etc/parc-small.conf'}\n",
         "",
     );
-    let (out, ev) = lab.apply_json(&pb);
-    let host = common::finished(&ev)[0].clone();
-    assert_eq!(
-        host["state"],
-        "changed",
-        "{host:#}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tracer = Tracer::attach(lab.lab.hosts[0].pid);
-    let (out, ev) = lab.apply_json(&pb);
-    let processes = tracer.finish();
-    let host = common::finished(&ev)[0].clone();
-    assert_eq!(
-        host["state"],
-        "ok",
-        "{host:#}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (host, _) = traced_apply(&lab, &pb);
+    assert_eq!(host["state"], "changed", "{host:#}");
+    let (host, processes) = traced_apply(&lab, &pb);
+    assert_eq!(host["state"], "ok", "{host:#}");
     let tests = host["outcome"]["verification"].as_array().unwrap();
     assert_eq!(tests.len(), 1, "{host:#}");
     assert_eq!(tests[0]["passed"], true, "{host:#}");
