@@ -580,7 +580,7 @@ impl Transport for InLock {
         }
         let mut nonce = [0u8; 16];
         getrandom::getrandom(&mut nonce).ok()?;
-        let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let nonce = crate::image::digest::hex(&nonce);
         let dir = self.private_dir()?;
         self.inner.ran_held();
         let out = held.run(&dir, &nonce, script).await;
