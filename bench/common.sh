@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by rollout.sh, scale.sh and ab.sh (sourced): building parc, the
+# Shared by rollout.sh, scale.sh, ab.sh and imaging.sh (sourced): building parc, the
 # mixed workload's wallpaper and its reset, and one lab started for the
 # whole run and always stopped. Expects BENCH, ROOT, LAB, PARC and SUBNET
 # to be set, and reads CONNECT_TIMEOUT (parc's --connect-timeout, default
@@ -10,14 +10,15 @@ say() { printf '== %s\n' "$*" >&2; }
 # The first N hosts of the lab, as a pattern parc and Ansible both read.
 first_hosts() { printf 'ws-%03d,' $(seq "$1") | sed 's/,$//'; }
 
-# results/NAME-DATE.md, or NAME-DATE-2.md (-3, ...) when a run of the same
-# day already wrote it: a second run must not overwrite the first's results.
+# results/NAME-DATE.EXT (EXT md unless given), or NAME-DATE-2.EXT (-3, ...)
+# when a run of the same day already wrote it: a second run must not
+# overwrite the first's results.
 results_file() {
-    local base file n=2
+    local base ext=${2:-md} file n=2
     base=$BENCH/results/$1-$(date +%Y-%m-%d)
-    file=$base.md
+    file=$base.$ext
     while [ -e "$file" ]; do
-        file=$base-$n.md
+        file=$base-$n.$ext
         n=$((n + 1))
     done
     printf '%s\n' "$file"

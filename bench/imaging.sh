@@ -21,6 +21,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH=$ROOT/bench
+# shellcheck source=bench/common.sh
+. "$BENCH/common.sh"
 SUBNET=${SUBNET:-240}
 HOSTS=${HOSTS:-10}
 SIZE=$((${SIZE_MIB:-1024} * 1024 * 1024))
@@ -172,14 +175,8 @@ for n in 1 "$HOSTS"; do
 done
 
 if [ -z "${RESULTS:-}" ]; then
-  mkdir -p "$ROOT/bench/results"
-  # imaging-DATE.txt, or -2 (-3, ...) when a run of the same day wrote it.
-  RESULTS=$ROOT/bench/results/imaging-$(date +%F).txt
-  n=2
-  while [ -e "$RESULTS" ]; do
-    RESULTS=$ROOT/bench/results/imaging-$(date +%F)-$n.txt
-    n=$((n + 1))
-  done
+  mkdir -p "$BENCH/results"
+  RESULTS=$(results_file imaging txt)
 fi
 python3 - "$SIZE" "$HOSTS" "$BUILD" "$(cut -d" " -f1-3 /proc/loadavg)" > "$RESULTS" <<PY
 import sys
