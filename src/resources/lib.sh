@@ -419,6 +419,16 @@ parc_mv() { # N DEST OWNER GROUP
   mv -f -- "$_t" "$2"
 }
 
+# Rename staged link N (parc_stage made it, under its final name) into DIR,
+# over what stands there: into the directory, because `mv TEMP DEST` would
+# move it into the directory an existing link DEST points at. A link its
+# run's parc_batch_* already renamed is in place.
+parc_ln() { # N DIR
+  eval "_t=\$PARC_T$1 _m=\${PARC_MOVED_$1:-}"
+  if [ -n "$_m" ] && [ ! -L "$_t" ]; then return 0; fi
+  mv -f -- "$_t" "$2"
+}
+
 # Whether this dd slices by bytes (GNU does, busybox does not): one process per
 # file installed instead of two. Run once, on the first slice.
 parc_dd_probe() {

@@ -80,6 +80,14 @@ pub enum Op {
         /// step itself.
         stage: Option<String>,
     },
+    /// Make `dest` a symbolic link to `target`, replacing what is there in
+    /// one rename: staged like a [`Op::Put`] where the probe found a
+    /// directory above `dest` (its `stage` field), else `ln -sfn`.
+    Link {
+        target: String,
+        dest: String,
+        stage: Option<String>,
+    },
 }
 
 impl Step {
@@ -127,6 +135,11 @@ impl Step {
                     group.as_deref(),
                     stage.as_deref(),
                 )),
+                Op::Link {
+                    target,
+                    dest,
+                    stage,
+                } => body.push(script.link(target, dest, stage.as_deref())),
             }
         }
         if body.is_empty() {

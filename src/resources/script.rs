@@ -369,6 +369,14 @@ impl Script {
         )
     }
 
+    /// sh making `dest` a symbolic link to `target`: staged in `stage` and
+    /// renamed into place (see `resources::stage`), else `ln -sfn`.
+    pub fn link(&mut self, target: &str, dest: &str, stage: Option<&str>) -> String {
+        stage
+            .and_then(|dir| self.stage.add_link(target, dir, dest))
+            .unwrap_or_else(|| format!("ln -sfn -- {} {}", quote(target), quote(dest)))
+    }
+
     /// How many files are staged so far (see [`Script::rename_together`]).
     pub fn staged(&self) -> usize {
         self.stage.len()
@@ -1170,6 +1178,75 @@ mod tests {
         assert_eq!(std::fs::read_to_string(format!("{d}/c")).unwrap(), "c2");
         assert_no_temps(root);
         assert_no_temps(&d);
+    }
+
+    /// Links are staged and renamed over what stands there, never removed
+    /// first: over a link to a directory (not into that directory), over a
+    /// regular file, alone or in a run with files; targets land byte for
+    /// byte, long ones too, with or without tar.
+    #[tokio::test]
+    async fn staged_links_replace_what_stands_there_in_one_rename() {
+        for no_tar in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_str().unwrap();
+            let d = format!("{root}/d");
+            std::fs::create_dir_all(format!("{root}/old dir")).unwrap();
+            std::fs::create_dir(&d).unwrap();
+            std::os::unix::fs::symlink(format!("{root}/old dir"), format!("{d}/to dir")).unwrap();
+            std::fs::write(format!("{d}/was file"), "x").unwrap();
+            let long = format!("/{}//x/", "long component/".repeat(10));
+            let links = [
+                (format!("{d}/to dir"), "new//target/".to_string()),
+                (format!("{d}/was file"), long.clone()),
+                (format!("{root}/alone $(touch pwned)"), "../a'b".to_string()),
+            ];
+            let mut s = Script::new();
+            if no_tar {
+                s.setup("tar() { return 1; }");
+            }
+            let from = s.staged();
+            let mut steps = String::new();
+            let put = s.put(
+                &crate::content::Content::shared(b"f"),
+                &format!("{d}/file"),
+                None,
+                None,
+                None,
+                Some(&d),
+            );
+            steps.push_str(&format!("step_0() {{\n{put}\n}}\n"));
+            for (n, (dest, target)) in links.iter().enumerate() {
+                let stage = if dest.contains("alone") { root } else { &d };
+                let line = s.link(target, dest, Some(stage));
+                assert!(line.starts_with("parc_ln "), "{line}");
+                steps.push_str(&format!("step_{}() {{\n{line}\n}}\n", n + 1));
+            }
+            let batch = s.rename_together(from..s.staged()).unwrap();
+            s.setup(&steps);
+            s.sh(&batch);
+            for n in 0..=links.len() {
+                s.sh(&format!("parc_step_plain {n} step_{n}"));
+            }
+            let out = s.run(&LocalTransport).await.unwrap();
+            for n in 0..=links.len() {
+                assert_eq!(out.records[&n.to_string()].rc, Some(0), "{}", out.stderr);
+            }
+            for (dest, target) in &links {
+                let got = std::fs::read_link(dest).unwrap();
+                assert_eq!(got.to_str().unwrap(), target, "{dest} (no tar: {no_tar})");
+            }
+            assert_eq!(std::fs::read_to_string(format!("{d}/file")).unwrap(), "f");
+            assert_eq!(
+                std::fs::read_dir(format!("{root}/old dir"))
+                    .unwrap()
+                    .count(),
+                0,
+                "nothing lands in the directory the old link pointed at"
+            );
+            assert_no_temps(root);
+            assert_no_temps(&d);
+            assert!(!dir.path().join("pwned").exists());
+        }
     }
 
     fn assert_no_temps(dir: &str) {

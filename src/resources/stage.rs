@@ -19,8 +19,16 @@
 //! destination written several times in a run (line edits of one file, each
 //! built on the one before), only the last write is staged and renamed: it is
 //! what the run leaves there, and the earlier ones would cost a rename each.
+//!
+//! Symbolic links are staged the same way: the tar holds the new link, under
+//! its final name in a private directory, and `mv … DIR/` renames it over the
+//! old one. No link is ever missing (busybox's `ln -sf` removes the old link
+//! before it makes the new one), a run's links share its renames, and the
+//! target-directory form matters: `mv TEMP DEST` would move the new link into
+//! the directory an existing link `DEST` points at.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -28,9 +36,17 @@ use super::payload::Payload;
 use crate::content::Content;
 use crate::transport::quote;
 
+/// What a staged entry installs.
+enum Body {
+    /// A regular file. Shared with every other host installing the same
+    /// content.
+    Data(Arc<Content>),
+    /// A symbolic link to this target.
+    Link(String),
+}
+
 struct File {
-    /// Shared with every other host installing the same content.
-    data: Arc<Content>,
+    body: Body,
     /// The directory the temp file is created in.
     dir: String,
     dest: String,
@@ -94,7 +110,7 @@ impl Stage {
         }
         let n = self.files.len();
         self.files.push(File {
-            data: data.clone(),
+            body: Body::Data(data.clone()),
             dir: dir.trim_end_matches('/').to_string(),
             dest: dest.to_string(),
             mode,
@@ -111,6 +127,26 @@ impl Stage {
             quote(owner),
             quote(group)
         ))
+    }
+
+    /// Stage a symbolic link to `target` for `dest`, in directory `dir`;
+    /// returns the sh line that renames it into place (its step's part).
+    /// `None` as for [`Stage::add`], or when `dest` names no file in a
+    /// directory.
+    pub fn add_link(&mut self, target: &str, dir: &str, dest: &str) -> Option<String> {
+        let (dest_dir, base) = dest.rsplit_once('/')?;
+        if !dir.starts_with('/') || base.is_empty() {
+            return None;
+        }
+        let n = self.files.len();
+        self.files.push(File {
+            body: Body::Link(target.to_string()),
+            dir: dir.trim_end_matches('/').to_string(),
+            dest: dest.to_string(),
+            mode: 0o777,
+            chown: None,
+        });
+        Some(format!("parc_ln {n} {}", quote(&format!("{dest_dir}/"))))
     }
 
     pub fn len(&self) -> usize {
@@ -161,27 +197,38 @@ impl Stage {
         }
         let files = self.files.iter().zip(&quoted).zip(&offsets);
         for (((f, q), off), _) in files.zip(&names.skipped).filter(|(_, s)| !**s) {
-            by_dd.push_str(&format!(
-                "\n    parc_slice {off} {} {q} && chmod {:o} {q} || parc_stage_failed || return 1",
-                f.data.len(),
-                f.mode
-            ));
+            let make = match &f.body {
+                Body::Data(data) => format!(
+                    "parc_slice {off} {} {q} && chmod {:o} {q}",
+                    data.len(),
+                    f.mode
+                ),
+                Body::Link(target) => format!("ln -s -- {} {q}", quote(target)),
+            };
+            by_dd.push_str(&format!("\n    {make} || parc_stage_failed || return 1"));
         }
-        // On exit: what no step renamed (batch directories are always left),
+        // On exit: what no step renamed (batch directories, links' among
+        // them, are always left),
         // and the script's private directory, whose removal this trap takes
         // over from the bootstrap's (see `Assembled::command`): one `rm`.
         let flat: Vec<&str> = quoted
             .iter()
             .enumerate()
-            .filter(|(n, _)| !names.batched[*n] && !names.skipped[*n])
+            .filter(|(n, _)| {
+                !names.batched[*n]
+                    && !names.skipped[*n]
+                    && matches!(self.files[*n].body, Body::Data(_))
+            })
             .map(|(_, q)| q.as_str())
             .collect();
         let mut unstage = String::new();
-        if !flat.is_empty() {
-            unstage.push_str(&format!(
-                "  for _t in {}; do [ ! -e \"$_t\" ] || rm -f \"$_t\"; done\n",
-                flat.join(" ")
-            ));
+        match flat.as_slice() {
+            [] => {}
+            [one] => unstage.push_str(&format!("  [ ! -e {one} ] || rm -f -- {one}\n")),
+            many => unstage.push_str(&format!(
+                "  for _t in {}; do [ ! -e \"$_t\" ] || rm -f -- \"$_t\"; done\n",
+                many.join(" ")
+            )),
         }
         let gone = [dirs.as_str(), "\"$PARC_DIR\""].join(" ");
         unstage.push_str(&format!("  rm -rf {}", gone.trim_start()));
@@ -198,11 +245,14 @@ impl Stage {
             archive,
             functions,
             remove: format!("rm -rf -- {} {dirs}", quoted.join(" ")),
+            // A link is not synced: `sync` opens what it names, and would
+            // open the link's target.
             temps: quoted
                 .into_iter()
                 .zip(&names.skipped)
-                .filter(|(_, s)| !**s)
-                .map(|(q, _)| q)
+                .zip(&self.files)
+                .filter(|((_, s), f)| !**s && matches!(f.body, Body::Data(_)))
+                .map(|((q, _), _)| q)
                 .collect(),
         })
     }
@@ -278,6 +328,17 @@ impl Stage {
                 lines.join("\n")
             ));
         }
+        // A link its run does not rename is still staged under its final
+        // name, in a directory of its own: parc_ln renames it into its
+        // destination's directory.
+        for (n, f) in self.files.iter().enumerate() {
+            if matches!(f.body, Body::Link(_)) && !names.batched[n] && !names.skipped[n] {
+                let base = f.dest.rsplit('/').next().unwrap_or_default();
+                let dir = format!("{}/.parc-tmp.{token}.l{n}", f.dir);
+                names.temps[n] = format!("{dir}/{base}");
+                names.dirs.push(dir);
+            }
+        }
         names
     }
 
@@ -298,13 +359,27 @@ impl Stage {
                 offsets.push(0);
                 continue;
             }
-            let len = file.data.len();
+            let data = match &file.body {
+                Body::Data(data) => data,
+                Body::Link(target) => {
+                    let mut header = header(file.mode, 0, tar::EntryType::Symlink)?;
+                    link_target(&mut archive, &mut header, target)?;
+                    archive.append_data(
+                        &mut header,
+                        tmp.trim_start_matches('/'),
+                        std::io::empty(),
+                    )?;
+                    offsets.push(0);
+                    continue;
+                }
+            };
+            let len = data.len();
             let mut header = header(file.mode, len, tar::EntryType::Regular)?;
             // An empty reader: tar writes the header (sized `len`) alone.
             archive.append_data(&mut header, tmp.trim_start_matches('/'), std::io::empty())?;
             payload.push(std::mem::take(archive.get_mut()));
             offsets.push(payload.len());
-            payload.push_shared(file.data.clone());
+            payload.push_shared(data.clone());
             payload.push(vec![0; len.next_multiple_of(512) - len]);
         }
         payload.push(archive.into_inner()?);
@@ -372,6 +447,31 @@ fn header(mode: u32, size: usize, kind: tar::EntryType) -> Result<tar::Header, s
     header.set_username("root")?;
     header.set_groupname("root")?;
     Ok(header)
+}
+
+/// Sets `header`'s link target to `target`, byte for byte: the tar crate's
+/// `append_link` normalises a short one (`a//b` to `a/b`, `d/` to `d`), and
+/// a link made from it would differ from the declared target at every
+/// probe. A target too long for the header goes first in a GNU long-link
+/// entry, as GNU tar writes it (busybox's tar reads it too).
+fn link_target(
+    archive: &mut tar::Builder<Vec<u8>>,
+    header: &mut tar::Header,
+    target: &str,
+) -> Result<(), std::io::Error> {
+    let bytes = target.as_bytes();
+    const FIELD: usize = 100;
+    if bytes.len() > FIELD {
+        let mut long = tar::Header::new_gnu();
+        let name = b"././@LongLink";
+        long.as_old_mut().name[..name.len()].copy_from_slice(name);
+        long.set_size(bytes.len() as u64 + 1);
+        long.set_mode(0o644);
+        long.set_entry_type(tar::EntryType::GNULongLink);
+        long.set_cksum();
+        archive.append(&long, bytes.chain(&[0u8][..]))?;
+    }
+    header.set_link_name_literal(&bytes[..bytes.len().min(FIELD)])
 }
 
 /// 64 random bits, hex.

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::attrs::State;
-use super::plan::{Change, Plan, PlanContext, Step, Touch, need_parent};
+use super::plan::{Change, Op, Plan, PlanContext, Step, Touch};
 use super::script::{Record, Script};
 use super::{Kind, PathKind, PathState, ResourceError};
 use crate::transport::quote;
@@ -80,30 +80,41 @@ impl Kind for Symlink {
                 reason: "a present symlink needs `target`".into(),
             });
         };
-        let link = format!(
-            "{}\nln -sfn -- {} {p}",
-            need_parent(&self.path),
-            quote(target)
-        );
+        if target.is_empty() || target.contains('\0') {
+            return Err(ResourceError::Invalid {
+                resource: self.label(),
+                reason: "a symlink's `target` must be a non-empty path without NUL bytes".into(),
+            });
+        }
+        // One rename puts the new link over whatever stands there (an old
+        // link, or the regular file `force` replaces).
+        let link = Step(vec![
+            Op::NeedParent(self.path.clone()),
+            Op::Link {
+                target: target.clone(),
+                dest: self.path.clone(),
+                stage: now.stage.clone(),
+            },
+        ]);
         match &now.kind {
             PathKind::Link { target: t } if t == target => Ok(Plan::NoChange),
             PathKind::Link { target: t } => Ok(Plan::Change(Change {
                 touches: vec![Touch::Path(self.path.clone())],
                 what: vec![format!("target {t} -> {target}")],
                 diff: None,
-                step: Step::sh(link),
+                step: link,
             })),
             PathKind::Absent => Ok(Plan::Change(Change {
                 touches: vec![Touch::Path(self.path.clone())],
                 what: vec![format!("create -> {target}")],
                 diff: None,
-                step: Step::sh(link),
+                step: link,
             })),
             PathKind::File { .. } if self.force => Ok(Plan::Change(Change {
                 touches: vec![Touch::Path(self.path.clone())],
                 what: vec![format!("replace regular file with link -> {target}")],
                 diff: None,
-                step: Step::sh(format!("rm -f -- {p}\n{link}")),
+                step: link,
             })),
             _ => Err(ResourceError::Conflict {
                 resource: self.label(),

@@ -19,7 +19,8 @@ pub fn change(plan: Plan) -> Change {
     }
 }
 
-/// The step as text, `Put` ops shown as `put DEST MODE OWNER`.
+/// The step as text, `Put` ops shown as `put DEST MODE OWNER`, `Link` ops
+/// as `link DEST -> TARGET`.
 pub fn step_sh(c: &Change) -> String {
     c.step
         .0
@@ -35,6 +36,7 @@ pub fn step_sh(c: &Change) -> String {
                 mode.unwrap_or(0),
                 owner.as_deref().unwrap_or("-")
             ),
+            Op::Link { target, dest, .. } => format!("link {dest} -> {target}"),
         })
         .collect::<Vec<_>>()
         .join("\n")

@@ -302,10 +302,11 @@ pub(super) fn steps_script(
         }
     }
     let installs = |s: &Step| {
-        s.0.iter().any(|op| matches!(op, Op::Put { .. }))
+        s.0.iter()
+            .any(|op| matches!(op, Op::Put { .. } | Op::Link { .. }))
             && s.0
                 .iter()
-                .all(|op| matches!(op, Op::Put { .. } | Op::NeedParent(_)))
+                .all(|op| matches!(op, Op::Put { .. } | Op::Link { .. } | Op::NeedParent(_)))
     };
     for run in runs(&steps, installs) {
         if let Some(line) = script.rename_together(staged[run.start]..staged[run.end]) {
