@@ -177,3 +177,63 @@ fn a_busybox_host_runs_its_probe_in_the_lock_shell() {
     assert_eq!(processes.sessions(), 1, "{}", processes.programs());
     assert!(lab.host_file(0, "/var/lib/parc/lock/pid").is_none());
 }
+
+/// What an apply starts does not depend on how many paths it changes: ten
+/// files and ten links into a directory cost what one of each does, when
+/// they are made and when they are changed (the journal saves every path it
+/// replaces with the same few processes: one `stat`, one `tar`, one
+/// `sha256sum`). Links are staged with the files and renamed with them, one
+/// `mv` for a directory, never an `ln` a link.
+#[test]
+fn ten_files_and_links_cost_what_one_of_each_does() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let play = |name: &str, n: usize, target: &str| {
+        let mut yaml = format!("resources:\n  - dir: {{path: /srv/{name}}}\n");
+        for i in 0..n {
+            yaml.push_str(&format!(
+                "  - file: {{path: /srv/{name}/f{i}, content: \"{target}{i}\\n\"}}\n  \
+                 - symlink: {{path: /srv/{name}/l{i}, target: {target}{i}}}\n"
+            ));
+        }
+        common::play(dir.path(), name, &yaml, "")
+    };
+    // The host's first run also creates parc's own directories.
+    let (host, _) = traced_apply(&lab, &play("warm", 1, "/etc/motd"));
+    assert_eq!(host["state"], "changed", "{host:#}");
+    let mut counts = Vec::new();
+    for (name, n) in [("one", 1), ("ten", 10)] {
+        let mut started = Vec::new();
+        for target in ["/etc/motd", "/etc/issue"] {
+            let (host, processes) = traced_apply(&lab, &play(name, n, target));
+            assert_eq!(host["state"], "changed", "{host:#}");
+            let root = lab.lab.hosts[0].root().join(format!("srv/{name}"));
+            for i in 0..n {
+                assert_eq!(
+                    std::fs::read_link(root.join(format!("l{i}")))
+                        .unwrap()
+                        .to_str(),
+                    Some(format!("{target}{i}").as_str())
+                );
+                assert_eq!(
+                    std::fs::read_to_string(root.join(format!("f{i}"))).unwrap(),
+                    format!("{target}{i}\n")
+                );
+            }
+            started.push((processes.parc(), processes.programs()));
+        }
+        counts.push(started);
+    }
+    for (run, what) in ["made", "changed"].iter().enumerate() {
+        eprintln!(
+            "{what}: {} processes ({})",
+            counts[1][run].0, counts[1][run].1
+        );
+        assert_eq!(
+            counts[0][run].0, counts[1][run].0,
+            "{what}: one of each {}; ten {}",
+            counts[0][run].1, counts[1][run].1
+        );
+    }
+}

@@ -17,7 +17,11 @@
 #                       belongs to an apply that changed nothing
 #   entries/N.path      the path, byte for byte
 #   entries/N.type      absent | file | link | dir | attrs
-#   entries/N.data      a copy (cp -a) of what stood there (file, link, dir)
+#   saved.tar           a copy of the files and links that stood there, all
+#                       in one tar (paths kept; see parc_journal_save_all)
+#   saved/              saved.tar unpacked, by the first restore that needs it
+#   entries/N.data      a copy (cp -a) of what stood there, when not in
+#                       saved.tar (a directory; see parc_journal_save_all)
 #   entries/N.attrs     "mode owner group" (every type but absent)
 #   entries/N.target_attrs  "mode owner group" of what a link pointed to: the
 #                       restore check proves the restore did not change it
@@ -33,28 +37,114 @@
 #   unstage             sh removing the run's staged temp files (first thing a
 #                       restore does)
 
-parc_journal_save() { # N PATH [attrs]: record PATH as it is now
-  _e="$PARC_JOURNAL/entries/$1."
-  printf '%s' "$2" > "${_e}path" || return 1
-  if [ -L "$2" ] || [ -e "$2" ]; then
-    stat -c '%a %U %G' "$2" > "${_e}attrs" || return 1
+# Record every PATH as it is now, as entry N (WHAT: `path`, or `attrs` for
+# its mode and owner alone), starting as few processes as it can whatever
+# the number of paths: one stat for every mode and owner, one tar for every
+# file's and link's copy (saved.tar), one sha256sum, one stat -L for
+# what the links point to. A directory is copied on its own (cp -a), and so
+# is a link another path of the run lies below: the tar would hold a path
+# below a link, which tar refuses to unpack (GNU) or unpacks elsewhere
+# (busybox, which makes links last). An entry's `done` is written once
+# everything it needs is.
+parc_journal_save_all() { # N WHAT PATH...
+  _st='' _stn='' _lt='' _ltn='' _tar='' _sha='' _shan='' _hs='' _nl='
+'
+  if command -v sha256sum >/dev/null 2>&1; then _hs=1; fi
+  _i=1
+  while [ "$_i" -le "$#" ]; do
+    # Paths are named, in the lists run by eval below, by their position.
+    eval "_n=\${$_i} _w=\${$((_i + 1))} _p=\${$((_i + 2))}"
+    _ref="\"\${$((_i + 2))}\""
+    _e="$PARC_JOURNAL/entries/$_n."
+    printf '%s' "$_p" > "${_e}path" || return 1
+    if [ -L "$_p" ] || [ -e "$_p" ]; then _st="$_st $_ref" _stn="$_stn $_n"; fi
+    if [ "$_w" = attrs ] && [ -e "$_p" ]; then
+      _t=attrs
+    elif [ -L "$_p" ]; then
+      _t='link'
+      if parc_journal_above "$_p" "$@"; then
+        cp -a "$_p" "${_e}data" || return 1
+      else
+        _tar="$_tar $_ref"
+      fi
+      if [ -e "$_p" ]; then _lt="$_lt $_ref" _ltn="$_ltn $_n"; fi
+    elif [ -d "$_p" ]; then
+      _t=dir; cp -a "$_p" "${_e}data" && parc_sync_tree "${_e}data" || return 1
+    elif [ -f "$_p" ]; then
+      _t=file _tar="$_tar $_ref"
+      # sha256sum escapes (GNU) or splits (busybox) a name holding these.
+      case $_hs in
+        1) case $_p in
+            *"$_nl"* | *\\*) parc_sha "$_p" > "${_e}sha256" || return 1 ;;
+            *) _sha="$_sha $_ref" _shan="$_shan $_n" ;;
+          esac ;;
+        *) parc_sha "$_p" > "${_e}sha256" || return 1 ;;
+      esac
+    elif [ -e "$_p" ]; then
+      echo "cannot journal $_p: not a file, directory or symlink" >&2; return 1
+    else
+      _t=absent
+    fi
+    eval "_jt$_n=\$_t"
+    _i=$((_i + 3))
+  done
+  if [ -n "$_st" ]; then
+    eval "stat -c '%a %U %G' -- $_st" > "$PARC_DIR/journal.out" &&
+      parc_journal_spread attrs "$_stn" < "$PARC_DIR/journal.out" || return 1
   fi
-  if [ "$3" = attrs ] && [ -e "$2" ]; then
-    _t=attrs
-  elif [ -L "$2" ]; then
-    _t='link'; cp -a "$2" "${_e}data" || return 1
-    if [ -e "$2" ]; then stat -L -c '%a %U %G' "$2" > "${_e}target_attrs" || return 1; fi
-  elif [ -d "$2" ]; then
-    _t=dir; cp -a "$2" "${_e}data" && parc_sync_tree "${_e}data" || return 1
-  elif [ -f "$2" ]; then
-    _t='file'; cp -a "$2" "${_e}data" && parc_sha "$2" > "${_e}sha256" || return 1
-  elif [ -e "$2" ]; then
-    echo "cannot journal $2: not a file, directory or symlink" >&2; return 1
-  else
-    _t=absent
+  if [ -n "$_lt" ]; then
+    eval "stat -L -c '%a %U %G' -- $_lt" > "$PARC_DIR/journal.out" &&
+      parc_journal_spread target_attrs "$_ltn" < "$PARC_DIR/journal.out" || return 1
+  fi
+  if [ -n "$_sha" ]; then
+    eval "sha256sum -- $_sha" > "$PARC_DIR/journal.out" &&
+      parc_journal_spread sha256 "$_shan" < "$PARC_DIR/journal.out" || return 1
+  fi
+  # (GNU tar says, on stderr, that it drops the leading `/`.) Without tar, or
+  # when it fails, each file and link is copied on its own, into its entry.
+  if [ -n "$_tar" ] && ! { command -v tar >/dev/null 2>&1 &&
+    eval "tar -c -f \"\$PARC_JOURNAL/saved.tar\" -- $_tar" 2> "$PARC_DIR/journal.out"; }; then
+    rm -f "$PARC_JOURNAL/saved.tar"
+    _i=1
+    while [ "$_i" -le "$#" ]; do
+      eval "_n=\${$_i} _p=\${$((_i + 2))}"
+      eval "_t=\$_jt$_n"
+      if [ "$_t" = file ] || { [ "$_t" = link ] && [ ! -L "$PARC_JOURNAL/entries/$_n.data" ]; }; then
+        cp -a "$_p" "$PARC_JOURNAL/entries/$_n.data" || return 1
+      fi
+      _i=$((_i + 3))
+    done
   fi
   # The type, then the completion marker, last: an entry is whole or ignored.
-  echo "$_t" > "${_e}type" && : > "${_e}done"
+  _i=1
+  while [ "$_i" -le "$#" ]; do
+    eval "_n=\${$_i}"
+    eval "_t=\$_jt$_n"
+    echo "$_t" > "$PARC_JOURNAL/entries/$_n.type" && : > "$PARC_JOURNAL/entries/$_n.done" || return 1
+    _i=$((_i + 3))
+  done
+}
+
+# Whether a PATH of the N WHAT PATH triples lies below P.
+parc_journal_above() { # P N WHAT PATH...
+  _a=$1
+  shift
+  while [ "$#" -ge 3 ]; do
+    case $3 in "$_a"/*) return 0 ;; esac
+    shift 3
+  done
+  return 1
+}
+
+# Each line of stdin into entries/N.SUFFIX, for each N of NUMBERS in turn: as
+# many lines as numbers, or it fails. Of sha256sum's lines, the hash.
+parc_journal_spread() { # SUFFIX NUMBERS
+  for _n in $2; do
+    IFS= read -r _l || return 1
+    if [ "$1" = sha256 ]; then _l=${_l%% *}; fi
+    printf '%s\n' "$_l" > "$PARC_JOURNAL/entries/$_n.$1" || return 1
+  done
+  ! IFS= read -r _l
 }
 
 # Record this exec's process group and work directory in the host lock (held
@@ -102,7 +192,7 @@ parc_journal_undo() { # N SH: run SH on restore
 # journals written before, a directory each (entries/N/).
 parc_entry_numbers() { # J [-r]
   # shellcheck disable=SC2012 # see above
-  ls "$1/entries" 2>/dev/null | sed 's/\..*//' | sort -u -n ${2:+"$2"}
+  ls "$1/entries" 2>/dev/null | sed -n 's/^\([0-9][0-9]*\).*/\1/p' | sort -u -n ${2:+"$2"}
 }
 
 # Set _e to what entry N of journal J's file names start with: entries/N.
@@ -113,21 +203,39 @@ parc_entry() { # J N
 }
 
 # Whether entry E (as parc_entry sets it) is whole: its completion marker, a
-# known type and what that type needs. Sets _t to the type.
+# known type and what that type needs. Sets _t to the type, _p to the path
+# and _data to where its copy is (see parc_entry_data).
 parc_entry_ok() { # E
-  _t=
+  _t='' _p='' _data=''
   [ -f "${1}done" ] || return 1
   [ ! -f "${1}undo" ] || return 0
   [ -f "${1}path" ] && [ -f "${1}type" ] || return 1
   read -r _t < "${1}type" || return 1
+  _p=$(cat "${1}path")
   case $_t in
     absent) ;;
     attrs) [ -f "${1}attrs" ] ;;
-    file) [ -f "${1}attrs" ] && [ -f "${1}sha256" ] && [ -f "${1}data" ] ;;
-    link) [ -f "${1}attrs" ] && [ -L "${1}data" ] ;;
-    dir) [ -f "${1}attrs" ] && [ -d "${1}data" ] ;;
+    file) parc_entry_data "$1" && [ -f "${1}attrs" ] && [ -f "${1}sha256" ] && [ -f "$_data" ] ;;
+    link) parc_entry_data "$1" && [ -f "${1}attrs" ] && [ -L "$_data" ] ;;
+    dir) parc_entry_data "$1" && [ -f "${1}attrs" ] && [ -d "$_data" ] ;;
     *) return 1 ;;
   esac
+}
+
+# Set _data to where entry E keeps its copy of its path _p: its own `data`
+# (directories, links saved on their own, and every copy journals written
+# before kept), else the journal's saved.tar, unpacked once, whole, into the
+# journal's private `saved` (no path in it lies below one of its links).
+parc_entry_data() { # E
+  _data="${1}data"
+  if [ -e "$_data" ] || [ -L "$_data" ]; then return 0; fi
+  _jj=${1%/entries/*}
+  if [ -f "$_jj/saved.tar" ] && [ ! -d "$_jj/saved" ]; then
+    rm -rf "$_jj/saved.part" && mkdir -m 700 "$_jj/saved.part" &&
+      tar -x -f "$_jj/saved.tar" -C "$_jj/saved.part" &&
+      mv "$_jj/saved.part" "$_jj/saved" || return 1
+  fi
+  _data="$_jj/saved/${_p#/}"
 }
 
 # Decide the host's fate as WHO, unless someone did already. Exactly one of
@@ -191,7 +299,6 @@ parc_restore() { # JOURNAL_DIR WHO
     parc_entry "$_j" "$_n"
     parc_entry_ok "$_e" || continue
     if [ -f "${_e}undo" ]; then sh "${_e}undo" || echo "undo of entry $_n failed" >&2; continue; fi
-    _p=$(cat "${_e}path")
     case $_t in
       absent) rm -rf "$_p" ;;
       attrs) ;;
@@ -199,7 +306,7 @@ parc_restore() { # JOURNAL_DIR WHO
         _tmp="$(dirname "$_p")/.parc-restore.$$"
         rm -rf "$_tmp"
         mkdir -p "$(dirname "$_p")"
-        cp -a "${_e}data" "$_tmp"
+        cp -a "$_data" "$_tmp"
         if [ -d "$_p" ] && [ ! -L "$_p" ]; then rm -rf "$_p"; fi
         if [ -L "$_p" ]; then rm -f "$_p"; fi
         mv -f "$_tmp" "$_p"
@@ -235,11 +342,10 @@ parc_restore_check() { # JOURNAL_DIR
       continue
     fi
     [ ! -f "${_e}undo" ] || continue
-    _p=$(cat "${_e}path")
     case $_t in
       absent) if [ -e "$_p" ] || [ -L "$_p" ]; then parc_kv "bad_$_n" "still present: $_p"; fi; continue ;;
       file) [ "$(parc_sha "$_p" 2>/dev/null)" = "$(cat "${_e}sha256")" ] || parc_kv "bad_$_n" "content differs: $_p" ;;
-      link) [ "$(readlink "$_p")" = "$(readlink "${_e}data")" ] || parc_kv "bad_$_n" "link target differs: $_p"
+      link) [ "$(readlink "$_p")" = "$(readlink "$_data")" ] || parc_kv "bad_$_n" "link target differs: $_p"
         if [ -f "${_e}target_attrs" ] && [ "$(stat -L -c '%a %U %G' "$_p" 2>/dev/null)" != "$(cat "${_e}target_attrs")" ]; then
           parc_kv "bad_$_n" "mode or owner of what the link points to changed: $_p"
         fi ;;

@@ -99,14 +99,24 @@ pub fn begin(
     ));
     script.lib(restore_writer());
     script.setup("parc_write_restore || exit 1");
+    // Every path in one call, which starts the same few processes whatever
+    // their number (journal.sh); each `undo` is a file written by the shell.
+    let failed = "|| { echo 'cannot write the journal: nothing was changed' >&2; exit 1; }";
+    let mut saves = Vec::new();
     for (n, touch) in touches.iter().enumerate() {
-        let line = match touch {
-            Touch::Path(p) => format!("parc_journal_save {n} {}", quote_path(p)),
-            Touch::Attrs(p) => format!("parc_journal_save {n} {} attrs", quote_path(p)),
-            Touch::Undo(sh) => format!("parc_journal_undo {n} {}", quote_path(sh)),
-        };
+        match touch {
+            Touch::Path(p) => saves.push(format!("{n} path {}", quote_path(p))),
+            Touch::Attrs(p) => saves.push(format!("{n} attrs {}", quote_path(p))),
+            Touch::Undo(sh) => script.setup(&format!(
+                "parc_journal_undo {n} {} {failed}",
+                quote_path(sh)
+            )),
+        }
+    }
+    if !saves.is_empty() {
         script.setup(&format!(
-            "{line} || {{ echo 'cannot write the journal: nothing was changed' >&2; exit 1; }}"
+            "parc_journal_save_all {} {failed}",
+            saves.join(" \\\n  ")
         ));
     }
     // Synced with the staged files, before the first change: every file of
@@ -482,11 +492,101 @@ mod tests {
         assert_eq!(out.records["boot"].get("boot"), Some(expected.as_str()));
     }
 
+    /// One call saves every path, whatever its name, and the restore puts
+    /// each back: files (their copies in saved.tar, or each its own without
+    /// tar), links, a link another path lies below (saved on its own, so the
+    /// tar never holds a path below a link), a path that was absent.
+    #[tokio::test]
+    async fn every_path_saved_at_once_is_restored() {
+        for no_tar in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = tmp.path().to_string_lossy().into_owned();
+            let d = |p: &str| format!("{root}/{p}");
+            let files = ["plain", "new\nline", "back\\slash", "sub/inner"];
+            std::fs::create_dir(d("sub")).unwrap();
+            for (i, f) in files.iter().enumerate() {
+                std::fs::write(d(f), format!("old {i}\n")).unwrap();
+            }
+            std::os::unix::fs::symlink("plain", d("link")).unwrap();
+            std::os::unix::fs::symlink(d("sub"), d("to sub")).unwrap();
+            let paths = [
+                d("plain"),
+                d("new\nline"),
+                d("back\\slash"),
+                d("link"),
+                d("to sub"),
+                d("to sub/inner"),
+                d("absent"),
+            ];
+            let mut s = Script::new();
+            s.lib(JOURNAL_SH);
+            if no_tar {
+                s.sh("tar() { return 1; }");
+            }
+            let args: Vec<String> = paths
+                .iter()
+                .enumerate()
+                .map(|(n, p)| format!("{n} path {}", quote_path(p)))
+                .collect();
+            s.sh(&format!(
+                "PARC_JOURNAL={j}; mkdir -p \"$PARC_JOURNAL/entries\"\n\
+                 parc_journal_save_all {} && echo complete > \"$PARC_JOURNAL/complete\" || exit 1\n\
+                 for f in {}; do echo changed > \"$f\"; done\n\
+                 ln -sfn elsewhere {link}; echo new > {absent}\n\
+                 parc_restore \"$PARC_JOURNAL\" rollback",
+                args.join(" "),
+                files
+                    .iter()
+                    .map(|f| quote_path(&d(f)))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                j = quote_path(&d("journal")),
+                link = quote_path(&d("link")),
+                absent = quote_path(&d("absent")),
+            ));
+            let out = s.run(&LocalTransport).await.unwrap();
+            let restore = &out.records["restore"];
+            assert_eq!(restore.get("checked"), Some("done"), "{}", out.stderr);
+            let bad: Vec<_> = restore
+                .fields
+                .keys()
+                .filter(|k| k.starts_with("bad"))
+                .collect();
+            assert!(
+                bad.is_empty(),
+                "no tar: {no_tar}: {restore:?} {}",
+                out.stderr
+            );
+            for (i, f) in files.iter().enumerate() {
+                assert_eq!(std::fs::read_to_string(d(f)).unwrap(), format!("old {i}\n"));
+            }
+            assert_eq!(
+                std::fs::read_link(d("link")).unwrap().to_str(),
+                Some("plain")
+            );
+            assert_eq!(
+                std::fs::read_link(d("to sub")).unwrap(),
+                std::path::PathBuf::from(d("sub"))
+            );
+            assert!(!std::path::Path::new(&d("absent")).exists());
+            let saved = std::path::Path::new(&d("journal/saved.tar")).exists();
+            assert_eq!(saved, !no_tar);
+            let own_copy = |n: usize| {
+                std::fs::symlink_metadata(d(&format!("journal/entries/{n}.data"))).is_ok()
+            };
+            assert!(
+                own_copy(4),
+                "a link a saved path lies below has its own copy"
+            );
+            assert_eq!(own_copy(3), no_tar, "a link is in saved.tar");
+        }
+    }
+
     /// The restore check reads a journal's entries as files named after
-    /// their number, and also the directory per entry of journals written
-    /// before (a host upgraded between a run and its recovery): the same
-    /// entries, in either layout, are found whole, and a changed file is
-    /// told in both.
+    /// their number (a file's copy in the journal's saved.tar), and also the
+    /// directory per entry, each with its copy, of journals written before (a
+    /// host upgraded between a run and its recovery): the same entries, in
+    /// either layout, are found whole, and a changed file is told in both.
     #[tokio::test]
     async fn the_restore_check_reads_both_entry_layouts() {
         let tmp = tempfile::tempdir().unwrap();
@@ -496,8 +596,9 @@ mod tests {
         s.sh(&format!(
             "echo kept > {d}/f\n\
              PARC_JOURNAL={d}/new; mkdir -p \"$PARC_JOURNAL/entries\"\n\
-             parc_journal_save 0 {d}/f && parc_journal_save 1 {d}/created && echo complete > \"$PARC_JOURNAL/complete\" || exit 1\n\
+             parc_journal_save_all 0 path {d}/f 1 path {d}/created && echo complete > \"$PARC_JOURNAL/complete\" || exit 1\n\
              for n in 0 1; do mkdir -p {d}/old/entries/$n; for f in {d}/new/entries/$n.*; do cp -a \"$f\" {d}/old/entries/$n/\"${{f##*.}}\"; done; done\n\
+             cp -a {d}/f {d}/old/entries/0/data\n\
              cp {d}/new/complete {d}/old/ && touch {d}/created"
         ));
         let out = s.run(&LocalTransport).await.unwrap();
