@@ -237,3 +237,64 @@ fn ten_files_and_links_cost_what_one_of_each_does() {
         );
     }
 }
+
+/// Fixing the mode and group of ten files, then removing them, costs what
+/// doing so for one does: consecutive mode, owner and removal steps share
+/// one `chmod`, one `chgrp`, one `rm` (never through a link: a link standing
+/// where a mode is fixed is refused by its own step).
+#[test]
+fn ten_mode_fixes_and_removals_cost_what_one_does() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let play = |name: &str, n: usize, attrs: &str| {
+        let mut yaml = format!("resources:\n  - dir: {{path: /srv/{name}}}\n");
+        for i in 0..n {
+            yaml.push_str(&format!(
+                "  - file: {{path: /srv/{name}/f{i}, content: \"{i}\\n\"{attrs}}}\n"
+            ));
+        }
+        common::play(dir.path(), name, &yaml, "")
+    };
+    let (host, _) = traced_apply(&lab, &play("warm", 1, ""));
+    assert_eq!(host["state"], "changed", "{host:#}");
+    let runs = [
+        ("made", ""),
+        ("mode and group fixed", ", mode: '0600', group: daemon"),
+        ("removed", ", state: absent"),
+    ];
+    let mut counts = Vec::new();
+    for (name, n) in [("one", 1), ("ten", 10)] {
+        let mut started = Vec::new();
+        for (what, attrs) in runs {
+            let (host, processes) = traced_apply(&lab, &play(name, n, attrs));
+            assert_eq!(host["state"], "changed", "{what}: {host:#}");
+            for i in 0..n {
+                let f = lab.lab.hosts[0].root().join(format!("srv/{name}/f{i}"));
+                match what {
+                    "removed" => assert!(!f.exists(), "{f:?}"),
+                    "mode and group fixed" => {
+                        use std::os::unix::fs::MetadataExt;
+                        let meta = std::fs::metadata(&f).unwrap();
+                        assert_eq!(meta.mode() & 0o7777, 0o600);
+                        assert_eq!(meta.gid(), 1, "daemon's group");
+                    }
+                    _ => assert!(f.exists()),
+                }
+            }
+            started.push((processes.parc(), processes.programs()));
+        }
+        counts.push(started);
+    }
+    for (run, (what, _)) in runs.iter().enumerate() {
+        eprintln!(
+            "{what}: {} processes ({})",
+            counts[1][run].0, counts[1][run].1
+        );
+        assert_eq!(
+            counts[0][run].0, counts[1][run].0,
+            "{what}: one {}; ten {}",
+            counts[0][run].1, counts[1][run].1
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! Attribute types shared by file-like resources.
 
+use super::plan::Batched;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::path_state::Attrs;
@@ -47,16 +48,18 @@ impl Serialize for Mode {
 }
 
 /// Differences between declared and probed mode/owner/group, as human lines,
-/// plus the sh that fixes them (applied to `path`).
+/// plus the ops that fix them (applied to `path`): batchable, so that the
+/// fixes of consecutive resources share their processes.
 pub fn attr_changes(
     current: Option<&Attrs>,
     mode: Option<Mode>,
     owner: Option<&str>,
     group: Option<&str>,
-    path_quoted: &str,
-) -> (Vec<String>, Vec<String>) {
+    path: &str,
+) -> (Vec<String>, Vec<Batched>) {
     let mut what = Vec::new();
-    let mut sh = Vec::new();
+    let mut ops = Vec::new();
+    let path = path.to_string();
     if let Some(Mode(m)) = mode {
         let now = current.map(|a| a.mode);
         if now != Some(m) {
@@ -65,7 +68,10 @@ pub fn attr_changes(
                 now.map_or("?".into(), |c| format!("{c:04o}")),
                 m
             ));
-            sh.push(format!("parc_chmod {m:o} {path_quoted}"));
+            ops.push(Batched::Chmod {
+                mode: m,
+                path: path.clone(),
+            });
         }
     }
     // -h: the link itself, never what it points to. One chown sets both
@@ -78,17 +84,22 @@ pub fn attr_changes(
             what.push(format!("{key} {} -> {want}", now.unwrap_or("?")));
         }
     }
-    let quote = crate::transport::quote;
     match (owner, group) {
-        (Some(o), Some(g)) => sh.push(format!(
-            "chown -h -- {} {path_quoted}",
-            quote(&format!("{o}:{g}"))
-        )),
-        (Some(o), None) => sh.push(format!("chown -h -- {} {path_quoted}", quote(o))),
-        (None, Some(g)) => sh.push(format!("chgrp -h -- {} {path_quoted}", quote(g))),
+        (Some(o), Some(g)) => ops.push(Batched::Chown {
+            spec: format!("{o}:{g}"),
+            path,
+        }),
+        (Some(o), None) => ops.push(Batched::Chown {
+            spec: o.to_string(),
+            path,
+        }),
+        (None, Some(g)) => ops.push(Batched::Chgrp {
+            group: g.to_string(),
+            path,
+        }),
         (None, None) => {}
     }
-    (what, sh)
+    (what, ops)
 }
 
 #[cfg(test)]

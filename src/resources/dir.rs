@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::attrs::{Mode, State, attr_changes};
-use super::plan::{Change, Op, Plan, PlanContext, Step, Touch};
+use super::plan::{Batched, Change, Op, Plan, PlanContext, Step, Touch};
 use super::script::{Record, Script};
 use super::{Kind, PathKind, PathState, ResourceError};
 use crate::transport::quote;
@@ -67,7 +67,6 @@ impl Kind for Dir {
     }
     fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
         super::check_path(probed, &self.label(), self.follow, self.owner.as_deref())?;
-        let p = quote(&self.path);
         let now = PathState::read(probed, "", &self.label())?;
         match (self.state, &now.kind) {
             (State::Absent, PathKind::Absent) => Ok(Plan::NoChange),
@@ -83,7 +82,10 @@ impl Kind for Dir {
                     touches: vec![Touch::Path(self.path.clone())],
                     what: vec!["remove (recursively)".into()],
                     diff: None,
-                    step: Step::sh(format!("rm -rf -- {p}")),
+                    step: Step(vec![Op::Batch(Batched::Remove {
+                        path: self.path.clone(),
+                        recursive: true,
+                    })]),
                 }))
             }
             (_, PathKind::Absent) => {
@@ -96,9 +98,14 @@ impl Kind for Dir {
                     path: self.path.clone(),
                     mode: self.mode.map(|Mode(m)| m),
                 }];
-                let (_, fixes) =
-                    attr_changes(None, None, self.owner.as_deref(), self.group.as_deref(), &p);
-                ops.extend(fixes.into_iter().map(Op::Run));
+                let (_, fixes) = attr_changes(
+                    None,
+                    None,
+                    self.owner.as_deref(),
+                    self.group.as_deref(),
+                    &self.path,
+                );
+                ops.extend(fixes.into_iter().map(Op::Batch));
                 Ok(Plan::Change(Change {
                     touches: vec![Touch::Path(top)],
                     what: vec!["create".into()],
@@ -112,7 +119,7 @@ impl Kind for Dir {
                     self.mode,
                     self.owner.as_deref(),
                     self.group.as_deref(),
-                    &p,
+                    &self.path,
                 );
                 Ok(if what.is_empty() {
                     Plan::NoChange
@@ -121,7 +128,7 @@ impl Kind for Dir {
                         touches: vec![Touch::Attrs(self.path.clone())],
                         what,
                         diff: None,
-                        step: Step(fixes.into_iter().map(Op::Run).collect()),
+                        step: Step(fixes.into_iter().map(Op::Batch).collect()),
                     })
                 })
             }

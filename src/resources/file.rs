@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::attrs::{Mode, State, attr_changes};
-use super::plan::{Change, Op, Plan, PlanContext, Step, Touch, unified_diff};
+use super::plan::{Batched, Change, Op, Plan, PlanContext, Step, Touch, unified_diff};
 use super::script::{Record, Script};
 use super::{Kind, PathKind, PathState, ResourceError};
 use crate::content::Content;
@@ -176,7 +176,10 @@ impl Kind for File {
                     touches: vec![Touch::Path(self.path.clone())],
                     what: vec!["remove".into()],
                     diff: None,
-                    step: Step::sh(format!("rm -f -- {p}")),
+                    step: Step(vec![Op::Batch(Batched::Remove {
+                        path: self.path.clone(),
+                        recursive: false,
+                    })]),
                 }),
             });
         }
@@ -212,7 +215,7 @@ impl Kind for File {
                     self.mode,
                     self.owner.as_deref(),
                     self.group.as_deref(),
-                    &p,
+                    &self.path,
                 );
                 if sha256.as_deref() == Some(want_sha) {
                     return Ok(if what.is_empty() {
@@ -222,7 +225,7 @@ impl Kind for File {
                             touches: vec![Touch::Path(self.path.clone())],
                             what,
                             diff: None,
-                            step: Step(fixes.into_iter().map(Op::Run).collect()),
+                            step: Step(fixes.into_iter().map(Op::Batch).collect()),
                         })
                     });
                 }

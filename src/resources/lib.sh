@@ -458,6 +458,26 @@ parc_chmod() { # MODE PATH
   chmod -- "$1" "$2"
 }
 
+# parc_chmod for many paths with one process (see Op::Batch): chmod MODE
+# every PATH that is not a symbolic link, and set each one's VAR once done.
+# A link is left to its step, whose parc_chmod refuses it.
+parc_chmod_all() { # MODE VAR PATH...
+  _m=$1 _l='' _v=''
+  shift
+  _i=1
+  while [ "$_i" -lt "$#" ]; do
+    eval "_p=\${$((_i + 1))}"
+    if [ ! -L "$_p" ]; then
+      _l="$_l \"\${$((_i + 1))}\""
+      eval "_v=\"\$_v \${$_i}\""
+    fi
+    _i=$((_i + 2))
+  done
+  [ -n "$_l" ] || return 0
+  eval "chmod -- $_m $_l" 2>/dev/null || return 0
+  for _x in $_v; do eval "$_x=1"; done
+}
+
 parc_sync() {
   sync "$@" 2>/dev/null || sync
 }

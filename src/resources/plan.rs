@@ -80,6 +80,8 @@ pub enum Op {
         /// step itself.
         stage: Option<String>,
     },
+    /// A command on one path that takes many: see [`Batched`].
+    Batch(Batched),
     /// Make `dest` a symbolic link to `target`, replacing what is there in
     /// one rename: staged like a [`Op::Put`] where the probe found a
     /// directory above `dest` (its `stage` field), else `ln -sfn`.
@@ -88,6 +90,61 @@ pub enum Op {
         dest: String,
         stage: Option<String>,
     },
+}
+
+/// A command on one path that takes many paths: consecutive steps made only
+/// of such ops share one process a command (`rm -f -- A B C`) instead of one
+/// a path, run before the first of them; each step then runs its own only
+/// when that one failed, to report its error (see `engine::apply::steps`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Batched {
+    /// The mode, never through a link (`parc_chmod`).
+    Chmod { mode: u32, path: String },
+    /// Owner, or owner and group (`owner:group`), of the path itself (`-h`).
+    Chown { spec: String, path: String },
+    /// Group of the path itself (`-h`).
+    Chgrp { group: String, path: String },
+    /// Remove the path (a file or a link), or the tree under it.
+    Remove { path: String, recursive: bool },
+}
+
+impl Batched {
+    pub fn path(&self) -> &str {
+        match self {
+            Batched::Chmod { path, .. }
+            | Batched::Chown { path, .. }
+            | Batched::Chgrp { path, .. }
+            | Batched::Remove { path, .. } => path,
+        }
+    }
+
+    /// What ops that can share a process share: the command without its
+    /// paths, as sh (the batch's, or a function taking name-path pairs).
+    pub fn command(&self) -> String {
+        match self {
+            Batched::Chmod { mode, .. } => format!("parc_chmod_all {mode:o}"),
+            Batched::Chown { spec, .. } => format!("chown -h -- {}", quote(spec)),
+            Batched::Chgrp { group, .. } => format!("chgrp -h -- {}", quote(group)),
+            Batched::Remove { recursive, .. } => {
+                format!("rm -{}f --", if *recursive { "r" } else { "" })
+            }
+        }
+    }
+
+    /// The sh for this path alone.
+    pub fn alone(&self) -> String {
+        let p = quote(self.path());
+        match self {
+            Batched::Chmod { mode, .. } => format!("parc_chmod {mode:o} {p}"),
+            _ => format!("{} {p}", self.command()),
+        }
+    }
+}
+
+/// The name of the variable a batch sets once it did op `op` of step
+/// function `step` (see [`Batched`]).
+pub fn batch_done(step: &str, op: usize) -> String {
+    format!("PARC_B_{step}_{op}")
 }
 
 impl Step {
@@ -111,9 +168,14 @@ impl Step {
     /// Define this step as sh function `name` in `script`'s setup.
     pub fn write(&self, name: &str, script: &mut Script) {
         let mut body = Vec::new();
-        for op in &self.0 {
+        for (i, op) in self.0.iter().enumerate() {
             match op {
                 Op::Sh(s) | Op::Run(s) => body.push(s.clone()),
+                Op::Batch(b) => body.push(format!(
+                    "{{ [ -n \"${{{}:-}}\" ] || {}; }}",
+                    batch_done(name, i),
+                    b.alone()
+                )),
                 Op::NeedParent(path) => body.push(need_parent(path)),
                 Op::Mkdir { path, mode } => body.push(format!(
                     "[ -d {p} ] || {}",

@@ -1249,6 +1249,31 @@ mod tests {
         }
     }
 
+    /// The batched chmod leaves a link alone (chmod would follow it): it
+    /// sets the variables of the paths it changed, and only theirs.
+    #[tokio::test]
+    async fn a_batched_chmod_never_follows_a_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
+        std::fs::write(d("f x"), "f").unwrap();
+        std::fs::write(d("target"), "t").unwrap();
+        std::fs::set_permissions(d("target"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::symlink(d("target"), d("link")).unwrap();
+        let mut s = Script::new();
+        s.sh(&format!(
+            "parc_chmod_all 600 A {} B {}\necho \"@@r vars\"; echo \"a=${{A:-}}\"; echo \"b=${{B:-}}\"",
+            quote(&d("f x")),
+            quote(&d("link"))
+        ));
+        let out = s.run(&LocalTransport).await.unwrap();
+        assert_eq!(out.records["vars"].get("a"), Some("1"), "{}", out.stderr);
+        assert_eq!(out.records["vars"].get("b"), Some(""));
+        let mode = |p: &str| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&d("f x")), 0o600);
+        assert_eq!(mode(&d("target")), 0o644, "the link was followed");
+    }
+
     fn assert_no_temps(dir: &str) {
         let left: Vec<_> = std::fs::read_dir(dir)
             .unwrap()

@@ -3,10 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::attrs::State;
-use super::plan::{Change, Op, Plan, PlanContext, Step, Touch};
+use super::plan::{Batched, Change, Op, Plan, PlanContext, Step, Touch};
 use super::script::{Record, Script};
 use super::{Kind, PathKind, PathState, ResourceError};
-use crate::transport::quote;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,7 +56,6 @@ impl Kind for Symlink {
     }
     fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
         super::check_path(probed, &self.label(), self.follow, None)?;
-        let p = quote(&self.path);
         let now = PathState::read(probed, "", &self.label())?;
         if self.state == State::Absent {
             return match now.kind {
@@ -66,7 +64,10 @@ impl Kind for Symlink {
                     touches: vec![Touch::Path(self.path.clone())],
                     what: vec!["remove".into()],
                     diff: None,
-                    step: Step::sh(format!("rm -f -- {p}")),
+                    step: Step(vec![Op::Batch(Batched::Remove {
+                        path: self.path.clone(),
+                        recursive: false,
+                    })]),
                 })),
                 _ => Err(ResourceError::Conflict {
                     resource: self.label(),

@@ -27,6 +27,7 @@ pub fn step_sh(c: &Change) -> String {
         .iter()
         .map(|op| match op {
             Op::Sh(s) | Op::Run(s) => s.clone(),
+            Op::Batch(b) => b.alone(),
             Op::Mkdir { path, mode } => super::plan::mkdir_line(*mode, &[path]),
             Op::NeedParent(path) => super::plan::need_parent(path),
             Op::Put {

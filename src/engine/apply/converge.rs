@@ -690,6 +690,7 @@ pub(super) fn handler_commands(items: &[Item], wanted: &[usize]) -> Vec<String> 
                 .iter()
                 .filter_map(|op| match op {
                     Op::Sh(s) | Op::Run(s) => Some(s.clone()),
+                    Op::Batch(b) => Some(b.alone()),
                     Op::Put { .. } | Op::Link { .. } | Op::Mkdir { .. } | Op::NeedParent(_) => None,
                 })
                 .collect()

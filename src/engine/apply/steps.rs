@@ -10,8 +10,11 @@ use crate::events::{ResourceReport, ResourceStatus};
 use crate::profile::Declared;
 use crate::render::{REDACTED, Redactor, RenderError, Renderer};
 use crate::resources::script::{Record, Script, ScriptOutput};
-use crate::resources::{Op, Plan, PlanContext, Resource, Step, Touch, mkdir_batches};
+use crate::resources::{
+    Batched, Op, Plan, PlanContext, Resource, Step, Touch, batch_done, mkdir_batches,
+};
 use crate::transport::Transport;
+use crate::transport::quote;
 use crate::verify::clip;
 
 /// A resource of this host after rendering, with its decision.
@@ -313,6 +316,25 @@ pub(super) fn steps_script(
             before.entry(run.start).or_default().push(line);
         }
     }
+    let batched = |s: &Step| s.0.iter().all(|op| matches!(op, Op::Batch(_)));
+    for run in runs(&steps, batched) {
+        let ops: Vec<(String, &Batched)> = steps[run.clone()]
+            .iter()
+            .flat_map(|&(i, step)| {
+                step.0
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(n, op)| match op {
+                        Op::Batch(b) => Some((batch_done(&format!("step_{prefix}{i}"), n), b)),
+                        _ => None,
+                    })
+            })
+            .collect();
+        before
+            .entry(run.start)
+            .or_default()
+            .extend(batch_lines(&ops));
+    }
     for (n, &(i, step)) in steps.iter().enumerate() {
         for line in before.get(&n).into_iter().flatten() {
             script.sh(line);
@@ -328,6 +350,72 @@ pub(super) fn steps_script(
         script.sh(line);
     }
     script
+}
+
+/// The lines running the ops of a run of consecutive steps made only of
+/// batchable ops (each with the variable its step reads), one process a
+/// command (a mode, an owner, a removal) instead of one a path.
+///
+/// Why: a workstation profile fixes modes or removes files by the dozen, and
+/// each process costs milliseconds on the target. A command runs for its
+/// paths in the order declared; each step still runs its own op when the
+/// batch did not (its variable unset), so a failure is reported by the step
+/// it belongs to. A run that removes a path another of its ops touches (or
+/// a tree another op lies in) is not batched: there the order matters.
+fn batch_lines(ops: &[(String, &Batched)]) -> Vec<String> {
+    if ops.len() < 2 {
+        return Vec::new();
+    }
+    let below = |a: &str, b: &str| {
+        b.strip_prefix(a.trim_end_matches('/'))
+            .is_some_and(|rest| rest.starts_with('/'))
+    };
+    // Modes and owners of one path commute; a removal does not with
+    // anything else done to its path or below it.
+    let removes = |x: &Batched, y: &Batched| match x {
+        Batched::Remove { recursive, .. } => {
+            x.path() == y.path() || (*recursive && below(x.path(), y.path()))
+        }
+        _ => false,
+    };
+    for (n, (_, a)) in ops.iter().enumerate() {
+        for (_, b) in &ops[n + 1..] {
+            if removes(a, b) || removes(b, a) {
+                return Vec::new();
+            }
+        }
+    }
+    let mut groups: Vec<(String, Vec<&(String, &Batched)>)> = Vec::new();
+    for op in ops {
+        let command = op.1.command();
+        match groups.iter_mut().find(|(c, _)| *c == command) {
+            Some((_, members)) => members.push(op),
+            None => groups.push((command, vec![op])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(command, members)| match members[0].1 {
+            // A function: it leaves links out, and sets the variables of
+            // the paths it changed.
+            Batched::Chmod { .. } => {
+                let pairs: Vec<String> = members
+                    .iter()
+                    .map(|(done, b)| format!("{done} {}", quote(b.path())))
+                    .collect();
+                format!("{command} {}", pairs.join(" "))
+            }
+            _ => {
+                let paths: Vec<String> = members.iter().map(|(_, b)| quote(b.path())).collect();
+                let done: Vec<String> = members.iter().map(|(d, _)| format!("{d}=1")).collect();
+                format!(
+                    "{command} {} 2>/dev/null && {}",
+                    paths.join(" "),
+                    done.join(" ")
+                )
+            }
+        })
+        .collect()
 }
 
 /// Apply the steps of `which` items in one exec and record each result.
@@ -454,6 +542,75 @@ fn record_steps(
                 item.report.error = Some(e.to_string());
                 *error = Some(e);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remove(path: &str, recursive: bool) -> Batched {
+        Batched::Remove {
+            path: path.into(),
+            recursive,
+        }
+    }
+
+    /// One line a command, its paths in order; none when order matters.
+    #[test]
+    fn batchable_ops_share_a_command_unless_their_order_matters() {
+        let ops = [
+            remove("/a", false),
+            Batched::Chmod {
+                mode: 0o600,
+                path: "/b c".into(),
+            },
+            remove("/d", false),
+            Batched::Chmod {
+                mode: 0o600,
+                path: "/e".into(),
+            },
+        ];
+        let named: Vec<(String, &Batched)> = ops
+            .iter()
+            .enumerate()
+            .map(|(n, b)| (batch_done(&format!("step_{n}"), 0), b))
+            .collect();
+        assert_eq!(
+            batch_lines(&named),
+            [
+                "rm -f -- /a /d 2>/dev/null && PARC_B_step_0_0=1 PARC_B_step_2_0=1",
+                "parc_chmod_all 600 PARC_B_step_1_0 '/b c' PARC_B_step_3_0 /e",
+            ]
+        );
+        let tree = [remove("/srv/x", true), remove("/srv/x/y", false)];
+        let twice = [
+            remove("/a", false),
+            Batched::Chgrp {
+                group: "g".into(),
+                path: "/a".into(),
+            },
+        ];
+        let apart = [remove("/srv/x", true), remove("/srv/xy", false)];
+        let attrs = [
+            Batched::Chmod {
+                mode: 0o600,
+                path: "/a".into(),
+            },
+            Batched::Chgrp {
+                group: "g".into(),
+                path: "/a".into(),
+            },
+        ];
+        for (ops, batched) in [
+            (&tree[..], false),
+            (&twice[..], false),
+            (&apart[..], true),
+            (&attrs[..], true),
+        ] {
+            let named: Vec<(String, &Batched)> = ops.iter().map(|b| ("V".into(), b)).collect();
+            assert_eq!(!batch_lines(&named).is_empty(), batched, "{ops:?}");
         }
     }
 }

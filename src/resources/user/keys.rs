@@ -3,7 +3,7 @@
 //! kept 0700 and the file 0600, both owned by the user.
 
 use super::super::attrs::{Mode, attr_changes};
-use super::super::plan::{Op, Touch};
+use super::super::plan::{Batched, Op, Touch};
 use super::super::script::Record;
 use super::super::{Kind, PathKind, PathState, ResourceError, too_large};
 use super::{Current, Part, User};
@@ -67,10 +67,10 @@ pub(super) fn plan(
                 Some(Mode(0o700)),
                 Some(&u.name),
                 group.as_deref(),
-                &quote(&ssh),
+                &ssh,
             );
             part.what.extend(what.iter().map(|w| format!("{ssh}: {w}")));
-            sh.extend(fixes);
+            sh.extend(fixes.iter().map(Batched::alone));
             if !what.is_empty() {
                 part.touches.push(Touch::Attrs(ssh.clone()));
             }
@@ -157,13 +157,13 @@ pub(super) fn plan(
             Some(Mode(0o600)),
             Some(&u.name),
             group.as_deref(),
-            &quote(&file),
+            &file,
         );
         if !what.is_empty() {
             part.what
                 .extend(what.iter().map(|w| format!("{file}: {w}")));
             part.touches.push(Touch::Attrs(file));
-            part.ops.push(Op::Sh(fixes.join("\n")));
+            part.ops.extend(fixes.into_iter().map(Op::Batch));
         }
     }
     Ok(part)
