@@ -674,3 +674,93 @@ resources:
     );
     assert_eq!(lab.host_file(0, "/run/parc-reboot-required"), None);
 }
+
+/// What parc reads of a host's units (every unit of a script from one
+/// `systemctl show` and one `systemctl is-enabled`) is what `systemctl`
+/// says of each unit on its own: for units running and stopped, enabled,
+/// disabled, static, masked, an alias and a unit that does not exist, in
+/// the `service` verify kind's report and in the `service` resource's plan.
+#[test]
+#[ignore = "systemd group: cargo test --test systemd -- --ignored (.ci/run)"]
+fn units_read_together_read_as_systemctl_tells_each() {
+    common::require_root_and_sshd();
+    let lab = start(1);
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        &lab,
+        0,
+        "unit() { printf '[Service]\\nExecStart=/bin/sleep infinity\\n%b' \"$2\" > /usr/lib/systemd/system/$1.service; } \
+         && unit parc-on '[Install]\\nWantedBy=multi-user.target\\n' \
+         && unit parc-off '[Install]\\nWantedBy=multi-user.target\\n' \
+         && unit parc-static '' && unit parc-masked '' \
+         && systemctl daemon-reload && systemctl enable --now parc-on.service \
+         && systemctl start parc-static.service && systemctl mask parc-masked.service",
+    );
+    let units = [
+        "parc-on.service",
+        "parc-off.service",
+        "parc-static.service",
+        "parc-masked.service",
+        "sshd.service",
+        "ssh",
+        "parc-none.service",
+    ];
+    let tests: String = units
+        .iter()
+        .map(|u| format!("  - service: {{name: {u}, running: true, enabled: true}}\n"))
+        .collect();
+    let pb = setup(dir.path(), &format!("verify:\n{tests}"), "");
+    let json = dir.path().join("result.json");
+    let out = lab
+        .parc()
+        .arg("verify")
+        .arg(&pb)
+        .args(["--format", "json", "-o"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", all_output(&out));
+    let records: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let results = records[0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), units.len());
+    for (unit, result) in units.iter().zip(results) {
+        let actual = |what: &str| -> String {
+            result["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["what"] == what)
+                .map(|c| c["actual"].as_str().unwrap().to_string())
+                .unwrap()
+        };
+        let one = |query: &str| systemctl(&lab, query, unit);
+        assert_eq!(actual("running"), one("is-active"), "{unit}: {result:#}");
+        let enabled = one("is-enabled");
+        let enabled = if enabled.is_empty() {
+            "unknown"
+        } else {
+            &enabled
+        };
+        assert_eq!(actual("enabled"), enabled, "{unit}: {result:#}");
+    }
+
+    // The resource plans from the same reads: the stopped and disabled unit
+    // is enabled and started, the others left as they are.
+    let resources: String = ["parc-on.service", "parc-off.service", "ssh"]
+        .iter()
+        .map(|u| format!("  - service: {{name: {u}, enabled: true, state: started}}\n"))
+        .collect();
+    let pb = setup(dir.path(), &format!("resources:\n{resources}"), "");
+    let (out, ev) = lab.apply_json(&pb);
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    let host = &finished(&ev)[0];
+    let statuses: Vec<&str> = host["outcome"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["no_change", "changed", "no_change"], "{host:#}");
+    assert_eq!(systemctl(&lab, "is-active", "parc-off.service"), "active");
+}

@@ -742,6 +742,59 @@ parc_pkg_all() { # NAME...
   return 0
 }
 
+# The state of every systemd unit NAME of a round of reads, for
+# parc_unit_next, in order: one `systemctl show` (load and active states)
+# and one `systemctl is-enabled` (for the units loaded or masked, the others
+# having no unit file state), rather than three systemctl a unit. When
+# systemctl answers otherwise than unit by unit (a block or a line missing),
+# parc_unit_next asks each unit itself.
+parc_unit_all() { # NAME...
+  PARC_UNIT_N=0 PARC_UNITS='' _un=''
+  [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 || return 0
+  systemctl show -p LoadState -p ActiveState -- "$@" > "$PARC_DIR/units" 2>/dev/null || return 0
+  _i=0 _ul='' _ua='' _ur='' _l=''
+  # Blocks of KEY=VALUE lines, one a unit, between empty lines.
+  while :; do
+    IFS= read -r _l || _l=EOF
+    case $_l in
+      LoadState=*) _ul=${_l#*=} ;;
+      ActiveState=*) _ua=${_l#*=} ;;
+      '' | EOF)
+        if [ -n "$_ul$_ua" ]; then
+          _i=$((_i + 1))
+          eval "PARC_UL_$_i=\$_ul PARC_UA_$_i=\$_ua PARC_UE_$_i="
+          case $_ul in loaded | masked) _ur="$_ur \"\${$_i}\"" _un="$_un $_i" ;; esac
+          _ul='' _ua=''
+        fi
+        [ "$_l" != EOF ] || break ;;
+    esac
+  done < "$PARC_DIR/units"
+  [ "$_i" -eq "$#" ] || return 0
+  if [ -n "$_ur" ]; then
+    eval "systemctl is-enabled -- $_ur" > "$PARC_DIR/units" 2>/dev/null
+    for _i in $_un; do
+      IFS= read -r _l || return 0
+      eval "PARC_UE_$_i=\$_l"
+    done < "$PARC_DIR/units"
+  fi
+  PARC_UNITS=1
+}
+
+# Set _ul, _ua and _ue (load, active and unit file states) of the next unit
+# of parc_unit_all, which is NAME; empty without systemd.
+parc_unit_next() { # NAME
+  PARC_UNIT_N=$((${PARC_UNIT_N:-0} + 1))
+  if [ -n "${PARC_UNITS:-}" ]; then
+    eval "_ul=\$PARC_UL_$PARC_UNIT_N _ua=\$PARC_UA_$PARC_UNIT_N _ue=\$PARC_UE_$PARC_UNIT_N"
+    return 0
+  fi
+  _ul='' _ua='' _ue=''
+  [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 || return 0
+  _ul=$(systemctl show -p LoadState --value -- "$1" 2>/dev/null)
+  _ua=$(systemctl is-active -- "$1" 2>/dev/null)
+  _ue=$(systemctl is-enabled -- "$1" 2>/dev/null)
+}
+
 # Print "iN=yes" and "vN=VERSION" when package NAME is installed.
 parc_pkg_query() { # MANAGER NAME N
   # Missing until found (PARC_PENDING, see parc_stat_next).

@@ -101,6 +101,9 @@ struct Reads {
     getent: BTreeMap<String, Vec<String>>,
     /// Packages looked up by [`Script::package`].
     packages: Vec<String>,
+    /// systemd units looked up by [`Script::unit`], in the order the body
+    /// reads them.
+    units: Vec<String>,
 }
 
 impl Reads {
@@ -128,6 +131,9 @@ impl Reads {
         }
         if !self.packages.is_empty() {
             lines.push(format!("parc_pkg_all {}\n", words(&self.packages)));
+        }
+        if !self.units.is_empty() {
+            lines.push(format!("parc_unit_all {}\n", words(&self.units)));
         }
         if !self.stats.is_empty() {
             let prestat = if self.hash {
@@ -228,6 +234,17 @@ impl Script {
             packages.push(name.to_string());
         }
         format!("parc_pkg_query {manager} {} {n}", quote(name))
+    }
+
+    /// sh setting `_ul`, `_ua` and `_ue` to systemd unit `name`'s load state,
+    /// active state and unit file state (`systemctl is-enabled`'s answer),
+    /// empty without systemd: every unit of the script comes from one
+    /// `systemctl show` and one `systemctl is-enabled` before the body
+    /// (`parc_unit_all`), not three `systemctl` a unit. Every returned line
+    /// must run exactly once, in the order the calls were made.
+    pub fn unit(&mut self, name: &str) -> String {
+        self.round().units.push(name.to_string());
+        format!("parc_unit_next {}", quote(name))
     }
 
     /// sh asking for regular file `path`'s content as blob `key` of record

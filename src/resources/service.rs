@@ -59,14 +59,15 @@ impl Kind for Service {
     }
 
     fn probe(&self, id: &str, s: &mut Script, _ctx: &PlanContext) {
-        let n = quote(&self.name);
+        let unit = s.unit(&self.name);
         s.sh(&format!(
             "parc_rec {id}\n\
+             {unit}\n\
              if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then\n\
              parc_kv manager systemd\n\
-             parc_kv load \"$(systemctl show -p LoadState --value -- {n} 2>/dev/null)\"\n\
-             parc_kv active \"$(systemctl is-active -- {n} 2>/dev/null)\"\n\
-             parc_kv enabled \"$(systemctl is-enabled -- {n} 2>/dev/null)\"\n\
+             parc_kv load \"$_ul\"\n\
+             parc_kv active \"$_ua\"\n\
+             parc_kv enabled \"$_ue\"\n\
              fi"
         ));
     }

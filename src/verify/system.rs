@@ -100,12 +100,13 @@ impl Probe for ServiceTest {
     }
 
     fn probe(&self, id: &str, s: &mut Script) {
-        let n = quote(&self.name);
+        let unit = s.unit(&self.name);
         s.sh(&format!(
             "pv_start {id}
+{unit}
 if [ -d /run/systemd/system ] && pv_have systemctl; then echo systemd=yes
-  pv_kv_line active \"$(systemctl is-active -- {n} 2>/dev/null)\"
-  pv_kv_line enabled \"$(systemctl is-enabled -- {n} 2>/dev/null)\"
+  pv_kv_line active \"$_ua\"
+  pv_kv_line enabled \"$_ue\"
 fi
 pv_end"
         ));
