@@ -298,3 +298,85 @@ fn ten_mode_fixes_and_removals_cost_what_one_does() {
         );
     }
 }
+
+/// A verification costs the same processes whether it runs one test of each
+/// kind or five: files, accounts, packages, ports, mounts and kernel
+/// parameters are read for all their tests at once (a port's tables and the
+/// mount table once, a parameter by the shell).
+#[test]
+fn five_tests_of_each_kind_cost_what_one_does() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let kinds: [(&str, [&str; 5]); 7] = [
+        (
+            "file",
+            [
+                "/etc/hostname",
+                "/etc/hosts",
+                "/etc/passwd",
+                "/etc/group",
+                "/etc/shadow",
+            ],
+        ),
+        ("user", ["root", "daemon", "bin", "sys", "sync"]),
+        ("group", ["root", "daemon", "bin", "sys", "adm"]),
+        (
+            "package",
+            ["openssh-server", "dash", "bash", "coreutils", "tar"],
+        ),
+        ("port", ["22", "1", "2", "3", "4"]),
+        ("mount", ["/", "/proc", "/sys", "/dev", "/run"]),
+        (
+            "kernel_param",
+            [
+                "kernel.ostype",
+                "kernel.hostname",
+                "kernel.osrelease",
+                "vm.swappiness",
+                "kernel.pid_max",
+            ],
+        ),
+    ];
+    let play = |name: &str, n: usize| {
+        let mut yaml = String::from("verify:\n");
+        for (kind, values) in &kinds {
+            for v in &values[..n] {
+                let test = match *kind {
+                    "file" | "mount" => format!("{{path: {v}}}"),
+                    "port" => format!("{{port: {v}}}"),
+                    "kernel_param" => format!("{{name: {v}, value: x}}"),
+                    _ => format!("{{name: {v}}}"),
+                };
+                yaml.push_str(&format!("  - {kind}: {test}\n"));
+            }
+        }
+        common::play(dir.path(), name, &yaml, "")
+    };
+    let mut counts = Vec::new();
+    for (name, n) in [("one", 1), ("five", 5)] {
+        let pb = play(name, n);
+        let tracer = Tracer::attach(lab.lab.hosts[0].pid);
+        let out = lab
+            .parc()
+            .arg("--json")
+            .arg("verify")
+            .arg(&pb)
+            .output()
+            .unwrap();
+        let processes = tracer.finish();
+        let events = common::events(&out);
+        let results: usize = common::finished(&events)
+            .iter()
+            .map(|h| h["outcome"]["results"].as_array().map_or(0, Vec::len))
+            .sum();
+        assert_eq!(results, 7 * n, "{}", String::from_utf8_lossy(&out.stdout));
+        counts.push((processes.total(), processes.programs()));
+    }
+    eprintln!("five of each: {} processes ({})", counts[1].0, counts[1].1);
+    assert_eq!(
+        counts[0].0, counts[1].0,
+        "one of each {}; five {}",
+        counts[0].1, counts[1].1
+    );
+}

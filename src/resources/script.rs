@@ -292,6 +292,31 @@ impl Script {
         format!("\"$PARC_DIR/{name}\"")
     }
 
+    /// [`Script::capture`] of what several probes read alike (a /proc
+    /// table): written once, under `name` (letters, digits and dots), and
+    /// handed to every caller's record as blob `key`. Returns the file and
+    /// whether this call is the first, whose sh must write it; later
+    /// callers' must not. Per round of reads ([`Script::read_again`]): a
+    /// later round reads the host again.
+    pub fn capture_shared(&mut self, id: &str, key: &str, name: &str, max: u64) -> (String, bool) {
+        let file = format!("capture.{name}.{}", self.later.len());
+        let (fetched, first) = match self.fetch.iter().position(|p| *p == file) {
+            Some(n) => (n, false),
+            None => {
+                self.fetch.push(file.clone());
+                self.captures.push((file.clone(), max));
+                (self.fetch.len() - 1, true)
+            }
+        };
+        self.wants.push(Want {
+            id: id.to_string(),
+            key: key.to_string(),
+            fetched,
+            max: None,
+        });
+        (format!("\"$PARC_DIR/{file}\""), first)
+    }
+
     /// sh printing, in the current record, the first directory above `path`
     /// a local user could swap (`unsafe=`, `unsafe_why=`: see `parc_unsafe`),
     /// for [`super::check_path`]. The directories' modes, which the shell

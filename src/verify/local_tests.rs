@@ -56,6 +56,8 @@ async fn run_every_kind(t: &dyn Transport) {
         ("mount: {path: /proc, fstype: proc}".into(), true),
         ("kernel_param: {name: kernel.ostype, value: Linux}".into(), true),
         ("kernel_param: {name: parc.no.such, value: x}".into(), false),
+        // A second mount test reads the one copy of the mount table.
+        ("mount: {path: /parc-not-mounted}".into(), false),
     ];
     let yaml: String = cases.iter().map(|(t, _)| format!("- {t}\n")).collect();
     let tests: Vec<Test> = crate::location::from_yaml(&yaml).unwrap();

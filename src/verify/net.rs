@@ -73,16 +73,20 @@ impl Probe for PortTest {
     fn probe(&self, id: &str, s: &mut Script) {
         // Only the header and the sockets in the listening state travel: a
         // busy server's full table is megabytes of established connections.
+        // Every port test of a protocol reads the same tables: each is read
+        // once for all of them (an awk each), not once a test.
         let (p, state) = (self.protocol.as_str(), listening_state(self.protocol));
-        s.sh(&format!(
-            "pv_start {id}
-for pv_t in {p} {p}6; do
-  [ -r \"/proc/net/$pv_t\" ] || continue
-  awk 'NR == 1 || $4 == \"{state}\"' \"/proc/net/$pv_t\" > \"$PARC_DIR/pv_net\"
-  pv_blob \"$pv_t\" \"$PARC_DIR/pv_net\" {CONTENT_LIMIT}
-done
-pv_end"
-        ));
+        s.sh(&format!("pv_start {id}"));
+        for table in [p.to_string(), format!("{p}6")] {
+            let name = format!("net.{table}");
+            let (file, first) = s.capture_shared(id, &table, &name, CONTENT_LIMIT as u64);
+            if first {
+                s.sh(&format!(
+                    "[ ! -r /proc/net/{table} ] || awk 'NR == 1 || $4 == \"{state}\"' /proc/net/{table} > {file}"
+                ));
+            }
+        }
+        s.sh("pv_end");
     }
 
     fn evaluate(&self, probed: &Probed) -> Vec<Check> {
@@ -167,8 +171,10 @@ impl Probe for HttpTest {
                     .unwrap_or(Number::Value(10))
                     .to_string(),
             );
-            let body = format!("\"$PARC_DIR/pv_body_{id}\"");
-            let err = format!("\"$PARC_DIR/pv_err_{id}\"");
+            // Written where the probe's closing tar takes them: no process
+            // a file to send them back.
+            let body = s.capture(id, "body", CONTENT_LIMIT as u64);
+            let err = s.capture(id, "err", 65536);
             // busybox wget often lacks -T: `timeout` bounds it instead.
             let wget = format!("wget -q -S -O {body} {url} 2>{err} </dev/null");
             s.sh(&format!(
@@ -177,8 +183,7 @@ impl Probe for HttpTest {
   case $pv_code in [0-9][0-9][0-9]) echo \"status=$pv_code\" ;; esac
 elif pv_have wget; then echo tool=wget
   if pv_have timeout; then timeout {secs} {wget}; else {wget}; fi
-else echo tool=none; fi
-pv_blob body {body} {CONTENT_LIMIT}; pv_blob err {err} 65536; rm -f {body} {err}"
+else echo tool=none; fi"
             ));
         }
         s.sh("pv_end");

@@ -83,7 +83,7 @@ impl Probed<'_> {
         self.get(key) == Some("yes")
     }
 
-    /// A blob fetched with `pv_blob`: its text (lossy UTF-8), and whether it
+    /// A blob (a file the probe captured): its text (lossy UTF-8), and whether it
     /// was cut at [`CONTENT_LIMIT`]; `None` when the file did not exist.
     pub fn content(&self, key: &str) -> Option<(String, bool)> {
         let bytes = self.0.blobs.get(key)?;

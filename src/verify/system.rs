@@ -228,11 +228,14 @@ impl Probe for MountTest {
     }
 
     fn probe(&self, id: &str, s: &mut Script) {
+        // One copy of the mount table for every mount test.
         let limit = super::probe::CONTENT_LIMIT;
-        let copy = s.capture(id, "mounts", limit as u64);
-        s.sh(&format!(
-            "pv_start {id}; pv_copy /proc/mounts {copy} {limit}; pv_end"
-        ));
+        let (copy, first) = s.capture_shared(id, "mounts", "mounts", limit as u64);
+        s.sh(&format!("pv_start {id}"));
+        if first {
+            s.sh(&format!("pv_copy /proc/mounts {copy} {limit}"));
+        }
+        s.sh("pv_end");
     }
 
     fn evaluate(&self, probed: &Probed) -> Vec<Check> {
@@ -332,7 +335,7 @@ impl Probe for KernelParamTest {
         s.sh(&format!("pv_start {id}"));
         if let Some(path) = self.proc_path() {
             let copy = s.capture(id, "value", 65536);
-            s.sh(&format!("pv_copy {} {copy} 65536", quote(&path)));
+            s.sh(&format!("pv_copy_small {} {copy}", quote(&path)));
         }
         s.sh("pv_end");
     }
