@@ -380,3 +380,41 @@ fn five_tests_of_each_kind_cost_what_one_does() {
         counts[0].1, counts[1].1
     );
 }
+
+/// Users' authorized_keys are probed with one `stat` and one read each
+/// (`dd`, into the probe's closing tar), never a hash, `wc` or `cat`: a
+/// run that changes nothing costs two processes a user with keys (their
+/// paths come from passwd as the probe runs, too late for its batched
+/// stat).
+#[test]
+fn users_with_keys_cost_two_processes_each_when_nothing_changes() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let play = |name: &str, n: usize| {
+        let mut yaml = String::from("resources:\n");
+        for i in 0..n {
+            yaml.push_str(&format!(
+                "  - user: {{name: parc-{name}-{i}, authorized_keys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIParcTestKeyOnlyForTheLab u{i}@lab']}}\n"
+            ));
+        }
+        common::play(dir.path(), name, &yaml, "")
+    };
+    let mut counts = Vec::new();
+    for (name, n) in [("one", 1), ("five", 5)] {
+        let pb = play(name, n);
+        let (host, _) = traced_apply(&lab, &pb);
+        assert_eq!(host["state"], "changed", "{host:#}");
+        let (host, processes) = traced_apply(&lab, &pb);
+        assert_eq!(host["state"], "ok", "{host:#}");
+        counts.push((processes.parc(), processes.programs()));
+    }
+    eprintln!("five users: {} processes ({})", counts[1].0, counts[1].1);
+    assert_eq!(
+        counts[1].0,
+        counts[0].0 + 2 * 4,
+        "one user {}; five {}",
+        counts[0].1,
+        counts[1].1
+    );
+}

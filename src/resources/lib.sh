@@ -103,6 +103,33 @@ parc_stat() { # PATH [PREFIX]
   parc_attrs "$_pf" "$1" "$2" "$3" "$4" "$5"
 }
 
+# parc_stat of each PATH, with its PREFIX, for paths the probe learns only
+# as it runs (a user's ~/.ssh and authorized_keys, from passwd), so not in
+# its batched stat: one stat for all of them, and regular files not hashed
+# (hashed=no: their readers read them whole). Sets _sp and _s to the last
+# path it found and its size.
+parc_stat_now() { # PATH PREFIX [PATH PREFIX]...
+  _i=1 _sl='' _sn='' _sp='' _s=''
+  while [ "$_i" -lt "$#" ]; do
+    eval "_p=\${$_i} _pf=\${$((_i + 1))}"
+    parc_stage_dir "$_p" "$_pf"
+    if [ -L "$_p" ]; then parc_kv "${_pf}type" link; parc_readlink "$_p"; parc_kv "${_pf}target" "$_t"
+    elif [ -d "$_p" ]; then parc_kv "${_pf}type" dir
+    elif [ -f "$_p" ]; then parc_kv "${_pf}type" file; parc_kv "${_pf}hashed" no
+    elif [ -e "$_p" ]; then parc_kv "${_pf}type" other
+    else parc_kv "${_pf}type" none; PARC_PENDING=1; _i=$((_i + 2)); continue; fi
+    _sl="$_sl \"\${$_i}\"" _sn="$_sn $((_i + 1))"
+    _i=$((_i + 2))
+  done
+  [ -n "$_sl" ] || return 0
+  eval "stat -c '%a %U %G %s %h' -- $_sl" > "$PARC_DIR/stat_now" || return 0
+  for _i in $_sn; do
+    eval "_sp=\${$((_i - 1))} _pf=\${$_i}"
+    read -r _a _o _g _s _k || return 0
+    parc_attrs "$_pf" "$_a" "$_o" "$_g" "$_s" "$_k"
+  done < "$PARC_DIR/stat_now"
+}
+
 parc_attrs() { # PREFIX MODE OWNER GROUP SIZE LINKS
   parc_kv "$1mode" "$2"; parc_kv "$1owner" "$3"; parc_kv "$1group" "$4"
   parc_kv "$1size" "$5"; parc_kv "$1links" "$6"
@@ -352,14 +379,6 @@ parc_cut() { # MAX NAME...
   done < "$PARC_DIR/cut"
 }
 
-# Emit a file's bytes as a blob (absent file: no blob). Only for files in
-# $PARC_DIR, which no one else can change between the count and the copy: a
-# file a user can grow would add bytes after the stated length, read as frames.
-parc_blob() { # KEY FILE
-  [ -f "$2" ] || return 0
-  parc_blob_of "$1" "$2" "$(wc -c < "$2")"
-}
-
 # The frame of blob KEY: FILE's LEN bytes, then a newline.
 parc_blob_of() { # KEY FILE LEN
   printf '@@blob %s %d\n' "$1" "$3"; cat "$2"; echo
@@ -367,10 +386,10 @@ parc_blob_of() { # KEY FILE LEN
 
 # Copy at most MAX bytes of regular file SRC (never through a symlink, not a
 # file with other names: a hard link to a root-only file reads as that file)
-# to FILE in $PARC_DIR, for parc_blob. GNU dd opens SRC with O_NOFOLLOW, so a
+# to FILE in $PARC_DIR (a capture). GNU dd opens SRC with O_NOFOLLOW, so a
 # swap after the test reads nothing; elsewhere the test is the guard.
 parc_copy_plain() { # SRC FILE MAX
-  rm -f "$2"
+  [ ! -e "$2" ] || rm -f "$2"
   [ -f "$1" ] && [ ! -L "$1" ] || return 1
   [ -n "${PARC_DD:-}" ] || parc_dd_probe
   if [ "$PARC_DD" = 1 ]; then
@@ -514,7 +533,7 @@ parc_step_done() { # IDX RC
 # what it is sent: the host, not parc, decides how much a command prints.
 PARC_OUT_MAX=1048576
 
-# parc_blob of at most MAX bytes of FILE (in $PARC_DIR); a longer one is cut,
+# Blob KEY: at most MAX bytes of FILE (in $PARC_DIR); a longer one is cut,
 # and KEY_cut_from says its whole size.
 parc_blob_max() { # KEY FILE MAX
   _n=$(wc -c < "$2")

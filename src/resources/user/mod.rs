@@ -204,12 +204,21 @@ impl Kind for User {
         s.sh("parc_kv home \"$parc_h\"; if [ -d \"$parc_h\" ]; then parc_kv home_exists yes; fi");
         if self.authorized_keys.is_some() {
             // Read as root from a directory the user owns: never through a
-            // link, at most EDIT_LIMIT bytes (one more tells it is larger).
+            // link, not when the stat found it larger than EDIT_LIMIT (the
+            // plan refuses it), else at most EDIT_LIMIT bytes and one more,
+            // which tells it grew, into a capture that the probe's closing
+            // tar brings back. The paths come from passwd as the probe runs,
+            // so they are not in its batched stat: one stat of their own, and
+            // no hash (the keys are read whole).
+            let limit = super::EDIT_LIMIT;
+            let keys = s.capture(id, "keys", limit);
             s.sh(&format!(
-                "parc_stat \"$parc_h/.ssh\" ssh_\n\
-                 parc_stat \"$parc_h/.ssh/authorized_keys\" keys_\n\
-                 if parc_copy_plain \"$parc_h/.ssh/authorized_keys\" \"$PARC_DIR/keys\" {}; then parc_blob keys \"$PARC_DIR/keys\"; fi",
-                super::EDIT_LIMIT + 1
+                "parc_k=\"$parc_h/.ssh/authorized_keys\"\n\
+                 parc_stat_now \"$parc_h/.ssh\" ssh_ \"$parc_k\" keys_\n\
+                 if [ \"$_sp\" = \"$parc_k\" ] && [ \"$_s\" -le {limit} ]; then\n\
+                 parc_copy_plain \"$parc_k\" {keys} {} || rm -f {keys}\n\
+                 fi",
+                limit + 1
             ));
         }
     }
