@@ -179,11 +179,12 @@ fn a_busybox_host_runs_its_probe_in_the_lock_shell() {
 }
 
 /// What an apply starts does not depend on how many paths it changes: ten
-/// files and ten links into a directory cost what one of each does, when
-/// they are made and when they are changed (the journal saves every path it
-/// replaces with the same few processes: one `stat`, one `tar`, one
-/// `sha256sum`). Links are staged with the files and renamed with them, one
-/// `mv` for a directory, never an `ln` a link.
+/// directories given a group, ten files and ten links into a directory cost
+/// what one of each does, when they are made and when the files and links
+/// are changed (the journal saves every path it replaces with the same few
+/// processes: one `stat`, one `tar`, one `sha256sum`). Links are staged with
+/// the files and renamed with them, one `mv` for a directory, never an `ln`
+/// a link; the new directories get their group from one `chgrp`.
 #[test]
 fn ten_files_and_links_cost_what_one_of_each_does() {
     common::require_root_and_sshd();
@@ -191,6 +192,11 @@ fn ten_files_and_links_cost_what_one_of_each_does() {
     let dir = tempfile::tempdir().unwrap();
     let play = |name: &str, n: usize, target: &str| {
         let mut yaml = format!("resources:\n  - dir: {{path: /srv/{name}}}\n");
+        for i in 0..n {
+            yaml.push_str(&format!(
+                "  - dir: {{path: /srv/{name}/d{i}, group: daemon}}\n"
+            ));
+        }
         for i in 0..n {
             yaml.push_str(&format!(
                 "  - file: {{path: /srv/{name}/f{i}, content: \"{target}{i}\\n\"}}\n  \

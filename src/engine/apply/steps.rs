@@ -249,7 +249,9 @@ pub(super) struct StepsFailed {
 /// `script` with the steps of `which` items added (record `{prefix}{i}`
 /// for `items[i]`), then `trailer`: step functions in its setup, the calls
 /// in its body, in order, each run of consecutive directory creations or
-/// file installs batched (one `mkdir` per mode, one `mv` per directory).
+/// file installs batched (one `mkdir` per mode, one `mv` per directory),
+/// and each run of consecutive mode, owner or removal ops (one process a
+/// command, see [`batch_lines`]).
 pub(super) fn steps_script(
     items: &[Item],
     which: &[usize],
@@ -292,16 +294,36 @@ pub(super) fn steps_script(
             _ => None,
         }
     }
+    // The batchable ops of steps `run`, each with the variable its step
+    // reads (see batch_lines).
+    let batch_ops = |run: Range<usize>| -> Vec<(String, &Batched)> {
+        steps[run]
+            .iter()
+            .flat_map(|&(i, step)| {
+                step.0
+                    .iter()
+                    .enumerate()
+                    .filter_map(move |(n, op)| match op {
+                        Op::Batch(b) => Some((batch_done(&format!("step_{prefix}{i}"), n), b)),
+                        _ => None,
+                    })
+            })
+            .collect()
+    };
     for run in runs(&steps, |s| mkdir_of(s).is_some()) {
         if run.len() > 1 {
             let dirs: Vec<_> = steps[run.clone()]
                 .iter()
                 .filter_map(|(_, s)| mkdir_of(s))
                 .collect();
-            before
-                .entry(run.start)
-                .or_default()
-                .extend(mkdir_batches(&dirs));
+            let lines = before.entry(run.start).or_default();
+            lines.extend(mkdir_batches(&dirs));
+            // Then the owners of the new directories (a Mkdir step's other
+            // ops), once they exist.
+            let owned = |s: &Step| s.0[1..].iter().all(|op| matches!(op, Op::Batch(_)));
+            if steps[run.clone()].iter().all(|(_, s)| owned(s)) {
+                lines.extend(batch_lines(&batch_ops(run)));
+            }
         }
     }
     let installs = |s: &Step| {
@@ -318,22 +340,10 @@ pub(super) fn steps_script(
     }
     let batched = |s: &Step| s.0.iter().all(|op| matches!(op, Op::Batch(_)));
     for run in runs(&steps, batched) {
-        let ops: Vec<(String, &Batched)> = steps[run.clone()]
-            .iter()
-            .flat_map(|&(i, step)| {
-                step.0
-                    .iter()
-                    .enumerate()
-                    .filter_map(move |(n, op)| match op {
-                        Op::Batch(b) => Some((batch_done(&format!("step_{prefix}{i}"), n), b)),
-                        _ => None,
-                    })
-            })
-            .collect();
         before
             .entry(run.start)
             .or_default()
-            .extend(batch_lines(&ops));
+            .extend(batch_lines(&batch_ops(run)));
     }
     for (n, &(i, step)) in steps.iter().enumerate() {
         for line in before.get(&n).into_iter().flatten() {
