@@ -764,3 +764,66 @@ fn units_read_together_read_as_systemctl_tells_each() {
     assert_eq!(statuses, ["no_change", "changed", "no_change"], "{host:#}");
     assert_eq!(systemctl(&lab, "is-active", "parc-off.service"), "active");
 }
+
+/// Consecutive service steps share their systemctl (one `enable` for all
+/// the units, one `start`): when one unit of them fails, the host's error
+/// is still that unit's, with its status, and the others converge alone.
+#[test]
+#[ignore = "systemd group: cargo test --test systemd -- --ignored (.ci/run)"]
+fn services_started_together_report_the_one_that_fails() {
+    common::require_root_and_sshd();
+    let lab = start(1);
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        &lab,
+        0,
+        "for u in parc-a parc-b; do printf '[Service]\\nExecStart=/bin/sleep infinity\\n[Install]\\nWantedBy=multi-user.target\\n' \
+         > /usr/lib/systemd/system/$u.service; done \
+         && printf '[Service]\\nType=oneshot\\nExecStart=/bin/sh -c \"echo parc-bad refuses >&2; exit 3\"\\n' \
+         > /usr/lib/systemd/system/parc-bad.service && systemctl daemon-reload",
+    );
+    let units = |bad: bool| {
+        let mut yaml = String::from("resources:\n");
+        for u in ["parc-a", "parc-b"] {
+            yaml.push_str(&format!(
+                "  - service: {{name: {u}.service, enabled: true, state: started}}\n"
+            ));
+        }
+        if bad {
+            yaml.push_str("  - service: {name: parc-bad.service, state: started}\n");
+        }
+        setup(dir.path(), &yaml, "")
+    };
+    let (out, ev) = lab.apply_json(&units(true));
+    let text = all_output(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    let host = &finished(&ev)[0];
+    assert_eq!(host["state"], "rolled_back", "{text}");
+    let error = host["outcome"]["error"].as_str().unwrap();
+    assert!(error.contains("service parc-bad.service failed"), "{text}");
+    assert!(error.contains("status=3"), "{text}");
+    for u in ["parc-a", "parc-b"] {
+        assert_eq!(
+            systemctl(&lab, "is-enabled", &format!("{u}.service")),
+            "disabled"
+        );
+        assert_eq!(
+            systemctl(&lab, "is-active", &format!("{u}.service")),
+            "inactive"
+        );
+    }
+
+    let (out, ev) = lab.apply_json(&units(false));
+    assert_eq!(out.status.code(), Some(0), "{}", all_output(&out));
+    assert_eq!(finished(&ev)[0]["state"], "changed");
+    for u in ["parc-a", "parc-b"] {
+        assert_eq!(
+            systemctl(&lab, "is-enabled", &format!("{u}.service")),
+            "enabled"
+        );
+        assert_eq!(
+            systemctl(&lab, "is-active", &format!("{u}.service")),
+            "active"
+        );
+    }
+}

@@ -799,6 +799,12 @@ parc_unit_all() { # NAME...
   PARC_UNITS=1
 }
 
+# Make systemd read its unit files again if the file of any UNIT changed
+# since it read them: one systemctl show for all, one daemon-reload at most.
+parc_units_reload() { # UNIT...
+  case $(systemctl show -p NeedDaemonReload -- "$@") in *=yes*) systemctl daemon-reload ;; esac
+}
+
 # Set _ul, _ua and _ue (load, active and unit file states) of the next unit
 # of parc_unit_all, which is NAME; empty without systemd.
 parc_unit_next() { # NAME

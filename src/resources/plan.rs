@@ -106,15 +106,26 @@ pub enum Batched {
     Chgrp { group: String, path: String },
     /// Remove the path (a file or a link), or the tree under it.
     Remove { path: String, recursive: bool },
+    /// Reload systemd's unit files if this unit's changed since systemd
+    /// read them (a `file` resource of the run may have written it): one
+    /// `systemctl show` and at most one `daemon-reload` for many units.
+    UnitsReload { unit: String },
+    /// `systemctl VERB` the unit (enable, disable, start, stop, restart).
+    /// Many units share one systemctl: one reload of systemd's
+    /// configuration for all the enables, their jobs run together. Alone,
+    /// a failure quotes the unit's status.
+    Systemctl { verb: &'static str, unit: String },
 }
 
 impl Batched {
-    pub fn path(&self) -> &str {
+    /// The path (or unit) the op acts on.
+    pub fn operand(&self) -> &str {
         match self {
             Batched::Chmod { path, .. }
             | Batched::Chown { path, .. }
             | Batched::Chgrp { path, .. }
             | Batched::Remove { path, .. } => path,
+            Batched::UnitsReload { unit } | Batched::Systemctl { unit, .. } => unit,
         }
     }
 
@@ -128,14 +139,17 @@ impl Batched {
             Batched::Remove { recursive, .. } => {
                 format!("rm -{}f --", if *recursive { "r" } else { "" })
             }
+            Batched::UnitsReload { .. } => "parc_units_reload".into(),
+            Batched::Systemctl { verb, .. } => format!("systemctl {verb} --"),
         }
     }
 
-    /// The sh for this path alone.
+    /// The sh for this operand alone.
     pub fn alone(&self) -> String {
-        let p = quote(self.path());
+        let p = quote(self.operand());
         match self {
             Batched::Chmod { mode, .. } => format!("parc_chmod {mode:o} {p}"),
+            Batched::Systemctl { verb, .. } => super::service::checked(verb, &p),
             _ => format!("{} {p}", self.command()),
         }
     }

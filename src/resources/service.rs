@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::{Change, Plan, PlanContext, Step, Touch};
+use super::plan::{Batched, Change, Op, Plan, PlanContext, Step, Touch};
 use super::script::{Record, Script};
 use super::{Kind, ResourceError};
 use crate::transport::quote;
@@ -101,7 +101,13 @@ impl Kind for Service {
             });
         }
         let n = quote(&self.name);
-        let (mut what, mut sh, mut undo) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut what, mut ops, mut undo) = (Vec::new(), Vec::new(), Vec::new());
+        let unit = |verb: &'static str| {
+            Op::Batch(Batched::Systemctl {
+                verb,
+                unit: self.name.clone(),
+            })
+        };
         let enabled_now = if installed_by_run {
             "not-found"
         } else {
@@ -110,12 +116,12 @@ impl Kind for Service {
         match self.enabled {
             Some(true) if !ENABLED.contains(&enabled_now) && !FIXED.contains(&enabled_now) => {
                 what.push("enable".to_string());
-                sh.push(checked("enable", &n));
+                ops.push(unit("enable"));
                 undo.push(format!("systemctl disable -- {n}"));
             }
             Some(false) if ENABLED.contains(&enabled_now) => {
                 what.push("disable".to_string());
-                sh.push(checked("disable", &n));
+                ops.push(unit("disable"));
                 undo.push(format!("systemctl enable -- {n}"));
             }
             _ => {}
@@ -124,25 +130,25 @@ impl Kind for Service {
         match self.state {
             Some(ServiceState::Started) if !running => {
                 what.push("start".into());
-                sh.push(checked("start", &n));
+                ops.push(unit("start"));
                 undo.push(format!("systemctl stop -- {n}"));
             }
             Some(ServiceState::Stopped) if running => {
                 what.push("stop".into());
-                sh.push(checked("stop", &n));
+                ops.push(unit("stop"));
                 undo.push(format!("systemctl start -- {n}"));
             }
             Some(ServiceState::Restarted) => {
                 what.push("restart".into());
-                sh.push(checked("restart", &n));
+                ops.push(unit("restart"));
             }
             Some(ServiceState::Reloaded) => {
                 what.push("reload".into());
-                sh.push(format!(
+                ops.push(Op::Sh(format!(
                     "if systemctl is-active --quiet -- {n}; then {}; else {}; fi",
                     checked("reload", &n),
                     checked("start", &n)
-                ));
+                )));
             }
             _ => {}
         }
@@ -151,11 +157,20 @@ impl Kind for Service {
         }
         // Undone newest first, so stop before disable (and start after enable).
         undo.reverse();
-        sh.insert(0, reload_units(&n, installed_by_run));
+        ops.insert(
+            0,
+            if installed_by_run {
+                Op::Sh(load_units(&n))
+            } else {
+                Op::Batch(Batched::UnitsReload {
+                    unit: self.name.clone(),
+                })
+            },
+        );
         Ok(Plan::Change(Change {
             what,
             diff: None,
-            step: Step::sh(sh.join("\n")),
+            step: Step(ops),
             touches: if undo.is_empty() {
                 vec![]
             } else {
@@ -165,31 +180,27 @@ impl Kind for Service {
     }
 }
 
-/// Makes systemd read unit files changed since it last loaded them (a `file`
-/// resource of this run may have written the unit): otherwise `systemctl`
-/// starts or restarts the old definition and only warns. Decided on the host at
-/// apply time, since the probe ran before any file was written.
-fn reload_units(n: &str, installed_by_run: bool) -> String {
-    if installed_by_run {
-        format!(
-            "systemctl daemon-reload\n\
-             parc_load=$(systemctl show -p LoadState --value -- {n})\n\
-             if [ \"$parc_load\" != loaded ]; then \
-             printf '%s: no such unit on this host (is its package installed?)\\n' {n} >&2; false; fi"
-        )
-    } else {
-        format!(
-            "case $(systemctl show -p NeedDaemonReload -- {n}) in \
-             *=yes) systemctl daemon-reload ;; esac"
-        )
-    }
+/// Makes systemd read its unit files, and checks that the unit exists now: it
+/// did not when the host was probed, and an earlier resource of this run (a
+/// `file`, a package) may have installed it. A unit that did exist gets
+/// `Batched::UnitsReload` instead: a reload only if its file changed since
+/// systemd read it (otherwise `systemctl` starts or restarts the old
+/// definition and only warns), decided on the host at apply time, since the
+/// probe ran before any file was written.
+fn load_units(n: &str) -> String {
+    format!(
+        "systemctl daemon-reload\n\
+         parc_load=$(systemctl show -p LoadState --value -- {n})\n\
+         if [ \"$parc_load\" != loaded ]; then \
+         printf '%s: no such unit on this host (is its package installed?)\\n' {n} >&2; false; fi"
+    )
 }
 
 /// `systemctl VERB -- UNIT`, and when it fails the unit's status as systemd
 /// reports it (state, exit code, last log lines): the reason a unit failed is
 /// there, not in systemctl's own one-line message. Bounded: the lines come from
 /// the host.
-fn checked(verb: &str, n: &str) -> String {
+pub(crate) fn checked(verb: &str, n: &str) -> String {
     format!(
         "{{ systemctl {verb} -- {n} || {{ systemctl status --no-pager --full --lines={STATUS_LINES} -- {n} 2>&1 \
          | head -c {STATUS_BYTES} >&2; false; }}; }}"
@@ -246,7 +257,7 @@ mod tests {
         let sh = step_sh(&c);
         let lines: Vec<&str> = sh.lines().collect();
         assert_eq!(lines.len(), 3, "{sh}");
-        assert!(lines[0].contains("NeedDaemonReload"), "{sh}");
+        assert_eq!(lines[0], "parc_units_reload ssh", "{sh}");
         assert!(
             lines[1].starts_with("{ systemctl enable -- ssh || "),
             "{sh}"

@@ -364,7 +364,8 @@ pub(super) fn steps_script(
 
 /// The lines running the ops of a run of consecutive steps made only of
 /// batchable ops (each with the variable its step reads), one process a
-/// command (a mode, an owner, a removal) instead of one a path.
+/// command (a mode, an owner, a removal, a `systemctl` verb) instead of one
+/// an operand.
 ///
 /// Why: a workstation profile fixes modes or removes files by the dozen, and
 /// each process costs milliseconds on the target. A command runs for its
@@ -373,9 +374,6 @@ pub(super) fn steps_script(
 /// it belongs to. A run that removes a path another of its ops touches (or
 /// a tree another op lies in) is not batched: there the order matters.
 fn batch_lines(ops: &[(String, &Batched)]) -> Vec<String> {
-    if ops.len() < 2 {
-        return Vec::new();
-    }
     let below = |a: &str, b: &str| {
         b.strip_prefix(a.trim_end_matches('/'))
             .is_some_and(|rest| rest.starts_with('/'))
@@ -384,7 +382,7 @@ fn batch_lines(ops: &[(String, &Batched)]) -> Vec<String> {
     // anything else done to its path or below it.
     let removes = |x: &Batched, y: &Batched| match x {
         Batched::Remove { recursive, .. } => {
-            x.path() == y.path() || (*recursive && below(x.path(), y.path()))
+            x.operand() == y.operand() || (*recursive && below(x.operand(), y.operand()))
         }
         _ => false,
     };
@@ -403,6 +401,12 @@ fn batch_lines(ops: &[(String, &Batched)]) -> Vec<String> {
             None => groups.push((command, vec![op])),
         }
     }
+    // All or nothing: an op left to its step would run after the batched
+    // ones, out of its step's order (a unit's reload after its start). Not
+    // worth it when no command has two operands.
+    if groups.iter().all(|(_, members)| members.len() < 2) {
+        return Vec::new();
+    }
     groups
         .into_iter()
         .map(|(command, members)| match members[0].1 {
@@ -411,12 +415,12 @@ fn batch_lines(ops: &[(String, &Batched)]) -> Vec<String> {
             Batched::Chmod { .. } => {
                 let pairs: Vec<String> = members
                     .iter()
-                    .map(|(done, b)| format!("{done} {}", quote(b.path())))
+                    .map(|(done, b)| format!("{done} {}", quote(b.operand())))
                     .collect();
                 format!("{command} {}", pairs.join(" "))
             }
             _ => {
-                let paths: Vec<String> = members.iter().map(|(_, b)| quote(b.path())).collect();
+                let paths: Vec<String> = members.iter().map(|(_, b)| quote(b.operand())).collect();
                 let done: Vec<String> = members.iter().map(|(d, _)| format!("{d}=1")).collect();
                 format!(
                     "{command} {} 2>/dev/null && {}",
@@ -602,8 +606,23 @@ mod tests {
                 path: "/a".into(),
             },
         ];
-        let apart = [remove("/srv/x", true), remove("/srv/xy", false)];
+        let apart = [remove("/srv/x", true), remove("/srv/xy", true)];
         let attrs = [
+            Batched::Chmod {
+                mode: 0o600,
+                path: "/a".into(),
+            },
+            Batched::Chgrp {
+                group: "g".into(),
+                path: "/a".into(),
+            },
+            Batched::Chmod {
+                mode: 0o600,
+                path: "/b".into(),
+            },
+        ];
+        // One operand a command: nothing to share.
+        let alone = [
             Batched::Chmod {
                 mode: 0o600,
                 path: "/a".into(),
@@ -618,6 +637,7 @@ mod tests {
             (&twice[..], false),
             (&apart[..], true),
             (&attrs[..], true),
+            (&alone[..], false),
         ] {
             let named: Vec<(String, &Batched)> = ops.iter().map(|b| ("V".into(), b)).collect();
             assert_eq!(!batch_lines(&named).is_empty(), batched, "{ops:?}");
