@@ -1,9 +1,9 @@
 //! Attribute types shared by file-like resources.
 
-use super::plan::Batched;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::path_state::Attrs;
+use super::plan::Batched;
 
 /// `present` (default) or `absent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

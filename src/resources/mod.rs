@@ -38,7 +38,9 @@ pub use group::Group;
 pub use line::Line;
 pub use package::Package;
 pub use path_state::{PathKind, PathState};
-pub use plan::{Batched, Op, Plan, PlanContext, Step, Touch, batch_done, mkdir_batches};
+pub use plan::{
+    Batched, Op, Plan, PlanContext, Step, Touch, batch_done, lies_below, mkdir_batches,
+};
 pub use reboot::Reboot;
 pub use service::Service;
 pub use symlink::Symlink;

@@ -251,16 +251,10 @@ pub fn mkdir_line(mode: Option<u32>, paths: &[&String]) -> String {
 pub fn mkdir_batches(dirs: &[(&String, Option<u32>)]) -> Vec<String> {
     let mut groups: Vec<(Option<u32>, Vec<&String>)> = Vec::new();
     for &(path, mode) in dirs {
-        let is_above = |other: &String| {
-            let other = other.trim_end_matches('/');
-            path.strip_prefix(other)
-                .is_some_and(|rest| rest.starts_with('/'))
-                || other.is_empty()
-        };
         let join = groups.iter().rposition(|(m, _)| *m == mode).filter(|&g| {
             groups[g + 1..]
                 .iter()
-                .all(|(_, paths)| !paths.iter().any(|p| is_above(p)))
+                .all(|(_, paths)| !paths.iter().any(|p| lies_below(path, p)))
         });
         match join {
             Some(g) => groups[g].1.push(path),
@@ -271,6 +265,16 @@ pub fn mkdir_batches(dirs: &[(&String, Option<u32>)]) -> Vec<String> {
         .iter()
         .map(|(mode, paths)| format!("{} 2>/dev/null", mkdir_line(*mode, paths)))
         .collect()
+}
+
+/// Whether `path` lies below directory `dir` (as text: `/srv/x/y` below
+/// `/srv/x` and `/srv/x/`, not `/srv/xy`; everything below `/`).
+pub fn lies_below(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    dir.is_empty()
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Unified diff between two texts, labelled with the path.

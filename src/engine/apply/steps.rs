@@ -11,7 +11,7 @@ use crate::profile::Declared;
 use crate::render::{REDACTED, Redactor, RenderError, Renderer};
 use crate::resources::script::{Record, Script, ScriptOutput};
 use crate::resources::{
-    Batched, Op, Plan, PlanContext, Resource, Step, Touch, batch_done, mkdir_batches,
+    Batched, Op, Plan, PlanContext, Resource, Step, Touch, batch_done, lies_below, mkdir_batches,
 };
 use crate::transport::Transport;
 use crate::transport::quote;
@@ -374,15 +374,11 @@ pub(super) fn steps_script(
 /// it belongs to. A run that removes a path another of its ops touches (or
 /// a tree another op lies in) is not batched: there the order matters.
 fn batch_lines(ops: &[(String, &Batched)]) -> Vec<String> {
-    let below = |a: &str, b: &str| {
-        b.strip_prefix(a.trim_end_matches('/'))
-            .is_some_and(|rest| rest.starts_with('/'))
-    };
     // Modes and owners of one path commute; a removal does not with
     // anything else done to its path or below it.
     let removes = |x: &Batched, y: &Batched| match x {
         Batched::Remove { recursive, .. } => {
-            x.operand() == y.operand() || (*recursive && below(x.operand(), y.operand()))
+            x.operand() == y.operand() || (*recursive && lies_below(y.operand(), x.operand()))
         }
         _ => false,
     };
