@@ -94,8 +94,8 @@ pub(super) struct Staged {
 
 impl Stage {
     /// Stage `data` for `dest`, in directory `dir`; returns the sh line that
-    /// installs it (its step's part). `None`: `dir` is not absolute, and tar
-    /// extracting under `/` would not put the file where the step looks.
+    /// installs it (its step's part). `None`: `dir` is not absolute (see
+    /// [`Stage::push`]).
     pub fn add(
         &mut self,
         data: &Arc<Content>,
@@ -105,22 +105,14 @@ impl Stage {
         owner: &str,
         group: &str,
     ) -> Option<String> {
-        if !dir.starts_with('/') {
-            return None;
-        }
-        let n = self.files.len();
-        self.files.push(File {
-            body: Body::Data(data.clone()),
-            dir: dir.trim_end_matches('/').to_string(),
-            dest: dest.to_string(),
-            mode,
-            chown: (!(matches!(owner, "" | "root") && matches!(group, "" | "root"))).then(|| {
-                match group {
+        let chown =
+            (!(matches!(owner, "" | "root") && matches!(group, "" | "root"))).then(
+                || match group {
                     "" => owner.to_string(),
                     g => format!("{owner}:{g}"),
-                }
-            }),
-        });
+                },
+            );
+        let n = self.push(Body::Data(data.clone()), dir, dest, mode, chown)?;
         Some(format!(
             "parc_mv {n} {} {} {}",
             quote(dest),
@@ -135,18 +127,34 @@ impl Stage {
     /// directory.
     pub fn add_link(&mut self, target: &str, dir: &str, dest: &str) -> Option<String> {
         let (dest_dir, base) = dest.rsplit_once('/')?;
-        if !dir.starts_with('/') || base.is_empty() {
+        if base.is_empty() {
             return None;
         }
-        let n = self.files.len();
+        let n = self.push(Body::Link(target.to_string()), dir, dest, 0o777, None)?;
+        Some(format!("parc_ln {n} {}", quote(&format!("{dest_dir}/"))))
+    }
+
+    /// The entry's number once added; `None` when `dir` is not absolute: tar
+    /// extracting under `/` would not put it where the step looks.
+    fn push(
+        &mut self,
+        body: Body,
+        dir: &str,
+        dest: &str,
+        mode: u32,
+        chown: Option<String>,
+    ) -> Option<usize> {
+        if !dir.starts_with('/') {
+            return None;
+        }
         self.files.push(File {
-            body: Body::Link(target.to_string()),
+            body,
             dir: dir.trim_end_matches('/').to_string(),
             dest: dest.to_string(),
-            mode: 0o777,
-            chown: None,
+            mode,
+            chown,
         });
-        Some(format!("parc_ln {n} {}", quote(&format!("{dest_dir}/"))))
+        Some(self.files.len() - 1)
     }
 
     pub fn len(&self) -> usize {
