@@ -710,19 +710,10 @@ fn units_read_together_read_as_systemctl_tells_each() {
         .map(|u| format!("  - service: {{name: {u}, running: true, enabled: true}}\n"))
         .collect();
     let pb = setup(dir.path(), &format!("verify:\n{tests}"), "");
-    let json = dir.path().join("result.json");
-    let out = lab
-        .parc()
-        .arg("verify")
-        .arg(&pb)
-        .args(["--format", "json", "-o"])
-        .arg(&json)
-        .output()
-        .unwrap();
+    let out = verify(&lab, &pb);
     assert_eq!(out.status.code(), Some(3), "{}", all_output(&out));
-    let records: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let results = records[0]["results"].as_array().unwrap();
+    let ev = common::events(&out);
+    let results = finished(&ev)[0]["outcome"]["results"].as_array().unwrap();
     assert_eq!(results.len(), units.len());
     for (unit, result) in units.iter().zip(results) {
         let actual = |what: &str| -> String {
