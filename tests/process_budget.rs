@@ -1,7 +1,8 @@
 //! The cost of a host is the processes it starts (issue 17): a bound on them
 //! for the `mixed` profile (tests/fixtures/mixed: every resource kind the
 //! namespace lab supports, 6 verification commands), counted on a real lab
-//! host with strace attached to its sshd (needs root, openssh-server, strace).
+//! host with strace attached to its sshd (needs root, openssh-server, strace;
+//! rpmbuild for the rpm host).
 //!
 //! The bounds are on the processes parc starts; the profile's own commands
 //! (its `command` resources, handlers and verification commands, and
@@ -416,5 +417,175 @@ fn users_with_keys_cost_two_processes_each_when_nothing_changes() {
         "one user {}; five {}",
         counts[0].1,
         counts[1].1
+    );
+}
+
+/// An rpm package built by rpmbuild (no files), in `dir`.
+fn rpm_package(dir: &Path, name: &str, version: &str, arch: &str) -> std::path::PathBuf {
+    let (version, release) = version.split_once('-').unwrap();
+    let spec = dir.join(format!("{name}-{arch}.spec"));
+    std::fs::write(
+        &spec,
+        format!(
+            "Name: {name}\nVersion: {version}\nRelease: {release}\nSummary: parc test\n\
+             License: MIT\nBuildArch: {arch}\n%description\nparc test\n%files\n"
+        ),
+    )
+    .unwrap();
+    let built = std::process::Command::new("rpmbuild")
+        .arg("--define")
+        .arg(format!("_topdir {}", dir.join("top").display()))
+        .args(["--define", "_build_id_links none", "-bb", "--target", arch])
+        .arg(&spec)
+        .output()
+        .expect("this test needs rpmbuild (apt-get install rpm; scripts/install-deps installs it)");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    dir.join(format!(
+        "top/RPMS/{arch}/{name}-{version}-{release}.{arch}.rpm"
+    ))
+}
+
+/// On a host whose packages are rpm's, every package a probe or a
+/// verification reads comes from one `rpm -q` (as dpkg's from one
+/// dpkg-query), and reads as `rpm -q NAME` asked alone tells it: a name
+/// installed for two architectures, a full name, a name.arch, one missing,
+/// one ending in `.rpm` (for which rpm prints nothing). A name rpm's own
+/// answer could be confused with (it holds the words ending each answer)
+/// makes each be asked alone, with the same answers.
+#[test]
+fn rpm_packages_are_read_together_as_rpm_tells_each() {
+    common::require_root_and_sshd();
+    let build = tempfile::tempdir().unwrap();
+    let rpms = [
+        rpm_package(build.path(), "alpha", "1.2-3", "noarch"),
+        rpm_package(build.path(), "multi", "2.0-1", "x86_64"),
+        rpm_package(build.path(), "multi", "2.0-2", "noarch"),
+    ];
+    let lab = TestLab::start(1);
+    // An rpm host: no dpkg, and a dnf for parc to find (never run here).
+    let root = lab.lab.hosts[0].root();
+    for tool in ["usr/bin/dpkg-query", "usr/bin/apt-get"] {
+        std::fs::remove_file(root.join(tool)).unwrap();
+    }
+    std::fs::write(root.join("usr/local/bin/dnf"), "#!/bin/sh\nexit 1\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        root.join("usr/local/bin/dnf"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("root/parc-rpms")).unwrap();
+    for rpm in &rpms {
+        std::fs::copy(
+            rpm,
+            root.join("root/parc-rpms").join(rpm.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    let installed = lab.ssh(0, "rpm -i --nodeps --ignorearch /root/parc-rpms/*.rpm");
+    assert!(
+        installed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    let names = [
+        "alpha",
+        "multi",
+        "nope",
+        "alpha-1.2-3",
+        "multi.x86_64",
+        "gone.rpm",
+    ];
+    // What rpm says of each, asked alone.
+    let alone: Vec<String> = names
+        .iter()
+        .map(|n| {
+            let out = lab.ssh(
+                0,
+                &format!("rpm -q --qf '%{{VERSION}}-%{{RELEASE}}\\n' -- {n}"),
+            );
+            let first = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .next()
+                .map(str::to_string);
+            match (out.status.success(), first) {
+                (true, Some(v)) => v,
+                _ => "not installed".to_string(),
+            }
+        })
+        .collect();
+    assert_eq!(
+        alone[1], "2.0-2",
+        "multi is installed twice, the noarch one listed first"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let play = |name: &str, names: &[&str]| {
+        let mut yaml = String::from(
+            "resources:\n  - package: {names: [alpha, multi]}\n  - package: {name: nope, state: absent}\nverify:\n",
+        );
+        for n in names {
+            // A version no package has: the check shows the version read.
+            yaml.push_str(&format!("  - package: {{name: '{n}', version: '0'}}\n"));
+        }
+        common::play(dir.path(), name, &yaml, "")
+    };
+    let read = |pb: &Path| -> (Vec<String>, Processes) {
+        let tracer = Tracer::attach(lab.lab.hosts[0].pid);
+        let out = lab
+            .parc()
+            .arg("--json")
+            .arg("verify")
+            .arg(pb)
+            .output()
+            .unwrap();
+        let processes = tracer.finish();
+        let events = common::events(&out);
+        let results = common::finished(&events)[0]["outcome"]["results"].clone();
+        let read = results
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let checks = r["checks"].as_array().unwrap();
+                let last = checks.last().unwrap();
+                last["actual"].as_str().unwrap().to_string()
+            })
+            .collect();
+        (read, processes)
+    };
+    let (one, one_cost) = read(&play("one", &names[..1]));
+    assert_eq!(one, alone[..1]);
+    let (all, all_cost) = read(&play("all", &names));
+    assert_eq!(all, alone, "{names:?}");
+    eprintln!(
+        "{} package tests: {} processes ({})",
+        names.len(),
+        all_cost.total(),
+        all_cost.programs()
+    );
+    assert_eq!(
+        one_cost.total(),
+        all_cost.total(),
+        "one test {}; all {}",
+        one_cost.programs(),
+        all_cost.programs()
+    );
+    let confusing = [&names[..], &["parc end"]].concat();
+    let (each, _) = read(&play("confusing", &confusing));
+    assert_eq!(each[..names.len()], alone[..], "{confusing:?}");
+    assert_eq!(each[names.len()], "not installed");
+    // The resources read the same way: installed (alpha, multi) and absent
+    // (nope) as declared, so nothing is changed (the host's dnf would fail).
+    let (out, ev) = lab.apply_json(&play("apply", &[]));
+    let host = common::finished(&ev)[0].clone();
+    assert_eq!(
+        host["state"],
+        "ok",
+        "{host:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

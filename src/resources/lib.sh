@@ -752,13 +752,43 @@ parc_pkg_manager() {
   else parc_pm=none; fi
 }
 
-# The dpkg status of every package NAME a script queries (Script::package),
-# from one dpkg-query for all of them, for parc_pkg_query: "NAME STATUS
-# VERSION" lines, in dpkg's order. Nothing is fetched without dpkg-query.
+# The state of every package NAME a script queries (Script::package), for
+# parc_pkg_query, from one process for all of them: dpkg's status ("NAME
+# STATUS VERSION" lines, in dpkg's order), else rpm's (parc_rpm_all).
 parc_pkg_all() { # NAME...
-  command -v dpkg-query >/dev/null 2>&1 || return 0
-  dpkg-query -W -f '${Package} ${db:Status-Status} ${Version}\n' -- "$@" > "$PARC_DIR/dpkg" 2>/dev/null
+  PARC_RPM=''
+  if command -v dpkg-query >/dev/null 2>&1; then
+    dpkg-query -W -f '${Package} ${db:Status-Status} ${Version}\n' -- "$@" > "$PARC_DIR/dpkg" 2>/dev/null
+  elif command -v rpm >/dev/null 2>&1; then
+    parc_rpm_all "$@"
+  fi
   return 0
+}
+
+# rpm's answer for each NAME as `rpm -q NAME` gives it alone, from one rpm:
+# after each NAME comes a name no package can have (it holds a space), whose
+# line ("package parc end is not installed") ends NAME's answer, whatever
+# its lines (one a version installed, a "not installed", or none at all for
+# a NAME ending in .rpm that is no package). PARC_RV_I is the first version
+# (VERSION-RELEASE) of the I-th NAME, empty when it is not installed;
+# PARC_RPM is set only when every answer ended where expected. A NAME with a
+# newline could forge lines: then each is asked alone (parc_pkg_query).
+parc_rpm_all() { # NAME...
+  _a='' _i=0
+  for _n do
+    case $_n in *"$PARC_NL"*) return 0 ;; esac
+    _i=$((_i + 1)) _a="$_a \"\${$_i}\" 'parc end'"
+  done
+  eval "rpm -q --qf '@%{VERSION}-%{RELEASE}\\n' -- $_a" > "$PARC_DIR/rpm" 2>/dev/null
+  _i=1 _v=''
+  while IFS= read -r _l; do
+    case $_l in
+      @*) [ -n "$_v" ] || _v=${_l#@} ;;
+      'package parc end is not installed')
+        eval "PARC_RV_$_i=\$_v"; _i=$((_i + 1)) _v='' ;;
+    esac
+  done < "$PARC_DIR/rpm"
+  [ "$_i" -ne "$(($# + 1))" ] || PARC_RPM=1
 }
 
 # The state of every systemd unit NAME of a round of reads, for
@@ -820,8 +850,9 @@ parc_unit_next() { # NAME
   _ue=$(systemctl is-enabled -- "$1" 2>/dev/null)
 }
 
-# Print "iN=yes" and "vN=VERSION" when package NAME is installed.
-parc_pkg_query() { # MANAGER NAME N
+# Print "iN=yes" and "vN=VERSION" when package NAME, the I-th of
+# parc_pkg_all, is installed.
+parc_pkg_query() { # MANAGER NAME N I
   # Missing until found (PARC_PENDING, see parc_stat_next).
   _pa=${PARC_PENDING:-}; PARC_PENDING=1
   case $1 in
@@ -835,8 +866,13 @@ parc_pkg_query() { # MANAGER NAME N
         case $_pn in ${2%%:*}) [ "$_ps" != installed ] || { _v=$_pv; break; } ;; esac
       done < "$PARC_DIR/dpkg"
       [ -n "$_v" ] || return 0 ;;
-    dnf|yum|zypper) _v=$(rpm -q --qf '%{VERSION}-%{RELEASE}\n' "$2" 2>/dev/null) || return 0
-      _v=${_v%%"$PARC_NL"*} ;;
+    dnf|yum|zypper|rpm)
+      if [ -n "${PARC_RPM:-}" ]; then
+        eval "_v=\${PARC_RV_$4:-}"; [ -n "$_v" ] || return 0
+      else
+        _v=$(rpm -q --qf '%{VERSION}-%{RELEASE}\n' -- "$2" 2>/dev/null) || return 0
+        _v=${_v%%"$PARC_NL"*}
+      fi ;;
     apk) apk info -e "$2" >/dev/null 2>&1 || return 0
       _v=$(apk info -e -v "$2" 2>/dev/null); _v=${_v#"$2"-} ;;
     pacman) _v=$(pacman -Q "$2" 2>/dev/null) || return 0; _v=${_v#* } ;;

@@ -226,14 +226,19 @@ impl Script {
 
     /// sh printing `iN=yes` and `vN=VERSION` in the current record when
     /// package `name` is installed (`parc_pkg_query`, after
-    /// `parc_pkg_manager`): dpkg's packages come from one `dpkg-query` for
-    /// every name of the script, read back by the shell.
+    /// `parc_pkg_manager`): dpkg's or rpm's answers come from one process
+    /// for every name of the round, read back by the shell, rpm's by the
+    /// name's position.
     pub fn package(&mut self, manager: &str, name: &str, n: usize) -> String {
         let packages = &mut self.round().packages;
-        if !packages.iter().any(|p| p == name) {
-            packages.push(name.to_string());
-        }
-        format!("parc_pkg_query {manager} {} {n}", quote(name))
+        let at = match packages.iter().position(|p| p == name) {
+            Some(at) => at,
+            None => {
+                packages.push(name.to_string());
+                packages.len() - 1
+            }
+        };
+        format!("parc_pkg_query {manager} {} {n} {}", quote(name), at + 1)
     }
 
     /// sh setting `_ul`, `_ua` and `_ue` to systemd unit `name`'s load state,
