@@ -589,3 +589,82 @@ fn rpm_packages_are_read_together_as_rpm_tells_each() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Packages kept at their latest version ask apt about upgrades with one
+/// `apt-cache policy` for all of them (two and two `sed` a package before),
+/// and plan the upgrades `apt-cache policy NAME` asked alone offers.
+#[test]
+fn latest_packages_ask_apt_once_as_apt_tells_each() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let names = ["bash", "coreutils", "dash", "tar", "openssh-server", "g++"];
+    // The upgrades apt offers, asked package by package.
+    let mut offered = Vec::new();
+    for name in names {
+        let out = lab.ssh(0, &format!("apt-cache policy -- '{name}'"));
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|l| l.trim_start().strip_prefix(key))
+                .unwrap_or("")
+                .to_string()
+        };
+        let (installed, candidate) = (field("Installed: "), field("Candidate: "));
+        if installed != "(none)"
+            && !installed.is_empty()
+            && candidate != "(none)"
+            && candidate != installed
+        {
+            offered.push(format!("upgrade {name} {installed} -> {candidate}"));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plan = |names: &[&str]| -> (Vec<String>, Processes) {
+        let yaml = format!(
+            "resources:\n  - package: {{names: [{}], state: latest}}\n",
+            names
+                .iter()
+                .map(|n| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let pb = common::play(dir.path(), &format!("latest{}", names.len()), &yaml, "");
+        let tracer = Tracer::attach(lab.lab.hosts[0].pid);
+        let out = lab
+            .parc()
+            .args(["--json", "apply", "--check"])
+            .arg(&pb)
+            .output()
+            .unwrap();
+        let processes = tracer.finish();
+        let events = common::events(&out);
+        let host = common::finished(&events)[0].clone();
+        let changes = host["outcome"]["resources"][0]["changes"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter_map(|c| c.as_str())
+                    .filter(|c| c.starts_with("upgrade "))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        (changes, processes)
+    };
+    let (upgrades, all) = plan(&names);
+    assert_eq!(upgrades, offered);
+    let (_, one) = plan(&names[..1]);
+    eprintln!(
+        "{} latest packages: {} processes ({})",
+        names.len(),
+        all.total(),
+        all.programs()
+    );
+    assert_eq!(
+        one.total(),
+        all.total(),
+        "one package {}; six {}",
+        one.programs(),
+        all.programs()
+    );
+}

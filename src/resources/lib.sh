@@ -882,12 +882,44 @@ parc_pkg_query() { # MANAGER NAME N I
   parc_kv "i$3" yes; parc_kv "v$3" "$_v"
 }
 
+# apt's installed and candidate versions of every package NAME a round asks
+# about an upgrade (Script::upgradable), from one apt-cache for all of them,
+# for parc_pkg_upgradable: a block a package, headed "NAME:".
+parc_pkg_policy() { # NAME...
+  command -v apt-cache >/dev/null 2>&1 || return 0
+  apt-cache policy -- "$@" > "$PARC_DIR/policy" 2>/dev/null
+  return 0
+}
+
+# Set _i and _c to the installed and candidate versions of package NAME in
+# parc_pkg_policy's answer; fail when no block is headed with NAME itself
+# (an architecture or a pattern in NAME: apt-cache is asked about it alone).
+parc_pkg_policy_of() { # NAME
+  _i='' _c='' _f=''
+  [ -f "$PARC_DIR/policy" ] || return 1
+  while IFS= read -r _l; do
+    case $_l in
+      ' '*) [ -n "$_f" ] || continue
+        _l=${_l#"${_l%%[! ]*}"}
+        case $_l in
+          'Installed: '*) _i=${_l#Installed: } ;;
+          'Candidate: '*) _c=${_l#Candidate: } ;;
+        esac ;;
+      "$1:") _f=1 ;;
+      *) [ -z "$_f" ] || break ;;
+    esac
+  done < "$PARC_DIR/policy"
+  [ -n "$_f" ]
+}
+
 # Print "uN=CANDIDATE" (or "uN=newer") when the host's package metadata offers
 # an upgrade of installed package NAME. Nothing is downloaded by apt and apk.
 parc_pkg_upgradable() { # MANAGER NAME N
   case $1 in
-    apt) _i=$(apt-cache policy "$2" 2>/dev/null | sed -n 's/^ *Installed: //p')
-      _c=$(apt-cache policy "$2" 2>/dev/null | sed -n 's/^ *Candidate: //p')
+    apt) if ! parc_pkg_policy_of "$2"; then
+        _i=$(apt-cache policy -- "$2" 2>/dev/null | sed -n 's/^ *Installed: //p')
+        _c=$(apt-cache policy -- "$2" 2>/dev/null | sed -n 's/^ *Candidate: //p')
+      fi
       if [ -n "$_c" ] && [ "$_c" != "(none)" ] && [ "$_c" != "$_i" ]; then parc_kv "u$3" "$_c"; fi ;;
     dnf) if dnf -q list --upgrades "$2" >/dev/null 2>&1; then echo "u$3=newer"; fi ;;
     yum) if yum -q list updates "$2" >/dev/null 2>&1; then echo "u$3=newer"; fi ;;

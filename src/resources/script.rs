@@ -101,6 +101,8 @@ struct Reads {
     getent: BTreeMap<String, Vec<String>>,
     /// Packages looked up by [`Script::package`].
     packages: Vec<String>,
+    /// Packages asked about an upgrade by [`Script::upgradable`].
+    upgradable: Vec<String>,
     /// systemd units looked up by [`Script::unit`], in the order the body
     /// reads them.
     units: Vec<String>,
@@ -131,6 +133,9 @@ impl Reads {
         }
         if !self.packages.is_empty() {
             lines.push(format!("parc_pkg_all {}\n", words(&self.packages)));
+        }
+        if !self.upgradable.is_empty() {
+            lines.push(format!("parc_pkg_policy {}\n", words(&self.upgradable)));
         }
         if !self.units.is_empty() {
             lines.push(format!("parc_unit_all {}\n", words(&self.units)));
@@ -239,6 +244,18 @@ impl Script {
             }
         };
         format!("parc_pkg_query {manager} {} {n} {}", quote(name), at + 1)
+    }
+
+    /// sh printing `uN=CANDIDATE` (or `uN=newer`) in the current record
+    /// when the host's package metadata offers an upgrade of installed
+    /// package `name` (`parc_pkg_upgradable`): apt's answers come from one
+    /// `apt-cache policy` for every name of the round.
+    pub fn upgradable(&mut self, manager: &str, name: &str, n: usize) -> String {
+        let upgradable = &mut self.round().upgradable;
+        if !upgradable.iter().any(|p| p == name) {
+            upgradable.push(name.to_string());
+        }
+        format!("parc_pkg_upgradable {manager} {} {n}", quote(name))
     }
 
     /// sh setting `_ul`, `_ua` and `_ue` to systemd unit `name`'s load state,

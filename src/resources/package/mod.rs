@@ -286,11 +286,11 @@ impl Kind for Package {
         }
         s.sh("parc_pkg_manager; parc_kv manager \"$parc_pm\"");
         for (i, name) in self.names().iter().enumerate() {
-            let n = quote(name);
             let query = s.package("\"$parc_pm\"", name, i);
             s.sh(&query);
             if self.state == PackageState::Latest {
-                s.sh(&format!("parc_pkg_upgradable \"$parc_pm\" {n} {i}"));
+                let upgradable = s.upgradable("\"$parc_pm\"", name, i);
+                s.sh(&upgradable);
             }
         }
     }
