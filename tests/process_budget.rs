@@ -449,6 +449,96 @@ fn rpm_package(dir: &Path, name: &str, version: &str, arch: &str) -> std::path::
     ))
 }
 
+/// Makes lab host 0 a host of another package manager than dpkg: the
+/// tools named are gone from it (those it has), and `manager`, when given,
+/// is a command that fails (parc finds it; tests never run it).
+fn package_host(lab: &TestLab, gone: &[&str], manager: Option<&str>) {
+    let root = lab.lab.hosts[0].root();
+    for tool in gone {
+        let path = root.join("usr/bin").join(tool);
+        if path.exists() {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    if let Some(manager) = manager {
+        let path = root.join("usr/local/bin").join(manager);
+        std::fs::write(&path, "#!/bin/sh\nexit 1\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+/// A playbook of `resources` and a package test for each of `names`, with a
+/// version no package has: each test's last check shows what it read.
+fn package_tests(dir: &Path, name: &str, resources: &str, names: &[&str]) -> std::path::PathBuf {
+    let mut yaml = format!("resources:\n{resources}verify:\n");
+    for n in names {
+        yaml.push_str(&format!("  - package: {{name: '{n}', version: '0'}}\n"));
+    }
+    common::play(dir, name, &yaml, "")
+}
+
+/// Verifies `playbook` on lab host 0: what each package test read (its
+/// version, or "not installed") and the processes the host started.
+fn package_reads(lab: &TestLab, playbook: &Path) -> (Vec<String>, Processes) {
+    let tracer = Tracer::attach(lab.lab.hosts[0].pid);
+    let out = lab
+        .parc()
+        .arg("--json")
+        .arg("verify")
+        .arg(playbook)
+        .output()
+        .unwrap();
+    let processes = tracer.finish();
+    let events = common::events(&out);
+    let results = common::finished(&events)[0]["outcome"]["results"].clone();
+    let read = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let checks = r["checks"].as_array().unwrap();
+            let last = checks.last().unwrap();
+            last["actual"].as_str().unwrap().to_string()
+        })
+        .collect();
+    (read, processes)
+}
+
+/// Applies `playbook` to lab host 0 and checks it changed nothing.
+fn changes_nothing(lab: &TestLab, playbook: &Path) {
+    let (out, ev) = lab.apply_json(playbook);
+    let host = common::finished(&ev)[0].clone();
+    assert_eq!(
+        host["state"],
+        "ok",
+        "{host:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What `command` (NAME appended, quoted) prints first on lab host 0, the
+/// package manager asked about one name: `keep` keeps the part of the line
+/// that is the version; "not installed" when it fails.
+fn asked_alone(
+    lab: &TestLab,
+    command: &str,
+    names: &[&str],
+    keep: fn(&str) -> &str,
+) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| {
+            let out = lab.ssh(0, &format!("{command} -- '{n}'"));
+            let text = String::from_utf8_lossy(&out.stdout);
+            match (out.status.success(), text.lines().next()) {
+                (true, Some(line)) => keep(line).to_string(),
+                _ => "not installed".to_string(),
+            }
+        })
+        .collect()
+}
+
 /// On a host whose packages are rpm's, every package a probe or a
 /// verification reads comes from one `rpm -q` (as dpkg's from one
 /// dpkg-query), and reads as `rpm -q NAME` asked alone tells it: a name
@@ -466,18 +556,8 @@ fn rpm_packages_are_read_together_as_rpm_tells_each() {
         rpm_package(build.path(), "multi", "2.0-2", "noarch"),
     ];
     let lab = TestLab::start(1);
-    // An rpm host: no dpkg, and a dnf for parc to find (never run here).
+    package_host(&lab, &["dpkg-query", "apt-get"], Some("dnf"));
     let root = lab.lab.hosts[0].root();
-    for tool in ["usr/bin/dpkg-query", "usr/bin/apt-get"] {
-        std::fs::remove_file(root.join(tool)).unwrap();
-    }
-    std::fs::write(root.join("usr/local/bin/dnf"), "#!/bin/sh\nexit 1\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        root.join("usr/local/bin/dnf"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
     std::fs::create_dir_all(root.join("root/parc-rpms")).unwrap();
     for rpm in &rpms {
         std::fs::copy(
@@ -500,66 +580,23 @@ fn rpm_packages_are_read_together_as_rpm_tells_each() {
         "multi.x86_64",
         "gone.rpm",
     ];
-    // What rpm says of each, asked alone.
-    let alone: Vec<String> = names
-        .iter()
-        .map(|n| {
-            let out = lab.ssh(
-                0,
-                &format!("rpm -q --qf '%{{VERSION}}-%{{RELEASE}}\\n' -- {n}"),
-            );
-            let first = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .next()
-                .map(str::to_string);
-            match (out.status.success(), first) {
-                (true, Some(v)) => v,
-                _ => "not installed".to_string(),
-            }
-        })
-        .collect();
+    let alone = asked_alone(
+        &lab,
+        "rpm -q --qf '%{VERSION}-%{RELEASE}\\n'",
+        &names,
+        |l| l,
+    );
     assert_eq!(
         alone[1], "2.0-2",
         "multi is installed twice, the noarch one listed first"
     );
     let dir = tempfile::tempdir().unwrap();
-    let play = |name: &str, names: &[&str]| {
-        let mut yaml = String::from(
-            "resources:\n  - package: {names: [alpha, multi]}\n  - package: {name: nope, state: absent}\nverify:\n",
-        );
-        for n in names {
-            // A version no package has: the check shows the version read.
-            yaml.push_str(&format!("  - package: {{name: '{n}', version: '0'}}\n"));
-        }
-        common::play(dir.path(), name, &yaml, "")
-    };
-    let read = |pb: &Path| -> (Vec<String>, Processes) {
-        let tracer = Tracer::attach(lab.lab.hosts[0].pid);
-        let out = lab
-            .parc()
-            .arg("--json")
-            .arg("verify")
-            .arg(pb)
-            .output()
-            .unwrap();
-        let processes = tracer.finish();
-        let events = common::events(&out);
-        let results = common::finished(&events)[0]["outcome"]["results"].clone();
-        let read = results
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                let checks = r["checks"].as_array().unwrap();
-                let last = checks.last().unwrap();
-                last["actual"].as_str().unwrap().to_string()
-            })
-            .collect();
-        (read, processes)
-    };
-    let (one, one_cost) = read(&play("one", &names[..1]));
+    let resources =
+        "  - package: {names: [alpha, multi]}\n  - package: {name: nope, state: absent}\n";
+    let play = |name: &str, names: &[&str]| package_tests(dir.path(), name, resources, names);
+    let (one, one_cost) = package_reads(&lab, &play("one", &names[..1]));
     assert_eq!(one, alone[..1]);
-    let (all, all_cost) = read(&play("all", &names));
+    let (all, all_cost) = package_reads(&lab, &play("all", &names));
     assert_eq!(all, alone, "{names:?}");
     eprintln!(
         "{} package tests: {} processes ({})",
@@ -575,19 +612,100 @@ fn rpm_packages_are_read_together_as_rpm_tells_each() {
         all_cost.programs()
     );
     let confusing = [&names[..], &["parc end"]].concat();
-    let (each, _) = read(&play("confusing", &confusing));
+    let (each, _) = package_reads(&lab, &play("confusing", &confusing));
     assert_eq!(each[..names.len()], alone[..], "{confusing:?}");
     assert_eq!(each[names.len()], "not installed");
     // The resources read the same way: installed (alpha, multi) and absent
     // (nope) as declared, so nothing is changed (the host's dnf would fail).
-    let (out, ev) = lab.apply_json(&play("apply", &[]));
-    let host = common::finished(&ev)[0].clone();
-    assert_eq!(
-        host["state"],
-        "ok",
-        "{host:#}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    changes_nothing(&lab, &play("apply", &[]));
+}
+
+/// On a host whose packages are pacman's, the packages a probe or a
+/// verification reads come from one `pacman -Q` when all are installed,
+/// and one `pacman -T` more for those that are not, and read as `pacman -Q
+/// NAME` asked alone tells it: names, names a package provides (with a
+/// version or not), a `local/` name, missing ones. The database is written
+/// as pacman keeps it (a desc file a package); pacman reads it.
+#[test]
+fn pacman_packages_are_read_together_as_pacman_tells_each() {
+    common::require_root_and_sshd();
+    assert!(
+        std::process::Command::new("pacman")
+            .arg("--version")
+            .output()
+            .is_ok(),
+        "this test needs pacman (apt-get install pacman-package-manager; scripts/install-deps installs it)"
     );
+    let lab = TestLab::start(1);
+    package_host(&lab, &["dpkg-query", "apt-get", "rpm"], None);
+    let local = lab.lab.hosts[0].root().join("var/lib/pacman/local");
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::write(local.join("ALPM_DB_VERSION"), "9\n").unwrap();
+    for (name, version, provides) in [
+        ("alpha", "1.2-3", "alpha-virt"),
+        ("beta-x", "2:0.1-1", ""),
+        ("gamma", "5-1", "virt=3"),
+    ] {
+        let entry = local.join(format!("{name}-{version}"));
+        std::fs::create_dir_all(&entry).unwrap();
+        std::fs::write(
+            entry.join("desc"),
+            format!(
+                "%NAME%\n{name}\n\n%VERSION%\n{version}\n\n%ARCH%\nany\n\n%PROVIDES%\n{provides}\n\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(entry.join("files"), "").unwrap();
+    }
+    let names = [
+        "alpha",
+        "nope",
+        "virt",
+        "beta-x",
+        "alpha-virt",
+        "gamma>=4",
+        "gamma>9",
+        "local/alpha",
+        "gone",
+    ];
+    let alone = asked_alone(&lab, "pacman -Q", &names, |l| {
+        l.split_once(' ').map_or(l, |(_, v)| v)
+    });
+    assert_eq!(alone[2], "5-1", "virt is gamma's");
+    let dir = tempfile::tempdir().unwrap();
+    let resources =
+        "  - package: {names: [alpha, gamma]}\n  - package: {name: nope, state: absent}\n";
+    let play = |name: &str, names: &[&str]| package_tests(dir.path(), name, resources, names);
+    let (all, _) = package_reads(&lab, &play("all", &names));
+    assert_eq!(all, alone, "{names:?}");
+    // Installed, every one: the cost of one; some missing: one process more.
+    let (_, one) = package_reads(&lab, &play("one", &["alpha"]));
+    let (_, installed) = package_reads(&lab, &play("installed", &["alpha", "beta-x", "gamma"]));
+    let (_, missing) = package_reads(&lab, &play("missing", &["alpha", "nope", "beta-x", "gone"]));
+    eprintln!(
+        "three installed: {} processes ({}); two of four missing: {} ({})",
+        installed.total(),
+        installed.programs(),
+        missing.total(),
+        missing.programs()
+    );
+    assert_eq!(
+        one.total(),
+        installed.total(),
+        "one {}; three {}",
+        one.programs(),
+        installed.programs()
+    );
+    assert_eq!(
+        installed.total() + 1,
+        missing.total(),
+        "{}",
+        missing.programs()
+    );
+    // The resources read the same way: installed (alpha, gamma) and absent
+    // (nope) as declared, so nothing is changed (pacman has no repository
+    // here to install from).
+    changes_nothing(&lab, &play("apply", &[]));
 }
 
 /// Packages kept at their latest version ask apt about upgrades with one

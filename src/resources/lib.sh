@@ -754,15 +754,67 @@ parc_pkg_manager() {
 
 # The state of every package NAME a script queries (Script::package), for
 # parc_pkg_query, from one process for all of them: dpkg's status ("NAME
-# STATUS VERSION" lines, in dpkg's order), else rpm's (parc_rpm_all).
+# STATUS VERSION" lines, in dpkg's order), else rpm's (parc_rpm_all), else
+# pacman's (parc_pacman_all).
 parc_pkg_all() { # NAME...
-  PARC_RPM=''
+  PARC_RPM='' PARC_PACMAN=''
   if command -v dpkg-query >/dev/null 2>&1; then
     dpkg-query -W -f '${Package} ${db:Status-Status} ${Version}\n' -- "$@" > "$PARC_DIR/dpkg" 2>/dev/null
   elif command -v rpm >/dev/null 2>&1; then
     parc_rpm_all "$@"
+  elif command -v pacman >/dev/null 2>&1; then
+    parc_pacman_all "$@"
   fi
   return 0
+}
+
+# pacman's answer for each NAME as `pacman -Q NAME` gives it alone: a line
+# "PACKAGE VERSION" when NAME is found (as a package's name, or as what an
+# installed package provides), none when it is not. From one pacman -Q for
+# all: when every NAME has its line, the I-th line is the I-th NAME's; else
+# a NAME is read from the line of the package so named, and the rest are
+# asked of one pacman -T (which prints those no package satisfies: not
+# installed). PARC_PV_I is the I-th NAME's version, empty when it is not
+# installed; PARC_PA_I is set when it is to be asked alone (what a package
+# provides, or a NAME with a /, which -Q reads as a database and -T does
+# not). A NAME with a newline could forge lines: then each is asked alone.
+parc_pacman_all() { # NAME...
+  _i=0
+  for _n do
+    case $_n in *"$PARC_NL"*) return 0 ;; esac
+    _i=$((_i + 1))
+    eval "PARC_PV_$_i='' PARC_PA_$_i=''"
+  done
+  pacman -Q -- "$@" > "$PARC_DIR/pacman" 2>/dev/null
+  _i=0 _pl=$PARC_NL
+  while IFS= read -r _l; do
+    _i=$((_i + 1)) _pl=$_pl$_l$PARC_NL
+    eval "PARC_PV_$_i=\${_l#* }"
+  done < "$PARC_DIR/pacman"
+  PARC_PACMAN=1
+  [ "$_i" -ne "$#" ] || return 0
+  _i=0 _a=''
+  for _n do
+    _i=$((_i + 1))
+    case $_pl in
+      *"$PARC_NL$_n "*) _v=${_pl#*"$PARC_NL$_n "}; eval "PARC_PV_$_i=\${_v%%\"\$PARC_NL\"*}" ;;
+      *) eval "PARC_PV_$_i=''"
+        case $_n in
+          */*) eval "PARC_PA_$_i=1" ;;
+          *) _a="$_a \"\${$_i}\"" ;;
+        esac ;;
+    esac
+  done
+  [ -n "$_a" ] || return 0
+  eval "pacman -T -- $_a" > "$PARC_DIR/pacman" 2>/dev/null
+  _pl=$PARC_NL
+  while IFS= read -r _l; do _pl=$_pl$_l$PARC_NL; done < "$PARC_DIR/pacman"
+  _i=0
+  for _n do
+    _i=$((_i + 1))
+    case $_a in *"{$_i}"*) ;; *) continue ;; esac
+    case $_pl in *"$PARC_NL$_n$PARC_NL"*) ;; *) eval "PARC_PA_$_i=1" ;; esac
+  done
 }
 
 # rpm's answer for each NAME as `rpm -q NAME` gives it alone, from one rpm:
@@ -875,7 +927,13 @@ parc_pkg_query() { # MANAGER NAME N I
       fi ;;
     apk) apk info -e "$2" >/dev/null 2>&1 || return 0
       _v=$(apk info -e -v "$2" 2>/dev/null); _v=${_v#"$2"-} ;;
-    pacman) _v=$(pacman -Q "$2" 2>/dev/null) || return 0; _v=${_v#* } ;;
+    pacman)
+      if [ -n "${PARC_PACMAN:-}" ] && eval "[ -z \"\${PARC_PA_$4:-}\" ]"; then
+        eval "_v=\${PARC_PV_$4:-}"; [ -n "$_v" ] || return 0
+      else
+        _v=$(pacman -Q -- "$2" 2>/dev/null) || return 0
+        _v=${_v%%"$PARC_NL"*}; _v=${_v#* }
+      fi ;;
     *) return 0 ;;
   esac
   PARC_PENDING=$_pa
