@@ -786,3 +786,111 @@ fn latest_packages_ask_apt_once_as_apt_tells_each() {
         all.programs()
     );
 }
+
+/// A .deb of package `name` (no files), built by dpkg-deb in `dir`: its
+/// stanza for a repository's Packages index.
+fn deb_package(dir: &Path, name: &str) -> String {
+    let pkg = dir.join(name);
+    std::fs::create_dir_all(pkg.join("DEBIAN")).unwrap();
+    std::fs::write(
+        pkg.join("DEBIAN/control"),
+        format!(
+            "Package: {name}\nVersion: 1.0-1\nArchitecture: all\nMaintainer: parc <parc@example.org>\nDescription: parc test\n"
+        ),
+    )
+    .unwrap();
+    let deb = dir.join(format!("{name}.deb"));
+    let built = std::process::Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&pkg)
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let bytes = std::fs::read(&deb).unwrap();
+    use sha2::Digest;
+    let sha256 = format!("{:x}", sha2::Sha256::digest(&bytes));
+    format!(
+        "Package: {name}\nVersion: 1.0-1\nArchitecture: all\nMaintainer: parc <parc@example.org>\n\
+         Filename: ./{name}.deb\nSize: {}\nSHA256: {sha256}\nDescription: parc test\n\n",
+        bytes.len()
+    )
+}
+
+/// The packages of consecutive `package` resources are installed by one
+/// `apt-get` (from a repository on the lab host, as apt reads one); when
+/// that fails, each resource's packages are installed alone, so the error
+/// is the resource's own, and the rollback removes what the others
+/// installed.
+#[test]
+fn consecutive_package_resources_share_one_apt_get() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let root = lab.lab.hosts[0].root();
+    let repo = root.join("srv/parc-repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let index: String = ["parc-pa", "parc-pb", "parc-pc", "parc-pd"]
+        .iter()
+        .map(|n| deb_package(&repo, n))
+        .collect();
+    std::fs::write(repo.join("Packages"), index).unwrap();
+    // That repository alone: no network, and apt-get update is quick.
+    let _ = std::fs::remove_file(root.join("etc/apt/sources.list"));
+    for entry in std::fs::read_dir(root.join("etc/apt/sources.list.d")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    std::fs::write(
+        root.join("etc/apt/sources.list.d/parc.list"),
+        "deb [trusted=yes] file:/srv/parc-repo ./\n",
+    )
+    .unwrap();
+    let update = lab.ssh(0, "apt-get update");
+    assert!(
+        update.status.success(),
+        "{}",
+        String::from_utf8_lossy(&update.stderr)
+    );
+    let status = |name: &str| {
+        let out = lab.ssh(
+            0,
+            &format!("dpkg-query -W -f '${{db:Status-Status}}' {name} 2>/dev/null; true"),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pb = common::play(
+        dir.path(),
+        "three",
+        "resources:\n  - package: {name: parc-pa}\n  - package: {names: [parc-pb, parc-pc]}\n",
+        "",
+    );
+    let (host, processes) = traced_apply(&lab, &pb);
+    assert_eq!(host["state"], "changed", "{host:#}");
+    for name in ["parc-pa", "parc-pb", "parc-pc"] {
+        assert_eq!(status(name), "installed", "{name}");
+    }
+    eprintln!("two package resources: {}", processes.programs());
+    assert_eq!(processes.runs("apt-get"), 1, "{}", processes.programs());
+    let pb = common::play(
+        dir.path(),
+        "failing",
+        "resources:\n  - package: {name: parc-pd}\n  - package: {name: parc-none}\n",
+        "  on_failure: rollback\n",
+    );
+    let (out, ev) = lab.apply_json(&pb);
+    assert!(!out.status.success());
+    let host = common::finished(&ev)[0].clone();
+    assert_eq!(host["state"], "rolled_back", "{host:#}");
+    let resources = host["outcome"]["resources"].as_array().unwrap();
+    let failed: Vec<&str> = resources
+        .iter()
+        .filter(|r| r["status"] == "failed")
+        .map(|r| r["resource"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["package parc-none"], "{host:#}");
+    assert_ne!(status("parc-pd"), "installed", "parc-pd was removed again");
+}

@@ -115,18 +115,45 @@ pub enum Batched {
     /// configuration for all the enables, their jobs run together. Alone,
     /// a failure quotes the unit's status.
     Systemctl { verb: &'static str, unit: String },
+    /// A package manager's `command` (install, upgrade or remove:
+    /// `Manager::install` and its kin) for a resource's packages. The
+    /// packages of consecutive package steps share one run of the manager,
+    /// which resolves and unpacks them together: one `apt-get` for a
+    /// profile's packages rather than one a resource, each loading the
+    /// package cache and running dpkg and its triggers.
+    Packages { command: String, names: Vec<String> },
 }
 
 impl Batched {
-    /// The path (or unit) the op acts on.
-    pub fn operand(&self) -> &str {
+    /// The paths (or units, or packages) the op acts on: one but for
+    /// packages.
+    pub fn operands(&self) -> &[String] {
         match self {
             Batched::Chmod { path, .. }
             | Batched::Chown { path, .. }
             | Batched::Chgrp { path, .. }
-            | Batched::Remove { path, .. } => path,
-            Batched::UnitsReload { unit } | Batched::Systemctl { unit, .. } => unit,
+            | Batched::Remove { path, .. } => std::slice::from_ref(path),
+            Batched::UnitsReload { unit } | Batched::Systemctl { unit, .. } => {
+                std::slice::from_ref(unit)
+            }
+            Batched::Packages { names, .. } => names,
         }
+    }
+
+    /// The operands, quoted, as words of a command.
+    pub fn words(&self) -> String {
+        self.operands()
+            .iter()
+            .map(|o| quote(o))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Whether the op runs a package manager: package ops are batched only
+    /// with package ops, since a package may bring any path (a mode fixed
+    /// on a package's file must come after its install, as declared).
+    pub fn is_package(&self) -> bool {
+        matches!(self, Batched::Packages { .. })
     }
 
     /// What ops that can share a process share: the command without its
@@ -141,12 +168,13 @@ impl Batched {
             }
             Batched::UnitsReload { .. } => "parc_units_reload".into(),
             Batched::Systemctl { verb, .. } => format!("systemctl {verb} --"),
+            Batched::Packages { command, .. } => command.clone(),
         }
     }
 
-    /// The sh for this operand alone.
+    /// The sh for this op alone.
     pub fn alone(&self) -> String {
-        let p = quote(self.operand());
+        let p = self.words();
         match self {
             Batched::Chmod { mode, .. } => format!("parc_chmod {mode:o} {p}"),
             Batched::Systemctl { verb, .. } => super::service::checked(verb, &p),

@@ -86,6 +86,14 @@ impl Processes {
             .count()
     }
 
+    /// How many processes executed `program` (as its argv[0]).
+    pub fn runs(&self, program: &str) -> usize {
+        self.exec
+            .values()
+            .filter(|argv| argv.first().is_some_and(|p| p == program))
+            .count()
+    }
+
     /// How many processes executed each program, for failure messages.
     pub fn programs(&self) -> String {
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();

@@ -14,7 +14,6 @@ use crate::resources::{
     Batched, Op, Plan, PlanContext, Resource, Step, Touch, batch_done, lies_below, mkdir_batches,
 };
 use crate::transport::Transport;
-use crate::transport::quote;
 use crate::verify::clip;
 
 /// A resource of this host after rendering, with its decision.
@@ -338,12 +337,18 @@ pub(super) fn steps_script(
             before.entry(run.start).or_default().push(line);
         }
     }
-    let batched = |s: &Step| s.0.iter().all(|op| matches!(op, Op::Batch(_)));
-    for run in runs(&steps, batched) {
-        before
-            .entry(run.start)
-            .or_default()
-            .extend(batch_lines(&batch_ops(run)));
+    // Package steps in runs of their own (see Batched::is_package).
+    for packages in [false, true] {
+        let batched = |s: &Step| {
+            s.0.iter()
+                .all(|op| matches!(op, Op::Batch(b) if b.is_package() == packages))
+        };
+        for run in runs(&steps, batched) {
+            before
+                .entry(run.start)
+                .or_default()
+                .extend(batch_lines(&batch_ops(run)));
+        }
     }
     for (n, &(i, step)) in steps.iter().enumerate() {
         for line in before.get(&n).into_iter().flatten() {
@@ -377,9 +382,10 @@ fn batch_lines(ops: &[(String, &Batched)]) -> Vec<String> {
     // Modes and owners of one path commute; a removal does not with
     // anything else done to its path or below it.
     let removes = |x: &Batched, y: &Batched| match x {
-        Batched::Remove { recursive, .. } => {
-            x.operand() == y.operand() || (*recursive && lies_below(y.operand(), x.operand()))
-        }
+        Batched::Remove { path, recursive } => y
+            .operands()
+            .iter()
+            .any(|o| o == path || (*recursive && lies_below(o, path))),
         _ => false,
     };
     for (n, (_, a)) in ops.iter().enumerate() {
@@ -411,16 +417,18 @@ fn batch_lines(ops: &[(String, &Batched)]) -> Vec<String> {
             Batched::Chmod { .. } => {
                 let pairs: Vec<String> = members
                     .iter()
-                    .map(|(done, b)| format!("{done} {}", quote(b.operand())))
+                    .map(|(done, b)| format!("{done} {}", b.words()))
                     .collect();
                 format!("{command} {}", pairs.join(" "))
             }
+            // What it prints goes nowhere: the script's own output is its
+            // records, and a failure is told by the op run alone.
             _ => {
-                let paths: Vec<String> = members.iter().map(|(_, b)| quote(b.operand())).collect();
+                let words: Vec<String> = members.iter().map(|(_, b)| b.words()).collect();
                 let done: Vec<String> = members.iter().map(|(d, _)| format!("{d}=1")).collect();
                 format!(
-                    "{command} {} 2>/dev/null && {}",
-                    paths.join(" "),
+                    "{command} {} >/dev/null 2>&1 && {}",
+                    words.join(" "),
                     done.join(" ")
                 )
             }
@@ -567,6 +575,37 @@ mod tests {
         }
     }
 
+    /// Each op as the only op of its step, step_0 to step_N.
+    fn one_op_a_step(ops: &[Batched]) -> Vec<(String, &Batched)> {
+        ops.iter()
+            .enumerate()
+            .map(|(n, b)| (batch_done(&format!("step_{n}"), 0), b))
+            .collect()
+    }
+
+    /// The packages of consecutive package steps go to one command a kind
+    /// (install, upgrade), each step's names in the order declared.
+    #[test]
+    fn packages_of_consecutive_steps_share_a_run_of_the_manager() {
+        let packages = |command: &str, names: &[&str]| Batched::Packages {
+            command: command.into(),
+            names: names.iter().map(|n| n.to_string()).collect(),
+        };
+        let ops = [
+            packages("dnf install -y", &["git"]),
+            packages("dnf install -y", &["make", "gcc c"]),
+            packages("dnf upgrade -y", &["vim"]),
+        ];
+        assert_eq!(
+            batch_lines(&one_op_a_step(&ops)),
+            [
+                "dnf install -y git make 'gcc c' >/dev/null 2>&1 && PARC_B_step_0_0=1 PARC_B_step_1_0=1",
+                "dnf upgrade -y vim >/dev/null 2>&1 && PARC_B_step_2_0=1",
+            ]
+        );
+        assert_eq!(ops[1].alone(), "dnf install -y make 'gcc c'");
+    }
+
     /// One line a command, its paths in order; none when order matters.
     #[test]
     fn batchable_ops_share_a_command_unless_their_order_matters() {
@@ -582,15 +621,10 @@ mod tests {
                 path: "/e".into(),
             },
         ];
-        let named: Vec<(String, &Batched)> = ops
-            .iter()
-            .enumerate()
-            .map(|(n, b)| (batch_done(&format!("step_{n}"), 0), b))
-            .collect();
         assert_eq!(
-            batch_lines(&named),
+            batch_lines(&one_op_a_step(&ops)),
             [
-                "rm -f -- /a /d 2>/dev/null && PARC_B_step_0_0=1 PARC_B_step_2_0=1",
+                "rm -f -- /a /d >/dev/null 2>&1 && PARC_B_step_0_0=1 PARC_B_step_2_0=1",
                 "parc_chmod_all 600 PARC_B_step_1_0 '/b c' PARC_B_step_3_0 /e",
             ]
         );

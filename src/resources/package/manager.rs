@@ -34,47 +34,49 @@ impl Manager {
         })
     }
 
-    /// Install the missing `names` in one command.
-    pub fn install(self, names: &[&str]) -> String {
-        let names = words(names);
+    /// The command installing the package names that follow it.
+    pub fn install(self) -> &'static str {
         match self {
             // Retries after `apt-get update` once when the lists are missing or stale.
-            Manager::Apt => format!("parc_apt_install --no-install-recommends {names}"),
-            Manager::Dnf => format!("dnf install -y {names}"),
-            Manager::Yum => format!("yum install -y {names}"),
-            Manager::Apk => format!("apk add {names}"),
-            Manager::Pacman => format!("pacman -S --noconfirm --needed {names}"),
-            Manager::Zypper => format!("zypper -n install {names}"),
+            Manager::Apt => "parc_apt_install --no-install-recommends",
+            Manager::Dnf => "dnf install -y",
+            Manager::Yum => "yum install -y",
+            Manager::Apk => "apk add",
+            Manager::Pacman => "pacman -S --noconfirm --needed",
+            Manager::Zypper => "zypper -n install",
         }
     }
 
-    /// Upgrade installed `names` to the newest version the host's repositories offer.
-    pub fn upgrade(self, names: &[&str]) -> String {
-        let names = words(names);
+    /// The command upgrading the installed package names that follow it to
+    /// the newest version the host's repositories offer.
+    pub fn upgrade(self) -> &'static str {
         match self {
-            Manager::Apt => {
-                format!("parc_apt_install --no-install-recommends --only-upgrade {names}")
-            }
-            Manager::Dnf => format!("dnf upgrade -y {names}"),
-            Manager::Yum => format!("yum update -y {names}"),
-            Manager::Apk => format!("apk add -u {names}"),
-            Manager::Pacman => format!("pacman -S --noconfirm {names}"),
-            Manager::Zypper => format!("zypper -n update {names}"),
+            Manager::Apt => "parc_apt_install --no-install-recommends --only-upgrade",
+            Manager::Dnf => "dnf upgrade -y",
+            Manager::Yum => "yum update -y",
+            Manager::Apk => "apk add -u",
+            Manager::Pacman => "pacman -S --noconfirm",
+            Manager::Zypper => "zypper -n update",
         }
     }
 
-    /// Remove `names` (configuration files stay, where the manager keeps them).
-    /// Standalone: also used as the undo of an install.
-    pub fn remove(self, names: &[&str]) -> String {
-        let names = words(names);
+    /// The command removing the package names that follow it
+    /// (configuration files stay, where the manager keeps them). Standalone
+    /// (no sh library): also the undo of an install ([`Manager::remove_all`]).
+    pub fn remove(self) -> String {
         match self {
-            Manager::Apt => format!("{APT} remove {names}"),
-            Manager::Dnf => format!("dnf remove -y {names}"),
-            Manager::Yum => format!("yum remove -y {names}"),
-            Manager::Apk => format!("apk del {names}"),
-            Manager::Pacman => format!("pacman -R --noconfirm {names}"),
-            Manager::Zypper => format!("zypper -n remove {names}"),
+            Manager::Apt => format!("{APT} remove"),
+            Manager::Dnf => "dnf remove -y".into(),
+            Manager::Yum => "yum remove -y".into(),
+            Manager::Apk => "apk del".into(),
+            Manager::Pacman => "pacman -R --noconfirm".into(),
+            Manager::Zypper => "zypper -n remove".into(),
         }
+    }
+
+    /// Standalone sh removing `names`: the undo of their install.
+    pub fn remove_all(self, names: &[&str]) -> String {
+        format!("{} {}", self.remove(), words(names))
     }
 
     /// Standalone sh putting back `(name, version)` pairs, for undoing a

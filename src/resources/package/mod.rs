@@ -12,7 +12,7 @@ mod manager;
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::{Change, Op, Plan, PlanContext, Step, Touch};
+use super::plan::{Batched, Change, Op, Plan, PlanContext, Step, Touch};
 use super::script::{Record, Script};
 use super::{Kind, ResourceError};
 use crate::profile::Origin;
@@ -133,7 +133,13 @@ impl Package {
             })?;
         let installed = |i: usize| probed.get(&format!("i{i}")) == Some("yes");
         let version = |i: usize| probed.get(&format!("v{i}")).unwrap_or("");
-        let (mut what, mut sh, mut undo) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut what, mut ops, mut undo) = (Vec::new(), Vec::new(), Vec::new());
+        let run = |command: String, names: &[&str]| {
+            Op::Batch(Batched::Packages {
+                command,
+                names: names.iter().map(|n| n.to_string()).collect(),
+            })
+        };
         if self.state == PackageState::Absent {
             let present: Vec<usize> = (0..names.len()).filter(|&i| installed(i)).collect();
             if present.is_empty() {
@@ -141,7 +147,7 @@ impl Package {
             }
             let gone: Vec<&str> = present.iter().map(|&i| names[i]).collect();
             what.push(format!("remove {}", gone.join(", ")));
-            sh.push(manager.remove(&gone));
+            ops.push(run(manager.remove(), &gone));
             let pins: Vec<(&str, &str)> = present.iter().map(|&i| (names[i], version(i))).collect();
             undo.extend(manager.reinstall(&pins));
         } else {
@@ -151,8 +157,8 @@ impl Package {
                 .collect();
             if !missing.is_empty() {
                 what.push(format!("install {}", missing.join(", ")));
-                sh.push(manager.install(&missing));
-                undo.push(manager.remove(&missing));
+                ops.push(run(manager.install().into(), &missing));
+                undo.push(manager.remove_all(&missing));
             }
             let stale: Vec<usize> = (0..names.len())
                 .filter(|&i| self.state == PackageState::Latest && installed(i))
@@ -168,7 +174,7 @@ impl Package {
                     });
                 }
                 let upgraded: Vec<&str> = stale.iter().map(|&i| names[i]).collect();
-                sh.push(manager.upgrade(&upgraded));
+                ops.push(run(manager.upgrade().into(), &upgraded));
                 let pins: Vec<(&str, &str)> =
                     stale.iter().map(|&i| (names[i], version(i))).collect();
                 undo.extend(manager.reinstall(&pins));
@@ -177,7 +183,7 @@ impl Package {
                 return Ok(Plan::NoChange);
             }
         }
-        Ok(change(what, Step::sh(sh.join("\n")), undo))
+        Ok(change(what, Step(ops), undo))
     }
 
     fn plan_deb(&self, probed: &Record) -> Result<Plan, ResourceError> {
