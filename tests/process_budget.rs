@@ -451,8 +451,8 @@ fn rpm_package(dir: &Path, name: &str, version: &str, arch: &str) -> std::path::
 
 /// Makes lab host 0 a host of another package manager than dpkg: the
 /// tools named are gone from it (those it has), and `manager`, when given,
-/// is a command that fails (parc finds it; tests never run it).
-fn package_host(lab: &TestLab, gone: &[&str], manager: Option<&str>) {
+/// is a command of that name running that sh (parc finds it there).
+fn package_host(lab: &TestLab, gone: &[&str], manager: Option<(&str, &str)>) {
     let root = lab.lab.hosts[0].root();
     for tool in gone {
         let path = root.join("usr/bin").join(tool);
@@ -460,9 +460,9 @@ fn package_host(lab: &TestLab, gone: &[&str], manager: Option<&str>) {
             std::fs::remove_file(path).unwrap();
         }
     }
-    if let Some(manager) = manager {
+    if let Some((manager, sh)) = manager {
         let path = root.join("usr/local/bin").join(manager);
-        std::fs::write(&path, "#!/bin/sh\nexit 1\n").unwrap();
+        std::fs::write(&path, format!("#!/bin/sh\n{sh}\n")).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
@@ -556,7 +556,8 @@ fn rpm_packages_are_read_together_as_rpm_tells_each() {
         rpm_package(build.path(), "multi", "2.0-2", "noarch"),
     ];
     let lab = TestLab::start(1);
-    package_host(&lab, &["dpkg-query", "apt-get"], Some("dnf"));
+    // A dnf for parc to find, never run here.
+    package_host(&lab, &["dpkg-query", "apt-get"], Some(("dnf", "exit 1")));
     let root = lab.lab.hosts[0].root();
     std::fs::create_dir_all(root.join("root/parc-rpms")).unwrap();
     for rpm in &rpms {
@@ -705,6 +706,60 @@ fn pacman_packages_are_read_together_as_pacman_tells_each() {
     // The resources read the same way: installed (alpha, gamma) and absent
     // (nope) as declared, so nothing is changed (pacman has no repository
     // here to install from).
+    changes_nothing(&lab, &play("apply", &[]));
+}
+
+/// On a host whose packages are apk's, the packages a probe or a
+/// verification reads come from one `awk` over apk's database of installed
+/// packages, whatever their number; a name no package there has (missing,
+/// or what a package provides) is asked of apk alone. There is no apk on
+/// this lab: a stand-in answers those (`apk info -e [-v] -- NAME`), and
+/// counts its runs.
+#[test]
+fn apk_packages_are_read_from_one_pass_over_the_database() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let stand_in = "echo \"$*\" >> /root/apk-asked\n\
+        case $* in 'info -e -v -- virt') echo gamma-5-r1 ;; 'info -e -- virt') ;; *) exit 1 ;; esac";
+    package_host(
+        &lab,
+        &["dpkg-query", "apt-get", "rpm", "pacman"],
+        Some(("apk", stand_in)),
+    );
+    let root = lab.lab.hosts[0].root();
+    std::fs::create_dir_all(root.join("lib/apk/db")).unwrap();
+    std::fs::write(
+        root.join("lib/apk/db/installed"),
+        "C:Q1x=\nP:alpha\nV:1.2-r3\nA:x86_64\n\nP:beta=x\nV:2.0-r0\n\nP:gamma\nV:5-r1\np:virt\n\n",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let resources =
+        "  - package: {names: [alpha, gamma]}\n  - package: {name: nope, state: absent}\n";
+    let play = |name: &str, names: &[&str]| package_tests(dir.path(), name, resources, names);
+    let (all, _) = package_reads(
+        &lab,
+        &play("all", &["alpha", "beta=x", "nope", "virt", "gamma"]),
+    );
+    assert_eq!(
+        all,
+        ["1.2-r3", "2.0-r0", "not installed", "gamma-5-r1", "5-r1"]
+    );
+    let asked = std::fs::read_to_string(root.join("root/apk-asked")).unwrap();
+    assert_eq!(
+        asked.lines().collect::<Vec<_>>(),
+        ["info -e -- nope", "info -e -- virt", "info -e -v -- virt"],
+        "apk is asked only about the names the database has no package of"
+    );
+    let (_, one) = package_reads(&lab, &play("one", &["alpha"]));
+    let (_, three) = package_reads(&lab, &play("three", &["alpha", "beta=x", "gamma"]));
+    assert_eq!(
+        one.total(),
+        three.total(),
+        "one {}; three {}",
+        one.programs(),
+        three.programs()
+    );
     changes_nothing(&lab, &play("apply", &[]));
 }
 

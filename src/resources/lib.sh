@@ -754,18 +754,41 @@ parc_pkg_manager() {
 
 # The state of every package NAME a script queries (Script::package), for
 # parc_pkg_query, from one process for all of them: dpkg's status ("NAME
-# STATUS VERSION" lines, in dpkg's order), else rpm's (parc_rpm_all), else
-# pacman's (parc_pacman_all).
+# STATUS VERSION" lines, in dpkg's order), else rpm's (parc_rpm_all), apk's
+# (parc_apk_all) or pacman's (parc_pacman_all).
 parc_pkg_all() { # NAME...
-  PARC_RPM='' PARC_PACMAN=''
+  PARC_RPM='' PARC_APK='' PARC_PACMAN=''
   if command -v dpkg-query >/dev/null 2>&1; then
     dpkg-query -W -f '${Package} ${db:Status-Status} ${Version}\n' -- "$@" > "$PARC_DIR/dpkg" 2>/dev/null
   elif command -v rpm >/dev/null 2>&1; then
     parc_rpm_all "$@"
+  elif command -v apk >/dev/null 2>&1; then
+    parc_apk_all "$@"
   elif command -v pacman >/dev/null 2>&1; then
     parc_pacman_all "$@"
   fi
   return 0
+}
+
+# apk's database of installed packages (/lib/apk/db/installed: "P:NAME" and
+# "V:VERSION" lines, a blank line between packages) read once, by one awk,
+# for every NAME: PARC_AV_I is the version of the package named as the I-th
+# NAME, empty when none is. apk alone is asked about such a NAME (not
+# installed, or what another package provides: parc_pkg_query).
+parc_apk_all() { # NAME...
+  [ -r /lib/apk/db/installed ] || return 0
+  _i=0
+  for _n do _i=$((_i + 1)); eval "PARC_AV_$_i=''"; done
+  # The names are awk's operands after the file, read (and blanked) first:
+  # a NAME holding = is not an assignment, one holding a newline no line.
+  awk -- 'BEGIN {
+      for (i = 2; i < ARGC; i++) { if (!(ARGV[i] in at)) at[ARGV[i]] = i - 1; ARGV[i] = "" }
+    }
+    /^P:/ { p = substr($0, 3) }
+    /^V:/ && (p in at) { print at[p], substr($0, 3); delete at[p] }
+    /^$/ { p = "" }' /lib/apk/db/installed "$@" > "$PARC_DIR/apk" 2>/dev/null || return 0
+  while read -r _i _v; do eval "PARC_AV_$_i=\$_v"; done < "$PARC_DIR/apk"
+  PARC_APK=1
 }
 
 # pacman's answer for each NAME as `pacman -Q NAME` gives it alone: a line
@@ -925,8 +948,12 @@ parc_pkg_query() { # MANAGER NAME N I
         _v=$(rpm -q --qf '%{VERSION}-%{RELEASE}\n' -- "$2" 2>/dev/null) || return 0
         _v=${_v%%"$PARC_NL"*}
       fi ;;
-    apk) apk info -e "$2" >/dev/null 2>&1 || return 0
-      _v=$(apk info -e -v "$2" 2>/dev/null); _v=${_v#"$2"-} ;;
+    apk) _v=''
+      [ -z "${PARC_APK:-}" ] || eval "_v=\${PARC_AV_$4:-}"
+      if [ -z "$_v" ]; then
+        apk info -e -- "$2" >/dev/null 2>&1 || return 0
+        _v=$(apk info -e -v -- "$2" 2>/dev/null); _v=${_v#"$2"-}
+      fi ;;
     pacman)
       if [ -n "${PARC_PACMAN:-}" ] && eval "[ -z \"\${PARC_PA_$4:-}\" ]"; then
         eval "_v=\${PARC_PV_$4:-}"; [ -n "$_v" ] || return 0

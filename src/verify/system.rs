@@ -28,19 +28,17 @@ impl Probe for PackageTest {
     }
 
     fn probe(&self, id: &str, s: &mut Script) {
-        let n = quote(&self.name);
         s.sh(&format!("pv_start {id}"));
-        // dpkg's or rpm's answer for every package of the script comes from
-        // one process (Script::package): i0= and v0=, as the others print.
+        // The manager's answer for every package of the script comes from
+        // one process (Script::package): i0= and v0=.
         let dpkg = s.package("apt", &self.name, 0);
         let rpm = s.package("rpm", &self.name, 0);
+        let apk = s.package("apk", &self.name, 0);
         let pacman = s.package("pacman", &self.name, 0);
         s.sh(&format!(
             "if pv_have dpkg-query; then echo manager=dpkg; {dpkg}
 elif pv_have rpm; then echo manager=rpm; {rpm}
-elif pv_have apk; then echo manager=apk
-  pv_o=$(pv_n={n} awk '/^P:/ {{ p = (substr($0, 3) == ENVIRON[\"pv_n\"]) }} p && /^V:/ {{ print substr($0, 3); exit }}' /lib/apk/db/installed 2>/dev/null)
-  [ -z \"$pv_o\" ] || {{ echo i0=yes; pv_kv_line v0 \"$pv_o\"; }}
+elif pv_have apk; then echo manager=apk; {apk}
 elif pv_have pacman; then echo manager=pacman; {pacman}
 else echo manager=none; fi"
         ));
