@@ -420,6 +420,63 @@ fn users_with_keys_cost_two_processes_each_when_nothing_changes() {
     );
 }
 
+/// Copies `files` into directory `dir` (made if missing).
+fn copy_to(files: &[std::path::PathBuf], dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for file in files {
+        std::fs::copy(file, dir.join(file.file_name().unwrap())).unwrap();
+    }
+}
+
+/// Installs with rpm, on lab host 0, alpha 1.2-3 and multi for two
+/// architectures (2.0-1 x86_64, 2.0-2 noarch, listed first).
+fn install_rpms(lab: &TestLab) {
+    let build = tempfile::tempdir().unwrap();
+    let rpms = [
+        rpm_package(build.path(), "alpha", "1.2-3", "noarch"),
+        rpm_package(build.path(), "multi", "2.0-1", "x86_64"),
+        rpm_package(build.path(), "multi", "2.0-2", "noarch"),
+    ];
+    copy_to(&rpms, &lab.lab.hosts[0].root().join("root/parc-rpms"));
+    host_runs(lab, "rpm -i --nodeps --ignorearch /root/parc-rpms/*.rpm");
+}
+
+/// Runs `command` on lab host 0 as root, which must succeed.
+fn host_runs(lab: &TestLab, command: &str) {
+    let out = lab.ssh(0, command);
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts that reading many items started as many processes on the host
+/// as reading one.
+fn costs_as_much(one: &Processes, many: &Processes) {
+    assert_eq!(
+        one.total(),
+        many.total(),
+        "one: {}; many: {}",
+        one.programs(),
+        many.programs()
+    );
+}
+
+/// Runs a tool the test needs on the controller, which must succeed;
+/// `needs` says where the tool comes from.
+fn succeeds(command: &mut std::process::Command, needs: &str) {
+    let out = command.output().unwrap_or_else(|e| {
+        panic!("this test needs {needs}; scripts/install-deps installs it): {e}")
+    });
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        command,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// An rpm package built by rpmbuild (no files), in `dir`.
 fn rpm_package(dir: &Path, name: &str, version: &str, arch: &str) -> std::path::PathBuf {
     let (version, release) = version.split_once('-').unwrap();
@@ -432,17 +489,13 @@ fn rpm_package(dir: &Path, name: &str, version: &str, arch: &str) -> std::path::
         ),
     )
     .unwrap();
-    let built = std::process::Command::new("rpmbuild")
-        .arg("--define")
-        .arg(format!("_topdir {}", dir.join("top").display()))
-        .args(["--define", "_build_id_links none", "-bb", "--target", arch])
-        .arg(&spec)
-        .output()
-        .expect("this test needs rpmbuild (apt-get install rpm; scripts/install-deps installs it)");
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
+    succeeds(
+        std::process::Command::new("rpmbuild")
+            .arg("--define")
+            .arg(format!("_topdir {}", dir.join("top").display()))
+            .args(["--define", "_build_id_links none", "-bb", "--target", arch])
+            .arg(&spec),
+        "rpmbuild (apt-get install rpm",
     );
     dir.join(format!(
         "top/RPMS/{arch}/{name}-{version}-{release}.{arch}.rpm"
@@ -549,30 +602,10 @@ fn asked_alone(
 #[test]
 fn rpm_packages_are_read_together_as_rpm_tells_each() {
     common::require_root_and_sshd();
-    let build = tempfile::tempdir().unwrap();
-    let rpms = [
-        rpm_package(build.path(), "alpha", "1.2-3", "noarch"),
-        rpm_package(build.path(), "multi", "2.0-1", "x86_64"),
-        rpm_package(build.path(), "multi", "2.0-2", "noarch"),
-    ];
     let lab = TestLab::start(1);
     // A dnf for parc to find, never run here.
     package_host(&lab, &["dpkg-query", "apt-get"], Some(("dnf", "exit 1")));
-    let root = lab.lab.hosts[0].root();
-    std::fs::create_dir_all(root.join("root/parc-rpms")).unwrap();
-    for rpm in &rpms {
-        std::fs::copy(
-            rpm,
-            root.join("root/parc-rpms").join(rpm.file_name().unwrap()),
-        )
-        .unwrap();
-    }
-    let installed = lab.ssh(0, "rpm -i --nodeps --ignorearch /root/parc-rpms/*.rpm");
-    assert!(
-        installed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&installed.stderr)
-    );
+    install_rpms(&lab);
     let names = [
         "alpha",
         "multi",
@@ -605,13 +638,7 @@ fn rpm_packages_are_read_together_as_rpm_tells_each() {
         all_cost.total(),
         all_cost.programs()
     );
-    assert_eq!(
-        one_cost.total(),
-        all_cost.total(),
-        "one test {}; all {}",
-        one_cost.programs(),
-        all_cost.programs()
-    );
+    costs_as_much(&one_cost, &all_cost);
     let confusing = [&names[..], &["parc end"]].concat();
     let (each, _) = package_reads(&lab, &play("confusing", &confusing));
     assert_eq!(each[..names.len()], alone[..], "{confusing:?}");
@@ -619,6 +646,110 @@ fn rpm_packages_are_read_together_as_rpm_tells_each() {
     // The resources read the same way: installed (alpha, multi) and absent
     // (nope) as declared, so nothing is changed (the host's dnf would fail).
     changes_nothing(&lab, &play("apply", &[]));
+}
+
+/// Plans (`apply --check`) one `package` resource keeping `names` at their
+/// latest version on lab host 0: the upgrades planned ("upgrade NAME ...")
+/// and the processes the host started.
+fn planned_upgrades(lab: &TestLab, dir: &Path, names: &[&str]) -> (Vec<String>, Processes) {
+    let yaml = format!(
+        "resources:\n  - package: {{names: [{}], state: latest}}\n",
+        names
+            .iter()
+            .map(|n| format!("'{n}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let pb = common::play(dir, &format!("latest{}", names.len()), &yaml, "");
+    let tracer = Tracer::attach(lab.lab.hosts[0].pid);
+    let out = lab
+        .parc()
+        .args(["--json", "apply", "--check"])
+        .arg(&pb)
+        .output()
+        .unwrap();
+    let processes = tracer.finish();
+    let events = common::events(&out);
+    let host = common::finished(&events)[0].clone();
+    let upgrades = host["outcome"]["resources"][0]["changes"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|c| c.as_str())
+                .filter(|c| c.starts_with("upgrade "))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    (upgrades, processes)
+}
+
+/// On an rpm host with dnf, packages kept at their latest version ask dnf
+/// about upgrades with one `dnf list --upgrades` for all of them (dnf
+/// starts Python and reads its repositories' metadata each time), and plan
+/// the upgrades `dnf list --upgrades NAME` asked alone offers: for names,
+/// a name.arch, a name-version and a pattern (those last asked alone).
+#[test]
+fn dnf_latest_packages_ask_dnf_once_as_dnf_tells_each() {
+    common::require_root_and_sshd();
+    let newer = tempfile::tempdir().unwrap();
+    let offered = [
+        rpm_package(newer.path(), "alpha", "1.3-1", "noarch"),
+        rpm_package(newer.path(), "multi", "2.5-1", "noarch"),
+        rpm_package(newer.path(), "beta", "1.0-1", "noarch"),
+    ];
+    let lab = TestLab::start(1);
+    package_host(&lab, &["dpkg-query", "apt-get", "apt-cache"], None);
+    install_rpms(&lab);
+    let root = lab.lab.hosts[0].root();
+    copy_to(&offered, &root.join("srv/parc-rpmrepo"));
+    // No sqlite files (dnf reads the XML): sqlite cannot open a database
+    // through /proc/PID/root.
+    succeeds(
+        std::process::Command::new("createrepo_c")
+            .args(["-q", "--no-database"])
+            .arg(root.join("srv/parc-rpmrepo")),
+        "createrepo_c (apt-get install createrepo-c",
+    );
+    std::fs::create_dir_all(root.join("etc/yum.repos.d")).unwrap();
+    std::fs::write(
+        root.join("etc/yum.repos.d/parc.repo"),
+        "[parc]\nname=parc\nbaseurl=file:///srv/parc-rpmrepo\ngpgcheck=0\n",
+    )
+    .unwrap();
+    let names = [
+        "alpha",
+        "multi",
+        "beta",
+        "alpha.noarch",
+        "multi-2.0",
+        "alph*",
+    ];
+    // The upgrades dnf offers for what is installed, asked name by name.
+    let upgradable: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| {
+            let asked = |command: &str| lab.ssh(0, &format!("{command} -- '{n}'")).status.success();
+            asked("rpm -q") && asked("dnf -q list --upgrades")
+        })
+        .collect();
+    assert_eq!(upgradable, ["alpha", "multi", "alpha.noarch"]);
+    let dir = tempfile::tempdir().unwrap();
+    let plan = |names: &[&str]| {
+        let (upgrades, processes) = planned_upgrades(&lab, dir.path(), names);
+        let names: Vec<String> = upgrades
+            .iter()
+            .filter_map(|u| u.strip_prefix("upgrade ")?.split(' ').next())
+            .map(str::to_string)
+            .collect();
+        (names, processes)
+    };
+    let (upgrades, _) = plan(&names);
+    assert_eq!(upgrades, upgradable);
+    let (_, one) = plan(&names[..1]);
+    let (_, three) = plan(&names[..3]);
+    costs_as_much(&one, &three);
 }
 
 /// On a host whose packages are pacman's, the packages a probe or a
@@ -638,7 +769,7 @@ fn pacman_packages_are_read_together_as_pacman_tells_each() {
         "this test needs pacman (apt-get install pacman-package-manager; scripts/install-deps installs it)"
     );
     let lab = TestLab::start(1);
-    package_host(&lab, &["dpkg-query", "apt-get", "rpm"], None);
+    package_host(&lab, &["dpkg-query", "apt-get", "rpm", "dnf"], None);
     let local = lab.lab.hosts[0].root().join("var/lib/pacman/local");
     std::fs::create_dir_all(&local).unwrap();
     std::fs::write(local.join("ALPM_DB_VERSION"), "9\n").unwrap();
@@ -690,13 +821,7 @@ fn pacman_packages_are_read_together_as_pacman_tells_each() {
         missing.total(),
         missing.programs()
     );
-    assert_eq!(
-        one.total(),
-        installed.total(),
-        "one {}; three {}",
-        one.programs(),
-        installed.programs()
-    );
+    costs_as_much(&one, &installed);
     assert_eq!(
         installed.total() + 1,
         missing.total(),
@@ -723,7 +848,7 @@ fn apk_packages_are_read_from_one_pass_over_the_database() {
         case $* in 'info -e -v -- virt') echo gamma-5-r1 ;; 'info -e -- virt') ;; *) exit 1 ;; esac";
     package_host(
         &lab,
-        &["dpkg-query", "apt-get", "rpm", "pacman"],
+        &["dpkg-query", "apt-get", "rpm", "dnf", "pacman"],
         Some(("apk", stand_in)),
     );
     let root = lab.lab.hosts[0].root();
@@ -753,13 +878,7 @@ fn apk_packages_are_read_from_one_pass_over_the_database() {
     );
     let (_, one) = package_reads(&lab, &play("one", &["alpha"]));
     let (_, three) = package_reads(&lab, &play("three", &["alpha", "beta=x", "gamma"]));
-    assert_eq!(
-        one.total(),
-        three.total(),
-        "one {}; three {}",
-        one.programs(),
-        three.programs()
-    );
+    costs_as_much(&one, &three);
     changes_nothing(&lab, &play("apply", &[]));
 }
 
@@ -792,38 +911,7 @@ fn latest_packages_ask_apt_once_as_apt_tells_each() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let plan = |names: &[&str]| -> (Vec<String>, Processes) {
-        let yaml = format!(
-            "resources:\n  - package: {{names: [{}], state: latest}}\n",
-            names
-                .iter()
-                .map(|n| format!("'{n}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let pb = common::play(dir.path(), &format!("latest{}", names.len()), &yaml, "");
-        let tracer = Tracer::attach(lab.lab.hosts[0].pid);
-        let out = lab
-            .parc()
-            .args(["--json", "apply", "--check"])
-            .arg(&pb)
-            .output()
-            .unwrap();
-        let processes = tracer.finish();
-        let events = common::events(&out);
-        let host = common::finished(&events)[0].clone();
-        let changes = host["outcome"]["resources"][0]["changes"]
-            .as_array()
-            .map(|c| {
-                c.iter()
-                    .filter_map(|c| c.as_str())
-                    .filter(|c| c.starts_with("upgrade "))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        (changes, processes)
-    };
+    let plan = |names: &[&str]| planned_upgrades(&lab, dir.path(), names);
     let (upgrades, all) = plan(&names);
     assert_eq!(upgrades, offered);
     let (_, one) = plan(&names[..1]);
@@ -833,13 +921,7 @@ fn latest_packages_ask_apt_once_as_apt_tells_each() {
         all.total(),
         all.programs()
     );
-    assert_eq!(
-        one.total(),
-        all.total(),
-        "one package {}; six {}",
-        one.programs(),
-        all.programs()
-    );
+    costs_as_much(&one, &all);
 }
 
 /// A .deb of package `name` (no files), built by dpkg-deb in `dir`: its
@@ -855,16 +937,12 @@ fn deb_package(dir: &Path, name: &str) -> String {
     )
     .unwrap();
     let deb = dir.join(format!("{name}.deb"));
-    let built = std::process::Command::new("dpkg-deb")
-        .args(["--root-owner-group", "--build"])
-        .arg(&pkg)
-        .arg(&deb)
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
+    succeeds(
+        std::process::Command::new("dpkg-deb")
+            .args(["--root-owner-group", "--build"])
+            .arg(&pkg)
+            .arg(&deb),
+        "dpkg-deb (apt-get install dpkg",
     );
     let bytes = std::fs::read(&deb).unwrap();
     use sha2::Digest;
@@ -903,12 +981,7 @@ fn consecutive_package_resources_share_one_apt_get() {
         "deb [trusted=yes] file:/srv/parc-repo ./\n",
     )
     .unwrap();
-    let update = lab.ssh(0, "apt-get update");
-    assert!(
-        update.status.success(),
-        "{}",
-        String::from_utf8_lossy(&update.stderr)
-    );
+    host_runs(&lab, "apt-get update");
     let status = |name: &str| {
         let out = lab.ssh(
             0,

@@ -967,17 +967,39 @@ parc_pkg_query() { # MANAGER NAME N I
   parc_kv "i$3" yes; parc_kv "v$3" "$_v"
 }
 
-# apt's installed and candidate versions of every package NAME a round asks
-# about an upgrade (Script::upgradable), from one apt-cache for all of them,
-# for parc_pkg_upgradable: a block a package, headed "NAME:".
-parc_pkg_policy() { # NAME...
-  command -v apt-cache >/dev/null 2>&1 || return 0
-  apt-cache policy -- "$@" > "$PARC_DIR/policy" 2>/dev/null
+# What the host's package metadata offers to upgrade among every package
+# NAME a round asks about (Script::upgradable), from one process for all of
+# them, for parc_pkg_upgradable: apt's installed and candidate versions (a
+# block a package, headed "NAME:"), else dnf's list of upgrades.
+parc_pkg_upgrades() { # NAME...
+  if command -v apt-cache >/dev/null 2>&1; then
+    apt-cache policy -- "$@" > "$PARC_DIR/policy" 2>/dev/null
+  elif command -v dnf >/dev/null 2>&1; then
+    dnf -q list --upgrades -- "$@" > "$PARC_DIR/dnf" 2>/dev/null
+  fi
   return 0
 }
 
+# Whether package NAME has an upgrade in parc_pkg_upgrades' dnf list
+# ("NAME.ARCH VERSION REPO" lines, a long NAME.ARCH alone on its line): 0
+# yes, 1 no, 2 unknown, when NAME holds a pattern or may be a listed
+# package's name with a version or an architecture (dnf reads NAME in every
+# such form): then dnf is asked about NAME alone.
+parc_dnf_upgrade_of() { # NAME
+  [ -f "$PARC_DIR/dnf" ] || return 2
+  case $1 in *'*'* | *'?'* | *'['*) return 2 ;; esac
+  while IFS= read -r _l; do
+    case $_l in '' | [[:space:]]*) continue ;; esac
+    _l=${_l%%[[:space:]]*}
+    case $_l in *.*) _l=${_l%.*} ;; *) continue ;; esac
+    [ "$_l" != "$1" ] || return 0
+    case $1 in "$_l"-* | "$_l".*) return 2 ;; esac
+  done < "$PARC_DIR/dnf"
+  return 1
+}
+
 # Set _i and _c to the installed and candidate versions of package NAME in
-# parc_pkg_policy's answer; fail when no block is headed with NAME itself
+# parc_pkg_upgrades' apt answer; fail when no block is headed with NAME itself
 # (an architecture or a pattern in NAME: apt-cache is asked about it alone).
 parc_pkg_policy_of() { # NAME
   _i='' _c='' _f=''
@@ -1006,7 +1028,11 @@ parc_pkg_upgradable() { # MANAGER NAME N
         _c=$(apt-cache policy -- "$2" 2>/dev/null | sed -n 's/^ *Candidate: //p')
       fi
       if [ -n "$_c" ] && [ "$_c" != "(none)" ] && [ "$_c" != "$_i" ]; then parc_kv "u$3" "$_c"; fi ;;
-    dnf) if dnf -q list --upgrades "$2" >/dev/null 2>&1; then echo "u$3=newer"; fi ;;
+    dnf) parc_dnf_upgrade_of "$2"
+      case $? in
+        0) echo "u$3=newer" ;;
+        2) if dnf -q list --upgrades -- "$2" >/dev/null 2>&1; then echo "u$3=newer"; fi ;;
+      esac ;;
     yum) if yum -q list updates "$2" >/dev/null 2>&1; then echo "u$3=newer"; fi ;;
     apk) if [ -n "$(apk list -u "$2" 2>/dev/null)" ]; then echo "u$3=newer"; fi ;;
     pacman) if pacman -Qu "$2" >/dev/null 2>&1; then echo "u$3=newer"; fi ;;

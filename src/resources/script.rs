@@ -135,7 +135,7 @@ impl Reads {
             lines.push(format!("parc_pkg_all {}\n", words(&self.packages)));
         }
         if !self.upgradable.is_empty() {
-            lines.push(format!("parc_pkg_policy {}\n", words(&self.upgradable)));
+            lines.push(format!("parc_pkg_upgrades {}\n", words(&self.upgradable)));
         }
         if !self.units.is_empty() {
             lines.push(format!("parc_unit_all {}\n", words(&self.units)));
@@ -248,8 +248,9 @@ impl Script {
 
     /// sh printing `uN=CANDIDATE` (or `uN=newer`) in the current record
     /// when the host's package metadata offers an upgrade of installed
-    /// package `name` (`parc_pkg_upgradable`): apt's answers come from one
-    /// `apt-cache policy` for every name of the round.
+    /// package `name` (`parc_pkg_upgradable`): apt's or dnf's answers come
+    /// from one `apt-cache policy` or `dnf list --upgrades` for every name
+    /// of the round.
     pub fn upgradable(&mut self, manager: &str, name: &str, n: usize) -> String {
         let upgradable = &mut self.round().upgradable;
         if !upgradable.iter().any(|p| p == name) {
