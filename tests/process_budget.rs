@@ -428,6 +428,26 @@ fn copy_to(files: &[std::path::PathBuf], dir: &Path) {
     }
 }
 
+/// A repository in `dir` offering alpha 1.3-1, multi 2.5-1 and beta
+/// 1.0-1, as dnf and zypper read one (createrepo_c's metadata, without its
+/// sqlite files, which sqlite cannot open through /proc/PID/root and
+/// neither needs).
+fn rpm_repository(dir: &Path) {
+    let build = tempfile::tempdir().unwrap();
+    let rpms = [
+        rpm_package(build.path(), "alpha", "1.3-1", "noarch"),
+        rpm_package(build.path(), "multi", "2.5-1", "noarch"),
+        rpm_package(build.path(), "beta", "1.0-1", "noarch"),
+    ];
+    copy_to(&rpms, dir);
+    succeeds(
+        std::process::Command::new("createrepo_c")
+            .args(["-q", "--no-database"])
+            .arg(dir),
+        "createrepo_c (apt-get install createrepo-c",
+    );
+}
+
 /// Installs with rpm, on lab host 0, alpha 1.2-3 and multi for two
 /// architectures (2.0-1 x86_64, 2.0-2 noarch, listed first).
 fn install_rpms(lab: &TestLab) {
@@ -692,25 +712,11 @@ fn planned_upgrades(lab: &TestLab, dir: &Path, names: &[&str]) -> (Vec<String>, 
 #[test]
 fn dnf_latest_packages_ask_dnf_once_as_dnf_tells_each() {
     common::require_root_and_sshd();
-    let newer = tempfile::tempdir().unwrap();
-    let offered = [
-        rpm_package(newer.path(), "alpha", "1.3-1", "noarch"),
-        rpm_package(newer.path(), "multi", "2.5-1", "noarch"),
-        rpm_package(newer.path(), "beta", "1.0-1", "noarch"),
-    ];
     let lab = TestLab::start(1);
     package_host(&lab, &["dpkg-query", "apt-get", "apt-cache"], None);
     install_rpms(&lab);
     let root = lab.lab.hosts[0].root();
-    copy_to(&offered, &root.join("srv/parc-rpmrepo"));
-    // No sqlite files (dnf reads the XML): sqlite cannot open a database
-    // through /proc/PID/root.
-    succeeds(
-        std::process::Command::new("createrepo_c")
-            .args(["-q", "--no-database"])
-            .arg(root.join("srv/parc-rpmrepo")),
-        "createrepo_c (apt-get install createrepo-c",
-    );
+    rpm_repository(&root.join("srv/parc-rpmrepo"));
     std::fs::create_dir_all(root.join("etc/yum.repos.d")).unwrap();
     std::fs::write(
         root.join("etc/yum.repos.d/parc.repo"),
@@ -749,6 +755,51 @@ fn dnf_latest_packages_ask_dnf_once_as_dnf_tells_each() {
     assert_eq!(upgrades, upgradable);
     let (_, one) = plan(&names[..1]);
     let (_, three) = plan(&names[..3]);
+    costs_as_much(&one, &three);
+}
+
+/// On an rpm host with zypper, packages kept at their latest version are
+/// looked up in one `zypper list-updates` (which lists every update,
+/// whatever it is asked), and the upgrades planned are those zypper's table
+/// lists.
+#[test]
+fn zypper_latest_packages_read_one_list_of_updates() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    package_host(
+        &lab,
+        &["dpkg-query", "apt-get", "apt-cache", "dnf", "pacman"],
+        None,
+    );
+    let root = lab.lab.hosts[0].root();
+    // zypper reads rpm's database where rpm keeps it on SUSE, not in
+    // Debian's ~/.rpmdb.
+    std::fs::write(root.join("root/.rpmmacros"), "%_dbpath /var/lib/rpm\n").unwrap();
+    install_rpms(&lab);
+    rpm_repository(&root.join("srv/parc-rpmrepo"));
+    std::fs::create_dir_all(root.join("etc/zypp/repos.d")).unwrap();
+    std::fs::write(
+        root.join("etc/zypp/repos.d/parc.repo"),
+        "[parc]\nname=parc\nbaseurl=file:///srv/parc-rpmrepo\nenabled=1\ngpgcheck=0\nautorefresh=1\n",
+    )
+    .unwrap();
+    // What zypper's table lists (its Name column).
+    let table = lab.ssh(0, "zypper -n -q list-updates");
+    let listed: Vec<String> = String::from_utf8_lossy(&table.stdout)
+        .lines()
+        .filter_map(|l| Some(l.split('|').nth(2)?.trim().to_string()))
+        .filter(|n| n != "Name")
+        .collect();
+    assert_eq!(listed, ["alpha", "multi"]);
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["alpha", "multi", "beta"];
+    let (upgrades, three) = planned_upgrades(&lab, dir.path(), &names);
+    let upgraded: Vec<&str> = upgrades
+        .iter()
+        .filter_map(|u| u.strip_prefix("upgrade ")?.split(' ').next())
+        .collect();
+    assert_eq!(upgraded, listed);
+    let (_, one) = planned_upgrades(&lab, dir.path(), &names[..1]);
     costs_as_much(&one, &three);
 }
 

@@ -970,12 +970,19 @@ parc_pkg_query() { # MANAGER NAME N I
 # What the host's package metadata offers to upgrade among every package
 # NAME a round asks about (Script::upgradable), from one process for all of
 # them, for parc_pkg_upgradable: apt's installed and candidate versions (a
-# block a package, headed "NAME:"), else dnf's list of upgrades.
+# block a package, headed "NAME:"), else dnf's list of upgrades, else the
+# names in zypper's table of every update (PARC_ZYPPER: a newline, then
+# each name and a newline), which zypper lists whole whatever it is asked.
 parc_pkg_upgrades() { # NAME...
+  PARC_ZYPPER=''
   if command -v apt-cache >/dev/null 2>&1; then
     apt-cache policy -- "$@" > "$PARC_DIR/policy" 2>/dev/null
   elif command -v dnf >/dev/null 2>&1; then
     dnf -q list --upgrades -- "$@" > "$PARC_DIR/dnf" 2>/dev/null
+  elif command -v zypper >/dev/null 2>&1; then
+    zypper -n -q list-updates 2>/dev/null | awk -F'|' '{ gsub(/ /, "", $3); print $3 }' > "$PARC_DIR/zypper"
+    PARC_ZYPPER=$PARC_NL
+    while IFS= read -r _l; do PARC_ZYPPER=$PARC_ZYPPER$_l$PARC_NL; done < "$PARC_DIR/zypper"
   fi
   return 0
 }
@@ -1036,6 +1043,11 @@ parc_pkg_upgradable() { # MANAGER NAME N
     yum) if yum -q list updates "$2" >/dev/null 2>&1; then echo "u$3=newer"; fi ;;
     apk) if [ -n "$(apk list -u "$2" 2>/dev/null)" ]; then echo "u$3=newer"; fi ;;
     pacman) if pacman -Qu "$2" >/dev/null 2>&1; then echo "u$3=newer"; fi ;;
-    zypper) if zypper -n -q list-updates 2>/dev/null | awk -F'|' -v n="$2" '{ gsub(/ /, "", $3) } $3 == n { f = 1 } END { exit !f }'; then echo "u$3=newer"; fi ;;
+    zypper)
+      if [ -n "${PARC_ZYPPER:-}" ]; then
+        case $PARC_ZYPPER in *"$PARC_NL$2$PARC_NL"*) echo "u$3=newer" ;; esac
+      elif zypper -n -q list-updates 2>/dev/null | awk -F'|' -v n="$2" '{ gsub(/ /, "", $3) } $3 == n { f = 1 } END { exit !f }'; then
+        echo "u$3=newer"
+      fi ;;
   esac
 }
