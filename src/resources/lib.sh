@@ -787,7 +787,11 @@ parc_apk_all() { # NAME...
     /^P:/ { p = substr($0, 3) }
     /^V:/ && (p in at) { print at[p], substr($0, 3); delete at[p] }
     /^$/ { p = "" }' /lib/apk/db/installed "$@" > "$PARC_DIR/apk" 2>/dev/null || return 0
-  while read -r _i _v; do eval "PARC_AV_$_i=\$_v"; done < "$PARC_DIR/apk"
+  while read -r _i _v; do
+    # Only the indexes awk printed name variables (eval).
+    case $_i in '' | *[!0-9]*) continue ;; esac
+    eval "PARC_AV_$_i=\$_v"
+  done < "$PARC_DIR/apk"
   PARC_APK=1
 }
 
