@@ -604,16 +604,22 @@ parc_nss_read() {
   done < /etc/nsswitch.conf
 }
 
-# Read /etc/DB into PARC_DB_<DB>: a newline, then its lines, each ending
-# with one. Read once per round of reads (parc_getent_all), then searched by
-# parc_entry_of with no system call: the shell's read takes one byte per
-# call, and a file read once per name was most of a probe's reads.
+# Set _rl to FILE's lines after a newline, each ending with one (a newline
+# alone when FILE cannot be read): read once, then searched with `case` by
+# the callers with no system call, where the shell's read takes one byte a
+# call.
+parc_read_lines() { # FILE
+  _rl=$PARC_NL
+  [ -r "$1" ] || return 0
+  while IFS= read -r _l || [ -n "$_l" ]; do _rl=$_rl$_l$PARC_NL; done < "$1"
+}
+
+# Read /etc/DB into PARC_DB_<DB> (parc_read_lines). Read once per round of
+# reads (parc_getent_all), then searched by parc_entry_of: a file read once
+# per name was most of a probe's reads.
 parc_db_read() { # DB
-  _dv=$PARC_NL
-  if [ -r "/etc/$1" ]; then
-    while IFS= read -r _l || [ -n "$_l" ]; do _dv=$_dv$_l$PARC_NL; done < "/etc/$1"
-  fi
-  eval "PARC_DB_$1=\$_dv"
+  parc_read_lines "/etc/$1"
+  eval "PARC_DB_$1=\$_rl"
 }
 
 # Set _ge to the line of PARC_DB_<DB> (parc_db_read) for NAME; false when
@@ -627,7 +633,7 @@ parc_entry_of() { # DB NAME
   # such as ${_dv#*"$PARC_NL$2:"} by matching it against every prefix, a
   # cost that grows with the square of the database's size.
   _gi=$IFS; IFS=$PARC_NL; set -f
-  # shellcheck disable=SC2086 # one word per line, globbing off
+  # shellcheck disable=SC2086,SC2154 # one word per line, globbing off; _dv is the eval's
   for _ge in $_dv; do
     case $_ge in "$2":*) IFS=$_gi; set +f; return 0 ;; esac
   done
@@ -834,13 +840,12 @@ parc_pacman_all() { # NAME...
   done
   [ -n "$_a" ] || return 0
   eval "pacman -T -- $_a" > "$PARC_DIR/pacman" 2>/dev/null
-  _pl=$PARC_NL
-  while IFS= read -r _l; do _pl=$_pl$_l$PARC_NL; done < "$PARC_DIR/pacman"
+  parc_read_lines "$PARC_DIR/pacman"
   _i=0
   for _n do
     _i=$((_i + 1))
     case $_a in *"{$_i}"*) ;; *) continue ;; esac
-    case $_pl in *"$PARC_NL$_n$PARC_NL"*) ;; *) eval "PARC_PA_$_i=1" ;; esac
+    case $_rl in *"$PARC_NL$_n$PARC_NL"*) ;; *) eval "PARC_PA_$_i=1" ;; esac
   done
 }
 
@@ -975,8 +980,8 @@ parc_pkg_query() { # MANAGER NAME N I
 # NAME a round asks about (Script::upgradable), from one process for all of
 # them, for parc_pkg_upgradable: apt's installed and candidate versions (a
 # block a package, headed "NAME:"), else dnf's list of upgrades, else the
-# names in zypper's table of every update (PARC_ZYPPER: a newline, then
-# each name and a newline), which zypper lists whole whatever it is asked.
+# names in zypper's table of every update (PARC_ZYPPER, as parc_read_lines
+# reads them), which zypper lists whole whatever it is asked.
 parc_pkg_upgrades() { # NAME...
   PARC_ZYPPER=''
   if command -v apt-cache >/dev/null 2>&1; then
@@ -985,8 +990,8 @@ parc_pkg_upgrades() { # NAME...
     dnf -q list --upgrades -- "$@" > "$PARC_DIR/dnf" 2>/dev/null
   elif command -v zypper >/dev/null 2>&1; then
     zypper -n -q list-updates 2>/dev/null | awk -F'|' '{ gsub(/ /, "", $3); print $3 }' > "$PARC_DIR/zypper"
-    PARC_ZYPPER=$PARC_NL
-    while IFS= read -r _l; do PARC_ZYPPER=$PARC_ZYPPER$_l$PARC_NL; done < "$PARC_DIR/zypper"
+    parc_read_lines "$PARC_DIR/zypper"
+    PARC_ZYPPER=$_rl
   fi
   return 0
 }
