@@ -208,10 +208,7 @@ impl Script {
     /// a database comes from one `getent` before the body, read back by the
     /// shell, rather than a `getent` per account.
     pub fn getent(&mut self, db: &str, name: &str) -> String {
-        let names = self.round().getent.entry(db.to_string()).or_default();
-        if !names.iter().any(|n| n == name) {
-            names.push(name.to_string());
-        }
+        place(self.round().getent.entry(db.to_string()).or_default(), name);
         format!("parc_getent_next {db} {}", quote(name))
     }
 
@@ -231,18 +228,11 @@ impl Script {
 
     /// sh printing `iN=yes` and `vN=VERSION` in the current record when
     /// package `name` is installed (`parc_pkg_query`, after
-    /// `parc_pkg_manager`): dpkg's or rpm's answers come from one process
-    /// for every name of the round, read back by the shell, rpm's by the
-    /// name's position.
+    /// `parc_pkg_manager`): the package manager's answers come from one
+    /// process for every name of the round, read back by the shell, rpm's,
+    /// apk's and pacman's by the name's position.
     pub fn package(&mut self, manager: &str, name: &str, n: usize) -> String {
-        let packages = &mut self.round().packages;
-        let at = match packages.iter().position(|p| p == name) {
-            Some(at) => at,
-            None => {
-                packages.push(name.to_string());
-                packages.len() - 1
-            }
-        };
+        let at = place(&mut self.round().packages, name);
         format!("parc_pkg_query {manager} {} {n} {}", quote(name), at + 1)
     }
 
@@ -252,10 +242,7 @@ impl Script {
     /// from one `apt-cache policy` or `dnf list --upgrades` for every name
     /// of the round.
     pub fn upgradable(&mut self, manager: &str, name: &str, n: usize) -> String {
-        let upgradable = &mut self.round().upgradable;
-        if !upgradable.iter().any(|p| p == name) {
-            upgradable.push(name.to_string());
-        }
+        place(&mut self.round().upgradable, name);
         format!("parc_pkg_upgradable {manager} {} {n}", quote(name))
     }
 
@@ -276,13 +263,7 @@ impl Script {
     /// of the script, read by one process rather than a `wc` and a `cat` per
     /// file; a file asked for by several resources is read once.
     pub fn blob(&mut self, id: &str, key: &str, path: &str, max: Option<u64>) -> String {
-        let n = match self.fetch.iter().position(|p| p == path) {
-            Some(n) => n,
-            None => {
-                self.fetch.push(path.to_string());
-                self.fetch.len() - 1
-            }
-        };
+        let n = place(&mut self.fetch, path);
         self.wants.push(Want {
             id: id.to_string(),
             key: key.to_string(),
@@ -548,6 +529,18 @@ impl Script {
     /// Send the script in ONE exec and parse its framed output.
     pub async fn run(self, t: &dyn Transport) -> Result<ScriptOutput, ScriptError> {
         self.assemble().run(t).await
+    }
+}
+
+/// The index of `item` in `list`, pushed at its end when absent: a name or
+/// path many ask about is read once, in the order first asked.
+fn place(list: &mut Vec<String>, item: &str) -> usize {
+    match list.iter().position(|p| p == item) {
+        Some(at) => at,
+        None => {
+            list.push(item.to_string());
+            list.len() - 1
+        }
     }
 }
 
