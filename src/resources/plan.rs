@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::script::Script;
 use crate::content::Content;
-use crate::transport::quote;
+use crate::transport::{quote, quote_words};
 
 /// Planning inputs beyond the resource and its probed state.
 #[derive(Debug, Clone, Default)]
@@ -142,11 +142,7 @@ impl Batched {
 
     /// The operands, quoted, as words of a command.
     pub fn words(&self) -> String {
-        self.operands()
-            .iter()
-            .map(|o| quote(o))
-            .collect::<Vec<_>>()
-            .join(" ")
+        quote_words(self.operands())
     }
 
     /// Whether the op runs a package manager: package ops are batched only
@@ -258,10 +254,10 @@ impl Step {
 /// exactly, whatever the umask, without a chmod process; parents it creates
 /// get the default.
 pub fn mkdir_line(mode: Option<u32>, paths: &[&String]) -> String {
-    let paths: Vec<String> = paths.iter().map(|p| quote(p)).collect();
+    let paths = quote_words(paths);
     match mode {
-        Some(m) => format!("mkdir -p -m {m:o} -- {}", paths.join(" ")),
-        None => format!("mkdir -p -- {}", paths.join(" ")),
+        Some(m) => format!("mkdir -p -m {m:o} -- {paths}"),
+        None => format!("mkdir -p -- {paths}"),
     }
 }
 

@@ -41,7 +41,7 @@ use std::sync::Arc;
 use super::payload::Payload;
 use super::stage::{Stage, Staged};
 use crate::content::Content;
-use crate::transport::{ExitStatus, Transport, TransportError, quote};
+use crate::transport::{ExitStatus, Transport, TransportError, quote, quote_words};
 
 /// The sh library every script starts with.
 pub const LIB: &str = include_str!("lib.sh");
@@ -119,9 +119,9 @@ impl Reads {
             let mut checks = self.checks.clone();
             checks.sort_unstable();
             checks.dedup();
-            let mut line = format!("parc_dir_modes {} {}", checks.len(), words(&checks));
+            let mut line = format!("parc_dir_modes {} {}", checks.len(), quote_words(&checks));
             if !self.stats.is_empty() {
-                line.push_str(&format!(" {}", words(&self.stats)));
+                line.push_str(&format!(" {}", quote_words(&self.stats)));
             }
             lines.push(format!("{line}\n"));
         }
@@ -129,16 +129,19 @@ impl Reads {
             lines.push("parc_nss_read\n".to_string());
         }
         for (db, names) in &self.getent {
-            lines.push(format!("parc_getent_all {db} {}\n", words(names)));
+            lines.push(format!("parc_getent_all {db} {}\n", quote_words(names)));
         }
         if !self.packages.is_empty() {
-            lines.push(format!("parc_pkg_all {}\n", words(&self.packages)));
+            lines.push(format!("parc_pkg_all {}\n", quote_words(&self.packages)));
         }
         if !self.upgradable.is_empty() {
-            lines.push(format!("parc_pkg_upgrades {}\n", words(&self.upgradable)));
+            lines.push(format!(
+                "parc_pkg_upgrades {}\n",
+                quote_words(&self.upgradable)
+            ));
         }
         if !self.units.is_empty() {
-            lines.push(format!("parc_unit_all {}\n", words(&self.units)));
+            lines.push(format!("parc_unit_all {}\n", quote_words(&self.units)));
         }
         if !self.stats.is_empty() {
             let prestat = if self.hash {
@@ -146,7 +149,7 @@ impl Reads {
             } else {
                 "parc_prestat_attrs"
             };
-            lines.push(format!("{prestat} {}\n", words(&self.stats)));
+            lines.push(format!("{prestat} {}\n", quote_words(&self.stats)));
         }
         lines
     }
@@ -461,7 +464,10 @@ impl Script {
         let staged = self.stage.finish(self.token.as_deref());
         let mut sections: Vec<String> = Vec::new();
         if !self.guard.is_empty() {
-            sections.push(format!("parc_guard {} || exit 1\n", words(&self.guard)));
+            sections.push(format!(
+                "parc_guard {} || exit 1\n",
+                quote_words(&self.guard)
+            ));
         }
         sections.extend(self.reads.lines());
         if let Some(Ok(staged)) = &staged {
@@ -542,12 +548,6 @@ fn place(list: &mut Vec<String>, item: &str) -> usize {
             list.len() - 1
         }
     }
-}
-
-/// Paths as sh words, space-separated.
-fn words(paths: &[String]) -> String {
-    let quoted: Vec<String> = paths.iter().map(|p| quote(p)).collect();
-    quoted.join(" ")
 }
 
 /// What runs before the first change, in this order: the record of how to

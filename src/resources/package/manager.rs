@@ -5,7 +5,7 @@
 //! library, and depend on the package still being available from the host's
 //! repositories: rolling back packages is best effort, unlike files.
 
-use crate::transport::quote;
+use crate::transport::{quote, quote_words};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Manager {
@@ -76,7 +76,7 @@ impl Manager {
 
     /// Standalone sh removing `names`: the undo of their install.
     pub fn remove_all(self, names: &[&str]) -> String {
-        format!("{} {}", self.remove(), words(names))
+        format!("{} {}", self.remove(), quote_words(names))
     }
 
     /// Standalone sh putting back `(name, version)` pairs, for undoing a
@@ -102,9 +102,4 @@ impl Manager {
             Manager::Pacman => return None,
         })
     }
-}
-
-/// Quoted words joined by spaces.
-fn words(names: &[&str]) -> String {
-    names.iter().map(|n| quote(n)).collect::<Vec<_>>().join(" ")
 }
