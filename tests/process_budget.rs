@@ -933,6 +933,134 @@ fn apk_packages_are_read_from_one_pass_over_the_database() {
     changes_nothing(&lab, &play("apply", &[]));
 }
 
+/// Stanzas of dpkg's status file: a package installed for two
+/// architectures, one removed with its configuration kept, one half
+/// installed, and one with an epoch whose description holds field names.
+const DPKG_STANZAS: &str = "
+Package: parc-multi
+Status: install ok installed
+Maintainer: parc <parc@example.org>
+Architecture: amd64
+Multi-Arch: same
+Version: 1.0-1
+Description: parc test package
+ installed for two architectures
+
+Package: parc-multi
+Status: install ok installed
+Maintainer: parc <parc@example.org>
+Architecture: i386
+Multi-Arch: same
+Version: 1.0-1
+Description: parc test package
+ installed for two architectures
+
+Package: parc-conf
+Status: deinstall ok config-files
+Maintainer: parc <parc@example.org>
+Architecture: amd64
+Version: 2.0-1
+Conffiles:
+ /etc/parc-conf.conf 0123456789abcdef0123456789abcdef
+Description: parc test package
+ removed, its configuration kept
+
+Package: parc-half
+Status: install reinstreq half-installed
+Maintainer: parc <parc@example.org>
+Architecture: all
+Version: 3.0
+Description: parc test package
+ half installed
+
+Package: parc-epoch
+Status: install ok installed
+Maintainer: parc <parc@example.org>
+Architecture: all
+Version: 1:2.0-1
+Description: parc test package
+ Package: parc-fake
+ Status: install ok installed
+ Version: 6.6
+";
+
+/// On a dpkg host, every package a probe or a verification reads comes
+/// from one awk over dpkg's status file (dpkg-query loads dpkg's whole
+/// database: three times the cost of the awk), and reads as `dpkg-query -W
+/// NAME` asked alone tells it. Where that file is not all dpkg-query reads
+/// (an update an interrupted dpkg did not merge, triggers to incorporate),
+/// or a name is a pattern or names an architecture, dpkg-query is asked,
+/// and answers otherwise than the file would.
+#[test]
+fn dpkg_packages_are_read_from_the_status_file_as_dpkg_query_tells_each() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let db = lab.lab.hosts[0].root().join("var/lib/dpkg");
+    let mut status = std::fs::read_to_string(db.join("status")).unwrap();
+    status.push_str(DPKG_STANZAS);
+    std::fs::write(db.join("status"), status).unwrap();
+    let names = [
+        "coreutils",
+        "parc-multi",
+        "parc-conf",
+        "parc-half",
+        "parc-epoch",
+        "parc-fake",
+        "parc-nope",
+    ];
+    let alone = |names: &[&str]| {
+        asked_alone(
+            &lab,
+            "dpkg-query -W -f '${db:Status-Status} ${Version}\\n'",
+            names,
+            |l| l.strip_prefix("installed ").unwrap_or("not installed"),
+        )
+    };
+    let expected = alone(&names);
+    assert_eq!(
+        expected[1..],
+        [
+            "1.0-1",
+            "not installed",
+            "not installed",
+            "1:2.0-1",
+            "not installed",
+            "not installed"
+        ]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let resources = "  - package: {name: coreutils}\n";
+    let play = |name: &str, names: &[&str]| package_tests(dir.path(), name, resources, names);
+    let (read, cost) = package_reads(&lab, &play("file", &names));
+    assert_eq!(read, expected, "{names:?}");
+    assert_eq!(cost.runs("dpkg-query"), 0, "{}", cost.programs());
+    let (_, one) = package_reads(&lab, &play("one", &names[..1]));
+    costs_as_much(&one, &cost);
+
+    // Names dpkg-query matches otherwise than by equality.
+    let patterns = ["parc-multi:i386", "parc-epo*"];
+    let (read, cost) = package_reads(&lab, &play("patterns", &[&names[..], &patterns].concat()));
+    assert_eq!(read, [expected.clone(), alone(&patterns)].concat());
+    assert_eq!(cost.runs("dpkg-query"), 1, "{}", cost.programs());
+
+    // State the status file does not hold yet.
+    let update = "Package: parc-nope\nStatus: install ok installed\nMaintainer: parc <parc@example.org>\nArchitecture: all\nVersion: 9\nDescription: parc test package\n not merged\n";
+    std::fs::write(db.join("updates/0000"), update).unwrap();
+    let (read, cost) = package_reads(&lab, &play("update", &names));
+    assert_eq!(read[6], "9", "parc-nope, from the update");
+    assert_eq!(read, alone(&names));
+    assert_eq!(cost.runs("dpkg-query"), 1, "{}", cost.programs());
+    std::fs::remove_file(db.join("updates/0000")).unwrap();
+    // libc-bin's ldconfig trigger, activated by parc-epoch: dpkg-query shows
+    // both as waiting for triggers, neither installed.
+    std::fs::write(db.join("triggers/Unincorp"), "ldconfig parc-epoch\n").unwrap();
+    let triggered = [&names[..], &["libc-bin"]].concat();
+    let (read, _) = package_reads(&lab, &play("triggers", &triggered));
+    assert_eq!(read[4], "not installed", "parc-epoch awaits a trigger");
+    assert_eq!(read[7], "not installed", "libc-bin has a trigger pending");
+    assert_eq!(read, alone(&triggered));
+}
+
 /// Packages kept at their latest version ask apt about upgrades with one
 /// `apt-cache policy` for all of them (two and two `sed` a package before),
 /// and plan the upgrades `apt-cache policy NAME` asked alone offers.

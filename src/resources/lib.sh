@@ -765,7 +765,7 @@ parc_pkg_manager() {
 parc_pkg_all() { # NAME...
   PARC_RPM='' PARC_APK='' PARC_PACMAN=''
   if command -v dpkg-query >/dev/null 2>&1; then
-    dpkg-query -W -f '${Package} ${db:Status-Status} ${Version}\n' -- "$@" > "$PARC_DIR/dpkg" 2>/dev/null
+    parc_dpkg_all "$@"
   elif command -v rpm >/dev/null 2>&1; then
     parc_rpm_all "$@"
   elif command -v apk >/dev/null 2>&1; then
@@ -774,6 +774,34 @@ parc_pkg_all() { # NAME...
     parc_pacman_all "$@"
   fi
   return 0
+}
+
+# dpkg's answer for every NAME, as `dpkg-query -W -f '${Package}
+# ${db:Status-Status} ${Version}\n' -- NAME...` prints it, to $PARC_DIR/dpkg:
+# a line for each package so named (of any architecture), in the status
+# file's order, which is dpkg-query's (by name, then architecture). One awk
+# reads the status file (2.7 ms on the lab, against 7.8 ms for dpkg-query,
+# which loads dpkg's whole database) where that file is all dpkg would read:
+# the default database, no update left unmerged by an interrupted dpkg
+# (updates/NNNN), no trigger to incorporate (dpkg-query shows those packages
+# as triggers-pending). Else, or when a NAME is a pattern or names an
+# architecture (NAME:ARCH), dpkg-query is asked.
+parc_dpkg_all() { # NAME...
+  _dk=/var/lib/dpkg
+  if [ -n "${DPKG_ADMINDIR:-}" ] || [ ! -r "$_dk/status" ] || [ -s "$_dk/triggers/Unincorp" ]; then _dk=''; fi
+  for _n in /var/lib/dpkg/updates/[0-9]*; do [ ! -e "$_n" ] || _dk=''; done
+  for _n do case $_n in *[]*?:[\\]*) _dk='' ;; esac; done
+  # The names are awk's operands after the file, read (and blanked) first:
+  # a NAME holding = is not an assignment.
+  if [ -n "$_dk" ] && awk -- 'BEGIN { for (i = 2; i < ARGC; i++) { want[ARGV[i]] = 1; ARGV[i] = "" } }
+      /^Package:/ { p = $2 }
+      /^Status:/ { s = $4 }
+      /^Version:/ { v = $2 }
+      /^$/ { if (p in want) print p, s, v; p = s = v = "" }
+      END { if (p in want) print p, s, v }' "$_dk/status" "$@" > "$PARC_DIR/dpkg" 2>/dev/null; then
+    return 0
+  fi
+  dpkg-query -W -f '${Package} ${db:Status-Status} ${Version}\n' -- "$@" > "$PARC_DIR/dpkg" 2>/dev/null
 }
 
 # apk's database of installed packages (/lib/apk/db/installed: "P:NAME" and

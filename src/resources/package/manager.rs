@@ -4,6 +4,13 @@
 //! Undo commands run from the journal's restore script, without parc's sh
 //! library, and depend on the package still being available from the host's
 //! repositories: rolling back packages is best effort, unlike files.
+//!
+//! No command here puts `--` before the names, against the house rule for
+//! operands: dnf 5 (Fedora's `dnf` since 41) refuses it ("Unknown argument
+//! \"--\" for command \"install\"": its parser in libdnf5-cli matches `--`
+//! against its named options and fails). Instead, a name starting with `-`
+//! is refused before any command is built (`Package::checked_names`), so no name
+//! can be read as an option by any manager.
 
 use crate::transport::{quote, quote_words};
 
