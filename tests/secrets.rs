@@ -21,6 +21,10 @@ const LISTED: &str = "Listed-5h1x-Item";
 const EXTRA: &str = "Extra-4m8z-Json";
 /// The content of a `secret: true` file, printed by a command.
 const FILE: &str = "Fresh-3j7p-Line";
+/// A secret holding a quote and a backslash, which an escaped spelling
+/// (`Quo\"te\\Core...`) would show past the redactor: its tail is a canary.
+const QUOTED: &str = r#"Quo"te\Core-6d2n-Mark"#;
+const QUOTED_TAIL: &str = "Core-6d2n-Mark";
 
 const PROFILE: &str = r#"
 secret_vars: [vault]
@@ -40,14 +44,15 @@ resources:
 verify:
   - command: {run: "echo {{ pw | upper }} {{ vault.db.token[3:] }}; exit 1"}
   - file: {path: "/srv/{{ pw }}/{{ db_password | upper }}"}
+  - command: {run: "true", stdout_contains: "{{ quoted }}"}
 "#;
 
-const PLAYBOOK: &str = "- hosts: all\n  profiles: [secrets]\n  on_failure: keep\n  secret_vars: [pw]\n  vars:\n    pw: Canary-7f3q-Secret\n";
+const PLAYBOOK: &str = "- hosts: all\n  profiles: [secrets]\n  on_failure: keep\n  secret_vars: [pw, quoted]\n  vars:\n    pw: Canary-7f3q-Secret\n    quoted: 'Quo\"te\\Core-6d2n-Mark'\n";
 
 /// Every spelling of every canary that must not appear.
 fn forbidden() -> Vec<String> {
     let mut out = Vec::new();
-    for c in [PW, NESTED, LISTED, EXTRA, FILE] {
+    for c in [PW, NESTED, LISTED, EXTRA, FILE, QUOTED, QUOTED_TAIL] {
         out.extend([
             c.to_string(),
             c.to_uppercase(),

@@ -110,12 +110,15 @@ pub fn presence(exists: bool) -> &'static str {
     if exists { "present" } else { "absent" }
 }
 
-/// Check that `text` contains `needle`, saying how much was searched.
+/// Check that `text` contains `needle`, saying how much was searched. The
+/// needle is shown as written, not escaped: a secret in it (a needle
+/// rendered from a secret variable) must read as the redactor knows it, and
+/// an escaped quote or backslash would not.
 pub fn contains_check(what: &str, needle: &str, text: &str, cut: bool, show: bool) -> Check {
     let found = text.contains(needle);
     Check::new(
         what,
-        format!("contains {needle:?}"),
+        format!("contains \"{needle}\""),
         searched(found, text, cut, show),
         found,
     )
