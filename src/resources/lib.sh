@@ -1015,7 +1015,8 @@ parc_pkg_upgrades() { # NAME...
   if command -v apt-cache >/dev/null 2>&1; then
     apt-cache policy -- "$@" > "$PARC_DIR/policy" 2>/dev/null
   elif command -v dnf >/dev/null 2>&1; then
-    dnf -q list --upgrades -- "$@" > "$PARC_DIR/dnf" 2>/dev/null
+    # No -- (dnf 5 refuses it); no NAME starts with - (Script::upgradable).
+    dnf -q list --upgrades "$@" > "$PARC_DIR/dnf" 2>/dev/null
   elif command -v zypper >/dev/null 2>&1; then
     zypper -n -q list-updates 2>/dev/null | awk -F'|' '{ gsub(/ /, "", $3); print $3 }' > "$PARC_DIR/zypper"
     parc_read_lines "$PARC_DIR/zypper"
@@ -1075,7 +1076,7 @@ parc_pkg_upgradable() { # MANAGER NAME N
     dnf) parc_dnf_upgrade_of "$2"
       case $? in
         0) echo "u$3=newer" ;;
-        2) if dnf -q list --upgrades -- "$2" >/dev/null 2>&1; then echo "u$3=newer"; fi ;;
+        2) if dnf -q list --upgrades "$2" >/dev/null 2>&1; then echo "u$3=newer"; fi ;;
       esac ;;
     yum) if yum -q list updates "$2" >/dev/null 2>&1; then echo "u$3=newer"; fi ;;
     apk) if [ -n "$(apk list -u "$2" 2>/dev/null)" ]; then echo "u$3=newer"; fi ;;

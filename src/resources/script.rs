@@ -211,6 +211,9 @@ impl Script {
     /// a database comes from one `getent` before the body, read back by the
     /// shell, rather than a `getent` per account.
     pub fn getent(&mut self, db: &str, name: &str) -> String {
+        if !operand(name) {
+            return "false".to_string();
+        }
         place(self.round().getent.entry(db.to_string()).or_default(), name);
         format!("parc_getent_next {db} {}", quote(name))
     }
@@ -235,6 +238,9 @@ impl Script {
     /// process for every name of the round, read back by the shell, rpm's,
     /// apk's and pacman's by the name's position.
     pub fn package(&mut self, manager: &str, name: &str, n: usize) -> String {
+        if !operand(name) {
+            return ":".to_string();
+        }
         let at = place(&mut self.round().packages, name);
         format!("parc_pkg_query {manager} {} {n} {}", quote(name), at + 1)
     }
@@ -245,6 +251,9 @@ impl Script {
     /// from one `apt-cache policy` or `dnf list --upgrades` for every name
     /// of the round.
     pub fn upgradable(&mut self, manager: &str, name: &str, n: usize) -> String {
+        if !operand(name) {
+            return ":".to_string();
+        }
         place(&mut self.round().upgradable, name);
         format!("parc_pkg_upgradable {manager} {} {n}", quote(name))
     }
@@ -536,6 +545,15 @@ impl Script {
     pub async fn run(self, t: &dyn Transport) -> Result<ScriptOutput, ScriptError> {
         self.assemble().run(t).await
     }
+}
+
+/// Whether account or package `name` may reach a tool as an operand. One
+/// starting with `-` would be read as an option where `--` cannot be put
+/// before it (dnf 5 refuses `--`; a verification test's names are not
+/// checked as a resource's are), and is no account's or package's name
+/// (useradd and the package managers refuse them): it reads as absent.
+fn operand(name: &str) -> bool {
+    !name.starts_with('-')
 }
 
 /// The index of `item` in `list`, pushed at its end when absent: a name or

@@ -58,6 +58,12 @@ async fn run_every_kind(t: &dyn Transport) {
         ("kernel_param: {name: parc.no.such, value: x}".into(), false),
         // A second mount test reads the one copy of the mount table.
         ("mount: {path: /parc-not-mounted}".into(), false),
+        // Names a tool would read as options: absent, and the other tests'
+        // reads (in the same getent, the same package reading) unharmed.
+        ("user: {name: '--help', exists: false}".into(), true),
+        ("group: {name: '-s', exists: false}".into(), true),
+        ("package: {name: '--version', installed: false}".into(), true),
+        ("dns: {name: '-x', resolves: false}".into(), true),
     ];
     let yaml: String = cases.iter().map(|(t, _)| format!("- {t}\n")).collect();
     let tests: Vec<Test> = crate::location::from_yaml(&yaml).unwrap();

@@ -160,15 +160,19 @@ impl Probe for DnsTest {
     fn probe(&self, id: &str, s: &mut Script) {
         // Without getent (busybox): /etc/hosts, then the DNS through nslookup,
         // whose output is "Address: IP" or, in old versions, "Address 1: IP NAME".
+        // A name starting with - (no host's) would be an option to both: it
+        // does not resolve.
         s.sh(&format!(
-            "pv_start {id}; pv_n={n}
+            "pv_start {id}; pv_n={n}; pv_a=
+case $pv_n in -*) ;; *)
 if pv_have getent; then pv_a=$(getent hosts \"$pv_n\" | awk '{{ print $1 }}')
 else
   pv_a=$(pv_n=\"$pv_n\" awk '!/^[ \t]*#/ {{ for (i = 2; i <= NF; i++) if ($i == ENVIRON[\"pv_n\"]) print $1 }}' /etc/hosts 2>/dev/null)
   if [ -z \"$pv_a\" ] && pv_have nslookup; then
     pv_a=$(nslookup \"$pv_n\" 2>/dev/null | awk '/^Name:/ {{ n = 1; next }} n && /^Address/ {{ sub(/^Address( [0-9]+)?:[ \t]*/, \"\"); print $1 }}')
   fi
-fi
+fi ;;
+esac
 pv_s=; set -f
 for pv_x in $pv_a; do pv_s=\"$pv_s${{pv_s:+ }}$pv_x\"; done
 set +f; parc_kv addresses \"$pv_s\"
