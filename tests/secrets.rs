@@ -192,3 +192,45 @@ fn canary_secrets_appear_in_no_output() {
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// A command rendered from a secret runs with its text in its shell's
+/// environment (root's alone to read), not on a command line, which every
+/// local user of the host may list (`ps`, /proc/PID/cmdline) while it runs:
+/// a `command` resource and a `command` test.
+#[test]
+fn a_running_command_shows_no_secret_to_local_users() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = lab.dir().parent().unwrap().to_path_buf();
+    let run = "echo {{ pw }} >/dev/null; sleep 2";
+    let yaml = format!(
+        "resources:\n  - command: {{run: \"{run}\"}}\nverify:\n  - command: {{run: \"{run}\"}}\n"
+    );
+    // A canary of its own: the lab's hosts share the machine's processes,
+    // and the other test's commands name theirs.
+    let secret = "Running-2c6v-Secret";
+    let play = format!("  secret_vars: [pw]\n  vars:\n    pw: {secret}\n");
+    let playbook = common::play(&dir, "running", &yaml, &play);
+    let mut apply = lab
+        .parc()
+        .arg("apply")
+        .arg(&playbook)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = String::new();
+    while apply.try_wait().unwrap().is_none() {
+        let ps = lab.ssh(0, "runuser -u nobody -- ps -eo args");
+        seen.push_str(&text(&ps.stdout));
+    }
+    assert!(apply.wait().unwrap().success());
+    assert!(
+        seen.matches("sleep 2").count() >= 2,
+        "both commands were seen running: {seen}"
+    );
+    assert!(
+        !seen.contains(secret),
+        "a local user saw the secret in the processes: {seen}"
+    );
+}

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::plan::{Change, Plan, PlanContext, Step, Touch};
 use super::script::{Record, Script};
 use super::{ChangedWhenError, Kind, ResourceError};
-use crate::transport::quote;
+use crate::transport::{quote, sh_hidden};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,14 +126,14 @@ impl Kind for Command {
         }
         if let Some(c) = &self.unless {
             s.sh(&format!(
-                "if sh -c {} </dev/null >/dev/null 2>&1; then echo unless=succeeded; _cs=1; fi",
-                quote(c)
+                "if {} </dev/null >/dev/null 2>&1; then echo unless=succeeded; _cs=1; fi",
+                sh_hidden("", c)
             ));
         }
         if let Some(c) = &self.only_if {
             s.sh(&format!(
-                "if ! sh -c {} </dev/null >/dev/null 2>&1; then echo only_if=failed; _cs=1; fi",
-                quote(c)
+                "if ! {} </dev/null >/dev/null 2>&1; then echo only_if=failed; _cs=1; fi",
+                sh_hidden("", c)
             ));
         }
         s.sh("[ -n \"$_cs\" ] || PARC_PENDING=1");
@@ -151,10 +151,13 @@ impl Kind for Command {
         }
         // One command whose status is the step's: it runs in the apply's
         // shell, without a subshell (`chdir`'s is the command's own process).
-        let run = format!("sh -c {} </dev/null", quote(&self.run));
         let sh = match &self.chdir {
-            Some(dir) => format!("(cd {} && exec {run})", quote(dir)),
-            None => run,
+            Some(dir) => format!(
+                "(cd {} && {} </dev/null)",
+                quote(dir),
+                sh_hidden("exec ", &self.run)
+            ),
+            None => format!("{} </dev/null", sh_hidden("", &self.run)),
         };
         // A command is only reversible as far as it says: its `undo`, and the
         // path it `creates`.

@@ -321,6 +321,21 @@ pub fn quote_words<S: AsRef<str>>(words: &[S]) -> String {
         .join(" ")
 }
 
+/// sh running the text `run` in a shell of its own, as `sh -c RUN` would,
+/// with the text in that shell's environment instead of on its command
+/// line: a command line is every local user's to read (`ps`,
+/// /proc/PID/cmdline), an environment only its owner's, and a profile's
+/// `run:` may be rendered from a secret. The shell takes the text out of its
+/// environment before it runs it, so nothing the command starts (a
+/// `runuser` to another account) inherits it. `via` comes before `sh`
+/// (`exec `, `timeout 5 `).
+pub fn sh_hidden(via: &str, run: &str) -> String {
+    format!(
+        "PARC_RUN={} {via}sh -c 'parc_run=$PARC_RUN; unset PARC_RUN; eval \"$parc_run\"'",
+        quote(run)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::probe::{CONTENT_LIMIT, Check, Probe, Probed, clip, contains_check, matches_check};
 use crate::render::Number;
 use crate::resources::script::Script;
-use crate::transport::quote;
+use crate::transport::{quote, sh_hidden};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,14 +43,15 @@ impl Probe for CommandTest {
         // One extra byte tells the controller the output was cut.
         let out = s.capture(id, "stdout", CONTENT_LIMIT as u64);
         let err = s.capture(id, "stderr", CONTENT_LIMIT as u64);
-        let run = format!("sh -c {} </dev/null >{out} 2>{err}", quote(&self.run));
+        let run = |via: &str| format!("{} </dev/null >{out} 2>{err}", sh_hidden(via, &self.run));
         s.sh(&format!("pv_start {id}"));
         match &self.timeout {
             Some(secs) => s.sh(&format!(
-                "if pv_have timeout; then echo timeout=yes; timeout {} {run}; else {run}; fi",
-                quote(&secs.to_string())
+                "if pv_have timeout; then echo timeout=yes; {}; else {}; fi",
+                run(&format!("timeout {} ", quote(&secs.to_string()))),
+                run("")
             )),
-            None => s.sh(&run),
+            None => s.sh(&run("")),
         }
         s.sh("echo \"rc=$?\"; pv_end");
     }
