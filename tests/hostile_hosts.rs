@@ -185,6 +185,38 @@ fn huge_files_a_host_user_controls_are_refused_unread() {
     }
 }
 
+/// A file a probe reads that grows after its size was read (a local user's
+/// doing; here a guard the probe runs between the stat and the closing tar
+/// grows it by 300 MB) costs the controller what the script can print at
+/// most, not the file: the host fails, saying why, and nothing it sent is
+/// used. The probe runs in the host lock's shell (the lab's sh is dash).
+#[test]
+fn a_file_growing_while_a_probe_reads_it_costs_the_controller_its_bound() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let made = lab.ssh(0, "printf 'a=1\\n' > /srv/grow.conf");
+    assert!(made.status.success(), "{made:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "resources:\n  - line: {path: /srv/grow.conf, line: 'b=2'}\n  - command: {run: 'true', unless: 'truncate -s +300M /srv/grow.conf; false'}\n";
+    let pb = common::play(dir.path(), "grow", yaml, "");
+    let out = dir.path().join("grow.json");
+    let (status, peak_kib) = run_measured(
+        lab.parc()
+            .env("PARC_RUNS_DIR", dir.path().join("runs"))
+            .args(["--json", "apply"])
+            .arg(&pb)
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(Stdio::null()),
+    );
+    eprintln!("controller peak RSS {peak_kib} KiB");
+    let events = std::fs::read_to_string(&out).unwrap();
+    assert_ne!(status.code(), Some(0), "{events}");
+    assert!(events.contains("bytes parc's script can print"), "{events}");
+    assert!(peak_kib < 128 * 1024, "peak RSS {peak_kib} KiB");
+    let conf = lab.host_file(0, "/srv/grow.conf").unwrap();
+    assert!(!conf.windows(3).any(|w| w == b"b=2"), "nothing was applied");
+}
+
 /// A template that does not render for a host is bad input: exit 2, as the
 /// README says, with the template's location, and nothing sent to the host.
 #[test]

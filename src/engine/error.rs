@@ -35,6 +35,10 @@ pub enum HostError {
         #[source]
         source: FrameError,
     },
+    #[error(
+        "the host sent more than the {max} bytes parc's script can print (a file it read grew while it was read?): nothing of it is used; parc stopped while {doing}"
+    )]
+    TooLong { doing: &'static str, max: usize },
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error("gathering facts: {0}")]
@@ -90,6 +94,7 @@ impl HostError {
         match e {
             ScriptError::Transport(source) => HostError::ConnectionLost { doing, source },
             ScriptError::Frame(source) => HostError::Refused { doing, source },
+            ScriptError::TooLong { max } => HostError::TooLong { doing, max },
         }
     }
 

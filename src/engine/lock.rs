@@ -449,12 +449,17 @@ impl Held {
     /// Run `script` as a subshell of the lock's shell, working in `dir`, and
     /// read back what it printed. What ends its output is a line with
     /// `nonce`, which no one on the host can know (it is never on a command
-    /// line nor in a file): no value the script reads can pass for it.
+    /// line nor in a file): no value the script reads can pass for it. Of
+    /// more than `max` bytes of output, the first `max + 1` are kept (what
+    /// a local user of the host may inflate, a file growing while it is
+    /// read, costs the controller no more), and the rest is read through
+    /// for that line, which leaves the shell ready for the next script.
     async fn run(
         &mut self,
         dir: &str,
         nonce: &str,
         script: &[Chunk],
+        max: usize,
     ) -> Result<Output, TransportError> {
         let err = quote(&format!("{dir}/stderr"));
         // The subshell parses whole before it runs: a script cut short by a
@@ -482,7 +487,12 @@ impl Held {
             });
         }
         let ran = format!("\n@@parc-ran-{nonce} ");
+        // The end line's room: its marker and an exit status.
+        let keep = ran.len() + 16;
         let mut out = Vec::new();
+        // Past `max`: the first `max + 1` bytes; `out` then keeps only what
+        // may hold the end line.
+        let mut head: Option<Vec<u8>> = None;
         let mut from = 0;
         loop {
             let buf = self.stdout.fill_buf().await?;
@@ -491,13 +501,23 @@ impl Held {
                 // an exit status.
                 return Ok(Output {
                     status: ExitStatus::Unknown,
-                    stdout: out,
+                    stdout: head.unwrap_or(out),
                     stderr: Vec::new(),
                 });
             }
             let n = buf.len();
             out.extend_from_slice(buf);
             self.stdout.consume(n);
+            if head.is_none() && out.len() > max.saturating_add(keep) {
+                let tail = out[out.len() - keep..].to_vec();
+                out.truncate(max + 1);
+                head = Some(std::mem::replace(&mut out, tail));
+                from = 0;
+            }
+            if head.is_some() && out.len() > 2 * keep {
+                out.drain(..out.len() - keep);
+                from = 0;
+            }
             let Some(at) = find(&out[from..], ran.as_bytes()).map(|i| i + from) else {
                 from = out.len().saturating_sub(ran.len());
                 continue;
@@ -513,6 +533,13 @@ impl Held {
                 .and_then(crate::numbers::exit_code)
                 .and_then(|c| u32::try_from(c).ok())
                 .map_or(ExitStatus::Unknown, ExitStatus::Code);
+            if let Some(head) = head {
+                return Ok(Output {
+                    status,
+                    stdout: head,
+                    stderr: Vec::new(),
+                });
+            }
             out.truncate(at);
             let marker = format!("\n@@parc-stderr-{nonce}\n");
             let stderr = match find(&out, marker.as_bytes()) {
@@ -573,7 +600,11 @@ impl Transport for InLock {
         self.pool.lock().ok()?.pop()
     }
 
-    async fn run_held(&self, script: &[Chunk]) -> Option<Result<Output, TransportError>> {
+    async fn run_held(
+        &self,
+        script: &[Chunk],
+        max: usize,
+    ) -> Option<Result<Output, TransportError>> {
         let mut held = self.shell.try_lock().ok()?;
         if !held.runs_scripts {
             return None;
@@ -583,7 +614,7 @@ impl Transport for InLock {
         let nonce = crate::image::digest::hex(&nonce);
         let dir = self.private_dir()?;
         self.inner.ran_held();
-        let out = held.run(&dir, &nonce, script).await;
+        let out = held.run(&dir, &nonce, script, max).await;
         // A shell that did not end the script as it should runs no other.
         if !matches!(&out, Ok(o) if o.status != ExitStatus::Unknown) {
             held.runs_scripts = false;
@@ -644,7 +675,7 @@ mod tests {
         let (mut held, host) = held_with(reply.into_bytes());
         let script = [Chunk::Bytes(bytes::Bytes::from_static(b"echo records\n"))];
         let out = held
-            .run("/var/lib/parc/lock/exec.0", &nonce, &script)
+            .run("/var/lib/parc/lock/exec.0", &nonce, &script, 1 << 20)
             .await
             .unwrap();
         assert_eq!(out.status, ExitStatus::Code(3));
@@ -665,12 +696,29 @@ mod tests {
         );
     }
 
+    /// Output past the bound: its first `max + 1` bytes are kept (they say
+    /// it was more), the rest read through to the end line, in pieces.
+    #[tokio::test]
+    async fn a_held_run_keeps_its_bound_and_still_finds_its_end() {
+        let nonce = "5e".repeat(16);
+        let reply = format!(
+            "{}\n@@parc-stderr-{nonce}\noops\n\n@@parc-ran-{nonce} 0\n",
+            "x".repeat(5000)
+        );
+        let (mut held, host) = held_with(reply.into_bytes());
+        let script = [Chunk::Bytes(bytes::Bytes::from_static(b"true\n"))];
+        let out = held.run("/d", &nonce, &script, 100).await.unwrap();
+        host.await.unwrap();
+        assert_eq!(out.status, ExitStatus::Code(0));
+        assert_eq!(out.stdout, "x".repeat(101).as_bytes());
+    }
+
     #[tokio::test]
     async fn a_held_shell_that_ends_mid_run_reads_as_a_lost_channel() {
         let nonce = "a1".repeat(16);
         let (mut held, host) = held_with(format!("partial\n@@parc-ran-{nonce}").into_bytes());
         let script = [Chunk::Bytes(bytes::Bytes::from_static(b"true\n"))];
-        let out = held.run("/d", &nonce, &script).await.unwrap();
+        let out = held.run("/d", &nonce, &script, 1 << 20).await.unwrap();
         host.await.unwrap();
         assert_eq!(out.status, ExitStatus::Unknown);
         assert!(out.stdout.starts_with(b"partial\n"));

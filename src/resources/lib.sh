@@ -379,9 +379,11 @@ parc_cut() { # MAX NAME...
   done < "$PARC_DIR/cut"
 }
 
-# The frame of blob KEY: FILE's LEN bytes, then a newline.
+# The frame of blob KEY: FILE's LEN bytes, then a newline. Never more than
+# LEN, though FILE grow since LEN was read (a process a step left running
+# writing on): the frame stays whole.
 parc_blob_of() { # KEY FILE LEN
-  printf '@@blob %s %d\n' "$1" "$3"; cat "$2"; echo
+  printf '@@blob %s %d\n' "$1" "$3"; head -c "$3" -- "$2"; echo
 }
 
 # Copy at most MAX bytes of regular file SRC (never through a symlink, not a

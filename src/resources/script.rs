@@ -41,7 +41,7 @@ use std::sync::Arc;
 use super::payload::Payload;
 use super::stage::{Stage, Staged};
 use crate::content::Content;
-use crate::transport::{ExitStatus, Transport, TransportError, quote, quote_words};
+use crate::transport::{Capped, ExitStatus, Output, Transport, TransportError, quote, quote_words};
 
 /// The sh library every script starts with.
 pub const LIB: &str = include_str!("lib.sh");
@@ -523,6 +523,17 @@ impl Script {
             tail.push_str("parc_fetch \"$@\"\n\n");
             sections.push(tail);
         }
+        let output_max = output_max(
+            self.body.len(),
+            self.fetch.iter().enumerate().map(|(n, name)| {
+                let capture = self.captures.iter().find(|(c, _)| c == name);
+                let wanted = self.wants.iter().filter(|w| w.fetched == n);
+                match capture {
+                    Some((_, max)) => Some(max + 1),
+                    None => wanted.map(|w| w.max).max().flatten(),
+                }
+            }),
+        );
         Assembled {
             archive: staged
                 .and_then(Result::ok)
@@ -533,6 +544,7 @@ impl Script {
             tail: sections.concat(),
             fetch: self.fetch,
             wants: self.wants,
+            output_max,
         }
     }
 
@@ -554,6 +566,33 @@ impl Script {
 /// (useradd and the package managers refuse them): it reads as absent.
 fn operand(name: &str) -> bool {
     !name.starts_with('-')
+}
+
+/// What of a script's stderr is kept: messages of parc's own functions and
+/// of the tools they run (a step's output is in its record).
+const STDERR_MAX: usize = 1 << 20;
+
+/// The most a script's output can hold, its host honest: what parc prints
+/// of a script of `lines` body lines (records, fields, each step's output of
+/// at most `PARC_OUT_MAX` bytes in lib.sh), and the closing tar of the
+/// contents asked for, each at most its bound (`None`: none given, as only
+/// tests ask). More comes only from a host whose files changed as they were
+/// read, or that writes what parc does not: a local user could make a file
+/// a probe reads grow to any size after its stat.
+fn output_max(lines: usize, fetched: impl Iterator<Item = Option<u64>>) -> usize {
+    /// Records and fields, whatever the script.
+    const RECORDS: u64 = 16 << 20;
+    /// A step's output, as `parc_blob_max` cuts it, with its frame.
+    const STEP: u64 = (1 << 20) + 4096;
+    /// A member of the closing tar, beside its content: its header and
+    /// padding; and the archive's end.
+    const MEMBER: u64 = 2048;
+    const END: u64 = 20 * 512;
+    let mut max = RECORDS + STEP.saturating_mul(lines as u64) + END;
+    for bound in fetched {
+        max = max.saturating_add(bound.unwrap_or(u64::MAX).saturating_add(MEMBER));
+    }
+    usize::try_from(max).unwrap_or(usize::MAX)
 }
 
 /// The index of `item` in `list`, pushed at its end when absent: a name or
@@ -626,6 +665,8 @@ pub struct Assembled {
     /// each content to its record once the output is back.
     fetch: Vec<String>,
     wants: Vec<Want>,
+    /// The most its output can hold ([`output_max`]).
+    output_max: usize,
 }
 
 impl Assembled {
@@ -761,20 +802,35 @@ impl Assembled {
             tail,
             fetch,
             wants,
+            output_max,
         } = self;
         let stdin = Self::stdin(archive, payload, &libs, tail);
         let ran = match held {
-            true => t.run_held(stdin.chunks()).await,
+            true => t.run_held(stdin.chunks(), output_max).await,
             false => None,
         };
         let out = match ran {
             Some(out) => out?,
             None => {
                 let command = Self::command_for(data.0, data.1, t.private_dir().as_deref());
-                t.exec_shared_capture(&command, stdin.chunks()).await?
+                let (mut stdout, mut stderr) = (
+                    Capped::new(output_max.saturating_add(1)),
+                    Capped::new(STDERR_MAX),
+                );
+                let status = t
+                    .exec_shared(&command, stdin.chunks(), &mut stdout, &mut stderr)
+                    .await?;
+                Output {
+                    status,
+                    stdout: stdout.into_kept().bytes,
+                    stderr: stderr.into_kept().bytes,
+                }
             }
         };
         drop(stdin);
+        if out.stdout.len() > output_max {
+            return Err(ScriptError::TooLong { max: output_max });
+        }
         let (mut records, archive) = parse(&out.stdout)?;
         let files = archive.map(read_fetched).unwrap_or_default();
         for want in wants {
@@ -896,6 +952,12 @@ pub enum ScriptError {
         "the host's output was refused ({0}): a value read on the host may have tried to pass for parc's own output"
     )]
     Frame(#[from] FrameError),
+    /// The script printed more than it can: a file it read grew while it
+    /// was read, or the host writes what parc does not.
+    #[error(
+        "the host sent more than the {max} bytes this script can print (a file it read grew while it was read?): parc stopped keeping it, and nothing of it is used"
+    )]
+    TooLong { max: usize },
 }
 
 /// The value of a field line, unescaped (see `parc_kv` in lib.sh): `\\` is a
@@ -1399,6 +1461,27 @@ mod tests {
         assert_eq!(blob("6").map(|b| b.len()), Some(100));
         assert_eq!(blob("7"), None);
         assert_eq!(out.records["6"].get("type"), Some("file"));
+    }
+
+    /// A file that grows after its stat (a local user's doing) past what
+    /// the script can print makes the script fail, its output unused, and
+    /// costs the controller that bound, not the file.
+    #[tokio::test]
+    async fn a_file_growing_after_its_stat_is_not_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grows.conf").display().to_string();
+        std::fs::write(&path, "a=1\n").unwrap();
+        let mut s = Script::new();
+        let stat = s.stat(&path);
+        let blob = s.blob("0", "content", &path, Some(100));
+        s.sh(&format!(
+            "echo '@@r 0'; {stat}; {blob}; truncate -s +64M {}",
+            quote(&path)
+        ));
+        match s.run(&LocalTransport).await {
+            Err(ScriptError::TooLong { max }) => assert!(max < 32 << 20, "{max}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     /// A link planted above a guarded path after the probe stops the script

@@ -231,7 +231,13 @@ pub trait Transport: Send + Sync {
     /// [`Transport::exec_shared`]. Only for scripts that change nothing: what
     /// stops an apply (the dead-man watchdog, a takeover of its stale lock)
     /// stops its process group, and the held shell's is the lock's.
-    async fn run_held(&self, _script: &[Chunk]) -> Option<Result<Output, TransportError>> {
+    /// At most `max` bytes of its stdout are kept: past them, [`Output`]'s
+    /// stdout holds the first `max + 1`, which says it was more.
+    async fn run_held(
+        &self,
+        _script: &[Chunk],
+        _max: usize,
+    ) -> Option<Result<Output, TransportError>> {
         None
     }
 

@@ -54,7 +54,7 @@ impl Sudo {
         let mut nonce = [0u8; 16];
         getrandom::getrandom(&mut nonce)
             .map_err(|e| TransportError::Io(std::io::Error::other(e.to_string())))?;
-        let start: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let start = crate::image::digest::hex(&nonce);
         let line = format!(
             "sudo -S -p '' -H -u {} -- sh -c {} parc-sudo {} {start}",
             quote(&self.user),
