@@ -525,6 +525,53 @@ resources:
     );
 }
 
+/// A journal restores nothing through a directory a user turned into a
+/// symbolic link after the apply: the entry of a directory made in a user's
+/// home would otherwise `rm -rf` whatever the link points to (here a root
+/// directory standing for /etc). The entry is reported, not restored.
+#[test]
+fn a_restore_acts_through_no_link_a_user_made_since() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    on_host(
+        &lab,
+        0,
+        "useradd -m parcjr && mkdir /home/parcjr/.config && chown parcjr: /home/parcjr/.config \
+         && mkdir -p /srv/parc-victim/systemd && echo keep > /srv/parc-victim/systemd/keep",
+    );
+    let pb = common::play(
+        dir.path(),
+        "profile",
+        "resources:\n  - dir: {path: /home/parcjr/.config/systemd, owner: parcjr}\n",
+        "",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let ev = events(&out);
+    assert_eq!(
+        finished(&ev)[0]["state"],
+        "changed",
+        "{:#}",
+        finished(&ev)[0]
+    );
+    // What the user may do to their own home before a rollback.
+    on_host(
+        &lab,
+        0,
+        "runuser -u parcjr -- sh -c 'mv ~/.config ~/.config.old && ln -s /srv/parc-victim ~/.config'",
+    );
+    let run_id = ev[0]["run_id"].as_str().unwrap();
+    let out = parc_json(&lab, ["rollback", run_id]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        on_host(&lab, 0, "cat /srv/parc-victim/systemd/keep"),
+        "keep",
+        "the restore deleted through the link: {text}"
+    );
+    assert!(text.contains("is now a symbolic link"), "{text}");
+    assert_ne!(finished(&events(&out))[0]["state"], "rolled_back", "{text}");
+}
+
 #[test]
 fn a_crash_while_saving_the_journal_never_deletes_what_it_was_saving() {
     common::require_root_and_sshd();

@@ -298,6 +298,10 @@ parc_restore() { # JOURNAL_DIR WHO
   for _n in $(parc_entry_numbers "$_j" -r); do
     parc_entry "$_j" "$_n"
     parc_entry_ok "$_e" || continue
+    if [ ! -f "${_e}undo" ] && parc_link_above "$_p"; then
+      echo "entry $_n not restored: $_jl, a directory above $_p, is now a symbolic link its owner could have made: restoring through it would act where it points" >&2
+      continue
+    fi
     if [ -f "${_e}undo" ]; then sh "${_e}undo" || echo "undo of entry $_n failed" >&2; continue; fi
     case $_t in
       absent) rm -rf "$_p" ;;
@@ -327,6 +331,20 @@ parc_restore() { # JOURNAL_DIR WHO
   parc_restore_check "$_j"
 }
 
+# Whether a directory above PATH is a symbolic link someone other than root
+# owns (_jl: the lowest one): made since the apply, by a user who owns a
+# directory on the way, to send the restore's rm, cp and mv elsewhere. A
+# root's link (/lib on merged /usr) is the admin's. Shell tests, and a stat
+# only for a link found.
+parc_link_above() { # PATH
+  _jl=${1%/*}
+  while [ -n "$_jl" ]; do
+    if [ -L "$_jl" ] && [ "$(stat -c %u -- "$_jl" 2>/dev/null)" != 0 ]; then return 0; fi
+    _jl=${_jl%/*}
+  done
+  return 1
+}
+
 parc_restore_check() { # JOURNAL_DIR
   echo "@@r restore"
   if [ ! -f "$1/complete" ]; then
@@ -342,6 +360,10 @@ parc_restore_check() { # JOURNAL_DIR
       continue
     fi
     [ ! -f "${_e}undo" ] || continue
+    if parc_link_above "$_p"; then
+      parc_kv "bad_$_n" "not restored: $_jl, a directory above $_p, is now a symbolic link someone other than root made (check $_p by hand)"
+      continue
+    fi
     case $_t in
       absent) if [ -e "$_p" ] || [ -L "$_p" ]; then parc_kv "bad_$_n" "still present: $_p"; fi; continue ;;
       file) [ "$(parc_sha "$_p" 2>/dev/null)" = "$(cat "${_e}sha256")" ] || parc_kv "bad_$_n" "content differs: $_p" ;;
