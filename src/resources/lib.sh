@@ -389,13 +389,15 @@ parc_blob_of() { # KEY FILE LEN
 # Copy at most MAX bytes of regular file SRC (never through a symlink, not a
 # file with other names: a hard link to a root-only file reads as that file)
 # to FILE in $PARC_DIR (a capture). GNU dd opens SRC with O_NOFOLLOW, so a
-# swap after the test reads nothing; elsewhere the test is the guard.
+# swap to a link after the test reads nothing, and O_NONBLOCK, so a swap to
+# a named pipe reads nothing instead of waiting for a writer forever (with
+# the host's lock held); elsewhere the test is the guard.
 parc_copy_plain() { # SRC FILE MAX
   [ ! -e "$2" ] || rm -f "$2"
   [ -f "$1" ] && [ ! -L "$1" ] || return 1
   [ -n "${PARC_DD:-}" ] || parc_dd_probe
   if [ "$PARC_DD" = 1 ]; then
-    dd if="$1" of="$2" bs=65536 count="$3" iflag=nofollow,count_bytes 2>/dev/null
+    dd if="$1" of="$2" bs=65536 count="$3" iflag=nofollow,nonblock,count_bytes 2>/dev/null
   else
     head -c "$3" "$1" > "$2"
   fi
@@ -450,11 +452,16 @@ parc_ln() { # N DIR
   mv -f -- "$_t" "$2"
 }
 
-# Whether this dd slices by bytes (GNU does, busybox does not): one process per
-# file installed instead of two. Run once, on the first slice.
+# Whether this dd takes every flag parc gives it (GNU's does): slices by
+# bytes (one process per file installed instead of two), opens without
+# following a link or waiting on a named pipe (parc_copy_plain). Run once,
+# on first use.
 parc_dd_probe() {
   PARC_DD=0
-  dd if=/dev/null of=/dev/null iflag=skip_bytes,count_bytes 2>/dev/null && PARC_DD=1
+  # Every flag parc gives dd: busybox's knows skip_bytes and count_bytes but
+  # not nofollow or nonblock, and refuses the whole line (parc_copy_plain
+  # then read nothing there).
+  dd if=/dev/null of=/dev/null iflag=nofollow,nonblock,skip_bytes,count_bytes 2>/dev/null && PARC_DD=1
   export PARC_DD
 }
 
