@@ -46,10 +46,7 @@ impl Probe for FileTest {
             // Never through a link or from a named pipe swapped in since
             // the test (parc_copy_plain); one byte more says it was cut.
             let copy = s.capture(id, "content", CONTENT_LIMIT as u64);
-            s.sh(&format!(
-                "parc_copy_plain {p} {copy} {}",
-                CONTENT_LIMIT + 1
-            ));
+            s.sh(&format!("parc_copy_plain {p} {copy} {}", CONTENT_LIMIT + 1));
         }
         s.sh("pv_end");
     }

@@ -40,6 +40,24 @@ fn listening_ports_from_proc_net() {
     ));
 }
 
+/// A table longer than parc reads (a local user opened thousands of
+/// sockets) without the port in its start says nothing of the port: not
+/// "not listening", which would pass a `listening: false` test.
+#[test]
+fn a_cut_table_without_the_port_is_unknown() {
+    use crate::verify::probe::CONTENT_LIMIT;
+    let mut long = TCP.to_string();
+    while long.len() <= CONTENT_LIMIT {
+        long.push_str("   2: 0100007F:1000 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000 0 3 1\n");
+    }
+    let r = record(&[], &[("tcp", &long)]);
+    let checks = port("{port: 9, listening: false}").evaluate(&Probed(&r));
+    assert!(!passed(&checks), "{checks:?}");
+    assert!(checks[0].actual.starts_with("unknown"), "{checks:?}");
+    // What its start lists is still read.
+    assert!(passed(&port("{port: 22}").evaluate(&Probed(&r))));
+}
+
 fn http(yaml: &str) -> HttpTest {
     serde_norway::from_str(yaml).unwrap()
 }
