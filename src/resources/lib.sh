@@ -165,13 +165,14 @@ parc_unsafe() { # PATH
 # other PATHs that exist, for parc_prestat (PARC_STATED: how many): one
 # process for both.
 parc_dir_modes() { # N PATH...
-  PARC_OPEN_N=0 PARC_STATED='' _dn=$1 _ds=0 _di=0 _dl=''
+  PARC_OPEN_N=0 PARC_STATED='' PARC_DM_KINDS='' _dn=$1 _ds=0 _di=0 _dl=''
   shift
   for _p; do
     shift
     _di=$((_di + 1))
     if [ "$_di" -gt "$_dn" ]; then
-      if [ -L "$_p" ] || [ -e "$_p" ]; then set -- "$@" "$_p"; fi
+      parc_kind "$_p"; PARC_DM_KINDS=$PARC_DM_KINDS$_kd
+      [ "$_kd" = - ] || set -- "$@" "$_p"
       continue
     fi
     case $_p in /*) _r=${_p#/} ;; *) continue ;; esac
@@ -253,9 +254,11 @@ parc_guard() { # PATH...
 
 # Stat every existing PATH and hash every regular one, in one process each,
 # for parc_stat_next to read back in the same order. The stat lines carry no
-# names (odd names cannot break them); when their count does not match (a tool
-# failed), parc_stat_next falls back to parc_stat, path by path. A hash line
-# is used only if it names its file (parc_stat_next).
+# names (odd names cannot break them): a line is its path's by position,
+# and PARC_PS_KINDS says, a letter a PATH (parc_kind), which paths have one
+# and of what kind they were when stat'ed. When the lines' count does not
+# match (a tool failed), parc_stat_next falls back to parc_stat, path by
+# path. A hash line is used only if it names its file (parc_stat_next).
 parc_prestat() { # PATH...
   PARC_WITH_SHA=1
   parc_prestat_of "$@"
@@ -271,15 +274,30 @@ parc_prestat_attrs() { # PATH...
 
 parc_prestat_of() { # PATH...
   PARC_PRESTAT=
-  for _p; do shift; if [ -L "$_p" ] || [ -e "$_p" ]; then set -- "$@" "$_p"; fi; done
+  # The kinds when stat'ed: by parc_dir_modes's stat when it made this one
+  # (PARC_STATED), else now, just before this one's.
+  if [ -n "${PARC_STATED:-}" ]; then PARC_PS_KINDS=$PARC_DM_KINDS
+  else
+    PARC_PS_KINDS=''
+    for _p; do parc_kind "$_p"; PARC_PS_KINDS=$PARC_PS_KINDS$_kd; done
+  fi
+  _kq=$PARC_PS_KINDS _ke=''
+  for _p; do
+    shift; _kd=${_kq%"${_kq#?}"}; _kq=${_kq#?}
+    [ "$_kd" = - ] || { set -- "$@" "$_p"; _ke=$_ke$_kd; }
+  done
   if [ $# -eq 0 ]; then : > "$PARC_DIR/stat"
   elif [ "${PARC_STATED:-}" != $# ]; then
     stat -c '%a %U %G %s %h' -- "$@" > "$PARC_DIR/stat" 2>/dev/null || return 0
     parc_lines "$PARC_DIR/stat"; [ "$_n" -eq $# ] || return 0
   fi
   PARC_LINKS=1
-  parc_prestat_links "$@" || PARC_LINKS=0
-  for _p; do shift; if [ "$PARC_WITH_SHA" = 1 ] && [ -f "$_p" ] && [ ! -L "$_p" ]; then set -- "$@" "$_p"; fi; done
+  parc_prestat_links "$_ke" "$@" || PARC_LINKS=0
+  _kq=$_ke
+  for _p; do
+    shift; _kd=${_kq%"${_kq#?}"}; _kq=${_kq#?}
+    if [ "$PARC_WITH_SHA" = 1 ] && [ "$_kd" = f ]; then set -- "$@" "$_p"; fi
+  done
   if [ $# -gt 0 ]; then
     if command -v sha256sum >/dev/null 2>&1; then sha256sum -- "$@"
     elif command -v shasum >/dev/null 2>&1; then shasum -a 256 -- "$@"
@@ -290,11 +308,26 @@ parc_prestat_of() { # PATH...
   PARC_PRESTAT=1
 }
 
-# The targets of the symlinks among PATHs, one per line, from one readlink
-# (GNU's takes several; busybox's, one: its count fails, and parc_stat_next
-# falls back to one readlink per link).
-parc_prestat_links() { # PATH...
-  for _p; do shift; if [ -L "$_p" ]; then set -- "$@" "$_p"; fi; done
+# _kd: PATH's kind, a letter: l(ink), d(irectory), f(ile), o(ther) or -
+# (none). Shell tests only.
+parc_kind() { # PATH
+  if [ -L "$1" ]; then _kd=l
+  elif [ -d "$1" ]; then _kd=d
+  elif [ -f "$1" ]; then _kd=f
+  elif [ -e "$1" ]; then _kd=o
+  else _kd=-; fi
+}
+
+# The targets of the links among PATHs (KINDS: theirs, as parc_kind gives
+# them), one per line, from one readlink (GNU's takes several; busybox's,
+# one: its count fails, and parc_stat_next falls back to one readlink per
+# link).
+parc_prestat_links() { # KINDS PATH...
+  _kq=$1; shift
+  for _p; do
+    shift; _kd=${_kq%"${_kq#?}"}; _kq=${_kq#?}
+    [ "$_kd" != l ] || set -- "$@" "$_p"
+  done
   if [ $# -gt 0 ]; then
     readlink -- "$@" > "$PARC_DIR/link" 2>/dev/null || return 1
     parc_lines "$PARC_DIR/link"; [ "$_n" -eq $# ] || return 1
@@ -313,26 +346,38 @@ parc_lines() { # FILE
 # when what it looks for is not there (so does a command's probe when the
 # command will run): a host where no probe found a change coming probably
 # needs none, and a probe exec verifies it then (verify::probe_if_converged).
+# The lines of the batch are PATH's by position (PARC_PS_KINDS, one letter
+# a call), whatever PATH is now: a path made, removed or replaced since the
+# batch (a local user may) is read on its own, and takes no other's line.
 parc_stat_next() { # PATH [PREFIX]
   [ "${PARC_PRESTAT:-}" = 1 ] || { parc_stat "$@"; return; }
+  _kn=${PARC_PS_KINDS%"${PARC_PS_KINDS#?}"}; PARC_PS_KINDS=${PARC_PS_KINDS#?}
+  [ "$_kn" = - ] || read -r _a _o _g _s _k <&7
+  _t=''
+  if [ "$_kn" = l ] && [ "$PARC_LINKS" = 1 ]; then IFS= read -r _t <&6; fi
+  # The hash line must name PATH: a line for another (an odd name that
+  # sha256sum escaped, or busybox split in two) ends the batch's use, and
+  # PATH and those after it are hashed one by one (the lines were not
+  # counted first: the shell reads a byte per system call).
+  _h=''
+  if [ "$_kn" = f ] && [ "$PARC_WITH_SHA" = 1 ] && [ "$PARC_SHA_LINES" = 1 ]; then
+    if ! read -r _h _l <&8 || [ "${_l#\*}" != "$1" ]; then PARC_SHA_LINES=0 _h=''; fi
+  fi
+  parc_kind "$1"
+  [ "$_kd" = "$_kn" ] || { parc_stat "$@"; return; }
   _pf=${2:-}
   parc_stage_dir "$1" "$_pf"
-  if [ -L "$1" ]; then
-    if [ "$PARC_LINKS" = 1 ]; then IFS= read -r _t <&6; else parc_readlink "$1"; fi
-    parc_kv "${_pf}type" link; parc_kv "${_pf}target" "$_t"
-  elif [ -d "$1" ]; then parc_kv "${_pf}type" dir
-  elif [ -f "$1" ] && [ "$PARC_WITH_SHA" = 0 ]; then parc_kv "${_pf}type" file; parc_kv "${_pf}hashed" no
-  elif [ -f "$1" ]; then
-    parc_kv "${_pf}type" file
-    # The hash line must name PATH: a line for another (an odd name that
-    # sha256sum escaped, or busybox split in two) ends the batch's use, and
-    # PATH and those after it are hashed one by one (the lines were not
-    # counted first: the shell reads a byte per system call).
-    if [ "$PARC_SHA_LINES" = 1 ] && read -r _h _l <&8 && [ "${_l#\*}" = "$1" ]; then parc_kv "${_pf}sha256" "$_h"
-    else PARC_SHA_LINES=0; parc_kv "${_pf}sha256" "$(parc_sha "$1")"; fi
-  elif [ -e "$1" ]; then parc_kv "${_pf}type" other
-  else parc_kv "${_pf}type" none; PARC_PENDING=1; return 0; fi
-  read -r _a _o _g _s _k <&7
+  case $_kn in
+    l) [ "$PARC_LINKS" = 1 ] || parc_readlink "$1"
+      parc_kv "${_pf}type" link; parc_kv "${_pf}target" "$_t" ;;
+    d) parc_kv "${_pf}type" dir ;;
+    f) parc_kv "${_pf}type" file
+      if [ "$PARC_WITH_SHA" = 0 ]; then parc_kv "${_pf}hashed" no
+      elif [ -n "$_h" ]; then parc_kv "${_pf}sha256" "$_h"
+      else parc_kv "${_pf}sha256" "$(parc_sha "$1")"; fi ;;
+    o) parc_kv "${_pf}type" other ;;
+    *) parc_kv "${_pf}type" none; PARC_PENDING=1; return 0 ;;
+  esac
   _sp=$1
   parc_attrs "$_pf" "$_a" "$_o" "$_g" "$_s" "$_k"
 }

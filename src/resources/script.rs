@@ -1148,6 +1148,56 @@ mod tests {
         assert_eq!(out.records["a2"].get("sha256"), Some(&*sha(b"y")));
     }
 
+    /// Paths made, removed or replaced between the batched stat and their
+    /// reading (a local user may, while the probe runs) are read on their
+    /// own, and every other path still gets its own line: none gets the
+    /// mode, owner or size of another.
+    #[tokio::test]
+    async fn paths_changed_after_the_batch_take_no_others_line() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (name, mode) in [
+            ("a", 0o600),
+            ("gone", 0o640),
+            ("b", 0o604),
+            ("swapped", 0o644),
+            ("c", 0o700),
+        ] {
+            std::fs::write(d.join(name), name).unwrap();
+            std::fs::set_permissions(d.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let names = ["a", "made", "gone", "b", "swapped", "c"];
+        let path = |n: &str| d.join(n).to_str().unwrap().to_string();
+        let mut s = Script::new();
+        s.sh(&format!(
+            "echo made > {}; chmod 666 {}; rm {}; rm {}; mkdir {}",
+            quote(&path("made")),
+            quote(&path("made")),
+            quote(&path("gone")),
+            quote(&path("swapped")),
+            quote(&path("swapped"))
+        ));
+        for (i, name) in names.iter().enumerate() {
+            let batched = s.stat(&path(name));
+            s.sh(&format!(
+                "echo '@@r a{i}'; {batched}; echo '@@r b{i}'; parc_stat {}",
+                quote(&path(name))
+            ));
+        }
+        let out = s.run(&LocalTransport).await.unwrap();
+        assert!(out.status.success(), "{}", out.stderr);
+        for (i, name) in names.iter().enumerate() {
+            let (a, b) = (
+                &out.records[&format!("a{i}")],
+                &out.records[&format!("b{i}")],
+            );
+            assert_eq!(a, b, "{name}");
+        }
+        assert_eq!(out.records["a5"].get("mode"), Some("700"));
+        assert_eq!(out.records["a1"].get("mode"), Some("666"));
+    }
+
     fn sha(data: &[u8]) -> String {
         crate::content::sha256_hex(data)
     }
