@@ -217,6 +217,32 @@ fn a_file_growing_while_a_probe_reads_it_costs_the_controller_its_bound() {
     assert!(!conf.windows(3).any(|w| w == b"b=2"), "nothing was applied");
 }
 
+/// A path on the host must be absolute: a relative one would be the login
+/// directory's, and one starting with `-` an option to the tools given it
+/// (GNU tar's `--use-compress-program` runs a command). Refused where it is
+/// written, exit 2, before anything reaches the host.
+#[test]
+fn a_path_that_is_not_absolute_is_refused_at_its_place() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "resources:\n  - line: {path: '{{ where }}', line: 'a=1'}\n";
+    let play = "  vars:\n    where: '--use-compress-program=touch /tmp/parc-pwned'\n";
+    let pb = common::play(dir.path(), "relative", yaml, play);
+    let out = lab.parc().arg("plan").arg(&pb).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("relative.yml:2:") && text.contains("is not an absolute path"),
+        "{text}"
+    );
+    assert!(lab.host_file(0, "/tmp/parc-pwned").is_none());
+}
+
 /// A template that does not render for a host is bad input: exit 2, as the
 /// README says, with the template's location, and nothing sent to the host.
 #[test]

@@ -131,6 +131,30 @@ impl Resource {
         }
     }
 
+    /// The paths on the host this resource names, rendered, with their
+    /// field: each must be absolute ([`Resolve::resolve`] refuses others).
+    fn host_paths(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            Resource::Dir(r) => vec![("path", r.path.as_str())],
+            Resource::File(r) => vec![("path", r.path.as_str())],
+            Resource::Symlink(r) => vec![("path", r.path.as_str())],
+            Resource::Line(r) => vec![("path", r.path.as_str())],
+            Resource::Command(r) => [
+                ("creates", &r.creates),
+                ("removes", &r.removes),
+                ("chdir", &r.chdir),
+            ]
+            .into_iter()
+            .filter_map(|(field, p)| Some((field, p.as_deref()?)))
+            .collect(),
+            Resource::User(_)
+            | Resource::Group(_)
+            | Resource::Package(_)
+            | Resource::Service(_)
+            | Resource::Reboot(_) => Vec::new(),
+        }
+    }
+
     pub fn kind(&self) -> &dyn Kind {
         match self {
             Resource::Dir(r) => r,
@@ -157,6 +181,16 @@ impl Resolve for Resource {
         ctx: &minijinja::Value,
         redactor: &mut Redactor,
     ) -> Result<bool, RenderError> {
+        for (field, path) in self.host_paths() {
+            if !path.starts_with('/') {
+                return Err(RenderError::At {
+                    location: origin.locate(&format!("{}.{field}", self.kind_name())),
+                    message: format!(
+                        "`{path}` is not an absolute path: a path on the host is read from / (a relative one would be the login directory's, and one starting with - an option to the tools given it); nothing was sent to this host"
+                    ),
+                });
+            }
+        }
         match self {
             Resource::File(f) => f.resolve(renderer, origin, ctx, redactor),
             Resource::Package(p) => p.resolve(renderer, origin).map(|()| false),
