@@ -66,6 +66,10 @@ fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
     env.set_fuel(Some(FUEL));
+    // `run: "useradd -- {{ name | quote }}"`: a value as one shell word,
+    // through the quoting function parc's own scripts use, so a profile can
+    // follow the rule they follow (an inventory value is data, not shell).
+    env.add_filter("quote", |v: Value| crate::transport::quote(&v.to_string()));
     env
 }
 
@@ -587,6 +591,38 @@ mod tests {
                     .map_err(|e| e.to_string())
             })
             .collect()
+    }
+
+    /// `quote` makes a value one shell word, whatever it holds: sh run on
+    /// this machine gives it back as it was.
+    #[test]
+    fn the_quote_filter_makes_one_shell_word() {
+        let hostile = "a b'c\"$(touch /tmp/parc-q)`x`;\n-- -rf *";
+        let yaml = "resources:\n  - command: {run: \"printf %s {{ v | quote }}\"}\n";
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.yml"), yaml).unwrap();
+        let tree = Tree::new(dir.path(), &[]);
+        let profile = crate::profile::load(&tree, "p").unwrap();
+        let d = &profile.resources[0];
+        let vars = serde_json::json!({ "v": hostile });
+        let r = Renderer::new(&tree)
+            .resource(
+                &d.resource,
+                &d.origin,
+                &Value::from_serialize(&vars),
+                &mut Redactor::default(),
+            )
+            .unwrap();
+        let Resource::Command(c) = &r.value else {
+            panic!("{:?}", r.value)
+        };
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&c.run)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), hostile);
+        assert!(!Path::new("/tmp/parc-q").exists());
     }
 
     #[test]
