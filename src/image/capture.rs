@@ -20,7 +20,13 @@ use super::format::Format;
 use super::hash::Hashed;
 use super::manifest::SECTOR;
 use crate::events::{CaptureReport, Event, Events, Outcome};
-use crate::transport::{Transport, quote};
+use crate::transport::{Capped, Transport, quote};
+
+/// What of the host's stderr is kept: enough for an error's words.
+const STDERR_KEPT: usize = 64 << 10;
+
+/// The most read of the header line, whatever the host sends.
+const HEADER_MAX: u64 = 4096;
 
 const SCRIPT: &str = r#"S=$1
 if [ -b "$S" ]; then
@@ -77,13 +83,14 @@ async fn capture(
     let (host_stdout, from_host) = tokio::io::duplex(4 << 20);
     let exec = async move {
         let mut stdout = host_stdout;
-        let mut stderr = Vec::new();
+        // What the host says beside the image: its start, for an error.
+        let mut stderr = Capped::new(STDERR_KEPT);
         let status = t
             .exec(&command, &mut tokio::io::empty(), &mut stdout, &mut stderr)
             .await;
         // Closing our end tells the reader that no more data comes.
         drop(stdout);
-        (status, stderr)
+        (status, stderr.into_kept().bytes)
     };
     events.phase(host, "capturing");
     let receive = receive(job, host, from_host, writer, events);
@@ -143,8 +150,10 @@ async fn receive(
     events: &Events,
 ) -> Result<Hashed, Received> {
     let mut reader = BufReader::with_capacity(1 << 20, from_host);
+    // A line the host sends, read at most HEADER_MAX bytes of.
     let mut header = String::new();
-    reader
+    (&mut reader)
+        .take(HEADER_MAX)
         .read_line(&mut header)
         .await
         .map_err(|e| Received::Protocol(e.to_string()))?;

@@ -46,7 +46,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use super::format::Format;
 use super::{ImageError, ImageSource, Payload};
 use crate::events::{Event, Events, ImageReport, Wire};
-use crate::transport::{ExitStatus, Transport, TransportError, quote};
+use crate::transport::{Capped, ExitStatus, Transport, TransportError, quote};
 use helper::Helper;
 use plan::{ChunkPlan, PlanError, Run};
 use protocol::{Line, Refusal, TargetInfo, parse_line};
@@ -123,9 +123,10 @@ pub async fn deploy_host(
     let exec = async move {
         let mut stdin = target_stdin;
         let mut sink = LineSink::new(tx);
-        let mut stderr = Vec::new();
+        // What the host says beside its progress: its start, for an error.
+        let mut stderr = Capped::new(64 << 10);
         let status = t.exec(&command, &mut stdin, &mut sink, &mut stderr).await;
-        (status, stderr)
+        (status, stderr.into_kept().bytes)
     };
     let mut host_run = HostRun {
         job: &job,

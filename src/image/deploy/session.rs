@@ -10,6 +10,11 @@ use tokio::sync::mpsc::UnboundedSender;
 
 /// Splits what the target prints into lines as it arrives. Never blocks: the
 /// target must never stall on its stdout while the controller is busy sending.
+/// The longest line a host may send: the helper's are a few words, a path
+/// (a mount point, a swap file: at most PATH_MAX) or the first line of a
+/// tool's error.
+const LINE_MAX: usize = 64 << 10;
+
 pub struct LineSink {
     tx: UnboundedSender<String>,
     partial: Vec<u8>,
@@ -37,8 +42,13 @@ impl AsyncWrite for LineSink {
                 me.partial.clear();
                 // The receiver is gone only once the deploy gave up on this host.
                 let _ = me.tx.send(line);
-            } else {
+            } else if me.partial.len() < LINE_MAX {
                 me.partial.push(byte);
+            } else {
+                // Not one of the helper's lines: stop reading it.
+                return Poll::Ready(Err(std::io::Error::other(format!(
+                    "the host sent a line of more than {LINE_MAX} bytes"
+                ))));
             }
         }
         Poll::Ready(Ok(buf.len()))
@@ -70,5 +80,23 @@ mod tests {
             got.push(l);
         }
         assert_eq!(got, ["h 1 abcd", "ready"]);
+    }
+
+    /// A host sending a line without end costs the controller LINE_MAX
+    /// bytes, then fails the exec.
+    #[tokio::test]
+    async fn a_line_without_end_is_refused_at_its_bound() {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut sink = LineSink::new(tx);
+        let block = vec![b'x'; 16 << 10];
+        let mut sent = 0;
+        let err = loop {
+            match sink.write_all(&block).await {
+                Ok(()) => sent += block.len(),
+                Err(e) => break e,
+            }
+        };
+        assert!(sent <= LINE_MAX, "{sent}");
+        assert!(err.to_string().contains("a line of more than"), "{err}");
     }
 }
