@@ -143,6 +143,28 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 /// A 300 MiB file under a `line` and a 300 MiB authorized_keys (which the
 /// user owns) are refused by size, unread: the controller stays small.
+/// `parc --json apply` of profile `name` (`yaml`) on the lab: its exit
+/// status, its peak resident memory (KiB) and its events.
+fn measured_apply(
+    lab: &TestLab,
+    dir: &std::path::Path,
+    name: &str,
+    yaml: &str,
+) -> (std::process::ExitStatus, u64, String) {
+    let pb = common::play(dir, name, yaml, "");
+    let out = dir.join(format!("{name}.json"));
+    let (status, peak_kib) = run_measured(
+        lab.parc()
+            .env("PARC_RUNS_DIR", dir.join("runs"))
+            .args(["--json", "apply"])
+            .arg(&pb)
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(Stdio::null()),
+    );
+    eprintln!("{name}: controller peak RSS {peak_kib} KiB");
+    (status, peak_kib, std::fs::read_to_string(&out).unwrap())
+}
+
 #[test]
 fn huge_files_a_host_user_controls_are_refused_unread() {
     common::require_root_and_sshd();
@@ -164,20 +186,9 @@ fn huge_files_a_host_user_controls_are_refused_unread() {
             "resources:\n  - user: {name: parcbig, authorized_keys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIParcTestKeyOnlyForTheLab a@b']}\n",
         ),
     ] {
-        let pb = common::play(dir.path(), profile, yaml, "");
-        let out = dir.path().join(format!("{profile}.json"));
-        let (status, peak_kib) = run_measured(
-            lab.parc()
-                .env("PARC_RUNS_DIR", dir.path().join("runs"))
-                .args(["--json", "apply"])
-                .arg(&pb)
-                .stdout(std::fs::File::create(&out).unwrap())
-                .stderr(Stdio::null()),
-        );
-        eprintln!("{profile}: controller peak RSS {peak_kib} KiB");
+        let (status, peak_kib, events) = measured_apply(&lab, dir.path(), profile, yaml);
         assert_eq!(status.code(), Some(3), "{profile}");
         assert!(peak_kib < 64 * 1024, "{profile}: peak RSS {peak_kib} KiB");
-        let events = std::fs::read_to_string(&out).unwrap();
         assert!(
             events.contains("is 300.0 MiB, more than the 8.0 MiB parc reads of a file it edits"),
             "{profile}: {events}"
@@ -198,18 +209,7 @@ fn a_file_growing_while_a_probe_reads_it_costs_the_controller_its_bound() {
     assert!(made.status.success(), "{made:?}");
     let dir = tempfile::tempdir().unwrap();
     let yaml = "resources:\n  - line: {path: /srv/grow.conf, line: 'b=2'}\n  - command: {run: 'true', unless: 'truncate -s +300M /srv/grow.conf; false'}\n";
-    let pb = common::play(dir.path(), "grow", yaml, "");
-    let out = dir.path().join("grow.json");
-    let (status, peak_kib) = run_measured(
-        lab.parc()
-            .env("PARC_RUNS_DIR", dir.path().join("runs"))
-            .args(["--json", "apply"])
-            .arg(&pb)
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(Stdio::null()),
-    );
-    eprintln!("controller peak RSS {peak_kib} KiB");
-    let events = std::fs::read_to_string(&out).unwrap();
+    let (status, peak_kib, events) = measured_apply(&lab, dir.path(), "grow", yaml);
     assert_ne!(status.code(), Some(0), "{events}");
     assert!(events.contains("bytes parc's script can print"), "{events}");
     assert!(peak_kib < 128 * 1024, "peak RSS {peak_kib} KiB");
