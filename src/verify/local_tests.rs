@@ -64,6 +64,11 @@ async fn run_every_kind(t: &dyn Transport) {
         ("group: {name: '-s', exists: false}".into(), true),
         ("package: {name: '--version', installed: false}".into(), true),
         ("dns: {name: '-x', resolves: false}".into(), true),
+        // A URL holding what curl's config escapes reaches the server.
+        (
+            format!("http: {{url: 'http://{web}/q?a=\"b\\c', body_contains: verified}}"),
+            true,
+        ),
     ];
     let yaml: String = cases.iter().map(|(t, _)| format!("- {t}\n")).collect();
     let tests: Vec<Test> = crate::location::from_yaml(&yaml).unwrap();

@@ -159,10 +159,12 @@ pub struct HttpTest {
 }
 
 impl HttpTest {
-    /// Only web URLs: anything else could be read by curl/wget as an option or a file.
+    /// Only web URLs: anything else could be read by curl/wget as an option
+    /// or a file (and a control character, a line of curl's config).
     fn web_url(&self) -> bool {
         let lower = self.url.to_ascii_lowercase();
-        lower.starts_with("http://") || lower.starts_with("https://")
+        (lower.starts_with("http://") || lower.starts_with("https://"))
+            && !self.url.chars().any(char::is_control)
     }
 }
 
@@ -175,6 +177,14 @@ impl Probe for HttpTest {
         s.sh(&format!("pv_start {id}"));
         if self.web_url() {
             let url = quote(&self.url);
+            // curl reads the URL from its config on stdin (`-K -`), not from
+            // its command line, which every local user may read in `ps`: a
+            // URL may hold a token. In a quoted config value, `\` and `"`
+            // are escaped.
+            let config = quote(&format!(
+                "url = \"{}\"",
+                self.url.replace('\\', "\\\\").replace('"', "\\\"")
+            ));
             let secs = quote(
                 &self
                     .timeout
@@ -190,7 +200,7 @@ impl Probe for HttpTest {
             let wget = format!("wget -q -S -O {body} {url} 2>{err} </dev/null");
             s.sh(&format!(
                 "if pv_have curl; then echo tool=curl
-  pv_code=$(curl -sS -L -o {body} -w '%{{http_code}}' --max-time {secs} {url} 2>{err} </dev/null)
+  pv_code=$(printf '%s\\n' {config} | curl -K - -sS -L -o {body} -w '%{{http_code}}' --max-time {secs} 2>{err})
   case $pv_code in [0-9][0-9][0-9]) echo \"status=$pv_code\" ;; esac
 elif pv_have wget; then echo tool=wget
   if pv_have timeout; then timeout {secs} {wget}; else {wget}; fi
