@@ -472,12 +472,9 @@ impl Script {
     pub fn assemble(self) -> Assembled {
         let staged = self.stage.finish(self.token.as_deref());
         let mut sections: Vec<String> = Vec::new();
-        if !self.guard.is_empty() {
-            sections.push(format!(
-                "parc_guard {} || exit 1\n",
-                quote_words(&self.guard)
-            ));
-        }
+        let guard = (!self.guard.is_empty())
+            .then(|| format!("parc_guard {} || exit 1\n", quote_words(&self.guard)));
+        sections.extend(guard.clone());
         sections.extend(self.reads.lines());
         if let Some(Ok(staged)) = &staged {
             sections.push(staged.functions.clone());
@@ -487,6 +484,7 @@ impl Script {
             staged.as_ref(),
             self.unstage_record.as_deref(),
             &self.durable,
+            guard.as_deref(),
         ));
         let mut later = self.later.iter().peekable();
         for (n, line) in self.body.iter().enumerate() {
@@ -614,8 +612,14 @@ fn barrier(
     staged: Option<&Result<Staged, std::io::Error>>,
     unstage_record: Option<&str>,
     durable: &[String],
+    guard: Option<&str>,
 ) -> String {
     let mut barrier = String::new();
+    // The guard again right before the first write under a guarded path
+    // (the staging's tar) and before the first rename (the body): the
+    // journal's copies and syncs since the script began leave a local user
+    // time to turn a directory they own into a link.
+    let guard = guard.unwrap_or_default();
     let mut sync: Vec<String> = durable.to_vec();
     if let Some(Err(e)) = staged {
         barrier.push_str(&format!(
@@ -633,6 +637,7 @@ fn barrier(
             ));
             sync.push(path.to_string());
         }
+        barrier.push_str(guard);
         barrier.push_str("parc_stage || { echo 'cannot write the files to install: nothing was changed' >&2; exit 1; }\n");
         sync.extend(staged.temps.iter().cloned());
     }
@@ -641,6 +646,7 @@ fn barrier(
             "sync -- {} 2>/dev/null || sync || {{ echo 'cannot sync: nothing was changed' >&2; exit 1; }}\n",
             sync.join(" ")
         ));
+        barrier.push_str(guard);
     }
     barrier
 }
