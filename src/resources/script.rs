@@ -528,7 +528,8 @@ impl Script {
                 let wanted = self.wants.iter().filter(|w| w.fetched == n);
                 match capture {
                     Some((_, max)) => Some(max + 1),
-                    None => wanted.map(|w| w.max).max().flatten(),
+                    // A want without a bound makes the whole file come.
+                    None => wanted.map(|w| w.max.unwrap_or(u64::MAX)).max(),
                 }
             }),
         );
