@@ -13,17 +13,14 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, DuplexStream};
 
-use super::ImageError;
 use super::build::{mtime_ns, new_manifest};
 use super::convert::{ImageWriter, Output, Partial};
 use super::format::Format;
 use super::hash::Hashed;
 use super::manifest::SECTOR;
+use super::{ImageError, STDERR_KEPT};
 use crate::events::{CaptureReport, Event, Events, Outcome};
 use crate::transport::{Capped, Transport, quote};
-
-/// What of the host's stderr is kept: enough for an error's words.
-const STDERR_KEPT: usize = 64 << 10;
 
 /// The most read of the header line, whatever the host sends.
 const HEADER_MAX: u64 = 4096;

@@ -42,6 +42,10 @@ pub use source::{ImageSource, Payload};
 
 use crate::location::Location;
 
+/// What of an image helper's stderr the controller keeps (capture,
+/// deploy): enough for an error's words, whatever the host sends.
+const STDERR_KEPT: usize = 64 << 10;
+
 /// Errors about images and manifests on the controller. Problems on a target are
 /// host outcomes, not errors of the whole command.
 #[derive(Debug, thiserror::Error)]

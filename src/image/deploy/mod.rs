@@ -44,7 +44,7 @@ use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::format::Format;
-use super::{ImageError, ImageSource, Payload};
+use super::{ImageError, ImageSource, Payload, STDERR_KEPT};
 use crate::events::{Event, Events, ImageReport, Wire};
 use crate::transport::{Capped, ExitStatus, Transport, TransportError, quote};
 use helper::Helper;
@@ -124,7 +124,7 @@ pub async fn deploy_host(
         let mut stdin = target_stdin;
         let mut sink = LineSink::new(tx);
         // What the host says beside its progress: its start, for an error.
-        let mut stderr = Capped::new(64 << 10);
+        let mut stderr = Capped::new(STDERR_KEPT);
         let status = t.exec(&command, &mut stdin, &mut sink, &mut stderr).await;
         (status, stderr.into_kept().bytes)
     };
