@@ -175,6 +175,204 @@ fn symlinked_parents_are_refused() {
     assert!(profile_d.join("x.sh").exists());
 }
 
+/// Files and directories given to alice in her own directories: parc checked
+/// them before writing, but wrote there as root, by path. alice swaps
+/// `~/.config` for a link to `/etc/xdg` and `~/.local` for one to
+/// `/etc/profile.d` after parc's checks (here the profile's first command,
+/// run as alice, stands for her at that moment): root gave her
+/// `/etc/xdg/autostart` (every user's login programs), made
+/// `/etc/xdg/new` hers, and chmod'ed a login script in `/etc/profile.d`. Made
+/// as alice, each change fails where alice may not write, and the files are
+/// as they were.
+#[test]
+fn changes_in_a_users_directories_are_made_as_that_user() {
+    let lab = TestLab::start(1);
+    sh(
+        &lab,
+        "useradd -m -s /bin/sh alice && mkdir -p /etc/xdg/autostart /etc/profile.d \
+         && printf 'echo hi\\n' > /etc/profile.d/x.sh && chmod 644 /etc/profile.d/x.sh \
+         && mkdir -p /home/alice/.config/autostart /home/alice/.local \
+         && chown alice: /home/alice/.config /home/alice/.local \
+         && cp -p /etc/profile.d/x.sh /home/alice/.local/x.sh && chown alice: /home/alice/.local/x.sh",
+    );
+    let swap = "mv /home/alice/.config /home/alice/.config.away && ln -s /etc/xdg /home/alice/.config \
+                && mv /home/alice/.local /home/alice/.local.away && ln -s /etc/profile.d /home/alice/.local";
+    let unswap = "rm /home/alice/.config /home/alice/.local && mv /home/alice/.config.away /home/alice/.config \
+                  && mv /home/alice/.local.away /home/alice/.local";
+    let dir = tempfile::tempdir().unwrap();
+    let meta = |p: &str| std::fs::symlink_metadata(on_host(&lab, p)).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    // Each alone: a host's apply stops at its first failure.
+    for resource in [
+        "dir: {path: /home/alice/.config/autostart, owner: alice, mode: '0755'}",
+        "dir: {path: /home/alice/.config/new, owner: alice}",
+        "file: {path: /home/alice/.local/x.sh, content: \"echo hi\\n\", owner: alice, mode: '0755'}",
+    ] {
+        let pb = playbook(
+            dir.path(),
+            &format!(
+                "resources:\n  - command: {{run: {}}}\n  - {resource}\n",
+                serde_json::to_string(&format!(
+                    "setpriv --reuid=alice --regid=alice --init-groups sh -c '{swap}'"
+                ))
+                .unwrap()
+            ),
+        );
+        let (out, ev) = lab.apply_json(&pb);
+        assert_eq!(
+            meta("/etc/xdg/autostart").uid(),
+            0,
+            "root gave /etc/xdg/autostart away: {ev:?}"
+        );
+        assert!(
+            !on_host(&lab, "/etc/xdg/new").exists(),
+            "root made /etc/xdg/new: {ev:?}"
+        );
+        assert_eq!(meta("/etc/profile.d/x.sh").mode() & 0o7777, 0o644, "{ev:?}");
+        assert_eq!(meta("/etc/profile.d/x.sh").uid(), 0, "{ev:?}");
+        assert!(!out.status.success(), "{resource}: {out:?}");
+        sh(&lab, unswap);
+    }
+
+    // In place, the same profile makes alice's files hers, as she would.
+    let pb = playbook(
+        dir.path(),
+        "resources:\n\
+         \x20 - dir: {path: /home/alice/.config/autostart, owner: alice, mode: '0700'}\n\
+         \x20 - dir: {path: /home/alice/.config/new, owner: alice}\n\
+         \x20 - file: {path: /home/alice/.local/x.sh, content: \"echo hi\\n\", owner: alice, mode: '0755'}\n",
+    );
+    let (out, ev) = lab.apply_json(&pb);
+    assert!(out.status.success(), "{out:?} {ev:?}");
+    let alice = meta("/home/alice").uid();
+    for (p, mode) in [
+        ("/home/alice/.config/autostart", 0o700),
+        ("/home/alice/.config/new", 0o755),
+        ("/home/alice/.local/x.sh", 0o755),
+    ] {
+        assert_eq!(
+            (meta(p).uid(), meta(p).mode() & 0o7777),
+            (alice, mode),
+            "{p}"
+        );
+    }
+
+    // A rollback puts them back as alice: the journal's copy of her file
+    // was read as her, and is written back as her.
+    let pb = common::play(
+        dir.path(),
+        "hostile",
+        "resources:\n\
+         \x20 - dir: {path: /home/alice/.config/autostart, owner: alice, mode: '0750'}\n\
+         \x20 - dir: {path: /home/alice/.config/newer/deeper, owner: alice}\n\
+         \x20 - file: {path: /home/alice/.local/x.sh, content: \"echo bye\\n\", owner: alice, mode: '0600'}\n\
+         \x20 - command: {run: 'false'}\n",
+        "  on_failure: rollback\n",
+    );
+    let (out, ev) = lab.apply_json(&pb);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(format!("{ev:?}").contains("rolled_back"), "{ev:?}");
+    assert_eq!(
+        std::fs::read(on_host(&lab, "/home/alice/.local/x.sh")).unwrap(),
+        b"echo hi\n"
+    );
+    for (p, mode) in [
+        ("/home/alice/.config/autostart", 0o700),
+        ("/home/alice/.local/x.sh", 0o755),
+    ] {
+        assert_eq!(
+            (meta(p).uid(), meta(p).mode() & 0o7777),
+            (alice, mode),
+            "{p}"
+        );
+    }
+    assert!(!on_host(&lab, "/home/alice/.config/newer").exists());
+}
+
+/// A host with no way to act as a user (Debian's busybox: no runuser, no
+/// su, and a setpriv without --reuid): a change in a user's directories is
+/// not made at all, rather than made as root, and the host says why.
+#[test]
+fn without_a_way_to_act_as_the_user_nothing_is_done_as_root() {
+    let lab = TestLab::start(1);
+    sh(
+        &lab,
+        "useradd -m -s /bin/sh carol && mkdir /home/carol/.config && chown carol: /home/carol/.config",
+    );
+    lab.busybox_only(0);
+    let dir = tempfile::tempdir().unwrap();
+    let pb = playbook(
+        dir.path(),
+        "resources:\n  - file: {path: /home/carol/.config/x, content: \"x\\n\", owner: carol}\n",
+    );
+    let (out, ev) = lab.apply_json(&pb);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(!on_host(&lab, "/home/carol/.config/x").exists());
+    assert!(
+        errors(&ev).contains("cannot act as carol on this host"),
+        "{ev:?}"
+    );
+}
+
+/// bob's `authorized_keys` is root's (an admin copied it in; bob may read it), in bob's own
+/// `~/.ssh`. bob swaps `~/.ssh` for a link to a directory of root's after
+/// parc's checks (the profile's first command, run as bob, stands for him):
+/// root's `chown -h` of the key file, by path, gave bob root's key file
+/// there. Written as bob, the change fails where bob may not write.
+#[test]
+fn authorized_keys_in_a_users_directories_are_written_as_that_user() {
+    let lab = TestLab::start(1);
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIParcKey k";
+    sh(
+        &lab,
+        &format!(
+            "useradd -m -s /bin/sh bob && mkdir -m 700 /home/bob/.ssh /etc/parc-root-ssh \
+             && chown bob: /home/bob/.ssh \
+             && echo '{key}' > /home/bob/.ssh/authorized_keys && chmod 644 /home/bob/.ssh/authorized_keys \
+             && cp -p /home/bob/.ssh/authorized_keys /etc/parc-root-ssh/authorized_keys"
+        ),
+    );
+    let swap = "mv /home/bob/.ssh /home/bob/.ssh.away && ln -s /etc/parc-root-ssh /home/bob/.ssh";
+    let dir = tempfile::tempdir().unwrap();
+    let user = format!("user: {{name: bob, authorized_keys: [\"{key}\"]}}");
+    let pb = playbook(
+        dir.path(),
+        &format!(
+            "resources:\n  - command: {{run: {}}}\n  - {user}\n",
+            serde_json::to_string(&format!(
+                "setpriv --reuid=bob --regid=bob --init-groups sh -c '{swap}'"
+            ))
+            .unwrap()
+        ),
+    );
+    let (out, ev) = lab.apply_json(&pb);
+    use std::os::unix::fs::MetadataExt;
+    let meta = |p: &str| std::fs::symlink_metadata(on_host(&lab, p)).unwrap();
+    assert_eq!(
+        meta("/etc/parc-root-ssh/authorized_keys").uid(),
+        0,
+        "given away: {ev:?}"
+    );
+    assert_eq!(meta("/etc/parc-root-ssh").uid(), 0, "given away: {ev:?}");
+    assert!(!out.status.success(), "{out:?}");
+
+    // In place, bob's key file becomes his, written by him.
+    sh(
+        &lab,
+        "rm /home/bob/.ssh && mv /home/bob/.ssh.away /home/bob/.ssh",
+    );
+    let pb = playbook(dir.path(), &format!("resources:\n  - {user}\n"));
+    let (out, ev) = lab.apply_json(&pb);
+    assert!(out.status.success(), "{out:?} {ev:?}");
+    let bob = meta("/home/bob").uid();
+    let keys = meta("/home/bob/.ssh/authorized_keys");
+    assert_eq!((keys.uid(), keys.mode() & 0o7777), (bob, 0o600));
+    assert_eq!(
+        std::fs::read_to_string(on_host(&lab, "/home/bob/.ssh/authorized_keys")).unwrap(),
+        format!("{key}\n")
+    );
+}
+
 /// A directory root owns but others may write in, without the sticky bit
 /// (an admin's `chmod 777 /srv/drop`, a group-writable `/srv/team`): any user
 /// who can write there can rename what parc checked and put their own

@@ -525,10 +525,12 @@ resources:
     );
 }
 
-/// A journal restores nothing through a directory a user turned into a
-/// symbolic link after the apply: the entry of a directory made in a user's
-/// home would otherwise `rm -rf` whatever the link points to (here a root
-/// directory standing for /etc). The entry is reported, not restored.
+/// A journal restores nothing as root through a directory a user turned
+/// into a symbolic link after the apply: the entry of a directory made in a
+/// user's home would otherwise `rm -rf` whatever the link points to (here a
+/// root directory standing for /etc). The directory was made as that user,
+/// and is removed as that user, who may not remove root's; the entry is
+/// reported.
 #[test]
 fn a_restore_acts_through_no_link_a_user_made_since() {
     common::require_root_and_sshd();

@@ -57,9 +57,27 @@ parc_journal_save_all() { # N WHAT PATH...
     _ref="\"\${$((_i + 2))}\""
     _e="$PARC_JOURNAL/entries/$_n."
     printf '%s' "$_p" > "${_e}path" || return 1
+    # WHAT:USER: a path in a directory USER owns, which the run changes as
+    # USER (parc_as): its copy is made as USER, so it holds what USER may
+    # read, whatever USER swaps; a link is copied as the link it is.
+    _wu=''
+    case $_w in
+      *:*) _wu=${_w#*:} _w=${_w%%:*}; printf '%s\n' "$_wu" > "${_e}user" || return 1 ;;
+    esac
     if [ -L "$_p" ] || [ -e "$_p" ]; then _st="$_st $_ref" _stn="$_stn $_n"; fi
     if [ "$_w" = attrs ] && [ -e "$_p" ]; then
       _t=attrs
+    elif [ -n "$_wu" ] && [ -L "$_p" ]; then
+      _t='link'; cp -P -- "$_p" "${_e}data" || return 1
+    elif [ -n "$_wu" ] && [ -f "$_p" ]; then
+      _t='file'
+      if ! parc_as "$_wu" cat -- "$_p" < /dev/null > "${_e}data"; then
+        echo "$_p: $_wu, who owns a directory above it and makes the change, may not read it, so parc cannot save it first (give it to $_wu, or set follow: true)" >&2
+        return 1
+      fi
+      parc_sha "${_e}data" > "${_e}sha256" || return 1
+    elif [ -n "$_wu" ] && [ -e "$_p" ]; then
+      echo "cannot journal $_p as $_wu: not a file or symlink" >&2; return 1
     elif [ -L "$_p" ]; then
       _t='link'
       if parc_journal_above "$_p" "$@"; then
@@ -298,6 +316,7 @@ parc_restore() { # JOURNAL_DIR WHO
   for _n in $(parc_entry_numbers "$_j" -r); do
     parc_entry "$_j" "$_n"
     parc_entry_ok "$_e" || continue
+    if [ -f "${_e}user" ]; then parc_restore_as "$_n" "$_e" || echo "entry $_n: restore as its user failed" >&2; continue; fi
     if [ ! -f "${_e}undo" ] && parc_link_above "$_p"; then
       echo "entry $_n not restored: $_jl, a directory above $_p, is now a symbolic link its owner could have made: restoring through it would act where it points" >&2
       continue
@@ -331,6 +350,29 @@ parc_restore() { # JOURNAL_DIR WHO
   parc_restore_check "$_j"
 }
 
+# Restore entry N (E: parc_entry's; _t, _p and _data: parc_entry_ok's) of a
+# path in a directory its user owns (E's `user`), as that user (parc_as):
+# whatever the user swapped since, the restore acts only where the user may.
+# Root gives back only an owner or group the user cannot (parc_chown_in).
+parc_restore_as() { # N E
+  read -r _ru < "${2}user" || return 1
+  # shellcheck disable=SC2046 # three words: a mode, two names (stat's output)
+  set -- $(cat "${2}attrs" 2>/dev/null) "$2"
+  # Nothing the user's processes print reaches the restore's records.
+  case $_t in
+    absent) parc_as "$_ru" rm -rf -- "$_p" < /dev/null > /dev/null; return ;;
+    attrs) [ -L "$_p" ] || parc_as "$_ru" chmod -- "$1" "$_p" < /dev/null > /dev/null ;;
+    file) parc_as "$_ru" sh -c "$PARC_AS_PUT" parc "$_p" "$1" '' < "$_data" > /dev/null ;;
+    link) _rt=$(readlink -- "$_data") && parc_as "$_ru" ln -sfn -- "$_rt" "$_p" < /dev/null > /dev/null ;;
+    *) echo "cannot restore a $_t as $_ru" >&2; return 1 ;;
+  esac || return 1
+  [ "$(stat -c '%U %G' -- "$_p" 2>/dev/null)" != "$2 $3" ] || return 0
+  # The user's own file back in its group, as the user; anything else
+  # given back by root (never a file given to the user by root).
+  if [ "$2" = "$_ru" ]; then parc_as "$_ru" chgrp -h -- "$3" "$_p" < /dev/null > /dev/null
+  else parc_chown_in "$2:$3" "$_p"; fi
+}
+
 # Whether a directory above PATH is a symbolic link someone other than root
 # owns (_jl: the lowest one): made since the apply, by a user who owns a
 # directory on the way, to send the restore's rm, cp and mv elsewhere. A
@@ -361,7 +403,11 @@ parc_restore_check() { # JOURNAL_DIR
     fi
     [ ! -f "${_e}undo" ] || continue
     if parc_link_above "$_p"; then
-      parc_kv "bad_$_n" "not restored: $_jl, a directory above $_p, is now a symbolic link someone other than root made (check $_p by hand)"
+      if [ -f "${_e}user" ]; then
+        parc_kv "bad_$_n" "$_jl, a directory above $_p, is now a symbolic link someone other than root made: restored as the user who owns it, so only where that user may write (check $_p by hand)"
+      else
+        parc_kv "bad_$_n" "not restored: $_jl, a directory above $_p, is now a symbolic link someone other than root made (check $_p by hand)"
+      fi
       continue
     fi
     case $_t in

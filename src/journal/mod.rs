@@ -107,6 +107,19 @@ pub fn begin(
         match touch {
             Touch::Path(p) => saves.push(format!("{n} path {}", quote_path(p))),
             Touch::Attrs(p) => saves.push(format!("{n} attrs {}", quote_path(p))),
+            // A user's name holds no `:` (passwd's separator).
+            Touch::User {
+                user,
+                path,
+                attrs_only,
+            } => saves.push(format!(
+                "{n} {} {}",
+                quote_path(&format!(
+                    "{}:{user}",
+                    if *attrs_only { "attrs" } else { "path" }
+                )),
+                quote_path(path)
+            )),
             Touch::Undo(sh) => script.setup(&format!(
                 "parc_journal_undo {n} {} {failed}",
                 quote_path(sh)

@@ -3,9 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::attrs::{Mode, State, attr_changes};
-use super::plan::{Batched, Change, Op, Plan, PlanContext, Step, Touch};
+use super::plan::{Batched, Change, Op, Plan, PlanContext, Step, Touch, UserOp};
 use super::script::{Record, Script};
-use super::{Kind, PathKind, PathState, ResourceError};
+use super::{Access, Kind, PathKind, PathState, ResourceError};
 use crate::transport::quote;
 
 /// Directories parc refuses to delete whatever a profile says.
@@ -66,8 +66,11 @@ impl Kind for Dir {
         ));
     }
     fn plan(&self, probed: &Record, _ctx: &PlanContext) -> Result<Plan, ResourceError> {
-        super::check_path(probed, &self.label(), self.follow, self.owner.as_deref())?;
+        let access = super::check_path(probed, &self.label(), self.follow, self.owner.as_deref())?;
         let now = PathState::read(probed, "", &self.label())?;
+        if let Access::User(user) = access {
+            return self.plan_as(user, &now, probed);
+        }
         match (self.state, &now.kind) {
             (State::Absent, PathKind::Absent) => Ok(Plan::NoChange),
             (State::Absent, PathKind::Dir) => {
@@ -89,11 +92,7 @@ impl Kind for Dir {
                 }))
             }
             (_, PathKind::Absent) => {
-                let top = probed
-                    .get("created_from")
-                    .filter(|t| !t.is_empty() && self.path.starts_with(*t))
-                    .unwrap_or(&self.path)
-                    .to_string();
+                let top = self.created_top(probed);
                 let mut ops = vec![Op::Mkdir {
                     path: self.path.clone(),
                     mode: self.mode.map(|Mode(m)| m),
@@ -140,5 +139,176 @@ impl Kind for Dir {
                 ),
             }),
         }
+    }
+}
+
+impl Dir {
+    /// The highest directory the step's `mkdir -p` creates (the probe's
+    /// `created_from`): the journal removes it on rollback.
+    fn created_top(&self, probed: &Record) -> String {
+        probed
+            .get("created_from")
+            .filter(|t| !t.is_empty() && self.path.starts_with(*t))
+            .unwrap_or(&self.path)
+            .to_string()
+    }
+
+    /// The plan for a directory in a directory `user` (its owner) owns: made
+    /// and given its mode as `user` ([`Access::User`]); only what the user may
+    /// not do (take a directory root owns, set a group the user is not in) is
+    /// root's `chown -h`, from the directory above it entered and checked
+    /// ([`Op::ChownIn`]). Not removed: root's `rm -rf` there could be sent
+    /// elsewhere, and the user's could not save what it removes.
+    fn plan_as(
+        &self,
+        user: String,
+        now: &PathState,
+        probed: &Record,
+    ) -> Result<Plan, ResourceError> {
+        let label = self.label();
+        match (self.state, &now.kind) {
+            (State::Absent, PathKind::Absent) => Ok(Plan::NoChange),
+            (State::Absent, _) => Err(ResourceError::Conflict {
+                resource: label,
+                reason: format!(
+                    "lies in a directory {user} owns, who could send a removal made as root elsewhere; parc does not remove it (set `follow: true` if the place is trusted)"
+                ),
+            }),
+            (State::Present, PathKind::Absent) => {
+                let top = self.created_top(probed);
+                let mut ops = vec![Op::AsUser {
+                    user: user.clone(),
+                    op: UserOp::Mkdir {
+                        path: self.path.clone(),
+                        mode: self.mode.map(|Mode(m)| m),
+                    },
+                }];
+                if let Some(g) = &self.group {
+                    ops.push(Op::ChownIn {
+                        spec: format!(":{g}"),
+                        path: self.path.clone(),
+                    });
+                }
+                Ok(Plan::Change(Change {
+                    touches: vec![Touch::User {
+                        user: user.clone(),
+                        path: top,
+                        attrs_only: false,
+                    }],
+                    what: vec![format!("create (as {user}, who owns a directory above it)")],
+                    diff: None,
+                    step: Step(ops),
+                }))
+            }
+            (State::Present, PathKind::Dir) => {
+                let (what, fixes) = attr_changes(
+                    now.attrs.as_ref(),
+                    self.mode,
+                    Some(&user),
+                    self.group.as_deref(),
+                    &self.path,
+                );
+                if what.is_empty() {
+                    return Ok(Plan::NoChange);
+                }
+                // The owner first: the user sets the mode of their own.
+                let mut ops: Vec<Op> = fixes
+                    .iter()
+                    .filter_map(|f| match f {
+                        Batched::Chown { spec, path } => Some(Op::ChownIn {
+                            spec: spec.clone(),
+                            path: path.clone(),
+                        }),
+                        Batched::Chgrp { group, path } => Some(Op::ChownIn {
+                            spec: format!(":{group}"),
+                            path: path.clone(),
+                        }),
+                        _ => None,
+                    })
+                    .collect();
+                if let Some(Mode(mode)) = self
+                    .mode
+                    .filter(|_| fixes.iter().any(|f| matches!(f, Batched::Chmod { .. })))
+                {
+                    ops.push(Op::AsUser {
+                        user: user.clone(),
+                        op: UserOp::Chmod {
+                            path: self.path.clone(),
+                            mode,
+                        },
+                    });
+                }
+                Ok(Plan::Change(Change {
+                    touches: vec![Touch::User {
+                        user,
+                        path: self.path.clone(),
+                        attrs_only: true,
+                    }],
+                    what,
+                    diff: None,
+                    step: Step(ops),
+                }))
+            }
+            _ => Err(ResourceError::Conflict {
+                resource: label,
+                reason: format!(
+                    "exists but is a {}, not a directory; remove it first",
+                    now.what()
+                ),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{change, record, step_sh};
+
+    fn in_alices_directory(fields: &[(&str, &str)]) -> Record {
+        let mut r = record(&[("unsafe", "/home/alice"), ("unsafe_why", "owner")]);
+        for (k, v) in fields {
+            r.fields.insert(k.to_string(), v.to_string());
+        }
+        r
+    }
+
+    /// A directory given to a user, in that user's directories: made and
+    /// given its mode by the user; taking one root owns, or setting a group,
+    /// is root's `chown -h` from the directory above it, entered and checked.
+    #[test]
+    fn a_users_directory_in_the_users_directories_is_made_as_the_user() {
+        let d: Dir = crate::location::from_yaml(
+            "{path: /home/alice/.config/autostart, owner: alice, group: staff, mode: '0700'}",
+        )
+        .unwrap();
+        let ctx = PlanContext::default();
+        let c = change(
+            d.plan(&in_alices_directory(&[("type", "none")]), &ctx)
+                .unwrap(),
+        );
+        assert_eq!(
+            step_sh(&c),
+            "as alice: mkdir -p -m 700 -- /home/alice/.config/autostart\n\
+             chown-in :staff /home/alice/.config/autostart"
+        );
+        let now = in_alices_directory(&[
+            ("type", "dir"),
+            ("mode", "755"),
+            ("owner", "root"),
+            ("group", "root"),
+        ]);
+        let c = change(d.plan(&now, &ctx).unwrap());
+        assert_eq!(
+            step_sh(&c),
+            "chown-in alice:staff /home/alice/.config/autostart\n\
+             as alice: chmod 700 /home/alice/.config/autostart"
+        );
+        let gone: Dir = crate::location::from_yaml(
+            "{path: /home/alice/.config/autostart, owner: alice, state: absent}",
+        )
+        .unwrap();
+        let e = gone.plan(&now, &ctx).unwrap_err();
+        assert!(e.to_string().contains("does not remove it"), "{e}");
     }
 }

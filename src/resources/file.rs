@@ -5,9 +5,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::attrs::{Mode, State, attr_changes};
-use super::plan::{Batched, Change, Op, Plan, PlanContext, Step, Touch, unified_diff};
+use super::plan::{Batched, Change, Op, Plan, PlanContext, Step, Touch, UserOp, unified_diff};
 use super::script::{Record, Script};
-use super::{Kind, PathKind, PathState, ResourceError};
+use super::{Access, Kind, PathKind, PathState, ResourceError};
 use crate::content::Content;
 use crate::profile::Origin;
 use crate::render::{Redactor, RenderError, Renderer};
@@ -158,9 +158,12 @@ impl Kind for File {
 
     fn plan(&self, probed: &Record, ctx: &PlanContext) -> Result<Plan, ResourceError> {
         let label = self.label();
-        super::check_path(probed, &label, self.follow, self.owner.as_deref())?;
+        let access = super::check_path(probed, &label, self.follow, self.owner.as_deref())?;
         let p = quote(&self.path);
         let now = PathState::read(probed, "", &label)?;
+        if let Access::User(user) = access {
+            return self.plan_as(user, &now, probed, ctx);
+        }
         if self.state == State::Absent {
             return Ok(match now.kind {
                 PathKind::Absent => Plan::NoChange,
@@ -269,5 +272,202 @@ impl Kind for File {
                 ),
             }),
         }
+    }
+}
+
+impl File {
+    /// The plan for a file in a directory `user` (its owner) owns: every
+    /// change is made as `user` ([`Access::User`]). A file whose owner,
+    /// mode or group is not as declared is written again by the user (its
+    /// content is known), rather than given to the user by root: root's
+    /// `chown` would give the user any file the user hard-linked there.
+    fn plan_as(
+        &self,
+        user: String,
+        now: &PathState,
+        probed: &Record,
+        ctx: &PlanContext,
+    ) -> Result<Plan, ResourceError> {
+        let label = self.label();
+        let touch = |attrs_only| Touch::User {
+            user: user.clone(),
+            path: self.path.clone(),
+            attrs_only,
+        };
+        if self.state == State::Absent {
+            return match now.kind {
+                PathKind::Absent => Ok(Plan::NoChange),
+                PathKind::Dir => Err(ResourceError::Conflict {
+                    resource: label,
+                    reason: "is a directory; use a `dir` resource with state: absent to remove it"
+                        .into(),
+                }),
+                _ => Ok(Plan::Change(Change {
+                    touches: vec![touch(false)],
+                    what: vec!["remove".into()],
+                    diff: None,
+                    step: Step(vec![Op::AsUser {
+                        user: user.clone(),
+                        op: UserOp::Remove {
+                            path: self.path.clone(),
+                        },
+                    }]),
+                })),
+            };
+        }
+        let Some(data) = self.resolved.clone() else {
+            return Err(ResourceError::Invalid {
+                resource: label,
+                reason: "declares no content: give one of content, src or template".into(),
+            });
+        };
+        let (mut what, old, group) = match &now.kind {
+            PathKind::Absent => (
+                vec![format!("create ({} bytes)", data.len())],
+                Some(""),
+                None,
+            ),
+            PathKind::File { sha256 } => {
+                let (mut what, _) = attr_changes(
+                    now.attrs.as_ref(),
+                    self.mode,
+                    Some(&user),
+                    self.group.as_deref(),
+                    &self.path,
+                );
+                if sha256.as_deref() != Some(data.sha256()) {
+                    what.insert(0, format!("content ({} bytes)", data.len()));
+                } else if what.is_empty() {
+                    return Ok(Plan::NoChange);
+                }
+                // The user's file keeps its group unless one is declared.
+                let group = now
+                    .group()
+                    .filter(|_| now.owner().as_deref() == Some(&*user));
+                let old = probed
+                    .blobs
+                    .get("content")
+                    .map(|b| std::str::from_utf8(b).ok());
+                (what, old.flatten(), group)
+            }
+            _ => {
+                return Err(ResourceError::Conflict {
+                    resource: label,
+                    reason: format!(
+                        "exists as a {} and parc only replaces regular files; remove it first",
+                        now.what()
+                    ),
+                });
+            }
+        };
+        what.push(format!("written as {user}, who owns a directory above it"));
+        let diff = match (self.new_text(&data, ctx), old) {
+            (Some(new), Some(old)) => Some(unified_diff(&self.path, old, &new)),
+            _ => None,
+        };
+        let mut ops = vec![Op::NeedParent(self.path.clone())];
+        if self.backup && now.kind != PathKind::Absent {
+            ops.push(Op::Sh(format!(
+                "parc_as {} cp -p -- {} {} </dev/null",
+                quote(&user),
+                quote(&self.path),
+                quote(&format!("{}.parc-backup", self.path))
+            )));
+        }
+        ops.push(Op::AsUser {
+            user: user.clone(),
+            op: UserOp::Put {
+                data,
+                dest: self.path.clone(),
+                mode: self.mode.map(|m| m.0).or(now.mode()).unwrap_or(0o644),
+                group: self.group.clone().or(group),
+            },
+        });
+        Ok(Plan::Change(Change {
+            touches: vec![touch(false)],
+            what,
+            diff,
+            step: Step(ops),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{change, record, step_sh};
+
+    fn file(yaml: &str) -> File {
+        let mut f: File = crate::location::from_yaml(yaml).unwrap();
+        f.resolved = Some(Content::shared(b"hi\n".to_vec()));
+        f
+    }
+
+    /// alice's file, in a directory she owns (`unsafe_why=owner`), as the
+    /// probe found it.
+    fn in_alices_directory(fields: &[(&str, &str)]) -> Record {
+        let mut r = record(&[
+            ("unsafe", "/home/alice"),
+            ("unsafe_why", "owner"),
+            ("stage", "/home/alice/.config"),
+        ]);
+        for (k, v) in fields {
+            r.fields.insert(k.to_string(), v.to_string());
+        }
+        r
+    }
+
+    /// Every change to a file given to a user, in that user's directories,
+    /// is made as the user; one whose owner or mode drifted is written again
+    /// (root's chown would give away any file hard-linked in its place).
+    #[test]
+    fn a_users_file_in_the_users_directories_is_written_as_the_user() {
+        let f = file("{path: /home/alice/.config/x, content: hi, owner: alice, mode: '0600'}");
+        let ctx = PlanContext::default();
+        let c = change(
+            f.plan(&in_alices_directory(&[("type", "none")]), &ctx)
+                .unwrap(),
+        );
+        assert_eq!(
+            step_sh(&c),
+            "[ -d /home/alice/.config ] || { printf '%s\\n' 'parent directory /home/alice/.config does not exist (declare a dir resource for it)' >&2; false; }\n\
+             as alice: put /home/alice/.config/x 600 -"
+        );
+        assert_eq!(
+            c.touches,
+            [Touch::User {
+                user: "alice".into(),
+                path: "/home/alice/.config/x".into(),
+                attrs_only: false
+            }]
+        );
+        let sha = Content::shared(b"hi\n".to_vec()).sha256().to_string();
+        let same = |owner: &str, mode: &str| {
+            in_alices_directory(&[
+                ("type", "file"),
+                ("sha256", &sha),
+                ("mode", mode),
+                ("owner", owner),
+                ("group", "staff"),
+                ("size", "3"),
+                ("links", "1"),
+            ])
+        };
+        assert!(matches!(
+            f.plan(&same("alice", "600"), &ctx),
+            Ok(Plan::NoChange)
+        ));
+        // Her file keeps its group; root's file becomes hers, in her group.
+        let c = change(f.plan(&same("alice", "644"), &ctx).unwrap());
+        assert!(step_sh(&c).ends_with("as alice: put /home/alice/.config/x 600 staff"));
+        let c = change(f.plan(&same("root", "600"), &ctx).unwrap());
+        assert!(step_sh(&c).ends_with("as alice: put /home/alice/.config/x 600 -"));
+        // Without an owner, the place is refused, as before.
+        let root = file("{path: /home/alice/.config/x, content: hi}");
+        let e = root.plan(&same("alice", "600"), &ctx).unwrap_err();
+        assert!(e.to_string().contains("unsafe path: /home/alice"), "{e}");
+        let gone = file("{path: /home/alice/.config/x, state: absent, owner: alice}");
+        let c = change(gone.plan(&same("alice", "600"), &ctx).unwrap());
+        assert_eq!(step_sh(&c), "as alice: rm /home/alice/.config/x");
     }
 }

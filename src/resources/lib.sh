@@ -463,6 +463,81 @@ parc_put() {
   mv -f -- "$_tmp" "$_dest"
 }
 
+# Run COMMAND... as USER: USER's uid, primary group and groups, stdin as
+# given, stdout and stderr as they are and no other open file (the lock's,
+# a probe's batch files). What parc changes in a directory a local user owns
+# it changes as that user: root acting there by path could be sent anywhere
+# by the user swapping a directory for a link between parc's check and its
+# write, and USER cannot go beyond USER's own rights. util-linux's setpriv
+# (no PAM session), else runuser, else su (Alpine's busybox); else nothing
+# is done (Debian's busybox has none of them, and its setpriv no --reuid).
+parc_as() { # USER COMMAND...
+  _au=$1; shift
+  case $_au in ''|-*) echo "parc_as: bad user name" >&2; return 1 ;; esac
+  [ -n "${PARC_AS:-}" ] || parc_as_probe
+  case $PARC_AS in
+    setpriv)
+      _ag=$(id -g -- "$_au") || return 1
+      setpriv --reuid="$_au" --regid="$_ag" --init-groups -- "$@" 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- ;;
+    runuser) runuser -u "$_au" -- "$@" 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- ;;
+    su)
+      # shellcheck disable=SC2016 # expanded by the user's shell
+      su -s /bin/sh -c 'exec "$0" "$@"' "$_au" "$@" 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- ;;
+    *)
+      printf 'cannot act as %s on this host (no setpriv, runuser or su), and parc does not act as root in the directories %s owns\n' "$_au" "$_au" >&2
+      return 1 ;;
+  esac
+}
+
+# Set PARC_AS to the tool parc_as runs (none: no tool). Run once, on first
+# use.
+parc_as_probe() {
+  PARC_AS=none
+  if setpriv --reuid=0 --regid=0 --clear-groups -- true 2>/dev/null; then PARC_AS=setpriv
+  elif command -v runuser >/dev/null 2>&1; then PARC_AS=runuser
+  elif command -v su >/dev/null 2>&1; then PARC_AS=su
+  fi
+}
+
+# The sh that writes its stdin as file $1 with mode $2 (and group $3 unless
+# empty), run as a user by parc_as: a temp file beside $1, synced, then
+# renamed over it. The user writes it, so it is the user's.
+# shellcheck disable=SC2016 # expanded by the user's shell
+PARC_AS_PUT='cd / && umask 077 && t=${1%/*}/.parc-tmp.$$.${1##*/} &&
+{ { cat > "$t" && { sync -- "$t" 2>/dev/null || sync; } && chmod -- "$2" "$t" &&
+  { [ -z "$3" ] || chgrp -- "$3" "$t"; } && mv -f -- "$t" "$1"; } || { rm -f -- "$t"; exit 1; }; }'
+
+# Install stash bytes [OFF, OFF+LEN) as DEST with MODE (and GROUP), as
+# USER (parc_as, PARC_AS_PUT): DEST lies in a directory USER owns.
+parc_put_as() { # OFF LEN DEST MODE USER GROUP
+  parc_slice_out "$((PARC_STASH + $1))" "$2" | parc_as "$5" sh -c "$PARC_AS_PUT" parc "$3" "$4" "$6"
+}
+
+# Print payload bytes [OFF, OFF+LEN).
+parc_slice_out() { # OFF LEN
+  [ -n "${PARC_DD:-}" ] || parc_dd_probe
+  if [ "$PARC_DD" = 1 ]; then
+    dd if="$PARC_PAYLOAD" bs=65536 skip="$1" count="$2" iflag=skip_bytes,count_bytes 2>/dev/null
+  else
+    tail -c +"$(($1 + 1))" "$PARC_PAYLOAD" | head -c "$2"
+  fi
+}
+
+# chown -h SPEC PATH as root, from PATH's directory as the working
+# directory, entered with cd -P and checked to be that directory (no link
+# on the way): the user who owns it may swap what it holds, but not where
+# the chown acts. Only for what the user may not do (take a directory, set a
+# group the user is not in); never to give the user a file (a hard link to
+# another's file would take it).
+parc_chown_in() { # SPEC PATH
+  parc_dirname "$2"
+  ( if ! cd -P -- "$_d" 2>/dev/null || [ "$PWD" != "$_d" ]; then
+      printf '%s: the directory above it is not where it was (a symbolic link on the way?); its owner is left alone\n' "$2" >&2
+      exit 1
+    fi
+    exec chown -h -- "$1" "./${2##*/}" )
+}
+
 # Write payload bytes [OFF, OFF+LEN) to FILE, synced.
 parc_slice() { # OFF LEN FILE
   [ -n "${PARC_DD:-}" ] || parc_dd_probe

@@ -206,26 +206,38 @@ impl Resolve for Resource {
     }
 }
 
+/// Who changes a path the probe checked (see [`check_path`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// root, by path: nothing above it is another user's to swap (or
+    /// `follow: true` says the place is trusted).
+    Root,
+    /// The resource's owner, who owns a directory above it: the change is
+    /// made as that user ([`plan::Op::AsUser`]), whom a swap of their own
+    /// directories can send only where they may write.
+    User(String),
+}
+
 /// Refuse `path` when the probe found a directory above it through which a
 /// local user could redirect a change parc makes as root (see `parc_unsafe`
 /// in lib.sh): a symbolic link, a directory its group or everyone may write
 /// in without the sticky bit, or a directory another user owns, unless the
-/// resource gives the file to a user (`owner:`, who may as well have written
-/// it) or says `follow: true`.
+/// resource gives the file to a user (`owner:`), who then makes the change
+/// ([`Access::User`]), or says `follow: true`.
 pub(crate) fn check_path(
     probed: &Record,
     label: &str,
     follow: bool,
     owner: Option<&str>,
-) -> Result<(), ResourceError> {
-    let user_owned = owner.is_some_and(|o| o != "root" && o != "0");
+) -> Result<Access, ResourceError> {
+    let user = owner.filter(|o| !matches!(*o, "root" | "0"));
     let (Some(dir), false) = (probed.get("unsafe"), follow) else {
-        return Ok(());
+        return Ok(Access::Root);
     };
-    let why = match probed.get("unsafe_why") {
-        Some("owner") if user_owned => return Ok(()),
-        Some("owner") => "is owned by another user than root, who could replace what it holds while parc writes there".to_string(),
-        Some(who @ ("group" | "others")) => format!(
+    let why = match (probed.get("unsafe_why"), user) {
+        (Some("owner"), Some(user)) => return Ok(Access::User(user.to_string())),
+        (Some("owner"), None) => "is owned by another user than root, who could replace what it holds while parc writes there".to_string(),
+        (Some(who @ ("group" | "others")), _) => format!(
             "is a directory {} may write in (without the sticky bit): they could replace what it holds while parc writes there",
             if who == "group" { "its group" } else { "others" }
         ),

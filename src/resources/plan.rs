@@ -45,6 +45,35 @@ pub enum Touch {
     Attrs(String),
     /// A command to run on rollback (for changes no path captures).
     Undo(String),
+    /// `Path` (or `Attrs` with `attrs_only`) of a path in a directory
+    /// `user` owns, which the change makes as that user ([`Op::AsUser`]):
+    /// the journal copies and restores it as that user too, so its copy
+    /// holds only what the user may read, and its restore writes only where
+    /// the user may.
+    User {
+        user: String,
+        path: String,
+        attrs_only: bool,
+    },
+}
+
+impl Touch {
+    /// The path whose state the journal saves, if any.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Touch::Path(p) | Touch::Attrs(p) | Touch::User { path: p, .. } => Some(p),
+            Touch::Undo(_) => None,
+        }
+    }
+
+    /// Whether only the path's mode and owner are saved.
+    pub fn attrs_only(&self) -> bool {
+        match self {
+            Touch::Attrs(_) => true,
+            Touch::User { attrs_only, .. } => *attrs_only,
+            Touch::Path(_) | Touch::Undo(_) => false,
+        }
+    }
 }
 
 /// The sh that converges one resource: run in a subshell with `set -e`.
@@ -90,6 +119,40 @@ pub enum Op {
         dest: String,
         stage: Option<String>,
     },
+    /// A change in a directory `user` owns, made as `user` (`parc_as`):
+    /// root acting there by path could be sent anywhere by that user
+    /// swapping a directory for a link between parc's check and its write;
+    /// the user can do no more than the user may.
+    AsUser {
+        user: String,
+        op: UserOp,
+    },
+    /// `chown -h SPEC PATH` as root, from PATH's directory entered and
+    /// checked as the working directory (`parc_chown_in`): what the user
+    /// may not do in their own directory (take a directory given to them).
+    ChownIn {
+        spec: String,
+        path: String,
+    },
+}
+
+/// What [`Op::AsUser`] does.
+#[derive(Debug, Clone)]
+pub enum UserOp {
+    /// Write `data` as `dest` (a temp file beside it, synced, renamed),
+    /// with `mode`, and `group` unless `None` (the user's own otherwise).
+    Put {
+        data: Arc<Content>,
+        dest: String,
+        mode: u32,
+        group: Option<String>,
+    },
+    /// `mkdir -p`, the directory itself with `mode`.
+    Mkdir { path: String, mode: Option<u32> },
+    /// The mode (the user's `chmod` follows a link only where the user may).
+    Chmod { path: String, mode: u32 },
+    /// Remove a file or a link.
+    Remove { path: String },
 }
 
 /// A command on one path that takes many paths: consecutive steps made only
@@ -240,6 +303,12 @@ impl Step {
                     dest,
                     stage,
                 } => body.push(script.link(target, dest, stage.as_deref())),
+                Op::AsUser { user, op } => body.push(script.as_user(user, op)),
+                Op::ChownIn { spec, path } => body.push(format!(
+                    "parc_chown_in {} {}",
+                    quote(spec),
+                    quote(path.trim_end_matches('/'))
+                )),
             }
         }
         if body.is_empty() {

@@ -39,6 +39,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::payload::Payload;
+use super::plan::UserOp;
 use super::stage::{Stage, Staged};
 use crate::content::Content;
 use crate::transport::{Capped, ExitStatus, Output, Transport, TransportError, quote, quote_words};
@@ -425,6 +426,37 @@ impl Script {
             quote(dest),
             quote(&mode.map(|m| format!("{m:o}")).unwrap_or_default()),
         )
+    }
+
+    /// sh doing `op` as `user` (see [`UserOp`]): a file's content from the
+    /// stash, like [`Script::put`] without staging.
+    pub fn as_user(&mut self, user: &str, op: &UserOp) -> String {
+        let u = quote(user);
+        match op {
+            UserOp::Put {
+                data,
+                dest,
+                mode,
+                group,
+            } => {
+                let (off, len) = self.stash_shared(data);
+                format!(
+                    "parc_put_as {off} {len} {} {mode:o} {u} {}",
+                    quote(dest),
+                    quote(group.as_deref().unwrap_or(""))
+                )
+            }
+            UserOp::Mkdir { path, mode } => format!(
+                "parc_as {u} {} </dev/null",
+                super::plan::mkdir_line(*mode, &[path])
+            ),
+            UserOp::Chmod { path, mode } => {
+                format!("parc_as {u} chmod -- {mode:o} {} </dev/null", quote(path))
+            }
+            UserOp::Remove { path } => {
+                format!("parc_as {u} rm -f -- {} </dev/null", quote(path))
+            }
+        }
     }
 
     /// sh making `dest` a symbolic link to `target`: staged in `stage` and

@@ -1,7 +1,7 @@
 //! Helpers for the plan tests of every kind: hand-made probe records, a
 //! readable view of the planned step, and real .deb files.
 
-use super::plan::{Change, Op, Plan};
+use super::plan::{Change, Op, Plan, UserOp};
 use super::script::Record;
 
 pub fn record(fields: &[(&str, &str)]) -> Record {
@@ -20,7 +20,8 @@ pub fn change(plan: Plan) -> Change {
 }
 
 /// The step as text, `Put` ops shown as `put DEST MODE OWNER`, `Link` ops
-/// as `link DEST -> TARGET`.
+/// as `link DEST -> TARGET`, ops as a user as `as USER: OP` (a user's `Put`
+/// as `put DEST MODE GROUP`).
 pub fn step_sh(c: &Change) -> String {
     c.step
         .0
@@ -38,6 +39,18 @@ pub fn step_sh(c: &Change) -> String {
                 owner.as_deref().unwrap_or("-")
             ),
             Op::Link { target, dest, .. } => format!("link {dest} -> {target}"),
+            Op::ChownIn { spec, path } => format!("chown-in {spec} {path}"),
+            Op::AsUser { user, op } => format!(
+                "as {user}: {}",
+                match op {
+                    UserOp::Put {
+                        dest, mode, group, ..
+                    } => format!("put {dest} {mode:o} {}", group.as_deref().unwrap_or("-")),
+                    UserOp::Mkdir { path, mode } => super::plan::mkdir_line(*mode, &[path]),
+                    UserOp::Chmod { path, mode } => format!("chmod {mode:o} {path}"),
+                    UserOp::Remove { path } => format!("rm {path}"),
+                }
+            ),
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -46,7 +59,11 @@ pub fn step_sh(c: &Change) -> String {
 /// The bytes a `Put` op of the step installs at `dest`.
 pub fn put_data(c: &Change, dest: &str) -> Option<String> {
     c.step.0.iter().find_map(|op| match op {
-        Op::Put { data, dest: d, .. } if d == dest => {
+        Op::Put { data, dest: d, .. }
+        | Op::AsUser {
+            op: UserOp::Put { data, dest: d, .. },
+            ..
+        } if d == dest => {
             Some(String::from_utf8_lossy(&data.whole().expect("readable content")).into_owned())
         }
         _ => None,

@@ -644,17 +644,14 @@ pub(super) fn touches(items: &[Item], pending: &[usize]) -> Vec<Touch> {
             continue;
         };
         for t in &c.touches {
-            let dup = out.iter().position(|o| match (o, t) {
-                (Touch::Path(a) | Touch::Attrs(a), Touch::Path(b) | Touch::Attrs(b)) => a == b,
-                _ => false,
-            });
-            match (dup, t) {
+            let dup = t
+                .path()
+                .and_then(|p| out.iter().position(|o| o.path() == Some(p)));
+            match dup {
                 // A full save beats an attributes-only one for the same path.
-                (Some(k), Touch::Path(_)) if matches!(out[k], Touch::Attrs(_)) => {
-                    out[k] = t.clone()
-                }
-                (Some(_), _) => {}
-                (None, _) => out.push(t.clone()),
+                Some(k) if out[k].attrs_only() && !t.attrs_only() => out[k] = t.clone(),
+                Some(_) => {}
+                None => out.push(t.clone()),
             }
         }
     }
@@ -678,7 +675,7 @@ pub(super) fn handler_commands(items: &[Item], wanted: &[usize]) -> Vec<String> 
                 .iter()
                 .filter_map(|t| match t {
                     Touch::Undo(sh) => Some(sh.clone()),
-                    Touch::Path(_) | Touch::Attrs(_) => None,
+                    Touch::Path(_) | Touch::Attrs(_) | Touch::User { .. } => None,
                 })
                 .collect();
             if !undo.is_empty() {
@@ -691,7 +688,12 @@ pub(super) fn handler_commands(items: &[Item], wanted: &[usize]) -> Vec<String> 
                 .filter_map(|op| match op {
                     Op::Sh(s) | Op::Run(s) => Some(s.clone()),
                     Op::Batch(b) => Some(b.alone()),
-                    Op::Put { .. } | Op::Link { .. } | Op::Mkdir { .. } | Op::NeedParent(_) => None,
+                    Op::Put { .. }
+                    | Op::Link { .. }
+                    | Op::Mkdir { .. }
+                    | Op::NeedParent(_)
+                    | Op::AsUser { .. }
+                    | Op::ChownIn { .. } => None,
                 })
                 .collect()
         })

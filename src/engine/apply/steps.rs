@@ -11,7 +11,7 @@ use crate::profile::Declared;
 use crate::render::{REDACTED, Redactor, RenderError, Renderer};
 use crate::resources::script::{Record, Script, ScriptOutput};
 use crate::resources::{
-    Batched, Op, Plan, PlanContext, Resource, Step, Touch, batch_done, lies_below, mkdir_batches,
+    Batched, Op, Plan, PlanContext, Resource, Step, batch_done, lies_below, mkdir_batches,
 };
 use crate::transport::Transport;
 use crate::verify::clip;
@@ -270,7 +270,7 @@ pub(super) fn steps_script(
             && !items[i].resource.kind().follows_links()
         {
             for touch in &c.touches {
-                if let Touch::Path(p) | Touch::Attrs(p) = touch {
+                if let Some(p) = touch.path() {
                     script.guard(p);
                 }
             }

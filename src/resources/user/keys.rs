@@ -3,7 +3,7 @@
 //! kept 0700 and the file 0600, both owned by the user.
 
 use super::super::attrs::{Mode, attr_changes};
-use super::super::plan::{Batched, Op, Touch};
+use super::super::plan::{Batched, Op, Touch, UserOp};
 use super::super::script::Record;
 use super::super::{Kind, PathKind, PathState, ResourceError, too_large};
 use super::{Current, Part, User};
@@ -43,6 +43,13 @@ pub(super) fn plan(
     if keys.is_empty() && (!u.exclusive_keys || key_file.kind == PathKind::Absent) {
         return Ok(Part::default());
     }
+    // A user who owns their home (or ~/.ssh) may swap ~/.ssh (or what it
+    // holds) for a link between parc's look and its write: an account that
+    // exists has its keys written as itself (see `Op::AsUser`).
+    let owns = |prefix: &str| probed.get(&format!("{prefix}owner")) == Some(u.name.as_str());
+    if cur.is_some() && (owns("home_") || owns("ssh_")) {
+        return plan_as(u, probed, &keys, group);
+    }
     let mut part = Part::default();
     let mut sh = Vec::new();
     match dir.kind {
@@ -81,65 +88,8 @@ pub(super) fn plan(
         part.ops.push(Op::Sh(sh.join("\n")));
     }
 
-    let current = match key_file.kind {
-        PathKind::Absent => String::new(),
-        PathKind::File { .. } if key_file.attrs.as_ref().is_some_and(|a| a.links != 1) => {
-            return Err(ResourceError::Conflict {
-                resource: label,
-                reason: format!(
-                    "{file} has other names (hard links): it may be another user's file, and parc neither reads nor replaces it"
-                ),
-            });
-        }
-        PathKind::File { .. } => {
-            // Too large as the probe saw its size, or as it grew while read
-            // (the read stops one byte past the limit).
-            let read = probed.blobs.get("keys").map(|k| k.len() as u64);
-            for size in [key_file.size(), read.unwrap_or(0)] {
-                if let Some(e) = too_large(label.clone(), &file, size) {
-                    return Err(e);
-                }
-            }
-            match read {
-                Some(_) => probed.text("keys"),
-                // Not read: it was replaced (by a link?) between the stat and
-                // the read. What it holds now is unknown.
-                None => {
-                    return Err(ResourceError::Conflict {
-                        resource: label,
-                        reason: format!("{file} changed while parc read it; nothing was done"),
-                    });
-                }
-            }
-        }
-        _ => return Err(not_ours(&label, &file, &key_file, "a regular file")),
-    };
-    let (wanted, what) = if u.exclusive_keys {
-        let mut text = keys.join("\n");
-        if !keys.is_empty() {
-            text.push('\n');
-        }
-        let what = format!("authorized_keys: exactly {} key(s)", keys.len());
-        (text, what)
-    } else {
-        let missing: Vec<&str> = keys
-            .iter()
-            .copied()
-            .filter(|k| !has_key(&current, k))
-            .collect();
-        let mut text = current.clone();
-        if !missing.is_empty() && !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        for k in &missing {
-            text.push_str(k);
-            text.push('\n');
-        }
-        (
-            text,
-            format!("authorized_keys: add {} key(s)", missing.len()),
-        )
-    };
+    let current = current_keys(&label, &file, &key_file, probed)?.unwrap_or_default();
+    let (wanted, what) = wanted_keys(u, &keys, &current);
     if key_file.kind == PathKind::Absent || wanted != current {
         part.what.push(what);
         part.touches.push(Touch::Path(file.clone()));
@@ -167,6 +117,175 @@ pub(super) fn plan(
         }
     }
     Ok(part)
+}
+
+/// [`plan`] for a user who owns their home or ~/.ssh: every change made as
+/// the user, but taking a ~/.ssh root owns (`Op::ChownIn`); key files not
+/// as declared are written again, as the user.
+fn plan_as(
+    u: &User,
+    probed: &Record,
+    keys: &[&str],
+    group: Option<String>,
+) -> Result<Part, ResourceError> {
+    let label = u.label();
+    let home = probed.get("home").unwrap_or_default();
+    let ssh = format!("{}/.ssh", home.trim_end_matches('/'));
+    let file = format!("{ssh}/authorized_keys");
+    let dir = PathState::read(probed, "ssh_", &label)?;
+    let key_file = PathState::read(probed, "keys_", &label)?;
+    let user = u.name.clone();
+    let touch = |path: &str, attrs_only| Touch::User {
+        user: user.clone(),
+        path: path.to_string(),
+        attrs_only,
+    };
+    let mut part = Part::default();
+    match dir.kind {
+        PathKind::Absent => {
+            part.what.push(format!("create {ssh} (as {user})"));
+            part.touches.push(touch(&ssh, false));
+            part.ops.push(Op::AsUser {
+                user: user.clone(),
+                op: UserOp::Mkdir {
+                    path: ssh.clone(),
+                    mode: Some(0o700),
+                },
+            });
+        }
+        PathKind::Dir => {
+            let (what, fixes) = attr_changes(
+                dir.attrs.as_ref(),
+                Some(Mode(0o700)),
+                Some(&u.name),
+                group.as_deref(),
+                &ssh,
+            );
+            if !what.is_empty() {
+                part.what.extend(what.iter().map(|w| format!("{ssh}: {w}")));
+                part.touches.push(touch(&ssh, true));
+            }
+            for fix in fixes {
+                part.ops.push(match fix {
+                    Batched::Chown { spec, path } => Op::ChownIn { spec, path },
+                    Batched::Chgrp { group, path } => Op::ChownIn {
+                        spec: format!(":{group}"),
+                        path,
+                    },
+                    _ => Op::AsUser {
+                        user: user.clone(),
+                        op: UserOp::Chmod {
+                            path: ssh.clone(),
+                            mode: 0o700,
+                        },
+                    },
+                });
+            }
+        }
+        _ => return Err(not_ours(&label, &ssh, &dir, "a directory")),
+    }
+    let current = current_keys(&label, &file, &key_file, probed)?;
+    let (wanted, what) = wanted_keys(u, keys, current.as_deref().unwrap_or(""));
+    let (attrs, _) = attr_changes(
+        key_file.attrs.as_ref(),
+        Some(Mode(0o600)),
+        Some(&u.name),
+        group.as_deref(),
+        &file,
+    );
+    if current.as_deref() != Some(&wanted) || !attrs.is_empty() {
+        if current.as_deref() != Some(&wanted) {
+            part.what.push(what);
+        }
+        part.what
+            .extend(attrs.iter().map(|w| format!("{file}: {w}")));
+        part.touches.push(touch(&file, false));
+        part.ops.push(Op::AsUser {
+            user: user.clone(),
+            op: UserOp::Put {
+                data: crate::content::Content::shared(wanted.into_bytes()),
+                dest: file,
+                mode: 0o600,
+                group,
+            },
+        });
+    }
+    Ok(part)
+}
+
+/// The key file's new text and what changes in it: exactly the declared
+/// keys (`exclusive_keys`), or `current` with those it lacks added.
+fn wanted_keys(u: &User, keys: &[&str], current: &str) -> (String, String) {
+    if u.exclusive_keys {
+        let mut text = keys.join("\n");
+        if !keys.is_empty() {
+            text.push('\n');
+        }
+        let what = format!("authorized_keys: exactly {} key(s)", keys.len());
+        (text, what)
+    } else {
+        let missing: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| !has_key(current, k))
+            .collect();
+        let mut text = current.to_string();
+        if !missing.is_empty() && !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        for k in &missing {
+            text.push_str(k);
+            text.push('\n');
+        }
+        (
+            text,
+            format!("authorized_keys: add {} key(s)", missing.len()),
+        )
+    }
+}
+
+/// What the key file `file` holds as the probe read it (`None`: absent).
+fn current_keys(
+    label: &str,
+    file: &str,
+    key_file: &PathState,
+    probed: &Record,
+) -> Result<Option<String>, ResourceError> {
+    match key_file.kind {
+        PathKind::Absent => Ok(None),
+        PathKind::File { .. } if key_file.attrs.as_ref().is_some_and(|a| a.links != 1) => {
+            Err(hard_linked(label, file))
+        }
+        PathKind::File { .. } => {
+            // Too large as the probe saw its size, or as it grew while read
+            // (the read stops one byte past the limit).
+            let read = probed.blobs.get("keys").map(|k| k.len() as u64);
+            for size in [key_file.size(), read.unwrap_or(0)] {
+                if let Some(e) = too_large(label.to_string(), file, size) {
+                    return Err(e);
+                }
+            }
+            match read {
+                Some(_) => Ok(Some(probed.text("keys"))),
+                // Not read: it was replaced (by a link?) between the stat and
+                // the read. What it holds now is unknown.
+                None => Err(ResourceError::Conflict {
+                    resource: label.to_string(),
+                    reason: format!("{file} changed while parc read it; nothing was done"),
+                }),
+            }
+        }
+        _ => Err(not_ours(label, file, key_file, "a regular file")),
+    }
+}
+
+fn hard_linked(label: &str, file: &str) -> ResourceError {
+    ResourceError::Conflict {
+        resource: label.to_string(),
+        reason: format!(
+            "{file} has other names (hard links): it may be another user's file, and parc neither reads nor replaces it"
+        ),
+    }
 }
 
 fn not_ours(label: &str, path: &str, now: &PathState, expected: &str) -> ResourceError {

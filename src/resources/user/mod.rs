@@ -214,7 +214,7 @@ impl Kind for User {
             let keys = s.capture(id, "keys", limit);
             s.sh(&format!(
                 "parc_k=\"$parc_h/.ssh/authorized_keys\"\n\
-                 parc_stat_now \"$parc_h/.ssh\" ssh_ \"$parc_k\" keys_\n\
+                 parc_stat_now \"$parc_h\" home_ \"$parc_h/.ssh\" ssh_ \"$parc_k\" keys_\n\
                  if [ \"$_sp\" = \"$parc_k\" ] && [ \"$_s\" -le {limit} ]; then\n\
                  parc_copy_plain \"$parc_k\" {keys} {} || rm -f {keys}\n\
                  fi",

@@ -306,10 +306,66 @@ fn exclusive_keys_make_the_file_exactly_the_list() {
         put_data(&c, "/home/localadmin/.ssh/authorized_keys").unwrap(),
         format!("{KEY}\n")
     );
+    // localadmin owns ~/.ssh: the file is written as localadmin.
     assert_eq!(
         c.touches,
-        [Touch::Path("/home/localadmin/.ssh/authorized_keys".into())]
+        [Touch::User {
+            user: "localadmin".into(),
+            path: "/home/localadmin/.ssh/authorized_keys".into(),
+            attrs_only: false
+        }]
     );
+    assert_eq!(
+        step_sh(&c),
+        "as localadmin: put /home/localadmin/.ssh/authorized_keys 600 localadmin"
+    );
+}
+
+/// An account that owns its home or ~/.ssh could swap what they hold for
+/// links while parc writes there: its keys are written as itself, and only
+/// taking a ~/.ssh root owns is root's (from the home, entered and checked).
+/// One that owns neither (a root-owned home, as for chrooted accounts) has
+/// them written by root, as for a new account.
+#[test]
+fn keys_in_directories_the_account_owns_are_written_as_it() {
+    let host = with(
+        converged(),
+        &[
+            ("ssh_owner", "root"),
+            ("keys_owner", "root"),
+            ("home_owner", "localadmin"),
+        ],
+    );
+    let c = change(plan(&user(FULL), &host).unwrap());
+    assert_eq!(
+        step_sh(&c),
+        "chown-in localadmin /home/localadmin/.ssh\n\
+         as localadmin: put /home/localadmin/.ssh/authorized_keys 600 localadmin"
+    );
+    let host = with(
+        converged(),
+        &[
+            ("ssh_type", "none"),
+            ("keys_type", "none"),
+            ("home_owner", "localadmin"),
+        ],
+    );
+    let c = change(plan(&user(FULL), &host).unwrap());
+    assert_eq!(
+        step_sh(&c),
+        "as localadmin: mkdir -p -m 700 -- /home/localadmin/.ssh\n\
+         as localadmin: put /home/localadmin/.ssh/authorized_keys 600 localadmin"
+    );
+    let host = with(
+        converged(),
+        &[
+            ("ssh_owner", "root"),
+            ("ssh_mode", "755"),
+            ("home_owner", "root"),
+        ],
+    );
+    let c = change(plan(&user(FULL), &host).unwrap());
+    assert!(!step_sh(&c).contains("as localadmin"), "{}", step_sh(&c));
 }
 
 #[test]
