@@ -324,7 +324,7 @@ impl File {
         let (mut what, old, group) = match &now.kind {
             PathKind::Absent => (
                 vec![format!("create ({} bytes)", data.len())],
-                Some(""),
+                Some(String::new()),
                 None,
             ),
             PathKind::File { sha256 } => {
@@ -335,8 +335,12 @@ impl File {
                     self.group.as_deref(),
                     &self.path,
                 );
+                // Only a content that changes has a diff.
+                let mut old = None;
                 if sha256.as_deref() != Some(data.sha256()) {
                     what.insert(0, format!("content ({} bytes)", data.len()));
+                    old = (probed.blobs.get("content"))
+                        .map(|b| String::from_utf8_lossy(b).into_owned());
                 } else if what.is_empty() {
                     return Ok(Plan::NoChange);
                 }
@@ -344,11 +348,7 @@ impl File {
                 let group = now
                     .group()
                     .filter(|_| now.owner().as_deref() == Some(&*user));
-                let old = probed
-                    .blobs
-                    .get("content")
-                    .map(|b| std::str::from_utf8(b).ok());
-                (what, old.flatten(), group)
+                (what, old, group)
             }
             _ => {
                 return Err(ResourceError::Conflict {
@@ -362,7 +362,7 @@ impl File {
         };
         what.push(format!("written as {user}, who owns a directory above it"));
         let diff = match (self.new_text(&data, ctx), old) {
-            (Some(new), Some(old)) => Some(unified_diff(&self.path, old, &new)),
+            (Some(new), Some(old)) => Some(unified_diff(&self.path, &old, &new)),
             _ => None,
         };
         let mut ops = vec![Op::NeedParent(self.path.clone())];
