@@ -373,6 +373,55 @@ fn authorized_keys_in_a_users_directories_are_written_as_that_user() {
     );
 }
 
+/// Names from a directory service (an AD-joined workstation's "domain
+/// users") hold spaces: the batched `stat` printed them between the mode and
+/// the size, so every field after them shifted (a file in such a group read
+/// as size "users"). Its names now come last, after the numbers, whole.
+#[test]
+fn owner_and_group_names_with_spaces_are_read_whole() {
+    let lab = TestLab::start(1);
+    sh(
+        &lab,
+        "echo 'domain users:x:5000:' >> /etc/group \
+         && echo 'ad user:x:5001:5000::/nonexistent:/bin/sh' >> /etc/passwd \
+         && mkdir -p /srv/ad/d && printf 'x\\n' > /srv/ad/f \
+         && chown 5001:5000 /srv/ad/f /srv/ad/d && chmod 640 /srv/ad/f && chmod 750 /srv/ad/d",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pb = playbook(
+        dir.path(),
+        "resources:\n\
+         \x20 - file: {path: /srv/ad/f, content: \"x\\n\", owner: ad user, group: domain users, mode: '0640'}\n\
+         \x20 - dir: {path: /srv/ad/d, owner: ad user, group: domain users, mode: '0750'}\n",
+    );
+    let (out, ev) = lab.apply_json(&pb);
+    assert!(out.status.success(), "{out:?} {ev:?}");
+    assert_eq!(finished(&ev)[0]["state"], "ok", "{ev:?}");
+
+    // The journal keeps them whole too: a rollback gives them back.
+    let pb = common::play(
+        dir.path(),
+        "hostile",
+        "resources:\n\
+         \x20 - file: {path: /srv/ad/f, content: \"y\\n\", owner: root, group: root, mode: '0600'}\n\
+         \x20 - dir: {path: /srv/ad/d, owner: root, group: root, mode: '0700'}\n\
+         \x20 - command: {run: 'false'}\n",
+        "  on_failure: rollback\n",
+    );
+    let (_, ev) = lab.apply_json(&pb);
+    assert_eq!(finished(&ev)[0]["state"], "rolled_back", "{ev:?}");
+    use std::os::unix::fs::MetadataExt;
+    for (p, mode) in [("/srv/ad/f", 0o640), ("/srv/ad/d", 0o750)] {
+        let m = std::fs::symlink_metadata(on_host(&lab, p)).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (5001, 5000, mode),
+            "{p}"
+        );
+    }
+    assert_eq!(std::fs::read(on_host(&lab, "/srv/ad/f")).unwrap(), b"x\n");
+}
+
 /// A directory root owns but others may write in, without the sticky bit
 /// (an admin's `chmod 777 /srv/drop`, a group-writable `/srv/team`): any user
 /// who can write there can rename what parc checked and put their own

@@ -22,8 +22,9 @@
 #   saved/              saved.tar unpacked, by the first restore that needs it
 #   entries/N.data      a copy (cp -a) of what stood there, when not in
 #                       saved.tar (a directory; see parc_journal_save_all)
-#   entries/N.attrs     "mode owner group" (every type but absent)
-#   entries/N.target_attrs  "mode owner group" of what a link pointed to: the
+#   entries/N.attrs     "mode owner:group" (every type but absent; names
+#                       may hold spaces, never a colon)
+#   entries/N.target_attrs  "mode owner:group" of what a link pointed to: the
 #                       restore check proves the restore did not change it
 #   entries/N.sha256    content hash of a regular file
 #   entries/N.undo      sh to run on restore (command resources' `undo:`)
@@ -107,11 +108,11 @@ parc_journal_save_all() { # N WHAT PATH...
     _i=$((_i + 3))
   done
   if [ -n "$_st" ]; then
-    eval "stat -c '%a %U %G' -- $_st" > "$PARC_DIR/journal.out" &&
+    eval "stat -c '%a %U:%G' -- $_st" > "$PARC_DIR/journal.out" &&
       parc_journal_spread attrs "$_stn" < "$PARC_DIR/journal.out" || return 1
   fi
   if [ -n "$_lt" ]; then
-    eval "stat -L -c '%a %U %G' -- $_lt" > "$PARC_DIR/journal.out" &&
+    eval "stat -L -c '%a %U:%G' -- $_lt" > "$PARC_DIR/journal.out" &&
       parc_journal_spread target_attrs "$_ltn" < "$PARC_DIR/journal.out" || return 1
   fi
   if [ -n "$_sha" ]; then
@@ -338,10 +339,9 @@ parc_restore() { # JOURNAL_DIR WHO
     # Never through a link: chmod follows one (a link's own mode means
     # nothing on Linux, and its 0777 would land on what it points to).
     if [ "$_t" != absent ]; then
-      # shellcheck disable=SC2046 # three words: a mode, two names (stat's output)
-      set -- $(cat "${_e}attrs")
-      if [ ! -L "$_p" ]; then chmod "$1" "$_p"; fi
-      chown -h "$2:$3" "$_p"
+      read -r _am _aog < "${_e}attrs"
+      if [ ! -L "$_p" ]; then chmod "$_am" "$_p"; fi
+      chown -h "$_aog" "$_p"
     fi
   done
   parc_sync
@@ -356,21 +356,22 @@ parc_restore() { # JOURNAL_DIR WHO
 # Root gives back only an owner or group the user cannot (parc_chown_in).
 parc_restore_as() { # N E
   read -r _ru < "${2}user" || return 1
-  # shellcheck disable=SC2046 # three words: a mode, two names (stat's output)
-  set -- $(cat "${2}attrs" 2>/dev/null) "$2"
+  # The mode, then owner:group (names may hold spaces, never a colon).
+  _am='' _aog=''
+  [ ! -f "${2}attrs" ] || read -r _am _aog < "${2}attrs"
   # Nothing the user's processes print reaches the restore's records.
   case $_t in
     absent) parc_as "$_ru" rm -rf -- "$_p" < /dev/null > /dev/null; return ;;
-    attrs) [ -L "$_p" ] || parc_as "$_ru" chmod -- "$1" "$_p" < /dev/null > /dev/null ;;
-    file) parc_as "$_ru" sh -c "$PARC_AS_PUT" parc "$_p" "$1" '' < "$_data" > /dev/null ;;
+    attrs) [ -L "$_p" ] || parc_as "$_ru" chmod -- "$_am" "$_p" < /dev/null > /dev/null ;;
+    file) parc_as "$_ru" sh -c "$PARC_AS_PUT" parc "$_p" "$_am" '' < "$_data" > /dev/null ;;
     link) _rt=$(readlink -- "$_data") && parc_as "$_ru" ln -sfn -- "$_rt" "$_p" < /dev/null > /dev/null ;;
     *) echo "cannot restore a $_t as $_ru" >&2; return 1 ;;
   esac || return 1
-  [ "$(stat -c '%U %G' -- "$_p" 2>/dev/null)" != "$2 $3" ] || return 0
+  [ "$(stat -c '%U:%G' -- "$_p" 2>/dev/null)" != "$_aog" ] || return 0
   # The user's own file back in its group, as the user; anything else
   # given back by root (never a file given to the user by root).
-  if [ "$2" = "$_ru" ]; then parc_as "$_ru" chgrp -h -- "$3" "$_p" < /dev/null > /dev/null
-  else parc_chown_in "$2:$3" "$_p"; fi
+  if [ "${_aog%:*}" = "$_ru" ]; then parc_as "$_ru" chgrp -h -- "${_aog##*:}" "$_p" < /dev/null > /dev/null
+  else parc_chown_in "$_aog" "$_p"; fi
 }
 
 # Whether a directory above PATH is a symbolic link someone other than root
@@ -414,13 +415,13 @@ parc_restore_check() { # JOURNAL_DIR
       absent) if [ -e "$_p" ] || [ -L "$_p" ]; then parc_kv "bad_$_n" "still present: $_p"; fi; continue ;;
       file) [ "$(parc_sha "$_p" 2>/dev/null)" = "$(cat "${_e}sha256")" ] || parc_kv "bad_$_n" "content differs: $_p" ;;
       link) [ "$(readlink "$_p")" = "$(readlink "$_data")" ] || parc_kv "bad_$_n" "link target differs: $_p"
-        if [ -f "${_e}target_attrs" ] && [ "$(stat -L -c '%a %U %G' "$_p" 2>/dev/null)" != "$(cat "${_e}target_attrs")" ]; then
+        if [ -f "${_e}target_attrs" ] && [ "$(stat -L -c '%a %U:%G' "$_p" 2>/dev/null)" != "$(cat "${_e}target_attrs")" ]; then
           parc_kv "bad_$_n" "mode or owner of what the link points to changed: $_p"
         fi ;;
       *) [ -e "$_p" ] || parc_kv "bad_$_n" "missing: $_p" ;;
     esac
     # The path's own attributes (stat without -L: a link is not followed).
-    [ "$(stat -c '%a %U %G' "$_p" 2>/dev/null)" = "$(cat "${_e}attrs")" ] || parc_kv "bad_$_n" "mode or owner differs: $_p"
+    [ "$(stat -c '%a %U:%G' "$_p" 2>/dev/null)" = "$(cat "${_e}attrs")" ] || parc_kv "bad_$_n" "mode or owner differs: $_p"
   done
   echo "checked=done"
 }

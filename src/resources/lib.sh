@@ -97,10 +97,22 @@ parc_stat() { # PATH [PREFIX]
   elif [ -e "$1" ]; then parc_kv "${_pf}type" other
   else parc_kv "${_pf}type" none; PARC_PENDING=1; return 0; fi
   _sp=$1
-  # shellcheck disable=SC2046 # the fields are words: a mode, two names, numbers
-  set -- $(stat -c '%a %U %G %s %h' -- "$1")
-  _s=$4
-  parc_attrs "$_pf" "$1" "$2" "$3" "$4" "$5"
+  parc_stat_line "$(stat -c "$PARC_STAT_FORMAT" -- "$1")"
+  parc_attrs "$_pf" "$_a" "$_o" "$_g" "$_s" "$_k"
+}
+
+# What every stat of a path's attributes prints: its numbers first, then its
+# owner and group, the rest of the line: names from a directory service hold
+# spaces ("domain users"), never a colon (passwd's and group's separator).
+PARC_STAT_FORMAT='%a %s %h %U:%G'
+
+# Set _a (mode), _s (size), _k (links), _o (owner) and _g (group) from LINE,
+# one line of a stat with PARC_STAT_FORMAT, with shell builtins.
+parc_stat_line() { # LINE
+  _a=${1%% *} _og=${1#* }
+  _s=${_og%% *} _og=${_og#* }
+  _k=${_og%% *} _og=${_og#* }
+  _o=${_og%:*} _g=${_og##*:}
 }
 
 # parc_stat of each PATH, with its PREFIX, for paths the probe learns only
@@ -122,10 +134,11 @@ parc_stat_now() { # PATH PREFIX [PATH PREFIX]...
     _i=$((_i + 2))
   done
   [ -n "$_sl" ] || return 0
-  eval "stat -c '%a %U %G %s %h' -- $_sl" > "$PARC_DIR/stat_now" || return 0
+  eval "stat -c \"\$PARC_STAT_FORMAT\" -- $_sl" > "$PARC_DIR/stat_now" || return 0
   for _i in $_sn; do
     eval "_sp=\${$((_i - 1))} _pf=\${$_i}"
-    read -r _a _o _g _s _k || return 0
+    IFS= read -r _l || return 0
+    parc_stat_line "$_l"
     parc_attrs "$_pf" "$_a" "$_o" "$_g" "$_s" "$_k"
   done < "$PARC_DIR/stat_now"
 }
@@ -191,15 +204,15 @@ parc_dir_modes() { # N PATH...
     done
   done
   [ $# -gt 0 ] || return 0
-  stat -c '%a %U %G %s %h' -- "$@" > "$PARC_DIR/stat.all" 2>/dev/null || { PARC_OPEN_N=-1; return 0; }
+  stat -c "$PARC_STAT_FORMAT" -- "$@" > "$PARC_DIR/stat.all" 2>/dev/null || { PARC_OPEN_N=-1; return 0; }
   # The lines are counted as they are read (the shell reads a byte per
   # system call: once is enough), and all of it is dropped unless there is
   # one per path.
   _i=0 _dt=$#
-  while read -r _a _l; do
+  while IFS= read -r _l; do
     _i=$((_i + 1))
-    if [ "$_i" -gt "$_ds" ]; then printf '%s %s\n' "$_a" "$_l"; continue; fi
-    if parc_open_mode "$_a"; then
+    if [ "$_i" -gt "$_ds" ]; then printf '%s\n' "$_l"; continue; fi
+    if parc_open_mode "${_l%% *}"; then
       PARC_OPEN_N=$((PARC_OPEN_N + 1))
       eval "PARC_OPEN_$PARC_OPEN_N=\$1 PARC_OPEN_WHY_$PARC_OPEN_N=\$_ow"
     fi
@@ -288,7 +301,7 @@ parc_prestat_of() { # PATH...
   done
   if [ $# -eq 0 ]; then : > "$PARC_DIR/stat"
   elif [ "${PARC_STATED:-}" != $# ]; then
-    stat -c '%a %U %G %s %h' -- "$@" > "$PARC_DIR/stat" 2>/dev/null || return 0
+    stat -c "$PARC_STAT_FORMAT" -- "$@" > "$PARC_DIR/stat" 2>/dev/null || return 0
     parc_lines "$PARC_DIR/stat"; [ "$_n" -eq $# ] || return 0
   fi
   PARC_LINKS=1
@@ -352,7 +365,7 @@ parc_lines() { # FILE
 parc_stat_next() { # PATH [PREFIX]
   [ "${PARC_PRESTAT:-}" = 1 ] || { parc_stat "$@"; return; }
   _kn=${PARC_PS_KINDS%"${PARC_PS_KINDS#?}"}; PARC_PS_KINDS=${PARC_PS_KINDS#?}
-  [ "$_kn" = - ] || read -r _a _o _g _s _k <&7
+  if [ "$_kn" != - ]; then IFS= read -r _l <&7; parc_stat_line "$_l"; fi
   _t=''
   if [ "$_kn" = l ] && [ "$PARC_LINKS" = 1 ]; then IFS= read -r _t <&6; fi
   # The hash line must name PATH: a line for another (an odd name that
