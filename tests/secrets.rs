@@ -1,8 +1,9 @@
 //! Secrets on a real lab (needs root and openssh-server): canary secrets used
 //! everywhere a secret can hide (a path, a command, a nested map, `-e` JSON, a
 //! `secret: true` file, a failing command echoing them, a verification test),
-//! and not one of them, nor their upper/lower case, nor a slice of them, in any
-//! output parc produces.
+//! and not one of them, nor their upper/lower case, nor a slice of them (the
+//! start of one the host's 1 MiB cut of a step's output splits included), in
+//! any output parc produces.
 
 mod common;
 
@@ -40,7 +41,7 @@ resources:
   - file: {path: /etc/secret.conf, secret: true, content: "Fresh-3j7p-Line\n"}
   - command: {run: "echo '{{ pw | upper }}' >/dev/null"}
   - command:
-      run: "cat /etc/secret.conf; echo {{ pw | upper }} {{ pw[1:] }} {{ vault.db.token | upper }} {{ db_password[2:] }}; echo {{ vault.list[0] | lower }} >&2; {% for t in vault.list %}echo {{ t | upper }}; {% endfor %}exit 3"
+      run: "head -c 1048570 /dev/zero | tr '\\0' x; echo {{ pw }}; cat /etc/secret.conf; echo {{ pw | upper }} {{ pw[1:] }} {{ vault.db.token | upper }} {{ db_password[2:] }}; echo {{ vault.list[0] | lower }} >&2; {% for t in vault.list %}echo {{ t | upper }}; {% endfor %}exit 3"
 verify:
   - command: {run: "echo {{ pw | upper }} {{ vault.db.token[3:] }}; exit 1"}
   - file: {path: "/srv/{{ pw }}/{{ db_password | upper }}"}
@@ -73,6 +74,13 @@ fn assert_clean(what: &str, text: &str) {
     for f in forbidden() {
         assert!(!text.contains(&f), "`{f}` leaked into {what}:\n{text}");
     }
+    // The failing command prints 1 MiB less 6 bytes of `x`, then PW: the
+    // host cuts its output inside PW, whose start must not show.
+    let start = format!("x{}", &PW[..6]);
+    assert!(
+        !text.contains(&start),
+        "`{start}` (a cut PW) leaked into {what}"
+    );
 }
 
 fn assert_clean_output(what: &str, out: &Output) {

@@ -9,7 +9,7 @@ mod number;
 mod redact;
 
 pub use number::Number;
-pub use redact::{REDACTED, Redactor, looks_secret};
+pub use redact::{LINE_CUT, OUTPUT_CUT, REDACTED, Redactor, looks_secret};
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

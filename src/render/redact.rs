@@ -18,6 +18,16 @@ pub const REDACTED: &str = "<redacted>";
 /// How [`crate::verify::clip`] marks a text cut before what it shows.
 const CUT: &str = " bytes cut ...]";
 
+/// How a step's output the host cut says so, right after the cut (the text
+/// before may end inside a secret).
+pub const OUTPUT_CUT: &str = "\n[output cut: ";
+
+/// How an error squashed to a line says it was cut, right after the cut.
+pub const LINE_CUT: &str = " [cut]";
+
+/// Every mark of a text cut at its end (see [`Redactor::redact`]).
+const END_CUTS: &[&str] = &[OUTPUT_CUT, LINE_CUT];
+
 /// Shorter texts are not hidden: they would redact half of every text (treat
 /// them as a configuration mistake).
 const MIN_SECRET_LEN: usize = 3;
@@ -117,6 +127,43 @@ impl Redactor {
         if out.contains(CUT) {
             out = self.redact_after_cuts(&out);
         }
+        if END_CUTS.iter().any(|m| out.contains(m)) {
+            out = self.redact_before_cuts(&out);
+        }
+        out
+    }
+
+    /// A text cut at its end (see [`END_CUTS`]) may end inside a secret:
+    /// hide the longest start of a secret found right before a cut (a
+    /// character the cut split, shown as U+FFFD, aside).
+    fn redact_before_cuts(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some((at, len)) = END_CUTS
+            .iter()
+            .filter_map(|m| rest.find(m).map(|at| (at, m.len())))
+            .min()
+        {
+            let head = &rest[..at];
+            let whole = head.trim_end_matches('\u{FFFD}');
+            let start = self
+                .values
+                .iter()
+                .flat_map(|v| v.char_indices().skip(1).map(move |(i, _)| &v[..i]))
+                .filter(|start| start.len() >= MIN_SECRET_LEN && whole.ends_with(start))
+                .map(str::len)
+                .max();
+            match start {
+                Some(n) => {
+                    out.push_str(&whole[..whole.len() - n]);
+                    out.push_str(REDACTED);
+                }
+                None => out.push_str(head),
+            }
+            out.push_str(&rest[at..at + len]);
+            rest = &rest[at + len..];
+        }
+        out.push_str(rest);
         out
     }
 
@@ -147,7 +194,10 @@ impl Redactor {
 
     /// [`Redactor::redact`] in place.
     pub fn redact_in(&self, text: &mut String) {
-        if self.values.iter().any(|s| text.contains(s.as_str())) || text.contains(CUT) {
+        if self.values.iter().any(|s| text.contains(s.as_str()))
+            || text.contains(CUT)
+            || END_CUTS.iter().any(|m| text.contains(m))
+        {
             *text = self.redact(text);
         }
     }
@@ -223,6 +273,26 @@ mod tests {
             r.redact("[... 3 bytes cut ...]ng"),
             "[... 3 bytes cut ...]ng"
         );
+    }
+
+    /// The host cuts a step's output after 1 MiB, and an error is squashed
+    /// to 300 characters: the cut may fall inside a secret, whose start is
+    /// then hidden.
+    #[test]
+    fn a_secret_cut_at_the_end_of_a_text_is_hidden_up_to_the_cut() {
+        let vars = vars(r#"{"pw": "Hunter-22x-Long"}"#);
+        let r = Redactor::for_host(&vars, &["pw".to_string()], &Vars::new());
+        assert_eq!(
+            r.redact("login Hunter-22\n[output cut: 3 MiB in all, only the first 1 MiB kept]"),
+            "login <redacted>\n[output cut: 3 MiB in all, only the first 1 MiB kept]"
+        );
+        assert_eq!(
+            r.redact("no response (x Hun\u{FFFD} [cut])"),
+            "no response (x <redacted> [cut])"
+        );
+        // Two characters of it are not a secret's start: too common.
+        assert_eq!(r.redact("a Hu [cut]"), "a Hu [cut]");
+        assert_eq!(r.redact("Hunter-22x"), "Hunter-22x");
     }
 
     #[test]

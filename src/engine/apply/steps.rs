@@ -205,8 +205,10 @@ fn step_output(r: &Record) -> String {
     let mut text = r.text("out");
     if let Some(all) = r.get("out_cut_from") {
         let kept = r.blobs.get("out").map_or(0, Vec::len) as u64;
+        // The mark tells the redactor the text may end inside a secret.
         text.push_str(&format!(
-            "\n[output cut: {all} bytes in all, only the first {} kept]",
+            "{}{all} bytes in all, only the first {} kept]",
+            crate::render::OUTPUT_CUT,
             bytesize::ByteSize(kept).display().iec()
         ));
     }
