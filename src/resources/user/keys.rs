@@ -165,7 +165,11 @@ fn plan_as(
                 part.what.extend(what.iter().map(|w| format!("{ssh}: {w}")));
                 part.touches.push(touch(&ssh, true));
             }
-            for fix in fixes {
+            // The owner first: the user sets the mode of their own.
+            let (mode, owner): (Vec<_>, Vec<_>) = fixes
+                .into_iter()
+                .partition(|f| matches!(f, Batched::Chmod { .. }));
+            for fix in owner.into_iter().chain(mode) {
                 part.ops.push(match fix {
                     Batched::Chown { spec, path } => Op::ChownIn { spec, path },
                     Batched::Chgrp { group, path } => Op::ChownIn {

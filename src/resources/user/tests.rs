@@ -332,6 +332,7 @@ fn keys_in_directories_the_account_owns_are_written_as_it() {
         converged(),
         &[
             ("ssh_owner", "root"),
+            ("ssh_mode", "755"),
             ("keys_owner", "root"),
             ("home_owner", "localadmin"),
         ],
@@ -340,6 +341,7 @@ fn keys_in_directories_the_account_owns_are_written_as_it() {
     assert_eq!(
         step_sh(&c),
         "chown-in localadmin /home/localadmin/.ssh\n\
+         as localadmin: chmod 700 /home/localadmin/.ssh\n\
          as localadmin: put /home/localadmin/.ssh/authorized_keys 600 localadmin"
     );
     let host = with(
