@@ -461,6 +461,25 @@ parc_copy_plain() { # SRC FILE MAX
   fi
 }
 
+# parc_copy_plain of NAME in directory DIR, read from DIR entered as the
+# working directory: DIR's own directory first (the admin's links followed),
+# then DIR from it, checked not to be a link (its owner's parent directory is
+# theirs: they could swap DIR for a link to a root directory holding a NAME).
+# Once entered, no swap moves the read elsewhere. Shell builtins only; the
+# working directory is restored.
+parc_copy_in() { # DIR NAME FILE MAX
+  _cw=$PWD _cr=1
+  parc_dirname "$1"
+  if cd -P -- "$_d" 2>/dev/null; then
+    _cp=${PWD%/}/${1##*/}
+    if cd -P -- "${1##*/}" 2>/dev/null && [ "$PWD" = "$_cp" ]; then
+      parc_copy_plain "./$2" "$3" "$4" && _cr=0
+    fi
+  fi
+  cd -- "$_cw" 2>/dev/null || cd /
+  return $_cr
+}
+
 # Atomically install stash bytes [OFF, OFF+LEN) as DEST with MODE OWNER GROUP:
 # temp file in DEST's directory, synced, attributes set, then renamed over DEST
 # (the rename is journaled after the attribute changes, so it never lands

@@ -1647,6 +1647,41 @@ mod tests {
         }
     }
 
+    /// A user's ~/.ssh is read from inside it, entered and checked: once a
+    /// link stands there (the user swapped it for one to a root directory
+    /// holding a file of the same name), nothing is read, and the probe's
+    /// working directory is as it was.
+    #[tokio::test]
+    async fn a_directory_swapped_for_a_link_is_not_read_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        for (name, text) in [("home/.ssh", "mine\n"), ("root", "root's\n")] {
+            std::fs::create_dir_all(dir.path().join(name)).unwrap();
+            std::fs::write(dir.path().join(name).join("authorized_keys"), text).unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("swapped")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("root"), dir.path().join("swapped/.ssh"))
+            .unwrap();
+        let mut s = Script::new();
+        for (id, home) in ["home", "swapped"].iter().enumerate() {
+            let capture = s.capture(&id.to_string(), "keys", 100);
+            s.sh(&format!(
+                "parc_rec {id}; cd /; parc_copy_in {} authorized_keys {capture} 100 && parc_kv read yes; parc_kv cwd \"$PWD\"",
+                quote(&format!("{d}/{home}/.ssh"))
+            ));
+        }
+        let out = s.run(&LocalTransport).await.unwrap();
+        assert!(out.status.success(), "{}", out.stderr);
+        assert_eq!(
+            out.records["0"].blobs.get("keys").map(Vec::as_slice),
+            Some(&b"mine\n"[..])
+        );
+        assert_eq!(out.records["0"].get("cwd"), Some("/"));
+        assert_eq!(out.records["1"].get("read"), None);
+        assert!(!out.records["1"].blobs.contains_key("keys"));
+        assert_eq!(out.records["1"].get("cwd"), Some("/"));
+    }
+
     /// A value read on the host cannot end its field or start a record.
     #[tokio::test]
     async fn values_are_escaped_and_frames_cannot_repeat() {
