@@ -23,8 +23,10 @@ pub struct Dir {
     pub mode: Option<Mode>,
     pub owner: Option<String>,
     pub group: Option<String>,
-    /// Reach `path` even through a symbolic link, or a directory another user
-    /// owns, above it (refused otherwise: a local user could redirect the change).
+    /// Reach `path`, as root, even through a symbolic link, or a directory
+    /// another user owns, above it (refused otherwise: a local user could
+    /// redirect the change; but in `owner`'s own directories, where the
+    /// change is made as `owner`).
     #[serde(default)]
     pub follow: bool,
     pub when: Option<String>,

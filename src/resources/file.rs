@@ -37,8 +37,10 @@ pub struct File {
     /// Never show this file's content (diffs, reports): it holds secrets.
     #[serde(default)]
     pub secret: bool,
-    /// Reach `path` even through a symbolic link, or a directory another user
-    /// owns, above it (refused otherwise: a local user could redirect the change).
+    /// Reach `path`, as root, even through a symbolic link, or a directory
+    /// another user owns, above it (refused otherwise: a local user could
+    /// redirect the change; but in `owner`'s own directories, where the
+    /// change is made as `owner`).
     #[serde(default)]
     pub follow: bool,
     pub when: Option<String>,
