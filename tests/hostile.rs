@@ -257,6 +257,27 @@ fn changes_in_a_users_directories_are_made_as_that_user() {
         );
     }
 
+    // Her file's current content, for a diff, is read as her too.
+    let pb = playbook(
+        dir.path(),
+        "resources:\n  - file: {path: /home/alice/.local/x.sh, content: \"echo bye\\n\", owner: alice, mode: '0755'}\n",
+    );
+    let plan = lab
+        .parc()
+        .args(["plan", "--diff"])
+        .arg(&pb)
+        .output()
+        .unwrap();
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&plan.stdout),
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert!(
+        shown.contains("-echo hi") && shown.contains("+echo bye"),
+        "{shown}"
+    );
+
     // A rollback puts them back as alice: the journal's copy of her file
     // was read as her, and is written back as her.
     let pb = common::play(

@@ -154,7 +154,26 @@ impl Kind for File {
         }
         if ctx.diff && !self.secret {
             let blob = s.blob(id, "content", &self.path, Some(DIFF_LIMIT));
-            s.sh(&blob);
+            match self
+                .owner
+                .as_deref()
+                .filter(|o| !matches!(*o, "root" | "0"))
+            {
+                // In a directory its owner owns (the path check just made
+                // says so), the content is read as the owner, who makes the
+                // change (plan_as): root reading there by path could be sent
+                // to a root file of the same name.
+                Some(user) if !self.follow => {
+                    let mine = s.capture(id, "content_as", DIFF_LIMIT);
+                    s.sh(&format!(
+                        "if [ \"$_why\" = owner ]; then parc_read_as {} {} {mine} {}; else {blob}; fi",
+                        quote(user),
+                        quote(&self.path),
+                        DIFF_LIMIT + 1
+                    ));
+                }
+                _ => s.sh(&blob),
+            }
         }
     }
 
@@ -341,7 +360,9 @@ impl File {
                 let mut old = None;
                 if sha256.as_deref() != Some(data.sha256()) {
                     what.insert(0, format!("content ({} bytes)", data.len()));
-                    old = (probed.blobs.get("content"))
+                    // Read as the user (probe); one byte past the limit: cut.
+                    old = (probed.blobs.get("content_as"))
+                        .filter(|b| b.len() as u64 <= DIFF_LIMIT)
                         .map(|b| String::from_utf8_lossy(b).into_owned());
                 } else if what.is_empty() {
                     return Ok(Plan::NoChange);

@@ -531,6 +531,19 @@ parc_as_probe() {
   fi
 }
 
+# At most MAX bytes of PATH into FILE, read as USER (parc_as): PATH lies in a
+# directory USER owns, where root reading by path could be sent to a root
+# file of the same name. Never waits on a named pipe put there (GNU dd's
+# nonblock). No FILE when the read fails.
+parc_read_as() { # USER PATH FILE MAX
+  [ -n "${PARC_DD:-}" ] || parc_dd_probe
+  if [ "$PARC_DD" = 1 ]; then
+    parc_as "$1" dd if="$2" bs=65536 count="$4" iflag=nonblock,count_bytes < /dev/null > "$3" 2>/dev/null
+  else
+    parc_as "$1" head -c "$4" -- "$2" < /dev/null > "$3" 2>/dev/null
+  fi || rm -f "$3"
+}
+
 # The sh that writes its stdin as file $1 with mode $2 (and group $3 unless
 # empty), run as a user by parc_as: a temp file beside $1, synced, then
 # renamed over it. The user writes it, so it is the user's.
