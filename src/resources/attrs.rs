@@ -3,7 +3,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::path_state::Attrs;
-use super::plan::Batched;
+use super::plan::{Batched, Op, UserOp};
 
 /// `present` (default) or `absent`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -100,6 +100,32 @@ pub fn attr_changes(
         (None, None) => {}
     }
     (what, ops)
+}
+
+/// The ops applying `fixes` ([`attr_changes`]'s) to a directory in `user`'s
+/// own directories: its owner and group first, by root's `chown -h` from the
+/// directory above it ([`Op::ChownIn`]: what the user may not do), then its
+/// mode as the user, who owns it by then ([`Op::AsUser`]).
+pub fn dir_fixes_as(user: &str, fixes: Vec<Batched>) -> Vec<Op> {
+    let (modes, owners): (Vec<_>, Vec<_>) = fixes
+        .into_iter()
+        .partition(|f| matches!(f, Batched::Chmod { .. }));
+    owners
+        .into_iter()
+        .chain(modes)
+        .filter_map(|fix| match fix {
+            Batched::Chown { spec, path } => Some(Op::ChownIn { spec, path }),
+            Batched::Chgrp { group, path } => Some(Op::ChownIn {
+                spec: format!(":{group}"),
+                path,
+            }),
+            Batched::Chmod { mode, path } => Some(Op::AsUser {
+                user: user.to_string(),
+                op: UserOp::Chmod { path, mode },
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]

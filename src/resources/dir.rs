@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::attrs::{Mode, State, attr_changes};
+use super::attrs::{Mode, State, attr_changes, dir_fixes_as};
 use super::plan::{Batched, Change, Op, Plan, PlanContext, Step, Touch, UserOp};
 use super::script::{Record, Script};
 use super::{Access, Kind, PathKind, PathState, ResourceError};
@@ -213,33 +213,7 @@ impl Dir {
                 if what.is_empty() {
                     return Ok(Plan::NoChange);
                 }
-                // The owner first: the user sets the mode of their own.
-                let mut ops: Vec<Op> = fixes
-                    .iter()
-                    .filter_map(|f| match f {
-                        Batched::Chown { spec, path } => Some(Op::ChownIn {
-                            spec: spec.clone(),
-                            path: path.clone(),
-                        }),
-                        Batched::Chgrp { group, path } => Some(Op::ChownIn {
-                            spec: format!(":{group}"),
-                            path: path.clone(),
-                        }),
-                        _ => None,
-                    })
-                    .collect();
-                if let Some(Mode(mode)) = self
-                    .mode
-                    .filter(|_| fixes.iter().any(|f| matches!(f, Batched::Chmod { .. })))
-                {
-                    ops.push(Op::AsUser {
-                        user: user.clone(),
-                        op: UserOp::Chmod {
-                            path: self.path.clone(),
-                            mode,
-                        },
-                    });
-                }
+                let ops = dir_fixes_as(&user, fixes);
                 Ok(Plan::Change(Change {
                     touches: vec![Touch::User {
                         user,
@@ -265,15 +239,7 @@ impl Dir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::testing::{change, record, step_sh};
-
-    fn in_alices_directory(fields: &[(&str, &str)]) -> Record {
-        let mut r = record(&[("unsafe", "/home/alice"), ("unsafe_why", "owner")]);
-        for (k, v) in fields {
-            r.fields.insert(k.to_string(), v.to_string());
-        }
-        r
-    }
+    use crate::resources::testing::{change, in_alices_directory, step_sh};
 
     /// A directory given to a user, in that user's directories: made and
     /// given its mode by the user; taking one root owns, or setting a group,

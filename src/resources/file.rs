@@ -154,11 +154,7 @@ impl Kind for File {
         }
         if ctx.diff && !self.secret {
             let blob = s.blob(id, "content", &self.path, Some(DIFF_LIMIT));
-            match self
-                .owner
-                .as_deref()
-                .filter(|o| !matches!(*o, "root" | "0"))
-            {
+            match super::user_owner(self.owner.as_deref()) {
                 // In a directory its owner owns (the path check just made
                 // says so), the content is read as the owner, who makes the
                 // change (plan_as): root reading there by path could be sent
@@ -180,7 +176,6 @@ impl Kind for File {
     fn plan(&self, probed: &Record, ctx: &PlanContext) -> Result<Plan, ResourceError> {
         let label = self.label();
         let access = super::check_path(probed, &label, self.follow, self.owner.as_deref())?;
-        let p = quote(&self.path);
         let now = PathState::read(probed, "", &label)?;
         if let Access::User(user) = access {
             return self.plan_as(user, &now, probed, ctx);
@@ -188,14 +183,7 @@ impl Kind for File {
         if self.state == State::Absent {
             return Ok(match now.kind {
                 PathKind::Absent => Plan::NoChange,
-                PathKind::Dir => {
-                    return Err(ResourceError::Conflict {
-                        resource: label,
-                        reason:
-                            "is a directory; use a `dir` resource with state: absent to remove it"
-                                .into(),
-                    });
-                }
+                PathKind::Dir => return Err(self.is_a_directory()),
                 _ => Plan::Change(Change {
                     touches: vec![Touch::Path(self.path.clone())],
                     what: vec!["remove".into()],
@@ -208,10 +196,7 @@ impl Kind for File {
             });
         }
         let Some(data) = self.resolved.clone() else {
-            return Err(ResourceError::Invalid {
-                resource: label,
-                reason: "declares no content: give one of content, src or template".into(),
-            });
+            return Err(self.no_content());
         };
         let want_sha = data.sha256();
         match &now.kind {
@@ -265,7 +250,8 @@ impl Kind for File {
                 let mut ops = Vec::new();
                 if self.backup {
                     ops.push(Op::Sh(format!(
-                        "cp -p -- {p} {}",
+                        "cp -p -- {} {}",
+                        quote(&self.path),
                         quote(&format!("{}.parc-backup", self.path))
                     )));
                 }
@@ -285,18 +271,38 @@ impl Kind for File {
                     step: Step(ops),
                 }))
             }
-            _ => Err(ResourceError::Conflict {
-                resource: label,
-                reason: format!(
-                    "exists as a {} and parc only replaces regular files; remove it first",
-                    now.what()
-                ),
-            }),
+            _ => Err(self.not_a_file(&now)),
         }
     }
 }
 
 impl File {
+    /// `state: absent` where a directory stands.
+    fn is_a_directory(&self) -> ResourceError {
+        ResourceError::Conflict {
+            resource: self.label(),
+            reason: "is a directory; use a `dir` resource with state: absent to remove it".into(),
+        }
+    }
+
+    fn no_content(&self) -> ResourceError {
+        ResourceError::Invalid {
+            resource: self.label(),
+            reason: "declares no content: give one of content, src or template".into(),
+        }
+    }
+
+    /// Neither a regular file nor absent: parc does not replace it.
+    fn not_a_file(&self, now: &PathState) -> ResourceError {
+        ResourceError::Conflict {
+            resource: self.label(),
+            reason: format!(
+                "exists as a {} and parc only replaces regular files; remove it first",
+                now.what()
+            ),
+        }
+    }
+
     /// The plan for a file in a directory `user` (its owner) owns: every
     /// change is made as `user` ([`Access::User`]). A file whose owner,
     /// mode or group is not as declared is written again by the user (its
@@ -309,7 +315,6 @@ impl File {
         probed: &Record,
         ctx: &PlanContext,
     ) -> Result<Plan, ResourceError> {
-        let label = self.label();
         let touch = |attrs_only| Touch::User {
             user: user.clone(),
             path: self.path.clone(),
@@ -318,11 +323,7 @@ impl File {
         if self.state == State::Absent {
             return match now.kind {
                 PathKind::Absent => Ok(Plan::NoChange),
-                PathKind::Dir => Err(ResourceError::Conflict {
-                    resource: label,
-                    reason: "is a directory; use a `dir` resource with state: absent to remove it"
-                        .into(),
-                }),
+                PathKind::Dir => Err(self.is_a_directory()),
                 _ => Ok(Plan::Change(Change {
                     touches: vec![touch(false)],
                     what: vec!["remove".into()],
@@ -337,10 +338,7 @@ impl File {
             };
         }
         let Some(data) = self.resolved.clone() else {
-            return Err(ResourceError::Invalid {
-                resource: label,
-                reason: "declares no content: give one of content, src or template".into(),
-            });
+            return Err(self.no_content());
         };
         let (mut what, old, group) = match &now.kind {
             PathKind::Absent => (
@@ -373,15 +371,7 @@ impl File {
                     .filter(|_| now.owner().as_deref() == Some(&*user));
                 (what, old, group)
             }
-            _ => {
-                return Err(ResourceError::Conflict {
-                    resource: label,
-                    reason: format!(
-                        "exists as a {} and parc only replaces regular files; remove it first",
-                        now.what()
-                    ),
-                });
-            }
+            _ => return Err(self.not_a_file(now)),
         };
         what.push(format!("written as {user}, who owns a directory above it"));
         let diff = match (self.new_text(&data, ctx), old) {
@@ -418,26 +408,12 @@ impl File {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::testing::{change, record, step_sh};
+    use crate::resources::testing::{change, in_alices_directory, step_sh};
 
     fn file(yaml: &str) -> File {
         let mut f: File = crate::location::from_yaml(yaml).unwrap();
         f.resolved = Some(Content::shared(b"hi\n".to_vec()));
         f
-    }
-
-    /// alice's file, in a directory she owns (`unsafe_why=owner`), as the
-    /// probe found it.
-    fn in_alices_directory(fields: &[(&str, &str)]) -> Record {
-        let mut r = record(&[
-            ("unsafe", "/home/alice"),
-            ("unsafe_why", "owner"),
-            ("stage", "/home/alice/.config"),
-        ]);
-        for (k, v) in fields {
-            r.fields.insert(k.to_string(), v.to_string());
-        }
-        r
     }
 
     /// Every change to a file given to a user, in that user's directories,

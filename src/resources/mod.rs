@@ -218,6 +218,12 @@ pub(crate) enum Access {
     User(String),
 }
 
+/// `owner` when it names a user other than root: the user a path in their
+/// own directories is changed as ([`Access::User`]).
+pub(crate) fn user_owner(owner: Option<&str>) -> Option<&str> {
+    owner.filter(|o| !matches!(*o, "root" | "0"))
+}
+
 /// Refuse `path` when the probe found a directory above it through which a
 /// local user could redirect a change parc makes as root (see `parc_unsafe`
 /// in lib.sh): a symbolic link, a directory its group or everyone may write
@@ -230,7 +236,7 @@ pub(crate) fn check_path(
     follow: bool,
     owner: Option<&str>,
 ) -> Result<Access, ResourceError> {
-    let user = owner.filter(|o| !matches!(*o, "root" | "0"));
+    let user = user_owner(owner);
     let (Some(dir), false) = (probed.get("unsafe"), follow) else {
         return Ok(Access::Root);
     };

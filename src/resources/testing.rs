@@ -12,6 +12,16 @@ pub fn record(fields: &[(&str, &str)]) -> Record {
     r
 }
 
+/// A probe record of a path below /home/alice, a directory alice owns
+/// (`unsafe_why=owner`), with `fields` besides.
+pub fn in_alices_directory(fields: &[(&str, &str)]) -> Record {
+    let mut r = record(&[("unsafe", "/home/alice"), ("unsafe_why", "owner")]);
+    for (k, v) in fields {
+        r.fields.insert(k.to_string(), v.to_string());
+    }
+    r
+}
+
 pub fn change(plan: Plan) -> Change {
     match plan {
         Plan::Change(c) => c,

@@ -2,7 +2,7 @@
 //! at least them. sshd ignores a key file others can write, so the directory is
 //! kept 0700 and the file 0600, both owned by the user.
 
-use super::super::attrs::{Mode, attr_changes};
+use super::super::attrs::{Mode, attr_changes, dir_fixes_as};
 use super::super::plan::{Batched, Op, Touch, UserOp};
 use super::super::script::Record;
 use super::super::{Kind, PathKind, PathState, ResourceError, too_large};
@@ -48,7 +48,13 @@ pub(super) fn plan(
     // exists has its keys written as itself (see `Op::AsUser`).
     let owns = |prefix: &str| probed.get(&format!("{prefix}owner")) == Some(u.name.as_str());
     if cur.is_some() && (owns("home_") || owns("ssh_")) {
-        return plan_as(u, probed, &keys, group);
+        let place = Place {
+            ssh,
+            file,
+            dir,
+            key_file,
+        };
+        return plan_as(u, probed, &keys, group, place);
     }
     let mut part = Part::default();
     let mut sh = Vec::new();
@@ -119,6 +125,15 @@ pub(super) fn plan(
     Ok(part)
 }
 
+/// Where the keys go ([`plan`] found them): ~/.ssh and its key file, as
+/// the probe saw them.
+struct Place {
+    ssh: String,
+    file: String,
+    dir: PathState,
+    key_file: PathState,
+}
+
 /// [`plan`] for a user who owns their home or ~/.ssh: every change made as
 /// the user, but taking a ~/.ssh root owns (`Op::ChownIn`); key files not
 /// as declared are written again, as the user.
@@ -127,13 +142,15 @@ fn plan_as(
     probed: &Record,
     keys: &[&str],
     group: Option<String>,
+    place: Place,
 ) -> Result<Part, ResourceError> {
     let label = u.label();
-    let home = probed.get("home").unwrap_or_default();
-    let ssh = format!("{}/.ssh", home.trim_end_matches('/'));
-    let file = format!("{ssh}/authorized_keys");
-    let dir = PathState::read(probed, "ssh_", &label)?;
-    let key_file = PathState::read(probed, "keys_", &label)?;
+    let Place {
+        ssh,
+        file,
+        dir,
+        key_file,
+    } = place;
     let user = u.name.clone();
     let touch = |path: &str, attrs_only| Touch::User {
         user: user.clone(),
@@ -165,26 +182,7 @@ fn plan_as(
                 part.what.extend(what.iter().map(|w| format!("{ssh}: {w}")));
                 part.touches.push(touch(&ssh, true));
             }
-            // The owner first: the user sets the mode of their own.
-            let (mode, owner): (Vec<_>, Vec<_>) = fixes
-                .into_iter()
-                .partition(|f| matches!(f, Batched::Chmod { .. }));
-            for fix in owner.into_iter().chain(mode) {
-                part.ops.push(match fix {
-                    Batched::Chown { spec, path } => Op::ChownIn { spec, path },
-                    Batched::Chgrp { group, path } => Op::ChownIn {
-                        spec: format!(":{group}"),
-                        path,
-                    },
-                    _ => Op::AsUser {
-                        user: user.clone(),
-                        op: UserOp::Chmod {
-                            path: ssh.clone(),
-                            mode: 0o700,
-                        },
-                    },
-                });
-            }
+            part.ops.extend(dir_fixes_as(&user, fixes));
         }
         _ => return Err(not_ours(&label, &ssh, &dir, "a directory")),
     }
