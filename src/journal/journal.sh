@@ -38,6 +38,10 @@
 #   unstage             sh removing the run's staged temp files (first thing a
 #                       restore does)
 
+# What entries/N.attrs and N.target_attrs hold, written and checked with
+# this one format: "mode owner:group".
+PARC_ATTRS_FORMAT='%a %U:%G'
+
 # Record every PATH as it is now, as entry N (WHAT: `path`, or `attrs` for
 # its mode and owner alone), starting as few processes as it can whatever
 # the number of paths: one stat for every mode and owner, one tar for every
@@ -108,11 +112,11 @@ parc_journal_save_all() { # N WHAT PATH...
     _i=$((_i + 3))
   done
   if [ -n "$_st" ]; then
-    eval "stat -c '%a %U:%G' -- $_st" > "$PARC_DIR/journal.out" &&
+    eval "stat -c \"\$PARC_ATTRS_FORMAT\" -- $_st" > "$PARC_DIR/journal.out" &&
       parc_journal_spread attrs "$_stn" < "$PARC_DIR/journal.out" || return 1
   fi
   if [ -n "$_lt" ]; then
-    eval "stat -L -c '%a %U:%G' -- $_lt" > "$PARC_DIR/journal.out" &&
+    eval "stat -L -c \"\$PARC_ATTRS_FORMAT\" -- $_lt" > "$PARC_DIR/journal.out" &&
       parc_journal_spread target_attrs "$_ltn" < "$PARC_DIR/journal.out" || return 1
   fi
   if [ -n "$_sha" ]; then
@@ -415,13 +419,13 @@ parc_restore_check() { # JOURNAL_DIR
       absent) if [ -e "$_p" ] || [ -L "$_p" ]; then parc_kv "bad_$_n" "still present: $_p"; fi; continue ;;
       file) [ "$(parc_sha "$_p" 2>/dev/null)" = "$(cat "${_e}sha256")" ] || parc_kv "bad_$_n" "content differs: $_p" ;;
       link) [ "$(readlink "$_p")" = "$(readlink "$_data")" ] || parc_kv "bad_$_n" "link target differs: $_p"
-        if [ -f "${_e}target_attrs" ] && [ "$(stat -L -c '%a %U:%G' "$_p" 2>/dev/null)" != "$(cat "${_e}target_attrs")" ]; then
+        if [ -f "${_e}target_attrs" ] && [ "$(stat -L -c "$PARC_ATTRS_FORMAT" "$_p" 2>/dev/null)" != "$(cat "${_e}target_attrs")" ]; then
           parc_kv "bad_$_n" "mode or owner of what the link points to changed: $_p"
         fi ;;
       *) [ -e "$_p" ] || parc_kv "bad_$_n" "missing: $_p" ;;
     esac
     # The path's own attributes (stat without -L: a link is not followed).
-    [ "$(stat -c '%a %U:%G' "$_p" 2>/dev/null)" = "$(cat "${_e}attrs")" ] || parc_kv "bad_$_n" "mode or owner differs: $_p"
+    [ "$(stat -c "$PARC_ATTRS_FORMAT" "$_p" 2>/dev/null)" = "$(cat "${_e}attrs")" ] || parc_kv "bad_$_n" "mode or owner differs: $_p"
   done
   echo "checked=done"
 }

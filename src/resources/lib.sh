@@ -510,15 +510,15 @@ parc_as() { # USER COMMAND...
   case $PARC_AS in
     setpriv)
       _ag=$(id -g -- "$_au") || return 1
-      setpriv --reuid="$_au" --regid="$_ag" --init-groups -- "$@" 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- ;;
-    runuser) runuser -u "$_au" -- "$@" 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- ;;
+      setpriv --reuid="$_au" --regid="$_ag" --init-groups -- "$@" ;;
+    runuser) runuser -u "$_au" -- "$@" ;;
     su)
       # shellcheck disable=SC2016 # expanded by the user's shell
-      su -s /bin/sh -c 'exec "$0" "$@"' "$_au" "$@" 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- ;;
+      su -s /bin/sh -c 'exec "$0" "$@"' "$_au" "$@" ;;
     *)
       printf 'cannot act as %s on this host (no setpriv, runuser or su), and parc does not act as root in the directories %s owns\n' "$_au" "$_au" >&2
       return 1 ;;
-  esac
+  esac 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
 }
 
 # Set PARC_AS to the tool parc_as runs (none: no tool). Run once, on first
@@ -590,7 +590,7 @@ parc_slice() { # OFF LEN FILE
   if [ "$PARC_DD" = 1 ]; then
     dd if="$PARC_PAYLOAD" of="$3" bs=65536 skip="$1" count="$2" iflag=skip_bytes,count_bytes conv=fsync 2>/dev/null
   else
-    tail -c +"$(($1 + 1))" "$PARC_PAYLOAD" | head -c "$2" > "$3" && parc_sync "$3"
+    parc_slice_out "$1" "$2" > "$3" && parc_sync "$3"
   fi
 }
 
