@@ -485,6 +485,10 @@ pub enum Event {
     /// about that run's processes still running on the host (killed, or
     /// none found).
     LockTakenOver { host: String, what: String },
+    /// A script that only reads the host ran past `--read-timeout` and parc
+    /// stopped waiting for it: what was then done, before the lock was
+    /// released, about what it left running on the host.
+    GaveUp { host: String, what: String },
     /// A host rebooted on purpose (a `reboot` resource or handler) answered
     /// again from its new boot, `took_ms` after the reboot command; its
     /// converge goes on.

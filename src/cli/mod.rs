@@ -48,6 +48,13 @@ pub struct Cli {
     #[arg(long, global = true, default_value_t = 10)]
     connect_timeout: u64,
 
+    /// Seconds a script that only reads a host (its facts, the probe, the
+    /// verification tests, plus their own `timeout:`s) may run before parc
+    /// gives up on it: the host fails, parc stops what the script left
+    /// running there, and the rollout goes on. 0: wait for ever.
+    #[arg(long, global = true, default_value_t = crate::engine::connect::DEFAULT_READ_TIMEOUT)]
+    read_timeout: u64,
+
     /// Ask for the sudo password of hosts with `become` (else $PARC_BECOME_PASSWORD,
     /// else sudo must not need one).
     #[arg(long, global = true)]

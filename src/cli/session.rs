@@ -109,6 +109,7 @@ fn prepare(
     let options = ConnectOptions {
         host_key_policy: cli.host_key_policy,
         connect_timeout: Duration::from_secs(cli.connect_timeout),
+        read_timeout: (cli.read_timeout > 0).then(|| Duration::from_secs(cli.read_timeout)),
         become_password: become_password(cli),
     };
     let ctx = FleetContext {

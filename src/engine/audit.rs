@@ -53,8 +53,16 @@ pub async fn run(
     }
     let plays = Arc::new(plays);
     let (inventory, events) = (ctx.inventory.clone(), ctx.events.clone());
+    let within = ctx.options.read_timeout;
     fleet::run(ctx, run_id, "verify", hosts, move |host, t| {
-        verify_host(plays.clone(), inventory.clone(), host, t, events.clone())
+        verify_host(
+            plays.clone(),
+            inventory.clone(),
+            host,
+            t,
+            events.clone(),
+            within,
+        )
     })
     .await
 }
@@ -67,9 +75,19 @@ pub async fn verify_host(
     host: String,
     t: Arc<dyn Transport>,
     events: Events,
+    read_timeout: Option<std::time::Duration>,
 ) -> Outcome {
     let mut redactor = Redactor::default();
-    let mut outcome = verify_host_with(plays, inventory, host, t, events, &mut redactor).await;
+    let mut outcome = verify_host_with(
+        plays,
+        inventory,
+        host,
+        t,
+        events,
+        read_timeout,
+        &mut redactor,
+    )
+    .await;
     outcome.redact(&redactor);
     outcome
 }
@@ -81,10 +99,11 @@ async fn verify_host_with(
     host: String,
     t: Arc<dyn Transport>,
     events: Events,
+    read_timeout: Option<std::time::Duration>,
     redactor: &mut Redactor,
 ) -> Outcome {
     events.phase(&host, "facts");
-    let facts = match facts_of(t.as_ref()).await {
+    let facts = match facts_of(t.as_ref(), read_timeout).await {
         Ok(f) => serde_json::to_value(f).expect("facts serialize"),
         Err(e) => return host_failed(HostError::Facts(e)),
     };
@@ -105,7 +124,7 @@ async fn verify_host_with(
         }
     }
     events.phase(&host, "verifying");
-    match run_tests(t.as_ref(), &tests, redactor).await {
+    match run_tests(t.as_ref(), &tests, redactor, read_timeout).await {
         Ok(results) => Outcome::Verified { results },
         Err(e) => host_failed(HostError::script(e, "verifying")),
     }

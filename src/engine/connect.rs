@@ -17,12 +17,21 @@ use crate::transport::ssh_config::{self, SshArgs, SshResolved};
 use crate::transport::sudo::Sudo;
 use crate::transport::{Transport, TransportError};
 
+/// `--read-timeout`'s default, in seconds: far longer than reading a host
+/// takes (hashing a 20 GiB file at 100 MB/s is 200 s), and short enough
+/// that a hung read does not hold a rollout for good.
+pub const DEFAULT_READ_TIMEOUT: u64 = 600;
+
 /// Run-wide connection settings from the command line.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     /// Overrides every host's policy when set (`--host-key-policy`).
     pub host_key_policy: Option<HostKeyPolicy>,
     pub connect_timeout: Duration,
+    /// How long a script that only reads a host (its facts, the probe, the
+    /// verification tests) may run before parc gives up on it and the host
+    /// fails (`--read-timeout`); `None`: for ever.
+    pub read_timeout: Option<Duration>,
     /// sudo password for hosts with `become` (from a prompt or the environment).
     pub become_password: Option<String>,
 }
@@ -32,6 +41,7 @@ impl Default for ConnectOptions {
         ConnectOptions {
             host_key_policy: None,
             connect_timeout: Duration::from_secs(10),
+            read_timeout: Some(Duration::from_secs(DEFAULT_READ_TIMEOUT)),
             become_password: None,
         }
     }

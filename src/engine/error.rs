@@ -39,6 +39,11 @@ pub enum HostError {
         "the host sent more than the {max} bytes parc's script can print (a file it read grew while it was read?): nothing of it is used; parc stopped while {doing}"
     )]
     TooLong { doing: &'static str, max: usize },
+    /// A script that only reads the host ran past `--read-timeout`.
+    #[error(
+        "{doing} did not finish within {secs} s (--read-timeout): parc stopped waiting (a hung mount or directory service, a file swapped for a FIFO, or a guard or test command that never ends?)"
+    )]
+    TimedOut { doing: &'static str, secs: u64 },
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error("gathering facts: {0}")]
@@ -95,6 +100,7 @@ impl HostError {
             ScriptError::Transport(source) => HostError::ConnectionLost { doing, source },
             ScriptError::Frame(source) => HostError::Refused { doing, source },
             ScriptError::TooLong { max } => HostError::TooLong { doing, max },
+            ScriptError::TimedOut { secs } => HostError::TimedOut { doing, secs },
         }
     }
 
@@ -118,6 +124,14 @@ impl HostError {
             HostError::Facts(e) => e.is_connection_lost(),
             _ => false,
         }
+    }
+
+    /// A script that only reads the host ran past `--read-timeout`.
+    pub fn is_timed_out(&self) -> bool {
+        matches!(
+            self,
+            HostError::TimedOut { .. } | HostError::Facts(GatherError::TimedOut { .. })
+        )
     }
 }
 

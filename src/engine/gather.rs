@@ -26,6 +26,10 @@ pub enum GatherError {
     Parse(#[from] facts::FactsError),
     #[error("the facts probe did not finish (connection lost?)")]
     Unfinished,
+    #[error(
+        "the facts probe did not finish within {secs} s (--read-timeout): parc stopped waiting for it"
+    )]
+    TimedOut { secs: u64 },
 }
 
 impl GatherError {
@@ -37,8 +41,23 @@ impl GatherError {
 
 /// Gather facts from one host over an open transport (also used by apply, which
 /// needs facts for templates and `when:` conditions).
-pub async fn facts_of(t: &dyn Transport) -> Result<facts::Facts, GatherError> {
-    probe(t, &facts::probe_command(), facts::OUTPUT_LIMIT).await
+/// Past `within`, parc stops waiting ([`GatherError::TimedOut`]).
+pub async fn facts_of(
+    t: &dyn Transport,
+    within: Option<std::time::Duration>,
+) -> Result<facts::Facts, GatherError> {
+    let command = facts::probe_command();
+    let probe = probe(t, &command, facts::OUTPUT_LIMIT);
+    match within {
+        None => probe.await,
+        Some(limit) => {
+            tokio::time::timeout(limit, probe)
+                .await
+                .unwrap_or(Err(GatherError::TimedOut {
+                    secs: limit.as_secs(),
+                }))
+        }
+    }
 }
 
 /// What `parc facts` gathers: facts alone, or (for GLPI inventories) with
@@ -72,8 +91,15 @@ async fn probe(
 pub fn facts_from_lock(out: Option<ThenOutput>) -> Result<facts::Facts, GatherError> {
     match out {
         Some(ThenOutput {
+            timed_out: Some(limit),
+            ..
+        }) => Err(GatherError::TimedOut {
+            secs: limit.as_secs(),
+        }),
+        Some(ThenOutput {
             code: Some(0),
             stdout,
+            ..
         }) => match stdout.cut_from() {
             Some(total) => Err(GatherError::TooMany {
                 total,

@@ -22,6 +22,13 @@
 //! for that run, which nothing on the host can read ([`Held::run`]). Scripts
 //! that change the host keep their own sessions: what stops an apply (the
 //! dead-man watchdog, a takeover) stops its process group.
+//!
+//! A read-only script that runs past `--read-timeout` is given up on
+//! ([`Transport::gave_up`]): in the lock's shell, it leaves that shell
+//! `busy`, deaf to the release; in an exec of its own, it leaves its private
+//! directory, by which the process group it recorded in `$L/execs` is found.
+//! [`HostLock::release`] then first stops those groups from an exec of its
+//! own, which also releases the lock when the lock's shell was among them.
 
 use std::sync::Arc;
 
@@ -130,6 +137,13 @@ pub struct HostLock {
     pool: Vec<String>,
     shell: Arc<tokio::sync::Mutex<Held>>,
     task: JoinHandle<Result<ExitStatus, TransportError>>,
+    /// The connection, for an exec of its own when the lock's shell is
+    /// stuck in a script parc gave up on ([`HostLock::release`]).
+    t: Arc<dyn Transport>,
+    run_id: String,
+    /// The private directories of scripts, run in execs of their own, that
+    /// parc gave up on ([`Transport::gave_up`]).
+    given_up: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// The lock's exec as the controller talks to it once the lock is held.
@@ -140,6 +154,10 @@ struct Held {
     stdout: BufReader<DuplexStream>,
     /// Its shell runs what comes on stdin as it comes ([`HELD_SHELL`]).
     runs_scripts: bool,
+    /// A script is running in it, or ran past its time and was given up on
+    /// (its future dropped before it ended): the shell then reads nothing
+    /// more from the controller, the release included.
+    busy: bool,
 }
 
 /// What [`HostLock::acquire_then`] ran once the lock was held.
@@ -149,6 +167,8 @@ pub struct ThenOutput {
     /// Its output, kept up to [`facts::OUTPUT_LIMIT`](crate::facts::OUTPUT_LIMIT) bytes (the `then` command is
     /// the facts probe): a host cannot flood the controller through it.
     pub stdout: Kept,
+    /// It ran past this time, and parc stopped waiting for it.
+    pub timed_out: Option<std::time::Duration>,
 }
 
 /// The next line the lock's exec printed, without its newline: at most
@@ -315,7 +335,7 @@ impl HostLock {
         break_stale: bool,
         takeover_run: Option<&str>,
     ) -> Result<HostLock, LockError> {
-        Self::acquire_then(t, op, break_stale, takeover_run, None)
+        Self::acquire_then(t, op, break_stale, takeover_run, None, None)
             .await
             .map(|(lock, _)| lock)
     }
@@ -330,10 +350,12 @@ impl HostLock {
         break_stale: bool,
         takeover_run: Option<&str>,
         then: Option<&str>,
+        within: Option<std::time::Duration>,
     ) -> Result<(HostLock, Option<ThenOutput>), LockError> {
         let command = script(op, break_stale, takeover_run, then);
         let (control, mut remote_stdin) = tokio::io::duplex(4096);
         let (mut remote_stdout, out_reader) = tokio::io::duplex(4096);
+        let base = t.clone();
         let task = tokio::spawn(async move {
             let mut sink = tokio::io::sink();
             t.exec(&command, &mut remote_stdin, &mut remote_stdout, &mut sink)
@@ -352,31 +374,50 @@ impl HostLock {
                 said.push(line);
                 continue;
             };
-            let lock = |reader| HostLock {
+            let lock = |reader, busy: bool| HostLock {
                 took_over,
                 pool,
                 shell: Arc::new(tokio::sync::Mutex::new(Held {
                     stdin: control,
                     stdout: reader,
-                    runs_scripts,
+                    runs_scripts: runs_scripts && !busy,
+                    busy,
                 })),
                 task,
+                t: base,
+                run_id: op.run_id.clone(),
+                given_up: Arc::default(),
             };
-            if then.is_none() {
-                return Ok((lock(reader), None));
-            }
+            let Some(within) = then.map(|_| within) else {
+                return Ok((lock(reader, false), None));
+            };
             let mut stdout = Capped::new(crate::facts::OUTPUT_LIMIT);
             let mut code = None;
-            while let Some(line) = next_line(&mut reader).await {
-                if let Some(rc) = line.strip_prefix(THEN_DONE) {
-                    code = crate::numbers::exit_code(rc.trim()).and_then(|c| u32::try_from(c).ok());
-                    break;
+            let read = async {
+                while let Some(line) = next_line(&mut reader).await {
+                    if let Some(rc) = line.strip_prefix(THEN_DONE) {
+                        code = crate::numbers::exit_code(rc.trim())
+                            .and_then(|c| u32::try_from(c).ok());
+                        return;
+                    }
+                    let _ = stdout.write_all(line.as_bytes()).await;
+                    let _ = stdout.write_all(b"\n").await;
                 }
-                let _ = stdout.write_all(line.as_bytes()).await;
-                let _ = stdout.write_all(b"\n").await;
-            }
+            };
+            let timed_out = match within {
+                Some(limit) => tokio::time::timeout(limit, read).await.is_err(),
+                None => {
+                    read.await;
+                    false
+                }
+            };
             let stdout = stdout.into_kept();
-            return Ok((lock(reader), Some(ThenOutput { code, stdout })));
+            let out = ThenOutput {
+                code,
+                stdout,
+                timed_out: within.filter(|_| timed_out),
+            };
+            return Ok((lock(reader, timed_out), Some(out)));
         }
         let holder = said.join(" ");
         match task.await {
@@ -397,6 +438,7 @@ impl HostLock {
             inner: t,
             pool: std::sync::Mutex::new(self.pool.iter().rev().cloned().collect()),
             shell: self.shell.clone(),
+            given_up: self.given_up.clone(),
         })
     }
 
@@ -411,8 +453,38 @@ impl HostLock {
     }
 
     /// Release the lock and append `history` to the host's history log.
-    pub async fn release(self, history: &str) {
+    /// When parc gave up on a script (it ran past its time), what it left
+    /// running is stopped first, over an exec of its own (the lock's shell
+    /// may be the one stuck): the lock is released only once it is gone,
+    /// and what was done is said on `events`.
+    pub async fn release(self, history: &str, events: &Events, host: &str) {
         let line = history.replace(['\n', '\r'], " ");
+        let stuck = self.shell.lock().await.busy;
+        let given_up =
+            std::mem::take(&mut *self.given_up.lock().unwrap_or_else(|e| e.into_inner()));
+        if stuck || !given_up.is_empty() {
+            let stop = stop_given_up(&self.run_id, stuck, &given_up, &line);
+            let said =
+                match tokio::time::timeout(STOP_WITHIN, self.t.exec_capped(&stop, 4096)).await {
+                    Ok(Ok((_, out, _))) => String::from_utf8_lossy(&out.bytes).trim().to_string(),
+                    Ok(Err(e)) => format!("failed {e}"),
+                    Err(_) => format!("failed it did not end within {} s", STOP_WITHIN.as_secs()),
+                };
+            let (what, stopped) = given_up_said(&said, stuck);
+            events.send(Event::GaveUp {
+                host: host.to_string(),
+                what,
+            });
+            if stuck {
+                // The lock's shell was stopped with what it ran, and its exec
+                // ends with it; if it would not stop, its channel is closed.
+                let mut task = self.task;
+                if !stopped || tokio::time::timeout(STOP_WITHIN, &mut task).await.is_err() {
+                    task.abort();
+                }
+                return;
+            }
+        }
         {
             let mut held = self.shell.lock().await;
             let _ = held
@@ -424,6 +496,88 @@ impl HostLock {
         // The exec ends once the host closes it, whatever still holds `shell`.
         let _ = self.task.await;
     }
+}
+
+/// How long stopping what a given-up script left may take: SIGTERM, then
+/// SIGKILL, each waited for up to 10 s by `parc_stop_groups`.
+const STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// sh, run in an exec of its own, that stops what scripts parc gave up on
+/// left running: the lock's shell (`stuck`: a script given up on runs in it)
+/// and the execs that worked in `dirs`, each by the process group it
+/// recorded (the lock's `pid`; `execs`, see `Assembled::command_in`). When
+/// the lock's shell is stopped, the release it can no longer read is done
+/// here, once nothing is left. Only while the lock is still this run's.
+/// Prints `stopped GROUPS`, `running GROUPS` (some would not go, even
+/// after SIGKILL) or `gone` (the lock is not this run's any more).
+fn stop_given_up(run_id: &str, stuck: bool, dirs: &[String], history: &str) -> String {
+    let lock_shell = if stuck {
+        "if read -r _p 2>/dev/null < \"$L/pid\" && read -r _ _ _ _ _g _ 2>/dev/null < \"/proc/$_p/stat\"; then _groups=$_g; fi\n"
+    } else {
+        ""
+    };
+    let execs = if dirs.is_empty() {
+        String::new()
+    } else {
+        let dirs: Vec<String> = dirs.iter().map(|d| quote(d)).collect();
+        format!(
+            "if [ -f \"$L/execs\" ]; then\n  while read -r _g _d; do\n    case $_d in {}) _groups=\"$_groups $_g\" ;; esac\n  done < \"$L/execs\"\nfi\n",
+            dirs.join("|")
+        )
+    };
+    let release = if stuck {
+        format!(
+            "printf '%s\\n' {} >> {STATE_DIR}/history.log; rm -rf \"$L\"\n",
+            quote(history)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{journal}\nL={STATE_DIR}/lock\n\
+         if [ \"$(cat \"$L/run\" 2>/dev/null)\" != {run} ]; then echo gone; exit 0; fi\n\
+         _groups=\n{lock_shell}{execs}\
+         if parc_stop_groups $_groups; then\n{release}echo \"stopped$_stopped\"\n\
+         else echo \"running$_stopped\"; fi\n",
+        journal = crate::journal::JOURNAL_SH,
+        run = quote(run_id),
+    )
+}
+
+/// What [`stop_given_up`] printed, said for the operator, and whether
+/// everything it looked for is gone.
+fn given_up_said(said: &str, stuck: bool) -> (String, bool) {
+    let lock = if stuck { "; the lock is released" } else { "" };
+    if let Some(groups) = said.strip_prefix("stopped") {
+        let what = match groups.trim() {
+            "" => format!(
+                "nothing the script parc stopped waiting for had started was still running{lock}"
+            ),
+            g => format!(
+                "parc stopped what the script it stopped waiting for left running (SIGTERM, then SIGKILL if needed; process groups {g}){lock}"
+            ),
+        };
+        return (what, true);
+    }
+    let kept = if stuck {
+        ": the lock stays, and the next run finds it stale"
+    } else {
+        ""
+    };
+    let what = match said.strip_prefix("running") {
+        Some(groups) => format!(
+            "what the script parc stopped waiting for left running would not stop, even after SIGKILL (process groups {}: a process stuck in the kernel, on a hung mount?){kept}",
+            groups.trim()
+        ),
+        None if said == "gone" => {
+            "the lock was no longer this run's (broken by another operator?): parc left the host as it was".to_string()
+        }
+        None => format!(
+            "parc could not stop what the script it stopped waiting for left running ({}){kept}",
+            said.strip_prefix("failed ").unwrap_or(said)
+        ),
+    };
+    (what, false)
 }
 
 /// The rest of a `locked` line: the private directories the lock made (none,
@@ -572,6 +726,7 @@ struct InLock {
     /// Not handed out yet, the next last.
     pool: std::sync::Mutex<Vec<String>>,
     shell: Arc<tokio::sync::Mutex<Held>>,
+    given_up: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 #[async_trait::async_trait]
@@ -600,13 +755,21 @@ impl Transport for InLock {
         self.pool.lock().ok()?.pop()
     }
 
+    fn gave_up(&self, dir: Option<&str>) {
+        // A script in the lock's shell leaves it `busy`; one in an exec of
+        // its own is found by its directory.
+        if let (Some(dir), Ok(mut given_up)) = (dir, self.given_up.lock()) {
+            given_up.push(dir.to_string());
+        }
+    }
+
     async fn run_held(
         &self,
         script: &[Chunk],
         max: usize,
     ) -> Option<Result<Output, TransportError>> {
         let mut held = self.shell.try_lock().ok()?;
-        if !held.runs_scripts {
+        if !held.runs_scripts || held.busy {
             return None;
         }
         let mut nonce = [0u8; 16];
@@ -614,7 +777,10 @@ impl Transport for InLock {
         let nonce = crate::image::digest::hex(&nonce);
         let dir = self.private_dir()?;
         self.inner.ran_held();
+        // Left set if this future is dropped before the script ends.
+        held.busy = true;
         let out = held.run(&dir, &nonce, script, max).await;
+        held.busy = false;
         // A shell that did not end the script as it should runs no other.
         if !matches!(&out, Ok(o) if o.status != ExitStatus::Unknown) {
             held.runs_scripts = false;
@@ -662,6 +828,7 @@ mod tests {
             stdin,
             stdout: BufReader::new(stdout),
             runs_scripts: true,
+            busy: false,
         };
         (held, host)
     }

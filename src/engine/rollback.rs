@@ -49,7 +49,7 @@ pub async fn run(
                 let t = lock.transport(t);
                 let outcome = restore_host(t.as_ref(), &host, &target_run, &events).await;
                 let history = history_line(&operator, "rollback", outcome.state().as_str());
-                lock.release(&history).await;
+                lock.release(&history, &events, &host).await;
                 outcome
             }
         },

@@ -176,6 +176,7 @@ impl Report {
             | Event::HostProgress { .. }
             | Event::HostOutput { .. }
             | Event::LockTakenOver { .. }
+            | Event::GaveUp { .. }
             | Event::HostRebooted { .. } => Persist::Nothing,
             Event::HostFinished {
                 host,

@@ -588,6 +588,16 @@ impl Script {
     pub async fn run(self, t: &dyn Transport) -> Result<ScriptOutput, ScriptError> {
         self.assemble().run(t).await
     }
+
+    /// [`Script::run`] for a script that only reads the host (the tests),
+    /// given up on past `within` (see [`Assembled::run_read_only`]).
+    pub async fn run_within(
+        self,
+        t: &dyn Transport,
+        within: Option<std::time::Duration>,
+    ) -> Result<ScriptOutput, ScriptError> {
+        self.assemble().run_where(t, false, within).await
+    }
 }
 
 /// Whether account or package `name` may reach a tool as an operand. One
@@ -745,8 +755,19 @@ impl Assembled {
     /// of these lengths.
     fn command_for(archive: usize, payload: usize, dir: Option<&str>) -> String {
         let data_len = archive + payload;
+        // In a directory the lock made, the exec also records its process
+        // group and directory in the lock (with builtins), so that what a
+        // script parc gave up on left running can be stopped when the lock
+        // is released (`HostLock::release`). Not in `pgids`, whose every
+        // group a takeover stops: a group recorded by an exec that ended long
+        // ago may be someone else's by then.
         let private = match dir {
-            Some(dir) => format!("PARC_DIR={}; [ -d \"$PARC_DIR\" ] || exit 111", quote(dir)),
+            Some(dir) => format!(
+                "PARC_DIR={}; [ -d \"$PARC_DIR\" ] || exit 111; \
+                 parc_pg=$$; read -r _ _ _ _ parc_pg _ 2>/dev/null </proc/$$/stat; \
+                 echo \"$parc_pg $PARC_DIR\" >>\"${{PARC_DIR%/*}}/execs\"",
+                quote(dir)
+            ),
             None => "PARC_DIR=$(mktemp -d \"${TMPDIR:-/tmp}/parc.XXXXXX\") || exit 111; \
                      trap 'rm -rf \"$PARC_DIR\"' EXIT"
                 .to_string(),
@@ -816,20 +837,30 @@ impl Assembled {
 
     /// Send the script in ONE exec and parse its framed output.
     pub async fn run(self, t: &dyn Transport) -> Result<ScriptOutput, ScriptError> {
-        self.run_where(t, false).await
+        self.run_where(t, false, None).await
     }
 
     /// [`Assembled::run`] for a script that changes nothing (a probe): run in
     /// a shell the transport holds when it has one ([`Transport::run_held`]),
-    /// which saves the host a session.
-    pub async fn run_read_only(self, t: &dyn Transport) -> Result<ScriptOutput, ScriptError> {
-        self.run_where(t, true).await
+    /// which saves the host a session. Past `within`, parc stops waiting
+    /// ([`ScriptError::TimedOut`]) and tells the transport, which stops what
+    /// the script left running when its lock is released: a read that never
+    /// ends (a hung network mount, a file a local user swapped for a FIFO, a
+    /// guard command that waits forever) must not hold the host's lock and
+    /// its batch for good.
+    pub async fn run_read_only(
+        self,
+        t: &dyn Transport,
+        within: Option<std::time::Duration>,
+    ) -> Result<ScriptOutput, ScriptError> {
+        self.run_where(t, true, within).await
     }
 
     async fn run_where(
         self,
         t: &dyn Transport,
         read_only: bool,
+        within: Option<std::time::Duration>,
     ) -> Result<ScriptOutput, ScriptError> {
         let data = (self.archive.len(), self.payload.len());
         // A held shell takes no stdin: only a script without data before it.
@@ -844,26 +875,39 @@ impl Assembled {
             output_max,
         } = self;
         let stdin = Self::stdin(archive, payload, &libs, tail);
-        let ran = match held {
-            true => t.run_held(stdin.chunks(), output_max).await,
-            false => None,
+        // The private directory of a script run in an exec of its own: what
+        // the transport is told when the script is given up on.
+        let mut dir = None;
+        let ran = async {
+            if held && let Some(out) = t.run_held(stdin.chunks(), output_max).await {
+                return out;
+            }
+            dir = t.private_dir();
+            let command = Self::command_for(data.0, data.1, dir.as_deref());
+            let (mut stdout, mut stderr) = (
+                Capped::new(output_max.saturating_add(1)),
+                Capped::new(STDERR_MAX),
+            );
+            let status = t
+                .exec_shared(&command, stdin.chunks(), &mut stdout, &mut stderr)
+                .await?;
+            Ok(Output {
+                status,
+                stdout: stdout.into_kept().bytes,
+                stderr: stderr.into_kept().bytes,
+            })
         };
-        let out = match ran {
-            Some(out) => out?,
-            None => {
-                let command = Self::command_for(data.0, data.1, t.private_dir().as_deref());
-                let (mut stdout, mut stderr) = (
-                    Capped::new(output_max.saturating_add(1)),
-                    Capped::new(STDERR_MAX),
-                );
-                let status = t
-                    .exec_shared(&command, stdin.chunks(), &mut stdout, &mut stderr)
-                    .await?;
-                Output {
-                    status,
-                    stdout: stdout.into_kept().bytes,
-                    stderr: stderr.into_kept().bytes,
-                }
+        let out = match within {
+            None => Ok(ran.await),
+            Some(limit) => tokio::time::timeout(limit, ran).await.map_err(|_| limit),
+        };
+        let out = match out {
+            Ok(out) => out?,
+            Err(limit) => {
+                t.gave_up(dir.as_deref());
+                return Err(ScriptError::TimedOut {
+                    secs: limit.as_secs(),
+                });
             }
         };
         drop(stdin);
@@ -997,6 +1041,10 @@ pub enum ScriptError {
         "the host sent more than the {max} bytes this script can print (a file it read grew while it was read?): parc stopped keeping it, and nothing of it is used"
     )]
     TooLong { max: usize },
+    /// The script, which only reads the host, ran past its time
+    /// (`--read-timeout`); parc stopped waiting for it.
+    #[error("it did not finish within {secs} s (--read-timeout)")]
+    TimedOut { secs: u64 },
 }
 
 /// The value of a field line, unescaped (see `parc_kv` in lib.sh): `\\` is a

@@ -253,6 +253,12 @@ pub trait Transport: Send + Sync {
         None
     }
 
+    /// A script parc stopped waiting for (it ran past its time) may still
+    /// run on the host: in the shell [`Transport::run_held`] holds, or in an
+    /// exec of its own working in `dir` (from [`Transport::private_dir`]).
+    /// The host lock stops what it left when it is released.
+    fn gave_up(&self, _dir: Option<&str>) {}
+
     /// Run a command with no input, keeping at most `max` bytes of each of
     /// its output streams (and their full sizes); the rest is read and dropped.
     async fn exec_capped(

@@ -46,6 +46,7 @@ fn event_text(ev: &Event, action: &str, options: Options) -> Option<String> {
         Event::LockTakenOver { host, what } => {
             Some(format!("  {host}: took over a stale lock: {what}"))
         }
+        Event::GaveUp { host, what } => Some(format!("  {host}: {what}")),
         Event::HostFinished {
             host,
             state,

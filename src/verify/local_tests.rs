@@ -85,7 +85,7 @@ async fn run_every_kind(t: &dyn Transport) {
             "record {i}"
         );
     }
-    let results = run_tests(t, &tests, &redactor).await.unwrap();
+    let results = run_tests(t, &tests, &redactor, None).await.unwrap();
     assert_eq!(results.len(), tests.len());
     for ((case, want), got) in cases.iter().zip(&results) {
         assert_eq!(got.passed, *want, "{case}\n{got:#?}");
@@ -196,7 +196,7 @@ async fn a_script_that_dies_fails_the_tests_it_did_not_reach() {
     let tests: Vec<Test> =
         crate::location::from_yaml("- command: {run: 'kill -9 $PPID'}\n- file: {path: /}\n")
             .unwrap();
-    let results = run_tests(&LocalTransport, &tests, &Redactor::default())
+    let results = run_tests(&LocalTransport, &tests, &Redactor::default(), None)
         .await
         .unwrap();
     assert!(results.iter().all(|r| !r.passed), "{results:#?}");

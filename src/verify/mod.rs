@@ -25,6 +25,8 @@ mod local_tests;
 pub use probe::{Check, Probe, Probed, TestResult, clip};
 pub use spec::Test;
 
+use std::time::Duration;
+
 use crate::render::Redactor;
 use crate::resources::script::{Script, ScriptError, ScriptOutput};
 use crate::transport::Transport;
@@ -41,9 +43,18 @@ pub async fn run_tests(
     t: &dyn Transport,
     tests: &[Test],
     redactor: &Redactor,
+    read_timeout: Option<Duration>,
 ) -> Result<Vec<TestResult>, ScriptError> {
-    let out = probe_script(tests).run(t).await?;
+    let within = time_for(read_timeout, tests);
+    let out = probe_script(tests).run_within(t, within).await?;
     Ok(judge(tests, "", &out, redactor))
+}
+
+/// How long a script that runs `tests` may take: `read_timeout` (`None`:
+/// for ever), plus the time each test gives itself.
+pub fn time_for(read_timeout: Option<Duration>, tests: &[Test]) -> Option<Duration> {
+    let own: u64 = tests.iter().map(Test::own_time).sum();
+    read_timeout.map(|t| t + Duration::from_secs(own))
 }
 
 /// The results of `tests`, whose probes `out` printed as records

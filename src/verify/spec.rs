@@ -107,6 +107,17 @@ impl Spec {
 }
 
 impl Test {
+    /// The time the test gives itself (`timeout:`, in seconds), which the
+    /// script that runs it is allowed beside `--read-timeout`.
+    pub fn own_time(&self) -> u64 {
+        let t = match &self.spec {
+            Spec::Command(c) => c.timeout.as_ref(),
+            Spec::Http(h) => h.timeout.as_ref(),
+            _ => None,
+        };
+        t.and_then(crate::render::Number::value).unwrap_or(0)
+    }
+
     /// The name shown in reports: the declared one, else the kind and its subject.
     pub fn label(&self) -> String {
         self.name

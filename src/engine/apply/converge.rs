@@ -93,7 +93,7 @@ pub async fn converge(
     events.phase(host, "facts");
     let facts = match facts {
         Some(f) => f,
-        None => facts_of(t).await,
+        None => facts_of(t, job.connect.read_timeout).await,
     };
     let facts = match facts {
         Ok(f) => serde_json::to_value(f).expect("facts serialize"),
@@ -158,7 +158,8 @@ async fn converge_vars(
     events.phase(host, "probing");
     let plan_ctx = PlanContext { diff: job.diff };
     let script = probe_script(&items, &handlers, &plan_ctx, ready);
-    let probe = match script.assemble().run_read_only(t).await {
+    let within = verify::time_for(job.connect.read_timeout, ready);
+    let probe = match script.assemble().run_read_only(t, within).await {
         Ok(out) if out.status.success() => out,
         Ok(out) => {
             return Converged::failed(
@@ -605,7 +606,7 @@ async fn verified(
     events.phase(host, "verifying");
     let results = match tests {
         Tests::Judged(results) => Ok(results),
-        Tests::ToRun(Ok(tests)) => run_tests(t, &tests, redactor).await,
+        Tests::ToRun(Ok(tests)) => run_tests(t, &tests, redactor, job.connect.read_timeout).await,
         Tests::ToRun(Err(e)) => {
             done.error = Some(HostError::TestsRender(e));
             return done;

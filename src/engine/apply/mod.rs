@@ -84,19 +84,27 @@ async fn apply_host_with(
     // The facts probe rides in the lock's exec, unless an image stage comes
     // first: facts then describe the host as imaged, as they did before.
     let then = job.image.is_none().then_some(crate::facts::PROBE);
-    let (lock, facts) =
-        match HostLock::acquire_then(t.clone(), &job.operator, job.break_lock, None, then).await {
-            Ok((lock, facts)) => (lock, then.map(|_| facts_from_lock(facts))),
-            Err(e) => {
-                let e = HostError::Lock(e);
-                if e.is_connection_lost() {
-                    return Outcome::Unreachable {
-                        error: e.to_string(),
-                    };
-                }
-                return Outcome::apply_failed(false, vec![], vec![], e.to_string(), None);
+    let (lock, facts) = match HostLock::acquire_then(
+        t.clone(),
+        &job.operator,
+        job.break_lock,
+        None,
+        then,
+        job.connect.read_timeout,
+    )
+    .await
+    {
+        Ok((lock, facts)) => (lock, then.map(|_| facts_from_lock(facts))),
+        Err(e) => {
+            let e = HostError::Lock(e);
+            if e.is_connection_lost() {
+                return Outcome::Unreachable {
+                    error: e.to_string(),
+                };
             }
-        };
+            return Outcome::apply_failed(false, vec![], vec![], e.to_string(), None);
+        }
+    };
     lock.announce(&events, &host);
     let t = lock.transport(t);
     let mut stage = None;
@@ -121,7 +129,7 @@ async fn apply_host_with(
                 None => Outcome::applied(false, vec![report], vec![]),
             };
             let history = history_line(&job.operator, "apply", outcome.state().as_str());
-            lock.release(&history).await;
+            lock.release(&history, &events, &host).await;
             return outcome;
         }
         stage = Some(report);
@@ -149,7 +157,7 @@ async fn apply_host_with(
     }
     let outcome = with_stage(stage, outcome);
     let history = history_line(&job.operator, "apply", outcome.state().as_str());
-    lock.release(&history).await;
+    lock.release(&history, &events, &host).await;
     outcome
 }
 

@@ -83,11 +83,22 @@ pub(super) async fn recover(
         }
     }
     recovery.action = RecoveryAction::RolledBack;
-    let (OnFailure::Fallback, Some(fallback)) = (job.on_failure, &job.fallback) else {
+    // A read that never ended (a hung mount) would hang the fallback's too.
+    let fallback = job.fallback.as_ref().filter(|_| !reason.is_timed_out());
+    let (OnFailure::Fallback, Some(fallback)) = (job.on_failure, fallback) else {
         if !done.journaled {
             // Nothing had changed, so nothing was rolled back: the host simply failed.
             recovery.action = RecoveryAction::Kept;
             recovery.error = Some("nothing had been changed on the host".into());
+        }
+        if job.on_failure == OnFailure::Fallback && reason.is_timed_out() {
+            let said = recovery
+                .error
+                .take()
+                .map_or(String::new(), |e| format!("{e}; "));
+            recovery.error = Some(format!(
+                "{said}the fallback profile was not tried: what held up the read may hold up its own"
+            ));
         }
         return recovery;
     };
