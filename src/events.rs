@@ -278,7 +278,8 @@ pub enum ResourceStatus {
     NoChange,
     /// Check mode: would change.
     WillChange,
-    /// Check mode: runs on apply, effect unknown beforehand.
+    /// Check mode: runs on apply, effect unknown beforehand. Applying: its
+    /// step's result never came back (the exec was lost, or given up on).
     Unknown,
     Changed,
     /// `when:` was false.

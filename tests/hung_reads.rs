@@ -142,3 +142,33 @@ fn a_probe_in_an_exec_of_its_own_is_stopped_too() {
     let (_, ev) = apply(&lab, &pb, "2");
     after_hang(&lab, &ev, "3018");
 }
+
+/// On a first run the tests are read by the apply exec itself, after its
+/// changes: their clock starts with the first test. Past it, the host is
+/// rolled back like one whose tests failed, and the test left running is
+/// stopped before the lock is released.
+#[test]
+fn tests_that_never_end_after_the_changes_roll_the_host_back() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let pb = play(
+        dir.path(),
+        "hung",
+        "resources:\n  - file: {path: /etc/parc-hung-done, content: \"x\\n\"}\n\
+         verify:\n  - command: {run: 'sleep 3020'}\n",
+        "",
+    );
+    let (_, ev) = apply(&lab, &pb, "2");
+    let f = finished(&ev);
+    assert_eq!(f[0]["state"], "rolled_back", "{ev:?}");
+    let text = serde_json::to_string(&f[0]).unwrap();
+    assert!(
+        text.contains("verifying did not finish within 2 s (--read-timeout)"),
+        "{text}"
+    );
+    assert!(lab.host_file(0, "/etc/parc-hung-done").is_none(), "{ev:?}");
+    assert_eq!(running(&["sleep", "3020"]), 0, "{ev:?}");
+    let lock = lab.ssh(0, "test -e /var/lib/parc/lock && echo held || echo free");
+    assert_eq!(String::from_utf8_lossy(&lock.stdout).trim(), "free");
+}

@@ -537,6 +537,8 @@ fn stop_given_up(run_id: &str, stuck: bool, dirs: &[String], history: &str) -> S
         "{journal}\nL={STATE_DIR}/lock\n\
          if [ \"$(cat \"$L/run\" 2>/dev/null)\" != {run} ]; then echo gone; exit 0; fi\n\
          _groups=\n{lock_shell}{execs}\
+         # Split on purpose: group numbers (parc_stop_groups skips anything else).\n\
+         # shellcheck disable=SC2086\n\
          if parc_stop_groups $_groups; then\n{release}echo \"stopped$_stopped\"\n\
          else echo \"running$_stopped\"; fi\n",
         journal = crate::journal::JOURNAL_SH,
@@ -925,5 +927,41 @@ mod tests {
         writer.await.unwrap();
         assert_eq!(next_line(&mut reader).await.as_deref(), Some("last"));
         assert_eq!(next_line(&mut reader).await, None);
+    }
+
+    /// Every form of the stop script parses as sh, and names the lock's
+    /// shell and the given-up directories only when it must.
+    #[test]
+    fn the_stop_script_parses_and_stops_only_what_was_given_up() {
+        let dirs = [
+            "/var/lib/parc/lock/exec.3".to_string(),
+            "/var/lib/parc/lock/exec.5".to_string(),
+        ];
+        for (stuck, dirs) in [(true, &dirs[..0]), (true, &dirs[..]), (false, &dirs[..1])] {
+            let script = stop_given_up("20261208T000000-ab'c", stuck, dirs, "a line; $(x)");
+            let parsed = std::process::Command::new("sh")
+                .args(["-n", "-c", &script])
+                .output()
+                .unwrap();
+            assert!(parsed.status.success(), "{parsed:?}");
+            assert_eq!(script.contains("\"$L/pid\""), stuck);
+            assert_eq!(script.contains("rm -rf \"$L\""), stuck);
+            assert_eq!(
+                script.contains("|/var/lib/parc/lock/exec.5)"),
+                dirs.len() == 2
+            );
+        }
+        let (what, gone) = given_up_said("stopped 123 456", true);
+        assert!(
+            gone && what.contains("process groups 123 456")
+                && what.ends_with("the lock is released")
+        );
+        let (what, gone) = given_up_said("running 123", true);
+        assert!(
+            !gone && what.contains("the next run finds it stale"),
+            "{what}"
+        );
+        let (what, gone) = given_up_said("gone", false);
+        assert!(!gone && what.contains("no longer this run's"), "{what}");
     }
 }

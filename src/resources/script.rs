@@ -37,6 +37,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::payload::Payload;
 use super::plan::UserOp;
@@ -589,14 +590,88 @@ impl Script {
         self.assemble().run(t).await
     }
 
-    /// [`Script::run`] for a script that only reads the host (the tests),
-    /// given up on past `within` (see [`Assembled::run_read_only`]).
+    /// [`Script::run`], given up on past `within` (see
+    /// [`Assembled::run_read_only`]).
     pub async fn run_within(
         self,
         t: &dyn Transport,
-        within: Option<std::time::Duration>,
+        within: Option<Within<'_>>,
     ) -> Result<ScriptOutput, ScriptError> {
         self.assemble().run_where(t, false, within).await
+    }
+}
+
+/// How long parc waits for a script that reads the host, possibly for ever
+/// (see [`Assembled::run_read_only`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Within<'a> {
+    pub limit: Duration,
+    /// The clock starts when the script prints this line, where its reads
+    /// start after steps that may take their time (an apply's tests after
+    /// its changes); `None`: when it is sent.
+    pub from: Option<&'a str>,
+}
+
+impl Within<'_> {
+    /// `limit` from the start, if any.
+    pub fn whole(limit: Option<Duration>) -> Option<Within<'static>> {
+        limit.map(|limit| Within { limit, from: None })
+    }
+}
+
+/// What a script prints, written through to `inner`, waking `seen` once
+/// `needle` (a whole line, newlines included) has gone by, wherever writes
+/// cut it.
+struct Watch<'a> {
+    inner: &'a mut Capped,
+    needle: Option<Vec<u8>>,
+    /// The end of what went by, shorter than the needle.
+    tail: Vec<u8>,
+    seen: &'a tokio::sync::Notify,
+}
+
+impl tokio::io::AsyncWrite for Watch<'_> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let n = match std::pin::Pin::new(&mut *this.inner).poll_write(cx, buf) {
+            std::task::Poll::Ready(Ok(n)) => n,
+            other => return other,
+        };
+        if let Some(needle) = &this.needle {
+            this.tail.extend_from_slice(&buf[..n]);
+            if this
+                .tail
+                .windows(needle.len())
+                .any(|w| w == needle.as_slice())
+            {
+                this.seen.notify_one();
+                this.needle = None;
+                this.tail = Vec::new();
+            } else {
+                let keep = needle.len() - 1;
+                let cut = this.tail.len().saturating_sub(keep);
+                this.tail.drain(..cut);
+            }
+        }
+        std::task::Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -851,16 +926,16 @@ impl Assembled {
     pub async fn run_read_only(
         self,
         t: &dyn Transport,
-        within: Option<std::time::Duration>,
+        within: Option<Duration>,
     ) -> Result<ScriptOutput, ScriptError> {
-        self.run_where(t, true, within).await
+        self.run_where(t, true, Within::whole(within)).await
     }
 
     async fn run_where(
         self,
         t: &dyn Transport,
         read_only: bool,
-        within: Option<std::time::Duration>,
+        within: Option<Within<'_>>,
     ) -> Result<ScriptOutput, ScriptError> {
         let data = (self.archive.len(), self.payload.len());
         // A held shell takes no stdin: only a script without data before it.
@@ -878,6 +953,7 @@ impl Assembled {
         // The private directory of a script run in an exec of its own: what
         // the transport is told when the script is given up on.
         let mut dir = None;
+        let seen = tokio::sync::Notify::new();
         let ran = async {
             if held && let Some(out) = t.run_held(stdin.chunks(), output_max).await {
                 return out;
@@ -888,8 +964,16 @@ impl Assembled {
                 Capped::new(output_max.saturating_add(1)),
                 Capped::new(STDERR_MAX),
             );
+            let mut watch = Watch {
+                inner: &mut stdout,
+                needle: within
+                    .and_then(|w| w.from)
+                    .map(|line| format!("\n{line}\n").into_bytes()),
+                tail: Vec::new(),
+                seen: &seen,
+            };
             let status = t
-                .exec_shared(&command, stdin.chunks(), &mut stdout, &mut stderr)
+                .exec_shared(&command, stdin.chunks(), &mut watch, &mut stderr)
                 .await?;
             Ok(Output {
                 status,
@@ -899,7 +983,18 @@ impl Assembled {
         };
         let out = match within {
             None => Ok(ran.await),
-            Some(limit) => tokio::time::timeout(limit, ran).await.map_err(|_| limit),
+            Some(w) => {
+                let clock = async {
+                    if w.from.is_some() {
+                        seen.notified().await;
+                    }
+                    tokio::time::sleep(w.limit).await;
+                };
+                tokio::select! {
+                    out = ran => Ok(out),
+                    () = clock => Err(w.limit),
+                }
+            }
         };
         let out = match out {
             Ok(out) => out?,
@@ -1783,5 +1878,30 @@ mod tests {
         assert!(!out.status.success());
         assert_eq!(out.records["0"].rc, Some(1));
         assert!(!out.records.contains_key("1"));
+    }
+
+    /// The clock of an apply's tests starts at its first test's record,
+    /// wherever the exec's writes cut it, and not at a line that only
+    /// starts like it.
+    #[tokio::test]
+    async fn a_watched_line_is_seen_across_writes_and_only_whole() {
+        use tokio::io::AsyncWriteExt;
+        let seen = tokio::sync::Notify::new();
+        let mut out = Capped::new(1024);
+        let mut watch = Watch {
+            inner: &mut out,
+            needle: Some(b"\n@@r v0\n".to_vec()),
+            tail: Vec::new(),
+            seen: &seen,
+        };
+        for piece in ["@@r 0\nx=1\n@@r v0x\n", "@@r v", "0", "\nend=yes\n"] {
+            watch.write_all(piece.as_bytes()).await.unwrap();
+            let now = tokio::time::timeout(Duration::ZERO, seen.notified()).await;
+            assert_eq!(now.is_ok(), piece == "\nend=yes\n", "after {piece:?}");
+        }
+        assert_eq!(
+            out.into_kept().bytes,
+            b"@@r 0\nx=1\n@@r v0x\n@@r v0\nend=yes\n"
+        );
     }
 }

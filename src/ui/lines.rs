@@ -143,8 +143,13 @@ pub fn host_finished(
                     count(ResourceStatus::NoChange)
                 )
             } else {
+                // Steps whose result never came back (the exec was lost).
+                let unknown = match count(ResourceStatus::Unknown) {
+                    0 => String::new(),
+                    n => format!(", {n} unknown"),
+                };
                 format!(
-                    "{} changed, {} unchanged",
+                    "{} changed, {} unchanged{unknown}",
                     count(ResourceStatus::Changed),
                     count(ResourceStatus::NoChange)
                 )

@@ -28,7 +28,7 @@ pub use spec::Test;
 use std::time::Duration;
 
 use crate::render::Redactor;
-use crate::resources::script::{Script, ScriptError, ScriptOutput};
+use crate::resources::script::{Script, ScriptError, ScriptOutput, Within};
 use crate::transport::Transport;
 
 /// The sh helpers every verification script carries after the resources library.
@@ -45,7 +45,7 @@ pub async fn run_tests(
     redactor: &Redactor,
     read_timeout: Option<Duration>,
 ) -> Result<Vec<TestResult>, ScriptError> {
-    let within = time_for(read_timeout, tests);
+    let within = Within::whole(time_for(read_timeout, tests));
     let out = probe_script(tests).run_within(t, within).await?;
     Ok(judge(tests, "", &out, redactor))
 }

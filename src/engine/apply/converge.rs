@@ -21,7 +21,7 @@ use crate::facts::Facts;
 use crate::inventory::{Inventory, Vars};
 use crate::journal;
 use crate::render::{Redactor, RenderError, Renderer};
-use crate::resources::script::{Record, Script};
+use crate::resources::script::{Record, Script, Within};
 use crate::resources::{Op, Plan, PlanContext, Reboot, Resource, Touch};
 use crate::transport::Transport;
 use crate::verify::{self, Test, TestResult, run_tests};
@@ -260,6 +260,7 @@ async fn converge_vars(
             confirm: job.confirm,
         };
         let script = apply_script(&journal, &items, &pending, &hitems, &inline, inline_tests);
+        let first_test = format!("@@r {VERIFY}0");
         let applied = run_script(
             t,
             script,
@@ -277,6 +278,14 @@ async fn converge_vars(
             ],
             redactor,
             Some(journal::COMPLETE_RECORD),
+            // The tests come after every change: their clock starts with
+            // the first one's record.
+            verify::time_for(job.connect.read_timeout, inline_tests)
+                .filter(|_| !inline_tests.is_empty())
+                .map(|limit| Within {
+                    limit,
+                    from: Some(&first_test),
+                }),
         )
         .await;
         let out = match applied {

@@ -9,7 +9,7 @@ use crate::engine::error::HostError;
 use crate::events::{ResourceReport, ResourceStatus};
 use crate::profile::Declared;
 use crate::render::{REDACTED, Redactor, RenderError, Renderer};
-use crate::resources::script::{Record, Script, ScriptOutput};
+use crate::resources::script::{Record, Script, ScriptError, ScriptOutput, Within};
 use crate::resources::{
     Batched, Op, Plan, PlanContext, Resource, Step, batch_done, lies_below, mkdir_batches,
 };
@@ -460,6 +460,7 @@ pub(super) async fn run_steps(
         }],
         redactor,
         around.first_change,
+        None,
     )
     .await
     .map(|_| ())
@@ -477,17 +478,37 @@ pub(super) struct Steps<'a> {
 /// and record each step's result: after the first failure, the steps left
 /// (of this group or a later one) did not run. The script's output, for
 /// the records of what it ran after the steps.
+/// `within`: when parc gives up on the script's reads (the tests an apply
+/// runs after its changes): past it, the host fails with its steps'
+/// results unknown, which its recovery then undoes.
 pub(super) async fn run_script(
     t: &dyn Transport,
     script: Script,
     groups: &mut [Steps<'_>],
     redactor: &Redactor,
     first_change: Option<&str>,
+    within: Option<Within<'_>>,
 ) -> Result<ScriptOutput, StepsFailed> {
-    let out = script.run(t).await.map_err(|e| StepsFailed {
-        error: HostError::script(e, "applying"),
-        maybe_changed: true,
-    })?;
+    let out = match script.run_within(t, within).await {
+        Ok(out) => out,
+        Err(e) => {
+            // No step's result came back: whether each ran is unknown,
+            // not "no change".
+            for g in groups.iter_mut() {
+                for &i in g.which {
+                    g.items[i].report.status = ResourceStatus::Unknown;
+                }
+            }
+            let error = match e {
+                ScriptError::TimedOut { .. } => HostError::script(e, "verifying"),
+                e => HostError::script(e, "applying"),
+            };
+            return Err(StepsFailed {
+                error,
+                maybe_changed: true,
+            });
+        }
+    };
     let mut error = None;
     for g in groups.iter_mut() {
         record_steps(g, &out, redactor, &mut error);
