@@ -172,3 +172,30 @@ fn tests_that_never_end_after_the_changes_roll_the_host_back() {
     let lock = lab.ssh(0, "test -e /var/lib/parc/lock && echo held || echo free");
     assert_eq!(String::from_utf8_lossy(&lock.stdout).trim(), "free");
 }
+
+/// A profile's own command that waits for ever: with `timeout:` it is
+/// stopped there, its resource fails and says why, and the host is rolled
+/// back.
+#[test]
+fn a_command_past_its_timeout_is_stopped_and_its_host_rolled_back() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let pb = play(
+        dir.path(),
+        "slow",
+        "resources:\n  - file: {path: /etc/parc-slow-done, content: \"x\\n\"}\n  \
+         - command: {run: 'sleep 3031', creates: /etc/parc-slow, timeout: 2s}\n",
+        "",
+    );
+    let (_, ev) = apply(&lab, &pb, "600");
+    let f = finished(&ev);
+    assert_eq!(f[0]["state"], "rolled_back", "{ev:?}");
+    let text = serde_json::to_string(&f[0]).unwrap();
+    assert!(
+        text.contains("parc: stopped when it ran past its timeout of 2 s (exit 124)"),
+        "{text}"
+    );
+    assert!(lab.host_file(0, "/etc/parc-slow-done").is_none(), "{ev:?}");
+    assert_eq!(running(&["sleep", "3031"]), 0, "{ev:?}");
+}

@@ -33,6 +33,16 @@ pub struct Command {
     pub chdir: Option<String>,
     /// sh that reverses the command, run when the host is rolled back.
     pub undo: Option<String>,
+    /// How long the command may run (`10m`, `90s`) before `timeout` stops
+    /// it, and the resource fails: a command waiting for ever (a prompt, a
+    /// lock, a download that stalled) would hold the host's apply, its lock
+    /// and its batch. None by default, as for `sh -c` itself.
+    #[serde(
+        default,
+        deserialize_with = "crate::playbook::duration",
+        serialize_with = "super::reboot::seconds"
+    )]
+    pub timeout: Option<std::time::Duration>,
     pub when: Option<String>,
     #[serde(default)]
     pub notify: Vec<String>,
@@ -151,13 +161,20 @@ impl Kind for Command {
         }
         // One command whose status is the step's: it runs in the apply's
         // shell, without a subshell (`chdir`'s is the command's own process).
+        let secs = self.timeout.map(|t| t.as_secs().max(1));
+        let timed = secs.map_or(String::new(), |s| format!("timeout {s} "));
         let sh = match &self.chdir {
             Some(dir) => format!(
                 "(cd {} && {} </dev/null)",
                 quote(dir),
-                sh_hidden("exec ", &self.run)
+                sh_hidden(&format!("exec {timed}"), &self.run)
             ),
-            None => format!("{} </dev/null", sh_hidden("", &self.run)),
+            None => format!("{} </dev/null", sh_hidden(&timed, &self.run)),
+        };
+        // What `timeout` stopping it looks like is said in its output.
+        let sh = match secs {
+            Some(s) => format!("{{ {sh}; parc_timed_out {s} $?; }}"),
+            None => sh,
         };
         // A command is only reversible as far as it says: its `undo`, and the
         // path it `creates`.
@@ -209,6 +226,34 @@ mod tests {
                 .unwrap(),
             Plan::Unknown(_)
         ));
+    }
+
+    /// The exact step: `timeout` before the command's own shell, and its
+    /// status handed to `parc_timed_out`, which says when it stopped it.
+    #[test]
+    fn a_timeout_runs_the_command_under_timeout() {
+        let step = |yaml: &str| match cmd(yaml).plan(&Record::default(), &PlanContext::default()) {
+            Ok(Plan::Unknown(c)) => match &c.step.0[..] {
+                [super::super::plan::Op::Run(sh)] => sh.clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            step("{run: 'apt-get update', timeout: 90s}"),
+            "{ PARC_RUN='apt-get update' timeout 90 sh -c 'parc_run=$PARC_RUN; unset PARC_RUN; \
+             eval \"$parc_run\"' </dev/null; parc_timed_out 90 $?; }"
+        );
+        assert_eq!(
+            step("{run: make, chdir: /src, timeout: 2m}"),
+            "{ (cd /src && PARC_RUN=make exec timeout 120 sh -c 'parc_run=$PARC_RUN; unset PARC_RUN; \
+             eval \"$parc_run\"' </dev/null); parc_timed_out 120 $?; }"
+        );
+        assert_eq!(
+            step("{run: make}"),
+            "PARC_RUN=make sh -c 'parc_run=$PARC_RUN; unset PARC_RUN; eval \"$parc_run\"' </dev/null"
+        );
+        assert!(serde_norway::from_str::<Command>("{run: x, timeout: soon}").is_err());
     }
 
     #[test]

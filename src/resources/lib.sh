@@ -697,6 +697,14 @@ parc_step_plain() { # IDX FUNCTION
   parc_step_done "$1" $?
 }
 
+# A `command` with a `timeout:` ran under `timeout SECS`, whose status RC is
+# returned as it is: when it says `timeout` stopped the command (GNU's 124,
+# or busybox's SIGTERM and SIGKILL), that is said too, in the step's output.
+parc_timed_out() { # SECS RC
+  case $2 in 124|137|143) echo "parc: stopped when it ran past its timeout of $1 s (exit $2)" >&2 ;; esac
+  return "$2"
+}
+
 parc_step_done() { # IDX RC
   echo "@@done $1 $2"
   [ ! -s "$PARC_DIR/out" ] || parc_blob_max out "$PARC_DIR/out" "$PARC_OUT_MAX"

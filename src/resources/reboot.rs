@@ -50,7 +50,7 @@ pub struct Reboot {
 
 /// Written back as whole seconds, which [`crate::playbook::duration`] reads
 /// (resources go through their serde form when rendered).
-fn seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     d.map(|d| d.as_secs().max(1)).serialize(s)
 }
 
