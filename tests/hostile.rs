@@ -861,3 +861,47 @@ fn hostile_variables_land_through_templates() {
         assert!(!on_host(&lab, "/tmp/pwned").exists(), "{p:?} ran");
     }
 }
+
+/// A `file` test of a file in alice's directories: alice swaps
+/// `~/.config` for a link to a directory of root's holding a file of the
+/// same name. Root read that file for the test: the test's verdict was
+/// root's file's (whether it held the pattern), and a failed one gave its
+/// size in the operator's report ("not found in 21 bytes"). Now the read walks from `/` one
+/// directory at a time and stops at a link in a user's directory; links
+/// root made in its own directories (`/lib -> usr/lib`) are still followed.
+#[test]
+fn a_file_test_does_not_read_through_a_link_a_user_made() {
+    let lab = TestLab::start(1);
+    sh(
+        &lab,
+        "useradd -m -s /bin/sh alice && mkdir -m 700 /etc/parc-private \
+         && echo 'token=root-only-4417' > /etc/parc-private/app.conf \
+         && ln -s /etc/parc-private /home/alice/.config && chown -h alice: /home/alice/.config \
+         && mkdir /etc/parc-real && echo 'theme=light' > /etc/parc-real/app.conf \
+         && ln -s parc-real /etc/parc-linked",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pb = playbook(
+        dir.path(),
+        "verify:\n\
+         \x20 - file: {path: /home/alice/.config/app.conf, contains: theme=dark}\n\
+         \x20 - file: {path: /etc/parc-linked/app.conf, contains: theme=light}\n",
+    );
+    let out = lab
+        .parc()
+        .args(["--json", "verify"])
+        .arg(&pb)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `token=root-only-4417\n`: 21 bytes.
+    assert!(!text.contains("21 bytes"), "{text}");
+    assert!(
+        text.contains("not read: a link on the way to it lies in a directory a user may change"),
+        "{text}"
+    );
+    let ev = common::events(&out);
+    let results = &finished(&ev)[0]["outcome"]["results"];
+    assert_eq!(results[0]["passed"], false, "{text}");
+    assert_eq!(results[1]["passed"], true, "{text}");
+}

@@ -480,6 +480,44 @@ parc_copy_in() { # DIR NAME FILE MAX
   return $_cr
 }
 
+# Enter DIR (absolute) from /, one directory at a time, each checked after
+# `cd -P` to be the directory it names: a user who swaps a directory on the
+# way for a link moves the walk nowhere. A link is followed only where no
+# user could have made it: in a directory root owns that is not sticky (the
+# system's own links, /lib -> usr/lib); anywhere else (a user's directory,
+# /tmp) the walk stops, with status 2. Shell builtins only.
+parc_walk() { # DIR
+  cd / || return 2
+  _wr=${1#/}
+  while [ -n "$_wr" ]; do
+    _wc=${_wr%%/*}
+    case $_wr in */*) _wr=${_wr#*/} ;; *) _wr= ;; esac
+    case $_wc in ''|.) continue ;; ..) return 2 ;; esac
+    if [ -L "$_wc" ]; then
+      [ -O . ] && [ ! -k . ] && cd -P -- "$_wc" 2>/dev/null || return 2
+    else
+      _ww=${PWD%/}/$_wc
+      cd -P -- "$_wc" 2>/dev/null || return 1
+      [ "$PWD" = "$_ww" ] || return 2
+    fi
+  done
+}
+
+# parc_copy_plain of SRC, in the directory parc_walk enters: what a root
+# process reads for a test of a file in a user's directory is that user's
+# file or nothing, never a root file behind a link the user made. Status 2:
+# a link on the way is not one parc follows. The working directory is
+# restored.
+parc_copy_walked() { # SRC FILE MAX
+  _cw=$PWD
+  parc_dirname "$1"
+  parc_walk "$_d"
+  _cr=$?
+  if [ "$_cr" = 0 ]; then parc_copy_plain "./${1##*/}" "$2" "$3"; _cr=$?; fi
+  cd -- "$_cw" 2>/dev/null || cd /
+  return $_cr
+}
+
 # Atomically install stash bytes [OFF, OFF+LEN) as DEST with MODE OWNER GROUP:
 # temp file in DEST's directory, synced, attributes set, then renamed over DEST
 # (the rename is journaled after the attribute changes, so it never lands

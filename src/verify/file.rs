@@ -43,10 +43,14 @@ impl Probe for FileTest {
         };
         s.sh(&format!("pv_start {id}; {stat}"));
         if self.contains.is_some() || self.matches.is_some() {
-            // Never through a link or from a named pipe swapped in since
-            // the test (parc_copy_plain); one byte more says it was cut.
+            // Never through a link a user could have made on the way, nor
+            // from a named pipe swapped in since the test (parc_copy_walked);
+            // one byte more says it was cut.
             let copy = s.capture(id, "content", CONTENT_LIMIT as u64);
-            s.sh(&format!("parc_copy_plain {p} {copy} {}", CONTENT_LIMIT + 1));
+            s.sh(&format!(
+                "parc_copy_walked {p} {copy} {} || [ $? != 2 ] || echo walk=stopped",
+                CONTENT_LIMIT + 1
+            ));
         }
         s.sh("pv_end");
     }
@@ -114,6 +118,12 @@ impl Probe for FileTest {
         for (what, pattern) in [("contains", &self.contains), ("matches", &self.matches)] {
             let Some(pattern) = pattern else { continue };
             checks.push(match &content {
+                None if probed.get("walk") == Some("stopped") => Check::impossible(
+                    what,
+                    pattern.as_str(),
+                    "not read: a link on the way to it lies in a directory a user may change \
+                     (their own, or a sticky one like /tmp), and root does not follow it",
+                ),
                 None => Check::impossible(what, pattern.as_str(), "not a readable regular file"),
                 Some((text, cut)) if what == "contains" => {
                     contains_check(what, pattern, text, *cut, false)
