@@ -461,25 +461,6 @@ parc_copy_plain() { # SRC FILE MAX
   fi
 }
 
-# parc_copy_plain of NAME in directory DIR, read from DIR entered as the
-# working directory: DIR's own directory first (the admin's links followed),
-# then DIR from it, checked not to be a link (its owner's parent directory is
-# theirs: they could swap DIR for a link to a root directory holding a NAME).
-# Once entered, no swap moves the read elsewhere. Shell builtins only; the
-# working directory is restored.
-parc_copy_in() { # DIR NAME FILE MAX
-  _cw=$PWD _cr=1
-  parc_dirname "$1"
-  if cd -P -- "$_d" 2>/dev/null; then
-    _cp=${PWD%/}/${1##*/}
-    if cd -P -- "${1##*/}" 2>/dev/null && [ "$PWD" = "$_cp" ]; then
-      parc_copy_plain "./$2" "$3" "$4" && _cr=0
-    fi
-  fi
-  cd -- "$_cw" 2>/dev/null || cd /
-  return $_cr
-}
-
 # Enter DIR (absolute) from /, one directory at a time, each checked after
 # `cd -P` to be the directory it names: a user who swaps a directory on the
 # way for a link moves the walk nowhere. A link is followed only where no
@@ -607,15 +588,15 @@ parc_slice_out() { # OFF LEN
 }
 
 # chown -h SPEC PATH as root, from PATH's directory as the working
-# directory, entered with cd -P and checked to be that directory (no link
-# on the way): the user who owns it may swap what it holds, but not where
-# the chown acts. Only for what the user may not do (take a directory, set a
-# group the user is not in); never to give the user a file (a hard link to
-# another's file would take it).
+# directory, entered by parc_walk (no link a user could have made on the
+# way): the user who owns it may swap what it holds, but not where the chown
+# acts. Only for what the user may not do (take a directory, set a group the
+# user is not in); never to give the user a file (a hard link to another's
+# file would take it).
 parc_chown_in() { # SPEC PATH
   parc_dirname "$2"
-  ( if ! cd -P -- "$_d" 2>/dev/null || [ "$PWD" != "$_d" ]; then
-      printf '%s: the directory above it is not where it was (a symbolic link on the way?); its owner is left alone\n' "$2" >&2
+  ( if ! parc_walk "$_d"; then
+      printf '%s: the directory above it is gone, or past a link a user could have made; its owner is left alone\n' "$2" >&2
       exit 1
     fi
     exec chown -h -- "$1" "./${2##*/}" )

@@ -1790,10 +1790,11 @@ mod tests {
         }
     }
 
-    /// A user's ~/.ssh is read from inside it, entered and checked: once a
+    /// A user's ~/.ssh is read from inside it, entered by `parc_walk`: once a
     /// link stands there (the user swapped it for one to a root directory
     /// holding a file of the same name), nothing is read, and the probe's
-    /// working directory is as it was.
+    /// working directory is as it was. The link is in a directory of the
+    /// user's (uid 65534 here: run as root, as the tests are).
     #[tokio::test]
     async fn a_directory_swapped_for_a_link_is_not_read_through() {
         let dir = tempfile::tempdir().unwrap();
@@ -1805,12 +1806,14 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("swapped")).unwrap();
         std::os::unix::fs::symlink(dir.path().join("root"), dir.path().join("swapped/.ssh"))
             .unwrap();
+        std::os::unix::fs::chown(dir.path().join("swapped"), Some(65534), Some(65534))
+            .expect("the tests run as root");
         let mut s = Script::new();
         for (id, home) in ["home", "swapped"].iter().enumerate() {
             let capture = s.capture(&id.to_string(), "keys", 100);
             s.sh(&format!(
-                "parc_rec {id}; cd /; parc_copy_in {} authorized_keys {capture} 100 && parc_kv read yes; parc_kv cwd \"$PWD\"",
-                quote(&format!("{d}/{home}/.ssh"))
+                "parc_rec {id}; cd /; parc_copy_walked {} {capture} 100 && parc_kv read yes; parc_kv cwd \"$PWD\"",
+                quote(&format!("{d}/{home}/.ssh/authorized_keys"))
             ));
         }
         let out = s.run(&LocalTransport).await.unwrap();

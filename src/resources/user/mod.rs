@@ -204,8 +204,9 @@ impl Kind for User {
         s.sh("parc_kv home \"$parc_h\"; if [ -d \"$parc_h\" ]; then parc_kv home_exists yes; fi");
         if self.authorized_keys.is_some() {
             // Read as root from a directory the user owns: never through a
-            // link (~/.ssh entered and checked first, `parc_copy_in`, the
-            // file opened without following one), not when the stat found it
+            // link a user could have made (~/.ssh entered by `parc_walk`,
+            // `parc_copy_walked`, the file opened without following one),
+            // not when the stat found it
             // larger than EDIT_LIMIT (the
             // plan refuses it), else at most EDIT_LIMIT bytes and one more,
             // which tells it grew, into a capture that the probe's closing
@@ -218,7 +219,7 @@ impl Kind for User {
                 "parc_k=\"$parc_h/.ssh/authorized_keys\"\n\
                  parc_stat_now \"$parc_h\" home_ \"$parc_h/.ssh\" ssh_ \"$parc_k\" keys_\n\
                  if [ \"$_sp\" = \"$parc_k\" ] && [ \"$_s\" -le {limit} ]; then\n\
-                 parc_copy_in \"$parc_h/.ssh\" authorized_keys {keys} {} || rm -f {keys}\n\
+                 parc_copy_walked \"$parc_k\" {keys} {} || rm -f {keys}\n\
                  fi",
                 limit + 1
             ));
