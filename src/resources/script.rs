@@ -642,19 +642,23 @@ impl tokio::io::AsyncWrite for Watch<'_> {
             other => return other,
         };
         if let Some(needle) = &this.needle {
-            this.tail.extend_from_slice(&buf[..n]);
-            if this
-                .tail
-                .windows(needle.len())
-                .any(|w| w == needle.as_slice())
-            {
+            // Only the bytes the needle may straddle are copied: a buffer
+            // as large as the writes (32 KiB) held by every host at once
+            // cost the controller 1.5 MiB at 50 hosts.
+            let written = &buf[..n];
+            let keep = needle.len() - 1;
+            let mut edge = std::mem::take(&mut this.tail);
+            edge.extend_from_slice(&written[..written.len().min(keep)]);
+            let has = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle.as_slice());
+            if has(&edge) || has(written) {
                 this.seen.notify_one();
                 this.needle = None;
-                this.tail = Vec::new();
+            } else if written.len() >= keep {
+                this.tail = written[written.len() - keep..].to_vec();
             } else {
-                let keep = needle.len() - 1;
-                let cut = this.tail.len().saturating_sub(keep);
-                this.tail.drain(..cut);
+                // `edge` is the last tail and all of this write.
+                edge.drain(..edge.len().saturating_sub(keep));
+                this.tail = edge;
             }
         }
         std::task::Poll::Ready(Ok(n))
@@ -1905,6 +1909,23 @@ mod tests {
         assert_eq!(
             out.into_kept().bytes,
             b"@@r 0\nx=1\n@@r v0x\n@@r v0\nend=yes\n"
+        );
+        // Cut between two large writes.
+        let mut out = Capped::new(1024);
+        let mut watch = Watch {
+            inner: &mut out,
+            needle: Some(b"\n@@r v0\n".to_vec()),
+            tail: Vec::new(),
+            seen: &seen,
+        };
+        let first = format!("{}\n@@r v", "x".repeat(100));
+        watch.write_all(first.as_bytes()).await.unwrap();
+        assert!(watch.tail.len() < 8);
+        watch.write_all(b"0\nend=yes\n").await.unwrap();
+        assert!(
+            tokio::time::timeout(Duration::ZERO, seen.notified())
+                .await
+                .is_ok()
         );
     }
 }
