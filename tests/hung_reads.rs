@@ -100,6 +100,19 @@ fn after_hang(lab: &TestLab, ev: &[serde_json::Value], seconds: &str) {
         last.contains("action=apply") && last.contains("state=failed"),
         "{last}"
     );
+    // The run's record says what parc stopped on the host.
+    let run = ev[0]["run_id"].as_str().unwrap();
+    let report = lab
+        .dir()
+        .parent()
+        .unwrap()
+        .join("runs")
+        .join(run)
+        .join("report.json");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let notes = report["hosts"][0]["notes"].to_string();
+    assert!(notes.contains("parc stopped what the script"), "{report}");
 }
 
 /// On a Debian host (dash) the probe runs in the lock's own shell: the

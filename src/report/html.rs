@@ -220,6 +220,7 @@ fn host_body(h: &HostRecord) -> Markup {
         .unwrap_or_default();
     html! {
         p { (h.execs) " remote commands, " (secs(h.elapsed_ms)) "." }
+        @for note in &h.notes { p { (note) } }
         @if let Some(e) = text("error") { p.error { (e) } }
         @if let Some(r) = text("reason") { p { (r) } }
         @if let Some(rs) = o.get("resources").and_then(Value::as_array) { (resources(rs)) }

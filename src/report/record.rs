@@ -49,6 +49,9 @@ pub struct Report {
     pub plays: Vec<PlayRecord>,
     /// One record per host and play, in play then target order once finished.
     pub hosts: Vec<HostRecord>,
+    /// What parc did to hosts still running, for their records.
+    #[serde(skip)]
+    pending_notes: std::collections::HashMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -94,6 +97,11 @@ pub struct HostRecord {
     /// it always did (a raw value goes out as the one line it is).
     #[serde(rename = "outcome", serialize_with = "as_value")]
     pub outcome_json: Box<RawValue>,
+    /// What parc did on the host besides its outcome, which the record of
+    /// an intervention must keep: processes of an interrupted run it killed
+    /// taking over a stale lock, or of a read it gave up on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// `raw` parsed and serialized again, one host at a time: as the pretty
@@ -157,6 +165,7 @@ impl Report {
             targets: Vec::new(),
             plays: Vec::new(),
             hosts: Vec::new(),
+            pending_notes: Default::default(),
         }
     }
 
@@ -175,9 +184,20 @@ impl Report {
             Event::HostPhase { .. }
             | Event::HostProgress { .. }
             | Event::HostOutput { .. }
-            | Event::LockTakenOver { .. }
-            | Event::GaveUp { .. }
             | Event::HostRebooted { .. } => Persist::Nothing,
+            Event::LockTakenOver { host, what } => {
+                let note = format!("took over a stale lock: {what}");
+                self.pending_notes
+                    .entry(host.clone())
+                    .or_default()
+                    .push(note);
+                Persist::Nothing
+            }
+            Event::GaveUp { host, what } => {
+                let notes = self.pending_notes.entry(host.clone()).or_default();
+                notes.push(what.clone());
+                Persist::Nothing
+            }
             Event::HostFinished {
                 host,
                 state,
@@ -187,6 +207,7 @@ impl Report {
             } => {
                 let play = self.current_play_of(host);
                 let (changed, failed) = resource_counts(outcome);
+                let notes = self.pending_notes.remove(host).unwrap_or_default();
                 self.hosts.push(HostRecord {
                     host: host.clone(),
                     play,
@@ -200,6 +221,7 @@ impl Report {
                             serde_json::json!({ "error": format!("outcome not recordable: {e}") });
                         serde_json::value::to_raw_value(&error).expect("a JSON value serializes")
                     }),
+                    notes,
                 });
                 Persist::Host
             }

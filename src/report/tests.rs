@@ -2,7 +2,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::html::render as render_html;
-use super::record::{HostRecord, Report};
+use super::record::{HostRecord, Persist, Report};
 use super::store::{HOSTS_JSONL, REPORT_JSON};
 use super::*;
 use crate::events::{Event, HostState, Outcome, ResourceReport, ResourceStatus, Summary};
@@ -431,6 +431,7 @@ fn records_appended_for_a_host_skipped_in_several_plays_are_all_kept() {
         changed: None,
         failed: None,
         outcome_json: serde_json::value::to_raw_value(&serde_json::Value::Null).unwrap(),
+        notes: Vec::new(),
     };
     let mut report = Report::new("r", meta(), at(0));
     report.hosts = vec![skipped(Some("a")), skipped(None)];
@@ -933,4 +934,52 @@ fn a_kept_outcome_is_written_as_a_value_and_read_back() {
         HostRecord::error(&back.hosts[0].outcome()),
         Some("disk full")
     );
+}
+
+/// What parc did on a host besides its outcome (processes it killed taking
+/// over a stale lock, or stopping a read it gave up on) is in that host's
+/// record, in report.json and the page, and read back with it.
+#[test]
+fn what_parc_stopped_on_a_host_is_in_its_record() {
+    let mut report = Report::new("20261208T013000-3f9a", meta(), at(0));
+    for event in [
+        Event::LockTakenOver {
+            host: "ws-001".into(),
+            what: "killed the processes the interrupted run r left running".into(),
+        },
+        Event::GaveUp {
+            host: "ws-001".into(),
+            what: "parc stopped what the script it stopped waiting for left running".into(),
+        },
+    ] {
+        assert_eq!(report.record(&event, at(1)), Persist::Nothing);
+    }
+    let outcome = Outcome::Failed {
+        error: "probing did not finish within 2 s".to_string(),
+    };
+    report.record(
+        &finished(
+            "ws-002",
+            HostState::Ok,
+            5,
+            Outcome::Failed {
+                error: String::new(),
+            },
+        ),
+        at(1),
+    );
+    report.record(&finished("ws-001", HostState::Failed, 5, outcome), at(2));
+    assert!(report.hosts[0].notes.is_empty());
+    let notes = &report.hosts[1].notes;
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(notes[0].starts_with("took over a stale lock: killed"));
+    let back: Report = serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
+    assert_eq!(&back.hosts[1].notes, notes);
+    assert!(
+        !serde_json::to_string(&report.hosts[0])
+            .unwrap()
+            .contains("notes")
+    );
+    let page = render_html(&report, &TimeZone::UTC);
+    assert!(page.contains("parc stopped what the script it stopped waiting for left running"));
 }
