@@ -88,8 +88,7 @@ fn after_hang(lab: &TestLab, ev: &[serde_json::Value], seconds: &str) {
     assert_eq!(running(&["sleep", seconds]), 0, "{ev:?}");
     assert!(lab.host_file(0, "/etc/parc-hung-done").is_none());
     // The lock is gone and the run is in the host's history as failed.
-    let lock = lab.ssh(0, "test -e /var/lib/parc/lock && echo held || echo free");
-    assert_eq!(String::from_utf8_lossy(&lock.stdout).trim(), "free");
+    assert_lock_free(lab);
     let history = lab.host_file(0, "/var/lib/parc/history.log").unwrap();
     let last = String::from_utf8_lossy(&history)
         .lines()
@@ -173,17 +172,14 @@ fn tests_that_never_end_after_the_changes_roll_the_host_back() {
         "",
     );
     let (_, ev) = apply(&lab, &pb, "2");
-    let f = finished(&ev);
-    assert_eq!(f[0]["state"], "rolled_back", "{ev:?}");
-    let text = serde_json::to_string(&f[0]).unwrap();
-    assert!(
-        text.contains("verifying did not finish within 2 s (--read-timeout)"),
-        "{text}"
+    rolled_back_and_stopped(
+        &lab,
+        &ev,
+        "verifying did not finish within 2 s (--read-timeout)",
+        "/etc/parc-hung-done",
+        "3020",
     );
-    assert!(lab.host_file(0, "/etc/parc-hung-done").is_none(), "{ev:?}");
-    assert_eq!(running(&["sleep", "3020"]), 0, "{ev:?}");
-    let lock = lab.ssh(0, "test -e /var/lib/parc/lock && echo held || echo free");
-    assert_eq!(String::from_utf8_lossy(&lock.stdout).trim(), "free");
+    assert_lock_free(&lab);
 }
 
 /// A profile's own command that waits for ever: with `timeout:` it is
@@ -202,13 +198,34 @@ fn a_command_past_its_timeout_is_stopped_and_its_host_rolled_back() {
         "",
     );
     let (_, ev) = apply(&lab, &pb, "600");
-    let f = finished(&ev);
+    rolled_back_and_stopped(
+        &lab,
+        &ev,
+        "parc: stopped when it ran past its timeout of 2 s (exit 124)",
+        "/etc/parc-slow-done",
+        "3031",
+    );
+}
+
+/// The run's one host ended rolled back, saying `says`; the file it made
+/// (`made`) is gone, and nothing runs `sleep SECONDS` any more.
+fn rolled_back_and_stopped(
+    lab: &TestLab,
+    ev: &[serde_json::Value],
+    says: &str,
+    made: &str,
+    seconds: &str,
+) {
+    let f = finished(ev);
     assert_eq!(f[0]["state"], "rolled_back", "{ev:?}");
     let text = serde_json::to_string(&f[0]).unwrap();
-    assert!(
-        text.contains("parc: stopped when it ran past its timeout of 2 s (exit 124)"),
-        "{text}"
-    );
-    assert!(lab.host_file(0, "/etc/parc-slow-done").is_none(), "{ev:?}");
-    assert_eq!(running(&["sleep", "3031"]), 0, "{ev:?}");
+    assert!(text.contains(says), "{text}");
+    assert!(lab.host_file(0, made).is_none(), "{ev:?}");
+    assert_eq!(running(&["sleep", seconds]), 0, "{ev:?}");
+}
+
+/// No lock is left on the lab's host.
+fn assert_lock_free(lab: &TestLab) {
+    let lock = lab.ssh(0, "test -e /var/lib/parc/lock && echo held || echo free");
+    assert_eq!(String::from_utf8_lossy(&lock.stdout).trim(), "free");
 }

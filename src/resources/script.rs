@@ -630,6 +630,18 @@ struct Watch<'a> {
     seen: &'a tokio::sync::Notify,
 }
 
+impl<'a> Watch<'a> {
+    /// Watching for the whole line `from`, if any.
+    fn new(inner: &'a mut Capped, from: Option<&str>, seen: &'a tokio::sync::Notify) -> Self {
+        Watch {
+            inner,
+            needle: from.map(|line| format!("\n{line}\n").into_bytes()),
+            tail: Vec::new(),
+            seen,
+        }
+    }
+}
+
 impl tokio::io::AsyncWrite for Watch<'_> {
     fn poll_write(
         self: std::pin::Pin<&mut Self>,
@@ -968,14 +980,7 @@ impl Assembled {
                 Capped::new(output_max.saturating_add(1)),
                 Capped::new(STDERR_MAX),
             );
-            let mut watch = Watch {
-                inner: &mut stdout,
-                needle: within
-                    .and_then(|w| w.from)
-                    .map(|line| format!("\n{line}\n").into_bytes()),
-                tail: Vec::new(),
-                seen: &seen,
-            };
+            let mut watch = Watch::new(&mut stdout, within.and_then(|w| w.from), &seen);
             let status = t
                 .exec_shared(&command, stdin.chunks(), &mut watch, &mut stderr)
                 .await?;
@@ -1895,12 +1900,7 @@ mod tests {
         use tokio::io::AsyncWriteExt;
         let seen = tokio::sync::Notify::new();
         let mut out = Capped::new(1024);
-        let mut watch = Watch {
-            inner: &mut out,
-            needle: Some(b"\n@@r v0\n".to_vec()),
-            tail: Vec::new(),
-            seen: &seen,
-        };
+        let mut watch = Watch::new(&mut out, Some("@@r v0"), &seen);
         for piece in ["@@r 0\nx=1\n@@r v0x\n", "@@r v", "0", "\nend=yes\n"] {
             watch.write_all(piece.as_bytes()).await.unwrap();
             let now = tokio::time::timeout(Duration::ZERO, seen.notified()).await;
@@ -1912,12 +1912,7 @@ mod tests {
         );
         // Cut between two large writes.
         let mut out = Capped::new(1024);
-        let mut watch = Watch {
-            inner: &mut out,
-            needle: Some(b"\n@@r v0\n".to_vec()),
-            tail: Vec::new(),
-            seen: &seen,
-        };
+        let mut watch = Watch::new(&mut out, Some("@@r v0"), &seen);
         let first = format!("{}\n@@r v", "x".repeat(100));
         watch.write_all(first.as_bytes()).await.unwrap();
         assert!(watch.tail.len() < 8);
