@@ -218,6 +218,15 @@ fn pool_name(n: usize) -> String {
 /// Printed after the `then` command's output, with its exit status.
 const THEN_DONE: &str = "@@parc-then-done";
 
+/// sh defining `parc_release LINE`: the run's line appended to the host's
+/// history, and the lock removed. Read by the lock's shell, or run by
+/// [`stop_given_up`] when that shell is the one stuck.
+fn release_fn() -> String {
+    format!(
+        "parc_release() {{ printf '%s\\n' \"$1\" >> {STATE_DIR}/history.log; rm -rf \"$L\"; exit 0; }}\n"
+    )
+}
+
 /// The last word of the `locked` line when the lock's shell runs what comes
 /// on its stdin as it comes: scripts can run in it ([`InLock::run_held`]).
 const HELD_SHELL: &str = "shell";
@@ -300,7 +309,7 @@ if mkdir -m 700{pool} 2>/dev/null; then
   fi
   [ -n "$_held" ] || echo "locked {POOL}"
 else echo locked; fi
-{then}parc_release() {{ printf '%s\n' "$1" >> {STATE_DIR}/history.log; rm -rf "$L"; exit 0; }}
+{then}{release}
 # The end of a script run here: its stderr (kept in a file, here only when it
 # wrote some), then its status, each after a marker only the controller knows.
 parc_ran() {{ # NONCE RC STDERR
@@ -313,6 +322,7 @@ parc_ran() {{ # NONCE RC STDERR
 if [ -n "$_held" ]; then . /dev/stdin
 else while IFS= read -r _c; do eval "$_c"; done; fi
 "#,
+        release = release_fn(),
         pool = (0..POOL)
             .map(|n| format!(" \"$L/{}\"", pool_name(n)))
             .collect::<String>(),
@@ -380,7 +390,7 @@ impl HostLock {
                 shell: Arc::new(tokio::sync::Mutex::new(Held {
                     stdin: control,
                     stdout: reader,
-                    runs_scripts: runs_scripts && !busy,
+                    runs_scripts,
                     busy,
                 })),
                 task,
@@ -512,7 +522,7 @@ const STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 /// after SIGKILL) or `gone` (the lock is not this run's any more).
 fn stop_given_up(run_id: &str, stuck: bool, dirs: &[String], history: &str) -> String {
     let lock_shell = if stuck {
-        "if read -r _p 2>/dev/null < \"$L/pid\" && read -r _ _ _ _ _g _ 2>/dev/null < \"/proc/$_p/stat\"; then _groups=$_g; fi\n"
+        "if read -r _p 2>/dev/null < \"$L/pid\" && parc_pgid \"$_p\"; then _groups=$_pg; fi\n"
     } else {
         ""
     };
@@ -525,11 +535,9 @@ fn stop_given_up(run_id: &str, stuck: bool, dirs: &[String], history: &str) -> S
             dirs.join("|")
         )
     };
+    // Said before the release, which ends the script.
     let release = if stuck {
-        format!(
-            "printf '%s\\n' {} >> {STATE_DIR}/history.log; rm -rf \"$L\"\n",
-            quote(history)
-        )
+        format!("{}parc_release {}\n", release_fn(), quote(history))
     } else {
         String::new()
     };
@@ -539,7 +547,7 @@ fn stop_given_up(run_id: &str, stuck: bool, dirs: &[String], history: &str) -> S
          _groups=\n{lock_shell}{execs}\
          # Split on purpose: group numbers (parc_stop_groups skips anything else).\n\
          # shellcheck disable=SC2086\n\
-         if parc_stop_groups $_groups; then\n{release}echo \"stopped$_stopped\"\n\
+         if parc_stop_groups $_groups; then\necho \"stopped$_stopped\"\n{release}\
          else echo \"running$_stopped\"; fi\n",
         journal = crate::journal::JOURNAL_SH,
         run = quote(run_id),

@@ -170,13 +170,19 @@ parc_journal_spread() { # SUFFIX NUMBERS
   ! IFS= read -r _l
 }
 
+# Set _pg to the process group of PID, from /proc (a builtin read); fails,
+# leaving _pg as it was, when PID is gone.
+parc_pgid() { # PID
+  read -r _ _ _ _ _pg _ 2>/dev/null < "/proc/$1/stat"
+}
+
 # Record this exec's process group and work directory in the host lock (held
 # by this run): a takeover of the lock, should this run be interrupted, stops
 # what it left running before anyone restores the host, and removes the work
 # directory the killed exec could not.
 parc_lock_join() {
   _pg=$$
-  if [ -r "/proc/$$/stat" ]; then read -r _ _ _ _ _pg _ < "/proc/$$/stat"; fi
+  parc_pgid $$
   [ ! -d /var/lib/parc/lock ] || printf '%s %s\n' "$_pg" "${PARC_DIR:-}" >> /var/lib/parc/lock/pgids
   # shellcheck disable=SC2034 # read by the apply script, which records it in its journal
   PARC_PGID=$_pg
