@@ -545,6 +545,21 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// What parc did on a host besides its outcome (a stale lock's
+    /// takeover, a read it gave up on), as said under the host and kept in
+    /// its record: the host and the text.
+    pub fn host_note(&self) -> Option<(&str, String)> {
+        match self {
+            Event::LockTakenOver { host, what } => {
+                Some((host, format!("took over a stale lock: {what}")))
+            }
+            Event::GaveUp { host, what } => Some((host, what.clone())),
+            _ => None,
+        }
+    }
+}
+
 /// Sending side handed to the engine. Sending never fails from the engine's view:
 /// a reporter that went away must not abort a rollout.
 #[derive(Debug, Clone)]

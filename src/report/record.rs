@@ -185,17 +185,11 @@ impl Report {
             | Event::HostProgress { .. }
             | Event::HostOutput { .. }
             | Event::HostRebooted { .. } => Persist::Nothing,
-            Event::LockTakenOver { host, what } => {
-                let note = format!("took over a stale lock: {what}");
-                self.pending_notes
-                    .entry(host.clone())
-                    .or_default()
-                    .push(note);
-                Persist::Nothing
-            }
-            Event::GaveUp { host, what } => {
-                let notes = self.pending_notes.entry(host.clone()).or_default();
-                notes.push(what.clone());
+            Event::LockTakenOver { .. } | Event::GaveUp { .. } => {
+                if let Some((host, note)) = event.host_note() {
+                    let notes = self.pending_notes.entry(host.to_string()).or_default();
+                    notes.push(note);
+                }
                 Persist::Nothing
             }
             Event::HostFinished {

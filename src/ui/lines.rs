@@ -43,10 +43,9 @@ fn event_text(ev: &Event, action: &str, options: Options) -> Option<String> {
             "  {host}: rebooted, back after {:.1}s",
             *took_ms as f64 / 1000.0
         )),
-        Event::LockTakenOver { host, what } => {
-            Some(format!("  {host}: took over a stale lock: {what}"))
-        }
-        Event::GaveUp { host, what } => Some(format!("  {host}: {what}")),
+        Event::LockTakenOver { .. } | Event::GaveUp { .. } => ev
+            .host_note()
+            .map(|(host, note)| format!("  {host}: {note}")),
         Event::HostFinished {
             host,
             state,
