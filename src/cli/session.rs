@@ -41,8 +41,7 @@ impl Session {
     ) -> Result<(Session, H), ParcError> {
         let (ctx, monitor, report_rx) = prepare(cli, parallel, display)?;
         let hosts = hosts(&ctx)?;
-        let run_id = new_run_id();
-        let report = record(cli, report_rx, &run_id, playbook)?;
+        let (run_id, report) = record(cli, report_rx, playbook)?;
         let session = Session {
             ctx,
             run_id,
@@ -122,13 +121,12 @@ fn prepare(
 }
 
 /// Start the run's report: its directory is created here, before any host
-/// is contacted.
+/// is contacted, and claims the run's id.
 fn record(
     cli: &Cli,
     rx: UnboundedReceiver<Event>,
-    run_id: &str,
     playbook: Option<&Playbook>,
-) -> Result<ReportTask, ParcError> {
+) -> Result<(String, ReportTask), ParcError> {
     let secret_names: Vec<String> = playbook
         .map(|pb| {
             pb.plays
@@ -149,8 +147,8 @@ fn record(
         playbook: playbook.map(|pb| absolute(&pb.path)),
         allow_outside: cli.allow_outside.iter().map(|d| absolute(d)).collect(),
     };
-    let writer = ReportWriter::create(&RunsDir::new(&cli.runs_dir), run_id, meta)?;
-    Ok(report::spawn(writer, rx))
+    let writer = ReportWriter::create(&RunsDir::new(&cli.runs_dir), new_run_id, meta)?;
+    Ok((writer.run_id().to_string(), report::spawn(writer, rx)))
 }
 
 /// Paths in the record must still mean something when read from elsewhere.

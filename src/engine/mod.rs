@@ -39,13 +39,24 @@ pub mod output;
 pub mod rollback;
 pub mod rollout;
 
-/// A run identifier that sorts by time and is unique enough across operators:
-/// `20261128T231502-3f9a`.
+/// A run identifier that sorts by time, with a random tail: `20261128T231502-3f9a`.
+/// Two runs of one controller started in the same second may still draw the
+/// same tail; the run's directory is what claims an id
+/// ([`crate::report::ReportWriter::create`] draws again), and a host refuses
+/// a journal whose id it already holds.
 pub fn new_run_id() -> String {
     let now = jiff::Zoned::now();
-    let salt =
-        (std::process::id() as u64) ^ u64::from(now.timestamp().subsec_nanosecond().unsigned_abs());
-    format!("{}-{:04x}", now.strftime("%Y%m%dT%H%M%S"), salt & 0xffff)
+    let mut tail = [0u8; 2];
+    if getrandom::getrandom(&mut tail).is_err() {
+        // No system randomness (a bare container): the clock's nanoseconds
+        // still differ between two draws.
+        tail = (now.timestamp().subsec_nanosecond() as u16).to_le_bytes();
+    }
+    format!(
+        "{}-{:04x}",
+        now.strftime("%Y%m%dT%H%M%S"),
+        u16::from_le_bytes(tail)
+    )
 }
 
 /// A run id given on the command line (`parc rollback RUN_ID`), checked

@@ -244,19 +244,28 @@ pub struct ReportWriter {
 impl ReportWriter {
     /// Creates the run's directory now, before any host is touched: a runs
     /// directory that cannot be written must stop the run, not leave it
-    /// unrecorded.
+    /// unrecorded. The directory claims the run's id: while a run already
+    /// has the one drawn (two runs started in the same second that drew the
+    /// same tail), `next_id` draws again, a few times; the id taken is
+    /// [`ReportWriter::run_id`].
     pub fn create(
         runs: &RunsDir,
-        run_id: &str,
+        mut next_id: impl FnMut() -> String,
         meta: RunMeta,
     ) -> Result<ReportWriter, ReportError> {
-        let dir = runs.path.join(run_id);
-        std::fs::create_dir_all(&runs.path)
-            .and_then(|()| std::fs::create_dir(&dir))
-            .map_err(|source| ReportError::CreateRunDir {
-                path: dir.clone(),
-                source,
-            })?;
+        const DRAWS: usize = 8;
+        let mut draw = 1;
+        let (run_id, dir) = loop {
+            let id = next_id();
+            let dir = runs.path.join(&id);
+            match std::fs::create_dir_all(&runs.path).and_then(|()| std::fs::create_dir(&dir)) {
+                Ok(()) => break (id, dir),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && draw < DRAWS => {
+                    draw += 1
+                }
+                Err(source) => return Err(ReportError::CreateRunDir { path: dir, source }),
+            }
+        };
         let hosts_path = dir.join(HOSTS_JSONL);
         let hosts = std::fs::OpenOptions::new()
             .append(true)
@@ -268,7 +277,7 @@ impl ReportWriter {
             })?;
         Ok(ReportWriter {
             dir,
-            report: Report::new(run_id, meta, Timestamp::now()),
+            report: Report::new(&run_id, meta, Timestamp::now()),
             tz: TimeZone::system(),
             saved: false,
             hosts,
@@ -297,6 +306,11 @@ impl ReportWriter {
             .write_all((line + "\n").as_bytes())
             .and_then(|()| self.hosts.flush())
             .map_err(failed())
+    }
+
+    /// The id this run's directory claimed.
+    pub fn run_id(&self) -> &str {
+        &self.report.run_id
     }
 
     /// Write what has not been written yet.

@@ -299,6 +299,19 @@ fn a_host_skipped_for_a_play_that_never_started_is_not_put_in_the_aborted_one() 
     assert_eq!(plays, [Some("Office rollout"), None]);
 }
 
+/// Two runs started in the same second may draw the same tail: the second
+/// draws again rather than refusing to start (CI saw one refused).
+#[test]
+fn a_taken_run_id_is_drawn_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = RunsDir::new(dir.path().join("runs"));
+    let first = ReportWriter::create(&runs, || "20261128T231500-0001".to_string(), meta()).unwrap();
+    first.finish().unwrap();
+    let mut draws = ["20261128T231500-0001", "20261128T231500-0002"].into_iter();
+    let second = ReportWriter::create(&runs, || draws.next().unwrap().to_string(), meta()).unwrap();
+    assert_eq!(second.run_id(), "20261128T231500-0002");
+}
+
 #[test]
 fn writer_saves_at_checkpoints_and_runs_are_found_by_id() {
     let dir = tempfile::tempdir().unwrap();
@@ -306,7 +319,8 @@ fn writer_saves_at_checkpoints_and_runs_are_found_by_id() {
     assert!(matches!(runs.find(None), Err(ReportError::NoRuns { .. })));
 
     let events = rollout_events();
-    let mut writer = ReportWriter::create(&runs, "20261128T231502-3f9a", meta()).unwrap();
+    let mut writer =
+        ReportWriter::create(&runs, || "20261128T231502-3f9a".to_string(), meta()).unwrap();
     writer.event(&events[0], at(0)).unwrap();
     let started = RunsDir::load(&dir.path().join("runs/20261128T231502-3f9a")).unwrap();
     assert_eq!(started.targets.len(), 4, "the start is on disk at once");
@@ -317,11 +331,11 @@ fn writer_saves_at_checkpoints_and_runs_are_found_by_id() {
     assert!(std::fs::read_to_string(&html).unwrap().contains("ws-004"));
 
     for id in ["20261128T231500-0001", "20261129T080000-3f9b"] {
-        let w = ReportWriter::create(&runs, id, meta()).unwrap();
+        let w = ReportWriter::create(&runs, || id.to_string(), meta()).unwrap();
         w.finish().unwrap();
     }
     assert!(matches!(
-        ReportWriter::create(&runs, "20261128T231500-0001", meta()),
+        ReportWriter::create(&runs, || "20261128T231500-0001".to_string(), meta()),
         Err(ReportError::CreateRunDir { .. })
     ));
     let name = |p: std::path::PathBuf| p.file_name().unwrap().to_string_lossy().into_owned();
@@ -364,7 +378,8 @@ fn hosts_that_ended_after_the_last_checkpoint_survive_a_killed_controller() {
     let dir = tempfile::tempdir().unwrap();
     let runs = RunsDir::new(dir.path());
     let events = rollout_events();
-    let mut writer = ReportWriter::create(&runs, "20261128T231502-3f9a", meta()).unwrap();
+    let mut writer =
+        ReportWriter::create(&runs, || "20261128T231502-3f9a".to_string(), meta()).unwrap();
     // Start, play, first batch, then two hosts end before the next checkpoint.
     for e in [&events[0], &events[1], &events[2], &events[4], &events[6]] {
         writer.event(e, at(1)).unwrap();
@@ -451,7 +466,7 @@ fn the_latest_of_runs_started_in_the_same_second_is_the_one_started_last() {
     let dir = tempfile::tempdir().unwrap();
     let runs = RunsDir::new(dir.path());
     for id in ["20261128T231502-ffff", "20261128T231502-0000"] {
-        ReportWriter::create(&runs, id, meta())
+        ReportWriter::create(&runs, || id.to_string(), meta())
             .unwrap()
             .finish()
             .unwrap();
@@ -527,7 +542,8 @@ fn verification_results_show_failed_checks_first_with_expected_and_actual() {
 fn past_states_select_the_hosts_that_ended_so() {
     let dir = tempfile::tempdir().unwrap();
     let runs = RunsDir::new(dir.path());
-    let mut writer = ReportWriter::create(&runs, "20261128T231502-3f9a", meta()).unwrap();
+    let mut writer =
+        ReportWriter::create(&runs, || "20261128T231502-3f9a".to_string(), meta()).unwrap();
     for e in &rollout_events() {
         writer.event(e, at(1)).unwrap();
     }
