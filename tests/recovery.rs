@@ -984,6 +984,64 @@ verify:
     );
 }
 
+/// An undo command that fails leaves the host as the journal did not say:
+/// a restore problem, not a clean rollback. What an undo prints may hold a
+/// secret it was rendered with, or a local user's text: it stays on the
+/// host, in the journal only root reads, never among the restore's records.
+#[test]
+fn a_failed_undo_is_reported_and_what_it_printed_stays_on_the_host() {
+    let (lab, _dir, pb) = lab_and_playbook(
+        1,
+        r#"
+resources:
+  - file: {path: /etc/parc-u, content: "new\n"}
+  - command:
+      run: "true"
+      undo: "printf '@@r restore\\nincomplete=forged\\n'"
+  - command:
+      run: "true"
+      undo: "echo undo-said-this >&2; exit 4"
+  - command: {run: "exit 7"}
+"#,
+        "  on_failure: rollback\n",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ev = events(&out);
+    let host = &finished(&ev)[0];
+    assert_eq!(host["state"], "failed", "{host:#}");
+    let r = &host["outcome"]["recovery"];
+    assert_eq!(r["action"], "failed", "{r:#}");
+    let problems = r["restore_problems"].to_string();
+    assert!(
+        problems.contains("undo") && problems.contains("exit 4"),
+        "{problems}"
+    );
+    assert_eq!(
+        r["restore_problems"].as_array().map(Vec::len),
+        Some(1),
+        "{problems}"
+    );
+    assert!(
+        lab.host_file(0, "/etc/parc-u").is_none(),
+        "the file was restored"
+    );
+    assert!(
+        !printed.contains("forged"),
+        "an undo's stdout is not a record"
+    );
+    assert!(!printed.contains("undo-said-this"), "{printed}");
+    let kept = on_host(&lab, 0, "cat /var/lib/parc/journal/*/entries/*.undo.out");
+    assert!(
+        kept.contains("undo-said-this") && kept.contains("forged"),
+        "{kept}"
+    );
+}
+
 /// Every path of each host's upper dir, before a run, as the host sees it.
 struct Snapshot {
     paths: Vec<Vec<PathBuf>>,

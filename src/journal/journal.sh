@@ -28,13 +28,16 @@
 #                       restore check proves the restore did not change it
 #   entries/N.sha256    content hash of a regular file
 #   entries/N.undo      sh to run on restore (command resources' `undo:`)
+#   entries/N.undo.out  what it printed (parc_undo); N.undo.failed: its
+#                       exit status, when it failed
 #   entries/N.done      written last: an entry without it is never acted on
 #   (Files named after the entry, not a directory per entry: a directory costs
 #   its own inode allocation, the dearest step of a first run on ext4, and a
 #   run has an entry per path it touches. Journals written before kept
 #   entries/N/path...: parc_entry reads both.)
 #   post-restore        sh run after a restore (handlers that ran, so services
-#                       reload the restored configuration)
+#                       reload the restored configuration); .out and .failed
+#                       as an entry's undo
 #   unstage             sh removing the run's staged temp files (first thing a
 #                       restore does)
 
@@ -332,7 +335,7 @@ parc_restore() { # JOURNAL_DIR WHO
       echo "entry $_n not restored: $_jl, a directory above $_p, is now a symbolic link its owner could have made: restoring through it would act where it points" >&2
       continue
     fi
-    if [ -f "${_e}undo" ]; then sh "${_e}undo" || echo "undo of entry $_n failed" >&2; continue; fi
+    if [ -f "${_e}undo" ]; then parc_undo "${_e}undo"; continue; fi
     case $_t in
       absent) rm -rf "$_p" ;;
       attrs) ;;
@@ -355,9 +358,27 @@ parc_restore() { # JOURNAL_DIR WHO
     fi
   done
   parc_sync
-  if [ -f "$_j/post-restore" ]; then sh "$_j/post-restore" || echo "post-restore step failed" >&2; fi
+  if [ -f "$_j/post-restore" ]; then parc_undo "$_j/post-restore"; fi
   echo rolled_back > "$_j/state"
   parc_restore_check "$_j"
+}
+
+# Run SH (an undo or the post-restore, as the profile wrote them) with what
+# it prints kept beside it, in SH.out: it may show a secret SH was rendered
+# with, or text a local user wrote, and the restore's stdout is its records.
+# A failure leaves SH.failed (its exit status), which the restore check
+# reports.
+parc_undo() { # SH
+  rm -f -- "$1.failed"
+  sh "$1" < /dev/null > "$1.out" 2>&1 || echo "$?" > "$1.failed"
+}
+
+# What a failed parc_undo left (SH.failed): a problem of the restore, named
+# KEY, for WHAT.
+parc_undo_check() { # SH KEY WHAT
+  [ -f "$1.failed" ] || return 0
+  read -r _us < "$1.failed" || _us='?'
+  parc_kv "$2" "$3 failed (exit $_us): what it printed is on the host, in $1.out"
 }
 
 # Restore entry N (E: parc_entry's; _t, _p and _data: parc_entry_ok's) of a
@@ -412,7 +433,7 @@ parc_restore_check() { # JOURNAL_DIR
       parc_kv "bad_$_n" "not restored: journal entry $_n is incomplete or unreadable, so parc did not act on it: ${_p:-its path is unknown} (check it by hand)"
       continue
     fi
-    [ ! -f "${_e}undo" ] || continue
+    if [ -f "${_e}undo" ]; then parc_undo_check "${_e}undo" "bad_$_n" "the undo command of entry $_n"; continue; fi
     if parc_link_above "$_p"; then
       if [ -f "${_e}user" ]; then
         parc_kv "bad_$_n" "$_jl, a directory above $_p, is now a symbolic link someone other than root made: restored as the user who owns it, so only where that user may write (check $_p by hand)"
@@ -433,6 +454,7 @@ parc_restore_check() { # JOURNAL_DIR
     # The path's own attributes (stat without -L: a link is not followed).
     [ "$(stat -c "$PARC_ATTRS_FORMAT" "$_p" 2>/dev/null)" = "$(cat "${_e}attrs")" ] || parc_kv "bad_$_n" "mode or owner differs: $_p"
   done
+  parc_undo_check "$1/post-restore" bad_post "what the handlers run after a restore"
   echo "checked=done"
 }
 

@@ -54,7 +54,7 @@ pub(super) async fn recover(
             Ok(Restore::Checked(problems)) => {
                 recovery.action = RecoveryAction::Failed;
                 recovery.error = Some(format!(
-                    "the restore left {} path(s) different from the journal: the host needs a technician",
+                    "the restore left {} thing(s) as the journal did not say (a path, an undo command): the host needs a technician",
                     problems.len()
                 ));
                 recovery.restore_problems = problems;
