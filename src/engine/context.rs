@@ -91,9 +91,50 @@ impl PlayContext {
                 None => format!("{} {REDACTED}", d.test.spec.kind_name()),
             };
             let mut test = rendered.value;
+            test.note_secrets(rendered.shown.as_ref());
             test.name = Some(redactor.redact(&name));
             tests.push(test);
         }
         Ok(tests)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A test field rendered from a secret is marked so, for the probes
+    /// that must keep it off the host's command lines.
+    #[test]
+    fn tests_note_which_urls_were_rendered_from_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("p.yml"),
+            "secret_vars: [token]\nverify:\n  \
+             - http: {url: \"https://intranet/?t={{ token }}\"}\n  \
+             - http: {url: \"https://intranet/{{ site }}\"}\n",
+        )
+        .unwrap();
+        let tree = crate::confine::Tree::new(dir.path(), &[]);
+        let play = PlayContext {
+            profile: crate::profile::load(&tree, "p").unwrap(),
+            play_vars: Vars::default(),
+            extra_vars: Vars::default(),
+            secret_vars: Vec::new(),
+        };
+        let vars: Vars =
+            serde_json::from_value(serde_json::json!({"token": "s3cret", "site": "east"})).unwrap();
+        let mut redactor = play.redactor(&vars);
+        let tests = play.render_tests(&vars, &mut redactor).unwrap();
+        // Only the first keeps its url from busybox's wget, which would
+        // take it as an argument.
+        let secret: Vec<bool> = tests
+            .iter()
+            .map(|t| {
+                let (_, stdin) = crate::verify::probe_script(std::slice::from_ref(t)).finish();
+                String::from_utf8_lossy(&stdin.to_vec()).contains("wget_argv_only")
+            })
+            .collect();
+        assert_eq!(secret, [true, false]);
     }
 }

@@ -23,6 +23,10 @@ pv_copy_small() { # PATH FILE
 }
 
 pv_have() { command -v "$1" >/dev/null 2>&1; }
+# Run COMMAND under `timeout SECS` where the host has it, else as it is.
+pv_limited() { # SECS COMMAND...
+  if pv_have timeout; then timeout "$@"; else shift; "$@"; fi
+}
 
 # The first line of VALUE (a tool's output), as parc_kv prints it under KEY;
 # nothing when it is empty.

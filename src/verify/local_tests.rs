@@ -110,6 +110,23 @@ async fn every_kind_with_this_machines_tools() {
     run_every_kind(&LocalTransport).await;
 }
 
+/// Runs `command` here in a private mount namespace, which `setup` (sh,
+/// given `command` as `$0`) changes, then runs it in.
+async fn in_namespace(
+    setup: &str,
+    command: &str,
+    stdin: &mut (dyn AsyncRead + Send + Unpin),
+    stdout: &mut (dyn AsyncWrite + Send + Unpin),
+    stderr: &mut (dyn AsyncWrite + Send + Unpin),
+) -> Result<ExitStatus, TransportError> {
+    let wrapped = format!(
+        "exec unshare -m -- /bin/sh -c {} {}",
+        quote(setup),
+        quote(command)
+    );
+    LocalTransport.exec(&wrapped, stdin, stdout, stderr).await
+}
+
 /// Runs commands in a private mount namespace where every bin directory holds
 /// only busybox applets.
 struct BusyboxOnly {
@@ -126,17 +143,12 @@ impl Transport for BusyboxOnly {
         stderr: &mut (dyn AsyncWrite + Send + Unpin),
     ) -> Result<ExitStatus, TransportError> {
         let bb = quote(&self.bin.display().to_string());
-        let inner = format!(
+        let setup = format!(
             "for d in /bin /sbin /usr/bin /usr/sbin /usr/local/bin /usr/local/sbin; do \
                if [ -d \"$d\" ] && [ ! -L \"$d\" ]; then mount --bind {bb} \"$d\" || exit 125; fi; done; \
              exec env -i PATH={bb} {bb}/sh -c \"$0\""
         );
-        let wrapped = format!(
-            "exec unshare -m -- /bin/sh -c {} {}",
-            quote(&inner),
-            quote(command)
-        );
-        LocalTransport.exec(&wrapped, stdin, stdout, stderr).await
+        in_namespace(&setup, command, stdin, stdout, stderr).await
     }
 }
 
@@ -189,6 +201,86 @@ async fn every_kind_with_busybox_only() {
         String::from_utf8_lossy(&out.stderr)
     );
     run_every_kind(&t).await;
+}
+
+/// Runs commands in a private mount namespace where curl is a file that
+/// does not run, and wget is a script that writes its arguments to `args`
+/// before it runs a copy of the real one.
+struct WgetOnly {
+    dir: PathBuf,
+    wget: PathBuf,
+    curl: PathBuf,
+}
+
+#[async_trait]
+impl Transport for WgetOnly {
+    async fn exec(
+        &self,
+        command: &str,
+        stdin: &mut (dyn AsyncRead + Send + Unpin),
+        stdout: &mut (dyn AsyncWrite + Send + Unpin),
+        stderr: &mut (dyn AsyncWrite + Send + Unpin),
+    ) -> Result<ExitStatus, TransportError> {
+        let path = |p: &Path| quote(&p.display().to_string());
+        let (dir, wget, curl) = (path(&self.dir), path(&self.wget), path(&self.curl));
+        let setup = format!(
+            "mount --bind {dir}/logger {wget} && mount --bind {dir}/none {curl} || exit 125; exec /bin/sh -c \"$0\""
+        );
+        in_namespace(&setup, command, stdin, stdout, stderr).await
+    }
+}
+
+/// A url rendered from a secret reaches the server through GNU Wget's
+/// stdin, never its command line (what every local user reads in `ps`).
+#[tokio::test]
+async fn gnu_wget_gets_a_secret_url_on_its_stdin() {
+    let found = |name: &str| {
+        ["/usr/bin", "/bin"]
+            .into_iter()
+            .map(|d| Path::new(d).join(name))
+            .find(|p| p.exists())
+    };
+    let (Some(wget), Some(curl)) = (found("wget"), found("curl")) else {
+        crate::transport::local::cannot_run("wget or curl is missing");
+        return;
+    };
+    if !nix::unistd::geteuid().is_root() {
+        crate::transport::local::cannot_run("not root (a mount namespace is needed)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (args, real) = (dir.path().join("args"), dir.path().join("wget"));
+    std::fs::copy(&wget, &real).unwrap();
+    std::fs::write(dir.path().join("none"), "").unwrap();
+    let logger = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" >> {}\nexec {} \"$@\"\n",
+        quote(&args.display().to_string()),
+        quote(&real.display().to_string())
+    );
+    std::fs::write(dir.path().join("logger"), logger).unwrap();
+    std::fs::set_permissions(
+        dir.path().join("logger"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let web = web_server().await;
+    let yaml = format!("- http: {{url: 'http://{web}/?token=s3cret', body_contains: verified}}\n");
+    let mut tests: Vec<Test> = crate::location::from_yaml(&yaml).unwrap();
+    if let crate::verify::spec::Spec::Http(h) = &mut tests[0].spec {
+        h.secret_url = true;
+    }
+    let t = WgetOnly {
+        dir: dir.path().to_path_buf(),
+        wget,
+        curl,
+    };
+    let results = run_tests(&t, &tests, &Redactor::default(), None)
+        .await
+        .unwrap();
+    assert!(results[0].passed, "{results:#?}");
+    let given = std::fs::read_to_string(&args).unwrap();
+    assert!(given.contains("-i"), "GNU Wget ran: {given}");
+    assert!(!given.contains("s3cret"), "{given}");
 }
 
 #[tokio::test]

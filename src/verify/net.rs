@@ -156,6 +156,11 @@ pub struct HttpTest {
     pub body_contains: Option<String>,
     /// Seconds for the whole request (default 10).
     pub timeout: Option<Number>,
+    /// The url was rendered from a secret ([`super::Test::note_secrets`];
+    /// never read from YAML): it must not reach a command line, which
+    /// every local user of the host reads in `ps`.
+    #[serde(skip)]
+    pub secret_url: bool,
 }
 
 impl HttpTest {
@@ -197,13 +202,26 @@ impl Probe for HttpTest {
             let body = s.capture(id, "body", CONTENT_LIMIT as u64);
             let err = s.capture(id, "err", 65536);
             // busybox wget often lacks -T: `timeout` bounds it instead.
-            let wget = format!("wget -q -S -O {body} {url} 2>{err} </dev/null");
+            let limit = format!("pv_limited {secs}");
+            let wget = if self.secret_url {
+                // GNU Wget reads it from its stdin (`-i -`), given by a
+                // builtin; busybox's wget takes it only on its command line.
+                format!(
+                    "case $(wget --version 2>/dev/null) in
+    *'GNU Wget'*) echo tool=wget
+      printf '%s\\n' {url} | {limit} wget -q -S -O {body} -i - 2>{err} ;;
+    *) echo tool=wget_argv_only ;;
+  esac"
+                )
+            } else {
+                format!("echo tool=wget\n  {limit} wget -q -S -O {body} {url} 2>{err} </dev/null")
+            };
             s.sh(&format!(
                 "if pv_have curl; then echo tool=curl
   pv_code=$(printf '%s\\n' {config} | curl -K - -sS -L -o {body} -w '%{{http_code}}' --max-time {secs} 2>{err})
   case $pv_code in [0-9][0-9][0-9]) echo \"status=$pv_code\" ;; esac
-elif pv_have wget; then echo tool=wget
-  if pv_have timeout; then timeout {secs} {wget}; else {wget}; fi
+elif pv_have wget; then
+  {wget}
 else echo tool=none; fi"
             ));
         }
@@ -227,6 +245,13 @@ else echo tool=none; fi"
         let status = match probed.get("tool") {
             Some("curl") => probed.get("status").map(str::to_string),
             Some("wget") => wget_status(&err),
+            Some("wget_argv_only") => {
+                return vec![Check::impossible(
+                    "status",
+                    want,
+                    "not fetched: the url holds a secret, and this host's wget (not GNU Wget) takes it only on its command line, which every local user can read (install curl)",
+                )];
+            }
             _ => {
                 return vec![Check::impossible(
                     "status",

@@ -104,3 +104,34 @@ fn only_web_urls_are_fetched() {
     assert!(!String::from_utf8_lossy(&stdin.to_vec()).contains("/etc/shadow"));
     assert!(!passed(&t.evaluate(&Probed(&record(&[], &[])))));
 }
+
+/// A url rendered from a secret goes to curl and GNU Wget on their stdin,
+/// from a builtin; busybox's wget, which takes it only as an argument, is
+/// not run, and the test says why. Every local user reads a command line.
+#[test]
+fn a_secret_url_never_reaches_a_command_line() {
+    let secret = "https://intranet/?token=s3cret";
+    let mut t = http(&format!("{{url: '{secret}'}}"));
+    let script = |t: &HttpTest| {
+        let mut s = Script::new();
+        t.probe("0", &mut s);
+        String::from_utf8_lossy(&s.finish().1.to_vec()).into_owned()
+    };
+    let on_argv = |text: &str| {
+        text.lines().filter(|l| l.contains("s3cret")).any(|l| {
+            let l = l.trim_start().trim_start_matches("pv_code=$(");
+            !l.starts_with("printf '%s\\n' ")
+        })
+    };
+    assert!(
+        on_argv(&script(&t)),
+        "a plain url is an argument of busybox's wget"
+    );
+    t.secret_url = true;
+    let text = script(&t);
+    assert!(!on_argv(&text), "{text}");
+    assert!(text.contains("| pv_limited 10 wget -q -S -O"), "{text}");
+    let refused = t.evaluate(&Probed(&record(&[("tool", "wget_argv_only")], &[])));
+    assert!(!passed(&refused));
+    assert!(refused[0].actual.contains("command line"), "{refused:?}");
+}

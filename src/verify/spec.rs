@@ -118,6 +118,18 @@ impl Test {
         t.and_then(crate::render::Number::value).unwrap_or(0)
     }
 
+    /// Marks what was rendered from a secret, as `shown` (this test with
+    /// such fields hidden; `None` when one no longer fit its type) tells:
+    /// the probes keep those values off the host's command lines.
+    pub fn note_secrets(&mut self, shown: Option<&Test>) {
+        if let Spec::Http(h) = &mut self.spec {
+            h.secret_url = match shown.map(|t| &t.spec) {
+                Some(Spec::Http(s)) => s.url != h.url,
+                _ => true,
+            };
+        }
+    }
+
     /// The name shown in reports: the declared one, else the kind and its subject.
     pub fn label(&self) -> String {
         self.name
