@@ -50,7 +50,7 @@ use crate::transport::{Capped, ExitStatus, Transport, TransportError, quote};
 use helper::Helper;
 use plan::{ChunkPlan, PlanError, Run};
 use protocol::{Line, Refusal, TargetInfo, parse_line};
-use session::LineSink;
+use session::{LINES_BESIDE_CHUNKS, LINES_PER_CHUNK, LineSink};
 
 const SCRIPT: &str = include_str!("target.sh");
 /// Bytes buffered between the controller and the SSH channel.
@@ -122,7 +122,10 @@ pub async fn deploy_host(
     let (tx, lines) = unbounded_channel();
     let exec = async move {
         let mut stdin = target_stdin;
-        let mut sink = LineSink::new(tx);
+        let budget = LINES_PER_CHUNK
+            .saturating_mul(manifest.chunks.len())
+            .saturating_add(LINES_BESIDE_CHUNKS);
+        let mut sink = LineSink::new(tx, budget);
         // What the host says beside its progress: its start, for an error.
         let mut stderr = Capped::new(STDERR_KEPT);
         let status = t.exec(&command, &mut stdin, &mut sink, &mut stderr).await;
