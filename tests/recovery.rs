@@ -1042,6 +1042,37 @@ resources:
     );
 }
 
+/// A rollback undoes what the apply did, not what it never reached: the
+/// undo of a command after the step that failed never runs (an undo that
+/// puts a backup back would otherwise overwrite what the host holds now).
+#[test]
+fn the_undo_of_a_step_never_reached_does_not_run() {
+    let (lab, _dir, pb) = lab_and_playbook(
+        1,
+        r#"
+resources:
+  - file: {path: /etc/parc-r, content: "new\n"}
+  - command: {run: "echo ran >> /root/parc-undo-log", undo: "echo undone >> /root/parc-undo-log"}
+  - command: {run: "exit 7"}
+  - command: {run: "echo never >> /root/parc-undo-log", undo: "echo undone-never >> /root/parc-undo-log"}
+"#,
+        "  on_failure: rollback\n",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let ev = events(&out);
+    let host = &finished(&ev)[0];
+    assert_eq!(host["state"], "rolled_back", "{host:#}");
+    assert!(
+        lab.host_file(0, "/etc/parc-r").is_none(),
+        "the file was restored"
+    );
+    assert_eq!(
+        lab.host_file(0, "/root/parc-undo-log").as_deref(),
+        Some(&b"ran\nundone\n"[..]),
+        "only the command that ran was undone"
+    );
+}
+
 /// Every path of each host's upper dir, before a run, as the host sees it.
 struct Snapshot {
     paths: Vec<Vec<PathBuf>>,

@@ -28,15 +28,19 @@
 #                       restore check proves the restore did not change it
 #   entries/N.sha256    content hash of a regular file
 #   entries/N.undo      sh to run on restore (command resources' `undo:`)
-#   entries/N.undo.out  what it printed (parc_undo); N.undo.failed: its
-#                       exit status, when it failed
+#   entries/N.step      the number of the step whose undo it is
+#   entries/N.undo.out  what it printed (parc_undo); N.undo.status: its
+#                       exit status
+#   reached             the last step that could have changed the host, when
+#                       the apply stopped at a failed step (undos of later
+#                       steps do not run)
 #   entries/N.done      written last: an entry without it is never acted on
 #   (Files named after the entry, not a directory per entry: a directory costs
 #   its own inode allocation, the dearest step of a first run on ext4, and a
 #   run has an entry per path it touches. Journals written before kept
 #   entries/N/path...: parc_entry reads both.)
 #   post-restore        sh run after a restore (handlers that ran, so services
-#                       reload the restored configuration); .out and .failed
+#                       reload the restored configuration); .out and .status
 #                       as an entry's undo
 #   unstage             sh removing the run's staged temp files (first thing a
 #                       restore does)
@@ -215,8 +219,9 @@ parc_stop_groups() { # PGID...
   return 1
 }
 
-parc_journal_undo() { # N SH: run SH on restore
-  printf '%s\n' "$2" > "$PARC_JOURNAL/entries/$1.undo" && : > "$PARC_JOURNAL/entries/$1.done"
+parc_journal_undo() { # N STEP SH: run SH on restore, if step STEP was reached
+  printf '%s\n' "$2" > "$PARC_JOURNAL/entries/$1.step" &&
+    printf '%s\n' "$3" > "$PARC_JOURNAL/entries/$1.undo" && : > "$PARC_JOURNAL/entries/$1.done"
 }
 
 # The entry numbers of journal J, once each, sorted (-r: newest first). The
@@ -335,7 +340,7 @@ parc_restore() { # JOURNAL_DIR WHO
       echo "entry $_n not restored: $_jl, a directory above $_p, is now a symbolic link its owner could have made: restoring through it would act where it points" >&2
       continue
     fi
-    if [ -f "${_e}undo" ]; then parc_undo "${_e}undo"; continue; fi
+    if [ -f "${_e}undo" ]; then ! parc_reached "$_j" "$_e" || parc_undo "${_e}undo"; continue; fi
     case $_t in
       absent) rm -rf "$_p" ;;
       attrs) ;;
@@ -363,22 +368,32 @@ parc_restore() { # JOURNAL_DIR WHO
   parc_restore_check "$_j"
 }
 
+# Whether the apply reached the step of undo entry E of journal J: unless
+# its apply stopped at a failed step, and wrote in J's `reached` the last
+# step that could have changed the host (lib.sh's parc_step_done), every
+# step may have run. An entry written before steps were numbered has no
+# `step`: it may have run too.
+parc_reached() { # J E
+  [ -f "$1/reached" ] && [ -f "${2}step" ] || return 0
+  read -r _rr < "$1/reached" && read -r _rs < "${2}step" || return 0
+  [ "$_rs" -le "$_rr" ]
+}
+
 # Run SH (an undo or the post-restore, as the profile wrote them) with what
 # it prints kept beside it, in SH.out: it may show a secret SH was rendered
 # with, or text a local user wrote, and the restore's stdout is its records.
-# A failure leaves SH.failed (its exit status), which the restore check
-# reports.
+# Its exit status goes to SH.status, which the restore check reads.
 parc_undo() { # SH
-  rm -f -- "$1.failed"
-  sh "$1" < /dev/null > "$1.out" 2>&1 || echo "$?" > "$1.failed"
+  sh "$1" < /dev/null > "$1.out" 2>&1
+  echo "$?" > "$1.status"
 }
 
-# What a failed parc_undo left (SH.failed): a problem of the restore, named
+# A failed parc_undo (SH.status not 0) as a problem of the restore, named
 # KEY, for WHAT.
 parc_undo_check() { # SH KEY WHAT
-  [ -f "$1.failed" ] || return 0
-  read -r _us < "$1.failed" || _us='?'
-  parc_kv "$2" "$3 failed (exit $_us): what it printed is on the host, in $1.out"
+  [ -f "$1.status" ] || return 0
+  read -r _us < "$1.status" || _us='?'
+  [ "$_us" = 0 ] || parc_kv "$2" "$3 failed (exit $_us): what it printed is on the host, in $1.out"
 }
 
 # Restore entry N (E: parc_entry's; _t, _p and _data: parc_entry_ok's) of a

@@ -72,11 +72,13 @@ fn restore_writer() -> &'static str {
 /// journal complete (and arm the watchdog) after the staging's sync, which
 /// makes the journal durable: the first lines of its body, so they must be
 /// added before the steps. Fails the script (before any change) if the
-/// journal cannot be written.
+/// journal cannot be written. Each touch comes with the number of the step
+/// that makes it: an undo runs on restore only if its step was reached
+/// (lib.sh's `parc_reach` and `parc_step_done`).
 pub fn begin(
     script: &mut Script,
     run_id: &str,
-    touches: &[Touch],
+    touches: &[(usize, Touch)],
     keep: usize,
     confirm: Option<std::time::Duration>,
 ) {
@@ -103,7 +105,7 @@ pub fn begin(
     // their number (journal.sh); each `undo` is a file written by the shell.
     let failed = "|| { echo 'cannot write the journal: nothing was changed' >&2; exit 1; }";
     let mut saves = Vec::new();
-    for (n, touch) in touches.iter().enumerate() {
+    for (n, (step, touch)) in touches.iter().enumerate() {
         match touch {
             Touch::Path(p) => saves.push(format!("{n} path {}", quote_path(p))),
             Touch::Attrs(p) => saves.push(format!("{n} attrs {}", quote_path(p))),
@@ -121,7 +123,7 @@ pub fn begin(
                 quote_path(path)
             )),
             Touch::Undo(sh) => script.setup(&format!(
-                "parc_journal_undo {n} {} {failed}",
+                "parc_journal_undo {n} {step} {} {failed}",
                 quote_path(sh)
             )),
         }

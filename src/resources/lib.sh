@@ -724,10 +724,21 @@ parc_timed_out() { # SECS RC
   return "$2"
 }
 
+# What runs next in an apply may act for the steps up to STEP (a batch acts
+# for the steps of its run): read by parc_step_done.
+parc_reach() { # STEP
+  PARC_REACH=$1
+}
+
+# A failed step stops the script; in a journaled apply it first writes in
+# the journal's `reached` the last step that could have changed the host
+# (parc_reach): a restore runs no undo of a later step, which never ran.
 parc_step_done() { # IDX RC
   echo "@@done $1 $2"
   [ ! -s "$PARC_DIR/out" ] || parc_blob_max out "$PARC_DIR/out" "$PARC_OUT_MAX"
-  [ "$2" -eq 0 ] || exit 1
+  [ "$2" -eq 0 ] && return 0
+  if [ -n "${PARC_REACH:-}" ] && [ -n "${PARC_JOURNAL:-}" ]; then echo "$PARC_REACH" > "$PARC_JOURNAL/reached"; fi
+  exit 1
 }
 
 # At most 1 MiB of what a step printed reaches the controller, which holds

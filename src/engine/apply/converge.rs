@@ -646,9 +646,10 @@ async fn verified(
     done
 }
 
-/// Everything the pending changes alter, each path once, in order.
-pub(super) fn touches(items: &[Item], pending: &[usize]) -> Vec<Touch> {
-    let mut out: Vec<Touch> = Vec::new();
+/// Everything the pending changes alter, each path once, in order, with the
+/// step (item index) that alters it.
+pub(super) fn touches(items: &[Item], pending: &[usize]) -> Vec<(usize, Touch)> {
+    let mut out: Vec<(usize, Touch)> = Vec::new();
     for &i in pending {
         let Some(Plan::Change(c) | Plan::Unknown(c)) = &items[i].plan else {
             continue;
@@ -656,12 +657,12 @@ pub(super) fn touches(items: &[Item], pending: &[usize]) -> Vec<Touch> {
         for t in &c.touches {
             let dup = t
                 .path()
-                .and_then(|p| out.iter().position(|o| o.path() == Some(p)));
+                .and_then(|p| out.iter().position(|(_, o)| o.path() == Some(p)));
             match dup {
                 // A full save beats an attributes-only one for the same path.
-                Some(k) if out[k].attrs_only() && !t.attrs_only() => out[k] = t.clone(),
+                Some(k) if out[k].1.attrs_only() && !t.attrs_only() => out[k] = (i, t.clone()),
                 Some(_) => {}
-                None => out.push(t.clone()),
+                None => out.push((i, t.clone())),
             }
         }
     }

@@ -289,6 +289,12 @@ pub(super) fn steps_script(
     // consecutive steps creating directories, one `mv` per directory for
     // consecutive steps only installing files (see resources::stage).
     let mut before: HashMap<usize, Vec<String>> = HashMap::new();
+    // For a position with lines before it: the last position they act for.
+    let mut covers: HashMap<usize, usize> = HashMap::new();
+    let mut cover = |run: &Range<usize>| {
+        let last = covers.entry(run.start).or_insert(run.start);
+        *last = (*last).max(run.end - 1);
+    };
     fn mkdir_of(step: &Step) -> Option<(&String, Option<u32>)> {
         match step.0.first() {
             Some(Op::Mkdir { path, mode }) => Some((path, *mode)),
@@ -317,6 +323,7 @@ pub(super) fn steps_script(
                 .iter()
                 .filter_map(|(_, s)| mkdir_of(s))
                 .collect();
+            cover(&run);
             let lines = before.entry(run.start).or_default();
             lines.extend(mkdir_batches(&dirs));
             // Then the owners of the new directories (a Mkdir step's other
@@ -336,6 +343,7 @@ pub(super) fn steps_script(
     };
     for run in runs(&steps, installs) {
         if let Some(line) = script.rename_together(staged[run.start]..staged[run.end]) {
+            cover(&run);
             before.entry(run.start).or_default().push(line);
         }
     }
@@ -346,13 +354,24 @@ pub(super) fn steps_script(
                 .all(|op| matches!(op, Op::Batch(b) if b.is_package() == packages))
         };
         for run in runs(&steps, batched) {
+            cover(&run);
             before
                 .entry(run.start)
                 .or_default()
                 .extend(batch_lines(&batch_ops(run)));
         }
     }
+    // The resource steps of an apply say, before each, the last step that
+    // what runs next may act for (`parc_reach`): a step that fails writes it
+    // in the journal, and a restore runs no undo of a step after it
+    // (`parc_step_done`). Not the handlers' (after every resource step).
+    let mut reach = None;
     for (n, &(i, step)) in steps.iter().enumerate() {
+        let last = steps[covers.get(&n).map_or(n, |&c| c.max(n))].0;
+        if prefix.is_empty() && reach.is_none_or(|r| last > r) {
+            script.sh(&format!("parc_reach {last}"));
+            reach = Some(last);
+        }
         for line in before.get(&n).into_iter().flatten() {
             script.sh(line);
         }

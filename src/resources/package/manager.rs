@@ -81,9 +81,21 @@ impl Manager {
         }
     }
 
-    /// Standalone sh removing `names`: the undo of their install.
+    /// Standalone sh removing `names`: the undo of their install. With apt,
+    /// only those installed: the undo also runs after the install failed
+    /// (a name no repository knows), and `apt-get remove` of a name it
+    /// does not know fails, which the restore would report as a problem
+    /// on a host it restored whole. (Run on a restore only: a `dpkg-query`
+    /// a name costs nothing in an apply.)
     pub fn remove_all(self, names: &[&str]) -> String {
-        format!("{} {}", self.remove(), quote_words(names))
+        match self {
+            Manager::Apt => format!(
+                "set --; for p in {}; do [ \"$(dpkg-query -W -f '${{db:Status-Status}}' \"$p\" 2>/dev/null)\" != installed ] || set -- \"$@\" \"$p\"; done; [ $# -eq 0 ] || {} \"$@\"",
+                quote_words(names),
+                self.remove()
+            ),
+            _ => format!("{} {}", self.remove(), quote_words(names)),
+        }
     }
 
     /// Standalone sh putting back `(name, version)` pairs, for undoing a

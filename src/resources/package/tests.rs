@@ -25,7 +25,8 @@ fn installs_only_the_missing_names_in_one_command() {
         step_sh(&c),
         "parc_apt_install --no-install-recommends git curl"
     );
-    assert!(undo(&c).ends_with("apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold remove git curl"));
+    assert!(undo(&c).starts_with("set --; for p in git curl; do"));
+    assert!(undo(&c).ends_with("apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold remove \"$@\""));
     let all = [
         ("manager", "apt"),
         ("i0", "yes"),
