@@ -1073,6 +1073,43 @@ resources:
     );
 }
 
+/// Every handler that ran is re-run (or undone) after a restore, and one
+/// that fails there is a problem of the restore, whichever it is: not only
+/// the last one's status counts.
+#[test]
+fn a_handler_failing_after_a_restore_is_reported_whichever_it_is() {
+    let (lab, _dir, pb) = lab_and_playbook(
+        1,
+        r#"
+resources:
+  - file: {path: /etc/parc-h2, content: "new\n", notify: [first, second]}
+handlers:
+  first:
+    command: {run: "true", undo: "exit 5"}
+  second:
+    command: {run: "true", undo: "echo undone >> /root/parc-h2-log"}
+verify:
+  - file: {path: /etc/parc-h2, contains: "never"}
+"#,
+        "  on_failure: rollback\n",
+    );
+    let out = parc_json(&lab, [Path::new("apply"), &pb]);
+    let ev = events(&out);
+    let host = &finished(&ev)[0];
+    assert_eq!(host["state"], "failed", "{host:#}");
+    let problems = host["outcome"]["recovery"]["restore_problems"].to_string();
+    assert!(problems.contains("exit 5"), "{problems}");
+    assert!(
+        lab.host_file(0, "/etc/parc-h2").is_none(),
+        "the file was restored"
+    );
+    assert_eq!(
+        lab.host_file(0, "/root/parc-h2-log").as_deref(),
+        Some(&b"undone\n"[..]),
+        "the handler after the failing one ran too"
+    );
+}
+
 /// Every path of each host's upper dir, before a run, as the host sees it.
 struct Snapshot {
     paths: Vec<Vec<PathBuf>>,

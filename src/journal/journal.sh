@@ -363,7 +363,7 @@ parc_restore() { # JOURNAL_DIR WHO
     fi
   done
   parc_sync
-  if [ -f "$_j/post-restore" ]; then parc_undo "$_j/post-restore"; fi
+  if [ -f "$_j/post-restore" ]; then parc_undo "$_j/post-restore" sourced; fi
   echo rolled_back > "$_j/state"
   parc_restore_check "$_j"
 }
@@ -382,9 +382,16 @@ parc_reached() { # J E
 # Run SH (an undo or the post-restore, as the profile wrote them) with what
 # it prints kept beside it, in SH.out: it may show a secret SH was rendered
 # with, or text a local user wrote, and the restore's stdout is its records.
-# Its exit status goes to SH.status, which the restore check reads.
-parc_undo() { # SH
-  sh "$1" < /dev/null > "$1.out" 2>&1
+# Its exit status goes to SH.status, which the restore check reads. The
+# post-restore (`sourced`) is a line `( COMMAND ) || parc_pr=$?` a handler:
+# every one runs, and its status is the last failure's.
+parc_undo() { # SH [sourced]
+  if [ -n "${2:-}" ]; then
+    # shellcheck disable=SC2016 # expanded by that sh
+    sh -c '. "$1"; exit "${parc_pr:-0}"' parc "$1"
+  else
+    sh "$1"
+  fi < /dev/null > "$1.out" 2>&1
   echo "$?" > "$1.status"
 }
 

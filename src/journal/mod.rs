@@ -354,7 +354,12 @@ pub fn post_restore_in_apply(script: &mut Script, run_id: &str, commands: &[Stri
     if commands.is_empty() {
         return;
     }
-    let text: String = commands.iter().map(|c| format!("( {c} )\n")).collect();
+    // Each in a subshell, its failure kept (journal.sh's parc_undo), so
+    // that every one runs and a failure other than the last still counts.
+    let text: String = commands
+        .iter()
+        .map(|c| format!("( {c} ) || parc_pr=$?\n"))
+        .collect();
     // A builtin writes the commands, which the script holds anyway (the
     // handlers it runs): no payload to stage and cut, no process.
     script.sh(&format!(
