@@ -862,6 +862,49 @@ fn hostile_variables_land_through_templates() {
     }
 }
 
+/// A link root made may point into a user's tree (`/srv/site ->
+/// /home/alice/site`): followed, its target is walked one directory at a
+/// time like any path, so a link alice puts in her own tree on the way is
+/// not followed either (the kernel, resolving the whole target at once,
+/// would follow hers).
+#[test]
+fn a_link_root_made_into_a_users_tree_is_walked_not_resolved_whole() {
+    let lab = TestLab::start(1);
+    sh(
+        &lab,
+        "useradd -m -s /bin/sh alice && mkdir -m 700 /etc/parc-private2 \
+         && echo 'token=root-only-5521' > /etc/parc-private2/app.conf \
+         && ln -s /etc/parc-private2 /home/alice/site && chown -h alice: /home/alice/site \
+         && ln -s /home/alice/site /srv/site \
+         && mkdir -p /home/alice/real && echo 'theme=light' > /home/alice/real/app.conf \
+         && chown -R alice: /home/alice/real && ln -s ../home/alice/real /srv/real",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pb = playbook(
+        dir.path(),
+        "verify:\n\
+         \x20 - file: {path: /srv/site/app.conf, contains: theme=dark}\n\
+         \x20 - file: {path: /srv/real/app.conf, contains: theme=light}\n",
+    );
+    let out = lab
+        .parc()
+        .args(["--json", "verify"])
+        .arg(&pb)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `token=root-only-5521\n`: 21 bytes.
+    assert!(!text.contains("21 bytes"), "{text}");
+    assert!(
+        text.contains("not read: a link on the way to it lies in a directory a user may change"),
+        "{text}"
+    );
+    let ev = common::events(&out);
+    let results = &finished(&ev)[0]["outcome"]["results"];
+    assert_eq!(results[0]["passed"], false, "{text}");
+    assert_eq!(results[1]["passed"], true, "{text}");
+}
+
 /// A `file` test of a file in alice's directories: alice swaps
 /// `~/.config` for a link to a directory of root's holding a file of the
 /// same name. Root read that file for the test: the test's verdict was

@@ -465,17 +465,27 @@ parc_copy_plain() { # SRC FILE MAX
 # `cd -P` to be the directory it names: a user who swaps a directory on the
 # way for a link moves the walk nowhere. A link is followed only where no
 # user could have made it: in a directory root owns that is not sticky (the
-# system's own links, /lib -> usr/lib); anywhere else (a user's directory,
-# /tmp) the walk stops, with status 2. Shell builtins only.
+# system's own links, /lib -> usr/lib), and then its target is walked the
+# same way; anywhere else (a user's directory, /tmp) the walk stops, with
+# status 2. `..` is the parent of the directory the walk is in. Shell
+# builtins only, and a readlink a link followed.
 parc_walk() { # DIR
   cd / || return 2
-  _wr=${1#/}
+  _wr=${1#/} _wl=0
   while [ -n "$_wr" ]; do
     _wc=${_wr%%/*}
     case $_wr in */*) _wr=${_wr#*/} ;; *) _wr= ;; esac
-    case $_wc in ''|.) continue ;; ..) return 2 ;; esac
+    case $_wc in ''|.) continue ;; ..) cd -P .. || return 1; continue ;; esac
     if [ -L "$_wc" ]; then
-      [ -O . ] && [ ! -k . ] && cd -P -- "$_wc" 2>/dev/null || return 2
+      [ -O . ] && [ ! -k . ] || return 2
+      # What it points to is walked like the rest, one directory at a
+      # time: the kernel would resolve it whole, through a link a user made
+      # on the way (root's /srv/site -> /home/alice/site, hers -> /root).
+      # As many links as the kernel follows (40); one readlink each.
+      _wl=$((_wl + 1))
+      [ "$_wl" -le 40 ] && _wt=$(readlink -- "$_wc") && [ -n "$_wt" ] || return 2
+      case $_wt in /*) cd / || return 2 ;; esac
+      _wr=${_wt#/}${_wr:+/$_wr}
     else
       _ww=${PWD%/}/$_wc
       cd -P -- "$_wc" 2>/dev/null || return 1
