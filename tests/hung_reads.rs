@@ -229,3 +229,28 @@ fn assert_lock_free(lab: &TestLab) {
     let lock = lab.ssh(0, "test -e /var/lib/parc/lock && echo held || echo free");
     assert_eq!(String::from_utf8_lossy(&lock.stdout).trim(), "free");
 }
+
+/// `parc verify` holds no lock, whose release would stop what a read left
+/// running: the read's own exec says where it works, and parc stops its
+/// process group when it gives up, before the run ends.
+#[test]
+fn a_verify_that_never_ends_leaves_nothing_running() {
+    common::require_root_and_sshd();
+    let lab = TestLab::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let pb = play(
+        dir.path(),
+        "hung",
+        "resources: []\nverify:\n  - command: {run: 'sleep 3041'}\n",
+        "",
+    );
+    let mut parc = lab.parc();
+    parc.args(["--json", "--read-timeout", "2", "verify"])
+        .arg(&pb);
+    let out = within(parc, Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("did not finish within 2 s"), "{text}");
+    assert_eq!(running(&["sleep", "3041"]), 0, "{text}");
+    let left = lab.ssh(0, "ls -d /tmp/parc.* 2>/dev/null; true");
+    assert!(left.stdout.is_empty(), "{left:?}");
+}

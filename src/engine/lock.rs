@@ -474,12 +474,19 @@ impl HostLock {
             std::mem::take(&mut *self.given_up.lock().unwrap_or_else(|e| e.into_inner()));
         if stuck || !given_up.is_empty() {
             let stop = stop_given_up(&self.run_id, stuck, &given_up, &line);
-            let said =
-                match tokio::time::timeout(STOP_WITHIN, self.t.exec_capped(&stop, 4096)).await {
-                    Ok(Ok((_, out, _))) => String::from_utf8_lossy(&out.bytes).trim().to_string(),
-                    Ok(Err(e)) => format!("failed {e}"),
-                    Err(_) => format!("failed it did not end within {} s", STOP_WITHIN.as_secs()),
-                };
+            let said = match tokio::time::timeout(
+                crate::journal::STOP_WITHIN,
+                self.t.exec_capped(&stop, 4096),
+            )
+            .await
+            {
+                Ok(Ok((_, out, _))) => String::from_utf8_lossy(&out.bytes).trim().to_string(),
+                Ok(Err(e)) => format!("failed {e}"),
+                Err(_) => format!(
+                    "failed it did not end within {} s",
+                    crate::journal::STOP_WITHIN.as_secs()
+                ),
+            };
             let (what, stopped) = given_up_said(&said, stuck);
             events.send(Event::GaveUp {
                 host: host.to_string(),
@@ -489,7 +496,11 @@ impl HostLock {
                 // The lock's shell was stopped with what it ran, and its exec
                 // ends with it; if it would not stop, its channel is closed.
                 let mut task = self.task;
-                if !stopped || tokio::time::timeout(STOP_WITHIN, &mut task).await.is_err() {
+                if !stopped
+                    || tokio::time::timeout(crate::journal::STOP_WITHIN, &mut task)
+                        .await
+                        .is_err()
+                {
                     task.abort();
                 }
                 return;
@@ -507,10 +518,6 @@ impl HostLock {
         let _ = self.task.await;
     }
 }
-
-/// How long stopping what a given-up script left may take: SIGTERM, then
-/// SIGKILL, each waited for up to 10 s by `parc_stop_groups`.
-const STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// sh, run in an exec of its own, that stops what scripts parc gave up on
 /// left running: the lock's shell (`stuck`: a script given up on runs in it)

@@ -369,6 +369,23 @@ pub fn post_restore_in_apply(script: &mut Script, run_id: &str, commands: &[Stri
     ));
 }
 
+/// How long stopping what a given-up script left may take: SIGTERM, then
+/// SIGKILL, each waited for up to 10 s by `parc_stop_groups`.
+pub const STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// sh, run in an exec of its own, that stops the process group a script
+/// given up on recorded in its directory `dir` (`dir/pg`), and removes the
+/// directory: for scripts run without the host lock, whose release would.
+pub fn stop_recorded_group(dir: &str) -> String {
+    let d = quote_path(dir);
+    format!(
+        "{JOURNAL_SH}
+if read -r _g < {d}/pg 2>/dev/null; then parc_stop_groups \"$_g\"; fi
+rm -rf -- {d}
+"
+    )
+}
+
 /// Exit status of the restore script when the host has no such journal.
 const NO_JOURNAL: u32 = 3;
 

@@ -859,9 +859,15 @@ impl Assembled {
                  echo \"$parc_pg $PARC_DIR\" >>\"${{PARC_DIR%/*}}/execs\"",
                 quote(dir)
             ),
-            None => "PARC_DIR=$(mktemp -d \"${TMPDIR:-/tmp}/parc.XXXXXX\") || exit 111; \
-                     trap 'rm -rf \"$PARC_DIR\"' EXIT"
-                .to_string(),
+            // Without a lock to record it, the exec records its process
+            // group in its directory and says first where that is
+            // ([`EXEC_DIR`]): given up on, it is stopped from there.
+            None => format!(
+                "PARC_DIR=$(mktemp -d \"${{TMPDIR:-/tmp}}/parc.XXXXXX\") || exit 111; \
+                 trap 'rm -rf \"$PARC_DIR\"' EXIT; \
+                 parc_pg=$$; read -r _ _ _ _ parc_pg _ 2>/dev/null </proc/$$/stat; \
+                 echo \"$parc_pg\" >\"$PARC_DIR/pg\"; echo \"{EXEC_DIR} $PARC_DIR\""
+            ),
         };
         // Without a payload, stdin is the script itself: no `tail` to cut it.
         let save = if data_len == 0 {
@@ -970,25 +976,26 @@ impl Assembled {
         // the transport is told when the script is given up on.
         let mut dir = None;
         let seen = tokio::sync::Notify::new();
+        // Outside the run, to be read when the run is given up on.
+        let (mut stdout, mut stderr) = (
+            Capped::new(output_max.saturating_add(1)),
+            Capped::new(STDERR_MAX),
+        );
+        enum Ran {
+            Held(Output),
+            Exec(ExitStatus),
+        }
         let ran = async {
             if held && let Some(out) = t.run_held(stdin.chunks(), output_max).await {
-                return out;
+                return out.map(Ran::Held);
             }
             dir = t.private_dir();
             let command = Self::command_for(data.0, data.1, dir.as_deref());
-            let (mut stdout, mut stderr) = (
-                Capped::new(output_max.saturating_add(1)),
-                Capped::new(STDERR_MAX),
-            );
             let mut watch = Watch::new(&mut stdout, within.and_then(|w| w.from), &seen);
             let status = t
                 .exec_shared(&command, stdin.chunks(), &mut watch, &mut stderr)
                 .await?;
-            Ok(Output {
-                status,
-                stdout: stdout.into_kept().bytes,
-                stderr: stderr.into_kept().bytes,
-            })
+            Ok(Ran::Exec(status))
         };
         let out = match within {
             None => Ok(ran.await),
@@ -1006,9 +1013,26 @@ impl Assembled {
             }
         };
         let out = match out {
-            Ok(out) => out?,
+            Ok(Ok(Ran::Held(out))) => out,
+            Ok(Ok(Ran::Exec(status))) => Output {
+                status,
+                stdout: stdout.into_kept().bytes,
+                stderr: stderr.into_kept().bytes,
+            },
+            Ok(Err(e)) => return Err(e.into()),
             Err(limit) => {
                 t.gave_up(dir.as_deref());
+                // An exec without a directory the lock knows (no lock: `parc
+                // verify`, `parc facts`) said where it works: what it left
+                // running is stopped now, or nothing would ever stop it.
+                if let Some(own) = exec_dir(&stdout.into_kept().bytes) {
+                    let stop = crate::journal::stop_recorded_group(&own);
+                    let _ = tokio::time::timeout(
+                        crate::journal::STOP_WITHIN,
+                        t.exec_capped(&stop, 4096),
+                    )
+                    .await;
+                }
                 return Err(ScriptError::TimedOut {
                     secs: limit.as_secs(),
                 });
@@ -1038,6 +1062,27 @@ impl Assembled {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
     }
+}
+
+/// The line an exec without a lock's directory prints first: where it
+/// works, and where it recorded its process group (`pg`).
+const EXEC_DIR: &str = "@@dir";
+
+/// The directory an exec said it works in ([`EXEC_DIR`]), from what it
+/// printed before its first record: the last such line (a login shell's
+/// noise comes before it), only a `mktemp -d` name.
+fn exec_dir(stdout: &[u8]) -> Option<String> {
+    let before = stdout
+        .split(|&b| b == b'\n')
+        .take_while(|l| !l.starts_with(b"@@r ") && !l.starts_with(b"@@done "));
+    let dir = before
+        .filter_map(|l| l.strip_prefix(format!("{EXEC_DIR} ").as_bytes()))
+        .last()?;
+    let dir = std::str::from_utf8(dir).ok()?;
+    let name = dir.rsplit('/').next()?;
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-');
+    (dir.starts_with('/') && name.starts_with("parc.") && dir.chars().all(plain))
+        .then(|| dir.to_string())
 }
 
 /// The records of one script's output, by id.
@@ -1247,6 +1292,21 @@ pub fn parse(out: &[u8]) -> Result<(Records, Option<&[u8]>), FrameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Where an exec without a lock works, as it says before its records:
+    /// a login shell's noise before it is passed over, a line after the
+    /// first record is not it, and only a `mktemp -d` name is taken (the
+    /// stop acts on it as root).
+    #[test]
+    fn an_exec_says_where_it_works_before_its_records() {
+        let said = b"motd @@dir /etc\n@@dir /tmp/parc.old\n@@dir /tmp/parc.Ab3x9Z\n@@r 0\n";
+        assert_eq!(exec_dir(said).as_deref(), Some("/tmp/parc.Ab3x9Z"));
+        assert_eq!(exec_dir(b"@@r 0\n@@dir /tmp/parc.Ab3x9Z\n"), None);
+        for bad in ["/etc", "/tmp/parc.a b", "tmp/parc.x", "/tmp/parc.x;rm"] {
+            let line = format!("@@dir {bad}\n");
+            assert_eq!(exec_dir(line.as_bytes()), None, "{bad}");
+        }
+    }
 
     #[test]
     fn parc_dirname_agrees_with_dirname() {
