@@ -474,19 +474,7 @@ impl HostLock {
             std::mem::take(&mut *self.given_up.lock().unwrap_or_else(|e| e.into_inner()));
         if stuck || !given_up.is_empty() {
             let stop = stop_given_up(&self.run_id, stuck, &given_up, &line);
-            let said = match tokio::time::timeout(
-                crate::journal::STOP_WITHIN,
-                self.t.exec_capped(&stop, 4096),
-            )
-            .await
-            {
-                Ok(Ok((_, out, _))) => String::from_utf8_lossy(&out.bytes).trim().to_string(),
-                Ok(Err(e)) => format!("failed {e}"),
-                Err(_) => format!(
-                    "failed it did not end within {} s",
-                    crate::journal::STOP_WITHIN.as_secs()
-                ),
-            };
+            let said = crate::journal::run_stop(self.t.as_ref(), &stop).await;
             let (what, stopped) = given_up_said(&said, stuck);
             events.send(Event::GaveUp {
                 host: host.to_string(),

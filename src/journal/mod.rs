@@ -373,6 +373,17 @@ pub fn post_restore_in_apply(script: &mut Script, run_id: &str, commands: &[Stri
 /// SIGKILL, each waited for up to 10 s by `parc_stop_groups`.
 pub const STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Run `stop` (sh stopping what a script given up on left running) in an
+/// exec of its own, for at most [`STOP_WITHIN`]: what it printed, trimmed,
+/// else "failed" and why.
+pub async fn run_stop(t: &dyn Transport, stop: &str) -> String {
+    match tokio::time::timeout(STOP_WITHIN, t.exec_capped(stop, 4096)).await {
+        Ok(Ok((_, out, _))) => String::from_utf8_lossy(&out.bytes).trim().to_string(),
+        Ok(Err(e)) => format!("failed {e}"),
+        Err(_) => format!("failed it did not end within {} s", STOP_WITHIN.as_secs()),
+    }
+}
+
 /// sh, run in an exec of its own, that stops the process group a script
 /// given up on recorded in its directory `dir` (`dir/pg`), and removes the
 /// directory: for scripts run without the host lock, whose release would.

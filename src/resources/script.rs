@@ -852,10 +852,12 @@ impl Assembled {
         // is released (`HostLock::release`). Not in `pgids`, whose every
         // group a takeover stops: a group recorded by an exec that ended long
         // ago may be someone else's by then.
+        // The exec's process group, read before any library is loaded (so
+        // not journal.sh's parc_pgid).
+        let pg = "parc_pg=$$; read -r _ _ _ _ parc_pg _ 2>/dev/null </proc/$$/stat";
         let private = match dir {
             Some(dir) => format!(
-                "PARC_DIR={}; [ -d \"$PARC_DIR\" ] || exit 111; \
-                 parc_pg=$$; read -r _ _ _ _ parc_pg _ 2>/dev/null </proc/$$/stat; \
+                "PARC_DIR={}; [ -d \"$PARC_DIR\" ] || exit 111; {pg}; \
                  echo \"$parc_pg $PARC_DIR\" >>\"${{PARC_DIR%/*}}/execs\"",
                 quote(dir)
             ),
@@ -864,8 +866,7 @@ impl Assembled {
             // ([`EXEC_DIR`]): given up on, it is stopped from there.
             None => format!(
                 "PARC_DIR=$(mktemp -d \"${{TMPDIR:-/tmp}}/parc.XXXXXX\") || exit 111; \
-                 trap 'rm -rf \"$PARC_DIR\"' EXIT; \
-                 parc_pg=$$; read -r _ _ _ _ parc_pg _ 2>/dev/null </proc/$$/stat; \
+                 trap 'rm -rf \"$PARC_DIR\"' EXIT; {pg}; \
                  echo \"$parc_pg\" >\"$PARC_DIR/pg\"; echo \"{EXEC_DIR} $PARC_DIR\""
             ),
         };
@@ -1023,15 +1024,11 @@ impl Assembled {
             Err(limit) => {
                 t.gave_up(dir.as_deref());
                 // An exec without a directory the lock knows (no lock: `parc
-                // verify`, `parc facts`) said where it works: what it left
-                // running is stopped now, or nothing would ever stop it.
+                // verify`) said where it works: what it left running is
+                // stopped now, or nothing would ever stop it.
                 if let Some(own) = exec_dir(&stdout.into_kept().bytes) {
                     let stop = crate::journal::stop_recorded_group(&own);
-                    let _ = tokio::time::timeout(
-                        crate::journal::STOP_WITHIN,
-                        t.exec_capped(&stop, 4096),
-                    )
-                    .await;
+                    crate::journal::run_stop(t, &stop).await;
                 }
                 return Err(ScriptError::TimedOut {
                     secs: limit.as_secs(),
